@@ -1,0 +1,319 @@
+"""The ``bedside`` command. Every failure a person can cause ends in a plain message and a
+non-zero exit code, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import signal
+import sys
+import traceback
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from . import __version__, chain, config
+
+DEFAULT_DATA = Path("/var/lib/bedside")
+
+
+def _sim_data_default() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "bedside" / "simulator"
+
+
+class UserError(Exception):
+    """A problem the person running the command can fix; printed without a traceback."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# --- run -----------------------------------------------------------------------------
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from . import daemon, hardware
+    from .display import DisplayOut
+    from .journal import Journal
+    from .sounds import Player
+
+    cfg = config.find(args.config)
+    model = hardware.pi_model()
+    if model is None and not hardware.pins_chosen_explicitly():
+        raise UserError(
+            "No Raspberry Pi hardware found: this computer has no Raspberry Pi GPIO header "
+            "(/proc/device-tree/model does not name one).\n"
+            "To try the unit here on simulated pins and display, run:  bedside simulate\n"
+            "(To drive other GPIO hardware, choose a gpiozero pin factory with GPIOZERO_PIN_FACTORY.)")
+    data = Path(args.data)
+    try:
+        lock = daemon.lock_data_dir(data)
+    except daemon.DataDirBusy as e:
+        raise UserError(str(e)) from None
+    except OSError as e:
+        raise UserError(f"cannot use the data directory {data}: {e.strerror}") from None
+    pins = hardware.build_pins(cfg.hardware)
+    try:
+        device: Any = hardware.build_display(cfg.hardware)
+    except hardware.HardwareError as e:
+        print(f"bedside: display not available, prompting with sound and LED only: {e}", file=sys.stderr)
+        device = _NoDisplay(str(e))
+    boot = daemon.boot_id()
+    journal = Journal(data, cfg.tz, boot)
+    outputs = daemon.Outputs(DisplayOut(device), Player(pins.tone),
+                             hardware.LedOut(pins.led) if pins.led is not None else None)
+    from .clock import SystemClock
+
+    unit = daemon.Unit(cfg, SystemClock(), journal, outputs, time_quality=daemon.detect_time_quality(), boot=boot)
+    unit.attach_button(pins.button)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda signum, frame: unit.request_stop(signal.Signals(signum).name))
+    print(f"bedside {__version__}: unit {cfg.unit_id} on {model or 'GPIO'}, config {cfg.source}, data {data}",
+          file=sys.stderr)
+    try:
+        reason = unit.run()
+    finally:
+        pins.close()
+        journal.close()
+        lock.close()
+    print(f"bedside: stopped ({reason})", file=sys.stderr)
+    return 0
+
+
+class _NoDisplay:
+    """Stands in for a display that did not answer, so every frame reports the fault."""
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        def fail(*args: object, **kwargs: object) -> None:
+            raise OSError(self.why)
+
+        return fail
+
+
+# --- simulate ------------------------------------------------------------------------
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from . import simulate
+    from .daemon import Trace
+
+    cfg = config.find(args.config)
+    tz = cfg.tz
+    try:
+        start = simulate.parse_local(args.start, tz) if args.start else datetime.now(UTC)
+        until = simulate.parse_local(args.until, tz) if args.until else None
+    except ValueError as e:
+        raise UserError(f"--start/--until must be ISO date-times like 2026-11-24T06:30:00 ({e})") from None
+    if args.days is not None:
+        if args.days <= 0:
+            raise UserError("--days must be more than 0")
+        until = start + timedelta(days=args.days)
+    if until is not None and until <= start:
+        raise UserError("--until must be after --start")
+    if args.speed is not None and args.speed <= 0:
+        raise UserError("--speed must be more than 0 (e.g. 60 for a minute per second)")
+    interactive = not args.headless
+    if interactive and not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UserError("the interactive simulator needs a terminal; add --headless (with --days or --until) "
+                        "to run without one")
+    speed = args.speed if args.speed is not None else (1.0 if interactive else None)
+    if not interactive and until is None and speed is None:
+        until = start + timedelta(days=1)
+    actions: list[simulate.Action] = []
+    if args.script:
+        try:
+            text = Path(args.script).read_text(encoding="utf-8")
+        except OSError as e:
+            raise UserError(f"cannot read the script {args.script}: {e.strerror}") from None
+        try:
+            actions = simulate.parse_script(text, tz, args.script)
+        except simulate.ScriptError as e:
+            raise UserError(str(e)) from None
+    data = Path(args.data) if args.data else _sim_data_default()
+
+    observers: list[Any] = []
+    trace_file = None
+    if args.trace:
+        trace_file = open(args.trace, "w", encoding="utf-8")  # noqa: SIM115 - closed in finally
+        observers.append(Trace(trace_file, cfg))
+    frame_hooks: list[Callable[[Any], None]] = []
+    sim_holder: dict[str, Any] = {}
+
+    def on_frame(image: Any) -> None:
+        for hook in frame_hooks:
+            hook(image)
+
+    sim = simulate.build(cfg, data, start, speed=speed, actions=actions, on_frame=on_frame, observers=observers)
+    sim_holder["sim"] = sim
+    if args.frames:
+        frame_hooks.append(simulate.FrameSaver(Path(args.frames), sim.clock, tz))
+    counts: Counter[str] = Counter()
+    sim.unit.out.observers.append(lambda fx, now: counts.update([fx.type]) if hasattr(fx, "type") else None)
+
+    restore: Callable[[], None] | None = None
+    term: simulate.Terminal | None = None
+    if interactive:
+        term = simulate.Terminal(sim.clock, tz)
+        frame_hooks.append(term.on_frame)
+        sim.unit.out.observers.append(term.observe)
+
+        def on_key(ch: str) -> None:
+            assert term is not None
+            if ch in " \npP\r":
+                sim.finger.keys.put(simulate.PRESS_S)
+            elif ch in "hHlL":
+                sim.finger.keys.put(simulate.HOLD_S)
+            elif ch in "nN":
+                sim.finger.keys.put(simulate.NURSE_HOLD_S)
+            elif ch in "+=" and sim.clock.speed is not None:
+                sim.clock.set_speed(min(3600.0, sim.clock.speed * 2))
+            elif ch in "-_" and sim.clock.speed is not None:
+                sim.clock.set_speed(max(0.25, sim.clock.speed / 2))
+            elif ch in "qQ":
+                sim.unit.request_stop("stopped by user")
+                return
+            simulate.wake(sim.unit)
+            term.draw()
+
+        sys.stdout.write("\x1b[?1049h\x1b[?25l")
+        term.message = f"data: {data}"
+        restore = simulate.read_keys(on_key)
+    try:
+        sim.unit.start()
+        if term is not None:
+            term.draw()
+        reason = sim.unit.run(until)
+    except KeyboardInterrupt:
+        sim.unit.shutdown("stopped by user")
+        reason = "stopped by user"
+    finally:
+        if restore is not None:
+            restore()
+            sys.stdout.write("\x1b[?25h\x1b[?1049l")
+            sys.stdout.flush()
+        if trace_file is not None:
+            trace_file.close()
+        seq, digest = sim.journal.head()
+        sim.close()
+    end = sim.clock.now().wall.astimezone(tz)
+    summary = ", ".join(f"{n} {t}" for t, n in sorted(counts.items()))
+    print(f"Simulated unit {cfg.unit_id} until {end:%Y-%m-%d %H:%M} ({reason}).")
+    print(f"Journal {data}: {summary or 'nothing new'}; head {seq}/{chain.short(digest)}.")
+    return 0
+
+
+# --- config and log ------------------------------------------------------------------
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    cfg = config.load(args.path)
+    hourly = f"every {cfg.hourly_every_minutes} min" if cfg.hourly_every_minutes else "off"
+    routine = ", ".join(t.strftime("%H:%M") for t in cfg.routine_at) or "none"
+    print(f"{args.path}: OK - unit {cfg.unit_id}, {cfg.timezone}, awake {cfg.awake_start:%H:%M}-{cfg.awake_end:%H:%M},"
+          f" hourly {hourly}, routine at {routine}")
+    return 0
+
+
+CSV_FIELDS = ["seq", "time", "type", "session", "due", "tq", "details", "hash"]
+
+
+def cmd_log_export(args: argparse.Namespace) -> int:
+    from .journal import Journal
+
+    journal = Journal(Path(args.data), ZoneInfo("UTC"), "export", readonly=True)
+    out = sys.stdout
+    try:
+        if args.format == "jsonl":
+            for rec in journal.records():
+                out.write(chain.canonical(rec) + "\n")
+        else:
+            w = csv.writer(out, lineterminator="\n")
+            w.writerow(CSV_FIELDS)
+            skip = {"seq", "time", "type", "session", "due", "tq", "hash", "prev", "boot", "mono_ms"}
+            for rec in journal.records():
+                details = "; ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}"
+                                    for k, v in sorted(rec.items()) if k not in skip)
+                w.writerow([rec["seq"], rec["time"], rec["type"], rec.get("session", ""), rec.get("due", ""),
+                            rec["tq"], details, rec["hash"]])
+    except BrokenPipeError:
+        pass
+    finally:
+        journal.close()
+    return 0
+
+
+# --- the parser ----------------------------------------------------------------------
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bedside", description="Bedside exercise prompting unit for post-operative "
+                                "patients, and the tools nurses use with it.")
+    p.add_argument("--version", action="version", version=f"bedside {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    r = sub.add_parser("run", help="run the unit on a Raspberry Pi's real hardware")
+    r.add_argument("--config", help="config file (default /etc/bedside/bedside.toml if present, else built-in)")
+    r.add_argument("--data", default=str(DEFAULT_DATA), help="data directory holding the journal (%(default)s)")
+    r.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("simulate", help="run the same unit on simulated pins and display, in real or virtual time")
+    s.add_argument("--config")
+    s.add_argument("--data", help=f"data directory (default {_sim_data_default()})")
+    s.add_argument("--start", help="simulated start, local date-time, e.g. 2026-11-24T06:30 (default: now)")
+    end = s.add_mutually_exclusive_group()
+    end.add_argument("--days", type=float, help="simulate this many days, then stop as a power cut would")
+    end.add_argument("--until", help="simulate until this local date-time")
+    s.add_argument("--speed", type=float, help="run virtual time X times faster than real time "
+                   "(interactive default 1; headless default: as fast as possible)")
+    s.add_argument("--script", help="scenario file of button presses (see docs/simulator.md)")
+    s.add_argument("--headless", action="store_true", help="no terminal display or keys")
+    s.add_argument("--frames", help="save a PNG into this folder each time the screen changes")
+    s.add_argument("--trace", help="write one JSON line per effect (sound, LED, screen, record) to this file")
+    s.set_defaults(func=cmd_simulate)
+
+    c = sub.add_parser("config", help="configuration tools")
+    csub = c.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    cc = csub.add_parser("check", help="validate a config file; exits non-zero on any problem")
+    cc.add_argument("path")
+    cc.set_defaults(func=cmd_config_check)
+
+    lg = sub.add_parser("log", help="journal tools")
+    lsub = lg.add_subparsers(dest="log_command", metavar="ACTION", required=True)
+    le = lsub.add_parser("export", help="write the journal to standard output")
+    le.add_argument("--data", default=str(DEFAULT_DATA))
+    le.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    le.set_defaults(func=cmd_log_export)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .hardware import HardwareError
+    from .journal import JournalError
+
+    args = parser().parse_args(argv)
+    try:
+        result: int = args.func(args)
+        return result
+    except config.ConfigError as e:
+        print(f"bedside: {e}", file=sys.stderr)
+        return 2
+    except UserError as e:
+        print(f"bedside: {e}", file=sys.stderr)
+        return e.code
+    except (JournalError, HardwareError) as e:
+        print(f"bedside: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:
+        print(f"bedside: unexpected error: {type(e).__name__}: {e}\n"
+              "Please report this with the details below.", file=sys.stderr)
+        if os.environ.get("BEDSIDE_DEBUG") or args.command == "run":
+            traceback.print_exc()
+        return 70

@@ -1,0 +1,92 @@
+"""The vocabulary between the pure core and the shell: instants, inputs and effects.
+
+The core is ``session.step(config, state, event, now) -> (state, effects)``. The shell
+reads clocks and pins and turns them into these inputs, and carries out these effects
+(journal first, then screen, sound and LED), so the core never touches hardware or time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Instant:
+    """One reading of both clocks: wall (aware UTC, may jump) and monotonic seconds (never jumps)."""
+
+    wall: datetime
+    mono: float
+
+
+# --- inputs --------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """A deadline the core asked for has passed (or the shell woke for another reason)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ButtonEdge:
+    """The raw button level changed; ``pressed`` is the new level. Debounce is the core's job."""
+
+    pressed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A part reports trouble or recovery (journal, display, buzzer); shown to the nurse."""
+
+    part: str
+    problem: str | None        # None: the part is healthy again
+
+
+Event = Tick | ButtonEdge | Notice
+
+
+@dataclass(frozen=True, slots=True)
+class Past:
+    """A journal record as the core sees it when rebuilding state after a restart."""
+
+    seq: int
+    type: str
+    time: datetime
+    session: str | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+# --- effects -------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """Append one event to the journal (one committed transaction) before anything after it."""
+
+    type: str
+    session: str | None = None
+    due: datetime | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Play:
+    """Play one of the named sounds in ``sounds.SOUNDS``."""
+
+    sound: str
+
+
+@dataclass(frozen=True, slots=True)
+class Show:
+    """What the display should show now; the shell skips it when nothing changed."""
+
+    screen: Any
+    brightness: str = "normal"     # normal | dim | off
+
+
+@dataclass(frozen=True, slots=True)
+class Led:
+    mode: str                      # off | due | missed
+
+
+Effect = Record | Play | Show | Led

@@ -1,0 +1,674 @@
+"""The unit's behaviour as a pure state machine: ``step(config, state, event, now)``.
+
+Nothing here reads a clock, a pin or a file. The shell hands in an ``Instant`` (wall and
+monotonic time) with every event and carries out the returned effects in order: journal
+records first, then sound, screen and LED, so a patient never sees a confirmation for
+something that was not committed.
+
+Timing rules (docs/behaviour.md has the nurse-facing version):
+
+* Waits (repeats, snooze, missed, holds, the guide's pace) run on monotonic time, so a
+  wall-clock jump never stretches or shortens them.
+* Which sessions exist comes from the planner on wall-clock time. A jump of more than
+  ``JUMP_S`` against monotonic time is logged as ``clock_set``. Every session is offered at
+  most once (ids are remembered), so a backward jump never doubles a prompt; sessions a
+  forward jump passed over are offered late if still inside their missed window, else
+  logged missed with reason ``clock_jump``; none is skipped silently.
+* After a restart the same catch-up applies with reason ``power_loss`` (or ``unit_off``
+  after a clean stop), and a prompt that was up is up again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from . import guide, planner
+from . import screens as sc
+from .config import Config
+from .events import ButtonEdge, Effect, Event, Instant, Led, Notice, Past, Play, Record, Show
+
+DEBOUNCE_S = 0.05          # edges closer than this to the last accepted one are contact bounce
+LONG_S = 2.0               # released after this: snooze
+NURSE_S = 5.0              # held this long: nurse screen
+STUCK_S = 60.0             # held this long: stuck, ignored until released
+PROGRESS_S = 8.0           # a press with nothing due shows progress this long
+DONE_S = 10.0
+HINT_S = 4.0
+NURSE_SCREEN_S = 20.0
+NIGHT_WAKE_S = 15.0        # a press at night lights the dimmed display this long
+MAX_SLEEP_S = 60.0         # the loop wakes at least this often, to notice clock jumps
+JUMP_S = 2.0
+HOLD_FRAME_S = 0.25        # the hold bar shrinks in steps of this
+OUTAGE_LOOKBACK = timedelta(days=7)
+
+DONE, MISSED, PROMPTED, DEFERRED = "done", "missed", "prompted", "deferred"
+
+
+@dataclass(frozen=True, slots=True)
+class Prompting:
+    session: planner.Session
+    first_offer: datetime          # wall time of the first prompt
+    offered_mono: float
+    next_repeat: float
+    missed_at: float
+    snoozes: int = 0
+    snoozed_until: float | None = None
+    repeats: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Guiding:
+    prompt: Prompting
+    steps: tuple[guide.Step, ...]
+    index: int
+    step_started: float
+    started_wall: datetime
+    started_mono: float
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    down: bool = False             # debounced level
+    raw: bool = False              # last level the pin reported
+    changed: float = -1e18         # monotonic time of the last accepted change
+    down_at: float = 0.0
+    stage: int = 0                 # 0 pressed, 1 past LONG_S, 2 past NURSE_S, 3 stuck
+
+
+@dataclass(frozen=True, slots=True)
+class Overlay:
+    screen: sc.Screen
+    until: float                   # monotonic; inf = until the button is released
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    last: Instant
+    cursor: datetime                               # plan events up to here are handled
+    outcomes: Mapping[str, str] = field(default_factory=dict)
+    active: Prompting | Guiding | None = None
+    waiting: tuple[planner.Session, ...] = ()      # offered while a guide ran
+    button: Button = Button()
+    overlay: Overlay | None = None
+    night_light_until: float = 0.0
+    time_quality: str = "unverified"
+    stale_reason: str | None = None                # why plan events older than now were not offered in time
+    led_missed: bool = False
+    problems: Mapping[str, str] = field(default_factory=dict)
+    head: str = "-"
+
+
+def _secs(a: datetime, b: datetime) -> float:
+    return (a - b).total_seconds()
+
+
+def _mono_at(now: Instant, wall: datetime) -> float:
+    return now.mono + _secs(wall, now.wall)
+
+
+def _iso(t: datetime, cfg: Config) -> str:
+    return t.astimezone(cfg.tz).isoformat(timespec="seconds")
+
+
+def _hhmm(t: datetime, cfg: Config) -> str:
+    return t.astimezone(cfg.tz).strftime("%H:%M")
+
+
+# --- starting ------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class _PastPrompt:
+    session: str
+    due: str | None
+    first: datetime
+    last_ring: datetime
+    snoozes: int = 0
+    snooze_until: datetime | None = None
+    repeats: int = 0
+
+
+def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
+          version: str, boot: str) -> tuple[State, list[Effect]]:
+    """Rebuild the state from recent journal records, log the start, and catch up."""
+    outcomes: dict[str, str] = {}
+    prompts: dict[str, _PastPrompt] = {}
+    led_missed = False
+    last: Past | None = None
+    for r in past:
+        last = r
+        sid = r.session
+        if sid is None:
+            continue
+        if r.type == "prompt":
+            prompts[sid] = _PastPrompt(sid, r.data.get("due"), r.time, r.time)
+            outcomes[sid] = PROMPTED
+        elif r.type == "repeat" and sid in prompts:
+            prompts[sid].last_ring = r.time
+            prompts[sid].repeats += 1
+        elif r.type == "snooze" and sid in prompts:
+            prompts[sid].snoozes += 1
+            until = r.data.get("until")
+            prompts[sid].snooze_until = datetime.fromisoformat(until) if isinstance(until, str) else None
+        elif r.type in (DONE, MISSED):
+            outcomes[sid] = r.type
+            prompts.pop(sid, None)
+            led_missed = r.type == MISSED
+        elif r.type == DEFERRED:
+            outcomes.setdefault(sid, DEFERRED)
+
+    fx: list[Effect] = []
+    clean_stop = last is None or last.type == "stop"
+    stale_reason = "unit_off" if clean_stop else "power_loss"
+    if last is not None and not clean_stop:
+        fx.append(Record("power_loss", data={"last_known": _iso(last.time, cfg), "last_seq": last.seq}))
+    problems: dict[str, str] = {}
+    tq = time_quality
+    cursor = now.wall
+    if last is not None:
+        if now.wall < last.time - timedelta(seconds=JUMP_S):
+            # The clock is behind the journal: it cannot be right, and catch-up would be guesswork.
+            tq = "distrusted"
+            problems["clock"] = "Clock behind log: set time"
+            fx.append(Record("fault", data={"part": "clock", "problem": "clock is earlier than the last record",
+                                            "last_record": _iso(last.time, cfg), "now": _iso(now.wall, cfg)}))
+        else:
+            cursor = max(last.time, now.wall - OUTAGE_LOOKBACK)
+    fx.insert(0, Record("start", data={"version": version, "config": cfg.fingerprint(), "unit": cfg.unit_id}))
+
+    state = State(last=now, cursor=cursor, outcomes=outcomes, time_quality=tq, stale_reason=stale_reason,
+                  led_missed=led_missed, problems=problems)
+    # The newest unresolved prompt comes back if still inside its window; older ones are closed.
+    pending = sorted(prompts.values(), key=lambda p: p.first)
+    for p in pending[:-1]:
+        fx.append(Record(MISSED, p.session, _parse(p.due), {"reason": "superseded"}))
+        state = _set_outcome(state, p.session, MISSED)
+    if pending:
+        p = pending[-1]
+        session = _find_session(cfg, p.session, p.due)
+        window = timedelta(minutes=cfg.missed_after_minutes + p.snoozes * cfg.snooze_minutes)
+        if session is not None and now.wall < p.first + window:
+            snoozed = p.snooze_until if p.snooze_until and p.snooze_until > now.wall else None
+            state = replace(state, active=Prompting(
+                session, p.first, _mono_at(now, p.first),
+                next_repeat=max(now.mono, _mono_at(now, p.last_ring) + cfg.repeat_every_minutes * 60),
+                missed_at=_mono_at(now, p.first + window), snoozes=p.snoozes,
+                snoozed_until=_mono_at(now, snoozed) if snoozed else None, repeats=p.repeats))
+        else:
+            fx.append(Record(MISSED, p.session, _parse(p.due), {"reason": stale_reason}))
+            state = replace(_set_outcome(state, p.session, MISSED), led_missed=True)
+    state, more = step(cfg, state, None, now)
+    return state, fx + more
+
+
+def _parse(iso: str | None) -> datetime | None:
+    return datetime.fromisoformat(iso) if iso else None
+
+
+def _find_session(cfg: Config, sid: str, due_iso: str | None) -> planner.Session | None:
+    due = _parse(due_iso)
+    if due is None:
+        return None
+    for s in planner.sessions_between(cfg, due, due + timedelta(seconds=1)):
+        if s.id == sid:
+            return s
+    return None
+
+
+# --- stepping ------------------------------------------------------------------------
+
+def step(cfg: Config, state: State, event: Event | None, now: Instant) -> tuple[State, list[Effect]]:
+    """Advance the unit to ``now`` and apply ``event``; returns the new state and effects."""
+    fx: list[Effect] = []
+    st = _check_clock(cfg, state, now, fx)
+    st = _timers(cfg, st, now, fx)
+    st = _plan(cfg, st, now, fx)
+    if isinstance(event, ButtonEdge):
+        st = _edge(cfg, st, event.pressed, now, fx)
+    elif isinstance(event, Notice):
+        st = _notice(st, event, fx)
+    st = replace(st, last=now)
+    fx.extend(view(cfg, st, now))
+    return st, fx
+
+
+def with_head(state: State, seq: int, digest: str) -> State:
+    """The shell tells the core the journal's chain head after commits (for the nurse screen)."""
+    return replace(state, head=f"{seq}/{digest[:8]}")
+
+
+def stop(cfg: Config, state: State, now: Instant, reason: str) -> list[Effect]:
+    return [Record("stop", data={"reason": reason})]
+
+
+def with_problem(state: State, part: str, problem: str | None) -> State:
+    """Note that a part is in trouble (shown to the nurse) or, with None, healthy again."""
+    if state.problems.get(part) == problem:
+        return state
+    problems = dict(state.problems)
+    if problem is None:
+        del problems[part]
+    else:
+        problems[part] = problem
+    return replace(state, problems=problems)
+
+
+def _notice(st: State, ev: Notice, fx: list[Effect]) -> State:
+    return with_problem(st, ev.part, ev.problem)
+
+
+def _check_clock(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> State:
+    expected = st.last.wall + timedelta(seconds=now.mono - st.last.mono)
+    drift = _secs(now.wall, expected)
+    if abs(drift) <= JUMP_S:
+        return st
+    fx.append(Record("clock_set", data={"old": _iso(expected, cfg), "new": _iso(now.wall, cfg),
+                                        "jump_s": round(drift, 1), "source": "detected"}))
+    if drift < 0:
+        # Back in time: plan events after the new time are looked at again; remembered
+        # outcomes keep any session from being offered twice.
+        return replace(st, cursor=now.wall)
+    return replace(st, stale_reason="clock_jump")
+
+
+def _set_outcome(st: State, sid: str, outcome: str) -> State:
+    outcomes = dict(st.outcomes)
+    outcomes[sid] = outcome
+    if len(outcomes) > 400:
+        # Remember about three weeks; ids carry their date, so the oldest sort first.
+        for old in sorted(outcomes)[: len(outcomes) - 400]:
+            del outcomes[old]
+    return replace(st, outcomes=outcomes)
+
+
+def _plan(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> State:
+    if now.wall <= st.cursor:
+        return st
+    start = st.cursor + timedelta(microseconds=1)
+    end = now.wall + timedelta(microseconds=1)
+    events: list[tuple[datetime, int, planner.Session]] = []
+    for s in planner.sessions_between(cfg, start - timedelta(days=2), end):
+        if s.deferred and start <= s.due < end:
+            events.append((s.due, 0, s))
+        if start <= s.offer < end and s.merged_into is None:
+            events.append((s.offer, 1, s))
+    events.sort(key=lambda e: (e[0], e[1], e[2].kind == planner.ROUTINE, e[2].due))
+    missed_window = timedelta(minutes=cfg.missed_after_minutes)
+    for at, kind, s in events:
+        known = st.outcomes.get(s.id)
+        if kind == 0:
+            if known is None:
+                fx.append(Record(DEFERRED, s.id, s.due, {"offer": _iso(s.offer, cfg), "kind": s.kind,
+                                                        **({"merged_into": s.merged_into} if s.merged_into else {})}))
+                st = _set_outcome(st, s.id, DEFERRED)
+            continue
+        if known in (DONE, MISSED, PROMPTED) or _active_id(st) == s.id or any(w.id == s.id for w in st.waiting):
+            continue
+        if now.wall - at >= missed_window:
+            fx.append(Record(MISSED, s.id, s.due, {"reason": st.stale_reason or "late", "kind": s.kind}))
+            st = replace(_set_outcome(st, s.id, MISSED), led_missed=True)
+            continue
+        st = _offer(cfg, st, s, now, fx)
+    return replace(st, cursor=now.wall, stale_reason=None)
+
+
+def _active_id(st: State) -> str | None:
+    a = st.active
+    if a is None:
+        return None
+    return (a.prompt if isinstance(a, Guiding) else a).session.id
+
+
+def _offer(cfg: Config, st: State, s: planner.Session, now: Instant, fx: list[Effect]) -> State:
+    a = st.active
+    if isinstance(a, Guiding):
+        return replace(st, waiting=(*st.waiting, s))
+    if isinstance(a, Prompting):
+        fx.append(Record(MISSED, a.session.id, a.session.due, {"reason": "superseded", "by": s.id,
+                                                                 "kind": a.session.kind}))
+        st = replace(_set_outcome(st, a.session.id, MISSED), led_missed=True)
+    late_s = max(0.0, _secs(now.wall, s.offer))
+    data: dict[str, object] = {"kind": s.kind, "exercises": [e.name for e in s.exercises], "reps": s.reps}
+    if s.deferred:
+        data["deferred"] = True
+    if late_s >= 60:
+        data["late_s"] = round(late_s)
+    fx.append(Record("prompt", s.id, s.due, data))
+    if planner.is_awake(cfg, now.wall):
+        fx.append(Play("prompt"))
+    remaining = cfg.missed_after_minutes * 60 - late_s
+    p = Prompting(s, now.wall, now.mono, next_repeat=now.mono + cfg.repeat_every_minutes * 60,
+                  missed_at=now.mono + remaining)
+    keep = st.overlay if st.overlay is not None and isinstance(st.overlay.screen, sc.Done) else None
+    return replace(_set_outcome(st, s.id, PROMPTED), active=p, overlay=keep)
+
+
+def _next_waiting(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> State:
+    st = replace(st, active=None)
+    window = timedelta(minutes=cfg.missed_after_minutes)
+    while st.waiting and st.active is None:
+        s, rest = st.waiting[0], st.waiting[1:]
+        st = replace(st, waiting=rest)
+        if now.wall - s.offer >= window and not rest:
+            fx.append(Record(MISSED, s.id, s.due, {"reason": "busy", "kind": s.kind}))
+            st = replace(_set_outcome(st, s.id, MISSED), led_missed=True)
+        elif rest:
+            # Only the newest waiting session is worth offering; the others were overtaken.
+            fx.append(Record(MISSED, s.id, s.due, {"reason": "superseded", "by": rest[-1].id, "kind": s.kind}))
+            st = replace(_set_outcome(st, s.id, MISSED), led_missed=True)
+        else:
+            st = _offer(cfg, st, s, now, fx)
+    return st
+
+
+# --- timers --------------------------------------------------------------------------
+
+def _timers(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> State:
+    t = now.mono
+    b = st.button
+    if b.raw != b.down and t >= b.changed + DEBOUNCE_S:
+        st = _accept(cfg, st, b.raw, now, fx)
+        b = st.button
+    if b.down:
+        held = t - b.down_at
+        if b.stage < 1 and held >= LONG_S:
+            st = _hold_hint(cfg, st, now)
+        if st.button.stage < 2 and held >= NURSE_S:
+            st = replace(st, button=replace(st.button, stage=2),
+                         overlay=Overlay(nurse_screen(cfg, st, now), t + NURSE_SCREEN_S))
+        if st.button.stage < 3 and held >= STUCK_S:
+            fx.append(Record("fault", data={"part": "button",
+                                            "problem": "held down over 60 s; ignored until released"}))
+            problems = {**st.problems, "button": "Button stuck"}
+            st = replace(st, button=replace(st.button, stage=3), overlay=None, problems=problems)
+
+    a = st.active
+    if isinstance(a, Prompting):
+        if a.snoozed_until is not None:
+            if t >= a.snoozed_until:
+                fx.append(Record("repeat", a.session.id, a.session.due, {"after_snooze": True}))
+                if planner.is_awake(cfg, now.wall):
+                    fx.append(Play("prompt"))
+                st = replace(st, active=replace(a, snoozed_until=None, repeats=a.repeats + 1,
+                                                next_repeat=t + cfg.repeat_every_minutes * 60))
+        elif t >= a.missed_at:
+            fx.append(Record(MISSED, a.session.id, a.session.due, {
+                "reason": "unanswered", "repeats": a.repeats, "snoozes": a.snoozes, "kind": a.session.kind}))
+            st = replace(_set_outcome(st, a.session.id, MISSED), led_missed=True)
+            st = _next_waiting(cfg, st, now, fx)
+        elif t >= a.next_repeat:
+            fx.append(Record("repeat", a.session.id, a.session.due, {"n": a.repeats + 1}))
+            if planner.is_awake(cfg, now.wall):
+                fx.append(Play("repeat"))
+            st = replace(st, active=replace(a, repeats=a.repeats + 1,
+                                            next_repeat=t + cfg.repeat_every_minutes * 60))
+    elif isinstance(a, Guiding):
+        st = _advance_guide(cfg, st, a, now, fx)
+
+    if st.overlay is not None and t >= st.overlay.until:
+        st = replace(st, overlay=None)
+    return st
+
+
+def _advance_guide(cfg: Config, st: State, g: Guiding, now: Instant, fx: list[Effect]) -> State:
+    index, started, ticked = g.index, g.step_started, False
+    while index < len(g.steps) and now.mono >= started + g.steps[index].seconds:
+        ticked = ticked or g.steps[index].ends_rep
+        started += g.steps[index].seconds
+        index += 1
+    if index == g.index:
+        return st
+    if index >= len(g.steps):
+        return _finish_guide(cfg, st, g, now, fx, early=False)
+    if ticked and planner.is_awake(cfg, now.wall):
+        fx.append(Play("tick"))
+    return replace(st, active=replace(g, index=index, step_started=started))
+
+
+def _finish_guide(cfg: Config, st: State, g: Guiding, now: Instant, fx: list[Effect], *, early: bool) -> State:
+    s = g.prompt.session
+    done = guide.reps_before(g.steps, min(g.index, len(g.steps))) if early else guide.total_reps(g.steps)
+    planned = guide.total_reps(g.steps)
+    fx.append(Record(DONE, s.id, s.due, {
+        "kind": s.kind, "reps": done, "planned": planned, "early": early,
+        "prompt_to_start_s": round(g.started_mono - g.prompt.offered_mono),
+        "late_min": round(_secs(g.started_wall, s.offer) / 60),
+        "duration_s": round(now.mono - g.started_mono), "snoozes": g.prompt.snoozes,
+    }))
+    if planner.is_awake(cfg, now.wall):
+        fx.append(Play("done"))
+    st = replace(_set_outcome(st, s.id, DONE), led_missed=False,
+                 overlay=Overlay(sc.Done(done, planned, early), now.mono + DONE_S))
+    return _next_waiting(cfg, st, now, fx)
+
+
+# --- the button ----------------------------------------------------------------------
+
+def _edge(cfg: Config, st: State, pressed: bool, now: Instant, fx: list[Effect]) -> State:
+    b = replace(st.button, raw=pressed)
+    st = replace(st, button=b)
+    if pressed == b.down or now.mono - b.changed < DEBOUNCE_S:
+        # Same level, or inside the bounce window: _timers settles it when the window ends.
+        return st
+    return _accept(cfg, st, pressed, now, fx)
+
+
+def _accept(cfg: Config, st: State, pressed: bool, now: Instant, fx: list[Effect]) -> State:
+    b = st.button
+    if pressed:
+        return replace(st, button=replace(b, down=True, changed=now.mono, down_at=now.mono, stage=0))
+    held = now.mono - b.down_at
+    st = replace(st, button=replace(b, down=False, changed=now.mono, stage=0))
+    if b.stage >= 3:
+        fx.append(Record("fault_cleared", data={"part": "button", "held_s": round(held, 1)}))
+        problems = dict(st.problems)
+        problems.pop("button", None)
+        return replace(st, problems=problems)
+    if b.stage >= 2:
+        fx.append(Record("press", data={"kind": "nurse", "held_s": round(held, 2), "action": "nurse_screen"}))
+        return st
+    if isinstance(st.overlay, Overlay) and st.overlay.until == float("inf"):
+        st = replace(st, overlay=None)
+    if held >= LONG_S:
+        return _long_press(cfg, st, held, now, fx)
+    return _short_press(cfg, st, held, now, fx)
+
+
+def _press(held: float, kind: str, action: str, session: str | None = None) -> Record:
+    return Record("press", session, None, {"kind": kind, "held_s": round(held, 2), "action": action})
+
+
+def _short_press(cfg: Config, st: State, held: float, now: Instant, fx: list[Effect]) -> State:
+    a = st.active
+    if isinstance(a, Guiding):
+        fx.append(_press(held, "short", "stop", a.prompt.session.id))
+        return _finish_guide(cfg, st, a, now, fx, early=True)
+    if isinstance(a, Prompting):
+        fx.append(_press(held, "short", "start", a.session.id))
+        steps = guide.plan(a.session.exercises)
+        return replace(st, active=Guiding(a, steps, 0, now.mono, now.wall, now.mono), overlay=None)
+    if st.overlay is not None and isinstance(st.overlay.screen, sc.Done):
+        fx.append(_press(held, "short", "dismiss"))
+        return replace(st, overlay=None)
+    return _show_progress(cfg, st, held, "short", now, fx)
+
+
+def _long_press(cfg: Config, st: State, held: float, now: Instant, fx: list[Effect]) -> State:
+    a = st.active
+    if isinstance(a, Guiding):
+        fx.append(_press(held, "long", "stop", a.prompt.session.id))
+        return _finish_guide(cfg, st, a, now, fx, early=True)
+    if isinstance(a, Prompting):
+        if a.snoozes >= cfg.max_snoozes:
+            fx.append(_press(held, "long", "snooze_refused", a.session.id))
+            return replace(st, overlay=Overlay(sc.Hint("No more", "snoozes"), now.mono + HINT_S))
+        snooze_s = cfg.snooze_minutes * 60
+        base = a.snoozed_until if a.snoozed_until is not None else now.mono
+        until_mono = base + snooze_s
+        until_wall = now.wall + timedelta(seconds=until_mono - now.mono)
+        fx.append(Record("snooze", a.session.id, a.session.due, {
+            "until": _iso(until_wall, cfg), "n": a.snoozes + 1, "held_s": round(held, 2)}))
+        if planner.is_awake(cfg, now.wall):
+            fx.append(Play("snooze"))
+        return replace(st, active=replace(a, snoozes=a.snoozes + 1, snoozed_until=until_mono,
+                                          missed_at=a.missed_at + snooze_s))
+    return _show_progress(cfg, st, held, "long", now, fx)
+
+
+def _show_progress(cfg: Config, st: State, held: float, kind: str, now: Instant, fx: list[Effect]) -> State:
+    fx.append(_press(held, kind, "progress"))
+    done, due, marks = today(cfg, st, now)
+    nxt = next_session(cfg, st, now)
+    screen = sc.Progress(done, due, marks, nxt[0] if nxt else None, nxt[1] if nxt else None)
+    return replace(st, overlay=Overlay(screen, now.mono + PROGRESS_S),
+                   night_light_until=now.mono + NIGHT_WAKE_S)
+
+
+def _hold_hint(cfg: Config, st: State, now: Instant) -> State:
+    st = replace(st, button=replace(st.button, stage=1))
+    a = st.active
+    if isinstance(a, Prompting):
+        left = cfg.max_snoozes - a.snoozes
+        hint = sc.Hint("Let go to", "snooze") if left > 0 else sc.Hint("No more", "snoozes")
+        return replace(st, overlay=Overlay(hint, float("inf")))
+    return st
+
+
+# --- what the patient sees -----------------------------------------------------------
+
+def today(cfg: Config, st: State, now: Instant) -> tuple[int, int, tuple[str, ...]]:
+    """(done, offered so far, one mark per session) for the patient's current day."""
+    a, b = planner.care_day(cfg, now.wall)
+    sessions = [s for s in planner.offered_between(cfg, a, b) if s.merged_into is None]
+    marks = []
+    for s in sessions:
+        o = st.outcomes.get(s.id)
+        if o == DONE:
+            marks.append("done")
+        elif o == MISSED:
+            marks.append("missed")
+        elif s.offer <= now.wall:
+            marks.append("open")
+        else:
+            marks.append("later")
+    done = marks.count("done")
+    due = sum(1 for m in marks if m != "later")
+    return done, due, tuple(marks)
+
+
+def _label(s: planner.Session) -> str:
+    return "Routine" if s.kind == planner.ROUTINE else s.exercises[0].name
+
+
+def next_session(cfg: Config, st: State, now: Instant) -> tuple[str, str] | None:
+    for s in planner.offered_between(cfg, now.wall, now.wall + timedelta(days=2)):
+        if s.merged_into is None and s.id not in st.outcomes and s.offer > now.wall:
+            return _hhmm(s.offer, cfg), _label(s)
+    return None
+
+
+def nurse_screen(cfg: Config, st: State, now: Instant) -> sc.Nurse:
+    a, b = planner.care_day(cfg, now.wall)
+    counts = []
+    for lo, hi in ((a, b), (planner.care_day(cfg, a - timedelta(seconds=1))[0], a)):
+        ids = [s.id for s in planner.offered_between(cfg, lo, hi) if s.merged_into is None]
+        counts.append((sum(st.outcomes.get(i) == DONE for i in ids), sum(st.outcomes.get(i) == MISSED for i in ids)))
+    notice = next(iter(st.problems.values()), None)
+    return sc.Nurse(cfg.unit_id, now.wall.astimezone(cfg.tz).strftime("%Y-%m-%d %H:%M"), st.time_quality,
+                    counts[0][0], counts[0][1], counts[1][0], counts[1][1], st.head, notice)
+
+
+def _detail(s: planner.Session) -> str:
+    if len(s.exercises) > 1:
+        return f"{len(s.exercises)} exercises"
+    e = s.exercises[0]
+    return f"{e.reps} each foot" if e.per_foot else f"{e.reps} times"
+
+
+def _guide_screen(g: Guiding, now: Instant) -> sc.Screen:
+    step = g.steps[g.index]
+    if step.intro:
+        return sc.Intro(step.exercise, step.foot, step.reps, step.part, step.parts)
+    hold_left, fraction = None, 0.0
+    if step.hold:
+        left = max(0.0, g.step_started + step.seconds - now.mono)
+        # Quantised so that the screen value (and the redraw) changes only every frame step.
+        frames = int(left / HOLD_FRAME_S + 0.999)
+        fraction = min(1.0, frames * HOLD_FRAME_S / step.seconds)
+        hold_left = max(1, int(left + 0.999))
+    return sc.Guide(step.exercise, step.foot, step.rep, step.reps, step.text, hold_left, round(fraction, 3),
+                    step.arrow)
+
+
+def view(cfg: Config, st: State, now: Instant) -> list[Effect]:
+    awake = planner.is_awake(cfg, now.wall)
+    a = st.active
+    screen: sc.Screen
+    if st.overlay is not None:
+        screen = st.overlay.screen
+    elif isinstance(a, Guiding):
+        screen = _guide_screen(a, now)
+    elif isinstance(a, Prompting) and a.snoozed_until is not None:
+        until = now.wall + timedelta(seconds=a.snoozed_until - now.mono)
+        screen = sc.Snoozed(_hhmm(until, cfg), _label(a.session))
+    elif isinstance(a, Prompting):
+        screen = sc.Prompt(a.session.kind, a.session.exercises[0].name, _detail(a.session), a.repeats,
+                           cfg.max_snoozes - a.snoozes, a.session.deferred or now.wall - a.session.offer
+                           > timedelta(minutes=1))
+    else:
+        done, due, marks = today(cfg, st, now)
+        nxt = next_session(cfg, st, now)
+        notice = next(iter(st.problems.values()), None)
+        screen = sc.Idle(_hhmm(now.wall, cfg), nxt[0] if nxt else None, nxt[1] if nxt else None,
+                         done, due, marks, night=not awake, notice=notice)
+    if awake:
+        brightness = "normal"
+    elif a is not None or st.overlay is not None or now.mono < st.night_light_until:
+        brightness = "dim"
+    else:
+        brightness = "off"
+    if isinstance(a, Prompting) and a.snoozed_until is None:
+        led = "due"
+    elif st.led_missed:
+        led = "missed"
+    else:
+        led = "off"
+    if not awake:
+        led = "off"   # a lit LED all night keeps patients awake; the nurse screen has the record
+    return [Show(screen, brightness), Led(led)]
+
+
+# --- deadlines -----------------------------------------------------------------------
+
+def deadline(cfg: Config, st: State) -> float:
+    """The monotonic time at which the core next needs a Tick, whatever else happens."""
+    now = st.last
+    t = now.mono
+    cands = [t + MAX_SLEEP_S]
+    nxt = planner.next_event_after(cfg, max(st.cursor, now.wall))
+    if nxt is not None:
+        cands.append(_mono_at(now, nxt))
+    b = st.button
+    if b.raw != b.down:
+        cands.append(b.changed + DEBOUNCE_S)
+    if b.down:
+        cands.append(b.down_at + (LONG_S, NURSE_S, STUCK_S, float("inf"))[b.stage])
+    a = st.active
+    if isinstance(a, Prompting):
+        cands.append(a.snoozed_until if a.snoozed_until is not None else min(a.next_repeat, a.missed_at))
+    elif isinstance(a, Guiding) and a.index < len(a.steps):
+        step_ = a.steps[a.index]
+        end = a.step_started + step_.seconds
+        cands.append(end)
+        if step_.hold:
+            frame = a.step_started + (int((t - a.step_started) / HOLD_FRAME_S) + 1) * HOLD_FRAME_S
+            cands.append(min(frame, end))
+    if st.overlay is not None:
+        cands.append(st.overlay.until)
+    if st.night_light_until > t:
+        cands.append(st.night_light_until)
+    shows_clock = a is None and st.overlay is None and (planner.is_awake(cfg, now.wall) or st.night_light_until > t)
+    if shows_clock:
+        cands.append(t + 60 - (now.wall.second + now.wall.microsecond / 1e6))
+    return max(t, min(cands))
