@@ -190,6 +190,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         sim.unit.start()
         if term is not None:
             term.draw()
+            term.start_ticker()
         reason = sim.unit.run(until)
     except KeyboardInterrupt:
         sim.unit.shutdown("stopped by user")

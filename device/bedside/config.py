@@ -92,6 +92,15 @@ class Config:
     def tz(self) -> ZoneInfo:
         return _zone(self.timezone)
 
+    def __hash__(self) -> int:
+        # The planner memoises on the config; hashing every field on each lookup dominated
+        # a simulated day's CPU time, so the (immutable) config hashes once.
+        h: int | None = self.__dict__.get("_hash")
+        if h is None:
+            h = hash(tuple(getattr(self, f) for f in self.__dataclass_fields__))
+            object.__setattr__(self, "_hash", h)
+        return h
+
     def fingerprint(self) -> str:
         """A short stable hash of the settings (not the file's path), logged at start."""
         blob = json.dumps(_plain(self), sort_keys=True, default=str)

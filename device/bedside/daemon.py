@@ -153,6 +153,10 @@ class Unit:
             self.start()
         while self.stopped is None:
             self.run_once(until)
+            if until is not None and self.stopped is None and self.clock.now().wall >= until:
+                # The end of a simulated period is a power cut, not a stop: a later run on the
+                # same data continues the unit as a restart after an outage would.
+                self.shutdown("end of simulation", record=False)
         return self.stopped
 
     def run_once(self, until: datetime | None = None) -> None:
@@ -178,10 +182,6 @@ class Unit:
             # Stamped when it happened, but never before the state's own time.
             now = self.clock.at(max(item.mono, self.state.last.mono))
         self.handle(event, now)
-        if until is not None and self.clock.now().wall >= until:
-            # The end of a simulated period is a power cut, not a stop: a later run on the
-            # same data continues the unit as a restart after an outage would.
-            self.shutdown("end of simulation", record=False)
 
     def handle(self, event: Event, now: Instant) -> None:
         assert self.state is not None

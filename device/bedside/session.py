@@ -165,11 +165,13 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
         fx.append(Record("power_loss", data={"last_known": _iso(last.time, cfg), "last_seq": last.seq}))
     problems: dict[str, str] = {}
     tq = time_quality
-    cursor = now.wall
+    # A new unit offers a session whose window is still open, rather than waiting an hour.
+    cursor = now.wall - timedelta(minutes=cfg.missed_after_minutes)
     if last is not None:
         if now.wall < last.time - timedelta(seconds=JUMP_S):
             # The clock is behind the journal: it cannot be right, and catch-up would be guesswork.
             tq = "distrusted"
+            cursor = now.wall
             problems["clock"] = "Clock behind log: set time"
             fx.append(Record("fault", data={"part": "clock", "problem": "clock is earlier than the last record",
                                             "last_record": _iso(last.time, cfg), "now": _iso(now.wall, cfg)}))
@@ -188,7 +190,8 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
         p = pending[-1]
         session = _find_session(cfg, p.session, p.due)
         window = timedelta(minutes=cfg.missed_after_minutes + p.snoozes * cfg.snooze_minutes)
-        if session is not None and now.wall < p.first + window:
+        # Only a clock that moved forward from the prompt can say how long it has been up.
+        if session is not None and p.first - timedelta(seconds=JUMP_S) <= now.wall < p.first + window:
             snoozed = p.snooze_until if p.snooze_until and p.snooze_until > now.wall else None
             state = replace(state, active=Prompting(
                 session, p.first, _mono_at(now, p.first),

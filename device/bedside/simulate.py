@@ -177,6 +177,16 @@ class Terminal:
         self.message = ""
         self.lock = threading.Lock()
 
+    def start_ticker(self) -> None:
+        """Redraw the status line every second; the unit itself still sleeps until its deadlines."""
+
+        def tick() -> None:
+            while True:
+                threading.Event().wait(1.0)
+                self.draw()
+
+        threading.Thread(target=tick, name="ticker", daemon=True).start()
+
     def on_frame(self, image: Image.Image) -> None:
         self.image = image.copy()
         self.draw()
@@ -273,6 +283,13 @@ class Simulation:
     @property
     def buzzer_pin(self) -> Any:
         return self.factory.pin(self.unit.cfg.hardware.buzzer_pin)
+
+    def advance(self, until: datetime) -> None:
+        """Run the unit (started if need be) until the virtual clock reaches ``until``, without stopping it."""
+        if self.unit.state is None:
+            self.unit.start()
+        while self.clock.now().wall < until and self.unit.stopped is None:
+            self.unit.run_once(until)
 
     def close(self) -> None:
         self.pins.close()

@@ -1,0 +1,50 @@
+# Bedside developer commands. The README's two commands are `make simulate` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Debian packages the tests use (installed when missing; CI runs as root).
+APT_PACKAGES := tmux
+
+.PHONY: simulate test lint typecheck setup apt bench clean help
+
+help:
+	@echo "make simulate   set up and run the unit on simulated hardware (interactive, in this terminal)"
+	@echo "make test       set up and run every check: lint, types and the test suite"
+	@echo "make bench      run the benchmarks and write docs/performance.md"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# A fresh simulated unit each time, starting two minutes before the 07:00 prompt today.
+# Keys: space = press, h = hold (snooze), n = nurse screen, + / - = speed, q = quit.
+simulate: $(STAMP)
+	rm -rf var/sim
+	$(BIN)/bedside simulate --data var/sim --start "$$(date +%Y-%m-%d)T06:58:00" $(ARGS)
+
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		else echo "Installing Debian packages:$$missing (needs root)"; sudo apt-get update -qq && sudo apt-get install -y -qq $$missing; fi; \
+	fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check device tests benchmarks tools
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: apt $(STAMP) lint typecheck
+	$(BIN)/pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,167 @@
+"""The shell's seams with the real libraries: gpiozero on MockFactory, luma's real drivers on a fake bus."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from gpiozero.pins.mock import MockFactory, MockPWMPin
+from PIL import Image
+
+from bedside import hardware, render, sounds
+from bedside import screens as sc
+from bedside.config import Hardware
+from bedside.display import DisplayOut
+
+
+class Bus:
+    """A fake I2C interface with luma's serial_interface shape; records what the driver sends."""
+
+    def __init__(self) -> None:
+        self.commands: list[tuple[int, ...]] = []
+        self.data_bytes = 0
+        self.frames = 0
+        self.fail = False
+
+    def command(self, *cmd: int) -> None:
+        if self.fail:
+            raise OSError(121, "Remote I/O error")
+        self.commands.append(cmd)
+
+    def data(self, data: list[int]) -> None:
+        if self.fail:
+            raise OSError(121, "Remote I/O error")
+        self.data_bytes += len(data)
+        self.frames += 1
+
+    def cleanup(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("model", ["ssd1306", "sh1106"])
+def test_real_driver_gets_a_frame_only_when_pixels_change(model: str) -> None:
+    bus = Bus()
+    dev = hardware.build_display(Hardware(display=model), serial_interface=bus)
+    out = DisplayOut(dev)
+    sent_before = bus.data_bytes
+    idle = sc.Idle("09:41", "10:00", "Ankle pumps", 1, 2, ("done", "open"))
+    assert out.show(idle, "normal")
+    assert bus.data_bytes - sent_before == 1024  # the whole 128x64 frame, every time
+    assert not out.show(idle, "normal")                      # same screen value
+    assert not out.show(sc.Idle("09:41", "10:00", "Ankle pumps", 1, 2, ("done", "open")), "normal")
+    assert bus.data_bytes - sent_before == 1024
+    assert out.show(sc.Idle("09:42", "10:00", "Ankle pumps", 1, 2, ("done", "open")), "normal")
+    assert bus.data_bytes - sent_before == 2048
+
+
+def test_brightness_uses_contrast_and_off_hides() -> None:
+    bus = Bus()
+    out = DisplayOut(hardware.build_display(Hardware(), serial_interface=bus))
+    s = sc.Idle("23:10", None, None, 0, 0, (), night=True)
+    out.show(s, "dim")
+    assert (0x81, 0x01) in bus.commands  # SSD1306 set-contrast
+    out.show(s, "off")
+    assert bus.commands[-1] == (0xAE,)   # display off
+    out.show(s, "dim")
+    assert (0xAF,) in bus.commands[-3:]  # on again
+
+
+def test_display_failure_is_reported_not_raised_and_recovers() -> None:
+    bus = Bus()
+    out = DisplayOut(hardware.build_display(Hardware(), serial_interface=bus))
+    bus.fail = True
+    assert out.show(sc.Hint("a"), "normal") is False
+    assert out.error is not None and "Remote I/O" in out.error
+    bus.fail = False
+    assert out.show(sc.Hint("a"), "normal") is True
+    assert out.error is None
+
+
+def test_missing_display_says_what_to_check() -> None:
+    with pytest.raises(hardware.HardwareError, match="I2C"):
+        hardware.build_display(Hardware(i2c_port=7))
+
+
+def test_render_is_deterministic_and_one_bit() -> None:
+    s = sc.Prompt("hourly", "Ankle pumps", "10 each foot", 0, 2)
+    a, b = render.render(s), render.render(s)
+    assert a.mode == "1" and a.size == (128, 64)
+    assert a.tobytes() == b.tobytes()
+    assert a.getbbox() is not None
+
+
+@pytest.fixture
+def factory() -> Any:
+    f = MockFactory(pin_class=MockPWMPin)
+    yield f
+    f.reset()
+
+
+def test_pins_are_built_on_the_injected_factory(factory: Any) -> None:
+    pins = hardware.build_pins(Hardware(), pin_factory=factory)
+    events: list[str] = []
+    pins.button.when_pressed = lambda: events.append("down")
+    pins.button.when_released = lambda: events.append("up")
+    factory.pin(17).drive_low()
+    factory.pin(17).drive_high()
+    assert events == ["down", "up"]
+    pins.tone(880)
+    assert factory.pin(18).state == 1
+    pins.tone(0)
+    assert factory.pin(18).state == 0
+    led = hardware.LedOut(pins.led)
+    led.set("missed")
+    assert factory.pin(27).state == 1
+    led.set("off")
+    assert factory.pin(27).state == 0
+    pins.close()
+
+
+def test_passive_buzzer_plays_tones_at_the_set_volume(factory: Any) -> None:
+    pins = hardware.build_pins(Hardware(buzzer="passive", volume=40), pin_factory=factory)
+    pins.tone(660)
+    pin = factory.pin(18)
+    assert pin.frequency == 660 and pin.state == pytest.approx(0.2)
+    pins.tone(0)
+    assert pin.state == 0
+    pins.close()
+
+
+def test_pin_conflict_is_a_clear_error(factory: Any) -> None:
+    from gpiozero import LED
+
+    holder = LED(17, pin_factory=factory)
+    with pytest.raises(hardware.HardwareError, match="no other program"):
+        hardware.build_pins(Hardware(), pin_factory=factory)
+    holder.close()
+
+
+def test_player_runs_each_sound_and_spaces_chimes() -> None:
+    levels: list[tuple[float, int]] = []
+    now = 100.0
+    p = sounds.Player(lambda f: levels.append((now, f)))
+    assert p.play("prompt", now)
+    while p.deadline() is not None:
+        now = p.deadline()  # type: ignore[assignment]
+        p.advance(now)
+    assert [f for _, f in levels] == [880, 0, 660, 0]
+    assert levels[-1][0] == pytest.approx(100.53)
+    assert not p.play("repeat", now + 5)   # inside the 15 s spacing
+    assert p.play("repeat", now + 20)
+
+
+def test_no_sound_is_an_alarm_burst() -> None:
+    for name in sounds.SOUNDS:
+        assert sounds.pulses(name) <= 2, name
+        assert sum(d for _, d in sounds.SOUNDS[name]) <= 1.0
+
+
+def test_render_every_screen_kind() -> None:
+    shots: list[sc.Screen] = [
+             sc.Idle("09:41", "10:00", "Routine", 1, 2, ("done",) * 16), sc.Snoozed("10:10", "Ankle pumps"),
+             sc.Intro("Quad sets", None, 10, 2, 3), sc.Guide("Ankle pumps", "right", 9, 10, "Toes up", arrow="up"),
+             sc.Done(10, 20, early=True), sc.Progress(0, 0, (), None, None), sc.Hint("x", "y"),
+             sc.Nurse("u", "2026-11-24 09:41", "rtc", 1, 2, 3, 4, "12/abcdef01")]
+    images = [render.render(s) for s in shots]
+    assert len({im.tobytes() for im in images}) == len(images)
+    assert all(isinstance(im, Image.Image) for im in images)
