@@ -27,11 +27,14 @@ simulate: $(STAMP)
 	rm -rf var/sim
 	$(BIN)/bedside simulate --data var/sim --start "$$(date +%Y-%m-%d)T06:58:00" $(ARGS)
 
+# Installs only what is missing; serialised with flock so parallel checkouts do not fight over dpkg's lock.
 apt:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
-		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-		else echo "Installing Debian packages:$$missing (needs root)"; sudo apt-get update -qq && sudo apt-get install -y -qq $$missing; fi; \
+		sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		echo "Installing Debian packages the tests use:$$missing"; \
+		$$sudo flock /tmp/bedside-apt.lock sh -c "apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 $$missing >/dev/null"; \
 	fi
 
 lint: $(STAMP)
