@@ -84,6 +84,13 @@ class VirtualClock:
         self._real0 = time.monotonic()
         self.speed = speed
 
+    def skip(self, seconds: float) -> None:
+        """Move virtual time on by ``seconds`` at once (any speed); wall and monotonic move together."""
+        if self.speed is None:
+            self._mono += seconds
+        else:
+            self._virt0 += seconds
+
     def advance_to(self, mono: float) -> None:
         if self.speed is None and mono > self._mono:
             self._mono = mono

@@ -1,0 +1,237 @@
+"""Benchmarks of the core unit: simulation cost, idle wakeups, press latency, render, startup, memory.
+
+Each measurement reports a median and, where one makes sense, a ratio against a baseline
+measured in the same run (shared machines are noisy; absolute numbers vary, ratios less).
+Run through ``benchmarks/run.py`` (``make bench``), which writes docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bedside import config, planner, render, session, simulate
+from bedside import screens as sc
+from bedside.events import Instant, Record, Tick
+from bedside.journal import Journal
+
+ROOT = Path(__file__).resolve().parent.parent
+DAY_START = "2026-11-24T06:00"
+
+
+def _answered_day_script(cfg: config.Config) -> list[simulate.Action]:
+    """A patient who answers every session two minutes late and finishes the guide."""
+    start = datetime.fromisoformat(DAY_START).replace(tzinfo=cfg.tz)
+    sessions = planner.sessions_between(cfg, start, start + timedelta(days=1))
+    return [simulate.Action(s.offer.astimezone(cfg.tz) + timedelta(minutes=2), "press", 0.3) for s in sessions]
+
+
+def sim_day(answered: bool, runs: int = 5) -> dict[str, float]:
+    """CPU seconds and loop wakeups to simulate 24 h headless (virtual clock, mock pins, dummy display)."""
+    cfg = config.Config()
+    cpu, wakeups, frames = [], [], []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as d:
+            start = datetime.fromisoformat(DAY_START).replace(tzinfo=cfg.tz)
+            actions = _answered_day_script(cfg) if answered else []
+            t0 = time.process_time()
+            sim = simulate.build(cfg, Path(d), start, actions=actions)
+            sim.unit.run(until=start + timedelta(days=1))
+            cpu.append(time.process_time() - t0)
+            wakeups.append(sim.unit.wakeups)
+            frames.append(sim.unit.out.display.frames)
+            sim.close()
+    return {"cpu_s": statistics.median(cpu), "wakeups": statistics.median(wakeups),
+            "frames": statistics.median(frames)}
+
+
+def polling_day() -> dict[str, float]:
+    """Baseline: the same pure core stepped every simulated second, as a 1 s polling loop would."""
+    cfg = config.Config()
+    start = datetime.fromisoformat(DAY_START).replace(tzinfo=cfg.tz).astimezone(UTC)
+    now = Instant(start, 0.0)
+    t0 = time.process_time()
+    st, _ = session.start(cfg, [], now, time_quality="rtc", version="bench", boot="b")
+    for i in range(1, 86400 + 1):
+        st, _ = session.step(cfg, st, Tick(), Instant(start + timedelta(seconds=i), float(i)))
+    return {"cpu_s": time.process_time() - t0, "wakeups": 86400}
+
+
+class _FrameWatch:
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.stamp = 0.0
+
+    def __call__(self, image: Any) -> None:
+        self.stamp = time.perf_counter()
+        self.event.set()
+
+
+def _daemon_in_thread(cfg: config.Config, d: Path, start: datetime, on_frame: Callable[[Any], None]
+                      ) -> tuple[simulate.Simulation, threading.Thread]:
+    sim = simulate.build(cfg, d, start, speed=1.0, on_frame=on_frame)
+    sim.unit.start()
+    thread = threading.Thread(target=sim.unit.run, name="unit", daemon=True)
+    thread.start()
+    return sim, thread
+
+
+def idle_wakeups(seconds: float = 90.0) -> dict[str, float]:
+    """Real-time wakeups of the idle daemon vs a schedule.run_pending() + sleep(1) loop, side by side."""
+    import schedule
+
+    cfg = config.Config()
+    start = datetime.fromisoformat("2026-11-24T10:05").replace(tzinfo=cfg.tz)
+    with tempfile.TemporaryDirectory() as d:
+        sim, thread = _daemon_in_thread(cfg, Path(d), start, lambda image: None)
+        w0 = sim.unit.wakeups
+        jobs = schedule.Scheduler()
+        jobs.every().hour.at(":00").do(lambda: None)
+        polls = 0
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            jobs.run_pending()
+            polls += 1
+            time.sleep(1)
+        daemon = sim.unit.wakeups - w0
+        sim.unit.request_stop("bench")
+        thread.join(10)
+        sim.close()
+    minutes = seconds / 60
+    return {"daemon_per_min": daemon / minutes, "schedule_per_min": polls / minutes,
+            "ratio": (polls / max(daemon, 1))}
+
+
+def press_latency(samples: int = 200) -> dict[str, float]:
+    """Release of the (mock) button to the new frame sent to the display, with the daemon's loop in a thread.
+
+    The path includes the journal commit of the ``press`` record (fsync) that precedes the
+    screen; the baseline is that bare commit, measured in the same directory.
+    """
+    cfg = config.Config()
+    start = datetime.fromisoformat("2026-11-24T10:05").replace(tzinfo=cfg.tz)
+    watch = _FrameWatch()
+    lat = []
+    with tempfile.TemporaryDirectory(dir=ROOT / "var" if (ROOT / "var").is_dir() else None) as d:
+        sim, thread = _daemon_in_thread(cfg, Path(d), start, watch)
+        pin = sim.button_pin
+        time.sleep(0.2)
+        for _ in range(samples):
+            watch.event.clear()
+            pin.drive_low()
+            time.sleep(0.08)
+            watch.event.clear()
+            t0 = time.perf_counter()
+            pin.drive_high()
+            if not watch.event.wait(2.0):
+                raise RuntimeError("no frame after a press")
+            lat.append((watch.stamp - t0) * 1000)
+            # Let the progress screen time out (virtually) and the idle screen return.
+            watch.event.clear()
+            sim.clock.skip(10)
+            simulate.wake(sim.unit)
+            watch.event.wait(2.0)
+        sim.unit.request_stop("bench")
+        thread.join(10)
+        sim.close()
+        j = Journal(Path(d) / "baseline", cfg.tz, "bench")
+        commits = []
+        for i in range(50):
+            t0 = time.perf_counter()
+            j.append(Record("press", data={"i": i}), Instant(datetime.now(UTC), time.monotonic()), "rtc")
+            commits.append((time.perf_counter() - t0) * 1000)
+        j.close()
+    lat.sort()
+    return {"median_ms": statistics.median(lat), "p95_ms": lat[int(len(lat) * 0.95) - 1], "max_ms": lat[-1],
+            "commit_median_ms": statistics.median(commits)}
+
+
+SCREENS: list[sc.Screen] = [
+    sc.Idle("09:41", "10:00", "Ankle pumps", 3, 5, ("done", "missed", "done", "done", "open") + ("later",) * 10),
+    sc.Prompt("routine", "Ankle pumps", "3 exercises", 1, 2),
+    sc.Intro("Ankle pumps", "left", 10, 1, 3),
+    sc.Guide("Ankle pumps", "left", 3, 10, "Toes down", 2, 0.5, "down"),
+    sc.Done(20, 20),
+    sc.Progress(3, 5, ("done",) * 3 + ("open", "later"), "10:00", "Ankle pumps"),
+    sc.Nurse("ward7-bed12", "2026-11-24 09:41", "rtc", 3, 1, 12, 2, "123/ab12cd34"),
+]
+
+
+def render_times(repeat: int = 300) -> dict[str, float]:
+    """Median milliseconds to draw one screen (each kind), and to compare a frame's bytes."""
+    per_kind = []
+    for s in SCREENS:
+        render.render(s)  # fonts load once
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            render.render(s)
+            times.append((time.perf_counter() - t0) * 1000)
+        per_kind.append(statistics.median(times))
+    a, b = render.render(SCREENS[0]).tobytes(), render.render(SCREENS[1]).tobytes()
+    cmp = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        _ = a == b
+        cmp.append((time.perf_counter() - t0) * 1000)
+    return {"median_ms": statistics.median(per_kind), "worst_kind_ms": max(per_kind),
+            "compare_ms": statistics.median(cmp)}
+
+
+def startup(runs: int = 5) -> dict[str, float]:
+    """From launching ``bedside simulate`` to its first frame on the (dummy) display."""
+    firsts, bare = [], []
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as d:
+            frames = Path(d) / "frames"
+            t0 = time.time_ns()
+            subprocess.run([sys.executable, "-m", "bedside", "simulate", "--headless", "--start", "2026-11-24T10:05",
+                            "--until", "2026-11-24T10:06", "--data", str(Path(d) / "data"), "--frames", str(frames)],
+                           check=True, capture_output=True, env=env)
+            first = min(frames.iterdir(), key=lambda p: p.name)
+            firsts.append((first.stat().st_mtime_ns - t0) / 1e6)
+        t0 = time.time_ns()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        bare.append((time.time_ns() - t0) / 1e6)
+    return {"median_ms": statistics.median(firsts), "python_bare_ms": statistics.median(bare)}
+
+
+_RSS_CHILD = """
+import resource, sys, tempfile
+if sys.argv[1] == "bare":
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    raise SystemExit
+from datetime import datetime, timedelta
+from pathlib import Path
+from bedside import config, simulate
+cfg = config.Config()
+with tempfile.TemporaryDirectory() as d:
+    start = datetime.fromisoformat("2026-11-24T06:00").replace(tzinfo=cfg.tz)
+    if sys.argv[1] == "bare":
+        pass
+    elif sys.argv[1] == "sim":
+        sim = simulate.build(cfg, Path(d), start)
+        sim.unit.run(until=start + timedelta(days=1))
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def memory() -> dict[str, float]:
+    """Peak RSS of a process that runs the unit for a simulated day, vs one that only imports it."""
+    def peak(mode: str) -> float:
+        out = subprocess.run([sys.executable, "-c", _RSS_CHILD, mode], check=True, capture_output=True, text=True)
+        return int(out.stdout.split()[-1]) / 1024
+
+    return {"unit_mib": statistics.median(peak("sim") for _ in range(3)),
+            "imports_only_mib": statistics.median(peak("imports") for _ in range(3)),
+            "python_bare_mib": statistics.median(peak("bare") for _ in range(3))}
