@@ -250,6 +250,49 @@ def cmd_log_export(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- the ward secret -----------------------------------------------------------------
+
+def cmd_secret_set(args: argparse.Namespace) -> int:
+    """Set the ward secret at commissioning; the daemon must be stopped (one writer per journal)."""
+    import getpass
+
+    from . import daemon, secret
+    from .clock import SystemClock
+    from .events import Record
+    from .journal import Journal
+
+    data = Path(args.data)
+    try:
+        if args.secret_file:
+            value = secret.read_secret_file(Path(args.secret_file))
+        else:
+            if not sys.stdin.isatty():
+                raise UserError("type the secret at a terminal, or give --secret-file FILE")
+            value = secret.validate(getpass.getpass("New ward secret: "))
+            if getpass.getpass("Type it again: ") != value:
+                raise UserError("the two entries differ; nothing was changed")
+    except secret.SecretError as e:
+        raise UserError(str(e)) from None
+    try:
+        lock = daemon.lock_data_dir(data)
+    except daemon.DataDirBusy:
+        raise UserError(f"the unit is running on {data}; stop it first (systemctl stop bedside)") from None
+    try:
+        cfg = config.find(args.config)
+        replacing = secret.load(data) is not None
+        secret.set_secret(data, value)
+        journal = Journal(data, cfg.tz, daemon.boot_id())
+        try:
+            journal.append(Record("secret_set", data={"replaced": replacing}), SystemClock().now(),
+                           daemon.detect_time_quality())
+        finally:
+            journal.close()
+    finally:
+        lock.close()
+    print(f"Ward secret {'changed' if replacing else 'set'} for the unit at {data}.")
+    return 0
+
+
 # --- the parser ----------------------------------------------------------------------
 
 def parser() -> argparse.ArgumentParser:
@@ -290,6 +333,14 @@ def parser() -> argparse.ArgumentParser:
     le.add_argument("--data", default=str(DEFAULT_DATA))
     le.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     le.set_defaults(func=cmd_log_export)
+
+    sc = sub.add_parser("secret", help="the ward secret that unlocks the serial link and authorises USB sticks")
+    ssub = sc.add_subparsers(dest="secret_command", metavar="ACTION", required=True)
+    ss = ssub.add_parser("set", help="set or change the ward secret (at commissioning; the unit must be stopped)")
+    ss.add_argument("--data", default=str(DEFAULT_DATA))
+    ss.add_argument("--config")
+    ss.add_argument("--secret-file", help="read the secret from the first line of this file instead of a prompt")
+    ss.set_defaults(func=cmd_secret_set)
     return p
 
 

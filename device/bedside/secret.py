@@ -1,0 +1,121 @@
+"""The ward secret: unlocks the serial link and authorises USB sticks.
+
+A technician sets it at commissioning (``bedside secret set``). The unit never stores the
+secret itself, only values derived from it with scrypt (a deliberately slow hash):
+
+* ``unlock`` — scrypt over the secret with a random salt of this unit: checks what a nurse
+  types to unlock the serial link.
+* ``stick_key`` — scrypt over the secret with a fixed ward-wide salt, so that one prepared
+  stick works on every unit of the ward: checks the HMAC in a stick's authorisation file.
+  Whoever holds a unit could forge a stick for it, but they already hold its data; a lost
+  stick reveals neither the secret nor a way to unlock a unit.
+
+The file is written whole (tmp → fsync → rename → fsync the directory), never in place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+FILE_NAME = "ward-secret.json"
+STICK_SALT = b"bedside stick authorisation v1"
+# scrypt cost: about 0.1 s and 16 MiB on a laptop, under a second on a Pi Zero 2 W.
+N, R, P = 2**14, 8, 1
+MIN_LENGTH = 8
+
+
+class SecretError(Exception):
+    """The secret is missing, too weak or unreadable; the message says what to do."""
+
+
+def _derive(secret: str, salt: bytes, n: int = N, r: int = R, p: int = P) -> bytes:
+    return hashlib.scrypt(secret.encode("utf-8"), salt=salt, n=n, r=r, p=p, maxmem=64 * 1024 * 1024, dklen=32)
+
+
+def stick_key(secret: str) -> bytes:
+    return _derive(secret, STICK_SALT)
+
+
+@dataclass(frozen=True)
+class WardSecret:
+    salt: bytes
+    unlock: bytes
+    stick_key: bytes
+    n: int = N
+    r: int = R
+    p: int = P
+
+    def check(self, attempt: str) -> bool:
+        """True when ``attempt`` is the ward secret (constant-time comparison)."""
+        return hmac.compare_digest(_derive(attempt, self.salt, self.n, self.r, self.p), self.unlock)
+
+
+def validate(secret: str) -> str:
+    s = secret.strip("\r\n")
+    if len(s) < MIN_LENGTH:
+        raise SecretError(f"the ward secret must be at least {MIN_LENGTH} characters")
+    if any(ord(c) < 32 for c in s):
+        raise SecretError("the ward secret must not contain control characters")
+    return s
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Replace ``path`` with ``data`` so that a power cut leaves either the old or the new file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def set_secret(data_dir: Path, secret: str) -> WardSecret:
+    s = validate(secret)
+    salt = secrets.token_bytes(16)
+    ws = WardSecret(salt, _derive(s, salt), stick_key(s))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    body = {"version": 1, "kdf": "scrypt", "n": ws.n, "r": ws.r, "p": ws.p, "salt": ws.salt.hex(),
+            "unlock": ws.unlock.hex(), "stick_key": ws.stick_key.hex()}
+    write_atomic(data_dir / FILE_NAME, (json.dumps(body, indent=1) + "\n").encode())
+    return ws
+
+
+def load(data_dir: Path) -> WardSecret | None:
+    """The unit's stored secret hashes, or None if no secret has been set."""
+    path = data_dir / FILE_NAME
+    try:
+        body: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise SecretError(f"the ward secret file {path} cannot be read ({e}); set the secret again") from None
+    try:
+        return WardSecret(bytes.fromhex(body["salt"]), bytes.fromhex(body["unlock"]),
+                          bytes.fromhex(body["stick_key"]), int(body["n"]), int(body["r"]), int(body["p"]))
+    except (KeyError, ValueError, TypeError):
+        raise SecretError(f"the ward secret file {path} is damaged; set the secret again") from None
+
+
+def read_secret_file(path: Path) -> str:
+    """The secret from the first line of a file (so it never appears in a command line or history)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SecretError(f"the secret file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SecretError(f"the secret file {path} cannot be read ({e})") from None
+    return validate(text.splitlines()[0] if text else "")
