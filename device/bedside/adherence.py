@@ -1,0 +1,461 @@
+"""Adherence from journal records alone: one row per scheduled session, one summary per day.
+
+Pure: exported records (dicts) in, an ``Adherence`` model out. No clock, no files, no
+config: a report must be readable from the record by itself, on any laptop, years later.
+The definitions here are the ones docs/report.md explains to nurses:
+
+* A session belongs to the local date on which it was *offered* (for a session held over
+  the night, the morning it was offered), as the unit's own "3 of 5" counts it.
+* **Due** = sessions with an outcome: done (in full or partly) or missed. Sessions merged
+  into another session's prompt at night are not due by themselves (the patient had one
+  prompt for both); sessions still open when the record ends are not yet decided.
+* **Done** includes **partial** sessions (ended early with fewer reps than planned), as on
+  the unit's screen; partial ones are counted and shown separately too.
+* **Late** = done with ``late_min`` (offer to start) of ``LATE_AFTER_MIN`` or more.
+* **Adherence** = done / due.
+
+Records may come from a file a person edited: every field is read defensively, and an odd
+record is skipped rather than trusted or allowed to stop the report (the verdict says
+whether the record can be trusted at all).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+from typing import Any
+
+LATE_AFTER_MIN = 15        # half the default missed window: the patient needed reminding
+
+DONE, PARTIAL, MISSED, MERGED, OPEN, WAITING = "done", "partial", "missed", "merged", "open", "waiting"
+DECIDED = (DONE, PARTIAL, MISSED)
+SESSION_TYPES = ("prompt", "repeat", "snooze", "done", "missed", "deferred", "press")
+KNOWN_TYPES = frozenset({*SESSION_TYPES, "start", "stop", "power_loss", "clock_set", "fault", "fault_cleared",
+                         "admit", "discharge", "export"})
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    id: str
+    kind: str
+    due: datetime                  # aware, in the offset the unit recorded
+    offer: datetime
+    outcome: str                   # DONE | PARTIAL | MISSED | MERGED | OPEN | WAITING
+    deferred: bool = False         # fell due at night and was held over
+    merged_into: str | None = None
+    reason: str | None = None      # why it was missed
+    prompted: datetime | None = None
+    started: datetime | None = None
+    finished: datetime | None = None
+    late_min: int | None = None
+    reps: int | None = None
+    planned: int | None = None
+    snoozes: int = 0
+    episode: str | None = None
+
+    @property
+    def day(self) -> date:
+        return self.offer.date()
+
+    @property
+    def late(self) -> bool:
+        return self.outcome in (DONE, PARTIAL) and (self.late_min or 0) >= LATE_AFTER_MIN
+
+    @property
+    def is_done(self) -> bool:
+        return self.outcome in (DONE, PARTIAL)
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """A time the unit was not running: cut off (``power_loss``) or stopped cleanly (``unit_off``)."""
+
+    kind: str
+    start: datetime
+    end: datetime
+
+    @property
+    def minutes(self) -> int:
+        return max(0, round((self.end - self.start).total_seconds() / 60))
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something a nurse should see on a day: a clock change, a fault, a download."""
+
+    at: datetime
+    kind: str                      # clock_set | fault | fault_cleared | export | admit | discharge | other
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Episode:
+    id: str
+    admitted: datetime | None
+    surgery: date | None = None
+    regimen: str | None = None
+    discharged: datetime | None = None
+
+    def pod(self, day: date) -> int | None:
+        """Post-operative day: 0 on the day of surgery."""
+        return (day - self.surgery).days if self.surgery is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    due: int = 0
+    done: int = 0
+    partial: int = 0
+    late: int = 0
+    snoozed: int = 0               # sessions snoozed at least once
+    snoozes: int = 0
+    missed: int = 0
+    deferred: int = 0              # held over from the night (merged ones included)
+    merged: int = 0
+    open: int = 0                  # not decided when the record ends
+    gaps: int = 0                  # power-loss gaps touching the day
+    gap_minutes: int = 0
+    missed_reasons: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def adherence(self) -> float | None:
+        return self.done / self.due if self.due else None
+
+    def __add__(self, o: Counts) -> Counts:
+        reasons = Counter(self.missed_reasons)
+        reasons.update(o.missed_reasons)
+        return Counts(self.due + o.due, self.done + o.done, self.partial + o.partial, self.late + o.late,
+                      self.snoozed + o.snoozed, self.snoozes + o.snoozes, self.missed + o.missed,
+                      self.deferred + o.deferred, self.merged + o.merged, self.open + o.open,
+                      self.gaps + o.gaps, self.gap_minutes + o.gap_minutes, dict(reasons))
+
+
+@dataclass(frozen=True, slots=True)
+class Day:
+    day: date
+    sessions: tuple[Session, ...]
+    gaps: tuple[Gap, ...]          # every gap touching this day (whole gaps; clip with ``clip``)
+    events: tuple[Event, ...]
+    episodes: tuple[Episode, ...]
+    counts: Counts
+    held: tuple[Session, ...] = ()   # fell due this night, offered (and counted) on a later day
+
+
+@dataclass(frozen=True, slots=True)
+class Adherence:
+    units: tuple[str, ...]
+    first: datetime | None         # first and last record times, as recorded
+    last: datetime | None
+    sessions: tuple[Session, ...]
+    days: tuple[Day, ...]
+    gaps: tuple[Gap, ...]
+    episodes: tuple[Episode, ...]
+    totals: Counts
+    record_count: int
+    type_counts: Mapping[str, int]
+    unknown_types: Mapping[str, int]
+    time_quality: Mapping[str, int]    # records per time quality (``tq``)
+    skipped: int                       # records too malformed to use
+    episode_filter: str | None = None
+
+
+# --- reading fields defensively ------------------------------------------------------
+
+def parse_time(v: Any) -> datetime | None:
+    """An aware datetime from an ISO string, keeping its offset (the unit's local time); else None."""
+    if not isinstance(v, str):
+        return None
+    try:
+        t = datetime.fromisoformat(v)
+    except ValueError:
+        return None
+    return t if t.tzinfo is not None else None
+
+
+def _int(v: Any) -> int | None:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return None
+    return round(v)
+
+
+def _date(v: Any) -> date | None:
+    if not isinstance(v, str):
+        return None
+    try:
+        return date.fromisoformat(v[:10])
+    except ValueError:
+        return None
+
+
+def _text(v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, str):
+        return v
+    if isinstance(v, Mapping):
+        return ", ".join(f"{k} {_text(x)}" for k, x in v.items())
+    if isinstance(v, list | tuple):
+        return ", ".join(str(_text(x)) for x in v)
+    return str(v)
+
+
+def _due_from_id(sid: str, like: datetime) -> datetime | None:
+    """A session id starts with its local scheduled time; the offset is borrowed from a record."""
+    try:
+        local = datetime.fromisoformat(sid[:16])
+    except ValueError:
+        return None
+    return local.replace(tzinfo=like.tzinfo)
+
+
+# --- sessions ------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class _Acc:
+    """What the records say about one session so far."""
+
+    id: str
+    first_time: datetime
+    kind: str | None = None
+    due: datetime | None = None
+    offer: datetime | None = None
+    deferred: bool = False
+    merged_into: str | None = None
+    prompted: datetime | None = None
+    outcome: dict[str, Any] | None = None
+    outcome_time: datetime | None = None
+    snoozes: int = 0
+    episode: str | None = None
+
+
+def _feed(acc: _Acc, rec: Mapping[str, Any], t: datetime) -> None:
+    typ = rec.get("type")
+    kind = rec.get("kind")
+    if typ != "press" and isinstance(kind, str) and acc.kind is None:
+        acc.kind = kind
+    if acc.due is None:
+        acc.due = parse_time(rec.get("due"))
+    if typ == "deferred":
+        acc.deferred = True
+        acc.offer = acc.offer or parse_time(rec.get("offer"))
+        merged = rec.get("merged_into")
+        if isinstance(merged, str):
+            acc.merged_into = merged
+    elif typ == "prompt":
+        if acc.prompted is None:
+            acc.prompted = t
+        if rec.get("deferred") is True:
+            acc.deferred = True
+            acc.offer = acc.offer or t
+    elif typ == "snooze":
+        acc.snoozes += 1
+    elif typ in ("done", "missed") and acc.outcome is None:
+        # The unit records one outcome per session; anything after it is not believed.
+        acc.outcome, acc.outcome_time = dict(rec), t
+
+
+def _session(acc: _Acc) -> Session | None:
+    due = acc.due or _due_from_id(acc.id, acc.first_time)
+    if due is None:
+        return None
+    kind = acc.kind or (acc.id.split(" ", 1)[1] if " " in acc.id else "session")
+    offer = acc.offer or due
+    base = Session(acc.id, kind, due, offer, OPEN, deferred=acc.deferred, merged_into=acc.merged_into,
+                   prompted=acc.prompted, snoozes=acc.snoozes, episode=acc.episode)
+    out = acc.outcome
+    if out is None:
+        if acc.merged_into is not None and acc.prompted is None:
+            return replace(base, outcome=MERGED)
+        return replace(base, outcome=OPEN if acc.prompted is not None else WAITING)
+    snoozes = max(acc.snoozes, _int(out.get("snoozes")) or 0)
+    if out.get("type") == "missed":
+        reason = out.get("reason")
+        return replace(base, outcome=MISSED, reason=reason if isinstance(reason, str) else "unknown",
+                        snoozes=snoozes, finished=acc.outcome_time)
+    reps, planned = _int(out.get("reps")), _int(out.get("planned"))
+    partial = out.get("early") is True and reps is not None and planned is not None and reps < planned
+    finished = acc.outcome_time
+    duration = _int(out.get("duration_s"))
+    started = finished - timedelta(seconds=duration) if finished and duration is not None else finished
+    late = _int(out.get("late_min"))
+    if late is None and started is not None:
+        late = max(0, round((started - offer).total_seconds() / 60))
+    return replace(base, outcome=PARTIAL if partial else DONE, reps=reps, planned=planned, late_min=late,
+                    started=started, finished=finished, snoozes=snoozes)
+
+
+# --- the whole record ----------------------------------------------------------------
+
+def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None) -> Adherence:
+    """The adherence model of a journal's records (in seq order, as exported).
+
+    ``episode`` limits sessions and days to one admission (records between its ``admit``
+    and ``discharge``); totals then cover that episode only.
+    """
+    accs: dict[str, _Acc] = {}
+    gaps: list[Gap] = []
+    events: list[Event] = []
+    episodes: dict[str, Episode] = {}
+    units: list[str] = []
+    types: Counter[str] = Counter()
+    tq: Counter[str] = Counter()
+    first = last = None
+    skipped = 0
+    current: str | None = None                  # the episode open at this point of the record
+    prev_type: str | None = None
+    prev_time: datetime | None = None
+    count = 0
+    for rec in records:
+        count += 1
+        typ = rec.get("type")
+        t = parse_time(rec.get("time"))
+        if not isinstance(typ, str) or t is None:
+            skipped += 1
+            continue
+        types[typ] += 1
+        if isinstance(rec.get("tq"), str):
+            tq[rec["tq"]] += 1
+        first = first or t
+        last = t
+        sid = rec.get("session")
+        if isinstance(sid, str) and typ in SESSION_TYPES:
+            acc = accs.get(sid)
+            if acc is None:
+                acc = accs[sid] = _Acc(sid, t, episode=current)
+            _feed(acc, rec, t)
+        elif typ == "start":
+            unit = rec.get("unit")
+            if isinstance(unit, str) and unit not in units:
+                units.append(unit)
+            if prev_type == "stop" and prev_time is not None:
+                gaps.append(Gap("unit_off", prev_time, t))
+        elif typ == "power_loss":
+            since = parse_time(rec.get("last_known")) or prev_time or t
+            gaps.append(Gap("power_loss", since, max(since, t)))
+        elif typ == "clock_set":
+            events.append(Event(t, typ, _clock_text(rec)))
+        elif typ in ("fault", "fault_cleared"):
+            part = _text(rec.get("part")) or "a part"
+            problem = _text(rec.get("problem"))
+            events.append(Event(t, typ, f"{part}: {problem}" if typ == "fault" and problem
+                                else f"{part} recovered" if typ == "fault_cleared" else part))
+        elif typ == "admit":
+            eid = _text(rec.get("episode")) or f"#{rec.get('seq')}"
+            episodes[eid] = Episode(eid, t, _date(rec.get("surgery")), _text(rec.get("regimen")))
+            current = eid
+            events.append(Event(t, typ, f"Admitted: episode {eid}"))
+        elif typ == "discharge":
+            gone = _text(rec.get("episode")) or current
+            if gone is not None and gone in episodes:
+                e = episodes[gone]
+                episodes[gone] = replace(e, discharged=t)
+            if gone == current:
+                current = None
+            events.append(Event(t, typ, f"Discharged: episode {gone}"))
+        elif typ == "export":
+            via = _text(rec.get("via")) or "?"
+            events.append(Event(t, typ, f"Record downloaded ({via})"))
+        prev_type, prev_time = typ, t
+
+    sessions = sorted((s for s in map(_session, accs.values()) if s is not None), key=lambda s: (s.offer, s.due, s.id))
+    if episode is not None:
+        sessions = [s for s in sessions if s.episode == episode]
+    eps = tuple(episodes.values())
+    days = _days(sessions, gaps, events, eps, first, last, episodes.get(episode) if episode else None)
+    if episode is not None:
+        lo, hi = (days[0].day, days[-1].day) if days else (date.max, date.min)
+        gaps = [g for g in gaps if _touches(g, lo, hi)]
+    totals = sum((d.counts for d in days), Counts())
+    # A gap spanning midnight touches two days but is one gap.
+    totals = replace(totals, gaps=sum(1 for g in gaps if g.kind == "power_loss"),
+                             gap_minutes=sum(g.minutes for g in gaps if g.kind == "power_loss"))
+    unknown = {k: v for k, v in types.items() if k not in KNOWN_TYPES}
+    return Adherence(tuple(units), first, last, tuple(sessions), tuple(days), tuple(gaps), eps, totals, count,
+                     dict(types), unknown, dict(tq), skipped, episode)
+
+
+def _clock_text(rec: Mapping[str, Any]) -> str:
+    old, new = parse_time(rec.get("old")), parse_time(rec.get("new"))
+    jump = rec.get("jump_s")
+    size = ""
+    if isinstance(jump, int | float) and not isinstance(jump, bool):
+        mins = round(jump / 60)
+        size = f" ({'+' if jump >= 0 else '−'}{abs(mins)} min)" if abs(jump) >= 60 else f" ({jump:+.0f} s)"
+    if old and new:
+        return f"Clock changed from {old:%H:%M} to {new:%H:%M}{size}"
+    return f"Clock changed{size}"
+
+
+def clip(g: Gap, d: date) -> tuple[datetime, datetime] | None:
+    """The part of a gap on local date ``d``, as naive wall-clock times (for drawing)."""
+    lo = datetime.combine(d, datetime.min.time())
+    hi = lo + timedelta(days=1)
+    a, b = g.start.replace(tzinfo=None), g.end.replace(tzinfo=None)
+    a, b = max(a, lo), min(b, hi)
+    return (a, b) if a < b else None
+
+
+def _touches(g: Gap, lo: date, hi: date) -> bool:
+    return g.start.date() <= hi and g.end.date() >= lo
+
+
+def _days(sessions: list[Session], gaps: list[Gap], events: list[Event], episodes: tuple[Episode, ...],
+          first: datetime | None, last: datetime | None, only: Episode | None) -> list[Day]:
+    dates = {s.day for s in sessions}
+    if only is None:
+        if first is not None and last is not None:
+            dates |= {first.date(), last.date()}
+    else:
+        if only.admitted is not None:
+            dates.add(only.admitted.date())
+        if only.discharged is not None:
+            dates.add(only.discharged.date())
+        elif last is not None:
+            dates.add(last.date())
+    if not dates:
+        return []
+    lo, hi = min(dates), max(dates)
+    if only is not None and only.admitted is not None:
+        lo = max(lo, only.admitted.date())
+    out = []
+    d = lo
+    while d <= hi:
+        todays = tuple(s for s in sessions if s.day == d)
+        dgaps = tuple(g for g in gaps if clip(g, d) is not None or (g.start.date() == d and g.minutes == 0))
+        devents = tuple(e for e in events if e.at.date() == d)
+        deps = tuple(e for e in episodes if _episode_on(e, d))
+        held = tuple(s for s in sessions if s.deferred and s.due.date() == d and s.day != d)
+        out.append(Day(d, todays, dgaps, devents, deps, _count(todays, dgaps, d), held))
+        d += timedelta(days=1)
+    return out
+
+
+def _episode_on(e: Episode, d: date) -> bool:
+    if e.admitted is None or e.admitted.date() > d:
+        return False
+    return e.discharged is None or e.discharged.date() >= d
+
+
+def _count(sessions: Iterable[Session], gaps: Iterable[Gap], d: date) -> Counts:
+    c: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    for s in sessions:
+        c[s.outcome] += 1
+        c["late"] += s.late
+        c["snoozed"] += s.snoozes > 0
+        c["snoozes"] += s.snoozes
+        c["deferred"] += s.deferred
+        if s.outcome == MISSED:
+            reasons[s.reason or "unknown"] += 1
+    power = [g for g in gaps if g.kind == "power_loss"]
+    minutes = 0
+    for g in power:
+        part = clip(g, d)
+        if part is not None:
+            minutes += round((part[1] - part[0]).total_seconds() / 60)
+    done = c[DONE] + c[PARTIAL]
+    return Counts(due=done + c[MISSED], done=done, partial=c[PARTIAL], late=c["late"], snoozed=c["snoozed"],
+                  snoozes=c["snoozes"], missed=c[MISSED], deferred=c["deferred"], merged=c[MERGED],
+                  open=c[OPEN] + c[WAITING], gaps=len(power), gap_minutes=minutes, missed_reasons=dict(reasons))
