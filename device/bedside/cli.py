@@ -293,6 +293,35 @@ def cmd_secret_set(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- report --------------------------------------------------------------------------
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from . import report
+
+    out = Path(args.output)
+    csv_path = Path(args.csv) if args.csv else out.with_suffix(".csv")
+    if csv_path.resolve() == out.resolve():
+        raise UserError("the report and the CSV would be the same file; give -o a name ending in .html")
+    for p in (out, csv_path):
+        if not p.parent.is_dir():
+            raise UserError(f"cannot write {p}: the folder {p.parent} does not exist")
+    try:
+        loaded = report.load(Path(args.input))
+        made = report.write(loaded.records, out, csv_path, header=loaded.header, damaged=loaded.damaged,
+                            episode=args.episode, source=loaded.source)
+    except report.ReportError as e:
+        raise UserError(str(e)) from None
+    except OSError as e:
+        raise UserError(f"cannot write the report: {e.strerror} ({e.filename})", 1) from None
+    print(f"Wrote {out} and {csv_path}: {report.summary(made)}.")
+    if not made.verdict.ok:
+        for problem in report.iter_problems(made.verdict):
+            print(f"  - {problem}", file=sys.stderr)
+        print("bedside: the record FAILED verification; the report says so on its first line.", file=sys.stderr)
+        return 3
+    return 0
+
+
 # --- the parser ----------------------------------------------------------------------
 
 def parser() -> argparse.ArgumentParser:
@@ -341,6 +370,13 @@ def parser() -> argparse.ArgumentParser:
     ss.add_argument("--config")
     ss.add_argument("--secret-file", help="read the secret from the first line of this file instead of a prompt")
     ss.set_defaults(func=cmd_secret_set)
+
+    rp = sub.add_parser("report", help="write the adherence report (HTML) and a CSV of sessions")
+    rp.add_argument("input", help="an export file (bedside log export) or a unit's data directory")
+    rp.add_argument("-o", "--output", required=True, help="the HTML report to write, e.g. report.html")
+    rp.add_argument("--csv", help="the CSV of sessions to write (default: the report's name ending in .csv)")
+    rp.add_argument("--episode", help="report on this admission episode only")
+    rp.set_defaults(func=cmd_report)
     return p
 
 

@@ -1,0 +1,509 @@
+"""The report as one self-contained HTML page: inline CSS and SVG, no scripts, nothing fetched.
+
+A strict Content-Security-Policy (``default-src 'none'``) makes the browser refuse any
+fetch, so the page behaves the same from a USB stick on a locked-down laptop as anywhere.
+Everything from the record is escaped: a file a person edited must not become markup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+from html import escape
+
+from . import adherence as ad
+from .report import Report
+
+CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
+
+REASONS = {
+    "unanswered": "no answer",
+    "superseded": "replaced by the next prompt",
+    "power_loss": "power cut",
+    "unit_off": "unit switched off",
+    "clock_jump": "clock moved past it",
+    "busy": "another session was running",
+    "late": "too late to offer",
+}
+
+# Timeline geometry (SVG user units; the SVG scales to the page width).
+W, LEFT, RIGHT = 760, 62, 18
+PLOT = W - LEFT - RIGHT
+LANE_Y = {"routine": 18, "hourly": 40}
+AXIS_Y = 54
+H = 68
+
+STYLE = """
+:root { --ink:#1d2430; --muted:#5b6573; --line:#d5dae1; --done:#2e7d32; --late:#b35c00; --missed:#c62828;
+        --grey:#7b8794; --gap:#e3e6ea; --clock:#1565c0; --ok-bg:#edf7ee; --bad-bg:#fdecea; }
+* { box-sizing: border-box; }
+html { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
+       color: var(--ink); margin: 0 auto; padding: 20px 24px 40px; max-width: 980px; line-height: 1.4;
+       font-size: 15px; background: #fff; }
+h1 { font-size: 22px; margin: 0 0 4px; }
+h2 { font-size: 17px; margin: 28px 0 8px; border-bottom: 1px solid var(--line); padding-bottom: 4px; }
+h3 { font-size: 15px; margin: 0; display: flex; flex-wrap: wrap; gap: 4px 14px; align-items: baseline; }
+.muted, .sub { color: var(--muted); }
+.facts { display: grid; grid-template-columns: max-content 1fr; gap: 2px 14px; margin: 10px 0 14px; }
+.facts dt { color: var(--muted); } .facts dd { margin: 0; }
+.mono { font-family: ui-monospace, "SF Mono", Menlo, Consolas, "DejaVu Sans Mono", monospace; font-size: 13px; }
+.verdict { border: 2px solid var(--done); background: var(--ok-bg); border-radius: 6px; padding: 10px 14px;
+           margin: 10px 0 16px; }
+.verdict.bad { border: 4px solid var(--missed); background: var(--bad-bg); }
+.verdict.bad strong.big { font-size: 20px; color: var(--missed); display: block; }
+.verdict ul { margin: 6px 0 0 18px; padding: 0; }
+.notice { border-left: 4px solid var(--late); background: #fff6e8; padding: 6px 12px; margin: 8px 0; }
+.cards { display: flex; flex-wrap: wrap; gap: 10px; margin: 8px 0 4px; }
+.card { border: 1px solid var(--line); border-radius: 6px; padding: 8px 12px; min-width: 116px; }
+.card .n { font-size: 24px; font-weight: 600; display: block; }
+.card.main .n { font-size: 34px; }
+.card .l { color: var(--muted); font-size: 13px; }
+table { border-collapse: collapse; width: 100%; font-size: 14px; }
+th, td { padding: 4px 6px; border-bottom: 1px solid var(--line); text-align: right; white-space: nowrap; }
+th:first-child, td:first-child { text-align: left; }
+th { font-weight: 600; color: var(--muted); font-size: 12px; vertical-align: bottom; white-space: normal; }
+tfoot td { font-weight: 600; border-top: 2px solid var(--ink); }
+td.zero { color: #b3bac4; }
+.bar { display: inline-block; width: 54px; height: 8px; background: var(--gap); margin-left: 6px;
+       vertical-align: middle; }
+.bar i { display: block; height: 8px; background: var(--done); }
+.day { border-top: 1px solid var(--line); padding: 10px 0 6px; break-inside: avoid; page-break-inside: avoid; }
+.day svg { width: 100%; height: auto; display: block; margin: 6px 0 2px; }
+.day ul { margin: 2px 0 0; padding-left: 18px; font-size: 14px; }
+.legend { display: flex; flex-wrap: wrap; gap: 4px 18px; font-size: 13px; color: var(--muted); margin: 4px 0 8px; }
+.legend svg { width: 16px; height: 16px; vertical-align: -3px; }
+.lbl { font: 11px system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif; fill: var(--muted); }
+.tick { font: 10px system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif; fill: var(--muted); }
+.lateno { font: 600 10px system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif; fill: var(--late); }
+footer { margin-top: 28px; font-size: 13px; color: var(--muted); border-top: 1px solid var(--line);
+         padding-top: 8px; }
+.printmark { display: none; }
+@page { size: A4; margin: 14mm 12mm 16mm; }
+@media print {
+  body { padding: 0; max-width: none; font-size: 12px; }
+  h1 { font-size: 18px; } h2 { font-size: 14px; margin-top: 16px; break-after: avoid; page-break-after: avoid; }
+  table { font-size: 11px; } th, td { padding: 2px 4px; }
+  .card .n { font-size: 18px; } .card.main .n { font-size: 24px; } .card { padding: 4px 8px; min-width: 90px; }
+  .day { padding: 6px 0 4px; } .day ul { font-size: 11px; }
+  tr { break-inside: avoid; page-break-inside: avoid; }
+  .printmark { display: block; position: fixed; top: 0; right: 0; color: var(--missed); font-weight: 700;
+               border: 2px solid var(--missed); padding: 1px 6px; background: #fff; }
+}
+"""
+
+
+def render(report: Report, generated: datetime) -> str:
+    m, v = report.model, report.verdict
+    unit = _unit(report)
+    title = f"Exercise record {unit}" + ("" if v.ok else " - FAILED VERIFICATION")
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        '<meta name="referrer" content="no-referrer">',
+        f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>",
+    ]
+    if not v.ok:
+        parts.append('<div class="printmark">RECORD FAILED VERIFICATION</div>')
+    parts.append(f"<h1>Exercise record: unit {escape(unit)}</h1>")
+    parts.append(_facts(report))
+    parts.append(_verdict(report))
+    parts.extend(_notices(report))
+    parts.append(_totals(m))
+    parts.append(_day_table(m))
+    parts.append("<h2>Day by day</h2>")
+    parts.append(_legend())
+    parts.extend(_day(m, d) for d in m.days)
+    parts.append(_footer(report, generated))
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+# --- header --------------------------------------------------------------------------
+
+def _unit(report: Report) -> str:
+    h = report.header
+    if h is not None and isinstance(h.get("unit"), str):
+        return str(h["unit"])
+    return report.model.units[-1] if report.model.units else "(unknown unit)"
+
+
+def _day_name(d: date) -> str:
+    return f"{d:%a} {d.day} {d:%b %Y}"
+
+
+def _when(t: datetime | None) -> str:
+    return f"{_day_name(t.date())} {t:%H:%M}" if t is not None else "-"
+
+
+def _offset(t: datetime) -> str:
+    off = t.utcoffset() or timedelta(0)
+    mins = round(off.total_seconds() / 60)
+    sign = "+" if mins >= 0 else "-"
+    return f"UTC{sign}{abs(mins) // 60:02d}:{abs(mins) % 60:02d}"
+
+
+def _facts(report: Report) -> str:
+    m = report.model
+    rows: list[tuple[str, str]] = []
+    unit = _unit(report)
+    others = [u for u in m.units if u != unit]
+    rows.append(("Unit", escape(unit) + (f' <span class="muted">(also recorded as {escape(", ".join(others))})</span>'
+                                         if others else "")))
+    rows.append(("Episode", _episodes(m)))
+    if m.days:
+        n = len(m.days)
+        span = f"{_day_name(m.days[0].day)} to {_day_name(m.days[-1].day)} ({n} day{'s' * (n != 1)})"
+    else:
+        span = "no days"
+    rows.append(("Period", span))
+    if m.first is not None and m.last is not None:
+        rows.append(("First and last record", f"{_when(m.first)} and {_when(m.last)}"))
+    offsets = sorted({_offset(t) for t in (m.first, m.last, *(s.due for s in m.sessions)) if t is not None})
+    if offsets:
+        rows.append(("Times", "the unit's local time as recorded (" + " and ".join(offsets) + ")"))
+    h = report.header
+    if h is not None and isinstance(h.get("exported"), str):
+        t = ad.parse_time(h["exported"])
+        rows.append(("Exported", _when(t) if t is not None else escape(str(h["exported"]))))
+    body = "".join(f"<dt>{k}</dt><dd>{val}</dd>" for k, val in rows)
+    return f'<dl class="facts">{body}</dl>'
+
+
+def _episodes(m: ad.Adherence) -> str:
+    eps = m.episodes if m.episode_filter is None else tuple(e for e in m.episodes if e.id == m.episode_filter)
+    if not eps:
+        if m.episode_filter is not None:
+            return f"{escape(m.episode_filter)} (not found in this record)"
+        return '<span class="muted">no admission recorded on this unit</span>'
+    out = []
+    for e in eps:
+        bits = [f"<strong>{escape(e.id)}</strong>"]
+        if e.surgery is not None:
+            bits.append(f"surgery {_day_name(e.surgery)}")
+        if e.admitted is not None:
+            bits.append(f"admitted {_when(e.admitted)}")
+        if e.discharged is not None:
+            bits.append(f"discharged {_when(e.discharged)}")
+        if e.regimen:
+            bits.append(f"regimen {escape(e.regimen)}")
+        out.append(", ".join(bits))
+    text = "<br>".join(out)
+    if len(eps) > 1:
+        text += ('<br><span class="muted">More than one admission: each day shows its episode; '
+                 "use <span class=mono>--episode</span> for a report on one.</span>")
+    return text
+
+
+def _verdict(report: Report) -> str:
+    v = report.verdict
+    if v.ok:
+        return (f'<div class="verdict"><strong>&#10003; Record verified.</strong> {v.checked} records, '
+                f"{escape(v.method)}: nothing changed, removed or added. "
+                f'Chain head <span class="mono">{escape(v.head)}</span> '
+                '<span class="muted">(compare with the nurse screen on the unit; full hash '
+                f'<span class="mono">{escape(v.head_hash or "-")}</span>)</span></div>')
+    items = "".join(f"<li>{escape(p)}</li>" for p in _first(v.problems, 12))
+    return ('<div class="verdict bad" role="alert"><strong class="big">&#10007; This record FAILED verification: '
+            "do not rely on it.</strong> It may have been changed or damaged after the unit wrote it. "
+            "Keep the unit and this file for the ward's engineer, and take a fresh download from the unit."
+            f'<ul>{items}</ul><div class="muted">Last record {escape(v.head)}; {v.checked} records read.</div></div>')
+
+
+def _first(items: tuple[str, ...], n: int) -> list[str]:
+    out = list(items[:n])
+    if len(items) > n:
+        out.append(f"... and {len(items) - n} more")
+    return out
+
+
+def _notices(report: Report) -> Iterable[str]:
+    m = report.model
+    tq = m.time_quality
+    total = sum(tq.values())
+    if total and tq.get("simulated", 0) == total:
+        yield ('<p class="notice"><strong>Simulated unit.</strong> This record was made by the simulator, '
+               "not at a bedside.</p>")
+    doubtful = tq.get("unverified", 0) + tq.get("distrusted", 0)
+    if doubtful:
+        yield (f'<p class="notice">{doubtful} of {total} records were written while the unit could not confirm '
+               "its clock: their times may be off.</p>")
+    if m.unknown_types:
+        names = ", ".join(f"{k} ({n})" for k, n in sorted(m.unknown_types.items()))
+        yield f'<p class="muted">Also in the record, not used in this report: {escape(names)}.</p>'
+    if m.skipped:
+        yield f'<p class="notice">{m.skipped} records had no readable type or time and are not counted.</p>'
+
+
+# --- totals and table ----------------------------------------------------------------
+
+def _pct(c: ad.Counts) -> str:
+    rate = c.adherence
+    return "-" if rate is None else f"{rate:.0%}"
+
+
+def _totals(m: ad.Adherence) -> str:
+    t = m.totals
+    cards = [
+        ("main", _pct(t), f"adherence: {t.done} of {t.due} sessions done"),
+        ("", str(t.partial), "of them partly (ended early)"),
+        ("", str(t.late), f"done late ({ad.LATE_AFTER_MIN}+ min)"),
+        ("", str(t.missed), "missed"),
+        ("", str(t.snoozed), "snoozed"),
+        ("", str(t.deferred), "held over the night"),
+        ("", str(t.gaps), "power cuts" + (f" ({_dur(t.gap_minutes)})" if t.gaps else "")),
+    ]
+    if t.open:
+        cards.append(("", str(t.open), "still open at the end"))
+    body = "".join(f'<div class="card {c}"><span class="n">{n}</span><span class="l">{escape(lab)}</span></div>'
+                   for c, n, lab in cards)
+    scope = f" for episode {escape(m.episode_filter)}" if m.episode_filter else ""
+    return f"<h2>Totals{scope}</h2><div class=\"cards\">{body}</div>"
+
+
+def _dur(minutes: int) -> str:
+    h, mi = divmod(minutes, 60)
+    return f"{h} h {mi:02d} min" if h else f"{mi} min"
+
+
+def _num(n: int) -> str:
+    return '<td class="zero">0</td>' if n == 0 else f"<td>{n}</td>"
+
+
+def _row(label: str, pod: str | None, c: ad.Counts, tag: str = "td") -> str:
+    rate = c.adherence
+    bar = f'<span class="bar"><i style="width:{rate * 100:.0f}%"></i></span>' if rate is not None else ""
+    gaps = f"<td>{c.gaps} ({_dur(c.gap_minutes)})</td>" if c.gaps else _num(0)
+    cells = [f"<{tag}>{label}</{tag}>", *([] if pod is None else [f"<td>{pod}</td>"]),
+             _num(c.due), _num(c.done), _num(c.partial), _num(c.late),
+             _num(c.snoozed), _num(c.missed), _num(c.deferred), gaps, f"<td>{_pct(c)}{bar}</td>"]
+    return "<tr>" + "".join(cells) + "</tr>"
+
+
+def _pods(d: ad.Day) -> str:
+    pods = [e.pod(d.day) for e in d.episodes]
+    return ", ".join(str(p) for p in pods if p is not None) or "-"
+
+
+def _day_table(m: ad.Adherence) -> str:
+    pods = bool(m.episodes)   # the column only where admissions are recorded
+    head = ("<tr><th>Day</th>" + ("<th>Post-op day</th>" if pods else "") + "<th>Due</th><th>Done</th>"
+            "<th>of which partly</th>"
+            f"<th>Late ({ad.LATE_AFTER_MIN}+ min)</th><th>Snoozed</th><th>Missed</th><th>Held over night</th>"
+            "<th>Power cuts</th><th>Adherence</th></tr>")
+    rows = "".join(_row(_day_name(d.day), _pods(d) if pods else None, d.counts) for d in m.days)
+    foot = _row("Total", "" if pods else None, m.totals)
+    return f"<h2>Each day</h2><table><thead>{head}</thead><tbody>{rows}</tbody><tfoot>{foot}</tfoot></table>"
+
+
+# --- one day -------------------------------------------------------------------------
+
+def _day(m: ad.Adherence, d: ad.Day) -> str:
+    c = d.counts
+    head = [f"<span>{_day_name(d.day)}</span>"]
+    for e in d.episodes:
+        pod = e.pod(d.day)
+        head.append(f'<span class="sub">episode {escape(e.id)}' + (f", post-op day {pod}" if pod is not None else "")
+                    + "</span>")
+    head.append(f'<span class="sub">{c.done} of {c.due} done ({_pct(c)})</span>' if c.due
+                else '<span class="sub">no sessions due</span>')
+    notes = _notes(d)
+    items = "".join(f"<li>{n}</li>" for n in notes)
+    return (f'<section class="day" id="day-{d.day.isoformat()}"><h3>{"".join(head)}</h3>'
+            f"{timeline(d)}" + (f"<ul>{items}</ul>" if items else "") + "</section>")
+
+
+def _hm(t: datetime | None) -> str:
+    return f"{t:%H:%M}" if t is not None else "?"
+
+
+def _label(s: ad.Session) -> str:
+    return f"{_hm(s.due)} {escape(s.kind)}"
+
+
+def _notes(d: ad.Day) -> list[str]:
+    notes: list[str] = []
+    late = [s for s in d.sessions if s.late]
+    if late:
+        notes.append("Late: " + ", ".join(f"{_label(s)} started {_hm(s.started)} (+{s.late_min} min)" for s in late))
+    part = [s for s in d.sessions if s.outcome == ad.PARTIAL]
+    if part:
+        notes.append("Partly done: " + ", ".join(f"{_label(s)} {s.reps} of {s.planned} reps" for s in part))
+    by_reason: dict[str, list[ad.Session]] = {}
+    for s in d.sessions:
+        if s.outcome == ad.MISSED:
+            by_reason.setdefault(s.reason or "unknown", []).append(s)
+    if by_reason:
+        notes.append("Missed: " + "; ".join(
+            f"{escape(REASONS.get(r, r))}: " + ", ".join(_label(s) for s in group) for r, group in by_reason.items()))
+    snoozed = [s for s in d.sessions if s.snoozes]
+    if snoozed:
+        notes.append("Snoozed: " + ", ".join(f"{_label(s)} ×{s.snoozes}" for s in snoozed))
+    held = [s for s in d.sessions if s.deferred]
+    if held:
+        notes.append("Held over the night: " + ", ".join(
+            f"{_label(s)} " + (f"(shared the {escape(_hm_of(s.merged_into))} prompt)" if s.merged_into
+                               else f"offered {_hm(s.offer)}") for s in held))
+    still = [s for s in d.sessions if s.outcome in (ad.OPEN, ad.WAITING)]
+    if still:
+        notes.append("Still open when the record ends: " + ", ".join(_label(s) for s in still))
+    for g in d.gaps:
+        what = "Power cut" if g.kind == "power_loss" else "Unit switched off"
+        notes.append(f"{what}: no record from {_when(g.start)} to {_when(g.end)} ({_dur(g.minutes)})")
+    for e in d.events:
+        notes.append(f"{_hm(e.at)} {escape(e.text)}")
+    return notes
+
+
+def _hm_of(session_id: str | None) -> str:
+    return (session_id or "?")[11:16] or "?"
+
+
+# --- the timeline --------------------------------------------------------------------
+
+def _x(t: datetime | None, d: date) -> float | None:
+    """Horizontal position of a wall-clock time on day ``d`` (None if on another day)."""
+    if t is None:
+        return None
+    wall = t.replace(tzinfo=None)
+    start = datetime.combine(d, datetime.min.time())
+    minutes = (wall - start).total_seconds() / 60
+    if minutes < 0 or minutes > 1440:
+        return None
+    return LEFT + PLOT * minutes / 1440
+
+
+def _lane(kind: str) -> float:
+    return LANE_Y.get(kind, LANE_Y["hourly"])
+
+
+def timeline(d: ad.Day) -> str:
+    """One day from 00:00 to 24:00: a mark where each session happened (or was missed)."""
+    out = [f'<svg class="timeline" viewBox="0 0 {W} {H}" role="img" '
+           f'aria-label="Timeline of {_day_name(d.day)}"><title>Sessions on {_day_name(d.day)}</title>']
+    for g in d.gaps:
+        part = ad.clip(g, d.day)
+        if part is None:
+            continue
+        x0, x1 = _x(part[0], d.day) or LEFT, _x(part[1], d.day) or LEFT + PLOT
+        fill = "#e3e6ea" if g.kind == "power_loss" else "#eef0f3"
+        what = "power cut" if g.kind == "power_loss" else "switched off"
+        out.append(f'<rect class="gap" x="{x0:.1f}" y="6" width="{max(1.0, x1 - x0):.1f}" height="{AXIS_Y - 6}" '
+                   f'fill="{fill}"><title>{what}: {_when(g.start)} to {_when(g.end)}</title></rect>')
+        if x1 - x0 > 60:
+            out.append(f'<text class="lbl" x="{(x0 + x1) / 2:.1f}" y="33" text-anchor="middle">'
+                       f"{what}</text>")
+    for h in range(25):
+        x = LEFT + PLOT * h / 24
+        major = h % 3 == 0
+        out.append(f'<line x1="{x:.1f}" y1="{8 if major else AXIS_Y - 4}" x2="{x:.1f}" y2="{AXIS_Y}" '
+                   f'stroke="{"#e1e5ea" if major else "#c9ced6"}" stroke-width="1"/>')
+        if major:
+            out.append(f'<text class="tick" x="{x:.1f}" y="{H - 3}" text-anchor="middle">{h:02d}:00</text>')
+    out.append(f'<line x1="{LEFT}" y1="{AXIS_Y}" x2="{LEFT + PLOT}" y2="{AXIS_Y}" stroke="#9aa3ad"/>')
+    for kind, y in LANE_Y.items():
+        out.append(f'<text class="lbl" x="4" y="{y + 4}">{kind.capitalize()}</text>')
+    for e in d.events:
+        if e.kind == "clock_set":
+            xc = _x(e.at, d.day)
+            if xc is not None:
+                out.append(f'<line class="clock" x1="{xc:.1f}" y1="4" x2="{xc:.1f}" y2="{AXIS_Y}" stroke="#1565c0" '
+                           f'stroke-dasharray="3 2"><title>{escape(e.text)}</title></line>')
+    for s in d.held:
+        out.append(_night_mark(s, d.day))
+    for s in d.sessions:
+        out.append(_mark(s, d.day))
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _night_mark(s: ad.Session, d: date) -> str:
+    """Where a session fell due at night (its outcome is drawn where it was offered)."""
+    x = _x(s.due, d)
+    if x is None:
+        return ""
+    y = _lane(s.kind)
+    tip = f"{s.kind} due {_hm(s.due)}: at night, held over to {_when(s.offer)}"
+    return (f'<rect class="m-due" x="{x - 3.5:.1f}" y="{y - 3.5}" width="7" height="7" fill="#fff" stroke="#7b8794" '
+            f'stroke-width="1.5" transform="rotate(45 {x:.1f} {y})"><title>{escape(tip)}</title></rect>')
+
+
+def _mark(s: ad.Session, d: date) -> str:
+    y = _lane(s.kind)
+    tip = f"<title>{escape(_tip(s))}</title>"
+    parts: list[str] = []
+    if s.deferred and s.due.date() == d:
+        parts.append(_night_mark(s, d))
+    if s.is_done:
+        x = _x(s.started, d) or _x(s.offer, d)
+        if x is None:
+            return "".join(parts)
+        colour = "#b35c00" if s.late else "#2e7d32"
+        xo = _x(s.offer, d)
+        if s.late and xo is not None:
+            parts.append(f'<line x1="{xo:.1f}" y1="{y}" x2="{x:.1f}" y2="{y}" stroke="{colour}" stroke-width="2" '
+                         'stroke-dasharray="2 2"/>')
+            parts.append(f'<text class="lateno" x="{x:.1f}" y="{y - 8}" text-anchor="middle">+{s.late_min}</text>')
+        if s.outcome == ad.PARTIAL:
+            parts.append(f'<g class="m-partial"><circle cx="{x:.1f}" cy="{y}" r="5.5" fill="#fff" stroke="{colour}" '
+                         f'stroke-width="2"/><path d="M{x:.1f} {y - 5.5} A5.5 5.5 0 0 0 {x:.1f} {y + 5.5} Z" '
+                         f'fill="{colour}"/>{tip}</g>')
+        else:
+            cls = "m-late" if s.late else "m-done"
+            parts.append(f'<circle class="{cls}" cx="{x:.1f}" cy="{y}" r="5.5" fill="{colour}">{tip}</circle>')
+        return "".join(parts)
+    x = _x(s.offer, d)
+    if x is None:
+        return "".join(parts)
+    if s.outcome == ad.MISSED:
+        parts.append(f'<g class="m-missed" stroke="#c62828" stroke-width="2.4" stroke-linecap="round">'
+                     f'<path d="M{x - 4.5:.1f} {y - 4.5} L{x + 4.5:.1f} {y + 4.5} M{x - 4.5:.1f} {y + 4.5} '
+                     f'L{x + 4.5:.1f} {y - 4.5}"/>{tip}</g>')
+    elif s.outcome == ad.MERGED:
+        parts.append(f'<circle class="m-merged" cx="{x:.1f}" cy="{y}" r="3" fill="#7b8794">{tip}</circle>')
+    else:
+        parts.append(f'<circle class="m-open" cx="{x:.1f}" cy="{y}" r="5" fill="none" stroke="#7b8794" '
+                     f'stroke-width="1.5" stroke-dasharray="2 2">{tip}</circle>')
+    return "".join(parts)
+
+
+def _tip(s: ad.Session) -> str:
+    base = f"{s.kind} due {_hm(s.due)}"
+    if s.outcome == ad.DONE:
+        return f"{base}: done, started {_hm(s.started)}" + (f" ({s.late_min} min late)" if s.late else "")
+    if s.outcome == ad.PARTIAL:
+        return f"{base}: partly done, {s.reps} of {s.planned} reps, started {_hm(s.started)}"
+    if s.outcome == ad.MISSED:
+        return f"{base}: missed ({REASONS.get(s.reason or '', s.reason or '?')})"
+    if s.outcome == ad.MERGED:
+        return f"{base}: held over the night, shared the {_hm_of(s.merged_into)} prompt"
+    return f"{base}: still open when the record ends"
+
+
+def _legend() -> str:
+    items = [
+        ('<circle cx="8" cy="8" r="5.5" fill="#2e7d32"/>', "done"),
+        ('<circle cx="8" cy="8" r="5.5" fill="#fff" stroke="#2e7d32" stroke-width="2"/>'
+         '<path d="M8 2.5 A5.5 5.5 0 0 0 8 13.5 Z" fill="#2e7d32"/>', "partly done"),
+        ('<circle cx="8" cy="8" r="5.5" fill="#b35c00"/>', f"done late (+minutes, {ad.LATE_AFTER_MIN}+)"),
+        ('<path d="M3.5 3.5 L12.5 12.5 M3.5 12.5 L12.5 3.5" stroke="#c62828" stroke-width="2.4" '
+         'stroke-linecap="round"/>', "missed"),
+        ('<rect x="5" y="5" width="6" height="6" fill="none" stroke="#7b8794" transform="rotate(45 8 8)"/>',
+         "fell due at night (held over)"),
+        ('<circle cx="8" cy="8" r="3" fill="#7b8794"/>', "shared another prompt"),
+        ('<rect x="0" y="2" width="16" height="12" fill="#e3e6ea"/>', "no power"),
+        ('<line x1="8" y1="0" x2="8" y2="16" stroke="#1565c0" stroke-dasharray="3 2"/>', "clock changed"),
+    ]
+    body = "".join(f'<span><svg viewBox="0 0 16 16" aria-hidden="true">{svg}</svg> {escape(text)}</span>'
+                   for svg, text in items)
+    return f'<div class="legend">{body}</div>'
+
+
+def _footer(report: Report, generated: datetime) -> str:
+    src = f" from {escape(report.source)}" if report.source else ""
+    return (f"<footer>Made {_when(generated)}{src} by the bedside report. Due = sessions done or missed; "
+            "done includes partly done; adherence = done ÷ due. Sessions count on the day they were offered. "
+            "No patient name is kept on the unit or in this report; the episode id links it to the patient's "
+            "notes. Per-session details are in the CSV made with this report.</footer>")
