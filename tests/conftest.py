@@ -43,3 +43,25 @@ def local(cfg: config.Config, text: str) -> datetime:
 def data_dir(tmp_path: Path) -> Iterator[Path]:
     d = tmp_path / "data"
     yield d
+
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture(scope="session")
+def week(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The scripted week (tests/data/week-*.txt) as a real journal, made by ``bedside simulate``.
+
+    24-30 November 2026 in Berlin time: late, snoozed, partial and missed sessions, a 06:00
+    routine held over every night, a power cut on the 27th and a clock set forward on the 28th.
+    """
+    import subprocess
+    import sys
+
+    data = tmp_path_factory.mktemp("week") / "data"
+    for start, until, script in (("2026-11-24T06:00", "2026-11-27T13:10", "week-1.txt"),
+                                 ("2026-11-27T16:40", "2026-11-30T23:00", "week-2.txt")):
+        subprocess.run([sys.executable, "-m", "bedside", "simulate", "--config", str(DATA / "week.toml"), "--headless",
+                        "--start", start, "--until", until, "--script", str(DATA / script), "--data", str(data)],
+                       check=True, capture_output=True, timeout=300)
+    return data
