@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages the tests use (installed when missing; CI runs as root).
-APT_PACKAGES :=
+APT_PACKAGES := chromium poppler-utils fonts-dejavu-core
 
 .PHONY: simulate test lint typecheck setup apt bench clean help
 
