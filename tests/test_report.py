@@ -151,11 +151,12 @@ def test_a_changed_or_cut_record_fails_verification_loudly(week: Path) -> None:
     page = report.html_text(made, GENERATED)
     assert "FAILED VERIFICATION" in page.split("</title>")[0]
     body = page.split("<body>", 1)[1]
-    assert body.index("FAILED verification: do not rely on it") < body.index("<h2>Totals")
+    assert body.index("FAILED verification: do not rely on it") < body.index('<dl class="facts">')
+    assert "Totals <span class=\"failtag\">from a record that FAILED verification" in page
     assert "Record verified" not in page
     removed = report.parse_export("\n".join([*lines[:i], *lines[i + 1:]]).encode())
     problems = report.verdict(removed.records).problems
-    assert f"records {i + 1} to {i + 1} are missing" in problems[0] and "not linked" in problems[1]
+    assert problems[0] == f"record {i + 1} is missing" and "not linked" in problems[1]
     damaged = report.parse_export("\n".join([*lines[:i], "{not json", *lines[i + 1:]]).encode())
     assert damaged.damaged == [f"line {i + 1} of the file is not a record"]
     assert not report.make(damaged.records, damaged=damaged.damaged).verdict.ok

@@ -163,6 +163,8 @@ def verdict(records: Sequence[Mapping[str, Any]], header: Mapping[str, Any] | No
                 problems.append(f"record {seq}: out of order after record {prev_seq}")
             elif prev_seq == 0:
                 problems.append(f"records 1 to {seq - 1} are missing (the record starts at {seq})")
+            elif seq == prev_seq + 2:
+                problems.append(f"record {prev_seq + 1} is missing")
             else:
                 problems.append(f"records {prev_seq + 1} to {seq - 1} are missing")
         stored = rec.get("hash")

@@ -53,6 +53,7 @@ h3 { font-size: 15px; margin: 0; display: flex; flex-wrap: wrap; gap: 4px 14px; 
 .verdict.bad { border: 4px solid var(--missed); background: var(--bad-bg); }
 .verdict.bad strong.big { font-size: 20px; color: var(--missed); display: block; }
 .verdict ul { margin: 6px 0 0 18px; padding: 0; }
+.failtag { color: var(--missed); font-size: 14px; }
 .notice { border-left: 4px solid var(--late); background: #fff6e8; padding: 6px 12px; margin: 8px 0; }
 .cards { display: flex; flex-wrap: wrap; gap: 10px; margin: 8px 0 4px; }
 .card { border: 1px solid var(--line); border-radius: 6px; padding: 8px 12px; min-width: 116px; }
@@ -105,13 +106,14 @@ def render(report: Report, generated: datetime) -> str:
         '<meta name="referrer" content="no-referrer">',
         f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>",
     ]
-    if not v.ok:
-        parts.append('<div class="printmark">RECORD FAILED VERIFICATION</div>')
     parts.append(f"<h1>Exercise record: unit {escape(unit)}</h1>")
-    parts.append(_facts(report))
-    parts.append(_verdict(report))
+    if v.ok:
+        parts += [_facts(report), _verdict(report)]
+    else:
+        # The first thing a nurse sees, and on every printed page.
+        parts += ['<div class="printmark">RECORD FAILED VERIFICATION</div>', _verdict(report), _facts(report)]
     parts.extend(_notices(report))
-    parts.append(_totals(m))
+    parts.append(_totals(m, v.ok))
     parts.append(_day_table(m))
     parts.append("<h2>Day by day</h2>")
     parts.append(_legend())
@@ -244,7 +246,7 @@ def _pct(c: ad.Counts) -> str:
     return "-" if rate is None else f"{rate:.0%}"
 
 
-def _totals(m: ad.Adherence) -> str:
+def _totals(m: ad.Adherence, verified: bool) -> str:
     t = m.totals
     cards = [
         ("main", _pct(t), f"adherence: {t.done} of {t.due} sessions done"),
@@ -260,7 +262,8 @@ def _totals(m: ad.Adherence) -> str:
     body = "".join(f'<div class="card {c}"><span class="n">{n}</span><span class="l">{escape(lab)}</span></div>'
                    for c, n, lab in cards)
     scope = f" for episode {escape(m.episode_filter)}" if m.episode_filter else ""
-    return f"<h2>Totals{scope}</h2><div class=\"cards\">{body}</div>"
+    warn = "" if verified else ' <span class="failtag">from a record that FAILED verification</span>'
+    return f"<h2>Totals{scope}{warn}</h2><div class=\"cards\">{body}</div>"
 
 
 def _dur(minutes: int) -> str:
