@@ -33,7 +33,7 @@ DONE, PARTIAL, MISSED, MERGED, OPEN, WAITING = "done", "partial", "missed", "mer
 DECIDED = (DONE, PARTIAL, MISSED)
 SESSION_TYPES = ("prompt", "repeat", "snooze", "done", "missed", "deferred", "press")
 KNOWN_TYPES = frozenset({*SESSION_TYPES, "start", "stop", "power_loss", "clock_set", "fault", "fault_cleared",
-                         "admit", "discharge", "export"})
+                         "admit", "discharge", "export", "secret_set"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +86,7 @@ class Event:
     """Something a nurse should see on a day: a clock change, a fault, a download."""
 
     at: datetime
-    kind: str                      # clock_set | fault | fault_cleared | export | admit | discharge | other
+    kind: str                      # clock_set | fault | fault_cleared | export | admit | discharge | secret_set
     text: str
 
 
@@ -357,6 +357,8 @@ def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None) -
         elif typ == "export":
             via = _text(rec.get("via")) or "?"
             events.append(Event(t, typ, f"Record downloaded ({via})"))
+        elif typ == "secret_set":
+            events.append(Event(t, typ, "Ward secret changed" if rec.get("replaced") is True else "Ward secret set"))
         prev_type, prev_time = typ, t
 
     sessions = sorted((s for s in map(_session, accs.values()) if s is not None), key=lambda s: (s.offer, s.due, s.id))
