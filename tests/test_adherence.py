@@ -155,7 +155,7 @@ def streams(draw: st.DrawFn) -> tuple[list[dict[str, Any]], dict[str, str]]:
 
 
 def report_reasons() -> set[str]:
-    from bedside.report_html import REASONS
+    from bedside.report_svg import REASONS
 
     return set(REASONS)
 
