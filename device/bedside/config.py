@@ -54,6 +54,30 @@ class Hardware:
     led_pin: int | None = 27
     rotate: int = 0
     volume: int = 50
+    tone: str = "normal"           # passive buzzers: low | normal | high pitch
+
+
+@dataclass(frozen=True)
+class Display:
+    night: str = "off"             # outside the awake window: off (a press lights it) | dim (a dim clock)
+    dim_after_minutes: int = 10    # daytime idle clock dims after this long untouched; 0 = never
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Part of a regimen, from a post-operative day on; None keeps the [hourly]/[routine] setting."""
+
+    from_day: int
+    hourly_every_minutes: int | None = None
+    hourly_exercises: tuple[Exercise, ...] | None = None
+    routine_at: tuple[time, ...] | None = None
+    routine_exercises: tuple[Exercise, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Regimen:
+    name: str
+    stages: tuple[Stage, ...]
 
 
 @dataclass(frozen=True)
@@ -70,6 +94,11 @@ DEFAULT_ROUTINE = (
 )
 
 
+# Published regimens: ankle pumps every waking hour for the first 48 hours or so, and the
+# fuller routine twice a day throughout; day 0 is the day of surgery.
+DEFAULT_REGIMENS = (Regimen("standard", (Stage(0), Stage(3, hourly_every_minutes=0))),)
+
+
 @dataclass(frozen=True)
 class Config:
     unit_id: str = "ward7-bed12"
@@ -84,6 +113,10 @@ class Config:
     missed_after_minutes: int = 30
     snooze_minutes: int = 10
     max_snoozes: int = 2
+    default_regimen: str = "standard"
+    without_episode: str = "default"   # default: run the default regimen as on day 0 | quiet: no prompts
+    regimens: tuple[Regimen, ...] = DEFAULT_REGIMENS
+    display: Display = field(default_factory=Display)
     hardware: Hardware = field(default_factory=Hardware)
     serial: Serial = field(default_factory=Serial)
     source: str = "built-in defaults"
@@ -100,6 +133,9 @@ class Config:
             h = hash(tuple(getattr(self, f) for f in self.__dataclass_fields__))
             object.__setattr__(self, "_hash", h)
         return h
+
+    def regimen(self, name: str) -> Regimen | None:
+        return next((r for r in self.regimens if r.name == name), None)
 
     def fingerprint(self) -> str:
         """A short stable hash of the settings (not the file's path), logged at start."""
@@ -134,12 +170,19 @@ _SCHEMA: dict[str, set[str]] = {
     "hourly": {"every_minutes", "exercises"},
     "routine": {"at", "exercises"},
     "reminders": {"repeat_every_minutes", "missed_after_minutes", "snooze_minutes", "max_snoozes"},
+    "episodes": {"default_regimen", "without_episode"},
+    "regimens": set(),               # one table per regimen, checked on its own
+    "display": {"night", "dim_after_minutes"},
     "hardware": {
         "display", "i2c_port", "i2c_address", "button_pin", "buzzer_pin", "buzzer", "led_pin", "rotate", "volume",
+        "tone",
     },
     "serial": {"port", "baud"},
 }
 _EXERCISE_KEYS = {"name", "reps", "per_foot", "hold_seconds"}
+_STAGE_KEYS = {"from_day", "hourly_every_minutes", "hourly_exercises", "routine_at", "routine_exercises"}
+# Regimen names are shown on the nurse screen and recorded on admission.
+_REGIMEN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,11}$")
 _UNIT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
@@ -188,7 +231,28 @@ class _Reader:
         v = self.get(section, "exercises")
         if v is _MISSING:
             return default
-        key = f"[{section}] exercises"
+        return self.exercise_list(f"[{section}] exercises", v, default)
+
+    def every_minutes(self, key: str, v: Any, default: int) -> int:
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 1440:
+            self.fail(key, f"must be a whole number of minutes from 0 to 1440 (0 turns hourly prompts off), got {v!r}")
+            return default
+        if 0 < v < 15:
+            self.fail(key, f"prompts less than 15 minutes apart would never let a session finish, got {v}")
+            return default
+        return v
+
+    def times(self, key: str, v: Any, default: tuple[time, ...]) -> tuple[time, ...]:
+        if not isinstance(v, list):
+            self.fail(key, 'must be a list of times such as ["09:00", "19:00"]')
+            return default
+        found = [self.clock_time(f"{key} #{i}", t) for i, t in enumerate(v, 1)]
+        good = [t for t in found if t is not None]
+        if len(set(good)) != len(good):
+            self.fail(key, "lists the same time twice")
+        return tuple(sorted(set(good)))
+
+    def exercise_list(self, key: str, v: Any, default: tuple[Exercise, ...]) -> tuple[Exercise, ...]:
         if not isinstance(v, list):
             self.fail(key, "must be a list of exercises like { name = \"Ankle pumps\", reps = 10 }")
             return default
@@ -205,6 +269,10 @@ class _Reader:
             ok = True
             if not isinstance(name, str) or not 1 <= len(name.strip()) <= 20:
                 self.fail(f"{k} name", f"must be text of 1 to 20 characters (it is shown on the display), got {name!r}")
+                ok = False
+            elif not _displayable(name):
+                self.fail(f"{k} name", f"has characters the display cannot show (it has Western European letters, "
+                          f"digits and punctuation), got {name!r}")
                 ok = False
             if isinstance(reps, bool) or not isinstance(reps, int) or not 1 <= reps <= 100:
                 self.fail(f"{k} reps", f"must be a whole number from 1 to 100, got {reps!r}")
@@ -223,6 +291,73 @@ class _Reader:
 _MISSING: Any = object()
 
 
+def _displayable(text: str) -> bool:
+    """True when the display's fonts (Latin-1) have every character and none is a control character."""
+    return all(" " <= ch <= "~" or "\xa0" <= ch <= "\xff" for ch in text)
+
+
+def _stage(r: _Reader, key: str, v: Any) -> Stage | None:
+    if not isinstance(v, Mapping):
+        r.fail(key, "must be a table like { from_day = 3, hourly_every_minutes = 0 }")
+        return None
+    for extra in sorted(set(v) - _STAGE_KEYS):
+        r.fail(f"{key} {extra}", f"unknown key (known: {', '.join(sorted(_STAGE_KEYS))})")
+    day = v.get("from_day", _MISSING)
+    if isinstance(day, bool) or not isinstance(day, int) or not -30 <= day <= 365:
+        r.fail(f"{key} from_day", "must be the post-operative day the stage starts, a whole number from -30 to 365 "
+               f"(0 is the day of surgery), got {'nothing' if day is _MISSING else repr(day)}")
+        return None
+    every = v.get("hourly_every_minutes")
+    if every is not None:
+        every = r.every_minutes(f"{key} hourly_every_minutes", every, 0)
+    at = r.times(f"{key} routine_at", v["routine_at"], ()) if "routine_at" in v else None
+    hourly_ex = r.exercise_list(f"{key} hourly_exercises", v["hourly_exercises"], ()) \
+        if "hourly_exercises" in v else None
+    routine_ex = r.exercise_list(f"{key} routine_exercises", v["routine_exercises"], ()) \
+        if "routine_exercises" in v else None
+    return Stage(day, every, hourly_ex, at, routine_ex)
+
+
+def _regimens(r: _Reader, data: Mapping[str, Any], base: Config) -> tuple[Regimen, ...]:
+    raw = data.get("regimens", _MISSING)
+    if raw is _MISSING or not isinstance(raw, Mapping):
+        return DEFAULT_REGIMENS
+    out = []
+    for name, table in raw.items():
+        key = f"[regimens.{name}]"
+        if not _REGIMEN.match(name):
+            r.fail(key, "a regimen's name must be 1 to 12 lower-case letters, digits, '-' or '_' (it is shown on the "
+                   f"nurse screen), got {name!r}")
+            continue
+        if not isinstance(table, Mapping):
+            r.fail(key, "must be a table with a stages list")
+            continue
+        for extra in sorted(set(table) - {"stages"}):
+            r.fail(f"{key} {extra}", "unknown key (known: stages)")
+        stages_raw = table.get("stages")
+        if not isinstance(stages_raw, list) or not stages_raw:
+            r.fail(f"{key} stages", "must be a list of stages such as [{ from_day = 0 }, { from_day = 3, "
+                   "hourly_every_minutes = 0 }]")
+            continue
+        stages = [_stage(r, f"{key} stages #{i}", v) for i, v in enumerate(stages_raw, 1)]
+        good = [st for st in stages if st is not None]
+        days = [st.from_day for st in good]
+        if days != sorted(set(days)):
+            r.fail(f"{key} stages", f"must start on different days, in order, got from_day {days}")
+        for i, st in enumerate(good, 1):
+            every = base.hourly_every_minutes if st.hourly_every_minutes is None else st.hourly_every_minutes
+            hourly = base.hourly_exercises if st.hourly_exercises is None else st.hourly_exercises
+            at = base.routine_at if st.routine_at is None else st.routine_at
+            routine = base.routine_exercises if st.routine_exercises is None else st.routine_exercises
+            if every and not hourly:
+                r.fail(f"{key} stages #{i}", "has hourly prompts but no hourly exercises")
+            if at and not routine:
+                r.fail(f"{key} stages #{i}", "has routine times but no routine exercises")
+        if len(good) == len(stages):
+            out.append(Regimen(name, tuple(good)))
+    return tuple(out) if out else DEFAULT_REGIMENS
+
+
 def parse(data: Mapping[str, Any], source: str = "<config>") -> Config:
     """Build a Config from parsed TOML, raising ConfigError listing every problem."""
     r = _Reader(data)
@@ -232,7 +367,7 @@ def parse(data: Mapping[str, Any], source: str = "<config>") -> Config:
             r.fail(f"[{section}]", f"unknown section (known: {', '.join(sorted(_SCHEMA))})")
         elif not isinstance(value, Mapping):
             r.fail(f"[{section}]", "must be a table (a [section] heading)")
-        else:
+        elif section != "regimens":     # its keys are the regimens' names
             for key in sorted(set(value) - _SCHEMA[section]):
                 r.fail(f"[{section}] {key}", f"unknown key (known: {', '.join(sorted(_SCHEMA[section]))})")
 
@@ -264,24 +399,13 @@ def parse(data: Mapping[str, Any], source: str = "<config>") -> Config:
     awake_start = hhmm("awake", "start", d.awake_start)
     awake_end = hhmm("awake", "end", d.awake_end)
 
-    every = r.integer("hourly", "every_minutes", d.hourly_every_minutes, 0, 1440,
-                      "of minutes (0 turns hourly prompts off)")
-    if 0 < every < 15:
-        r.fail("[hourly] every_minutes",
-               f"prompts less than 15 minutes apart would never let a session finish, got {every}")
+    every_raw = r.get("hourly", "every_minutes")
+    every = d.hourly_every_minutes if every_raw is _MISSING else \
+        r.every_minutes("[hourly] every_minutes", every_raw, d.hourly_every_minutes)
     hourly_ex = r.exercises("hourly", d.hourly_exercises)
 
     at_raw = r.get("routine", "at")
-    routine_at = d.routine_at
-    if at_raw is not _MISSING:
-        if not isinstance(at_raw, list):
-            r.fail("[routine] at", 'must be a list of times such as ["09:00", "19:00"]')
-        else:
-            times = [r.clock_time(f"[routine] at #{i}", v) for i, v in enumerate(at_raw, 1)]
-            good = [t for t in times if t is not None]
-            if len(set(good)) != len(good):
-                r.fail("[routine] at", "lists the same time twice")
-            routine_at = tuple(sorted(set(good)))
+    routine_at = d.routine_at if at_raw is _MISSING else r.times("[routine] at", at_raw, d.routine_at)
     routine_ex = r.exercises("routine", d.routine_exercises)
     if every and not hourly_ex:
         r.fail("[hourly] exercises", "must name at least one exercise while every_minutes is above 0")
@@ -293,8 +417,24 @@ def parse(data: Mapping[str, Any], source: str = "<config>") -> Config:
     snooze = r.integer("reminders", "snooze_minutes", d.snooze_minutes, 1, 60, "of minutes")
     max_snoozes = r.integer("reminders", "max_snoozes", d.max_snoozes, 0, 5)
 
+    base = Config(hourly_every_minutes=every, hourly_exercises=hourly_ex, routine_at=routine_at,
+                  routine_exercises=routine_ex)
+    regimens = _regimens(r, data, base)
+    default_regimen = d.default_regimen
+    dr = r.get("episodes", "default_regimen")
+    if dr is not _MISSING:
+        default_regimen = dr if isinstance(dr, str) else repr(dr)
+    if not any(g.name == default_regimen for g in regimens):
+        r.fail("[episodes] default_regimen", f"must name one of the regimens ({', '.join(g.name for g in regimens)}), "
+               f"got {default_regimen!r}")
+    without = r.choice("episodes", "without_episode", d.without_episode, ("default", "quiet"))
+    dd = Display()
+    display = Display(r.choice("display", "night", dd.night, ("off", "dim")),
+                      r.integer("display", "dim_after_minutes", dd.dim_after_minutes, 0, 1440,
+                                "of minutes (0 never dims)"))
+
     hd = Hardware()
-    display = r.choice("hardware", "display", hd.display, ("ssd1306", "sh1106"))
+    hw_display = r.choice("hardware", "display", hd.display, ("ssd1306", "sh1106"))
     i2c_port = r.integer("hardware", "i2c_port", hd.i2c_port, 0, 22)
     i2c_address = r.integer("hardware", "i2c_address", hd.i2c_address, 0x03, 0x77)
     button_pin = r.integer("hardware", "button_pin", hd.button_pin, 0, 27, "(BCM GPIO number)")
@@ -307,6 +447,7 @@ def parse(data: Mapping[str, Any], source: str = "<config>") -> Config:
         led_pin = None if led_pin == -1 else led_pin
     rotate = r.integer("hardware", "rotate", hd.rotate, 0, 3, "of quarter turns")
     volume = r.integer("hardware", "volume", hd.volume, 1, 100, "(percent; passive buzzers only)")
+    tone = r.choice("hardware", "tone", hd.tone, ("low", "normal", "high"))
     pins = {"button_pin": button_pin, "buzzer_pin": buzzer_pin}
     if led_pin is not None:
         pins["led_pin"] = led_pin
@@ -339,7 +480,13 @@ def parse(data: Mapping[str, Any], source: str = "<config>") -> Config:
         missed_after_minutes=missed,
         snooze_minutes=snooze,
         max_snoozes=max_snoozes,
-        hardware=Hardware(display, i2c_port, i2c_address, button_pin, buzzer_pin, buzzer, led_pin, rotate, volume),
+        default_regimen=default_regimen,
+        without_episode=without,
+        regimens=regimens,
+        display=display,
+        hardware=Hardware(display=hw_display, i2c_port=i2c_port, i2c_address=i2c_address, button_pin=button_pin,
+                          buzzer_pin=buzzer_pin, buzzer=buzzer, led_pin=led_pin, rotate=rotate, volume=volume,
+                          tone=tone),
         serial=Serial(port, baud),
         source=source,
     )

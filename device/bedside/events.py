@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 
@@ -43,7 +43,38 @@ class Notice:
     problem: str | None        # None: the part is healthy again
 
 
-Event = Tick | ButtonEdge | Notice
+@dataclass(frozen=True, slots=True)
+class Admit:
+    """A nurse admits a patient to this unit: an episode id (never a name), surgery date and regimen.
+
+    Sent by the serial link (or a simulator script). ``regimen`` None means the configured
+    default. The core records ``admit`` (or ``refused``, saying why); see episodes.py.
+    """
+
+    episode: str
+    surgery: date
+    regimen: str | None = None
+    via: str = "serial"
+
+
+@dataclass(frozen=True, slots=True)
+class Discharge:
+    """A nurse discharges the patient; ``episode``, when given, must be the one admitted."""
+
+    episode: str | None = None
+    via: str = "serial"
+
+
+@dataclass(frozen=True, slots=True)
+class Exported:
+    """The journal was downloaded (serial link, USB stick): recorded as ``export`` with ``via``
+    and ``details``, and shown on the nurse screen as the last download."""
+
+    via: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+Event = Tick | ButtonEdge | Notice | Admit | Discharge | Exported
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +117,7 @@ class Show:
 
 @dataclass(frozen=True, slots=True)
 class Led:
-    mode: str                      # off | due | missed
+    mode: str                      # off | due | missed | done (see docs/behaviour.md#the-status-light)
 
 
 Effect = Record | Play | Show | Led

@@ -2,7 +2,7 @@
 
 All schedule times are local wall-clock times in the unit's time zone, and the result is
 expressed as aware UTC instants so that the rest of the unit never does local-time
-arithmetic. Rules (documented for nurses in docs/schedule.md):
+arithmetic. Rules (documented for nurses in docs/behaviour.md):
 
 * The awake window starts each local day at ``awake.start`` and lasts until ``awake.end``,
   crossing midnight when the end is not after the start; start == end is awake all day.
@@ -16,6 +16,8 @@ arithmetic. Rules (documented for nurses in docs/schedule.md):
   deferred and merged, never as missed.
 * A local time that does not exist (spring-forward gap) moves to the end of the gap; a
   local time that exists twice (autumn) means its first occurrence.
+* Which hourly and routine sessions a local date has comes from the regimen's stage for
+  that date's post-operative day (``episodes.rules``); ``ep`` is the open episode, or None.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from .config import Config, Exercise
+from .episodes import Episode, rules
 
 HOURLY = "hourly"
 ROUTINE = "routine"
@@ -143,17 +146,18 @@ def care_day(cfg: Config, t: datetime) -> tuple[datetime, datetime]:
 # --- sessions ------------------------------------------------------------------------
 
 @lru_cache(maxsize=256)
-def _raw_day(cfg: Config, d: date) -> tuple[Session, ...]:
+def _raw_day(cfg: Config, d: date, ep: Episode | None) -> tuple[Session, ...]:
     """Sessions whose nominal local time falls on date ``d``, before merging."""
     tz = cfg.tz
+    r = rules(cfg, ep, d)
     out: dict[datetime, Session] = {}
     # Routine first: an hourly session at the same instant is replaced, not doubled.
-    for t in cfg.routine_at:
+    for t in r.routine_at:
         naive = datetime.combine(d, t)
         due = to_instant(naive, tz)
-        out.setdefault(due, Session(session_id(naive, ROUTINE), ROUTINE, due, due, cfg.routine_exercises))
-    if cfg.hourly_every_minutes:
-        step = timedelta(minutes=cfg.hourly_every_minutes)
+        out.setdefault(due, Session(session_id(naive, ROUTINE), ROUTINE, due, due, r.routine_exercises))
+    if r.every_minutes:
+        step = timedelta(minutes=r.every_minutes)
         for start_day in (d - _DAY, d):
             naive, end = _window_naive(cfg, start_day)
             while naive < end:
@@ -163,7 +167,7 @@ def _raw_day(cfg: Config, d: date) -> tuple[Session, ...]:
                     # collides with a real slot, the real one (whose name is its time) stays.
                     prior = out.get(due)
                     if prior is None or (prior.kind == HOURLY and local(due, tz) == naive):
-                        out[due] = Session(session_id(naive, HOURLY), HOURLY, due, due, cfg.hourly_exercises)
+                        out[due] = Session(session_id(naive, HOURLY), HOURLY, due, due, r.hourly_exercises)
                 naive += step
     sessions = []
     for due, s in sorted(out.items()):
@@ -177,22 +181,22 @@ def _priority(s: Session) -> tuple[int, datetime]:
 
 
 @lru_cache(maxsize=256)
-def _day(cfg: Config, d: date) -> tuple[Session, ...]:
+def _day(cfg: Config, d: date, ep: Episode | None) -> tuple[Session, ...]:
     """Sessions with nominal local date ``d``, with merges of shared offer instants applied."""
     # Deferred sessions reach at most a day ahead to the next opening, so neighbours suffice.
-    around = [s for day in (d - _DAY, d, d + _DAY) for s in _raw_day(cfg, day)]
+    around = [s for day in (d - _DAY, d, d + _DAY) for s in _raw_day(cfg, day, ep)]
     by_offer: dict[datetime, list[Session]] = {}
     for s in around:
         by_offer.setdefault(s.offer, []).append(s)
     out = []
-    for s in _raw_day(cfg, d):
+    for s in _raw_day(cfg, d, ep):
         group = by_offer[s.offer]
         lead = max(group, key=_priority)
         out.append(s if lead is s else replace(s, merged_into=lead.id))
     return tuple(out)
 
 
-def sessions_between(cfg: Config, start: datetime, end: datetime) -> list[Session]:
+def sessions_between(cfg: Config, start: datetime, end: datetime, ep: Episode | None = None) -> list[Session]:
     """Every session whose due instant lies in [start, end), in due order."""
     if end <= start:
         return []
@@ -200,19 +204,19 @@ def sessions_between(cfg: Config, start: datetime, end: datetime) -> list[Sessio
     d, last = local(start, tz).date() - _DAY, local(end, tz).date() + _DAY
     out: list[Session] = []
     while d <= last:
-        out.extend(s for s in _day(cfg, d) if start <= s.due < end)
+        out.extend(s for s in _day(cfg, d, ep) if start <= s.due < end)
         d += _DAY
     return out
 
 
-def offered_between(cfg: Config, start: datetime, end: datetime) -> list[Session]:
+def offered_between(cfg: Config, start: datetime, end: datetime, ep: Episode | None = None) -> list[Session]:
     """Sessions (merged ones included) whose offer instant lies in [start, end), in offer order."""
-    found = sessions_between(cfg, start - 2 * _DAY, end)
+    found = sessions_between(cfg, start - 2 * _DAY, end, ep)
     return sorted((s for s in found if start <= s.offer < end), key=lambda s: (s.offer, _priority(s)))
 
 
-def next_event_after(cfg: Config, t: datetime, horizon_days: int = 3) -> datetime | None:
+def next_event_after(cfg: Config, t: datetime, horizon_days: int = 3, ep: Episode | None = None) -> datetime | None:
     """The first instant after ``t`` at which a session is due or offered (None if nothing is scheduled)."""
-    found = sessions_between(cfg, t - 2 * _DAY, t + horizon_days * _DAY)
+    found = sessions_between(cfg, t - 2 * _DAY, t + horizon_days * _DAY, ep)
     times = [x for s in found for x in (s.due, s.offer) if x > t]
     return min(times) if times else None
