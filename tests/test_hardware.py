@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
-from PIL import Image
 
 from bedside import hardware, render, sounds
 from bedside import screens as sc
@@ -154,14 +153,3 @@ def test_no_sound_is_an_alarm_burst() -> None:
     for name in sounds.SOUNDS:
         assert sounds.pulses(name) <= 2, name
         assert sum(d for _, d in sounds.SOUNDS[name]) <= 1.0
-
-
-def test_render_every_screen_kind() -> None:
-    shots: list[sc.Screen] = [
-             sc.Idle("09:41", "10:00", "Routine", 1, 2, ("done",) * 16), sc.Snoozed("10:10", "Ankle pumps"),
-             sc.Intro("Quad sets", None, 10, 2, 3), sc.Guide("Ankle pumps", "right", 9, 10, "Toes up", arrow="up"),
-             sc.Done(10, 20, early=True), sc.Progress(0, 0, (), None, None), sc.Hint("x", "y"),
-             sc.Nurse("u", "2026-11-24 09:41", "rtc", 1, 2, 3, 4, "12/abcdef01")]
-    images = [render.render(s) for s in shots]
-    assert len({im.tobytes() for im in images}) == len(images)
-    assert all(isinstance(im, Image.Image) for im in images)

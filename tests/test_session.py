@@ -129,7 +129,7 @@ def test_hold_shows_release_hint_then_nurse_screen() -> None:
     d = day(cfg)
     d.press(t(cfg, "2026-11-24T07:01"), 7)
     d.run_until(t(cfg, "2026-11-24T07:01:03"))
-    assert d.screen() == sc.Hint("Let go to", "snooze")
+    assert d.screen() == sc.Hint("Let go to", "snooze", "zz")
     d.run_until(t(cfg, "2026-11-24T07:01:06"))
     assert isinstance(d.screen(), sc.Nurse)
     d.run_until(t(cfg, "2026-11-24T07:01:10"))
@@ -162,21 +162,28 @@ def test_idle_screen_counts_today() -> None:
     assert isinstance(s, sc.Idle)
     assert (s.clock, s.next_time, s.next_what, s.done, s.due) == ("08:45", "09:00", "Routine", 1, 2)
     assert s.marks[:3] == ("missed", "done", "later")
-    assert d.led() == "off"  # the miss at 07:30 was followed by a completed session
+    assert s.status is None
+    assert d.led() == "done"  # the miss at 07:30 was followed by a completed session
 
 
 def test_led_shows_due_then_missed_until_next_done() -> None:
     cfg = Config()
     d = day(cfg)
+    d.run_until(t(cfg, "2026-11-24T06:59"))
+    assert d.led() == "off"     # nothing offered yet today
     d.run_until(t(cfg, "2026-11-24T07:05"))
     assert d.led() == "due"
     d.run_until(t(cfg, "2026-11-24T07:45"))
     assert d.led() == "missed"
+    s = d.screen()
+    assert isinstance(s, sc.Idle) and s.status == "missed"   # the display corner says it too
     d.press(t(cfg, "2026-11-24T08:01"))
     d.run_until(t(cfg, "2026-11-24T08:02"))
     assert d.led() == "missed"  # still guiding (an hourly guide takes 106 s)
     d.run_until(t(cfg, "2026-11-24T08:10"))
-    assert d.led() == "off"
+    assert d.led() == "done"
+    d.run_until(t(cfg, "2026-11-24T22:30"))
+    assert d.led() == "off"     # dark at night, whatever the day was
 
 
 def test_night_is_dark_and_a_press_lights_it_briefly() -> None:

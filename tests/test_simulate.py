@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bedside import config, render, simulate
+from bedside import config, render, session, simulate
 from bedside import screens as sc
 from bedside.journal import Journal
 from bedside.sounds import SOUNDS
@@ -37,7 +37,8 @@ def test_scripted_morning_on_mock_pins(tmp_path: Path) -> None:
     assert states == [0, 1, 0, 1, 0]   # two notes of the prompt chime, on an active buzzer
     times = [s.timestamp for s in buzzer.states]
     assert len(times) == 5
-    prompt = render.render(sc.Prompt("hourly", "Ankle pumps", "10 each foot", 0, 2))
+    prompt = render.render(sc.Prompt("hourly", "Ankle pumps", "10 each foot", 0, 2, icon="foot", minutes=2,
+                                     shift=session.orbit(sim.clock.now())))
     assert sim.device.image.tobytes() == prompt.tobytes()
     sim.advance(local(cfg, "2026-11-24T08:20"))
     sim.close()
@@ -57,7 +58,8 @@ def test_restart_on_the_same_data_continues_the_unit(tmp_path: Path) -> None:
     sim = simulate.build(cfg, tmp_path, local(cfg, "2026-11-24T07:13"))
     sim.unit.start()
     assert isinstance(sim.unit.state.active, object)
-    prompt = render.render(sc.Prompt("hourly", "Ankle pumps", "10 each foot", 1, 2))
+    prompt = render.render(sc.Prompt("hourly", "Ankle pumps", "10 each foot", 1, 2, True, icon="foot", minutes=2,
+                                     shift=session.orbit(sim.clock.now())))
     assert sim.device.image.tobytes() == prompt.tobytes()
     sim.button_pin.drive_low()
     sim.unit.run_once()
@@ -85,7 +87,7 @@ def test_press_reaches_the_display_through_gpiozero(tmp_path: Path) -> None:
     sim.unit.run_once()
     after = sim.device.image.tobytes()
     assert after != before
-    assert sim.device.image.tobytes() == render.render(sc.Intro("Ankle pumps", "left", 10, 1, 1)).tobytes()
+    assert sim.device.image.tobytes() == render.render(sc.Intro("Ankle pumps", "left", 10, 1, 1, "foot")).tobytes()
     sim.close()
 
 

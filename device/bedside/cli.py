@@ -12,7 +12,7 @@ import sys
 import traceback
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -173,6 +173,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                 sim.finger.keys.put(simulate.HOLD_S)
             elif ch in "nN":
                 sim.finger.keys.put(simulate.NURSE_HOLD_S)
+            elif ch in "aAdD":
+                event = simulate.demo_episode_event(ch.lower(), sim.clock.now(), tz)
+                sim.unit.post(event)
+                term.message = f"sent: {simulate.describe(event)}"
             elif ch in "+=" and sim.clock.speed is not None:
                 sim.clock.set_speed(min(3600.0, sim.clock.speed * 2))
             elif ch in "-_" and sim.clock.speed is not None:
@@ -219,7 +223,34 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     routine = ", ".join(t.strftime("%H:%M") for t in cfg.routine_at) or "none"
     print(f"{args.path}: OK - unit {cfg.unit_id}, {cfg.timezone}, awake {cfg.awake_start:%H:%M}-{cfg.awake_end:%H:%M},"
           f" hourly {hourly}, routine at {routine}")
+    _print_regimens(cfg)
     return 0
+
+
+def _print_regimens(cfg: config.Config) -> None:
+    """Each regimen's stages in words, so a ward can check its step-down before a patient meets it."""
+    from . import episodes
+
+    for r in cfg.regimens:
+        default = " (default)" if r.name == cfg.default_regimen else ""
+        print(f"  regimen {r.name}{default}:")
+        for i, st in enumerate(r.stages):
+            last = r.stages[i + 1].from_day - 1 if i + 1 < len(r.stages) else None
+            if i == 0:
+                days = "every day" if last is None else f"up to day {last}"   # and the days before it
+            elif last is None:
+                days = f"from day {st.from_day}"
+            else:
+                days = f"day {st.from_day}" if last == st.from_day else f"days {st.from_day} to {last}"
+            rules = episodes.rules(cfg, episodes.Episode("check1", date(2000, 1, 1), r.name),
+                                   date(2000, 1, 1) + timedelta(days=st.from_day))
+            hourly = f"every {rules.every_minutes} min" if rules.every_minutes else "no hourly prompts"
+            at = ", ".join(t.strftime("%H:%M") for t in rules.routine_at) or "none"
+            print(f"    {days}: {hourly}; routine at {at}")
+    if cfg.without_episode == "quiet":
+        print("  with no patient admitted: no prompts")
+    else:
+        print(f"  with no patient admitted: {cfg.default_regimen} as on day 0")
 
 
 CSV_FIELDS = ["seq", "time", "type", "session", "due", "tq", "details", "hash"]

@@ -17,6 +17,9 @@ from typing import Any
 from .config import Hardware
 
 MODEL_FILE = Path("/proc/device-tree/model")
+# [hardware] tone for passive buzzers: the whole set moves a fifth down or up, keeping every
+# sound's shape (a lower pitch suits many older ears; a higher one, a piezo near its resonance).
+TONE = {"low": 2 / 3, "normal": 1.0, "high": 3 / 2}
 
 
 class HardwareError(Exception):
@@ -58,10 +61,11 @@ def build_pins(hw: Hardware, pin_factory: Any = None) -> Pins:
         if hw.buzzer == "passive":
             pwm = PWMOutputDevice(hw.buzzer_pin, initial_value=0, frequency=440, pin_factory=pin_factory)
             duty = hw.volume / 200  # 50 % duty is the loudest a piezo gets
+            pitch = TONE[hw.tone]
 
             def tone(freq: int) -> None:
                 if freq:
-                    pwm.frequency = freq
+                    pwm.frequency = round(freq * pitch)
                     pwm.value = duty
                 else:
                     pwm.value = 0
@@ -113,7 +117,9 @@ def build_display(hw: Hardware, serial_interface: Any = None) -> Any:
 
 
 class LedOut:
-    """The status LED: off, slow blink while a session is due, steady after a miss."""
+    """The status LED, for a nurse walking past: slow blink while a session is due, steady when
+    the day's latest session was missed, a brief blink every few seconds when it was done, dark
+    before the first session of the day and all night."""
 
     def __init__(self, led: Any) -> None:
         self.led = led
@@ -125,6 +131,8 @@ class LedOut:
         self.mode = mode
         if mode == "due":
             self.led.blink(on_time=1, off_time=1, background=True)
+        elif mode == "done":
+            self.led.blink(on_time=0.1, off_time=3.9, background=True)
         elif mode == "missed":
             self.led.on()
         else:

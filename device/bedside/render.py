@@ -1,9 +1,14 @@
 """Draws screens (``screens.py`` values) as 128x64 one-bit images.
 
-Fonts are Terminus bitmap fonts shipped with the package (``fonts/``, SIL OFL), so an
-image is pixel-identical on every machine and Pillow version; icons are drawn here for
-this display rather than scaled from elsewhere. ``render`` is a pure function of the
-screen value: the same screen always gives the same pixels.
+Fonts are Terminus bitmap fonts shipped with the package (``fonts/``, SIL OFL) and icons
+are pixel art (``icons.py``), so an image is pixel-identical on every machine and Pillow
+version; nothing here uses Pillow's shape rasteriser except axis-aligned rectangles.
+``render`` is a pure function of the screen value: the same screen always gives the same
+pixels, which is what the golden-image tests (tests/golden/) hold it to.
+
+Layout rules, for a patient lying in bed without their glasses: one idea per screen, the
+instruction in type at least 16 px tall (20 or 24 px in the guide), a picture beside it,
+and a 2-pixel margin on screens that the burn-in orbit moves.
 """
 
 from __future__ import annotations
@@ -13,13 +18,18 @@ from importlib import resources
 
 from PIL import Image, ImageDraw, ImageFont
 
+from . import icons
 from . import screens as sc
 
 WIDTH, HEIGHT = 128, 64
-# name -> (glyph width, glyph height); all Terminus, bold except the 12 px regular.
+M = 2  # margin kept dark on the screens that shift, so the orbit never clips them
+
+# Terminus sizes: bold except the 12 px regular.
 FONTS = {"s": "ter-u12n", "sb": "ter-u12b", "m": "ter-u14b", "l": "ter-u16b", "xl": "ter-u20b",
          "xxl": "ter-u24b", "huge": "ter-u32b"}
-_GLYPH = {"s": (6, 12), "sb": (6, 12), "m": (8, 14), "l": (8, 16), "xl": (10, 20), "xxl": (12, 24), "huge": (16, 32)}
+# (glyph width, cell height, first row of capitals' ink within the cell)
+_GLYPH = {"s": (6, 12, 2), "sb": (6, 12, 2), "m": (8, 14, 2), "l": (8, 16, 2), "xl": (10, 20, 3),
+          "xxl": (12, 24, 4), "huge": (16, 32, 6)}
 
 Font = ImageFont.ImageFont
 
@@ -29,6 +39,11 @@ def font(size: str) -> Font:
     ref = resources.files("bedside").joinpath("fonts", FONTS[size] + ".pil")
     with resources.as_file(ref) as path:
         return ImageFont.load(str(path))
+
+
+def drawable(text: str) -> str:
+    """``text`` with any character the fonts lack (they cover Latin-1) shown as '?'."""
+    return text.encode("latin-1", "replace").decode("latin-1")
 
 
 def text_width(text: str, size: str) -> int:
@@ -43,171 +58,288 @@ def fit(text: str, sizes: tuple[str, ...], width: int = WIDTH) -> str:
     return sizes[-1]
 
 
+def wrap(text: str, size: str, width: int) -> list[str]:
+    """Words of ``text`` in lines at most ``width`` pixels wide (a long word is cut)."""
+    per_line = max(1, width // _GLYPH[size][0])
+    lines: list[str] = []
+    for word in text.split():
+        rest = word
+        while len(rest) > per_line:
+            lines.append(rest[:per_line])
+            rest = rest[per_line:]
+        if lines and len(lines[-1]) + 1 + len(rest) <= per_line:
+            lines[-1] += " " + rest
+        else:
+            lines.append(rest)
+    return lines or [""]
+
+
+def fit_lines(text: str, sizes: tuple[str, ...], width: int, max_lines: int) -> tuple[str, list[str]]:
+    """Fewest lines first, then the largest size: ``text`` wrapped into at most ``max_lines`` lines."""
+    for n in range(1, max_lines + 1):
+        for s in sizes:
+            lines = wrap(text, s, width)
+            if len(lines) <= n:
+                return s, lines
+    s = sizes[-1]
+    return s, wrap(text, s, width)[:max_lines]
+
+
 class Canvas:
     def __init__(self) -> None:
         self.image = Image.new("1", (WIDTH, HEIGHT), 0)
         self.draw = ImageDraw.Draw(self.image)
 
     def text(self, x: int, y: int, text: str, size: str, fill: int = 1) -> None:
-        self.draw.text((x, y), text, font=font(size), fill=fill)
+        """``text`` with its cell's top-left at (x, y)."""
+        self.draw.text((x, y), drawable(text), font=font(size), fill=fill)
+
+    def caps(self, x: int, y: int, text: str, size: str, fill: int = 1) -> None:
+        """``text`` with the top of its capitals at ``y`` (cells have blank rows above the ink)."""
+        self.text(x, y - _GLYPH[size][2], text, size, fill)
 
     def center(self, y: int, text: str, size: str, fill: int = 1, x0: int = 0, x1: int = WIDTH) -> None:
+        """``text`` centred between x0 and x1, capitals' top at ``y``; cut if it cannot fit."""
         w = text_width(text, size)
         if w > x1 - x0:
             text = text[: max(1, (x1 - x0) // _GLYPH[size][0])]
             w = text_width(text, size)
-        self.text(x0 + (x1 - x0 - w) // 2, y, text, size, fill)
+        self.caps(x0 + (x1 - x0 - w) // 2, y, text, size, fill)
 
-    def bar(self, y0: int, y1: int) -> None:
-        self.draw.rectangle((0, y0, WIDTH - 1, y1), fill=1)
+    def right(self, x1: int, y: int, text: str, size: str, fill: int = 1) -> None:
+        self.caps(x1 - text_width(text, size), y, text, size, fill)
 
-    def arrow(self, x: int, y: int, up: bool, size: int = 20) -> None:
-        h = size
-        w = size
-        shaft = w // 3
-        if up:
-            self.draw.polygon([(x + w // 2, y), (x + w - 1, y + h // 2), (x, y + h // 2)], fill=1)
-            self.draw.rectangle((x + w // 2 - shaft // 2, y + h // 2, x + w // 2 + shaft // 2, y + h - 1), fill=1)
-        else:
-            self.draw.rectangle((x + w // 2 - shaft // 2, y, x + w // 2 + shaft // 2, y + h // 2), fill=1)
-            self.draw.polygon([(x, y + h // 2), (x + w - 1, y + h // 2), (x + w // 2, y + h - 1)], fill=1)
+    def icon(self, x: int, y: int, name: str, fill: int = 1) -> None:
+        self.image.paste(fill, (x, y), icons.icon(name))
 
-    def tick(self, x: int, y: int, size: int = 24) -> None:
-        s = size
-        self.draw.line([(x, y + s * 55 // 100), (x + s * 38 // 100, y + s - 3), (x + s - 1, y + 2)], fill=1, width=4)
+    def box(self, x0: int, y0: int, x1: int, y1: int, fill: int = 1) -> None:
+        self.draw.rectangle((x0, y0, x1, y1), fill=fill)
 
-    def marks(self, y: int, marks: tuple[str, ...]) -> None:
-        """One mark per session of the day: filled done, crossed missed, ring open, dot later."""
+    def frame(self, x0: int, y0: int, x1: int, y1: int) -> None:
+        self.draw.rectangle((x0, y0, x1, y1), outline=1)
+
+    def marks(self, y: int, marks: tuple[str, ...], x0: int = M, x1: int = WIDTH - M) -> None:
+        """One mark per session of the day: filled done, cross missed, ring due now, dot later."""
         if not marks:
             return
-        pitch = min(10, WIDTH // len(marks))
-        d = max(3, pitch - 3)
-        x = (WIDTH - pitch * len(marks)) // 2 + (pitch - d) // 2
+        n = len(marks)
+        room = (x1 - x0 + 1) // n
+        big = room >= 8
+        d = 7 if big else 5
+        pitch = min(11, room)
+        if pitch < d + 1:
+            # Too many sessions for marks (a regimen every 15 minutes): say it in words.
+            done = marks.count("done")
+            self.center(y, f"{done} of {n - marks.count('later')} done", "s", x0=x0, x1=x1)
+            return
+        x = x0 + (x1 - x0 - (pitch * n - (pitch - d))) // 2
+        suffix = "" if big else "_s"
         for m in marks:
-            box = (x, y, x + d - 1, y + d - 1)
-            if m == "done":
-                self.draw.ellipse(box, fill=1)
-            elif m == "missed":
-                self.draw.line([(x, y), (x + d - 1, y + d - 1)], fill=1)
-                self.draw.line([(x, y + d - 1), (x + d - 1, y)], fill=1)
-            elif m == "open":
-                self.draw.ellipse(box, outline=1)
-            else:
-                c = x + d // 2
-                self.draw.point([(c, y + d // 2)], fill=1)
+            self.icon(x, y, f"mark_{m if m in ('done', 'missed', 'open') else 'later'}{suffix}")
             x += pitch
 
 
-def _foot(foot: str | None) -> str:
-    return {"left": "Left foot", "right": "Right foot"}.get(foot or "", "")
+def _shifted(c: Canvas, shift: sc.Shift) -> Image.Image:
+    dx, dy = shift
+    if not dx and not dy:
+        return c.image
+    out = Image.new("1", (WIDTH, HEIGHT), 0)
+    out.paste(c.image, (dx, dy))
+    return out
 
+
+# --- the screens ----------------------------------------------------------------------
 
 def _idle(c: Canvas, s: sc.Idle) -> None:
-    c.center(0, s.clock, "huge")
+    c.center(M, s.clock, "huge")                       # digits' ink: rows 2-21
+    if s.night:
+        c.icon(M, M, "moon")
+    elif s.status == "missed":
+        c.icon(WIDTH - M - 9, M, "warn")
     if s.notice:
-        c.draw.rectangle((0, 33, WIDTH - 1, 47), fill=1)
-        c.center(33, s.notice, fit(s.notice, ("m", "sb")), fill=0)
-    elif s.next_time and s.next_what:
-        line = f"Next {s.next_time}"
-        c.center(33, line, "m")
-    if not s.night:
-        c.text(0, 50, f"{s.done}/{s.due}", "sb")
-        left = text_width(f"{s.done}/{s.due}", "sb") + 4
-        sub = Canvas()
-        sub.marks(0, s.marks)
-        # Marks are laid out for the full width; squeeze them beside the count.
-        strip = sub.image.crop((0, 0, WIDTH, 8)).resize((WIDTH - left, 8), Image.Resampling.NEAREST)
-        c.image.paste(strip, (left, 53))
+        c.icon(M, 28, "warn")
+        lines = wrap(s.notice, "s", WIDTH - 2 * M - 13)[:2]
+        for i, line in enumerate(lines):
+            c.caps(M + 13, 27 + i * 12 + (6 if len(lines) == 1 else 0), line, "s")
+    elif s.next_time:
+        c.center(28, f"Next {s.next_time}", "l")       # ink: rows 28-37
+    if not s.night and not s.notice:
+        c.marks(51, s.marks)
 
 
 def _prompt(c: Canvas, s: sc.Prompt) -> None:
-    title = "ROUTINE TIME" if s.kind == "routine" else "TIME TO MOVE"
-    c.bar(0, 15)
-    c.center(1, title, "m", fill=0)
-    c.center(18, s.exercise, fit(s.exercise, ("l", "sb")))
-    c.center(35, s.detail, fit(s.detail, ("l", "sb")))
-    c.center(52, "Press=go Hold=later" if s.snoozes_left > 0 else "Press to start", "s")
+    art = s.icon if s.icon in icons.ART else "bell"
+    w, _ = icons.size(art)
+    if w > 24:
+        art, w = "bell", icons.size("bell")[0]
+    c.icon(M, M, art)
+    x0 = M + w + 4
+    for i, line in enumerate((s.exercise, s.detail)):
+        size = fit(line, ("l", "s"), WIDTH - M - x0)
+        c.caps(x0, 4 + i * 15, line, size)
+    c.frame(M + 4, 33, WIDTH - M - 5, 50)
+    c.center(37, "Press to start", "l")
+    bits = []
+    if s.minutes:
+        bits.append(f"{s.minutes} min")
+    if s.snoozes_left > 0:
+        bits.append("Hold: later")
+    c.center(53, "   ".join(bits), "s")
 
 
 def _snoozed(c: Canvas, s: sc.Snoozed) -> None:
-    c.center(2, "Snoozed", "xl")
-    c.center(26, f"until {s.until}", "l")
+    w = 13 + 4 + text_width("Snoozed", "xl")
+    x = (WIDTH - w) // 2
+    c.icon(x, 4, "zz")
+    c.caps(x + 17, 4, "Snoozed", "xl")
+    c.center(25, f"until {s.until}", "xl")
     c.center(50, "Press to start now", "s")
 
 
+def _feet(c: Canvas, x: int, y: int, foot: str | None) -> int:
+    """The pair of footprints with the active one filled; returns the width used."""
+    c.icon(x, y, "sole_left" if foot == "left" else "sole_left_open")
+    c.icon(x + 11, y, "sole_right" if foot == "right" else "sole_right_open")
+    return 20
+
+
+def _foot_name(foot: str | None) -> str:
+    return {"left": "Left foot", "right": "Right foot"}.get(foot or "", "")
+
+
 def _intro(c: Canvas, s: sc.Intro) -> None:
-    c.center(0, s.exercise, fit(s.exercise, ("l", "sb")))
-    foot = _foot(s.foot)
-    if foot:
-        c.center(19, foot, fit(foot, ("xl", "l")))
-    c.center(44 if foot else 24, f"{s.reps} times", "l")
+    size, lines = fit_lines(s.exercise, ("xl", "l"), WIDTH - 2 * M, 1)
+    c.center(M + 1, lines[0], size)
+    if s.foot:
+        name = _foot_name(s.foot)
+        w = 20 + 6 + text_width(name, "xl")
+        x = (WIDTH - w) // 2
+        _feet(c, x, 24, s.foot)
+        c.caps(x + 26, 25, name, "xl")
+    elif s.icon in icons.ART:
+        iw, _ = icons.size(s.icon)
+        c.icon((WIDTH - iw) // 2, 16, s.icon)
+    c.center(48, f"{s.reps} times", "l")
     if s.parts > 1:
-        c.text(WIDTH - text_width(f"{s.part}/{s.parts}", "s"), 52, f"{s.part}/{s.parts}", "s")
+        c.right(WIDTH, 52, f"{s.part}/{s.parts}", "s")
 
 
 def _guide(c: Canvas, s: sc.Guide) -> None:
-    side = {"left": "L", "right": "R"}.get(s.foot or "", "")
-    counter = f"{side} {s.rep}/{s.reps}".strip()
-    c.text(0, 0, s.exercise[:12], "s")
-    c.text(WIDTH - text_width(counter, "sb"), 0, counter, "sb")
-    c.draw.line([(0, 13), (WIDTH - 1, 13)], fill=1)
+    counter = f"{s.rep}/{s.reps}"
+    c.right(WIDTH, 2, counter, "l")
+    label_w = WIDTH - text_width(counter, "l") - 6
+    if s.foot:
+        _feet(c, 0, 1, s.foot)
+        c.caps(24, 2, "Left" if s.foot == "left" else "Right", "l")
+    else:
+        size = fit(s.exercise, ("l", "s"), label_w)
+        c.caps(0, 2 if size == "l" else 3, s.exercise[: label_w // _GLYPH[size][0]], size)
     x0 = 0
-    if s.arrow:
-        c.arrow(2, 18, s.arrow == "up", 22)
-        x0 = 26
-    size = fit(s.instruction, ("xxl", "xl", "l"), WIDTH - x0)
-    c.center(18 if size != "l" else 22, s.instruction, size, x0=x0)
+    if s.icon in icons.ART:
+        iw, ih = icons.size(s.icon)
+        c.icon(0, 18 + (28 - ih) // 2, s.icon)
+        x0 = iw + 4
+    # One line as large as fits; two lines only when one will not do (then at most 20 px type).
+    one = [z for z in ("xxl", "xl", "l") if text_width(s.instruction, z) <= WIDTH - x0]
+    size, lines = (one[0], [s.instruction]) if one else fit_lines(s.instruction, ("xl", "l"), WIDTH - x0, 2)
+    line_h = {"xxl": 20, "xl": 17, "l": 14}[size]
+    cap_h = {"xxl": 15, "xl": 13, "l": 10}[size]
+    top = 18 + (28 - (line_h * (len(lines) - 1) + cap_h)) // 2
+    for i, line in enumerate(lines):
+        c.center(top + i * line_h, line, size, x0=x0)
     if s.hold_left is not None:
-        c.text(WIDTH - text_width(str(s.hold_left), "l"), 44, str(s.hold_left), "l")
-        c.text(0, 44, "hold", "s")
-        width = round((WIDTH - 1) * s.hold_fraction)
-        c.draw.rectangle((0, 60, WIDTH - 1, 63), outline=1)
-        if width > 0:
-            c.draw.rectangle((0, 60, width, 63), fill=1)
+        # The hold: a bar that empties from the right as the seconds pass, and the count.
+        bar_x1 = 105
+        c.frame(0, 52, bar_x1, 62)
+        fill = round((bar_x1 - 2) * s.hold_fraction)
+        if fill > 0:
+            c.box(2, 54, 1 + fill, 60)
+        c.right(WIDTH, 49, str(s.hold_left), "xl")
 
 
 def _done(c: Canvas, s: sc.Done) -> None:
-    c.tick(4, 6, 28)
-    c.center(4, "Well" if not s.early else "Good", "xl", x0=36)
-    c.center(24, "done!" if not s.early else "effort", "xl", x0=36)
-    c.center(50, f"{s.reps_done} of {s.reps_planned} reps", "sb")
+    c.icon(4, 3, "smiley")
+    words = ("Thank", "you!") if s.early else ("Well", "done!")
+    c.center(6, words[0], "xl", x0=36)
+    c.center(24, words[1], "xl", x0=36)
+    c.center(48, f"{s.reps_done} of {s.reps_planned} reps", "l")
 
 
 def _progress(c: Canvas, s: sc.Progress) -> None:
-    c.center(0, "Today", "l")
-    c.center(18, f"{s.done} of {s.due} done", "l")
-    c.marks(38, s.marks)
+    c.center(2, "Today", "l")
+    c.center(17, f"{s.done} of {s.due} done" if s.due else "Nothing due yet", "xl" if s.due else "l")
+    c.marks(36, s.marks)
     if s.next_time:
-        c.center(50, f"Next {s.next_time}", "sb")
+        c.center(50, f"Next {s.next_time}", "l")
 
 
 def _hint(c: Canvas, s: sc.Hint) -> None:
-    c.center(8, s.text, fit(s.text, ("xl", "l")))
-    if s.detail:
-        c.center(34, s.detail, fit(s.detail, ("xl", "l")))
+    x0 = 0
+    if s.icon in icons.ART:
+        iw, ih = icons.size(s.icon)
+        c.icon(M, (HEIGHT - ih) // 2, s.icon)
+        x0 = M + iw + 2
+    lines = [t for t in (s.text, s.detail) if t]
+    size = "xl" if all(text_width(t, "xl") <= WIDTH - x0 for t in lines) else "l"
+    top = 14 if len(lines) == 2 else 25
+    for i, line in enumerate(lines):
+        c.center(top + i * 22, line, size, x0=x0)
+
+
+_QUALITY = {"ntp": "ntp (synced)", "rtc": "rtc (battery)", "set-by-nurse": "set by nurse",
+            "unverified": "unverified", "distrusted": "WRONG: set it", "simulated": "simulated"}
 
 
 def _nurse(c: Canvas, s: sc.Nurse) -> None:
-    lines = [
-        s.unit_id,
-        f"{s.clock} {s.time_quality[:5]}",
-        f"Today {s.today_done} done {s.today_missed} miss",
-        f"Yday  {s.yesterday_done} done {s.yesterday_missed} miss",
-        s.notice or f"Log {s.head}",
-    ]
+    page = min(max(1, s.page), s.pages)
+    title = {1: s.unit_id, 2: "Sessions", 3: "Needs attention"}[page]
+    tag = f"{page}/{s.pages}"
+    c.box(0, 0, WIDTH - 1, 11)
+    c.caps(1, 2, title[: (WIDTH - 8 - text_width(tag, "sb")) // 6], "sb", fill=0)
+    c.right(WIDTH - 1, 2, tag, "sb", fill=0)
+    if page == 1:
+        if s.episode is None:
+            lines = ["No episode", f"Runs {s.regimen}" if s.regimen else "Quiet until admitted"]
+        else:
+            day = "" if s.day is None else ("Pre-op" if s.day < 0 else f"POD {s.day}")
+            lines = [f"Ep {s.episode}", f"{day} · {s.regimen}"]
+        lines += [s.clock, f"Clock {_QUALITY.get(s.time_quality, s.time_quality)}"]
+    elif page == 2:
+        lines = [f"Today{s.today_done:>3} done{s.today_missed:>3} miss",
+                 f"Yday {s.yesterday_done:>3} done{s.yesterday_missed:>3} miss",
+                 f"Download {s.download}", f"Log {s.head}"]
+    else:
+        lines = [line for n in s.notices for line in wrap(n, "s", WIDTH)][:4]
     for i, line in enumerate(lines):
-        c.text(0, i * 13, line[:21], "s")
+        c.caps(0, 15 + i * 13, line[:21], "s")
+
+
+def _episode(c: Canvas, s: sc.Episode) -> None:
+    title = {"admitted": "Admitted", "discharged": "Discharged", "refused": "Not accepted"}.get(s.event, s.event)
+    c.center(2, title, "xl")
+    c.center(24, s.episode, fit(s.episode, ("l", "s")))
+    if s.event == "refused":
+        for i, line in enumerate(wrap(s.problem, "s", WIDTH)[:2]):
+            c.center(40 + i * 12, line, "s")
+    elif s.event == "admitted":
+        day = "" if s.day is None else ("before surgery" if s.day < 0 else f"day {s.day}")
+        c.center(42, f"{s.regimen}, {day}" if day else s.regimen, "s")
+    else:
+        c.center(42, "Unit ready", "s")
 
 
 def render(screen: sc.Screen) -> Image.Image:
     c = Canvas()
     if isinstance(screen, sc.Idle):
         _idle(c, screen)
-    elif isinstance(screen, sc.Prompt):
+        return _shifted(c, screen.shift)
+    if isinstance(screen, sc.Prompt):
         _prompt(c, screen)
-    elif isinstance(screen, sc.Snoozed):
+        return _shifted(c, screen.shift)
+    if isinstance(screen, sc.Snoozed):
         _snoozed(c, screen)
-    elif isinstance(screen, sc.Intro):
+        return _shifted(c, screen.shift)
+    if isinstance(screen, sc.Intro):
         _intro(c, screen)
     elif isinstance(screen, sc.Guide):
         _guide(c, screen)
@@ -219,4 +351,6 @@ def render(screen: sc.Screen) -> Image.Image:
         _hint(c, screen)
     elif isinstance(screen, sc.Nurse):
         _nurse(c, screen)
+    elif isinstance(screen, sc.Episode):
+        _episode(c, screen)
     return c.image

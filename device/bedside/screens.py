@@ -2,12 +2,18 @@
 
 Keeping screens as values means the core stays pure, tests can compare screens without
 pixels, the shell can skip a redraw when the value is unchanged, and the trace can say
-which screen a patient saw.
+which screen a patient saw. docs/screens.md shows every one of them.
+
+Screens that can stay up for many minutes (idle, prompt, snoozed) carry a ``shift``: the
+core moves them a pixel at a time around a small orbit so that an OLED's pixels do not
+burn in; everything else changes within seconds.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+Shift = tuple[int, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +26,8 @@ class Idle:
     marks: tuple[str, ...]           # one per session today: done | missed | open | later
     night: bool = False
     notice: str | None = None        # a fault or "set the clock", for the nurse
+    status: str | None = None        # "missed": the corner mark a nurse sees walking past
+    shift: Shift = (0, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,12 +38,16 @@ class Prompt:
     repeat: int = 0                  # how many times it has been repeated
     snoozes_left: int = 0
     late: bool = False               # offered after a deferral or outage
+    icon: str = "foot"               # the first exercise's picture (icons.py)
+    minutes: int = 0                 # about how long the session takes
+    shift: Shift = (0, 0)
 
 
 @dataclass(frozen=True, slots=True)
 class Snoozed:
     until: str                       # "10:10"
     exercise: str
+    shift: Shift = (0, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +57,7 @@ class Intro:
     reps: int
     part: int                        # exercise n ...
     parts: int                       # ... of N
+    icon: str = "foot"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +69,7 @@ class Guide:
     instruction: str                 # "Toes up", "Toes down", "Relax"
     hold_left: int | None = None     # whole seconds left in a hold (the spoken count)
     hold_fraction: float = 0.0       # remaining fraction of the hold, for the shrinking bar
-    arrow: str | None = None         # up | down | None
+    icon: str | None = None          # foot_up, foot_down, leg_press, squeeze ... (icons.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,21 +90,44 @@ class Progress:
 
 @dataclass(frozen=True, slots=True)
 class Hint:
-    text: str                        # "Release to snooze"
-    detail: str = ""
+    text: str                        # "Let go to"
+    detail: str = ""                 # "snooze"
+    icon: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Nurse:
+    """The nurse's summary, in pages that turn by themselves (the patient can change nothing)."""
+
     unit_id: str
-    clock: str                       # "2026-11-24 09:41"
+    clock: str                       # "Tue 24 Nov 09:41"
     time_quality: str
     today_done: int
     today_missed: int
     yesterday_done: int
     yesterday_missed: int
     head: str                        # chain head "seq/short-hash", "-" before the first record
-    notice: str | None = None
+    episode: str | None = None       # episode id, None when no patient is admitted
+    day: int | None = None           # post-operative day (0 = the day of surgery)
+    regimen: str = ""                # the regimen running (with no episode: the default, or "" if quiet)
+    download: str = "never"          # time of the latest export, "never" before the first
+    notices: tuple[str, ...] = ()    # problems for the nurse (a third page when there are any)
+    page: int = 1
+
+    @property
+    def pages(self) -> int:
+        return 3 if self.notices else 2
 
 
-Screen = Idle | Prompt | Snoozed | Intro | Guide | Done | Progress | Hint | Nurse
+@dataclass(frozen=True, slots=True)
+class Episode:
+    """Confirms an admission or discharge to the nurse who sent it (never a name: ids only)."""
+
+    event: str                       # admitted | discharged | refused
+    episode: str
+    day: int | None = None
+    regimen: str = ""
+    problem: str = ""
+
+
+Screen = Idle | Prompt | Snoozed | Intro | Guide | Done | Progress | Hint | Nurse | Episode

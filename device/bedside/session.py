@@ -16,18 +16,35 @@ Timing rules (docs/behaviour.md has the nurse-facing version):
   logged missed with reason ``clock_jump``; none is skipped silently.
 * After a restart the same catch-up applies with reason ``power_loss`` (or ``unit_off``
   after a clean stop), and a prompt that was up is up again.
+* The open episode (``episodes.py``) decides which sessions each day has; admitting and
+  discharging arrive as events and are recorded like everything else.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
-from . import guide, planner
+from . import episodes, guide, planner
 from . import screens as sc
 from .config import Config
-from .events import ButtonEdge, Effect, Event, Instant, Led, Notice, Past, Play, Record, Show
+from .episodes import Episode
+from .events import (
+    Admit,
+    ButtonEdge,
+    Discharge,
+    Effect,
+    Event,
+    Exported,
+    Instant,
+    Led,
+    Notice,
+    Past,
+    Play,
+    Record,
+    Show,
+)
 
 DEBOUNCE_S = 0.05          # edges closer than this to the last accepted one are contact bounce
 LONG_S = 2.0               # released after this: snooze
@@ -36,12 +53,15 @@ STUCK_S = 60.0             # held this long: stuck, ignored until released
 PROGRESS_S = 8.0           # a press with nothing due shows progress this long
 DONE_S = 10.0
 HINT_S = 4.0
-NURSE_SCREEN_S = 20.0
+NURSE_PAGE_S = 6.0         # the nurse screen turns its pages this often, twice round, then returns
+EPISODE_S = 10.0           # an admission or discharge is confirmed on screen this long
 NIGHT_WAKE_S = 15.0        # a press at night lights the dimmed display this long
 MAX_SLEEP_S = 60.0         # the loop wakes at least this often, to notice clock jumps
 JUMP_S = 2.0
 HOLD_FRAME_S = 0.25        # the hold bar shrinks in steps of this
 OUTAGE_LOOKBACK = timedelta(days=7)
+# Burn-in orbit: screens that stay up for minutes move one pixel a minute around a 5x5 square.
+ORBIT = tuple((x if (y + 2) % 2 == 0 else -x, y) for y in range(-2, 3) for x in range(-2, 3))
 
 DONE, MISSED, PROMPTED, DEFERRED = "done", "missed", "prompted", "deferred"
 
@@ -81,6 +101,7 @@ class Button:
 class Overlay:
     screen: sc.Screen
     until: float                   # monotonic; inf = until the button is released
+    since: float = 0.0             # monotonic time it appeared (the nurse screen turns pages from it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,9 +116,12 @@ class State:
     night_light_until: float = 0.0
     time_quality: str = "unverified"
     stale_reason: str | None = None                # why plan events older than now were not offered in time
-    led_missed: bool = False
     problems: Mapping[str, str] = field(default_factory=dict)
     head: str = "-"
+    episode: Episode | None = None                 # the patient admitted, if any (ids only)
+    plan_changed: datetime | None = None           # the last admission or discharge (today's plan may differ)
+    last_export: datetime | None = None            # the latest download, for the nurse screen
+    activity: float = 0.0                          # monotonic time of the last press, prompt or admission
 
 
 def _secs(a: datetime, b: datetime) -> float:
@@ -134,11 +158,21 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
     """Rebuild the state from recent journal records, log the start, and catch up."""
     outcomes: dict[str, str] = {}
     prompts: dict[str, _PastPrompt] = {}
-    led_missed = False
     last: Past | None = None
+    episode: Episode | None = None
+    plan_changed: datetime | None = None
+    last_export: datetime | None = None
     for r in past:
         last = r
         sid = r.session
+        if r.type in ("admit", "discharge", "start"):
+            # Every start restates the open episode, so it survives however old its admission is.
+            before = episode
+            episode = _episode_from(r.data) if r.type != "discharge" else None
+            if r.type != "start" or episode != before:
+                plan_changed = r.time
+        elif r.type == "export":
+            last_export = r.time
         if sid is None:
             continue
         if r.type == "prompt":
@@ -154,7 +188,6 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
         elif r.type in (DONE, MISSED):
             outcomes[sid] = r.type
             prompts.pop(sid, None)
-            led_missed = r.type == MISSED
         elif r.type == DEFERRED:
             outcomes.setdefault(sid, DEFERRED)
 
@@ -177,10 +210,15 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
                                             "last_record": _iso(last.time, cfg), "now": _iso(now.wall, cfg)}))
         else:
             cursor = max(last.time, now.wall - OUTAGE_LOOKBACK)
-    fx.insert(0, Record("start", data={"version": version, "config": cfg.fingerprint(), "unit": cfg.unit_id}))
+    fx.insert(0, Record("start", data={"version": version, "config": cfg.fingerprint(), "unit": cfg.unit_id,
+                                       **_episode_fields(episode)}))
+    if episode is not None and cfg.regimen(episode.regimen) is None:
+        problems["regimen"] = f"Regimen {episode.regimen} not in config: running {cfg.default_regimen}"
+        fx.append(Record("fault", data={"part": "regimen", "problem": problems["regimen"]}))
 
     state = State(last=now, cursor=cursor, outcomes=outcomes, time_quality=tq, stale_reason=stale_reason,
-                  led_missed=led_missed, problems=problems)
+                  problems=problems, episode=episode, plan_changed=plan_changed, last_export=last_export,
+                  activity=now.mono)
     # The newest unresolved prompt comes back if still inside its window; older ones are closed.
     pending = sorted(prompts.values(), key=lambda p: p.first)
     for p in pending[:-1]:
@@ -188,7 +226,7 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
         state = _set_outcome(state, p.session, MISSED)
     if pending:
         p = pending[-1]
-        session = _find_session(cfg, p.session, p.due)
+        session = _find_session(cfg, p.session, p.due, episode)
         window = timedelta(minutes=cfg.missed_after_minutes + p.snoozes * cfg.snooze_minutes)
         # Only a clock that moved forward from the prompt can say how long it has been up.
         if session is not None and p.first - timedelta(seconds=JUMP_S) <= now.wall < p.first + window:
@@ -200,20 +238,38 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
                 snoozed_until=_mono_at(now, snoozed) if snoozed else None, repeats=p.repeats))
         else:
             fx.append(Record(MISSED, p.session, _parse(p.due), {"reason": stale_reason}))
-            state = replace(_set_outcome(state, p.session, MISSED), led_missed=True)
+            state = _set_outcome(state, p.session, MISSED)
+    if problems and planner.is_awake(cfg, now.wall):
+        fx.append(Play("fault"))
     state, more = step(cfg, state, None, now)
     return state, fx + more
+
+
+def _episode_from(data: Mapping[str, object]) -> Episode | None:
+    ep, surgery, regimen = data.get("episode"), data.get("surgery_date"), data.get("regimen")
+    if not (isinstance(ep, str) and isinstance(surgery, str) and isinstance(regimen, str)):
+        return None
+    try:
+        return Episode(ep, date.fromisoformat(surgery), regimen)
+    except ValueError:
+        return None
+
+
+def _episode_fields(ep: Episode | None) -> dict[str, str]:
+    if ep is None:
+        return {}
+    return {"episode": ep.id, "surgery_date": ep.surgery.isoformat(), "regimen": ep.regimen}
 
 
 def _parse(iso: str | None) -> datetime | None:
     return datetime.fromisoformat(iso) if iso else None
 
 
-def _find_session(cfg: Config, sid: str, due_iso: str | None) -> planner.Session | None:
+def _find_session(cfg: Config, sid: str, due_iso: str | None, ep: Episode | None) -> planner.Session | None:
     due = _parse(due_iso)
     if due is None:
         return None
-    for s in planner.sessions_between(cfg, due, due + timedelta(seconds=1)):
+    for s in planner.sessions_between(cfg, due, due + timedelta(seconds=1), ep):
         if s.id == sid:
             return s
     return None
@@ -230,7 +286,14 @@ def step(cfg: Config, state: State, event: Event | None, now: Instant) -> tuple[
     if isinstance(event, ButtonEdge):
         st = _edge(cfg, st, event.pressed, now, fx)
     elif isinstance(event, Notice):
-        st = _notice(st, event, fx)
+        st = _notice(cfg, st, event, now, fx)
+    elif isinstance(event, Admit):
+        st = _admit(cfg, st, event, now, fx)
+    elif isinstance(event, Discharge):
+        st = _discharge(cfg, st, event, now, fx)
+    elif isinstance(event, Exported):
+        fx.append(Record("export", data={**event.details, "via": event.via}))
+        st = replace(st, last_export=now.wall)
     st = replace(st, last=now)
     fx.extend(view(cfg, st, now))
     return st, fx
@@ -257,8 +320,73 @@ def with_problem(state: State, part: str, problem: str | None) -> State:
     return replace(state, problems=problems)
 
 
-def _notice(st: State, ev: Notice, fx: list[Effect]) -> State:
+def _notice(cfg: Config, st: State, ev: Notice, now: Instant, fx: list[Effect]) -> State:
+    if ev.problem is not None and ev.part not in st.problems and planner.is_awake(cfg, now.wall):
+        fx.append(Play("fault"))   # once when a part fails; never repeated, never at night
     return with_problem(st, ev.part, ev.problem)
+
+
+# --- episodes ------------------------------------------------------------------------
+
+def _today(cfg: Config, now: Instant) -> date:
+    return planner.local(now.wall, cfg.tz).date()
+
+
+def _refuse(st: State, command: str, problem: str, via: str, now: Instant, fx: list[Effect]) -> State:
+    # The refused id is neither recorded nor shown: it may be exactly what was wrong (a name).
+    fx.append(Record("refused", data={"command": command, "problem": problem, "via": via}))
+    return replace(st, overlay=Overlay(sc.Episode("refused", command.capitalize(), problem=problem),
+                                       now.mono + EPISODE_S, now.mono))
+
+
+def _admit(cfg: Config, st: State, ev: Admit, now: Instant, fx: list[Effect]) -> State:
+    today = _today(cfg, now)
+    problem = episodes.admit_problem(cfg, ev.episode, ev.surgery, ev.regimen, today)
+    if problem is not None:
+        return _refuse(st, "admit", problem, ev.via, now, fx)
+    old = st.episode
+    if old is not None and old.id != ev.episode:
+        st = _close_episode(cfg, st, now, fx, ev.via, reason="new admission")
+    ep = Episode(ev.episode, ev.surgery, ev.regimen or cfg.default_regimen)
+    day = episodes.post_op_day(ep, today)
+    data: dict[str, object] = {**_episode_fields(ep), "day": day, "via": ev.via}
+    if old is not None and old.id == ep.id:
+        data["amended"] = True      # a correction (say, of the surgery date): records are never rewritten
+    fx.append(Record("admit", data=data))
+    problems = {k: v for k, v in st.problems.items() if k != "regimen"}
+    return replace(st, episode=ep, plan_changed=now.wall, activity=now.mono, problems=problems,
+                   overlay=Overlay(sc.Episode("admitted", ep.id, day, ep.regimen), now.mono + EPISODE_S, now.mono))
+
+
+def _discharge(cfg: Config, st: State, ev: Discharge, now: Instant, fx: list[Effect]) -> State:
+    problem = episodes.discharge_problem(st.episode, ev.episode)
+    if problem is not None or st.episode is None:
+        return _refuse(st, "discharge", problem or "", ev.via, now, fx)
+    ep = st.episode
+    st = _close_episode(cfg, st, now, fx, ev.via)
+    return replace(st, overlay=Overlay(sc.Episode("discharged", ep.id), now.mono + EPISODE_S, now.mono))
+
+
+def _close_episode(cfg: Config, st: State, now: Instant, fx: list[Effect], via: str,
+                   reason: str | None = None) -> State:
+    """Settle every session of the episode, then record its discharge: nothing is left open."""
+    ep = st.episode
+    assert ep is not None
+    for s in st.waiting:
+        fx.append(Record(MISSED, s.id, s.due, {"reason": "discharged", "kind": s.kind}))
+        st = _set_outcome(st, s.id, MISSED)
+    st = replace(st, waiting=())
+    a = st.active
+    if isinstance(a, Guiding):
+        st = _finish_guide(cfg, st, a, now, fx, early=True)
+    elif isinstance(a, Prompting):
+        fx.append(Record(MISSED, a.session.id, a.session.due, {"reason": "discharged", "kind": a.session.kind}))
+        st = replace(_set_outcome(st, a.session.id, MISSED), active=None)
+    data: dict[str, object] = {"episode": ep.id, "day": episodes.post_op_day(ep, _today(cfg, now)), "via": via}
+    if reason:
+        data["reason"] = reason
+    fx.append(Record("discharge", data=data))
+    return replace(st, episode=None, plan_changed=now.wall, activity=now.mono)
 
 
 def _check_clock(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> State:
@@ -291,7 +419,7 @@ def _plan(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> State:
     start = st.cursor + timedelta(microseconds=1)
     end = now.wall + timedelta(microseconds=1)
     events: list[tuple[datetime, int, planner.Session]] = []
-    for s in planner.sessions_between(cfg, start - timedelta(days=2), end):
+    for s in planner.sessions_between(cfg, start - timedelta(days=2), end, st.episode):
         if s.deferred and start <= s.due < end:
             events.append((s.due, 0, s))
         if start <= s.offer < end and s.merged_into is None:
@@ -310,7 +438,7 @@ def _plan(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> State:
             continue
         if now.wall - at >= missed_window:
             fx.append(Record(MISSED, s.id, s.due, {"reason": st.stale_reason or "late", "kind": s.kind}))
-            st = replace(_set_outcome(st, s.id, MISSED), led_missed=True)
+            st = _set_outcome(st, s.id, MISSED)
             continue
         st = _offer(cfg, st, s, now, fx)
     return replace(st, cursor=now.wall, stale_reason=None)
@@ -330,7 +458,7 @@ def _offer(cfg: Config, st: State, s: planner.Session, now: Instant, fx: list[Ef
     if isinstance(a, Prompting):
         fx.append(Record(MISSED, a.session.id, a.session.due, {"reason": "superseded", "by": s.id,
                                                                  "kind": a.session.kind}))
-        st = replace(_set_outcome(st, a.session.id, MISSED), led_missed=True)
+        st = _set_outcome(st, a.session.id, MISSED)
     late_s = max(0.0, _secs(now.wall, s.offer))
     data: dict[str, object] = {"kind": s.kind, "exercises": [e.name for e in s.exercises], "reps": s.reps}
     if s.deferred:
@@ -344,7 +472,7 @@ def _offer(cfg: Config, st: State, s: planner.Session, now: Instant, fx: list[Ef
     p = Prompting(s, now.wall, now.mono, next_repeat=now.mono + cfg.repeat_every_minutes * 60,
                   missed_at=now.mono + remaining)
     keep = st.overlay if st.overlay is not None and isinstance(st.overlay.screen, sc.Done) else None
-    return replace(_set_outcome(st, s.id, PROMPTED), active=p, overlay=keep)
+    return replace(_set_outcome(st, s.id, PROMPTED), active=p, overlay=keep, activity=now.mono)
 
 
 def _next_waiting(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> State:
@@ -355,11 +483,11 @@ def _next_waiting(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> Sta
         st = replace(st, waiting=rest)
         if now.wall - s.offer >= window and not rest:
             fx.append(Record(MISSED, s.id, s.due, {"reason": "busy", "kind": s.kind}))
-            st = replace(_set_outcome(st, s.id, MISSED), led_missed=True)
+            st = _set_outcome(st, s.id, MISSED)
         elif rest:
             # Only the newest waiting session is worth offering; the others were overtaken.
             fx.append(Record(MISSED, s.id, s.due, {"reason": "superseded", "by": rest[-1].id, "kind": s.kind}))
-            st = replace(_set_outcome(st, s.id, MISSED), led_missed=True)
+            st = _set_outcome(st, s.id, MISSED)
         else:
             st = _offer(cfg, st, s, now, fx)
     return st
@@ -378,11 +506,14 @@ def _timers(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> State:
         if b.stage < 1 and held >= LONG_S:
             st = _hold_hint(cfg, st, now)
         if st.button.stage < 2 and held >= NURSE_S:
+            nurse = nurse_screen(cfg, st, now)
             st = replace(st, button=replace(st.button, stage=2),
-                         overlay=Overlay(nurse_screen(cfg, st, now), t + NURSE_SCREEN_S))
+                         overlay=Overlay(nurse, t + 2 * nurse.pages * NURSE_PAGE_S, t))
         if st.button.stage < 3 and held >= STUCK_S:
             fx.append(Record("fault", data={"part": "button",
                                             "problem": "held down over 60 s; ignored until released"}))
+            if "button" not in st.problems and planner.is_awake(cfg, now.wall):
+                fx.append(Play("fault"))
             problems = {**st.problems, "button": "Button stuck"}
             st = replace(st, button=replace(st.button, stage=3), overlay=None, problems=problems)
 
@@ -398,7 +529,7 @@ def _timers(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> State:
         elif t >= a.missed_at:
             fx.append(Record(MISSED, a.session.id, a.session.due, {
                 "reason": "unanswered", "repeats": a.repeats, "snoozes": a.snoozes, "kind": a.session.kind}))
-            st = replace(_set_outcome(st, a.session.id, MISSED), led_missed=True)
+            st = _set_outcome(st, a.session.id, MISSED)
             st = _next_waiting(cfg, st, now, fx)
         elif t >= a.next_repeat:
             fx.append(Record("repeat", a.session.id, a.session.due, {"n": a.repeats + 1}))
@@ -441,8 +572,8 @@ def _finish_guide(cfg: Config, st: State, g: Guiding, now: Instant, fx: list[Eff
     }))
     if planner.is_awake(cfg, now.wall):
         fx.append(Play("done"))
-    st = replace(_set_outcome(st, s.id, DONE), led_missed=False,
-                 overlay=Overlay(sc.Done(done, planned, early), now.mono + DONE_S))
+    st = replace(_set_outcome(st, s.id, DONE), activity=now.mono,
+                 overlay=Overlay(sc.Done(done, planned, early), now.mono + DONE_S, now.mono))
     return _next_waiting(cfg, st, now, fx)
 
 
@@ -459,6 +590,7 @@ def _edge(cfg: Config, st: State, pressed: bool, now: Instant, fx: list[Effect])
 
 def _accept(cfg: Config, st: State, pressed: bool, now: Instant, fx: list[Effect]) -> State:
     b = st.button
+    st = replace(st, activity=now.mono)
     if pressed:
         return replace(st, button=replace(b, down=True, changed=now.mono, down_at=now.mono, stage=0))
     held = now.mono - b.down_at
@@ -484,6 +616,10 @@ def _press(held: float, kind: str, action: str, session: str | None = None) -> R
 
 def _short_press(cfg: Config, st: State, held: float, now: Instant, fx: list[Effect]) -> State:
     a = st.active
+    if st.overlay is not None and isinstance(st.overlay.screen, sc.Nurse | sc.Episode):
+        # Screens for the nurse: a press only puts them away, whatever else is going on.
+        fx.append(_press(held, "short", "dismiss"))
+        return replace(st, overlay=None)
     if isinstance(a, Guiding):
         fx.append(_press(held, "short", "stop", a.prompt.session.id))
         return _finish_guide(cfg, st, a, now, fx, early=True)
@@ -533,25 +669,50 @@ def _hold_hint(cfg: Config, st: State, now: Instant) -> State:
     a = st.active
     if isinstance(a, Prompting):
         left = cfg.max_snoozes - a.snoozes
-        hint = sc.Hint("Let go to", "snooze") if left > 0 else sc.Hint("No more", "snoozes")
+        hint = sc.Hint("Let go to", "snooze", "zz") if left > 0 else sc.Hint("No more", "snoozes")
         return replace(st, overlay=Overlay(hint, float("inf")))
     return st
 
 
 # --- what the patient sees -----------------------------------------------------------
 
+def _id_time(cfg: Config, sid: str) -> datetime | None:
+    """The scheduled instant in a session id ("2026-11-24T09:00 routine")."""
+    try:
+        return planner.to_instant(datetime.fromisoformat(sid[:16]), cfg.tz)
+    except ValueError:
+        return None
+
+
+def _day_sessions(cfg: Config, st: State, a: datetime, b: datetime) -> list[tuple[str, datetime]]:
+    """(id, offer time) of the sessions of the patient's day [a, b), in order.
+
+    The plan gives them; when an admission or discharge changed the plan during that day,
+    sessions already offered under the old plan are added, so nothing done is uncounted.
+    """
+    found = [(s.id, s.offer) for s in planner.offered_between(cfg, a, b, st.episode) if s.merged_into is None]
+    if st.plan_changed is not None and st.plan_changed > a:
+        known = {sid for sid, _ in found}
+        for sid, outcome in st.outcomes.items():
+            if sid not in known and outcome != DEFERRED:
+                t = _id_time(cfg, sid)
+                if t is not None and a <= t < b:
+                    found.append((sid, t))
+        found.sort(key=lambda x: x[1])
+    return found
+
+
 def today(cfg: Config, st: State, now: Instant) -> tuple[int, int, tuple[str, ...]]:
     """(done, offered so far, one mark per session) for the patient's current day."""
     a, b = planner.care_day(cfg, now.wall)
-    sessions = [s for s in planner.offered_between(cfg, a, b) if s.merged_into is None]
     marks = []
-    for s in sessions:
-        o = st.outcomes.get(s.id)
+    for sid, offer in _day_sessions(cfg, st, a, b):
+        o = st.outcomes.get(sid)
         if o == DONE:
             marks.append("done")
         elif o == MISSED:
             marks.append("missed")
-        elif s.offer <= now.wall:
+        elif offer <= now.wall or o == PROMPTED:
             marks.append("open")
         else:
             marks.append("later")
@@ -560,26 +721,53 @@ def today(cfg: Config, st: State, now: Instant) -> tuple[int, int, tuple[str, ..
     return done, due, tuple(marks)
 
 
+def status(st: State, marks: tuple[str, ...]) -> str:
+    """What the status light says: due (a prompt is up), missed or done (the day's latest outcome), or off."""
+    a = st.active
+    if isinstance(a, Prompting) and a.snoozed_until is None:
+        return "due"
+    resolved = [m for m in marks if m in ("done", "missed")]
+    return resolved[-1] if resolved else "off"
+
+
 def _label(s: planner.Session) -> str:
     return "Routine" if s.kind == planner.ROUTINE else s.exercises[0].name
 
 
 def next_session(cfg: Config, st: State, now: Instant) -> tuple[str, str] | None:
-    for s in planner.offered_between(cfg, now.wall, now.wall + timedelta(days=2)):
+    for s in planner.offered_between(cfg, now.wall, now.wall + timedelta(days=2), st.episode):
         if s.merged_into is None and s.id not in st.outcomes and s.offer > now.wall:
             return _hhmm(s.offer, cfg), _label(s)
     return None
+
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _date_time(t: datetime, cfg: Config, weekday: bool = True) -> str:
+    """"Tue 24 Nov 09:41", in English whatever the system's locale."""
+    lt = t.astimezone(cfg.tz)
+    day = f"{_DAYS[lt.weekday()]} " if weekday else ""
+    return f"{day}{lt.day} {_MONTHS[lt.month - 1]} {lt:%H:%M}"
 
 
 def nurse_screen(cfg: Config, st: State, now: Instant) -> sc.Nurse:
     a, b = planner.care_day(cfg, now.wall)
     counts = []
     for lo, hi in ((a, b), (planner.care_day(cfg, a - timedelta(seconds=1))[0], a)):
-        ids = [s.id for s in planner.offered_between(cfg, lo, hi) if s.merged_into is None]
+        ids = [sid for sid, _ in _day_sessions(cfg, st, lo, hi)]
         counts.append((sum(st.outcomes.get(i) == DONE for i in ids), sum(st.outcomes.get(i) == MISSED for i in ids)))
-    notice = next(iter(st.problems.values()), None)
-    return sc.Nurse(cfg.unit_id, now.wall.astimezone(cfg.tz).strftime("%Y-%m-%d %H:%M"), st.time_quality,
-                    counts[0][0], counts[0][1], counts[1][0], counts[1][1], st.head, notice)
+    ep = st.episode
+    regimen = episodes.regimen_of(cfg, ep)
+    return sc.Nurse(
+        cfg.unit_id, _date_time(now.wall, cfg), st.time_quality, counts[0][0], counts[0][1], counts[1][0],
+        counts[1][1], st.head,
+        episode=ep.id if ep else None,
+        day=episodes.post_op_day(ep, _today(cfg, now)) if ep else None,
+        regimen=regimen.name if regimen else "",
+        download=_date_time(st.last_export, cfg, weekday=False) if st.last_export else "never",
+        notices=tuple(st.problems.values()))
 
 
 def _detail(s: planner.Session) -> str:
@@ -589,10 +777,19 @@ def _detail(s: planner.Session) -> str:
     return f"{e.reps} each foot" if e.per_foot else f"{e.reps} times"
 
 
+def _prompt_screen(cfg: Config, a: Prompting, now: Instant) -> sc.Prompt:
+    s = a.session
+    first = s.exercises[0]
+    title = first.name if len(s.exercises) == 1 else ("Full routine" if s.kind == planner.ROUTINE else "Exercises")
+    late = s.deferred or now.wall - s.offer > timedelta(minutes=1)
+    return sc.Prompt(s.kind, title, _detail(s), a.repeats, cfg.max_snoozes - a.snoozes, late,
+                     guide.icon_for(first) or "bell", guide.minutes(s.exercises), orbit(now))
+
+
 def _guide_screen(g: Guiding, now: Instant) -> sc.Screen:
     step = g.steps[g.index]
     if step.intro:
-        return sc.Intro(step.exercise, step.foot, step.reps, step.part, step.parts)
+        return sc.Intro(step.exercise, step.foot, step.reps, step.part, step.parts, step.icon or "")
     hold_left, fraction = None, 0.0
     if step.hold:
         left = max(0.0, g.step_started + step.seconds - now.mono)
@@ -601,45 +798,58 @@ def _guide_screen(g: Guiding, now: Instant) -> sc.Screen:
         fraction = min(1.0, frames * HOLD_FRAME_S / step.seconds)
         hold_left = max(1, int(left + 0.999))
     return sc.Guide(step.exercise, step.foot, step.rep, step.reps, step.text, hold_left, round(fraction, 3),
-                    step.arrow)
+                    step.icon)
+
+
+def orbit(now: Instant) -> sc.Shift:
+    """Where a long-lived screen sits this minute: it moves with the clock's minute, so no extra frames."""
+    return ORBIT[int(now.wall.timestamp() // 60) % len(ORBIT)]
+
+
+def _nurse_page(o: Overlay, screen: sc.Nurse, now: Instant) -> sc.Nurse:
+    page = 1 + int((now.mono - o.since) // NURSE_PAGE_S) % screen.pages
+    return screen if page == screen.page else replace(screen, page=page)
+
+
+def _dimmed(cfg: Config, st: State, now: Instant) -> bool:
+    """The daytime idle clock dims when nobody has touched the unit for a while (OLED wear)."""
+    after = cfg.display.dim_after_minutes
+    return after > 0 and now.mono - st.activity >= after * 60
 
 
 def view(cfg: Config, st: State, now: Instant) -> list[Effect]:
     awake = planner.is_awake(cfg, now.wall)
     a = st.active
+    _, _, marks = day = today(cfg, st, now)
+    light = status(st, marks)
     screen: sc.Screen
+    idle = False
     if st.overlay is not None:
         screen = st.overlay.screen
+        if isinstance(screen, sc.Nurse):
+            screen = _nurse_page(st.overlay, screen, now)
     elif isinstance(a, Guiding):
         screen = _guide_screen(a, now)
     elif isinstance(a, Prompting) and a.snoozed_until is not None:
         until = now.wall + timedelta(seconds=a.snoozed_until - now.mono)
-        screen = sc.Snoozed(_hhmm(until, cfg), _label(a.session))
+        screen = sc.Snoozed(_hhmm(until, cfg), _label(a.session), orbit(now))
     elif isinstance(a, Prompting):
-        screen = sc.Prompt(a.session.kind, a.session.exercises[0].name, _detail(a.session), a.repeats,
-                           cfg.max_snoozes - a.snoozes, a.session.deferred or now.wall - a.session.offer
-                           > timedelta(minutes=1))
+        screen = _prompt_screen(cfg, a, now)
     else:
-        done, due, marks = today(cfg, st, now)
+        idle = True
         nxt = next_session(cfg, st, now)
         notice = next(iter(st.problems.values()), None)
         screen = sc.Idle(_hhmm(now.wall, cfg), nxt[0] if nxt else None, nxt[1] if nxt else None,
-                         done, due, marks, night=not awake, notice=notice)
+                         day[0], day[1], marks, night=not awake, notice=notice,
+                         status="missed" if light == "missed" else None, shift=orbit(now))
     if awake:
-        brightness = "normal"
-    elif a is not None or st.overlay is not None or now.mono < st.night_light_until:
+        brightness = "dim" if idle and _dimmed(cfg, st, now) else "normal"
+    elif a is not None or st.overlay is not None or now.mono < st.night_light_until or cfg.display.night == "dim":
         brightness = "dim"
     else:
         brightness = "off"
-    if isinstance(a, Prompting) and a.snoozed_until is None:
-        led = "due"
-    elif st.led_missed:
-        led = "missed"
-    else:
-        led = "off"
-    if not awake:
-        led = "off"   # a lit LED all night keeps patients awake; the nurse screen has the record
-    return [Show(screen, brightness), Led(led)]
+    # A light on all night keeps patients awake; at night the nurse screen has the record.
+    return [Show(screen, brightness), Led(light if awake else "off")]
 
 
 # --- deadlines -----------------------------------------------------------------------
@@ -649,7 +859,7 @@ def deadline(cfg: Config, st: State) -> float:
     now = st.last
     t = now.mono
     cands = [t + MAX_SLEEP_S]
-    nxt = planner.next_event_after(cfg, max(st.cursor, now.wall))
+    nxt = planner.next_event_after(cfg, max(st.cursor, now.wall), ep=st.episode)
     if nxt is not None:
         cands.append(_mono_at(now, nxt))
     b = st.button
@@ -667,11 +877,20 @@ def deadline(cfg: Config, st: State) -> float:
         if step_.hold:
             frame = a.step_started + (int((t - a.step_started) / HOLD_FRAME_S) + 1) * HOLD_FRAME_S
             cands.append(min(frame, end))
-    if st.overlay is not None:
-        cands.append(st.overlay.until)
+    o = st.overlay
+    if o is not None:
+        cands.append(o.until)
+        if isinstance(o.screen, sc.Nurse):
+            cands.append(o.since + (int((t - o.since) / NURSE_PAGE_S) + 1) * NURSE_PAGE_S)
     if st.night_light_until > t:
         cands.append(st.night_light_until)
-    shows_clock = a is None and st.overlay is None and (planner.is_awake(cfg, now.wall) or st.night_light_until > t)
-    if shows_clock:
+    awake = planner.is_awake(cfg, now.wall)
+    lit = awake or st.night_light_until > t or cfg.display.night == "dim"
+    # The idle clock changes every minute, and the burn-in orbit moves the prompt with it.
+    if o is None and (isinstance(a, Prompting) or (a is None and lit)):
         cands.append(t + 60 - (now.wall.second + now.wall.microsecond / 1e6))
+    if awake and a is None and o is None and cfg.display.dim_after_minutes:
+        dim_at = st.activity + cfg.display.dim_after_minutes * 60
+        if dim_at > t:
+            cands.append(dim_at)
     return max(t, min(cands))

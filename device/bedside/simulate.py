@@ -5,10 +5,16 @@ The simulator only plays the patient's hand (it drives the mock button pin low a
 as a finger would) and the clock; everything else is the unit's own code. Scenario files
 hold one action per line::
 
-    # time (local, unit's zone)  action  [seconds held | new clock time]
+    # time (local, unit's zone)  action  [arguments]
     2026-11-24T09:01:30  press
     2026-11-24T10:05:00  hold  2.5
     2026-11-24T11:00:00  clock 2026-11-24T12:00:00   # set the wall clock (a jump)
+    2026-11-24T08:30:00  admit E2026-0042 2026-11-23 standard
+    2026-11-27T11:00:00  discharge E2026-0042
+    2026-11-25T17:00:00  export usb
+
+``admit``, ``discharge`` and ``export`` are what the serial link and the USB stick will
+send the unit; the simulator posts the same events.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo
@@ -27,7 +33,7 @@ from zoneinfo import ZoneInfo
 from PIL import Image
 
 from .clock import VirtualClock
-from .events import Effect, Instant, Led, Play, Tick
+from .events import Admit, Discharge, Effect, Event, Exported, Instant, Led, Play, Tick
 
 PRESS_S = 0.3
 HOLD_S = 2.5
@@ -41,10 +47,34 @@ class ScriptError(Exception):
 @dataclass(frozen=True)
 class Action:
     at: datetime
-    kind: str                  # press | hold | clock
+    kind: str                  # press | hold | clock | admit | discharge | export
     seconds: float = 0.0
     clock_to: datetime | None = None
     line: int = 0
+    event: Event | None = None  # admit, discharge, export: what the unit is sent
+
+
+ACTIONS = ("press", "hold", "clock", "admit", "discharge", "export")
+
+
+def _nurse_action(kind: str, args: list[str], at: datetime, where: str, n: int) -> Action:
+    if kind == "admit":
+        if not 2 <= len(args) <= 3:
+            raise ScriptError(f"{where}: admit needs an episode id, the surgery date and optionally a regimen, "
+                              "e.g. admit E2026-0042 2026-11-23 standard")
+        try:
+            surgery = date.fromisoformat(args[1])
+        except ValueError:
+            raise ScriptError(f"{where}: {args[1]!r} is not a date like 2026-11-23") from None
+        return Action(at, kind, line=n, event=Admit(args[0], surgery, args[2] if len(args) == 3 else None,
+                                                    via="simulator"))
+    if kind == "discharge":
+        if len(args) > 1:
+            raise ScriptError(f"{where}: discharge takes at most the episode id")
+        return Action(at, kind, line=n, event=Discharge(args[0] if args else None, via="simulator"))
+    if len(args) != 1:
+        raise ScriptError(f"{where}: export needs how the records left the unit, e.g. export usb")
+    return Action(at, kind, line=n, event=Exported(args[0], {"simulated": True}))
 
 
 def parse_local(text: str, tz: ZoneInfo) -> datetime:
@@ -65,9 +95,12 @@ def parse_script(text: str, tz: ZoneInfo, source: str = "script") -> list[Action
             at = parse_local(parts[0], tz)
         except ValueError:
             raise ScriptError(f"{where}: {parts[0]!r} is not a date-time like 2026-11-24T09:01:30") from None
-        if len(parts) < 2 or parts[1] not in ("press", "hold", "clock"):
-            raise ScriptError(f"{where}: the action must be press, hold or clock")
+        if len(parts) < 2 or parts[1] not in ACTIONS:
+            raise ScriptError(f"{where}: the action must be one of {', '.join(ACTIONS)}")
         kind = parts[1]
+        if kind in ("admit", "discharge", "export"):
+            actions.append(_nurse_action(kind, parts[2:], at, where, n))
+            continue
         if kind == "clock":
             if len(parts) != 3:
                 raise ScriptError(f"{where}: clock needs the new time, e.g. clock 2026-11-24T12:00:00")
@@ -94,9 +127,11 @@ def parse_script(text: str, tz: ZoneInfo, source: str = "script") -> list[Action
 class Finger:
     """Presses the simulated button: scripted actions and keys typed in the terminal."""
 
-    def __init__(self, clock: VirtualClock, pin: Any, actions: list[Action]) -> None:
+    def __init__(self, clock: VirtualClock, pin: Any, actions: list[Action],
+                 post: Callable[[Event], None] | None = None) -> None:
         self.clock = clock
         self.pin = pin
+        self.post = post
         self.actions = list(actions)
         self.keys: queue.Queue[float] = queue.Queue()
         self.release_at: float | None = None
@@ -127,6 +162,9 @@ class Finger:
             a = self.actions.pop(0)
             if a.kind == "clock" and a.clock_to is not None:
                 self.clock.set_wall(a.clock_to)
+            elif a.event is not None:
+                if self.post is not None:
+                    self.post(a.event)
             else:
                 self._press(a.seconds, now)
 
@@ -164,7 +202,7 @@ def frame_text(image: Image.Image, width: int) -> list[str]:
 class Terminal:
     """Draws the emulated OLED and the unit's status in the terminal; reads keys."""
 
-    KEYS = "[space] press  [h] hold: snooze  [n] hold 6 s: nurse  [+/-] speed  [q] quit"
+    KEYS = "[space] press  [h] hold: snooze  [n] hold 6 s: nurse  [a]dmit [d]ischarge  [+/-] speed  [q] quit"
 
     def __init__(self, clock: VirtualClock, tz: ZoneInfo, out: IO[str] = sys.stdout) -> None:
         self.clock = clock
@@ -212,7 +250,8 @@ class Terminal:
             edge = "─" * len(rows[0])
             now = self.clock.now().wall.astimezone(self.tz)
             speed = "paused" if self.clock.speed == 0 else f"x{self.clock.speed:g}"
-            led = {"off": "○ off", "due": "◐ due (blinking)", "missed": "● missed"}.get(self.led, self.led)
+            led = {"off": "○ off", "due": "◐ due (blinking)", "missed": "● missed",
+                   "done": "◌ done (brief blink)"}.get(self.led, self.led)
             lines = [f"┌{edge}┐", *(f"│{dim}{r}\x1b[0m│" for r in rows), f"└{edge}┘",
                      f" {now:%a %d %b %Y %H:%M:%S} ({speed})   LED {led}   {self.sound}",
                      f" {self.KEYS}", f" {self.message}"]
@@ -321,6 +360,22 @@ def build(cfg: Any, data: Path, start: datetime, *, speed: float | None = None, 
                       hardware.LedOut(pins.led) if pins.led is not None else None, list(observers or []))
     unit = Unit(cfg, clock, journal, outputs, time_quality="simulated", boot=boot)
     unit.attach_button(pins.button)
-    finger = Finger(clock, factory.pin(cfg.hardware.button_pin), actions or [])
+    finger = Finger(clock, factory.pin(cfg.hardware.button_pin), actions or [], post=unit.post)
     unit.sources.append(finger)
     return Simulation(unit, clock, factory, pins, device, finger, journal)
+
+
+def demo_episode_event(key: str, now: Instant, tz: ZoneInfo) -> Event:
+    """What the interactive keys send: ``a`` admits a demo episode operated on today, ``d`` discharges."""
+    local = now.wall.astimezone(tz)
+    if key == "a":
+        return Admit(f"DEMO-{local:%m%d%H%M}", local.date(), None, via="simulator")
+    return Discharge(None, via="simulator")
+
+
+def describe(event: Event) -> str:
+    if isinstance(event, Admit):
+        return f"admit {event.episode}, surgery {event.surgery.isoformat()}"
+    if isinstance(event, Discharge):
+        return "discharge"
+    return type(event).__name__.lower()
