@@ -267,8 +267,9 @@ class _Reader:
             name, reps = e.get("name"), e.get("reps")
             per_foot, hold = e.get("per_foot", False), e.get("hold_seconds", 0)
             ok = True
-            if not isinstance(name, str) or not 1 <= len(name.strip()) <= 20:
-                self.fail(f"{k} name", f"must be text of 1 to 20 characters (it is shown on the display), got {name!r}")
+            if not isinstance(name, str) or not 1 <= len(name.strip()) <= 15:
+                self.fail(f"{k} name", "must be text of 1 to 15 characters (it is shown on the display in large "
+                          f"type), got {name!r}")
                 ok = False
             elif not _displayable(name):
                 self.fail(f"{k} name", f"has characters the display cannot show (it has Western European letters, "

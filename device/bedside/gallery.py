@@ -36,7 +36,7 @@ EXAMPLES: tuple[Example, ...] = (
             "Night, dimmed: lit by a press, or all night with [display] night = \"dim\"", "dim"),
     Example("prompt", sc.Prompt("hourly", "Ankle pumps", "10 each foot", snoozes_left=2, icon="foot", minutes=2),
             "Prompt: what to do, and how to start"),
-    Example("prompt-routine", sc.Prompt("routine", "Routine", "3 exercises", snoozes_left=0, icon="foot",
+    Example("prompt-routine", sc.Prompt("routine", "Full routine", "3 exercises", snoozes_left=0, icon="foot",
                                         minutes=6),
             "Routine prompt, no snoozes left"),
     Example("snoozed", sc.Snoozed("10:10", "Ankle pumps"), "Snoozed: until when"),

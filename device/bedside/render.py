@@ -168,15 +168,17 @@ def _idle(c: Canvas, s: sc.Idle) -> None:
 
 
 def _prompt(c: Canvas, s: sc.Prompt) -> None:
-    art = s.icon if s.icon in icons.ART else "bell"
-    w, _ = icons.size(art)
-    if w > 24:
-        art, w = "bell", icons.size("bell")[0]
-    c.icon(M, M, art)
-    x0 = M + w + 4
-    for i, line in enumerate((s.exercise, s.detail)):
-        size = fit(line, ("l", "s"), WIDTH - M - x0)
-        c.caps(x0, 4 + i * 15, line, size)
+    art = s.icon if s.icon in icons.ART and icons.size(s.icon)[0] <= 24 else "bell"
+    x0 = M + icons.size(art)[0] + 4
+    lines = (s.exercise, s.detail)
+    if all(text_width(line, "l") <= WIDTH - M - x0 for line in lines):
+        c.icon(M, M, art)
+        for i, line in enumerate(lines):
+            c.caps(x0, 4 + i * 15, line, "l")
+    else:
+        # A long exercise name takes the picture's place rather than shrink.
+        for i, line in enumerate(lines):
+            c.center(4 + i * 15, line, fit(line, ("l", "s"), WIDTH - 2 * M), x0=M, x1=WIDTH - M)
     c.frame(M + 4, 33, WIDTH - M - 5, 50)
     c.center(37, "Press to start", "l")
     bits = []

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 
 from . import episodes, guide, planner
 from . import screens as sc
@@ -60,8 +61,11 @@ MAX_SLEEP_S = 60.0         # the loop wakes at least this often, to notice clock
 JUMP_S = 2.0
 HOLD_FRAME_S = 0.25        # the hold bar shrinks in steps of this
 OUTAGE_LOOKBACK = timedelta(days=7)
-# Burn-in orbit: screens that stay up for minutes move one pixel a minute around a 5x5 square.
-ORBIT = tuple((x if (y + 2) % 2 == 0 else -x, y) for y in range(-2, 3) for x in range(-2, 3))
+# Burn-in orbit: screens that stay up for minutes move one pixel a minute through every
+# position of a 5x5 square; the path closes with one diagonal step, so no move is ever larger.
+ORBIT = ((-2, -2), (-1, -2), (0, -2), (1, -2), (2, -2), (2, -1), (2, 0), (2, 1), (2, 2), (1, 2), (0, 2),
+         (-1, 2), (-2, 2), (-2, 1), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (0, 0), (-1, 0),
+         (-2, 0), (-2, -1), (-1, -1))
 
 DONE, MISSED, PROMPTED, DEFERRED = "done", "missed", "prompted", "deferred"
 
@@ -684,13 +688,19 @@ def _id_time(cfg: Config, sid: str) -> datetime | None:
         return None
 
 
+@lru_cache(maxsize=16)
+def _planned_day(cfg: Config, ep: Episode | None, a: datetime, b: datetime) -> tuple[tuple[str, datetime], ...]:
+    # The screen and the status light ask on every step; the answer changes once a day.
+    return tuple((s.id, s.offer) for s in planner.offered_between(cfg, a, b, ep) if s.merged_into is None)
+
+
 def _day_sessions(cfg: Config, st: State, a: datetime, b: datetime) -> list[tuple[str, datetime]]:
     """(id, offer time) of the sessions of the patient's day [a, b), in order.
 
     The plan gives them; when an admission or discharge changed the plan during that day,
     sessions already offered under the old plan are added, so nothing done is uncounted.
     """
-    found = [(s.id, s.offer) for s in planner.offered_between(cfg, a, b, st.episode) if s.merged_into is None]
+    found = list(_planned_day(cfg, st.episode, a, b))
     if st.plan_changed is not None and st.plan_changed > a:
         known = {sid for sid, _ in found}
         for sid, outcome in st.outcomes.items():
