@@ -6,12 +6,14 @@ STAMP := $(VENV)/.installed
 # Debian packages the tests use (installed when missing; CI runs as root).
 APT_PACKAGES := chromium poppler-utils fonts-dejavu-core
 
-.PHONY: simulate test lint typecheck setup apt bench clean help
+.PHONY: simulate test lint typecheck setup apt bench clean help gallery golden
 
 help:
 	@echo "make simulate   set up and run the unit on simulated hardware (interactive, in this terminal)"
 	@echo "make test       set up and run every check: lint, types and the test suite"
 	@echo "make bench      run the benchmarks and write docs/performance.md"
+	@echo "make gallery    draw every screen into docs/gallery and the README"
+	@echo "make golden     also rewrite the golden images the screen tests compare with (look before committing)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +50,13 @@ test: apt $(STAMP) lint typecheck
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+
+# Every screen, drawn by the unit's own renderer, into docs/gallery/, docs/screens.md and the README.
+gallery: $(STAMP)
+	$(BIN)/python tools/gallery.py
+
+golden: $(STAMP)
+	$(BIN)/python tools/gallery.py --golden
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
