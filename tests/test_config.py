@@ -41,6 +41,29 @@ def test_partial_file_takes_defaults(tmp_path: Path) -> None:
     ("[serial]\nport = 5", "[serial] port: must be a device path"),
     ("[nurse]\nx = 1", "[nurse]: unknown section"),
     ("unit = 3", "[unit]: must be a table"),
+    ('[hourly]\nexercises = [{ name = "Ankle pumps, both feet", reps = 5 }]', "#1 name: must be text of 1 to 15"),
+    ('[episodes]\ndefault_regimen = "hip"', "[episodes] default_regimen: must name one of the regimens (standard)"),
+    ('[episodes]\nwithout_episode = "off"', "[episodes] without_episode: must be one of 'default', 'quiet'"),
+    ('[episodes]\nregimen = "x"', "[episodes] regimen: unknown key"),
+    ("[regimens.Hip]\nstages = [{ from_day = 0 }]", "[regimens.Hip]: a regimen's name must be 1 to 12 lower-case"),
+    ("[regimens.hip]\nstages = []", "[regimens.hip] stages: must be a list of stages"),
+    ("[regimens.hip]\nsteps = []", "[regimens.hip] steps: unknown key (known: stages)"),
+    ("[regimens.hip]\nstages = [{ hourly_every_minutes = 0 }]", "[regimens.hip] stages #1 from_day: must be the"),
+    ("[regimens.hip]\nstages = [{ from_day = 400 }]", "from_day: must be the post-operative day"),
+    ("[regimens.hip]\nstages = [{ from_day = 3 }, { from_day = 0 }]", "[regimens.hip] stages: must start on "
+     "different days, in order"),
+    ("[regimens.hip]\nstages = [{ from_day = 0, every = 30 }]", "[regimens.hip] stages #1 every: unknown key"),
+    ("[regimens.hip]\nstages = [{ from_day = 0, hourly_every_minutes = 10 }]", "stages #1 hourly_every_minutes: "
+     "prompts less than 15 minutes apart"),
+    ('[regimens.hip]\nstages = [{ from_day = 0, routine_at = ["9:00"] }]', "stages #1 routine_at #1: must be a "
+     "24-hour time"),
+    ("[regimens.hip]\nstages = [{ from_day = 0, hourly_exercises = [] }]", "stages #1: has hourly prompts but "
+     "no hourly exercises"),
+    ('[regimens.hip]\nstages = [{ from_day = 0, routine_exercises = [{ name = "A", reps = 0 }] }]',
+     "stages #1 routine_exercises #1 reps: must be a whole number"),
+    ('[display]\nnight = "bright"', "[display] night: must be one of 'off', 'dim'"),
+    ("[display]\ndim_after_minutes = -1", "[display] dim_after_minutes: must be a whole number of minutes"),
+    ('[hardware]\ntone = "treble"', "[hardware] tone: must be one of 'low', 'normal', 'high'"),
 ])
 def test_each_problem_names_the_key(tmp_path: Path, text: str, message: str) -> None:
     p = tmp_path / "bad.toml"
@@ -61,3 +84,30 @@ def test_config_is_hashable_and_stable() -> None:
     a, b = config.Config(), config.Config()
     assert hash(a) == hash(b) and a == b
     assert {a: 1}[b] == 1
+
+
+def test_regimens_replace_the_default_and_stages_override_only_what_they_name() -> None:
+    c = config.parse({
+        "episodes": {"default_regimen": "hip", "without_episode": "quiet"},
+        "regimens": {
+            "hip": {"stages": [{"from_day": -2, "routine_at": ["10:00"], "hourly_every_minutes": 0},
+                               {"from_day": 0},
+                               {"from_day": 4, "hourly_every_minutes": 120,
+                                "hourly_exercises": [{"name": "Quad sets", "reps": 5, "hold_seconds": 5}]}]},
+            "knee": {"stages": [{"from_day": 0}]},
+        },
+    })
+    assert [r.name for r in c.regimens] == ["hip", "knee"]
+    hip = c.regimen("hip")
+    assert hip is not None and c.default_regimen == "hip" and c.without_episode == "quiet"
+    assert hip.stages[0] == config.Stage(-2, 0, None, (time(10),), None)
+    assert hip.stages[1] == config.Stage(0)
+    assert hip.stages[2].hourly_exercises == (config.Exercise("Quad sets", 5, False, 5),)
+    assert c.regimen("standard") is None
+
+
+def test_a_regimen_may_rely_on_sections_set_elsewhere_in_the_file() -> None:
+    # Hourly prompts come back in a stage even though [hourly] turns them off, using [hourly] exercises.
+    c = config.parse({"hourly": {"every_minutes": 0},
+                      "regimens": {"standard": {"stages": [{"from_day": 0, "hourly_every_minutes": 60}]}}})
+    assert c.regimens[0].stages[0].hourly_every_minutes == 60

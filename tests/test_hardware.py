@@ -153,3 +153,21 @@ def test_no_sound_is_an_alarm_burst() -> None:
     for name in sounds.SOUNDS:
         assert sounds.pulses(name) <= 2, name
         assert sum(d for _, d in sounds.SOUNDS[name]) <= 1.0
+
+
+def test_status_light_modes_on_a_real_gpiozero_led(factory: Any) -> None:
+    import time
+
+    pins = hardware.build_pins(Hardware(), pin_factory=factory)
+    pin = factory.pin(27)
+    led = hardware.LedOut(pins.led)
+    led.set("missed")
+    assert pin.state == 1
+    led.set("done")                     # a brief blink every few seconds: on, then off again
+    end = time.monotonic() + 3
+    while time.monotonic() < end and not (pin.state == 0 and [s.state for s in pin.states][-2:] == [1, 0]):
+        time.sleep(0.01)
+    assert [s.state for s in pin.states][-2:] == [1, 0]
+    led.set("off")
+    assert pin.state == 0
+    pins.close()

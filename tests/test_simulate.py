@@ -154,3 +154,27 @@ def test_scripted_clock_jump_is_logged(tmp_path: Path) -> None:
     missed = {r["session"]: r["reason"] for r in recs if r["type"] == "missed"}
     assert missed["2026-11-24T09:00 routine"] == "clock_jump"
     assert "2026-11-24T10:00 hourly" in prompted
+
+
+def test_keys_admit_a_demo_patient_operated_on_today_and_discharge() -> None:
+    from datetime import UTC
+
+    from bedside.events import Admit, Discharge, Instant
+
+    tz = config.Config().tz
+    now = Instant(datetime(2026, 11, 24, 9, 41, tzinfo=UTC), 1.0)
+    a = simulate.demo_episode_event("a", now, tz)
+    assert a == Admit("DEMO-11240941", datetime(2026, 11, 24).date(), None, via="simulator")
+    assert simulate.describe(a) == "admit DEMO-11240941, surgery 2026-11-24"
+    assert simulate.demo_episode_event("d", now, tz) == Discharge(None, via="simulator")
+
+
+def test_config_check_lists_each_regimen_step_down(capsys: pytest.CaptureFixture[str]) -> None:
+    from bedside.cli import main
+
+    assert main(["config", "check", str(Path(__file__).parent.parent / "config/examples/hip-and-knee.toml")]) == 0
+    out = capsys.readouterr().out
+    assert "  regimen hip (default):\n    up to day 2: every 60 min; routine at 09:00, 19:00\n" in out
+    assert "    days 3 to 5: every 120 min" in out and "    from day 6: no hourly prompts" in out
+    assert "    up to day -1: no hourly prompts; routine at 10:00" in out
+    assert "with no patient admitted: no prompts" in out
