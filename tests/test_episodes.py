@@ -266,15 +266,18 @@ def test_nurse_screen_shows_the_episode_and_last_download_and_returns_by_itself(
 
 def test_the_patient_can_change_nothing_from_the_nurse_screen() -> None:
     cfg = Config()
-    d = Driver(cfg, t(cfg, "2026-11-24T06:58"))
-    d.press(t(cfg, "2026-11-24T06:59"), 6)
-    d.run_until(t(cfg, "2026-11-24T06:59:08"))
+    d = Driver(cfg, t(cfg, "2026-11-24T07:00:30"))            # a prompt is up
+    for at, held in (("07:01", 6), ("07:01:10", 2.5), ("07:01:15", 6), ("07:01:25", 0.3)):
+        d.press(t(cfg, f"2026-11-24T{at}"), held)
+    d.run_until(t(cfg, "2026-11-24T07:01:08"))
     assert isinstance(d.screen(), sc.Nurse)
     before = len(d.records())
-    d.press(t(cfg, "2026-11-24T06:59:10"))                    # a press only puts it away
-    d.press(t(cfg, "2026-11-24T06:59:12"), 2.5)               # a hold on idle shows progress
-    d.run_until(t(cfg, "2026-11-24T06:59:20"))
-    assert [r.data["action"] for _, r in d.records()[before:]] == ["dismiss", "progress"]
+    d.run_until(t(cfg, "2026-11-24T07:01:11"))
+    assert isinstance(d.screen(), sc.Nurse)                   # held on the nurse screen: no snooze hint
+    d.run_until(t(cfg, "2026-11-24T07:01:30"))
+    assert [r.data["action"] for _, r in d.records("press")[-3:]] == ["dismiss", "nurse_screen", "dismiss"]
+    assert [r.type for _, r in d.records()[before:]] == ["press"] * 3   # no snooze, no start
+    assert isinstance(d.screen(), sc.Prompt)
 
 
 # --- the simulator plays the nurse's part -------------------------------------------------------

@@ -607,6 +607,10 @@ def _accept(cfg: Config, st: State, pressed: bool, now: Instant, fx: list[Effect
     if b.stage >= 2:
         fx.append(Record("press", data={"kind": "nurse", "held_s": round(held, 2), "action": "nurse_screen"}))
         return st
+    if st.overlay is not None and isinstance(st.overlay.screen, sc.Nurse | sc.Episode):
+        # Screens for the nurse: any press only puts them away, whatever else is going on.
+        fx.append(_press(held, "long" if held >= LONG_S else "short", "dismiss"))
+        return replace(st, overlay=None)
     if isinstance(st.overlay, Overlay) and st.overlay.until == float("inf"):
         st = replace(st, overlay=None)
     if held >= LONG_S:
@@ -620,10 +624,6 @@ def _press(held: float, kind: str, action: str, session: str | None = None) -> R
 
 def _short_press(cfg: Config, st: State, held: float, now: Instant, fx: list[Effect]) -> State:
     a = st.active
-    if st.overlay is not None and isinstance(st.overlay.screen, sc.Nurse | sc.Episode):
-        # Screens for the nurse: a press only puts them away, whatever else is going on.
-        fx.append(_press(held, "short", "dismiss"))
-        return replace(st, overlay=None)
     if isinstance(a, Guiding):
         fx.append(_press(held, "short", "stop", a.prompt.session.id))
         return _finish_guide(cfg, st, a, now, fx, early=True)
@@ -671,6 +671,8 @@ def _show_progress(cfg: Config, st: State, held: float, kind: str, now: Instant,
 def _hold_hint(cfg: Config, st: State, now: Instant) -> State:
     st = replace(st, button=replace(st.button, stage=1))
     a = st.active
+    if st.overlay is not None and isinstance(st.overlay.screen, sc.Nurse | sc.Episode):
+        return st    # the release will only put the nurse's screen away
     if isinstance(a, Prompting):
         left = cfg.max_snoozes - a.snoozes
         hint = sc.Hint("Let go to", "snooze", "zz") if left > 0 else sc.Hint("No more", "snoozes")
