@@ -47,7 +47,7 @@ def test_standard_regimen_is_hourly_on_days_0_to_2_then_routine_only() -> None:
     d = Driver(cfg, t(cfg, "2026-11-24T06:30"))
     (rec,) = send(d, Admit("E2026-0042", date(2026, 11, 22), None, via="test"))
     assert rec.type == "admit"
-    assert dict(rec.data) == {"episode": "E2026-0042", "surgery_date": "2026-11-22", "regimen": "standard",
+    assert dict(rec.data) == {"episode": "E2026-0042", "surgery": "2026-11-22", "regimen": "standard",
                               "day": 2, "via": "test"}
     d.run_until(t(cfg, "2026-11-26T06:30"))
     assert kinds_on(d, "2026-11-24") == ["hourly"] * 2 + ["routine"] + ["hourly"] * 9 + ["routine"] + ["hourly"] * 2
@@ -195,7 +195,7 @@ def test_the_episode_survives_restarts_and_a_discharge_does_too() -> None:
     send(d, Admit("E2026-0042", date(2026, 11, 21), None))
     d.restart(timedelta(minutes=5))
     start = d.records("start")[-1][1]
-    assert start.data["episode"] == "E2026-0042" and start.data["surgery_date"] == "2026-11-21"
+    assert start.data["episode"] == "E2026-0042" and start.data["surgery"] == "2026-11-21"
     assert d.state.episode == Episode("E2026-0042", date(2026, 11, 21), "standard")
     # Only the latest start restates it: the admission itself may be long gone from the recent records.
     d.log = [h for h in d.log if not (isinstance(h.effect, Record) and h.effect.type == "admit")]
@@ -297,7 +297,7 @@ def test_scripted_admission_discharge_and_download_reach_the_journal(tmp_path: P
     types = [r["type"] for r in recs]
     assert types.count("admit") == 1 and types.count("discharge") == 1 and types.count("export") == 1
     admit = next(r for r in recs if r["type"] == "admit")
-    assert (admit["episode"], admit["surgery_date"], admit["day"], admit["via"]) == (
+    assert (admit["episode"], admit["surgery"], admit["day"], admit["via"]) == (
         "E2026-0042", "2026-11-22", 2, "simulator")
     gone = types.index("discharge")
     day3 = [r["session"] for r in recs[:gone] if r["type"] == "prompt" and r["session"].startswith("2026-11-25")]

@@ -250,7 +250,7 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
 
 
 def _episode_from(data: Mapping[str, object]) -> Episode | None:
-    ep, surgery, regimen = data.get("episode"), data.get("surgery_date"), data.get("regimen")
+    ep, surgery, regimen = data.get("episode"), data.get("surgery"), data.get("regimen")
     if not (isinstance(ep, str) and isinstance(surgery, str) and isinstance(regimen, str)):
         return None
     try:
@@ -262,7 +262,7 @@ def _episode_from(data: Mapping[str, object]) -> Episode | None:
 def _episode_fields(ep: Episode | None) -> dict[str, str]:
     if ep is None:
         return {}
-    return {"episode": ep.id, "surgery_date": ep.surgery.isoformat(), "regimen": ep.regimen}
+    return {"episode": ep.id, "surgery": ep.surgery.isoformat(), "regimen": ep.regimen}
 
 
 def _parse(iso: str | None) -> datetime | None:
