@@ -22,6 +22,7 @@ from typing import Any
 from bedside import config, planner, render, session, simulate
 from bedside import screens as sc
 from bedside.events import Instant, Record, Tick
+from bedside.gallery import EXAMPLES
 from bedside.journal import Journal
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -155,15 +156,8 @@ def press_latency(samples: int = 200) -> dict[str, float]:
             "commit_median_ms": statistics.median(commits)}
 
 
-SCREENS: list[sc.Screen] = [
-    sc.Idle("09:41", "10:00", "Ankle pumps", 3, 5, ("done", "missed", "done", "done", "open") + ("later",) * 10),
-    sc.Prompt("routine", "Ankle pumps", "3 exercises", 1, 2),
-    sc.Intro("Ankle pumps", "left", 10, 1, 3),
-    sc.Guide("Ankle pumps", "left", 3, 10, "Toes down", 2, 0.5, "down"),
-    sc.Done(20, 20),
-    sc.Progress(3, 5, ("done",) * 3 + ("open", "later"), "10:00", "Ankle pumps"),
-    sc.Nurse("ward7-bed12", "2026-11-24 09:41", "rtc", 3, 1, 12, 2, "123/ab12cd34"),
-]
+# Every screen state the unit can show (the gallery the golden-image tests check).
+SCREENS: list[sc.Screen] = [e.screen for e in EXAMPLES]
 
 
 def render_times(repeat: int = 300) -> dict[str, float]:

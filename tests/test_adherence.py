@@ -86,6 +86,7 @@ def test_episodes_post_operative_days_and_one_episode_alone() -> None:
         rec("discharge", "2026-11-25T11:00", episode="EP-1"),
         rec("export", "2026-11-25T11:01", via="stick"),
         rec("secret_set", "2026-11-25T11:30", replaced=True),
+        rec("refused", "2026-11-25T11:40", command="admit", problem="episode id must contain a digit", via="serial"),
         rec("admit", "2026-11-26T08:00", episode="EP-2", surgery="2026-11-26", regimen={"hourly": 60}),
         srec("prompt", b, "2026-11-26T10:00"), srec("missed", b, "2026-11-26T10:30", reason="unanswered"),
         rec("mystery", "2026-11-26T11:00", detail=[1, 2]),
@@ -96,8 +97,8 @@ def test_episodes_post_operative_days_and_one_episode_alone() -> None:
     assert [(d.day.day, [(e.id, e.pod(d.day)) for e in d.episodes]) for d in m.days] == [
         (24, [("EP-1", 1)]), (25, [("EP-1", 2)]), (26, [("EP-2", 0)])]
     assert m.unknown_types == {"mystery": 1}
-    assert [e.text for e in m.days[1].events if e.kind in ("export", "secret_set")] == [
-        "Record downloaded (stick)", "Ward secret changed"]
+    assert [e.text for e in m.days[1].events if e.kind in ("export", "secret_set", "refused")] == [
+        "Record downloaded (stick)", "Ward secret changed", "Not accepted (admit): episode id must contain a digit"]
     one = ad.build(recs, episode="EP-2")
     assert [s.id for s in one.sessions] == [b] and [d.day.day for d in one.days] == [26]
     assert (one.totals.due, one.totals.done) == (1, 0)

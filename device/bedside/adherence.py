@@ -33,7 +33,7 @@ DONE, PARTIAL, MISSED, MERGED, OPEN, WAITING = "done", "partial", "missed", "mer
 DECIDED = (DONE, PARTIAL, MISSED)
 SESSION_TYPES = ("prompt", "repeat", "snooze", "done", "missed", "deferred", "press")
 KNOWN_TYPES = frozenset({*SESSION_TYPES, "start", "stop", "power_loss", "clock_set", "fault", "fault_cleared",
-                         "admit", "discharge", "export", "secret_set"})
+                         "admit", "discharge", "refused", "export", "secret_set"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +86,7 @@ class Event:
     """Something a nurse should see on a day: a clock change, a fault, a download."""
 
     at: datetime
-    kind: str                      # clock_set | fault | fault_cleared | export | admit | discharge | secret_set
+    kind: str          # clock_set | fault | fault_cleared | export | admit | discharge | refused | secret_set
     text: str
 
 
@@ -354,6 +354,9 @@ def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None) -
             if gone == current:
                 current = None
             events.append(Event(t, typ, f"Discharged: episode {gone}"))
+        elif typ == "refused":
+            command = _text(rec.get("command")) or "a command"
+            events.append(Event(t, typ, f"Not accepted ({command}): {_text(rec.get('problem')) or 'no reason given'}"))
         elif typ == "export":
             via = _text(rec.get("via")) or "?"
             events.append(Event(t, typ, f"Record downloaded ({via})"))
