@@ -44,6 +44,8 @@ EXAMPLES: tuple[Example, ...] = (
     Example("hint-no-snooze", sc.Hint("No more", "snoozes"), "Held 2 s with no snoozes left"),
     Example("intro-left", sc.Intro("Ankle pumps", "left", 10, 1, 3), "Guide: each block starts with which foot"),
     Example("intro-quads", sc.Intro("Quad sets", None, 10, 2, 3, icon="leg_press"), "Guide: an exercise for both legs"),
+    Example("intro-other", sc.Intro("Straight leg up", None, 15, 2, 2, ""),
+            "Guide: a configured exercise without a picture of its own"),
     Example("guide-toes-up", sc.Guide("Ankle pumps", "left", 3, 10, "Toes up", icon="foot_up"),
             "Guide: toes up, left foot, rep 3 of 10"),
     Example("guide-hold", sc.Guide("Ankle pumps", "right", 3, 10, "Toes down", 2, 0.5, icon="foot_down"),

@@ -221,7 +221,11 @@ def _intro(c: Canvas, s: sc.Intro) -> None:
     elif s.icon in icons.ART:
         iw, _ = icons.size(s.icon)
         c.icon((WIDTH - iw) // 2, 16, s.icon)
-    c.center(48, f"{s.reps} times", "l")
+    if s.foot or s.icon in icons.ART:
+        c.center(48, f"{s.reps} times", "l")
+    else:
+        # No picture for this exercise: the count moves up into the middle, larger.
+        c.center(28, f"{s.reps} times", "xl")
     if s.parts > 1:
         c.right(WIDTH, 52, f"{s.part}/{s.parts}", "s")
 
