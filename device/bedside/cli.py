@@ -39,9 +39,12 @@ class UserError(Exception):
 
 def cmd_run(args: argparse.Namespace) -> int:
     from . import daemon, hardware
-    from .display import DisplayOut
+    from .clock import SystemClock
+    from .display import DisplayKeeper
     from .journal import Journal
+    from .sdnotify import Notifier
     from .sounds import Player
+    from .supervise import GuardedTone, SelfTest, Watchdog
 
     cfg = config.find(args.config)
     model = hardware.pi_model()
@@ -59,44 +62,40 @@ def cmd_run(args: argparse.Namespace) -> int:
     except OSError as e:
         raise UserError(f"cannot use the data directory {data}: {e.strerror}") from None
     pins = hardware.build_pins(cfg.hardware)
-    try:
-        device: Any = hardware.build_display(cfg.hardware)
-    except hardware.HardwareError as e:
-        print(f"bedside: display not available, prompting with sound and LED only: {e}", file=sys.stderr)
-        device = _NoDisplay(str(e))
+    clock = SystemClock()
+    # A missing display is a fault the unit lives with: it prompts by sound and LED, and the
+    # keeper rebuilds the display with backoff until it answers (docs/hardening.md).
+    display = DisplayKeeper(lambda: hardware.build_display(cfg.hardware), clock.mono)
+    if display.error is not None:
+        print(f"bedside: display not available, prompting with sound and LED and retrying: {display.error}",
+              file=sys.stderr)
     boot = daemon.boot_id()
     journal = Journal(data, cfg.tz, boot)
-    outputs = daemon.Outputs(DisplayOut(device), Player(pins.tone),
+    outputs = daemon.Outputs(display, Player(GuardedTone(pins.tone)),
                              hardware.LedOut(pins.led) if pins.led is not None else None)
-    from .clock import SystemClock
-
-    unit = daemon.Unit(cfg, SystemClock(), journal, outputs, time_quality=daemon.detect_time_quality(), boot=boot)
+    unit = daemon.Unit(cfg, clock, journal, outputs, time_quality=daemon.detect_time_quality(), boot=boot)
     unit.attach_button(pins.button)
+    notifier = Notifier.from_env()
+    unit.sources += [display, SelfTest(unit, data, display=display)]
+    if notifier.watchdog_interval is not None:
+        unit.sources.append(Watchdog(unit, notifier, notifier.watchdog_interval))
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda signum, frame: unit.request_stop(signal.Signals(signum).name))
     print(f"bedside {__version__}: unit {cfg.unit_id} on {model or 'GPIO'}, config {cfg.source}, data {data}",
-          file=sys.stderr)
+          file=sys.stderr, flush=True)
+    reason = "error"
     try:
+        unit.start()
+        notifier.ready(f"unit {cfg.unit_id} running")
         reason = unit.run()
     finally:
+        notifier.stopping(f"stopping ({reason})")
         pins.close()
         journal.close()
         lock.close()
+        notifier.close()
     print(f"bedside: stopped ({reason})", file=sys.stderr)
     return 0
-
-
-class _NoDisplay:
-    """Stands in for a display that did not answer, so every frame reports the fault."""
-
-    def __init__(self, why: str) -> None:
-        self.why = why
-
-    def __getattr__(self, name: str) -> Callable[..., None]:
-        def fail(*args: object, **kwargs: object) -> None:
-            raise OSError(self.why)
-
-        return fail
 
 
 # --- simulate ------------------------------------------------------------------------

@@ -16,13 +16,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, ClassVar, Protocol
 
 from . import __version__, session
 from .clock import Clock
 from .config import Config
-from .display import DisplayOut
-from .events import ButtonEdge, Effect, Event, Instant, Led, Play, Record, Show, Tick
+from .events import ButtonEdge, Effect, Event, Instant, Led, Notice, Play, Record, Show, Tick
 from .journal import Journal, JournalError
 from .sounds import Player
 
@@ -59,9 +58,16 @@ def boot_id() -> str:
         return str(uuid.uuid4())
 
 
+class DisplayLike(Protocol):
+    @property
+    def error(self) -> str | None: ...
+
+    def show(self, screen: Any, brightness: str) -> bool: ...
+
+
 @dataclass
 class Outputs:
-    display: DisplayOut
+    display: DisplayLike
     player: Player
     led: LedLike | None = None
     observers: list[Callable[[Effect, Instant], None]] = field(default_factory=list)
@@ -257,8 +263,6 @@ class Unit:
         if committed:
             seq, digest = self.journal.head()
             self.state = session.with_head(self.state, seq, digest)
-        problem = self.out.display.error
-        changed |= self._problem("display", problem and f"Display: {problem}")
         if changed:
             # Show the notice now rather than at the next wake-up.
             for fx in session.view(self.cfg, self.state, now):
@@ -266,6 +270,23 @@ class Unit:
                     self.out.display.show(fx.screen, fx.brightness)
                 for obs in self.out.observers:
                     obs(fx, now)
+        self._check_parts(now)
+
+    # Short texts for the display's notice line and the nurse screen; the journal's fault
+    # record carries the full error.
+    PART_TEXT: ClassVar[dict[str, str]] = {"display": "Display fault", "buzzer": "Buzzer fault: tell nurse"}
+
+    def _check_parts(self, now: Instant) -> None:
+        """Turn a part's failure or recovery into a Notice for the core (which records it)."""
+        assert self.state is not None
+        parts = (("display", self.out.display.error), ("buzzer", getattr(self.out.player.output, "error", None)))
+        for part, error in parts:
+            if (part in self.state.problems) != (error is not None):
+                self.handle(Notice(part, self.PART_TEXT[part] if error else None, error), now)
+
+    def record(self, rec: Record, now: Instant) -> None:
+        """Commit a record the shell itself produces (e.g. a self-test's results)."""
+        self._apply([rec], now)
 
 
 def detect_time_quality() -> str:

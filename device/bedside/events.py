@@ -40,7 +40,8 @@ class Notice:
     """A part reports trouble or recovery (journal, display, buzzer); shown to the nurse."""
 
     part: str
-    problem: str | None        # None: the part is healthy again
+    problem: str | None        # None: the part is healthy again; else the short text shown
+    detail: str | None = None  # what went wrong, for the journal's fault record
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ own ``pin_factory`` seam) and a luma dummy device or a real driver over a fake b
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -106,6 +107,15 @@ def build_display(hw: Hardware, serial_interface: Any = None) -> Any:
             from luma.core.interface.serial import i2c
 
             serial_interface = i2c(port=hw.i2c_port, address=hw.i2c_address)
+        try:
+            # Probe with a no-op before building the driver: luma registers an exit hook
+            # holding every device it constructs, so the daemon's retries while a display
+            # is unplugged would otherwise pile up hooks and open bus handles.
+            serial_interface.command(0xE3)
+        except Exception:
+            with contextlib.suppress(Exception):
+                serial_interface.cleanup()
+            raise
         return driver(serial_interface=serial_interface, width=128, height=64, rotate=hw.rotate)
     except DevicePermissionError:
         raise HardwareError(

@@ -325,9 +325,20 @@ def with_problem(state: State, part: str, problem: str | None) -> State:
 
 
 def _notice(cfg: Config, st: State, ev: Notice, now: Instant, fx: list[Effect]) -> State:
-    if ev.problem is not None and ev.part not in st.problems and planner.is_awake(cfg, now.wall):
-        fx.append(Play("fault"))   # once when a part fails; never repeated, never at night
-    return with_problem(st, ev.part, ev.problem)
+    """A part failed or recovered: shown to the nurse and, when that is news, recorded.
+    A failure sounds one low note by day, so a unit whose display is dead still says so.
+    The journal's own trouble cannot be recorded in it; the shell keeps those records."""
+    was_faulty = ev.part in st.problems
+    st = with_problem(st, ev.part, ev.problem)
+    if ev.part == "journal" or was_faulty == (ev.problem is not None):
+        return st
+    if ev.problem is not None:
+        fx.append(Record("fault", data={"part": ev.part, "problem": ev.detail or ev.problem}))
+        if planner.is_awake(cfg, now.wall):
+            fx.append(Play("fault"))   # once when a part fails; never repeated, never at night
+    else:
+        fx.append(Record("fault_cleared", data={"part": ev.part}))
+    return st
 
 
 # --- episodes ------------------------------------------------------------------------
