@@ -57,6 +57,9 @@ class Notifier:
         try:
             if self._sock is None:
                 self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                # Never block the loop on a receiver that is not reading: a lost ping is
+                # better than a frozen unit (and a full queue is systemd's problem to report).
+                self._sock.setblocking(False)
             self._sock.sendto(text.encode("utf-8"), self.address)
         except OSError as e:
             # systemd going away must never take the unit down with it.

@@ -40,7 +40,9 @@ class GuardedTone:
         except Exception as e:
             self.error = f"{type(e).__name__}: {e}"
         else:
-            self.error = None
+            # Only a sound that played shows the buzzer works again; switching off proves little.
+            if freq:
+                self.error = None
 
 
 class Watchdog:
@@ -114,16 +116,14 @@ class Watchdog:
 
 
 def daily_time(cfg_start: time, cfg_end: time) -> time:
-    """The daily self-test's local time: the middle of the awake window, on the half hour
-    (07:00-22:00 gives 14:30), well away from night and from the hour's prompts."""
+    """The daily self-test's local time: the middle hour of the awake window, at a quarter to
+    (07:00-22:00 gives 14:45): well away from night, and after an hour's prompt has been
+    answered or, with the default 30 minutes, recorded missed."""
     start = cfg_start.hour * 60 + cfg_start.minute
     end = cfg_end.hour * 60 + cfg_end.minute
     length = (end - start) % 1440 or 1440
     mid = (start + length // 2) % 1440
-    mid = mid - mid % 30
-    if mid % 60 == 0:
-        mid = (mid + 30) % 1440
-    return time(mid // 60, mid % 60)
+    return time(mid // 60, 45)
 
 
 class SelfTest:
