@@ -4,9 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages the tests use (installed when missing; CI runs as root).
-APT_PACKAGES := chromium poppler-utils fonts-dejavu-core
+APT_PACKAGES := chromium poppler-utils fonts-dejavu-core systemd shellcheck
 
-.PHONY: simulate test lint typecheck setup apt bench clean help gallery golden
+.PHONY: simulate test lint typecheck setup apt bench clean help gallery golden install arm64-smoke
 
 help:
 	@echo "make simulate   set up and run the unit on simulated hardware (interactive, in this terminal)"
@@ -14,6 +14,8 @@ help:
 	@echo "make bench      run the benchmarks and write docs/performance.md"
 	@echo "make gallery    draw every screen into docs/gallery and the README"
 	@echo "make golden     also rewrite the golden images the screen tests compare with (look before committing)"
+	@echo "make install    on a Raspberry Pi: install the unit (docs/install.md; ARGS=--rtc etc.)"
+	@echo "make arm64-smoke  install and smoke-test on arm64 Debian Bookworm under qemu (slow, root)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,3 +62,11 @@ golden: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+# On the Raspberry Pi itself, as root: see docs/install.md for ARGS (--rtc, --gadget-serial, --apply-boot-config).
+install:
+	tools/install.sh $(ARGS)
+
+# Not part of `make test`: debootstraps arm64 Bookworm and runs the install and a test subset under qemu.
+arm64-smoke:
+	tools/arm64-smoke.sh
