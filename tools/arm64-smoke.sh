@@ -83,7 +83,18 @@ mkdir -p "$root/src"
 git -C "$SRC" ls-files -z --cached --others --exclude-standard |
     (cd "$SRC" && xargs -0 tar -cf - --ignore-failed-read) | tar -C "$root/src" -xf -
 
-in_root() { chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "$@"; }
+root_env=(PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8)
+# A network that reaches the package index through its own certificate authority: give pip
+# inside the root the same CA bundle and index settings as pip here.
+pip_cert=${PIP_CERT:-$(python3 -m pip config get global.cert 2>/dev/null || true)}
+if [ -n "$pip_cert" ] && [ -f "$pip_cert" ]; then
+    cp "$pip_cert" "$root/etc/ssl/certs/host-ca-bundle.crt"
+    root_env+=(PIP_CERT=/etc/ssl/certs/host-ca-bundle.crt REQUESTS_CA_BUNDLE=/etc/ssl/certs/host-ca-bundle.crt)
+fi
+for v in PIP_INDEX_URL PIP_EXTRA_INDEX_URL PIP_TRUSTED_HOST HTTP_PROXY HTTPS_PROXY NO_PROXY http_proxy https_proxy no_proxy; do
+    if [ -n "${!v:-}" ]; then root_env+=("$v=${!v}"); fi
+done
+in_root() { chroot "$root" /usr/bin/env -i "${root_env[@]}" "$@"; }
 
 say "Python and machine inside the root"
 in_root python3 -c 'import platform, sys; print(platform.machine(), sys.version.split()[0])'
