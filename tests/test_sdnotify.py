@@ -142,7 +142,7 @@ def test_pings_stop_while_the_loop_is_stuck_and_resume_after(tmp_path: Path,
     loop.start()
     try:
         time.sleep(0.4)
-        assert drain(sock).count("WATCHDOG=1") >= 4
+        assert drain(sock).count("WATCHDOG=1") >= 2
         # A press makes the loop draw the progress screen; the transfer hangs.
         bus.hang.set()
         from bedside.events import ButtonEdge
@@ -157,7 +157,7 @@ def test_pings_stop_while_the_loop_is_stuck_and_resume_after(tmp_path: Path,
         bus.hang.clear()
         bus.released.set()
         time.sleep(0.4)
-        assert drain(sock).count("WATCHDOG=1") >= 4
+        assert drain(sock).count("WATCHDOG=1") >= 2
     finally:
         bus.released.set()
         unit.request_stop("test")

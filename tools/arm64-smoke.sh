@@ -16,6 +16,7 @@ SMOKE_TESTS=(
     tests/test_hardware.py
     tests/test_sdnotify.py
     tests/test_faults.py
+    tests/test_install.py
     "tests/test_cli.py::test_run_off_a_pi_explains_how_to_simulate"
     "tests/test_cli.py::test_config_check_accepts_the_shipped_files"
     tests/test_session.py

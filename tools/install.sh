@@ -87,6 +87,10 @@ run() {
     printf '+ %s\n' "$*"
     if [ "$DRY" = 0 ]; then "$@"; fi
 }
+copy_source() {
+    tar -C "$1" --exclude=./.venv --exclude=./var --exclude=./.git --exclude='./.*_cache' --exclude=./.hypothesis \
+        -cf - . | tar -C "$2" -xf -
+}
 # systemctl and the account tools work on an offline tree with --root.
 root_opt() { if [ "$ROOT" != / ]; then printf -- '--root=%s' "$ROOT"; fi; }
 has_group() { grep -q "^$1:" "$(r /etc/group)" 2>/dev/null; }
@@ -167,9 +171,16 @@ if [ "$VENV" = 1 ]; then
     # --system-site-packages: apt's python3-lgpio is visible inside it (the Raspberry Pi OS convention).
     [ -x "$VENV_DIR/bin/python" ] || run python3 -m venv --system-site-packages "$VENV_DIR"
     if [ -n "$WHEELS" ]; then
-        run "$VENV_DIR/bin/pip" install --no-index --find-links "$WHEELS" "bedside[pi]"
+        run "$VENV_DIR/bin/pip" install --upgrade --no-index --find-links "$WHEELS" "bedside[pi]"
     else
-        run "$VENV_DIR/bin/pip" install --upgrade "${SOURCE}[pi]"
+        # Build from a clean copy: the source may be on a read-only stick, and a developer's
+        # .venv or var/ must not be dragged along.
+        build=$(mktemp -d)
+        trap 'rm -rf "$build"' EXIT
+        run copy_source "$SOURCE" "$build"
+        # --force-reinstall: the same version number built from newer source still replaces the old.
+        run "$VENV_DIR/bin/pip" install --force-reinstall --no-deps "$build"
+        run "$VENV_DIR/bin/pip" install "${build}[pi]"
     fi
     run "$VENV_DIR/bin/bedside" config check "$CONF_DIR/bedside.toml"
 fi
