@@ -1,0 +1,51 @@
+"""Checks on a real Raspberry Pi with the unit's parts attached (the bench check after
+wiring, before commissioning). They drive the real pins and the real OLED, so they run only
+when asked, with the bedside service stopped (the pins have one user at a time); see
+docs/install.md#bench-check-on-a-pi."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from bedside import config, hardware
+from bedside import screens as sc
+from bedside.display import DisplayOut
+
+pytestmark = [
+    pytest.mark.hardware,
+    pytest.mark.skipif(hardware.pi_model() is None or not os.environ.get("BEDSIDE_HARDWARE_TESTS"),
+                       reason="needs a real Raspberry Pi with the unit's parts attached, and "
+                              "BEDSIDE_HARDWARE_TESTS=1 (it drives the real pins and display)"),
+]
+
+
+@pytest.fixture
+def cfg() -> config.Config:
+    return config.find(None)
+
+
+def test_display_answers_and_draws(cfg: config.Config) -> None:
+    out = DisplayOut(hardware.build_display(cfg.hardware))
+    assert out.show(sc.Hint("Bench test", "display OK"), "normal")
+    assert out.error is None
+    time.sleep(2)
+
+
+def test_buzzer_and_led_pins_drive(cfg: config.Config) -> None:
+    pins = hardware.build_pins(cfg.hardware)
+    try:
+        pins.tone(880)
+        time.sleep(0.1)
+        pins.tone(0)
+        if pins.led is not None:
+            pins.led.on()
+            assert pins.led.is_lit
+            time.sleep(0.5)
+            pins.led.off()
+        # The button's pull-up holds it released while nobody presses it.
+        assert not pins.button.is_pressed
+    finally:
+        pins.close()
