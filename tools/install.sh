@@ -162,7 +162,7 @@ fi
 run install -d -m 0755 "$(r /var/lib)"
 run install -d -m 0750 -o "${owner%:*}" -g "${owner#*:}" "$(r "$DATA_DIR")"
 run install -d -m 0755 "$(r "$PREFIX/share/doc")"
-for f in "$SOURCE"/docs/*.md "$SOURCE"/hardware/*.md; do
+for f in "$SOURCE"/docs/*.md "$SOURCE"/hardware/[!R]*.md; do
     [ -e "$f" ] && run install -m 0644 "$f" "$(r "$PREFIX/share/doc/$(basename "$f")")"
 done
 
@@ -199,7 +199,8 @@ if [ "$LOCKDOWN" = 1 ]; then
         # With a real RTC the saved-at-shutdown time of fake-hwclock would only fight it.
         units="$units fake-hwclock.service"
     fi
-    # Masked, not stopped: an engineer installing over SSH keeps the session until the reboot.
+    # Masked, not stopped: an engineer installing over SSH keeps the session until the reboot,
+    # after which nobody logs in (docs/hardening.md, "Maintenance after the lockdown").
     # shellcheck disable=SC2086  # a word list on purpose
     run systemctl ${opt:+"$opt"} mask $units
 else
