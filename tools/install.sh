@@ -277,3 +277,7 @@ say "     sudo -u $USER_NAME $VENV_DIR/bin/bedside config check $CONF_DIR/bedsid
 say "2. Follow the commissioning checklist: $PREFIX/share/doc/commissioning.md"
 say "   (ward secret, seal key, clock, a test press)."
 say "3. Reboot, then: systemctl status bedside   and   journalctl -u bedside"
+if [ "$LOCKDOWN" = 1 ]; then
+    say "NOTE: from the next reboot nobody can log in (console, serial, SSH) and keyboards are"
+    say "ignored. Finish commissioning first, or install with --no-lockdown and lock down last."
+fi
