@@ -178,8 +178,8 @@ if [ "$VENV" = 1 ]; then
         build=$(mktemp -d)
         trap 'rm -rf "$build"' EXIT
         run copy_source "$SOURCE" "$build"
-        # --force-reinstall: the same version number built from newer source still replaces the old.
-        run "$VENV_DIR/bin/pip" install --force-reinstall --no-deps "$build"
+        # pip always rebuilds and reinstalls a package given as a directory, so the same
+        # version number built from newer source still replaces the old.
         run "$VENV_DIR/bin/pip" install "${build}[pi]"
     fi
     run "$VENV_DIR/bin/bedside" config check "$CONF_DIR/bedside.toml"
