@@ -204,6 +204,32 @@ def test_pings_stop_while_the_loop_spins(tmp_path: Path, listener: tuple[str, so
         journal.close()
 
 
+def test_a_flood_of_inputs_is_work_not_a_spin(tmp_path: Path, listener: tuple[str, socket.socket]) -> None:
+    path, sock = listener
+    unit, journal = make_unit(tmp_path, SystemClock(), Bus())
+    dog = Watchdog(unit, Notifier(path), 0.05, log=open(os.devnull, "w"))  # noqa: SIM115
+    unit.sources.append(dog)
+    unit.start()
+    loop = threading.Thread(target=unit.run, daemon=True)
+    loop.start()
+    try:
+        from bedside.events import Tick
+
+        end = time.monotonic() + 0.4
+        while time.monotonic() < end:     # far more inputs a second than any timer could cause
+            for _ in range(50):
+                unit.post(Tick())
+            time.sleep(0.002)
+        time.sleep(0.1)
+        assert "WATCHDOG=1" in drain(sock)
+        assert not dog.withheld
+        assert unit.wakeups - unit.timer_wakeups > 1000
+    finally:
+        unit.request_stop("test")
+        loop.join(5)
+        journal.close()
+
+
 def test_pings_stop_when_the_journal_cannot_commit_for_two_minutes(tmp_path: Path) -> None:
     start = datetime.fromisoformat("2026-11-24T06:50").replace(tzinfo=Config().tz)
     clock = VirtualClock(start)

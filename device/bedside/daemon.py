@@ -118,6 +118,7 @@ class Unit:
         self.unsaved: list[tuple[Record, Instant, str]] = []
         self.journal_error: str | None = None
         self.wakeups = 0
+        self.timer_wakeups = 0     # wake-ups for a deadline, not an input (the watchdog's spin check)
         self.stopped: str | None = None
 
     # Called from any thread (gpiozero callbacks, signal handlers).
@@ -173,6 +174,8 @@ class Unit:
             deadline = min(deadline, end)
         item = self.clock.wait(self.inbox, deadline)
         self.wakeups += 1
+        if item is None:
+            self.timer_wakeups += 1
         if isinstance(item, Stop):
             self.shutdown(item.reason)
             return
