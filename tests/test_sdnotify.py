@@ -223,7 +223,8 @@ def test_a_flood_of_inputs_is_work_not_a_spin(tmp_path: Path, listener: tuple[st
         time.sleep(0.1)
         assert "WATCHDOG=1" in drain(sock)
         assert not dog.withheld
-        assert unit.wakeups - unit.timer_wakeups > 1000
+        # Many more inputs than the spin limit allows timer wake-ups (even under qemu).
+        assert unit.wakeups - unit.timer_wakeups > 10 * dog.MAX_TIMER_WAKEUPS_PER_S * 0.4
     finally:
         unit.request_stop("test")
         loop.join(5)
