@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import errno
 import json
 import os
 import signal
@@ -41,9 +42,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from . import daemon, hardware
     from .clock import SystemClock
     from .display import DisplayKeeper
-    from .journal import Journal
+    from .journal import Journal, JournalError
     from .sdnotify import Notifier
     from .sounds import Player
+    from .store import Store
     from .supervise import GuardedTone, SelfTest, Watchdog
 
     cfg = config.find(args.config)
@@ -55,12 +57,18 @@ def cmd_run(args: argparse.Namespace) -> int:
             "To try the unit here on simulated pins and display, run:  bedside simulate\n"
             "(To drive other GPIO hardware, choose a gpiozero pin factory with GPIOZERO_PIN_FACTORY.)")
     data = Path(args.data)
+    lock: Any = None
     try:
         lock = daemon.lock_data_dir(data)
     except daemon.DataDirBusy as e:
         raise UserError(str(e)) from None
     except OSError as e:
-        raise UserError(f"cannot use the data directory {data}: {e.strerror}") from None
+        if e.errno not in (errno.EROFS, errno.ENOSPC, errno.EIO):
+            raise UserError(f"cannot use the data directory {data}: {e.strerror}") from None
+        # A card that cannot be written must not stop the prompts (nor make systemd restart us
+        # in a loop): no second daemon can write it either.
+        print(f"bedside: cannot lock {data} ({e.strerror}); running, the journal will show the fault",
+              file=sys.stderr)
     pins = hardware.build_pins(cfg.hardware)
     clock = SystemClock()
     # A missing display is a fault the unit lives with: it prompts by sound and LED, and the
@@ -70,10 +78,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"bedside: display not available, prompting with sound and LED and retrying: {display.error}",
               file=sys.stderr)
     boot = daemon.boot_id()
-    journal = Journal(data, cfg.tz, boot)
+    try:
+        journal: Journal | None = Journal(data, cfg.tz, boot)
+    except JournalError as e:
+        # Prompting never waits for the disk: the store reads what it can and keeps trying.
+        print(f"bedside: {e}; prompting without the journal until it can be opened", file=sys.stderr)
+        journal = None
+    store = Store(data, cfg.tz, boot, journal=journal)
     outputs = daemon.Outputs(display, Player(GuardedTone(pins.tone)),
                              hardware.LedOut(pins.led) if pins.led is not None else None)
-    unit = daemon.Unit(cfg, clock, journal, outputs, time_quality=daemon.detect_time_quality(), boot=boot)
+    unit = daemon.Unit(cfg, clock, journal, outputs, time_quality=daemon.detect_time_quality(), boot=boot,
+                       store=store)
     unit.attach_button(pins.button)
     notifier = Notifier.from_env()
     unit.sources += [display, SelfTest(unit, data, display=display)]
@@ -91,8 +106,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         notifier.stopping(f"stopping ({reason})")
         pins.close()
-        journal.close()
-        lock.close()
+        store.close()
+        if lock is not None:
+            lock.close()
         notifier.close()
     print(f"bedside: stopped ({reason})", file=sys.stderr)
     return 0
@@ -205,7 +221,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             sys.stdout.flush()
         if trace_file is not None:
             trace_file.close()
-        seq, digest = sim.journal.head()
+        seq, digest = sim.unit.store.head() or (0, chain.GENESIS)
         sim.close()
     end = sim.clock.now().wall.astimezone(tz)
     summary = ", ".join(f"{n} {t}" for t, n in sorted(counts.items()))
@@ -258,21 +274,23 @@ CSV_FIELDS = ["seq", "time", "type", "session", "due", "tq", "details", "hash"]
 def cmd_log_export(args: argparse.Namespace) -> int:
     from .journal import Journal
 
+    if args.format == "jsonl":
+        from .cli_journal import export_jsonl
+
+        return export_jsonl(Path(args.data), args.out)
+    if args.out:
+        raise UserError("--out writes a verifiable JSONL export; for CSV redirect standard output")
     journal = Journal(Path(args.data), ZoneInfo("UTC"), "export", readonly=True)
     out = sys.stdout
     try:
-        if args.format == "jsonl":
-            for rec in journal.records():
-                out.write(chain.canonical(rec) + "\n")
-        else:
-            w = csv.writer(out, lineterminator="\n")
-            w.writerow(CSV_FIELDS)
-            skip = {"seq", "time", "type", "session", "due", "tq", "hash", "prev", "boot", "mono_ms"}
-            for rec in journal.records():
-                details = "; ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}"
-                                    for k, v in sorted(rec.items()) if k not in skip)
-                w.writerow([rec["seq"], rec["time"], rec["type"], rec.get("session", ""), rec.get("due", ""),
-                            rec["tq"], details, rec["hash"]])
+        w = csv.writer(out, lineterminator="\n")
+        w.writerow(CSV_FIELDS)
+        skip = {"seq", "time", "type", "session", "due", "tq", "hash", "prev", "boot", "mono_ms"}
+        for rec in journal.records():
+            details = "; ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}"
+                                for k, v in sorted(rec.items()) if k not in skip)
+            w.writerow([rec["seq"], rec["time"], rec["type"], rec.get("session", ""), rec.get("due", ""),
+                        rec["tq"], details, rec["hash"]])
     except BrokenPipeError:
         pass
     finally:
@@ -388,10 +406,15 @@ def parser() -> argparse.ArgumentParser:
 
     lg = sub.add_parser("log", help="journal tools")
     lsub = lg.add_subparsers(dest="log_command", metavar="ACTION", required=True)
-    le = lsub.add_parser("export", help="write the journal to standard output")
+    le = lsub.add_parser("export", help="write the journal to standard output (or --out FILE)")
     le.add_argument("--data", default=str(DEFAULT_DATA))
     le.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    le.add_argument("--out", help="write a JSONL export to this file (whole, synced) and note it as exported")
     le.set_defaults(func=cmd_log_export)
+    from . import cli_journal
+
+    cli_journal.add_log_commands(lsub)
+    cli_journal.add_keys_command(sub)
 
     sc = sub.add_parser("secret", help="the ward secret that unlocks the serial link and authorises USB sticks")
     ssub = sc.add_subparsers(dest="secret_command", metavar="ACTION", required=True)

@@ -8,8 +8,11 @@ factor or, with no speed, jumps straight to the next deadline (no sleeping, no p
 from __future__ import annotations
 
 import queue
+import shutil
+import subprocess
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
 from .events import Instant
@@ -33,6 +36,16 @@ class SystemClock:
 
     def mono(self) -> float:
         return time.monotonic()
+
+    def set_wall(self, wall: datetime) -> None:
+        """Set the system clock (needs CAP_SYS_TIME), and a real-time clock if there is one."""
+        try:
+            time.clock_settime(time.CLOCK_REALTIME, wall.timestamp())
+        except PermissionError:
+            raise PermissionError("the daemon may not set the system clock (it needs CAP_SYS_TIME)") from None
+        if Path("/sys/class/rtc/rtc0").exists() and shutil.which("hwclock"):
+            # Keep a battery-backed clock in step so the next boot starts right; best effort.
+            subprocess.run(["hwclock", "--systohc", "--utc"], capture_output=True, timeout=20, check=False)
 
     def at(self, mono: float) -> Instant:
         now = self.now()

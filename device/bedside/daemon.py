@@ -4,33 +4,42 @@ carries out the core's effects (journal first, then sound, screen and LED).
 gpiozero callbacks, signal handlers and (later) the serial reader never touch the state:
 they put stamped inputs on the inbox. Everything the loop talks to is injected (clock,
 journal, display, buzzer, LED), so the same loop runs on a Pi, on mock pins in tests, and
-in fast-forwarded simulation.
+in fast-forwarded simulation. The journal is reached through a ``Store`` (store.py), which
+checks it at start and keeps records in memory while storage fails: prompting never
+depends on the disk, and no confirmation is shown for a record that is not committed.
 """
 
 from __future__ import annotations
 
 import json
 import queue
+import sys
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, ClassVar, Protocol
 
 from . import __version__, session
+from . import screens as sc
 from .clock import Clock
 from .config import Config
-from .events import ButtonEdge, Effect, Event, Instant, Led, Notice, Play, Record, Show, Tick
-from .journal import Journal, JournalError
+from .events import ButtonEdge, ClockSet, Effect, Event, Instant, Led, Notice, Play, Record, SetClock, Show, Tick
+from .journal import Journal
 from .sounds import Player
+from .store import Store
+
+# Sounds that confirm something the journal must hold first.
+CONFIRMING = frozenset({"done", "snooze"})
+NOT_SAVED = sc.Hint("Not saved", "Tell a nurse")
 
 
 @dataclass(frozen=True, slots=True)
 class Input:
     """An event stamped with the monotonic time it happened (not when the loop got to it)."""
 
-    event: Event
+    event: Event | SetClock
     mono: float
 
 
@@ -104,22 +113,41 @@ class Trace:
 
 
 class Unit:
-    def __init__(self, cfg: Config, clock: Clock, journal: Journal, outputs: Outputs, *,
-                 time_quality: str = "unverified", boot: str | None = None) -> None:
+    def __init__(self, cfg: Config, clock: Clock, journal: Journal | None, outputs: Outputs, *,
+                 time_quality: str = "unverified", boot: str | None = None, store: Store | None = None,
+                 set_clock: Callable[[datetime], None] | None = None) -> None:
         self.cfg = cfg
         self.clock = clock
-        self.journal = journal
         self.out = outputs
         self.inbox: queue.Queue[Input | Stop] = queue.Queue()
         self.sources: list[TimedSource] = []
         self.boot = boot or boot_id()
+        if store is None:
+            if journal is None:
+                raise ValueError("a Unit needs a journal or a store")
+            store = Store(journal.data, cfg.tz, self.boot, journal=journal)
+        self.store = store
+        # Setting the wall clock on command (the serial link's ``time set``); the virtual and
+        # system clocks both can, a test may inject its own.
+        self.set_clock = set_clock or getattr(clock, "set_wall", None)
         self.time_quality = time_quality
         self.state: session.State | None = None
-        self.unsaved: list[tuple[Record, Instant, str]] = []
-        self.journal_error: str | None = None
         self.wakeups = 0
         self.timer_wakeups = 0     # wake-ups for a deadline, not an input (the watchdog's spin check)
         self.stopped: str | None = None
+
+    @property
+    def journal(self) -> Journal | None:
+        return self.store.journal
+
+    @property
+    def unsaved(self) -> list[tuple[Record, Instant, str]]:
+        """Records kept in memory because storage is failing (written when it recovers)."""
+        return self.store.pending
+
+    @property
+    def journal_error(self) -> str | None:
+        return self.store.error
 
     # Called from any thread (gpiozero callbacks, signal handlers).
     def post(self, event: Event, mono: float | None = None) -> None:
@@ -127,6 +155,10 @@ class Unit:
 
     def request_stop(self, reason: str) -> None:
         self.inbox.put(Stop(reason))
+
+    def set_time(self, wall: datetime, source: str = "nurse") -> None:
+        """Ask the loop to set the wall clock (from any thread, e.g. the serial link's ``time set``)."""
+        self.inbox.put(Input(SetClock(wall, source), self.clock.now().mono))
 
     def attach_button(self, button: Any) -> None:
         """Route a gpiozero Button's edges into the inbox, stamped when they happen."""
@@ -137,15 +169,19 @@ class Unit:
 
     def start(self) -> None:
         now = self.clock.now()
-        past = self.journal.recent()
-        self.state, fx = session.start(self.cfg, past, now, time_quality=self.time_quality,
-                                       version=__version__, boot=self.boot)
-        self._apply(fx, now)
+        opened = self.store.start(now)
+        self.state, fx = session.start(self.cfg, opened.past, now, time_quality=self.time_quality,
+                                       version=__version__, boot=self.boot, alive=opened.alive)
+        # What the journal check found is logged right after the start record.
+        self._apply([*fx[:1], *opened.records, *fx[1:]], now)
 
     def deadline(self) -> float:
         assert self.state is not None
         cands = [session.deadline(self.cfg, self.state)]
         d = self.out.player.deadline()
+        if d is not None:
+            cands.append(d)
+        d = self.store.deadline()
         if d is not None:
             cands.append(d)
         for s in self.sources:
@@ -179,6 +215,8 @@ class Unit:
         if isinstance(item, Stop):
             self.shutdown(item.reason)
             return
+        clock_set = self._set_clock(item.event) if isinstance(item, Input) and isinstance(item.event, SetClock) \
+            else None
         now = self.clock.now()
         self.out.player.advance(now.mono)
         for s in self.sources:
@@ -186,11 +224,23 @@ class Unit:
             if d is not None and d <= now.mono:
                 s.fire(now)
         event: Event = Tick()
-        if isinstance(item, Input):
+        if clock_set is not None:
+            event = clock_set
+        elif isinstance(item, Input) and not isinstance(item.event, SetClock):
             event = item.event
             # Stamped when it happened, but never before the state's own time.
             now = self.clock.at(max(item.mono, self.state.last.mono))
         self.handle(event, now)
+
+    def _set_clock(self, req: SetClock) -> ClockSet:
+        old = self.clock.now().wall
+        if self.set_clock is None:
+            return ClockSet(old, req.wall, req.source, "this unit's clock cannot be set from here")
+        try:
+            self.set_clock(req.wall)
+        except (OSError, ValueError, OverflowError) as e:
+            return ClockSet(old, req.wall, req.source, str(e))
+        return ClockSet(old, self.clock.now().wall, req.source)
 
     def handle(self, event: Event, now: Instant) -> None:
         assert self.state is not None
@@ -203,32 +253,22 @@ class Unit:
         now = self.clock.now()
         if record:
             self._apply(session.stop(self.cfg, self.state, now, reason), now)
+            # A clean stop leaves the whole run sealed.
+            self.store.seal(now, self.state.time_quality)
+        if self.store.pending:
+            # Storage never came back: say what is lost where an engineer will find it (the
+            # system log), rather than let it vanish silently.
+            lines = self.store.unsaved_lines()
+            print(f"bedside: {len(lines)} journal records could not be saved ({self.store.error}):",
+                  file=sys.stderr)
+            for line in lines:
+                print(f"bedside: unsaved {line}", file=sys.stderr)
         self.out.player.output(0)
         if self.out.led is not None:
             self.out.led.set("off")
         self.stopped = reason
 
     # --- effects -------------------------------------------------------------------
-
-    def _commit(self, rec: Record, at: Instant, tq: str) -> bool:
-        try:
-            self.journal.append(rec, at, tq)
-        except JournalError as e:
-            self.unsaved.append((rec, at, tq))
-            self._problem("journal", "Log not saved: tell nurse")
-            self.journal_error = str(e)
-            return False
-        return True
-
-    def _flush_unsaved(self) -> bool:
-        while self.unsaved:
-            rec, at, tq = self.unsaved[0]
-            try:
-                self.journal.append(rec, at, tq)
-            except JournalError:
-                return False
-            self.unsaved.pop(0)
-        return True
 
     def _problem(self, part: str, problem: str | None) -> bool:
         """Note a part's trouble (or recovery) in the state; True if that changed anything."""
@@ -239,37 +279,38 @@ class Unit:
 
     def _apply(self, effects: Iterable[Effect], now: Instant) -> None:
         assert self.state is not None
-        changed = False
-        saved = self._flush_unsaved()
-        if saved:
-            changed |= self._problem("journal", None)
         tq = self.state.time_quality
-        committed = False
+        # Everything kept in memory goes first; while anything is, new records queue behind it.
+        saved = self.store.retry(now, tq)
         for fx in effects:
             if isinstance(fx, Record):
-                if saved:
-                    saved = self._commit(fx, now, tq)
-                    committed |= saved
-                    changed |= not saved
-                else:
-                    self.unsaved.append((fx, now, tq))
+                saved = self.store.write(fx, now, tq) and saved
             elif isinstance(fx, Play):
-                # The "done" chime confirms a record; it is not played for one that did not commit.
-                if fx.sound != "done" or saved:
-                    self.out.player.play(fx.sound, now.mono)
+                # A chime that confirms a record is not played for one that is only in memory.
+                if fx.sound in CONFIRMING and not saved:
+                    continue
+                self.out.player.play(fx.sound, now.mono)
             elif isinstance(fx, Show):
+                if isinstance(fx.screen, sc.Done) and (not saved or self.store.pending):
+                    # "Well done" would confirm a session the journal does not hold yet.
+                    fx = Show(NOT_SAVED, fx.brightness)  # noqa: PLW2901 - what the patient saw
                 self.out.display.show(fx.screen, fx.brightness)
             elif isinstance(fx, Led) and self.out.led is not None:
                 self.out.led.set(fx.mode)
             for obs in self.out.observers:
                 obs(fx, now)
-        if committed:
-            seq, digest = self.journal.head()
-            self.state = session.with_head(self.state, seq, digest)
+        self.store.tick(now, tq)
+        head = self.store.head()
+        if head is not None and head[0] > 0:
+            self.state = session.with_head(self.state, *head)
+        # The journal's own trouble is the store's to record (it cannot be written to itself).
+        changed = self._problem("journal", self.store.notice)
         if changed:
             # Show the notice now rather than at the next wake-up.
             for fx in session.view(self.cfg, self.state, now):
                 if isinstance(fx, Show):
+                    if isinstance(fx.screen, sc.Done) and self.store.pending:
+                        fx = Show(NOT_SAVED, fx.brightness)  # noqa: PLW2901 - as above
                     self.out.display.show(fx.screen, fx.brightness)
                 for obs in self.out.observers:
                     obs(fx, now)
@@ -292,11 +333,46 @@ class Unit:
         self._apply([rec], now)
 
 
-def detect_time_quality() -> str:
-    """How far the system clock can be trusted at start: synchronised, battery-backed, or neither."""
-    if Path("/run/systemd/timesync/synchronized").exists():
+# Before this, no unit's clock can be right: the software did not exist yet.
+PLAUSIBLE_FROM = datetime(2026, 1, 1, tzinfo=UTC)
+TIME_ERROR = 5       # adjtimex's clock state when the kernel is not synchronised
+
+
+def kernel_synchronised() -> bool | None:
+    """Whether the kernel believes its clock is synchronised (by any NTP client); None if it cannot say."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        buf = ctypes.create_string_buffer(1024)     # a zeroed struct timex: modes 0 only reads
+        state = int(libc.adjtimex(buf))
+    except (OSError, AttributeError):
+        return None
+    return None if state < 0 else state != TIME_ERROR
+
+
+def detect_time_quality(now: datetime | None = None, root: Path = Path("/"),
+                        synced: Callable[[], bool | None] = kernel_synchronised) -> str:
+    """How far the system clock can be trusted at start.
+
+    ``distrusted`` — earlier than this software (a Pi without a clock that kept time);
+    ``ntp`` — synchronised (the kernel says so, or systemd-timesyncd's flag);
+    ``rtc`` — a real-time clock that kept time (it set the system clock at boot and agrees
+    with it; a Pi 5's clock without its battery restarts at 1970 and does not count);
+    ``unverified`` — anything else, e.g. fake-hwclock's last saved time.
+    """
+    wall = now or datetime.now(UTC)
+    if wall < PLAUSIBLE_FROM:
+        return "distrusted"
+    if (root / "run/systemd/timesync/synchronized").exists() or synced():
         return "ntp"
-    if Path("/sys/class/rtc/rtc0").exists():
+    rtc = root / "sys/class/rtc/rtc0"
+    try:
+        since_epoch = int((rtc / "since_epoch").read_text().strip())
+        hctosys = (rtc / "hctosys").read_text().strip() == "1"
+    except (OSError, ValueError):
+        return "unverified"
+    if hctosys and since_epoch >= PLAUSIBLE_FROM.timestamp() and abs(since_epoch - wall.timestamp()) < 600:
         return "rtc"
     return "unverified"
 

@@ -75,7 +75,27 @@ class Exported:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
-Event = Tick | ButtonEdge | Notice | Admit | Discharge | Exported
+@dataclass(frozen=True, slots=True)
+class ClockSet:
+    """The shell changed the wall clock on command (e.g. a nurse's ``time set``): from ``old`` to ``new``.
+
+    ``error`` says why it could not, in which case the clock is unchanged."""
+
+    old: datetime
+    new: datetime
+    source: str = "nurse"
+    error: str | None = None
+
+
+Event = Tick | ButtonEdge | Notice | Admit | Discharge | Exported | ClockSet
+
+
+@dataclass(frozen=True, slots=True)
+class SetClock:
+    """A request to the shell (from the serial link) to set the wall clock; the core then gets ``ClockSet``."""
+
+    wall: datetime
+    source: str = "nurse"
 
 
 @dataclass(frozen=True, slots=True)

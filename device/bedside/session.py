@@ -34,6 +34,7 @@ from .episodes import Episode
 from .events import (
     Admit,
     ButtonEdge,
+    ClockSet,
     Discharge,
     Effect,
     Event,
@@ -126,6 +127,7 @@ class State:
     plan_changed: datetime | None = None           # the last admission or discharge (today's plan may differ)
     last_export: datetime | None = None            # the latest download, for the nurse screen
     activity: float = 0.0                          # monotonic time of the last press, prompt or admission
+    resume_from: datetime | None = None            # while the clock is distrusted: the journal's last known time
 
 
 def _secs(a: datetime, b: datetime) -> float:
@@ -158,8 +160,11 @@ class _PastPrompt:
 
 
 def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
-          version: str, boot: str) -> tuple[State, list[Effect]]:
-    """Rebuild the state from recent journal records, log the start, and catch up."""
+          version: str, boot: str, alive: datetime | None = None) -> tuple[State, list[Effect]]:
+    """Rebuild the state from recent journal records, log the start, and catch up.
+
+    ``alive`` is when the unit was last known running (its heartbeat), if later than the
+    last record: it bounds the outage more tightly than the last record does."""
     outcomes: dict[str, str] = {}
     prompts: dict[str, _PastPrompt] = {}
     last: Past | None = None
@@ -198,20 +203,32 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
     fx: list[Effect] = []
     clean_stop = last is None or last.type == "stop"
     stale_reason = "unit_off" if clean_stop else "power_loss"
-    if last is not None and not clean_stop:
-        fx.append(Record("power_loss", data={"last_known": _iso(last.time, cfg), "last_seq": last.seq}))
+    known = max(last.time, alive) if last is not None and alive is not None else (last.time if last else None)
+    if last is not None and known is not None and not clean_stop:
+        lost = {"last_known": _iso(known, cfg), "last_seq": last.seq}
+        if known != last.time:
+            lost["last_record"] = _iso(last.time, cfg)
+        fx.append(Record("power_loss", data=lost))
     problems: dict[str, str] = {}
     tq = time_quality
+    resume_from: datetime | None = None
+    if tq == "distrusted":
+        # The shell found the clock implausible (e.g. before the software was built).
+        problems["clock"] = "Clock not set: set time"
+        resume_from = known
     # A new unit offers a session whose window is still open, rather than waiting an hour.
     cursor = now.wall - timedelta(minutes=cfg.missed_after_minutes)
-    if last is not None:
-        if now.wall < last.time - timedelta(seconds=JUMP_S):
+    if last is not None and known is not None:
+        if now.wall < known - timedelta(seconds=JUMP_S):
             # The clock is behind the journal: it cannot be right, and catch-up would be guesswork.
             tq = "distrusted"
             cursor = now.wall
+            resume_from = known
             problems["clock"] = "Clock behind log: set time"
             fx.append(Record("fault", data={"part": "clock", "problem": "clock is earlier than the last record",
-                                            "last_record": _iso(last.time, cfg), "now": _iso(now.wall, cfg)}))
+                                            "last_record": _iso(known, cfg), "now": _iso(now.wall, cfg)}))
+        elif tq == "distrusted":
+            cursor = now.wall
         else:
             cursor = max(last.time, now.wall - OUTAGE_LOOKBACK)
     fx.insert(0, Record("start", data={"version": version, "config": cfg.fingerprint(), "unit": cfg.unit_id,
@@ -222,7 +239,7 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
 
     state = State(last=now, cursor=cursor, outcomes=outcomes, time_quality=tq, stale_reason=stale_reason,
                   problems=problems, episode=episode, plan_changed=plan_changed, last_export=last_export,
-                  activity=now.mono)
+                  activity=now.mono, resume_from=resume_from)
     # The newest unresolved prompt comes back if still inside its window; older ones are closed.
     pending = sorted(prompts.values(), key=lambda p: p.first)
     for p in pending[:-1]:
@@ -284,7 +301,8 @@ def _find_session(cfg: Config, sid: str, due_iso: str | None, ep: Episode | None
 def step(cfg: Config, state: State, event: Event | None, now: Instant) -> tuple[State, list[Effect]]:
     """Advance the unit to ``now`` and apply ``event``; returns the new state and effects."""
     fx: list[Effect] = []
-    st = _check_clock(cfg, state, now, fx)
+    st = _clock_set(cfg, state, event, now, fx) if isinstance(event, ClockSet) else state
+    st = _check_clock(cfg, st, now, fx)
     st = _timers(cfg, st, now, fx)
     st = _plan(cfg, st, now, fx)
     if isinstance(event, ButtonEdge):
@@ -411,11 +429,48 @@ def _check_clock(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> Stat
         return st
     fx.append(Record("clock_set", data={"old": _iso(expected, cfg), "new": _iso(now.wall, cfg),
                                         "jump_s": round(drift, 1), "source": "detected"}))
+    if st.resume_from is not None and drift > 0 and now.wall >= st.resume_from:
+        # A distrusted clock set past the journal's last record (e.g. by NTP): plausible now,
+        # though nobody vouched for it; catch up from the last known time.
+        problems = dict(st.problems)
+        problems.pop("clock", None)
+        return replace(st, cursor=max(st.resume_from, now.wall - OUTAGE_LOOKBACK), stale_reason="clock_jump",
+                       resume_from=None, time_quality="unverified", problems=problems)
+    return _jumped(st, drift, now)
+
+
+def _jumped(st: State, drift: float, now: Instant) -> State:
     if drift < 0:
         # Back in time: plan events after the new time are looked at again; remembered
         # outcomes keep any session from being offered twice.
         return replace(st, cursor=now.wall)
-    return replace(st, stale_reason="clock_jump")
+    # Forward: sessions passed over are resolved, but never more than the outage look-back
+    # (a clock set from 1970 to today must not plan fifty years).
+    return replace(st, stale_reason="clock_jump", cursor=max(st.cursor, now.wall - OUTAGE_LOOKBACK))
+
+
+def _clock_set(cfg: Config, st: State, ev: ClockSet, now: Instant, fx: list[Effect]) -> State:
+    """The clock was set on command (a nurse): logged with its source, and the time now trusted."""
+    if ev.error is not None:
+        fx.append(Record("fault", data={"part": "clock", "problem": f"the clock could not be set: {ev.error}",
+                                        "source": ev.source}))
+        return st
+    expected = st.last.wall + timedelta(seconds=now.mono - st.last.mono)
+    drift = _secs(now.wall, expected)
+    fx.append(Record("clock_set", data={"old": _iso(ev.old, cfg), "new": _iso(ev.new, cfg),
+                                        "jump_s": round(drift, 1), "source": ev.source}))
+    problems = dict(st.problems)
+    problems.pop("clock", None)
+    tq = "set-by-nurse" if ev.source == "nurse" else ev.source
+    if st.resume_from is not None:
+        # The clock was not trusted until now: sessions since the journal's last known time
+        # are resolved like after an outage (offered if still due, else missed).
+        st = replace(st, cursor=max(min(st.resume_from, now.wall), now.wall - OUTAGE_LOOKBACK),
+                     stale_reason="clock_jump", resume_from=None)
+    elif abs(drift) > JUMP_S:
+        st = _jumped(st, drift, now)
+    # The jump is accounted for here, so the detector does not log it a second time.
+    return replace(st, time_quality=tq, problems=problems, last=now)
 
 
 def _set_outcome(st: State, sid: str, outcome: str) -> State:

@@ -143,10 +143,13 @@ class Finger:
         return now.mono + (self.actions[0].at - now.wall).total_seconds()
 
     def deadline(self) -> float | None:
-        if not self.keys.empty() and self.release_at is None:
+        if self.release_at is not None:
+            # While the finger holds the button, nothing else it does can happen before release
+            # (an action due meanwhile waits: reporting its past time would spin the loop).
+            return self.release_at
+        if not self.keys.empty():
             return float("-inf")
-        cands = [t for t in (self.release_at, self._next_action_mono()) if t is not None]
-        return min(cands) if cands else None
+        return self._next_action_mono()
 
     def fire(self, now: Instant) -> None:
         if self.release_at is not None and now.mono >= self.release_at:
@@ -332,7 +335,9 @@ class Simulation:
 
     def close(self) -> None:
         self.pins.close()
-        self.journal.close()
+        self.unit.store.close()
+        if self.journal is not None:
+            self.journal.close()
 
 
 def build(cfg: Any, data: Path, start: datetime, *, speed: float | None = None, actions: list[Action] | None = None,
@@ -347,18 +352,23 @@ def build(cfg: Any, data: Path, start: datetime, *, speed: float | None = None, 
     from . import hardware
     from .daemon import Outputs, Unit
     from .display import DisplayOut
-    from .journal import Journal
+    from .journal import Journal, JournalError
     from .sounds import Player
+    from .store import Store
 
     clock = VirtualClock(start, speed)
     factory = MockFactory(pin_class=MockPWMPin)
     pins = hardware.build_pins(cfg.hardware, pin_factory=factory)
     device = dummy(width=128, height=64, mode="1")
     boot = boot or str(uuid.uuid4())
-    journal = Journal(data, cfg.tz, boot)
+    try:
+        journal: Journal | None = Journal(data, cfg.tz, boot)
+    except JournalError:
+        journal = None      # the unit starts all the same and keeps trying (see store.py)
+    store = Store(data, cfg.tz, boot, journal=journal)
     outputs = Outputs(DisplayOut(device, on_frame=on_frame), Player(pins.tone),
                       hardware.LedOut(pins.led) if pins.led is not None else None, list(observers or []))
-    unit = Unit(cfg, clock, journal, outputs, time_quality="simulated", boot=boot)
+    unit = Unit(cfg, clock, journal, outputs, time_quality="simulated", boot=boot, store=store)
     unit.attach_button(pins.button)
     finger = Finger(clock, factory.pin(cfg.hardware.button_pin), actions or [], post=unit.post)
     unit.sources.append(finger)

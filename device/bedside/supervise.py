@@ -49,8 +49,9 @@ class Watchdog:
     """Pings systemd's watchdog from the loop every ``interval`` while the unit is healthy.
 
     Healthy means: the loop came round (it is the loop that calls ``fire``) without
-    spinning; every journal record was committed, or has been waiting less than
-    ``journal_grace_s``; and the display either answers or its recovery is on schedule
+    spinning; the journal's retries are on schedule (records kept in memory while storage
+    fails are retried by the store itself, reopening the database each time, so a restart
+    would add nothing but lose them); and the display either answers or its recovery is on schedule
     (a missing display is a recorded, handled fault: the unit prompts by sound and LED,
     and restarting would not bring the display back). When not healthy, the pings stop and
     systemd restarts the daemon after ``WatchdogSec``: a restart reopens the journal and the
@@ -73,7 +74,6 @@ class Watchdog:
         self.next = now
         self._last_mono = now
         self._last_wakeups = unit.timer_wakeups
-        self._unsaved_since: float | None = None
         self.withheld: list[str] = []
         self.pings = 0
 
@@ -102,15 +102,9 @@ class Watchdog:
         self._last_mono, self._last_wakeups = now.mono, u.timer_wakeups
         if woke > self.MAX_TIMER_WAKEUPS_PER_S * max(elapsed, self.interval):
             reasons.append(f"loop: woke {woke} times in {elapsed:.1f} s with nothing to do (spinning)")
-        if u.unsaved:
-            if self._unsaved_since is None:
-                self._unsaved_since = now.mono
-            waiting = now.mono - self._unsaved_since
-            if waiting >= self.journal_grace_s:
-                reasons.append(f"journal: {len(u.unsaved)} record(s) not committed for {waiting:.0f} s "
-                               f"({u.journal_error})")
-        else:
-            self._unsaved_since = None
+        if u.store.overdue(now.mono, max(self.journal_grace_s, 2 * self.interval)):
+            reasons.append(f"journal: {len(u.unsaved)} record(s) not committed and their retry is overdue "
+                           f"({u.journal_error})")
         display = u.out.display
         overdue = getattr(display, "overdue", None)
         if overdue is not None and overdue(now.mono, 2 * self.interval):
