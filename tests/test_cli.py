@@ -72,8 +72,10 @@ def test_log_export_jsonl_and_csv(tmp_path: Path) -> None:
     assert j.returncode == 0 and len(lines) >= 5
     import json
 
-    recs = [json.loads(x) for x in lines]
+    header, *recs = [json.loads(x) for x in lines]
+    assert header["bedside_export"] == 1 and header["unit"] == "ward7-bed12"
     assert [r["seq"] for r in recs] == list(range(1, len(recs) + 1))
+    assert header["head"] == {"seq": recs[-1]["seq"], "hash": recs[-1]["hash"]}
     for rec in recs:
         assert {"seq", "time", "type", "hash", "prev", "boot", "mono_ms", "tq"} <= rec.keys()
         assert rec["time"].endswith("+00:00")

@@ -42,7 +42,7 @@ def test_update_and_delete_are_refused(tmp_path: Path, cfg) -> None:  # type: ig
     j = Journal(tmp_path, cfg.tz, "b")
     fill(j, 3)
     j.close()
-    db = sqlite3.connect(tmp_path / "journal.sqlite")
+    db = sqlite3.connect(tmp_path / "journal-000001.sqlite")
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         db.execute("UPDATE records SET type='done' WHERE seq=2")
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
@@ -51,6 +51,7 @@ def test_update_and_delete_are_refused(tmp_path: Path, cfg) -> None:  # type: ig
 
 def test_journal_is_wal_with_full_sync(tmp_path: Path, cfg) -> None:  # type: ignore[no-untyped-def]
     j = Journal(tmp_path, cfg.tz, "b")
+    assert j.db is not None
     assert j.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert j.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
 
@@ -69,7 +70,7 @@ def test_readonly_missing_journal_is_a_clear_error(tmp_path: Path, cfg) -> None:
 
 
 def test_damaged_file_is_a_clear_error(tmp_path: Path, cfg) -> None:  # type: ignore[no-untyped-def]
-    (tmp_path / "journal.sqlite").write_bytes(b"this is not a database at all" * 100)
+    (tmp_path / "journal-000001.sqlite").write_bytes(b"this is not a database at all" * 100)
     with pytest.raises(JournalError, match="damaged"):
         Journal(tmp_path, cfg.tz, "b")
 
