@@ -4,9 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages the tests use (installed when missing; CI runs as root).
-APT_PACKAGES := chromium poppler-utils fonts-dejavu-core systemd shellcheck
+# gcc, libc6-dev: the storage-fault shim (tools/faultfs.c); e2fsprogs: ext4 for the journal's torture and benchmark.
+APT_PACKAGES := chromium poppler-utils fonts-dejavu-core systemd shellcheck gcc libc6-dev e2fsprogs
 
-.PHONY: simulate test lint typecheck setup apt bench clean help gallery golden install arm64-smoke
+.PHONY: simulate test lint typecheck setup apt bench clean help gallery golden install arm64-smoke bench-journal torture tamper
 
 help:
 	@echo "make simulate   set up and run the unit on simulated hardware (interactive, in this terminal)"
@@ -16,6 +17,7 @@ help:
 	@echo "make golden     also rewrite the golden images the screen tests compare with (look before committing)"
 	@echo "make install    on a Raspberry Pi: install the unit (docs/install.md; ARGS=--rtc etc.)"
 	@echo "make arm64-smoke  install and smoke-test on arm64 Debian Bookworm under qemu (slow, root)"
+	@echo "make torture    kill -9 the daemon 1000 times, every storage fault, 1000 tamperings (about 25 min, root)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +61,19 @@ gallery: $(STAMP)
 
 golden: $(STAMP)
 	$(BIN)/python tools/gallery.py --golden
+
+# The journal's costs on a loop ext4 and a year's verification (root, a C compiler): docs/performance.md.
+bench-journal: apt $(STAMP)
+	$(BIN)/python benchmarks/journal.py
+
+# The long proofs of the journal (docs/journal.md, "Proof"); the test suite runs short versions.
+torture: apt $(STAMP)
+	$(BIN)/python tools/torture.py kill --count 1000
+	$(BIN)/python tools/torture.py faults
+	$(BIN)/python tools/tamper.py --count 1000
+
+tamper: $(STAMP)
+	$(BIN)/python tools/tamper.py --count 1000
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
