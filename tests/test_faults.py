@@ -292,7 +292,8 @@ def test_bedside_run_without_a_display_notifies_systemd_and_stops_cleanly(tmp_pa
                             capture_output=True, text=True, cwd=ROOT, timeout=30)
     import json
 
-    recs = [json.loads(line) for line in export.stdout.splitlines()]
+    header, *recs = [json.loads(line) for line in export.stdout.splitlines()]   # line 1: the export header
+    assert header["bedside_export"] == 1
     types = [x["type"] for x in recs]
     assert types[0] == "start" and types[-1] == "stop"
     assert recs[-1]["reason"] == "SIGTERM"
