@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from bedside import session
 from bedside.config import Config
-from bedside.events import ButtonEdge, Effect, Event, Instant, Led, Past, Play, Record, Show, Tick
+from bedside.events import ButtonEdge, Decided, Effect, Event, Instant, Led, Past, Play, Record, Show, Tick
 
 
 @dataclass
@@ -56,6 +56,11 @@ class Driver:
         self.edges += [(t, True), (t + seconds, False)]
         self.edges.sort()
 
+    def send(self, at: datetime, event: Event) -> None:
+        """Run up to ``at`` and hand the core ``event`` then (e.g. a confirmation asked over the serial link)."""
+        self.run_until(at)
+        self._step(self.at_wall(at), event)
+
     def bounce(self, at: datetime, levels: list[tuple[float, bool]]) -> None:
         """Raw edges at offsets (seconds) from ``at``, e.g. contact bounce."""
         t = self.at_wall(at)
@@ -97,6 +102,9 @@ class Driver:
     def records(self, type_: str | None = None) -> list[tuple[datetime, Record]]:
         return [(h.at.wall, h.effect) for h in self.log
                 if isinstance(h.effect, Record) and (type_ is None or h.effect.type == type_)]
+
+    def decisions(self) -> list[tuple[int, str]]:
+        return [(h.effect.token, h.effect.outcome) for h in self.log if isinstance(h.effect, Decided)]
 
     def sounds(self) -> list[tuple[datetime, str]]:
         return [(h.at.wall, h.effect.sound) for h in self.log if isinstance(h.effect, Play)]

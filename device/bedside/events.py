@@ -87,15 +87,39 @@ class ClockSet:
     error: str | None = None
 
 
-Event = Tick | ButtonEdge | Notice | Admit | Discharge | Exported | ClockSet
-
-
 @dataclass(frozen=True, slots=True)
 class SetClock:
     """A request to the shell (from the serial link) to set the wall clock; the core then gets ``ClockSet``."""
 
     wall: datetime
     source: str = "nurse"
+
+
+@dataclass(frozen=True, slots=True)
+class Confirm:
+    """Ask whoever is at the unit to confirm a change with a press (proof of physical presence).
+
+    The display shows ``title`` and two lines of what would change until a short press
+    (confirmed), a long press (cancelled) or ``seconds`` pass. With ``clock`` set, the lines
+    show that time moving on from the moment of asking (a clock being set).
+    """
+
+    token: int
+    title: str
+    line1: str
+    line2: str = ""
+    clock: datetime | None = None
+    seconds: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Withdraw:
+    """The one who asked for a confirmation no longer waits for it (the cable was pulled)."""
+
+    token: int
+
+
+Event = Tick | ButtonEdge | Notice | Admit | Discharge | Exported | ClockSet | Confirm | Withdraw
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,4 +165,12 @@ class Led:
     mode: str                      # off | due | missed | done (see docs/behaviour.md#the-status-light)
 
 
-Effect = Record | Play | Show | Led
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """How a ``Confirm`` ended: confirmed, cancelled, timeout, busy, superseded or withdrawn."""
+
+    token: int
+    outcome: str
+
+
+Effect = Record | Play | Show | Led | Decided

@@ -334,6 +334,17 @@ def _episode(c: Canvas, s: sc.Episode) -> None:
         c.center(42, "Unit ready", "s")
 
 
+def _confirm(c: Canvas, s: sc.Confirm) -> None:
+    """A change asked for over the serial link: what would change, and how to answer."""
+    c.box(0, 0, WIDTH - 1, 13)
+    c.center(3, s.title, fit(s.title, ("m", "sb")), fill=0)
+    c.center(19, s.line1, fit(s.line1, ("l", "s"), WIDTH - 2 * M), x0=M, x1=WIDTH - M)
+    if s.line2:
+        c.center(35, s.line2, fit(s.line2, ("xl", "l", "s"), WIDTH - 2 * M), x0=M, x1=WIDTH - M)
+    c.caps(0, 54, "Press=yes Hold=no", "s")
+    c.right(WIDTH, 54, f"{s.seconds_left}s", "s")
+
+
 def render(screen: sc.Screen) -> Image.Image:
     c = Canvas()
     if isinstance(screen, sc.Idle):
@@ -359,4 +370,6 @@ def render(screen: sc.Screen) -> Image.Image:
         _nurse(c, screen)
     elif isinstance(screen, sc.Episode):
         _episode(c, screen)
+    elif isinstance(screen, sc.Confirm):
+        _confirm(c, screen)
     return c.image

@@ -130,4 +130,13 @@ class Episode:
     problem: str = ""
 
 
-Screen = Idle | Prompt | Snoozed | Intro | Guide | Done | Progress | Hint | Nurse | Episode
+
+@dataclass(frozen=True, slots=True)
+class Confirm:
+    title: str                       # "Set clock?"
+    line1: str                       # "Tue 24 Nov 2026"
+    line2: str                       # "14:05:30"
+    seconds_left: int
+
+
+Screen = Idle | Prompt | Snoozed | Intro | Guide | Done | Progress | Hint | Nurse | Episode | Confirm

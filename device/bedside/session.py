@@ -35,6 +35,8 @@ from .events import (
     Admit,
     ButtonEdge,
     ClockSet,
+    Confirm,
+    Decided,
     Discharge,
     Effect,
     Event,
@@ -46,6 +48,7 @@ from .events import (
     Play,
     Record,
     Show,
+    Withdraw,
 )
 
 DEBOUNCE_S = 0.05          # edges closer than this to the last accepted one are contact bounce
@@ -110,6 +113,15 @@ class Overlay:
 
 
 @dataclass(frozen=True, slots=True)
+class Confirming:
+    """A change waiting for a press at the unit (see ``Confirm``)."""
+
+    ask: Confirm
+    asked: float                   # monotonic
+    until: float
+
+
+@dataclass(frozen=True, slots=True)
 class State:
     last: Instant
     cursor: datetime                               # plan events up to here are handled
@@ -128,6 +140,7 @@ class State:
     last_export: datetime | None = None            # the latest download, for the nurse screen
     activity: float = 0.0                          # monotonic time of the last press, prompt or admission
     resume_from: datetime | None = None            # while the clock is distrusted: the journal's last known time
+    confirm: Confirming | None = None              # a change asked for over the serial link, awaiting a press
 
 
 def _secs(a: datetime, b: datetime) -> float:
@@ -316,6 +329,8 @@ def step(cfg: Config, state: State, event: Event | None, now: Instant) -> tuple[
     elif isinstance(event, Exported):
         fx.append(Record("export", data={**event.details, "via": event.via}))
         st = replace(st, last_export=now.wall)
+    elif isinstance(event, Confirm | Withdraw):
+        st = _confirm_event(st, event, now, fx)
     st = replace(st, last=now)
     fx.extend(view(cfg, st, now))
     return st, fx
@@ -610,6 +625,9 @@ def _timers(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> State:
     elif isinstance(a, Guiding):
         st = _advance_guide(cfg, st, a, now, fx)
 
+    if st.confirm is not None and t >= st.confirm.until:
+        fx.append(Decided(st.confirm.ask.token, "timeout"))
+        st = replace(st, confirm=None)
     if st.overlay is not None and t >= st.overlay.until:
         st = replace(st, overlay=None)
     return st
@@ -679,6 +697,8 @@ def _accept(cfg: Config, st: State, pressed: bool, now: Instant, fx: list[Effect
         return replace(st, overlay=None)
     if isinstance(st.overlay, Overlay) and st.overlay.until == float("inf"):
         st = replace(st, overlay=None)
+    if st.confirm is not None and b.down_at >= st.confirm.asked:
+        return _confirm_press(st, held, fx)
     if held >= LONG_S:
         return _long_press(cfg, st, held, now, fx)
     return _short_press(cfg, st, held, now, fx)
@@ -736,6 +756,8 @@ def _show_progress(cfg: Config, st: State, held: float, kind: str, now: Instant,
 
 def _hold_hint(cfg: Config, st: State, now: Instant) -> State:
     st = replace(st, button=replace(st.button, stage=1))
+    if st.confirm is not None and st.button.down_at >= st.confirm.asked:
+        return replace(st, overlay=Overlay(sc.Hint("Let go to", "cancel"), float("inf")))
     a = st.active
     if st.overlay is not None and isinstance(st.overlay.screen, sc.Nurse | sc.Episode):
         return st    # the release will only put the nurse's screen away
@@ -902,7 +924,9 @@ def view(cfg: Config, st: State, now: Instant) -> list[Effect]:
     light = status(st, marks)
     screen: sc.Screen
     idle = False
-    if st.overlay is not None:
+    if st.confirm is not None and (st.overlay is None or st.overlay.until != float("inf")):
+        screen = _confirm_screen(cfg, st.confirm, now)
+    elif st.overlay is not None:
         screen = st.overlay.screen
         if isinstance(screen, sc.Nurse):
             screen = _nurse_page(st.overlay, screen, now)
@@ -922,7 +946,8 @@ def view(cfg: Config, st: State, now: Instant) -> list[Effect]:
                          status="missed" if light == "missed" else None, shift=orbit(now))
     if awake:
         brightness = "dim" if idle and _dimmed(cfg, st, now) else "normal"
-    elif a is not None or st.overlay is not None or now.mono < st.night_light_until or cfg.display.night == "dim":
+    elif a is not None or st.overlay is not None or st.confirm is not None or now.mono < st.night_light_until \
+            or cfg.display.night == "dim":
         brightness = "dim"
     else:
         brightness = "off"
@@ -962,6 +987,10 @@ def deadline(cfg: Config, st: State) -> float:
             cands.append(o.since + (int((t - o.since) / NURSE_PAGE_S) + 1) * NURSE_PAGE_S)
     if st.night_light_until > t:
         cands.append(st.night_light_until)
+    if st.confirm is not None:
+        # The countdown (and a clock being set) moves on every second.
+        c = st.confirm
+        cands += [c.until, c.asked + (int(t - c.asked) + 1)]
     awake = planner.is_awake(cfg, now.wall)
     lit = awake or st.night_light_until > t or cfg.display.night == "dim"
     # The idle clock changes every minute, and the burn-in orbit moves the prompt with it.
@@ -972,3 +1001,41 @@ def deadline(cfg: Config, st: State) -> float:
         if dim_at > t:
             cands.append(dim_at)
     return max(t, min(cands))
+
+
+# --- confirmations: a change made over the serial link needs a press at the unit --------
+
+def _confirm_event(st: State, ev: Confirm | Withdraw, now: Instant, fx: list[Effect]) -> State:
+    if isinstance(ev, Withdraw):
+        if st.confirm is not None and st.confirm.ask.token == ev.token:
+            fx.append(Decided(ev.token, "withdrawn"))
+            return replace(st, confirm=None)
+        return st
+    if isinstance(st.active, Guiding):
+        # A patient in the middle of their exercises must not be interrupted (or confirm by accident).
+        fx.append(Decided(ev.token, "busy"))
+        return st
+    if st.confirm is not None:
+        fx.append(Decided(st.confirm.ask.token, "superseded"))
+    # A hint left from an earlier hold would hide the question.
+    overlay = st.overlay if st.overlay is None or st.overlay.until != float("inf") else None
+    return replace(st, confirm=Confirming(ev, now.mono, now.mono + ev.seconds), overlay=overlay,
+                   night_light_until=max(st.night_light_until, now.mono + ev.seconds))
+
+
+def _confirm_press(st: State, held: float, fx: list[Effect]) -> State:
+    """A press that began while the question was shown: short confirms, long cancels."""
+    assert st.confirm is not None
+    outcome, action = ("cancelled", "cancel") if held >= LONG_S else ("confirmed", "confirm")
+    fx.append(_press(held, "long" if held >= LONG_S else "short", action))
+    fx.append(Decided(st.confirm.ask.token, outcome))
+    return replace(st, confirm=None)
+
+
+def _confirm_screen(cfg: Config, c: Confirming, now: Instant) -> sc.Confirm:
+    left = max(0, int(c.until - now.mono + 0.999))
+    ask = c.ask
+    if ask.clock is not None:
+        t = (ask.clock + timedelta(seconds=now.mono - c.asked)).astimezone(cfg.tz)
+        return sc.Confirm(ask.title, t.strftime("%a %d %b %Y"), t.strftime("%H:%M:%S"), left)
+    return sc.Confirm(ask.title, ask.line1, ask.line2, left)
