@@ -1,12 +1,14 @@
 """The unit's one loop: it owns the state, sleeps until the next deadline or input, and
 carries out the core's effects (journal first, then sound, screen and LED).
 
-gpiozero callbacks, signal handlers and (later) the serial reader never touch the state:
-they put stamped inputs on the inbox. Everything the loop talks to is injected (clock,
-journal, display, buzzer, LED), so the same loop runs on a Pi, on mock pins in tests, and
-in fast-forwarded simulation. The journal is reached through a ``Store`` (store.py), which
-checks it at start and keeps records in memory while storage fails: prompting never
-depends on the disk, and no confirmation is shown for a record that is not committed.
+gpiozero callbacks, signal handlers and the serial link's thread never touch the state:
+they put stamped inputs on the inbox, or a ``Call`` that the loop runs and answers (how a
+serial request reads the journal or asks for a change without blocking prompting).
+Everything the loop talks to is injected (clock, journal, display, buzzer, LED), so the
+same loop runs on a Pi, on mock pins in tests, and in fast-forwarded simulation. The
+journal is reached through a ``Store`` (store.py), which checks it at start and keeps
+records in memory while storage fails: prompting never depends on the disk, and no
+confirmation is shown for a record that is not committed.
 """
 
 from __future__ import annotations
@@ -25,7 +27,21 @@ from . import __version__, session
 from . import screens as sc
 from .clock import Clock
 from .config import Config
-from .events import ButtonEdge, ClockSet, Effect, Event, Instant, Led, Notice, Play, Record, SetClock, Show, Tick
+from .events import (
+    ButtonEdge,
+    ClockSet,
+    Decided,
+    Effect,
+    Event,
+    Instant,
+    Led,
+    Notice,
+    Play,
+    Record,
+    SetClock,
+    Show,
+    Tick,
+)
 from .journal import Journal
 from .sounds import Player
 from .store import Store
@@ -46,6 +62,47 @@ class Input:
 @dataclass(frozen=True, slots=True)
 class Stop:
     reason: str
+
+
+class LoopBusy(Exception):
+    """The loop did not get to a call in time."""
+
+
+class Call:
+    """Work for the loop on behalf of another thread: ``fn(now)`` runs there, between events.
+
+    The thread that posted it waits for the result with ``wait``; the loop never waits for
+    that thread. ``fn`` must be quick (a journal read, a state change): it runs between a
+    patient's button presses.
+    """
+
+    def __init__(self, fn: Callable[[Instant], Any]) -> None:
+        self.fn = fn
+        self._done: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=1)
+
+    def run(self, now: Instant) -> None:
+        try:
+            result: tuple[bool, Any] = (True, self.fn(now))
+        except Exception as e:  # reported to the caller; the loop carries on
+            result = (False, e)
+        self._done.put_nowait(result)
+
+    def wait(self, timeout: float) -> Any:
+        try:
+            ok, value = self._done.get(timeout=timeout)
+        except queue.Empty:
+            raise LoopBusy(f"no answer from the unit's loop within {timeout:g} s") from None
+        if not ok:
+            raise value
+        return value
+
+
+class Link(Protocol):
+    """The serial link's loop-side part: told how confirmations ended, and of a clean stop."""
+
+    def decided(self, effect: Decided, now: Instant) -> None: ...
+
+    def stopping(self, now: Instant) -> list[Record]: ...
 
 
 class TimedSource(Protocol):
@@ -94,7 +151,9 @@ class Trace:
     def __call__(self, effect: Effect, now: Instant) -> None:
         line: dict[str, Any] = {"time": now.wall.astimezone(self.tz).isoformat(timespec="milliseconds"),
                                 "mono": round(now.mono, 3)}
-        if isinstance(effect, Show):
+        if isinstance(effect, Decided):
+            line.update(effect="decided", token=effect.token, outcome=effect.outcome)
+        elif isinstance(effect, Show):
             if (effect.screen, effect.brightness) == self._last_show:
                 return
             self._last_show = (effect.screen, effect.brightness)
@@ -119,7 +178,7 @@ class Unit:
         self.cfg = cfg
         self.clock = clock
         self.out = outputs
-        self.inbox: queue.Queue[Input | Stop] = queue.Queue()
+        self.inbox: queue.Queue[Input | Stop | Call] = queue.Queue()
         self.sources: list[TimedSource] = []
         self.boot = boot or boot_id()
         if store is None:
@@ -135,6 +194,7 @@ class Unit:
         self.wakeups = 0
         self.timer_wakeups = 0     # wake-ups for a deadline, not an input (the watchdog's spin check)
         self.stopped: str | None = None
+        self.link: Link | None = None
 
     @property
     def journal(self) -> Journal | None:
@@ -223,6 +283,9 @@ class Unit:
             d = s.deadline()
             if d is not None and d <= now.mono:
                 s.fire(now)
+        if isinstance(item, Call):
+            item.run(now)
+            return
         event: Event = Tick()
         if clock_set is not None:
             event = clock_set
@@ -252,6 +315,8 @@ class Unit:
             return
         now = self.clock.now()
         if record:
+            if self.link is not None:
+                self._apply(self.link.stopping(now), now)
             self._apply(session.stop(self.cfg, self.state, now, reason), now)
             # A clean stop leaves the whole run sealed.
             self.store.seal(now, self.state.time_quality)
@@ -297,6 +362,8 @@ class Unit:
                 self.out.display.show(fx.screen, fx.brightness)
             elif isinstance(fx, Led) and self.out.led is not None:
                 self.out.led.set(fx.mode)
+            elif isinstance(fx, Decided) and self.link is not None:
+                self.link.decided(fx, now)
             for obs in self.out.observers:
                 obs(fx, now)
         self.store.tick(now, tq)

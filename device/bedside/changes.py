@@ -1,0 +1,144 @@
+"""Changes a nurse can ask for over the serial link, as values: parsed, described, checked.
+
+Each one needs the link unlocked and then a press on the unit while its display shows the
+change (``events.Confirm``): the press is the proof that someone is at the bedside.
+Parsing is pure; applying a confirmed change is the shell's job (``service.py``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+CONFIRM_S = 60.0
+EARLIEST = datetime(2024, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+_REGIMEN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+_CLOCK = re.compile(r"(?:(\d{4})-(\d{2})-(\d{2})[ T])?(\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(Z|[+-]\d{2}:\d{2})?")
+
+
+class ChangeError(ValueError):
+    """What was typed is not a change the unit can make; the message says how to write it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClockChange:
+    """Set the wall clock to ``wall`` as it was when asked; it moves on while the press is awaited."""
+
+    wall: datetime
+
+    what = "time"
+
+    def title(self) -> str:
+        return "Set clock?"
+
+    def text(self, tz: ZoneInfo) -> str:
+        return f"set the clock to {self.wall.astimezone(tz):%Y-%m-%d %H:%M:%S}"
+
+
+@dataclass(frozen=True, slots=True)
+class Admit:
+    """Start an episode: a patient admitted, with their date of surgery and regimen."""
+
+    surgery: date
+    regimen: str | None = None
+
+    what = "admit"
+
+    def title(self) -> str:
+        return "Admit patient?"
+
+    def text(self, tz: ZoneInfo) -> str:
+        regimen = f", regimen {self.regimen}" if self.regimen else ""
+        return f"admit a patient operated on {self.surgery:%Y-%m-%d}{regimen}"
+
+
+@dataclass(frozen=True, slots=True)
+class Discharge:
+    """End the current episode."""
+
+    what = "discharge"
+
+    def title(self) -> str:
+        return "Discharge?"
+
+    def text(self, tz: ZoneInfo) -> str:
+        return "discharge the patient (end the episode)"
+
+
+Change = ClockChange | Admit | Discharge
+
+
+def screen_lines(change: Change, tz: ZoneInfo) -> tuple[str, str]:
+    """The two lines the confirmation screen shows under its title."""
+    if isinstance(change, Admit):
+        return f"Surgery {change.surgery:%d %b}", f"Regimen {change.regimen}" if change.regimen else ""
+    if isinstance(change, Discharge):
+        return "End the episode", ""
+    t = change.wall.astimezone(tz)
+    return t.strftime("%a %d %b %Y"), t.strftime("%H:%M:%S")
+
+
+def _in_range(t: datetime) -> datetime:
+    if not EARLIEST <= t < LATEST:
+        raise ChangeError(f"{t:%Y-%m-%d} cannot be right; give the date and time as YYYY-MM-DD HH:MM")
+    return t
+
+
+def parse_clock(args: tuple[str, ...], tz: ZoneInfo, today: date) -> ClockChange:
+    """``time set`` as typed: ``YYYY-MM-DD HH:MM[:SS]``, ``YYYY-MM-DDTHH:MM[:SS]`` or ``HH:MM[:SS]`` (today).
+
+    Local time in the unit's zone unless an offset is given.
+    """
+    text = " ".join(args).strip()
+    hint = "write the new time as YYYY-MM-DD HH:MM (or HH:MM for today), local time"
+    m = _CLOCK.fullmatch(text)
+    if not m:
+        raise ChangeError(hint)
+    y, mo, d = (int(m[1]), int(m[2]), int(m[3])) if m[1] else (today.year, today.month, today.day)
+    try:
+        zone = datetime.fromisoformat("2000-01-01T00:00" + m[7].replace("Z", "+00:00")).tzinfo if m[7] else None
+        t = datetime(y, mo, d, int(m[4]), int(m[5]), int(m[6] or 0), tzinfo=zone)
+    except ValueError as e:
+        raise ChangeError(f"not a real date and time ({e}); {hint}") from None
+    if t.tzinfo is None:
+        t = _local(t, tz)
+    return ClockChange(_in_range(t.astimezone(UTC)))
+
+
+def _local(naive: datetime, tz: ZoneInfo) -> datetime:
+    """Local wall time to an aware one; a time inside a spring-forward gap is refused."""
+    aware = naive.replace(tzinfo=tz)
+    if aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != naive:
+        raise ChangeError(f"{naive:%Y-%m-%d %H:%M} does not exist in {tz.key} (the clocks go forward then)")
+    return aware
+
+
+def parse_clock_machine(arg: str) -> ClockChange:
+    """The tool's form: an ISO 8601 time with its offset (the laptop's clock, to the millisecond)."""
+    try:
+        t = datetime.fromisoformat(arg.replace("Z", "+00:00"))
+    except ValueError:
+        raise ChangeError("time must be ISO 8601 with an offset") from None
+    if t.tzinfo is None:
+        raise ChangeError("time must carry its UTC offset")
+    return ClockChange(_in_range(t.astimezone(UTC)))
+
+
+def parse_admit(args: tuple[str, ...], today: date) -> Admit:
+    """``episode admit SURGERY-DATE [REGIMEN]``."""
+    hint = "write: episode admit SURGERY-DATE [REGIMEN], e.g. episode admit 2026-11-23 hip"
+    if not 1 <= len(args) <= 2:
+        raise ChangeError(hint)
+    try:
+        surgery = date.fromisoformat(args[0])
+    except ValueError:
+        raise ChangeError(f"{args[0]!r} is not a date; {hint}") from None
+    if not today - timedelta(days=365) <= surgery <= today + timedelta(days=60):
+        raise ChangeError(f"a surgery date of {surgery} cannot be right for a patient on the ward now")
+    regimen = args[1] if len(args) == 2 else None
+    if regimen is not None and not _REGIMEN.match(regimen):
+        raise ChangeError(f"{regimen!r} is not a regimen name (letters, digits, '.', '_' or '-')")
+    return Admit(surgery, regimen)
