@@ -99,12 +99,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"bedside {__version__}: unit {cfg.unit_id} on {model or 'GPIO'}, config {cfg.source}, data {data}",
           file=sys.stderr, flush=True)
     reason = "error"
+    link = None
     try:
         unit.start()
+        link = _serial_link(unit, data, args.serial or cfg.serial.port, cfg.serial.baud)
         notifier.ready(f"unit {cfg.unit_id} running")
         reason = unit.run()
     finally:
         notifier.stopping(f"stopping ({reason})")
+        if link is not None:
+            link.stop()
         pins.close()
         store.close()
         if lock is not None:
@@ -139,7 +143,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if interactive and not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UserError("the interactive simulator needs a terminal; add --headless (with --days or --until) "
                         "to run without one")
-    speed = args.speed if args.speed is not None else (1.0 if interactive else None)
+    port = args.serial or cfg.serial.port
+    # A laptop on the serial link talks in real time: a unit racing through virtual days could not answer it.
+    speed = args.speed if args.speed is not None else (1.0 if interactive or port else None)
     if not interactive and until is None and speed is None:
         until = start + timedelta(days=1)
     actions: list[simulate.Action] = []
@@ -205,8 +211,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         sys.stdout.write("\x1b[?1049h\x1b[?25l")
         term.message = f"data: {data}"
         restore = simulate.read_keys(on_key)
+    link = None
     try:
         sim.unit.start()
+        link = _serial_link(sim.unit, data, port, cfg.serial.baud)
         if term is not None:
             term.draw()
             term.start_ticker()
@@ -215,6 +223,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         sim.unit.shutdown("stopped by user")
         reason = "stopped by user"
     finally:
+        if link is not None:
+            link.stop()
         if restore is not None:
             restore()
             sys.stdout.write("\x1b[?25h\x1b[?1049l")
@@ -370,6 +380,114 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- the serial link ------------------------------------------------------------------
+
+def _serial_link(unit: Any, data: Path, port: str, baud: int) -> Any:
+    """Serve the nurse link on ``port`` (nothing when it is empty), once the unit has started."""
+    if not port:
+        return None
+    from . import secret
+    from .serial_link import SerialLink
+    from .service import LinkService
+
+    try:
+        ward = secret.load(data)
+    except secret.SecretError as e:
+        print(f"bedside: {e}; the serial link stays locked", file=sys.stderr)
+        ward = None
+    if ward is None:
+        print("bedside: no ward secret set (bedside secret set): the serial link cannot be unlocked",
+              file=sys.stderr)
+    svc = LinkService(unit, ward)
+    svc.attach(unit.clock.now())
+    link = SerialLink(unit, svc, port, baud, ward=ward)
+    link.start()
+    return link
+
+
+def _secret_source(path: str | None) -> Callable[[str, int], str]:
+    """Where the nurse tools get the ward secret: a file (first line) or a prompt that does not echo."""
+    import getpass
+
+    from . import secret
+
+    def ask(unit: str, attempt: int) -> str:
+        if path:
+            if attempt > 1:
+                raise UserError(f"the ward secret in {path} was not accepted by unit {unit}", 4)
+            try:
+                return secret.read_secret_file(Path(path))
+            except secret.SecretError as e:
+                raise UserError(str(e)) from None
+        if not sys.stdin.isatty():
+            raise UserError("type the ward secret at a terminal, or give --secret-file FILE")
+        return getpass.getpass(f"Ward secret for unit {unit}: ")
+
+    return ask
+
+
+def _open_port(port: str, baud: int) -> Callable[[], Any]:
+    from .client import SerialTransport
+
+    return lambda: SerialTransport(port, baud)
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    from . import pull
+    from .client import LinkError
+
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create the folder {out}: {e.strerror}") from None
+    try:
+        got = pull.pull(_open_port(args.port, args.baud), out, _secret_source(args.secret_file))
+        files, lines = pull.write_outputs(out, got)
+    except pull.PullError as e:
+        raise UserError(str(e), e.code) from None
+    except LinkError as e:
+        raise UserError(str(e), 1) from None
+    except OSError as e:
+        raise UserError(f"cannot write into {out}: {e.strerror}", 1) from None
+    for line in lines:
+        print(line)
+    print("Files: " + ", ".join(str(f) for f in files))
+    return 0
+
+
+def cmd_set_time(args: argparse.Namespace) -> int:
+    from . import pull
+    from .client import LinkError
+
+    try:
+        res = pull.set_time(_open_port(args.port, args.baud), _secret_source(args.secret_file))
+    except pull.PullError as e:
+        raise UserError(str(e), e.code) from None
+    except LinkError as e:
+        raise UserError(str(e), 1) from None
+    print(f"Unit {res['unit']}: clock was {str(res['old'])[:19].replace('T', ' ')}, "
+          f"now {str(res['new'])[:19].replace('T', ' ')} (set from this laptop's clock).")
+    return 0
+
+
+def _add_serial_commands(sub: Any) -> None:
+    pl = sub.add_parser("pull", help="download a unit's journal over the USB serial link, verify it, write the "
+                        "export, CSV and report")
+    pl.add_argument("--port", required=True, help="the unit's port: /dev/ttyACM0 (Linux), /dev/cu.usbmodem... "
+                    "(macOS), COM3 (Windows)")
+    pl.add_argument("--out", required=True, help="folder for the files; use the same one each time (it remembers "
+                    "what it downloaded, to fetch only what is new and to notice a shortened journal)")
+    pl.add_argument("--secret-file", help="read the ward secret from the first line of this file (default: ask)")
+    pl.add_argument("--baud", type=int, default=115200, help="line speed for a USB-UART cable (%(default)s)")
+    pl.set_defaults(func=cmd_pull)
+    st = sub.add_parser("set-time", help="set a unit's clock from this laptop's (confirmed with the unit's button)")
+    st.add_argument("--port", required=True)
+    st.add_argument("--secret-file")
+    st.add_argument("--baud", type=int, default=115200)
+    st.set_defaults(func=cmd_set_time)
+
+
 # --- the parser ----------------------------------------------------------------------
 
 def parser() -> argparse.ArgumentParser:
@@ -381,6 +499,7 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run the unit on a Raspberry Pi's real hardware")
     r.add_argument("--config", help="config file (default /etc/bedside/bedside.toml if present, else built-in)")
     r.add_argument("--data", default=str(DEFAULT_DATA), help="data directory holding the journal (%(default)s)")
+    r.add_argument("--serial", metavar="PORT", help="serve the nurse link on this port (default: [serial] port)")
     r.set_defaults(func=cmd_run)
 
     s = sub.add_parser("simulate", help="run the same unit on simulated pins and display, in real or virtual time")
@@ -396,6 +515,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--headless", action="store_true", help="no terminal display or keys")
     s.add_argument("--frames", help="save a PNG into this folder each time the screen changes")
     s.add_argument("--trace", help="write one JSON line per effect (sound, LED, screen, record) to this file")
+    s.add_argument("--serial", metavar="PORT", help="serve the nurse link on this port or pyserial URL "
+                   "(headless runs then default to real time)")
     s.set_defaults(func=cmd_simulate)
 
     c = sub.add_parser("config", help="configuration tools")
@@ -430,6 +551,7 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--csv", help="the CSV of sessions to write (default: the report's name ending in .csv)")
     rp.add_argument("--episode", help="report on this admission episode only")
     rp.set_defaults(func=cmd_report)
+    _add_serial_commands(sub)
     return p
 
 

@@ -273,12 +273,12 @@ def open_frame(text: str) -> str:
     """The body of a frame (the text after ``~``) once its CRC checks; FrameError otherwise."""
     body, star, check = text.rpartition("*")
     if not star or crc(body) != check:
-        rid = _leading_id(body or text)
+        rid = leading_id(body or text)
         raise FrameError("crc", "damaged frame (CRC mismatch)", rid)
     return body
 
 
-def _leading_id(text: str) -> int:
+def leading_id(text: str) -> int:
     m = re.match(r"(\d{1,9}) ", text)
     return int(m.group(1)) if m else 0
 
