@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages the tests use (installed when missing; CI runs as root).
 # gcc, libc6-dev: the storage-fault shim (tools/faultfs.c); e2fsprogs: ext4 for the journal's torture and benchmark.
-APT_PACKAGES := chromium poppler-utils fonts-dejavu-core systemd shellcheck gcc libc6-dev e2fsprogs
+# socat, picocom: the serial link's tests (two ptys joined back to back; a terminal program typing).
+APT_PACKAGES := chromium poppler-utils fonts-dejavu-core systemd shellcheck gcc libc6-dev e2fsprogs socat picocom
 
 .PHONY: simulate test lint typecheck setup apt bench clean help gallery golden install arm64-smoke bench-journal torture tamper
 

@@ -321,14 +321,13 @@ def pull(open_transport: Callable[[], client.Transport], out: Path, secret: Secr
             unit_head = (int(hello["head"][0]), str(hello["head"][1]))
             check_head(store, unit_head)
             hello = unlock(c, hello, remembered)
-            before = store.head[0]
-            progress = Progress(unit_head[0] - before, progress_out or sys.stderr)
+            progress = Progress(unit_head[0] - store.head[0], progress_out or sys.stderr)
             try:
                 head = download(c, store, progress, stats)
             finally:
                 progress.finish()
-            if store.head[0] > before and not first_new:
-                first_new = before + 1
+            if store.head[0] > resumed_from:
+                first_new = resumed_from + 1
             c.request("done", str(first_new or store.head[0]), str(store.head[0]), store.head[1])
             with contextlib.suppress(LinkError):     # it locks itself after ten idle minutes anyway
                 c.request("lock")
@@ -396,3 +395,63 @@ def set_time(open_transport: Callable[[], client.Transport], secret: SecretSourc
         return {"unit": hello["unit"], **rep.data}
     finally:
         t.close()
+
+
+# --- what the nurse gets ---------------------------------------------------------------------
+
+SUMMARY_DAYS = 14
+
+
+def export_header(unit: str, head: tuple[int, str], hello: dict[str, Any]) -> dict[str, Any]:
+    """The first line of an export file (the format ``bedside report`` and verification read)."""
+    return {"bedside_export": 1, "unit": unit, "exported": datetime.now(UTC).astimezone().isoformat(timespec="seconds"),
+            "head": {"seq": head[0], "hash": head[1]}, "via": "serial", "version": hello.get("version")}
+
+
+def write_outputs(out: Path, got: Outcome) -> tuple[list[Path], list[str]]:
+    """Write the export, the sessions CSV and the report for the whole copy; returns the files and a summary."""
+    from . import report
+
+    store = Store(out, got.unit).open()
+    records = list(store.records())
+    header = export_header(got.unit, store.head, got.hello)
+    export = out / f"{got.unit}-journal.jsonl"
+    write_atomic(export, json.dumps(header, sort_keys=True, separators=(",", ":")) + "\n" +
+                 "".join(protocol.export_line(r) + "\n" for r in records))
+    html, csv_path = out / f"{got.unit}-report.html", out / f"{got.unit}-sessions.csv"
+    made = report.write(records, html, csv_path, header=header, source=export.name)
+    return [export, csv_path, html], summary_lines(got, store, made)
+
+
+def summary_lines(got: Outcome, store: Store, made: Any) -> list[str]:
+    seq, h = store.head
+    new = f"{seq - got.first_new + 1} new records ({got.first_new}-{seq})" if got.first_new else "no new records"
+    resumed = f", continuing an interrupted download from record {got.resumed_from + 1}" \
+        if got.resumed_from and got.first_new and got.resumed_from != _last_pull_end(store, got) else ""
+    lines = [f"Unit {got.unit} (bedside {got.hello.get('version', '?')}): {new} in {got.seconds:.1f} s{resumed}; "
+             f"chain verified, head {seq}/{chain.short(h)}."]
+    model = made.model
+    if model.episodes:
+        e = model.episodes[-1]
+        bits = [f"surgery {e.surgery}" if e.surgery else "", f"regimen {e.regimen}" if e.regimen else "",
+                "discharged" if e.discharged else "current"]
+        lines.append(f"Episode {e.id} ({', '.join(b for b in bits if b)}).")
+    else:
+        lines.append("Episode: none recorded on this unit.")
+    days = list(model.days)
+    if days:
+        lines.append("Sessions per day: done / missed (of due)")
+        if len(days) > SUMMARY_DAYS:
+            lines.append(f"  ... {len(days) - SUMMARY_DAYS} earlier days in the report")
+        for d in days[-SUMMARY_DAYS:]:
+            c = d.counts
+            lines.append(f"  {d.day:%a %Y-%m-%d}  {c.done:>3} done  {c.missed:>3} missed  (of {c.due})")
+        t = model.totals
+        pct = f", {t.adherence:.0%}" if t.adherence is not None else ""
+        lines.append(f"  total           {t.done:>3} done  {t.missed:>3} missed  (of {t.due}{pct})")
+    return lines
+
+
+def _last_pull_end(store: Store, got: Outcome) -> int:
+    pulls = store.pulls()
+    return int(pulls[-2]["to"]) if len(pulls) >= 2 else 0

@@ -371,7 +371,8 @@ class SerialLink:
     """The thread that serves the serial link. ``start`` after the unit has started; ``stop`` before closing."""
 
     def __init__(self, unit: Unit, svc: LinkService, port: str, baud: int, *, ward: WardSecret | None,
-                 log: Callable[[str], None] = _log, fault_after_s: float = 60.0) -> None:
+                 log: Callable[[str], None] = _log, fault_after_s: float = 60.0,
+                 retry_s: tuple[float, ...] = RETRY_S) -> None:
         self.unit = unit
         self.svc = svc
         self.port = port
@@ -379,6 +380,7 @@ class SerialLink:
         self.ward = ward
         self.log = log
         self.fault_after_s = fault_after_s
+        self.retry_s = retry_s
         self._stop = threading.Event()
         self._ser: Any = None
         self._thread: threading.Thread | None = None
@@ -435,7 +437,7 @@ class SerialLink:
                 missing_since = missing_since if missing_since is not None else now
                 if not faulted and now - missing_since >= self.fault_after_s:
                     faulted = self._tell_fault(msg)
-                self._stop.wait(RETRY_S[min(tries, len(RETRY_S) - 1)])
+                self._stop.wait(self.retry_s[min(tries, len(self.retry_s) - 1)])
                 tries += 1
                 continue
             tries, said, missing_since = 0, None, None

@@ -210,7 +210,7 @@ class LinkService:
         rec = next(iter(self.unit.journal.records(to_seq - 1)), None) if to_seq >= 1 else None
         if rec is None or rec["seq"] != to_seq or rec["hash"] != digest:
             raise Refused("mismatch", f"record {to_seq} on the unit does not match the copy")
-        data = {"via": "serial", "from_seq": from_seq, "to_seq": to_seq, "hash": digest}
+        data = {"via": "serial", "from_seq": from_seq, "to_seq": to_seq, "to_hash": digest}
         self.unit.record([Record("export", data=data)], now)
         self.exported = (conn, to_seq)
         self.last_download = {"time": now.wall.astimezone(self.cfg.tz).isoformat(timespec="seconds"),

@@ -64,7 +64,7 @@ def status_lines(s: Mapping[str, Any]) -> list[str]:
         f"Link        {link}",
     ]
     dl = s.get("last_download")
-    lines.append(f"Downloaded  {dl['time'].replace('T', ' ')} up to record {dl.get('to_seq', '?')}" if dl else
+    lines.append(f"Downloaded  {dl['time'][:19].replace('T', ' ')} up to record {dl.get('to_seq', '?')}" if dl else
                  "Downloaded  never")
     for part, problem in sorted((s.get("problems") or {}).items()):
         lines.append(f"Problem     {part}: {problem}")
@@ -95,11 +95,14 @@ def record_line(rec: Mapping[str, Any]) -> str:
         sid = sid[11:]          # same day: the time and kind say it
     details = " ".join(f"{k}={_value(v)}" for k, v in sorted(rec.items()) if k not in _ENVELOPE)
     flag = " [time distrusted]" if rec.get("tq") == "distrusted" else ""
-    return f"{rec.get('seq', '?'):>6}  {when}  {rec.get('type', '?'):<14}{sid:<15} {details}{flag}".rstrip()
+    sid = f"{sid}  " if sid else ""
+    return f"{rec.get('seq', '?'):>6}  {when}  {rec.get('type', '?'):<13} {sid}{details}{flag}".rstrip()
 
 
 def _value(v: Any) -> str:
     if isinstance(v, str):
+        if len(v) == 64 and all(c in "0123456789abcdef" for c in v):
+            return v[:12]         # a hash: the start identifies it for a person
         return v if v and " " not in v else json.dumps(v)
     if isinstance(v, list):
         return ",".join(_value(x) for x in v)
