@@ -137,9 +137,9 @@ def write_atomic(path: Path, text: str) -> None:
 SecretSource = Callable[[str, int], str]     # (unit, attempt number from 1) -> the ward secret
 
 
-def identify(t: client.Transport) -> tuple[Client, dict[str, Any]]:
+def identify(t: client.Transport, monotonic: Callable[[], float] = time.monotonic) -> tuple[Client, dict[str, Any]]:
     """Say hello on an open port: which unit this is, its chain head and an unlock challenge."""
-    c = Client(t)
+    c = Client(t, monotonic=monotonic)
     hello = dict(c.request("hello").data)
     unit = str(hello.get("unit", ""))
     if not _UNIT.match(unit) or hello.get("proto") != protocol.PROTOCOL:
@@ -277,19 +277,25 @@ def check_head(store: Store, unit_head: tuple[int, str]) -> None:
 
 def wait_for_port(open_transport: Callable[[], client.Transport], seconds: float) -> client.Transport | None:
     end = time.monotonic() + seconds
-    while time.monotonic() < end:
+    while True:
         try:
             return open_transport()
         except LinkError:
+            if time.monotonic() + 1.0 > end:
+                return None
             time.sleep(1.0)
-    return None
 
 
 def pull(open_transport: Callable[[], client.Transport], out: Path, secret: SecretSource, *,
          reconnect_s: float = RECONNECT_S, say: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
-         progress_out: IO[str] | None = None) -> Outcome:
-    """Unlock, download everything new, verify, record the download on the unit and lock it again."""
+         progress_out: IO[str] | None = None, monotonic: Callable[[], float] = time.monotonic) -> Outcome:
+    """Unlock, download everything new, verify, record the download on the unit and lock it again.
+
+    A lost connection is waited for and the download continues; it gives up once
+    ``reconnect_s`` pass without a record gained (the records got so far are kept).
+    """
     t0 = time.monotonic()
+    progress_at = monotonic()
     stats: dict[str, int] = {}
     store: Store | None = None
     first_new = 0
@@ -310,7 +316,7 @@ def pull(open_transport: Callable[[], client.Transport], out: Path, secret: Secr
         try:
             if transport is None:
                 transport = open_transport()
-            c, hello = identify(transport)
+            c, hello = identify(transport, monotonic)
             unit = str(hello["unit"])
             if store is None:
                 store = Store(out, unit).open()
@@ -322,10 +328,13 @@ def pull(open_transport: Callable[[], client.Transport], out: Path, secret: Secr
             check_head(store, unit_head)
             hello = unlock(c, hello, remembered)
             progress = Progress(unit_head[0] - store.head[0], progress_out or sys.stderr)
+            held = store.head[0]
             try:
                 head = download(c, store, progress, stats)
             finally:
                 progress.finish()
+                if store.head[0] > held:
+                    progress_at = monotonic()
             if store.head[0] > resumed_from:
                 first_new = resumed_from + 1
             c.request("done", str(first_new or store.head[0]), str(store.head[0]), store.head[1])
@@ -349,8 +358,10 @@ def pull(open_transport: Callable[[], client.Transport], out: Path, secret: Secr
             if isinstance(e, NoAnswer) and store is None:
                 raise PullError("no unit answered: is the cable plugged into the unit, and is the unit on? "
                                 "(A USB-serial adapter needs the unit's UART; see docs/serial.md.)") from None
-            say(f"Connection lost{got}. Plug the cable back in: waiting up to {reconnect_s:.0f} s ...")
-            transport = wait_for_port(open_transport, reconnect_s)
+            left = reconnect_s - (monotonic() - progress_at)
+            if left > 0:
+                say(f"Connection lost{got}. Plug the cable back in: waiting up to {left:.0f} s ...")
+                transport = wait_for_port(open_transport, left)
             if transport is None:
                 where = f" at record {store.head[0]}" if store is not None else ""
                 raise PullError(f"the download was interrupted{where}; run the same command again to continue "
@@ -368,23 +379,25 @@ def laptop_now() -> datetime:
 
 
 def set_time(open_transport: Callable[[], client.Transport], secret: SecretSource, *,
-             say: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> dict[str, Any]:
+             say: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
+             monotonic: Callable[[], float] = time.monotonic, now: Callable[[], datetime] | None = None
+             ) -> dict[str, Any]:
     """Set the unit's clock from this laptop's, once someone presses the unit's button to confirm."""
     t = open_transport()
     try:
         try:
-            c, hello = identify(t)
+            c, hello = identify(t, monotonic)
         except (Disconnected, NoAnswer):
             raise PullError("no unit answered: is the cable plugged into the unit, and is the unit on?") from None
         hello = unlock(c, hello, secret)
-        now = laptop_now()
+        laptop = (now or laptop_now)()
 
         def waiting(data: dict[str, Any]) -> None:
             say(f"The unit shows the new time. Press its button within {float(data.get('seconds', 60)):.0f} s to "
                 "confirm (hold it 2 s to cancel).")
 
         try:
-            rep = c.request("time", now.isoformat(timespec="milliseconds"), on_wait=waiting)
+            rep = c.request("time", laptop.isoformat(timespec="milliseconds"), on_wait=waiting)
         except Refused as e:
             if e.code == "not_confirmed":
                 raise PullError(f"the clock was not changed: {str(e).removeprefix('Not changed: ')}", code=5) \
