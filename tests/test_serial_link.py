@@ -6,6 +6,7 @@ or sends the nurse tool's frames; the unit is the daemon on mock pins and a virt
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -241,3 +242,34 @@ def test_the_tools_frames_and_a_resumable_batch(tmp_path: Path, cable: Cable) ->
     assert export == {**export, "via": "serial", "from_seq": 1, "to_seq": head[0], "to_hash": head[1]}
     assert [r["type"] for r in u.records()].count("export") == 1
     assert access.MAX_FAILURES == 5
+
+
+def test_admit_and_discharge_by_hand_with_presses(tmp_path: Path, cable: Cable) -> None:
+    data = tmp_path / "unit"
+    with RunningUnit(data, cable.unit_path, local(START), ward=cheap_ward(data), speed=5) as u:
+        t = Laptop(cable.laptop_path)
+        t.type("unlock\r")
+        t.read_until(b"(not shown): ")
+        t.type(SECRET + "\r")
+        t.read_until(b"> ")
+        assert "Episode     none: no patient admitted" in t.say("status")
+        # A name in the id field is refused at once, on screen and in the journal, without a press.
+        assert "Not" not in (out := t.say("episode admit Smith 2026-11-23")) and "must contain a digit" in out
+        t.type("episode admit E2026-0042 2026-11-23\r")
+        t.read_until(b"to cancel).")
+        wait_for(lambda: type(u.sim.unit.out.display._screen).__name__ == "Confirm", what="the confirmation screen")
+        u.press()
+        assert "Episode E2026-0042 admitted, regimen standard, post-operative day 1." in t.read_until(b"> ").decode()
+        assert "E2026-0042, surgery 2026-11-23, regimen standard, post-operative day 1" in t.say("episode")
+        assert "This unit's episode is E2026-0042, not E2026-0099." in t.say("episode discharge E2026-0099")
+        t.type("episode discharge E2026-0042\r")
+        t.read_until(b"to cancel).")
+        wait_for(lambda: type(u.sim.unit.out.display._screen).__name__ == "Confirm", what="the confirmation screen")
+        u.press()
+        assert "The patient is discharged" in t.read_until(b"> ").decode()
+        t.close()
+    recs = u.records()
+    assert [(r["type"], r.get("via")) for r in recs if r["type"] in ("admit", "discharge", "refused")] == \
+        [("refused", "serial"), ("admit", "serial"), ("refused", "serial"), ("discharge", "serial")]
+    assert "Smith" not in json.dumps(recs)
+    assert next(r for r in recs if r["type"] == "admit")["episode"] == "E2026-0042"

@@ -69,4 +69,8 @@ EXAMPLES: tuple[Example, ...] = (
             "Nurse screen, page 3 (only when something needs attention)"),
     Example("admitted", sc.Episode("admitted", "E2026-0042", 0, "standard"), "Admission confirmed (ids only)"),
     Example("discharged", sc.Episode("discharged", "E2026-0042"), "Discharge confirmed"),
+    Example("confirm-time", sc.Confirm("Set clock?", "Tue 24 Nov 2026", "14:05:07", 53),
+            "Setting the clock over the serial link: the new time, running; a press confirms it"),
+    Example("confirm-admit", sc.Confirm("Admit patient?", "E2026-0042", "23 Nov · standard", 41),
+            "An admission sent over the serial link (episode, surgery date, regimen), waiting for a press"),
 )

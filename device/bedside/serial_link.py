@@ -238,13 +238,14 @@ class Connection:
     def _episode(self, args: tuple[str, ...]) -> None:
         word = args[0].lower() if args else ""
         if word == "admit":
-            self._ask_change(lambda now: changes.parse_admit(args[1:], now.wall.astimezone(self.tz).date()))
-        elif word == "discharge" and len(args) == 1:
-            self._ask_change(lambda now: changes.Discharge())
+            self._ask_change(lambda now: changes.parse_admit(args[1:]))
+        elif word == "discharge":
+            self._ask_change(lambda now: changes.parse_discharge(args[1:]))
         elif not args:
-            self._say(["This unit's firmware does not keep episodes yet."])
+            st, why = self._ask_loop(lambda now: self.svc.status(self.conn, now))
+            self._say(why or [terminal.episode_line(st.as_json()["episode"])])
         else:
-            self._say(["Type episode, episode admit SURGERY-DATE [REGIMEN] or episode discharge."])
+            self._say(["Type episode, episode admit EPISODE-ID SURGERY-DATE [REGIMEN] or episode discharge."])
 
     def _ask_change(self, parse: Callable[[Instant], changes.Change]) -> None:
         token, why = self._ask_loop(lambda now: self.svc.ask(self.conn, parse(now), self.notify, now))
@@ -334,15 +335,10 @@ class Connection:
 def _machine_change(verb: str, args: tuple[str, ...]) -> changes.Change:
     if verb == "time" and len(args) == 1:
         return changes.parse_clock_machine(args[0])
-    if verb == "discharge" and not args:
-        return changes.Discharge()
-    if verb == "admit" and 1 <= len(args) <= 2:
-        from datetime import date
-
-        surgery = date.fromisoformat(args[0]) if len(args[0]) == 10 else None
-        if surgery is None:
-            raise changes.ChangeError("surgery date must be YYYY-MM-DD")
-        return changes.Admit(surgery, args[1] if len(args) == 2 else None)
+    if verb == "discharge":
+        return changes.parse_discharge(args)
+    if verb == "admit":
+        return changes.parse_admit(args)
     raise changes.ChangeError(f"bad arguments for {verb}")
 
 

@@ -23,9 +23,9 @@ from datetime import timedelta
 from itertools import islice
 from typing import Any
 
-from . import __version__, access, changes, session
+from . import __version__, access, changes, episodes, session
 from .daemon import Call, Unit
-from .events import Confirm, Decided, Instant, Record, Withdraw
+from .events import Admit, Confirm, Decided, Discharge, Exported, Instant, Record, Withdraw
 from .secret import WardSecret
 
 NONCE_S = 120.0
@@ -78,6 +78,7 @@ class Status:
     secret_set: bool
     last_download: Mapping[str, Any] | None = None
     problems: Mapping[str, str] = field(default_factory=dict)
+    episode: Mapping[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {"unit": self.unit, "version": self.version, "time": self.time, "zone": self.zone,
@@ -85,7 +86,7 @@ class Status:
                 "today": {"done": self.done, "due": self.due, "missed": self.missed},
                 "head": [self.head[0], self.head[1]], "unlocked": self.unlocked, "lockout_s": self.lockout_s,
                 "left": self.attempts_left, "secret": self.secret_set, "last_download": self.last_download,
-                "problems": dict(self.problems)}
+                "problems": dict(self.problems), "episode": dict(self.episode) if self.episode else None}
 
 
 class LinkService:
@@ -185,12 +186,16 @@ class LinkService:
         problems = dict(st.problems)
         if self.port_problem:
             problems["serial"] = self.port_problem
+        ep = st.episode
+        episode = None if ep is None else {
+            "id": ep.id, "surgery": ep.surgery.isoformat(), "regimen": ep.regimen,
+            "day": episodes.post_op_day(ep, now.wall.astimezone(self.cfg.tz).date())}
         return Status(
             self.cfg.unit_id, __version__, now.wall.astimezone(self.cfg.tz).isoformat(timespec="seconds"),
             self.cfg.timezone, self._tq(), nxt[0] if nxt else None, nxt[1] if nxt else None, done, due,
             marks.count("missed"), self.unit.journal.head(), access.is_unlocked(self.access, conn, now),
             access.lockout_left(self.access, now), access.attempts_left(self.access), self.ward is not None,
-            self.last_download, problems)
+            self.last_download, problems, episode)
 
     def page(self, conn: int, from_seq: int, limit: int, now: Instant) -> Page:
         """Records from ``from_seq`` on (or, when it is 0 or less, the last ``-from_seq``)."""
@@ -210,8 +215,8 @@ class LinkService:
         rec = next(iter(self.unit.journal.records(to_seq - 1)), None) if to_seq >= 1 else None
         if rec is None or rec["seq"] != to_seq or rec["hash"] != digest:
             raise Refused("mismatch", f"record {to_seq} on the unit does not match the copy")
-        data = {"via": "serial", "from_seq": from_seq, "to_seq": to_seq, "to_hash": digest}
-        self.unit.record([Record("export", data=data)], now)
+        # The core records it (``export``) and shows it on the nurse screen as the last download.
+        self.unit.handle(Exported("serial", {"from_seq": from_seq, "to_seq": to_seq, "to_hash": digest}), now)
         self.exported = (conn, to_seq)
         self.last_download = {"time": now.wall.astimezone(self.cfg.tz).isoformat(timespec="seconds"),
                               "via": "serial", "to_seq": to_seq}
@@ -220,7 +225,13 @@ class LinkService:
     def ask(self, conn: int, change: changes.Change, notify: Notify, now: Instant) -> int:
         """Show ``change`` on the unit for a press; ``notify(token, outcome, detail)`` tells how it ended."""
         self._require(conn, now)
-        self._supported(change)
+        problem = self._problem(change, now)
+        if problem is not None:
+            if isinstance(change, changes.Admit | changes.Discharge):
+                # Refusing changes nothing, so it needs no press; the core records it (``refused``,
+                # without the id, which may be a name typed into the wrong field) and shows it.
+                self.unit.handle(self._event(change), now)
+            raise Refused("refused", problem)
         token = next(self.tokens)
         self.pending[token] = Pending(conn, change, notify, now.mono)
         line1, line2 = changes.screen_lines(change, self.cfg.tz)
@@ -281,12 +292,39 @@ class LinkService:
             raise Refused("locked", "locked: unlock with the ward secret first")
         self.access = access.touch(self.access, conn, now)
 
-    def _supported(self, change: changes.Change) -> None:
-        if not isinstance(change, changes.ClockChange):
-            raise Refused("unsupported", "episodes cannot be changed over the serial link on this firmware")
+    @staticmethod
+    def _event(change: changes.Admit | changes.Discharge) -> Admit | Discharge:
+        if isinstance(change, changes.Admit):
+            return Admit(change.episode, change.surgery, change.regimen, via="serial")
+        return Discharge(change.episode, via="serial")
+
+    def _problem(self, change: changes.Change, now: Instant) -> str | None:
+        """Why the unit would refuse ``change`` (the core's own rules, asked before the press)."""
+        st = self.unit.state
+        assert st is not None
+        if isinstance(change, changes.Admit):
+            return episodes.admit_problem(self.cfg, change.episode, change.surgery, change.regimen,
+                                          now.wall.astimezone(self.cfg.tz).date())
+        if isinstance(change, changes.Discharge):
+            return episodes.discharge_problem(st.episode, change.episode)
+        return None
 
     def _apply(self, token: int, p: Pending, now: Instant) -> None:
         change = p.change
+        if isinstance(change, changes.Admit | changes.Discharge):
+            # The state may have moved on while the press was awaited: the core checks again.
+            problem = self._problem(change, now)
+            self.unit.handle(self._event(change), now)
+            st = self.unit.state
+            if problem is not None or st is None:
+                p.notify(token, "refused", {"problem": problem or "refused"})
+            elif st.episode is not None:
+                p.notify(token, "confirmed", {"episode": st.episode.id, "regimen": st.episode.regimen,
+                                              "day": episodes.post_op_day(st.episode,
+                                                                          now.wall.astimezone(self.cfg.tz).date())})
+            else:
+                p.notify(token, "confirmed", {"discharged": True})
+            return
         if isinstance(change, changes.ClockChange):
             # The clock moves on from the time asked while the press was awaited.
             new = change.wall + timedelta(seconds=now.mono - p.asked)

@@ -691,14 +691,16 @@ def _accept(cfg: Config, st: State, pressed: bool, now: Instant, fx: list[Effect
     if b.stage >= 2:
         fx.append(Record("press", data={"kind": "nurse", "held_s": round(held, 2), "action": "nurse_screen"}))
         return st
+    if st.confirm is not None and b.down_at >= st.confirm.asked:
+        # The question asked over the serial link is on the screen: the press answers it.
+        overlay = st.overlay if st.overlay is None or st.overlay.until != float("inf") else None
+        return _confirm_press(replace(st, overlay=overlay), held, fx)
     if st.overlay is not None and isinstance(st.overlay.screen, sc.Nurse | sc.Episode):
         # Screens for the nurse: any press only puts them away, whatever else is going on.
         fx.append(_press(held, "long" if held >= LONG_S else "short", "dismiss"))
         return replace(st, overlay=None)
     if isinstance(st.overlay, Overlay) and st.overlay.until == float("inf"):
         st = replace(st, overlay=None)
-    if st.confirm is not None and b.down_at >= st.confirm.asked:
-        return _confirm_press(st, held, fx)
     if held >= LONG_S:
         return _long_press(cfg, st, held, now, fx)
     return _short_press(cfg, st, held, now, fx)

@@ -21,8 +21,8 @@ HELP = [
     "  time                         the unit's clock and how far it can be trusted",
     "  time set YYYY-MM-DD HH:MM    set the clock (local time; HH:MM alone means today)",
     "  episode                      the current episode",
-    "  episode admit SURGERY-DATE [REGIMEN]   start an episode",
-    "  episode discharge            end the episode",
+    "  episode admit EPISODE-ID SURGERY-DATE [REGIMEN]   admit a patient (an id, never a name)",
+    "  episode discharge [EPISODE-ID]                    end the episode",
     "  lock                         lock again (it also locks after 10 minutes unused)",
     "log, time set and episode changes need unlock first; changes also need a press",
     "of the unit's button while its screen shows the change. Ctrl-C cancels.",
@@ -61,6 +61,7 @@ def status_lines(s: Mapping[str, Any]) -> list[str]:
         f"Today       {today['done']} of {today['due']} done so far{missed}",
         f"Journal     {head_seq} records, head {head_seq}/{chain.short(head_hash)}" if head_seq else
         "Journal     empty",
+        f"Episode     {episode_line(s.get('episode'))}",
         f"Link        {link}",
     ]
     dl = s.get("last_download")
@@ -69,6 +70,14 @@ def status_lines(s: Mapping[str, Any]) -> list[str]:
     for part, problem in sorted((s.get("problems") or {}).items()):
         lines.append(f"Problem     {part}: {problem}")
     return lines
+
+
+def episode_line(ep: Mapping[str, Any] | None) -> str:
+    if not ep:
+        return "none: no patient admitted"
+    day = ep["day"]
+    when = f"post-operative day {day}" if day >= 0 else f"{-day} day{'s' if day != -1 else ''} before surgery"
+    return f"{ep['id']}, surgery {ep['surgery']}, regimen {ep['regimen']}, {when}"
 
 
 def clock_text(iso: str, zone: str) -> str:
@@ -122,7 +131,14 @@ def decision_lines(outcome: str, detail: Mapping[str, Any]) -> list[str]:
         if "new" in detail:
             return [f"Confirmed on the unit. Clock was {str(detail['old'])[:19].replace('T', ' ')}, "
                     f"now {str(detail['new'])[:19].replace('T', ' ')}."]
+        if "episode" in detail:
+            return [f"Confirmed on the unit. Episode {detail['episode']} admitted, regimen {detail['regimen']}, "
+                    f"post-operative day {detail['day']}."]
+        if detail.get("discharged"):
+            return ["Confirmed on the unit. The patient is discharged; the episode is closed."]
         return ["Confirmed on the unit. Done."]
+    if outcome == "refused":
+        return [f"Not changed: the unit refused it ({detail.get('problem', 'no reason given')})."]
     reason = {
         "timeout": "nobody pressed the button in time",
         "cancelled": "it was cancelled on the unit (button held)",
