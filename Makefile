@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # socat, picocom: the serial link's tests (two ptys joined back to back; a terminal program typing).
 APT_PACKAGES := chromium poppler-utils fonts-dejavu-core systemd shellcheck gcc libc6-dev e2fsprogs socat picocom
 
-.PHONY: simulate test lint typecheck setup apt bench clean help gallery golden install arm64-smoke bench-journal torture tamper
+.PHONY: simulate test lint typecheck setup apt bench clean help gallery golden install arm64-smoke bench-journal torture tamper fuzz-serial
 
 help:
 	@echo "make simulate   set up and run the unit on simulated hardware (interactive, in this terminal)"
@@ -19,6 +19,7 @@ help:
 	@echo "make install    on a Raspberry Pi: install the unit (docs/install.md; ARGS=--rtc etc.)"
 	@echo "make arm64-smoke  install and smoke-test on arm64 Debian Bookworm under qemu (slow, root)"
 	@echo "make torture    kill -9 the daemon 1000 times, every storage fault, 1000 tamperings (about 25 min, root)"
+	@echo "make fuzz-serial  the serial link's long fuzz and property run (FUZZ_SECONDS=600 by default)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -86,3 +87,10 @@ install:
 # Not part of `make test`: debootstraps arm64 Bookworm and runs the install and a test subset under qemu.
 arm64-smoke:
 	tools/arm64-smoke.sh
+# The serial link's long run: random bytes, long lines and damaged frames into the unit's
+# link for FUZZ_SECONDS (default ten minutes), then the link's property tests with twenty
+# times their usual examples (a bad cable: dropped, flipped, duplicated bytes, unplugging).
+fuzz-serial: apt $(STAMP)
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-600} $(BIN)/pytest -q -s tests/test_link_fuzz.py
+	HYPOTHESIS_PROFILE=long $(BIN)/pytest -q tests/test_link_fuzz.py tests/test_protocol.py tests/test_access.py \
+		tests/test_link_properties.py

@@ -209,6 +209,8 @@ def test_an_interrupted_pull_resumes_in_the_next_run(unit_data: Path, tmp_path: 
 def test_a_shortened_or_replaced_journal_is_reported(unit_data: Path, tmp_path: Path, secret_file: Path) -> None:
     earlier = tmp_path / "earlier"
     shutil.copytree(unit_data, earlier)
+    other = tmp_path / "other"
+    shutil.copytree(unit_data, other)
     cable = Cable(tmp_path).plug()
     out = tmp_path / "out"
     try:
@@ -221,13 +223,11 @@ def test_a_shortened_or_replaced_journal_is_reported(unit_data: Path, tmp_path: 
                 pytest.raises(pull.Tampered, match="records were removed or the journal was replaced"):
             pull.pull(lambda: SerialTransport(str(cable.laptop_path)), out, lambda unit, n: SECRET,
                       progress_out=io.StringIO())
-        # A different journal that has grown past the copy: its records do not follow on.
-        other = tmp_path / "other"
-        cheap_ward(other)
-        sim = simulate.build(CFG, other, local("2026-11-10T06:00"))
-        sim.unit.run(until=local("2026-11-24T06:00"))
+        # The same earlier journal, grown past the copy along another path: its records do not follow on.
+        sim = simulate.build(CFG, other, local("2026-11-24T06:00"))
+        sim.unit.run(until=local("2026-11-24T12:00"))
         sim.close()
-        with RunningUnit(other, cable.unit_path, local("2026-11-24T06:00"), ward=cheap_ward(other)), \
+        with RunningUnit(other, cable.unit_path, local("2026-11-24T12:00"), ward=cheap_ward(other)), \
                 pytest.raises(pull.Tampered, match="replaced or altered"):
             pull.pull(lambda: SerialTransport(str(cable.laptop_path)), out, lambda unit, n: SECRET,
                       progress_out=io.StringIO())

@@ -105,6 +105,8 @@ class InputReader:
         self.hide = False           # the next typed line is a secret: not echoed
         self.last_cr = False
         self.esc = 0                # 0 none, 1 after ESC, 2 inside ESC [ ... sequence
+        self.utf8 = bytearray()     # a UTF-8 character still arriving (echoed once whole and valid)
+        self.utf8_left = 0
         self.garbage_lines = 0
         self.long_lines = 0
 
@@ -172,9 +174,11 @@ class InputReader:
             return
         if b == 0x09:
             b = 0x20
-        if b < 0x20:
+        if b < 0x20 or not self._utf8(b):
             self.dirty = True
             return
+        if self.utf8_left:
+            return                  # the rest of this character is still to come
         if not self.started:
             self.started = True
             self.machine = b == 0x7E     # "~"
@@ -184,9 +188,42 @@ class InputReader:
         if self.overflow or len(self.buf) >= limit:
             self.overflow = True
             return
-        self.buf.append(b)
+        if b >= 0x80:
+            data = bytes(self.utf8)
+            self.utf8.clear()
+        else:
+            data = bytes([b])
+        if len(self.buf) + len(data) > limit:
+            self.overflow = True
+            return
+        self.buf += data
         if not self.machine and not self.hide and not self.dirty:
-            echo.append(b)
+            echo += data
+
+    def _utf8(self, b: int) -> bool:
+        """Collect a multi-byte character; False for a byte no valid UTF-8 text has here."""
+        if self.utf8_left:
+            first = self.utf8[0]
+            lo, hi = 0x80, 0xBF
+            if len(self.utf8) == 1:
+                # The second byte's range rules out overlong forms, surrogates and code points past U+10FFFF.
+                lo, hi = {0xE0: (0xA0, 0xBF), 0xED: (0x80, 0x9F), 0xF0: (0x90, 0xBF), 0xF4: (0x80, 0x8F)}.get(
+                    first, (0x80, 0xBF))
+            if not lo <= b <= hi:
+                self.utf8.clear()
+                self.utf8_left = 0
+                return False
+            self.utf8.append(b)
+            self.utf8_left -= 1
+            return True
+        if b < 0x80:
+            return True
+        need = 1 if 0xC2 <= b <= 0xDF else 2 if 0xE0 <= b <= 0xEF else 3 if 0xF0 <= b <= 0xF4 else 0
+        if not need:
+            return False
+        self.utf8[:] = bytes([b])
+        self.utf8_left = need
+        return True
 
     def _end_line(self, out: list[Item], echo: bytearray) -> None:
         machine = self.machine
@@ -214,6 +251,8 @@ class InputReader:
 
     def _reset(self) -> None:
         self.buf.clear()
+        self.utf8.clear()
+        self.utf8_left = 0
         self.machine = self.started = self.overflow = self.dirty = False
 
 
