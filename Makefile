@@ -56,6 +56,7 @@ test: apt $(STAMP) lint typecheck
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/download.py
 
 # Every screen, drawn by the unit's own renderer, into docs/gallery/, docs/screens.md and the README.
 gallery: $(STAMP)

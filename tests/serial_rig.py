@@ -185,7 +185,8 @@ class RunningUnit:
         assert self.ready.wait(10), "the unit did not start"
         if self.error is None and os.path.exists(self.port):
             # pyserial empties the input buffer when it opens a port: type only once it is open.
-            wait_for(lambda: self.link is not None and self.link.connections >= 1, what="the unit to open its port")
+            wait_for(lambda: self.link is not None and self.link.connections >= 1, timeout=15,
+                     what="the unit to open its port")
         return self
 
     def __exit__(self, *exc: object) -> None:
