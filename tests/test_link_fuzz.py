@@ -129,3 +129,30 @@ def test_fuzz_for_a_while(unit: SyncUnit) -> None:
         if runs % 200 == 0:
             unit.run_for(600)          # the unit's day moves on: prompts, repeats, idle locks
     print(f"fuzzed the link {runs} times in {os.environ['FUZZ_SECONDS']} s from seed {seed}")
+
+
+def test_no_memory_growth_under_a_stream_of_noise(unit: SyncUnit) -> None:
+    """Connections come and go with noise, and nothing of them stays behind on the unit."""
+    import gc
+
+    from bedside.serial_link import Connection
+
+    rng = random.Random(7)
+
+    def burst(n: int) -> int:
+        for _ in range(n):
+            data = b"".join(noise(rng) for _ in range(3))
+            conn = unit.connect(lambda b: None)
+            for i in range(0, len(data), 500):
+                conn.feed(data[i:i + 500])
+                conn.poll()
+            conn.close()
+        gc.collect()
+        return len(gc.get_objects())
+
+    burst(100)            # caches, first pages and lazy imports settle
+    base = burst(50)
+    grown = burst(300) - base
+    assert not [o for o in gc.get_objects() if isinstance(o, Connection)]
+    assert len(unit.svc.nonces) == 0 and len(unit.svc.pending) == 0
+    assert grown < 100, f"{grown} more live objects after 300 more bursts"
