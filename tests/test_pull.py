@@ -272,3 +272,27 @@ def test_set_time_without_a_press_changes_nothing(unit_data: Path, tmp_path: Pat
     recs = [json.loads(x) for x in export_lines(unit_data)]
     assert [r["reason"] for r in recs if r["type"] == "change_declined"] == ["timeout"]
     assert not [r for r in recs if r["type"] == "clock_set" and r.get("source") != "detected"]
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_progress_bar_shows_only_for_a_transfer_over_a_second() -> None:
+    quick = _Tty()
+    bar = pull.Progress(200, quick)          # the default: nothing before a second has passed
+    bar.update(100)
+    bar.finish()
+    assert quick.getvalue() == ""
+    slow = _Tty()
+    bar = pull.Progress(200, slow, after_s=0.0)
+    bar.update(50)
+    bar.update(200)
+    bar.finish()
+    assert "Downloading [#######" in slow.getvalue() and "200/200 records" in slow.getvalue()
+    assert slow.getvalue().endswith("\n")
+    piped = io.StringIO()                    # not a terminal: no bar at all
+    bar = pull.Progress(200, piped, after_s=0.0)
+    bar.update(100)
+    assert piped.getvalue() == ""

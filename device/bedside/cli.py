@@ -214,7 +214,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     link = None
     try:
         sim.unit.start()
-        link = _serial_link(sim.unit, data, port, cfg.serial.baud)
+        # In the terminal the link's messages go on the status line, not across the drawing.
+        link = _serial_link(sim.unit, data, port, cfg.serial.baud,
+                            None if term is None else lambda m: setattr(term, "message", m))
         if term is not None:
             term.draw()
             term.start_ticker()
@@ -382,7 +384,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 # --- the serial link ------------------------------------------------------------------
 
-def _serial_link(unit: Any, data: Path, port: str, baud: int) -> Any:
+def _serial_link(unit: Any, data: Path, port: str, baud: int, log: Callable[[str], None] | None = None) -> Any:
     """Serve the nurse link on ``port`` (nothing when it is empty), once the unit has started."""
     if not port:
         return None
@@ -390,17 +392,22 @@ def _serial_link(unit: Any, data: Path, port: str, baud: int) -> Any:
     from .serial_link import SerialLink
     from .service import LinkService
 
+    def say(message: str) -> None:
+        if log is not None:
+            log(message)
+        else:
+            print(f"bedside: {message}", file=sys.stderr, flush=True)
+
     try:
         ward = secret.load(data)
     except secret.SecretError as e:
-        print(f"bedside: {e}; the serial link stays locked", file=sys.stderr)
+        say(f"{e}; the serial link stays locked")
         ward = None
     if ward is None:
-        print("bedside: no ward secret set (bedside secret set): the serial link cannot be unlocked",
-              file=sys.stderr)
+        say("no ward secret set (bedside secret set): the serial link cannot be unlocked")
     svc = LinkService(unit, ward)
     svc.attach(unit.clock.now())
-    link = SerialLink(unit, svc, port, baud, ward=ward)
+    link = SerialLink(unit, svc, port, baud, ward=ward, log=say)
     link.start()
     return link
 
