@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import itertools
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -329,17 +328,22 @@ class LinkService:
             # The clock moves on from the time asked while the press was awaited.
             new = change.wall + timedelta(seconds=now.mono - p.asked)
             old = now.wall
-            self._set_clock(new, now)
+            problem = self._set_clock(new)
+            if problem is not None:
+                self.unit.record([_declined_record(p, "failed", self.cfg)], now)
+                p.notify(token, "failed", {"problem": problem})
+                return
             tz = self.cfg.tz
             p.notify(token, "confirmed", {"old": old.astimezone(tz).isoformat(timespec="milliseconds"),
                                           "new": new.astimezone(tz).isoformat(timespec="milliseconds")})
 
-    def _set_clock(self, new: Any, now: Instant) -> None:
+    def _set_clock(self, new: Any) -> str | None:
+        """Set the wall clock; why not, if it cannot be."""
         setter = getattr(self.unit.clock, "set_wall", None)
         if setter is None:
-            print("bedside: setting the system clock is not available here", file=sys.stderr)
-            return
+            return "this unit's clock cannot be set from the serial link"
         setter(new)
+        return None
 
     def _declined(self, token: int, p: Pending, outcome: str, now: Instant) -> None:
         self.unit.record([_declined_record(p, outcome, self.cfg)], now)

@@ -139,6 +139,8 @@ def decision_lines(outcome: str, detail: Mapping[str, Any]) -> list[str]:
         if detail.get("discharged"):
             return ["Confirmed on the unit. The patient is discharged; the episode is closed."]
         return ["Confirmed on the unit. Done."]
+    if outcome == "failed":
+        return [f"Not changed: {detail.get('problem', 'the unit could not make the change')}."]
     if outcome == "refused":
         return [f"Not changed: the unit refused it ({detail.get('problem', 'no reason given')})."]
     reason = {
