@@ -273,3 +273,45 @@ def test_admit_and_discharge_by_hand_with_presses(tmp_path: Path, cable: Cable) 
         [("refused", "serial"), ("admit", "serial"), ("refused", "serial"), ("discharge", "serial")]
     assert "Smith" not in json.dumps(recs)
     assert next(r for r in recs if r["type"] == "admit")["episode"] == "E2026-0042"
+
+
+def test_a_port_that_fails_as_soon_as_it_opens_is_retried_slowly_and_logged_once(tmp_path: Path) -> None:
+    """A gadget port whose host has gone can open and fail at once: no busy loop, no log flood."""
+    from bedside.serial_link import SerialLink
+
+    opens: list[float] = []
+
+    class HungUp:
+        timeout: float | None = None
+        in_waiting = 0
+
+        def read(self, n: int) -> bytes:
+            raise OSError(5, "Input/output error")
+
+        def write(self, data: bytes) -> int:
+            raise OSError(5, "Input/output error")
+
+        def cancel_read(self) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    class Flaky(SerialLink):
+        def _open(self) -> HungUp:
+            opens.append(time.monotonic())
+            return HungUp()
+
+    data = tmp_path / "unit"
+    with RunningUnit(data, tmp_path / "no-port", local(START), ward=cheap_ward(data)) as u:
+        assert u.link is not None and u.svc is not None
+        u.link.stop()
+        logs: list[str] = []
+        flaky = Flaky(u.sim.unit, u.svc, "/dev/ttyGS0", 115200, ward=u.ward, log=logs.append,
+                      retry_s=(0.1, 0.2, 0.4, 0.8))
+        flaky.start()
+        time.sleep(2.0)
+        flaky.stop()
+    assert 3 <= len(opens) <= 7, opens          # 0.1, 0.2, 0.4, 0.8, 0.8 s apart: not a busy loop
+    assert len(logs) == 2 and "closed" in logs[1], logs
+    assert "lock" not in u.types()              # never unlocked, so nothing to record

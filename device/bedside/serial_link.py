@@ -67,6 +67,7 @@ class Connection:
         self.secret_next = False
         self.wake: Callable[[], None] = lambda: None
         self.probes = 0
+        self.bytes_in = 0
 
     # --- called on the loop --------------------------------------------------------------
 
@@ -81,6 +82,7 @@ class Connection:
         return bool(self.waiting) or not self.events.empty()
 
     def feed(self, data: bytes) -> None:
+        self.bytes_in += len(data)
         for item in self.reader.feed(data):
             if isinstance(item, protocol.Echo):
                 self.write(item.data)
@@ -418,17 +420,17 @@ class SerialLink:
     def _run(self) -> None:
         ids = itertools.count(1)
         missing_since: float | None = None
-        said: str | None = None
+        said: set[str] = set()           # logged since the last real conversation: each once, not every retry
         faulted = False
         tries = 0
         while not self._stop.is_set():
             try:
                 ser = self._open()
             except Exception as e:
-                msg = explain_port_error(self.port, e)
-                if msg != said:
-                    self.log(f"serial link: {msg}; retrying")
-                    said = msg
+                msg = f"serial link: {explain_port_error(self.port, e)}; retrying"
+                if msg not in said:
+                    self.log(msg)
+                    said.add(msg)
                 now = time.monotonic()
                 missing_since = missing_since if missing_since is not None else now
                 if not faulted and now - missing_since >= self.fault_after_s:
@@ -436,19 +438,26 @@ class SerialLink:
                 self._stop.wait(self.retry_s[min(tries, len(self.retry_s) - 1)])
                 tries += 1
                 continue
-            tries, said, missing_since = 0, None, None
+            missing_since = None
             if faulted:
                 faulted = not self._tell_fault(None)
             self._ser = ser
             self.connections += 1
-            self.log(f"serial link open on {self.port} at {self.baud} baud")
+            msg = f"serial link open on {self.port} at {self.baud} baud"
+            if msg not in said:
+                self.log(msg)
+                said.add(msg)
             conn = Connection(next(ids), self.svc, self.call, ser.write, ward=self.ward, unit=self.unit.cfg.unit_id)
             self.connection = conn
+            opened = time.monotonic()
             try:
                 self._serve(ser, conn)
             except Exception as e:
                 # pyserial raises SerialException (an OSError subclass on some paths) on unplug.
-                self.log(f"serial link on {self.port} closed ({e}); opening it again")
+                msg = f"serial link on {self.port} closed ({e}); opening it again"
+                if msg not in said:
+                    self.log(msg)
+                    said.add(msg)
             finally:
                 self._ser = None
                 conn.wake = lambda: None
@@ -456,7 +465,13 @@ class SerialLink:
                     conn.close()
                 with contextlib.suppress(Exception):
                     ser.close()
-            self._stop.wait(0.5)
+            # A port that opens and fails at once, with nothing said on it (a gadget whose host
+            # has gone), is retried more and more slowly, like one that does not open.
+            quick = time.monotonic() - opened < 2.0 and conn.bytes_in == 0
+            tries = tries + 1 if quick else 0
+            if not quick:
+                said.clear()
+            self._stop.wait(min(0.5, self.retry_s[0]) if not quick else self.retry_s[min(tries, len(self.retry_s) - 1)])
 
     def _tell_fault(self, problem: str | None) -> bool:
         try:
