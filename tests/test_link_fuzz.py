@@ -76,8 +76,9 @@ def check(unit: SyncUnit, data: bytes, rng: random.Random) -> None:
         assert conn.reader.pending() <= protocol.MAX_FRAME
         i += n
     conn.close()
-    # No amplification: a burst gets at most a few answers (help is the longest), never a flood.
-    assert len(out) <= 3 * len(data) + 4000
+    # No flood: the echo, and for each line at most one answer (help, the longest, is ~1 kB).
+    lines = data.count(b"\r") + data.count(b"\n") + 1
+    assert len(out) <= 2 * len(data) + 1200 * lines
     for line in bytes(out).split(b"\r\n"):
         # A frame starts its line (after any rubbed-out half line); typed text never does.
         body = line
