@@ -56,6 +56,11 @@ def test_a_person_at_a_terminal(tmp_path: Path, cable: Cable) -> None:
         assert len(listing) == 3 and listing[-1].split()[:4] == [str(len(u.records())), "2026-11-24", "09:30:00",
                                                                  "unlock"]
         assert "Unknown command 'dance'" in t.say("dance")
+        t.type("unlock\r")
+        t.read_until(b"(not shown): ")
+        t.type(b"sec\x00ret\r")                  # unreadable: not counted, and the next line is a command again
+        assert "type unlock to try again" in t.read_until(b"> ").decode()
+        assert "Unit        ward7-bed12" in t.say("status")
         assert "Locked." in t.say("lock")
         t.close()
     recs = u.records()

@@ -92,6 +92,10 @@ class Connection:
                 self._frame(item.text)
             elif isinstance(item, protocol.Interrupt):
                 self._interrupt()
+            elif isinstance(item, protocol.Garbage) and self.secret_next:
+                # Unreadable where the secret was expected: start again rather than take the next line as it.
+                self.secret_next = False
+                self._say(["That could not be read as a secret; type unlock to try again."])
             elif isinstance(item, protocol.TooLong):
                 if item.machine:
                     self.write(protocol.reply(0, "err", {"error": "too_long", "message": "request too long"}))
