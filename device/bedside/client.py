@@ -213,7 +213,3 @@ class Client:
                     continue
                 return rep
         return None
-
-
-def unit_name(hello: dict[str, Any]) -> str:
-    return str(hello.get("unit", "?"))

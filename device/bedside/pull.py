@@ -21,7 +21,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -217,7 +217,6 @@ class Outcome:
     bytes_in: int = 0
     seconds: float = 0.0
     resumed_from: int = 0
-    files: list[Path] = field(default_factory=list)
 
 
 def download(c: Client, store: Store, progress: Progress | None, stats: dict[str, int]) -> tuple[int, str]:
