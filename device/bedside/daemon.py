@@ -349,6 +349,9 @@ class Unit:
         saved = self.store.retry(now, tq)
         for fx in effects:
             if isinstance(fx, Record):
+                if fx.type == "admit" and not fx.data.get("amended"):
+                    # A new patient's records start a segment of their own (docs/journal.md, Segments).
+                    self.store.start_segment("episode", {"episode": fx.data.get("episode")}, now, tq)
                 saved = self.store.write(fx, now, tq) and saved
             elif isinstance(fx, Play):
                 # A chime that confirms a record is not played for one that is only in memory.

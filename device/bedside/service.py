@@ -13,23 +13,25 @@ not do, with a message for a person.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any
 
-from . import __version__, access, changes, episodes, session
+from . import __version__, access, changes, episodes, retention, session
 from .daemon import Call, Unit
 from .events import Admit, Confirm, Decided, Discharge, Exported, Instant, Record, Withdraw
+from .journal import Journal, JournalError
 from .secret import WardSecret
 
 NONCE_S = 120.0
 PAGE_MAX = 256                 # records per page or batch (about 100 kB of JSON at most)
-PROBLEM_AFTER_S = 60.0         # a port still missing this long after start is a fault
+SET_SLACK_S = 2.0              # a clock set on command lands within this of the time asked
 
 
 class Refused(Exception):
@@ -103,8 +105,11 @@ class LinkService:
         self.port_problem: str | None = None
 
     def attach(self, now: Instant) -> None:
-        """Join the unit (before its loop starts): resume lockouts and failures from the journal."""
-        past = self.unit.journal.recent(2000)
+        """Join the unit (after its start, before its loop runs): resume lockouts and failures from the journal."""
+        try:
+            past = self.unit.journal.recent(2000) if self.unit.journal is not None else []
+        except JournalError:
+            past = []          # storage trouble: the link starts from scratch (locked) rather than not at all
         self.access = access.restore(past, now)
         for r in reversed(past):
             if r.type == "export":
@@ -121,7 +126,7 @@ class LinkService:
 
     def fire(self, now: Instant) -> None:
         self.access, fx = access.tick(self.access, now)
-        self.unit.record(fx, now)
+        self._record(fx, now)
 
     def decided(self, effect: Decided, now: Instant) -> None:
         p = self.pending.pop(effect.token, None)
@@ -147,7 +152,7 @@ class LinkService:
     def hello(self, conn: int, nonce: str, now: Instant) -> dict[str, Any]:
         """Who this unit is, and a fresh challenge for the tool's unlock."""
         self.nonces[conn] = (nonce, now.mono + NONCE_S)
-        seq, digest = self.unit.journal.head()
+        seq, digest = self._head()
         out: dict[str, Any] = {
             "proto": 1, "unit": self.cfg.unit_id, "version": __version__, "zone": self.cfg.timezone,
             "time": now.wall.astimezone(self.cfg.tz).isoformat(timespec="milliseconds"),
@@ -155,6 +160,11 @@ class LinkService:
             "lockout_s": access.lockout_left(self.access, now), "left": access.attempts_left(self.access),
             "secret": self.ward is not None, "nonce": nonce, "confirm_s": changes.CONFIRM_S, "page_max": PAGE_MAX,
         }
+        journal = self.unit.journal
+        if journal is not None:
+            # Which segment files the records are in, for the export header the laptop writes.
+            with contextlib.suppress(JournalError):
+                out["segments"] = [seg.header() for seg in journal.segments()]
         if self.ward is not None:
             out["kdf"] = {"name": "scrypt", "salt": self.ward.salt.hex(), "n": self.ward.n, "r": self.ward.r,
                           "p": self.ward.p}
@@ -192,34 +202,47 @@ class LinkService:
         return Status(
             self.cfg.unit_id, __version__, now.wall.astimezone(self.cfg.tz).isoformat(timespec="seconds"),
             self.cfg.timezone, self._tq(), nxt[0] if nxt else None, nxt[1] if nxt else None, done, due,
-            marks.count("missed"), self.unit.journal.head(), access.is_unlocked(self.access, conn, now),
+            marks.count("missed"), self._head(), access.is_unlocked(self.access, conn, now),
             access.lockout_left(self.access, now), access.attempts_left(self.access), self.ward is not None,
             self.last_download, problems, episode)
 
     def page(self, conn: int, from_seq: int, limit: int, now: Instant) -> Page:
         """Records from ``from_seq`` on (or, when it is 0 or less, the last ``-from_seq``)."""
         self._require(conn, now)
-        head = self.unit.journal.head()
+        journal = self._journal()
+        head = journal.head()
         if from_seq <= 0:
             from_seq = max(1, head[0] + from_seq + 1)
         limit = max(0, min(limit, PAGE_MAX))
-        recs = list(islice(self.unit.journal.records(from_seq - 1), limit)) if from_seq <= head[0] else []
+        try:
+            recs = list(islice(journal.records(from_seq - 1), limit)) if from_seq <= head[0] else []
+        except JournalError as e:
+            raise Refused("unavailable", f"the journal cannot be read now ({e})") from None
         return Page(recs, head)
 
     def downloaded(self, conn: int, from_seq: int, to_seq: int, digest: str, now: Instant) -> int:
         """The tool holds and has verified records up to ``to_seq``: record the download."""
         self._require(conn, now)
+        journal = self._journal()
         if self.exported == (conn, to_seq):
-            return self.unit.journal.head()[0]
-        rec = next(iter(self.unit.journal.records(to_seq - 1)), None) if to_seq >= 1 else None
+            return journal.head()[0]
+        try:
+            rec = next(iter(journal.records(to_seq - 1)), None) if to_seq >= 1 else None
+        except JournalError as e:
+            raise Refused("unavailable", f"the journal cannot be read now ({e})") from None
         if rec is None or rec["seq"] != to_seq or rec["hash"] != digest:
             raise Refused("mismatch", f"record {to_seq} on the unit does not match the copy")
+        # Retention may one day prune what the laptop holds, and only that (docs/journal.md).
+        try:
+            retention.mark_exported(journal.data, to_seq, digest, "serial", now.wall)
+        except OSError as e:
+            raise Refused("unavailable", f"the unit could not note the download ({e.strerror})") from None
         # The core records it (``export``) and shows it on the nurse screen as the last download.
         self.unit.handle(Exported("serial", {"from_seq": from_seq, "to_seq": to_seq, "to_hash": digest}), now)
         self.exported = (conn, to_seq)
         self.last_download = {"time": now.wall.astimezone(self.cfg.tz).isoformat(timespec="seconds"),
                               "via": "serial", "to_seq": to_seq}
-        return self.unit.journal.head()[0]
+        return journal.head()[0]
 
     def ask(self, conn: int, change: changes.Change, notify: Notify, now: Instant) -> int:
         """Show ``change`` on the unit for a press; ``notify(token, outcome, detail)`` tells how it ended."""
@@ -245,7 +268,7 @@ class LinkService:
 
     def lock(self, conn: int, reason: str, now: Instant) -> None:
         self.access, fx = access.lock(self.access, reason, conn)
-        self.unit.record(fx, now)
+        self._record(fx, now)
 
     def closed(self, conn: int, now: Instant) -> None:
         """The port closed (cable pulled, port gone): lock, and stop waiting for that connection's presses."""
@@ -260,12 +283,27 @@ class LinkService:
         if problem == self.port_problem:
             return
         if problem is not None:
-            self.unit.record([Record("fault", data={"part": "serial", "problem": problem})], now)
+            self.unit.record(Record("fault", data={"part": "serial", "problem": problem}), now)
         elif self.port_problem is not None:
-            self.unit.record([Record("fault_cleared", data={"part": "serial"})], now)
+            self.unit.record(Record("fault_cleared", data={"part": "serial"}), now)
         self.port_problem = problem
 
     # --- helpers -------------------------------------------------------------------------
+
+    def _record(self, records: list[Record], now: Instant) -> None:
+        for rec in records:
+            self.unit.record(rec, now)
+
+    def _journal(self) -> Journal:
+        journal = self.unit.journal
+        if journal is None:
+            why = self.unit.journal_error or "storage fault"
+            raise Refused("unavailable", f"the journal cannot be read now ({why})")
+        return journal
+
+    def _head(self) -> tuple[int, str]:
+        head = self.unit.store.head()
+        return head if head is not None else (0, "")
 
     def _tq(self) -> str:
         st = self.unit.state
@@ -279,7 +317,7 @@ class LinkService:
 
     def _attempt(self, conn: int, ok: bool, via: str, now: Instant) -> access.Verdict:
         self.access, fx, verdict = access.attempt(self.cfg, self.access, conn, ok, via, now)
-        self.unit.record(fx, now)
+        self._record(fx, now)
         return verdict
 
     def _require(self, conn: int, now: Instant) -> None:
@@ -325,28 +363,29 @@ class LinkService:
                 p.notify(token, "confirmed", {"discharged": True})
             return
         if isinstance(change, changes.ClockChange):
-            # The clock moves on from the time asked while the press was awaited.
+            # The clock moves on from the time asked while the press was awaited. The loop sets
+            # it (the journal's commanded clock change: ``clock_set``, source nurse, time quality
+            # set-by-nurse); the next piece of its work tells the asker how it went.
             new = change.wall + timedelta(seconds=now.mono - p.asked)
             old = now.wall
-            problem = self._set_clock(new)
-            if problem is not None:
-                self.unit.record([_declined_record(p, "failed", self.cfg)], now)
-                p.notify(token, "failed", {"problem": problem})
-                return
-            tz = self.cfg.tz
-            p.notify(token, "confirmed", {"old": old.astimezone(tz).isoformat(timespec="milliseconds"),
-                                          "new": new.astimezone(tz).isoformat(timespec="milliseconds")})
+            self.unit.set_time(new, "nurse")
+            asked = now.mono
+            self.unit.inbox.put(Call(lambda t: self._clock_outcome(token, p, old, new, asked, t)))
 
-    def _set_clock(self, new: Any) -> str | None:
-        """Set the wall clock; why not, if it cannot be."""
-        setter = getattr(self.unit.clock, "set_wall", None)
-        if setter is None:
-            return "this unit's clock cannot be set from the serial link"
-        setter(new)
-        return None
+    def _clock_outcome(self, token: int, p: Pending, old: datetime, new: datetime, asked: float,
+                       now: Instant) -> None:
+        expected = new + timedelta(seconds=now.mono - asked)
+        if abs((now.wall - expected).total_seconds()) > SET_SLACK_S:
+            # The setter failed (the core recorded a ``fault`` saying why): nothing changed.
+            self.unit.record(_declined_record(p, "failed", self.cfg), now)
+            p.notify(token, "failed", {"problem": "the unit could not set its clock (see its faults)"})
+            return
+        tz = self.cfg.tz
+        p.notify(token, "confirmed", {"old": old.astimezone(tz).isoformat(timespec="milliseconds"),
+                                      "new": now.wall.astimezone(tz).isoformat(timespec="milliseconds")})
 
     def _declined(self, token: int, p: Pending, outcome: str, now: Instant) -> None:
-        self.unit.record([_declined_record(p, outcome, self.cfg)], now)
+        self.unit.record(_declined_record(p, outcome, self.cfg), now)
         p.notify(token, outcome, {})
 
 

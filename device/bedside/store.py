@@ -349,6 +349,22 @@ class Store:
         s.sealed()
         return True
 
+    def start_segment(self, reason: str, detail: dict[str, Any], now: Instant, tq: str) -> bool:
+        """Seal and close the active segment and start the next, on demand (a new patient's
+        episode); True if it did. With storage in trouble, or nothing in the active segment
+        yet, the records simply carry on where they are: nothing depends on the split."""
+        if self.journal is None or self.pending or self.error is not None:
+            return False
+        if self.journal.head()[0] < self.journal.active.first_seq:
+            return False
+        try:
+            self.seal(now, tq)
+            self.journal.new_segment(reason, detail)
+        except (JournalError, OSError) as e:
+            self._failing(str(e), now)
+            return False
+        return True
+
     def tick(self, now: Instant, tq: str) -> None:
         """After the loop's effects: seal when due, beat when quiet, keep the journal bounded."""
         if self.journal is None or self.pending:
