@@ -450,7 +450,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
         raise UserError(f"cannot create the folder {out}: {e.strerror}") from None
     try:
         got = pull.pull(_open_port(args.port, args.baud), out, _secret_source(args.secret_file))
-        files, lines = pull.write_outputs(out, got)
+        files, lines, verdict = pull.write_outputs(out, got)
     except pull.PullError as e:
         raise UserError(str(e), e.code) from None
     except LinkError as e:
@@ -460,6 +460,12 @@ def cmd_pull(args: argparse.Namespace) -> int:
     for line in lines:
         print(line)
     print("Files: " + ", ".join(str(f) for f in files))
+    if not verdict.ok:
+        for problem in verdict.report()[1:]:
+            print(problem, file=sys.stderr)
+        print("bedside: the downloaded record FAILED verification; keep the files and tell the ward manager.",
+              file=sys.stderr)
+        return 3
     return 0
 
 

@@ -10,7 +10,7 @@ caught, and a later export can be checked as an extension of this one
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -28,14 +28,29 @@ class ExportError(Exception):
 def collect(journal: Journal, since_seq: int = 0, exported: datetime | None = None) -> tuple[dict[str, Any], list[str]]:
     """(header, record lines) for the records after ``since_seq`` up to the journal's head now."""
     head_seq, head_hash = journal.head()
-    lines: list[str] = []
-    unit: str | None = None
-    first: dict[str, Any] | None = None
-    seals: dict[str, Any] = {}
-    last: dict[str, Any] | None = None
+    records: list[dict[str, Any]] = []
     for rec in journal.records(since_seq):
         if rec["seq"] > head_seq:
             break       # written after we looked: the next export has it
+        records.append(rec)
+    lo = records[0]["seq"] if records else head_seq + 1
+    hi = records[-1]["seq"] if records else head_seq
+    header = header_for(records, since_seq=since_seq, segments=_overlapping(journal, lo, hi), exported=exported,
+                        empty_head=(head_seq, head_hash))
+    if journal.read_errors:
+        header["unreadable"] = list(journal.read_errors)
+    return header, [chain.canonical(rec) for rec in records]
+
+
+def header_for(records: Sequence[Mapping[str, Any]], *, since_seq: int = 0, segments: list[dict[str, Any]],
+               exported: datetime | None = None, empty_head: tuple[int, str] | None = None) -> dict[str, Any]:
+    """The header line for these records (as exported), wherever they came from: the unit's own
+    journal, or a copy downloaded over the serial link (``segments`` then as the unit reported them)."""
+    unit: str | None = None
+    first: dict[str, Any] | None = None
+    seals: dict[str, Any] = {}
+    last: Mapping[str, Any] | None = None
+    for rec in records:
         if first is None:
             first = {"seq": rec["seq"], "prev": rec["prev"]}
         if rec["type"] == "start" and isinstance(rec.get("unit"), str):
@@ -45,24 +60,20 @@ def collect(journal: Journal, since_seq: int = 0, exported: datetime | None = No
                 seals = {"key_id": rec.get("key_id"), "count": 0, "first_epoch": rec.get("epoch")}
             seals["count"] += 1
             seals.update(last_epoch=rec.get("epoch"), last_sealed_seq=rec["seq"] - 1, key_id=rec.get("key_id"))
-        lines.append(chain.canonical(rec))
         last = rec
-    head: dict[str, Any] = {"seq": last["seq"], "hash": last["hash"]} if last else {"seq": head_seq, "hash": head_hash}
-    header: dict[str, Any] = {
+    head_seq, head_hash = (last["seq"], last["hash"]) if last else (empty_head or (0, chain.GENESIS))
+    return {
         "bedside_export": FORMAT,
         "unit": unit,
         "exported": (exported or datetime.now(UTC)).isoformat(timespec="seconds"),
-        "head": head,
+        "head": {"seq": head_seq, "hash": head_hash},
         "first": first,
-        "records": len(lines),
+        "records": len(records),
         "since_seq": since_seq,
-        "segments": _overlapping(journal, first["seq"] if first else head["seq"] + 1, head["seq"]),
+        "segments": segments,
         "seals": seals or None,
         "version": __version__,
     }
-    if journal.read_errors:
-        header["unreadable"] = list(journal.read_errors)
-    return header, lines
 
 
 def _overlapping(journal: Journal, lo: int, hi: int) -> list[dict[str, Any]]:

@@ -490,12 +490,14 @@ def pack(records: Sequence[Mapping[str, Any]], *, head: tuple[int, str], lean: b
     return Batch(meta, base64.b64encode(zlib.compress(raw, level)).decode("ascii"))
 
 
-def unpack(reply_: Reply, after: tuple[int, str]) -> list[dict[str, Any]]:
+def unpack(reply_: Reply, after: tuple[int, str] | None) -> list[dict[str, Any]]:
     """The records of a batch reply, rebuilt and checked against the chain head ``after``.
 
     Every record must follow on (``seq`` one more, ``prev`` the previous ``hash``) and, in
     the lean form, the recomputed hash of the last record must equal the unit's; anything
-    else raises BatchError and the tool keeps nothing of the batch.
+    else raises BatchError and the tool keeps nothing of the batch. ``after`` None is an
+    empty copy: it starts wherever the unit's journal starts (after retention pruned
+    exported records, that is past record 1), linked as the unit says.
     """
     meta = reply_.data
     try:
@@ -509,6 +511,10 @@ def unpack(reply_: Reply, after: tuple[int, str]) -> list[dict[str, Any]]:
         form, raw_len = str(meta["form"]), int(meta["raw"])
     except (KeyError, TypeError, ValueError):
         raise BatchError("batch header incomplete") from None
+    if after is None:
+        if first < 1 or (first == 1 and prev != chain.GENESIS):
+            raise BatchError("the first batch does not start a chain")
+        after = (first - 1, prev)
     if first != after[0] + 1:
         raise BatchError(f"batch starts at record {first}, expected {after[0] + 1}")
     if prev != after[1]:

@@ -60,6 +60,7 @@ class Store:
         self.log_path = self.folder / "pulls.json"
         self.unit = unit
         self.head: tuple[int, str] = (0, chain.GENESIS)
+        self.start = 1                 # the first record of the copy
 
     def open(self) -> Store:
         try:
@@ -77,6 +78,10 @@ class Store:
                     rec = json.loads(raw)
                 except ValueError:
                     rec = None
+                if good == 0 and isinstance(rec, dict) and isinstance(rec.get("seq"), int) and rec["seq"] > 1:
+                    # The copy began where the unit's journal began (its oldest records were pruned).
+                    seq, h = rec["seq"] - 1, str(rec.get("prev"))
+                    self.start = rec["seq"]
                 if not isinstance(rec, dict) or rec.get("seq") != seq + 1 or rec.get("prev") != h or \
                         rec.get("hash") != chain.record_hash(rec):
                     raise PullError(f"this laptop's copy of {self.unit} is damaged at record {seq + 1} ({self.path})."
@@ -93,6 +98,8 @@ class Store:
     def append(self, records: list[dict[str, Any]]) -> None:
         if not records:
             return
+        if self.head[0] == 0:
+            self.start = records[0]["seq"]
         data = "".join(protocol.export_line(r) + "\n" for r in records).encode("utf-8")
         with open(self.path, "ab") as f:
             f.write(data)
@@ -227,8 +234,13 @@ def download(c: Client, store: Store, progress: Progress | None, stats: dict[str
     while True:
         seq, _h = store.head
         rep = c.request("get", str(seq + 1), str(size), *(["full"] if full else []))
+        first = rep.data.get("first")
+        if seq and isinstance(first, int) and first > seq + 1:
+            raise PullError(f"unit {store.unit} no longer holds records {seq + 1}-{first - 1}: they were exported "
+                            "elsewhere and removed to make room. This laptop's copy cannot be continued; move "
+                            f"{store.folder} aside and pull again to start a new copy.")
         try:
-            recs = protocol.unpack(rep, store.head)
+            recs = protocol.unpack(rep, store.head if seq else None)
         except protocol.BatchError as e:
             if "chain link differs" in str(e):
                 raise Tampered(f"the unit's record {seq + 1} does not follow record {seq} of the copy this laptop "
@@ -414,34 +426,36 @@ def set_time(open_transport: Callable[[], client.Transport], secret: SecretSourc
 SUMMARY_DAYS = 14
 
 
-def export_header(unit: str, head: tuple[int, str], hello: dict[str, Any]) -> dict[str, Any]:
-    """The first line of an export file (the format ``bedside report`` and verification read)."""
-    return {"bedside_export": 1, "unit": unit, "exported": datetime.now(UTC).astimezone().isoformat(timespec="seconds"),
-            "head": {"seq": head[0], "hash": head[1]}, "via": "serial", "version": hello.get("version")}
-
-
-def write_outputs(out: Path, got: Outcome) -> tuple[list[Path], list[str]]:
-    """Write the export, the sessions CSV and the report for the whole copy; returns the files and a summary."""
-    from . import report
+def write_outputs(out: Path, got: Outcome) -> tuple[list[Path], list[str], Any]:
+    """Write the export, the sessions CSV and the report for the whole copy, and verify the export as
+    ``bedside log verify`` would; returns the files, a summary and the verdict."""
+    from . import export, report, verify
 
     store = Store(out, got.unit).open()
     records = list(store.records())
-    header = export_header(got.unit, store.head, got.hello)
-    export = out / f"{got.unit}-journal.jsonl"
-    write_atomic(export, json.dumps(header, sort_keys=True, separators=(",", ":")) + "\n" +
+    given = got.hello.get("segments")
+    segments: list[dict[str, Any]] = [x for x in given if isinstance(x, dict)] if isinstance(given, list) else []
+    header = export.header_for(records, since_seq=store.start - 1, segments=segments)
+    header["via"] = "serial"
+    path = out / f"{got.unit}-journal.jsonl"
+    write_atomic(path, json.dumps(header, sort_keys=True, separators=(",", ":")) + "\n" +
                  "".join(protocol.export_line(r) + "\n" for r in records))
+    verdict = verify.verify_export(path)
     html, csv_path = out / f"{got.unit}-report.html", out / f"{got.unit}-sessions.csv"
-    made = report.write(records, html, csv_path, header=header, source=export.name)
-    return [export, csv_path, html], summary_lines(got, store, made)
+    made = report.write(records, html, csv_path, header=header, source=path.name)
+    return [path, csv_path, html], summary_lines(got, store, made, verdict), verdict
 
 
-def summary_lines(got: Outcome, store: Store, made: Any) -> list[str]:
+def summary_lines(got: Outcome, store: Store, made: Any, verdict: Any) -> list[str]:
     seq, h = store.head
     new = f"{seq - got.first_new + 1} new records ({got.first_new}-{seq})" if got.first_new else "no new records"
     resumed = f", continuing an interrupted download from record {got.resumed_from + 1}" \
         if got.resumed_from and got.first_new and got.resumed_from != _last_pull_end(store, got) else ""
     lines = [f"Unit {got.unit} (bedside {got.hello.get('version', '?')}): {new} in {got.seconds:.1f} s{resumed}; "
-             f"chain verified, head {seq}/{chain.short(h)}."]
+             f"chain verified, head {seq}/{chain.short(h)}.", f"Export: {verdict.verdict}"]
+    if store.start > 1:
+        lines.append(f"The unit's journal starts at record {store.start}: older records were exported earlier "
+                     "and removed from the unit to make room.")
     model = made.model
     if model.episodes:
         e = model.episodes[-1]
