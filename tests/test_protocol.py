@@ -194,6 +194,16 @@ def test_lean_batches_are_much_smaller_than_the_records() -> None:
     assert len(protocol.pack(recs, head=(128, recs[-1]["hash"]), lean=False).encode(1)) < raw
 
 
+def test_an_empty_copy_starts_where_the_units_journal_starts() -> None:
+    recs = chained(30)
+    # The unit pruned records 1-19 (exported before): a new copy begins at 20, linked as the unit says.
+    reply = protocol.parse_reply(protocol.pack(recs[19:], head=(30, recs[-1]["hash"])).encode(1)[1:-2].decode())
+    assert protocol.unpack(reply, None) == recs[19:]
+    bad = protocol.Reply(1, "batch", {**protocol.pack(recs[:5], head=(30, "")).meta, "prev": "f" * 64}, "")
+    with pytest.raises(protocol.BatchError, match="does not start a chain"):
+        protocol.unpack(bad, None)
+
+
 def test_a_batch_that_does_not_follow_the_copy_is_refused() -> None:
     recs = chained(10)
     reply = protocol.parse_reply(protocol.pack(recs[5:], head=(10, recs[-1]["hash"])).encode(1)[1:-2].decode())

@@ -122,11 +122,17 @@ def test_pull_from_the_simulator_then_only_what_is_new(simulated_unit: subproces
     assert "Traceback" not in r.stderr
     files = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
     assert files == ["ward7-bed12-journal.jsonl", "ward7-bed12-report.html", "ward7-bed12-sessions.csv"]
+    assert first[1].startswith("Export: ") and "FAIL" not in first[1]
+    earlier = tmp_path / "first-export.jsonl"
+    shutil.copy(out / "ward7-bed12-journal.jsonl", earlier)
     time.sleep(1.5)              # a minute and a half of the unit's day
     r2 = bedside("pull", "--port", laptop, "--out", str(out), "--secret-file", str(secret_file))
     assert r2.returncode == 0, r2.stderr
     held = int(first[0].split("new records (1-")[1].split(")")[0])
     assert f"new records ({held + 1}-" in r2.stdout.splitlines()[0]
+    # The journal's own verifier accepts the export, and as an extension of the first one.
+    v = bedside("log", "verify", str(out / "ward7-bed12-journal.jsonl"), "--extends", str(earlier))
+    assert v.returncode == 0, v.stdout + v.stderr
     simulated_unit.send_signal(signal.SIGINT)
     simulated_unit.wait(10)
     unit = export_lines(unit_data)
@@ -202,7 +208,8 @@ def test_an_interrupted_pull_resumes_in_the_next_run(unit_data: Path, tmp_path: 
         cable.unplug()
     whole = copy_lines(out)
     assert whole[:len(partial)] == partial and whole == export_lines(unit_data)[:len(whole)]
-    _files, summary = pull.write_outputs(out, got)
+    _files, summary, verdict = pull.write_outputs(out, got)
+    assert verdict.ok, verdict.report()
     assert f"continuing an interrupted download from record {len(partial) + 1}" in summary[0]
 
 
@@ -211,10 +218,14 @@ def test_a_shortened_or_replaced_journal_is_reported(unit_data: Path, tmp_path: 
     shutil.copytree(unit_data, earlier)
     other = tmp_path / "other"
     shutil.copytree(unit_data, other)
+    # The unit goes on for a day after the copies were taken, so the earlier journal is clearly shorter.
+    sim = simulate.build(CFG, unit_data, local("2026-11-24T06:00"))
+    sim.unit.run(until=local("2026-11-25T06:00"))
+    sim.close()
     cable = Cable(tmp_path).plug()
     out = tmp_path / "out"
     try:
-        with RunningUnit(unit_data, cable.unit_path, local("2026-11-24T06:00"), ward=cheap_ward(unit_data)):
+        with RunningUnit(unit_data, cable.unit_path, local("2026-11-25T06:00"), ward=cheap_ward(unit_data)):
             pull.pull(lambda: SerialTransport(str(cable.laptop_path)), out, lambda unit, n: SECRET,
                       progress_out=io.StringIO())
         held = copy_lines(out)
@@ -225,9 +236,9 @@ def test_a_shortened_or_replaced_journal_is_reported(unit_data: Path, tmp_path: 
                       progress_out=io.StringIO())
         # The same earlier journal, grown past the copy along another path: its records do not follow on.
         sim = simulate.build(CFG, other, local("2026-11-24T06:00"))
-        sim.unit.run(until=local("2026-11-24T12:00"))
+        sim.unit.run(until=local("2026-11-25T18:00"))
         sim.close()
-        with RunningUnit(other, cable.unit_path, local("2026-11-24T12:00"), ward=cheap_ward(other)), \
+        with RunningUnit(other, cable.unit_path, local("2026-11-25T18:00"), ward=cheap_ward(other)), \
                 pytest.raises(pull.Tampered, match="replaced or altered"):
             pull.pull(lambda: SerialTransport(str(cable.laptop_path)), out, lambda unit, n: SECRET,
                       progress_out=io.StringIO())

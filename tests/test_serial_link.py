@@ -100,7 +100,10 @@ def test_time_set_needs_the_secret_and_a_press_on_the_unit(tmp_path: Path, cable
     assert [r["action"] for r in recs if r["type"] == "press"] == ["confirm", "cancel"]
     declined = [r for r in recs if r["type"] == "change_declined"]
     assert declined and declined[0]["what"] == "time" and declined[0]["reason"] == "cancelled"
-    assert any(r["type"] == "clock_set" for r in recs)
+    # The journal's commanded clock change: recorded with its source, and the time now trusted as set.
+    clock_set = next(r for r in recs if r["type"] == "clock_set")
+    assert clock_set["source"] == "nurse" and clock_set["new"].startswith("2026-11-24T12:00")
+    assert recs[-1]["tq"] == "set-by-nurse"
 
 
 def test_ctrl_c_withdraws_a_change_and_unplugging_locks(tmp_path: Path, cable: Cable) -> None:
@@ -246,6 +249,9 @@ def test_the_tools_frames_and_a_resumable_batch(tmp_path: Path, cable: Cable) ->
     export = next(r for r in u.records() if r["type"] == "export")
     assert export == {**export, "via": "serial", "from_seq": 1, "to_seq": head[0], "to_hash": head[1]}
     assert [r["type"] for r in u.records()].count("export") == 1
+    # Retention's marker: what was downloaded may one day be pruned from the unit, and only that.
+    marker = json.loads((data / "exported.json").read_text())
+    assert (marker["seq"], marker["hash"], marker["to"]) == (head[0], head[1], "serial")
     assert access.MAX_FAILURES == 5
 
 
@@ -278,6 +284,17 @@ def test_admit_and_discharge_by_hand_with_presses(tmp_path: Path, cable: Cable) 
         [("refused", "serial"), ("admit", "serial"), ("refused", "serial"), ("discharge", "serial")]
     assert "Smith" not in json.dumps(recs)
     assert next(r for r in recs if r["type"] == "admit")["episode"] == "E2026-0042"
+    # The new patient's records start a segment of their own, after a seal of the one before.
+    from bedside.journal import Journal
+
+    j = Journal(data, u.cfg.tz, "reader", readonly=True)
+    try:
+        segs = j.segments()
+    finally:
+        j.close()
+    admit_seq = next(r["seq"] for r in recs if r["type"] == "admit")
+    assert [(s.reason, s.first_seq) for s in segs][-1] == ("episode", admit_seq)
+    assert segs[-1].detail == {"episode": "E2026-0042"}
 
 
 def test_a_port_that_fails_as_soon_as_it_opens_is_retried_slowly_and_logged_once(tmp_path: Path) -> None:
