@@ -307,3 +307,24 @@ def test_the_progress_bar_shows_only_for_a_transfer_over_a_second() -> None:
     bar = pull.Progress(200, piped, after_s=0.0)
     bar.update(100)
     assert piped.getvalue() == ""
+
+
+def test_pull_checks_every_seal_with_the_hospitals_key(unit_data: Path, tmp_path: Path) -> None:
+    key_file = tmp_path / "hospital-key.json"
+    r = bedside("keys", "init", "--data", str(unit_data), "--out", str(key_file))
+    assert r.returncode == 0, r.stderr
+    cable = Cable(tmp_path).plug()
+    out = tmp_path / "out"
+    try:
+        with RunningUnit(unit_data, cable.unit_path, local("2026-11-24T06:00"), ward=cheap_ward(unit_data)):
+            pass                      # a clean stop seals what this run wrote
+        with RunningUnit(unit_data, cable.unit_path, local("2026-11-24T07:00"), ward=cheap_ward(unit_data)):
+            got = pull.pull(lambda: SerialTransport(str(cable.laptop_path)), out, lambda unit, n: SECRET,
+                            progress_out=io.StringIO())
+    finally:
+        cable.unplug()
+    from bedside import seal
+
+    _files, summary, verdict = pull.write_outputs(out, got, seal.load_hospital_key(key_file))
+    assert verdict.ok and verdict.seals_checked >= 1, verdict.report()
+    assert "seals checked with the hospital's key" in summary[1]

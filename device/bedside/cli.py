@@ -444,13 +444,21 @@ def cmd_pull(args: argparse.Namespace) -> int:
     from .client import LinkError
 
     out = Path(args.out)
+    key = None
+    if args.key:
+        from . import seal
+
+        try:
+            key = seal.load_hospital_key(Path(args.key))
+        except seal.SealError as e:
+            raise UserError(str(e)) from None
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"cannot create the folder {out}: {e.strerror}") from None
     try:
         got = pull.pull(_open_port(args.port, args.baud), out, _secret_source(args.secret_file))
-        files, lines, verdict = pull.write_outputs(out, got)
+        files, lines, verdict = pull.write_outputs(out, got, key)
     except pull.PullError as e:
         raise UserError(str(e), e.code) from None
     except LinkError as e:
@@ -492,6 +500,7 @@ def _add_serial_commands(sub: Any) -> None:
     pl.add_argument("--out", required=True, help="folder for the files; use the same one each time (it remembers "
                     "what it downloaded, to fetch only what is new and to notice a shortened journal)")
     pl.add_argument("--secret-file", help="read the ward secret from the first line of this file (default: ask)")
+    pl.add_argument("--key", help="the hospital's seal key file (from bedside keys init): also check every seal")
     pl.add_argument("--baud", type=int, default=115200, help="line speed for a USB-UART cable (%(default)s)")
     pl.set_defaults(func=cmd_pull)
     st = sub.add_parser("set-time", help="set a unit's clock from this laptop's (confirmed with the unit's button)")

@@ -426,9 +426,10 @@ def set_time(open_transport: Callable[[], client.Transport], secret: SecretSourc
 SUMMARY_DAYS = 14
 
 
-def write_outputs(out: Path, got: Outcome) -> tuple[list[Path], list[str], Any]:
+def write_outputs(out: Path, got: Outcome, key: Any = None) -> tuple[list[Path], list[str], Any]:
     """Write the export, the sessions CSV and the report for the whole copy, and verify the export as
-    ``bedside log verify`` would; returns the files, a summary and the verdict."""
+    ``bedside log verify`` would (every seal too, given the hospital's ``key``); returns the files, a
+    summary and the verdict."""
     from . import export, report, verify
 
     store = Store(out, got.unit).open()
@@ -440,7 +441,7 @@ def write_outputs(out: Path, got: Outcome) -> tuple[list[Path], list[str], Any]:
     path = out / f"{got.unit}-journal.jsonl"
     write_atomic(path, json.dumps(header, sort_keys=True, separators=(",", ":")) + "\n" +
                  "".join(protocol.export_line(r) + "\n" for r in records))
-    verdict = verify.verify_export(path)
+    verdict = verify.verify_export(path, key)
     html, csv_path = out / f"{got.unit}-report.html", out / f"{got.unit}-sessions.csv"
     made = report.write(records, html, csv_path, header=header, source=path.name)
     return [path, csv_path, html], summary_lines(got, store, made, verdict), verdict
