@@ -29,7 +29,8 @@ from typing import IO, Any
 from . import chain, client, protocol
 from .client import Client, Disconnected, LinkError, NoAnswer, Refused
 
-BATCH_START, BATCH_MIN, BATCH_MAX = 128, 8, 256
+# 128 records: about 1.5 ms of the unit's loop on a laptop, 15 ms on a Pi Zero 2 W, per request.
+BATCH_START, BATCH_MIN, BATCH_MAX = 128, 8, 128
 RECONNECT_S = 60.0
 _UNIT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
 
