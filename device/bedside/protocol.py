@@ -473,7 +473,7 @@ def pack(records: Sequence[Mapping[str, Any]], *, head: tuple[int, str], lean: b
     In the lean form each record goes without ``prev`` and ``hash``: the tool recomputes
     both, and accepts the batch only if its recomputed hash of the last record equals
     ``last`` here (the unit's stored hash). The 64-hex-digit hashes do not compress and are
-    most of a compressed record; leaving them off makes a download about 3.5 times faster.
+    most of a compressed record; leaving them off makes a download over three times faster.
     The full form sends records exactly as stored, for diagnosing a journal whose stored
     hashes do not match its records.
     """
