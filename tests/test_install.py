@@ -176,3 +176,25 @@ def test_lockdown_masks_every_login_and_network_service() -> None:
     assert {"ssh.service", "ssh.socket", "avahi-daemon.service", "avahi-daemon.socket", "bluetooth.service"} <= listed
     rule = (ROOT / "systemd/lockdown/90-bedside-no-hid.rules").read_text()
     assert 'ATTR{bInterfaceClass}=="03", ATTR{authorized}="0"' in rule
+
+
+def test_rtc_time_struct_matches_the_kernel_layout() -> None:
+    import struct
+    from datetime import UTC, datetime
+
+    from bedside import clock
+
+    assert clock.RTC_SET_TIME == 0x4024700A  # _IOW('p', 0x0a, struct rtc_time) on Linux
+    t = datetime(2026, 11, 24, 9, 41, 7, tzinfo=UTC)   # a Tuesday, day 328 of the year
+    assert struct.unpack("9i", clock.rtc_time(t)) == (7, 41, 9, 24, 10, 126, 2, 327, 0)
+    assert clock.write_rtc(t, device=Path("/nonexistent/rtc")) is False
+
+
+def test_the_daemon_may_set_the_clock_and_nothing_else_privileged() -> None:
+    text = SERVICE.read_text()
+    assert "CapabilityBoundingSet=CAP_SYS_TIME\n" in text
+    assert "AmbientCapabilities=CAP_SYS_TIME\n" in text
+    assert "ProtectClock=yes" not in text and "@clock" not in text
+    assert "DeviceAllow=char-rtc rw" in text
+    rule = (SERVICE.parent / "91-bedside-rtc.rules").read_text()
+    assert 'SUBSYSTEM=="rtc"' in rule and 'GROUP="bedside"' in rule

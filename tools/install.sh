@@ -189,6 +189,9 @@ step "systemd service"
 run install -d -m 0755 "$(r "$UNIT_DIR")"
 run install -m 0644 "$SOURCE/systemd/bedside.service" "$(r "$UNIT_DIR/bedside.service")"
 run systemctl ${opt:+"$opt"} enable bedside.service
+# The daemon keeps the RTC in step when a nurse sets the time; /dev/rtc* is root-only otherwise.
+run install -d -m 0755 "$(r "$UDEV_DIR")"
+run install -m 0644 "$SOURCE/systemd/91-bedside-rtc.rules" "$(r "$UDEV_DIR/91-bedside-rtc.rules")"
 
 if [ "$LOCKDOWN" = 1 ]; then
     step "ward lockdown"
@@ -209,7 +212,7 @@ fi
 
 if [ "$ROOT" = / ] && [ -d /run/systemd/system ] && [ "$DRY" = 0 ]; then
     run systemctl daemon-reload
-    if [ "$LOCKDOWN" = 1 ]; then run udevadm control --reload-rules; fi
+    run udevadm control --reload-rules
     if [ "$START" = 1 ]; then run systemctl restart bedside.service; fi
 elif [ "$START" = 1 ]; then
     say "systemd is not running here: the service is enabled and starts at the next boot"

@@ -7,9 +7,9 @@ factor or, with no speed, jumps straight to the next deadline (no sleeping, no p
 
 from __future__ import annotations
 
+import os
 import queue
-import shutil
-import subprocess
+import struct
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,6 +30,35 @@ class Clock(Protocol):
         ...
 
 
+# ioctl RTC_SET_TIME = _IOW('p', 0x0a, struct rtc_time), where struct rtc_time is nine ints.
+RTC_SET_TIME = (1 << 30) | (struct.calcsize("9i") << 16) | (ord("p") << 8) | 0x0A
+RTC_DEVICE = Path("/dev/rtc0")
+
+
+def rtc_time(wall: datetime) -> bytes:
+    """``struct rtc_time`` for a UTC instant (the Pi keeps its RTC in UTC)."""
+    t = wall.astimezone(UTC)
+    return struct.pack("9i", t.second, t.minute, t.hour, t.day, t.month - 1, t.year - 1900,
+                       (t.weekday() + 1) % 7, t.timetuple().tm_yday - 1, 0)
+
+
+def write_rtc(wall: datetime, device: Path = RTC_DEVICE) -> bool:
+    """Set the real-time clock directly (no hwclock, which Bookworm packages separately)."""
+    import fcntl
+
+    try:
+        fd = os.open(device, os.O_RDONLY)
+    except OSError:
+        return False          # no RTC fitted, or no access: the system clock is still set
+    try:
+        fcntl.ioctl(fd, RTC_SET_TIME, rtc_time(wall))
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
 class SystemClock:
     def now(self) -> Instant:
         return Instant(datetime.now(UTC), time.monotonic())
@@ -43,9 +72,9 @@ class SystemClock:
             time.clock_settime(time.CLOCK_REALTIME, wall.timestamp())
         except PermissionError:
             raise PermissionError("the daemon may not set the system clock (it needs CAP_SYS_TIME)") from None
-        if Path("/sys/class/rtc/rtc0").exists() and shutil.which("hwclock"):
-            # Keep a battery-backed clock in step so the next boot starts right; best effort.
-            subprocess.run(["hwclock", "--systohc", "--utc"], capture_output=True, timeout=20, check=False)
+        # Keep a battery-backed clock in step so the next boot starts right; best effort
+        # (the kernel only does this by itself while NTP is synchronised, never on a ward).
+        write_rtc(wall)
 
     def at(self, mono: float) -> Instant:
         now = self.now()
