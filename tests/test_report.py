@@ -137,7 +137,7 @@ def test_export_files_with_and_without_the_header(week: Path) -> None:
     # A file cut short after its header was written: the header's head tells.
     short = report.parse_export("\n".join([header(lines), *lines[:-3]]).encode())
     v = report.make(short.records, header=short.header).verdict
-    assert not v.ok and "missing from the end" in " ".join(v.problems)
+    assert not v.ok and "records cut from the end" in " ".join(v.problems)
 
 
 def test_a_changed_or_cut_record_fails_verification_loudly(week: Path) -> None:
@@ -149,8 +149,8 @@ def test_a_changed_or_cut_record_fails_verification_loudly(week: Path) -> None:
     loaded = report.parse_export("\n".join(changed).encode())
     made = report.make(loaded.records)
     assert not made.verdict.ok
-    assert made.verdict.problems == (f"record {i + 1}: its content does not match its hash "
-                                     "(changed after it was written)",)
+    assert made.verdict.problems == (f"seq {i + 1}: its contents do not match its hash: it was changed after "
+                                     "it was written",)
     page = report.html_text(made, GENERATED)
     assert "FAILED VERIFICATION" in page.split("</title>")[0]
     body = page.split("<body>", 1)[1]
@@ -159,7 +159,8 @@ def test_a_changed_or_cut_record_fails_verification_loudly(week: Path) -> None:
     assert "Record verified" not in page
     removed = report.parse_export("\n".join([*lines[:i], *lines[i + 1:]]).encode())
     problems = report.verdict(removed.records).problems
-    assert problems[0] == f"record {i + 1} is missing" and "not linked" in problems[1]
+    assert problems[0] == f"seq {i + 2}: seq jumps from {i}: 1 record missing"
+    assert "does not link to the record before it" in problems[1]
     damaged = report.parse_export("\n".join([*lines[:i], "{not json", *lines[i + 1:]]).encode())
     assert damaged.damaged == [f"line {i + 1} of the file is not a record"]
     assert not report.make(damaged.records, damaged=damaged.damaged).verdict.ok
@@ -176,7 +177,7 @@ def test_a_journal_edited_behind_the_units_back(week: Path, tmp_path: Path) -> N
     db.close()
     r = run("report", str(copy), "-o", str(tmp_path / "r.html"))
     assert r.returncode == 3
-    assert "FAILED VERIFICATION" in r.stdout and "does not match its hash" in r.stderr
+    assert "FAILED VERIFICATION" in r.stdout and "do not match its hash" in r.stderr
     assert "FAILED verification" in (tmp_path / "r.html").read_text()
 
 

@@ -144,53 +144,35 @@ def _json_object(line: str) -> dict[str, Any] | None:
 
 def verdict(records: Sequence[Mapping[str, Any]], header: Mapping[str, Any] | None = None,
             damaged: Sequence[str] = ()) -> Verdict:
-    """Whether the record can be trusted. The ONE place the report judges it.
+    """Whether the record can be trusted, judged exactly as ``bedside log verify`` judges it.
 
-    A minimal chain check: every record's hash recomputed (``chain.record_hash``), each
-    ``prev`` linked to the record before, seq starting at 1 with no gaps, and the export
-    header's head matching the last record. The full verifier (``bedside.verify``: chain,
-    seals, seq gaps, boot segments) replaces this body when it lands.
+    The journal's own checker (``bedside.verify``): every hash recomputed, every ``prev``
+    link, gap-free ``seq``, boots and monotonic time, seal epochs, and an export header's
+    head against the last record. An export that starts where a pruned journal starts is
+    checked from the header's note of the record before it. Seals are counted but cannot
+    be checked without the hospital's key (``bedside log verify --key``).
     """
-    problems: list[str] = list(damaged)
-    prev_hash, prev_seq = chain.GENESIS, 0
+    from . import verify
+
+    c = verify.Checker()
+    if header is not None and records:
+        first = header.get("first")
+        seq0 = records[0].get("seq")
+        if isinstance(first, Mapping) and isinstance(seq0, int) and seq0 > 1 and first.get("seq") == seq0:
+            c.link = (seq0 - 1, str(first.get("prev")))
     for rec in records:
-        seq = rec.get("seq")
-        where = f"record {seq}" if isinstance(seq, int) else "a record without a number"
-        if not isinstance(seq, int) or isinstance(seq, bool):
-            problems.append(f"{where}: no sequence number")
-        elif seq != prev_seq + 1:
-            if seq <= prev_seq:
-                problems.append(f"record {seq}: out of order after record {prev_seq}")
-            elif prev_seq == 0:
-                problems.append(f"records 1 to {seq - 1} are missing (the record starts at {seq})")
-            elif seq == prev_seq + 2:
-                problems.append(f"record {prev_seq + 1} is missing")
-            else:
-                problems.append(f"records {prev_seq + 1} to {seq - 1} are missing")
-        stored = rec.get("hash")
-        try:
-            actual = chain.record_hash(rec)
-        except (TypeError, ValueError):
-            actual = None
-        if stored != actual:
-            problems.append(f"{where}: its content does not match its hash (changed after it was written)")
-        if rec.get("prev") != prev_hash:
-            problems.append(f"{where}: not linked to the record before it (removed, inserted or reordered)")
-        prev_hash = stored if isinstance(stored, str) else ""
-        if isinstance(seq, int):
-            prev_seq = seq
-    last = records[-1] if records else None
-    head_seq = last.get("seq") if last is not None and isinstance(last.get("seq"), int) else None
-    head_hash = last.get("hash") if last is not None and isinstance(last.get("hash"), str) else None
+        c.feed(rec)
+    extra = [verify.Problem(None, "damage", d) for d in damaged]
     if header is not None:
-        want = header.get("head")
-        if isinstance(want, Mapping) and (want.get("seq"), want.get("hash")) != (head_seq, head_hash):
-            problems.append(f"the export says it ends at record {want.get('seq')} but its last record is "
-                            f"{head_seq}: records are missing from the end or were added")
+        extra += verify.header_problems(header, c)
     if not records:
-        problems.append("there are no records")
-    return Verdict(not problems, len(records), head_seq, head_hash, tuple(problems),
-                   "each checked against its hash and the record before it")
+        extra.append(verify.Problem(None, "format", "there are no records"))
+    v = c.verdict("report", extra=extra)
+    head_seq, head_hash = v.head if v.head is not None else (None, None)
+    method = "each checked against its hash and the record before it"
+    if v.seals_unchecked:
+        method += f"; {v.seals_unchecked} seals present (checked with the hospital's key by bedside log verify --key)"
+    return Verdict(v.ok, v.records, head_seq, head_hash, tuple(str(p) for p in v.problems), method)
 
 
 # --- the report ----------------------------------------------------------------------

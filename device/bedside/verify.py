@@ -385,7 +385,7 @@ def verify_export(path: Path, key: seal.HospitalKey | None = None, *,
                 if first and first.get("seq") == obj["seq"]:
                     c.link = (obj["seq"] - 1, str(first.get("prev")))
         c.feed(obj, f"line {n}")
-    extra += _header_problems(header, c)
+    extra += header_problems(header, c)
     segs: list[Any] = header["segments"] if isinstance(header.get("segments"), list) else []
     extra += _export_segments(segs, c)
     v = c.verdict(str(path), extra=extra, segments=segs)
@@ -394,7 +394,7 @@ def verify_export(path: Path, key: seal.HospitalKey | None = None, *,
     return v
 
 
-def _header_problems(header: Mapping[str, Any], c: Checker) -> list[Problem]:
+def header_problems(header: Mapping[str, Any], c: Checker) -> list[Problem]:
     out = []
     head = header.get("head")
     if not isinstance(head, Mapping) or not isinstance(head.get("seq"), int):
