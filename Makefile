@@ -92,6 +92,6 @@ arm64-smoke:
 # link for FUZZ_SECONDS (default ten minutes), then the link's property tests with twenty
 # times their usual examples (a bad cable: dropped, flipped, duplicated bytes, unplugging).
 fuzz-serial: apt $(STAMP)
-	FUZZ_SECONDS=$${FUZZ_SECONDS:-600} $(BIN)/pytest -q -s tests/test_link_fuzz.py
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-600} $(BIN)/pytest -q -s -m slow tests/test_link_fuzz.py
 	HYPOTHESIS_PROFILE=long $(BIN)/pytest -q tests/test_link_fuzz.py tests/test_protocol.py tests/test_access.py \
 		tests/test_link_properties.py

@@ -154,3 +154,35 @@ def test_interactive_simulator_in_a_real_terminal(tmp_path: Path) -> None:
 def test_help_and_version(args: list[str]) -> None:
     r = run(*args)
     assert r.returncode == 0 and "bedside" in r.stdout
+
+
+def test_piping_into_head_is_not_an_error(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    assert run("simulate", "--headless", "--start", "2026-11-24T06:55", "--until", "2026-11-24T09:00",
+               "--data", str(data)).returncode == 0
+    e = {k: v for k, v in os.environ.items() if k != "GPIOZERO_PIN_FACTORY"}
+    r = subprocess.run(f"{sys.executable} -m bedside log export --data {data} | head -n 1", shell=True,
+                       capture_output=True, text=True, env=e, cwd=ROOT, timeout=60)
+    assert r.stdout.count("\n") == 1 and "bedside_export" in r.stdout
+    assert "error" not in r.stderr.lower()
+
+
+def test_sigterm_stops_a_simulation_cleanly(tmp_path: Path) -> None:
+    import json
+    import signal
+
+    data = tmp_path / "d"
+    e = {k: v for k, v in os.environ.items() if k != "GPIOZERO_PIN_FACTORY"}
+    proc = subprocess.Popen([*BEDSIDE, "simulate", "--headless", "--speed", "1", "--data", str(data)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e, cwd=ROOT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not list(data.glob("journal-*.sqlite")):
+        time.sleep(0.2)
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "SIGTERM" in out
+    last = run("log", "export", "--data", str(data)).stdout.splitlines()[-1]
+    assert json.loads(last)["type"] in ("stop", "seal")
+    types = [json.loads(x)["type"] for x in run("log", "export", "--data", str(data)).stdout.splitlines()[1:]]
+    assert "stop" in types

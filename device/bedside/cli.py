@@ -212,6 +212,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         term.message = f"data: {data}"
         restore = simulate.read_keys(on_key)
     link = None
+    # A simulated unit stops as a real one does on SIGTERM: cleanly, with a `stop` record.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sim.unit.request_stop("SIGTERM"))
     try:
         sim.unit.start()
         # In the terminal the link's messages go on the status line, not across the drawing.
@@ -596,6 +598,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (``bedside log export | head``): not an error worth a word.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except Exception as e:
         print(f"bedside: unexpected error: {type(e).__name__}: {e}\n"
               "Please report this with the details below.", file=sys.stderr)
