@@ -14,13 +14,12 @@ that name would stand in for pyserial.)
 from __future__ import annotations
 
 import io
-import platform
 import shutil
 import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from itertools import islice
 from pathlib import Path
 
@@ -31,9 +30,8 @@ from tests.serial_rig import SECRET, Cable, RunningUnit, cheap_ward
 from bedside import config, planner, protocol, pull, simulate
 from bedside.client import SerialTransport
 from bedside.journal import Journal
+from benchmarks import docs
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
-START, END = "<!-- bench:serial:start -->", "<!-- bench:serial:end -->"
 BAUD = 115200
 DAYS = 30
 CFG = config.Config()
@@ -151,32 +149,8 @@ def measure() -> list[tuple[str, str, str]]:
     return rows
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def write(rows: list[tuple[str, str, str]]) -> str:
-    now = datetime.now(UTC).strftime("%Y-%m-%d")
-    lines = [START, "", f"Measured {now} on {cpu_model()}, Python {platform.python_version()}, "
-             f"{platform.system()} {platform.machine()} (`make bench`).", "",
-             "| what | goal | measured |", "| --- | --- | --- |"]
-    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
-    lines += ["", END]
-    section = "\n".join(lines)
-    text = DOC.read_text() if DOC.exists() else "# Performance\n"
-    if START in text:
-        before, rest = text.split(START, 1)
-        text = before + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n## Serial download\n\n" + section + "\n"
-    DOC.write_text(text)
-    return section
+    return docs.write_section("serial", "Serial download", [docs.measured_on("make bench"), "", *docs.table(rows)])
 
 
 def main() -> None:

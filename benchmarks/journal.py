@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import sqlite3
 import statistics
 import subprocess
@@ -34,8 +33,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-DOC = ROOT / "docs" / "performance.md"
-START, END = "<!-- bench:journal:start -->", "<!-- bench:journal:end -->"
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import docs  # noqa: E402  (run as a script: the repository root is not on the path)
+
 EVENTS = 120
 RECORD = {"kind": "hourly", "reps": 20, "planned": 20, "early": False, "late_min": 2, "prompt_to_start_s": 95,
           "duration_s": 312, "snoozes": 0}
@@ -238,16 +239,6 @@ def year(work: Path) -> dict[str, float]:
     }
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)
@@ -255,8 +246,7 @@ def main() -> None:
         ev = per_event(work)
         print("a year of events ...", flush=True)
         y = year(work)
-    lines = [START, "", f"Measured {datetime.now(UTC):%Y-%m-%d} on {cpu_model()}, Python {platform.python_version()}, "
-             f"{platform.system()} {platform.release()} (`make bench-journal`). Medians of three runs.", ""]
+    lines = [docs.measured_on("make bench-journal", "Medians of three runs."), ""]
     if isinstance(ev, str):
         lines += [f"Bytes and fsyncs per event: {ev}.", ""]
     else:
@@ -293,15 +283,8 @@ def main() -> None:
         f"{y['export_key_s'] / y['sha_s']:.0f}× |",
         f"| baseline: SHA-256 of every line | {y['sha_s'] * 1000:.0f} ms | 1× |", "",
         "A Pi Zero 2 W runs Python about 10× slower (shared/FACTS.md): a year's start-up check there is about "
-        f"{y['data_s'] * 10:.0f} s, once per start.", "", END]
-    section = "\n".join(lines)
-    text = DOC.read_text() if DOC.exists() else "# Performance\n"
-    if START in text:
-        text = text[:text.index(START)] + section + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n## Journal\n\n" + section + "\n"
-    DOC.write_text(text)
-    print(section)
+        f"{y['data_s'] * 10:.0f} s, once per start."]
+    print(docs.write_section("journal", "Journal", lines))
 
 
 if __name__ == "__main__":

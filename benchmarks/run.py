@@ -7,27 +7,12 @@ keep their own sections in the same file.
 
 from __future__ import annotations
 
-import platform
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import core
-
-DOC = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
-START, END = "<!-- bench:core:start -->", "<!-- bench:core:end -->"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from benchmarks import core, docs
 
 
 def main() -> None:
@@ -69,22 +54,8 @@ def main() -> None:
          f"(importing the package and its libraries alone: {mem['imports_only_mib']:.1f} MiB; "
          f"a bare interpreter: {mem['python_bare_mib']:.1f} MiB)"),
     ]
-    now = datetime.now(UTC).strftime("%Y-%m-%d")
-    lines = [START, "", f"Measured {now} on {cpu_model()}, Python {platform.python_version()}, "
-             f"{platform.system()} {platform.machine()} (`make bench`). Medians of repeated runs.", "",
-             "| what | goal | measured |", "| --- | --- | --- |"]
-    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
-    lines += ["", END]
-    section = "\n".join(lines)
-    text = DOC.read_text() if DOC.exists() else "# Performance\n\n## Core unit\n\n" + START + "\n" + END + "\n"
-    if START in text:
-        before, rest = text.split(START, 1)
-        after = rest.split(END, 1)[1]
-        text = before + section + after
-    else:
-        text += "\n## Core unit\n\n" + section + "\n"
-    DOC.write_text(text)
-    print(section)
+    print(docs.write_section("core", "Core unit", [docs.measured_on("make bench", "Medians of repeated runs."), "",
+                                                   *docs.table(rows)]))
 
 
 if __name__ == "__main__":

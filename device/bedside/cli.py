@@ -446,14 +446,9 @@ def cmd_pull(args: argparse.Namespace) -> int:
     from .client import LinkError
 
     out = Path(args.out)
-    key = None
-    if args.key:
-        from . import seal
+    from .cli_journal import hospital_key
 
-        try:
-            key = seal.load_hospital_key(Path(args.key))
-        except seal.SealError as e:
-            raise UserError(str(e)) from None
+    key = hospital_key(args.key)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:

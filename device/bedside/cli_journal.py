@@ -11,7 +11,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from . import seal
 from .cli import DEFAULT_DATA, UserError
+
+
+def hospital_key(path: str | None) -> seal.HospitalKey | None:
+    """The hospital's seal key named by ``--key``, or None; a bad file is the user's to fix."""
+    if not path:
+        return None
+    try:
+        return seal.load_hospital_key(Path(path))
+    except seal.SealError as e:
+        raise UserError(str(e)) from None
 
 
 def add_log_commands(lsub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -80,17 +91,12 @@ def export_jsonl(data: Path, out_path: str | None) -> int:
 # --- verify ----------------------------------------------------------------------------
 
 def cmd_log_verify(args: argparse.Namespace) -> int:
-    from . import export, seal, verify
+    from . import export, verify
     from .journal import JournalError
 
     if args.file and args.data:
         raise UserError("give either an export FILE or --data DIR, not both")
-    key = None
-    if args.key:
-        try:
-            key = seal.load_hospital_key(Path(args.key))
-        except seal.SealError as e:
-            raise UserError(str(e)) from None
+    key = hospital_key(args.key)
     try:
         if args.file:
             source, is_data = Path(args.file), False
