@@ -4,6 +4,7 @@ import os
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -65,3 +66,14 @@ def week(tmp_path_factory: pytest.TempPathFactory) -> Path:
                         "--start", start, "--until", until, "--script", str(DATA / script), "--data", str(data)],
                        check=True, capture_output=True, timeout=300)
     return data
+
+
+def journal_records(data: Path) -> list[dict[str, Any]]:
+    """Every record in a unit's data directory, read as an outsider would (read-only)."""
+    from bedside.journal import Journal
+
+    j = Journal(data, config.Config().tz, "reader", readonly=True)
+    try:
+        return list(j.records())
+    finally:
+        j.close()

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from bedside import config, daemon, planner, simulate
-from bedside.journal import Journal
+
+from .conftest import journal_records
 
 CFG = config.Config()
 
@@ -19,12 +19,7 @@ def local(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=CFG.tz)
 
 
-def records(data: Path) -> list[dict[str, Any]]:
-    j = Journal(data, CFG.tz, "reader", readonly=True)
-    try:
-        return list(j.records())
-    finally:
-        j.close()
+records = journal_records
 
 
 @pytest.mark.parametrize("jump", [timedelta(hours=1), timedelta(hours=-1), timedelta(days=3), timedelta(days=-3)])

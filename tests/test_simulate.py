@@ -5,25 +5,23 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bedside import config, render, session, simulate
 from bedside import screens as sc
-from bedside.journal import Journal
 from bedside.sounds import SOUNDS
+
+from .conftest import journal_records
 
 
 def local(cfg: config.Config, text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=cfg.tz)
 
 
-def records(data: Path, cfg: config.Config) -> list[dict]:  # type: ignore[type-arg]
-    j = Journal(data, cfg.tz, "reader", readonly=True)
-    try:
-        return list(j.records())
-    finally:
-        j.close()
+def records(data: Path, cfg: config.Config) -> list[dict[str, Any]]:
+    return journal_records(data)
 
 
 def test_scripted_morning_on_mock_pins(tmp_path: Path) -> None:

@@ -20,6 +20,8 @@ from bedside.events import Instant, Play, Record, Show
 from bedside.journal import Journal, segment_files
 from bedside.store import DAMAGE_NOTICE, NOTICE, Store
 
+from .conftest import journal_records
+
 CFG = config.Config()
 
 
@@ -27,12 +29,7 @@ def local(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=CFG.tz)
 
 
-def records(data: Path) -> list[dict[str, Any]]:
-    j = Journal(data, CFG.tz, "reader", readonly=True)
-    try:
-        return list(j.records())
-    finally:
-        j.close()
+records = journal_records
 
 
 def run_day(data: Path, start: str, until: str, actions: list[simulate.Action] | None = None) -> simulate.Simulation:
