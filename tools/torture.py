@@ -166,14 +166,8 @@ def kill_torture(count: int, seed: int, work: Path, *, max_run_s: float = 0.6, f
             seal.create(data, work / f"key{n}.json", config.Config().unit_id)
         t0 = time.monotonic()
         p = workload(data, seed * 100003 + n)
-        out = b""
-        assert p.stdout is not None
         # Wait for READY (the start-up check and start record are done), then a random moment.
-        while b"READY" not in out and time.monotonic() - t0 < 60:
-            chunk = os.read(p.stdout.fileno(), 65536)
-            if not chunk:
-                break
-            out += chunk
+        out = until_ready(p, t0)
         if b"READY" not in out:
             err = p.stderr.read().decode(errors="replace") if p.stderr else ""
             res.failures.append(f"kill #{n}: the daemon did not start: {err[-500:]}")
@@ -265,14 +259,7 @@ def _fault_run(name: str, data: Path, *, seconds: float, during: float, start_fa
                env: dict[str, str] | None = None) -> FaultResult:
     """Run the workload; after a moment make the fault happen, then clear it, and check everything."""
     p = workload(data, 7, seconds=seconds, env=env)
-    assert p.stdout is not None
-    out = b""
-    t0 = time.monotonic()
-    while b"READY" not in out and time.monotonic() - t0 < 60:
-        chunk = os.read(p.stdout.fileno(), 65536)
-        if not chunk:
-            break
-        out += chunk
+    out = until_ready(p)
     time.sleep(0.3)
     if callable(start_fault):
         start_fault()
@@ -385,15 +372,21 @@ def ext4_existing(img: Path, where: Path) -> Iterator[Path]:
         subprocess.run(["umount", str(where)], check=False)
 
 
-def _run_with(p: subprocess.Popen[bytes], after: float, action: object) -> tuple[bytes, bytes]:
+def until_ready(p: subprocess.Popen[bytes], t0: float | None = None) -> bytes:
+    """The workload's output up to its READY line (or up to a minute after ``t0``, or its end)."""
     assert p.stdout is not None
     out = b""
-    t0 = time.monotonic()
+    t0 = time.monotonic() if t0 is None else t0
     while b"READY" not in out and time.monotonic() - t0 < 60:
         chunk = os.read(p.stdout.fileno(), 65536)
         if not chunk:
             break
         out += chunk
+    return out
+
+
+def _run_with(p: subprocess.Popen[bytes], after: float, action: object) -> tuple[bytes, bytes]:
+    out = until_ready(p)
     time.sleep(after)
     if callable(action):
         action()
