@@ -88,6 +88,18 @@ class ClockSet:
 
 
 @dataclass(frozen=True, slots=True)
+class StickExport:
+    """A USB stick export, as the stick channel reports it (stick_channel.py): ``started``
+    (shown while it runs), or ended without an export: ``refused`` (not this ward's stick) or
+    ``failed`` (full, read-only, unreadable, removed …), ``reason`` saying which. A finished
+    export arrives as ``Exported(via="stick")``."""
+
+    stage: str
+    reason: str = ""
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class SetClock:
     """A request to the shell (from the serial link) to set the wall clock; the core then gets ``ClockSet``."""
 
@@ -119,7 +131,7 @@ class Withdraw:
     token: int
 
 
-Event = Tick | ButtonEdge | Notice | Admit | Discharge | Exported | ClockSet | Confirm | Withdraw
+Event = Tick | ButtonEdge | Notice | Admit | Discharge | Exported | ClockSet | Confirm | Withdraw | StickExport
 
 
 @dataclass(frozen=True, slots=True)

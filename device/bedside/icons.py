@@ -452,6 +452,60 @@ ART["mark_missed_s"] = "#...#\n.#.#.\n..#..\n.#.#.\n#...#"
 ART["mark_later_s"] = ".....\n.....\n..#..\n.....\n....."
 
 
+
+def _stick(symbol: str) -> str:
+    """A USB stick seen from the front, its plug up, with ``symbol`` cut out of its body."""
+    w = 20
+    plug = ["....############...."] + ["....#..........#...."] * 2 + ["....#..##..##..#...."] * 3 + \
+        ["....#..........#...."] * 2
+    plug = [r[:w] for r in plug]
+    body = [".##################."] + ["#" * w] * 30 + [".##################."]
+    rows = [list(r) for r in plug + body]
+    sym = [r.strip() for r in symbol.strip().splitlines()]
+    sx, sy = (w - len(sym[0])) // 2, len(plug) + (len(body) - len(sym)) // 2
+    for dy, line in enumerate(sym):
+        for dx, ch in enumerate(line):
+            if ch == "#":
+                rows[sy + dy][sx + dx] = "."
+    return "\n".join("".join(r) for r in rows)
+
+
+# The export screens' stick: saving (an arrow into it), done (a tick) or refused (a cross).
+ART["stick_busy"] = _stick("""
+...##...
+...##...
+...##...
+...##...
+...##...
+########
+.######.
+..####..
+...##...
+""")
+ART["stick_done"] = _stick("""
+..........#
+.........##
+........##.
+.......##..
+#.....##...
+##...##....
+.##.##.....
+..###......
+...#.......
+""")
+ART["stick_problem"] = _stick("""
+##.....##
+###...###
+.###.###.
+..#####..
+...###...
+..#####..
+.###.###.
+###...###
+##.....##
+""")
+
+
 @cache
 def icon(name: str) -> Image.Image:
     """The named icon as a one-bit image (white on black)."""

@@ -345,6 +345,25 @@ def _confirm(c: Canvas, s: sc.Confirm) -> None:
     c.right(WIDTH, 54, f"{s.seconds_left}s", "s")
 
 
+def _stick(c: Canvas, s: sc.Stick) -> None:
+    name = f"stick_{s.state}" if f"stick_{s.state}" in icons.ART else "stick_problem"
+    iw, ih = icons.size(name)
+    c.icon(M + 2, (HEIGHT - ih) // 2, name)
+    x0 = M + 2 + iw + 4
+    size, title = fit_lines(s.title, ("xl", "l"), WIDTH - x0, 2)
+    detail = wrap(s.detail, "s", WIDTH - x0)[:2] if s.detail else []
+    line_h = _GLYPH[size][1] - 2
+    height = line_h * len(title) + (4 + 12 * len(detail) if detail else 0)
+    y = (HEIGHT - height) // 2 + 1
+    for line in title:
+        c.center(y, line, size, x0=x0)
+        y += line_h
+    y += 4
+    for line in detail:
+        c.center(y, line, "s", x0=x0)
+        y += 12
+
+
 def render(screen: sc.Screen) -> Image.Image:
     c = Canvas()
     if isinstance(screen, sc.Idle):
@@ -372,4 +391,6 @@ def render(screen: sc.Screen) -> Image.Image:
         _episode(c, screen)
     elif isinstance(screen, sc.Confirm):
         _confirm(c, screen)
+    elif isinstance(screen, sc.Stick):
+        _stick(c, screen)
     return c.image

@@ -139,4 +139,13 @@ class Confirm:
     seconds_left: int
 
 
-Screen = Idle | Prompt | Snoozed | Intro | Guide | Done | Progress | Hint | Nurse | Episode | Confirm
+@dataclass(frozen=True, slots=True)
+class Stick:
+    """A USB stick export, for the nurse who plugged it in: under way, done, or why not."""
+
+    state: str                       # busy | done | problem
+    title: str                       # "Export done", "Stick full" …
+    detail: str = ""                 # what to do: "Remove the stick"
+
+
+Screen = Idle | Prompt | Snoozed | Intro | Guide | Done | Progress | Hint | Nurse | Episode | Confirm | Stick

@@ -48,6 +48,7 @@ from .events import (
     Play,
     Record,
     Show,
+    StickExport,
     Withdraw,
 )
 
@@ -60,6 +61,8 @@ DONE_S = 10.0
 HINT_S = 4.0
 NURSE_PAGE_S = 6.0         # the nurse screen turns its pages this often, twice round, then returns
 EPISODE_S = 10.0           # an admission or discharge is confirmed on screen this long
+STICK_S = 30.0             # a USB stick export's result stays on screen this long (or until a press)
+STICK_BUSY_S = 600.0       # "Exporting" at most this long (the stick channel always reports the end)
 NIGHT_WAKE_S = 15.0        # a press at night lights the dimmed display this long
 MAX_SLEEP_S = 60.0         # the loop wakes at least this often, to notice clock jumps
 JUMP_S = 2.0
@@ -329,8 +332,12 @@ def step(cfg: Config, state: State, event: Event | None, now: Instant) -> tuple[
     elif isinstance(event, Exported):
         fx.append(Record("export", data={**event.details, "via": event.via}))
         st = replace(st, last_export=now.wall)
+        if event.via == "stick":
+            st = _stick_screen(st, sc.Stick("done", "Export done", "Remove the stick"), STICK_S, now)
     elif isinstance(event, Confirm | Withdraw):
         st = _confirm_event(st, event, now, fx)
+    elif isinstance(event, StickExport):
+        st = _stick(st, event, now, fx)
     st = replace(st, last=now)
     fx.extend(view(cfg, st, now))
     return st, fx
@@ -372,6 +379,53 @@ def _notice(cfg: Config, st: State, ev: Notice, now: Instant, fx: list[Effect]) 
     else:
         fx.append(Record("fault_cleared", data={"part": ev.part}))
     return st
+
+
+# --- USB stick exports --------------------------------------------------------------
+
+# What the display says when a stick got nothing, by reason (docs/stick.md): (title, what to do).
+STICK_TEXT: Mapping[str, tuple[str, str]] = {
+    "not_prepared": ("Stick not authorised", "Use a prepared ward stick"),
+    "bad_authorisation": ("Stick not authorised", "Prepare it again"),
+    "other_ward": ("Stick of another ward", "Use this ward's stick"),
+    "no_ward_secret": ("No ward secret", "Tell the engineer"),
+    "full": ("Stick full", "Free space or use another"),
+    "read_only": ("Stick read-only", "Use another stick"),
+    "unreadable": ("Stick unreadable", "Use a FAT32 or exFAT stick"),
+    "removed": ("Stick removed", "Not finished: plug it in again"),
+    "io_error": ("Stick failed", "Try another stick"),
+    "interrupted": ("Export stopped", "Plug the stick in again"),
+    "journal": ("Export failed", "Log unreadable: tell engineer"),
+    "unit": ("Export failed", "Unit busy: try again"),
+}
+
+
+def stick_record(event: StickExport) -> Record | None:
+    """The journal record of a stick export that ended without exporting (``export_refused``
+    or ``export_failed``); None for one under way. An export itself is recorded as ``export``."""
+    if event.stage not in ("refused", "failed"):
+        return None
+    kind = "export_refused" if event.stage == "refused" else "export_failed"
+    return Record(kind, data={**event.details, "via": "stick", "reason": event.reason})
+
+
+def _stick(st: State, ev: StickExport, now: Instant, fx: list[Effect]) -> State:
+    rec = stick_record(ev)
+    if rec is not None:
+        fx.append(rec)
+        title, detail = STICK_TEXT.get(ev.reason, ("Export failed", "Try again"))
+        return _stick_screen(st, sc.Stick("problem", title, detail), STICK_S, now)
+    return _stick_screen(st, sc.Stick("busy", "Exporting", "Keep stick in"), STICK_BUSY_S, now)
+
+
+def _stick_screen(st: State, screen: sc.Stick, seconds: float, now: Instant) -> State:
+    """Show a stick's progress to the nurse who plugged it in, for ``seconds`` or until a press.
+
+    A patient in the middle of a guided session is not interrupted: the export goes on, its
+    record is written, and the nurse screen shows the last download."""
+    if isinstance(st.active, Guiding):
+        return st
+    return replace(st, overlay=Overlay(screen, now.mono + seconds, now.mono), activity=now.mono)
 
 
 # --- episodes ------------------------------------------------------------------------
@@ -695,7 +749,7 @@ def _accept(cfg: Config, st: State, pressed: bool, now: Instant, fx: list[Effect
         # The question asked over the serial link is on the screen: the press answers it.
         overlay = st.overlay if st.overlay is None or st.overlay.until != float("inf") else None
         return _confirm_press(replace(st, overlay=overlay), held, fx)
-    if st.overlay is not None and isinstance(st.overlay.screen, sc.Nurse | sc.Episode):
+    if st.overlay is not None and isinstance(st.overlay.screen, sc.Nurse | sc.Episode | sc.Stick):
         # Screens for the nurse: any press only puts them away, whatever else is going on.
         fx.append(_press(held, "long" if held >= LONG_S else "short", "dismiss"))
         return replace(st, overlay=None)
@@ -761,7 +815,7 @@ def _hold_hint(cfg: Config, st: State, now: Instant) -> State:
     if st.confirm is not None and st.button.down_at >= st.confirm.asked:
         return replace(st, overlay=Overlay(sc.Hint("Let go to", "cancel"), float("inf")))
     a = st.active
-    if st.overlay is not None and isinstance(st.overlay.screen, sc.Nurse | sc.Episode):
+    if st.overlay is not None and isinstance(st.overlay.screen, sc.Nurse | sc.Episode | sc.Stick):
         return st    # the release will only put the nurse's screen away
     if isinstance(a, Prompting):
         left = cfg.max_snoozes - a.snoozes
