@@ -99,14 +99,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"bedside {__version__}: unit {cfg.unit_id} on {model or 'GPIO'}, config {cfg.source}, data {data}",
           file=sys.stderr, flush=True)
     reason = "error"
-    link = None
+    link = sticks = None
     try:
         unit.start()
         link = _serial_link(unit, data, args.serial or cfg.serial.port, cfg.serial.baud)
+        sticks = _stick_channel(unit, args.stick_socket)
         notifier.ready(f"unit {cfg.unit_id} running")
         reason = unit.run()
     finally:
         notifier.stopping(f"stopping ({reason})")
+        if sticks is not None:
+            sticks.stop()
         if link is not None:
             link.stop()
         pins.close()
@@ -211,7 +214,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         sys.stdout.write("\x1b[?1049h\x1b[?25l")
         term.message = f"data: {data}"
         restore = simulate.read_keys(on_key)
-    link = None
+    link = sticks = None
     # A simulated unit stops as a real one does on SIGTERM: cleanly, with a `stop` record.
     signal.signal(signal.SIGTERM, lambda signum, frame: sim.unit.request_stop("SIGTERM"))
     try:
@@ -219,6 +222,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         # In the terminal the link's messages go on the status line, not across the drawing.
         link = _serial_link(sim.unit, data, port, cfg.serial.baud,
                             None if term is None else lambda m: setattr(term, "message", m))
+        sticks = _stick_channel(sim.unit, args.stick_socket or "",
+                                None if term is None else lambda m: setattr(term, "message", m))
         if term is not None:
             term.draw()
             term.start_ticker()
@@ -227,6 +232,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         sim.unit.shutdown("stopped by user")
         reason = "stopped by user"
     finally:
+        if sticks is not None:
+            sticks.stop()
         if link is not None:
             link.stop()
         if restore is not None:
@@ -414,6 +421,28 @@ def _serial_link(unit: Any, data: Path, port: str, baud: int, log: Callable[[str
     return link
 
 
+def _stick_channel(unit: Any, path: str, log: Callable[[str], None] | None = None) -> Any:
+    """Listen for USB stick exports on ``path`` (nothing when it is empty), once the unit has started."""
+    if not path:
+        return None
+    from .stick_channel import StickChannel
+
+    def say(message: str) -> None:
+        if log is not None:
+            log(message)
+        else:
+            print(f"bedside: {message}", file=sys.stderr, flush=True)
+
+    channel = StickChannel(unit, Path(path), say)
+    try:
+        channel.start()
+    except OSError as e:
+        # Prompting never depends on the stick: exports are refused (unrecorded) until a restart.
+        say(f"cannot listen for USB stick exports on {path} ({e.strerror}); sticks get nothing until this is fixed")
+        return None
+    return channel
+
+
 def _secret_source(path: str | None) -> Callable[[str, int], str]:
     """Where the nurse tools get the ward secret: a file (first line) or a prompt that does not echo."""
     import getpass
@@ -519,6 +548,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--config", help="config file (default /etc/bedside/bedside.toml if present, else built-in)")
     r.add_argument("--data", default=str(DEFAULT_DATA), help="data directory holding the journal (%(default)s)")
     r.add_argument("--serial", metavar="PORT", help="serve the nurse link on this port (default: [serial] port)")
+    r.add_argument("--stick-socket", metavar="PATH", default="/run/bedside/stick.sock",
+                   help="listen here for USB stick exports (%(default)s; '' for none)")
     r.set_defaults(func=cmd_run)
 
     s = sub.add_parser("simulate", help="run the same unit on simulated pins and display, in real or virtual time")
@@ -536,6 +567,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--trace", help="write one JSON line per effect (sound, LED, screen, record) to this file")
     s.add_argument("--serial", metavar="PORT", help="serve the nurse link on this port or pyserial URL "
                    "(headless runs then default to real time)")
+    s.add_argument("--stick-socket", metavar="PATH", help="listen here for USB stick exports "
+                   "(bedside stick export --socket PATH --data DATA)")
     s.set_defaults(func=cmd_simulate)
 
     c = sub.add_parser("config", help="configuration tools")
@@ -555,6 +588,9 @@ def parser() -> argparse.ArgumentParser:
 
     cli_journal.add_log_commands(lsub)
     cli_journal.add_keys_command(sub)
+    from . import cli_stick
+
+    cli_stick.add_stick_commands(sub)
 
     sc = sub.add_parser("secret", help="the ward secret that unlocks the serial link and authorises USB sticks")
     ssub = sc.add_subparsers(dest="secret_command", metavar="ACTION", required=True)
