@@ -192,6 +192,10 @@ run systemctl ${opt:+"$opt"} enable bedside.service
 # The daemon keeps the RTC in step when a nurse sets the time; /dev/rtc* is root-only otherwise.
 run install -d -m 0755 "$(r "$UDEV_DIR")"
 run install -m 0644 "$SOURCE/systemd/91-bedside-rtc.rules" "$(r "$UDEV_DIR/91-bedside-rtc.rules")"
+# USB stick export: udev asks systemd for bedside-stick@<device>.service when a stick is
+# plugged in (not enabled: udev starts it). docs/stick.md.
+run install -m 0644 "$SOURCE/systemd/bedside-stick@.service" "$(r "$UNIT_DIR/bedside-stick@.service")"
+run install -m 0644 "$SOURCE/systemd/80-bedside-stick.rules" "$(r "$UDEV_DIR/80-bedside-stick.rules")"
 
 if [ "$LOCKDOWN" = 1 ]; then
     step "ward lockdown"

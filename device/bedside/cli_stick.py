@@ -122,8 +122,9 @@ def cmd_stick_export(args: argparse.Namespace) -> int:
     mount: Any
     if args.from_service:
         if stick_export.capabilities():
-            raise UserError("the export must not run with capabilities (the stick service clears them); "
-                            "nothing was exported")
+            raise UserError("the export must not run with capabilities, and nothing was exported: 'bedside stick "
+                            "service' runs under systemd as the bedside user (bedside-stick@DEVICE.service); by "
+                            "hand, mount the stick and run 'bedside stick export MOUNTPOINT'")
         mount = stick_export.ServiceMount(sys.stdin.buffer, sys.stdout.buffer)
         out = sys.stderr
     else:

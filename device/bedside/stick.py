@@ -250,7 +250,8 @@ class Written:
 
 
 # Errors that mean the stick went away (pulled out, or its file system detached).
-_GONE = frozenset({errno.ENOTCONN, errno.ENODEV, errno.ENXIO, errno.ESHUTDOWN, errno.ESTALE, errno.EBADF})
+_GONE = frozenset({errno.ENOTCONN, errno.ECONNABORTED, errno.ENODEV, errno.ENXIO, errno.ESHUTDOWN, errno.ESTALE,
+                   errno.EBADF})
 
 
 def problem(e: OSError, doing: str) -> StickProblem:

@@ -75,19 +75,24 @@ class Mount(Protocol):
 
 
 class HandMount:
-    """A stick someone mounted and will eject: checked to be a mount point, flushed, left mounted."""
+    """A stick someone mounted and will eject: flushed at the end, left mounted."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.fd: int | None = None
 
     def mount(self) -> Path:
+        # Held open to flush exactly this file system at the end, even if it is detached meanwhile.
+        try:
+            self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as e:
+            raise stick.problem(e, "opening the stick") from None
         return self.path
 
     def unmount(self) -> None:
-        try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
-        except OSError as e:
-            raise stick.problem(e, "flushing the stick") from None
+        if self.fd is None:
+            return
+        fd, self.fd = self.fd, None
         try:
             _syncfs(fd)
         except OSError as e:
@@ -349,8 +354,12 @@ def _export(cfg: Config, data: Path, mount: Mount, step: Callable[[str], None]) 
         path = mount.mount()
         try:
             root = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+            here, above = os.fstat(root), os.stat("..", dir_fd=root)
         except OSError as e:
             raise stick.problem(e, "opening the stick") from None
+        if here.st_dev == above.st_dev and here.st_ino != above.st_ino:
+            # Unmounted since it was named: never write into the folder beneath, on the unit's own card.
+            raise StickProblem(stick.REMOVED, f"the stick is no longer mounted at {path}")
         try:
             ward = secret.load(data)
         except secret.SecretError as e:
