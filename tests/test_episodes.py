@@ -235,7 +235,7 @@ def test_counts_keep_sessions_done_before_an_admission_changed_the_plan() -> Non
     assert (s.done, s.due) == (2, 2)
     assert s.marks == ("done", "done", "later", "later")
     nurse = d.state
-    from bedside.session import nurse_screen
+    from bedside.views import nurse_screen
     assert nurse_screen(cfg, nurse, d.now).today_done == 2
 
 

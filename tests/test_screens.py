@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from bedside import icons, render, session
+from bedside import icons, render, state
 from bedside import screens as sc
 from bedside.config import Config, Display
 from bedside.gallery import EXAMPLES, Example
@@ -170,8 +170,8 @@ def test_characters_the_fonts_lack_are_shown_as_question_marks() -> None:
 # --- burn-in, brightness, nights -------------------------------------------------------------------
 
 def test_the_orbit_covers_a_5x5_square_one_pixel_at_a_time() -> None:
-    assert sorted(session.ORBIT) == sorted(itertools.product(range(-2, 3), range(-2, 3)))
-    steps = list(itertools.pairwise((*session.ORBIT, session.ORBIT[0])))
+    assert sorted(state.ORBIT) == sorted(itertools.product(range(-2, 3), range(-2, 3)))
+    steps = list(itertools.pairwise((*state.ORBIT, state.ORBIT[0])))
     assert all(max(abs(ax - bx), abs(ay - by)) == 1 for (ax, ay), (bx, by) in steps)
 
 
@@ -181,7 +181,7 @@ def test_long_lived_screens_keep_every_pixel_in_every_orbit_position(name: str) 
     assert isinstance(screen, sc.Idle | sc.Prompt | sc.Snoozed)
     base = render.render(dataclasses.replace(screen, shift=(0, 0)))
     lit = base.histogram()[255]
-    for shift in session.ORBIT:
+    for shift in state.ORBIT:
         img = render.render(dataclasses.replace(screen, shift=shift))
         assert img.histogram()[255] == lit, shift   # nothing cut off
         moved = Image.new("1", (128, 64))
@@ -195,7 +195,7 @@ def test_idle_clock_moves_with_the_minute_and_dims_when_left_alone() -> None:
     d.run_until(t(cfg, "2026-11-24T07:59"))
     idles = [s for _, s in d.screens() if isinstance(s, sc.Idle)]
     shifts = [s.shift for s in idles]
-    assert len(set(shifts)) >= 20 and all(s in session.ORBIT for s in shifts)
+    assert len(set(shifts)) >= 20 and all(s in state.ORBIT for s in shifts)
     assert all(max(abs(a[0] - b[0]), abs(a[1] - b[1])) == 1 for a, b in itertools.pairwise(shifts))
     assert d.brightness() == "dim"                # untouched since 07:31; dims after 10 minutes
     d.press(t(cfg, "2026-11-24T08:20"))           # the 08:00 prompt is up: full brightness

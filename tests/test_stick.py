@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bedside import config, secret, session, stick
+from bedside import config, secret, session, state, stick, views
 from bedside import screens as sc
 from bedside.events import ButtonEdge, Exported, Instant, Record, Show, StickExport, Tick
 
@@ -160,10 +160,10 @@ def test_errors_are_told_apart(code: int, reason: str) -> None:
 # --- what the core records and shows --------------------------------------------------
 
 @pytest.fixture
-def unit(cfg: config.Config) -> tuple[config.Config, session.State, Instant]:
+def unit(cfg: config.Config) -> tuple[config.Config, state.State, Instant]:
     now = Instant(datetime(2026, 11, 24, 11, 30, tzinfo=UTC), 5000.0)   # between hourly sessions
-    state, _ = session.start(cfg, [], now, time_quality="rtc", version="test", boot="b")
-    return cfg, state, now
+    st, _ = session.start(cfg, [], now, time_quality="rtc", version="test", boot="b")
+    return cfg, st, now
 
 
 def _screen(fx: Sequence[object]) -> object:
@@ -177,7 +177,7 @@ def _later(now: Instant, s: float) -> Instant:
 
 
 def test_an_export_shows_its_progress_then_done_and_is_the_last_download(
-        unit: tuple[config.Config, session.State, Instant]) -> None:
+        unit: tuple[config.Config, state.State, Instant]) -> None:
     cfg, st, now = unit
     st, fx = session.step(cfg, st, StickExport("started", details={"device": "sda1"}), now)
     assert _screen(fx) == sc.Stick("busy", "Exporting", "Keep stick in")
@@ -187,9 +187,9 @@ def test_an_export_shows_its_progress_then_done_and_is_the_last_download(
     assert [(e.type, dict(e.data)) for e in fx if isinstance(e, Record)] == [("export", {"to_seq": 9, "via": "stick"})]
     assert _screen(fx) == sc.Stick("done", "Export done", "Remove the stick")
     assert st.last_export == t.wall
-    st, fx = session.step(cfg, st, Tick(), _later(t, session.STICK_S + 1))
+    st, fx = session.step(cfg, st, Tick(), _later(t, state.STICK_S + 1))
     assert isinstance(_screen(fx), sc.Idle)
-    assert session.nurse_screen(cfg, st, t).download == "24 Nov 11:30"
+    assert views.nurse_screen(cfg, st, t).download == "24 Nov 11:30"
 
 
 @pytest.mark.parametrize(("stage", "reason", "kind", "title"), [
@@ -199,7 +199,7 @@ def test_an_export_shows_its_progress_then_done_and_is_the_last_download(
     ("failed", "removed", "export_failed", "Stick removed"),
     ("failed", "something new", "export_failed", "Export failed"),
 ])
-def test_a_stick_that_got_nothing_is_recorded_and_shown(unit: tuple[config.Config, session.State, Instant],
+def test_a_stick_that_got_nothing_is_recorded_and_shown(unit: tuple[config.Config, state.State, Instant],
                                                          stage: str, reason: str, kind: str, title: str) -> None:
     cfg, st, now = unit
     st, fx = session.step(cfg, st, StickExport(stage, reason, {"problem": "why"}), now)
@@ -210,7 +210,7 @@ def test_a_stick_that_got_nothing_is_recorded_and_shown(unit: tuple[config.Confi
     assert st.last_export is None
 
 
-def test_a_press_only_puts_the_stick_screen_away(unit: tuple[config.Config, session.State, Instant]) -> None:
+def test_a_press_only_puts_the_stick_screen_away(unit: tuple[config.Config, state.State, Instant]) -> None:
     cfg, st, now = unit
     st, _ = session.step(cfg, st, StickExport("failed", "full"), now)
     st, _ = session.step(cfg, st, ButtonEdge(True), _later(now, 1))
@@ -232,7 +232,7 @@ def test_a_patient_in_a_guided_session_is_not_interrupted(cfg: config.Config) ->
 
 
 def test_a_download_over_the_serial_link_shows_no_stick_screen(
-        unit: tuple[config.Config, session.State, Instant]) -> None:
+        unit: tuple[config.Config, state.State, Instant]) -> None:
     cfg, st, now = unit
     st, fx = session.step(cfg, st, Exported("serial", {"to_seq": 3}), now)
     assert not isinstance(_screen(fx), sc.Stick)

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, ClassVar, Protocol
 
-from . import __version__, session
+from . import __version__, session, state, views
 from . import screens as sc
 from .clock import Clock
 from .config import Config
@@ -190,7 +190,7 @@ class Unit:
         # system clocks both can, a test may inject its own.
         self.set_clock = set_clock or getattr(clock, "set_wall", None)
         self.time_quality = time_quality
-        self.state: session.State | None = None
+        self.state: state.State | None = None
         self.wakeups = 0
         self.timer_wakeups = 0     # wake-ups for a deadline, not an input (the watchdog's spin check)
         self.stopped: str | None = None
@@ -377,7 +377,7 @@ class Unit:
         changed = self._problem("journal", self.store.notice)
         if changed:
             # Show the notice now rather than at the next wake-up.
-            for fx in session.view(self.cfg, self.state, now):
+            for fx in views.view(self.cfg, self.state, now):
                 if isinstance(fx, Show):
                     if isinstance(fx.screen, sc.Done) and self.store.pending:
                         fx = Show(NOT_SAVED, fx.brightness)  # noqa: PLW2901 - as above
@@ -415,10 +415,10 @@ def kernel_synchronised() -> bool | None:
 
         libc = ctypes.CDLL(None, use_errno=True)
         buf = ctypes.create_string_buffer(1024)     # a zeroed struct timex: modes 0 only reads
-        state = int(libc.adjtimex(buf))
+        clock_state = int(libc.adjtimex(buf))
     except (OSError, AttributeError):
         return None
-    return None if state < 0 else state != TIME_ERROR
+    return None if clock_state < 0 else clock_state != TIME_ERROR
 
 
 def detect_time_quality(now: datetime | None = None, root: Path = Path("/"),

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any
 
-from . import __version__, access, changes, episodes, retention, session
+from . import __version__, access, changes, episodes, retention, views
 from .daemon import Call, Unit
 from .events import Admit, Confirm, Decided, Discharge, Exported, Instant, Record, Withdraw
 from .journal import Journal, JournalError
@@ -190,8 +190,8 @@ class LinkService:
     def status(self, conn: int, now: Instant) -> Status:
         st = self.unit.state
         assert st is not None
-        done, due, marks = session.today(self.cfg, st, now)
-        nxt = session.next_session(self.cfg, st, now)
+        done, due, marks = views.today(self.cfg, st, now)
+        nxt = views.next_session(self.cfg, st, now)
         problems = dict(st.problems)
         if self.port_problem:
             problems["serial"] = self.port_problem

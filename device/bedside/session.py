@@ -23,9 +23,8 @@ Timing rules (docs/behaviour.md has the nurse-facing version):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
-from functools import lru_cache
 
 from . import episodes, guide, planner
 from . import screens as sc
@@ -42,125 +41,45 @@ from .events import (
     Event,
     Exported,
     Instant,
-    Led,
     Notice,
     Past,
     Play,
     Record,
-    Show,
     StickExport,
     Withdraw,
 )
-
-DEBOUNCE_S = 0.05          # edges closer than this to the last accepted one are contact bounce
-LONG_S = 2.0               # released after this: snooze
-NURSE_S = 5.0              # held this long: nurse screen
-STUCK_S = 60.0             # held this long: stuck, ignored until released
-PROGRESS_S = 8.0           # a press with nothing due shows progress this long
-DONE_S = 10.0
-HINT_S = 4.0
-NURSE_PAGE_S = 6.0         # the nurse screen turns its pages this often, twice round, then returns
-EPISODE_S = 10.0           # an admission or discharge is confirmed on screen this long
-STICK_S = 30.0             # a USB stick export's result stays on screen this long (or until a press)
-STICK_BUSY_S = 600.0       # "Exporting" at most this long (the stick channel always reports the end)
-NIGHT_WAKE_S = 15.0        # a press at night lights the dimmed display this long
-MAX_SLEEP_S = 60.0         # the loop wakes at least this often, to notice clock jumps
-JUMP_S = 2.0
-HOLD_FRAME_S = 0.25        # the hold bar shrinks in steps of this
-OUTAGE_LOOKBACK = timedelta(days=7)
-# Burn-in orbit: screens that stay up for minutes move one pixel a minute through every
-# position of a 5x5 square; the path closes with one diagonal step, so no move is ever larger.
-ORBIT = ((-2, -2), (-1, -2), (0, -2), (1, -2), (2, -2), (2, -1), (2, 0), (2, 1), (2, 2), (1, 2), (0, 2),
-         (-1, 2), (-2, 2), (-2, 1), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (0, 0), (-1, 0),
-         (-2, 0), (-2, -1), (-1, -1))
-
-DONE, MISSED, PROMPTED, DEFERRED = "done", "missed", "prompted", "deferred"
-
-
-@dataclass(frozen=True, slots=True)
-class Prompting:
-    session: planner.Session
-    first_offer: datetime          # wall time of the first prompt
-    offered_mono: float
-    next_repeat: float
-    missed_at: float
-    snoozes: int = 0
-    snoozed_until: float | None = None
-    repeats: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Guiding:
-    prompt: Prompting
-    steps: tuple[guide.Step, ...]
-    index: int
-    step_started: float
-    started_wall: datetime
-    started_mono: float
-
-
-@dataclass(frozen=True, slots=True)
-class Button:
-    down: bool = False             # debounced level
-    raw: bool = False              # last level the pin reported
-    changed: float = -1e18         # monotonic time of the last accepted change
-    down_at: float = 0.0
-    stage: int = 0                 # 0 pressed, 1 past LONG_S, 2 past NURSE_S, 3 stuck
-
-
-@dataclass(frozen=True, slots=True)
-class Overlay:
-    screen: sc.Screen
-    until: float                   # monotonic; inf = until the button is released
-    since: float = 0.0             # monotonic time it appeared (the nurse screen turns pages from it)
-
-
-@dataclass(frozen=True, slots=True)
-class Confirming:
-    """A change waiting for a press at the unit (see ``Confirm``)."""
-
-    ask: Confirm
-    asked: float                   # monotonic
-    until: float
-
-
-@dataclass(frozen=True, slots=True)
-class State:
-    last: Instant
-    cursor: datetime                               # plan events up to here are handled
-    outcomes: Mapping[str, str] = field(default_factory=dict)
-    active: Prompting | Guiding | None = None
-    waiting: tuple[planner.Session, ...] = ()      # offered while a guide ran
-    button: Button = Button()
-    overlay: Overlay | None = None
-    night_light_until: float = 0.0
-    time_quality: str = "unverified"
-    stale_reason: str | None = None                # why plan events older than now were not offered in time
-    problems: Mapping[str, str] = field(default_factory=dict)
-    head: str = "-"
-    episode: Episode | None = None                 # the patient admitted, if any (ids only)
-    plan_changed: datetime | None = None           # the last admission or discharge (today's plan may differ)
-    last_export: datetime | None = None            # the latest download, for the nurse screen
-    activity: float = 0.0                          # monotonic time of the last press, prompt or admission
-    resume_from: datetime | None = None            # while the clock is distrusted: the journal's last known time
-    confirm: Confirming | None = None              # a change asked for over the serial link, awaiting a press
-
-
-def _secs(a: datetime, b: datetime) -> float:
-    return (a - b).total_seconds()
-
-
-def _mono_at(now: Instant, wall: datetime) -> float:
-    return now.mono + _secs(wall, now.wall)
-
-
-def _iso(t: datetime, cfg: Config) -> str:
-    return t.astimezone(cfg.tz).isoformat(timespec="seconds")
-
-
-def _hhmm(t: datetime, cfg: Config) -> str:
-    return t.astimezone(cfg.tz).strftime("%H:%M")
-
+from .state import (
+    DEBOUNCE_S,
+    DEFERRED,
+    DONE,
+    DONE_S,
+    EPISODE_S,
+    HINT_S,
+    HOLD_FRAME_S,
+    JUMP_S,
+    LONG_S,
+    MAX_SLEEP_S,
+    MISSED,
+    NIGHT_WAKE_S,
+    NURSE_PAGE_S,
+    NURSE_S,
+    OUTAGE_LOOKBACK,
+    PROGRESS_S,
+    PROMPTED,
+    STICK_BUSY_S,
+    STICK_S,
+    STUCK_S,
+    Confirming,
+    Guiding,
+    Overlay,
+    Prompting,
+    State,
+    iso,
+    local_date,
+    mono_at,
+    seconds_between,
+)
+from .views import next_session, nurse_screen, today, view
 
 # --- starting ------------------------------------------------------------------------
 
@@ -221,9 +140,9 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
     stale_reason = "unit_off" if clean_stop else "power_loss"
     known = max(last.time, alive) if last is not None and alive is not None else (last.time if last else None)
     if last is not None and known is not None and not clean_stop:
-        lost = {"last_known": _iso(known, cfg), "last_seq": last.seq}
+        lost = {"last_known": iso(known, cfg), "last_seq": last.seq}
         if known != last.time:
-            lost["last_record"] = _iso(last.time, cfg)
+            lost["last_record"] = iso(last.time, cfg)
         fx.append(Record("power_loss", data=lost))
     problems: dict[str, str] = {}
     tq = time_quality
@@ -242,7 +161,7 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
             resume_from = known
             problems["clock"] = "Clock behind log: set time"
             fx.append(Record("fault", data={"part": "clock", "problem": "clock is earlier than the last record",
-                                            "last_record": _iso(known, cfg), "now": _iso(now.wall, cfg)}))
+                                            "last_record": iso(known, cfg), "now": iso(now.wall, cfg)}))
         elif tq == "distrusted":
             cursor = now.wall
         else:
@@ -269,10 +188,10 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
         if session is not None and p.first - timedelta(seconds=JUMP_S) <= now.wall < p.first + window:
             snoozed = p.snooze_until if p.snooze_until and p.snooze_until > now.wall else None
             state = replace(state, active=Prompting(
-                session, p.first, _mono_at(now, p.first),
-                next_repeat=max(now.mono, _mono_at(now, p.last_ring) + cfg.repeat_every_minutes * 60),
-                missed_at=_mono_at(now, p.first + window), snoozes=p.snoozes,
-                snoozed_until=_mono_at(now, snoozed) if snoozed else None, repeats=p.repeats))
+                session, p.first, mono_at(now, p.first),
+                next_repeat=max(now.mono, mono_at(now, p.last_ring) + cfg.repeat_every_minutes * 60),
+                missed_at=mono_at(now, p.first + window), snoozes=p.snoozes,
+                snoozed_until=mono_at(now, snoozed) if snoozed else None, repeats=p.repeats))
         else:
             fx.append(Record(MISSED, p.session, _parse(p.due), {"reason": stale_reason}))
             state = _set_outcome(state, p.session, MISSED)
@@ -430,10 +349,6 @@ def _stick_screen(st: State, screen: sc.Stick, seconds: float, now: Instant) -> 
 
 # --- episodes ------------------------------------------------------------------------
 
-def _today(cfg: Config, now: Instant) -> date:
-    return planner.local(now.wall, cfg.tz).date()
-
-
 def _refuse(st: State, command: str, problem: str, via: str, now: Instant, fx: list[Effect]) -> State:
     # The refused id is neither recorded nor shown: it may be exactly what was wrong (a name).
     fx.append(Record("refused", data={"command": command, "problem": problem, "via": via}))
@@ -442,7 +357,7 @@ def _refuse(st: State, command: str, problem: str, via: str, now: Instant, fx: l
 
 
 def _admit(cfg: Config, st: State, ev: Admit, now: Instant, fx: list[Effect]) -> State:
-    today = _today(cfg, now)
+    today = local_date(cfg, now)
     problem = episodes.admit_problem(cfg, ev.episode, ev.surgery, ev.regimen, today)
     if problem is not None:
         return _refuse(st, "admit", problem, ev.via, now, fx)
@@ -484,7 +399,7 @@ def _close_episode(cfg: Config, st: State, now: Instant, fx: list[Effect], via: 
     elif isinstance(a, Prompting):
         fx.append(Record(MISSED, a.session.id, a.session.due, {"reason": "discharged", "kind": a.session.kind}))
         st = replace(_set_outcome(st, a.session.id, MISSED), active=None)
-    data: dict[str, object] = {"episode": ep.id, "day": episodes.post_op_day(ep, _today(cfg, now)), "via": via}
+    data: dict[str, object] = {"episode": ep.id, "day": episodes.post_op_day(ep, local_date(cfg, now)), "via": via}
     if reason:
         data["reason"] = reason
     fx.append(Record("discharge", data=data))
@@ -493,10 +408,10 @@ def _close_episode(cfg: Config, st: State, now: Instant, fx: list[Effect], via: 
 
 def _check_clock(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> State:
     expected = st.last.wall + timedelta(seconds=now.mono - st.last.mono)
-    drift = _secs(now.wall, expected)
+    drift = seconds_between(now.wall, expected)
     if abs(drift) <= JUMP_S:
         return st
-    fx.append(Record("clock_set", data={"old": _iso(expected, cfg), "new": _iso(now.wall, cfg),
+    fx.append(Record("clock_set", data={"old": iso(expected, cfg), "new": iso(now.wall, cfg),
                                         "jump_s": round(drift, 1), "source": "detected"}))
     if st.resume_from is not None and drift > 0 and now.wall >= st.resume_from:
         # A distrusted clock set past the journal's last record (e.g. by NTP): plausible now,
@@ -525,8 +440,8 @@ def _clock_set(cfg: Config, st: State, ev: ClockSet, now: Instant, fx: list[Effe
                                         "source": ev.source}))
         return st
     expected = st.last.wall + timedelta(seconds=now.mono - st.last.mono)
-    drift = _secs(now.wall, expected)
-    fx.append(Record("clock_set", data={"old": _iso(ev.old, cfg), "new": _iso(ev.new, cfg),
+    drift = seconds_between(now.wall, expected)
+    fx.append(Record("clock_set", data={"old": iso(ev.old, cfg), "new": iso(ev.new, cfg),
                                         "jump_s": round(drift, 1), "source": ev.source}))
     problems = dict(st.problems)
     problems.pop("clock", None)
@@ -569,7 +484,7 @@ def _plan(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> State:
         known = st.outcomes.get(s.id)
         if kind == 0:
             if known is None:
-                fx.append(Record(DEFERRED, s.id, s.due, {"offer": _iso(s.offer, cfg), "kind": s.kind,
+                fx.append(Record(DEFERRED, s.id, s.due, {"offer": iso(s.offer, cfg), "kind": s.kind,
                                                         **({"merged_into": s.merged_into} if s.merged_into else {})}))
                 st = _set_outcome(st, s.id, DEFERRED)
             continue
@@ -598,7 +513,7 @@ def _offer(cfg: Config, st: State, s: planner.Session, now: Instant, fx: list[Ef
         fx.append(Record(MISSED, a.session.id, a.session.due, {"reason": "superseded", "by": s.id,
                                                                  "kind": a.session.kind}))
         st = _set_outcome(st, a.session.id, MISSED)
-    late_s = max(0.0, _secs(now.wall, s.offer))
+    late_s = max(0.0, seconds_between(now.wall, s.offer))
     data: dict[str, object] = {"kind": s.kind, "exercises": [e.name for e in s.exercises], "reps": s.reps}
     if s.deferred:
         data["deferred"] = True
@@ -709,7 +624,7 @@ def _finish_guide(cfg: Config, st: State, g: Guiding, now: Instant, fx: list[Eff
     fx.append(Record(DONE, s.id, s.due, {
         "kind": s.kind, "reps": done, "planned": planned, "early": early,
         "prompt_to_start_s": round(g.started_mono - g.prompt.offered_mono),
-        "late_min": round(_secs(g.started_wall, s.offer) / 60),
+        "late_min": round(seconds_between(g.started_wall, s.offer) / 60),
         "duration_s": round(now.mono - g.started_mono), "snoozes": g.prompt.snoozes,
     }))
     if planner.is_awake(cfg, now.wall):
@@ -793,7 +708,7 @@ def _long_press(cfg: Config, st: State, held: float, now: Instant, fx: list[Effe
         until_mono = base + snooze_s
         until_wall = now.wall + timedelta(seconds=until_mono - now.mono)
         fx.append(Record("snooze", a.session.id, a.session.due, {
-            "until": _iso(until_wall, cfg), "n": a.snoozes + 1, "held_s": round(held, 2)}))
+            "until": iso(until_wall, cfg), "n": a.snoozes + 1, "held_s": round(held, 2)}))
         if planner.is_awake(cfg, now.wall):
             fx.append(Play("snooze"))
         return replace(st, active=replace(a, snoozes=a.snoozes + 1, snoozed_until=until_mono,
@@ -824,193 +739,6 @@ def _hold_hint(cfg: Config, st: State, now: Instant) -> State:
     return st
 
 
-# --- what the patient sees -----------------------------------------------------------
-
-def _id_time(cfg: Config, sid: str) -> datetime | None:
-    """The scheduled instant in a session id ("2026-11-24T09:00 routine")."""
-    try:
-        return planner.to_instant(datetime.fromisoformat(sid[:16]), cfg.tz)
-    except ValueError:
-        return None
-
-
-@lru_cache(maxsize=16)
-def _planned_day(cfg: Config, ep: Episode | None, a: datetime, b: datetime) -> tuple[tuple[str, datetime], ...]:
-    # The screen and the status light ask on every step; the answer changes once a day.
-    return tuple((s.id, s.offer) for s in planner.offered_between(cfg, a, b, ep) if s.merged_into is None)
-
-
-def _day_sessions(cfg: Config, st: State, a: datetime, b: datetime) -> list[tuple[str, datetime]]:
-    """(id, offer time) of the sessions of the patient's day [a, b), in order.
-
-    The plan gives them; when an admission or discharge changed the plan during that day,
-    sessions already offered under the old plan are added, so nothing done is uncounted.
-    """
-    found = list(_planned_day(cfg, st.episode, a, b))
-    if st.plan_changed is not None and st.plan_changed > a:
-        known = {sid for sid, _ in found}
-        for sid, outcome in st.outcomes.items():
-            if sid not in known and outcome != DEFERRED:
-                t = _id_time(cfg, sid)
-                if t is not None and a <= t < b:
-                    found.append((sid, t))
-        found.sort(key=lambda x: x[1])
-    return found
-
-
-def today(cfg: Config, st: State, now: Instant) -> tuple[int, int, tuple[str, ...]]:
-    """(done, offered so far, one mark per session) for the patient's current day."""
-    a, b = planner.care_day(cfg, now.wall)
-    marks = []
-    for sid, offer in _day_sessions(cfg, st, a, b):
-        o = st.outcomes.get(sid)
-        if o == DONE:
-            marks.append("done")
-        elif o == MISSED:
-            marks.append("missed")
-        elif offer <= now.wall or o == PROMPTED:
-            marks.append("open")
-        else:
-            marks.append("later")
-    done = marks.count("done")
-    due = sum(1 for m in marks if m != "later")
-    return done, due, tuple(marks)
-
-
-def status(st: State, marks: tuple[str, ...]) -> str:
-    """What the status light says: due (a prompt is up), missed or done (the day's latest outcome), or off."""
-    a = st.active
-    if isinstance(a, Prompting) and a.snoozed_until is None:
-        return "due"
-    resolved = [m for m in marks if m in ("done", "missed")]
-    return resolved[-1] if resolved else "off"
-
-
-def _label(s: planner.Session) -> str:
-    return "Routine" if s.kind == planner.ROUTINE else s.exercises[0].name
-
-
-def next_session(cfg: Config, st: State, now: Instant) -> tuple[str, str] | None:
-    for s in planner.offered_between(cfg, now.wall, now.wall + timedelta(days=2), st.episode):
-        if s.merged_into is None and s.id not in st.outcomes and s.offer > now.wall:
-            return _hhmm(s.offer, cfg), _label(s)
-    return None
-
-
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-def _date_time(t: datetime, cfg: Config, weekday: bool = True) -> str:
-    """"Tue 24 Nov 09:41", in English whatever the system's locale."""
-    lt = t.astimezone(cfg.tz)
-    day = f"{_DAYS[lt.weekday()]} " if weekday else ""
-    return f"{day}{lt.day} {_MONTHS[lt.month - 1]} {lt:%H:%M}"
-
-
-def nurse_screen(cfg: Config, st: State, now: Instant) -> sc.Nurse:
-    a, b = planner.care_day(cfg, now.wall)
-    counts = []
-    for lo, hi in ((a, b), (planner.care_day(cfg, a - timedelta(seconds=1))[0], a)):
-        ids = [sid for sid, _ in _day_sessions(cfg, st, lo, hi)]
-        counts.append((sum(st.outcomes.get(i) == DONE for i in ids), sum(st.outcomes.get(i) == MISSED for i in ids)))
-    ep = st.episode
-    regimen = episodes.regimen_of(cfg, ep)
-    return sc.Nurse(
-        cfg.unit_id, _date_time(now.wall, cfg), st.time_quality, counts[0][0], counts[0][1], counts[1][0],
-        counts[1][1], st.head,
-        episode=ep.id if ep else None,
-        day=episodes.post_op_day(ep, _today(cfg, now)) if ep else None,
-        regimen=regimen.name if regimen else "",
-        download=_date_time(st.last_export, cfg, weekday=False) if st.last_export else "never",
-        notices=tuple(st.problems.values()))
-
-
-def _detail(s: planner.Session) -> str:
-    if len(s.exercises) > 1:
-        return f"{len(s.exercises)} exercises"
-    e = s.exercises[0]
-    return f"{e.reps} each foot" if e.per_foot else f"{e.reps} times"
-
-
-def _prompt_screen(cfg: Config, a: Prompting, now: Instant) -> sc.Prompt:
-    s = a.session
-    first = s.exercises[0]
-    title = first.name if len(s.exercises) == 1 else ("Full routine" if s.kind == planner.ROUTINE else "Exercises")
-    late = s.deferred or now.wall - s.offer > timedelta(minutes=1)
-    return sc.Prompt(s.kind, title, _detail(s), a.repeats, cfg.max_snoozes - a.snoozes, late,
-                     guide.icon_for(first) or "bell", guide.minutes(s.exercises), orbit(now))
-
-
-def _guide_screen(g: Guiding, now: Instant) -> sc.Screen:
-    step = g.steps[g.index]
-    if step.intro:
-        return sc.Intro(step.exercise, step.foot, step.reps, step.part, step.parts, step.icon or "")
-    hold_left, fraction = None, 0.0
-    if step.hold:
-        left = max(0.0, g.step_started + step.seconds - now.mono)
-        # Quantised so that the screen value (and the redraw) changes only every frame step.
-        frames = int(left / HOLD_FRAME_S + 0.999)
-        fraction = min(1.0, frames * HOLD_FRAME_S / step.seconds)
-        hold_left = max(1, int(left + 0.999))
-    return sc.Guide(step.exercise, step.foot, step.rep, step.reps, step.text, hold_left, round(fraction, 3),
-                    step.icon)
-
-
-def orbit(now: Instant) -> sc.Shift:
-    """Where a long-lived screen sits this minute: it moves with the clock's minute, so no extra frames."""
-    return ORBIT[int(now.wall.timestamp() // 60) % len(ORBIT)]
-
-
-def _nurse_page(o: Overlay, screen: sc.Nurse, now: Instant) -> sc.Nurse:
-    page = 1 + int((now.mono - o.since) // NURSE_PAGE_S) % screen.pages
-    return screen if page == screen.page else replace(screen, page=page)
-
-
-def _dimmed(cfg: Config, st: State, now: Instant) -> bool:
-    """The daytime idle clock dims when nobody has touched the unit for a while (OLED wear)."""
-    after = cfg.display.dim_after_minutes
-    return after > 0 and now.mono - st.activity >= after * 60
-
-
-def view(cfg: Config, st: State, now: Instant) -> list[Effect]:
-    awake = planner.is_awake(cfg, now.wall)
-    a = st.active
-    _, _, marks = day = today(cfg, st, now)
-    light = status(st, marks)
-    screen: sc.Screen
-    idle = False
-    if st.confirm is not None and (st.overlay is None or st.overlay.until != float("inf")):
-        screen = _confirm_screen(cfg, st.confirm, now)
-    elif st.overlay is not None:
-        screen = st.overlay.screen
-        if isinstance(screen, sc.Nurse):
-            screen = _nurse_page(st.overlay, screen, now)
-    elif isinstance(a, Guiding):
-        screen = _guide_screen(a, now)
-    elif isinstance(a, Prompting) and a.snoozed_until is not None:
-        until = now.wall + timedelta(seconds=a.snoozed_until - now.mono)
-        screen = sc.Snoozed(_hhmm(until, cfg), _label(a.session), orbit(now))
-    elif isinstance(a, Prompting):
-        screen = _prompt_screen(cfg, a, now)
-    else:
-        idle = True
-        nxt = next_session(cfg, st, now)
-        notice = next(iter(st.problems.values()), None)
-        screen = sc.Idle(_hhmm(now.wall, cfg), nxt[0] if nxt else None, nxt[1] if nxt else None,
-                         day[0], day[1], marks, night=not awake, notice=notice,
-                         status="missed" if light == "missed" else None, shift=orbit(now))
-    if awake:
-        brightness = "dim" if idle and _dimmed(cfg, st, now) else "normal"
-    elif a is not None or st.overlay is not None or st.confirm is not None or now.mono < st.night_light_until \
-            or cfg.display.night == "dim":
-        brightness = "dim"
-    else:
-        brightness = "off"
-    # A light on all night keeps patients awake; at night the nurse screen has the record.
-    return [Show(screen, brightness), Led(light if awake else "off")]
-
-
 # --- deadlines -----------------------------------------------------------------------
 
 def deadline(cfg: Config, st: State) -> float:
@@ -1020,7 +748,7 @@ def deadline(cfg: Config, st: State) -> float:
     cands = [t + MAX_SLEEP_S]
     nxt = planner.next_event_after(cfg, max(st.cursor, now.wall), ep=st.episode)
     if nxt is not None:
-        cands.append(_mono_at(now, nxt))
+        cands.append(mono_at(now, nxt))
     b = st.button
     if b.raw != b.down:
         cands.append(b.changed + DEBOUNCE_S)
@@ -1086,12 +814,3 @@ def _confirm_press(st: State, held: float, fx: list[Effect]) -> State:
     fx.append(_press(held, "long" if held >= LONG_S else "short", action))
     fx.append(Decided(st.confirm.ask.token, outcome))
     return replace(st, confirm=None)
-
-
-def _confirm_screen(cfg: Config, c: Confirming, now: Instant) -> sc.Confirm:
-    left = max(0, int(c.until - now.mono + 0.999))
-    ask = c.ask
-    if ask.clock is not None:
-        t = (ask.clock + timedelta(seconds=now.mono - c.asked)).astimezone(cfg.tz)
-        return sc.Confirm(ask.title, t.strftime("%a %d %b %Y"), t.strftime("%H:%M:%S"), left)
-    return sc.Confirm(ask.title, ask.line1, ask.line2, left)
