@@ -80,9 +80,19 @@ class _FrameWatch:
 def _daemon_in_thread(cfg: config.Config, d: Path, start: datetime, on_frame: Callable[[Any], None]
                       ) -> tuple[simulate.Simulation, threading.Thread]:
     sim = simulate.build(cfg, d, start, speed=1.0, on_frame=on_frame)
-    sim.unit.start()
-    thread = threading.Thread(target=sim.unit.run, name="unit", daemon=True)
+    started = threading.Event()
+
+    def loop() -> None:
+        # The journal's SQLite connection belongs to the thread that opens it: the loop's, as in
+        # the daemon, where start() and run() share the main thread.
+        sim.unit.start()
+        started.set()
+        sim.unit.run()
+
+    thread = threading.Thread(target=loop, name="unit", daemon=True)
     thread.start()
+    if not started.wait(30):
+        raise RuntimeError("the unit did not start")
     return sim, thread
 
 
@@ -94,6 +104,8 @@ def idle_wakeups(seconds: float = 90.0) -> dict[str, float]:
     start = datetime.fromisoformat("2026-11-24T10:05").replace(tzinfo=cfg.tz)
     with tempfile.TemporaryDirectory() as d:
         sim, thread = _daemon_in_thread(cfg, Path(d), start, lambda image: None)
+        # The start-up self-test chirp takes a few wake-ups of its own; count from after it.
+        time.sleep(5)
         w0 = sim.unit.wakeups
         jobs = schedule.Scheduler()
         jobs.every().hour.at(":00").do(lambda: None)
@@ -182,10 +194,12 @@ def render_times(repeat: int = 300) -> dict[str, float]:
 
 
 def startup(runs: int = 5) -> dict[str, float]:
-    """From launching ``bedside simulate`` to its first frame on the (dummy) display."""
-    firsts, bare = [], []
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    for _ in range(runs):
+    """From launching ``bedside simulate`` to its first frame on the (dummy) display.
+
+    As installed, the package's bytecode is compiled (pip does it at install time); a first
+    run with no bytecode at all compiles every module first, measured apart ("cold").
+    """
+    def first_frame(env: dict[str, str]) -> float:
         with tempfile.TemporaryDirectory() as d:
             frames = Path(d) / "frames"
             t0 = time.time_ns()
@@ -193,30 +207,48 @@ def startup(runs: int = 5) -> dict[str, float]:
                             "--until", "2026-11-24T10:06", "--data", str(Path(d) / "data"), "--frames", str(frames)],
                            check=True, capture_output=True, env=env)
             first = min(frames.iterdir(), key=lambda p: p.name)
-            firsts.append((first.stat().st_mtime_ns - t0) / 1e6)
+            return (first.stat().st_mtime_ns - t0) / 1e6
+
+    with tempfile.TemporaryDirectory() as cache:
+        # A private bytecode cache: "cold" never finds one, "installed" finds the one its first run wrote.
+        cold_env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": str(Path(cache) / "none")}
+        warm_env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        warm_env["PYTHONPYCACHEPREFIX"] = str(Path(cache) / "pyc")
+        first_frame(warm_env)
+        warm = [first_frame(warm_env) for _ in range(runs)]
+        cold = [first_frame(cold_env) for _ in range(runs)]
+    bare = []
+    for _ in range(runs):
         t0 = time.time_ns()
         subprocess.run([sys.executable, "-c", "pass"], check=True)
         bare.append((time.time_ns() - t0) / 1e6)
-    return {"median_ms": statistics.median(firsts), "python_bare_ms": statistics.median(bare)}
+    return {"median_ms": statistics.median(warm), "cold_ms": statistics.median(cold),
+            "python_bare_ms": statistics.median(bare)}
 
 
 _RSS_CHILD = """
-import resource, sys, tempfile
+import sys, tempfile
+from pathlib import Path
+
+def peak():
+    # VmHWM belongs to this process's own memory map; getrusage's ru_maxrss would also count
+    # the parent's pages at fork (kept across exec), so every child would report the parent.
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+
 if sys.argv[1] == "bare":
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    print(peak())
     raise SystemExit
 from datetime import datetime, timedelta
-from pathlib import Path
 from bedside import config, simulate
 cfg = config.Config()
 with tempfile.TemporaryDirectory() as d:
     start = datetime.fromisoformat("2026-11-24T06:00").replace(tzinfo=cfg.tz)
-    if sys.argv[1] == "bare":
-        pass
-    elif sys.argv[1] == "sim":
+    if sys.argv[1] == "sim":
         sim = simulate.build(cfg, Path(d), start)
         sim.unit.run(until=start + timedelta(days=1))
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(peak())
 """
 
 

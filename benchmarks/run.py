@@ -48,8 +48,9 @@ def main() -> None:
         ("  of which a committed journal record (baseline)", "—", f"median {press['commit_median_ms']:.2f} ms"),
         ("Frame render (median over screen kinds)", "≤ 1.5 ms", f"{rend['median_ms']:.3f} ms "
          f"(slowest kind {rend['worst_kind_ms']:.3f} ms); unchanged-frame check {rend['compare_ms'] * 1000:.1f} µs"),
-        ("Startup to first frame (`bedside simulate`)", "≤ 300 ms", f"{start['median_ms']:.0f} ms "
-         f"(a bare `python -c pass`: {start['python_bare_ms']:.0f} ms)"),
+        ("Startup to first frame (`bedside simulate`), bytecode compiled as installed", "≤ 300 ms",
+         f"{start['median_ms']:.0f} ms (a bare `python -c pass`: {start['python_bare_ms']:.0f} ms; with no "
+         f"bytecode at all, every module compiled first: {start['cold_ms']:.0f} ms)"),
         ("Peak RSS running a simulated day", "≤ 40 MiB", f"{mem['unit_mib']:.1f} MiB "
          f"(importing the package and its libraries alone: {mem['imports_only_mib']:.1f} MiB; "
          f"a bare interpreter: {mem['python_bare_mib']:.1f} MiB)"),

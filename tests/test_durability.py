@@ -37,7 +37,11 @@ def test_io_errors_are_shown_confirm_nothing_and_are_caught_up(tmp_path: Path, o
 def test_a_disk_that_really_fills_up(tmp_path: Path) -> None:
     r = torture.enospc(tmp_path)
     assert r.problems == []
-    assert r.faults == 1 and r.cleared == 1
+    # A full disk may let a write through now and then (a checkpoint lets the WAL start over in
+    # space it already has), so the fault can clear and return while the disk is full; it must
+    # be shown, and be cleared at the end.
+    assert r.faults >= 1 and r.cleared == r.faults
+    assert r.notices[0] == "Log not saved: tell nurse" and r.notices[-1] == "-"
 
 
 def test_the_observer_notices_a_confirmation_before_its_commit() -> None:

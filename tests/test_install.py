@@ -131,18 +131,25 @@ def test_install_into_a_root(tmp_path: Path) -> None:
 def test_systemd_accepts_the_unit_as_installed(tmp_path: Path) -> None:
     """`systemd-analyze verify` on the unit where the installer puts it. verify checks that
     ExecStart exists; the venv is not made here, so a stand-in executable takes its place."""
+    v = verify_installed(tmp_path, "bedside.service", SERVICE)
+    # Any warning (an unknown key, a bad value) is printed: the unit must produce none.
+    assert v.returncode == 0 and v.stderr.strip() == "" and v.stdout.strip() == "", v.stdout + v.stderr
+
+
+def verify_installed(tmp_path: Path, name: str, *units: Path) -> subprocess.CompletedProcess[str]:
+    """`systemd-analyze verify NAME` with ``units`` where the installer puts them, and a
+    stand-in for the venv's executable (verify checks that ExecStart exists)."""
     root = tmp_path / "root"
     (root / "etc/systemd/system").mkdir(parents=True)
-    shutil.copy(SERVICE, root / "etc/systemd/system/bedside.service")
+    for unit in units:
+        shutil.copy(unit, root / "etc/systemd/system" / unit.name)
     exe = root / "opt/bedside/venv/bin/bedside"
     exe.parent.mkdir(parents=True)
     exe.write_text("#!/bin/sh\n")
     exe.chmod(0o755)
     shutil.copytree("/usr/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True)
-    v = subprocess.run(["systemd-analyze", "verify", f"--root={root}", "bedside.service"],
-                       capture_output=True, text=True, timeout=60)
-    # Any warning (an unknown key, a bad value) is printed: the unit must produce none.
-    assert v.returncode == 0 and v.stderr.strip() == "" and v.stdout.strip() == "", v.stdout + v.stderr
+    return subprocess.run(["systemd-analyze", "verify", f"--root={root}", name], capture_output=True, text=True,
+                          timeout=60)
 
 
 def test_dry_run_prints_the_plan_and_changes_nothing(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import ROOT
+from .test_install import verify_installed
 
 RULE = ROOT / "systemd" / "80-bedside-stick.rules"
 SERVICE = ROOT / "systemd" / "bedside-stick@.service"
@@ -35,17 +36,7 @@ needs_udev = pytest.mark.skipif(
 
 @needs_analyze
 def test_systemd_accepts_the_export_service_as_installed(tmp_path: Path) -> None:
-    root = tmp_path / "root"
-    (root / "etc/systemd/system").mkdir(parents=True)
-    for unit in (SERVICE, ROOT / "systemd" / "bedside.service"):
-        shutil.copy(unit, root / "etc/systemd/system" / unit.name)
-    exe = root / "opt/bedside/venv/bin/bedside"
-    exe.parent.mkdir(parents=True)
-    exe.write_text("#!/bin/sh\n")
-    exe.chmod(0o755)
-    shutil.copytree("/usr/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True)
-    v = subprocess.run(["systemd-analyze", "verify", f"--root={root}", "bedside-stick@sda1.service"],
-                       capture_output=True, text=True, timeout=60)
+    v = verify_installed(tmp_path, "bedside-stick@sda1.service", SERVICE, ROOT / "systemd" / "bedside.service")
     assert v.returncode == 0 and v.stdout.strip() == "" and v.stderr.strip() == "", v.stdout + v.stderr
 
 

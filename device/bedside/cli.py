@@ -393,6 +393,16 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 # --- the serial link ------------------------------------------------------------------
 
+def _teller(log: Callable[[str], None] | None) -> Callable[[str], None]:
+    """Where a background service's messages go: the simulator's status line, or standard error."""
+    def say(message: str) -> None:
+        if log is not None:
+            log(message)
+        else:
+            print(f"bedside: {message}", file=sys.stderr, flush=True)
+    return say
+
+
 def _serial_link(unit: Any, data: Path, port: str, baud: int, log: Callable[[str], None] | None = None) -> Any:
     """Serve the nurse link on ``port`` (nothing when it is empty), once the unit has started."""
     if not port:
@@ -401,12 +411,7 @@ def _serial_link(unit: Any, data: Path, port: str, baud: int, log: Callable[[str
     from .serial_link import SerialLink
     from .service import LinkService
 
-    def say(message: str) -> None:
-        if log is not None:
-            log(message)
-        else:
-            print(f"bedside: {message}", file=sys.stderr, flush=True)
-
+    say = _teller(log)
     try:
         ward = secret.load(data)
     except secret.SecretError as e:
@@ -427,12 +432,7 @@ def _stick_channel(unit: Any, path: str, log: Callable[[str], None] | None = Non
         return None
     from .stick_channel import StickChannel
 
-    def say(message: str) -> None:
-        if log is not None:
-            log(message)
-        else:
-            print(f"bedside: {message}", file=sys.stderr, flush=True)
-
+    say = _teller(log)
     channel = StickChannel(unit, Path(path), say)
     try:
         channel.start()

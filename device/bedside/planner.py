@@ -22,6 +22,7 @@ arithmetic. Rules (documented for nurses in docs/behaviour.md):
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -216,7 +217,25 @@ def offered_between(cfg: Config, start: datetime, end: datetime, ep: Episode | N
 
 
 def next_event_after(cfg: Config, t: datetime, horizon_days: int = 3, ep: Episode | None = None) -> datetime | None:
-    """The first instant after ``t`` at which a session is due or offered (None if nothing is scheduled)."""
-    found = sessions_between(cfg, t - 2 * _DAY, t + horizon_days * _DAY, ep)
-    times = [x for s in found for x in (s.due, s.offer) if x > t]
-    return min(times) if times else None
+    """The first instant after ``t`` at which a session is due or offered, among the sessions
+    due in [t - 2 days, t + horizon_days); None if there is none."""
+    lo, hi = t - 2 * _DAY, t + horizon_days * _DAY
+    events = _events_near(cfg, ep, t.astimezone(UTC).date(), horizon_days)
+    # The loop asks before every sleep; the answer changes a few times a day.
+    for x, due in events[bisect_right(events, (t, _FAR_FUTURE)):]:
+        if lo <= due < hi:
+            return x
+    return None
+
+
+_FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
+
+
+@lru_cache(maxsize=8)
+def _events_near(cfg: Config, ep: Episode | None, day: date, horizon_days: int
+                 ) -> tuple[tuple[datetime, datetime], ...]:
+    """(instant, due) of every due and offer of the sessions due within days of the UTC ``day``,
+    sorted: a superset of what ``next_event_after`` looks at for any instant of that day."""
+    anchor = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    found = sessions_between(cfg, anchor - 3 * _DAY, anchor + (horizon_days + 2) * _DAY, ep)
+    return tuple(sorted((x, s.due) for s in found for x in (s.due, s.offer)))

@@ -13,7 +13,7 @@ and a 2-pixel margin on screens that the burn-in orbit moves.
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 
 from PIL import Image, ImageDraw, ImageFont
@@ -44,6 +44,19 @@ def font(size: str) -> Font:
 def drawable(text: str) -> str:
     """``text`` with any character the fonts lack (they cover Latin-1) shown as '?'."""
     return text.encode("latin-1", "replace").decode("latin-1")
+
+
+@lru_cache(maxsize=512)
+def _ink(text: str, size: str) -> tuple[tuple[int, int], Image.Image] | None:
+    """Where ``text``'s ink starts relative to its cell, and the ink as a mask. A guide redraws
+    the same few words four times a second: drawing glyphs is most of a frame's cost."""
+    f = font(size)
+    x0, y0, x1, y1 = f.getbbox(text)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    mask = Image.new("1", (x1 - x0, y1 - y0), 0)
+    ImageDraw.Draw(mask).text((-x0, -y0), text, font=f, fill=1)
+    return (int(x0), int(y0)), mask
 
 
 def text_width(text: str, size: str) -> int:
@@ -92,7 +105,10 @@ class Canvas:
 
     def text(self, x: int, y: int, text: str, size: str, fill: int = 1) -> None:
         """``text`` with its cell's top-left at (x, y)."""
-        self.draw.text((x, y), drawable(text), font=font(size), fill=fill)
+        ink = _ink(drawable(text), size)
+        if ink is not None:
+            (dx, dy), mask = ink
+            self.image.paste(fill, (x + dx, y + dy), mask)
 
     def caps(self, x: int, y: int, text: str, size: str, fill: int = 1) -> None:
         """``text`` with the top of its capitals at ``y`` (cells have blank rows above the ink)."""

@@ -470,6 +470,11 @@ def _set_outcome(st: State, sid: str, outcome: str) -> State:
 def _plan(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> State:
     if now.wall <= st.cursor:
         return st
+    if now.wall - st.cursor < timedelta(days=1):
+        # Most steps fall between plan events: nothing to offer, defer or miss.
+        nxt = planner.next_event_after(cfg, st.cursor, ep=st.episode)
+        if nxt is None or nxt > now.wall:
+            return replace(st, cursor=now.wall, stale_reason=None)
     start = st.cursor + timedelta(microseconds=1)
     end = now.wall + timedelta(microseconds=1)
     events: list[tuple[datetime, int, planner.Session]] = []

@@ -41,6 +41,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from . import durable
+
 FOLDER = "Bedside"
 AUTH_FILE = "authorisation.json"
 README_FILE = "README.txt"
@@ -278,10 +280,7 @@ def write_file(dir_fd: int, name: str, data: bytes) -> None:
         os.unlink(tmp, dir_fd=dir_fd)      # left by an export that was cut short
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=dir_fd)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
+        durable.write_synced(fd, data)
     except BaseException:
         os.close(fd)
         with contextlib.suppress(OSError):
