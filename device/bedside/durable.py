@@ -2,7 +2,8 @@
 
 The journal is SQLite's business; every other file the unit writes (the seal key, the
 heartbeat, the export marker, exports to a stick) goes tmp file → fsync → rename →
-fsync(directory), never in place.
+fsync(directory), never in place. The nurse's laptop tools (reports, pulls) use the same
+code on Linux, macOS and Windows.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from pathlib import Path
 
 def fsync_dir(directory: Path) -> None:
     """Make a directory's entries (a new or renamed file) survive a power cut."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return      # Windows: a directory cannot be opened to sync; NTFS journals its entries
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -32,7 +35,8 @@ def write_synced(fd: int, data: bytes) -> None:
 def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Replace ``path`` with ``data``: after a crash it holds the old or the new bytes, never a mix."""
     tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    # O_BINARY: on Windows os.write would otherwise turn every \n into \r\n.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), mode)
     try:
         write_synced(fd, data)
     except BaseException:
@@ -43,6 +47,11 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     os.close(fd)
     os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """``write_atomic`` for text: UTF-8, newlines as given on every system."""
+    write_atomic(path, text.encode("utf-8"))
 
 
 def read_text(path: Path) -> str | None:

@@ -28,6 +28,7 @@ from typing import IO, Any
 
 from . import chain, client, protocol
 from .client import Client, Disconnected, LinkError, NoAnswer, Refused
+from .durable import write_text_atomic
 
 # 128 records: about 1.5 ms of the unit's loop on a laptop, 15 ms on a Pi Zero 2 W, per request.
 BATCH_START, BATCH_MIN, BATCH_MAX = 128, 8, 128
@@ -127,17 +128,7 @@ class Store:
 
     def note_pull(self, entry: dict[str, Any]) -> None:
         pulls = [*self.pulls(), entry][-100:]
-        write_atomic(self.log_path, json.dumps({"unit": self.unit, "pulls": pulls}, indent=1) + "\n")
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write whole or not at all: tmp file, fsync, rename (a reader never sees half a file)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+        write_text_atomic(self.log_path, json.dumps({"unit": self.unit, "pulls": pulls}, indent=1) + "\n")
 
 
 # --- talking to the unit ------------------------------------------------------------------
@@ -440,7 +431,7 @@ def write_outputs(out: Path, got: Outcome, key: Any = None) -> tuple[list[Path],
     header = export.header_for(records, since_seq=store.start - 1, segments=segments)
     header["via"] = "serial"
     path = out / f"{got.unit}-journal.jsonl"
-    write_atomic(path, json.dumps(header, sort_keys=True, separators=(",", ":")) + "\n" +
+    write_text_atomic(path, json.dumps(header, sort_keys=True, separators=(",", ":")) + "\n" +
                  "".join(protocol.export_line(r) + "\n" for r in records))
     verdict = verify.verify_export(path, key)
     html, csv_path = out / f"{got.unit}-report.html", out / f"{got.unit}-sessions.csv"

@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +23,7 @@ from typing import Any
 
 from . import adherence, chain
 from .adherence import Adherence
+from .durable import write_text_atomic
 
 EXPORT_FORMAT = 1          # the ``bedside_export`` header version this reader understands
 
@@ -231,24 +231,10 @@ def write(records: Sequence[Mapping[str, Any]], html_path: Path, csv_path: Path 
     """Write the HTML report (and the sessions CSV if ``csv_path``); returns what was reported."""
     report = make(records, header=header, damaged=damaged, episode=episode, source=source)
     when = generated or datetime.now().astimezone()
-    write_atomic(html_path, html_text(report, when))
+    write_text_atomic(html_path, html_text(report, when))
     if csv_path is not None:
-        write_atomic(csv_path, csv_text(report))
+        write_text_atomic(csv_path, csv_text(report))
     return report
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """tmp, fsync, rename: the final name only ever holds a whole file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def summary(report: Report) -> str:

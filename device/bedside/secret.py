@@ -18,11 +18,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .durable import write_atomic
 
 FILE_NAME = "ward-secret.json"
 STICK_SALT = b"bedside stick authorisation v1"
@@ -66,23 +67,6 @@ def validate(secret: str) -> str:
     return s
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Replace ``path`` with ``data`` so that a power cut leaves either the old or the new file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-
-
 def set_secret(data_dir: Path, secret: str) -> WardSecret:
     s = validate(secret)
     salt = secrets.token_bytes(16)
@@ -90,7 +74,7 @@ def set_secret(data_dir: Path, secret: str) -> WardSecret:
     data_dir.mkdir(parents=True, exist_ok=True)
     body = {"version": 1, "kdf": "scrypt", "n": ws.n, "r": ws.r, "p": ws.p, "salt": ws.salt.hex(),
             "unlock": ws.unlock.hex(), "stick_key": ws.stick_key.hex()}
-    write_atomic(data_dir / FILE_NAME, (json.dumps(body, indent=1) + "\n").encode())
+    write_atomic(data_dir / FILE_NAME, (json.dumps(body, indent=1) + "\n").encode(), mode=0o600)
     return ws
 
 
