@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +22,7 @@ def cpu_model() -> str:
 
 def measured_on(command: str, note: str = "") -> str:
     """The line that says when, where and how a section's numbers were measured."""
-    where = f"{platform.system()} {platform.release()} {platform.machine()}"
+    where = f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores"
     line = f"Measured {datetime.now(UTC):%Y-%m-%d} on {cpu_model()}, Python {platform.python_version()}, {where}"
     return f"{line} (`{command}`)." + (f" {note}" if note else "")
 
