@@ -19,11 +19,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bedside import config, planner, render, session, simulate
-from bedside import screens as sc
-from bedside.events import Instant, Record, Tick
-from bedside.gallery import EXAMPLES
-from bedside.journal import Journal
+from bedside.core import config, planner
+from bedside.core import machine as session
+from bedside.core import screens as sc
+from bedside.core.events import Instant, Record, Tick
+from bedside.display import render
+from bedside.display.gallery import EXAMPLES
+from bedside.journal.segments import Journal
+from bedside.unit import simulate
 
 ROOT = Path(__file__).resolve().parent.parent
 DAY_START = "2026-11-24T06:00"

@@ -27,9 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.serial_rig import SECRET, Cable, RunningUnit, cheap_ward
 
-from bedside import config, planner, protocol, pull, simulate
-from bedside.client import SerialTransport
-from bedside.journal import Journal
+from bedside.core import config, planner
+from bedside.journal.segments import Journal
+from bedside.laptop import pull
+from bedside.laptop.client import SerialTransport
+from bedside.link import protocol
+from bedside.unit import simulate
 from benchmarks import docs
 
 BAUD = 115200

@@ -47,8 +47,8 @@ RECORD = {"kind": "hourly", "reps": 20, "planned": 20, "early": False, "late_min
 def _events(mode: str, d: Path, n: int, spacing: float, stat: Path) -> dict[str, float]:
     from zoneinfo import ZoneInfo
 
-    from bedside.events import Instant, Record
-    from bedside.journal import Journal
+    from bedside.core.events import Instant, Record
+    from bedside.journal.segments import Journal
 
     def dev_stat() -> tuple[int, int]:
         f = stat.read_text().split()
@@ -165,10 +165,12 @@ def per_event(work: Path) -> dict[str, dict[str, float]] | str:
 
 def year(work: Path) -> dict[str, float]:
     """A year of events, then how long verification takes (medians of three)."""
-    from bedside import config, export, planner, seal, simulate, verify
-    from bedside.clock import VirtualClock
-    from bedside.events import Instant, Record
-    from bedside.journal import Journal
+    from bedside.core import config, planner
+    from bedside.core.events import Instant, Record
+    from bedside.journal import export, seal, verify
+    from bedside.journal.segments import Journal
+    from bedside.unit import simulate
+    from bedside.unit.clock import VirtualClock
 
     cfg = config.Config()
     day_dir = work / "day"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
-from bedside import config
+from bedside.core import config
 
 settings.register_profile("default", max_examples=150, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
@@ -70,7 +70,7 @@ def week(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def journal_records(data: Path) -> list[dict[str, Any]]:
     """Every record in a unit's data directory, read as an outsider would (read-only)."""
-    from bedside.journal import Journal
+    from bedside.journal.segments import Journal
 
     j = Journal(data, config.Config().tz, "reader", readonly=True)
     try:

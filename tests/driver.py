@@ -10,9 +10,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from bedside import session
-from bedside.config import Config
-from bedside.events import ButtonEdge, Decided, Effect, Event, Instant, Led, Past, Play, Record, Show, Tick
+from bedside.core import machine as session
+from bedside.core.config import Config
+from bedside.core.events import ButtonEdge, Decided, Effect, Event, Instant, Led, Past, Play, Record, Show, Tick
 
 
 @dataclass

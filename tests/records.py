@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from bedside import chain
+from bedside.journal import chain
 
 OFFSET = "+01:00"
 

@@ -21,10 +21,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bedside import config, secret, simulate
-from bedside.journal import Journal
-from bedside.serial_link import SerialLink
-from bedside.service import LinkService
+from bedside import secret
+from bedside.core import config
+from bedside.journal.segments import Journal
+from bedside.link.on_loop import LinkService
+from bedside.link.port import SerialLink
+from bedside.unit import simulate
 
 SECRET = "correct horse battery"
 
@@ -218,7 +220,7 @@ class RunningUnit:
 
     def on_loop(self, fn: Callable[[Any], Any]) -> Any:
         """Run ``fn(now)`` on the unit's loop and return its result."""
-        from bedside.daemon import Call
+        from bedside.unit.loop import Call
 
         c = Call(fn)
         self.sim.unit.inbox.put(c)

@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bedside import access, config
-from bedside.access import Access
-from bedside.events import Instant, Past
+from bedside.core import config
+from bedside.core.events import Instant, Past
+from bedside.link import access
+from bedside.link.access import Access
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 

@@ -8,8 +8,9 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bedside import adherence as ad
-from bedside import report
+from bedside.report import adherence as ad
+from bedside.report import files as report_files
+from bedside.report import model as report
 
 from .records import done, rec, sealed, srec, t
 
@@ -156,7 +157,7 @@ def streams(draw: st.DrawFn) -> tuple[list[dict[str, Any]], dict[str, str]]:
 
 
 def report_reasons() -> set[str]:
-    from bedside.report_svg import REASONS
+    from bedside.report.svg import REASONS
 
     return set(REASONS)
 
@@ -177,7 +178,7 @@ def test_model_over_random_streams(case: tuple[list[dict[str, Any]], dict[str, s
     made = report.make(recs)
     assert made.verdict.ok
     assert len(report.csv_text(made).splitlines()) == len(m.sessions) + 1
-    assert "<svg" in report.html_text(made, datetime(2026, 12, 1).astimezone())
+    assert "<svg" in report_files.html_text(made, datetime(2026, 12, 1).astimezone())
 
 
 junk = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
@@ -198,6 +199,6 @@ fields = st.fixed_dictionaries({}, optional={
 @given(st.lists(fields, max_size=12))
 def test_odd_records_never_stop_the_report(bodies: list[dict[str, Any]]) -> None:
     made = report.make(bodies)
-    report.html_text(made, datetime(2026, 12, 1).astimezone())
+    report_files.html_text(made, datetime(2026, 12, 1).astimezone())
     report.csv_text(made)
     assert not made.verdict.ok

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bedside import config, daemon, planner, simulate
+from bedside.core import config, planner
+from bedside.unit import loop as daemon
+from bedside.unit import simulate
 
 from .conftest import journal_records
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from bedside import config
+from bedside.core import config
 
 from .conftest import ROOT
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bedside import config, render
-from bedside import screens as sc
-from bedside.events import Confirm, Withdraw
+from bedside.core import config
+from bedside.core import screens as sc
+from bedside.core.events import Confirm, Withdraw
+from bedside.display import render
 
 from .conftest import local
 from .driver import Driver

@@ -9,13 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bedside import config, episodes, planner, simulate
-from bedside import screens as sc
-from bedside.config import Config, Exercise, Regimen, Stage
-from bedside.episodes import Episode
-from bedside.events import Admit, Discharge, Exported, Record
-from bedside.journal import Journal
-from bedside.session import step
+from bedside.core import config, episodes, planner
+from bedside.core import screens as sc
+from bedside.core.config import Config, Exercise, Regimen, Stage
+from bedside.core.episodes import Episode
+from bedside.core.events import Admit, Discharge, Exported, Record
+from bedside.core.machine import step
+from bedside.journal.segments import Journal
+from bedside.unit import simulate
 
 from .conftest import budget
 from .driver import Driver
@@ -235,7 +236,7 @@ def test_counts_keep_sessions_done_before_an_admission_changed_the_plan() -> Non
     assert (s.done, s.due) == (2, 2)
     assert s.marks == ("done", "done", "later", "later")
     nurse = d.state
-    from bedside.views import nurse_screen
+    from bedside.core.views import nurse_screen
     assert nurse_screen(cfg, nurse, d.now).today_done == 2
 
 

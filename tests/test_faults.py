@@ -18,16 +18,16 @@ from typing import Any
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from bedside import hardware
-from bedside import screens as sc
-from bedside.clock import VirtualClock
-from bedside.config import Config, Hardware
-from bedside.daemon import Outputs, Unit
-from bedside.display import DisplayKeeper
-from bedside.events import Instant, Led
-from bedside.journal import Journal
-from bedside.sounds import Player
-from bedside.supervise import GuardedTone, SelfTest, daily_time
+from bedside.core import screens as sc
+from bedside.core.config import Config, Hardware
+from bedside.core.events import Instant, Led
+from bedside.display.panel import DisplayKeeper
+from bedside.journal.segments import Journal
+from bedside.unit import pins as hardware
+from bedside.unit.clock import VirtualClock
+from bedside.unit.loop import Outputs, Unit
+from bedside.unit.sounds import Player
+from bedside.unit.supervise import GuardedTone, SelfTest, daily_time
 
 from .conftest import ROOT
 from .test_hardware import Bus

@@ -7,10 +7,12 @@ from typing import Any
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from bedside import hardware, render, sounds
-from bedside import screens as sc
-from bedside.config import Hardware
-from bedside.display import DisplayOut
+from bedside.core import screens as sc
+from bedside.core.config import Hardware
+from bedside.display import render
+from bedside.display.panel import DisplayOut
+from bedside.unit import pins as hardware
+from bedside.unit import sounds
 
 
 class Bus:

@@ -189,7 +189,7 @@ def test_rtc_time_struct_matches_the_kernel_layout() -> None:
     import struct
     from datetime import UTC, datetime
 
-    from bedside import clock
+    from bedside.unit import clock
 
     assert clock.RTC_SET_TIME == 0x4024700A  # _IOW('p', 0x0a, struct rtc_time) on Linux
     t = datetime(2026, 11, 24, 9, 41, 7, tzinfo=UTC)   # a Tuesday, day 328 of the year

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bedside import chain
-from bedside.events import Instant, Record
-from bedside.journal import Journal, JournalError
+from bedside.core.events import Instant, Record
+from bedside.journal import chain
+from bedside.journal.segments import Journal, JournalError
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bedside import protocol
+from bedside.link import protocol
 
 from .conftest import budget
 from .test_link_properties import CFG, SyncUnit
@@ -136,7 +136,7 @@ def test_no_memory_growth_under_a_stream_of_noise(unit: SyncUnit) -> None:
     """Connections come and go with noise, and nothing of them stays behind on the unit."""
     import gc
 
-    from bedside.serial_link import Connection
+    from bedside.link.port import Connection
 
     rng = random.Random(7)
 

@@ -23,9 +23,12 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from bedside import access, client, config, protocol, pull, simulate
-from bedside.serial_link import Connection
-from bedside.service import LinkService
+from bedside.core import config
+from bedside.laptop import client, pull
+from bedside.link import access, protocol
+from bedside.link.on_loop import LinkService
+from bedside.link.port import Connection
+from bedside.unit import simulate
 
 from .conftest import budget
 from .serial_rig import SECRET, cheap_ward

@@ -10,9 +10,10 @@ import time
 
 import pytest
 
-from bedside import config, hardware
-from bedside import screens as sc
-from bedside.display import DisplayOut
+from bedside.core import config
+from bedside.core import screens as sc
+from bedside.display.panel import DisplayOut
+from bedside.unit import pins as hardware
 
 pytestmark = [
     pytest.mark.hardware,

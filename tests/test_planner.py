@@ -6,8 +6,8 @@ from zoneinfo import ZoneInfo
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bedside import planner
-from bedside.config import Config
+from bedside.core import planner
+from bedside.core.config import Config
 
 UTC_DAY = timedelta(days=1)
 

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bedside import chain, protocol
-from bedside.protocol import Echo, Frame, Garbage, InputReader, Interrupt, Line, TooLong
+from bedside.journal import chain
+from bedside.link import protocol
+from bedside.link.protocol import Echo, Frame, Garbage, InputReader, Interrupt, Line, TooLong
 
 
 def items(data: bytes, reader: InputReader | None = None) -> list[protocol.Item]:

@@ -22,9 +22,13 @@ from pathlib import Path
 
 import pytest
 
-from bedside import config, protocol, pull, report, simulate
-from bedside.client import SerialTransport
-from bedside.journal import Journal
+from bedside.core import config
+from bedside.journal.segments import Journal
+from bedside.laptop import pull
+from bedside.laptop.client import SerialTransport
+from bedside.link import protocol
+from bedside.report import model as report
+from bedside.unit import simulate
 
 from .conftest import ROOT
 from .serial_rig import SECRET, Cable, RunningUnit, cheap_ward, wait_for
@@ -323,7 +327,7 @@ def test_pull_checks_every_seal_with_the_hospitals_key(unit_data: Path, tmp_path
                             progress_out=io.StringIO())
     finally:
         cable.unplug()
-    from bedside import seal
+    from bedside.journal import seal
 
     _files, summary, verdict = pull.write_outputs(out, got, seal.load_hospital_key(key_file))
     assert verdict.ok and verdict.seals_checked >= 1, verdict.report()

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from bedside import adherence as ad
-from bedside import chain, report
+from bedside.journal import chain
+from bedside.report import adherence as ad
+from bedside.report import files as report_files
+from bedside.report import model as report
 
 from .test_cli import run
 
@@ -60,7 +62,7 @@ def test_the_scripted_week_day_by_day(made: report.Report) -> None:
 
 
 def test_the_page_says_it(made: report.Report) -> None:
-    page = report.html_text(made, GENERATED)
+    page = report_files.html_text(made, GENERATED)
     assert "unit ward7-bed12" in page and "Record verified" in page and made.verdict.head in page
     assert "91%" in page and "96 of 105 sessions done" in page
     assert "Tue 24 Nov 2026 to Mon 30 Nov 2026 (7 days)" in page
@@ -110,7 +112,7 @@ def test_command_from_a_data_directory_and_from_its_export_agree(week: Path, tmp
 def export_lines(week: Path) -> list[str]:
     from zoneinfo import ZoneInfo
 
-    from bedside.journal import Journal
+    from bedside.journal.segments import Journal
 
     j = Journal(week, ZoneInfo("UTC"), "test", readonly=True)
     try:
@@ -133,7 +135,7 @@ def test_export_files_with_and_without_the_header(week: Path) -> None:
     assert loaded.header is not None and loaded.header["boots"] == 3
     made = report.make(loaded.records, header=loaded.header)
     assert made.verdict.ok and made.verdict.head_seq == len(lines)
-    assert "Exported</dt><dd>Tue 1 Dec 2026 08:00" in report.html_text(made, GENERATED)
+    assert "Exported</dt><dd>Tue 1 Dec 2026 08:00" in report_files.html_text(made, GENERATED)
     # A file cut short after its header was written: the header's head tells.
     short = report.parse_export("\n".join([header(lines), *lines[:-3]]).encode())
     v = report.make(short.records, header=short.header).verdict
@@ -151,7 +153,7 @@ def test_a_changed_or_cut_record_fails_verification_loudly(week: Path) -> None:
     assert not made.verdict.ok
     assert made.verdict.problems == (f"seq {i + 1}: its contents do not match its hash: it was changed after "
                                      "it was written",)
-    page = report.html_text(made, GENERATED)
+    page = report_files.html_text(made, GENERATED)
     assert "FAILED VERIFICATION" in page.split("</title>")[0]
     body = page.split("<body>", 1)[1]
     assert body.index("FAILED verification: do not rely on it") < body.index('<dl class="facts">')

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bedside import report
+from bedside.report import files as report_files
+from bedside.report import model as report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (make test installs it)")
@@ -52,7 +53,7 @@ def page_requests(netlog: Path) -> list[str]:
 def page(week: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("browser") / "report.html"
     loaded = report.load(week)
-    report.write(loaded.records, out, out.with_suffix(".csv"), source=loaded.source,
+    report_files.write(loaded.records, out, out.with_suffix(".csv"), source=loaded.source,
                  generated=datetime.fromisoformat("2026-12-01T08:00:00+01:00"))
     return out
 

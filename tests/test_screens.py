@@ -17,10 +17,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from bedside import icons, render, state
-from bedside import screens as sc
-from bedside.config import Config, Display
-from bedside.gallery import EXAMPLES, Example
+from bedside.core import screens as sc
+from bedside.core import state
+from bedside.core.config import Config, Display
+from bedside.display import icons, render
+from bedside.display.gallery import EXAMPLES, Example
 
 from .conftest import ROOT, budget
 from .driver import Driver

@@ -16,16 +16,16 @@ from typing import Any
 
 import pytest
 
-from bedside import hardware
-from bedside.clock import SystemClock, VirtualClock
-from bedside.config import Config, Hardware
-from bedside.daemon import Outputs, Unit
-from bedside.display import DisplayKeeper
-from bedside.events import Instant
-from bedside.journal import Journal
-from bedside.sdnotify import Notifier
-from bedside.sounds import Player
-from bedside.supervise import Watchdog
+from bedside.core.config import Config, Hardware
+from bedside.core.events import Instant
+from bedside.display.panel import DisplayKeeper
+from bedside.journal.segments import Journal
+from bedside.unit import pins as hardware
+from bedside.unit.clock import SystemClock, VirtualClock
+from bedside.unit.loop import Outputs, Unit
+from bedside.unit.sdnotify import Notifier
+from bedside.unit.sounds import Player
+from bedside.unit.supervise import Watchdog
 
 from .test_hardware import Bus
 
@@ -145,7 +145,7 @@ def test_pings_stop_while_the_loop_is_stuck_and_resume_after(tmp_path: Path,
         assert drain(sock).count("WATCHDOG=1") >= 2
         # A press makes the loop draw the progress screen; the transfer hangs.
         bus.hang.set()
-        from bedside.events import ButtonEdge
+        from bedside.core.events import ButtonEdge
 
         unit.post(ButtonEdge(True))
         time.sleep(0.1)
@@ -213,7 +213,7 @@ def test_a_flood_of_inputs_is_work_not_a_spin(tmp_path: Path, listener: tuple[st
     loop = threading.Thread(target=unit.run, daemon=True)
     loop.start()
     try:
-        from bedside.events import Tick
+        from bedside.core.events import Tick
 
         end = time.monotonic() + 0.4
         while time.monotonic() < end:     # far more inputs a second than any timer could cause

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bedside import secret
-from bedside.cli import main
-from bedside.journal import Journal
+from bedside.cli.main import main
+from bedside.journal.segments import Journal
 
 
 def test_secret_is_stored_only_as_slow_hashes(tmp_path: Path) -> None:
@@ -59,7 +59,7 @@ def test_cli_sets_the_secret_and_journals_it(tmp_path: Path, capsys: pytest.Capt
 
 
 def test_cli_refuses_while_the_unit_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from bedside import daemon
+    from bedside.unit import loop as daemon
 
     data = tmp_path / "data"
     lock = daemon.lock_data_dir(data)

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from bedside import access, chain, config, protocol
+from bedside.core import config
+from bedside.journal import chain
+from bedside.link import access, protocol
 
 from .serial_rig import SECRET, Cable, Laptop, RunningUnit, cheap_ward, wait_for
 
@@ -217,7 +219,7 @@ def test_prompting_goes_on_while_the_port_is_hammered(tmp_path: Path, cable: Cab
 
 
 def test_the_tools_frames_and_a_resumable_batch(tmp_path: Path, cable: Cable) -> None:
-    from bedside import client
+    from bedside.laptop import client
 
     data = tmp_path / "unit"
     ward = cheap_ward(data)
@@ -285,7 +287,7 @@ def test_admit_and_discharge_by_hand_with_presses(tmp_path: Path, cable: Cable) 
     assert "Smith" not in json.dumps(recs)
     assert next(r for r in recs if r["type"] == "admit")["episode"] == "E2026-0042"
     # The new patient's records start a segment of their own, after a seal of the one before.
-    from bedside.journal import Journal
+    from bedside.journal.segments import Journal
 
     j = Journal(data, u.cfg.tz, "reader", readonly=True)
     try:
@@ -299,7 +301,7 @@ def test_admit_and_discharge_by_hand_with_presses(tmp_path: Path, cable: Cable) 
 
 def test_a_port_that_fails_as_soon_as_it_opens_is_retried_slowly_and_logged_once(tmp_path: Path) -> None:
     """A gadget port whose host has gone can open and fail at once: no busy loop, no log flood."""
-    from bedside.serial_link import SerialLink
+    from bedside.link.port import SerialLink
 
     opens: list[float] = []
 

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bedside import planner
-from bedside import screens as sc
-from bedside.config import Config
+from bedside.core import planner
+from bedside.core import screens as sc
+from bedside.core.config import Config
 
 from .conftest import budget
 from .driver import Driver

@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
-from bedside import config, render, simulate, views
-from bedside import screens as sc
-from bedside.sounds import SOUNDS
+from bedside.core import config, views
+from bedside.core import screens as sc
+from bedside.display import render
+from bedside.unit import simulate
+from bedside.unit.sounds import SOUNDS
 
 from .conftest import journal_records
 
@@ -102,7 +104,7 @@ def test_led_pin_blinks_while_due_and_stays_on_after_a_miss(tmp_path: Path) -> N
 
 
 def test_headless_cli_week_is_quiet_at_night(tmp_path: Path) -> None:
-    from bedside.cli import main
+    from bedside.cli.main import main
 
     trace = tmp_path / "trace.jsonl"
     frames = tmp_path / "frames"
@@ -157,7 +159,7 @@ def test_scripted_clock_jump_is_logged(tmp_path: Path) -> None:
 def test_keys_admit_a_demo_patient_operated_on_today_and_discharge() -> None:
     from datetime import UTC
 
-    from bedside.events import Admit, Discharge, Instant
+    from bedside.core.events import Admit, Discharge, Instant
 
     tz = config.Config().tz
     now = Instant(datetime(2026, 11, 24, 9, 41, tzinfo=UTC), 1.0)
@@ -168,7 +170,7 @@ def test_keys_admit_a_demo_patient_operated_on_today_and_discharge() -> None:
 
 
 def test_config_check_lists_each_regimen_step_down(capsys: pytest.CaptureFixture[str]) -> None:
-    from bedside.cli import main
+    from bedside.cli.main import main
 
     assert main(["config", "check", str(Path(__file__).parent.parent / "config/examples/hip-and-knee.toml")]) == 0
     out = capsys.readouterr().out

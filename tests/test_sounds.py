@@ -13,10 +13,12 @@ from typing import Any
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from bedside import hardware, planner, sounds
-from bedside.config import Config, Hardware
-from bedside.events import Instant, Notice, Play
-from bedside.session import step
+from bedside.core import planner
+from bedside.core.config import Config, Hardware
+from bedside.core.events import Instant, Notice, Play
+from bedside.core.machine import step
+from bedside.unit import pins as hardware
+from bedside.unit import sounds
 
 from .driver import Driver
 

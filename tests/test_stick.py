@@ -14,9 +14,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bedside import config, secret, session, state, stick, views
-from bedside import screens as sc
-from bedside.events import ButtonEdge, Exported, Instant, Record, Show, StickExport, Tick
+from bedside import secret
+from bedside.core import config, state, views
+from bedside.core import machine as session
+from bedside.core import screens as sc
+from bedside.core.events import ButtonEdge, Exported, Instant, Record, Show, StickExport, Tick
+from bedside.stick import auth as stick
 
 from .stick_rig import windows_name
 

@@ -19,10 +19,11 @@ from typing import Any
 
 import pytest
 
-from bedside import config, simulate
-from bedside import screens as sc
-from bedside.events import Effect, Instant, Led, Show
-from bedside.stick_channel import StickChannel
+from bedside.core import config
+from bedside.core import screens as sc
+from bedside.core.events import Effect, Instant, Led, Show
+from bedside.stick.channel import StickChannel
+from bedside.unit import simulate
 
 from .conftest import DATA, ROOT, journal_records
 from .serial_rig import wait_for
@@ -225,7 +226,7 @@ def test_only_root_and_the_daemons_own_user_may_report(tmp_path: Path, data: Pat
 
 def test_a_running_unit_that_does_not_listen_gets_no_unrecorded_export(tmp_path: Path, data: Path,
                                                                         fat: FatStick) -> None:
-    from bedside import daemon
+    from bedside.unit import loop as daemon
 
     lock = daemon.lock_data_dir(data)         # as the daemon holds it
     try:

@@ -26,8 +26,10 @@ from typing import Any
 
 import pytest
 
-from bedside import config, stick, stick_export
-from bedside.stick_export import Outcome
+from bedside.core import config
+from bedside.stick import auth as stick
+from bedside.stick import export as stick_export
+from bedside.stick.export import Outcome
 
 from .conftest import DATA, ROOT, journal_records
 from .stick_rig import OTHER_SECRET, SECRET, FatStick, needs_fat, unit_data, windows_name

@@ -13,12 +13,14 @@ from typing import Any
 
 import pytest
 
-from bedside import config, heartbeat, retention, seal, simulate, verify
-from bedside import screens as sc
-from bedside.daemon import NOT_SAVED
-from bedside.events import Instant, Play, Record, Show
-from bedside.journal import Journal, segment_files
-from bedside.store import DAMAGE_NOTICE, NOTICE, Store
+from bedside.core import config
+from bedside.core import screens as sc
+from bedside.core.events import Instant, Play, Record, Show
+from bedside.journal import heartbeat, retention, seal, verify
+from bedside.journal.segments import Journal, segment_files
+from bedside.journal.store import DAMAGE_NOTICE, NOTICE, Store
+from bedside.unit import simulate
+from bedside.unit.loop import NOT_SAVED
 
 from .conftest import journal_records
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from tools import tamper
 
-from bedside import chain, export, seal, verify
+from bedside.journal import chain, export, seal, verify
 
 from .conftest import ROOT
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from bedside import render
-from bedside.gallery import EXAMPLES, Example
+from bedside.display import render
+from bedside.display.gallery import EXAMPLES, Example
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden"

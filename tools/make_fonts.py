@@ -5,7 +5,7 @@ Pillow version (the Pi's apt Pillow and a laptop's wheel alike), which is
 what makes the golden-image tests trustworthy.
 
 Source: Debian package xfonts-terminus (SIL Open Font License 1.1, see
-device/bedside/fonts/OFL.txt). Run: python tools/make_fonts.py
+device/bedside/display/fonts/OFL.txt). Run: python tools/make_fonts.py
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from PIL import PcfFontFile
 
 SOURCE = Path("/usr/share/fonts/X11/misc")
-TARGET = Path(__file__).resolve().parent.parent / "device" / "bedside" / "fonts"
+TARGET = Path(__file__).resolve().parent.parent / "device" / "bedside" / "display" / "fonts"
 FONTS = ["ter-u12n", "ter-u12b", "ter-u14b", "ter-u16b", "ter-u20b", "ter-u24b", "ter-u32b"]
 
 

@@ -35,10 +35,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bedside import chain, config, export, planner, seal, simulate, verify
-from bedside.clock import VirtualClock
-from bedside.events import Record
-from bedside.journal import Journal, segment_files
+from bedside.core import config, planner
+from bedside.core.events import Record
+from bedside.journal import chain, export, seal, verify
+from bedside.journal.segments import Journal, segment_files
+from bedside.unit import simulate
+from bedside.unit.clock import VirtualClock
 
 KINDS = ("edit", "rehash", "rechain", "delete", "reorder", "insert", "truncate")
 DB_KINDS = (*KINDS, "bytes")

@@ -36,8 +36,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bedside import chain, verify
-from bedside.journal import Journal
+from bedside.journal import chain, verify
+from bedside.journal.segments import Journal
 
 TOOLS = Path(__file__).resolve().parent
 WORKLOAD = TOOLS / "workload.py"
@@ -161,7 +161,8 @@ def kill_torture(count: int, seed: int, work: Path, *, max_run_s: float = 0.6, f
             data = work / f"data{n}"
             confirmed = {}
         if n % fresh_every == 0:
-            from bedside import config, seal
+            from bedside.core import config
+            from bedside.journal import seal
 
             seal.create(data, work / f"key{n}.json", config.Config().unit_id)
         t0 = time.monotonic()

@@ -29,14 +29,17 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bedside import config, hardware, heartbeat, screens, simulate
-from bedside.clock import VirtualClock
-from bedside.daemon import NOT_SAVED, Outputs, Unit
-from bedside.display import DisplayOut
-from bedside.events import Effect, Instant, Play, Record, Show
-from bedside.journal import Journal, JournalError
-from bedside.sounds import Player
-from bedside.store import Store
+from bedside.core import config, screens
+from bedside.core.events import Effect, Instant, Play, Record, Show
+from bedside.display.panel import DisplayOut
+from bedside.journal import heartbeat
+from bedside.journal.segments import Journal, JournalError
+from bedside.journal.store import Store
+from bedside.unit import pins as hardware
+from bedside.unit import simulate
+from bedside.unit.clock import VirtualClock
+from bedside.unit.loop import NOT_SAVED, Outputs, Unit
+from bedside.unit.sounds import Player
 
 FIRST_START = "2026-11-24T06:30"
 

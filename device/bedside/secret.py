@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .durable import write_atomic
+from bedside.durable import write_atomic
 
 FILE_NAME = "ward-secret.json"
 STICK_SALT = b"bedside stick authorisation v1"

@@ -1,0 +1,15 @@
+"""What every command module shares: where the unit keeps its data, and the error a person can fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DEFAULT_DATA = Path("/var/lib/bedside")
+
+
+class UserError(Exception):
+    """A problem the person running the command can fix; printed without a traceback."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code

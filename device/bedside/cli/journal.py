@@ -1,0 +1,173 @@
+"""The journal's commands: ``bedside log export``, ``bedside log verify`` and ``bedside keys init``."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from bedside.cli.common import DEFAULT_DATA, UserError
+from bedside.journal import seal
+
+
+def hospital_key(path: str | None) -> seal.HospitalKey | None:
+    """The hospital's seal key named by ``--key``, or None; a bad file is the user's to fix."""
+    if not path:
+        return None
+    try:
+        return seal.load_hospital_key(Path(path))
+    except seal.SealError as e:
+        raise UserError(str(e)) from None
+
+
+def add_log_commands(lsub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    v = lsub.add_parser("verify", help="check a journal's chain, seals, seq and segments; non-zero exit on any break",
+                        description="Check a unit's journal (--data DIR) or an export file (FILE): the hash chain, "
+                        "gap-free seq, boots, segments and, with --key, every seal. Prints a verdict naming the "
+                        "first bad record; exits 1 on any break.")
+    v.add_argument("file", nargs="?", help="an export file (from bedside log export); default: the --data journal")
+    v.add_argument("--data", help=f"a unit's data directory (default {DEFAULT_DATA})")
+    v.add_argument("--key", help="the hospital's seal key file (from bedside keys init): checks every seal")
+    v.add_argument("--extends", metavar="EARLIER", help="an earlier export (or its head SEQ/HASH, as on the nurse "
+                   "screen) that this journal must contain or continue: catches removed newest records")
+    v.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    v.set_defaults(func=cmd_log_verify)
+
+
+def add_keys_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    k = sub.add_parser("keys", help="the journal's seal key (commissioning)")
+    ksub = k.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    ki = ksub.add_parser("init", help="create the unit's seal key and write the hospital's copy once (the unit "
+                         "must be stopped; refuses if the unit already has a key)")
+    ki.add_argument("--data", default=str(DEFAULT_DATA))
+    ki.add_argument("--out", required=True, help="where to write the hospital's copy of the key (e.g. a USB stick); "
+                    "it is written once and never again")
+    ki.add_argument("--config")
+    ki.set_defaults(func=cmd_keys_init)
+
+
+# --- export ----------------------------------------------------------------------------
+
+def export_jsonl(data: Path, out_path: str | None) -> int:
+    """The header line, then every record; to a file (written whole, then marked exported) or stdout."""
+    from bedside.journal import export, retention
+    from bedside.journal.segments import Journal
+
+    journal = Journal(data, ZoneInfo("UTC"), "export", readonly=True)
+    try:
+        header, lines = export.collect(journal)
+    finally:
+        journal.close()
+    if out_path is None:
+        with contextlib.suppress(BrokenPipeError):
+            export.write(sys.stdout, header, lines)
+        return 0
+    from bedside.durable import write_atomic
+
+    buf = io.StringIO()
+    export.write(buf, header, lines)
+    out = Path(out_path)
+    try:
+        write_atomic(out, buf.getvalue().encode("utf-8"))
+    except OSError as e:
+        raise UserError(f"cannot write {out}: {e.strerror or e}", 1) from None
+    head = header["head"]
+    print(f"Exported {header['records']} records of unit {header['unit'] or '?'} to {out}; head "
+          f"{head['seq']}/{head['hash'][:8]}.", file=sys.stderr)
+    if header["records"]:
+        try:
+            retention.mark_exported(data, head["seq"], head["hash"], str(out), datetime.now(UTC))
+        except OSError as e:
+            print(f"bedside: note: could not record the export in {data} ({e.strerror or e}); "
+                  "the journal keeps these records until a later export is recorded", file=sys.stderr)
+    return 0
+
+
+# --- verify ----------------------------------------------------------------------------
+
+def cmd_log_verify(args: argparse.Namespace) -> int:
+    from bedside.journal import export, verify
+    from bedside.journal.segments import JournalError
+
+    if args.file and args.data:
+        raise UserError("give either an export FILE or --data DIR, not both")
+    key = hospital_key(args.key)
+    try:
+        if args.file:
+            source, is_data = Path(args.file), False
+            v = verify.verify_export(source, key)
+        else:
+            source, is_data = Path(args.data or DEFAULT_DATA), True
+            v = verify.verify_data(source, key)
+        if args.extends:
+            head, earlier = verify.earlier_head(args.extends, key)
+            name = Path(args.extends).name if earlier is not None else f"the noted head {args.extends}"
+            more = verify.extends(v, verify.records_of(source, data=is_data), head, name)
+            if earlier is not None and not earlier.ok:
+                more.append(verify.Problem(None, "extends", f"the earlier export {name} does not verify itself: "
+                                           f"{earlier.verdict}"))
+            v = verify.with_problems(v, more)
+            if not more:
+                v.verdict += f"; extends {name} (its head {head[0]}/{head[1][:8]} is in this journal)" \
+                    if v.head and v.head[0] >= head[0] and v.first and v.first[0] <= head[0] \
+                    else f"; continues {name} (from its head {head[0]}/{head[1][:8]})"
+    except (export.ExportError, JournalError) as e:
+        raise UserError(str(e), 2) from None
+    if args.json:
+        print(json.dumps(v.to_json(), indent=1, sort_keys=True))
+    else:
+        print("\n".join(v.report()))
+    return 0 if v.ok else 1
+
+
+# --- keys ------------------------------------------------------------------------------
+
+def cmd_keys_init(args: argparse.Namespace) -> int:
+    """Commissioning: the unit's seal key, with one copy for the hospital. The daemon must be stopped."""
+    from bedside.core import config
+    from bedside.core.events import Record
+    from bedside.journal import seal
+    from bedside.journal.segments import Journal, JournalError
+    from bedside.unit import loop as daemon
+    from bedside.unit.clock import SystemClock
+
+    data = Path(args.data)
+    out = Path(args.out)
+    try:
+        lock = daemon.lock_data_dir(data)
+    except daemon.DataDirBusy:
+        raise UserError(f"the unit is running on {data}; stop it first (systemctl stop bedside)") from None
+    except OSError as e:
+        raise UserError(f"cannot use the data directory {data}: {e.strerror}") from None
+    try:
+        cfg = config.find(args.config)
+        journal = Journal(data, cfg.tz, daemon.boot_id())
+        try:
+            earlier = journal.last_of_type("seal_key")
+            if earlier is not None:
+                raise UserError(f"this unit was already given seal key {earlier.get('key_id')} on "
+                                f"{earlier['time'][:10]} (journal seq {earlier['seq']}); a unit is commissioned "
+                                "once, and that key's file is the one that checks its journal")
+            try:
+                key = seal.create(data, out, cfg.unit_id)
+            except seal.SealError as e:
+                raise UserError(str(e)) from None
+            try:
+                journal.append(Record("seal_key", data={"key_id": key.key_id, "unit": cfg.unit_id}),
+                               SystemClock().now(), daemon.detect_time_quality())
+            except JournalError as e:
+                raise UserError(f"the key was created but could not be recorded in the journal: {e}", 1) from None
+        finally:
+            journal.close()
+    finally:
+        lock.close()
+    print(f"Seal key {key.key_id} created for unit {cfg.unit_id}.\n"
+          f"The hospital's copy is {out}: keep it safe and off the ward network. It is the only copy of the\n"
+          f"key that can check this unit's seals (the unit forgets each key after using it), and it is\n"
+          f"never written again. Check a journal with:  bedside log verify --key {out} FILE")
+    return 0

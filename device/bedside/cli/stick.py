@@ -1,0 +1,160 @@
+"""The USB stick's commands: ``bedside stick prepare``, ``stick export`` and ``stick service``.
+
+docs/stick.md describes them for nurses and engineers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bedside.cli.common import DEFAULT_DATA, UserError
+
+
+def add_stick_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from bedside.stick.channel import SOCKET
+
+    st = sub.add_parser("stick", help="USB sticks: prepare one for the ward, export a unit's record to one")
+    ssub = st.add_subparsers(dest="stick_command", metavar="ACTION", required=True)
+
+    p = ssub.add_parser("prepare", help="authorise a mounted USB stick to take exports from the ward's units",
+                        description="Write Bedside/authorisation.json (bound to the ward secret) and a README onto "
+                        "the stick mounted at MOUNTPOINT. The ward's units then export to it; other sticks get "
+                        "nothing.")
+    p.add_argument("mountpoint", help="where the stick is mounted, e.g. /media/nurse/STICK")
+    p.add_argument("--secret-file", help="read the ward secret from the first line of this file instead of a prompt")
+    p.add_argument("--label", default="", help="a name for the stick, for people (e.g. 'Ward 7 stick 2')")
+    p.set_defaults(func=cmd_stick_prepare)
+
+    e = ssub.add_parser("export", help="export the unit's record to a mounted, prepared stick",
+                        description="Check the stick's authorisation, then write the raw journal export, the "
+                        "sessions CSV and the adherence report into Bedside/UNIT_DATE_TIME/ on the stick, each "
+                        "file whole. The unit records the export (or the refusal) and shows it. Exit codes: 0 "
+                        "exported, 1 failed (stick full, read-only, removed …), 2 could not start, 3 the stick "
+                        "is not authorised.")
+    e.add_argument("mountpoint", help="where the stick is mounted")
+    e.add_argument("--data", default=str(DEFAULT_DATA), help="the unit's data directory (%(default)s)")
+    e.add_argument("--config", help="config file (default /etc/bedside/bedside.toml if present, else built-in)")
+    e.add_argument("--socket", default=str(SOCKET), help="the running daemon's stick channel (%(default)s)")
+    e.add_argument("--from-service", action="store_true", help=argparse.SUPPRESS)
+    e.add_argument("--device", default="", help=argparse.SUPPRESS)
+    e.set_defaults(func=cmd_stick_export)
+
+    s = ssub.add_parser("service", help="(systemd) mount a USB stick and export to it; run by bedside-stick@.service",
+                        description="Run by bedside-stick@DEVICE.service when a USB stick is plugged in: mounts "
+                        "/dev/DEVICE nosuid,nodev,noexec in this service's own mount namespace, runs 'bedside stick "
+                        "export' on it without any capability, then flushes and unmounts it.")
+    s.add_argument("device", help="the kernel's name for the stick's partition, e.g. sda1")
+    s.add_argument("--data", default=str(DEFAULT_DATA))
+    s.add_argument("--config")
+    s.add_argument("--socket", default=str(SOCKET))
+    s.add_argument("--mount-dir", default=None, help=argparse.SUPPRESS)
+    # Tests only: a kernel without vfat mounts an ext4 image instead (docs/stick.md, "Proof").
+    s.add_argument("--allow-fs", action="append", default=None, help=argparse.SUPPRESS)
+    s.set_defaults(func=cmd_stick_service)
+
+
+def _ward_secret(path: str | None) -> str:
+    import getpass
+
+    from bedside import secret
+
+    try:
+        if path:
+            return secret.read_secret_file(Path(path))
+        if not sys.stdin.isatty():
+            raise UserError("type the ward secret at a terminal, or give --secret-file FILE")
+        value = secret.validate(getpass.getpass("Ward secret: "))
+        if getpass.getpass("Type it again: ") != value:
+            raise UserError("the two entries differ; the stick was not prepared")
+        return value
+    except secret.SecretError as e:
+        raise UserError(str(e)) from None
+
+
+def _open_stick(path: Path) -> int:
+    if not path.is_dir():
+        raise UserError(f"{path} is not a folder: give the folder where the stick is mounted")
+    if not os.path.ismount(path):
+        raise UserError(f"{path} is not where a stick is mounted (it is a folder on this computer's own disk); "
+                        "give the stick's folder, e.g. /media/nurse/STICK")
+    try:
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as e:
+        raise UserError(f"cannot open {path}: {e.strerror}") from None
+
+
+def cmd_stick_prepare(args: argparse.Namespace) -> int:
+    from bedside import secret
+    from bedside.stick import auth as stick
+
+    root = _open_stick(Path(args.mountpoint))
+    try:
+        value = _ward_secret(args.secret_file)
+        key = secret.stick_key(value)
+        before = None
+        with contextlib.suppress(stick.StickProblem):
+            before = stick.check(stick.read_authorisation(root), key)
+        try:
+            body = stick.prepare(root, key, datetime.now(UTC), args.label)
+        except stick.StickProblem as e:
+            raise UserError(f"the stick was not prepared: {e}", 1) from None
+        except OSError as e:
+            raise UserError(f"the stick was not prepared: {stick.problem(e, 'writing the stick')}", 1) from None
+    finally:
+        os.close(root)
+    again = f" (it was prepared before, on {before.prepared[:10]}; it has a new id now)" if before else ""
+    print(f"Stick at {args.mountpoint} prepared for the ward of key {body['ward_key']}{again}.\n"
+          f"Stick id {body['stick']}{', label ' + repr(body['label']) if body['label'] else ''}.\n"
+          "Plug it into a unit of the ward: the unit exports its record into the stick's Bedside folder.\n"
+          "Keep it like a key: whoever holds it can take exports from the ward's units.")
+    return 0
+
+
+def cmd_stick_export(args: argparse.Namespace) -> int:
+    from bedside.core import config
+    from bedside.stick import export as stick_export
+
+    cfg = config.find(args.config)
+    mount: Any
+    if args.from_service:
+        if stick_export.capabilities():
+            raise UserError("the export must not run with capabilities, and nothing was exported: 'bedside stick "
+                            "service' runs under systemd as the bedside user (bedside-stick@DEVICE.service); by "
+                            "hand, mount the stick and run 'bedside stick export MOUNTPOINT'")
+        mount = stick_export.ServiceMount(sys.stdin.buffer, sys.stdout.buffer)
+        out = sys.stderr
+    else:
+        os.close(_open_stick(Path(args.mountpoint)))
+        mount = stick_export.HandMount(Path(args.mountpoint))
+        out = sys.stdout
+    try:
+        rec = stick_export.recorder(Path(args.data), cfg, Path(args.socket))
+        outcome = stick_export.run(cfg, Path(args.data), mount, rec, args.device)
+    except stick_export.ExportError as e:
+        raise UserError(str(e), 2) from None
+    prefix = "bedside: " if args.from_service else ""
+    print(prefix + outcome.message.replace("\n", "\n" + prefix), file=out, flush=True)
+    if outcome.stage == "done" and not args.from_service:
+        print("Eject the stick before you pull it out (the unit does this itself when a stick is plugged into it).",
+              file=out)
+    return outcome.exit_code
+
+
+def cmd_stick_service(args: argparse.Namespace) -> int:
+    from bedside.stick import mount as stick_mount
+
+    mount_dir = Path(args.mount_dir) if args.mount_dir else stick_mount.MOUNT_DIR
+    file_systems = {fs: "" for fs in args.allow_fs} if args.allow_fs else stick_mount.FILE_SYSTEMS
+
+    def child(target: Path) -> list[str]:
+        argv = [sys.executable, "-m", "bedside", "stick", "export", str(target), "--from-service",
+                "--device", args.device, "--data", args.data, "--socket", args.socket]
+        return [*argv, "--config", args.config] if args.config else argv
+
+    return stick_mount.serve(args.device, child, mount_dir=mount_dir, file_systems=file_systems)

@@ -1,0 +1,821 @@
+"""The unit's behaviour as a pure state machine: ``step(config, state, event, now)``.
+
+Nothing here reads a clock, a pin or a file. The shell hands in an ``Instant`` (wall and
+monotonic time) with every event and carries out the returned effects in order: journal
+records first, then sound, screen and LED, so a patient never sees a confirmation for
+something that was not committed.
+
+Timing rules (docs/behaviour.md has the nurse-facing version):
+
+* Waits (repeats, snooze, missed, holds, the guide's pace) run on monotonic time, so a
+  wall-clock jump never stretches or shortens them.
+* Which sessions exist comes from the planner on wall-clock time. A jump of more than
+  ``JUMP_S`` against monotonic time is logged as ``clock_set``. Every session is offered at
+  most once (ids are remembered), so a backward jump never doubles a prompt; sessions a
+  forward jump passed over are offered late if still inside their missed window, else
+  logged missed with reason ``clock_jump``; none is skipped silently.
+* After a restart the same catch-up applies with reason ``power_loss`` (or ``unit_off``
+  after a clean stop), and a prompt that was up is up again.
+* The open episode (``episodes.py``) decides which sessions each day has; admitting and
+  discharging arrive as events and are recorded like everything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+
+from bedside.core import episodes, guide, planner
+from bedside.core import screens as sc
+from bedside.core.config import Config
+from bedside.core.episodes import Episode
+from bedside.core.events import (
+    Admit,
+    ButtonEdge,
+    ClockSet,
+    Confirm,
+    Decided,
+    Discharge,
+    Effect,
+    Event,
+    Exported,
+    Instant,
+    Notice,
+    Past,
+    Play,
+    Record,
+    StickExport,
+    Withdraw,
+)
+from bedside.core.state import (
+    DEBOUNCE_S,
+    DEFERRED,
+    DONE,
+    DONE_S,
+    EPISODE_S,
+    HINT_S,
+    HOLD_FRAME_S,
+    JUMP_S,
+    LONG_S,
+    MAX_SLEEP_S,
+    MISSED,
+    NIGHT_WAKE_S,
+    NURSE_PAGE_S,
+    NURSE_S,
+    OUTAGE_LOOKBACK,
+    PROGRESS_S,
+    PROMPTED,
+    STICK_BUSY_S,
+    STICK_S,
+    STUCK_S,
+    Confirming,
+    Guiding,
+    Overlay,
+    Prompting,
+    State,
+    iso,
+    local_date,
+    mono_at,
+    seconds_between,
+)
+from bedside.core.views import next_session, nurse_screen, today, view
+
+# --- starting ------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class _PastPrompt:
+    session: str
+    due: str | None
+    first: datetime
+    last_ring: datetime
+    snoozes: int = 0
+    snooze_until: datetime | None = None
+    repeats: int = 0
+
+
+def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
+          version: str, boot: str, alive: datetime | None = None) -> tuple[State, list[Effect]]:
+    """Rebuild the state from recent journal records, log the start, and catch up.
+
+    ``alive`` is when the unit was last known running (its heartbeat), if later than the
+    last record: it bounds the outage more tightly than the last record does."""
+    outcomes: dict[str, str] = {}
+    prompts: dict[str, _PastPrompt] = {}
+    last: Past | None = None
+    episode: Episode | None = None
+    plan_changed: datetime | None = None
+    last_export: datetime | None = None
+    for r in past:
+        last = r
+        sid = r.session
+        if r.type in ("admit", "discharge", "start"):
+            # Every start restates the open episode, so it survives however old its admission is.
+            before = episode
+            episode = _episode_from(r.data) if r.type != "discharge" else None
+            if r.type != "start" or episode != before:
+                plan_changed = r.time
+        elif r.type == "export":
+            last_export = r.time
+        if sid is None:
+            continue
+        if r.type == "prompt":
+            prompts[sid] = _PastPrompt(sid, r.data.get("due"), r.time, r.time)
+            outcomes[sid] = PROMPTED
+        elif r.type == "repeat" and sid in prompts:
+            prompts[sid].last_ring = r.time
+            prompts[sid].repeats += 1
+        elif r.type == "snooze" and sid in prompts:
+            prompts[sid].snoozes += 1
+            until = r.data.get("until")
+            prompts[sid].snooze_until = datetime.fromisoformat(until) if isinstance(until, str) else None
+        elif r.type in (DONE, MISSED):
+            outcomes[sid] = r.type
+            prompts.pop(sid, None)
+        elif r.type == DEFERRED:
+            outcomes.setdefault(sid, DEFERRED)
+
+    fx: list[Effect] = []
+    clean_stop = last is None or last.type == "stop"
+    stale_reason = "unit_off" if clean_stop else "power_loss"
+    known = max(last.time, alive) if last is not None and alive is not None else (last.time if last else None)
+    if last is not None and known is not None and not clean_stop:
+        lost = {"last_known": iso(known, cfg), "last_seq": last.seq}
+        if known != last.time:
+            lost["last_record"] = iso(last.time, cfg)
+        fx.append(Record("power_loss", data=lost))
+    problems: dict[str, str] = {}
+    tq = time_quality
+    resume_from: datetime | None = None
+    if tq == "distrusted":
+        # The shell found the clock implausible (e.g. before the software was built).
+        problems["clock"] = "Clock not set: set time"
+        resume_from = known
+    # A new unit offers a session whose window is still open, rather than waiting an hour.
+    cursor = now.wall - timedelta(minutes=cfg.missed_after_minutes)
+    if last is not None and known is not None:
+        if now.wall < known - timedelta(seconds=JUMP_S):
+            # The clock is behind the journal: it cannot be right, and catch-up would be guesswork.
+            tq = "distrusted"
+            cursor = now.wall
+            resume_from = known
+            problems["clock"] = "Clock behind log: set time"
+            fx.append(Record("fault", data={"part": "clock", "problem": "clock is earlier than the last record",
+                                            "last_record": iso(known, cfg), "now": iso(now.wall, cfg)}))
+        elif tq == "distrusted":
+            cursor = now.wall
+        else:
+            cursor = max(last.time, now.wall - OUTAGE_LOOKBACK)
+    fx.insert(0, Record("start", data={"version": version, "config": cfg.fingerprint(), "unit": cfg.unit_id,
+                                       **_episode_fields(episode)}))
+    if episode is not None and cfg.regimen(episode.regimen) is None:
+        problems["regimen"] = f"Regimen {episode.regimen} not in config: running {cfg.default_regimen}"
+        fx.append(Record("fault", data={"part": "regimen", "problem": problems["regimen"]}))
+
+    state = State(last=now, cursor=cursor, outcomes=outcomes, time_quality=tq, stale_reason=stale_reason,
+                  problems=problems, episode=episode, plan_changed=plan_changed, last_export=last_export,
+                  activity=now.mono, resume_from=resume_from)
+    # The newest unresolved prompt comes back if still inside its window; older ones are closed.
+    pending = sorted(prompts.values(), key=lambda p: p.first)
+    for p in pending[:-1]:
+        fx.append(Record(MISSED, p.session, _parse(p.due), {"reason": "superseded"}))
+        state = _set_outcome(state, p.session, MISSED)
+    if pending:
+        p = pending[-1]
+        session = _find_session(cfg, p.session, p.due, episode)
+        window = timedelta(minutes=cfg.missed_after_minutes + p.snoozes * cfg.snooze_minutes)
+        # Only a clock that moved forward from the prompt can say how long it has been up.
+        if session is not None and p.first - timedelta(seconds=JUMP_S) <= now.wall < p.first + window:
+            snoozed = p.snooze_until if p.snooze_until and p.snooze_until > now.wall else None
+            state = replace(state, active=Prompting(
+                session, p.first, mono_at(now, p.first),
+                next_repeat=max(now.mono, mono_at(now, p.last_ring) + cfg.repeat_every_minutes * 60),
+                missed_at=mono_at(now, p.first + window), snoozes=p.snoozes,
+                snoozed_until=mono_at(now, snoozed) if snoozed else None, repeats=p.repeats))
+        else:
+            fx.append(Record(MISSED, p.session, _parse(p.due), {"reason": stale_reason}))
+            state = _set_outcome(state, p.session, MISSED)
+    if problems and planner.is_awake(cfg, now.wall):
+        fx.append(Play("fault"))
+    state, more = step(cfg, state, None, now)
+    return state, fx + more
+
+
+def _episode_from(data: Mapping[str, object]) -> Episode | None:
+    ep, surgery, regimen = data.get("episode"), data.get("surgery"), data.get("regimen")
+    if not (isinstance(ep, str) and isinstance(surgery, str) and isinstance(regimen, str)):
+        return None
+    try:
+        return Episode(ep, date.fromisoformat(surgery), regimen)
+    except ValueError:
+        return None
+
+
+def _episode_fields(ep: Episode | None) -> dict[str, str]:
+    if ep is None:
+        return {}
+    return {"episode": ep.id, "surgery": ep.surgery.isoformat(), "regimen": ep.regimen}
+
+
+def _parse(iso: str | None) -> datetime | None:
+    return datetime.fromisoformat(iso) if iso else None
+
+
+def _find_session(cfg: Config, sid: str, due_iso: str | None, ep: Episode | None) -> planner.Session | None:
+    due = _parse(due_iso)
+    if due is None:
+        return None
+    for s in planner.sessions_between(cfg, due, due + timedelta(seconds=1), ep):
+        if s.id == sid:
+            return s
+    return None
+
+
+# --- stepping ------------------------------------------------------------------------
+
+def step(cfg: Config, state: State, event: Event | None, now: Instant) -> tuple[State, list[Effect]]:
+    """Advance the unit to ``now`` and apply ``event``; returns the new state and effects."""
+    fx: list[Effect] = []
+    st = _clock_set(cfg, state, event, now, fx) if isinstance(event, ClockSet) else state
+    st = _check_clock(cfg, st, now, fx)
+    st = _timers(cfg, st, now, fx)
+    st = _plan(cfg, st, now, fx)
+    if isinstance(event, ButtonEdge):
+        st = _edge(cfg, st, event.pressed, now, fx)
+    elif isinstance(event, Notice):
+        st = _notice(cfg, st, event, now, fx)
+    elif isinstance(event, Admit):
+        st = _admit(cfg, st, event, now, fx)
+    elif isinstance(event, Discharge):
+        st = _discharge(cfg, st, event, now, fx)
+    elif isinstance(event, Exported):
+        fx.append(Record("export", data={**event.details, "via": event.via}))
+        st = replace(st, last_export=now.wall)
+        if event.via == "stick":
+            st = _stick_screen(st, sc.Stick("done", "Export done", "Remove the stick"), STICK_S, now)
+    elif isinstance(event, Confirm | Withdraw):
+        st = _confirm_event(st, event, now, fx)
+    elif isinstance(event, StickExport):
+        st = _stick(st, event, now, fx)
+    st = replace(st, last=now)
+    fx.extend(view(cfg, st, now))
+    return st, fx
+
+
+def with_head(state: State, seq: int, digest: str) -> State:
+    """The shell tells the core the journal's chain head after commits (for the nurse screen)."""
+    return replace(state, head=f"{seq}/{digest[:8]}")
+
+
+def stop(cfg: Config, state: State, now: Instant, reason: str) -> list[Effect]:
+    return [Record("stop", data={"reason": reason})]
+
+
+def with_problem(state: State, part: str, problem: str | None) -> State:
+    """Note that a part is in trouble (shown to the nurse) or, with None, healthy again."""
+    if state.problems.get(part) == problem:
+        return state
+    problems = dict(state.problems)
+    if problem is None:
+        del problems[part]
+    else:
+        problems[part] = problem
+    return replace(state, problems=problems)
+
+
+def _notice(cfg: Config, st: State, ev: Notice, now: Instant, fx: list[Effect]) -> State:
+    """A part failed or recovered: shown to the nurse and, when that is news, recorded.
+    A failure sounds one low note by day, so a unit whose display is dead still says so.
+    The journal's own trouble cannot be recorded in it; the shell keeps those records."""
+    was_faulty = ev.part in st.problems
+    st = with_problem(st, ev.part, ev.problem)
+    if ev.part == "journal" or was_faulty == (ev.problem is not None):
+        return st
+    if ev.problem is not None:
+        fx.append(Record("fault", data={"part": ev.part, "problem": ev.detail or ev.problem}))
+        if planner.is_awake(cfg, now.wall):
+            fx.append(Play("fault"))   # once when a part fails; never repeated, never at night
+    else:
+        fx.append(Record("fault_cleared", data={"part": ev.part}))
+    return st
+
+
+# --- USB stick exports --------------------------------------------------------------
+
+# What the display says when a stick got nothing, by reason (docs/stick.md): (title, what to do).
+STICK_TEXT: Mapping[str, tuple[str, str]] = {
+    "not_prepared": ("Stick not authorised", "Use a prepared ward stick"),
+    "bad_authorisation": ("Stick not authorised", "Prepare it again"),
+    "other_ward": ("Stick of another ward", "Use this ward's stick"),
+    "no_ward_secret": ("No ward secret", "Tell the engineer"),
+    "full": ("Stick full", "Free space or use another"),
+    "read_only": ("Stick read-only", "Use another stick"),
+    "unreadable": ("Stick unreadable", "Use a FAT32 or exFAT stick"),
+    "removed": ("Stick removed", "Not finished: plug it in again"),
+    "io_error": ("Stick failed", "Try another stick"),
+    "interrupted": ("Export stopped", "Plug the stick in again"),
+    "journal": ("Export failed", "Log unreadable: tell engineer"),
+    "unit": ("Export failed", "Unit busy: try again"),
+}
+
+
+def stick_record(event: StickExport) -> Record | None:
+    """The journal record of a stick export that ended without exporting (``export_refused``
+    or ``export_failed``); None for one under way. An export itself is recorded as ``export``."""
+    if event.stage not in ("refused", "failed"):
+        return None
+    kind = "export_refused" if event.stage == "refused" else "export_failed"
+    return Record(kind, data={**event.details, "via": "stick", "reason": event.reason})
+
+
+def _stick(st: State, ev: StickExport, now: Instant, fx: list[Effect]) -> State:
+    rec = stick_record(ev)
+    if rec is not None:
+        fx.append(rec)
+        title, detail = STICK_TEXT.get(ev.reason, ("Export failed", "Try again"))
+        return _stick_screen(st, sc.Stick("problem", title, detail), STICK_S, now)
+    return _stick_screen(st, sc.Stick("busy", "Exporting", "Keep stick in"), STICK_BUSY_S, now)
+
+
+def _stick_screen(st: State, screen: sc.Stick, seconds: float, now: Instant) -> State:
+    """Show a stick's progress to the nurse who plugged it in, for ``seconds`` or until a press.
+
+    A patient in the middle of a guided session is not interrupted: the export goes on, its
+    record is written, and the nurse screen shows the last download."""
+    if isinstance(st.active, Guiding):
+        return st
+    return replace(st, overlay=Overlay(screen, now.mono + seconds, now.mono), activity=now.mono)
+
+
+# --- episodes ------------------------------------------------------------------------
+
+def _refuse(st: State, command: str, problem: str, via: str, now: Instant, fx: list[Effect]) -> State:
+    # The refused id is neither recorded nor shown: it may be exactly what was wrong (a name).
+    fx.append(Record("refused", data={"command": command, "problem": problem, "via": via}))
+    return replace(st, overlay=Overlay(sc.Episode("refused", command.capitalize(), problem=problem),
+                                       now.mono + EPISODE_S, now.mono))
+
+
+def _admit(cfg: Config, st: State, ev: Admit, now: Instant, fx: list[Effect]) -> State:
+    today = local_date(cfg, now)
+    problem = episodes.admit_problem(cfg, ev.episode, ev.surgery, ev.regimen, today)
+    if problem is not None:
+        return _refuse(st, "admit", problem, ev.via, now, fx)
+    old = st.episode
+    if old is not None and old.id != ev.episode:
+        st = _close_episode(cfg, st, now, fx, ev.via, reason="new admission")
+    ep = Episode(ev.episode, ev.surgery, ev.regimen or cfg.default_regimen)
+    day = episodes.post_op_day(ep, today)
+    data: dict[str, object] = {**_episode_fields(ep), "day": day, "via": ev.via}
+    if old is not None and old.id == ep.id:
+        data["amended"] = True      # a correction (say, of the surgery date): records are never rewritten
+    fx.append(Record("admit", data=data))
+    problems = {k: v for k, v in st.problems.items() if k != "regimen"}
+    return replace(st, episode=ep, plan_changed=now.wall, activity=now.mono, problems=problems,
+                   overlay=Overlay(sc.Episode("admitted", ep.id, day, ep.regimen), now.mono + EPISODE_S, now.mono))
+
+
+def _discharge(cfg: Config, st: State, ev: Discharge, now: Instant, fx: list[Effect]) -> State:
+    problem = episodes.discharge_problem(st.episode, ev.episode)
+    if problem is not None or st.episode is None:
+        return _refuse(st, "discharge", problem or "", ev.via, now, fx)
+    ep = st.episode
+    st = _close_episode(cfg, st, now, fx, ev.via)
+    return replace(st, overlay=Overlay(sc.Episode("discharged", ep.id), now.mono + EPISODE_S, now.mono))
+
+
+def _close_episode(cfg: Config, st: State, now: Instant, fx: list[Effect], via: str,
+                   reason: str | None = None) -> State:
+    """Settle every session of the episode, then record its discharge: nothing is left open."""
+    ep = st.episode
+    assert ep is not None
+    for s in st.waiting:
+        fx.append(Record(MISSED, s.id, s.due, {"reason": "discharged", "kind": s.kind}))
+        st = _set_outcome(st, s.id, MISSED)
+    st = replace(st, waiting=())
+    a = st.active
+    if isinstance(a, Guiding):
+        st = _finish_guide(cfg, st, a, now, fx, early=True)
+    elif isinstance(a, Prompting):
+        fx.append(Record(MISSED, a.session.id, a.session.due, {"reason": "discharged", "kind": a.session.kind}))
+        st = replace(_set_outcome(st, a.session.id, MISSED), active=None)
+    data: dict[str, object] = {"episode": ep.id, "day": episodes.post_op_day(ep, local_date(cfg, now)), "via": via}
+    if reason:
+        data["reason"] = reason
+    fx.append(Record("discharge", data=data))
+    return replace(st, episode=None, plan_changed=now.wall, activity=now.mono)
+
+
+def _check_clock(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> State:
+    expected = st.last.wall + timedelta(seconds=now.mono - st.last.mono)
+    drift = seconds_between(now.wall, expected)
+    if abs(drift) <= JUMP_S:
+        return st
+    fx.append(Record("clock_set", data={"old": iso(expected, cfg), "new": iso(now.wall, cfg),
+                                        "jump_s": round(drift, 1), "source": "detected"}))
+    if st.resume_from is not None and drift > 0 and now.wall >= st.resume_from:
+        # A distrusted clock set past the journal's last record (e.g. by NTP): plausible now,
+        # though nobody vouched for it; catch up from the last known time.
+        problems = dict(st.problems)
+        problems.pop("clock", None)
+        return replace(st, cursor=max(st.resume_from, now.wall - OUTAGE_LOOKBACK), stale_reason="clock_jump",
+                       resume_from=None, time_quality="unverified", problems=problems)
+    return _jumped(st, drift, now)
+
+
+def _jumped(st: State, drift: float, now: Instant) -> State:
+    if drift < 0:
+        # Back in time: plan events after the new time are looked at again; remembered
+        # outcomes keep any session from being offered twice.
+        return replace(st, cursor=now.wall)
+    # Forward: sessions passed over are resolved, but never more than the outage look-back
+    # (a clock set from 1970 to today must not plan fifty years).
+    return replace(st, stale_reason="clock_jump", cursor=max(st.cursor, now.wall - OUTAGE_LOOKBACK))
+
+
+def _clock_set(cfg: Config, st: State, ev: ClockSet, now: Instant, fx: list[Effect]) -> State:
+    """The clock was set on command (a nurse): logged with its source, and the time now trusted."""
+    if ev.error is not None:
+        fx.append(Record("fault", data={"part": "clock", "problem": f"the clock could not be set: {ev.error}",
+                                        "source": ev.source}))
+        return st
+    expected = st.last.wall + timedelta(seconds=now.mono - st.last.mono)
+    drift = seconds_between(now.wall, expected)
+    fx.append(Record("clock_set", data={"old": iso(ev.old, cfg), "new": iso(ev.new, cfg),
+                                        "jump_s": round(drift, 1), "source": ev.source}))
+    problems = dict(st.problems)
+    problems.pop("clock", None)
+    tq = "set-by-nurse" if ev.source == "nurse" else ev.source
+    if st.resume_from is not None:
+        # The clock was not trusted until now: sessions since the journal's last known time
+        # are resolved like after an outage (offered if still due, else missed).
+        st = replace(st, cursor=max(min(st.resume_from, now.wall), now.wall - OUTAGE_LOOKBACK),
+                     stale_reason="clock_jump", resume_from=None)
+    elif abs(drift) > JUMP_S:
+        st = _jumped(st, drift, now)
+    # The jump is accounted for here, so the detector does not log it a second time.
+    return replace(st, time_quality=tq, problems=problems, last=now)
+
+
+def _set_outcome(st: State, sid: str, outcome: str) -> State:
+    outcomes = dict(st.outcomes)
+    outcomes[sid] = outcome
+    if len(outcomes) > 400:
+        # Remember about three weeks; ids carry their date, so the oldest sort first.
+        for old in sorted(outcomes)[: len(outcomes) - 400]:
+            del outcomes[old]
+    return replace(st, outcomes=outcomes)
+
+
+def _plan(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> State:
+    if now.wall <= st.cursor:
+        return st
+    if now.wall - st.cursor < timedelta(days=1):
+        # Most steps fall between plan events: nothing to offer, defer or miss.
+        nxt = planner.next_event_after(cfg, st.cursor, ep=st.episode)
+        if nxt is None or nxt > now.wall:
+            return replace(st, cursor=now.wall, stale_reason=None)
+    start = st.cursor + timedelta(microseconds=1)
+    end = now.wall + timedelta(microseconds=1)
+    events: list[tuple[datetime, int, planner.Session]] = []
+    for s in planner.sessions_between(cfg, start - timedelta(days=2), end, st.episode):
+        if s.deferred and start <= s.due < end:
+            events.append((s.due, 0, s))
+        if start <= s.offer < end and s.merged_into is None:
+            events.append((s.offer, 1, s))
+    events.sort(key=lambda e: (e[0], e[1], e[2].kind == planner.ROUTINE, e[2].due))
+    missed_window = timedelta(minutes=cfg.missed_after_minutes)
+    for at, kind, s in events:
+        known = st.outcomes.get(s.id)
+        if kind == 0:
+            if known is None:
+                fx.append(Record(DEFERRED, s.id, s.due, {"offer": iso(s.offer, cfg), "kind": s.kind,
+                                                        **({"merged_into": s.merged_into} if s.merged_into else {})}))
+                st = _set_outcome(st, s.id, DEFERRED)
+            continue
+        if known in (DONE, MISSED, PROMPTED) or _active_id(st) == s.id or any(w.id == s.id for w in st.waiting):
+            continue
+        if now.wall - at >= missed_window:
+            fx.append(Record(MISSED, s.id, s.due, {"reason": st.stale_reason or "late", "kind": s.kind}))
+            st = _set_outcome(st, s.id, MISSED)
+            continue
+        st = _offer(cfg, st, s, now, fx)
+    return replace(st, cursor=now.wall, stale_reason=None)
+
+
+def _active_id(st: State) -> str | None:
+    a = st.active
+    if a is None:
+        return None
+    return (a.prompt if isinstance(a, Guiding) else a).session.id
+
+
+def _offer(cfg: Config, st: State, s: planner.Session, now: Instant, fx: list[Effect]) -> State:
+    a = st.active
+    if isinstance(a, Guiding):
+        return replace(st, waiting=(*st.waiting, s))
+    if isinstance(a, Prompting):
+        fx.append(Record(MISSED, a.session.id, a.session.due, {"reason": "superseded", "by": s.id,
+                                                                 "kind": a.session.kind}))
+        st = _set_outcome(st, a.session.id, MISSED)
+    late_s = max(0.0, seconds_between(now.wall, s.offer))
+    data: dict[str, object] = {"kind": s.kind, "exercises": [e.name for e in s.exercises], "reps": s.reps}
+    if s.deferred:
+        data["deferred"] = True
+    if late_s >= 60:
+        data["late_s"] = round(late_s)
+    fx.append(Record("prompt", s.id, s.due, data))
+    if planner.is_awake(cfg, now.wall):
+        fx.append(Play("prompt"))
+    remaining = cfg.missed_after_minutes * 60 - late_s
+    p = Prompting(s, now.wall, now.mono, next_repeat=now.mono + cfg.repeat_every_minutes * 60,
+                  missed_at=now.mono + remaining)
+    keep = st.overlay if st.overlay is not None and isinstance(st.overlay.screen, sc.Done) else None
+    return replace(_set_outcome(st, s.id, PROMPTED), active=p, overlay=keep, activity=now.mono)
+
+
+def _next_waiting(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> State:
+    st = replace(st, active=None)
+    window = timedelta(minutes=cfg.missed_after_minutes)
+    while st.waiting and st.active is None:
+        s, rest = st.waiting[0], st.waiting[1:]
+        st = replace(st, waiting=rest)
+        if now.wall - s.offer >= window and not rest:
+            fx.append(Record(MISSED, s.id, s.due, {"reason": "busy", "kind": s.kind}))
+            st = _set_outcome(st, s.id, MISSED)
+        elif rest:
+            # Only the newest waiting session is worth offering; the others were overtaken.
+            fx.append(Record(MISSED, s.id, s.due, {"reason": "superseded", "by": rest[-1].id, "kind": s.kind}))
+            st = _set_outcome(st, s.id, MISSED)
+        else:
+            st = _offer(cfg, st, s, now, fx)
+    return st
+
+
+# --- timers --------------------------------------------------------------------------
+
+def _timers(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> State:
+    t = now.mono
+    b = st.button
+    if b.raw != b.down and t >= b.changed + DEBOUNCE_S:
+        st = _accept(cfg, st, b.raw, now, fx)
+        b = st.button
+    if b.down:
+        held = t - b.down_at
+        if b.stage < 1 and held >= LONG_S:
+            st = _hold_hint(cfg, st, now)
+        if st.button.stage < 2 and held >= NURSE_S:
+            nurse = nurse_screen(cfg, st, now)
+            st = replace(st, button=replace(st.button, stage=2),
+                         overlay=Overlay(nurse, t + 2 * nurse.pages * NURSE_PAGE_S, t))
+        if st.button.stage < 3 and held >= STUCK_S:
+            fx.append(Record("fault", data={"part": "button",
+                                            "problem": "held down over 60 s; ignored until released"}))
+            if "button" not in st.problems and planner.is_awake(cfg, now.wall):
+                fx.append(Play("fault"))
+            problems = {**st.problems, "button": "Button stuck"}
+            st = replace(st, button=replace(st.button, stage=3), overlay=None, problems=problems)
+
+    a = st.active
+    if isinstance(a, Prompting):
+        if a.snoozed_until is not None:
+            if t >= a.snoozed_until:
+                fx.append(Record("repeat", a.session.id, a.session.due, {"after_snooze": True}))
+                if planner.is_awake(cfg, now.wall):
+                    fx.append(Play("prompt"))
+                st = replace(st, active=replace(a, snoozed_until=None, repeats=a.repeats + 1,
+                                                next_repeat=t + cfg.repeat_every_minutes * 60))
+        elif t >= a.missed_at:
+            fx.append(Record(MISSED, a.session.id, a.session.due, {
+                "reason": "unanswered", "repeats": a.repeats, "snoozes": a.snoozes, "kind": a.session.kind}))
+            st = _set_outcome(st, a.session.id, MISSED)
+            st = _next_waiting(cfg, st, now, fx)
+        elif t >= a.next_repeat:
+            fx.append(Record("repeat", a.session.id, a.session.due, {"n": a.repeats + 1}))
+            if planner.is_awake(cfg, now.wall):
+                fx.append(Play("repeat"))
+            st = replace(st, active=replace(a, repeats=a.repeats + 1,
+                                            next_repeat=t + cfg.repeat_every_minutes * 60))
+    elif isinstance(a, Guiding):
+        st = _advance_guide(cfg, st, a, now, fx)
+
+    if st.confirm is not None and t >= st.confirm.until:
+        fx.append(Decided(st.confirm.ask.token, "timeout"))
+        st = replace(st, confirm=None)
+    if st.overlay is not None and t >= st.overlay.until:
+        st = replace(st, overlay=None)
+    return st
+
+
+def _advance_guide(cfg: Config, st: State, g: Guiding, now: Instant, fx: list[Effect]) -> State:
+    index, started, ticked = g.index, g.step_started, False
+    while index < len(g.steps) and now.mono >= started + g.steps[index].seconds:
+        ticked = ticked or g.steps[index].ends_rep
+        started += g.steps[index].seconds
+        index += 1
+    if index == g.index:
+        return st
+    if index >= len(g.steps):
+        return _finish_guide(cfg, st, g, now, fx, early=False)
+    if ticked and planner.is_awake(cfg, now.wall):
+        fx.append(Play("tick"))
+    return replace(st, active=replace(g, index=index, step_started=started))
+
+
+def _finish_guide(cfg: Config, st: State, g: Guiding, now: Instant, fx: list[Effect], *, early: bool) -> State:
+    s = g.prompt.session
+    done = guide.reps_before(g.steps, min(g.index, len(g.steps))) if early else guide.total_reps(g.steps)
+    planned = guide.total_reps(g.steps)
+    fx.append(Record(DONE, s.id, s.due, {
+        "kind": s.kind, "reps": done, "planned": planned, "early": early,
+        "prompt_to_start_s": round(g.started_mono - g.prompt.offered_mono),
+        "late_min": round(seconds_between(g.started_wall, s.offer) / 60),
+        "duration_s": round(now.mono - g.started_mono), "snoozes": g.prompt.snoozes,
+    }))
+    if planner.is_awake(cfg, now.wall):
+        fx.append(Play("done"))
+    st = replace(_set_outcome(st, s.id, DONE), activity=now.mono,
+                 overlay=Overlay(sc.Done(done, planned, early), now.mono + DONE_S, now.mono))
+    return _next_waiting(cfg, st, now, fx)
+
+
+# --- the button ----------------------------------------------------------------------
+
+def _edge(cfg: Config, st: State, pressed: bool, now: Instant, fx: list[Effect]) -> State:
+    b = replace(st.button, raw=pressed)
+    st = replace(st, button=b)
+    if pressed == b.down or now.mono - b.changed < DEBOUNCE_S:
+        # Same level, or inside the bounce window: _timers settles it when the window ends.
+        return st
+    return _accept(cfg, st, pressed, now, fx)
+
+
+def _accept(cfg: Config, st: State, pressed: bool, now: Instant, fx: list[Effect]) -> State:
+    b = st.button
+    st = replace(st, activity=now.mono)
+    if pressed:
+        return replace(st, button=replace(b, down=True, changed=now.mono, down_at=now.mono, stage=0))
+    held = now.mono - b.down_at
+    st = replace(st, button=replace(b, down=False, changed=now.mono, stage=0))
+    if b.stage >= 3:
+        fx.append(Record("fault_cleared", data={"part": "button", "held_s": round(held, 1)}))
+        problems = dict(st.problems)
+        problems.pop("button", None)
+        return replace(st, problems=problems)
+    if b.stage >= 2:
+        fx.append(Record("press", data={"kind": "nurse", "held_s": round(held, 2), "action": "nurse_screen"}))
+        return st
+    if st.confirm is not None and b.down_at >= st.confirm.asked:
+        # The question asked over the serial link is on the screen: the press answers it.
+        overlay = st.overlay if st.overlay is None or st.overlay.until != float("inf") else None
+        return _confirm_press(replace(st, overlay=overlay), held, fx)
+    if st.overlay is not None and isinstance(st.overlay.screen, sc.Nurse | sc.Episode | sc.Stick):
+        # Screens for the nurse: any press only puts them away, whatever else is going on.
+        fx.append(_press(held, "long" if held >= LONG_S else "short", "dismiss"))
+        return replace(st, overlay=None)
+    if isinstance(st.overlay, Overlay) and st.overlay.until == float("inf"):
+        st = replace(st, overlay=None)
+    if held >= LONG_S:
+        return _long_press(cfg, st, held, now, fx)
+    return _short_press(cfg, st, held, now, fx)
+
+
+def _press(held: float, kind: str, action: str, session: str | None = None) -> Record:
+    return Record("press", session, None, {"kind": kind, "held_s": round(held, 2), "action": action})
+
+
+def _short_press(cfg: Config, st: State, held: float, now: Instant, fx: list[Effect]) -> State:
+    a = st.active
+    if isinstance(a, Guiding):
+        fx.append(_press(held, "short", "stop", a.prompt.session.id))
+        return _finish_guide(cfg, st, a, now, fx, early=True)
+    if isinstance(a, Prompting):
+        fx.append(_press(held, "short", "start", a.session.id))
+        steps = guide.plan(a.session.exercises)
+        return replace(st, active=Guiding(a, steps, 0, now.mono, now.wall, now.mono), overlay=None)
+    if st.overlay is not None and isinstance(st.overlay.screen, sc.Done):
+        fx.append(_press(held, "short", "dismiss"))
+        return replace(st, overlay=None)
+    return _show_progress(cfg, st, held, "short", now, fx)
+
+
+def _long_press(cfg: Config, st: State, held: float, now: Instant, fx: list[Effect]) -> State:
+    a = st.active
+    if isinstance(a, Guiding):
+        fx.append(_press(held, "long", "stop", a.prompt.session.id))
+        return _finish_guide(cfg, st, a, now, fx, early=True)
+    if isinstance(a, Prompting):
+        if a.snoozes >= cfg.max_snoozes:
+            fx.append(_press(held, "long", "snooze_refused", a.session.id))
+            return replace(st, overlay=Overlay(sc.Hint("No more", "snoozes"), now.mono + HINT_S))
+        snooze_s = cfg.snooze_minutes * 60
+        base = a.snoozed_until if a.snoozed_until is not None else now.mono
+        until_mono = base + snooze_s
+        until_wall = now.wall + timedelta(seconds=until_mono - now.mono)
+        fx.append(Record("snooze", a.session.id, a.session.due, {
+            "until": iso(until_wall, cfg), "n": a.snoozes + 1, "held_s": round(held, 2)}))
+        if planner.is_awake(cfg, now.wall):
+            fx.append(Play("snooze"))
+        return replace(st, active=replace(a, snoozes=a.snoozes + 1, snoozed_until=until_mono,
+                                          missed_at=a.missed_at + snooze_s))
+    return _show_progress(cfg, st, held, "long", now, fx)
+
+
+def _show_progress(cfg: Config, st: State, held: float, kind: str, now: Instant, fx: list[Effect]) -> State:
+    fx.append(_press(held, kind, "progress"))
+    done, due, marks = today(cfg, st, now)
+    nxt = next_session(cfg, st, now)
+    screen = sc.Progress(done, due, marks, nxt[0] if nxt else None, nxt[1] if nxt else None)
+    return replace(st, overlay=Overlay(screen, now.mono + PROGRESS_S),
+                   night_light_until=now.mono + NIGHT_WAKE_S)
+
+
+def _hold_hint(cfg: Config, st: State, now: Instant) -> State:
+    st = replace(st, button=replace(st.button, stage=1))
+    if st.confirm is not None and st.button.down_at >= st.confirm.asked:
+        return replace(st, overlay=Overlay(sc.Hint("Let go to", "cancel"), float("inf")))
+    a = st.active
+    if st.overlay is not None and isinstance(st.overlay.screen, sc.Nurse | sc.Episode | sc.Stick):
+        return st    # the release will only put the nurse's screen away
+    if isinstance(a, Prompting):
+        left = cfg.max_snoozes - a.snoozes
+        hint = sc.Hint("Let go to", "snooze", "zz") if left > 0 else sc.Hint("No more", "snoozes")
+        return replace(st, overlay=Overlay(hint, float("inf")))
+    return st
+
+
+# --- deadlines -----------------------------------------------------------------------
+
+def deadline(cfg: Config, st: State) -> float:
+    """The monotonic time at which the core next needs a Tick, whatever else happens."""
+    now = st.last
+    t = now.mono
+    cands = [t + MAX_SLEEP_S]
+    nxt = planner.next_event_after(cfg, max(st.cursor, now.wall), ep=st.episode)
+    if nxt is not None:
+        cands.append(mono_at(now, nxt))
+    b = st.button
+    if b.raw != b.down:
+        cands.append(b.changed + DEBOUNCE_S)
+    if b.down:
+        cands.append(b.down_at + (LONG_S, NURSE_S, STUCK_S, float("inf"))[b.stage])
+    a = st.active
+    if isinstance(a, Prompting):
+        cands.append(a.snoozed_until if a.snoozed_until is not None else min(a.next_repeat, a.missed_at))
+    elif isinstance(a, Guiding) and a.index < len(a.steps):
+        step_ = a.steps[a.index]
+        end = a.step_started + step_.seconds
+        cands.append(end)
+        if step_.hold:
+            frame = a.step_started + (int((t - a.step_started) / HOLD_FRAME_S) + 1) * HOLD_FRAME_S
+            cands.append(min(frame, end))
+    o = st.overlay
+    if o is not None:
+        cands.append(o.until)
+        if isinstance(o.screen, sc.Nurse):
+            cands.append(o.since + (int((t - o.since) / NURSE_PAGE_S) + 1) * NURSE_PAGE_S)
+    if st.night_light_until > t:
+        cands.append(st.night_light_until)
+    if st.confirm is not None:
+        # The countdown (and a clock being set) moves on every second.
+        c = st.confirm
+        cands += [c.until, c.asked + (int(t - c.asked) + 1)]
+    awake = planner.is_awake(cfg, now.wall)
+    lit = awake or st.night_light_until > t or cfg.display.night == "dim"
+    # The idle clock changes every minute, and the burn-in orbit moves the prompt with it.
+    if o is None and (isinstance(a, Prompting) or (a is None and lit)):
+        cands.append(t + 60 - (now.wall.second + now.wall.microsecond / 1e6))
+    if awake and a is None and o is None and cfg.display.dim_after_minutes:
+        dim_at = st.activity + cfg.display.dim_after_minutes * 60
+        if dim_at > t:
+            cands.append(dim_at)
+    return max(t, min(cands))
+
+
+# --- confirmations: a change made over the serial link needs a press at the unit --------
+
+def _confirm_event(st: State, ev: Confirm | Withdraw, now: Instant, fx: list[Effect]) -> State:
+    if isinstance(ev, Withdraw):
+        if st.confirm is not None and st.confirm.ask.token == ev.token:
+            fx.append(Decided(ev.token, "withdrawn"))
+            return replace(st, confirm=None)
+        return st
+    if isinstance(st.active, Guiding):
+        # A patient in the middle of their exercises must not be interrupted (or confirm by accident).
+        fx.append(Decided(ev.token, "busy"))
+        return st
+    if st.confirm is not None:
+        fx.append(Decided(st.confirm.ask.token, "superseded"))
+    # A hint left from an earlier hold would hide the question.
+    overlay = st.overlay if st.overlay is None or st.overlay.until != float("inf") else None
+    return replace(st, confirm=Confirming(ev, now.mono, now.mono + ev.seconds), overlay=overlay,
+                   night_light_until=max(st.night_light_until, now.mono + ev.seconds))
+
+
+def _confirm_press(st: State, held: float, fx: list[Effect]) -> State:
+    """A press that began while the question was shown: short confirms, long cancels."""
+    assert st.confirm is not None
+    outcome, action = ("cancelled", "cancel") if held >= LONG_S else ("confirmed", "confirm")
+    fx.append(_press(held, "long" if held >= LONG_S else "short", action))
+    fx.append(Decided(st.confirm.ask.token, outcome))
+    return replace(st, confirm=None)

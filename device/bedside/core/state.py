@@ -1,0 +1,131 @@
+"""What the session state machine knows: its state, as frozen dataclasses, and its timings.
+
+``session.step`` makes a new ``State`` from the old one and an event; ``views`` draws what
+the patient sees from it. Nothing here reads a clock: every time is handed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from bedside.core import guide, planner
+from bedside.core import screens as sc
+from bedside.core.config import Config
+from bedside.core.episodes import Episode
+from bedside.core.events import Confirm, Instant
+
+DEBOUNCE_S = 0.05          # edges closer than this to the last accepted one are contact bounce
+LONG_S = 2.0               # released after this: snooze
+NURSE_S = 5.0              # held this long: nurse screen
+STUCK_S = 60.0             # held this long: stuck, ignored until released
+PROGRESS_S = 8.0           # a press with nothing due shows progress this long
+DONE_S = 10.0
+HINT_S = 4.0
+NURSE_PAGE_S = 6.0         # the nurse screen turns its pages this often, twice round, then returns
+EPISODE_S = 10.0           # an admission or discharge is confirmed on screen this long
+STICK_S = 30.0             # a USB stick export's result stays on screen this long (or until a press)
+STICK_BUSY_S = 600.0       # "Exporting" at most this long (the stick channel always reports the end)
+NIGHT_WAKE_S = 15.0        # a press at night lights the dimmed display this long
+MAX_SLEEP_S = 60.0         # the loop wakes at least this often, to notice clock jumps
+JUMP_S = 2.0
+HOLD_FRAME_S = 0.25        # the hold bar shrinks in steps of this
+OUTAGE_LOOKBACK = timedelta(days=7)
+# Burn-in orbit: screens that stay up for minutes move one pixel a minute through every
+# position of a 5x5 square; the path closes with one diagonal step, so no move is ever larger.
+ORBIT = ((-2, -2), (-1, -2), (0, -2), (1, -2), (2, -2), (2, -1), (2, 0), (2, 1), (2, 2), (1, 2), (0, 2),
+         (-1, 2), (-2, 2), (-2, 1), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (0, 0), (-1, 0),
+         (-2, 0), (-2, -1), (-1, -1))
+
+DONE, MISSED, PROMPTED, DEFERRED = "done", "missed", "prompted", "deferred"
+
+
+@dataclass(frozen=True, slots=True)
+class Prompting:
+    session: planner.Session
+    first_offer: datetime          # wall time of the first prompt
+    offered_mono: float
+    next_repeat: float
+    missed_at: float
+    snoozes: int = 0
+    snoozed_until: float | None = None
+    repeats: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Guiding:
+    prompt: Prompting
+    steps: tuple[guide.Step, ...]
+    index: int
+    step_started: float
+    started_wall: datetime
+    started_mono: float
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    down: bool = False             # debounced level
+    raw: bool = False              # last level the pin reported
+    changed: float = -1e18         # monotonic time of the last accepted change
+    down_at: float = 0.0
+    stage: int = 0                 # 0 pressed, 1 past LONG_S, 2 past NURSE_S, 3 stuck
+
+
+@dataclass(frozen=True, slots=True)
+class Overlay:
+    screen: sc.Screen
+    until: float                   # monotonic; inf = until the button is released
+    since: float = 0.0             # monotonic time it appeared (the nurse screen turns pages from it)
+
+
+@dataclass(frozen=True, slots=True)
+class Confirming:
+    """A change waiting for a press at the unit (see ``Confirm``)."""
+
+    ask: Confirm
+    asked: float                   # monotonic
+    until: float
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    last: Instant
+    cursor: datetime                               # plan events up to here are handled
+    outcomes: Mapping[str, str] = field(default_factory=dict)
+    active: Prompting | Guiding | None = None
+    waiting: tuple[planner.Session, ...] = ()      # offered while a guide ran
+    button: Button = Button()
+    overlay: Overlay | None = None
+    night_light_until: float = 0.0
+    time_quality: str = "unverified"
+    stale_reason: str | None = None                # why plan events older than now were not offered in time
+    problems: Mapping[str, str] = field(default_factory=dict)
+    head: str = "-"
+    episode: Episode | None = None                 # the patient admitted, if any (ids only)
+    plan_changed: datetime | None = None           # the last admission or discharge (today's plan may differ)
+    last_export: datetime | None = None            # the latest download, for the nurse screen
+    activity: float = 0.0                          # monotonic time of the last press, prompt or admission
+    resume_from: datetime | None = None            # while the clock is distrusted: the journal's last known time
+    confirm: Confirming | None = None              # a change asked for over the serial link, awaiting a press
+
+
+def seconds_between(a: datetime, b: datetime) -> float:
+    return (a - b).total_seconds()
+
+
+def mono_at(now: Instant, wall: datetime) -> float:
+    return now.mono + seconds_between(wall, now.wall)
+
+
+def iso(t: datetime, cfg: Config) -> str:
+    return t.astimezone(cfg.tz).isoformat(timespec="seconds")
+
+
+def hhmm(t: datetime, cfg: Config) -> str:
+    return t.astimezone(cfg.tz).strftime("%H:%M")
+
+
+def local_date(cfg: Config, now: Instant) -> date:
+    """The local calendar date, as episodes count post-operative days."""
+    return planner.local(now.wall, cfg.tz).date()

@@ -1,0 +1,228 @@
+"""What the patient and the nurse see, drawn from the session's state: ``view`` gives the
+screen, its brightness and the status light for any state at any moment.
+
+Pure like ``session``: the same state and time give the same screens, which is what the
+golden images and the simulator's frames rely on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+from bedside.core import episodes, guide, planner
+from bedside.core import screens as sc
+from bedside.core.config import Config
+from bedside.core.episodes import Episode
+from bedside.core.events import Effect, Instant, Led, Show
+from bedside.core.state import (
+    DEFERRED,
+    DONE,
+    HOLD_FRAME_S,
+    MISSED,
+    NURSE_PAGE_S,
+    ORBIT,
+    PROMPTED,
+    Confirming,
+    Guiding,
+    Overlay,
+    Prompting,
+    State,
+    hhmm,
+    local_date,
+)
+
+
+def _id_time(cfg: Config, sid: str) -> datetime | None:
+    """The scheduled instant in a session id ("2026-11-24T09:00 routine")."""
+    try:
+        return planner.to_instant(datetime.fromisoformat(sid[:16]), cfg.tz)
+    except ValueError:
+        return None
+
+
+@lru_cache(maxsize=16)
+def _planned_day(cfg: Config, ep: Episode | None, a: datetime, b: datetime) -> tuple[tuple[str, datetime], ...]:
+    # The screen and the status light ask on every step; the answer changes once a day.
+    return tuple((s.id, s.offer) for s in planner.offered_between(cfg, a, b, ep) if s.merged_into is None)
+
+
+def _day_sessions(cfg: Config, st: State, a: datetime, b: datetime) -> list[tuple[str, datetime]]:
+    """(id, offer time) of the sessions of the patient's day [a, b), in order.
+
+    The plan gives them; when an admission or discharge changed the plan during that day,
+    sessions already offered under the old plan are added, so nothing done is uncounted.
+    """
+    found = list(_planned_day(cfg, st.episode, a, b))
+    if st.plan_changed is not None and st.plan_changed > a:
+        known = {sid for sid, _ in found}
+        for sid, outcome in st.outcomes.items():
+            if sid not in known and outcome != DEFERRED:
+                t = _id_time(cfg, sid)
+                if t is not None and a <= t < b:
+                    found.append((sid, t))
+        found.sort(key=lambda x: x[1])
+    return found
+
+
+def today(cfg: Config, st: State, now: Instant) -> tuple[int, int, tuple[str, ...]]:
+    """(done, offered so far, one mark per session) for the patient's current day."""
+    a, b = planner.care_day(cfg, now.wall)
+    marks = []
+    for sid, offer in _day_sessions(cfg, st, a, b):
+        o = st.outcomes.get(sid)
+        if o == DONE:
+            marks.append("done")
+        elif o == MISSED:
+            marks.append("missed")
+        elif offer <= now.wall or o == PROMPTED:
+            marks.append("open")
+        else:
+            marks.append("later")
+    done = marks.count("done")
+    due = sum(1 for m in marks if m != "later")
+    return done, due, tuple(marks)
+
+
+def status(st: State, marks: tuple[str, ...]) -> str:
+    """What the status light says: due (a prompt is up), missed or done (the day's latest outcome), or off."""
+    a = st.active
+    if isinstance(a, Prompting) and a.snoozed_until is None:
+        return "due"
+    resolved = [m for m in marks if m in ("done", "missed")]
+    return resolved[-1] if resolved else "off"
+
+
+def _label(s: planner.Session) -> str:
+    return "Routine" if s.kind == planner.ROUTINE else s.exercises[0].name
+
+
+def next_session(cfg: Config, st: State, now: Instant) -> tuple[str, str] | None:
+    for s in planner.offered_between(cfg, now.wall, now.wall + timedelta(days=2), st.episode):
+        if s.merged_into is None and s.id not in st.outcomes and s.offer > now.wall:
+            return hhmm(s.offer, cfg), _label(s)
+    return None
+
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _date_time(t: datetime, cfg: Config, weekday: bool = True) -> str:
+    """"Tue 24 Nov 09:41", in English whatever the system's locale."""
+    lt = t.astimezone(cfg.tz)
+    day = f"{_DAYS[lt.weekday()]} " if weekday else ""
+    return f"{day}{lt.day} {_MONTHS[lt.month - 1]} {lt:%H:%M}"
+
+
+def nurse_screen(cfg: Config, st: State, now: Instant) -> sc.Nurse:
+    a, b = planner.care_day(cfg, now.wall)
+    counts = []
+    for lo, hi in ((a, b), (planner.care_day(cfg, a - timedelta(seconds=1))[0], a)):
+        ids = [sid for sid, _ in _day_sessions(cfg, st, lo, hi)]
+        counts.append((sum(st.outcomes.get(i) == DONE for i in ids), sum(st.outcomes.get(i) == MISSED for i in ids)))
+    ep = st.episode
+    regimen = episodes.regimen_of(cfg, ep)
+    return sc.Nurse(
+        cfg.unit_id, _date_time(now.wall, cfg), st.time_quality, counts[0][0], counts[0][1], counts[1][0],
+        counts[1][1], st.head,
+        episode=ep.id if ep else None,
+        day=episodes.post_op_day(ep, local_date(cfg, now)) if ep else None,
+        regimen=regimen.name if regimen else "",
+        download=_date_time(st.last_export, cfg, weekday=False) if st.last_export else "never",
+        notices=tuple(st.problems.values()))
+
+
+def _detail(s: planner.Session) -> str:
+    if len(s.exercises) > 1:
+        return f"{len(s.exercises)} exercises"
+    e = s.exercises[0]
+    return f"{e.reps} each foot" if e.per_foot else f"{e.reps} times"
+
+
+def _prompt_screen(cfg: Config, a: Prompting, now: Instant) -> sc.Prompt:
+    s = a.session
+    first = s.exercises[0]
+    title = first.name if len(s.exercises) == 1 else ("Full routine" if s.kind == planner.ROUTINE else "Exercises")
+    late = s.deferred or now.wall - s.offer > timedelta(minutes=1)
+    return sc.Prompt(s.kind, title, _detail(s), a.repeats, cfg.max_snoozes - a.snoozes, late,
+                     guide.icon_for(first) or "bell", guide.minutes(s.exercises), orbit(now))
+
+
+def _guide_screen(g: Guiding, now: Instant) -> sc.Screen:
+    step = g.steps[g.index]
+    if step.intro:
+        return sc.Intro(step.exercise, step.foot, step.reps, step.part, step.parts, step.icon or "")
+    hold_left, fraction = None, 0.0
+    if step.hold:
+        left = max(0.0, g.step_started + step.seconds - now.mono)
+        # Quantised so that the screen value (and the redraw) changes only every frame step.
+        frames = int(left / HOLD_FRAME_S + 0.999)
+        fraction = min(1.0, frames * HOLD_FRAME_S / step.seconds)
+        hold_left = max(1, int(left + 0.999))
+    return sc.Guide(step.exercise, step.foot, step.rep, step.reps, step.text, hold_left, round(fraction, 3),
+                    step.icon)
+
+
+def orbit(now: Instant) -> sc.Shift:
+    """Where a long-lived screen sits this minute: it moves with the clock's minute, so no extra frames."""
+    return ORBIT[int(now.wall.timestamp() // 60) % len(ORBIT)]
+
+
+def _nurse_page(o: Overlay, screen: sc.Nurse, now: Instant) -> sc.Nurse:
+    page = 1 + int((now.mono - o.since) // NURSE_PAGE_S) % screen.pages
+    return screen if page == screen.page else replace(screen, page=page)
+
+
+def _dimmed(cfg: Config, st: State, now: Instant) -> bool:
+    """The daytime idle clock dims when nobody has touched the unit for a while (OLED wear)."""
+    after = cfg.display.dim_after_minutes
+    return after > 0 and now.mono - st.activity >= after * 60
+
+
+def view(cfg: Config, st: State, now: Instant) -> list[Effect]:
+    awake = planner.is_awake(cfg, now.wall)
+    a = st.active
+    _, _, marks = day = today(cfg, st, now)
+    light = status(st, marks)
+    screen: sc.Screen
+    idle = False
+    if st.confirm is not None and (st.overlay is None or st.overlay.until != float("inf")):
+        screen = _confirm_screen(cfg, st.confirm, now)
+    elif st.overlay is not None:
+        screen = st.overlay.screen
+        if isinstance(screen, sc.Nurse):
+            screen = _nurse_page(st.overlay, screen, now)
+    elif isinstance(a, Guiding):
+        screen = _guide_screen(a, now)
+    elif isinstance(a, Prompting) and a.snoozed_until is not None:
+        until = now.wall + timedelta(seconds=a.snoozed_until - now.mono)
+        screen = sc.Snoozed(hhmm(until, cfg), _label(a.session), orbit(now))
+    elif isinstance(a, Prompting):
+        screen = _prompt_screen(cfg, a, now)
+    else:
+        idle = True
+        nxt = next_session(cfg, st, now)
+        notice = next(iter(st.problems.values()), None)
+        screen = sc.Idle(hhmm(now.wall, cfg), nxt[0] if nxt else None, nxt[1] if nxt else None,
+                         day[0], day[1], marks, night=not awake, notice=notice,
+                         status="missed" if light == "missed" else None, shift=orbit(now))
+    if awake:
+        brightness = "dim" if idle and _dimmed(cfg, st, now) else "normal"
+    elif a is not None or st.overlay is not None or st.confirm is not None or now.mono < st.night_light_until \
+            or cfg.display.night == "dim":
+        brightness = "dim"
+    else:
+        brightness = "off"
+    # A light on all night keeps patients awake; at night the nurse screen has the record.
+    return [Show(screen, brightness), Led(light if awake else "off")]
+
+
+def _confirm_screen(cfg: Config, c: Confirming, now: Instant) -> sc.Confirm:
+    left = max(0, int(c.until - now.mono + 0.999))
+    ask = c.ask
+    if ask.clock is not None:
+        t = (ask.clock + timedelta(seconds=now.mono - c.asked)).astimezone(cfg.tz)
+        return sc.Confirm(ask.title, t.strftime("%a %d %b %Y"), t.strftime("%H:%M:%S"), left)
+    return sc.Confirm(ask.title, ask.line1, ask.line2, left)

@@ -1,0 +1,130 @@
+"""The export file: a header line, then every record exactly as the journal holds it.
+
+JSONL. Line 1 is the header, an object with ``"bedside_export": 1``; every following line
+is one record in canonical JSON (``chain.canonical``, including its ``hash``). The header
+says whose journal it is and where its chain ends (``head``), so a file cut short is
+caught, and a later export can be checked as an extension of this one
+(``bedside log verify --extends``). docs/journal.md describes every header field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from bedside import __version__
+from bedside.journal import chain
+from bedside.journal.segments import Journal
+
+FORMAT = 1
+
+
+class ExportError(Exception):
+    """The file is not a bedside export, or cannot be read; the message says which."""
+
+
+def collect(journal: Journal, since_seq: int = 0, exported: datetime | None = None) -> tuple[dict[str, Any], list[str]]:
+    """(header, record lines) for the records after ``since_seq`` up to the journal's head now."""
+    head_seq, head_hash = journal.head()
+    records: list[dict[str, Any]] = []
+    for rec in journal.records(since_seq):
+        if rec["seq"] > head_seq:
+            break       # written after we looked: the next export has it
+        records.append(rec)
+    lo = records[0]["seq"] if records else head_seq + 1
+    hi = records[-1]["seq"] if records else head_seq
+    header = header_for(records, since_seq=since_seq, segments=_overlapping(journal, lo, hi), exported=exported,
+                        empty_head=(head_seq, head_hash))
+    if journal.read_errors:
+        header["unreadable"] = list(journal.read_errors)
+    return header, [chain.canonical(rec) for rec in records]
+
+
+def header_for(records: Sequence[Mapping[str, Any]], *, since_seq: int = 0, segments: list[dict[str, Any]],
+               exported: datetime | None = None, empty_head: tuple[int, str] | None = None) -> dict[str, Any]:
+    """The header line for these records (as exported), wherever they came from: the unit's own
+    journal, or a copy downloaded over the serial link (``segments`` then as the unit reported them)."""
+    unit: str | None = None
+    first: dict[str, Any] | None = None
+    seals: dict[str, Any] = {}
+    last: Mapping[str, Any] | None = None
+    for rec in records:
+        if first is None:
+            first = {"seq": rec["seq"], "prev": rec["prev"]}
+        if rec["type"] == "start" and isinstance(rec.get("unit"), str):
+            unit = rec["unit"]
+        if rec["type"] == "seal":
+            if not seals:
+                seals = {"key_id": rec.get("key_id"), "count": 0, "first_epoch": rec.get("epoch")}
+            seals["count"] += 1
+            seals.update(last_epoch=rec.get("epoch"), last_sealed_seq=rec["seq"] - 1, key_id=rec.get("key_id"))
+        last = rec
+    head_seq, head_hash = (last["seq"], last["hash"]) if last else (empty_head or (0, chain.GENESIS))
+    return {
+        "bedside_export": FORMAT,
+        "unit": unit,
+        "exported": (exported or datetime.now(UTC)).isoformat(timespec="seconds"),
+        "head": {"seq": head_seq, "hash": head_hash},
+        "first": first,
+        "records": len(records),
+        "since_seq": since_seq,
+        "segments": segments,
+        "seals": seals or None,
+        "version": __version__,
+    }
+
+
+def _overlapping(journal: Journal, lo: int, hi: int) -> list[dict[str, Any]]:
+    """The segments holding records lo..hi (a segment runs up to the next one's first seq)."""
+    segs = journal.segments()
+    out = []
+    for i, s in enumerate(segs):
+        end = segs[i + 1].first_seq - 1 if i + 1 < len(segs) else hi
+        if s.first_seq <= hi and end >= lo:
+            out.append(s.header())
+    return out
+
+
+def write(out: IO[str], header: dict[str, Any], lines: list[str]) -> None:
+    out.write(json.dumps(header, sort_keys=True, separators=(",", ":")) + "\n")
+    for line in lines:
+        out.write(line + "\n")
+
+
+def read(path: Path) -> tuple[dict[str, Any], Iterator[tuple[int, Any]]]:
+    """The header and an iterator of (line number, parsed line or the raw text if it is not JSON)."""
+    try:
+        f = open(path, encoding="utf-8")  # noqa: SIM115 - closed by the generator
+    except FileNotFoundError:
+        raise ExportError(f"{path} does not exist") from None
+    except OSError as e:
+        raise ExportError(f"{path} cannot be read ({e.strerror})") from None
+    try:
+        first = f.readline()
+        header = json.loads(first)
+    except (ValueError, UnicodeDecodeError):
+        f.close()
+        raise ExportError(f"{path} is not a bedside export (its first line is not a bedside_export header)") \
+            from None
+    if not isinstance(header, dict) or "bedside_export" not in header:
+        f.close()
+        raise ExportError(f"{path} is not a bedside export (its first line has no bedside_export key)")
+    if header["bedside_export"] != FORMAT:
+        f.close()
+        raise ExportError(f"{path} is a bedside export of format {header['bedside_export']!r}; "
+                          f"this version reads format {FORMAT}")
+
+    def lines() -> Iterator[tuple[int, Any]]:
+        with f:
+            for n, text in enumerate(f, 2):
+                if not text.strip():
+                    continue
+                try:
+                    yield n, json.loads(text)
+                except ValueError:
+                    yield n, text.rstrip("\n")
+
+    return header, lines()

@@ -1,0 +1,441 @@
+"""The daemon's side of the journal: checking it at start, writing through storage faults,
+sealing, the heartbeat and retention.
+
+The daemon's loop owns one ``Store`` and calls it from its own thread only.
+
+* **Start** — open the journal; check every segment file (SQLite's integrity check) and
+  the whole chain. Damage is never repaired by deleting: a damaged active file is kept
+  read-only and a new segment continues the chain; anything found is a ``fault`` record
+  and a notice for the nurse. If the journal cannot be opened at all (read-only card, I/O
+  errors) the unit still starts and prompts, rebuilding what it can from a read-only view.
+* **Writing** — a record that cannot be committed (disk full, read-only, I/O error) is
+  kept in memory, in order, and retried with a growing pause (1 s … 60 s); everything
+  after it waits behind it, so the journal's order is the order things happened. The
+  daemon shows no confirmation for a record that is only in memory. When storage comes
+  back, a ``fault`` (with the time it began), the kept records and a ``fault_cleared`` are
+  written.
+* **Seals** every ``SEAL_EVERY_S`` of running time when anything was written, and at a clean
+  stop; **heartbeat** after ``heartbeat.EVERY_S`` without a record; **retention** after writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bedside.core.events import Instant, Past, Record
+from bedside.journal import heartbeat, retention, verify
+from bedside.journal.seal import Sealer, SealError
+from bedside.journal.segments import Journal, JournalError, create_segment, make_read_only, segment_files
+
+SEAL_EVERY_S = 3600.0
+MAX_PENDING = 20000            # records kept in memory while storage is failing (weeks of a ward's events)
+RETENTION_EVERY_S = 60.0      # how often segment sizes are looked at (after writes)
+RETRY_FIRST_S = 1.0
+RETRY_MAX_S = 60.0
+NOTICE = "Log not saved: tell nurse"
+DAMAGE_NOTICE = "Log damaged: tell engineer"
+KEY_NOTICE = "Seal key unreadable"
+# Records that hold no session state: skipped when handing the past to the core.
+BOOKKEEPING = frozenset({"seal", "flood", "flood_end", "pruned"})
+
+
+@dataclass
+class Opened:
+    """What the daemon needs from the journal to start."""
+
+    past: list[Past]
+    alive: datetime | None                 # last heartbeat, when later than the last record
+    records: list[Record] = field(default_factory=list)    # to write after the start record
+    notice: str | None = None
+
+
+def _signature(p: verify.Problem) -> str:
+    return f"{p.kind}:{p.seq}:{p.segment}:{p.text[:60]}"
+
+
+class Store:
+    def __init__(self, data_dir: Path, tz: ZoneInfo, boot: str, *, journal: Journal | None = None,
+                 check: bool = True, seal_every_s: float = SEAL_EVERY_S, heartbeat_s: float = heartbeat.EVERY_S,
+                 opener: Callable[[], Journal] | None = None, segment_bytes: int = retention.SEGMENT_BYTES,
+                 keep_bytes: int = retention.KEEP_BYTES) -> None:
+        self.data = Path(data_dir)
+        self.tz = tz
+        self.boot = boot
+        self.journal = journal
+        self.opener = opener or (lambda: Journal(self.data, self.tz, self.boot))
+        self.check = check
+        self.seal_every_s = seal_every_s
+        self.heartbeat_s = heartbeat_s
+        self.segment_bytes = segment_bytes
+        self.keep_bytes = keep_bytes
+        self.sealer: Sealer | None = None
+        self.key_problem: str | None = None
+        self.pending: list[tuple[Record, Instant, str]] = []
+        self.error: str | None = None              # the storage problem now, for people
+        self.damage: str | None = None             # damage found at start, for the nurse
+        self.lost: Counter[str] = Counter()
+        self.written_late = 0
+        self.retry_at: float | None = None
+        self.retry_delay = RETRY_FIRST_S
+        self.failed_at: tuple[Instant, str] | None = None
+        self.last_seal_mono: float | None = None
+        self.since_seal = 0
+        self.last_durable_mono: float | None = None
+        self.flood = retention.FloodGuard()
+        self.since_retention = 0
+        self.last_retention_mono: float | None = None
+        self.on_commit: list[Callable[[dict[str, Any]], None]] = []
+        self._seal_uncertain = False
+
+    # --- starting --------------------------------------------------------------------
+
+    def start(self, now: Instant) -> Opened:
+        records: list[Record] = []
+        if self.journal is None:
+            try:
+                self.journal = self.opener()
+            except JournalError as e:
+                if "damaged" in str(e) and self.check:
+                    records += self._recover_unopenable(str(e))
+                else:
+                    self._failing(str(e), now)
+        if self.journal is not None and self.check:
+            records += self._check(records)
+        try:
+            self.sealer = Sealer(self.data)
+        except SealError as e:
+            self.key_problem = str(e)
+            records.append(Record("fault", data={"part": "seal", "problem": str(e)}))
+        if self.journal is not None and self.sealer is not None and self.sealer.available:
+            with contextlib.suppress(JournalError):
+                self.sealer.catch_up(self.journal.last_of_type("seal"))
+        past, alive = self._past()
+        self.last_seal_mono = now.mono
+        self.last_durable_mono = now.mono
+        return Opened(past, alive, records, self.notice)
+
+    def _past(self) -> tuple[list[Past], datetime | None]:
+        reader = self.journal
+        own = False
+        if reader is None:
+            # Storage is failing, but a read-only view still says what was done and prompted.
+            try:
+                reader = Journal(self.data, self.tz, self.boot, readonly=True)
+                own = True
+            except JournalError:
+                return [], None
+        try:
+            past = [p for p in reader.recent() if p.type not in BOOKKEEPING]
+            head = reader.head()
+        except JournalError:
+            return [], None
+        finally:
+            if own:
+                reader.close()
+        beat = heartbeat.read(self.data)
+        alive = None
+        if beat is not None and past and (beat.seq, beat.hash) == head and beat.time > past[-1].time:
+            alive = beat.time
+        return past, alive
+
+    def _check(self, found: list[Record]) -> list[Record]:
+        """Integrity of every file and the whole chain; damage → kept read-only, new segment, fault.
+
+        ``found``: fault records already made in this start (not yet written)."""
+        assert self.journal is not None
+        try:
+            v = verify.verify_data(self.data)
+        except JournalError as e:
+            return [Record("fault", data={"part": "journal", "problem": f"journal check failed: {e}"})]
+        active = self.journal.active.n
+        records: list[Record] = []
+        if any(p.kind == "file" and p.segment == active for p in v.problems):
+            records += self._start_after_damage(active, v)
+        earlier = [*self.journal.of_type("fault"), *(dict(r.data) for r in [*found, *records])]
+        known = {s for r in earlier if r.get("part") == "journal" for s in r.get("signatures", [])}
+        fresh = [p for p in v.problems if p.kind != "damage" and _signature(p) not in known]
+        if fresh:
+            self.damage = DAMAGE_NOTICE
+            records.append(Record("fault", data={
+                "part": "journal", "damage": True, "problem": str(fresh[0]), "problems": len(fresh),
+                "first_bad": v.first_bad, "signatures": [_signature(p) for p in fresh[:20]]}))
+        return records
+
+    def _continuation(self, head: tuple[int, str] | None) -> tuple[int, str]:
+        """Where a new segment continues the chain: the last readable record, or the heartbeat's
+        head if the unit saw a later one (so exports made before the damage still link)."""
+        beat = heartbeat.read(self.data)
+        seq, h = head if head is not None else (0, "0" * 64)
+        if beat is not None and beat.seq is not None and beat.hash and beat.seq > seq:
+            return beat.seq, beat.hash
+        return seq, h
+
+    def _start_after_damage(self, n: int, v: verify.Verdict) -> list[Record]:
+        assert self.journal is not None
+        seq, h = self._continuation(v.head)
+        detail = {"damaged_segment": n, "readable_to": v.head[0] if v.head else 0}
+        try:
+            self.journal.new_segment("damaged", detail, continue_from=(seq, h), damaged=True)
+        except JournalError as e:
+            self._failing(str(e), None)
+            return []
+        self.damage = DAMAGE_NOTICE
+        return [Record("fault", data={
+            "part": "journal", "damage": True, "segment": n,
+            "problem": f"segment {n} is damaged; it is kept read-only and segment {n + 1} continues from seq {seq}",
+            "signatures": [_signature(p) for p in v.problems if p.kind != "damage"][:20]})]
+
+    def _recover_unopenable(self, why: str) -> list[Record]:
+        """The active file cannot even be opened: keep it, start the next segment after what is readable."""
+        files = segment_files(self.data)
+        if not files:
+            self._failing(why, None)
+            return []
+        n, path = files[-1]
+        try:
+            v = verify.verify_data(self.data)
+            head = v.head
+            signatures = [_signature(p) for p in v.problems if p.kind != "damage"][:20]
+        except JournalError:
+            head, signatures = None, []
+        seq, h = self._continuation(head)
+        try:
+            make_read_only(path)
+            create_segment(self.data, n + 1, seq + 1, h, "damaged",
+                           {"damaged_segment": n, "readable_to": head[0] if head else 0})
+            self.journal = self.opener()
+        except (OSError, JournalError) as e:
+            self._failing(str(e), None)
+            return []
+        self.damage = DAMAGE_NOTICE
+        return [Record("fault", data={
+            "part": "journal", "damage": True, "segment": n,
+            "problem": f"segment {n} cannot be opened ({why}); it is kept read-only and segment {n + 1} "
+                       f"continues from seq {seq}", "signatures": signatures})]
+
+    # --- writing ---------------------------------------------------------------------
+
+    @property
+    def notice(self) -> str | None:
+        if self.error is not None:
+            return NOTICE
+        return self.damage or (KEY_NOTICE if self.key_problem else None)
+
+    def head(self) -> tuple[int, str] | None:
+        return self.journal.head() if self.journal is not None else None
+
+    def write(self, rec: Record, at: Instant, tq: str) -> bool:
+        """Commit ``rec`` (and any flood notice); False if it is only kept in memory for now."""
+        ok = True
+        for r in self.flood.filter(rec, at.mono):
+            ok = self._write_one(r, at, tq) and ok
+        return ok
+
+    def _write_one(self, rec: Record, at: Instant, tq: str) -> bool:
+        if self.pending or self.journal is None:
+            self._keep(rec, at, tq)
+            return False
+        try:
+            body = self.journal.append(rec, at, tq)
+        except JournalError as e:
+            self._failing(str(e), at)
+            self._keep(rec, at, tq)
+            return False
+        self._committed(body, rec, at)
+        return True
+
+    def _keep(self, rec: Record, at: Instant, tq: str) -> None:
+        if len(self.pending) >= MAX_PENDING:
+            self.lost[rec.type] += 1
+            return
+        self.pending.append((rec, at, tq))
+
+    def _failing(self, why: str, at: Instant | None) -> None:
+        if self.error is None and at is not None:
+            self.failed_at = (at, why)
+        self.error = why
+        if self.retry_at is None:
+            self.retry_delay = RETRY_FIRST_S
+            self.retry_at = (at.mono if at is not None else 0.0) + self.retry_delay
+
+    def _committed(self, body: dict[str, Any], rec: Record, at: Instant) -> None:
+        self.last_durable_mono = at.mono
+        self.since_retention += 1
+        if rec.type == "seal":
+            self.since_seal = 0
+            self.last_seal_mono = at.mono
+        else:
+            self.since_seal += 1
+        for fn in self.on_commit:
+            fn(body)
+
+    def retry(self, now: Instant, tq: str) -> bool:
+        """Try again to write what is kept; True when nothing is left in memory."""
+        if not self.pending and self.journal is not None and self.error is None:
+            return True
+        if self.retry_at is not None and now.mono < self.retry_at:
+            return False
+        if self.journal is None:
+            try:
+                self.journal = self.opener()
+            except JournalError as e:
+                self.error = str(e)
+                self._backoff(now)
+                return False
+        assert self.journal is not None
+        if self.failed_at is not None:
+            # The fault goes in right after the record whose write failed: that record is retried
+            # first, so that if the failed commit reached the card after all it is not written twice.
+            at, why = self.failed_at
+            self.pending.insert(1 if self.pending else 0, (Record("fault", data={"part": "journal", "problem": why}),
+                                                           at, self.pending[0][2] if self.pending else tq))
+            self.failed_at = None
+        while self.pending:
+            rec, at, tq = self.pending[0]
+            try:
+                body = self.journal.append(rec, at, tq)
+            except JournalError as e:
+                self.error = str(e)
+                self._backoff(now)
+                return False
+            self.pending.pop(0)
+            self.written_late += 1
+            self._committed(body, rec, at)
+        if self.error is not None:
+            # Written late: everything kept in memory except the fault record itself.
+            data: dict[str, Any] = {"part": "journal", "written_late": max(0, self.written_late - 1)}
+            self.written_late = 0
+            if self.lost:
+                data["lost"] = dict(self.lost)
+                self.lost.clear()
+            self.error = None
+            self.retry_at = None
+            self._write_one(Record("fault_cleared", data=data), now, tq)
+        if self._seal_uncertain and self.sealer is not None:
+            with contextlib.suppress(JournalError):
+                self.sealer.catch_up(self.journal.last_of_type("seal"))
+            self._seal_uncertain = False
+        return not self.pending
+
+    def _backoff(self, now: Instant) -> None:
+        self.retry_delay = min(RETRY_MAX_S, self.retry_delay * 2)
+        self.retry_at = now.mono + self.retry_delay
+
+    # --- seals, heartbeat, retention ---------------------------------------------------
+
+    def seal(self, now: Instant, tq: str) -> bool:
+        """Seal the chain head now (if there is a key and anything new); True if a seal was committed."""
+        s = self.sealer
+        if s is None or not s.available or self.journal is None or self.pending or self.since_seal == 0:
+            return False
+        seq, h = self.journal.head()
+        rec = Record("seal", data=s.seal_data(seq, h))
+        try:
+            body = self.journal.append(rec, now, tq)
+        except JournalError as e:
+            # It may have reached the file all the same: the next successful write finds out.
+            self._seal_uncertain = True
+            self._failing(str(e), now)
+            return False
+        self._committed(body, rec, now)
+        s.sealed()
+        return True
+
+    def start_segment(self, reason: str, detail: dict[str, Any], now: Instant, tq: str) -> bool:
+        """Seal and close the active segment and start the next, on demand (a new patient's
+        episode); True if it did. With storage in trouble, or nothing in the active segment
+        yet, the records simply carry on where they are: nothing depends on the split."""
+        if self.journal is None or self.pending or self.error is not None:
+            return False
+        if self.journal.head()[0] < self.journal.active.first_seq:
+            return False
+        try:
+            self.seal(now, tq)
+            self.journal.new_segment(reason, detail)
+        except (JournalError, OSError) as e:
+            self._failing(str(e), now)
+            return False
+        return True
+
+    def tick(self, now: Instant, tq: str) -> None:
+        """After the loop's effects: seal when due, beat when quiet, keep the journal bounded."""
+        if self.journal is None or self.pending:
+            return
+        if self.sealer is not None and self.sealer.unsaved:
+            self.sealer.persist()
+        # Compared exactly as deadline() computes them, so a wake-up at the deadline always acts.
+        if self.since_seal and self.last_seal_mono is not None and now.mono >= self.last_seal_mono + self.seal_every_s:
+            self.seal(now, tq)
+        if self.last_durable_mono is not None and now.mono >= self.last_durable_mono + self.heartbeat_s:
+            self.beat(now)
+        if self.since_retention and (self.last_retention_mono is None
+                                     or now.mono >= self.last_retention_mono + RETENTION_EVERY_S):
+            self.last_retention_mono = now.mono
+            self.since_retention = 0
+            self._retention(now, tq)
+
+    def beat(self, now: Instant) -> None:
+        assert self.journal is not None
+        seq, h = self.journal.head()
+        # Whether or not it could be written, the next one is due a whole interval later (the
+        # heartbeat only narrows an outage's bound; the journal's own fault shows storage trouble).
+        self.last_durable_mono = now.mono
+        with contextlib.suppress(OSError):
+            heartbeat.write(self.data, heartbeat.Beat(now.wall, self.boot, round(now.mono * 1000), seq, h))
+
+    def _retention(self, now: Instant, tq: str) -> None:
+        assert self.journal is not None
+        try:
+            if retention.needs_new_segment(self.journal, self.segment_bytes):
+                # Each closed segment ends sealed, so it can be checked on its own.
+                self.seal(now, tq)
+                self.journal.new_segment("size", {"bytes": self.journal.active_bytes()})
+                return
+            marker = retention.read_marker(self.data)
+            for n, path, first, last in retention.prunable(self.journal, self.keep_bytes):
+                assert marker is not None
+                last_hash = next((r["hash"] for r in self.journal.records(last - 1) if r["seq"] == last), "")
+                if not self._write_one(retention.prune_record(n, first, last, last_hash, marker), now, tq):
+                    return
+                retention.delete_segment(path)
+        except (JournalError, OSError) as e:
+            self._failing(str(e), now)
+
+    def overdue(self, now_mono: float, slack: float) -> bool:
+        """Records are waiting and their retry is late by more than ``slack`` (the loop is not
+        running the retries: the watchdog's concern; failing retries that do run are not)."""
+        return bool(self.pending or self.error) and self.retry_at is not None and now_mono > self.retry_at + slack
+
+    def deadline(self) -> float | None:
+        """The monotonic time the store next needs the loop awake (a retry, a seal, a heartbeat)."""
+        cands = []
+        if self.pending or self.error is not None:
+            if self.retry_at is not None:
+                cands.append(self.retry_at)
+        else:
+            if self.since_seal and self.last_seal_mono is not None and self.sealer is not None \
+                    and self.sealer.available:
+                cands.append(self.last_seal_mono + self.seal_every_s)
+            if self.last_durable_mono is not None:
+                cands.append(self.last_durable_mono + self.heartbeat_s)
+        return min(cands) if cands else None
+
+    def unsaved_lines(self) -> list[str]:
+        """The records only in memory, one JSON line each (for the system log at a stop)."""
+        out = []
+        for rec, at, tq in self.pending:
+            out.append(json.dumps({"type": rec.type, "time": at.wall.isoformat(timespec="milliseconds"),
+                                   "session": rec.session, "tq": tq, **dict(rec.data)}, default=str))
+        return out
+
+    def close(self) -> None:
+        if self.journal is not None:
+            self.journal.close()

@@ -1,0 +1,4 @@
+"""The nurse's laptop side of the serial link: the client and ``bedside pull``.
+
+May import ``report``, ``link``, ``journal`` and ``core``.
+"""

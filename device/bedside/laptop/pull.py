@@ -1,0 +1,479 @@
+"""``bedside pull`` and ``bedside set-time``: the nurse's laptop end of the serial link.
+
+A pull keeps, per unit, a copy of its journal under ``DIR/.bedside/UNIT/``: the records as
+the unit exported them, one per line, always an exact prefix of the unit's journal. Each
+verified batch is appended and synced before the next is asked for, so an interrupted
+pull (cable pulled, laptop asleep) continues where it stopped, in the same run once the
+cable is back or in the next run. The copy is also the memory of what this laptop saw: a
+unit whose journal is now shorter than the copy, or differs from it, is reported as
+truncated or replaced, and nothing of it is mixed into the copy.
+
+After each pull the export (a header line and the records), a CSV of sessions and the
+adherence report are written into DIR, each complete before it gets its final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from bedside.durable import write_text_atomic
+from bedside.journal import chain
+from bedside.laptop import client
+from bedside.laptop.client import Client, Disconnected, LinkError, NoAnswer, Refused
+from bedside.link import protocol
+
+# 128 records: about 1.5 ms of the unit's loop on a laptop, 15 ms on a Pi Zero 2 W, per request.
+BATCH_START, BATCH_MIN, BATCH_MAX = 128, 8, 128
+RECONNECT_S = 60.0
+_UNIT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
+
+
+class PullError(Exception):
+    """The pull cannot go on; the message says what happened and what to do."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Tampered(PullError):
+    """The unit's journal is shorter than, or differs from, what this laptop saw before."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code=3)
+
+
+# --- the laptop's copy -------------------------------------------------------------------
+
+class Store:
+    """One unit's journal copy: ``records.jsonl`` (checked whenever opened) and ``pulls.json``."""
+
+    def __init__(self, base: Path, unit: str) -> None:
+        self.folder = base / ".bedside" / unit
+        self.path = self.folder / "records.jsonl"
+        self.log_path = self.folder / "pulls.json"
+        self.unit = unit
+        self.head: tuple[int, str] = (0, chain.GENESIS)
+        self.start = 1                 # the first record of the copy
+
+    def open(self) -> Store:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise PullError(f"cannot create {self.folder}: {e.strerror}") from None
+        if not self.path.exists():
+            return self
+        seq, h, good = 0, chain.GENESIS, 0
+        with open(self.path, "rb") as f:
+            for raw in f:
+                if not raw.endswith(b"\n"):
+                    break              # a line cut short by a crash while appending: dropped below
+                try:
+                    rec = json.loads(raw)
+                except ValueError:
+                    rec = None
+                if good == 0 and isinstance(rec, dict) and isinstance(rec.get("seq"), int) and rec["seq"] > 1:
+                    # The copy began where the unit's journal began (its oldest records were pruned).
+                    seq, h = rec["seq"] - 1, str(rec.get("prev"))
+                    self.start = rec["seq"]
+                if not isinstance(rec, dict) or rec.get("seq") != seq + 1 or rec.get("prev") != h or \
+                        rec.get("hash") != chain.record_hash(rec):
+                    raise PullError(f"this laptop's copy of {self.unit} is damaged at record {seq + 1} ({self.path})."
+                                    " Move the folder aside and pull again to make a new copy.")
+                seq, h = rec["seq"], rec["hash"]
+                good += len(raw)
+        if good != self.path.stat().st_size:
+            with open(self.path, "r+b") as f:
+                f.truncate(good)
+                os.fsync(f.fileno())
+        self.head = (seq, h)
+        return self
+
+    def append(self, records: list[dict[str, Any]]) -> None:
+        if not records:
+            return
+        if self.head[0] == 0:
+            self.start = records[0]["seq"]
+        data = "".join(protocol.export_line(r) + "\n" for r in records).encode("utf-8")
+        with open(self.path, "ab") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        self.head = (records[-1]["seq"], records[-1]["hash"])
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        if not self.path.exists():
+            return
+        with open(self.path, "rb") as f:
+            for raw in f:
+                rec: dict[str, Any] = json.loads(raw)
+                if rec["seq"] > self.head[0]:
+                    return
+                yield rec
+
+    def pulls(self) -> list[dict[str, Any]]:
+        try:
+            data = json.loads(self.log_path.read_text(encoding="utf-8"))
+            return list(data.get("pulls", []))
+        except (OSError, ValueError, AttributeError):
+            return []
+
+    def note_pull(self, entry: dict[str, Any]) -> None:
+        pulls = [*self.pulls(), entry][-100:]
+        write_text_atomic(self.log_path, json.dumps({"unit": self.unit, "pulls": pulls}, indent=1) + "\n")
+
+
+# --- talking to the unit ------------------------------------------------------------------
+
+SecretSource = Callable[[str, int], str]     # (unit, attempt number from 1) -> the ward secret
+
+
+def identify(t: client.Transport, monotonic: Callable[[], float] = time.monotonic) -> tuple[Client, dict[str, Any]]:
+    """Say hello on an open port: which unit this is, its chain head and an unlock challenge."""
+    c = Client(t, monotonic=monotonic)
+    hello = dict(c.request("hello").data)
+    unit = str(hello.get("unit", ""))
+    if not _UNIT.match(unit) or hello.get("proto") != protocol.PROTOCOL:
+        raise PullError("the device on this port answered, but not as a bedside unit this tool understands "
+                        f"(protocol {hello.get('proto')!r}); update bedside on this laptop")
+    return c, hello
+
+
+def unlock(c: Client, hello: dict[str, Any], secret: SecretSource, attempts: int = 3) -> dict[str, Any]:
+    """Unlock with the ward secret (asked for up to ``attempts`` times); returns the latest hello."""
+    unit = str(hello["unit"])
+    if not hello.get("secret"):
+        raise PullError(f"unit {unit} has no ward secret set; an engineer sets it at commissioning "
+                        "(bedside secret set)")
+    for n in range(1, attempts + 1):
+        if hello.get("lockout_s"):
+            mins = (int(hello["lockout_s"]) + 59) // 60
+            raise PullError(f"unit {unit} has locked its port for {mins} more minutes after too many wrong "
+                            "secrets; try again then")
+        answer = client.unlock_answer(secret(unit, n), hello["kdf"], str(hello["nonce"]))
+        try:
+            c.request("unlock", answer)
+            return hello
+        except Refused as e:
+            if e.code == "denied":
+                left = int(e.data.get("left", 0))
+                print(f"The ward secret was not accepted ({left} attempt{'s' if left != 1 else ''} left before "
+                      "the unit locks its port for 10 minutes).", file=sys.stderr)
+                if n == attempts or left == 0:
+                    raise PullError("the ward secret was not accepted", code=4) from None
+            elif e.code == "lockout":
+                raise PullError(f"unit {unit} has locked its port after too many wrong secrets: {e}") from None
+            elif e.code != "stale":
+                raise PullError(f"unit {unit} refused to unlock: {e}") from None
+        hello = dict(c.request("hello").data)
+    raise PullError("the ward secret was not accepted", code=4)
+
+
+# --- the download ---------------------------------------------------------------------------
+
+class Progress:
+    """A progress bar on the terminal, shown only once a transfer has taken more than a second."""
+
+    def __init__(self, total: int, out: IO[str] = sys.stderr, after_s: float = 1.0) -> None:
+        self.total = max(1, total)
+        self.out = out
+        self.t0 = time.monotonic()
+        self.after_s = after_s
+        self.shown = False
+        self.enabled = out.isatty()
+
+    def update(self, done: int) -> None:
+        elapsed = time.monotonic() - self.t0
+        if not self.enabled or elapsed < self.after_s:
+            return
+        self.shown = True
+        frac = min(1.0, done / self.total)
+        bar = "#" * int(frac * 30)
+        left = f", {elapsed * (1 - frac) / frac:.0f} s left" if 0 < frac < 1 else ""
+        self.out.write(f"\rDownloading [{bar:<30}] {done}/{self.total} records{left}   ")
+        self.out.flush()
+
+    def finish(self) -> None:
+        if self.shown:
+            self.out.write("\n")
+            self.out.flush()
+
+
+@dataclass
+class Outcome:
+    unit: str
+    hello: dict[str, Any]
+    first_new: int               # first record downloaded in this pull (0: none)
+    head: tuple[int, str]
+    bytes_in: int = 0
+    seconds: float = 0.0
+    resumed_from: int = 0
+
+
+def download(c: Client, store: Store, progress: Progress | None, stats: dict[str, int]) -> tuple[int, str]:
+    """Fetch every record after the copy's head, batch by batch; returns the unit's head seen last."""
+    size = stats.get("batch", BATCH_START)
+    failures = 0
+    full = False
+    while True:
+        seq, _h = store.head
+        rep = c.request("get", str(seq + 1), str(size), *(["full"] if full else []))
+        first = rep.data.get("first")
+        if seq and isinstance(first, int) and first > seq + 1:
+            raise PullError(f"unit {store.unit} no longer holds records {seq + 1}-{first - 1}: they were exported "
+                            "elsewhere and removed to make room. This laptop's copy cannot be continued; move "
+                            f"{store.folder} aside and pull again to start a new copy.")
+        try:
+            recs = protocol.unpack(rep, store.head if seq else None)
+        except protocol.BatchError as e:
+            if "chain link differs" in str(e):
+                raise Tampered(f"the unit's record {seq + 1} does not follow record {seq} of the copy this laptop "
+                               "made before: the unit's journal was replaced or altered. " + _keep(store)) from None
+            failures += 1
+            size = max(BATCH_MIN, size // 2)
+            if failures == 2:
+                full = True            # records exactly as stored, to tell damage on the wire from damage on the unit
+            elif failures > 2:
+                raise PullError(f"unit {store.unit}'s journal fails its chain check after record {seq}: {e}. "
+                                "Nothing after it was kept; tell the engineer (bedside log verify on the unit).") \
+                    from None
+            continue
+        failures, full = 0, False
+        store.append(recs)
+        stats["records"] = stats.get("records", 0) + len(recs)
+        size = min(BATCH_MAX, size * 2) if recs else size
+        stats["batch"] = size
+        head = (int(rep.data["head"][0]), str(rep.data["head"][1]))
+        if progress is not None:
+            progress.update(store.head[0])
+        if store.head[0] >= head[0]:
+            if store.head != head:
+                raise Tampered(f"the unit's journal ends at record {head[0]} with a different hash than the copy "
+                               "made before. " + _keep(store))
+            return head
+
+
+def _keep(store: Store) -> str:
+    return (f"This laptop's copy ({store.path}) was not changed: keep it and tell the ward manager. To start a "
+            "new copy once the unit is known to be replaced, move that folder aside and pull again.")
+
+
+def check_head(store: Store, unit_head: tuple[int, str]) -> None:
+    """Truncation: the unit must hold at least what this laptop saw, ending the same way."""
+    seq, h = store.head
+    if unit_head[0] < seq:
+        raise Tampered(f"unit {store.unit}'s journal now ends at record {unit_head[0]}, but this laptop already "
+                       f"holds records up to {seq} from an earlier download: records were removed or the journal "
+                       "was replaced. " + _keep(store))
+    if unit_head[0] == seq and unit_head[1] != h:
+        raise Tampered(f"unit {store.unit}'s journal ends at record {seq} like this laptop's copy, but with a "
+                       "different hash: the journal was replaced or altered. " + _keep(store))
+
+
+def wait_for_port(open_transport: Callable[[], client.Transport], seconds: float) -> client.Transport | None:
+    end = time.monotonic() + seconds
+    while True:
+        try:
+            return open_transport()
+        except LinkError:
+            if time.monotonic() + 1.0 > end:
+                return None
+            time.sleep(1.0)
+
+
+def pull(open_transport: Callable[[], client.Transport], out: Path, secret: SecretSource, *,
+         reconnect_s: float = RECONNECT_S, say: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
+         progress_out: IO[str] | None = None, monotonic: Callable[[], float] = time.monotonic) -> Outcome:
+    """Unlock, download everything new, verify, record the download on the unit and lock it again.
+
+    A lost connection is waited for and the download continues; it gives up once
+    ``reconnect_s`` pass without a record gained (the records got so far are kept).
+    """
+    t0 = time.monotonic()
+    progress_at = monotonic()
+    stats: dict[str, int] = {}
+    store: Store | None = None
+    first_new = 0
+    resumed_from = 0
+    bytes_in = 0
+    transport: client.Transport | None = None
+    c: Client | None = None
+    secrets_cache: dict[str, str] = {}
+
+    def remembered(unit: str, n: int) -> str:
+        if n == 1 and unit in secrets_cache:
+            return secrets_cache[unit]
+        value = secret(unit, n)
+        secrets_cache[unit] = value
+        return value
+
+    while True:
+        try:
+            if transport is None:
+                transport = open_transport()
+            c, hello = identify(transport, monotonic)
+            unit = str(hello["unit"])
+            if store is None:
+                store = Store(out, unit).open()
+                resumed_from = store.head[0]
+            elif store.unit != unit:
+                raise PullError(f"a different unit ({unit}) answered after reconnecting; plug in {store.unit} "
+                                "again and repeat the pull")
+            unit_head = (int(hello["head"][0]), str(hello["head"][1]))
+            check_head(store, unit_head)
+            hello = unlock(c, hello, remembered)
+            progress = Progress(unit_head[0] - store.head[0], progress_out or sys.stderr)
+            held = store.head[0]
+            try:
+                head = download(c, store, progress, stats)
+            finally:
+                progress.finish()
+                if store.head[0] > held:
+                    progress_at = monotonic()
+            if store.head[0] > resumed_from:
+                first_new = resumed_from + 1
+            c.request("done", str(first_new or store.head[0]), str(store.head[0]), store.head[1])
+            with contextlib.suppress(LinkError):     # it locks itself after ten idle minutes anyway
+                c.request("lock")
+            bytes_in += c.received
+            c = None
+            transport.close()
+            outcome = Outcome(unit, hello, first_new, head, bytes_in, time.monotonic() - t0, resumed_from)
+            store.note_pull({"time": datetime.now(UTC).isoformat(timespec="seconds"), "from": first_new,
+                             "to": store.head[0], "hash": store.head[1], "bytes": bytes_in})
+            return outcome
+        except (Disconnected, NoAnswer) as e:
+            if c is not None:
+                bytes_in += c.received
+                c = None
+            if transport is not None:
+                transport.close()
+                transport = None
+            got = f" ({store.head[0]} records are safe on this laptop)" if store is not None else ""
+            if isinstance(e, NoAnswer) and store is None:
+                raise PullError("no unit answered: is the cable plugged into the unit, and is the unit on? "
+                                "(A USB-serial adapter needs the unit's UART; see docs/serial.md.)") from None
+            left = reconnect_s - (monotonic() - progress_at)
+            if left > 0:
+                say(f"Connection lost{got}. Plug the cable back in: waiting up to {left:.0f} s ...")
+                transport = wait_for_port(open_transport, left)
+            if transport is None:
+                where = f" at record {store.head[0]}" if store is not None else ""
+                raise PullError(f"the download was interrupted{where}; run the same command again to continue "
+                                "where it stopped") from None
+        except (Refused, PullError) as e:
+            if transport is not None:
+                transport.close()
+            if isinstance(e, PullError):
+                raise
+            raise PullError(f"the unit refused: {e}") from None
+
+
+def laptop_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def set_time(open_transport: Callable[[], client.Transport], secret: SecretSource, *,
+             say: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
+             monotonic: Callable[[], float] = time.monotonic, now: Callable[[], datetime] | None = None
+             ) -> dict[str, Any]:
+    """Set the unit's clock from this laptop's, once someone presses the unit's button to confirm."""
+    t = open_transport()
+    try:
+        try:
+            c, hello = identify(t, monotonic)
+        except (Disconnected, NoAnswer):
+            raise PullError("no unit answered: is the cable plugged into the unit, and is the unit on?") from None
+        hello = unlock(c, hello, secret)
+        laptop = (now or laptop_now)()
+
+        def waiting(data: dict[str, Any]) -> None:
+            say(f"The unit shows the new time. Press its button within {float(data.get('seconds', 60)):.0f} s to "
+                "confirm (hold it 2 s to cancel).")
+
+        try:
+            rep = c.request("time", laptop.isoformat(timespec="milliseconds"), on_wait=waiting)
+        except Refused as e:
+            if e.code == "not_confirmed":
+                raise PullError(f"the clock was not changed: {str(e).removeprefix('Not changed: ')}", code=5) \
+                    from None
+            raise PullError(f"the unit refused: {e}") from None
+        with contextlib.suppress(LinkError):
+            c.request("lock")
+        return {"unit": hello["unit"], **rep.data}
+    finally:
+        t.close()
+
+
+# --- what the nurse gets ---------------------------------------------------------------------
+
+SUMMARY_DAYS = 14
+
+
+def write_outputs(out: Path, got: Outcome, key: Any = None) -> tuple[list[Path], list[str], Any]:
+    """Write the export, the sessions CSV and the report for the whole copy, and verify the export as
+    ``bedside log verify`` would (every seal too, given the hospital's ``key``); returns the files, a
+    summary and the verdict."""
+    from bedside.journal import export, verify
+    from bedside.report import files as report_files
+
+    store = Store(out, got.unit).open()
+    records = list(store.records())
+    given = got.hello.get("segments")
+    segments: list[dict[str, Any]] = [x for x in given if isinstance(x, dict)] if isinstance(given, list) else []
+    header = export.header_for(records, since_seq=store.start - 1, segments=segments)
+    header["via"] = "serial"
+    path = out / f"{got.unit}-journal.jsonl"
+    write_text_atomic(path, json.dumps(header, sort_keys=True, separators=(",", ":")) + "\n" +
+                 "".join(protocol.export_line(r) + "\n" for r in records))
+    verdict = verify.verify_export(path, key)
+    html, csv_path = out / f"{got.unit}-report.html", out / f"{got.unit}-sessions.csv"
+    made = report_files.write(records, html, csv_path, header=header, source=path.name)
+    return [path, csv_path, html], summary_lines(got, store, made, verdict), verdict
+
+
+def summary_lines(got: Outcome, store: Store, made: Any, verdict: Any) -> list[str]:
+    seq, h = store.head
+    new = f"{seq - got.first_new + 1} new records ({got.first_new}-{seq})" if got.first_new else "no new records"
+    resumed = f", continuing an interrupted download from record {got.resumed_from + 1}" \
+        if got.resumed_from and got.first_new and got.resumed_from != _last_pull_end(store, got) else ""
+    lines = [f"Unit {got.unit} (bedside {got.hello.get('version', '?')}): {new} in {got.seconds:.1f} s{resumed}; "
+             f"chain verified, head {seq}/{chain.short(h)}.", f"Export: {verdict.verdict}"]
+    if store.start > 1:
+        lines.append(f"The unit's journal starts at record {store.start}: older records were exported earlier "
+                     "and removed from the unit to make room.")
+    model = made.model
+    if model.episodes:
+        e = model.episodes[-1]
+        bits = [f"surgery {e.surgery}" if e.surgery else "", f"regimen {e.regimen}" if e.regimen else "",
+                "discharged" if e.discharged else "current"]
+        lines.append(f"Episode {e.id} ({', '.join(b for b in bits if b)}).")
+    else:
+        lines.append("Episode: none recorded on this unit.")
+    days = list(model.days)
+    if days:
+        lines.append("Sessions per day: done / missed (of due)")
+        if len(days) > SUMMARY_DAYS:
+            lines.append(f"  ... {len(days) - SUMMARY_DAYS} earlier days in the report")
+        for d in days[-SUMMARY_DAYS:]:
+            c = d.counts
+            lines.append(f"  {d.day:%a %Y-%m-%d}  {c.done:>3} done  {c.missed:>3} missed  (of {c.due})")
+        t = model.totals
+        pct = f", {t.adherence:.0%}" if t.adherence is not None else ""
+        lines.append(f"  total           {t.done:>3} done  {t.missed:>3} missed  (of {t.due}{pct})")
+    return lines
+
+
+def _last_pull_end(store: Store, got: Outcome) -> int:
+    pulls = store.pulls()
+    return int(pulls[-2]["to"]) if len(pulls) >= 2 else 0

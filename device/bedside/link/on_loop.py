@@ -1,0 +1,401 @@
+"""The serial link's part that lives on the unit's loop.
+
+The serial thread (``serial_link.py``) only moves bytes. Whenever a request needs the
+journal, the unit's state or a change, it posts a ``daemon.Call`` and this service answers
+it on the loop, between a patient's button presses, with quick work only (a page of
+records, a status, a decision). It owns the link's access state (``access.py``), asks the
+core for physical confirmation of changes (``events.Confirm``) and commits every attempt,
+success and change to the journal through the loop, the journal's only writer.
+
+Methods taking ``now`` run on the loop; ``Refused`` is raised for anything the caller may
+not do, with a message for a person.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import itertools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from itertools import islice
+from typing import Any
+
+from bedside import __version__
+from bedside.core import episodes, views
+from bedside.core.events import Admit, Confirm, Decided, Discharge, Exported, Instant, Record, Withdraw
+from bedside.journal import retention
+from bedside.journal.segments import Journal, JournalError
+from bedside.link import access, changes
+from bedside.secret import WardSecret
+from bedside.unit.loop import Call, Unit
+
+NONCE_S = 120.0
+PAGE_MAX = 256                 # records per page or batch (about 100 kB of JSON at most)
+SET_SLACK_S = 2.0              # a clock set on command lands within this of the time asked
+
+
+class Refused(Exception):
+    """The request is not allowed now; ``code`` for the tool, the message for a person."""
+
+    def __init__(self, code: str, message: str, **detail: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.detail = detail
+
+
+Notify = Callable[[int, str, Mapping[str, Any]], None]
+
+
+@dataclass
+class Pending:
+    conn: int
+    change: changes.Change
+    notify: Notify
+    asked: float               # monotonic
+
+
+@dataclass(frozen=True)
+class Page:
+    records: list[dict[str, Any]]
+    head: tuple[int, str]
+
+
+@dataclass(frozen=True)
+class Status:
+    unit: str
+    version: str
+    time: str                  # local ISO time with offset
+    zone: str
+    time_quality: str
+    next_time: str | None
+    next_what: str | None
+    done: int
+    due: int
+    missed: int
+    head: tuple[int, str]
+    unlocked: bool
+    lockout_s: int
+    attempts_left: int
+    secret_set: bool
+    last_download: Mapping[str, Any] | None = None
+    problems: Mapping[str, str] = field(default_factory=dict)
+    episode: Mapping[str, Any] | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"unit": self.unit, "version": self.version, "time": self.time, "zone": self.zone,
+                "tq": self.time_quality, "next": [self.next_time, self.next_what],
+                "today": {"done": self.done, "due": self.due, "missed": self.missed},
+                "head": [self.head[0], self.head[1]], "unlocked": self.unlocked, "lockout_s": self.lockout_s,
+                "left": self.attempts_left, "secret": self.secret_set, "last_download": self.last_download,
+                "problems": dict(self.problems), "episode": dict(self.episode) if self.episode else None}
+
+
+class LinkService:
+    def __init__(self, unit: Unit, ward: WardSecret | None) -> None:
+        self.unit = unit
+        self.cfg = unit.cfg
+        self.ward = ward
+        self.access = access.Access()
+        self.pending: dict[int, Pending] = {}
+        self.tokens = itertools.count(1)
+        self.nonces: dict[int, tuple[str, float]] = {}
+        self.last_download: dict[str, Any] | None = None
+        # (conn, to_seq) of the last download recorded, so that a retried request is not recorded twice.
+        self.exported: tuple[int, int] | None = None
+        self.port_problem: str | None = None
+
+    def attach(self, now: Instant) -> None:
+        """Join the unit (after its start, before its loop runs): resume lockouts and failures from the journal."""
+        try:
+            past = self.unit.journal.recent(2000) if self.unit.journal is not None else []
+        except JournalError:
+            past = []          # storage trouble: the link starts from scratch (locked) rather than not at all
+        self.access = access.restore(past, now)
+        for r in reversed(past):
+            if r.type == "export":
+                self.last_download = {"time": r.time.astimezone(self.cfg.tz).isoformat(timespec="seconds"),
+                                      **{k: r.data[k] for k in ("via", "to_seq") if k in r.data}}
+                break
+        self.unit.link = self
+        self.unit.sources.append(self)
+
+    # --- the loop's hooks --------------------------------------------------------------
+
+    def deadline(self) -> float | None:
+        return access.deadline(self.access)
+
+    def fire(self, now: Instant) -> None:
+        self.access, fx = access.tick(self.access, now)
+        self._record(fx, now)
+
+    def decided(self, effect: Decided, now: Instant) -> None:
+        p = self.pending.pop(effect.token, None)
+        if p is None:
+            return
+        # Called while the loop carries out the core's effects: the change itself (which
+        # steps the core again) is done as the loop's next piece of work.
+        if effect.outcome == "confirmed":
+            self.unit.inbox.put(Call(lambda t: self._apply(effect.token, p, t)))
+        else:
+            self.unit.inbox.put(Call(lambda t: self._declined(effect.token, p, effect.outcome, t)))
+
+    def stopping(self, now: Instant) -> list[Record]:
+        fx: list[Record] = []
+        for p in self.pending.values():
+            fx.append(_declined_record(p, "stopped", self.cfg))
+        self.pending.clear()
+        self.access, more = access.lock(self.access, "stopped")
+        return fx + more
+
+    # --- requests (run on the loop) ----------------------------------------------------
+
+    def hello(self, conn: int, nonce: str, now: Instant) -> dict[str, Any]:
+        """Who this unit is, and a fresh challenge for the tool's unlock."""
+        self.nonces[conn] = (nonce, now.mono + NONCE_S)
+        seq, digest = self._head()
+        out: dict[str, Any] = {
+            "proto": 1, "unit": self.cfg.unit_id, "version": __version__, "zone": self.cfg.timezone,
+            "time": now.wall.astimezone(self.cfg.tz).isoformat(timespec="milliseconds"),
+            "tq": self._tq(), "head": [seq, digest], "unlocked": access.is_unlocked(self.access, conn, now),
+            "lockout_s": access.lockout_left(self.access, now), "left": access.attempts_left(self.access),
+            "secret": self.ward is not None, "nonce": nonce, "confirm_s": changes.CONFIRM_S, "page_max": PAGE_MAX,
+        }
+        journal = self.unit.journal
+        if journal is not None:
+            # Which segment files the records are in, for the export header the laptop writes.
+            with contextlib.suppress(JournalError):
+                out["segments"] = [seg.header() for seg in journal.segments()]
+        if self.ward is not None:
+            out["kdf"] = {"name": "scrypt", "salt": self.ward.salt.hex(), "n": self.ward.n, "r": self.ward.r,
+                          "p": self.ward.p}
+        return out
+
+    def unlock_typed(self, conn: int, right: bool, now: Instant) -> access.Verdict:
+        """A secret typed at a terminal, checked by the serial thread (scrypt is slow: never on the loop)."""
+        self._ward()
+        return self._attempt(conn, right, "terminal", now)
+
+    def unlock_mac(self, conn: int, mac_hex: str, now: Instant) -> access.Verdict:
+        """The tool's answer to the challenge: HMAC-SHA256 keyed with the scrypt of the secret.
+
+        The secret itself never crosses the wire, and a recorded answer is useless later.
+        """
+        ward = self._ward()
+        nonce, until = self.nonces.pop(conn, ("", 0.0))
+        if not nonce or now.mono > until:
+            raise Refused("stale", "no current challenge: ask again (hello)")
+        want = hmac.new(ward.unlock, nonce.encode("ascii"), hashlib.sha256).hexdigest()
+        return self._attempt(conn, hmac.compare_digest(want, mac_hex.lower()), "tool", now)
+
+    def status(self, conn: int, now: Instant) -> Status:
+        st = self.unit.state
+        assert st is not None
+        done, due, marks = views.today(self.cfg, st, now)
+        nxt = views.next_session(self.cfg, st, now)
+        problems = dict(st.problems)
+        if self.port_problem:
+            problems["serial"] = self.port_problem
+        ep = st.episode
+        episode = None if ep is None else {
+            "id": ep.id, "surgery": ep.surgery.isoformat(), "regimen": ep.regimen,
+            "day": episodes.post_op_day(ep, now.wall.astimezone(self.cfg.tz).date())}
+        return Status(
+            self.cfg.unit_id, __version__, now.wall.astimezone(self.cfg.tz).isoformat(timespec="seconds"),
+            self.cfg.timezone, self._tq(), nxt[0] if nxt else None, nxt[1] if nxt else None, done, due,
+            marks.count("missed"), self._head(), access.is_unlocked(self.access, conn, now),
+            access.lockout_left(self.access, now), access.attempts_left(self.access), self.ward is not None,
+            self.last_download, problems, episode)
+
+    def page(self, conn: int, from_seq: int, limit: int, now: Instant) -> Page:
+        """Records from ``from_seq`` on (or, when it is 0 or less, the last ``-from_seq``)."""
+        self._require(conn, now)
+        journal = self._journal()
+        head = journal.head()
+        if from_seq <= 0:
+            from_seq = max(1, head[0] + from_seq + 1)
+        limit = max(0, min(limit, PAGE_MAX))
+        try:
+            recs = list(islice(journal.records(from_seq - 1), limit)) if from_seq <= head[0] else []
+        except JournalError as e:
+            raise Refused("unavailable", f"the journal cannot be read now ({e})") from None
+        return Page(recs, head)
+
+    def downloaded(self, conn: int, from_seq: int, to_seq: int, digest: str, now: Instant) -> int:
+        """The tool holds and has verified records up to ``to_seq``: record the download."""
+        self._require(conn, now)
+        journal = self._journal()
+        if self.exported == (conn, to_seq):
+            return journal.head()[0]
+        try:
+            rec = next(iter(journal.records(to_seq - 1)), None) if to_seq >= 1 else None
+        except JournalError as e:
+            raise Refused("unavailable", f"the journal cannot be read now ({e})") from None
+        if rec is None or rec["seq"] != to_seq or rec["hash"] != digest:
+            raise Refused("mismatch", f"record {to_seq} on the unit does not match the copy")
+        # Retention may one day prune what the laptop holds, and only that (docs/journal.md).
+        try:
+            retention.mark_exported(journal.data, to_seq, digest, "serial", now.wall)
+        except OSError as e:
+            raise Refused("unavailable", f"the unit could not note the download ({e.strerror})") from None
+        # The core records it (``export``) and shows it on the nurse screen as the last download.
+        self.unit.handle(Exported("serial", {"from_seq": from_seq, "to_seq": to_seq, "to_hash": digest}), now)
+        self.exported = (conn, to_seq)
+        self.last_download = {"time": now.wall.astimezone(self.cfg.tz).isoformat(timespec="seconds"),
+                              "via": "serial", "to_seq": to_seq}
+        return journal.head()[0]
+
+    def ask(self, conn: int, change: changes.Change, notify: Notify, now: Instant) -> int:
+        """Show ``change`` on the unit for a press; ``notify(token, outcome, detail)`` tells how it ended."""
+        self._require(conn, now)
+        problem = self._problem(change, now)
+        if problem is not None:
+            if isinstance(change, changes.Admit | changes.Discharge):
+                # Refusing changes nothing, so it needs no press; the core records it (``refused``,
+                # without the id, which may be a name typed into the wrong field) and shows it.
+                self.unit.handle(self._event(change), now)
+            raise Refused("refused", problem)
+        token = next(self.tokens)
+        self.pending[token] = Pending(conn, change, notify, now.mono)
+        line1, line2 = changes.screen_lines(change, self.cfg.tz)
+        clock = change.wall if isinstance(change, changes.ClockChange) else None
+        self.unit.handle(Confirm(token, change.title(), line1, line2, clock, changes.CONFIRM_S), now)
+        return token
+
+    def withdraw(self, conn: int, token: int, now: Instant) -> None:
+        p = self.pending.get(token)
+        if p is not None and p.conn == conn:
+            self.unit.handle(Withdraw(token), now)
+
+    def lock(self, conn: int, reason: str, now: Instant) -> None:
+        self.access, fx = access.lock(self.access, reason, conn)
+        self._record(fx, now)
+
+    def closed(self, conn: int, now: Instant) -> None:
+        """The port closed (cable pulled, port gone): lock, and stop waiting for that connection's presses."""
+        self.nonces.pop(conn, None)
+        self.lock(conn, "unplugged", now)
+        for token, p in list(self.pending.items()):
+            if p.conn == conn:
+                self.unit.handle(Withdraw(token), now)
+
+    def port_fault(self, problem: str | None, now: Instant) -> None:
+        """The configured port is missing (or back): a fault for the engineer, not for the patient."""
+        if problem == self.port_problem:
+            return
+        if problem is not None:
+            self.unit.record(Record("fault", data={"part": "serial", "problem": problem}), now)
+        elif self.port_problem is not None:
+            self.unit.record(Record("fault_cleared", data={"part": "serial"}), now)
+        self.port_problem = problem
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _record(self, records: list[Record], now: Instant) -> None:
+        for rec in records:
+            self.unit.record(rec, now)
+
+    def _journal(self) -> Journal:
+        journal = self.unit.journal
+        if journal is None:
+            why = self.unit.journal_error or "storage fault"
+            raise Refused("unavailable", f"the journal cannot be read now ({why})")
+        return journal
+
+    def _head(self) -> tuple[int, str]:
+        head = self.unit.store.head()
+        return head if head is not None else (0, "")
+
+    def _tq(self) -> str:
+        st = self.unit.state
+        return st.time_quality if st is not None else self.unit.time_quality
+
+    def _ward(self) -> WardSecret:
+        if self.ward is None:
+            raise Refused("no_secret", "no ward secret has been set on this unit; an engineer sets it with "
+                          "'bedside secret set' at commissioning")
+        return self.ward
+
+    def _attempt(self, conn: int, ok: bool, via: str, now: Instant) -> access.Verdict:
+        self.access, fx, verdict = access.attempt(self.cfg, self.access, conn, ok, via, now)
+        self._record(fx, now)
+        return verdict
+
+    def _require(self, conn: int, now: Instant) -> None:
+        left = access.lockout_left(self.access, now)
+        if left:
+            raise Refused("lockout", f"locked out for {_minutes(left)} after {access.MAX_FAILURES} wrong secrets",
+                          seconds=left)
+        if not access.is_unlocked(self.access, conn, now):
+            raise Refused("locked", "locked: unlock with the ward secret first")
+        self.access = access.touch(self.access, conn, now)
+
+    @staticmethod
+    def _event(change: changes.Admit | changes.Discharge) -> Admit | Discharge:
+        if isinstance(change, changes.Admit):
+            return Admit(change.episode, change.surgery, change.regimen, via="serial")
+        return Discharge(change.episode, via="serial")
+
+    def _problem(self, change: changes.Change, now: Instant) -> str | None:
+        """Why the unit would refuse ``change`` (the core's own rules, asked before the press)."""
+        st = self.unit.state
+        assert st is not None
+        if isinstance(change, changes.Admit):
+            return episodes.admit_problem(self.cfg, change.episode, change.surgery, change.regimen,
+                                          now.wall.astimezone(self.cfg.tz).date())
+        if isinstance(change, changes.Discharge):
+            return episodes.discharge_problem(st.episode, change.episode)
+        return None
+
+    def _apply(self, token: int, p: Pending, now: Instant) -> None:
+        change = p.change
+        if isinstance(change, changes.Admit | changes.Discharge):
+            # The state may have moved on while the press was awaited: the core checks again.
+            problem = self._problem(change, now)
+            self.unit.handle(self._event(change), now)
+            st = self.unit.state
+            if problem is not None or st is None:
+                p.notify(token, "refused", {"problem": problem or "refused"})
+            elif st.episode is not None:
+                p.notify(token, "confirmed", {"episode": st.episode.id, "regimen": st.episode.regimen,
+                                              "day": episodes.post_op_day(st.episode,
+                                                                          now.wall.astimezone(self.cfg.tz).date())})
+            else:
+                p.notify(token, "confirmed", {"discharged": True})
+            return
+        if isinstance(change, changes.ClockChange):
+            # The clock moves on from the time asked while the press was awaited. The loop sets
+            # it (the journal's commanded clock change: ``clock_set``, source nurse, time quality
+            # set-by-nurse); the next piece of its work tells the asker how it went.
+            new = change.wall + timedelta(seconds=now.mono - p.asked)
+            old = now.wall
+            self.unit.set_time(new, "nurse")
+            asked = now.mono
+            self.unit.inbox.put(Call(lambda t: self._clock_outcome(token, p, old, new, asked, t)))
+
+    def _clock_outcome(self, token: int, p: Pending, old: datetime, new: datetime, asked: float,
+                       now: Instant) -> None:
+        expected = new + timedelta(seconds=now.mono - asked)
+        if abs((now.wall - expected).total_seconds()) > SET_SLACK_S:
+            # The setter failed (the core recorded a ``fault`` saying why): nothing changed.
+            self.unit.record(_declined_record(p, "failed", self.cfg), now)
+            p.notify(token, "failed", {"problem": "the unit could not set its clock (see its faults)"})
+            return
+        tz = self.cfg.tz
+        p.notify(token, "confirmed", {"old": old.astimezone(tz).isoformat(timespec="milliseconds"),
+                                      "new": now.wall.astimezone(tz).isoformat(timespec="milliseconds")})
+
+    def _declined(self, token: int, p: Pending, outcome: str, now: Instant) -> None:
+        self.unit.record(_declined_record(p, outcome, self.cfg), now)
+        p.notify(token, outcome, {})
+
+
+def _declined_record(p: Pending, reason: str, cfg: Any) -> Record:
+    return Record("change_declined", data={"what": p.change.what, "change": p.change.text(cfg.tz), "reason": reason})
+
+
+def _minutes(seconds: int) -> str:
+    m = (seconds + 59) // 60
+    return f"{m} more minute{'s' if m != 1 else ''}"

@@ -1,0 +1,506 @@
+"""The serial link on the unit: a thread that owns the port and moves bytes, never the state.
+
+* ``Connection`` is one opened port's conversation: bytes in (``feed``), bytes out (its
+  ``write``), with every answer that needs the journal, the state or a change produced on
+  the loop through ``call`` (``service.LinkService``). It holds only what the wire needs:
+  the input reader, what it is waiting for, and the last answers for retried requests.
+* ``SerialLink`` is the thread: it opens the port (retrying, with clear messages, while it
+  does not exist yet: a USB gadget enumerates late), reads, feeds the connection, and on
+  any port error (cable pulled, port gone) tells the loop, closes and opens it again.
+
+The loop never waits for this thread. This thread waits for the loop at most
+``LOOP_TIMEOUT_S`` per request, and for the port at most ``WRITE_TIMEOUT_S`` per write.
+pyserial is imported only when a port is opened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import itertools
+import os
+import queue
+import secrets
+import sys
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from bedside import __version__
+from bedside.core.events import Instant
+from bedside.link import changes, protocol
+from bedside.link import texts as terminal
+from bedside.link.on_loop import LinkService, Refused
+from bedside.secret import WardSecret
+from bedside.unit.loop import Call, LoopBusy, Unit
+
+LOOP_TIMEOUT_S = 10.0
+WRITE_TIMEOUT_S = 5.0
+MAX_READ = 4096
+CACHE = 8
+RETRY_S = (1.0, 2.0, 5.0, 10.0)
+
+LoopCall = Callable[[Callable[[Instant], Any]], Any]
+
+
+def _log(message: str) -> None:
+    print(f"bedside: {message}", file=sys.stderr, flush=True)
+
+
+class Connection:
+    """One conversation over an open port. ``feed`` and ``poll`` run on the serial thread."""
+
+    def __init__(self, conn: int, svc: LinkService, call: LoopCall, write: Callable[[bytes], None], *,
+                 ward: WardSecret | None, unit: str) -> None:
+        self.conn = conn
+        self.svc = svc
+        self.call = call
+        self.write = write
+        self.ward = ward
+        self.unit = unit
+        self.tz = svc.cfg.tz
+        self.reader = protocol.InputReader()
+        self.events: queue.Queue[tuple[int, str, Mapping[str, Any]]] = queue.Queue()
+        self.waiting: dict[int, int | None] = {}      # token -> request id (None: the person at the terminal)
+        self.asked_by: dict[int, str] = {}            # token -> the request frame's text, to update its cached answer
+        self.cache: OrderedDict[str, bytes] = OrderedDict()
+        self.secret_next = False
+        self.wake: Callable[[], None] = lambda: None
+        self.probes = 0
+        self.bytes_in = 0
+
+    # --- called on the loop --------------------------------------------------------------
+
+    def notify(self, token: int, outcome: str, detail: Mapping[str, Any]) -> None:
+        """How a change ended; runs on the loop, so it only queues and wakes the thread."""
+        self.events.put((token, outcome, detail))
+        self.wake()
+
+    # --- the serial thread's side ----------------------------------------------------------
+
+    def busy(self) -> bool:
+        return bool(self.waiting) or not self.events.empty()
+
+    def feed(self, data: bytes) -> None:
+        self.bytes_in += len(data)
+        for item in self.reader.feed(data):
+            if isinstance(item, protocol.Echo):
+                self.write(item.data)
+            elif isinstance(item, protocol.Line):
+                self._line(item.text)
+            elif isinstance(item, protocol.Frame):
+                self._frame(item.text)
+            elif isinstance(item, protocol.Interrupt):
+                self._interrupt()
+            elif isinstance(item, protocol.Garbage) and self.secret_next:
+                # Unreadable where the secret was expected: start again rather than take the next line as it.
+                self.secret_next = False
+                self._say(["That could not be read as a secret; type unlock to try again."])
+            elif isinstance(item, protocol.TooLong):
+                if item.machine:
+                    self.write(protocol.reply(0, "err", {"error": "too_long", "message": "request too long"}))
+                else:
+                    self.secret_next = False
+                    self._say([f"That line is longer than {item.limit} characters; nothing was done."])
+
+    def poll(self) -> None:
+        while True:
+            try:
+                token, outcome, detail = self.events.get_nowait()
+            except queue.Empty:
+                return
+            if token not in self.waiting:
+                continue
+            rid = self.waiting.pop(token)
+            text = self.asked_by.pop(token, "")
+            if rid is None:
+                self._say(terminal.decision_lines(outcome, detail))
+                continue
+            if outcome == "confirmed":
+                out = protocol.reply(rid, "ok", {"outcome": outcome, **detail})
+            else:
+                out = protocol.reply(rid, "err", {"error": "not_confirmed", "outcome": outcome,
+                                                  "message": terminal.decision_lines(outcome, detail)[0]})
+            if text in self.cache:
+                self.cache[text] = out
+            self.write(out)
+
+    def close(self) -> None:
+        """The port is gone: the loop locks the link and stops waiting for this connection's presses."""
+        with contextlib.suppress(LoopBusy, Refused):
+            self.call(lambda now: self.svc.closed(self.conn, now))
+
+    # --- a person at a terminal ------------------------------------------------------------
+
+    def _say(self, lines: list[str], prompt: bool = True) -> None:
+        self.write(protocol.lines(lines) + (terminal.prompt(self.unit) if prompt else b""))
+
+    def _ask_loop(self, fn: Callable[[Instant], Any]) -> tuple[Any, list[str] | None]:
+        """Run ``fn`` on the loop; (result, None), or (None, lines saying why not)."""
+        try:
+            return self.call(fn), None
+        except Refused as e:
+            return None, [_sentence(str(e))]
+        except changes.ChangeError as e:
+            return None, [_sentence(str(e))]
+        except LoopBusy:
+            return None, ["The unit is busy; try again in a moment."]
+        except Exception as e:
+            _log(f"serial request failed: {type(e).__name__}: {e}")
+            return None, ["Something went wrong on the unit; it carries on. Try again."]
+
+    def _line(self, text: str) -> None:
+        if self.secret_next:
+            self.secret_next = False
+            self._unlock_typed(text)
+            return
+        if any(rid is None for rid in self.waiting.values()):
+            self._say(["Still waiting for the press on the unit (Ctrl-C cancels)."], prompt=False)
+            return
+        if protocol.is_modem_probe(text):
+            self.probes += 1          # a modem manager probing a new port: silence makes it give up
+            return
+        cmd = protocol.parse_command(text)
+        handler = {
+            "": self._empty, "help": self._help, "?": self._help, "status": self._status, "unlock": self._unlock,
+            "log": self._log, "time": self._time, "episode": self._episode, "lock": self._lock,
+        }.get(cmd.word)
+        if handler is None:
+            self._say([f"Unknown command {cmd.word!r}. Type help for the list."])
+            return
+        handler(cmd.args)
+
+    def _empty(self, args: tuple[str, ...]) -> None:
+        self._say(terminal.banner(self.unit, __version__))
+
+    def _help(self, args: tuple[str, ...]) -> None:
+        self._say(terminal.HELP)
+
+    def _status(self, args: tuple[str, ...]) -> None:
+        st, why = self._ask_loop(lambda now: self.svc.status(self.conn, now))
+        self._say(why or terminal.status_lines(st.as_json()))
+
+    def _unlock(self, args: tuple[str, ...]) -> None:
+        if args:
+            self._say(["Type unlock alone, then the secret when asked (so it is not shown)."])
+            return
+        if self.ward is None:
+            self._say(["No ward secret has been set on this unit; an engineer sets it with 'bedside secret set'."])
+            return
+        self.write(b"Ward secret (not shown): ")
+        self.reader.hide_next_line()
+        self.secret_next = True
+
+    def _unlock_typed(self, text: str) -> None:
+        assert self.ward is not None
+        right = self.ward.check(text)          # scrypt: slow on purpose, so here and not on the loop
+        verdict, why = self._ask_loop(lambda now: self.svc.unlock_typed(self.conn, right, now))
+        self._say(why or terminal.verdict_lines(verdict.outcome, verdict.left, verdict.seconds))
+
+    def _log(self, args: tuple[str, ...]) -> None:
+        usage = ["Type log (the last 20), log N (the last N), log all, or log from SEQ."]
+        start: int
+        if not args:
+            start = -20
+        elif len(args) == 1 and args[0].isdigit() and int(args[0]) > 0:
+            start = -min(int(args[0]), terminal.LOG_LIMIT)
+        elif len(args) == 1 and args[0].lower() == "all":
+            start = 1
+        elif len(args) == 2 and args[0].lower() == "from" and args[1].isdigit():
+            start = max(1, int(args[1]))
+        else:
+            self._say(usage)
+            return
+        shown = 0
+        while shown < terminal.LOG_LIMIT:
+            page, why = self._ask_loop(functools.partial(self._page, start))
+            if why:
+                self._say(why)
+                return
+            if not page.records:
+                break
+            self.write(protocol.lines(terminal.record_line(r) for r in page.records))
+            shown += len(page.records)
+            start = page.records[-1]["seq"] + 1
+            if start > page.head[0]:
+                break
+        else:
+            self._say([f"(more records: type log from {start})"], prompt=False)
+        self._say([] if shown else ["The journal is empty."])
+
+    def _page(self, start: int, now: Instant) -> Any:
+        return self.svc.page(self.conn, start, 100, now)
+
+    def _time(self, args: tuple[str, ...]) -> None:
+        if not args:
+            st, why = self._ask_loop(lambda now: self.svc.status(self.conn, now))
+            self._say(why or [f"{terminal.clock_text(st.time, st.zone)}, {terminal.quality(st.time_quality)}"])
+            return
+        if args[0].lower() != "set":
+            self._say(["Type time, or time set YYYY-MM-DD HH:MM."])
+            return
+        self._ask_change(lambda now: changes.parse_clock(args[1:], self.tz, now.wall.astimezone(self.tz).date()))
+
+    def _episode(self, args: tuple[str, ...]) -> None:
+        word = args[0].lower() if args else ""
+        if word == "admit":
+            self._ask_change(lambda now: changes.parse_admit(args[1:]))
+        elif word == "discharge":
+            self._ask_change(lambda now: changes.parse_discharge(args[1:]))
+        elif not args:
+            st, why = self._ask_loop(lambda now: self.svc.status(self.conn, now))
+            self._say(why or [terminal.episode_line(st.as_json()["episode"])])
+        else:
+            self._say(["Type episode, episode admit EPISODE-ID SURGERY-DATE [REGIMEN] or episode discharge."])
+
+    def _ask_change(self, parse: Callable[[Instant], changes.Change]) -> None:
+        token, why = self._ask_loop(lambda now: self.svc.ask(self.conn, parse(now), self.notify, now))
+        if why:
+            self._say(why)
+            return
+        self.waiting[token] = None
+        self._say([f"The unit's screen shows the change. Press its button within {changes.CONFIRM_S:.0f} s to "
+                   "confirm (hold it 2 s to cancel)."], prompt=False)
+
+    def _lock(self, args: tuple[str, ...]) -> None:
+        _, why = self._ask_loop(lambda now: self.svc.lock(self.conn, "command", now))
+        self._say(why or ["Locked."])
+
+    def _interrupt(self) -> None:
+        self.secret_next = False
+        mine = [t for t, rid in self.waiting.items() if rid is None]
+        for token in mine:
+            self._ask_loop(functools.partial(self.svc.withdraw, self.conn, token))
+        if not mine:
+            self.write(terminal.prompt(self.unit))
+
+    # --- the nurse tool ----------------------------------------------------------------------
+
+    def _frame(self, text: str) -> None:
+        try:
+            req = protocol.parse_request(text)
+        except protocol.FrameError as e:
+            self.write(protocol.reply(e.request_id, "err", {"error": e.code, "message": str(e)}))
+            return
+        cached = self.cache.get(text)
+        if cached is not None:
+            # A retry of a request whose answer was lost: the same answer, not a second action.
+            self.write(cached)
+            return
+        out = self._request(req, text)
+        if req.verb != "get":
+            self.cache[text] = out
+            while len(self.cache) > CACHE:
+                self.cache.popitem(last=False)
+        self.write(out)
+
+    def _request(self, req: protocol.Request, text: str) -> bytes:
+        rid, a = req.id, req.args
+        try:
+            if req.verb == "hello" and not a:
+                nonce = secrets.token_hex(16)
+                return protocol.reply(rid, "ok", self.call(lambda now: self.svc.hello(self.conn, nonce, now)))
+            if req.verb == "unlock" and len(a) == 1:
+                v = self.call(lambda now: self.svc.unlock_mac(self.conn, a[0], now))
+                if v.outcome == "unlocked":
+                    return protocol.reply(rid, "ok", {"unlocked": True})
+                msg = terminal.verdict_lines(v.outcome, v.left, v.seconds)[0]
+                return protocol.reply(rid, "err", {"error": "denied" if v.outcome == "denied" else "lockout",
+                                                   "left": v.left, "seconds": v.seconds, "message": msg})
+            if req.verb == "status" and not a:
+                return protocol.reply(rid, "ok", self.call(lambda now: self.svc.status(self.conn, now)).as_json())
+            if req.verb == "get" and len(a) in (2, 3) and a[0].isdigit() and a[1].isdigit():
+                lean = len(a) == 2 or a[2] != "full"
+                page = self.call(lambda now: self.svc.page(self.conn, max(1, int(a[0])), int(a[1]), now))
+                # Packing (compression) happens here, on the serial thread, not on the loop.
+                return protocol.pack(page.records, head=page.head, lean=lean).encode(rid)
+            if req.verb == "done" and len(a) == 3 and a[0].isdigit() and a[1].isdigit():
+                seq = self.call(lambda now: self.svc.downloaded(self.conn, int(a[0]), int(a[1]), a[2], now))
+                return protocol.reply(rid, "ok", {"recorded": seq})
+            if req.verb in ("time", "admit", "discharge"):
+                change = _machine_change(req.verb, a)
+                token = self.call(lambda now: self.svc.ask(self.conn, change, self.notify, now))
+                self.waiting[token] = rid
+                self.asked_by[token] = text
+                return protocol.reply(rid, "wait", {"token": token, "seconds": changes.CONFIRM_S})
+            if req.verb == "lock" and not a:
+                self.call(lambda now: self.svc.lock(self.conn, "command", now))
+                return protocol.reply(rid, "ok", {"locked": True})
+            return protocol.reply(rid, "err", {"error": "unknown", "message": f"unknown request {req.verb!r}"})
+        except Refused as e:
+            return protocol.reply(rid, "err", {"error": e.code, "message": str(e), **e.detail})
+        except changes.ChangeError as e:
+            return protocol.reply(rid, "err", {"error": "bad", "message": str(e)})
+        except LoopBusy:
+            return protocol.reply(rid, "err", {"error": "busy", "message": "the unit is busy; try again"})
+        except Exception as e:
+            _log(f"serial request {req.verb} failed: {type(e).__name__}: {e}")
+            return protocol.reply(rid, "err", {"error": "internal", "message": "the request failed on the unit"})
+
+
+def _machine_change(verb: str, args: tuple[str, ...]) -> changes.Change:
+    if verb == "time" and len(args) == 1:
+        return changes.parse_clock_machine(args[0])
+    if verb == "discharge":
+        return changes.parse_discharge(args)
+    if verb == "admit":
+        return changes.parse_admit(args)
+    raise changes.ChangeError(f"bad arguments for {verb}")
+
+
+def _sentence(text: str) -> str:
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+# --- the thread -------------------------------------------------------------------------------
+
+def explain_port_error(port: str, e: BaseException) -> str:
+    """A port problem in words an engineer can act on."""
+    text = str(e)
+    errno = getattr(e, "errno", None)
+    if errno == 2 or "No such file" in text or "[Errno 2]" in text:
+        return (f"{port} does not exist (yet): a USB gadget port appears once the gadget driver is up; "
+                "a UART needs enable_uart=1")
+    if errno == 13 or "Permission denied" in text or "[Errno 13]" in text:
+        return f"no permission to open {port}: the unit's user needs to be in the dialout group"
+    if errno in (11, 16) or "busy" in text.lower() or "lock" in text.lower():
+        return f"{port} is in use by another program (a login console on it? see docs/serial.md)"
+    return f"{port} cannot be used: {text}"
+
+
+class SerialLink:
+    """The thread that serves the serial link. ``start`` after the unit has started; ``stop`` before closing."""
+
+    def __init__(self, unit: Unit, svc: LinkService, port: str, baud: int, *, ward: WardSecret | None,
+                 log: Callable[[str], None] = _log, fault_after_s: float = 60.0,
+                 retry_s: tuple[float, ...] = RETRY_S) -> None:
+        self.unit = unit
+        self.svc = svc
+        self.port = port
+        self.baud = baud
+        self.ward = ward
+        self.log = log
+        self.fault_after_s = fault_after_s
+        self.retry_s = retry_s
+        self._stop = threading.Event()
+        self._ser: Any = None
+        self._thread: threading.Thread | None = None
+        self.connections = 0
+        self.connection: Connection | None = None
+
+    def call(self, fn: Callable[[Instant], Any]) -> Any:
+        c = Call(fn)
+        self.unit.inbox.put(c)
+        return c.wait(LOOP_TIMEOUT_S)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="serial-link", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 3.0) -> None:
+        self._stop.set()
+        ser = self._ser
+        if ser is not None and hasattr(ser, "cancel_read"):
+            with contextlib.suppress(OSError, ValueError):
+                ser.cancel_read()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _open(self) -> Any:
+        import serial
+
+        ser = serial.serial_for_url(self.port, do_not_open=True)
+        ser.baudrate = self.baud
+        ser.bytesize, ser.parity, ser.stopbits = serial.EIGHTBITS, serial.PARITY_NONE, serial.STOPBITS_ONE
+        ser.xonxoff = ser.rtscts = ser.dsrdtr = False
+        ser.timeout = None
+        ser.write_timeout = WRITE_TIMEOUT_S
+        if "://" not in self.port and os.name == "posix":
+            ser.exclusive = True       # a second program on the unit's port would garble both
+        ser.open()
+        return ser
+
+    def _run(self) -> None:
+        ids = itertools.count(1)
+        missing_since: float | None = None
+        said: set[str] = set()           # logged since the last real conversation: each once, not every retry
+        faulted = False
+        tries = 0
+        while not self._stop.is_set():
+            try:
+                ser = self._open()
+            except Exception as e:
+                msg = f"serial link: {explain_port_error(self.port, e)}; retrying"
+                if msg not in said:
+                    self.log(msg)
+                    said.add(msg)
+                now = time.monotonic()
+                missing_since = missing_since if missing_since is not None else now
+                if not faulted and now - missing_since >= self.fault_after_s:
+                    faulted = self._tell_fault(msg)
+                self._stop.wait(self.retry_s[min(tries, len(self.retry_s) - 1)])
+                tries += 1
+                continue
+            missing_since = None
+            if faulted:
+                faulted = not self._tell_fault(None)
+            self._ser = ser
+            self.connections += 1
+            msg = f"serial link open on {self.port} at {self.baud} baud"
+            if msg not in said:
+                self.log(msg)
+                said.add(msg)
+            conn = Connection(next(ids), self.svc, self.call, ser.write, ward=self.ward, unit=self.unit.cfg.unit_id)
+            self.connection = conn
+            opened = time.monotonic()
+            try:
+                self._serve(ser, conn)
+            except Exception as e:
+                # pyserial raises SerialException (an OSError subclass on some paths) on unplug.
+                msg = f"serial link on {self.port} closed ({e}); opening it again"
+                if msg not in said:
+                    self.log(msg)
+                    said.add(msg)
+            finally:
+                self._ser = None
+                conn.wake = lambda: None
+                if not self._stop.is_set():
+                    conn.close()
+                with contextlib.suppress(Exception):
+                    ser.close()
+            # A port that opens and fails at once, with nothing said on it (a gadget whose host
+            # has gone), is retried more and more slowly, like one that does not open.
+            quick = time.monotonic() - opened < 2.0 and conn.bytes_in == 0
+            tries = tries + 1 if quick else 0
+            if not quick:
+                said.clear()
+            self._stop.wait(min(0.5, self.retry_s[0]) if not quick else self.retry_s[min(tries, len(self.retry_s) - 1)])
+
+    def _tell_fault(self, problem: str | None) -> bool:
+        try:
+            self.call(lambda now: self.svc.port_fault(problem, now))
+            return True
+        except (LoopBusy, Refused):
+            return False
+
+    def _serve(self, ser: Any, conn: Connection) -> None:
+        can_cancel = hasattr(ser, "cancel_read")
+
+        def wake() -> None:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                ser.cancel_read()
+
+        conn.wake = wake if can_cancel else (lambda: None)
+        while not self._stop.is_set():
+            # Blocks without polling; a decision from the loop wakes it through cancel_read.
+            ser.timeout = None if can_cancel else (0.2 if conn.busy() else 1.0)
+            data = ser.read(1)
+            if data:
+                n = ser.in_waiting
+                if n:
+                    data += ser.read(min(n, MAX_READ))
+                conn.feed(data)
+            conn.poll()

@@ -1,0 +1,154 @@
+"""What a person at a terminal sees on the serial link: help, status, one line per record.
+
+Pure text formatting (no port, no clock), so it is tested by comparing strings. Lines fit
+an 80-column terminal where they can; a record's line can run longer with its details.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from bedside.journal import chain
+
+HELP = [
+    "Commands (press Enter after each):",
+    "  help                         this list",
+    "  status                       unit, time, next session, today, journal head",
+    "  unlock                       unlock with the ward secret (not shown)",
+    "  log [N | all | from SEQ]     records, one a line (default: the last 20)",
+    "  time                         the unit's clock and how far to trust it",
+    "  time set YYYY-MM-DD HH:MM    set the clock (local time; HH:MM: today)",
+    "  episode                      the current episode",
+    "  episode admit EPISODE-ID SURGERY-DATE [REGIMEN]",
+    "                               admit a patient: hospital id, never a name",
+    "  episode discharge [EPISODE-ID]",
+    "                               end the episode",
+    "  lock                         lock again (also after 10 idle minutes)",
+    "log, time set and episode changes need unlock first; changes also need a press",
+    "of the unit's button while its screen shows the change. Ctrl-C cancels.",
+]
+
+_ENVELOPE = {"seq", "time", "type", "session", "due", "boot", "mono_ms", "tq", "prev", "hash"}
+LOG_LIMIT = 500
+
+
+def banner(unit: str, version: str) -> list[str]:
+    return [f"Bedside unit {unit} (bedside {version}). Type help and press Enter."]
+
+
+def prompt(unit: str) -> bytes:
+    return f"{unit}> ".encode()
+
+
+def status_lines(s: Mapping[str, Any]) -> list[str]:
+    """The ``status`` answer from the service's status (as JSON, the same the tool gets)."""
+    nxt = s["next"]
+    today = s["today"]
+    head_seq, head_hash = s["head"]
+    if s["lockout_s"]:
+        link = f"locked out for {(s['lockout_s'] + 59) // 60} more minutes after too many wrong secrets"
+    elif s["unlocked"]:
+        link = "unlocked (locks after 10 minutes without a command, or with lock)"
+    elif not s["secret"]:
+        link = "locked; no ward secret set on this unit (set one with 'bedside secret set')"
+    else:
+        link = f"locked ({s['left']} attempts left before a 10-minute lockout)"
+    missed = f", {today['missed']} missed" if today["missed"] else ""
+    lines = [
+        f"Unit        {s['unit']} (bedside {s['version']})",
+        f"Time        {clock_text(s['time'], s['zone'])}, {quality(s['tq'])}",
+        f"Next        {nxt[0]} {nxt[1]}" if nxt[0] else "Next        nothing scheduled",
+        f"Today       {today['done']} of {today['due']} done so far{missed}",
+        f"Journal     {head_seq} records, head {head_seq}/{chain.short(head_hash)}" if head_seq else
+        "Journal     empty",
+        f"Episode     {episode_line(s.get('episode'))}",
+        f"Link        {link}",
+    ]
+    dl = s.get("last_download")
+    lines.append(f"Downloaded  {dl['time'][:19].replace('T', ' ')} up to record {dl.get('to_seq', '?')}" if dl else
+                 "Downloaded  never")
+    for part, problem in sorted((s.get("problems") or {}).items()):
+        lines.append(f"Problem     {part}: {problem}")
+    return lines
+
+
+def episode_line(ep: Mapping[str, Any] | None) -> str:
+    if not ep:
+        return "none: no patient admitted"
+    day = ep["day"]
+    when = f"post-operative day {day}" if day >= 0 else f"{-day} day{'s' if day != -1 else ''} before surgery"
+    return f"{ep['id']}, surgery {ep['surgery']}, regimen {ep['regimen']}, {when}"
+
+
+def clock_text(iso: str, zone: str) -> str:
+    """``2026-11-24 09:30:01 Europe/London (UTC+00:00)`` from a local ISO time with its offset."""
+    return f"{iso[:19].replace('T', ' ')} {zone} (UTC{iso[19:25]})"
+
+
+def quality(tq: str) -> str:
+    return {
+        "ntp": "time from the network",
+        "rtc": "time from the battery clock",
+        "set-by-nurse": "time set by a nurse",
+        "unverified": "time not verified (no battery clock; set it with time set)",
+        "distrusted": "TIME WRONG: earlier than the journal; set it with time set",
+        "simulated": "simulated time",
+    }.get(tq, f"time quality {tq}")
+
+
+def record_line(rec: Mapping[str, Any]) -> str:
+    """One record on one line: seq, local time, type, session, details."""
+    when = str(rec.get("time", ""))[:19].replace("T", " ")
+    sid = str(rec.get("session") or "")
+    if sid[:10] == when[:10]:
+        sid = sid[11:]          # same day: the time and kind say it
+    details = " ".join(f"{k}={_value(v)}" for k, v in sorted(rec.items()) if k not in _ENVELOPE)
+    flag = " [time distrusted]" if rec.get("tq") == "distrusted" else ""
+    sid = f"{sid}  " if sid else ""
+    return f"{rec.get('seq', '?'):>6}  {when}  {rec.get('type', '?'):<13} {sid}{details}{flag}".rstrip()
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, str):
+        if len(v) == 64 and all(c in "0123456789abcdef" for c in v):
+            return v[:12]         # a hash: the start identifies it for a person
+        return v if v and " " not in v else json.dumps(v)
+    if isinstance(v, list):
+        return ",".join(_value(x) for x in v)
+    return json.dumps(v)
+
+
+def verdict_lines(outcome: str, left: int = 0, seconds: int = 0) -> list[str]:
+    if outcome == "unlocked":
+        return ["Unlocked. It locks again after 10 minutes without a command, or type lock."]
+    if outcome == "denied":
+        return [f"Wrong secret. {left} attempt{'s' if left != 1 else ''} left before the port locks for 10 minutes."]
+    return [f"Locked out after too many wrong secrets: try again in {(seconds + 59) // 60} minutes."]
+
+
+def decision_lines(outcome: str, detail: Mapping[str, Any]) -> list[str]:
+    if outcome == "confirmed":
+        if "new" in detail:
+            return [f"Confirmed on the unit. Clock was {str(detail['old'])[:19].replace('T', ' ')}, "
+                    f"now {str(detail['new'])[:19].replace('T', ' ')}."]
+        if "episode" in detail:
+            return [f"Confirmed on the unit. Episode {detail['episode']} admitted, regimen {detail['regimen']}, "
+                    f"post-operative day {detail['day']}."]
+        if detail.get("discharged"):
+            return ["Confirmed on the unit. The patient is discharged; the episode is closed."]
+        return ["Confirmed on the unit. Done."]
+    if outcome == "failed":
+        return [f"Not changed: {detail.get('problem', 'the unit could not make the change')}."]
+    if outcome == "refused":
+        return [f"Not changed: the unit refused it ({detail.get('problem', 'no reason given')})."]
+    reason = {
+        "timeout": "nobody pressed the button in time",
+        "cancelled": "it was cancelled on the unit (button held)",
+        "busy": "the patient is doing their exercises; try again when they have finished",
+        "superseded": "another change was asked for",
+        "withdrawn": "cancelled here",
+        "stopped": "the unit stopped",
+    }.get(outcome, outcome)
+    return [f"Not changed: {reason}."]

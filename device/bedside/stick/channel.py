@@ -1,0 +1,277 @@
+"""The stick channel: how the export process tells the running daemon what it is doing.
+
+The export runs in a process of its own (started by the stick service when a stick is
+plugged in, or by hand), but only the daemon writes the journal and drives the display. So
+the daemon listens on a Unix stream socket in its runtime directory,
+``/run/bedside/stick.sock`` (mode 0660, in a directory only the ``bedside`` user and group
+can enter; the peer's credentials are checked too: root or the daemon's own user). One
+connection is one export; each message is one line of JSON, answered with one line:
+
+    → {"v": 1, "op": "begin", "device": "sda1"}
+    ← {"ok": true, "head": [233, "9f2c…"]}      the daemon sealed the journal and shows "Exporting"
+    → {"v": 1, "op": "end", "stage": "done", "details": {"to_seq": 233, "to_hash": "9f2c…", …}}
+    ← {"ok": true, "saved": true}                ``export`` committed, "Export done" on screen
+    → {"v": 1, "op": "end", "stage": "refused" | "failed", "reason": "full", "details": {…}}
+    ← {"ok": true, "saved": true}                ``export_refused`` / ``export_failed`` committed
+
+A connection that closes after ``begin`` without ``end`` (the export process was killed) is
+recorded as ``export_failed`` with reason ``interrupted``. The listening thread never
+touches the unit's state: the work runs on the loop as a ``daemon.Call`` (quick: a seal, a
+lookup of one record, a state change), so prompting is never held up by a stick.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import stat
+import struct
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from bedside.core.events import Exported, Instant, StickExport
+from bedside.journal import retention
+from bedside.journal.segments import JournalError
+from bedside.unit.loop import Call, LoopBusy, Unit
+
+SOCKET = Path("/run/bedside/stick.sock")
+VERSION = 1
+MAX_LINE = 64 * 1024
+LOOP_TIMEOUT_S = 30.0          # the loop answers in milliseconds; a Pi Zero under load, in a few seconds
+EXPORT_TIMEOUT_S = 600.0       # an export that says nothing for this long is taken as interrupted
+MAX_CONNECTIONS = 4
+
+
+class ChannelError(Exception):
+    """The daemon could not be reached, or said no; the message says why."""
+
+
+def _log(message: str) -> None:
+    print(f"bedside: {message}", file=sys.stderr, flush=True)
+
+
+# --- the daemon's end ------------------------------------------------------------------
+
+class StickChannel:
+    """Listens for export processes and turns what they report into the unit's records and screens."""
+
+    def __init__(self, unit: Unit, path: Path = SOCKET, log: Callable[[str], None] = _log) -> None:
+        self.unit = unit
+        self.path = Path(path)
+        self.log = log
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._busy = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self.exports = 0
+
+    def start(self) -> None:
+        if self.path.is_socket():
+            # Left by a daemon that was killed; a live one holds the data directory's lock.
+            self.path.unlink()
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.bind(str(self.path))
+            os.chmod(self.path, stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP | stat.S_IWGRP)
+            s.listen(MAX_CONNECTIONS)
+        except OSError:
+            s.close()
+            raise
+        self._sock = s
+        self._thread = threading.Thread(target=self._accept, name="stick-channel", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)
+            self._sock.close()
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _accept(self) -> None:
+        assert self._sock is not None
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return          # closed by stop()
+            if not self._allowed(conn) or not self._busy.acquire(blocking=False):
+                conn.close()
+                continue
+            threading.Thread(target=self._serve, args=(conn,), name="stick-export", daemon=True).start()
+
+    def _allowed(self, conn: socket.socket) -> bool:
+        """Only root (the service by hand) or the daemon's own user may report an export."""
+        try:
+            _pid, uid, _gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                                   struct.calcsize("3i")))
+        except OSError:
+            return False
+        if uid in (0, os.getuid()):
+            return True
+        self.log(f"stick channel: refused a connection from uid {uid}")
+        return False
+
+    def _call(self, fn: Callable[[Instant], Any]) -> Any:
+        c = Call(fn)
+        self.unit.inbox.put(c)
+        return c.wait(LOOP_TIMEOUT_S)
+
+    def _serve(self, conn: socket.socket) -> None:
+        begun = ended = False
+        try:
+            conn.settimeout(EXPORT_TIMEOUT_S)
+            with conn, conn.makefile("rb") as rfile:
+                while True:
+                    line = rfile.readline(MAX_LINE + 1)
+                    if not line or len(line) > MAX_LINE:
+                        break
+                    try:
+                        msg = json.loads(line)
+                        if not isinstance(msg, dict) or msg.get("v") != VERSION:
+                            raise ValueError("not a version 1 message")
+                        answer = self._answer(msg, begun)
+                    except (ValueError, TypeError) as e:
+                        answer = {"ok": False, "error": f"bad message: {e}"}
+                    except LoopBusy as e:
+                        answer = {"ok": False, "error": str(e)}
+                    if answer.get("ok"):
+                        begun = begun or msg.get("op") == "begin"
+                        ended = ended or msg.get("op") == "end"
+                    conn.sendall(json.dumps(answer).encode() + b"\n")
+                    if ended:
+                        break
+        except OSError:
+            pass                # the export process went away; below says what that means
+        finally:
+            self._busy.release()
+            if begun and not ended:
+                self.unit.post(StickExport("failed", "interrupted", {
+                    "problem": "the export process stopped before it reported an outcome"}))
+
+    def _answer(self, msg: Mapping[str, Any], begun: bool) -> dict[str, Any]:
+        op = msg.get("op")
+        if op == "begin" and not begun:
+            device = str(msg.get("device") or "")[:32]
+            head = self._call(lambda now: self._begin(device, now))
+            return {"ok": True, "head": head}
+        if op == "end" and begun:
+            stage = msg.get("stage")
+            details = msg.get("details") if isinstance(msg.get("details"), dict) else {}
+            assert isinstance(details, dict)
+            if stage == "done":
+                saved = self._call(lambda now: self._done(details, now))
+            elif stage in ("refused", "failed"):
+                ev = StickExport(str(stage), str(msg.get("reason") or "")[:40], details)
+                saved = self._call(lambda now: self._ended(ev, now))
+            else:
+                raise ValueError(f"unknown stage {stage!r}")
+            self.exports += 1
+            return {"ok": True, "saved": saved}
+        raise ValueError(f"unexpected {op!r}")
+
+    # --- on the loop ---------------------------------------------------------------------
+
+    def _begin(self, device: str, now: Instant) -> list[Any] | None:
+        """Seal first, so that the export ends with a seal; then show that it is under way."""
+        u = self.unit
+        if u.state is not None:
+            u.store.seal(now, u.state.time_quality)
+        u.handle(StickExport("started", details={"device": device} if device else {}), now)
+        head = u.store.head()
+        return [head[0], head[1]] if head is not None else None
+
+    def _done(self, details: dict[str, Any], now: Instant) -> bool:
+        u = self.unit
+        journal = u.journal
+        to_seq, digest = details.get("to_seq"), details.get("to_hash")
+        problem = None
+        if journal is None:
+            problem = "the journal could not be read to check the export"
+        elif isinstance(to_seq, int) and isinstance(digest, str) and to_seq >= 1:
+            try:
+                rec = next(iter(journal.records(to_seq - 1)), None)
+            except JournalError as e:
+                rec, problem = None, f"the journal could not be read to check the export ({e})"
+            if problem is None and (rec is None or rec["seq"] != to_seq or rec["hash"] != digest):
+                problem = f"the stick's copy ends at record {to_seq}, which does not match the journal"
+            elif problem is None:
+                # Retention may one day delete what the stick holds, and only that (docs/journal.md).
+                try:
+                    retention.mark_exported(journal.data, to_seq, digest, f"stick {details.get('folder', '')}",
+                                            now.wall)
+                except OSError as e:
+                    self.log(f"stick export: could not note the export for retention ({e.strerror})")
+        if problem is not None:
+            return self._ended(StickExport("failed", "journal", {**details, "problem": problem}), now)
+        u.handle(Exported("stick", details), now)
+        return not u.store.pending
+
+    def _ended(self, ev: StickExport, now: Instant) -> bool:
+        self.unit.handle(ev, now)
+        return not self.unit.store.pending
+
+
+# --- the export process's end ------------------------------------------------------------
+
+class Client:
+    """One export's conversation with the daemon."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.rfile = sock.makefile("rb")
+
+    @classmethod
+    def connect(cls, path: Path = SOCKET, timeout: float = LOOP_TIMEOUT_S + 5) -> Client | None:
+        """A connection to the running daemon, or None when no daemon listens there."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        try:
+            s.connect(str(path))
+        except (FileNotFoundError, ConnectionRefusedError):
+            s.close()
+            return None
+        except OSError as e:
+            s.close()
+            raise ChannelError(f"cannot reach the unit's daemon at {path}: {e.strerror}") from None
+        return cls(s)
+
+    def _ask(self, msg: dict[str, Any]) -> dict[str, Any]:
+        try:
+            self.sock.sendall(json.dumps({"v": VERSION, **msg}).encode() + b"\n")
+            line = self.rfile.readline(MAX_LINE + 1)
+        except OSError as e:
+            raise ChannelError(f"the unit's daemon did not answer ({e.strerror or e})") from None
+        if not line:
+            raise ChannelError("the unit's daemon closed the connection (is it stopping?)")
+        try:
+            answer = json.loads(line)
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise ChannelError("the unit's daemon gave an answer this version does not understand")
+        if not answer.get("ok"):
+            raise ChannelError(f"the unit's daemon refused: {answer.get('error')}")
+        return answer
+
+    def begin(self, device: str) -> tuple[int, str] | None:
+        head = self._ask({"op": "begin", "device": device}).get("head")
+        return (int(head[0]), str(head[1])) if isinstance(head, list) and len(head) == 2 else None
+
+    def end(self, stage: str, reason: str, details: Mapping[str, Any]) -> bool:
+        """Report the outcome; True when the unit committed its record (False: kept in memory)."""
+        return bool(self._ask({"op": "end", "stage": stage, "reason": reason, "details": dict(details)}).get("saved"))
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.rfile.close()
+            self.sock.close()

@@ -1,0 +1,425 @@
+"""One export to a USB stick, as the export process runs it.
+
+1. Tell the unit (``begin``): the running daemon seals its journal and shows "Exporting";
+   with no daemon running, this process takes the data directory's lock and will write the
+   records itself. If neither is possible, nothing is exported: every export is recorded.
+2. Have the stick mounted: by the stick service, which holds the privilege to mount and
+   nothing else (``ServiceMount``), or already mounted by whoever runs the command
+   (``HandMount``).
+3. Check the stick's authorisation against the unit's stick key (``stick.check``).
+4. Read the journal read-only (the daemon keeps writing meanwhile) up to its head: the raw
+   export, then the report and its CSV made from exactly those bytes.
+5. Write them onto the stick (``stick.write_export``), then flush and unmount it.
+6. Tell the unit the outcome (``end``): ``export``, ``export_refused`` or ``export_failed``
+   is committed, the display says what happened, and an export is noted for retention.
+
+Nothing here writes the unit's journal while the daemon runs, and nothing on the stick is
+trusted beyond the authorisation check: the stick is mounted nosuid, nodev, noexec, this
+process holds no capability, and it only ever writes files of its own into its own folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any, Protocol
+from zoneinfo import ZoneInfo
+
+from bedside import secret
+from bedside.core.config import Config
+from bedside.journal import chain, export
+from bedside.journal.segments import Journal, JournalError
+from bedside.report import files as report_files
+from bedside.report import model as report
+from bedside.stick import auth as stick
+from bedside.stick.auth import StickProblem
+from bedside.stick.channel import ChannelError, Client
+
+JOURNAL_FILE, CSV_FILE, REPORT_FILE = "journal.jsonl", "sessions.csv", "report.html"
+MOUNT_FLAGS = os.ST_NOSUID | os.ST_NODEV | os.ST_NOEXEC
+
+
+class ExportError(Exception):
+    """Nothing was exported, and nothing was written to any stick; the message says why."""
+
+
+class Interrupted(Exception):
+    """SIGTERM: systemd stops the export when the stick disappears (or the unit shuts down)."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    stage: str                     # done | refused | failed
+    reason: str                    # "" when done; else stick.REFUSALS, stick's failures, "journal"
+    message: str                   # for people
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        return {"done": 0, "refused": 3}.get(self.stage, 1)
+
+
+# --- where the stick is ---------------------------------------------------------------
+
+class Mount(Protocol):
+    def mount(self) -> Path: ...
+
+    def unmount(self) -> None: ...
+
+    def gone(self) -> bool: ...
+
+
+class HandMount:
+    """A stick someone mounted and will eject: flushed at the end, left mounted."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd: int | None = None
+
+    def mount(self) -> Path:
+        # Held open to flush exactly this file system at the end, even if it is detached meanwhile.
+        try:
+            self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as e:
+            raise stick.problem(e, "opening the stick") from None
+        return self.path
+
+    def unmount(self) -> None:
+        if self.fd is None:
+            return
+        fd, self.fd = self.fd, None
+        try:
+            _syncfs(fd)
+        except OSError as e:
+            raise stick.problem(e, "flushing the stick") from None
+        finally:
+            os.close(fd)
+
+    def gone(self) -> bool:
+        return not os.path.ismount(self.path)
+
+
+class ServiceMount:
+    """The stick service (this process's parent) mounts and unmounts; we ask over stdin/stdout."""
+
+    def __init__(self, rfile: IO[bytes], wfile: IO[bytes]) -> None:
+        self.rfile = rfile
+        self.wfile = wfile
+        self.present = True
+
+    def _ask(self, op: str) -> dict[str, Any]:
+        try:
+            self.wfile.write(json.dumps({"op": op}).encode() + b"\n")
+            self.wfile.flush()
+            line = self.rfile.readline(65536)
+            answer = json.loads(line) if line else None
+        except (OSError, ValueError):
+            answer = None
+        if not isinstance(answer, dict):
+            raise StickProblem(stick.REMOVED, "the stick service stopped (the stick was removed, or the unit "
+                               "is shutting down)")
+        self.present = bool(answer.get("present", self.present))
+        if not answer.get("ok"):
+            raise StickProblem(str(answer.get("reason") or stick.IO_ERROR),
+                               str(answer.get("message") or "the stick could not be mounted"))
+        return answer
+
+    def mount(self) -> Path:
+        path = Path(str(self._ask("mount")["path"]))
+        flags = os.statvfs(path).f_flag
+        if flags & MOUNT_FLAGS != MOUNT_FLAGS:
+            # Never write where a stick's programs or device files could mean anything.
+            raise StickProblem(stick.IO_ERROR, "the stick was not mounted nosuid,nodev,noexec; nothing written")
+        return path
+
+    def unmount(self) -> None:
+        self._ask("unmount")
+
+    def gone(self) -> bool:
+        return not self.present
+
+
+def _syncfs(fd: int) -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syncfs(fd) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+
+
+def capabilities() -> int:
+    """This process's effective capabilities (0: none)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("CapEff:"):
+                return int(line.split()[1], 16)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+# --- who records it --------------------------------------------------------------------
+
+class Recorder(Protocol):
+    def begin(self, device: str) -> None: ...
+
+    def end(self, outcome: Outcome) -> str: ...
+
+    def close(self) -> None: ...
+
+
+class DaemonRecorder:
+    """The running daemon records it (the journal's only writer) and shows it on the display."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def begin(self, device: str) -> None:
+        try:
+            self.client.begin(device)
+        except ChannelError as e:
+            raise ExportError(f"{e}; nothing was exported") from None
+
+    def end(self, outcome: Outcome) -> str:
+        try:
+            saved = self.client.end(outcome.stage, outcome.reason, outcome.details)
+        except ChannelError as e:
+            return f"NOT recorded by the unit: {e}"
+        return "recorded by the unit" if saved else \
+            "kept by the unit in memory: its card cannot be written now (it shows 'Log not saved')"
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class JournalRecorder:
+    """No daemon runs: this process holds the data directory's lock and writes the records."""
+
+    def __init__(self, data: Path, cfg: Config, lock: IO[bytes]) -> None:
+        self.data = data
+        self.cfg = cfg
+        self.lock = lock
+        self.journal: Journal | None = None
+
+    def begin(self, device: str) -> None:
+        from bedside.journal import seal
+        from bedside.unit import loop as daemon
+
+        try:
+            self.journal = Journal(self.data, self.cfg.tz, daemon.boot_id())
+            sealer = seal.Sealer(self.data)
+            if sealer.available:
+                # Seal first, so that the export ends with a seal (as the daemon does).
+                last = self.journal.last_of_type("seal")
+                sealer.catch_up(last)
+                seq, head = self.journal.head()
+                if seq and (last is None or last["seq"] < seq):
+                    self._append("seal", sealer.seal_data(seq, head))
+                    sealer.sealed()
+        except (JournalError, seal.SealError, OSError) as e:
+            raise ExportError(f"the unit's journal cannot be written ({e}); nothing was exported") from None
+
+    def _append(self, type_: str, data: dict[str, Any]) -> None:
+        from bedside.core.events import Record
+        from bedside.unit import loop as daemon
+        from bedside.unit.clock import SystemClock
+
+        assert self.journal is not None
+        self.journal.append(Record(type_, data=data), SystemClock().now(), daemon.detect_time_quality())
+
+    def end(self, outcome: Outcome) -> str:
+        from bedside.core import machine as session
+        from bedside.core.events import StickExport
+        from bedside.journal import retention
+
+        if outcome.stage == "done":
+            type_, data = "export", {**outcome.details, "via": "stick"}
+        else:
+            rec = session.stick_record(StickExport(outcome.stage, outcome.reason, outcome.details))
+            assert rec is not None
+            type_, data = rec.type, dict(rec.data)
+        try:
+            self._append(type_, data)
+        except JournalError as e:
+            return f"NOT recorded in the journal: {e}"
+        if outcome.stage == "done":
+            with contextlib.suppress(OSError):
+                retention.mark_exported(self.data, outcome.details["to_seq"], outcome.details["to_hash"],
+                                        f"stick {outcome.details.get('folder', '')}", datetime.now(UTC))
+        return "recorded in the journal (the unit's daemon is not running)"
+
+    def close(self) -> None:
+        if self.journal is not None:
+            self.journal.close()
+        self.lock.close()
+
+
+def recorder(data: Path, cfg: Config, socket_path: Path) -> Recorder:
+    """The daemon when it listens, else the journal itself; ExportError when neither can record."""
+    from bedside.unit import loop as daemon
+
+    try:
+        client = Client.connect(socket_path)
+    except ChannelError as e:
+        raise ExportError(f"{e}; nothing was exported") from None
+    if client is not None:
+        return DaemonRecorder(client)
+    try:
+        lock = daemon.lock_data_dir(data)
+    except daemon.DataDirBusy:
+        raise ExportError(f"the unit's daemon is running on {data} but does not answer on {socket_path}, so the "
+                          "export could not be recorded; nothing was exported") from None
+    except OSError as e:
+        raise ExportError(f"cannot use the data directory {data} ({e.strerror}); nothing was exported") from None
+    return JournalRecorder(data, cfg, lock)
+
+
+# --- the files ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Collected:
+    files: list[stick.File]
+    header: dict[str, Any]
+    summary: str
+
+
+def collect(data: Path, cfg: Config, now: datetime, folder: str = "") -> Collected:
+    """The raw export of the journal (read-only) up to its head, and the report made from it."""
+    journal = Journal(data, ZoneInfo("UTC"), "export", readonly=True)
+    try:
+        header, lines = export.collect(journal, exported=now)
+    finally:
+        journal.close()
+    buf = io.StringIO()
+    export.write(buf, header, lines)
+    raw = buf.getvalue().encode("utf-8")
+    try:
+        loaded = report.parse_export(raw, JOURNAL_FILE)
+    except report.ReportError as e:
+        raise JournalError(str(e)) from None
+    made = report.make(loaded.records, header=loaded.header, damaged=loaded.damaged,
+                       source=f"{folder}/{JOURNAL_FILE}" if folder else JOURNAL_FILE)
+    html = report_files.html_text(made, now.astimezone(cfg.tz))
+    files = [stick.File(JOURNAL_FILE, raw), stick.File(CSV_FILE, report.csv_text(made).encode("utf-8")),
+             # Last: a folder with a report holds all three.
+             stick.File(REPORT_FILE, html.encode("utf-8"))]
+    return Collected(files, header, report.summary(made))
+
+
+# --- the export -----------------------------------------------------------------------
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def run(cfg: Config, data: Path, mount: Mount, rec: Recorder, device: str = "",
+        step: Callable[[str], None] = lambda what: None) -> Outcome:
+    """Export to the stick and record the outcome. Raises ExportError when nothing could be
+    recorded (then nothing was written either)."""
+    old = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        rec.begin(device)
+        outcome = _export(cfg, data, mount, step)
+        note = rec.end(outcome)
+    except Interrupted:
+        # Cut off while telling the unit: it records the connection's end as interrupted.
+        raise ExportError("stopped while reporting to the unit") from None
+    finally:
+        signal.signal(signal.SIGTERM, old)
+        rec.close()
+    return Outcome(outcome.stage, outcome.reason, f"{outcome.message}\nThe outcome was {note}.", outcome.details)
+
+
+def _export(cfg: Config, data: Path, mount: Mount, step: Callable[[str], None]) -> Outcome:
+    t0 = time.monotonic()
+    root: int | None = None
+    auth: stick.Authorised | None = None
+    started: list[str] = []
+    finished = False
+
+    def tracked(what: str) -> None:
+        step(what)
+        if what in (JOURNAL_FILE, CSV_FILE, REPORT_FILE):
+            started.append(what)
+
+    def whole() -> list[str]:
+        """The files on the stick under their final names (the one being written is not)."""
+        return list(started) if finished else started[:-1]
+
+    try:
+        path = mount.mount()
+        try:
+            root = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+            here, above = os.fstat(root), os.stat("..", dir_fd=root)
+        except OSError as e:
+            raise stick.problem(e, "opening the stick") from None
+        if here.st_dev == above.st_dev and here.st_ino != above.st_ino:
+            # Unmounted since it was named: never write into the folder beneath, on the unit's own card.
+            raise StickProblem(stick.REMOVED, f"the stick is no longer mounted at {path}")
+        try:
+            ward = secret.load(data)
+        except secret.SecretError as e:
+            raise StickProblem(stick.NO_WARD_SECRET, str(e)) from None
+        if ward is None:
+            raise StickProblem(stick.NO_WARD_SECRET, "this unit has no ward secret, so it cannot tell the ward's "
+                               "sticks from others: the engineer sets it (bedside secret set)")
+        auth = stick.check(stick.read_authorisation(root), ward.stick_key)
+        now = datetime.now(UTC)
+        name = stick.folder_name(cfg.unit_id, now.astimezone(cfg.tz))
+        got = collect(data, cfg, now, name)
+        out = stick.write_export(root, name, got.files, tracked)
+        finished = True
+        os.close(root)
+        root = None
+        step("unmount")
+        mount.unmount()
+    except StickProblem as p:
+        return _not_done(p, mount, root, auth, whole())
+    except Interrupted:
+        stopped = StickProblem(stick.REMOVED, "the export was stopped before it finished (the stick was removed, "
+                               "or the unit is shutting down)")
+        return _not_done(stopped, mount, root, auth, whole())
+    except JournalError as e:
+        unreadable = StickProblem("journal", f"the unit's journal could not be read ({e})")
+        return _not_done(unreadable, mount, root, auth, [])
+    head = got.header["head"]
+    first = got.header.get("first") or {}
+    details = {"stick": auth.stick, "folder": out.folder, "files": list(out.files), "bytes": out.bytes,
+               "records": got.header["records"], "from_seq": first.get("seq", head["seq"]),
+               "to_seq": head["seq"], "to_hash": head["hash"], "seconds": round(time.monotonic() - t0, 1)}
+    where = f"{path}/{out.folder}"
+    return Outcome("done", "", f"Exported {got.header['records']} records of unit {cfg.unit_id} to {where} "
+                   f"({', '.join(out.files)}); head {head['seq']}/{chain.short(head['hash'])}. {got.summary}.",
+                   details)
+
+
+def _not_done(p: StickProblem, mount: Mount, root: int | None, auth: stick.Authorised | None,
+              written: list[str]) -> Outcome:
+    if root is not None:
+        with contextlib.suppress(OSError):
+            os.close(root)
+    reason = p.reason
+    with contextlib.suppress(StickProblem, Interrupted):
+        mount.unmount()
+    if reason == stick.IO_ERROR and mount.gone():
+        reason = stick.REMOVED
+    details: dict[str, Any] = {"problem": str(p)}
+    if auth is not None:
+        details["stick"] = auth.stick
+    if written:
+        details["written"] = written
+    stage = "refused" if p.refused else "failed"
+    lead = "The stick was refused" if p.refused else "Nothing exported"
+    if written:
+        lead = f"Export NOT finished ({', '.join(written)} written whole, the rest not)"
+    return Outcome(stage, reason, f"{lead}: {p}.", details)

@@ -1,0 +1,467 @@
+"""The unit's one loop: it owns the state, sleeps until the next deadline or input, and
+carries out the core's effects (journal first, then sound, screen and LED).
+
+gpiozero callbacks, signal handlers and the serial link's thread never touch the state:
+they put stamped inputs on the inbox, or a ``Call`` that the loop runs and answers (how a
+serial request reads the journal or asks for a change without blocking prompting).
+Everything the loop talks to is injected (clock, journal, display, buzzer, LED), so the
+same loop runs on a Pi, on mock pins in tests, and in fast-forwarded simulation. The
+journal is reached through a ``Store`` (store.py), which checks it at start and keeps
+records in memory while storage fails: prompting never depends on the disk, and no
+confirmation is shown for a record that is not committed.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import sys
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, ClassVar, Protocol
+
+from bedside import __version__
+from bedside.core import machine as session
+from bedside.core import screens as sc
+from bedside.core import state, views
+from bedside.core.config import Config
+from bedside.core.events import (
+    ButtonEdge,
+    ClockSet,
+    Decided,
+    Effect,
+    Event,
+    Instant,
+    Led,
+    Notice,
+    Play,
+    Record,
+    SetClock,
+    Show,
+    Tick,
+)
+from bedside.journal.segments import Journal
+from bedside.journal.store import Store
+from bedside.unit.clock import Clock
+from bedside.unit.sounds import Player
+
+# Sounds that confirm something the journal must hold first.
+CONFIRMING = frozenset({"done", "snooze"})
+NOT_SAVED = sc.Hint("Not saved", "Tell a nurse")
+
+
+@dataclass(frozen=True, slots=True)
+class Input:
+    """An event stamped with the monotonic time it happened (not when the loop got to it)."""
+
+    event: Event | SetClock
+    mono: float
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    reason: str
+
+
+class LoopBusy(Exception):
+    """The loop did not get to a call in time."""
+
+
+class Call:
+    """Work for the loop on behalf of another thread: ``fn(now)`` runs there, between events.
+
+    The thread that posted it waits for the result with ``wait``; the loop never waits for
+    that thread. ``fn`` must be quick (a journal read, a state change): it runs between a
+    patient's button presses.
+    """
+
+    def __init__(self, fn: Callable[[Instant], Any]) -> None:
+        self.fn = fn
+        self._done: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=1)
+
+    def run(self, now: Instant) -> None:
+        try:
+            result: tuple[bool, Any] = (True, self.fn(now))
+        except Exception as e:  # reported to the caller; the loop carries on
+            result = (False, e)
+        self._done.put_nowait(result)
+
+    def wait(self, timeout: float) -> Any:
+        try:
+            ok, value = self._done.get(timeout=timeout)
+        except queue.Empty:
+            raise LoopBusy(f"no answer from the unit's loop within {timeout:g} s") from None
+        if not ok:
+            raise value
+        return value
+
+
+class Link(Protocol):
+    """The serial link's loop-side part: told how confirmations ended, and of a clean stop."""
+
+    def decided(self, effect: Decided, now: Instant) -> None: ...
+
+    def stopping(self, now: Instant) -> list[Record]: ...
+
+
+class TimedSource(Protocol):
+    """Something besides the core that needs the loop to wake at a time (e.g. a test script)."""
+
+    def deadline(self) -> float | None: ...
+
+    def fire(self, now: Instant) -> None: ...
+
+
+class LedLike(Protocol):
+    def set(self, mode: str) -> None: ...
+
+
+def boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return str(uuid.uuid4())
+
+
+class DisplayLike(Protocol):
+    @property
+    def error(self) -> str | None: ...
+
+    def show(self, screen: Any, brightness: str) -> bool: ...
+
+
+@dataclass
+class Outputs:
+    display: DisplayLike
+    player: Player
+    led: LedLike | None = None
+    observers: list[Callable[[Effect, Instant], None]] = field(default_factory=list)
+
+
+class Trace:
+    """One JSON line per effect with its (virtual) time: what a patient would have seen and heard."""
+
+    def __init__(self, out: IO[str], cfg: Config) -> None:
+        self.out = out
+        self.tz = cfg.tz
+        self._last_show: tuple[Any, str] | None = None
+        self._last_led: str | None = None
+
+    def __call__(self, effect: Effect, now: Instant) -> None:
+        line: dict[str, Any] = {"time": now.wall.astimezone(self.tz).isoformat(timespec="milliseconds"),
+                                "mono": round(now.mono, 3)}
+        if isinstance(effect, Decided):
+            line.update(effect="decided", token=effect.token, outcome=effect.outcome)
+        elif isinstance(effect, Show):
+            if (effect.screen, effect.brightness) == self._last_show:
+                return
+            self._last_show = (effect.screen, effect.brightness)
+            fields = {k: getattr(effect.screen, k) for k in effect.screen.__slots__}
+            line.update(effect="screen", screen=type(effect.screen).__name__, brightness=effect.brightness, **fields)
+        elif isinstance(effect, Led):
+            if effect.mode == self._last_led:
+                return
+            self._last_led = effect.mode
+            line.update(effect="led", mode=effect.mode)
+        elif isinstance(effect, Play):
+            line.update(effect="sound", sound=effect.sound)
+        else:
+            line.update(effect="record", type=effect.type, session=effect.session, **dict(effect.data))
+        self.out.write(json.dumps(line, default=str) + "\n")
+
+
+class Unit:
+    def __init__(self, cfg: Config, clock: Clock, journal: Journal | None, outputs: Outputs, *,
+                 time_quality: str = "unverified", boot: str | None = None, store: Store | None = None,
+                 set_clock: Callable[[datetime], None] | None = None) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.out = outputs
+        self.inbox: queue.Queue[Input | Stop | Call] = queue.Queue()
+        self.sources: list[TimedSource] = []
+        self.boot = boot or boot_id()
+        if store is None:
+            if journal is None:
+                raise ValueError("a Unit needs a journal or a store")
+            store = Store(journal.data, cfg.tz, self.boot, journal=journal)
+        self.store = store
+        # Setting the wall clock on command (the serial link's ``time set``); the virtual and
+        # system clocks both can, a test may inject its own.
+        self.set_clock = set_clock or getattr(clock, "set_wall", None)
+        self.time_quality = time_quality
+        self.state: state.State | None = None
+        self.wakeups = 0
+        self.timer_wakeups = 0     # wake-ups for a deadline, not an input (the watchdog's spin check)
+        self.stopped: str | None = None
+        self.link: Link | None = None
+
+    @property
+    def journal(self) -> Journal | None:
+        return self.store.journal
+
+    @property
+    def unsaved(self) -> list[tuple[Record, Instant, str]]:
+        """Records kept in memory because storage is failing (written when it recovers)."""
+        return self.store.pending
+
+    @property
+    def journal_error(self) -> str | None:
+        return self.store.error
+
+    # Called from any thread (gpiozero callbacks, signal handlers).
+    def post(self, event: Event, mono: float | None = None) -> None:
+        self.inbox.put(Input(event, self.clock.now().mono if mono is None else mono))
+
+    def request_stop(self, reason: str) -> None:
+        self.inbox.put(Stop(reason))
+
+    def set_time(self, wall: datetime, source: str = "nurse") -> None:
+        """Ask the loop to set the wall clock (from any thread, e.g. the serial link's ``time set``)."""
+        self.inbox.put(Input(SetClock(wall, source), self.clock.now().mono))
+
+    def attach_button(self, button: Any) -> None:
+        """Route a gpiozero Button's edges into the inbox, stamped when they happen."""
+        button.when_pressed = lambda: self.post(ButtonEdge(True))
+        button.when_released = lambda: self.post(ButtonEdge(False))
+
+    # --- the loop ------------------------------------------------------------------
+
+    def start(self) -> None:
+        now = self.clock.now()
+        opened = self.store.start(now)
+        self.state, fx = session.start(self.cfg, opened.past, now, time_quality=self.time_quality,
+                                       version=__version__, boot=self.boot, alive=opened.alive)
+        # What the journal check found is logged right after the start record.
+        self._apply([*fx[:1], *opened.records, *fx[1:]], now)
+
+    def deadline(self) -> float:
+        assert self.state is not None
+        cands = [session.deadline(self.cfg, self.state)]
+        d = self.out.player.deadline()
+        if d is not None:
+            cands.append(d)
+        d = self.store.deadline()
+        if d is not None:
+            cands.append(d)
+        for s in self.sources:
+            d = s.deadline()
+            if d is not None:
+                cands.append(d)
+        return min(cands)
+
+    def run(self, until: datetime | None = None) -> str:
+        """Run until a Stop arrives (or simulated time reaches ``until``); returns why it stopped."""
+        if self.state is None:
+            self.start()
+        while self.stopped is None:
+            self.run_once(until)
+            if until is not None and self.stopped is None and self.clock.now().wall >= until:
+                # The end of a simulated period is a power cut, not a stop: a later run on the
+                # same data continues the unit as a restart after an outage would.
+                self.shutdown("end of simulation", record=False)
+        return self.stopped
+
+    def run_once(self, until: datetime | None = None) -> None:
+        assert self.state is not None
+        deadline = self.deadline()
+        if until is not None:
+            end = self.clock.now().mono + (until - self.clock.now().wall).total_seconds()
+            deadline = min(deadline, end)
+        item = self.clock.wait(self.inbox, deadline)
+        self.wakeups += 1
+        if item is None:
+            self.timer_wakeups += 1
+        if isinstance(item, Stop):
+            self.shutdown(item.reason)
+            return
+        clock_set = self._set_clock(item.event) if isinstance(item, Input) and isinstance(item.event, SetClock) \
+            else None
+        now = self.clock.now()
+        self.out.player.advance(now.mono)
+        for s in self.sources:
+            d = s.deadline()
+            if d is not None and d <= now.mono:
+                s.fire(now)
+        if isinstance(item, Call):
+            item.run(now)
+            return
+        event: Event = Tick()
+        if clock_set is not None:
+            event = clock_set
+        elif isinstance(item, Input) and not isinstance(item.event, SetClock):
+            event = item.event
+            # Stamped when it happened, but never before the state's own time.
+            now = self.clock.at(max(item.mono, self.state.last.mono))
+        self.handle(event, now)
+
+    def _set_clock(self, req: SetClock) -> ClockSet:
+        old = self.clock.now().wall
+        if self.set_clock is None:
+            return ClockSet(old, req.wall, req.source, "this unit's clock cannot be set from here")
+        try:
+            self.set_clock(req.wall)
+        except (OSError, ValueError, OverflowError) as e:
+            return ClockSet(old, req.wall, req.source, str(e))
+        return ClockSet(old, self.clock.now().wall, req.source)
+
+    def handle(self, event: Event, now: Instant) -> None:
+        assert self.state is not None
+        self.state, fx = session.step(self.cfg, self.state, event, now)
+        self._apply(fx, now)
+
+    def shutdown(self, reason: str, *, record: bool = True) -> None:
+        if self.stopped is not None or self.state is None:
+            return
+        now = self.clock.now()
+        if record:
+            if self.link is not None:
+                self._apply(self.link.stopping(now), now)
+            self._apply(session.stop(self.cfg, self.state, now, reason), now)
+            # A clean stop leaves the whole run sealed.
+            self.store.seal(now, self.state.time_quality)
+        if self.store.pending:
+            # Storage never came back: say what is lost where an engineer will find it (the
+            # system log), rather than let it vanish silently.
+            lines = self.store.unsaved_lines()
+            print(f"bedside: {len(lines)} journal records could not be saved ({self.store.error}):",
+                  file=sys.stderr)
+            for line in lines:
+                print(f"bedside: unsaved {line}", file=sys.stderr)
+        self.out.player.output(0)
+        if self.out.led is not None:
+            self.out.led.set("off")
+        self.stopped = reason
+
+    # --- effects -------------------------------------------------------------------
+
+    def _problem(self, part: str, problem: str | None) -> bool:
+        """Note a part's trouble (or recovery) in the state; True if that changed anything."""
+        assert self.state is not None
+        before = self.state.problems
+        self.state = session.with_problem(self.state, part, problem)
+        return self.state.problems is not before
+
+    def _apply(self, effects: Iterable[Effect], now: Instant) -> None:
+        assert self.state is not None
+        tq = self.state.time_quality
+        # Everything kept in memory goes first; while anything is, new records queue behind it.
+        saved = self.store.retry(now, tq)
+        for fx in effects:
+            if isinstance(fx, Record):
+                if fx.type == "admit" and not fx.data.get("amended"):
+                    # A new patient's records start a segment of their own (docs/journal.md, Segments).
+                    self.store.start_segment("episode", {"episode": fx.data.get("episode")}, now, tq)
+                saved = self.store.write(fx, now, tq) and saved
+            elif isinstance(fx, Play):
+                # A chime that confirms a record is not played for one that is only in memory.
+                if fx.sound in CONFIRMING and not saved:
+                    continue
+                self.out.player.play(fx.sound, now.mono)
+            elif isinstance(fx, Show):
+                if isinstance(fx.screen, sc.Done) and (not saved or self.store.pending):
+                    # "Well done" would confirm a session the journal does not hold yet.
+                    fx = Show(NOT_SAVED, fx.brightness)  # noqa: PLW2901 - what the patient saw
+                self.out.display.show(fx.screen, fx.brightness)
+            elif isinstance(fx, Led) and self.out.led is not None:
+                self.out.led.set(fx.mode)
+            elif isinstance(fx, Decided) and self.link is not None:
+                self.link.decided(fx, now)
+            for obs in self.out.observers:
+                obs(fx, now)
+        self.store.tick(now, tq)
+        head = self.store.head()
+        if head is not None and head[0] > 0:
+            self.state = session.with_head(self.state, *head)
+        # The journal's own trouble is the store's to record (it cannot be written to itself).
+        changed = self._problem("journal", self.store.notice)
+        if changed:
+            # Show the notice now rather than at the next wake-up.
+            for fx in views.view(self.cfg, self.state, now):
+                if isinstance(fx, Show):
+                    if isinstance(fx.screen, sc.Done) and self.store.pending:
+                        fx = Show(NOT_SAVED, fx.brightness)  # noqa: PLW2901 - as above
+                    self.out.display.show(fx.screen, fx.brightness)
+                for obs in self.out.observers:
+                    obs(fx, now)
+        self._check_parts(now)
+
+    # Short texts for the display's notice line and the nurse screen; the journal's fault
+    # record carries the full error.
+    PART_TEXT: ClassVar[dict[str, str]] = {"display": "Display fault", "buzzer": "Buzzer fault: tell nurse"}
+
+    def _check_parts(self, now: Instant) -> None:
+        """Turn a part's failure or recovery into a Notice for the core (which records it)."""
+        assert self.state is not None
+        parts = (("display", self.out.display.error), ("buzzer", getattr(self.out.player.output, "error", None)))
+        for part, error in parts:
+            if (part in self.state.problems) != (error is not None):
+                self.handle(Notice(part, self.PART_TEXT[part] if error else None, error), now)
+
+    def record(self, rec: Record, now: Instant) -> None:
+        """Commit a record the shell itself produces (e.g. a self-test's results)."""
+        self._apply([rec], now)
+
+
+# Before this, no unit's clock can be right: the software did not exist yet.
+PLAUSIBLE_FROM = datetime(2026, 1, 1, tzinfo=UTC)
+TIME_ERROR = 5       # adjtimex's clock state when the kernel is not synchronised
+
+
+def kernel_synchronised() -> bool | None:
+    """Whether the kernel believes its clock is synchronised (by any NTP client); None if it cannot say."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        buf = ctypes.create_string_buffer(1024)     # a zeroed struct timex: modes 0 only reads
+        clock_state = int(libc.adjtimex(buf))
+    except (OSError, AttributeError):
+        return None
+    return None if clock_state < 0 else clock_state != TIME_ERROR
+
+
+def detect_time_quality(now: datetime | None = None, root: Path = Path("/"),
+                        synced: Callable[[], bool | None] = kernel_synchronised) -> str:
+    """How far the system clock can be trusted at start.
+
+    ``distrusted`` — earlier than this software (a Pi without a clock that kept time);
+    ``ntp`` — synchronised (the kernel says so, or systemd-timesyncd's flag);
+    ``rtc`` — a real-time clock that kept time (it set the system clock at boot and agrees
+    with it; a Pi 5's clock without its battery restarts at 1970 and does not count);
+    ``unverified`` — anything else, e.g. fake-hwclock's last saved time.
+    """
+    wall = now or datetime.now(UTC)
+    if wall < PLAUSIBLE_FROM:
+        return "distrusted"
+    if (root / "run/systemd/timesync/synchronized").exists() or synced():
+        return "ntp"
+    rtc = root / "sys/class/rtc/rtc0"
+    try:
+        since_epoch = int((rtc / "since_epoch").read_text().strip())
+        hctosys = (rtc / "hctosys").read_text().strip() == "1"
+    except (OSError, ValueError):
+        return "unverified"
+    if hctosys and since_epoch >= PLAUSIBLE_FROM.timestamp() and abs(since_epoch - wall.timestamp()) < 600:
+        return "rtc"
+    return "unverified"
+
+
+class DataDirBusy(Exception):
+    pass
+
+
+def lock_data_dir(data: Path) -> IO[bytes]:
+    """Hold an exclusive lock so that two daemons never write one journal."""
+    import fcntl
+
+    data.mkdir(parents=True, exist_ok=True)
+    f = open(data / "daemon.lock", "wb")  # noqa: SIM115 - held open for the daemon's lifetime
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        raise DataDirBusy(f"another bedside daemon is already using {data}") from None
+    return f

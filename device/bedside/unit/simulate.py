@@ -1,0 +1,391 @@
+"""``bedside simulate``: the real daemon on gpiozero mock pins and luma's dummy display,
+in virtual time that runs at real speed, X times faster, or deadline to deadline.
+
+The simulator only plays the patient's hand (it drives the mock button pin low and high,
+as a finger would) and the clock; everything else is the unit's own code. Scenario files
+hold one action per line::
+
+    # time (local, unit's zone)  action  [arguments]
+    2026-11-24T09:01:30  press
+    2026-11-24T10:05:00  hold  2.5
+    2026-11-24T11:00:00  clock 2026-11-24T12:00:00   # set the wall clock (a jump)
+    2026-11-24T08:30:00  admit E2026-0042 2026-11-23 standard
+    2026-11-27T11:00:00  discharge E2026-0042
+    2026-11-25T17:00:00  export usb
+
+``admit``, ``discharge`` and ``export`` are what the serial link and the USB stick will
+send the unit; the simulator posts the same events.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import IO, Any
+from zoneinfo import ZoneInfo
+
+from PIL import Image
+
+from bedside.core.events import Admit, Discharge, Effect, Event, Exported, Instant, Led, Play, Tick
+from bedside.unit.clock import VirtualClock
+
+PRESS_S = 0.3
+HOLD_S = 2.5
+NURSE_HOLD_S = 6.0
+
+
+class ScriptError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Action:
+    at: datetime
+    kind: str                  # press | hold | clock | admit | discharge | export
+    seconds: float = 0.0
+    clock_to: datetime | None = None
+    line: int = 0
+    event: Event | None = None  # admit, discharge, export: what the unit is sent
+
+
+ACTIONS = ("press", "hold", "clock", "admit", "discharge", "export")
+
+
+def _nurse_action(kind: str, args: list[str], at: datetime, where: str, n: int) -> Action:
+    if kind == "admit":
+        if not 2 <= len(args) <= 3:
+            raise ScriptError(f"{where}: admit needs an episode id, the surgery date and optionally a regimen, "
+                              "e.g. admit E2026-0042 2026-11-23 standard")
+        try:
+            surgery = date.fromisoformat(args[1])
+        except ValueError:
+            raise ScriptError(f"{where}: {args[1]!r} is not a date like 2026-11-23") from None
+        return Action(at, kind, line=n, event=Admit(args[0], surgery, args[2] if len(args) == 3 else None,
+                                                    via="simulator"))
+    if kind == "discharge":
+        if len(args) > 1:
+            raise ScriptError(f"{where}: discharge takes at most the episode id")
+        return Action(at, kind, line=n, event=Discharge(args[0] if args else None, via="simulator"))
+    if len(args) != 1:
+        raise ScriptError(f"{where}: export needs how the records left the unit, e.g. export usb")
+    return Action(at, kind, line=n, event=Exported(args[0], {"simulated": True}))
+
+
+def parse_local(text: str, tz: ZoneInfo) -> datetime:
+    """An ISO date-time; without an offset it is local time in the unit's zone."""
+    t = datetime.fromisoformat(text)
+    return t.replace(tzinfo=tz) if t.tzinfo is None else t
+
+
+def parse_script(text: str, tz: ZoneInfo, source: str = "script") -> list[Action]:
+    actions: list[Action] = []
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split()
+        where = f"{source} line {n}"
+        try:
+            at = parse_local(parts[0], tz)
+        except ValueError:
+            raise ScriptError(f"{where}: {parts[0]!r} is not a date-time like 2026-11-24T09:01:30") from None
+        if len(parts) < 2 or parts[1] not in ACTIONS:
+            raise ScriptError(f"{where}: the action must be one of {', '.join(ACTIONS)}")
+        kind = parts[1]
+        if kind in ("admit", "discharge", "export"):
+            actions.append(_nurse_action(kind, parts[2:], at, where, n))
+            continue
+        if kind == "clock":
+            if len(parts) != 3:
+                raise ScriptError(f"{where}: clock needs the new time, e.g. clock 2026-11-24T12:00:00")
+            try:
+                actions.append(Action(at, kind, clock_to=parse_local(parts[2], tz), line=n))
+            except ValueError:
+                raise ScriptError(f"{where}: {parts[2]!r} is not a date-time") from None
+            continue
+        seconds = PRESS_S if kind == "press" else HOLD_S
+        if len(parts) >= 3:
+            try:
+                seconds = float(parts[2])
+            except ValueError:
+                raise ScriptError(f"{where}: {parts[2]!r} is not a number of seconds") from None
+            if not 0.01 <= seconds <= 600:
+                raise ScriptError(f"{where}: seconds held must be between 0.01 and 600")
+        if len(parts) > 3:
+            raise ScriptError(f"{where}: too many words")
+        actions.append(Action(at, kind, seconds, line=n))
+    actions.sort(key=lambda a: (a.at, a.line))
+    return actions
+
+
+class Finger:
+    """Presses the simulated button: scripted actions and keys typed in the terminal."""
+
+    def __init__(self, clock: VirtualClock, pin: Any, actions: list[Action],
+                 post: Callable[[Event], None] | None = None) -> None:
+        self.clock = clock
+        self.pin = pin
+        self.post = post
+        self.actions = list(actions)
+        self.keys: queue.Queue[float] = queue.Queue()
+        self.release_at: float | None = None
+
+    def _next_action_mono(self) -> float | None:
+        if not self.actions:
+            return None
+        now = self.clock.now()
+        return now.mono + (self.actions[0].at - now.wall).total_seconds()
+
+    def deadline(self) -> float | None:
+        if self.release_at is not None:
+            # While the finger holds the button, nothing else it does can happen before release
+            # (an action due meanwhile waits: reporting its past time would spin the loop).
+            return self.release_at
+        if not self.keys.empty():
+            return float("-inf")
+        return self._next_action_mono()
+
+    def fire(self, now: Instant) -> None:
+        if self.release_at is not None and now.mono >= self.release_at:
+            self.release_at = None
+            self.pin.drive_high()
+        while self.release_at is None:
+            if not self.keys.empty():
+                self._press(self.keys.get(), now)
+                continue
+            t = self._next_action_mono()
+            if t is None or t > now.mono:
+                break
+            a = self.actions.pop(0)
+            if a.kind == "clock" and a.clock_to is not None:
+                self.clock.set_wall(a.clock_to)
+            elif a.event is not None:
+                if self.post is not None:
+                    self.post(a.event)
+            else:
+                self._press(a.seconds, now)
+
+    def _press(self, seconds: float, now: Instant) -> None:
+        self.pin.drive_low()
+        self.release_at = now.mono + seconds
+
+
+# --- the terminal ----------------------------------------------------------------
+
+_QUADRANTS = " ▘▝▀▖▌▞▛▗▚▐▜▄▙▟█"
+
+
+def frame_text(image: Image.Image, width: int) -> list[str]:
+    """The 128x64 frame as text: half blocks (128 columns) or quadrants (64) on narrow terminals."""
+    px = image.convert("1").load()
+    assert px is not None
+    rows = []
+    if width >= 130:
+        for y in range(0, 64, 2):
+            rows.append("".join(" ▀▄█"[(1 if px[x, y] else 0) | (2 if px[x, y + 1] else 0)] for x in range(128)))
+    else:
+        for y in range(0, 64, 2 * 2):
+            row = []
+            for x in range(0, 128, 2):
+                bits = 0
+                for bit, (dx, dy) in enumerate(((0, 0), (1, 0), (0, 2), (1, 2))):
+                    if px[x + dx, y + dy] or px[x + dx, y + dy + 1]:
+                        bits |= 1 << bit
+                row.append(_QUADRANTS[bits])
+            rows.append("".join(row))
+    return rows
+
+
+class Terminal:
+    """Draws the emulated OLED and the unit's status in the terminal; reads keys."""
+
+    KEYS = "[space] press  [h] hold: snooze  [n] hold 6 s: nurse  [a]dmit [d]ischarge  [+/-] speed  [q] quit"
+
+    def __init__(self, clock: VirtualClock, tz: ZoneInfo, out: IO[str] = sys.stdout) -> None:
+        self.clock = clock
+        self.tz = tz
+        self.out = out
+        self.image = Image.new("1", (128, 64))
+        self.brightness = "normal"
+        self.led = "off"
+        self.sound = ""
+        self.message = ""
+        self.lock = threading.Lock()
+
+    def start_ticker(self) -> None:
+        """Redraw the status line every second; the unit itself still sleeps until its deadlines."""
+
+        def tick() -> None:
+            while True:
+                threading.Event().wait(1.0)
+                self.draw()
+
+        threading.Thread(target=tick, name="ticker", daemon=True).start()
+
+    def on_frame(self, image: Image.Image) -> None:
+        self.image = image.copy()
+        self.draw()
+
+    def observe(self, effect: Effect, now: Instant) -> None:
+        if isinstance(effect, Led) and effect.mode != self.led:
+            self.led = effect.mode
+            self.draw()
+        elif isinstance(effect, Play) and effect.sound != "tick":
+            self.sound = f"♪ {effect.sound} at {now.wall.astimezone(self.tz):%H:%M:%S}"
+            self.draw()
+        elif hasattr(effect, "brightness") and effect.brightness != self.brightness:
+            self.brightness = effect.brightness
+            self.draw()
+
+    def draw(self) -> None:
+        with self.lock:
+            width = os.get_terminal_size(self.out.fileno()).columns if self.out.isatty() else 132
+            rows = frame_text(self.image, width)
+            if self.brightness == "off":
+                rows = [" " * len(rows[0])] * len(rows)
+            dim = "\x1b[2m" if self.brightness == "dim" else ""
+            edge = "─" * len(rows[0])
+            now = self.clock.now().wall.astimezone(self.tz)
+            speed = "paused" if self.clock.speed == 0 else f"x{self.clock.speed:g}"
+            led = {"off": "○ off", "due": "◐ due (blinking)", "missed": "● missed",
+                   "done": "◌ done (brief blink)"}.get(self.led, self.led)
+            lines = [f"┌{edge}┐", *(f"│{dim}{r}\x1b[0m│" for r in rows), f"└{edge}┘",
+                     f" {now:%a %d %b %Y %H:%M:%S} ({speed})   LED {led}   {self.sound}",
+                     f" {self.KEYS}", f" {self.message}"]
+            self.out.write("\x1b[H" + "\n".join(line + "\x1b[K" for line in lines) + "\x1b[J")
+            self.out.flush()
+
+
+def read_keys(on_key: Callable[[str], None]) -> Callable[[], None]:
+    """Put the terminal in cbreak mode and feed single keys to ``on_key``; returns a restore function."""
+    import termios
+    import tty
+
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    tty.setcbreak(fd)
+
+    def loop() -> None:
+        while True:
+            ch = sys.stdin.read(1)
+            if not ch:
+                return
+            on_key(ch)
+
+    threading.Thread(target=loop, name="keys", daemon=True).start()
+
+    def restore() -> None:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+    return restore
+
+
+class FrameSaver:
+    """Saves a PNG each time the screen changes, named by sequence and simulated time."""
+
+    def __init__(self, folder: Path, clock: VirtualClock, tz: ZoneInfo) -> None:
+        self.folder = folder
+        self.clock = clock
+        self.tz = tz
+        self.count = 0
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, image: Image.Image) -> None:
+        self.count += 1
+        t = self.clock.now().wall.astimezone(self.tz)
+        image.save(self.folder / f"{self.count:06d}-{t:%Y%m%dT%H%M%S}.png")
+
+
+def wake(unit: Any) -> None:
+    unit.post(Tick())
+
+
+@dataclass
+class Simulation:
+    """A whole simulated unit: the daemon plus the mock parts it runs on."""
+
+    unit: Any
+    clock: VirtualClock
+    factory: Any
+    pins: Any
+    device: Any
+    finger: Finger
+    journal: Any
+
+    @property
+    def button_pin(self) -> Any:
+        return self.factory.pin(self.unit.cfg.hardware.button_pin)
+
+    @property
+    def buzzer_pin(self) -> Any:
+        return self.factory.pin(self.unit.cfg.hardware.buzzer_pin)
+
+    def advance(self, until: datetime) -> None:
+        """Run the unit (started if need be) until the virtual clock reaches ``until``, without stopping it."""
+        if self.unit.state is None:
+            self.unit.start()
+        while self.clock.now().wall < until and self.unit.stopped is None:
+            self.unit.run_once(until)
+
+    def close(self) -> None:
+        self.pins.close()
+        self.unit.store.close()
+        if self.journal is not None:
+            self.journal.close()
+
+
+def build(cfg: Any, data: Path, start: datetime, *, speed: float | None = None, actions: list[Action] | None = None,
+          on_frame: Callable[[Image.Image], None] | None = None,
+          observers: list[Callable[[Effect, Instant], None]] | None = None, boot: str | None = None) -> Simulation:
+    """Wire the real daemon to mock pins, a dummy display and a virtual clock."""
+    import uuid
+
+    from gpiozero.pins.mock import MockFactory, MockPWMPin
+    from luma.core.device import dummy
+
+    from bedside.display.panel import DisplayOut
+    from bedside.journal.segments import Journal, JournalError
+    from bedside.journal.store import Store
+    from bedside.unit import pins as hardware
+    from bedside.unit.loop import Outputs, Unit
+    from bedside.unit.sounds import Player
+
+    clock = VirtualClock(start, speed)
+    factory = MockFactory(pin_class=MockPWMPin)
+    pins = hardware.build_pins(cfg.hardware, pin_factory=factory)
+    device = dummy(width=128, height=64, mode="1")
+    boot = boot or str(uuid.uuid4())
+    try:
+        journal: Journal | None = Journal(data, cfg.tz, boot)
+    except JournalError:
+        journal = None      # the unit starts all the same and keeps trying (see store.py)
+    store = Store(data, cfg.tz, boot, journal=journal)
+    outputs = Outputs(DisplayOut(device, on_frame=on_frame), Player(pins.tone),
+                      hardware.LedOut(pins.led) if pins.led is not None else None, list(observers or []))
+    unit = Unit(cfg, clock, journal, outputs, time_quality="simulated", boot=boot, store=store)
+    unit.attach_button(pins.button)
+    finger = Finger(clock, factory.pin(cfg.hardware.button_pin), actions or [], post=unit.post)
+    unit.sources.append(finger)
+    return Simulation(unit, clock, factory, pins, device, finger, journal)
+
+
+def demo_episode_event(key: str, now: Instant, tz: ZoneInfo) -> Event:
+    """What the interactive keys send: ``a`` admits a demo episode operated on today, ``d`` discharges."""
+    local = now.wall.astimezone(tz)
+    if key == "a":
+        return Admit(f"DEMO-{local:%m%d%H%M}", local.date(), None, via="simulator")
+    return Discharge(None, via="simulator")
+
+
+def describe(event: Event) -> str:
+    if isinstance(event, Admit):
+        return f"admit {event.episode}, surgery {event.surgery.isoformat()}"
+    if isinstance(event, Discharge):
+        return "discharge"
+    return type(event).__name__.lower()
