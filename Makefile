@@ -95,6 +95,6 @@ arm64-smoke:
 # link for FUZZ_SECONDS (default ten minutes), then the link's property tests with twenty
 # times their usual examples (a bad cable: dropped, flipped, duplicated bytes, unplugging).
 fuzz-serial: apt $(STAMP)
-	FUZZ_SECONDS=$${FUZZ_SECONDS:-600} $(BIN)/pytest -q -s -m slow tests/test_link_fuzz.py
-	HYPOTHESIS_PROFILE=long $(BIN)/pytest -q tests/test_link_fuzz.py tests/test_protocol.py tests/test_access.py \
-		tests/test_link_properties.py
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-600} $(BIN)/pytest -q -s -m slow tests/link/test_link_fuzz.py
+	HYPOTHESIS_PROFILE=long $(BIN)/pytest -q tests/link/test_link_fuzz.py tests/link/test_protocol.py tests/link/test_access.py \
+		tests/link/test_link_properties.py

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.serial_rig import SECRET, Cable, RunningUnit, cheap_ward
+from tests.rigs.serial_rig import SECRET, Cable, RunningUnit, cheap_ward
 
 from bedside.core import config, planner
 from bedside.journal.segments import Journal

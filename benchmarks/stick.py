@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.stick_rig import SECRET, FatStick
+from tests.rigs.stick_rig import SECRET, FatStick
 
 from bedside import secret
 from benchmarks import docs

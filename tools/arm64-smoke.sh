@@ -11,15 +11,15 @@ WORK=${ARM64_WORK:-$SRC/var/arm64}
 SUITE=bookworm
 # Kept small: qemu runs Python about 5-10 times slower than the host.
 SMOKE_TESTS=(
-    tests/test_config.py
-    tests/test_journal.py
-    tests/test_hardware.py
-    tests/test_sdnotify.py
-    tests/test_faults.py
-    tests/test_install.py
-    "tests/test_cli.py::test_run_off_a_pi_explains_how_to_simulate"
-    "tests/test_cli.py::test_config_check_accepts_the_shipped_files"
-    tests/test_session.py
+    tests/core/test_config.py
+    tests/journal/test_journal.py
+    tests/unit/test_hardware.py
+    tests/unit/test_sdnotify.py
+    tests/unit/test_faults.py
+    tests/unit/test_install.py
+    "tests/cli/test_cli.py::test_run_off_a_pi_explains_how_to_simulate"
+    "tests/cli/test_cli.py::test_config_check_accepts_the_shipped_files"
+    tests/core/test_machine.py
 )
 
 say() { printf '\n== %s\n' "$*"; }

@@ -1,0 +1,188 @@
+"""The command line as a person meets it: real subprocesses, real terminals."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import select
+import struct
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+BEDSIDE = [sys.executable, "-m", "bedside"]
+
+
+def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    e = {k: v for k, v in os.environ.items() if k != "GPIOZERO_PIN_FACTORY"}
+    e.update(env or {})
+    return subprocess.run([*BEDSIDE, *args], capture_output=True, text=True, timeout=timeout, env=e, cwd=ROOT,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_run_off_a_pi_explains_how_to_simulate(tmp_path: Path) -> None:
+    r = run("run", "--data", str(tmp_path))
+    assert r.returncode == 2
+    assert "No Raspberry Pi hardware found" in r.stderr and "bedside simulate" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_config_check_accepts_the_shipped_files() -> None:
+    for f in [ROOT / "config" / "bedside.toml", *sorted((ROOT / "config" / "examples").glob("*.toml"))]:
+        r = run("config", "check", str(f))
+        assert r.returncode == 0, r.stderr
+        assert "OK" in r.stdout
+
+
+def test_config_check_names_file_key_and_problem(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[reminders]\nsnooze_minuts = 5\nmax_snoozes = 9\n[awake]\nstart = "7am"\n')
+    r = run("config", "check", str(bad))
+    assert r.returncode == 2
+    assert str(bad) in r.stderr
+    assert "[reminders] snooze_minuts: unknown key" in r.stderr
+    assert "[reminders] max_snoozes: must be a whole number from 0 to 5, got 9" in r.stderr
+    assert '[awake] start: must be a 24-hour time written "HH:MM"' in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_config_check_on_broken_toml_and_missing_file(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.toml"
+    bad.write_text("[unit\nid = 3")
+    r = run("config", "check", str(bad))
+    assert r.returncode == 2 and "not valid TOML" in r.stderr
+    r = run("config", "check", str(tmp_path / "nope.toml"))
+    assert r.returncode == 2 and "does not exist" in r.stderr
+
+
+def test_log_export_jsonl_and_csv(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    r = run("simulate", "--headless", "--start", "2026-11-24T06:55", "--until", "2026-11-24T08:00", "--data", str(data))
+    assert r.returncode == 0, r.stderr
+    assert "Simulated unit ward7-bed12" in r.stdout
+    j = run("log", "export", "--data", str(data))
+    lines = j.stdout.splitlines()
+    assert j.returncode == 0 and len(lines) >= 5
+    import json
+
+    header, *recs = [json.loads(x) for x in lines]
+    assert header["bedside_export"] == 1 and header["unit"] == "ward7-bed12"
+    assert [r["seq"] for r in recs] == list(range(1, len(recs) + 1))
+    assert header["head"] == {"seq": recs[-1]["seq"], "hash": recs[-1]["hash"]}
+    for rec in recs:
+        assert {"seq", "time", "type", "hash", "prev", "boot", "mono_ms", "tq"} <= rec.keys()
+        assert rec["time"].endswith("+00:00")
+    prompt = next(r for r in recs if r["type"] == "prompt")
+    assert prompt["session"] == "2026-11-24T07:00 hourly" and prompt["due"].startswith("2026-11-24T07:00:00")
+    c = run("log", "export", "--data", str(data), "--format", "csv")
+    rows = c.stdout.splitlines()
+    assert rows[0] == "seq,time,type,session,due,tq,details,hash"
+    assert len(rows) == len(recs) + 1
+
+
+def test_log_export_without_a_journal_is_a_clear_error(tmp_path: Path) -> None:
+    r = run("log", "export", "--data", str(tmp_path / "empty"))
+    assert r.returncode == 1 and "no journal" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_simulate_without_a_terminal_says_to_use_headless(tmp_path: Path) -> None:
+    r = run("simulate", "--data", str(tmp_path))
+    assert r.returncode == 2 and "--headless" in r.stderr
+
+
+def test_simulate_bad_script_is_reported_with_its_line(tmp_path: Path) -> None:
+    s = tmp_path / "s.txt"
+    s.write_text("2026-11-24T09:00 press\n2026-11-24T09:05 squeeze\n")
+    r = run("simulate", "--headless", "--script", str(s), "--data", str(tmp_path / "d"))
+    assert r.returncode == 2 and "line 2" in r.stderr
+
+
+def _read_until(fd: int, needle: bytes, timeout: float) -> bytes:
+    buf = b""
+    end = time.monotonic() + timeout
+    while needle not in buf and time.monotonic() < end:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            buf += chunk
+    return buf
+
+
+def test_interactive_simulator_in_a_real_terminal(tmp_path: Path) -> None:
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 45, 140, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k != "GPIOZERO_PIN_FACTORY"}
+    env["TERM"] = "xterm"
+    proc = subprocess.Popen([*BEDSIDE, "simulate", "--start", "2026-11-24T06:59:58", "--speed", "1", "--data",
+                             str(tmp_path / "d")], stdin=slave, stdout=slave, stderr=slave, env=env, cwd=ROOT,
+                            start_new_session=True)
+    os.close(slave)
+    try:
+        first = _read_until(master, b"LED", 20)
+        assert b"[space] press" in first and b"06:59" in first
+        # Within a few seconds the 07:00 prompt comes up: LED due and the chime noted.
+        later = _read_until(master, b"due (blinking)", 15)
+        assert b"prompt at 07:00" in later
+        os.write(master, b" ")
+        guide = _read_until(master, b"\x1b[H", 5)
+        assert guide
+        os.write(master, b"q")
+        rest = _read_until(master, b"Journal", 15)
+        proc.wait(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    assert proc.returncode == 0
+    assert b"Simulated unit ward7-bed12" in rest
+    assert b"press" in rest and b"start" in rest
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["simulate", "--help"]])
+def test_help_and_version(args: list[str]) -> None:
+    r = run(*args)
+    assert r.returncode == 0 and "bedside" in r.stdout
+
+
+def test_piping_into_head_is_not_an_error(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    assert run("simulate", "--headless", "--start", "2026-11-24T06:55", "--until", "2026-11-24T09:00",
+               "--data", str(data)).returncode == 0
+    e = {k: v for k, v in os.environ.items() if k != "GPIOZERO_PIN_FACTORY"}
+    r = subprocess.run(f"{sys.executable} -m bedside log export --data {data} | head -n 1", shell=True,
+                       capture_output=True, text=True, env=e, cwd=ROOT, timeout=60)
+    assert r.stdout.count("\n") == 1 and "bedside_export" in r.stdout
+    assert "error" not in r.stderr.lower()
+
+
+def test_sigterm_stops_a_simulation_cleanly(tmp_path: Path) -> None:
+    import json
+    import signal
+
+    data = tmp_path / "d"
+    e = {k: v for k, v in os.environ.items() if k != "GPIOZERO_PIN_FACTORY"}
+    proc = subprocess.Popen([*BEDSIDE, "simulate", "--headless", "--speed", "1", "--data", str(data)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e, cwd=ROOT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not list(data.glob("journal-*.sqlite")):
+        time.sleep(0.2)
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "SIGTERM" in out
+    last = run("log", "export", "--data", str(data)).stdout.splitlines()[-1]
+    assert json.loads(last)["type"] in ("stop", "seal")
+    types = [json.loads(x)["type"] for x in run("log", "export", "--data", str(data)).stdout.splitlines()[1:]]
+    assert "stop" in types

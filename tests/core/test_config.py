@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+from datetime import time
+from pathlib import Path
+
+import pytest
+
+from bedside.core import config
+from tests.conftest import ROOT
+
+
+def test_shipped_defaults_file_matches_the_code_defaults() -> None:
+    loaded = config.load(ROOT / "config" / "bedside.toml")
+    assert loaded == config.Config(source=loaded.source)
+    assert loaded.fingerprint() == config.Config().fingerprint()
+
+
+def test_partial_file_takes_defaults(tmp_path: Path) -> None:
+    p = tmp_path / "c.toml"
+    p.write_text('[unit]\nid = "ward3-bed4"\n[awake]\nstart = "20:00"\nend = "12:00"\n[hardware]\nled_pin = -1\n')
+    c = config.load(p)
+    assert (c.unit_id, c.awake_start, c.awake_end, c.hardware.led_pin) == ("ward3-bed4", time(20), time(12), None)
+    assert c.routine_at == config.Config().routine_at
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('[unit]\nid = ""', "[unit] id: must be 1 to 32 letters"),
+    ('[unit]\ntimezone = "Mars/Olympus"', '[unit] timezone: must be an IANA time zone name'),
+    ('[awake]\nend = "24:00"', '[awake] end: must be a 24-hour time'),
+    ("[hourly]\nevery_minutes = 5", "[hourly] every_minutes: prompts less than 15 minutes apart"),
+    ('[hourly]\nexercises = [{ name = "Pumps", reps = 0 }]', "[hourly] exercises #1 reps: must be a whole number"),
+    ('[hourly]\nexercises = [{ name = "A", reps = 5, sets = 2 }]', "[hourly] exercises #1 sets: unknown key"),
+    ("[hourly]\nexercises = []", "[hourly] exercises: must name at least one exercise"),
+    ('[routine]\nat = ["09:00", "09:00"]', "[routine] at: lists the same time twice"),
+    ("[reminders]\nmax_snoozes = -1", "[reminders] max_snoozes: must be a whole number from 0 to 5"),
+    ("[reminders]\nsnooze_minutes = true", "[reminders] snooze_minutes: must be a whole number"),
+    ('[hardware]\ndisplay = "st7735"', "[hardware] display: must be one of 'ssd1306', 'sh1106'"),
+    ("[hardware]\nbutton_pin = 18", "[hardware]: two parts share one GPIO pin"),
+    ("[hardware]\nled_pin = 3", "[hardware] led_pin: GPIO 3 is the I2C bus"),
+    ("[serial]\nport = 5", "[serial] port: must be a device path"),
+    ("[nurse]\nx = 1", "[nurse]: unknown section"),
+    ("unit = 3", "[unit]: must be a table"),
+    ('[hourly]\nexercises = [{ name = "Ankle pumps, both feet", reps = 5 }]', "#1 name: must be text of 1 to 15"),
+    ('[episodes]\ndefault_regimen = "hip"', "[episodes] default_regimen: must name one of the regimens (standard)"),
+    ('[episodes]\nwithout_episode = "off"', "[episodes] without_episode: must be one of 'default', 'quiet'"),
+    ('[episodes]\nregimen = "x"', "[episodes] regimen: unknown key"),
+    ("[regimens.Hip]\nstages = [{ from_day = 0 }]", "[regimens.Hip]: a regimen's name must be 1 to 12 lower-case"),
+    ("[regimens.hip]\nstages = []", "[regimens.hip] stages: must be a list of stages"),
+    ("[regimens.hip]\nsteps = []", "[regimens.hip] steps: unknown key (known: stages)"),
+    ("[regimens.hip]\nstages = [{ hourly_every_minutes = 0 }]", "[regimens.hip] stages #1 from_day: must be the"),
+    ("[regimens.hip]\nstages = [{ from_day = 400 }]", "from_day: must be the post-operative day"),
+    ("[regimens.hip]\nstages = [{ from_day = 3 }, { from_day = 0 }]", "[regimens.hip] stages: must start on "
+     "different days, in order"),
+    ("[regimens.hip]\nstages = [{ from_day = 0, every = 30 }]", "[regimens.hip] stages #1 every: unknown key"),
+    ("[regimens.hip]\nstages = [{ from_day = 0, hourly_every_minutes = 10 }]", "stages #1 hourly_every_minutes: "
+     "prompts less than 15 minutes apart"),
+    ('[regimens.hip]\nstages = [{ from_day = 0, routine_at = ["9:00"] }]', "stages #1 routine_at #1: must be a "
+     "24-hour time"),
+    ("[regimens.hip]\nstages = [{ from_day = 0, hourly_exercises = [] }]", "stages #1: has hourly prompts but "
+     "no hourly exercises"),
+    ('[regimens.hip]\nstages = [{ from_day = 0, routine_exercises = [{ name = "A", reps = 0 }] }]',
+     "stages #1 routine_exercises #1 reps: must be a whole number"),
+    ('[display]\nnight = "bright"', "[display] night: must be one of 'off', 'dim'"),
+    ("[display]\ndim_after_minutes = -1", "[display] dim_after_minutes: must be a whole number of minutes"),
+    ('[hardware]\ntone = "treble"', "[hardware] tone: must be one of 'low', 'normal', 'high'"),
+])
+def test_each_problem_names_the_key(tmp_path: Path, text: str, message: str) -> None:
+    p = tmp_path / "bad.toml"
+    p.write_text(text + "\n")
+    with pytest.raises(config.ConfigError) as e:
+        config.load(p)
+    assert message in str(e.value)
+    assert str(p) in str(e.value)
+
+
+def test_all_problems_are_reported_at_once() -> None:
+    with pytest.raises(config.ConfigError) as e:
+        config.parse({"reminders": {"snooze_minutes": 0, "max_snoozes": 9}, "unit": {"id": "a b"}}, "x.toml")
+    assert len(e.value.problems) == 3
+
+
+def test_config_is_hashable_and_stable() -> None:
+    a, b = config.Config(), config.Config()
+    assert hash(a) == hash(b) and a == b
+    assert {a: 1}[b] == 1
+
+
+def test_regimens_replace_the_default_and_stages_override_only_what_they_name() -> None:
+    c = config.parse({
+        "episodes": {"default_regimen": "hip", "without_episode": "quiet"},
+        "regimens": {
+            "hip": {"stages": [{"from_day": -2, "routine_at": ["10:00"], "hourly_every_minutes": 0},
+                               {"from_day": 0},
+                               {"from_day": 4, "hourly_every_minutes": 120,
+                                "hourly_exercises": [{"name": "Quad sets", "reps": 5, "hold_seconds": 5}]}]},
+            "knee": {"stages": [{"from_day": 0}]},
+        },
+    })
+    assert [r.name for r in c.regimens] == ["hip", "knee"]
+    hip = c.regimen("hip")
+    assert hip is not None and c.default_regimen == "hip" and c.without_episode == "quiet"
+    assert hip.stages[0] == config.Stage(-2, 0, None, (time(10),), None)
+    assert hip.stages[1] == config.Stage(0)
+    assert hip.stages[2].hourly_exercises == (config.Exercise("Quad sets", 5, False, 5),)
+    assert c.regimen("standard") is None
+
+
+def test_a_regimen_may_rely_on_sections_set_elsewhere_in_the_file() -> None:
+    # Hourly prompts come back in a stage even though [hourly] turns them off, using [hourly] exercises.
+    c = config.parse({"hourly": {"every_minutes": 0},
+                      "regimens": {"standard": {"stages": [{"from_day": 0, "hourly_every_minutes": 60}]}}})
+    assert c.regimens[0].stages[0].hourly_every_minutes == 60

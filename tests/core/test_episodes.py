@@ -1,0 +1,324 @@
+"""Episodes (admit, discharge) and regimens that step down by post-operative day."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bedside.core import config, episodes, planner
+from bedside.core import screens as sc
+from bedside.core.config import Config, Exercise, Regimen, Stage
+from bedside.core.episodes import Episode
+from bedside.core.events import Admit, Discharge, Exported, Record
+from bedside.core.machine import step
+from bedside.journal.segments import Journal
+from bedside.unit import simulate
+from tests.conftest import budget
+from tests.rigs.driver import Driver
+
+
+def t(cfg: Config, text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=cfg.tz)
+
+
+def send(d: Driver, event: Admit | Discharge | Exported) -> list[Record]:
+    """Deliver a nurse's command now, as the daemon would; returns the records it made."""
+    d.state, fx = step(d.cfg, d.state, event, d.now)
+    d._record(fx)
+    return [e for e in fx if isinstance(e, Record)]
+
+
+def episode_of(d: Driver) -> Episode | None:
+    return d.state.episode
+
+
+def kinds_on(d: Driver, day: str) -> list[str]:
+    return [sid.split()[1] for sid in d.sessions("prompt") if sid.startswith(day)]
+
+
+# --- the regimen steps down ---------------------------------------------------------------
+
+def test_standard_regimen_is_hourly_on_days_0_to_2_then_routine_only() -> None:
+    cfg = Config()
+    d = Driver(cfg, t(cfg, "2026-11-24T06:30"))
+    (rec,) = send(d, Admit("E2026-0042", date(2026, 11, 22), None, via="test"))
+    assert rec.type == "admit"
+    assert dict(rec.data) == {"episode": "E2026-0042", "surgery": "2026-11-22", "regimen": "standard",
+                              "day": 2, "via": "test"}
+    d.run_until(t(cfg, "2026-11-26T06:30"))
+    assert kinds_on(d, "2026-11-24") == ["hourly"] * 2 + ["routine"] + ["hourly"] * 9 + ["routine"] + ["hourly"] * 2
+    assert kinds_on(d, "2026-11-25") == ["routine", "routine"]      # day 3: the routine only
+    assert d.sessions("prompt")[-1] == "2026-11-25T19:00 routine"
+
+
+def test_without_an_episode_the_default_runs_as_on_day_0_or_nothing_when_quiet() -> None:
+    cfg = Config()
+    d = Driver(cfg, t(cfg, "2026-11-24T06:30"))
+    d.run_until(t(cfg, "2026-11-28T06:30"))
+    assert all(len(kinds_on(d, f"2026-11-{n}")) == 15 for n in (24, 25, 26, 27))
+    quiet = Config(without_episode="quiet")
+    q = Driver(quiet, t(quiet, "2026-11-24T06:30"))
+    q.run_until(t(quiet, "2026-11-25T06:30"))
+    assert q.records("prompt") == [] and q.sounds() == []
+    idle = q.screen()
+    assert isinstance(idle, sc.Idle) and idle.next_time is None and idle.marks == ()
+
+
+def test_days_before_surgery_follow_the_first_stage() -> None:
+    cfg = Config(regimens=(Regimen("knee", (Stage(-14, hourly_every_minutes=0, routine_at=(time(10),)),
+                                             Stage(0))),), default_regimen="knee")
+    d = Driver(cfg, t(cfg, "2026-11-24T06:30"))
+    send(d, Admit("K-77", date(2026, 11, 26), None))
+    d.run_until(t(cfg, "2026-11-27T06:30"))
+    assert d.sessions("prompt")[:2] == ["2026-11-24T10:00 routine", "2026-11-25T10:00 routine"]
+    assert len(kinds_on(d, "2026-11-26")) == 15      # the day of surgery: hourly again
+
+
+stage_lists = st.lists(
+    st.builds(Stage, st.integers(-10, 20), st.sampled_from([None, 0, 30, 60, 120]),
+              st.none(), st.sampled_from([None, (), (time(9),), (time(8), time(20))])),
+    min_size=1, max_size=4, unique_by=lambda s: s.from_day).map(lambda ss: tuple(sorted(ss, key=lambda s: s.from_day)))
+
+
+@budget(40)
+@given(stage_lists, st.integers(-20, 30), st.sampled_from(["Europe/London", "America/New_York", "Asia/Kolkata"]),
+       st.sampled_from(["2026-03-27", "2026-10-24", "2026-11-24"]))
+def test_property_each_day_has_exactly_the_sessions_of_its_stage(stages: tuple[Stage, ...], offset: int, tz: str,
+                                                                 start: str) -> None:
+    cfg = Config(timezone=tz, awake_start=time(0), awake_end=time(0), regimens=(Regimen("r", stages),),
+                 default_regimen="r")
+    first = date.fromisoformat(start)
+    ep = Episode("E1", first - timedelta(days=offset), "r")
+    for n in range(4):
+        d = first + timedelta(days=n)
+        day = episodes.post_op_day(ep, d)
+        stage = max((s for s in stages if s.from_day <= day), key=lambda s: s.from_day, default=stages[0])
+        every = cfg.hourly_every_minutes if stage.hourly_every_minutes is None else stage.hourly_every_minutes
+        at = cfg.routine_at if stage.routine_at is None else stage.routine_at
+        a = planner.to_instant(datetime.combine(d, time(0)), cfg.tz)
+        b = planner.to_instant(datetime.combine(d + timedelta(days=1), time(0)), cfg.tz)
+        found = planner.sessions_between(cfg, a, b, ep)
+        routine = sorted(datetime.fromisoformat(s.id[:16]).time() for s in found if s.kind == planner.ROUTINE)
+        assert routine == sorted(at)
+        hourly = [s for s in found if s.kind == planner.HOURLY]
+        if not every:
+            assert hourly == []
+        else:
+            minutes = {datetime.fromisoformat(s.id[:16]).hour * 60 + datetime.fromisoformat(s.id[:16]).minute
+                       for s in hourly}
+            # Every slot of the day's interval is there, except where a routine stands in its place
+            # or the clocks skip the time (a spring-forward gap).
+            expected = {m for m in range(0, 1440, every)} - {x.hour * 60 + x.minute for x in at}
+            assert minutes <= expected
+            for m in expected - minutes:
+                naive = datetime.combine(d, time(m // 60, m % 60))
+                assert planner.local(planner.to_instant(naive, cfg.tz), cfg.tz) != naive, naive
+        for s in found:
+            assert s.exercises == (cfg.hourly_exercises if s.kind == planner.HOURLY else cfg.routine_exercises)
+
+
+# --- admitting and discharging ------------------------------------------------------------
+
+def test_discharge_settles_the_open_prompt_and_the_unit_returns_to_the_default() -> None:
+    cfg = Config(without_episode="quiet")
+    d = Driver(cfg, t(cfg, "2026-11-24T06:30"))
+    send(d, Admit("E2026-0042", date(2026, 11, 24), None))
+    d.run_until(t(cfg, "2026-11-24T07:05"))
+    recs = send(d, Discharge("E2026-0042", via="test"))
+    assert [r.type for r in recs] == ["missed", "discharge"]
+    assert recs[0].data["reason"] == "discharged" and recs[0].session == "2026-11-24T07:00 hourly"
+    assert dict(recs[1].data) == {"episode": "E2026-0042", "day": 0, "via": "test"}
+    assert d.screen() == sc.Episode("discharged", "E2026-0042")
+    d.run_until(t(cfg, "2026-11-24T12:00"))
+    assert d.sessions("prompt") == ["2026-11-24T07:00 hourly"]    # quiet between patients
+    assert d.led() == "missed"
+
+
+def test_discharge_during_a_guide_records_the_reps_done_first() -> None:
+    cfg = Config()
+    d = Driver(cfg, t(cfg, "2026-11-24T06:30"))
+    send(d, Admit("E9", date(2026, 11, 24), None))
+    d.press(t(cfg, "2026-11-24T07:01"))
+    d.run_until(t(cfg, "2026-11-24T07:01:30"))
+    recs = send(d, Discharge(None))
+    assert [r.type for r in recs] == ["done", "discharge"]
+    assert recs[0].data["early"] is True and 0 < recs[0].data["reps"] < recs[0].data["planned"]
+
+
+def test_a_new_admission_discharges_the_previous_patient_and_a_repeat_amends() -> None:
+    cfg = Config()
+    d = Driver(cfg, t(cfg, "2026-11-24T10:30"))
+    send(d, Admit("E1", date(2026, 11, 20), None))
+    recs = send(d, Admit("E2", date(2026, 11, 24), None))
+    assert [(r.type, r.data.get("episode"), r.data.get("reason")) for r in recs] == [
+        ("discharge", "E1", "new admission"), ("admit", "E2", None)]
+    (amend,) = send(d, Admit("E2", date(2026, 11, 23), None))
+    assert amend.data["amended"] is True and amend.data["day"] == 1
+    assert d.state.episode == Episode("E2", date(2026, 11, 23), "standard")
+
+
+@pytest.mark.parametrize(("event", "problem"), [
+    (Admit("Smith", date(2026, 11, 24)), "must contain a digit"),
+    (Admit("Mrs Smith 1", date(2026, 11, 24)), "letters, digits"),
+    (Admit("E1", date(2026, 11, 24), "hip"), "no regimen called 'hip'"),
+    (Admit("E1", date(2024, 11, 24)), "more than a year ago"),
+    (Admit("E1", date(2027, 11, 24)), "days ahead"),
+    (Discharge(None), "no patient is admitted"),
+])
+def test_refused_commands_say_why_and_never_record_the_id(event: Admit | Discharge, problem: str) -> None:
+    cfg = Config()
+    d = Driver(cfg, t(cfg, "2026-11-24T10:30"))
+    (rec,) = send(d, event)
+    assert rec.type == "refused" and problem in rec.data["problem"]
+    assert "Smith" not in str(rec.data)
+    s = d.screen()
+    assert isinstance(s, sc.Episode) and s.event == "refused" and "Smith" not in s.episode
+    assert d.state.episode is None
+
+
+def test_discharging_another_episode_is_refused() -> None:
+    cfg = Config()
+    d = Driver(cfg, t(cfg, "2026-11-24T10:30"))
+    send(d, Admit("E1", date(2026, 11, 24), None))
+    (rec,) = send(d, Discharge("E2"))
+    assert rec.type == "refused" and "not E2" in rec.data["problem"]
+    assert d.state.episode is not None and d.state.episode.id == "E1"
+
+
+def test_the_episode_survives_restarts_and_a_discharge_does_too() -> None:
+    cfg = Config()
+    d = Driver(cfg, t(cfg, "2026-11-24T06:30"))
+    send(d, Admit("E2026-0042", date(2026, 11, 21), None))
+    d.restart(timedelta(minutes=5))
+    start = d.records("start")[-1][1]
+    assert start.data["episode"] == "E2026-0042" and start.data["surgery"] == "2026-11-21"
+    assert d.state.episode == Episode("E2026-0042", date(2026, 11, 21), "standard")
+    # Only the latest start restates it: the admission itself may be long gone from the recent records.
+    d.log = [h for h in d.log if not (isinstance(h.effect, Record) and h.effect.type == "admit")]
+    d.restart(timedelta(minutes=5), clean=True)
+    assert d.state.episode is not None
+    d.run_until(t(cfg, "2026-11-24T23:00"))
+    assert kinds_on(d, "2026-11-24") == ["routine", "routine"]    # day 3 after a restart, too
+    send(d, Discharge(None))
+    d.restart(timedelta(minutes=5))
+    assert episode_of(d) is None and "episode" not in d.records("start")[-1][1].data
+
+
+def test_a_regimen_gone_from_the_config_runs_the_default_and_tells_the_nurse() -> None:
+    hip = Config(regimens=(Regimen("hip", (Stage(0, hourly_every_minutes=0),)), *config.DEFAULT_REGIMENS))
+    d = Driver(hip, t(hip, "2026-11-24T06:30"))
+    send(d, Admit("E5", date(2026, 11, 19), "hip"))           # day 5
+    d.run_until(t(hip, "2026-11-24T08:00"))
+    assert d.records("prompt") == []
+    d.cfg = Config()
+    d.restart(timedelta(minutes=1))
+    assert "regimen" in d.state.problems
+    assert any(r.data.get("part") == "regimen" for _, r in d.records("fault"))
+    d.run_until(t(hip, "2026-11-24T09:30"))
+    assert d.sessions("prompt") == ["2026-11-24T09:00 routine"]
+
+
+def test_counts_keep_sessions_done_before_an_admission_changed_the_plan() -> None:
+    cfg = Config()
+    d = Driver(cfg, t(cfg, "2026-11-24T06:30"))
+    d.press(t(cfg, "2026-11-24T07:01"))
+    d.press(t(cfg, "2026-11-24T08:01"))
+    d.run_until(t(cfg, "2026-11-24T08:30"))
+    send(d, Admit("E7", date(2026, 11, 10), None))     # day 14: routine only
+    d.run_until(t(cfg, "2026-11-24T08:40"))
+    s = d.screen()
+    assert isinstance(s, sc.Idle)
+    assert (s.done, s.due) == (2, 2)
+    assert s.marks == ("done", "done", "later", "later")
+    nurse = d.state
+    from bedside.core.views import nurse_screen
+    assert nurse_screen(cfg, nurse, d.now).today_done == 2
+
+
+# --- the nurse screen -----------------------------------------------------------------------
+
+def test_nurse_screen_shows_the_episode_and_last_download_and_returns_by_itself() -> None:
+    cfg = Config()
+    d = Driver(cfg, t(cfg, "2026-11-24T09:40"))
+    send(d, Admit("E2026-0042", date(2026, 11, 22), None))
+    d.press(t(cfg, "2026-11-24T09:41"), 6)
+    d.run_until(t(cfg, "2026-11-24T09:41:07"))
+    n = d.screen()
+    assert isinstance(n, sc.Nurse)
+    assert (n.unit_id, n.episode, n.day, n.regimen, n.download, n.page) == (
+        "ward7-bed12", "E2026-0042", 2, "standard", "never", 1)
+    assert n.clock == "Tue 24 Nov 09:41"
+    d.run_until(t(cfg, "2026-11-24T09:41:12"))
+    assert d.screen() == n.__class__(**{**{k: getattr(n, k) for k in n.__slots__}, "page": 2})
+    d.run_until(t(cfg, "2026-11-24T09:41:40"))
+    assert isinstance(d.screen(), sc.Idle)                    # back by itself after two rounds
+    (rec,) = send(d, Exported("usb", {"records": 120}))
+    assert dict(rec.data) == {"records": 120, "via": "usb"}
+    d.press(t(cfg, "2026-11-24T10:02"), 6)
+    d.run_until(t(cfg, "2026-11-24T10:02:07"))
+    n = d.screen()
+    assert isinstance(n, sc.Nurse) and n.download == "24 Nov 09:41"
+
+
+def test_the_patient_can_change_nothing_from_the_nurse_screen() -> None:
+    cfg = Config()
+    d = Driver(cfg, t(cfg, "2026-11-24T07:00:30"))            # a prompt is up
+    for at, held in (("07:01", 6), ("07:01:10", 2.5), ("07:01:15", 6), ("07:01:25", 0.3)):
+        d.press(t(cfg, f"2026-11-24T{at}"), held)
+    d.run_until(t(cfg, "2026-11-24T07:01:08"))
+    assert isinstance(d.screen(), sc.Nurse)
+    before = len(d.records())
+    d.run_until(t(cfg, "2026-11-24T07:01:11"))
+    assert isinstance(d.screen(), sc.Nurse)                   # held on the nurse screen: no snooze hint
+    d.run_until(t(cfg, "2026-11-24T07:01:30"))
+    assert [r.data["action"] for _, r in d.records("press")[-3:]] == ["dismiss", "nurse_screen", "dismiss"]
+    assert [r.type for _, r in d.records()[before:]] == ["press"] * 3   # no snooze, no start
+    assert isinstance(d.screen(), sc.Prompt)
+
+
+# --- the simulator plays the nurse's part -------------------------------------------------------
+
+def test_scripted_admission_discharge_and_download_reach_the_journal(tmp_path: Path) -> None:
+    cfg = Config()
+    script = simulate.parse_script(
+        "2026-11-24T08:30 admit E2026-0042 2026-11-22\n"
+        "2026-11-24T09:10 export usb\n"
+        "2026-11-25T11:00 discharge E2026-0042\n", cfg.tz)
+    sim = simulate.build(cfg, tmp_path, t(cfg, "2026-11-24T08:00"), actions=script)
+    sim.unit.run(until=t(cfg, "2026-11-25T12:00"))
+    sim.close()
+    j = Journal(tmp_path, cfg.tz, "reader", readonly=True)
+    recs = list(j.records())
+    j.close()
+    types = [r["type"] for r in recs]
+    assert types.count("admit") == 1 and types.count("discharge") == 1 and types.count("export") == 1
+    admit = next(r for r in recs if r["type"] == "admit")
+    assert (admit["episode"], admit["surgery"], admit["day"], admit["via"]) == (
+        "E2026-0042", "2026-11-22", 2, "simulator")
+    gone = types.index("discharge")
+    day3 = [r["session"] for r in recs[:gone] if r["type"] == "prompt" and r["session"].startswith("2026-11-25")]
+    assert day3 == ["2026-11-25T09:00 routine"]
+    after = [r["session"] for r in recs[gone:] if r["type"] == "prompt"]
+    assert after == ["2026-11-25T12:00 hourly"]       # with no one admitted, the default runs as on day 0
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("2026-11-24T08:30 admit E1", "surgery date"),
+    ("2026-11-24T08:30 admit E1 yesterday", "not a date"),
+    ("2026-11-24T08:30 discharge E1 E2", "at most"),
+    ("2026-11-24T08:30 export", "how the records left"),
+])
+def test_script_errors_for_nurse_actions_name_the_line(line: str, message: str) -> None:
+    with pytest.raises(simulate.ScriptError, match=f"line 1.*{message}"):
+        simulate.parse_script(line + "\n", Config().tz)
+
+
+def test_exercise_names_must_be_drawable() -> None:
+    with pytest.raises(config.ConfigError, match="characters the display cannot show"):
+        config.parse({"hourly": {"exercises": [{"name": "Ankle ✓", "reps": 5}]}})
+    assert config.parse({"hourly": {"exercises": [{"name": "Pédalage", "reps": 5}]}}).hourly_exercises == (
+        Exercise("Pédalage", 5),)

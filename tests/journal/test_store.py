@@ -1,0 +1,296 @@
+"""The daemon's journal keeping: the start-up check and recovery, storage faults, heartbeat,
+seals and retention, on real SQLite files (and real full or read-only filesystems as root)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bedside.core import config
+from bedside.core import screens as sc
+from bedside.core.events import Instant, Play, Record, Show
+from bedside.journal import heartbeat, retention, seal, verify
+from bedside.journal.segments import Journal, segment_files
+from bedside.journal.store import DAMAGE_NOTICE, NOTICE, Store
+from bedside.unit import simulate
+from bedside.unit.loop import NOT_SAVED
+from tests.conftest import journal_records
+
+CFG = config.Config()
+
+
+def local(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=CFG.tz)
+
+
+records = journal_records
+
+
+def run_day(data: Path, start: str, until: str, actions: list[simulate.Action] | None = None) -> simulate.Simulation:
+    sim = simulate.build(CFG, data, local(start), actions=actions or [])
+    sim.unit.run(until=local(until))
+    sim.close()
+    return sim
+
+
+# --- the start-up check -------------------------------------------------------------------
+
+def test_damaged_active_file_is_kept_read_only_and_a_new_segment_continues(tmp_path: Path) -> None:
+    run_day(tmp_path, "2026-11-24T06:50", "2026-11-24T20:00")
+    before = records(tmp_path)
+    path = segment_files(tmp_path)[-1][1]
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    raw = bytearray(path.read_bytes())
+    for page in range(1, len(raw) // 4096):             # every page's header scrambled: b-trees broken
+        raw[page * 4096:page * 4096 + 12] = b"\x0d\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
+    path.write_bytes(bytes(raw))
+    sim = simulate.build(CFG, tmp_path, local("2026-11-24T20:30"))
+    sim.unit.start()
+    assert sim.unit.state is not None and sim.unit.state.problems.get("journal") == DAMAGE_NOTICE
+    sim.unit.run(until=local("2026-11-24T21:30"))
+    sim.close()
+    files = segment_files(tmp_path)
+    assert [n for n, _ in files] == [1, 2]
+    assert path.stat().st_mode & 0o222 == 0                  # kept, read-only
+    recs = records(tmp_path)
+    fault = next(r for r in recs if r["type"] == "fault" and r.get("part") == "journal")
+    assert fault["damage"] is True and "kept read-only and segment 2 continues" in fault["problem"]
+    v = verify.verify_data(tmp_path)
+    assert not v.ok and any(p.kind in ("damage", "file") for p in v.problems)
+    assert v.head is not None and v.head[0] == recs[-1]["seq"]
+    assert len(before) > 10
+    # A second start does not record the same damage again.
+    sim = simulate.build(CFG, tmp_path, local("2026-11-24T21:40"))
+    sim.unit.start()
+    sim.unit.shutdown("test")
+    sim.close()
+    assert sum(1 for r in records(tmp_path) if r["type"] == "fault" and r.get("damage")) == 1
+
+
+def test_a_file_that_is_not_a_database_any_more(tmp_path: Path) -> None:
+    run_day(tmp_path, "2026-11-24T06:50", "2026-11-24T09:00")
+    path = segment_files(tmp_path)[-1][1]
+    for suffix in ("-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    path.write_bytes(b"\xff" * 8192)
+    sim = simulate.build(CFG, tmp_path, local("2026-11-24T09:30"))
+    sim.unit.start()
+    sim.unit.shutdown("test")
+    sim.close()
+    assert [n for n, _ in segment_files(tmp_path)] == [1, 2]
+    recs = [r for r in records(tmp_path)]
+    assert recs[0]["type"] == "start"
+    fault = next(r for r in recs if r["type"] == "fault")
+    assert "cannot be opened" in fault["problem"]
+
+
+def test_a_changed_record_is_found_at_start_and_recorded_once(tmp_path: Path) -> None:
+    run_day(tmp_path, "2026-11-24T06:50", "2026-11-24T10:00")
+    path = segment_files(tmp_path)[-1][1]
+    db = sqlite3.connect(path)
+    db.execute("DROP TRIGGER records_append_only_update")
+    db.execute("""UPDATE records SET body = replace(body, '"tq":"simulated"', '"tq":"rtc"') WHERE seq = 5""")
+    db.commit()
+    db.close()
+    for start in ("2026-11-24T10:05", "2026-11-24T10:10"):
+        sim = simulate.build(CFG, tmp_path, local(start))
+        sim.unit.start()
+        sim.unit.shutdown("test")
+        sim.close()
+    faults = [r for r in records(tmp_path) if r["type"] == "fault" and r.get("damage")]
+    assert len(faults) == 1 and faults[0]["first_bad"] == 5
+    assert [n for n, _ in segment_files(tmp_path)] == [1]     # the file itself is sound: no new segment
+
+
+# --- heartbeat, seals, retention ------------------------------------------------------------
+
+def test_power_loss_is_bounded_by_the_heartbeat(tmp_path: Path) -> None:
+    run_day(tmp_path, "2026-11-24T20:00", "2026-11-25T01:00")     # power cut in the quiet night
+    beat = heartbeat.read(tmp_path)
+    recs = records(tmp_path)
+    assert beat is not None and beat.time > datetime.fromisoformat(recs[-1]["time"])
+    assert local("2026-11-25T01:00") - beat.time <= timedelta(seconds=heartbeat.EVERY_S)
+    run_day(tmp_path, "2026-11-25T06:00", "2026-11-25T06:10")
+    loss = next(r for r in records(tmp_path) if r["type"] == "power_loss")
+    assert datetime.fromisoformat(loss["last_known"]) == beat.time.replace(microsecond=0)
+    assert loss["last_record"] == datetime.fromisoformat(recs[-1]["time"]).astimezone(CFG.tz).isoformat(
+        timespec="seconds")
+
+
+def test_seals_at_intervals_and_at_a_clean_stop(tmp_path: Path) -> None:
+    key_file = tmp_path / "key.json"
+    seal.create(tmp_path / "d", key_file, CFG.unit_id)
+    sim = simulate.build(CFG, tmp_path / "d", local("2026-11-24T06:50"))
+    sim.advance(local("2026-11-24T12:00"))
+    sim.unit.shutdown("test")
+    sim.close()
+    recs = records(tmp_path / "d")
+    seals = [r for r in recs if r["type"] == "seal"]
+    assert len(seals) >= 5 and recs[-1]["type"] == "seal" and recs[-2]["type"] == "stop"
+    v = verify.verify_data(tmp_path / "d", seal.load_hospital_key(key_file))
+    assert v.ok and v.seals_checked == len(seals) and v.unsealed_tail == 0
+    # The clean stop is still a clean stop (no power_loss) though a seal follows it.
+    run_day(tmp_path / "d", "2026-11-24T13:00", "2026-11-24T13:05")
+    assert not any(r["type"] == "power_loss" for r in records(tmp_path / "d"))
+
+
+def test_segments_rotate_and_only_exported_ones_are_pruned(tmp_path: Path) -> None:
+    seal.create(tmp_path, tmp_path.parent / f"{tmp_path.name}-key.json", CFG.unit_id)
+    j = Journal(tmp_path, CFG.tz, "b")
+    store = Store(tmp_path, CFG.tz, "b", journal=j, segment_bytes=16 * 1024, keep_bytes=40 * 1024)
+    store.start(Instant(local("2026-11-24T09:00"), 0.0))
+    t = 0.0
+    for i in range(150):
+        t += 70.0
+        assert store.write(Record("press", data={"kind": "short", "action": "start", "i": i, "pad": "x" * 400}),
+                           Instant(local("2026-11-24T09:00") + timedelta(seconds=t), t), "rtc")
+        store.tick(Instant(local("2026-11-24T09:00") + timedelta(seconds=t), t), "rtc")
+    segs = segment_files(tmp_path)
+    assert len(segs) >= 4
+    assert not any(r["type"] == "pruned" for r in j.records())     # nothing exported: nothing pruned
+    # Each closed segment ends with a seal.
+    for s in j.segments()[1:]:
+        before = next(r for r in j.records(s.first_seq - 2) if r["seq"] == s.first_seq - 1)
+        assert before["type"] == "seal"
+    head = j.head()
+    retention.mark_exported(tmp_path, head[0], head[1], "stick", local("2026-11-25T09:00"))
+    store.since_retention, store.last_retention_mono = 1, None
+    store.tick(Instant(local("2026-11-25T09:00"), t + 10), "rtc")
+    pruned = [r for r in j.records() if r["type"] == "pruned"]
+    assert pruned and segment_files(tmp_path)[0][0] > 1
+    assert retention.read_marker(tmp_path) is not None
+    v = verify.verify_data(tmp_path)
+    assert v.ok, v.report()
+    assert v.first is not None and v.first[0] > 1          # a chain that starts where pruning left it
+    store.close()
+
+
+def test_a_marker_from_another_journal_prunes_nothing(tmp_path: Path) -> None:
+    j = Journal(tmp_path, CFG.tz, "b")
+    store = Store(tmp_path, CFG.tz, "b", journal=j, segment_bytes=8 * 1024, keep_bytes=1)
+    store.start(Instant(local("2026-11-24T09:00"), 0.0))
+    for i in range(80):
+        store.write(Record("press", data={"action": "start", "i": i, "pad": "x" * 400}),
+                    Instant(local("2026-11-24T09:00"), i), "rtc")
+        store.since_retention, store.last_retention_mono = 1, None
+        store.tick(Instant(local("2026-11-24T09:00"), float(i)), "rtc")
+    retention.mark_exported(tmp_path, 70, "f" * 64, "elsewhere", local("2026-11-25T09:00"))
+    store.since_retention, store.last_retention_mono = 1, None
+    store.tick(Instant(local("2026-11-24T09:00"), 400.0), "rtc")
+    assert segment_files(tmp_path)[0][0] == 1
+    store.close()
+
+
+def test_flood_guard_counts_presses_that_change_nothing() -> None:
+    g = retention.FloodGuard(limit=5, window_s=100)
+    out: list[Record] = []
+    for i in range(12):
+        out += g.filter(Record("press", data={"action": "progress"}), float(i))
+    out += g.filter(Record("press", data={"action": "start"}), 12.0)     # a session press: always logged
+    assert [r.type for r in out] == ["press"] * 5 + ["flood", "press"]
+    out = g.filter(Record("prompt"), 300.0)
+    assert [r.type for r in out] == ["flood_end", "prompt"] and out[0].data["suppressed"] == 7
+
+
+# --- real storage faults (root: a real tmpfs) ---------------------------------------------
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Path]:
+    fs = tmp_path / "fs"
+    fs.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "bedside-test", str(fs)], check=True)
+    try:
+        yield fs
+    finally:
+        subprocess.run(["umount", "-l", str(fs)], check=False)
+
+
+def fill(fs: Path) -> Path:
+    filler = fs / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    for size in (1 << 20, 1 << 12, 1):
+        try:
+            while True:
+                os.write(fd, b"\0" * size)
+        except OSError:
+            pass
+    os.close(fd)
+    return filler
+
+
+@needs_root
+def test_disk_full_keeps_prompting_confirms_nothing_unsaved_and_catches_up(small_fs: Path) -> None:
+    data = small_fs / "data"
+    seen: list[tuple[datetime, Any]] = []
+    sim = simulate.build(CFG, data, local("2026-11-24T06:58"), observers=[lambda fx, now: seen.append((now.wall, fx))])
+    sim.advance(local("2026-11-24T07:00:30"))
+    assert sim.unit.state is not None and sim.unit.state.active is not None      # the 07:00 prompt is up
+    filler = fill(small_fs)
+    for i in range(40):     # the disk is full: presses and idle records pile up in memory
+        sim.unit.store.write(Record("press", data={"action": "start", "pad": "x" * 400, "i": i}),
+                             sim.clock.now(), "simulated")
+    assert sim.unit.unsaved and sim.unit.journal_error is not None
+    pin = sim.button_pin
+    pin.drive_low()
+    sim.advance(local("2026-11-24T07:00:31"))
+    pin.drive_high()
+    sim.advance(local("2026-11-24T07:01:00"))
+    pin.drive_low()                       # end the guide early: a done record that cannot be saved
+    sim.advance(local("2026-11-24T07:01:01"))
+    pin.drive_high()
+    sim.advance(local("2026-11-24T07:01:03"))
+    shown = [fx.screen for _, fx in seen if isinstance(fx, Show)]
+    sounds = [fx.sound for _, fx in seen if isinstance(fx, Play)]
+    assert NOT_SAVED in shown and not any(isinstance(s, sc.Done) for s in shown)
+    assert "done" not in sounds
+    assert sim.unit.state.problems.get("journal") == NOTICE
+    assert sim.unit.state.active is None                    # the unit carried on: the guide ended
+    # A later prompt still sounds: prompting does not depend on the disk.
+    sim.advance(local("2026-11-24T08:00:30"))
+    assert [s for s in (fx.sound for t, fx in seen if isinstance(fx, Play) and t >= local("2026-11-24T08:00"))
+            if s == "prompt"]
+    filler.unlink()
+    sim.advance(local("2026-11-24T08:03:00"))
+    assert not sim.unit.unsaved and sim.unit.state.problems.get("journal") is None
+    sim.unit.shutdown("test")
+    sim.close()
+    recs = records(data)
+    types = [r["type"] for r in recs]
+    fault, cleared = types.index("fault"), types.index("fault_cleared")
+    assert fault < types.index("done") < cleared
+    assert recs[cleared]["written_late"] > 40
+    assert verify.verify_data(data).ok
+
+
+@needs_root
+def test_a_journal_that_cannot_be_opened_at_start(small_fs: Path) -> None:
+    data = small_fs / "data"
+    run_day(data, "2026-11-24T06:50", "2026-11-24T07:05")
+    subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
+    sim = simulate.build(CFG, data, local("2026-11-24T07:06"))
+    sim.unit.start()
+    # Read-only: the past is read (the 07:00 prompt comes back), nothing can be written.
+    unit = sim.unit
+    assert unit.store.head() is None and unit.state is not None
+    assert unit.state.active is not None and unit.state.problems.get("journal") == NOTICE
+    sim.advance(local("2026-11-24T07:10"))
+    subprocess.run(["mount", "-o", "remount,rw", str(small_fs)], check=True)
+    sim.advance(local("2026-11-24T07:15"))
+    assert unit.store.head() is not None and not unit.unsaved
+    sim.unit.shutdown("test")
+    sim.close()
+    types = [r["type"] for r in records(data)]
+    assert types.count("start") == 2 and "fault_cleared" in types
+    assert verify.verify_data(data).ok

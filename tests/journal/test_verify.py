@@ -1,0 +1,246 @@
+"""Tamper evidence: the chain, seals with a forward-evolving key, exports and ``bedside log verify``."""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tools import tamper
+
+from bedside.journal import chain, export, seal, verify
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def genuine(tmp_path_factory: pytest.TempPathFactory) -> tamper.Genuine:
+    return tamper.make_genuine(tmp_path_factory.mktemp("genuine"))
+
+
+def bedside(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bedside", *args], capture_output=True, text=True, timeout=60,
+                          cwd=ROOT, stdin=subprocess.DEVNULL)
+
+
+def write_export(path: Path, header: dict[str, Any], recs: list[dict[str, Any]]) -> Path:
+    with open(path, "w", encoding="utf-8") as f:
+        export.write(f, header, [chain.canonical(r) for r in recs])
+    return path
+
+
+def test_the_genuine_journal_verifies_with_every_seal_checked(genuine: tamper.Genuine) -> None:
+    v = verify.verify_data(genuine.data, genuine.key)
+    assert v.ok, v.report()
+    seals = [r for r in genuine.records if r["type"] == "seal"]
+    assert len(seals) > 20 and v.seals_checked == len(seals) and v.seals_unchecked == 0
+    assert [s["epoch"] for s in seals] == list(range(len(seals)))
+    types = {r["type"] for r in genuine.records}
+    assert {"seal_key", "start", "stop", "prompt", "done", "snooze", "missed", "press"} <= types
+    e = verify.verify_export(genuine.export, genuine.key)
+    assert e.ok and e.head == v.head and e.records == len(genuine.records)
+    assert e.verdict.startswith("OK: chain intact")
+    without_key = verify.verify_export(genuine.export)
+    assert without_key.ok and without_key.seals_unchecked == len(seals)
+
+
+def test_export_header(genuine: tamper.Genuine) -> None:
+    h = genuine.header
+    assert h["bedside_export"] == 1 and h["unit"] == "ward7-bed12"
+    last = genuine.records[-1]
+    assert h["head"] == {"seq": last["seq"], "hash": last["hash"]}
+    assert h["first"] == {"seq": 1, "prev": chain.GENESIS} and h["records"] == len(genuine.records)
+    assert h["seals"]["key_id"] == genuine.key.key_id and h["seals"]["first_epoch"] == 0
+    assert [s["n"] for s in h["segments"]] == [1]
+    lines = genuine.export.read_text().splitlines()
+    assert json.loads(lines[0]) == h
+    # Every record line is exactly the record's canonical JSON (what the chain hashes, plus its hash).
+    assert lines[1:] == [chain.canonical(r) for r in genuine.records]
+
+
+@pytest.mark.parametrize("kind", tamper.KINDS)
+def test_each_kind_of_change_to_an_export_is_caught(genuine: tamper.Genuine, kind: str, tmp_path: Path) -> None:
+    rnd = random.Random(kind)
+    for n in range(6):
+        out = tmp_path / f"{n}.jsonl"
+        tamper.tamper_export(genuine, kind, rnd, out)
+        v = tamper.check(genuine, out, data=False)
+        assert not v.ok, (kind, n)
+        assert v.verdict.startswith("BROKEN")
+
+
+def test_a_changed_record_is_named(genuine: tamper.Genuine, tmp_path: Path) -> None:
+    recs = [dict(r) for r in genuine.records]
+    recs[40]["reps"] = 99
+    v = verify.verify_export(write_export(tmp_path / "e.jsonl", genuine.header, recs))
+    assert not v.ok and v.first_bad == recs[40]["seq"]
+    assert v.verdict == f"BROKEN at seq {recs[40]['seq']}: its contents do not match its hash: it was changed after " \
+        "it was written"
+
+
+def test_a_deleted_record_is_a_gap_and_a_broken_link(genuine: tamper.Genuine, tmp_path: Path) -> None:
+    recs = [r for r in genuine.records if r["seq"] != 30]
+    v = verify.verify_export(write_export(tmp_path / "e.jsonl", {**genuine.header, "records": len(recs)}, recs))
+    assert v.first_bad == 31 and {p.kind for p in v.problems} == {"seq", "link"}
+
+
+def test_rechaining_after_a_change_is_caught_by_the_seals_only_with_the_key(genuine: tamper.Genuine,
+                                                                             tmp_path: Path) -> None:
+    recs = [dict(r) for r in genuine.records]
+    i = next(i for i, r in enumerate(recs) if r["type"] == "done")
+    recs[i]["reps"] = recs[i]["reps"] + 5
+    recs = tamper._rechain(recs, i)
+    header = {**genuine.header, "head": {"seq": recs[-1]["seq"], "hash": recs[-1]["hash"]}}
+    path = write_export(tmp_path / "forged.jsonl", header, recs)
+    assert verify.verify_export(path).ok          # a chain alone cannot tell
+    v = verify.verify_export(path, genuine.key)
+    assert not v.ok and all(p.kind == "seal" for p in v.problems)
+    first_seal_after = next(r["seq"] for r in recs[i:] if r["type"] == "seal")
+    assert v.first_bad == first_seal_after
+
+
+def test_a_current_key_cannot_reseal_the_past(genuine: tamper.Genuine, tmp_path: Path) -> None:
+    """journald's CVE-2023-31439: a verifier that checks a seal with the key of the epoch the seal
+    claims lets whoever holds today's key re-seal yesterday. Here each seal is checked with the
+    key of its place in the chain."""
+    recs = [dict(r) for r in genuine.records]
+    seals = [i for i, r in enumerate(recs) if r["type"] == "seal"]
+    # The attacker took the unit when its key had reached the epoch of the last seal + 1.
+    stolen_epoch = recs[seals[-1]]["epoch"] + 1
+    stolen = seal.KeyChain(genuine.key.k0).at(stolen_epoch)
+    i = seals[2] - 3                            # a record sealed long ago
+    recs[i]["reps"] = 1
+    recs = tamper._rechain(recs, i)
+    # Re-seal every later seal with keys derived from the stolen one, relabelling the epochs.
+    epoch = stolen_epoch
+    key = stolen
+    for j in seals:
+        if j < i:
+            continue
+        recs[j]["epoch"] = epoch
+        recs[j]["mac"] = seal.mac(key, recs[j]["key_id"], epoch, recs[j]["seq"] - 1, recs[j - 1]["hash"])
+        recs = tamper._rechain(recs, j)
+        epoch += 1
+        key = seal.evolve(key)
+    header = {**genuine.header, "head": {"seq": recs[-1]["seq"], "hash": recs[-1]["hash"]}}
+    v = verify.verify_export(write_export(tmp_path / "resealed.jsonl", header, recs), genuine.key)
+    assert not v.ok
+    assert any(p.kind == "seal" and "epoch" in p.text for p in v.problems)
+    # And relabelling alone is caught: epochs must run 0, 1, 2 … without a gap.
+    assert v.first_bad is not None and v.first_bad <= recs[seals[2]]["seq"]
+
+
+def test_the_wrong_key_is_reported(genuine: tamper.Genuine, tmp_path: Path) -> None:
+    other = seal.create(tmp_path / "other", tmp_path / "other.json", "other-unit")
+    assert other.key_id != genuine.key.key_id
+    v = verify.verify_export(genuine.export, seal.load_hospital_key(tmp_path / "other.json"))
+    assert not v.ok and v.problems[0].kind == "key" and "is it this unit's key file" in v.problems[0].text
+
+
+def test_an_export_cut_short_is_caught_by_its_header(genuine: tamper.Genuine, tmp_path: Path) -> None:
+    lines = genuine.export.read_text().splitlines()
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text("\n".join(lines[:-5]) + "\n")
+    v = verify.verify_export(cut)
+    assert not v.ok and v.problems[0].kind == "truncated"
+
+
+def test_extends_catches_newest_records_removed_even_with_a_forged_header(genuine: tamper.Genuine,
+                                                                          tmp_path: Path) -> None:
+    recs = genuine.records[:-10]
+    header = {**genuine.header, "head": {"seq": recs[-1]["seq"], "hash": recs[-1]["hash"]}, "records": len(recs)}
+    forged = write_export(tmp_path / "short.jsonl", header, recs)
+    assert verify.verify_export(forged).ok      # consistent on its own
+    head, earlier = verify.earlier_head(str(genuine.export))
+    assert earlier is not None and earlier.ok
+    later = verify.verify_export(forged)
+    problems = verify.extends(later, verify.records_of(forged, data=False), head, "the earlier export")
+    assert problems and "newest records were removed" in problems[0].text
+    # The nurse's note of the head (from the nurse screen) is enough too.
+    noted = f"{genuine.records[-1]['seq']}/{genuine.records[-1]['hash'][:8]}"
+    assert verify.extends(later, None, verify.parse_head(noted) or (0, ""), "the noted head")
+
+
+def test_boots_must_not_interleave(genuine: tamper.Genuine, tmp_path: Path) -> None:
+    recs = [dict(r) for r in genuine.records]
+    boots = list(dict.fromkeys(r["boot"] for r in recs))
+    assert len(boots) >= 3
+    # A record of the first boot spliced in after the second began, re-chained to hide it.
+    late = next(i for i, r in enumerate(recs) if r["boot"] == boots[2])
+    recs[late]["boot"] = boots[0]
+    recs = tamper._rechain(recs, late)
+    v = verify.check_records(recs)
+    assert any(p.kind == "boot" for p in v.problems)
+
+
+def test_database_tampering_is_caught(genuine: tamper.Genuine, tmp_path: Path) -> None:
+    rnd = random.Random(5)
+    for n, kind in enumerate(tamper.DB_KINDS):
+        target = tmp_path / f"d{n}"
+        tamper.tamper_database(genuine, kind, rnd, target)
+        assert not tamper.check(genuine, target, data=True).ok, kind
+
+
+def test_triggers_refuse_changes_through_sqlite(genuine: tamper.Genuine) -> None:
+    path = next(genuine.data.glob("journal-*.sqlite"))
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    assert db.execute("SELECT count(*) FROM sqlite_master WHERE type='trigger'").fetchone()[0] == 2
+    db.close()
+
+
+def test_random_tampering_short(genuine: tamper.Genuine, tmp_path: Path) -> None:
+    """The short version of `make tamper` (1000 random changes)."""
+    r = tamper.run(60, 17, tmp_path, genuine)
+    assert r.missed == [] and r.detected == 60
+
+
+def test_verify_command(genuine: tamper.Genuine, tmp_path: Path) -> None:
+    key = str(genuine.data.parent / "hospital-key.json")
+    ok = bedside("log", "verify", "--data", str(genuine.data), "--key", key)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout.startswith("OK: chain intact") and "seals checked with the hospital's key" in ok.stdout
+    recs = [dict(r) for r in genuine.records]
+    recs[12]["type"] = "done"
+    bad = write_export(tmp_path / "bad.jsonl", genuine.header, recs)
+    r = bedside("log", "verify", str(bad))
+    assert r.returncode == 1 and r.stdout.startswith("BROKEN at seq 13:")
+    r = bedside("log", "verify", str(genuine.export), "--extends", f"{recs[-1]['seq'] + 5}/abcdef12")
+    assert r.returncode == 1 and "newest records were removed" in r.stdout
+    r = bedside("log", "verify", str(tmp_path / "nope.jsonl"))
+    assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
+    r = bedside("log", "verify", str(genuine.export), "--json")
+    assert json.loads(r.stdout)["ok"] is True
+
+
+def test_keys_init_writes_the_hospital_copy_once(tmp_path: Path) -> None:
+    data, out = tmp_path / "data", tmp_path / "stick" / "key.json"
+    r = bedside("keys", "init", "--data", str(data), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert out.stat().st_mode & 0o777 == 0o600
+    k = seal.load_hospital_key(out)
+    unit = seal.load_unit_key(data)
+    assert unit is not None and unit.key_id == k.key_id and unit.epoch == 0 and unit.key == k.k0
+    again = bedside("keys", "init", "--data", str(data), "--out", str(tmp_path / "second.json"))
+    assert again.returncode == 2 and "already given seal key" in again.stderr
+    assert not (tmp_path / "second.json").exists()
+    v = bedside("log", "verify", "--data", str(data))
+    assert v.returncode == 0 and "1 records" in v.stdout
+
+
+def test_unit_key_moves_forward_and_forgets(tmp_path: Path) -> None:
+    key = seal.create(tmp_path / "d", tmp_path / "k.json", "u")
+    s = seal.Sealer(tmp_path / "d")
+    first = s.seal_data(10, "a" * 64)
+    s.sealed()
+    on_disk = seal.load_unit_key(tmp_path / "d")
+    assert on_disk is not None and on_disk.epoch == 1 and on_disk.key == seal.evolve(key.key)
+    assert key.key.hex() not in (tmp_path / "d" / seal.KEY_FILE).read_text()
+    assert first["epoch"] == 0 and first["mac"] == seal.mac(key.key, key.key_id, 0, 10, "a" * 64)
+    # A crash after a seal's commit but before the key moved on: caught up at start.
+    s2 = seal.Sealer(tmp_path / "d")
+    s2.catch_up({"key_id": key.key_id, "epoch": 3})
+    assert s2.key is not None and s2.key.epoch == 4

@@ -1,0 +1,179 @@
+"""The whole daemon on gpiozero mock pins, luma's dummy display and a virtual clock."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bedside.core import config, views
+from bedside.core import screens as sc
+from bedside.display import render
+from bedside.unit import simulate
+from bedside.unit.sounds import SOUNDS
+from tests.conftest import ROOT, journal_records
+
+
+def local(cfg: config.Config, text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=cfg.tz)
+
+
+def records(data: Path, cfg: config.Config) -> list[dict[str, Any]]:
+    return journal_records(data)
+
+
+def test_scripted_morning_on_mock_pins(tmp_path: Path) -> None:
+    cfg = config.Config()
+    script = simulate.parse_script("2026-11-24T07:01:00 press\n2026-11-24T08:03:00 hold 2.5\n", cfg.tz)
+    sim = simulate.build(cfg, tmp_path, local(cfg, "2026-11-24T06:50"), actions=script)
+    buzzer = sim.buzzer_pin
+    sim.advance(local(cfg, "2026-11-24T07:00:02"))
+    # The prompt chime on the real gpiozero Buzzer: on/off pattern from the sound definition.
+    states = [s.state for s in buzzer.states]
+    assert states == [0, 1, 0, 1, 0]   # two notes of the prompt chime, on an active buzzer
+    times = [s.timestamp for s in buzzer.states]
+    assert len(times) == 5
+    prompt = render.render(sc.Prompt("hourly", "Ankle pumps", "10 each foot", 0, 2, icon="foot", minutes=2,
+                                     shift=views.orbit(sim.clock.now())))
+    assert sim.device.image.tobytes() == prompt.tobytes()
+    sim.advance(local(cfg, "2026-11-24T08:20"))
+    sim.close()
+    recs = records(tmp_path, cfg)
+    types = [r["type"] for r in recs]
+    assert types[:3] == ["start", "prompt", "press"]
+    assert "done" in types and "snooze" in types
+    done = next(r for r in recs if r["type"] == "done")
+    assert done["session"] == "2026-11-24T07:00 hourly" and done["reps"] == 20
+
+
+def test_restart_on_the_same_data_continues_the_unit(tmp_path: Path) -> None:
+    cfg = config.Config()
+    sim = simulate.build(cfg, tmp_path, local(cfg, "2026-11-24T06:50"))
+    sim.unit.run(until=local(cfg, "2026-11-24T07:12"))   # power cut with the prompt up
+    sim.close()
+    sim = simulate.build(cfg, tmp_path, local(cfg, "2026-11-24T07:13"))
+    sim.unit.start()
+    assert isinstance(sim.unit.state.active, object)
+    prompt = render.render(sc.Prompt("hourly", "Ankle pumps", "10 each foot", 1, 2, True, icon="foot", minutes=2,
+                                     shift=views.orbit(sim.clock.now())))
+    assert sim.device.image.tobytes() == prompt.tobytes()
+    sim.button_pin.drive_low()
+    sim.unit.run_once()
+    sim.clock.advance_to(sim.clock.mono() + 0.3)
+    sim.button_pin.drive_high()
+    sim.unit.run_once()
+    assert isinstance(sim.unit.state.active, object)
+    sim.unit.run(until=local(cfg, "2026-11-24T07:20"))
+    sim.close()
+    recs = records(tmp_path, cfg)
+    assert [r["type"] for r in recs if r.get("session") == "2026-11-24T07:00 hourly"].count("prompt") == 1
+    assert any(r["type"] == "power_loss" for r in recs)
+    assert any(r["type"] == "done" and r["session"] == "2026-11-24T07:00 hourly" for r in recs)
+
+
+def test_press_reaches_the_display_through_gpiozero(tmp_path: Path) -> None:
+    cfg = config.Config()
+    sim = simulate.build(cfg, tmp_path, local(cfg, "2026-11-24T07:00:30"))
+    sim.unit.start()
+    before = sim.device.image.tobytes()
+    sim.button_pin.drive_low()
+    sim.unit.run_once()
+    sim.clock.advance_to(sim.clock.mono() + 0.2)
+    sim.button_pin.drive_high()
+    sim.unit.run_once()
+    after = sim.device.image.tobytes()
+    assert after != before
+    assert sim.device.image.tobytes() == render.render(sc.Intro("Ankle pumps", "left", 10, 1, 1, "foot")).tobytes()
+    sim.close()
+
+
+def test_led_pin_blinks_while_due_and_stays_on_after_a_miss(tmp_path: Path) -> None:
+    cfg = config.Config()
+    sim = simulate.build(cfg, tmp_path, local(cfg, "2026-11-24T06:59"))
+    sim.advance(local(cfg, "2026-11-24T07:00:05"))
+    led = sim.factory.pin(27)
+    assert sim.unit.out.led is not None and sim.unit.out.led.mode == "due"
+    sim.advance(local(cfg, "2026-11-24T07:31"))
+    assert sim.unit.out.led.mode == "missed"
+    assert led.state == 1
+    sim.close()
+
+
+def test_headless_cli_week_is_quiet_at_night(tmp_path: Path) -> None:
+    from bedside.cli.main import main
+
+    trace = tmp_path / "trace.jsonl"
+    frames = tmp_path / "frames"
+    script = tmp_path / "presses.txt"
+    script.write_text("# two sessions done\n2026-11-24T09:02:00 press\n2026-11-25T19:05:00 press\n")
+    rc = main(["simulate", "--headless", "--start", "2026-11-24T06:00", "--days", "2", "--data",
+               str(tmp_path / "d"), "--script", str(script), "--trace", str(trace), "--frames", str(frames)])
+    assert rc == 0
+    cfg = config.Config()
+    lines = [json.loads(x) for x in trace.read_text().splitlines()]
+    sounds = [x for x in lines if x["effect"] == "sound"]
+    assert sounds
+    for s in sounds:
+        hhmm = s["time"][11:16]
+        assert "07:00" <= hhmm < "22:00", s
+    assert {s["sound"] for s in sounds} <= set(SOUNDS)
+    done = [x for x in lines if x["effect"] == "record" and x["type"] == "done"]
+    assert [d["session"] for d in done] == ["2026-11-24T09:00 routine", "2026-11-25T19:00 routine"]
+    assert len(list(frames.glob("*.png"))) > 100
+    recs = records(tmp_path / "d", cfg)
+    assert recs[-1]["time"] < "2026-11-26T06:00"
+    assert len([r for r in recs if r["type"] == "prompt"]) == 30
+
+
+def test_script_errors_name_the_line() -> None:
+    tz = config.Config().tz
+    with pytest.raises(simulate.ScriptError, match="line 2"):
+        simulate.parse_script("2026-11-24T09:00 press\n2026-11-24T09:05 jump\n", tz)
+    with pytest.raises(simulate.ScriptError, match=r"line 1.*date-time"):
+        simulate.parse_script("tomorrow press\n", tz)
+    acts = simulate.parse_script("2026-11-24T09:00 hold  # comment\n2026-11-24T08:00 press 0.5\n", tz)
+    assert [(a.kind, a.seconds) for a in acts] == [("press", 0.5), ("hold", 2.5)]
+
+
+def test_scripted_clock_jump_is_logged(tmp_path: Path) -> None:
+    cfg = config.Config()
+    script = simulate.parse_script("2026-11-24T08:30:00 clock 2026-11-24T09:45:00\n", cfg.tz)
+    sim = simulate.build(cfg, tmp_path, local(cfg, "2026-11-24T08:20"), actions=script)
+    sim.unit.run(until=local(cfg, "2026-11-24T10:40"))
+    sim.close()
+    recs = records(tmp_path, cfg)
+    (cs,) = [r for r in recs if r["type"] == "clock_set"]
+    assert cs["jump_s"] == pytest.approx(4500, abs=1)
+    prompted = [r["session"] for r in recs if r["type"] == "prompt"]
+    assert len(prompted) == len(set(prompted))
+    # The routine was jumped over by 45 minutes, past its 30-minute window: accounted for, not offered.
+    missed = {r["session"]: r["reason"] for r in recs if r["type"] == "missed"}
+    assert missed["2026-11-24T09:00 routine"] == "clock_jump"
+    assert "2026-11-24T10:00 hourly" in prompted
+
+
+def test_keys_admit_a_demo_patient_operated_on_today_and_discharge() -> None:
+    from datetime import UTC
+
+    from bedside.core.events import Admit, Discharge, Instant
+
+    tz = config.Config().tz
+    now = Instant(datetime(2026, 11, 24, 9, 41, tzinfo=UTC), 1.0)
+    a = simulate.demo_episode_event("a", now, tz)
+    assert a == Admit("DEMO-11240941", datetime(2026, 11, 24).date(), None, via="simulator")
+    assert simulate.describe(a) == "admit DEMO-11240941, surgery 2026-11-24"
+    assert simulate.demo_episode_event("d", now, tz) == Discharge(None, via="simulator")
+
+
+def test_config_check_lists_each_regimen_step_down(capsys: pytest.CaptureFixture[str]) -> None:
+    from bedside.cli.main import main
+
+    assert main(["config", "check", str(ROOT / "config/examples/hip-and-knee.toml")]) == 0
+    out = capsys.readouterr().out
+    assert "  regimen hip (default):\n    up to day 2: every 60 min; routine at 09:00, 19:00\n" in out
+    assert "    days 3 to 5: every 120 min" in out and "    from day 6: no hourly prompts" in out
+    assert "    up to day -1: no hourly prompts; routine at 10:00" in out
+    assert "with no patient admitted: no prompts" in out
