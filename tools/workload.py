@@ -140,7 +140,7 @@ def main() -> int:
                       hardware.LedOut(pins.led) if pins.led is not None else None, [observe])
     unit = Unit(cfg, clock, None, outputs, time_quality="simulated", boot=boot, store=store)
     unit.attach_button(pins.button)
-    unit.sources.append(finger)
+    unit.add_source(finger)
     unit.start()
     head = store.head()
     say(f"READY {head[0] if head else -1} {head[1] if head else '-'}")

@@ -220,11 +220,7 @@ class RunningUnit:
 
     def on_loop(self, fn: Callable[[Any], Any]) -> Any:
         """Run ``fn(now)`` on the unit's loop and return its result."""
-        from bedside.unit.loop import Call
-
-        c = Call(fn)
-        self.sim.unit.inbox.put(c)
-        return c.wait(10)
+        return self.sim.unit.call(fn, 10)
 
     def stop(self) -> None:
         if self.thread.is_alive():

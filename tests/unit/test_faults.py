@@ -99,9 +99,10 @@ def rig(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
                     time_quality="rtc", boot="boot-1")
         unit.attach_button(pins.button)
         script = Script(clock)
-        unit.sources += [keeper, script]
+        unit.add_source(keeper)
+        unit.add_source(script)
         if selftest:
-            unit.sources.append(SelfTest(unit, tmp_path, display=keeper))
+            unit.add_source(SelfTest(unit, tmp_path, display=keeper))
         r = Rig(unit, clock, bus, keeper, factory, journal, script, pins)
         made.append(r)
         return r

@@ -125,7 +125,7 @@ def make_unit(tmp_path: Path, clock: Any, bus: Bus) -> tuple[Unit, Journal]:
     journal = Journal(tmp_path / "data", cfg.tz, "boot")
     keeper = DisplayKeeper(lambda: hardware.build_display(Hardware(), serial_interface=bus), clock.mono)
     unit = Unit(cfg, clock, journal, Outputs(keeper, Player(lambda f: None)), boot="boot")
-    unit.sources.append(keeper)
+    unit.add_source(keeper)
     return unit, journal
 
 
@@ -135,7 +135,7 @@ def test_pings_stop_while_the_loop_is_stuck_and_resume_after(tmp_path: Path,
     bus = BlockingBus()
     unit, journal = make_unit(tmp_path, SystemClock(), bus)
     dog = Watchdog(unit, Notifier(path), 0.05)
-    unit.sources.append(dog)
+    unit.add_source(dog)
     unit.start()
     loop = threading.Thread(target=unit.run, daemon=True)
     loop.start()
@@ -182,7 +182,8 @@ def test_pings_stop_while_the_loop_spins(tmp_path: Path, listener: tuple[str, so
 
     spinner = Spinner()
     dog = Watchdog(unit, Notifier(path), 0.05, log=open(os.devnull, "w"))  # noqa: SIM115
-    unit.sources += [spinner, dog]
+    unit.add_source(spinner)
+    unit.add_source(dog)
     unit.start()
     loop = threading.Thread(target=unit.run, daemon=True)
     loop.start()
@@ -207,7 +208,7 @@ def test_a_flood_of_inputs_is_work_not_a_spin(tmp_path: Path, listener: tuple[st
     path, sock = listener
     unit, journal = make_unit(tmp_path, SystemClock(), Bus())
     dog = Watchdog(unit, Notifier(path), 0.05, log=open(os.devnull, "w"))  # noqa: SIM115
-    unit.sources.append(dog)
+    unit.add_source(dog)
     unit.start()
     loop = threading.Thread(target=unit.run, daemon=True)
     loop.start()
@@ -252,7 +253,7 @@ def test_a_journal_that_cannot_commit_does_not_stop_the_pings(tmp_path: Path) ->
 
     rec = Recorder()
     dog = Watchdog(unit, rec, 10.0, log=open(os.devnull, "w"))  # noqa: SIM115
-    unit.sources.append(dog)
+    unit.add_source(dog)
     unit.start()
     unit.run(until=start.replace(minute=55))
     assert not dog.withheld

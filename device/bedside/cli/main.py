@@ -85,9 +85,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                        store=store)
     unit.attach_button(pins.button)
     notifier = Notifier.from_env()
-    unit.sources += [display, SelfTest(unit, data, display=display)]
+    unit.add_source(display)
+    unit.add_source(SelfTest(unit, data, display=display))
     if notifier.watchdog_interval is not None:
-        unit.sources.append(Watchdog(unit, notifier, notifier.watchdog_interval))
+        unit.add_source(Watchdog(unit, notifier, notifier.watchdog_interval))
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda signum, frame: unit.request_stop(signal.Signals(signum).name))
     print(f"bedside {__version__}: unit {cfg.unit_id} on {model or 'GPIO'}, config {cfg.source}, data {data}",

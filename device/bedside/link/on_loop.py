@@ -1,7 +1,7 @@
 """The serial link's part that lives on the unit's loop.
 
-The serial thread (``serial_link.py``) only moves bytes. Whenever a request needs the
-journal, the unit's state or a change, it posts a ``daemon.Call`` and this service answers
+The serial thread (``port.py``) only moves bytes. Whenever a request needs the journal,
+the unit's state or a change, it calls the loop (``unit_port.Call``) and this service answers
 it on the loop, between a patient's button presses, with quick work only (a page of
 records, a status, a decision). It owns the link's access state (``access.py``), asks the
 core for physical confirmation of changes (``events.Confirm``) and commits every attempt,
@@ -29,8 +29,8 @@ from bedside.core.events import Admit, Confirm, Decided, Discharge, Exported, In
 from bedside.journal import retention
 from bedside.journal.segments import Journal, JournalError
 from bedside.link import access, changes
+from bedside.link.unit_port import UnitPort
 from bedside.secret import WardSecret
-from bedside.unit.loop import Call, Unit
 
 NONCE_S = 120.0
 PAGE_MAX = 256                 # records per page or batch (about 100 kB of JSON at most)
@@ -94,7 +94,7 @@ class Status:
 
 
 class LinkService:
-    def __init__(self, unit: Unit, ward: WardSecret | None) -> None:
+    def __init__(self, unit: UnitPort, ward: WardSecret | None) -> None:
         self.unit = unit
         self.cfg = unit.cfg
         self.ward = ward
@@ -119,8 +119,8 @@ class LinkService:
                 self.last_download = {"time": r.time.astimezone(self.cfg.tz).isoformat(timespec="seconds"),
                                       **{k: r.data[k] for k in ("via", "to_seq") if k in r.data}}
                 break
-        self.unit.link = self
-        self.unit.sources.append(self)
+        self.unit.attach_link(self)
+        self.unit.add_source(self)
 
     # --- the loop's hooks --------------------------------------------------------------
 
@@ -138,9 +138,9 @@ class LinkService:
         # Called while the loop carries out the core's effects: the change itself (which
         # steps the core again) is done as the loop's next piece of work.
         if effect.outcome == "confirmed":
-            self.unit.inbox.put(Call(lambda t: self._apply(effect.token, p, t)))
+            self.unit.call_soon(lambda t: self._apply(effect.token, p, t))
         else:
-            self.unit.inbox.put(Call(lambda t: self._declined(effect.token, p, effect.outcome, t)))
+            self.unit.call_soon(lambda t: self._declined(effect.token, p, effect.outcome, t))
 
     def stopping(self, now: Instant) -> list[Record]:
         fx: list[Record] = []
@@ -305,7 +305,7 @@ class LinkService:
         return journal
 
     def _head(self) -> tuple[int, str]:
-        head = self.unit.store.head()
+        head = self.unit.head()
         return head if head is not None else (0, "")
 
     def _tq(self) -> str:
@@ -373,7 +373,7 @@ class LinkService:
             old = now.wall
             self.unit.set_time(new, "nurse")
             asked = now.mono
-            self.unit.inbox.put(Call(lambda t: self._clock_outcome(token, p, old, new, asked, t)))
+            self.unit.call_soon(lambda t: self._clock_outcome(token, p, old, new, asked, t))
 
     def _clock_outcome(self, token: int, p: Pending, old: datetime, new: datetime, asked: float,
                        now: Instant) -> None:

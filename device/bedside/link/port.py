@@ -2,7 +2,7 @@
 
 * ``Connection`` is one opened port's conversation: bytes in (``feed``), bytes out (its
   ``write``), with every answer that needs the journal, the state or a change produced on
-  the loop through ``call`` (``service.LinkService``). It holds only what the wire needs:
+  the loop through ``call`` (``on_loop.LinkService``). It holds only what the wire needs:
   the input reader, what it is waiting for, and the last answers for retried requests.
 * ``SerialLink`` is the thread: it opens the port (retrying, with clear messages, while it
   does not exist yet: a USB gadget enumerates late), reads, feeds the connection, and on
@@ -33,8 +33,8 @@ from bedside.core.events import Instant
 from bedside.link import changes, protocol
 from bedside.link import texts as terminal
 from bedside.link.on_loop import LinkService, Refused
+from bedside.link.unit_port import LoopBusy, UnitPort
 from bedside.secret import WardSecret
-from bedside.unit.loop import Call, LoopBusy, Unit
 
 LOOP_TIMEOUT_S = 10.0
 WRITE_TIMEOUT_S = 5.0
@@ -374,7 +374,7 @@ def explain_port_error(port: str, e: BaseException) -> str:
 class SerialLink:
     """The thread that serves the serial link. ``start`` after the unit has started; ``stop`` before closing."""
 
-    def __init__(self, unit: Unit, svc: LinkService, port: str, baud: int, *, ward: WardSecret | None,
+    def __init__(self, unit: UnitPort, svc: LinkService, port: str, baud: int, *, ward: WardSecret | None,
                  log: Callable[[str], None] = _log, fault_after_s: float = 60.0,
                  retry_s: tuple[float, ...] = RETRY_S) -> None:
         self.unit = unit
@@ -392,9 +392,7 @@ class SerialLink:
         self.connection: Connection | None = None
 
     def call(self, fn: Callable[[Instant], Any]) -> Any:
-        c = Call(fn)
-        self.unit.inbox.put(c)
-        return c.wait(LOOP_TIMEOUT_S)
+        return self.unit.call(fn, LOOP_TIMEOUT_S)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="serial-link", daemon=True)

@@ -16,8 +16,9 @@ connection is one export; each message is one line of JSON, answered with one li
 
 A connection that closes after ``begin`` without ``end`` (the export process was killed) is
 recorded as ``export_failed`` with reason ``interrupted``. The listening thread never
-touches the unit's state: the work runs on the loop as a ``daemon.Call`` (quick: a seal, a
-lookup of one record, a state change), so prompting is never held up by a stick.
+touches the unit's state: the work runs on the loop, called through the unit's port
+(``link/unit_port.py``; quick: a seal, a lookup of one record, a state change), so
+prompting is never held up by a stick.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from typing import Any
 from bedside.core.events import Exported, Instant, StickExport
 from bedside.journal import retention
 from bedside.journal.segments import JournalError
-from bedside.unit.loop import Call, LoopBusy, Unit
+from bedside.link.unit_port import LoopBusy, UnitPort
 
 SOCKET = Path("/run/bedside/stick.sock")
 VERSION = 1
@@ -60,7 +61,7 @@ def _log(message: str) -> None:
 class StickChannel:
     """Listens for export processes and turns what they report into the unit's records and screens."""
 
-    def __init__(self, unit: Unit, path: Path = SOCKET, log: Callable[[str], None] = _log) -> None:
+    def __init__(self, unit: UnitPort, path: Path = SOCKET, log: Callable[[str], None] = _log) -> None:
         self.unit = unit
         self.path = Path(path)
         self.log = log
@@ -122,9 +123,7 @@ class StickChannel:
         return False
 
     def _call(self, fn: Callable[[Instant], Any]) -> Any:
-        c = Call(fn)
-        self.unit.inbox.put(c)
-        return c.wait(LOOP_TIMEOUT_S)
+        return self.unit.call(fn, LOOP_TIMEOUT_S)
 
     def _serve(self, conn: socket.socket) -> None:
         begun = ended = False
@@ -184,10 +183,9 @@ class StickChannel:
     def _begin(self, device: str, now: Instant) -> list[Any] | None:
         """Seal first, so that the export ends with a seal; then show that it is under way."""
         u = self.unit
-        if u.state is not None:
-            u.store.seal(now, u.state.time_quality)
+        u.seal(now)
         u.handle(StickExport("started", details={"device": device} if device else {}), now)
-        head = u.store.head()
+        head = u.head()
         return [head[0], head[1]] if head is not None else None
 
     def _done(self, details: dict[str, Any], now: Instant) -> bool:
@@ -214,11 +212,11 @@ class StickChannel:
         if problem is not None:
             return self._ended(StickExport("failed", "journal", {**details, "problem": problem}), now)
         u.handle(Exported("stick", details), now)
-        return not u.store.pending
+        return u.saved
 
     def _ended(self, ev: StickExport, now: Instant) -> bool:
         self.unit.handle(ev, now)
-        return not self.unit.store.pending
+        return self.unit.saved
 
 
 # --- the export process's end ------------------------------------------------------------

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import queue
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ from bedside.core.events import (
 )
 from bedside.journal.segments import Journal
 from bedside.journal.store import Store
+from bedside.link.unit_port import Call, LinkHooks, TimedSource
 from bedside.unit.clock import Clock
 from bedside.unit.sounds import Player
 
@@ -64,55 +66,6 @@ class Input:
 @dataclass(frozen=True, slots=True)
 class Stop:
     reason: str
-
-
-class LoopBusy(Exception):
-    """The loop did not get to a call in time."""
-
-
-class Call:
-    """Work for the loop on behalf of another thread: ``fn(now)`` runs there, between events.
-
-    The thread that posted it waits for the result with ``wait``; the loop never waits for
-    that thread. ``fn`` must be quick (a journal read, a state change): it runs between a
-    patient's button presses.
-    """
-
-    def __init__(self, fn: Callable[[Instant], Any]) -> None:
-        self.fn = fn
-        self._done: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=1)
-
-    def run(self, now: Instant) -> None:
-        try:
-            result: tuple[bool, Any] = (True, self.fn(now))
-        except Exception as e:  # reported to the caller; the loop carries on
-            result = (False, e)
-        self._done.put_nowait(result)
-
-    def wait(self, timeout: float) -> Any:
-        try:
-            ok, value = self._done.get(timeout=timeout)
-        except queue.Empty:
-            raise LoopBusy(f"no answer from the unit's loop within {timeout:g} s") from None
-        if not ok:
-            raise value
-        return value
-
-
-class Link(Protocol):
-    """The serial link's loop-side part: told how confirmations ended, and of a clean stop."""
-
-    def decided(self, effect: Decided, now: Instant) -> None: ...
-
-    def stopping(self, now: Instant) -> list[Record]: ...
-
-
-class TimedSource(Protocol):
-    """Something besides the core that needs the loop to wake at a time (e.g. a test script)."""
-
-    def deadline(self) -> float | None: ...
-
-    def fire(self, now: Instant) -> None: ...
 
 
 class LedLike(Protocol):
@@ -196,7 +149,8 @@ class Unit:
         self.wakeups = 0
         self.timer_wakeups = 0     # wake-ups for a deadline, not an input (the watchdog's spin check)
         self.stopped: str | None = None
-        self.link: Link | None = None
+        self._link: LinkHooks | None = None
+        self._loop_thread: int | None = None     # the thread that runs the loop (``handle`` checks it)
 
     @property
     def journal(self) -> Journal | None:
@@ -210,6 +164,37 @@ class Unit:
     @property
     def journal_error(self) -> str | None:
         return self.store.error
+
+    # --- the port (link/unit_port.py): what the link, the stick channel and supervision use ---
+
+    @property
+    def saved(self) -> bool:
+        return not self.store.pending
+
+    def head(self) -> tuple[int, str] | None:
+        return self.store.head()
+
+    def add_source(self, source: TimedSource) -> None:
+        """Wake the loop at ``source``'s deadlines (added before the loop runs, or on it)."""
+        self.sources.append(source)
+
+    def attach_link(self, link: LinkHooks) -> None:
+        self._link = link
+
+    def call_soon(self, fn: Callable[[Instant], Any]) -> Call:
+        """Queue ``fn`` as the loop's next piece of work (from the loop, or from any thread)."""
+        c = Call(fn)
+        self.inbox.put(c)
+        return c
+
+    def call(self, fn: Callable[[Instant], Any], timeout: float) -> Any:
+        """Run ``fn(now)`` on the loop and wait for its answer (from another thread; ``LoopBusy`` on timeout)."""
+        return self.call_soon(fn).wait(timeout)
+
+    def seal(self, now: Instant) -> None:
+        """Seal the journal so far (on the loop; e.g. before an export, so that it ends with a seal)."""
+        if self.state is not None:
+            self.store.seal(now, self.state.time_quality)
 
     # Called from any thread (gpiozero callbacks, signal handlers).
     def post(self, event: Event, mono: float | None = None) -> None:
@@ -230,6 +215,7 @@ class Unit:
     # --- the loop ------------------------------------------------------------------
 
     def start(self) -> None:
+        self._loop_thread = threading.get_ident()
         now = self.clock.now()
         opened = self.store.start(now)
         self.state, fx = session.start(self.cfg, opened.past, now, time_quality=self.time_quality,
@@ -256,6 +242,7 @@ class Unit:
         """Run until a Stop arrives (or simulated time reaches ``until``); returns why it stopped."""
         if self.state is None:
             self.start()
+        self._loop_thread = threading.get_ident()
         while self.stopped is None:
             self.run_once(until)
             if until is not None and self.stopped is None and self.clock.now().wall >= until:
@@ -309,6 +296,7 @@ class Unit:
 
     def handle(self, event: Event, now: Instant) -> None:
         assert self.state is not None
+        assert threading.get_ident() == self._loop_thread, "Unit.handle runs on the loop's thread only"
         self.state, fx = session.step(self.cfg, self.state, event, now)
         self._apply(fx, now)
 
@@ -317,8 +305,8 @@ class Unit:
             return
         now = self.clock.now()
         if record:
-            if self.link is not None:
-                self._apply(self.link.stopping(now), now)
+            if self._link is not None:
+                self._apply(self._link.stopping(now), now)
             self._apply(session.stop(self.cfg, self.state, now, reason), now)
             # A clean stop leaves the whole run sealed.
             self.store.seal(now, self.state.time_quality)
@@ -367,8 +355,8 @@ class Unit:
                 self.out.display.show(fx.screen, fx.brightness)
             elif isinstance(fx, Led) and self.out.led is not None:
                 self.out.led.set(fx.mode)
-            elif isinstance(fx, Decided) and self.link is not None:
-                self.link.decided(fx, now)
+            elif isinstance(fx, Decided) and self._link is not None:
+                self._link.decided(fx, now)
             for obs in self.out.observers:
                 obs(fx, now)
         self.store.tick(now, tq)
@@ -402,6 +390,7 @@ class Unit:
 
     def record(self, rec: Record, now: Instant) -> None:
         """Commit a record the shell itself produces (e.g. a self-test's results)."""
+        assert threading.get_ident() == self._loop_thread, "Unit.record runs on the loop's thread only"
         self._apply([rec], now)
 
 

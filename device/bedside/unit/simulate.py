@@ -371,7 +371,7 @@ def build(cfg: Any, data: Path, start: datetime, *, speed: float | None = None, 
     unit = Unit(cfg, clock, journal, outputs, time_quality="simulated", boot=boot, store=store)
     unit.attach_button(pins.button)
     finger = Finger(clock, factory.pin(cfg.hardware.button_pin), actions or [], post=unit.post)
-    unit.sources.append(finger)
+    unit.add_source(finger)
     return Simulation(unit, clock, factory, pins, device, finger, journal)
 
 
