@@ -135,7 +135,26 @@ def test_discharge_settles_the_open_prompt_and_the_unit_returns_to_the_default()
     assert d.screen() == sc.Episode("discharged", "E2026-0042")
     d.run_until(t(cfg, "2026-11-24T12:00"))
     assert d.sessions("prompt") == ["2026-11-24T07:00 hourly"]    # quiet between patients
+    # The discharged patient's missed session is theirs, not the empty bed's: no "missed" walking past.
+    assert d.led() == "off"
+    idle = d.screen()
+    assert isinstance(idle, sc.Idle) and idle.status is None
+
+
+def test_after_a_discharge_the_light_speaks_only_of_sessions_since() -> None:
+    cfg = Config()                                      # the default regimen runs between patients
+    d = Driver(cfg, t(cfg, "2026-11-24T06:30"))
+    send(d, Admit("E1", date(2026, 11, 24), None))
+    d.run_until(t(cfg, "2026-11-24T08:50"))              # 07:00 and 08:00 missed by the patient
     assert d.led() == "missed"
+    send(d, Discharge(None))
+    d.run_until(t(cfg, "2026-11-24T09:05"))
+    assert d.led() == "due"                              # the 09:00 prompt for the empty bed
+    d.press(t(cfg, "2026-11-24T09:06"))
+    d.run_until(t(cfg, "2026-11-24T09:30"))
+    assert d.led() == "done"
+    d.run_until(t(cfg, "2026-11-24T10:50"))
+    assert d.led() == "missed"                           # its own misses still show
 
 
 def test_discharge_during_a_guide_records_the_reps_done_first() -> None:

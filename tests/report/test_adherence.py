@@ -107,6 +107,57 @@ def test_episodes_post_operative_days_and_one_episode_alone() -> None:
     assert rows[2].split(",")[3:5] == ["EP-2", "0"]
 
 
+def _discharge_day() -> list[dict[str, Any]]:
+    """Admitted the day before at 09:30 with a session missed before it; discharged at 11:00; then an
+    empty bed prompted every hour (the default regimen) until the evening."""
+    bodies = [rec("start", "2026-11-29T07:00", unit="u1"),
+              srec("prompt", "2026-11-29T08:00 hourly", "2026-11-29T08:00"),
+              srec("missed", "2026-11-29T08:00 hourly", "2026-11-29T08:30", reason="unanswered"),
+              rec("admit", "2026-11-29T09:30", episode="E2026-0042", surgery="2026-11-23", regimen="standard")]
+    for day, hours in (("2026-11-29", range(10, 21)), ("2026-11-30", range(7, 11))):
+        for h in hours:
+            sid = f"{day}T{h:02d}:00 hourly"
+            bodies += [srec("prompt", sid, f"{day}T{h:02d}:00"), done(sid, f"{day}T{h:02d}:05")]
+    sid = "2026-11-30T11:00 hourly"
+    bodies += [srec("prompt", sid, "2026-11-30T10:59"), srec("missed", sid, "2026-11-30T11:00", reason="discharged"),
+               rec("discharge", "2026-11-30T11:00", episode="E2026-0042")]
+    for h in range(12, 22):
+        sid = f"2026-11-30T{h:02d}:00 hourly"
+        bodies += [srec("prompt", sid, f"2026-11-30T{h:02d}:00"),
+                   srec("missed", sid, f"2026-11-30T{h:02d}:30", reason="unanswered")]
+    return sealed(bodies)
+
+
+def test_a_patient_is_counted_apart_from_the_empty_bed_before_and_after() -> None:
+    m = ad.build(_discharge_day())
+    patient, empty = m.stays
+    assert patient.episode is not None and patient.episode.id == "E2026-0042" and empty.episode is None
+    assert empty.label == "no patient admitted"
+    assert [(d.day.day, patient.pod(d.day), d.counts.done, d.counts.due) for d in patient.days] == [
+        (29, 6, 11, 11), (30, 7, 4, 5)]
+    assert (patient.totals.done, patient.totals.due, patient.totals.missed_reasons) == (15, 16, {"discharged": 1})
+    assert [(d.day.day, d.counts.done, d.counts.due) for d in empty.days] == [(29, 0, 1), (30, 0, 10)]
+    # The bed's day still holds everything, for the timeline.
+    assert [(d.day.day, d.counts.due) for d in m.days] == [(29, 12), (30, 15)]
+    made = report.make(_discharge_day())
+    line = report.summary(made)
+    assert "episode E2026-0042: 15 of 16 sessions done (94%)" in line
+    assert "no patient admitted: 0 of 11 sessions done (0%)" in line
+    html = report_files.html_text(made, datetime(2026, 12, 1, 9, 0).astimezone())
+    assert "episode E2026-0042, post-op day 7: 4 of 5 done (80%)" in html
+    assert "no patient admitted: 0 of 10 done (0%)" in html
+    assert "Total, no patient admitted" in html
+
+
+def test_an_episode_not_in_the_record_is_an_error() -> None:
+    try:
+        report.make(_discharge_day(), episode="E2026-9999")
+    except report.ReportError as e:
+        assert str(e) == "episode E2026-9999 is not in this record; it holds: E2026-0042"
+    else:
+        raise AssertionError("an unknown episode gave a report")
+
+
 def test_without_episodes_and_without_records() -> None:
     m = ad.build([])
     assert m.days == () and m.totals.adherence is None and m.episodes == ()

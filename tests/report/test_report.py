@@ -206,3 +206,10 @@ def test_inputs_a_person_might_give(tmp_path: Path, week: Path) -> None:
     r = run("report", str(week), "-o", str(tmp_path / "no" / "such" / "r.html"))
     assert r.returncode == 2 and "does not exist" in r.stderr
     assert not (tmp_path / "out.html").exists()
+
+
+def test_an_unknown_episode_is_an_error_not_an_empty_report(week: Path, tmp_path: Path) -> None:
+    r = run("report", str(week), "-o", str(tmp_path / "r.html"), "--episode", "E2026-9999")
+    assert r.returncode == 2, r.stdout
+    assert "episode E2026-9999 is not in this record; no admission is recorded in it" in r.stderr
+    assert not (tmp_path / "r.html").exists() and not (tmp_path / "r.csv").exists()

@@ -94,6 +94,17 @@ def status(st: State, marks: tuple[str, ...]) -> str:
     return resolved[-1] if resolved else "off"
 
 
+def since_admission(cfg: Config, st: State, now: Instant, marks: tuple[str, ...]) -> tuple[str, ...]:
+    """The day's marks that speak of the bed's present occupant: after an admission or a discharge
+    today, sessions offered before it were someone else's (or nobody's), so the light and the
+    idle mark do not say "missed" to a nurse walking past an empty bed."""
+    a, b = planner.care_day(cfg, now.wall)
+    if st.plan_changed is None or not a < st.plan_changed < b:
+        return marks
+    offers = [offer for _, offer in _day_sessions(cfg, st, a, b)]
+    return tuple(m for m, offer in zip(marks, offers, strict=True) if offer >= st.plan_changed)
+
+
 def _label(s: planner.Session) -> str:
     return "Routine" if s.kind == planner.ROUTINE else s.exercises[0].name
 
@@ -185,7 +196,7 @@ def view(cfg: Config, st: State, now: Instant) -> list[Effect]:
     awake = planner.is_awake(cfg, now.wall)
     a = st.active
     _, _, marks = day = today(cfg, st, now)
-    light = status(st, marks)
+    light = status(st, since_admission(cfg, st, now, marks))
     screen: sc.Screen
     idle = False
     if st.confirm is not None and (st.overlay is None or st.overlay.until != float("inf")):

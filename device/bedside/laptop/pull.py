@@ -452,23 +452,34 @@ def summary_lines(got: Outcome, store: Store, made: Any, verdict: Any) -> list[s
     if store.start > 1:
         lines.append(f"The unit's journal starts at record {store.start}: older records were exported earlier "
                      "and removed from the unit to make room.")
-    model = made.model
-    if model.episodes:
-        e = model.episodes[-1]
-        bits = [f"surgery {e.surgery}" if e.surgery else "", f"regimen {e.regimen}" if e.regimen else "",
-                "discharged" if e.discharged else "current"]
-        lines.append(f"Episode {e.id} ({', '.join(b for b in bits if b)}).")
-    else:
+    lines.extend(stay_lines(made.model))
+    return lines
+
+
+def stay_lines(model: Any) -> list[str]:
+    """Sessions per day, each admission apart and the empty bed's apart: the patient's numbers only."""
+    lines: list[str] = []
+    if not model.episodes:
         lines.append("Episode: none recorded on this unit.")
-    days = list(model.days)
-    if days:
-        lines.append("Sessions per day: done / missed (of due)")
+    for st in model.stays:
+        e = st.episode
+        if e is not None:
+            bits = [f"surgery {e.surgery}" if e.surgery else "", f"regimen {e.regimen}" if e.regimen else "",
+                    f"discharged {e.discharged:%a %d %b %H:%M}" if e.discharged else "current"]
+            lines.append(f"Episode {e.id} ({', '.join(b for b in bits if b)}): sessions per day, done / missed "
+                         "(of due)")
+        else:
+            lines.append(("No patient admitted" if model.episodes else "All sessions") +
+                         ": sessions per day, done / missed (of due)")
+        days = list(st.days)
         if len(days) > SUMMARY_DAYS:
             lines.append(f"  ... {len(days) - SUMMARY_DAYS} earlier days in the report")
         for d in days[-SUMMARY_DAYS:]:
             c = d.counts
-            lines.append(f"  {d.day:%a %Y-%m-%d}  {c.done:>3} done  {c.missed:>3} missed  (of {c.due})")
-        t = model.totals
+            pod = st.pod(d.day)
+            tag = f" day {pod:>2}" if pod is not None else ""
+            lines.append(f"  {d.day:%a %Y-%m-%d}{tag}  {c.done:>3} done  {c.missed:>3} missed  (of {c.due})")
+        t = st.totals
         pct = f", {t.adherence:.0%}" if t.adherence is not None else ""
         lines.append(f"  total           {t.done:>3} done  {t.missed:>3} missed  (of {t.due}{pct})")
     return lines

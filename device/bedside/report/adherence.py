@@ -143,6 +143,29 @@ class Day:
     held: tuple[Session, ...] = ()   # fell due this night, offered (and counted) on a later day
 
 
+NO_PATIENT = "no patient admitted"
+
+
+@dataclass(frozen=True, slots=True)
+class Stay:
+    """The sessions of one admission (or of no admission at all): a patient's numbers, never the bed's.
+
+    A day a patient was discharged from at 11:00 counts the morning's sessions for that
+    patient and the afternoon's, if the unit still prompted, apart as "no patient admitted".
+    """
+
+    episode: Episode | None        # None: sessions while no patient was admitted
+    days: tuple[Day, ...]          # counts of this stay's sessions only
+    totals: Counts
+
+    @property
+    def label(self) -> str:
+        return f"episode {self.episode.id}" if self.episode is not None else NO_PATIENT
+
+    def pod(self, day: date) -> int | None:
+        return self.episode.pod(day) if self.episode is not None else None
+
+
 @dataclass(frozen=True, slots=True)
 class Adherence:
     units: tuple[str, ...]
@@ -159,6 +182,11 @@ class Adherence:
     time_quality: Mapping[str, int]    # records per time quality (``tq``)
     skipped: int                       # records too malformed to use
     episode_filter: str | None = None
+    stays: tuple[Stay, ...] = ()       # the record split by admission, in order; no-admission last
+
+    def stays_on(self, d: date) -> list[tuple[Stay, Day]]:
+        """Each stay's part of local date ``d``."""
+        return [(st, x) for st in self.stays for x in st.days if x.day == d]
 
 
 # --- reading fields defensively ------------------------------------------------------
@@ -365,20 +393,46 @@ def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None) -
         prev_type, prev_time = typ, t
 
     sessions = sorted((s for s in map(_session, accs.values()) if s is not None), key=lambda s: (s.offer, s.due, s.id))
+    eps = tuple(episodes.values())
+    stays = _stays(sessions, gaps, events, eps, first, last)
     if episode is not None:
         sessions = [s for s in sessions if s.episode == episode]
-    eps = tuple(episodes.values())
+        stays = [st for st in stays if st.episode is not None and st.episode.id == episode]
     days = _days(sessions, gaps, events, eps, first, last, episodes.get(episode) if episode else None)
     if episode is not None:
         lo, hi = (days[0].day, days[-1].day) if days else (date.max, date.min)
         gaps = [g for g in gaps if _touches(g, lo, hi)]
-    totals = sum((d.counts for d in days), Counts())
-    # A gap spanning midnight touches two days but is one gap.
-    totals = replace(totals, gaps=sum(1 for g in gaps if g.kind == "power_loss"),
-                             gap_minutes=sum(g.minutes for g in gaps if g.kind == "power_loss"))
+    totals = replace(sum((d.counts for d in days), Counts()),
+                     gaps=sum(1 for g in gaps if g.kind == "power_loss"),
+                     gap_minutes=sum(g.minutes for g in gaps if g.kind == "power_loss"))
     unknown = {k: v for k, v in types.items() if k not in KNOWN_TYPES}
     return Adherence(tuple(units), first, last, tuple(sessions), tuple(days), tuple(gaps), eps, totals, count,
-                     dict(types), unknown, dict(tq), skipped, episode)
+                     dict(types), unknown, dict(tq), skipped, episode, tuple(stays))
+
+
+def _stays(sessions: list[Session], gaps: list[Gap], events: list[Event], eps: tuple[Episode, ...],
+           first: datetime | None, last: datetime | None) -> list[Stay]:
+    out = []
+    for e in eps:
+        mine = [s for s in sessions if s.episode == e.id]
+        days = _days(mine, gaps, events, (e,), first, last, e)
+        out.append(Stay(e, tuple(days), _totals(days, gaps)))
+    alone = [s for s in sessions if s.episode is None or s.episode not in {e.id for e in eps}]
+    if alone:
+        # Only the days that have such sessions: an empty bed's quiet days say nothing.
+        days = [x for x in _days(alone, gaps, events, (), None, None, None) if x.sessions]
+        out.append(Stay(None, tuple(days), _totals(days, gaps)))
+    return out
+
+
+def _totals(days: list[Day], gaps: list[Gap]) -> Counts:
+    totals = sum((d.counts for d in days), Counts())
+    if not days:
+        return totals
+    lo, hi = days[0].day, days[-1].day
+    power = [g for g in gaps if g.kind == "power_loss" and _touches(g, lo, hi)]
+    # A gap spanning midnight touches two days but is one gap.
+    return replace(totals, gaps=len(power), gap_minutes=sum(g.minutes for g in power))
 
 
 def _clock_text(rec: Mapping[str, Any]) -> str:

@@ -53,6 +53,9 @@ td.zero { color: #b3bac4; }
 .bar { display: inline-block; width: 54px; height: 8px; background: var(--gap); margin-left: 6px;
        vertical-align: middle; }
 .bar i { display: block; height: 8px; background: var(--done); }
+tr.stay th { text-align: left; color: var(--ink); font-size: 13px; padding-top: 10px; }
+tr.sub td { font-style: italic; }
+h3.stay { margin: 10px 0 0; font-size: 14px; }
 .day { border-top: 1px solid var(--line); padding: 10px 0 6px; break-inside: avoid; page-break-inside: avoid; }
 .day svg { width: 100%; height: auto; display: block; margin: 6px 0 2px; }
 .day ul { margin: 2px 0 0; padding-left: 18px; font-size: 14px; }
@@ -101,7 +104,7 @@ def render(report: Report, generated: datetime) -> str:
     parts.append(_day_table(m))
     parts.append("<h2>Day by day</h2>")
     parts.append(legend())
-    parts.extend(_day(d) for d in m.days)
+    parts.extend(_day(d, m) for d in m.days)
     parts.append(_footer(report, generated))
     parts.append("</body></html>\n")
     return "\n".join(parts)
@@ -223,7 +226,20 @@ def _pct(c: ad.Counts) -> str:
 
 
 def _totals(m: ad.Adherence, verified: bool) -> str:
-    t = m.totals
+    warn = "" if verified else ' <span class="failtag">from a record that FAILED verification</span>'
+    stays = m.stays or (ad.Stay(None, m.days, m.totals),)
+    if m.episode_filter:
+        head = f"<h2>Totals for episode {escape(m.episode_filter)}{warn}</h2>"
+    else:
+        head = f"<h2>Totals{warn}</h2>"
+        if len(stays) > 1 or stays[0].episode is not None:
+            head += ('<p class="muted">Each admission is counted apart: a patient\'s numbers never include '
+                     "sessions offered before the admission, after the discharge or while no patient was admitted.</p>")
+    return head + "".join(_cards(st, titled=not m.episode_filter and len(stays) > 1) for st in stays)
+
+
+def _cards(st: ad.Stay, titled: bool) -> str:
+    t = st.totals
     cards = [
         ("main", _pct(t), f"adherence: {t.done} of {t.due} sessions done"),
         ("", str(t.partial), "of them partly (ended early)"),
@@ -237,9 +253,20 @@ def _totals(m: ad.Adherence, verified: bool) -> str:
         cards.append(("", str(t.open), "still open at the end"))
     body = "".join(f'<div class="card {c}"><span class="n">{n}</span><span class="l">{escape(lab)}</span></div>'
                    for c, n, lab in cards)
-    scope = f" for episode {escape(m.episode_filter)}" if m.episode_filter else ""
-    warn = "" if verified else ' <span class="failtag">from a record that FAILED verification</span>'
-    return f"<h2>Totals{scope}{warn}</h2><div class=\"cards\">{body}</div>"
+    title = f'<h3 class="stay">{escape(_stay_title(st))}</h3>' if titled else ""
+    return f'{title}<div class="cards">{body}</div>'
+
+
+def _stay_title(st: ad.Stay) -> str:
+    e = st.episode
+    if e is None:
+        return "No patient admitted (sessions the unit offered with no admission open)"
+    bits = [f"Episode {e.id}"]
+    if e.admitted is not None:
+        bits.append(f"admitted {day_name(e.admitted.date())}")
+    if e.discharged is not None:
+        bits.append(f"discharged {day_name(e.discharged.date())}")
+    return ", ".join(bits)
 
 
 def _dur(minutes: int) -> str:
@@ -251,43 +278,52 @@ def _num(n: int) -> str:
     return '<td class="zero">0</td>' if n == 0 else f"<td>{n}</td>"
 
 
-def _row(label: str, pod: str | None, c: ad.Counts, tag: str = "td") -> str:
+def _row(label: str, pod: str | None, c: ad.Counts, tag: str = "td", cls: str = "") -> str:
     rate = c.adherence
     bar = f'<span class="bar"><i style="width:{rate * 100:.0f}%"></i></span>' if rate is not None else ""
     gaps = f"<td>{c.gaps} ({_dur(c.gap_minutes)})</td>" if c.gaps else _num(0)
     cells = [f"<{tag}>{label}</{tag}>", *([] if pod is None else [f"<td>{pod}</td>"]),
              _num(c.due), _num(c.done), _num(c.partial), _num(c.late),
              _num(c.snoozed), _num(c.missed), _num(c.deferred), gaps, f"<td>{_pct(c)}{bar}</td>"]
-    return "<tr>" + "".join(cells) + "</tr>"
-
-
-def _pods(d: ad.Day) -> str:
-    pods = [e.pod(d.day) for e in d.episodes]
-    return ", ".join(str(p) for p in pods if p is not None) or "-"
+    return (f'<tr class="{cls}">' if cls else "<tr>") + "".join(cells) + "</tr>"
 
 
 def _day_table(m: ad.Adherence) -> str:
-    pods = bool(m.episodes)   # the column only where admissions are recorded
+    stays = m.stays or (ad.Stay(None, m.days, m.totals),)
+    pods = any(st.episode is not None for st in stays)   # the column only where admissions are recorded
     head = ("<tr><th>Day</th>" + ("<th>Post-op day</th>" if pods else "") + "<th>Due</th><th>Done</th>"
             "<th>of which partly</th>"
             f"<th>Late ({ad.LATE_AFTER_MIN}+ min)</th><th>Snoozed</th><th>Missed</th><th>Held over night</th>"
             "<th>Power cuts</th><th>Adherence</th></tr>")
-    rows = "".join(_row(day_name(d.day), _pods(d) if pods else None, d.counts) for d in m.days)
-    foot = _row("Total", "" if pods else None, m.totals)
-    return f"<h2>Each day</h2><table><thead>{head}</thead><tbody>{rows}</tbody><tfoot>{foot}</tfoot></table>"
+    width = 11 if pods else 10
+    body = []
+    for st in stays:
+        if len(stays) > 1 or st.episode is not None:
+            body.append(f'<tr class="stay"><th colspan="{width}">{escape(_stay_title(st))}</th></tr>')
+        for d in st.days:
+            pod = st.pod(d.day)
+            body.append(_row(day_name(d.day), ("-" if pod is None else str(pod)) if pods else None, d.counts))
+        if len(stays) > 1:
+            body.append(_row("Total, " + escape(st.label), "" if pods else None, st.totals, cls="sub"))
+    foot = "" if len(stays) > 1 else f"<tfoot>{_row('Total', '' if pods else None, stays[0].totals)}</tfoot>"
+    return (f"<h2>Each day</h2><table><thead>{head}</thead><tbody>{''.join(body)}</tbody>{foot}</table>")
 
 
 # --- one day -------------------------------------------------------------------------
 
-def _day(d: ad.Day) -> str:
-    c = d.counts
+def _day(d: ad.Day, m: ad.Adherence) -> str:
     head = [f"<span>{day_name(d.day)}</span>"]
-    for e in d.episodes:
-        pod = e.pod(d.day)
-        head.append(f'<span class="sub">episode {escape(e.id)}' + (f", post-op day {pod}" if pod is not None else "")
-                    + "</span>")
-    head.append(f'<span class="sub">{c.done} of {c.due} done ({_pct(c)})</span>' if c.due
-                else '<span class="sub">no sessions due</span>')
+    parts = m.stays_on(d.day) if m.stays else [(ad.Stay(None, (d,), d.counts), d)]
+    for st, x in parts:
+        c = x.counts
+        pod = st.pod(d.day)
+        label = escape(st.label) + (f", post-op day {pod}" if pod is not None else "")
+        if st.episode is None and len(parts) == 1 and not any(s.episode for s in m.stays):
+            label = ""       # a unit never used with admissions: nothing to tell apart
+        done = f"{c.done} of {c.due} done ({_pct(c)})" if c.due else "no sessions due"
+        head.append(f'<span class="sub">{label + ": " if label else ""}{done}</span>')
+    if not parts:
+        head.append('<span class="sub">no sessions due</span>')
     notes = _notes(d)
     items = "".join(f"<li>{n}</li>" for n in notes)
     return (f'<section class="day" id="day-{d.day.isoformat()}"><h3>{"".join(head)}</h3>'

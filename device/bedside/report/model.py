@@ -179,7 +179,12 @@ def verdict(records: Sequence[Mapping[str, Any]], header: Mapping[str, Any] | No
 
 def make(records: Sequence[Mapping[str, Any]], *, header: Mapping[str, Any] | None = None,
          damaged: Sequence[str] = (), episode: str | None = None, source: str = "") -> Report:
-    return Report(adherence.build(records, episode=episode), verdict(records, header, damaged), header, source)
+    model = adherence.build(records, episode=episode)
+    if episode is not None and all(e.id != episode for e in model.episodes):
+        known = ", ".join(e.id for e in model.episodes)
+        raise ReportError(f"episode {episode} is not in this record; " +
+                          (f"it holds: {known}" if known else "no admission is recorded in it"))
+    return Report(model, verdict(records, header, damaged), header, source)
 
 
 CSV_FIELDS = ["session", "day", "kind", "episode", "post_op_day", "due", "offered", "outcome", "missed_reason",
@@ -222,10 +227,16 @@ def _cell(v: str | None) -> str:
 def summary(report: Report) -> str:
     """One line for a terminal."""
     m, v = report.model, report.verdict
-    rate = m.totals.adherence
-    pct = f"{rate:.0%}" if rate is not None else "no sessions due"
     trust = f"record verified, head {v.head}" if v.ok else f"RECORD FAILED VERIFICATION ({len(v.problems)} problem(s))"
-    return (f"{len(m.days)} day(s), {m.totals.done} of {m.totals.due} sessions done ({pct}); {trust}")
+    stays = m.stays if any(st.episode is not None for st in m.stays) else ()
+    if not stays:
+        return f"{len(m.days)} day(s), {_done_of(m.totals)}; {trust}"
+    return f"{len(m.days)} day(s); " + "; ".join(f"{st.label}: {_done_of(st.totals)}" for st in stays) + f"; {trust}"
+
+
+def _done_of(c: adherence.Counts) -> str:
+    rate = c.adherence
+    return f"{c.done} of {c.due} sessions done ({f'{rate:.0%}' if rate is not None else 'no sessions due'})"
 
 
 def iter_problems(v: Verdict, limit: int = 5) -> Iterable[str]:

@@ -19,6 +19,7 @@ REASONS = {
     "clock_jump": "clock moved past it",
     "busy": "another session was running",
     "late": "too late to offer",
+    "discharged": "open when the patient was discharged",
 }
 
 # Timeline geometry (SVG user units; the SVG scales to the page width).
