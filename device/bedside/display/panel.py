@@ -1,8 +1,9 @@
 """Puts screens on a luma device, sending a frame only when its pixels change.
 
-An SSD1306/SH1106 always receives the whole 1 KiB frame (about 93 ms at the Pi's default
-100 kHz I2C), so an unchanged frame is never sent; comparing bytes costs microseconds.
-Display failures are reported, not raised: the unit keeps prompting with sound and LED.
+An unchanged frame is never sent (comparing bytes costs microseconds); a changed one goes
+through ``pages.writer_for``: on an SSD1306/SH1106 only the changed parts of its 8-row pages
+cross the bus, elsewhere the driver's whole frame. Display failures are reported, not raised:
+the unit keeps prompting with sound and LED.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from PIL import Image
 
 from bedside.core import screens as sc
 from bedside.core.events import Instant
-from bedside.display import render
+from bedside.display import pages, render
 
 CONTRAST = {"normal": 0xCF, "dim": 0x01}
 
@@ -23,6 +24,7 @@ CONTRAST = {"normal": 0xCF, "dim": 0x01}
 class DisplayOut:
     def __init__(self, device: Any, on_frame: Callable[[Image.Image], None] | None = None) -> None:
         self.device = device
+        self.sink = pages.writer_for(device)
         self.on_frame = on_frame
         self._screen: object = None
         self._bytes: bytes | None = None
@@ -59,7 +61,7 @@ class DisplayOut:
         data = image.tobytes()
         if data == self._bytes:
             return False
-        self.device.display(image)
+        self.sink.display(image)
         self._bytes = data
         self.frames += 1
         if self.on_frame is not None:

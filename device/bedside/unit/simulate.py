@@ -342,8 +342,10 @@ class Simulation:
 
 def build(cfg: Any, data: Path, start: datetime, *, speed: float | None = None, actions: list[Action] | None = None,
           on_frame: Callable[[Image.Image], None] | None = None,
-          observers: list[Callable[[Effect, Instant], None]] | None = None, boot: str | None = None) -> Simulation:
-    """Wire the real daemon to mock pins, a dummy display and a virtual clock."""
+          observers: list[Callable[[Effect, Instant], None]] | None = None, boot: str | None = None,
+          device: Any = None) -> Simulation:
+    """Wire the real daemon to mock pins, a dummy display (or ``device``: a real luma driver
+    over a fake bus) and a virtual clock."""
     import uuid
 
     from gpiozero.pins.mock import MockFactory, MockPWMPin
@@ -359,7 +361,8 @@ def build(cfg: Any, data: Path, start: datetime, *, speed: float | None = None, 
     clock = VirtualClock(start, speed)
     factory = MockFactory(pin_class=MockPWMPin)
     pins = hardware.build_pins(cfg.hardware, pin_factory=factory)
-    device = dummy(width=128, height=64, mode="1")
+    if device is None:
+        device = dummy(width=128, height=64, mode="1")
     boot = boot or str(uuid.uuid4())
     try:
         journal: Journal | None = Journal(data, cfg.tz, boot)
