@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 APT_PACKAGES := chromium poppler-utils fonts-dejavu-core systemd shellcheck gcc libc6-dev e2fsprogs socat picocom \
 	dosfstools fusefat fuse3 udev mount util-linux
 
-.PHONY: simulate test lint typecheck setup apt bench clean help gallery golden install arm64-smoke bench-journal torture tamper fuzz-serial
+.PHONY: simulate test lint typecheck setup apt bench clean help gallery golden install arm64-smoke bench-journal torture tamper fuzz fuzz-serial
 
 help:
 	@echo "make simulate   set up and run the unit on simulated hardware (interactive, in this terminal)"
@@ -21,6 +21,7 @@ help:
 	@echo "make install    on a Raspberry Pi: install the unit (docs/install.md; ARGS=--rtc etc.)"
 	@echo "make arm64-smoke  install and smoke-test on arm64 Debian Bookworm under qemu (slow, root)"
 	@echo "make torture    kill -9 the daemon 1000 times, every storage fault, 1000 tamperings (about 25 min, root)"
+	@echo "make fuzz       every property test with fresh random examples, twenty times as many (about 20 min)"
 	@echo "make fuzz-serial  the serial link's long fuzz and property run (FUZZ_SECONDS=600 by default)"
 
 $(STAMP): pyproject.toml
@@ -92,6 +93,12 @@ install:
 # Not part of `make test`: debootstraps arm64 Bookworm and runs the install and a test subset under qemu.
 arm64-smoke:
 	tools/arm64-smoke.sh
+# The random exploration: the default test run draws the same examples every time (the "ci"
+# hypothesis profile); this runs every property test (`-m hypothesis`) with fresh random
+# examples and many more of them. A failure prints the example and a blob to reproduce it.
+fuzz: apt $(STAMP)
+	HYPOTHESIS_PROFILE=long $(BIN)/pytest -q -m hypothesis
+
 # The serial link's long run: random bytes, long lines and damaged frames into the unit's
 # link for FUZZ_SECONDS (default ten minutes), then the link's property tests with twenty
 # times their usual examples (a bad cable: dropped, flipped, duplicated bytes, unplugging).

@@ -11,16 +11,20 @@ from hypothesis import HealthCheck, settings
 
 from bedside.core import config
 
-settings.register_profile("default", max_examples=150, deadline=None,
+# The default run is deterministic: the same examples on every machine and every run, so a
+# red build is a real change, never a lucky draw. Random exploration is `make fuzz` (the
+# "long" profile: fresh examples each run, many more of them, failures kept for replay).
+settings.register_profile("ci", max_examples=150, deadline=None, derandomize=True, database=None,
+                          print_blob=True, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("long", max_examples=3000, deadline=None, derandomize=False, print_blob=True,
                           suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("long", max_examples=3000, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+settings.load_profile(PROFILE)
 
 
 def budget(examples: int) -> settings:
     """Examples for an expensive property: ``examples`` normally, twenty times that in the long profile."""
-    scale = 20 if os.environ.get("HYPOTHESIS_PROFILE") == "long" else 1
+    scale = 20 if PROFILE == "long" else 1
     return settings(max_examples=examples * scale)
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -203,8 +203,12 @@ def test_deferred_routine_is_recorded_deferred_and_offered_once_at_opening() -> 
     d = day(cfg, "2026-11-24T05:00")
     d.run_until(t(cfg, "2026-11-25T07:45"))
     deferred = d.records("deferred")
-    assert [r.session for _, r in deferred] == ["2026-11-24T06:00 routine", "2026-11-24T23:00 routine",
-                                                 "2026-11-25T06:00 routine"]
+    # The 07:00 hourly session shares the held-over routine's prompt: recorded as merged into it.
+    assert [r.session for _, r in deferred] == ["2026-11-24T06:00 routine", "2026-11-24T07:00 hourly",
+                                                "2026-11-24T23:00 routine", "2026-11-25T06:00 routine",
+                                                "2026-11-25T07:00 hourly"]
+    assert deferred[1][1].data["merged_into"] == "2026-11-24T06:00 routine"
+    deferred = [x for x in deferred if x[1].session and x[1].session.endswith("routine")]
     assert deferred[0][0] == t(cfg, "2026-11-24T06:00").astimezone(UTC)   # held at its time, silently
     assert deferred[1][1].data["merged_into"] == "2026-11-25T06:00 routine"
     prompts = d.records("prompt")
@@ -212,6 +216,19 @@ def test_deferred_routine_is_recorded_deferred_and_offered_once_at_opening() -> 
     assert "2026-11-24T07:00 hourly" not in d.sessions("prompt")  # replaced by the deferred routine
     assert d.sessions("prompt").count("2026-11-25T06:00 routine") == 1
     assert all(not r.session.endswith("23:00 routine") for _, r in d.records("missed") if r.session)
+
+
+def test_two_routines_in_a_dst_gap_are_one_prompt_and_both_recorded() -> None:
+    # New York, 8 March 2026: 02:00 and 02:01 do not exist; both happen at 03:00 EDT.
+    cfg = Config(timezone="America/New_York", routine_at=(time(2, 0), time(2, 1)), hourly_every_minutes=0,
+                 awake_start=time(0, 0), awake_end=time(0, 0))
+    d = day(cfg, "2026-03-08T01:00")
+    d.run_until(t(cfg, "2026-03-08T04:00"))
+    assert d.sessions("prompt") == ["2026-03-08T02:01 routine"]
+    merged = d.records("deferred")
+    assert [(r.session, r.data["merged_into"]) for _, r in merged] == [
+        ("2026-03-08T02:00 routine", "2026-03-08T02:01 routine")]
+    assert d.sessions("missed") == ["2026-03-08T02:01 routine"]
 
 
 # --- debounce and the stuck button -----------------------------------------------------

@@ -82,13 +82,16 @@ def test_the_page_says_it(made: report.Report) -> None:
 
 def test_csv_has_one_row_per_scheduled_session(made: report.Report) -> None:
     rows = list(csv.DictReader(io.StringIO(report.csv_text(made))))
-    assert len(rows) == 105 == len({r["session"] for r in rows})
+    # 105 due, and each morning's 07:00 hourly session merged into the held-over 06:00 routine.
+    assert len(rows) == 112 == len({r["session"] for r in rows})
+    merged = [r for r in rows if r["outcome"] == "merged"]
+    assert len(merged) == 7 and all(r["session"].endswith("T07:00 hourly") for r in merged)
     late = next(r for r in rows if r["session"] == "2026-11-28T14:00 hourly")
     assert (late["outcome"], late["late_min"], late["late"], late["day"]) == ("done", "22", "yes", "2026-11-28")
     assert late["due"] == "2026-11-28T14:00:00+01:00" and late["started"].startswith("2026-11-28T14:22:")
     cut = next(r for r in rows if r["session"] == "2026-11-27T15:00 hourly")
     assert (cut["outcome"], cut["missed_reason"], cut["started"]) == ("missed", "power_loss", "")
-    assert {r["outcome"] for r in rows} == {"done", "partial", "missed"}
+    assert {r["outcome"] for r in rows} == {"done", "partial", "missed", "merged"}
 
 
 def test_command_from_a_data_directory_and_from_its_export_agree(week: Path, tmp_path: Path) -> None:

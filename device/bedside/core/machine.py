@@ -479,7 +479,8 @@ def _plan(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> State:
     end = now.wall + timedelta(microseconds=1)
     events: list[tuple[datetime, int, planner.Session]] = []
     for s in planner.sessions_between(cfg, start - timedelta(days=2), end, st.episode):
-        if s.deferred and start <= s.due < end:
+        if (s.deferred or s.merged_into is not None) and start <= s.due < end:
+            # Held over the night, or joined to another time's prompt (a DST gap): recorded at its time.
             events.append((s.due, 0, s))
         if start <= s.offer < end and s.merged_into is None:
             events.append((s.offer, 1, s))

@@ -15,7 +15,9 @@ arithmetic. Rules (documented for nurses in docs/behaviour.md):
   over an hourly session, then the later due time wins); the others are recorded as
   deferred and merged, never as missed.
 * A local time that does not exist (spring-forward gap) moves to the end of the gap; a
-  local time that exists twice (autumn) means its first occurrence.
+  local time that exists twice (autumn) means its first occurrence. Two times that land on
+  one instant this way are merged like held-over sessions: one prompt, the later time
+  (a routine before an hourly session); the other is recorded as merged into it.
 * Which hourly and routine sessions a local date has comes from the regimen's stage for
   that date's post-operative day (``episodes.rules``); ``ep`` is the open episode, or None.
 """
@@ -151,12 +153,14 @@ def _raw_day(cfg: Config, d: date, ep: Episode | None) -> tuple[Session, ...]:
     """Sessions whose nominal local time falls on date ``d``, before merging."""
     tz = cfg.tz
     r = rules(cfg, ep, d)
-    out: dict[datetime, Session] = {}
-    # Routine first: an hourly session at the same instant is replaced, not doubled.
+    # Keyed by instant and nominal time: a routine replaces the hourly session of the same
+    # time, while two nominal times that a spring-forward gap maps onto one instant are both
+    # kept (``_day`` merges them into one prompt, and the other is recorded, never dropped).
+    out: dict[tuple[datetime, datetime], Session] = {}
     for t in r.routine_at:
         naive = datetime.combine(d, t)
         due = to_instant(naive, tz)
-        out.setdefault(due, Session(session_id(naive, ROUTINE), ROUTINE, due, due, r.routine_exercises))
+        out.setdefault((due, naive), Session(session_id(naive, ROUTINE), ROUTINE, due, due, r.routine_exercises))
     if r.every_minutes:
         step = timedelta(minutes=r.every_minutes)
         for start_day in (d - _DAY, d):
@@ -164,21 +168,19 @@ def _raw_day(cfg: Config, d: date, ep: Episode | None) -> tuple[Session, ...]:
             while naive < end:
                 if naive.date() == d:
                     due = to_instant(naive, tz)
-                    # A DST gap maps nominal times inside it onto the gap's end; where that
-                    # collides with a real slot, the real one (whose name is its time) stays.
-                    prior = out.get(due)
-                    if prior is None or (prior.kind == HOURLY and local(due, tz) == naive):
-                        out[due] = Session(session_id(naive, HOURLY), HOURLY, due, due, r.hourly_exercises)
+                    out.setdefault((due, naive), Session(session_id(naive, HOURLY), HOURLY, due, due,
+                                                         r.hourly_exercises))
                 naive += step
     sessions = []
-    for due, s in sorted(out.items()):
+    for (due, _), s in sorted(out.items()):
         offer = due if is_awake(cfg, due) else next_opening(cfg, due)
         sessions.append(replace(s, offer=offer) if offer != due else s)
     return tuple(sessions)
 
 
-def _priority(s: Session) -> tuple[int, datetime]:
-    return (1 if s.kind == ROUTINE else 0, s.due)
+def _priority(s: Session) -> tuple[int, datetime, str]:
+    # Last, the nominal time (the id): of two times a DST gap joined, the later one leads.
+    return (1 if s.kind == ROUTINE else 0, s.due, s.id)
 
 
 @lru_cache(maxsize=256)

@@ -266,8 +266,10 @@ def _feed(acc: _Acc, rec: Mapping[str, Any], t: datetime) -> None:
     if acc.due is None:
         acc.due = parse_time(rec.get("due"))
     if typ == "deferred":
-        acc.deferred = True
         acc.offer = acc.offer or parse_time(rec.get("offer"))
+        # Held over the night, unless only merged into a prompt at its own time (a DST gap,
+        # or an hourly session meeting a held-over routine).
+        acc.deferred = acc.deferred or acc.offer is None or acc.due is None or acc.offer != acc.due
         merged = rec.get("merged_into")
         if isinstance(merged, str):
             acc.merged_into = merged
