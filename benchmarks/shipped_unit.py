@@ -59,9 +59,9 @@ def main() -> int:
     run_args = args.run_args[1:] if args.run_args[:1] == ["--"] else args.run_args
 
     from bedside.cli import main as cli
-    from bedside.core import config, planner
+    from bedside.core import planner
     from bedside.unit import clock as clocks
-    from bedside.unit import loop
+    from bedside.unit import host, loop
     from bedside.unit import pins as hardware
 
     bus = CountingBus()
@@ -71,7 +71,7 @@ def main() -> int:
 
     if args.days:
         cfg_path = next((run_args[i + 1] for i, a in enumerate(run_args) if a == "--config"), None)
-        cfg = config.find(cfg_path)
+        cfg = host.find(cfg_path)
         start = datetime.fromisoformat(args.start).replace(tzinfo=cfg.tz)
         end = start + timedelta(days=args.days)
         presses: list[datetime] = []

@@ -166,3 +166,22 @@ def test_every_module_lives_in_a_wing() -> None:
     assert not loose, sorted(loose)
     assert {p.name for p in PACKAGE.iterdir() if p.is_dir() and not p.name.startswith("__")} == set(ALLOWED) - {
         "shared"}
+
+
+def _calls(name: str) -> set[str]:
+    """The package's modules that call ``name(...)`` (by its plain or dotted name)."""
+    found = set()
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for n in ast.walk(ast.parse(path.read_text())):
+            if isinstance(n, ast.Call) and (
+                    (isinstance(n.func, ast.Name) and n.func.id == name)
+                    or (isinstance(n.func, ast.Attribute) and n.func.attr == name)):
+                found.add(str(path.relative_to(PACKAGE)))
+    return found
+
+
+def test_one_composition_root_and_one_writer_while_no_loop_runs() -> None:
+    """``run`` and ``simulate`` build the unit in unit/wiring.py; commissioning and a stick
+    export without the daemon write the journal through unit/offline.py."""
+    assert _calls("Unit") == {"unit/wiring.py"}
+    assert _calls("lock_data_dir") == {"unit/offline.py", "cli/main.py"}   # cli/main: ``run`` holds it

@@ -59,10 +59,10 @@ def test_cli_sets_the_secret_and_journals_it(tmp_path: Path, capsys: pytest.Capt
 
 
 def test_cli_refuses_while_the_unit_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from bedside.unit import loop as daemon
+    from bedside.unit import host
 
     data = tmp_path / "data"
-    lock = daemon.lock_data_dir(data)
+    lock = host.lock_data_dir(data)
     f = tmp_path / "s.txt"
     f.write_text("ward seven secret\n")
     assert main(["secret", "set", "--data", str(data), "--secret-file", str(f)]) == 2

@@ -6,11 +6,12 @@ from pathlib import Path
 import pytest
 
 from bedside.core import config
+from bedside.unit import host
 from tests.conftest import ROOT
 
 
 def test_shipped_defaults_file_matches_the_code_defaults() -> None:
-    loaded = config.load(ROOT / "config" / "bedside.toml")
+    loaded = host.load(ROOT / "config" / "bedside.toml")
     assert loaded == config.Config(source=loaded.source)
     assert loaded.fingerprint() == config.Config().fingerprint()
 
@@ -18,7 +19,7 @@ def test_shipped_defaults_file_matches_the_code_defaults() -> None:
 def test_partial_file_takes_defaults(tmp_path: Path) -> None:
     p = tmp_path / "c.toml"
     p.write_text('[unit]\nid = "ward3-bed4"\n[awake]\nstart = "20:00"\nend = "12:00"\n[hardware]\nled_pin = -1\n')
-    c = config.load(p)
+    c = host.load(p)
     assert (c.unit_id, c.awake_start, c.awake_end, c.hardware.led_pin) == ("ward3-bed4", time(20), time(12), None)
     assert c.routine_at == config.Config().routine_at
 
@@ -68,7 +69,7 @@ def test_each_problem_names_the_key(tmp_path: Path, text: str, message: str) -> 
     p = tmp_path / "bad.toml"
     p.write_text(text + "\n")
     with pytest.raises(config.ConfigError) as e:
-        config.load(p)
+        host.load(p)
     assert message in str(e.value)
     assert str(p) in str(e.value)
 

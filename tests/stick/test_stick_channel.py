@@ -19,11 +19,10 @@ from typing import Any
 
 import pytest
 
-from bedside.core import config
 from bedside.core import screens as sc
 from bedside.core.events import Effect, Instant, Led, Show
 from bedside.stick.channel import StickChannel
-from bedside.unit import simulate
+from bedside.unit import host, simulate
 from tests.cli.test_cli import run
 from tests.conftest import DATA, ROOT, journal_records
 from tests.rigs.serial_rig import wait_for
@@ -31,7 +30,7 @@ from tests.rigs.stick_rig import SECRET, FatStick, needs_fat, unit_data
 
 pytestmark = needs_fat
 
-CFG = config.load(DATA / "week.toml")
+CFG = host.load(DATA / "week.toml")
 
 
 class Daemon:
@@ -225,9 +224,9 @@ def test_only_root_and_the_daemons_own_user_may_report(tmp_path: Path, data: Pat
 
 def test_a_running_unit_that_does_not_listen_gets_no_unrecorded_export(tmp_path: Path, data: Path,
                                                                         fat: FatStick) -> None:
-    from bedside.unit import loop as daemon
+    from bedside.unit import host
 
-    lock = daemon.lock_data_dir(data)         # as the daemon holds it
+    lock = host.lock_data_dir(data)         # as the daemon holds it
     try:
         before = journal_records(data)
         r = export(fat.mnt, data, tmp_path / "nobody-listens.sock")

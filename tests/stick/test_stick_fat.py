@@ -26,17 +26,17 @@ from typing import Any
 
 import pytest
 
-from bedside.core import config
 from bedside.stick import auth as stick
 from bedside.stick import export as stick_export
 from bedside.stick.export import Outcome
+from bedside.unit import host
 from tests.cli.test_cli import run
 from tests.conftest import DATA, ROOT, journal_records
 from tests.rigs.stick_rig import OTHER_SECRET, SECRET, FatStick, needs_fat, unit_data, windows_name
 
 pytestmark = needs_fat
 
-CFG = config.load(DATA / "week.toml")
+CFG = host.load(DATA / "week.toml")
 EXPORT_FILES = ("journal.jsonl", "sessions.csv", "report.html")
 
 

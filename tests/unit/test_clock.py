@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from bedside.core import config, planner
-from bedside.unit import loop as daemon
-from bedside.unit import simulate
+from bedside.unit import host, simulate
 from tests.conftest import journal_records
 
 CFG = config.Config()
@@ -143,14 +142,14 @@ def test_time_quality_at_start(tmp_path: Path) -> None:
         return False
 
     def q(root: Path, when: datetime = now) -> str:
-        return daemon.detect_time_quality(when, root, synced=unsynced)
+        return host.detect_time_quality(when, root, synced=unsynced)
 
     assert q(fake_root(tmp_path / "a", synced=True)) == "ntp"
-    assert daemon.detect_time_quality(now, tmp_path / "none", synced=lambda: True) == "ntp"
+    assert host.detect_time_quality(now, tmp_path / "none", synced=lambda: True) == "ntp"
     assert q(fake_root(tmp_path / "b", rtc_epoch=int(now.timestamp()) - 3)) == "rtc"
     # A Pi 5 clock without its battery starts again at 1970: not a clock that kept time.
     assert q(fake_root(tmp_path / "c", rtc_epoch=1000)) == "unverified"
     assert q(fake_root(tmp_path / "d", rtc_epoch=int(now.timestamp()), hctosys=False)) == "unverified"
     assert q(tmp_path / "nothing") == "unverified"
     assert q(tmp_path / "nothing", datetime(1970, 1, 1, 0, 5, tzinfo=UTC)) == "distrusted"
-    assert daemon.kernel_synchronised() in (True, False, None)
+    assert host.kernel_synchronised() in (True, False, None)

@@ -13,6 +13,7 @@ import pytest
 from bedside.core import config
 from bedside.core import screens as sc
 from bedside.display.panel import DisplayOut
+from bedside.unit import host
 from bedside.unit import pins as hardware
 
 pytestmark = [
@@ -25,7 +26,7 @@ pytestmark = [
 
 @pytest.fixture
 def cfg() -> config.Config:
-    return config.find(None)
+    return host.find(None)
 
 
 def test_display_answers_and_draws(cfg: config.Config) -> None:

@@ -129,43 +129,35 @@ def cmd_log_verify(args: argparse.Namespace) -> int:
 
 def cmd_keys_init(args: argparse.Namespace) -> int:
     """Commissioning: the unit's seal key, with one copy for the hospital. The daemon must be stopped."""
-    from bedside.core import config
-    from bedside.core.events import Record
     from bedside.journal import seal
-    from bedside.journal.segments import Journal, JournalError
-    from bedside.unit import loop as daemon
-    from bedside.unit.clock import SystemClock
+    from bedside.journal.segments import JournalError
+    from bedside.unit import host
+    from bedside.unit.offline import OfflineWriter
 
     data = Path(args.data)
     out = Path(args.out)
     try:
-        lock = daemon.lock_data_dir(data)
-    except daemon.DataDirBusy:
+        writer = OfflineWriter(data)
+    except host.DataDirBusy:
         raise UserError(f"the unit is running on {data}; stop it first (systemctl stop bedside)") from None
     except OSError as e:
         raise UserError(f"cannot use the data directory {data}: {e.strerror}") from None
-    try:
-        cfg = config.find(args.config)
-        journal = Journal(data, cfg.tz, daemon.boot_id())
+    with writer:
+        cfg = host.find(args.config)
+        writer.tz = cfg.tz
+        earlier = writer.journal.last_of_type("seal_key")
+        if earlier is not None:
+            raise UserError(f"this unit was already given seal key {earlier.get('key_id')} on "
+                            f"{earlier['time'][:10]} (journal seq {earlier['seq']}); a unit is commissioned "
+                            "once, and that key's file is the one that checks its journal")
         try:
-            earlier = journal.last_of_type("seal_key")
-            if earlier is not None:
-                raise UserError(f"this unit was already given seal key {earlier.get('key_id')} on "
-                                f"{earlier['time'][:10]} (journal seq {earlier['seq']}); a unit is commissioned "
-                                "once, and that key's file is the one that checks its journal")
-            try:
-                key = seal.create(data, out, cfg.unit_id)
-            except seal.SealError as e:
-                raise UserError(str(e)) from None
-            try:
-                journal.append(Record("seal_key", data={"key_id": key.key_id, "unit": cfg.unit_id}),
-                               SystemClock().now(), daemon.detect_time_quality())
-            except JournalError as e:
-                raise UserError(f"the key was created but could not be recorded in the journal: {e}", 1) from None
-        finally:
-            journal.close()
-    finally:
-        lock.close()
+            key = seal.create(data, out, cfg.unit_id)
+        except seal.SealError as e:
+            raise UserError(str(e)) from None
+        try:
+            writer.append("seal_key", {"key_id": key.key_id, "unit": cfg.unit_id})
+        except JournalError as e:
+            raise UserError(f"the key was created but could not be recorded in the journal: {e}", 1) from None
     print(f"Seal key {key.key_id} created for unit {cfg.unit_id}.\n"
           f"The hospital's copy is {out}: keep it safe and off the ward network. It is the only copy of the\n"
           f"key that can check this unit's seals (the unit forgets each key after using it), and it is\n"

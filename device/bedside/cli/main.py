@@ -22,6 +22,7 @@ from bedside import __version__
 from bedside.cli.common import DEFAULT_DATA, UserError
 from bedside.core import config
 from bedside.journal import chain
+from bedside.unit import host
 
 
 def _sim_data_default() -> Path:
@@ -33,16 +34,13 @@ def _sim_data_default() -> Path:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bedside.display.panel import DisplayKeeper
-    from bedside.journal.segments import Journal, JournalError
-    from bedside.journal.store import Store
-    from bedside.unit import loop as daemon
     from bedside.unit import pins as hardware
+    from bedside.unit import wiring
     from bedside.unit.clock import SystemClock
     from bedside.unit.sdnotify import Notifier
-    from bedside.unit.sounds import Player
-    from bedside.unit.supervise import GuardedTone, SelfTest, Watchdog
+    from bedside.unit.supervise import SelfTest, Watchdog
 
-    cfg = config.find(args.config)
+    cfg = host.find(args.config)
     model = hardware.pi_model()
     if model is None and not hardware.pins_chosen_explicitly():
         raise UserError(
@@ -53,8 +51,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     data = Path(args.data)
     lock: Any = None
     try:
-        lock = daemon.lock_data_dir(data)
-    except daemon.DataDirBusy as e:
+        lock = host.lock_data_dir(data)
+    except host.DataDirBusy as e:
         raise UserError(str(e)) from None
     except OSError as e:
         if e.errno not in (errno.EROFS, errno.ENOSPC, errno.EIO):
@@ -63,7 +61,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         # in a loop): no second daemon can write it either.
         print(f"bedside: cannot lock {data} ({e.strerror}); running, the journal will show the fault",
               file=sys.stderr)
-    pins = hardware.build_pins(cfg.hardware)
     clock = SystemClock()
     # A missing display is a fault the unit lives with: it prompts by sound and LED, and the
     # keeper rebuilds the display with backoff until it answers (docs/hardening.md).
@@ -71,24 +68,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     if display.error is not None:
         print(f"bedside: display not available, prompting with sound and LED and retrying: {display.error}",
               file=sys.stderr)
-    boot = daemon.boot_id()
-    try:
-        journal: Journal | None = Journal(data, cfg.tz, boot)
-    except JournalError as e:
-        # Prompting never waits for the disk: the store reads what it can and keeps trying.
-        print(f"bedside: {e}; prompting without the journal until it can be opened", file=sys.stderr)
-        journal = None
-    store = Store(data, cfg.tz, boot, journal=journal)
-    outputs = daemon.Outputs(display, Player(GuardedTone(pins.tone)),
-                             hardware.LedOut(pins.led) if pins.led is not None else None)
-    unit = daemon.Unit(cfg, clock, journal, outputs, time_quality=daemon.detect_time_quality(), boot=boot,
-                       store=store)
-    unit.attach_button(pins.button)
     notifier = Notifier.from_env()
-    unit.add_source(display)
-    unit.add_source(SelfTest(unit, data, display=display))
-    if notifier.watchdog_interval is not None:
-        unit.add_source(Watchdog(unit, notifier, notifier.watchdog_interval))
+    sources: list[wiring.SourceMaker] = [lambda u: display, lambda u: SelfTest(u, data, display=display)]
+    interval = notifier.watchdog_interval
+    if interval is not None:
+        sources.append(lambda u: Watchdog(u, notifier, interval))
+    wired = wiring.build(cfg, data, clock, display, boot=host.boot_id(), time_quality=host.detect_time_quality(),
+                         guard_tone=True, sources=sources, say=_teller(None))
+    unit = wired.unit
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda signum, frame: unit.request_stop(signal.Signals(signum).name))
     print(f"bedside {__version__}: unit {cfg.unit_id} on {model or 'GPIO'}, config {cfg.source}, data {data}",
@@ -107,8 +94,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             sticks.stop()
         if link is not None:
             link.stop()
-        pins.close()
-        store.close()
+        wired.close()
         if lock is not None:
             lock.close()
         notifier.close()
@@ -122,7 +108,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from bedside.unit import simulate
     from bedside.unit.loop import Trace
 
-    cfg = config.find(args.config)
+    cfg = host.find(args.config)
     tz = cfg.tz
     try:
         start = simulate.parse_local(args.start, tz) if args.start else datetime.now(UTC)
@@ -249,7 +235,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 # --- config and log ------------------------------------------------------------------
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    cfg = config.load(args.path)
+    cfg = host.load(args.path)
     hourly = f"every {cfg.hourly_every_minutes} min" if cfg.hourly_every_minutes else "off"
     routine = ", ".join(t.strftime("%H:%M") for t in cfg.routine_at) or "none"
     print(f"{args.path}: OK - unit {cfg.unit_id}, {cfg.timezone}, awake {cfg.awake_start:%H:%M}-{cfg.awake_end:%H:%M},"
@@ -321,10 +307,8 @@ def cmd_secret_set(args: argparse.Namespace) -> int:
     import getpass
 
     from bedside import secret
-    from bedside.core.events import Record
-    from bedside.journal.segments import Journal
-    from bedside.unit import loop as daemon
-    from bedside.unit.clock import SystemClock
+    from bedside.unit import host
+    from bedside.unit.offline import OfflineWriter
 
     data = Path(args.data)
     try:
@@ -339,21 +323,14 @@ def cmd_secret_set(args: argparse.Namespace) -> int:
     except secret.SecretError as e:
         raise UserError(str(e)) from None
     try:
-        lock = daemon.lock_data_dir(data)
-    except daemon.DataDirBusy:
+        writer = OfflineWriter(data)
+    except host.DataDirBusy:
         raise UserError(f"the unit is running on {data}; stop it first (systemctl stop bedside)") from None
-    try:
-        cfg = config.find(args.config)
+    with writer:
+        writer.tz = host.find(args.config).tz
         replacing = secret.load(data) is not None
         secret.set_secret(data, value)
-        journal = Journal(data, cfg.tz, daemon.boot_id())
-        try:
-            journal.append(Record("secret_set", data={"replaced": replacing}), SystemClock().now(),
-                           daemon.detect_time_quality())
-        finally:
-            journal.close()
-    finally:
-        lock.close()
+        writer.append("secret_set", {"replaced": replacing})
     print(f"Ward secret {'changed' if replacing else 'set'} for the unit at {data}.")
     return 0
 

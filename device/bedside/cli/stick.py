@@ -117,10 +117,10 @@ def cmd_stick_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_stick_export(args: argparse.Namespace) -> int:
-    from bedside.core import config
     from bedside.stick import export as stick_export
+    from bedside.unit import host
 
-    cfg = config.find(args.config)
+    cfg = host.find(args.config)
     mount: Any
     if args.from_service:
         if stick_export.capabilities():

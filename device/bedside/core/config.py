@@ -10,15 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-DEFAULT_PATHS = (Path("/etc/bedside/bedside.toml"),)
 
 
 class ConfigError(Exception):
@@ -491,31 +487,3 @@ def parse(data: Mapping[str, Any], source: str = "<config>") -> Config:
         serial=Serial(port, baud),
         source=source,
     )
-
-
-def load(path: Path | str) -> Config:
-    """Read and validate a config file; every failure is a ConfigError a person can act on."""
-    p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(str(p), ["the file does not exist; copy config/bedside.toml there and edit it"]) from None
-    except OSError as e:
-        raise ConfigError(str(p), [f"cannot be read ({e.strerror}); check its permissions"]) from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ConfigError(str(p), ["is not UTF-8 text; save it as plain UTF-8"]) from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(str(p), [f"is not valid TOML: {e}"]) from None
-    return parse(data, str(p))
-
-
-def find(path: Path | str | None) -> Config:
-    """The config named on the command line, else the system one, else the built-in defaults."""
-    if path is not None:
-        return load(path)
-    for candidate in DEFAULT_PATHS:
-        if candidate.exists():
-            return load(candidate)
-    return Config()

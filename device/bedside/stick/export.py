@@ -43,6 +43,8 @@ from bedside.report import model as report
 from bedside.stick import auth as stick
 from bedside.stick.auth import StickProblem
 from bedside.stick.channel import ChannelError, Client
+from bedside.unit import host
+from bedside.unit.offline import OfflineWriter
 
 JOURNAL_FILE, CSV_FILE, REPORT_FILE = "journal.jsonl", "sessions.csv", "report.html"
 MOUNT_FLAGS = os.ST_NOSUID | os.ST_NODEV | os.ST_NOEXEC
@@ -205,37 +207,28 @@ class DaemonRecorder:
 class JournalRecorder:
     """No daemon runs: this process holds the data directory's lock and writes the records."""
 
-    def __init__(self, data: Path, cfg: Config, lock: IO[bytes]) -> None:
+    def __init__(self, data: Path, cfg: Config, writer: OfflineWriter) -> None:
         self.data = data
         self.cfg = cfg
-        self.lock = lock
-        self.journal: Journal | None = None
+        self.writer = writer
+        writer.tz = cfg.tz
 
     def begin(self, device: str) -> None:
         from bedside.journal import seal
-        from bedside.unit import loop as daemon
 
         try:
-            self.journal = Journal(self.data, self.cfg.tz, daemon.boot_id())
+            journal = self.writer.journal
             sealer = seal.Sealer(self.data)
             if sealer.available:
                 # Seal first, so that the export ends with a seal (as the daemon does).
-                last = self.journal.last_of_type("seal")
+                last = journal.last_of_type("seal")
                 sealer.catch_up(last)
-                seq, head = self.journal.head()
+                seq, head = journal.head()
                 if seq and (last is None or last["seq"] < seq):
-                    self._append("seal", sealer.seal_data(seq, head))
+                    self.writer.append("seal", sealer.seal_data(seq, head))
                     sealer.sealed()
         except (JournalError, seal.SealError, OSError) as e:
             raise ExportError(f"the unit's journal cannot be written ({e}); nothing was exported") from None
-
-    def _append(self, type_: str, data: dict[str, Any]) -> None:
-        from bedside.core.events import Record
-        from bedside.unit import loop as daemon
-        from bedside.unit.clock import SystemClock
-
-        assert self.journal is not None
-        self.journal.append(Record(type_, data=data), SystemClock().now(), daemon.detect_time_quality())
 
     def end(self, outcome: Outcome) -> str:
         from bedside.core import machine as session
@@ -249,7 +242,7 @@ class JournalRecorder:
             assert rec is not None
             type_, data = rec.type, dict(rec.data)
         try:
-            self._append(type_, data)
+            self.writer.append(type_, data)
         except JournalError as e:
             return f"NOT recorded in the journal: {e}"
         if outcome.stage == "done":
@@ -259,15 +252,11 @@ class JournalRecorder:
         return "recorded in the journal (the unit's daemon is not running)"
 
     def close(self) -> None:
-        if self.journal is not None:
-            self.journal.close()
-        self.lock.close()
+        self.writer.close()
 
 
 def recorder(data: Path, cfg: Config, socket_path: Path) -> Recorder:
     """The daemon when it listens, else the journal itself; ExportError when neither can record."""
-    from bedside.unit import loop as daemon
-
     try:
         client = Client.connect(socket_path)
     except ChannelError as e:
@@ -275,13 +264,13 @@ def recorder(data: Path, cfg: Config, socket_path: Path) -> Recorder:
     if client is not None:
         return DaemonRecorder(client)
     try:
-        lock = daemon.lock_data_dir(data)
-    except daemon.DataDirBusy:
+        writer = OfflineWriter(data)
+    except host.DataDirBusy:
         raise ExportError(f"the unit's daemon is running on {data} but does not answer on {socket_path}, so the "
                           "export could not be recorded; nothing was exported") from None
     except OSError as e:
         raise ExportError(f"cannot use the data directory {data} ({e.strerror}); nothing was exported") from None
-    return JournalRecorder(data, cfg, lock)
+    return JournalRecorder(data, cfg, writer)
 
 
 # --- the files ------------------------------------------------------------------------

@@ -17,11 +17,9 @@ import json
 import queue
 import sys
 import threading
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import datetime
 from typing import IO, Any, ClassVar, Protocol
 
 from bedside import __version__
@@ -47,6 +45,7 @@ from bedside.core.events import (
 from bedside.journal.segments import Journal
 from bedside.journal.store import Store
 from bedside.link.unit_port import Call, LinkHooks, TimedSource
+from bedside.unit import host
 from bedside.unit.clock import Clock
 from bedside.unit.sounds import Player
 
@@ -70,13 +69,6 @@ class Stop:
 
 class LedLike(Protocol):
     def set(self, mode: str) -> None: ...
-
-
-def boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return str(uuid.uuid4())
 
 
 class DisplayLike(Protocol):
@@ -135,7 +127,7 @@ class Unit:
         self.out = outputs
         self.inbox: queue.Queue[Input | Stop | Call] = queue.Queue()
         self.sources: list[TimedSource] = []
-        self.boot = boot or boot_id()
+        self.boot = boot or host.boot_id()
         if store is None:
             if journal is None:
                 raise ValueError("a Unit needs a journal or a store")
@@ -392,65 +384,3 @@ class Unit:
         """Commit a record the shell itself produces (e.g. a self-test's results)."""
         assert threading.get_ident() == self._loop_thread, "Unit.record runs on the loop's thread only"
         self._apply([rec], now)
-
-
-# Before this, no unit's clock can be right: the software did not exist yet.
-PLAUSIBLE_FROM = datetime(2026, 1, 1, tzinfo=UTC)
-TIME_ERROR = 5       # adjtimex's clock state when the kernel is not synchronised
-
-
-def kernel_synchronised() -> bool | None:
-    """Whether the kernel believes its clock is synchronised (by any NTP client); None if it cannot say."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        buf = ctypes.create_string_buffer(1024)     # a zeroed struct timex: modes 0 only reads
-        clock_state = int(libc.adjtimex(buf))
-    except (OSError, AttributeError):
-        return None
-    return None if clock_state < 0 else clock_state != TIME_ERROR
-
-
-def detect_time_quality(now: datetime | None = None, root: Path = Path("/"),
-                        synced: Callable[[], bool | None] = kernel_synchronised) -> str:
-    """How far the system clock can be trusted at start.
-
-    ``distrusted`` — earlier than this software (a Pi without a clock that kept time);
-    ``ntp`` — synchronised (the kernel says so, or systemd-timesyncd's flag);
-    ``rtc`` — a real-time clock that kept time (it set the system clock at boot and agrees
-    with it; a Pi 5's clock without its battery restarts at 1970 and does not count);
-    ``unverified`` — anything else, e.g. fake-hwclock's last saved time.
-    """
-    wall = now or datetime.now(UTC)
-    if wall < PLAUSIBLE_FROM:
-        return "distrusted"
-    if (root / "run/systemd/timesync/synchronized").exists() or synced():
-        return "ntp"
-    rtc = root / "sys/class/rtc/rtc0"
-    try:
-        since_epoch = int((rtc / "since_epoch").read_text().strip())
-        hctosys = (rtc / "hctosys").read_text().strip() == "1"
-    except (OSError, ValueError):
-        return "unverified"
-    if hctosys and since_epoch >= PLAUSIBLE_FROM.timestamp() and abs(since_epoch - wall.timestamp()) < 600:
-        return "rtc"
-    return "unverified"
-
-
-class DataDirBusy(Exception):
-    pass
-
-
-def lock_data_dir(data: Path) -> IO[bytes]:
-    """Hold an exclusive lock so that two daemons never write one journal."""
-    import fcntl
-
-    data.mkdir(parents=True, exist_ok=True)
-    f = open(data / "daemon.lock", "wb")  # noqa: SIM115 - held open for the daemon's lifetime
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        f.close()
-        raise DataDirBusy(f"another bedside daemon is already using {data}") from None
-    return f

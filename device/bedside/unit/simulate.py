@@ -344,38 +344,29 @@ def build(cfg: Any, data: Path, start: datetime, *, speed: float | None = None, 
           on_frame: Callable[[Image.Image], None] | None = None,
           observers: list[Callable[[Effect, Instant], None]] | None = None, boot: str | None = None,
           device: Any = None) -> Simulation:
-    """Wire the real daemon to mock pins, a dummy display (or ``device``: a real luma driver
-    over a fake bus) and a virtual clock."""
+    """Wire the real daemon (``wiring.build``, as ``run`` does) to mock pins, a dummy display
+    (or ``device``: a real luma driver over a fake bus) and a virtual clock."""
     import uuid
 
     from gpiozero.pins.mock import MockFactory, MockPWMPin
     from luma.core.device import dummy
 
     from bedside.display.panel import DisplayOut
-    from bedside.journal.segments import Journal, JournalError
-    from bedside.journal.store import Store
-    from bedside.unit import pins as hardware
-    from bedside.unit.loop import Outputs, Unit
-    from bedside.unit.sounds import Player
+    from bedside.unit import wiring
 
     clock = VirtualClock(start, speed)
     factory = MockFactory(pin_class=MockPWMPin)
-    pins = hardware.build_pins(cfg.hardware, pin_factory=factory)
     if device is None:
         device = dummy(width=128, height=64, mode="1")
-    boot = boot or str(uuid.uuid4())
-    try:
-        journal: Journal | None = Journal(data, cfg.tz, boot)
-    except JournalError:
-        journal = None      # the unit starts all the same and keeps trying (see store.py)
-    store = Store(data, cfg.tz, boot, journal=journal)
-    outputs = Outputs(DisplayOut(device, on_frame=on_frame), Player(pins.tone),
-                      hardware.LedOut(pins.led) if pins.led is not None else None, list(observers or []))
-    unit = Unit(cfg, clock, journal, outputs, time_quality="simulated", boot=boot, store=store)
-    unit.attach_button(pins.button)
-    finger = Finger(clock, factory.pin(cfg.hardware.button_pin), actions or [], post=unit.post)
-    unit.add_source(finger)
-    return Simulation(unit, clock, factory, pins, device, finger, journal)
+    fingers: list[Finger] = []
+
+    def finger(unit: Any) -> Finger:
+        fingers.append(Finger(clock, factory.pin(cfg.hardware.button_pin), actions or [], post=unit.post))
+        return fingers[0]
+
+    wired = wiring.build(cfg, data, clock, DisplayOut(device, on_frame=on_frame), boot=boot or str(uuid.uuid4()),
+                         time_quality="simulated", pin_factory=factory, sources=[finger], observers=observers or ())
+    return Simulation(wired.unit, clock, factory, wired.pins, device, fingers[0], wired.journal)
 
 
 def demo_episode_event(key: str, now: Instant, tz: ZoneInfo) -> Event:

@@ -1,0 +1,56 @@
+"""The one journal writer used while no loop runs: commissioning (``secret set``, ``keys
+init``) and a stick export with the daemon stopped.
+
+The loop is the journal's only writer while it runs; without it, this holds the data
+directory's lock (so no daemon can start and write alongside), opens the journal, appends
+records stamped with the system clock and the clock's trust as the daemon would stamp them,
+and closes both. ``DataDirBusy`` means a daemon is running: the caller says what to do.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bedside.core.events import Record
+from bedside.journal.segments import Journal
+from bedside.unit import host
+from bedside.unit.clock import SystemClock
+
+
+class OfflineWriter:
+    """Holds the data directory's lock from creation to ``close``; the journal is opened on first use."""
+
+    def __init__(self, data: Path, tz: ZoneInfo | None = None) -> None:
+        self.data = data
+        self.tz = tz or ZoneInfo("UTC")
+        self._lock = host.lock_data_dir(data)     # DataDirBusy while a daemon runs; OSError if unusable
+        self._journal: Journal | None = None
+        self._boot = host.boot_id()
+
+    @property
+    def journal(self) -> Journal:
+        """The journal, opened now if need be (``JournalError`` when it cannot be)."""
+        if self._journal is None:
+            self._journal = Journal(self.data, self.tz, self._boot)
+        return self._journal
+
+    def append(self, type_: str, data: dict[str, Any]) -> None:
+        """Commit one record, stamped now (``JournalError`` when it cannot be written)."""
+        self.journal.append(Record(type_, data=data), SystemClock().now(), host.detect_time_quality())
+
+    def close(self) -> None:
+        try:
+            if self._journal is not None:
+                self._journal.close()
+        finally:
+            self._lock.close()
+
+    def __enter__(self) -> OfflineWriter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()

@@ -1,0 +1,73 @@
+"""The one place a unit is built, for ``bedside run`` on a Pi and for ``bedside simulate``.
+
+Both get the same loop, journal store, sound player, LED and button wiring; what differs
+between a Pi and the simulator is a parameter here, not a second copy that could drift:
+
+* the pins: gpiozero's default factory (lgpio on a Pi) or ``MockFactory``;
+* the panel: a ``DisplayKeeper`` that rebuilds a failing display with backoff (a timed
+  source of the loop), or the simulator's dummy device that never fails;
+* the tone guard: on a Pi a buzzer's GPIO error is noted, not raised (``GuardedTone``);
+* the timed sources: the daily self-test and systemd's watchdog on a Pi, the scripted
+  finger in the simulator (each made once the unit exists, since they act on it);
+* the boot id and how far the clock is trusted (the host's, or ``simulated``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bedside.core.config import Config
+from bedside.core.events import Effect, Instant
+from bedside.journal.segments import Journal, JournalError
+from bedside.journal.store import Store
+from bedside.link.unit_port import TimedSource
+from bedside.unit import pins as hardware
+from bedside.unit.clock import Clock
+from bedside.unit.loop import DisplayLike, Outputs, Unit
+from bedside.unit.sounds import Player
+from bedside.unit.supervise import GuardedTone
+
+SourceMaker = Callable[[Unit], TimedSource]
+
+
+@dataclass
+class Wired:
+    """A built unit and the parts its builder closes when it is done."""
+
+    unit: Unit
+    pins: Any
+    journal: Journal | None
+
+    def close(self) -> None:
+        self.pins.close()
+        self.unit.store.close()
+
+
+def build(cfg: Config, data: Path, clock: Clock, panel: DisplayLike, *, boot: str, time_quality: str,
+          pin_factory: Any = None, guard_tone: bool = False, sources: Sequence[SourceMaker] = (),
+          observers: Sequence[Callable[[Effect, Instant], None]] = (),
+          say: Callable[[str], None] | None = None) -> Wired:
+    """Build the unit on ``data``'s journal, with ``panel`` as its display (a keeper that
+    rebuilds it is also one of ``sources``). A journal that cannot be opened does not stop the
+    unit: it prompts, and the store keeps trying.
+    """
+    pins = hardware.build_pins(cfg.hardware, pin_factory=pin_factory)
+    try:
+        journal: Journal | None = Journal(data, cfg.tz, boot)
+    except JournalError as e:
+        # Prompting never waits for the disk: the store reads what it can and keeps trying.
+        if say is not None:
+            say(f"{e}; prompting without the journal until it can be opened")
+        journal = None
+    store = Store(data, cfg.tz, boot, journal=journal)
+    tone = GuardedTone(pins.tone) if guard_tone else pins.tone
+    outputs = Outputs(panel, Player(tone), hardware.LedOut(pins.led) if pins.led is not None else None,
+                      list(observers))
+    unit = Unit(cfg, clock, journal, outputs, time_quality=time_quality, boot=boot, store=store)
+    unit.attach_button(pins.button)
+    for make in sources:
+        unit.add_source(make(unit))
+    return Wired(unit, pins, journal)
