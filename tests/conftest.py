@@ -81,3 +81,16 @@ def journal_records(data: Path) -> list[dict[str, Any]]:
         return list(j.records())
     finally:
         j.close()
+
+
+@pytest.fixture(scope="session")
+def wheel_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of wheels as an offline ward has: the dependencies (packed again from this
+    venv), the build backend and the bedside wheel built from it with ``pip wheel --no-index``.
+    Built once per run: the build and the update tests share it."""
+    from tests.rigs import wheelhouse
+
+    folder = wheelhouse.house(tmp_path_factory.mktemp("wheels"))
+    wheel, r = wheelhouse.build(wheelhouse.source_copy(tmp_path_factory.mktemp("src") / "bedside"), folder, folder)
+    assert r.returncode == 0 and wheel.suffix == ".whl", r.stdout + r.stderr
+    return folder

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
+from bedside.core import config
 from bedside.core import screens as sc
 from bedside.core.config import Hardware
 from bedside.display import render
@@ -174,3 +175,19 @@ def test_status_light_modes_on_a_real_gpiozero_led(factory: Any) -> None:
     led.set("off")
     assert pin.state == 0
     pins.close()
+
+
+def test_the_configured_gpio_backend_is_the_pin_factory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """[hardware] gpio picks gpiozero's factory; "auto" and an explicit GPIOZERO_PIN_FACTORY
+    leave the choice to gpiozero. Off a Pi a named backend fails with what to do, not a traceback."""
+    monkeypatch.delenv("GPIOZERO_PIN_FACTORY", raising=False)
+    assert hardware.pin_factory_for("auto") is None
+    for backend, package in (("lgpio", "lgpio"), ("rpigpio", "RPi.GPIO")):
+        with pytest.raises(hardware.HardwareError, match=f'gpio = "{backend}"') as e:
+            hardware.pin_factory_for(backend)
+        assert package in str(e.value)
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
+    assert hardware.pin_factory_for("rpigpio") is None
+    with pytest.raises(config.ConfigError, match="gpio"):
+        config.parse({"hardware": {"gpio": "pigpio"}})
+    assert config.parse({"hardware": {"gpio": "rpigpio"}}).hardware.gpio == "rpigpio"

@@ -7,10 +7,12 @@ import os
 import re
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from bedside.core import config
 from tests.conftest import ROOT
 
 SERVICE = ROOT / "systemd" / "bedside.service"
@@ -55,19 +57,26 @@ def test_service_keeps_what_the_daemon_needs() -> None:
     assert "/opt/bedside/venv/bin/bedside run" in one["ExecStart"]
 
 
+PI_OS_MODULES = "# /etc/modules: kernel modules to load at boot time.\n#\n# Lines beginning with \"#\" are ignored.\n"
+PI_OS_CMDLINE = ("console=serial0,115200 console=tty1 root=PARTUUID=1234-02 rootfstype=ext4 fsck.repair=yes "
+                 "rootwait modules-load=w1-gpio\n")
+PI_OS_CONFIG = "dtparam=audio=on\n[cm4]\notg_mode=1\n[all]\n"
+
+
 def _fake_root(tmp_path: Path) -> Path:
     """The files a Raspberry Pi OS root has that the installer reads or edits."""
     root = tmp_path / "root"
     (root / "etc").mkdir(parents=True)
     (root / "boot" / "firmware").mkdir(parents=True)
+    (root / "var" / "lib").mkdir(parents=True)
     (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
     (root / "etc" / "group").write_text("root:x:0:\ndialout:x:20:\n")
     (root / "etc" / "shadow").write_text("root:*:19000:0:99999:7:::\n")
     (root / "etc" / "gshadow").write_text("root:*::\ndialout:*::\n")
     (root / "etc" / "os-release").write_text("ID=debian\nVERSION_CODENAME=bookworm\n")
-    (root / "boot" / "firmware" / "config.txt").write_text("dtparam=audio=on\n")
-    (root / "boot" / "firmware" / "cmdline.txt").write_text(
-        "console=serial0,115200 console=tty1 root=PARTUUID=1234-02 rootfstype=ext4 fsck.repair=yes rootwait\n")
+    (root / "etc" / "modules").write_text(PI_OS_MODULES)
+    (root / "boot" / "firmware" / "config.txt").write_text(PI_OS_CONFIG)
+    (root / "boot" / "firmware" / "cmdline.txt").write_text(PI_OS_CMDLINE)
     return root
 
 
@@ -76,10 +85,48 @@ def install(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           timeout=120, stdin=subprocess.DEVNULL)
 
 
+@dataclass(frozen=True)
+class Profile:
+    args: tuple[str, ...]
+    config_lines: tuple[str, ...]      # in config.txt's bedside block
+    not_lines: tuple[str, ...]         # never there for this board
+    port: str                          # [serial] port after the install
+    gpio: str                          # [hardware] gpio after the install
+    modules_load: str | None = None    # the cmdline.txt entry the install adds
+    gpiomem: bool = False              # the service may open /dev/gpiomem (RPi.GPIO)
+
+
+COMMON = ("dtparam=i2c_arm=on", "dtparam=i2c_arm_baudrate=400000", "dtoverlay=disable-wifi", "dtoverlay=disable-bt")
+PROFILES = {
+    "zero2w-gadget": Profile(("--board", "zero2w", "--gadget-serial", "--rtc"),
+                             ("dtoverlay=dwc2,dr_mode=peripheral", "dtoverlay=i2c-rtc,ds3231"),
+                             ("enable_uart=1", "dtparam=uart0=on"), "/dev/ttyGS0", "auto",
+                             "modules-load=dwc2,g_serial"),
+    "zero2w-uart": Profile(("--board", "zero2w"), ("enable_uart=1",),
+                           ("dtoverlay=dwc2,dr_mode=peripheral", "dtoverlay=i2c-rtc,ds3231"), "/dev/serial0", "auto"),
+    "3-rpigpio": Profile(("--board", "3", "--rtc", "--gpio", "rpigpio"), ("enable_uart=1", "dtoverlay=i2c-rtc,ds3231"),
+                         ("dtparam=uart0=on",), "/dev/serial0", "rpigpio", gpiomem=True),
+    "4": Profile(("--board", "4", "--rtc"), ("enable_uart=1", "dtoverlay=i2c-rtc,ds3231"),
+                 ("dtoverlay=dwc2,dr_mode=peripheral",), "/dev/serial0", "auto"),
+    "5": Profile(("--board", "5", "--rtc", "--charge-rtc-battery", "--gpio", "lgpio"),
+                 ("dtparam=uart0=on", "dtparam=rtc_bbat_vchg=3000000"),
+                 ("enable_uart=1", "dtoverlay=i2c-rtc,ds3231"), "/dev/ttyAMA0", "lgpio"),
+}
+
+
+def _block(config_txt: str) -> list[str]:
+    lines = config_txt.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("# bedside: begin"))
+    return [line for line in lines[start:] if line and not line.startswith("#")]
+
+
 @needs_root
-def test_install_into_a_root(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_install_each_board_twice_then_uninstall(tmp_path: Path, name: str) -> None:
+    p = PROFILES[name]
     root = _fake_root(tmp_path)
-    r = install(root, "--rtc", "--gadget-serial", "--apply-boot-config")
+    args = (*p.args, "--apply-boot-config")
+    r = install(root, *args)
     assert r.returncode == 0, r.stdout + r.stderr
 
     # A system user with no shell and only the three groups it needs.
@@ -90,41 +137,112 @@ def test_install_into_a_root(tmp_path: Path) -> None:
                  if "bedside" in g.split(":")[3].split(",")}
     assert member_of == {"gpio", "i2c", "dialout"}
 
+    # The unit's config: shipped defaults with the link and backend the install set up turned on.
     conf = root / "etc/bedside/bedside.toml"
-    assert conf.read_text() == (ROOT / "config/bedside.toml").read_text()
+    cfg = config.load(conf)
+    assert cfg.serial.port == p.port and cfg.hardware.gpio == p.gpio
+    shipped = (ROOT / "config/bedside.toml").read_text().splitlines()
+    changed = [line for line in conf.read_text().splitlines() if line not in shipped]
+    assert {line.split("#")[0].strip() for line in changed} == {f'port = "{p.port}"'} | \
+        ({f'gpio = "{p.gpio}"'} if p.gpio != "auto" else set())
     assert conf.stat().st_mode & 0o777 == 0o640 and conf.stat().st_gid == int(gid)
     data = root / "var/lib/bedside"
     assert data.stat().st_uid == int(uid) and data.stat().st_mode & 0o777 == 0o750
     assert (root / "var/lib").stat().st_uid == 0
 
+    # The service, and the one device RPi.GPIO needs beyond it.
     units = root / "etc/systemd/system"
     assert (units / "bedside.service").read_text() == SERVICE.read_text()
     assert (units / "multi-user.target.wants/bedside.service").is_symlink()
+    dropin = units / "bedside.service.d/gpio.conf"
+    assert dropin.exists() == p.gpiomem
+    if p.gpiomem:
+        assert "DeviceAllow=/dev/gpiomem rw" in dropin.read_text().splitlines()
     # Lockdown: no logins on consoles or serial ports, no network daemons, no HID.
-    for masked in ("getty@.service", "serial-getty@.service", "ssh.service", "avahi-daemon.service",
-                   "fake-hwclock.service"):
-        assert os.readlink(units / masked) == "/dev/null", masked
+    masked = ["getty@.service", "serial-getty@.service", "ssh.service", "avahi-daemon.service"]
+    for unit in (*masked, "fake-hwclock.service") if "--rtc" in p.args else masked:
+        assert os.readlink(units / unit) == "/dev/null", unit
     assert (root / "etc/udev/rules.d/90-bedside-no-hid.rules").exists()
 
     config_txt = (root / "boot/firmware/config.txt").read_text()
-    for line in ("dtparam=i2c_arm=on", "dtparam=i2c_arm_baudrate=400000", "dtoverlay=i2c-rtc,ds3231",
-                 "dtoverlay=dwc2,dr_mode=peripheral", "dtoverlay=disable-wifi", "dtoverlay=disable-bt"):
-        assert line in config_txt.splitlines(), line
+    assert config_txt.startswith(PI_OS_CONFIG)
+    block = _block(config_txt)
+    assert block[0] == "[all]" and set(COMMON + p.config_lines) == set(block[1:]), block
+    assert not set(p.not_lines) & set(block)
     cmdline = (root / "boot/firmware/cmdline.txt").read_text()
-    assert "console=serial0" not in cmdline and cmdline.count("\n") == 1
-    assert "modules-load=dwc2,g_serial" in cmdline and "root=PARTUUID=1234-02" in cmdline
-    assert (root / "boot/firmware/config.txt.bedside-orig").read_text() == "dtparam=audio=on\n"
+    tokens = cmdline.split()
+    assert cmdline.count("\n") == 1 and "console=serial0,115200" not in tokens
+    # The system's own modules-load= entry stays; ours is added only for the gadget.
+    assert "modules-load=w1-gpio" in tokens and "root=PARTUUID=1234-02" in tokens and "console=tty1" in tokens
+    assert [t for t in tokens if t.startswith("modules-load=") and t != "modules-load=w1-gpio"] == \
+        ([p.modules_load] if p.modules_load else [])
+    assert (root / "etc/modules").read_text() == PI_OS_MODULES + "i2c-dev\n"
+    assert (root / "boot/firmware/config.txt.bedside-orig").read_text() == PI_OS_CONFIG
 
-    # Again: idempotent. One user, one block, the operator's config edits kept.
+    # Again: idempotent. One user, one block, one i2c-dev, the operator's config edits kept.
     conf.write_text(conf.read_text().replace('id = "ward7-bed12"', 'id = "ward3-bed4"'))
-    r2 = install(root, "--rtc", "--gadget-serial", "--apply-boot-config")
+    before = {f: (root / f).read_text() for f in ("boot/firmware/config.txt", "boot/firmware/cmdline.txt",
+                                                 "etc/modules", "etc/bedside/bedside.toml")}
+    r2 = install(root, *args)
     assert r2.returncode == 0, r2.stdout + r2.stderr
     assert [line.split(":")[0] for line in (root / "etc/passwd").read_text().splitlines()] == ["root", "bedside"]
-    config_txt2 = (root / "boot/firmware/config.txt").read_text()
-    assert config_txt2 == config_txt and config_txt2.count("# bedside: begin") == 1
-    assert (root / "boot/firmware/cmdline.txt").read_text() == cmdline
+    assert {f: (root / f).read_text() for f in before} == before
     assert 'id = "ward3-bed4"' in conf.read_text()
     assert (root / "etc/bedside/bedside.toml.dist").exists()
+
+    # Uninstall: the shared files as they were, the record of care and the config kept.
+    r3 = install(root, "--uninstall")
+    assert r3.returncode == 0, r3.stdout + r3.stderr
+    assert (root / "boot/firmware/config.txt").read_text() == PI_OS_CONFIG
+    assert (root / "boot/firmware/cmdline.txt").read_text() == PI_OS_CMDLINE
+    assert (root / "etc/modules").read_text() == PI_OS_MODULES
+    assert sorted(p.name for p in (root / "boot/firmware").iterdir()) == ["cmdline.txt", "config.txt"]
+    assert not (units / "bedside.service").exists() and not (units / "bedside.service.d").exists()
+    assert not (units / "multi-user.target.wants/bedside.service").exists()
+    assert not any(os.path.islink(units / u) for u in (*masked, "fake-hwclock.service"))
+    assert not (root / "etc/udev/rules.d/90-bedside-no-hid.rules").exists()
+    assert not (root / "opt/bedside").exists() and data.is_dir() and conf.exists()
+    assert "record of care" in r3.stdout
+
+
+@needs_root
+def test_uninstall_leaves_what_was_there_before(tmp_path: Path) -> None:
+    """An i2c-dev line raspi-config wrote and a unit masked by hand are not the install's to remove."""
+    root = _fake_root(tmp_path)
+    (root / "etc/modules").write_text(PI_OS_MODULES + "i2c-dev\n")
+    units = root / "etc/systemd/system"
+    units.mkdir(parents=True)
+    (units / "ssh.service").symlink_to("/dev/null")
+    assert install(root, "--board", "4", "--apply-boot-config").returncode == 0
+    assert (root / "etc/modules").read_text() == PI_OS_MODULES + "i2c-dev\n"
+    r = install(root, "--uninstall")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (root / "etc/modules").read_text() == PI_OS_MODULES + "i2c-dev\n"
+    assert os.readlink(units / "ssh.service") == "/dev/null"
+    assert not (units / "getty@.service").exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--board", "4", "--gadget-serial"), "--link gadget (--gadget-serial) is for a Zero 2 W"),
+    (("--board", "5", "--gpio", "rpigpio"), "RPi.GPIO cannot drive a Pi 5's pins"),
+    (("--board", "6"), "--board 6: choose zero2w, 3, 4 or 5"),
+    ((), "cannot tell the board"),
+    (("--board", "3", "--charge-rtc-battery"), "--charge-rtc-battery is for a Pi 5"),
+])
+def test_install_refuses_what_a_board_cannot_do(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    r = install(_fake_root(tmp_path), "--dry-run", *args)
+    assert r.returncode == 2 and message in r.stderr, r.stdout + r.stderr
+
+
+def test_the_model_names_the_board(tmp_path: Path) -> None:
+    root = _fake_root(tmp_path)
+    model = root / "sys/firmware/devicetree/base/model"
+    model.parent.mkdir(parents=True)
+    model.write_bytes(b"Raspberry Pi 5 Model B Rev 1.0\0")
+    r = install(root, "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert "board: 5; nurse link: uart (/dev/ttyAMA0); GPIO backend: lgpio" in r.stdout
+    assert "dtparam=uart0=on" in r.stdout
 
 
 @needs_analyze
@@ -155,7 +273,7 @@ def verify_installed(tmp_path: Path, name: str, *units: Path) -> subprocess.Comp
 def test_dry_run_prints_the_plan_and_changes_nothing(tmp_path: Path) -> None:
     root = _fake_root(tmp_path)
     before = sorted(p.relative_to(root) for p in root.rglob("*"))
-    r = install(root, "--dry-run")
+    r = install(root, "--dry-run", "--board", "zero2w")
     assert r.returncode == 0, r.stderr
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
     assert "+ useradd" in r.stdout and "+ systemctl" in r.stdout

@@ -51,6 +51,7 @@ class Hardware:
     rotate: int = 0
     volume: int = 50
     tone: str = "normal"           # passive buzzers: low | normal | high pitch
+    gpio: str = "auto"             # pin backend: auto (gpiozero's choice) | lgpio | rpigpio
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,10 @@ class Serial:
     port: str = ""
     baud: int = 115200
 
+
+# The pin backends a unit can use (hardware/README.md, the board matrix): lgpio on Bookworm and
+# the only one a Pi 5 has; RPi.GPIO on Bullseye and older systems.
+GPIO_BACKENDS = ("auto", "lgpio", "rpigpio")
 
 DEFAULT_HOURLY = (Exercise("Ankle pumps", 10, per_foot=True, hold_seconds=3),)
 DEFAULT_ROUTINE = (
@@ -171,7 +176,7 @@ _SCHEMA: dict[str, set[str]] = {
     "display": {"night", "dim_after_minutes"},
     "hardware": {
         "display", "i2c_port", "i2c_address", "button_pin", "buzzer_pin", "buzzer", "led_pin", "rotate", "volume",
-        "tone",
+        "tone", "gpio",
     },
     "serial": {"port", "baud"},
 }
@@ -445,6 +450,7 @@ def parse(data: Mapping[str, Any], source: str = "<config>") -> Config:
     rotate = r.integer("hardware", "rotate", hd.rotate, 0, 3, "of quarter turns")
     volume = r.integer("hardware", "volume", hd.volume, 1, 100, "(percent; passive buzzers only)")
     tone = r.choice("hardware", "tone", hd.tone, ("low", "normal", "high"))
+    gpio = r.choice("hardware", "gpio", hd.gpio, GPIO_BACKENDS)
     pins = {"button_pin": button_pin, "buzzer_pin": buzzer_pin}
     if led_pin is not None:
         pins["led_pin"] = led_pin
@@ -483,7 +489,7 @@ def parse(data: Mapping[str, Any], source: str = "<config>") -> Config:
         display=display,
         hardware=Hardware(display=hw_display, i2c_port=i2c_port, i2c_address=i2c_address, button_pin=button_pin,
                           buzzer_pin=buzzer_pin, buzzer=buzzer, led_pin=led_pin, rotate=rotate, volume=volume,
-                          tone=tone),
+                          tone=tone, gpio=gpio),
         serial=Serial(port, baud),
         source=source,
     )

@@ -9,6 +9,7 @@ own ``pin_factory`` seam) and a luma dummy device or a real driver over a fake b
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +41,31 @@ def pins_chosen_explicitly() -> bool:
     return bool(os.environ.get("GPIOZERO_PIN_FACTORY"))
 
 
+# [hardware] gpio: the gpiozero pin factory for each backend, and the package that provides it.
+BACKENDS = {
+    "lgpio": ("gpiozero.pins.lgpio", "LGPIOFactory", "lgpio"),
+    "rpigpio": ("gpiozero.pins.rpigpio", "RPiGPIOFactory", "RPi.GPIO"),
+}
+
+
+def pin_factory_for(backend: str) -> Any:
+    """gpiozero's factory for the configured backend; None for "auto" (gpiozero tries lgpio,
+    then RPi.GPIO) or when GPIOZERO_PIN_FACTORY chooses one (the simulator, other hardware)."""
+    if backend == "auto" or pins_chosen_explicitly():
+        return None
+    module, name, package = BACKENDS[backend]
+    try:
+        factory = getattr(importlib.import_module(module), name)
+        return factory()
+    except ImportError as e:
+        raise HardwareError(f"[hardware] gpio = \"{backend}\" but {package} is not installed ({e}); "
+                            "run the installer again (it installs the backend the config names)") from None
+    except Exception as e:
+        # RPi.GPIO raises RuntimeError off a Pi or on a Pi 5; lgpio cannot open a chip.
+        raise HardwareError(f"[hardware] gpio = \"{backend}\" cannot drive this board's pins "
+                            f"({type(e).__name__}: {e}); a Pi 5 needs lgpio (hardware/README.md)") from None
+
+
 @dataclass
 class Pins:
     button: Any
@@ -49,7 +75,9 @@ class Pins:
 
 
 def build_pins(hw: Hardware, pin_factory: Any = None) -> Pins:
-    """The button, buzzer and LED on ``pin_factory`` (None: gpiozero's default for this machine)."""
+    """The button, buzzer and LED on ``pin_factory`` (None: the configured backend, ``[hardware] gpio``)."""
+    if pin_factory is None:
+        pin_factory = pin_factory_for(hw.gpio)
     try:
         from gpiozero import LED, Button, Buzzer, PWMOutputDevice
         from gpiozero.exc import GPIOZeroError
