@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bedside.core import config
+from bedside.unit import host
 from tests.conftest import ROOT
 
 SERVICE = ROOT / "systemd" / "bedside.service"
@@ -139,7 +139,7 @@ def test_install_each_board_twice_then_uninstall(tmp_path: Path, name: str) -> N
 
     # The unit's config: shipped defaults with the link and backend the install set up turned on.
     conf = root / "etc/bedside/bedside.toml"
-    cfg = config.load(conf)
+    cfg = host.load(conf)
     assert cfg.serial.port == p.port and cfg.hardware.gpio == p.gpio
     shipped = (ROOT / "config/bedside.toml").read_text().splitlines()
     changed = [line for line in conf.read_text().splitlines() if line not in shipped]
