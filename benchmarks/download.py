@@ -31,7 +31,7 @@ from bedside.core import config, planner
 from bedside.journal.segments import Journal
 from bedside.laptop import pull
 from bedside.laptop.client import SerialTransport
-from bedside.link import protocol
+from bedside.link import batch
 from bedside.unit import simulate
 from benchmarks import docs
 
@@ -60,7 +60,7 @@ def raw_export(data: Path) -> tuple[int, int]:
     """(records, bytes) of ``bedside log export`` for this journal: one canonical JSON line per record."""
     j = Journal(data, CFG.tz, "bench", readonly=True)
     try:
-        lines = [protocol.export_line(r) for r in j.records()]
+        lines = [batch.export_line(r) for r in j.records()]
     finally:
         j.close()
     return len(lines), sum(len(x.encode()) + 1 for x in lines)
@@ -97,7 +97,7 @@ def lean_vs_full(data: Path) -> dict[str, int]:
     out = {}
     for name, lean in (("lean", True), ("full", False)):
         n = pull.BATCH_MAX
-        out[name] = sum(len(protocol.pack(recs[i:i + n], head=head, lean=lean).encode(1))
+        out[name] = sum(len(batch.pack(recs[i:i + n], head=head, lean=lean).encode(1))
                         for i in range(0, len(recs), n))
     return out
 
@@ -111,7 +111,7 @@ def pack_cost(data: Path) -> dict[str, float]:
             t0 = time.perf_counter()
             recs = list(islice(j.records(0), pull.BATCH_MAX))
             t1 = time.perf_counter()
-            protocol.pack(recs, head=(recs[-1]["seq"], recs[-1]["hash"])).encode(1)
+            batch.pack(recs, head=(recs[-1]["seq"], recs[-1]["hash"])).encode(1)
             t2 = time.perf_counter()
             reads.append(t1 - t0)
             packs.append(t2 - t1)

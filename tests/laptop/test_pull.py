@@ -26,7 +26,7 @@ from bedside.core import config
 from bedside.journal.segments import Journal
 from bedside.laptop import pull
 from bedside.laptop.client import SerialTransport
-from bedside.link import protocol
+from bedside.link import batch
 from bedside.report import model as report
 from bedside.unit import simulate
 from tests.conftest import ROOT
@@ -68,7 +68,7 @@ def secret_file(tmp_path: Path) -> Path:
 def export_lines(data: Path) -> list[str]:
     j = Journal(data, CFG.tz, "reader", readonly=True)
     try:
-        return [protocol.export_line(r) for r in j.records()]
+        return [batch.export_line(r) for r in j.records()]
     finally:
         j.close()
 
@@ -147,7 +147,7 @@ def test_pull_from_the_simulator_then_only_what_is_new(simulated_unit: subproces
     # The export file: a header and the records, as the report and verification read it.
     loaded = report.load(out / "ward7-bed12-journal.jsonl")
     assert loaded.header is not None and loaded.header["head"]["seq"] == len(mine)
-    assert [protocol.export_line(x) for x in loaded.records] == mine
+    assert [batch.export_line(x) for x in loaded.records] == mine
     assert report.make(loaded.records, header=loaded.header).verdict.ok
     assert "session,day,kind" in (out / "ward7-bed12-sessions.csv").read_text()
 

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bedside.link import protocol
+from bedside.link import frames, lines
 from tests.conftest import budget
 from tests.link.test_link_properties import CFG, SyncUnit
 
@@ -48,7 +48,7 @@ def noise(rng: random.Random) -> bytes:
     if kind == 2:
         return b"\r\n".join(rng.choice(WORDS) for _ in range(rng.randint(1, 8))) + b"\r"
     if kind == 3:
-        frame = bytearray(protocol.Request(rng.randint(0, 10**9 - 1), rng.choice(["hello", "get", "unlock", "time",
+        frame = bytearray(frames.Request(rng.randint(0, 10**9 - 1), rng.choice(["hello", "get", "unlock", "time",
                                                                                    "done", "lock", "zap"]),
                                            tuple(str(rng.randint(0, 99)) for _ in range(rng.randint(0, 3)))).encode())
         for _ in range(rng.randint(0, 3)):
@@ -72,19 +72,19 @@ def check(unit: SyncUnit, data: bytes, rng: random.Random) -> None:
         n = rng.randint(1, 700)
         conn.feed(data[i:i + n])
         conn.poll()
-        assert conn.reader.pending() <= protocol.MAX_FRAME
+        assert conn.reader.pending() <= lines.MAX_FRAME
         i += n
     conn.close()
     # No flood: the echo, and for each line at most one answer (help, the longest, is ~1 kB).
-    lines = data.count(b"\r") + data.count(b"\n") + 1
-    assert len(out) <= 2 * len(data) + 1200 * lines
+    n_lines = data.count(b"\r") + data.count(b"\n") + 1
+    assert len(out) <= 2 * len(data) + 1200 * n_lines
     for line in bytes(out).split(b"\r\n"):
         # A frame starts its line (after any rubbed-out half line); typed text never does.
         body = line
         while body.startswith(b"\b \b"):
             body = body[3:]
         if body[:1] == b"~" and body[1:2].isdigit():
-            reply = protocol.parse_reply(body[1:].decode("ascii"))     # a frame: its CRC checks
+            reply = frames.parse_reply(body[1:].decode("ascii"))     # a frame: its CRC checks
             assert reply.status in ("ok", "err", "wait", "batch")
         else:
             line.decode("utf-8")                                       # text for a person
@@ -108,8 +108,8 @@ def test_noise_of_every_kind_gets_only_clean_answers(unit: SyncUnit, seed: int) 
 
 @given(st.text(max_size=300))
 def test_frame_parsers_raise_only_frame_errors(text: str) -> None:
-    for parse in (protocol.parse_request, protocol.parse_reply):
-        with contextlib.suppress(protocol.FrameError):
+    for parse in (frames.parse_request, frames.parse_reply):
+        with contextlib.suppress(frames.FrameError):
             parse(text)
 
 

@@ -25,7 +25,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from bedside.core import config
 from bedside.laptop import client, pull
-from bedside.link import access, protocol
+from bedside.link import access, batch
 from bedside.link.on_loop import LinkService
 from bedside.link.port import Connection
 from bedside.unit import simulate
@@ -58,7 +58,7 @@ class SyncUnit:
         return Connection(self.conns, self.svc, self.call, write, ward=self.ward, unit=CFG.unit_id)
 
     def lines(self) -> list[str]:
-        return [protocol.export_line(r) for r in self.sim.journal.records()]
+        return [batch.export_line(r) for r in self.sim.journal.records()]
 
     def types(self) -> list[str]:
         return [r["type"] for r in self.sim.journal.records()]

@@ -17,7 +17,7 @@ import pytest
 
 from bedside.core import config
 from bedside.journal import chain
-from bedside.link import access, protocol
+from bedside.link import access, batch, frames
 from tests.rigs.serial_rig import SECRET, Cable, Laptop, RunningUnit, cheap_ward, wait_for
 
 START = "2026-11-24T09:30"
@@ -206,7 +206,7 @@ def test_prompting_goes_on_while_the_port_is_hammered(tmp_path: Path, cable: Cab
         end = time.monotonic() + 1.6
         rng = os.urandom
         while time.monotonic() < end:
-            t.type(rng(512) + b"\r" + b"status\r" + protocol.Request(1, "hello").encode())
+            t.type(rng(512) + b"\r" + b"status\r" + frames.Request(1, "hello").encode())
             t.quiet(0.05)
         t.close()
     recs = u.records()
@@ -238,12 +238,12 @@ def test_the_tools_frames_and_a_resumable_batch(tmp_path: Path, cable: Cable) ->
         head = (0, chain.GENESIS)
         while True:
             rep = c.request("get", str(head[0] + 1), "2")
-            recs = protocol.unpack(rep, head)
+            recs = batch.unpack(rep, head)
             if not recs:
                 break
             got += recs
             head = (recs[-1]["seq"], recs[-1]["hash"])
-        assert [protocol.export_line(r) for r in got] == [protocol.export_line(r) for r in u.records()][:len(got)]
+        assert [batch.export_line(r) for r in got] == [batch.export_line(r) for r in u.records()][:len(got)]
         assert c.request("done", "1", str(head[0]), head[1]).data["recorded"] == head[0] + 1
         assert c.request("done", "1", str(head[0]), head[1]).data["recorded"] == head[0] + 1  # once only
         t.close()

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from bedside.link import protocol
+from bedside.link import frames
 
 ANSWER_S = 3.0          # a small answer takes milliseconds; allow for a busy unit
 RETRIES = 6
@@ -146,7 +146,7 @@ class Client:
         self.answer_s = answer_s
         self.retries = retries
         self.monotonic = monotonic
-        self.reader = protocol.ReplyReader()
+        self.reader = frames.ReplyReader()
         # A fresh, random start, so that a request id is never one the unit answered for an earlier run.
         self._id = random.SystemRandom().randrange(1, 10**8)
         self.sent = 0
@@ -158,14 +158,14 @@ class Client:
         return self._id
 
     def request(self, verb: str, *args: str, on_wait: Callable[[dict[str, Any]], None] | None = None,
-                answer_s: float | None = None) -> protocol.Reply:
+                answer_s: float | None = None) -> frames.Reply:
         """Send a request and return its answer (ok or batch); an error answer raises Refused.
 
         A request the unit answers with ``wait`` (a change waiting for a press) is not sent
         again; the final answer arrives with the same id.
         """
         rid = self.next_id()
-        frame = protocol.Request(rid, verb, tuple(args)).encode()
+        frame = frames.Request(rid, verb, tuple(args)).encode()
         base = answer_s if answer_s is not None else self.answer_s
         for _attempt in range(self.retries):
             self.t.write(frame)
@@ -184,7 +184,7 @@ class Client:
         raise NoAnswer("the unit does not answer")
 
     def _await(self, rid: int, base: float, on_wait: Callable[[dict[str, Any]], None] | None
-               ) -> protocol.Reply | None:
+               ) -> frames.Reply | None:
         now = self.monotonic()
         deadline = now + base
         while now < deadline:
@@ -197,9 +197,9 @@ class Client:
             deadline = max(deadline, now + 1.0)
             for text in self.reader.feed(data):
                 try:
-                    rep = protocol.parse_reply(text)
-                except protocol.FrameError:
-                    if protocol.leading_id(text) == rid:
+                    rep = frames.parse_reply(text)
+                except frames.FrameError:
+                    if frames.leading_id(text) == rid:
                         return None          # our answer, damaged: ask again at once
                     continue
                 if rep.id == 0 and rep.status == "err":

@@ -30,7 +30,7 @@ from bedside.durable import write_text_atomic
 from bedside.journal import chain
 from bedside.laptop import client
 from bedside.laptop.client import Client, Disconnected, LinkError, NoAnswer, Refused
-from bedside.link import protocol
+from bedside.link import batch, frames
 
 # 128 records: about 1.5 ms of the unit's loop on a laptop, 15 ms on a Pi Zero 2 W, per request.
 BATCH_START, BATCH_MIN, BATCH_MAX = 128, 8, 128
@@ -104,7 +104,7 @@ class Store:
             return
         if self.head[0] == 0:
             self.start = records[0]["seq"]
-        data = "".join(protocol.export_line(r) + "\n" for r in records).encode("utf-8")
+        data = "".join(batch.export_line(r) + "\n" for r in records).encode("utf-8")
         with open(self.path, "ab") as f:
             f.write(data)
             f.flush()
@@ -143,7 +143,7 @@ def identify(t: client.Transport, monotonic: Callable[[], float] = time.monotoni
     c = Client(t, monotonic=monotonic)
     hello = dict(c.request("hello").data)
     unit = str(hello.get("unit", ""))
-    if not _UNIT.match(unit) or hello.get("proto") != protocol.PROTOCOL:
+    if not _UNIT.match(unit) or hello.get("proto") != frames.PROTOCOL:
         raise PullError("the device on this port answered, but not as a bedside unit this tool understands "
                         f"(protocol {hello.get('proto')!r}); update bedside on this laptop")
     return c, hello
@@ -234,8 +234,8 @@ def download(c: Client, store: Store, progress: Progress | None, stats: dict[str
                             "elsewhere and removed to make room. This laptop's copy cannot be continued; move "
                             f"{store.folder} aside and pull again to start a new copy.")
         try:
-            recs = protocol.unpack(rep, store.head if seq else None)
-        except protocol.BatchError as e:
+            recs = batch.unpack(rep, store.head if seq else None)
+        except batch.BatchError as e:
             if "chain link differs" in str(e):
                 raise Tampered(f"the unit's record {seq + 1} does not follow record {seq} of the copy this laptop "
                                "made before: the unit's journal was replaced or altered. " + _keep(store)) from None
@@ -435,7 +435,7 @@ def write_outputs(out: Path, got: Outcome, key: Any = None) -> tuple[list[Path],
     header["via"] = "serial"
     path = out / f"{got.unit}-journal.jsonl"
     write_text_atomic(path, json.dumps(header, sort_keys=True, separators=(",", ":")) + "\n" +
-                 "".join(protocol.export_line(r) + "\n" for r in records))
+                 "".join(batch.export_line(r) + "\n" for r in records))
     verdict = verify.verify_export(path, key)
     html, csv_path = out / f"{got.unit}-report.html", out / f"{got.unit}-sessions.csv"
     made = report_files.write(records, html, csv_path, header=header, source=path.name)

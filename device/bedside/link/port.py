@@ -30,7 +30,7 @@ from typing import Any
 
 from bedside import __version__
 from bedside.core.events import Instant
-from bedside.link import changes, protocol
+from bedside.link import batch, changes, frames, lines
 from bedside.link import texts as terminal
 from bedside.link.on_loop import LinkService, Refused
 from bedside.link.unit_port import LoopBusy, UnitPort
@@ -61,7 +61,7 @@ class Connection:
         self.ward = ward
         self.unit = unit
         self.tz = svc.cfg.tz
-        self.reader = protocol.InputReader()
+        self.reader = lines.InputReader()
         self.events: queue.Queue[tuple[int, str, Mapping[str, Any]]] = queue.Queue()
         self.waiting: dict[int, int | None] = {}      # token -> request id (None: the person at the terminal)
         self.asked_by: dict[int, str] = {}            # token -> the request frame's text, to update its cached answer
@@ -86,21 +86,21 @@ class Connection:
     def feed(self, data: bytes) -> None:
         self.bytes_in += len(data)
         for item in self.reader.feed(data):
-            if isinstance(item, protocol.Echo):
+            if isinstance(item, lines.Echo):
                 self.write(item.data)
-            elif isinstance(item, protocol.Line):
+            elif isinstance(item, lines.Line):
                 self._line(item.text)
-            elif isinstance(item, protocol.Frame):
+            elif isinstance(item, lines.Frame):
                 self._frame(item.text)
-            elif isinstance(item, protocol.Interrupt):
+            elif isinstance(item, lines.Interrupt):
                 self._interrupt()
-            elif isinstance(item, protocol.Garbage) and self.secret_next:
+            elif isinstance(item, lines.Garbage) and self.secret_next:
                 # Unreadable where the secret was expected: start again rather than take the next line as it.
                 self.secret_next = False
                 self._say(["That could not be read as a secret; type unlock to try again."])
-            elif isinstance(item, protocol.TooLong):
+            elif isinstance(item, lines.TooLong):
                 if item.machine:
-                    self.write(protocol.reply(0, "err", {"error": "too_long", "message": "request too long"}))
+                    self.write(frames.reply(0, "err", {"error": "too_long", "message": "request too long"}))
                 else:
                     self.secret_next = False
                     self._say([f"That line is longer than {item.limit} characters; nothing was done."])
@@ -119,9 +119,9 @@ class Connection:
                 self._say(terminal.decision_lines(outcome, detail))
                 continue
             if outcome == "confirmed":
-                out = protocol.reply(rid, "ok", {"outcome": outcome, **detail})
+                out = frames.reply(rid, "ok", {"outcome": outcome, **detail})
             else:
-                out = protocol.reply(rid, "err", {"error": "not_confirmed", "outcome": outcome,
+                out = frames.reply(rid, "err", {"error": "not_confirmed", "outcome": outcome,
                                                   "message": terminal.decision_lines(outcome, detail)[0]})
             if text in self.cache:
                 self.cache[text] = out
@@ -134,8 +134,8 @@ class Connection:
 
     # --- a person at a terminal ------------------------------------------------------------
 
-    def _say(self, lines: list[str], prompt: bool = True) -> None:
-        self.write(protocol.lines(lines) + (terminal.prompt(self.unit) if prompt else b""))
+    def _say(self, texts: list[str], prompt: bool = True) -> None:
+        self.write(lines.crlf(texts) + (terminal.prompt(self.unit) if prompt else b""))
 
     def _ask_loop(self, fn: Callable[[Instant], Any]) -> tuple[Any, list[str] | None]:
         """Run ``fn`` on the loop; (result, None), or (None, lines saying why not)."""
@@ -159,10 +159,10 @@ class Connection:
         if any(rid is None for rid in self.waiting.values()):
             self._say(["Still waiting for the press on the unit (Ctrl-C cancels)."], prompt=False)
             return
-        if protocol.is_modem_probe(text):
+        if lines.is_modem_probe(text):
             self.probes += 1          # a modem manager probing a new port: silence makes it give up
             return
-        cmd = protocol.parse_command(text)
+        cmd = lines.parse_command(text)
         handler = {
             "": self._empty, "help": self._help, "?": self._help, "status": self._status, "unlock": self._unlock,
             "log": self._log, "time": self._time, "episode": self._episode, "lock": self._lock,
@@ -221,7 +221,7 @@ class Connection:
                 return
             if not page.records:
                 break
-            self.write(protocol.lines(terminal.record_line(r) for r in page.records))
+            self.write(lines.crlf(terminal.record_line(r) for r in page.records))
             shown += len(page.records)
             start = page.records[-1]["seq"] + 1
             if start > page.head[0]:
@@ -280,9 +280,9 @@ class Connection:
 
     def _frame(self, text: str) -> None:
         try:
-            req = protocol.parse_request(text)
-        except protocol.FrameError as e:
-            self.write(protocol.reply(e.request_id, "err", {"error": e.code, "message": str(e)}))
+            req = frames.parse_request(text)
+        except frames.FrameError as e:
+            self.write(frames.reply(e.request_id, "err", {"error": e.code, "message": str(e)}))
             return
         cached = self.cache.get(text)
         if cached is not None:
@@ -296,48 +296,48 @@ class Connection:
                 self.cache.popitem(last=False)
         self.write(out)
 
-    def _request(self, req: protocol.Request, text: str) -> bytes:
+    def _request(self, req: frames.Request, text: str) -> bytes:
         rid, a = req.id, req.args
         try:
             if req.verb == "hello" and not a:
                 nonce = secrets.token_hex(16)
-                return protocol.reply(rid, "ok", self.call(lambda now: self.svc.hello(self.conn, nonce, now)))
+                return frames.reply(rid, "ok", self.call(lambda now: self.svc.hello(self.conn, nonce, now)))
             if req.verb == "unlock" and len(a) == 1:
                 v = self.call(lambda now: self.svc.unlock_mac(self.conn, a[0], now))
                 if v.outcome == "unlocked":
-                    return protocol.reply(rid, "ok", {"unlocked": True})
+                    return frames.reply(rid, "ok", {"unlocked": True})
                 msg = terminal.verdict_lines(v.outcome, v.left, v.seconds)[0]
-                return protocol.reply(rid, "err", {"error": "denied" if v.outcome == "denied" else "lockout",
+                return frames.reply(rid, "err", {"error": "denied" if v.outcome == "denied" else "lockout",
                                                    "left": v.left, "seconds": v.seconds, "message": msg})
             if req.verb == "status" and not a:
-                return protocol.reply(rid, "ok", self.call(lambda now: self.svc.status(self.conn, now)).as_json())
+                return frames.reply(rid, "ok", self.call(lambda now: self.svc.status(self.conn, now)).as_json())
             if req.verb == "get" and len(a) in (2, 3) and a[0].isdigit() and a[1].isdigit():
                 lean = len(a) == 2 or a[2] != "full"
                 page = self.call(lambda now: self.svc.page(self.conn, max(1, int(a[0])), int(a[1]), now))
                 # Packing (compression) happens here, on the serial thread, not on the loop.
-                return protocol.pack(page.records, head=page.head, lean=lean).encode(rid)
+                return batch.pack(page.records, head=page.head, lean=lean).encode(rid)
             if req.verb == "done" and len(a) == 3 and a[0].isdigit() and a[1].isdigit():
                 seq = self.call(lambda now: self.svc.downloaded(self.conn, int(a[0]), int(a[1]), a[2], now))
-                return protocol.reply(rid, "ok", {"recorded": seq})
+                return frames.reply(rid, "ok", {"recorded": seq})
             if req.verb in ("time", "admit", "discharge"):
                 change = _machine_change(req.verb, a)
                 token = self.call(lambda now: self.svc.ask(self.conn, change, self.notify, now))
                 self.waiting[token] = rid
                 self.asked_by[token] = text
-                return protocol.reply(rid, "wait", {"token": token, "seconds": changes.CONFIRM_S})
+                return frames.reply(rid, "wait", {"token": token, "seconds": changes.CONFIRM_S})
             if req.verb == "lock" and not a:
                 self.call(lambda now: self.svc.lock(self.conn, "command", now))
-                return protocol.reply(rid, "ok", {"locked": True})
-            return protocol.reply(rid, "err", {"error": "unknown", "message": f"unknown request {req.verb!r}"})
+                return frames.reply(rid, "ok", {"locked": True})
+            return frames.reply(rid, "err", {"error": "unknown", "message": f"unknown request {req.verb!r}"})
         except Refused as e:
-            return protocol.reply(rid, "err", {"error": e.code, "message": str(e), **e.detail})
+            return frames.reply(rid, "err", {"error": e.code, "message": str(e), **e.detail})
         except changes.ChangeError as e:
-            return protocol.reply(rid, "err", {"error": "bad", "message": str(e)})
+            return frames.reply(rid, "err", {"error": "bad", "message": str(e)})
         except LoopBusy:
-            return protocol.reply(rid, "err", {"error": "busy", "message": "the unit is busy; try again"})
+            return frames.reply(rid, "err", {"error": "busy", "message": "the unit is busy; try again"})
         except Exception as e:
             _log(f"serial request {req.verb} failed: {type(e).__name__}: {e}")
-            return protocol.reply(rid, "err", {"error": "internal", "message": "the request failed on the unit"})
+            return frames.reply(rid, "err", {"error": "internal", "message": "the request failed on the unit"})
 
 
 def _machine_change(verb: str, args: tuple[str, ...]) -> changes.Change:
