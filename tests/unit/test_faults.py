@@ -4,6 +4,7 @@ over a fake I2C bus that fails and recovers, gpiozero's MockFactory pins, a real
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 from gpiozero.pins.mock import MockFactory
 
+from bedside import __version__
 from bedside.core import screens as sc
 from bedside.core.config import Config, Hardware
 from bedside.core.events import Instant, Led
@@ -299,3 +301,57 @@ def test_bedside_run_without_a_display_notifies_systemd_and_stops_cleanly(tmp_pa
     assert recs[-1]["reason"] == "SIGTERM"
     assert "fault" in types and "selftest" in types
     assert next(x for x in recs if x["type"] == "fault")["part"] == "display"
+
+
+def _run_until_ready(tmp_path: Path, env_extra: dict[str, str], stderr: Any, *args: str) -> int:
+    """``bedside run`` on mock pins until READY=1, then SIGTERM; its exit code."""
+    tmp_path.mkdir(exist_ok=True)
+    sock_path = tmp_path / "notify"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(sock_path))
+    sock.settimeout(30)
+    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "JOURNAL_STREAM")}
+    env.update(GPIOZERO_PIN_FACTORY="mock", NOTIFY_SOCKET=str(sock_path), **env_extra)
+    proc = subprocess.Popen([sys.executable, "-m", "bedside", "run", "--data", str(tmp_path / "data"), *args],
+                            env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        assert sock.recv(4096).decode().startswith("READY=1")
+        time.sleep(0.5)     # the serial link's first try at its port
+        proc.send_signal(signal.SIGTERM)
+        return proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sock.close()
+
+
+def test_under_journald_each_line_carries_its_priority(tmp_path: Path) -> None:
+    """With standard error the stream ``$JOURNAL_STREAM`` names, every line starts with its
+    sd-daemon priority, so ``journalctl -p warning`` picks out the faults; anywhere else the
+    lines are plain."""
+    log = tmp_path / "stderr"
+    with log.open("w") as f:
+        st = os.fstat(f.fileno())
+        rc = _run_until_ready(tmp_path, {"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}, f,
+                              "--serial", str(tmp_path / "no-such-port"))
+    lines = log.read_text().splitlines()
+    assert rc == 0, lines
+    assert lines and all(re.match(r"^<[3-6]>bedside", line) for line in lines), lines
+
+    def at(priority: int, text: str) -> bool:
+        return any(line.startswith(f"<{priority}>") and text in line for line in lines)
+
+    assert at(6, f"bedside: version {__version__}, unit ward7-bed12 on GPIO")
+    assert at(4, "display not available, prompting with sound and LED")
+    assert at(4, "no ward secret set") and at(4, "serial link: ") and at(4, "retrying")
+    assert at(3, "self-test (start): display") and at(3, "FAILED")
+    assert at(5, "stopped (SIGTERM)")
+    # What journalctl -p warning shows: the faults and nothing else.
+    warnings = [line for line in lines if int(line[1]) <= 4]
+    assert not any("stopped" in line or "unit ward7-bed12" in line for line in warnings)
+
+    # The variable without its stream (a child whose stderr was redirected): no prefixes.
+    with (tmp_path / "plain").open("w") as f:
+        assert _run_until_ready(tmp_path / "second", {"JOURNAL_STREAM": "1:2"}, f) == 0
+    plain = (tmp_path / "plain").read_text().splitlines()
+    assert plain and all(line.startswith("bedside") for line in plain), plain

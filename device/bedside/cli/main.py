@@ -39,7 +39,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bedside.unit.clock import SystemClock
     from bedside.unit.sdnotify import Notifier
     from bedside.unit.supervise import SelfTest, Watchdog
+    from bedside.unit.systemlog import SystemLog
 
+    # Under systemd each line carries its priority: journalctl -u bedside -p warning shows the faults.
+    log = SystemLog()
     cfg = host.find(args.config)
     model = hardware.pi_model()
     if model is None and not hardware.pins_chosen_explicitly():
@@ -59,33 +62,30 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UserError(f"cannot use the data directory {data}: {e.strerror}") from None
         # A card that cannot be written must not stop the prompts (nor make systemd restart us
         # in a loop): no second daemon can write it either.
-        print(f"bedside: cannot lock {data} ({e.strerror}); running, the journal will show the fault",
-              file=sys.stderr)
+        log.err(f"cannot lock {data} ({e.strerror}); running, the journal will show the fault")
     clock = SystemClock()
     # A missing display is a fault the unit lives with: it prompts by sound and LED, and the
     # keeper rebuilds the display with backoff until it answers (docs/hardening.md).
     display = DisplayKeeper(lambda: hardware.build_display(cfg.hardware), clock.mono)
     if display.error is not None:
-        print(f"bedside: display not available, prompting with sound and LED and retrying: {display.error}",
-              file=sys.stderr)
+        log.warning(f"display not available, prompting with sound and LED and retrying: {display.error}")
     notifier = Notifier.from_env()
     sources: list[wiring.SourceMaker] = [lambda u: display, lambda u: SelfTest(u, data, display=display)]
     interval = notifier.watchdog_interval
     if interval is not None:
         sources.append(lambda u: Watchdog(u, notifier, interval))
     wired = wiring.build(cfg, data, clock, display, boot=host.boot_id(), time_quality=host.detect_time_quality(),
-                         guard_tone=True, sources=sources, say=_teller(None))
+                         guard_tone=True, sources=sources, say=log.err)
     unit = wired.unit
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda signum, frame: unit.request_stop(signal.Signals(signum).name))
-    print(f"bedside {__version__}: unit {cfg.unit_id} on {model or 'GPIO'}, config {cfg.source}, data {data}",
-          file=sys.stderr, flush=True)
+    log.info(f"version {__version__}, unit {cfg.unit_id} on {model or 'GPIO'}, config {cfg.source}, data {data}")
     reason = "error"
     link = sticks = None
     try:
         unit.start()
-        link = _serial_link(unit, data, args.serial or cfg.serial.port, cfg.serial.baud)
-        sticks = _stick_channel(unit, args.stick_socket)
+        link = _serial_link(unit, data, args.serial or cfg.serial.port, cfg.serial.baud, log.notice, log.warning)
+        sticks = _stick_channel(unit, args.stick_socket, log.notice, log.warning)
         notifier.ready(f"unit {cfg.unit_id} running")
         reason = unit.run()
     finally:
@@ -98,7 +98,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if lock is not None:
             lock.close()
         notifier.close()
-    print(f"bedside: stopped ({reason})", file=sys.stderr)
+    log.notice(f"stopped ({reason})")
     return 0
 
 
@@ -377,7 +377,8 @@ def _teller(log: Callable[[str], None] | None) -> Callable[[str], None]:
     return say
 
 
-def _serial_link(unit: Any, data: Path, port: str, baud: int, log: Callable[[str], None] | None = None) -> Any:
+def _serial_link(unit: Any, data: Path, port: str, baud: int, log: Callable[[str], None] | None = None,
+                 warn: Callable[[str], None] | None = None) -> Any:
     """Serve the nurse link on ``port`` (nothing when it is empty), once the unit has started."""
     if not port:
         return None
@@ -386,21 +387,23 @@ def _serial_link(unit: Any, data: Path, port: str, baud: int, log: Callable[[str
     from bedside.link.port import SerialLink
 
     say = _teller(log)
+    fault = warn or say
     try:
         ward = secret.load(data)
     except secret.SecretError as e:
-        say(f"{e}; the serial link stays locked")
+        fault(f"{e}; the serial link stays locked")
         ward = None
     if ward is None:
-        say("no ward secret set (bedside secret set): the serial link cannot be unlocked")
+        fault("no ward secret set (bedside secret set): the serial link cannot be unlocked")
     svc = LinkService(unit, ward)
     svc.attach(unit.clock.now())
-    link = SerialLink(unit, svc, port, baud, ward=ward, log=say)
+    link = SerialLink(unit, svc, port, baud, ward=ward, log=say, warn=fault)
     link.start()
     return link
 
 
-def _stick_channel(unit: Any, path: str, log: Callable[[str], None] | None = None) -> Any:
+def _stick_channel(unit: Any, path: str, log: Callable[[str], None] | None = None,
+                   warn: Callable[[str], None] | None = None) -> Any:
     """Listen for USB stick exports on ``path`` (nothing when it is empty), once the unit has started."""
     if not path:
         return None
@@ -412,7 +415,8 @@ def _stick_channel(unit: Any, path: str, log: Callable[[str], None] | None = Non
         channel.start()
     except OSError as e:
         # Prompting never depends on the stick: exports are refused (unrecorded) until a restart.
-        say(f"cannot listen for USB stick exports on {path} ({e.strerror}); sticks get nothing until this is fixed")
+        (warn or say)(f"cannot listen for USB stick exports on {path} ({e.strerror}); "
+                      "sticks get nothing until this is fixed")
         return None
     return channel
 

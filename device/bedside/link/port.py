@@ -375,14 +375,16 @@ class SerialLink:
     """The thread that serves the serial link. ``start`` after the unit has started; ``stop`` before closing."""
 
     def __init__(self, unit: UnitPort, svc: LinkService, port: str, baud: int, *, ward: WardSecret | None,
-                 log: Callable[[str], None] = _log, fault_after_s: float = 60.0,
-                 retry_s: tuple[float, ...] = RETRY_S) -> None:
+                 log: Callable[[str], None] = _log, warn: Callable[[str], None] | None = None,
+                 fault_after_s: float = 60.0, retry_s: tuple[float, ...] = RETRY_S) -> None:
         self.unit = unit
         self.svc = svc
         self.port = port
         self.baud = baud
         self.ward = ward
         self.log = log
+        # A port that is missing or drops is a fault for the engineer (the system log's warnings).
+        self.warn = warn if warn is not None else log
         self.fault_after_s = fault_after_s
         self.retry_s = retry_s
         self._stop = threading.Event()
@@ -433,7 +435,7 @@ class SerialLink:
             except Exception as e:
                 msg = f"serial link: {explain_port_error(self.port, e)}; retrying"
                 if msg not in said:
-                    self.log(msg)
+                    self.warn(msg)
                     said.add(msg)
                 now = time.monotonic()
                 missing_since = missing_since if missing_since is not None else now
@@ -460,7 +462,7 @@ class SerialLink:
                 # pyserial raises SerialException (an OSError subclass on some paths) on unplug.
                 msg = f"serial link on {self.port} closed ({e}); opening it again"
                 if msg not in said:
-                    self.log(msg)
+                    self.warn(msg)
                     said.add(msg)
             finally:
                 self._ser = None

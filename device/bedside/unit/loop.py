@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import queue
-import sys
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -48,6 +47,7 @@ from bedside.link.unit_port import Call, LinkHooks, TimedSource
 from bedside.unit import host
 from bedside.unit.clock import Clock
 from bedside.unit.sounds import Player
+from bedside.unit.systemlog import SystemLog
 
 # Sounds that confirm something the journal must hold first.
 CONFIRMING = frozenset({"done", "snooze"})
@@ -306,10 +306,10 @@ class Unit:
             # Storage never came back: say what is lost where an engineer will find it (the
             # system log), rather than let it vanish silently.
             lines = self.store.unsaved_lines()
-            print(f"bedside: {len(lines)} journal records could not be saved ({self.store.error}):",
-                  file=sys.stderr)
+            log = SystemLog()
+            log.err(f"{len(lines)} journal records could not be saved ({self.store.error}):")
             for line in lines:
-                print(f"bedside: unsaved {line}", file=sys.stderr)
+                log.err(f"unsaved {line}")
         self.out.player.output(0)
         if self.out.led is not None:
             self.out.led.set("off")

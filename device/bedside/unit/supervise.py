@@ -11,7 +11,6 @@ restarts the daemon.
 from __future__ import annotations
 
 import shutil
-import sys
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import IO, TYPE_CHECKING
 
 from bedside.core import planner
 from bedside.core.events import Instant, Notice, Record
+from bedside.unit.systemlog import ERR, INFO, SystemLog
 
 if TYPE_CHECKING:
     from bedside.display.panel import DisplayKeeper
@@ -69,7 +69,7 @@ class Watchdog:
         self.notifier = notifier
         self.interval = interval
         self.journal_grace_s = journal_grace_s
-        self.log = log if log is not None else sys.stderr
+        self.log = SystemLog(log)
         now = unit.clock.now().mono
         self.next = now
         self._last_mono = now
@@ -85,10 +85,10 @@ class Watchdog:
         reasons = self.unhealthy(now)
         if reasons != self.withheld:
             if reasons:
-                print(f"bedside: watchdog not pinged: {'; '.join(reasons)}", file=self.log, flush=True)
+                self.log.warning(f"watchdog not pinged: {'; '.join(reasons)}")
                 self.notifier.status("unhealthy: " + "; ".join(reasons))
             elif self.withheld:
-                print("bedside: healthy again; watchdog pings resumed", file=self.log, flush=True)
+                self.log.notice("healthy again; watchdog pings resumed")
                 self.notifier.status("running")
             self.withheld = reasons
         if not reasons and self.notifier.ping():
@@ -141,7 +141,7 @@ class SelfTest:
         self.unit = unit
         self.data_dir = data_dir
         self.display = display
-        self.log = log if log is not None else sys.stderr
+        self.log = SystemLog(log)
         self.at = daily_time(unit.cfg.awake_start, unit.cfg.awake_end)
         self.trigger = "start"
         self.due: datetime | None = None       # None: the start test, at the loop's first turn
@@ -220,6 +220,6 @@ class SelfTest:
         if ("storage" in u.state.problems) != (storage is not None):
             u.handle(Notice("storage", "Card nearly full: tell nurse" if storage else None, storage), now)
         ok = all(str(v).startswith(("ok", "chirped", "skipped")) for v in (display, buzzer, journal))
-        print(f"bedside: self-test ({trigger}): display {display}; buzzer {buzzer}; journal {journal}"
-              f"{'' if ok else ' - FAILED'}", file=self.log, flush=True)
+        self.log(f"self-test ({trigger}): display {display}; buzzer {buzzer}; journal {journal}"
+                 f"{'' if ok else ' - FAILED'}", INFO if ok else ERR)
         return result
