@@ -20,7 +20,6 @@ import functools
 import itertools
 import os
 import queue
-import secrets
 import sys
 import threading
 import time
@@ -30,7 +29,7 @@ from typing import Any
 
 from bedside import __version__
 from bedside.core.events import Instant
-from bedside.link import batch, changes, frames, lines
+from bedside.link import changes, commands, frames, lines
 from bedside.link import texts as terminal
 from bedside.link.on_loop import LinkService, Refused
 from bedside.link.unit_port import LoopBusy, UnitPort
@@ -163,26 +162,23 @@ class Connection:
             self.probes += 1          # a modem manager probing a new port: silence makes it give up
             return
         cmd = lines.parse_command(text)
-        handler = {
-            "": self._empty, "help": self._help, "?": self._help, "status": self._status, "unlock": self._unlock,
-            "log": self._log, "time": self._time, "episode": self._episode, "lock": self._lock,
-        }.get(cmd.word)
-        if handler is None:
+        if not cmd.word:
+            self._say(terminal.banner(self.unit, __version__))
+            return
+        verb = commands.TYPED.get(cmd.word)
+        if verb is None:
             self._say([f"Unknown command {cmd.word!r}. Type help for the list."])
             return
-        handler(cmd.args)
+        getattr(self, f"_typed_{verb.word}")(cmd.args)
 
-    def _empty(self, args: tuple[str, ...]) -> None:
-        self._say(terminal.banner(self.unit, __version__))
+    def _typed_help(self, args: tuple[str, ...]) -> None:
+        self._say(commands.help_lines())
 
-    def _help(self, args: tuple[str, ...]) -> None:
-        self._say(terminal.HELP)
-
-    def _status(self, args: tuple[str, ...]) -> None:
+    def _typed_status(self, args: tuple[str, ...]) -> None:
         st, why = self._ask_loop(lambda now: self.svc.status(self.conn, now))
         self._say(why or terminal.status_lines(st.as_json()))
 
-    def _unlock(self, args: tuple[str, ...]) -> None:
+    def _typed_unlock(self, args: tuple[str, ...]) -> None:
         if args:
             self._say(["Type unlock alone, then the secret when asked (so it is not shown)."])
             return
@@ -199,7 +195,7 @@ class Connection:
         verdict, why = self._ask_loop(lambda now: self.svc.unlock_typed(self.conn, right, now))
         self._say(why or terminal.verdict_lines(verdict.outcome, verdict.left, verdict.seconds))
 
-    def _log(self, args: tuple[str, ...]) -> None:
+    def _typed_log(self, args: tuple[str, ...]) -> None:
         usage = ["Type log (the last 20), log N (the last N), log all, or log from SEQ."]
         start: int
         if not args:
@@ -233,7 +229,7 @@ class Connection:
     def _page(self, start: int, now: Instant) -> Any:
         return self.svc.page(self.conn, start, 100, now)
 
-    def _time(self, args: tuple[str, ...]) -> None:
+    def _typed_time(self, args: tuple[str, ...]) -> None:
         if not args:
             st, why = self._ask_loop(lambda now: self.svc.status(self.conn, now))
             self._say(why or [f"{terminal.clock_text(st.time, st.zone)}, {terminal.quality(st.time_quality)}"])
@@ -243,7 +239,7 @@ class Connection:
             return
         self._ask_change(lambda now: changes.parse_clock(args[1:], self.tz, now.wall.astimezone(self.tz).date()))
 
-    def _episode(self, args: tuple[str, ...]) -> None:
+    def _typed_episode(self, args: tuple[str, ...]) -> None:
         word = args[0].lower() if args else ""
         if word == "admit":
             self._ask_change(lambda now: changes.parse_admit(args[1:]))
@@ -264,7 +260,7 @@ class Connection:
         self._say([f"The unit's screen shows the change. Press its button within {changes.CONFIRM_S:.0f} s to "
                    "confirm (hold it 2 s to cancel)."], prompt=False)
 
-    def _lock(self, args: tuple[str, ...]) -> None:
+    def _typed_lock(self, args: tuple[str, ...]) -> None:
         _, why = self._ask_loop(lambda now: self.svc.lock(self.conn, "command", now))
         self._say(why or ["Locked."])
 
@@ -297,37 +293,19 @@ class Connection:
         self.write(out)
 
     def _request(self, req: frames.Request, text: str) -> bytes:
-        rid, a = req.id, req.args
+        rid = req.id
         try:
-            if req.verb == "hello" and not a:
-                nonce = secrets.token_hex(16)
-                return frames.reply(rid, "ok", self.call(lambda now: self.svc.hello(self.conn, nonce, now)))
-            if req.verb == "unlock" and len(a) == 1:
-                v = self.call(lambda now: self.svc.unlock_mac(self.conn, a[0], now))
-                if v.outcome == "unlocked":
-                    return frames.reply(rid, "ok", {"unlocked": True})
-                msg = terminal.verdict_lines(v.outcome, v.left, v.seconds)[0]
-                return frames.reply(rid, "err", {"error": "denied" if v.outcome == "denied" else "lockout",
-                                                   "left": v.left, "seconds": v.seconds, "message": msg})
-            if req.verb == "status" and not a:
-                return frames.reply(rid, "ok", self.call(lambda now: self.svc.status(self.conn, now)).as_json())
-            if req.verb == "get" and len(a) in (2, 3) and a[0].isdigit() and a[1].isdigit():
-                lean = len(a) == 2 or a[2] != "full"
-                page = self.call(lambda now: self.svc.page(self.conn, max(1, int(a[0])), int(a[1]), now))
-                # Packing (compression) happens here, on the serial thread, not on the loop.
-                return batch.pack(page.records, head=page.head, lean=lean).encode(rid)
-            if req.verb == "done" and len(a) == 3 and a[0].isdigit() and a[1].isdigit():
-                seq = self.call(lambda now: self.svc.downloaded(self.conn, int(a[0]), int(a[1]), a[2], now))
-                return frames.reply(rid, "ok", {"recorded": seq})
-            if req.verb in ("time", "admit", "discharge"):
-                change = _machine_change(req.verb, a)
-                token = self.call(lambda now: self.svc.ask(self.conn, change, self.notify, now))
-                self.waiting[token] = rid
-                self.asked_by[token] = text
-                return frames.reply(rid, "wait", {"token": token, "seconds": changes.CONFIRM_S})
-            if req.verb == "lock" and not a:
-                self.call(lambda now: self.svc.lock(self.conn, "command", now))
-                return frames.reply(rid, "ok", {"locked": True})
+            verb = commands.FRAMED.get(req.verb)
+            if verb is None:
+                raise commands.Unknown
+            assert verb.parse is not None and verb.on_loop is not None
+            parsed = verb.parse(req.args)
+            result = self.call(verb.on_loop(self.svc, self, parsed))
+            if verb.press:
+                self.waiting[result] = rid
+                self.asked_by[result] = text
+            return verb.answer(rid, parsed, result)
+        except commands.Unknown:
             return frames.reply(rid, "err", {"error": "unknown", "message": f"unknown request {req.verb!r}"})
         except Refused as e:
             return frames.reply(rid, "err", {"error": e.code, "message": str(e), **e.detail})
@@ -338,16 +316,6 @@ class Connection:
         except Exception as e:
             _log(f"serial request {req.verb} failed: {type(e).__name__}: {e}")
             return frames.reply(rid, "err", {"error": "internal", "message": "the request failed on the unit"})
-
-
-def _machine_change(verb: str, args: tuple[str, ...]) -> changes.Change:
-    if verb == "time" and len(args) == 1:
-        return changes.parse_clock_machine(args[0])
-    if verb == "discharge":
-        return changes.parse_discharge(args)
-    if verb == "admit":
-        return changes.parse_admit(args)
-    raise changes.ChangeError(f"bad arguments for {verb}")
 
 
 def _sentence(text: str) -> str:

@@ -1,4 +1,5 @@
-"""What a person at a terminal sees on the serial link: help, status, one line per record.
+"""What a person at a terminal sees on the serial link: status, one line per record, the
+outcome of a change (``help`` is made from the verbs' table, ``commands.py``).
 
 Pure text formatting (no port, no clock), so it is tested by comparing strings. Lines fit
 an 80-column terminal where they can; a record's line can run longer with its details.
@@ -11,24 +12,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from bedside.journal import chain
-
-HELP = [
-    "Commands (press Enter after each):",
-    "  help                         this list",
-    "  status                       unit, time, next session, today, journal head",
-    "  unlock                       unlock with the ward secret (not shown)",
-    "  log [N | all | from SEQ]     records, one a line (default: the last 20)",
-    "  time                         the unit's clock and how far to trust it",
-    "  time set YYYY-MM-DD HH:MM    set the clock (local time; HH:MM: today)",
-    "  episode                      the current episode",
-    "  episode admit EPISODE-ID SURGERY-DATE [REGIMEN]",
-    "                               admit a patient: hospital id, never a name",
-    "  episode discharge [EPISODE-ID]",
-    "                               end the episode",
-    "  lock                         lock again (also after 10 idle minutes)",
-    "log, time set and episode changes need unlock first; changes also need a press",
-    "of the unit's button while its screen shows the change. Ctrl-C cancels.",
-]
 
 _ENVELOPE = {"seq", "time", "type", "session", "due", "boot", "mono_ms", "tq", "prev", "hash"}
 LOG_LIMIT = 500
