@@ -4,7 +4,10 @@
     python tools/gallery.py --golden  # also rewrite tests/golden/*.png, the golden-image references
     python tools/gallery.py --check   # change nothing; fail if the docs gallery is out of date
 
-The examples are ``bedside.gallery.EXAMPLES``. Rewriting the golden references is a
+The examples are ``bedside.gallery.EXAMPLES``, drawn in every layout (core/panels.py): the
+standard layout's references are tests/golden/NAME.png, the others' tests/golden/LAYOUT/NAME.png;
+the docs show the standard and the large layout, and the table of text heights measured
+on the frames (``bedside.display.measure``). Rewriting the golden references is a
 decision (a screen was meant to change): look at the new pictures before committing them.
 The tests fail when the docs gallery no longer matches what the unit draws.
 """
@@ -18,7 +21,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from bedside.display import render
+from bedside.core.panels import LAYOUT_SIZES
+from bedside.display import measure, render
 from bedside.display.gallery import EXAMPLES, Example
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +35,15 @@ COLOURS = {"normal": (226, 238, 255), "dim": (96, 104, 120)}
 GLASS, FRAME = (14, 14, 18), (52, 52, 58)
 START = "<!-- gallery: made by `make gallery` from device/bedside/gallery.py; edit there, not here -->"
 END = "<!-- end of gallery -->"
+LARGE_START = "<!-- large gallery: made by `make gallery` from device/bedside/gallery.py; edit there, not here -->"
+LARGE_END = "<!-- end of large gallery -->"
+HEIGHTS_START = "<!-- heights: measured on the frames by `make gallery` (bedside.display.measure) -->"
+HEIGHTS_END = "<!-- end of heights -->"
+DOC_LAYOUTS = {"standard": DOCS, "large": DOCS / "large"}
+
+
+def golden_path(layout: str, name: str) -> Path:
+    return GOLDEN / f"{name}.png" if layout == "standard" else GOLDEN / layout / f"{name}.png"
 
 
 def picture(image: Image.Image, brightness: str = "normal") -> Image.Image:
@@ -53,14 +66,14 @@ def table(examples: tuple[Example, ...], prefix: str, columns: int) -> str:
     return "<table>\n" + "\n".join(rows) + "\n</table>"
 
 
-def replace_section(path: Path, body: str, check: bool) -> list[str]:
-    """Put ``body`` between the gallery markers of ``path``; the problems found (or, checking, the differences)."""
+def replace_section(path: Path, body: str, check: bool, start: str = START, end: str = END) -> list[str]:
+    """Put ``body`` between the markers of ``path``; the problems found (or, checking, the differences)."""
     name = path.relative_to(ROOT)
     text = path.read_text(encoding="utf-8")
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.S)
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
     if not pattern.search(text):
-        return [f"{name}: no gallery markers ({START} ... {END}); add them where the gallery goes"]
-    new = pattern.sub(lambda _: f"{START}\n{body}\n{END}", text)
+        return [f"{name}: no markers ({start} ... {end}); add them where the section goes"]
+    new = pattern.sub(lambda _: f"{start}\n{body}\n{end}", text)
     if new == text:
         return []
     if check:
@@ -81,8 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     problems: list[str] = []
     names = {e.name for e in EXAMPLES}
-    DOCS.mkdir(parents=True, exist_ok=True)
-    for folder in (DOCS, *((GOLDEN,) if args.golden else ())):
+    folders = [*DOC_LAYOUTS.values()]
+    if args.golden:
+        folders += [GOLDEN, *(GOLDEN / layout for layout in LAYOUT_SIZES if layout != "standard")]
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
         for old in folder.glob("*.png"):
             if old.stem not in names:
                 if args.check:
@@ -90,19 +106,25 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     old.unlink()
     for e in EXAMPLES:
-        image = render.render(e.screen)
-        shown = picture(image, e.brightness)
-        path = DOCS / f"{e.name}.png"
-        if args.check:
-            if not path.exists() or not same_pixels(Image.open(path), shown):
-                problems.append(f"{path.relative_to(ROOT)} is not what the unit draws")
-            continue
-        shown.save(path, optimize=True)
-        if args.golden:
-            GOLDEN.mkdir(parents=True, exist_ok=True)
-            image.save(GOLDEN / f"{e.name}.png", optimize=True)
-    problems += replace_section(ROOT / "README.md", table(EXAMPLES, "docs/gallery/", 3), args.check)
-    problems += replace_section(ROOT / "docs" / "screens.md", table(EXAMPLES, "gallery/", 2), args.check)
+        for layout in LAYOUT_SIZES:
+            image = render.render(e.screen, layout)
+            if args.golden:
+                golden_path(layout, e.name).parent.mkdir(parents=True, exist_ok=True)
+                image.save(golden_path(layout, e.name), optimize=True)
+            if layout not in DOC_LAYOUTS:
+                continue
+            shown = picture(image, e.brightness)
+            path = DOC_LAYOUTS[layout] / f"{e.name}.png"
+            if args.check:
+                if not path.exists() or not same_pixels(Image.open(path), shown):
+                    problems.append(f"{path.relative_to(ROOT)} is not what the unit draws")
+                continue
+            shown.save(path, optimize=True)
+    screens = ROOT / "docs" / "screens.md"
+    problems += replace_section(ROOT / "README.md", table(EXAMPLES, "docs/gallery/large/", 3), args.check)
+    problems += replace_section(screens, table(EXAMPLES, "gallery/", 2), args.check)
+    problems += replace_section(screens, table(EXAMPLES, "gallery/large/", 2), args.check, LARGE_START, LARGE_END)
+    problems += replace_section(screens, measure.markdown(measure.table()), args.check, HEIGHTS_START, HEIGHTS_END)
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:

@@ -186,3 +186,30 @@ def test_sigterm_stops_a_simulation_cleanly(tmp_path: Path) -> None:
     assert json.loads(last)["type"] in ("stop", "seal")
     types = [json.loads(x)["type"] for x in run("log", "export", "--data", str(data)).stdout.splitlines()[1:]]
     assert "stop" in types
+
+
+def test_every_option_has_a_help_line() -> None:
+    import argparse
+
+    from bedside.cli.main import parser
+
+    missing: list[str] = []
+
+    def walk(p: argparse.ArgumentParser, path: str) -> None:
+        for a in p._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for name, sub in a.choices.items():
+                    walk(sub, f"{path} {name}")
+            elif not isinstance(a, argparse._HelpAction) and not a.help:
+                missing.append(f"{path} {'/'.join(a.option_strings) or a.dest}")
+
+    walk(parser(), "bedside")
+    assert not missing, f"options without a help line: {missing}"
+
+
+def test_simulate_help_lists_the_keys() -> None:
+    r = run("simulate", "--help")
+    assert r.returncode == 0
+    for key in ("[space] press", "[h] hold", "[n] hold 6 s", "[a] admit", "[d] discharge", "[q] quit"):
+        assert key in r.stdout, key
+    assert "--panel" in r.stdout

@@ -111,3 +111,19 @@ def test_a_regimen_may_rely_on_sections_set_elsewhere_in_the_file() -> None:
     c = config.parse({"hourly": {"every_minutes": 0},
                       "regimens": {"standard": {"stages": [{"from_day": 0, "hourly_every_minutes": 60}]}}})
     assert c.regimens[0].stages[0].hourly_every_minutes == 60
+
+
+def test_panels_layouts_and_the_vibration_motor() -> None:
+    assert config.Config().layout == "large" and config.Config().hardware.display == "ssd1309"
+    c = config.parse({"hardware": {"display": "ssd1322", "vibration_pin": 22}}, "x.toml")
+    assert c.layout == "wide" and c.hardware.vibration_pin == 22
+    assert config.parse({"hardware": {"display": "ssd1306"}, "display": {"layout": "standard"}}, "x").layout \
+        == "standard"
+    with pytest.raises(config.ConfigError) as e:
+        config.parse({"hardware": {"display": "ssd1327", "vibration_pin": 17}, "display": {"layout": "wide"}}, "x")
+    text = str(e.value)
+    assert "[display] layout: must be one of '', 'square'" in text and "share one GPIO pin" in text
+    with pytest.raises(config.ConfigError, match="SPI bus"):
+        config.parse({"hardware": {"display": "ssd1322", "led_pin": 10}}, "x")
+    with pytest.raises(config.ConfigError, match="display: must be one of"):
+        config.parse({"hardware": {"display": "st7735"}}, "x")

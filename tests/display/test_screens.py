@@ -20,7 +20,8 @@ from PIL import Image
 from bedside.core import screens as sc
 from bedside.core import state
 from bedside.core.config import Config, Display
-from bedside.display import icons, render
+from bedside.core.panels import DEFAULT_PANEL, LAYOUT_SIZES, PANELS, Panel
+from bedside.display import icons, measure, render
 from bedside.display.gallery import EXAMPLES, Example
 from tests.conftest import ROOT, budget
 from tests.rigs.driver import Driver
@@ -34,22 +35,76 @@ def t(cfg: Config, text: str) -> datetime:
 
 # --- golden images ----------------------------------------------------------------------------
 
+# Every panel in every one of its layouts: a layout's pixels depend on the layout alone (the
+# panel gives its size), so panels sharing a layout share its references.
+PANEL_LAYOUTS = [(p, layout) for p in PANELS.values() for layout in p.layouts]
+
+
+def golden(layout: str, name: str) -> Path:
+    return GOLDEN / f"{name}.png" if layout == "standard" else GOLDEN / layout / f"{name}.png"
+
+
+@pytest.mark.parametrize(("panel", "layout"), PANEL_LAYOUTS, ids=[f"{p.name}-{z}" for p, z in PANEL_LAYOUTS])
 @pytest.mark.parametrize("example", EXAMPLES, ids=[e.name for e in EXAMPLES])
-def test_every_screen_matches_its_golden_image(example: Example, tmp_path: Path) -> None:
-    ref_path = GOLDEN / f"{example.name}.png"
-    assert ref_path.exists(), f"no golden image for {example.name}: run `make golden`, look at it, commit it"
+def test_every_screen_matches_its_golden_image(example: Example, panel: Panel, layout: str, tmp_path: Path) -> None:
+    ref_path = golden(layout, example.name)
+    name = ref_path.relative_to(ROOT)
+    assert ref_path.exists(), f"no golden image {name}: run `make golden`, look at it, commit it"
     with Image.open(ref_path) as ref:
-        assert (ref.mode, ref.size) == ("1", (128, 64))
-        got = render.render(example.screen)
+        assert (ref.mode, ref.size) == ("1", (panel.width, panel.height))
+        got = render.render(example.screen, layout)
         if got.tobytes() != ref.tobytes():
-            got.resize((512, 256), Image.Resampling.NEAREST).save(tmp_path / f"{example.name}-now.png")
-            ref.resize((512, 256), Image.Resampling.NEAREST).save(tmp_path / f"{example.name}-golden.png")
-            pytest.fail(f"{example.name} no longer matches tests/golden/{example.name}.png (both drawn 4x in "
+            w, h = got.size
+            got.resize((w * 4, h * 4), Image.Resampling.NEAREST).save(tmp_path / f"{example.name}-now.png")
+            ref.resize((w * 4, h * 4), Image.Resampling.NEAREST).save(tmp_path / f"{example.name}-golden.png")
+            pytest.fail(f"{example.name} no longer matches {name} (both drawn 4x in "
                         f"{tmp_path}); if the change is meant, run `make golden` and commit the new image")
 
 
+def test_the_panel_table_is_whole() -> None:
+    assert PANELS[DEFAULT_PANEL].default_layout == Config().layout
+    for p in PANELS.values():
+        assert p.layouts and all(LAYOUT_SIZES[z] == (p.width, p.height) for z in p.layouts), p.name
+        assert p.bus in ("i2c", "spi")
+        assert abs(p.active_mm[0] / p.width - p.active_mm[1] / p.height) < 0.01, f"{p.name}: pixels are square"
+    assert set(LAYOUT_SIZES) == set(render.layouts())
+
+
+# --- heights, measured on the frames ------------------------------------------------------------
+
+def test_the_heights_table_in_the_docs_is_measured_from_the_frames() -> None:
+    rows = measure.table()
+    assert {(r.panel.name, r.layout) for r in rows} == {(p.name, z) for p, z in PANEL_LAYOUTS}
+    text = (ROOT / "docs" / "screens.md").read_text(encoding="utf-8")
+    assert measure.markdown(rows) in text, "docs/screens.md's heights are out of date: run `make gallery`"
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUT_SIZES))
+def test_the_measurement_finds_the_words_it_is_asked_about(layout: str) -> None:
+    # The capitals measured on the frame are as tall as the font's capitals in the size drawn,
+    # and the digits of the count as tall as the capitals (Terminus's figures are cap height).
+    sizes = {size: render.metrics(size)[0] for size in render._GLYPH}
+    for px in (measure.prompt_words(layout), measure.guide_instruction(layout), measure.guide_count(layout)):
+        assert px in sizes.values(), (layout, px)
+
+
+def test_the_default_panel_reaches_20_arcmin_and_the_large_layout_is_larger() -> None:
+    rows = {(r.panel.name, r.layout): r for r in measure.table()}
+    default = rows[(DEFAULT_PANEL, PANELS[DEFAULT_PANEL].default_layout)]
+    assert default.prompt.arcmin >= 20 and default.count.arcmin >= 20
+    for name in ("ssd1306", "sh1106", "ssd1309"):
+        large, standard = rows[(name, "large")], rows[(name, "standard")]
+        assert large.prompt.px > standard.prompt.px and large.count.px > standard.count.px
+        assert PANELS[name].default_layout == "large"
+    # The large layout's main words are at least 16 px type on the 0.96-inch panel (its cap height
+    # 15 px is Terminus 24; Terminus 16's capitals are 10 px).
+    assert rows[("ssd1306", "large")].prompt.px >= render.metrics("xxl")[0]
+
+
 def test_golden_images_and_gallery_examples_are_the_same_set() -> None:
-    assert sorted(p.stem for p in GOLDEN.glob("*.png")) == sorted(e.name for e in EXAMPLES)
+    for layout in LAYOUT_SIZES:
+        folder = GOLDEN if layout == "standard" else GOLDEN / layout
+        assert sorted(p.stem for p in folder.glob("*.png")) == sorted(e.name for e in EXAMPLES), layout
     assert len({e.name for e in EXAMPLES}) == len(EXAMPLES)
     # Every kind of screen is in the gallery, and every example looks different.
     kinds = set(typing.get_args(sc.Screen))

@@ -37,7 +37,7 @@ def test_scripted_morning_on_mock_pins(tmp_path: Path) -> None:
     times = [s.timestamp for s in buzzer.states]
     assert len(times) == 5
     prompt = render.render(sc.Prompt("hourly", "Ankle pumps", "10 each foot", 0, 2, icon="foot", minutes=2,
-                                     shift=views.orbit(sim.clock.now())))
+                                     shift=views.orbit(sim.clock.now())), cfg.layout)
     assert sim.device.image.tobytes() == prompt.tobytes()
     sim.advance(local(cfg, "2026-11-24T08:20"))
     sim.close()
@@ -58,7 +58,7 @@ def test_restart_on_the_same_data_continues_the_unit(tmp_path: Path) -> None:
     sim.unit.start()
     assert isinstance(sim.unit.state.active, object)
     prompt = render.render(sc.Prompt("hourly", "Ankle pumps", "10 each foot", 1, 2, True, icon="foot", minutes=2,
-                                     shift=views.orbit(sim.clock.now())))
+                                     shift=views.orbit(sim.clock.now())), cfg.layout)
     assert sim.device.image.tobytes() == prompt.tobytes()
     sim.button_pin.drive_low()
     sim.unit.run_once()
@@ -86,7 +86,8 @@ def test_press_reaches_the_display_through_gpiozero(tmp_path: Path) -> None:
     sim.unit.run_once()
     after = sim.device.image.tobytes()
     assert after != before
-    assert sim.device.image.tobytes() == render.render(sc.Intro("Ankle pumps", "left", 10, 1, 1, "foot")).tobytes()
+    assert sim.device.image.tobytes() == render.render(sc.Intro("Ankle pumps", "left", 10, 1, 1, "foot"),
+                                                          sim.unit.cfg.layout).tobytes()
     sim.close()
 
 
@@ -177,3 +178,80 @@ def test_config_check_lists_each_regimen_step_down(capsys: pytest.CaptureFixture
     assert "    days 3 to 5: every 120 min" in out and "    from day 6: no hourly prompts" in out
     assert "    up to day -1: no hourly prompts; routine at 10:00" in out
     assert "with no patient admitted: no prompts" in out
+
+
+# --- the terminal --------------------------------------------------------------------------------
+
+def _terminal(size: tuple[int, int] = (128, 64)) -> simulate.Terminal:
+    from zoneinfo import ZoneInfo
+
+    from bedside.unit.clock import VirtualClock
+
+    tz = ZoneInfo("Europe/London")
+    return simulate.Terminal(VirtualClock(datetime(2026, 11, 24, 6, 58, tzinfo=tz), 1.0), tz, size=size)
+
+
+def test_an_80_by_24_terminal_shows_the_panel_and_every_line_fits() -> None:
+    term = _terminal()
+    term.image = render.render(sc.Prompt("hourly", "Ankle pumps", "10 each foot"), "large")
+    term.sound = "♪ chime at 07:00:00"
+    term.message = "data: " + "x" * 200
+    lines = term.lines(80, 24)
+    assert len(lines) <= 24
+    assert all(len(line.replace("\x1b[0m", "")) <= 80 for line in lines)
+    assert lines[0].startswith("┌") and any("█" in line or "▀" in line or "▄" in line for line in lines)
+    assert any("[space] press" in line for line in lines) and any("[q] quit" in line for line in lines)
+
+
+def test_a_terminal_too_small_says_the_size_it_needs() -> None:
+    lines = _terminal().lines(50, 15)
+    assert "50 x 15" in lines[0] and "at least 68 columns by 23 lines" in lines[1]
+    assert all(len(line) <= 80 for line in lines)
+    square = _terminal((128, 128)).lines(80, 24)
+    assert "at least 68 columns by 39 lines" in square[1]
+    assert _terminal((128, 128)).lines(80, 40)[0].startswith("┌")
+
+
+def test_night_says_the_display_is_off_and_when_the_next_prompt_is() -> None:
+    term = _terminal()
+    term.screen = sc.Idle("06:58", "07:00", "Ankle pumps", 0, 0, (), night=True)
+    term.brightness = "off"
+    text = "\n".join(term.lines(80, 24))
+    assert "The display is off" in text and "Next prompt 07:00" in text and "[space] lights it" in text
+
+
+@pytest.mark.parametrize("panel", ["ssd1306", "ssd1322", "ssd1327"])
+def test_the_simulator_draws_any_panel(panel: str, tmp_path: Path) -> None:
+    import dataclasses
+
+    base = config.Config()
+    cfg = dataclasses.replace(base, hardware=dataclasses.replace(base.hardware, display=panel))
+    frames: list[Any] = []
+    sim = simulate.build(cfg, tmp_path / "d", datetime(2026, 11, 24, 6, 59, tzinfo=cfg.tz), on_frame=frames.append)
+    try:
+        sim.advance(datetime(2026, 11, 24, 7, 0, 30, tzinfo=cfg.tz))
+    finally:
+        sim.close()
+    p = cfg.hardware.panel
+    assert frames and frames[-1].size == (p.width, p.height)
+    assert frames[-1].tobytes() == render.render(sim.unit.out.display._screen, p.default_layout).tobytes()
+
+
+def test_vibration_motor_pulses_with_each_prompt_and_never_at_night(tmp_path: Path) -> None:
+    import dataclasses
+    import time
+
+    base = config.Config()
+    cfg = dataclasses.replace(base, hardware=dataclasses.replace(base.hardware, vibration_pin=22))
+    sim = simulate.build(cfg, tmp_path / "d", datetime(2026, 11, 24, 5, 0, tzinfo=cfg.tz))
+    try:
+        motor = sim.factory.pin(22)
+        sim.advance(datetime(2026, 11, 24, 6, 59, tzinfo=cfg.tz))
+        assert [s.state for s in motor.states] == [False]          # silent night: still
+        sim.advance(datetime(2026, 11, 24, 7, 0, 5, tzinfo=cfg.tz))
+        deadline = time.monotonic() + 5
+        while len(motor.states) < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)                                         # gpiozero blinks on its own thread
+        assert [s.state for s in motor.states] == [False, True, False, True, False]
+    finally:
+        sim.close()

@@ -44,10 +44,10 @@ def add_keys_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     ksub = k.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
     ki = ksub.add_parser("init", help="create the unit's seal key and write the hospital's copy once (the unit "
                          "must be stopped; refuses if the unit already has a key)")
-    ki.add_argument("--data", default=str(DEFAULT_DATA))
+    ki.add_argument("--data", default=str(DEFAULT_DATA), help="data directory holding the journal (%(default)s)")
     ki.add_argument("--out", required=True, help="where to write the hospital's copy of the key (e.g. a USB stick); "
                     "it is written once and never again")
-    ki.add_argument("--config")
+    ki.add_argument("--config", help="config file (default /etc/bedside/bedside.toml if present, else built-in)")
     ki.set_defaults(func=cmd_keys_init)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import errno
 import json
 import os
@@ -21,6 +22,7 @@ from zoneinfo import ZoneInfo
 from bedside import __version__
 from bedside.cli.common import DEFAULT_DATA, UserError
 from bedside.core import config
+from bedside.core.panels import PANELS
 from bedside.journal import chain
 from bedside.unit import host
 
@@ -66,7 +68,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     clock = SystemClock()
     # A missing display is a fault the unit lives with: it prompts by sound and LED, and the
     # keeper rebuilds the display with backoff until it answers (docs/hardening.md).
-    display = DisplayKeeper(lambda: hardware.build_display(cfg.hardware), clock.mono)
+    display = DisplayKeeper(lambda: hardware.build_display(cfg.hardware), clock.mono, layout=cfg.layout)
     if display.error is not None:
         log.warning(f"display not available, prompting with sound and LED and retrying: {display.error}")
     notifier = Notifier.from_env()
@@ -104,11 +106,28 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 # --- simulate ------------------------------------------------------------------------
 
+def _with_panel(cfg: config.Config, panel: str | None, layout: str | None) -> config.Config:
+    """``cfg`` drawing on another panel (its own layout unless ``layout`` names one it has)."""
+    if panel is None and layout is None:
+        return cfg
+    name = panel or cfg.hardware.display
+    if name not in PANELS:
+        raise UserError(f"--panel must be one of {', '.join(PANELS)}, got {name!r}")
+    choices = PANELS[name].layouts
+    if layout is not None and layout not in choices:
+        raise UserError(f"the {name} panel has the layouts {', '.join(choices)}; --layout {layout} is not one")
+    if panel is not None and layout is None and cfg.display.layout not in choices:
+        layout = ""     # the file's layout was for its own panel
+    return dataclasses.replace(
+        cfg, hardware=dataclasses.replace(cfg.hardware, display=name),
+        display=dataclasses.replace(cfg.display, layout=cfg.display.layout if layout is None else layout))
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from bedside.unit import simulate
     from bedside.unit.loop import Trace
 
-    cfg = host.find(args.config)
+    cfg = _with_panel(host.find(args.config), args.panel, args.layout)
     tz = cfg.tz
     try:
         start = simulate.parse_local(args.start, tz) if args.start else datetime.now(UTC)
@@ -166,7 +185,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     restore: Callable[[], None] | None = None
     term: simulate.Terminal | None = None
     if interactive:
-        term = simulate.Terminal(sim.clock, tz)
+        term = simulate.Terminal(sim.clock, tz, size=(cfg.hardware.panel.width, cfg.hardware.panel.height))
         frame_hooks.append(term.on_frame)
         sim.unit.out.observers.append(term.observe)
 
@@ -508,9 +527,10 @@ def _add_serial_commands(sub: Any) -> None:
     pl.add_argument("--baud", type=int, default=115200, help="line speed for a USB-UART cable (%(default)s)")
     pl.set_defaults(func=cmd_pull)
     st = sub.add_parser("set-time", help="set a unit's clock from this laptop's (confirmed with the unit's button)")
-    st.add_argument("--port", required=True)
-    st.add_argument("--secret-file")
-    st.add_argument("--baud", type=int, default=115200)
+    st.add_argument("--port", required=True, help="the unit's port: /dev/ttyACM0 (Linux), /dev/cu.usbmodem... "
+                    "(macOS), COM3 (Windows)")
+    st.add_argument("--secret-file", help="read the ward secret from the first line of this file (default: ask)")
+    st.add_argument("--baud", type=int, default=115200, help="line speed for a USB-UART cable (%(default)s)")
     st.set_defaults(func=cmd_set_time)
 
 
@@ -519,7 +539,7 @@ def _add_serial_commands(sub: Any) -> None:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bedside", description="Bedside exercise prompting unit for post-operative "
                                 "patients, and the tools nurses use with it.")
-    p.add_argument("--version", action="version", version=f"bedside {__version__}")
+    p.add_argument("--version", action="version", version=f"bedside {__version__}", help="print the version and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     r = sub.add_parser("run", help="run the unit on a Raspberry Pi's real hardware")
@@ -530,8 +550,18 @@ def parser() -> argparse.ArgumentParser:
                    help="listen here for USB stick exports (%(default)s; '' for none)")
     r.set_defaults(func=cmd_run)
 
-    s = sub.add_parser("simulate", help="run the same unit on simulated pins and display, in real or virtual time")
-    s.add_argument("--config")
+    from bedside.unit.simulate import KEY_LINES
+
+    s = sub.add_parser("simulate", help="run the same unit on simulated pins and display, in real or virtual time",
+                       description="Run the unit's own code on simulated pins and display, in real or virtual "
+                       "time. In the terminal the panel is drawn above the status lines.",
+                       epilog="keys:\n" + "\n".join(f"  {k}" for k in KEY_LINES)
+                       + "\n\nScenario files and the trace are described in docs/simulator.md.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("--config", help="config file (default /etc/bedside/bedside.toml if present, else built-in)")
+    s.add_argument("--panel", choices=sorted(PANELS), help="draw on this panel instead of [hardware] display")
+    s.add_argument("--layout", help="screen layout: large, standard (128x64), wide (ssd1322), square (128x128); "
+                                    "default: the panel's own")
     s.add_argument("--data", help=f"data directory (default {_sim_data_default()})")
     s.add_argument("--start", help="simulated start, local date-time, e.g. 2026-11-24T06:30 (default: now)")
     end = s.add_mutually_exclusive_group()
@@ -552,14 +582,15 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("config", help="configuration tools")
     csub = c.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     cc = csub.add_parser("check", help="validate a config file; exits non-zero on any problem")
-    cc.add_argument("path")
+    cc.add_argument("path", help="the config file to check, e.g. /etc/bedside/bedside.toml")
     cc.set_defaults(func=cmd_config_check)
 
     lg = sub.add_parser("log", help="journal tools")
     lsub = lg.add_subparsers(dest="log_command", metavar="ACTION", required=True)
     le = lsub.add_parser("export", help="write the journal to standard output (or --out FILE)")
-    le.add_argument("--data", default=str(DEFAULT_DATA))
-    le.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    le.add_argument("--data", default=str(DEFAULT_DATA), help="data directory holding the journal (%(default)s)")
+    le.add_argument("--format", choices=("jsonl", "csv"), default="jsonl",
+                    help="JSON lines, the whole record (default), or CSV of the main fields")
     le.add_argument("--out", help="write a JSONL export to this file (whole, synced) and note it as exported")
     le.set_defaults(func=cmd_log_export)
     from bedside.cli import journal as cli_journal
@@ -573,8 +604,8 @@ def parser() -> argparse.ArgumentParser:
     sc = sub.add_parser("secret", help="the ward secret that unlocks the serial link and authorises USB sticks")
     ssub = sc.add_subparsers(dest="secret_command", metavar="ACTION", required=True)
     ss = ssub.add_parser("set", help="set or change the ward secret (at commissioning; the unit must be stopped)")
-    ss.add_argument("--data", default=str(DEFAULT_DATA))
-    ss.add_argument("--config")
+    ss.add_argument("--data", default=str(DEFAULT_DATA), help="data directory holding the journal (%(default)s)")
+    ss.add_argument("--config", help="config file (default /etc/bedside/bedside.toml if present, else built-in)")
     ss.add_argument("--secret-file", help="read the secret from the first line of this file instead of a prompt")
     ss.set_defaults(func=cmd_secret_set)
 

@@ -50,9 +50,9 @@ def add_stick_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
                         "/dev/DEVICE nosuid,nodev,noexec in this service's own mount namespace, runs 'bedside stick "
                         "export' on it without any capability, then flushes and unmounts it.")
     s.add_argument("device", help="the kernel's name for the stick's partition, e.g. sda1")
-    s.add_argument("--data", default=str(DEFAULT_DATA))
-    s.add_argument("--config")
-    s.add_argument("--socket", default=str(SOCKET))
+    s.add_argument("--data", default=str(DEFAULT_DATA), help="data directory holding the journal (%(default)s)")
+    s.add_argument("--config", help="config file (default /etc/bedside/bedside.toml if present, else built-in)")
+    s.add_argument("--socket", default=str(SOCKET), help="the running unit's stick socket (%(default)s)")
     s.add_argument("--mount-dir", default=None, help=argparse.SUPPRESS)
     # Tests only: a kernel without vfat mounts an ext4 image instead (docs/stick.md, "Proof").
     s.add_argument("--allow-fs", action="append", default=None, help=argparse.SUPPRESS)

@@ -16,6 +16,8 @@ from datetime import time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bedside.core.panels import DEFAULT_PANEL, PANELS, Panel
+
 
 class ConfigError(Exception):
     """One or more problems in a config file, each naming the file, the key and the fix."""
@@ -41,9 +43,13 @@ class Exercise:
 
 @dataclass(frozen=True)
 class Hardware:
-    display: str = "ssd1306"
+    display: str = DEFAULT_PANEL   # a row of core/panels.py
     i2c_port: int = 1
     i2c_address: int = 0x3C
+    spi_port: int = 0              # SPI panels (ssd1322): bus, chip select, data/command and reset pins
+    spi_device: int = 0
+    dc_pin: int = 24
+    reset_pin: int = 25
     button_pin: int = 17
     buzzer_pin: int = 18
     buzzer: str = "active"
@@ -52,12 +58,18 @@ class Hardware:
     volume: int = 50
     tone: str = "normal"           # passive buzzers: low | normal | high pitch
     gpio: str = "auto"             # pin backend: auto (gpiozero's choice) | lgpio | rpigpio
+    vibration_pin: int | None = None   # a vibration motor (through a transistor) that pulses with each prompt
+
+    @property
+    def panel(self) -> Panel:
+        return PANELS[self.display]
 
 
 @dataclass(frozen=True)
 class Display:
     night: str = "off"             # outside the awake window: off (a press lights it) | dim (a dim clock)
     dim_after_minutes: int = 10    # daytime idle clock dims after this long untouched; 0 = never
+    layout: str = ""               # "" = the panel's own default (core/panels.py)
 
 
 @dataclass(frozen=True)
@@ -126,6 +138,11 @@ class Config:
     def tz(self) -> ZoneInfo:
         return _zone(self.timezone)
 
+    @property
+    def layout(self) -> str:
+        """The screen layout drawn: ``[display] layout``, else the panel's own."""
+        return self.display.layout or self.hardware.panel.default_layout
+
     def __hash__(self) -> int:
         # The planner memoises on the config; hashing every field on each lookup dominated
         # a simulated day's CPU time, so the (immutable) config hashes once.
@@ -173,10 +190,10 @@ _SCHEMA: dict[str, set[str]] = {
     "reminders": {"repeat_every_minutes", "missed_after_minutes", "snooze_minutes", "max_snoozes"},
     "episodes": {"default_regimen", "without_episode"},
     "regimens": set(),               # one table per regimen, checked on its own
-    "display": {"night", "dim_after_minutes"},
+    "display": {"night", "dim_after_minutes", "layout"},
     "hardware": {
         "display", "i2c_port", "i2c_address", "button_pin", "buzzer_pin", "buzzer", "led_pin", "rotate", "volume",
-        "tone", "gpio",
+        "tone", "gpio", "spi_port", "spi_device", "dc_pin", "reset_pin", "vibration_pin",
     },
     "serial": {"port", "baud"},
 }
@@ -431,12 +448,14 @@ def parse(data: Mapping[str, Any], source: str = "<config>") -> Config:
                f"got {default_regimen!r}")
     without = r.choice("episodes", "without_episode", d.without_episode, ("default", "quiet"))
     dd = Display()
+    hd = Hardware()
+    hw_display = r.choice("hardware", "display", hd.display, tuple(PANELS))
+    panel = PANELS.get(hw_display, PANELS[hd.display])
+    layout = r.choice("display", "layout", "", ("", *panel.layouts))
     display = Display(r.choice("display", "night", dd.night, ("off", "dim")),
                       r.integer("display", "dim_after_minutes", dd.dim_after_minutes, 0, 1440,
-                                "of minutes (0 never dims)"))
+                                "of minutes (0 never dims)"), layout)
 
-    hd = Hardware()
-    hw_display = r.choice("hardware", "display", hd.display, ("ssd1306", "sh1106"))
     i2c_port = r.integer("hardware", "i2c_port", hd.i2c_port, 0, 22)
     i2c_address = r.integer("hardware", "i2c_address", hd.i2c_address, 0x03, 0x77)
     button_pin = r.integer("hardware", "button_pin", hd.button_pin, 0, 27, "(BCM GPIO number)")
@@ -451,9 +470,25 @@ def parse(data: Mapping[str, Any], source: str = "<config>") -> Config:
     volume = r.integer("hardware", "volume", hd.volume, 1, 100, "(percent; passive buzzers only)")
     tone = r.choice("hardware", "tone", hd.tone, ("low", "normal", "high"))
     gpio = r.choice("hardware", "gpio", hd.gpio, GPIO_BACKENDS)
+    spi_port = r.integer("hardware", "spi_port", hd.spi_port, 0, 6)
+    spi_device = r.integer("hardware", "spi_device", hd.spi_device, 0, 2)
+    dc_pin = r.integer("hardware", "dc_pin", hd.dc_pin, 0, 27, "(BCM GPIO number)")
+    reset_pin = r.integer("hardware", "reset_pin", hd.reset_pin, 0, 27, "(BCM GPIO number)")
+    vib_raw = r.get("hardware", "vibration_pin")
+    vibration_pin: int | None = hd.vibration_pin
+    if vib_raw is not _MISSING:
+        vibration_pin = r.integer("hardware", "vibration_pin", -1, -1, 27, "(BCM GPIO number, or -1 for none)")
+        vibration_pin = None if vibration_pin == -1 else vibration_pin
     pins = {"button_pin": button_pin, "buzzer_pin": buzzer_pin}
     if led_pin is not None:
         pins["led_pin"] = led_pin
+    if vibration_pin is not None:
+        pins["vibration_pin"] = vibration_pin
+    if panel.bus == "spi":
+        pins |= {"dc_pin": dc_pin, "reset_pin": reset_pin}
+        for name, pin in pins.items():
+            if pin in (8, 9, 10, 11, 7):
+                r.fail(f"[hardware] {name}", f"GPIO {pin} is the SPI bus the display uses; choose another pin")
     if len(set(pins.values())) != len(pins):
         r.fail("[hardware]", f"two parts share one GPIO pin: {pins}")
     for name, pin in pins.items():
@@ -489,7 +524,8 @@ def parse(data: Mapping[str, Any], source: str = "<config>") -> Config:
         display=display,
         hardware=Hardware(display=hw_display, i2c_port=i2c_port, i2c_address=i2c_address, button_pin=button_pin,
                           buzzer_pin=buzzer_pin, buzzer=buzzer, led_pin=led_pin, rotate=rotate, volume=volume,
-                          tone=tone, gpio=gpio),
+                          tone=tone, gpio=gpio, spi_port=spi_port, spi_device=spi_device, dc_pin=dc_pin,
+                          reset_pin=reset_pin, vibration_pin=vibration_pin),
         serial=Serial(port, baud),
         source=source,
     )

@@ -45,6 +45,7 @@ def _sh1106_window(device: Any, page: int, c0: int, c1: int) -> tuple[int, ...]:
 
 WINDOWS: dict[str, Window] = {
     "ssd1306": _ssd1306_window,
+    "ssd1309": _ssd1306_window,     # the same command set as the SSD1306 (luma drives it as one)
     "sh1106": _sh1106_window,
 }
 

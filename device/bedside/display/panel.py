@@ -22,10 +22,12 @@ CONTRAST = {"normal": 0xCF, "dim": 0x01}
 
 
 class DisplayOut:
-    def __init__(self, device: Any, on_frame: Callable[[Image.Image], None] | None = None) -> None:
+    def __init__(self, device: Any, on_frame: Callable[[Image.Image], None] | None = None,
+                 layout: str = "standard") -> None:
         self.device = device
         self.sink = pages.writer_for(device)
         self.on_frame = on_frame
+        self.layout = layout   # render.LAYOUTS name; its canvas is the panel's size
         self._screen: object = None
         self._bytes: bytes | None = None
         self._brightness: str | None = None
@@ -57,7 +59,7 @@ class DisplayOut:
         self._screen = screen
         if brightness == "off":
             return False
-        image = render.render(screen)
+        image = render.render(screen, self.layout)
         data = image.tobytes()
         if data == self._bytes:
             return False
@@ -90,10 +92,11 @@ class DisplayKeeper:
     PROBE_EVERY_S = 300.0   # a display unplugged while its picture is unchanged is noticed this soon
 
     def __init__(self, build: Callable[[], Any], mono: Callable[[], float],
-                 on_frame: Callable[[Image.Image], None] | None = None) -> None:
+                 on_frame: Callable[[Image.Image], None] | None = None, layout: str = "standard") -> None:
         self.build = build
         self.mono = mono
         self.on_frame = on_frame
+        self.layout = layout
         self.out: DisplayOut | None = None
         self.error: str | None = None
         self.wanted: tuple[sc.Screen, str] | None = None
@@ -147,7 +150,7 @@ class DisplayKeeper:
         except Exception as e:  # HardwareError with advice, or whatever the bus raised
             self._fail(str(e))
             return False
-        self.out = DisplayOut(device, self.on_frame)
+        self.out = DisplayOut(device, self.on_frame, self.layout)
         now = self.mono()
         self.up_since = now
         self.next_probe = now + self.PROBE_EVERY_S

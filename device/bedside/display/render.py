@@ -1,4 +1,9 @@
-"""Draws screens (``screens.py`` values) as 128x64 one-bit images.
+"""Draws screens (``screens.py`` values) as one-bit images, in the layout a panel uses.
+
+This module holds the canvas, the fonts and the ``standard`` layout (128x64, the most
+detail in the smallest type); ``large.py`` holds the large-type layouts (``large`` on a
+128x64 panel, ``wide`` on 256x64, ``square`` on 128x128). ``LAYOUTS`` maps each name to
+its drawing function; ``core/panels.py`` says which panel may use which.
 
 Fonts are Terminus bitmap fonts shipped with the package (``fonts/``, SIL OFL) and icons
 are pixel art (``icons.py``), so an image is pixel-identical on every machine and Pillow
@@ -13,155 +18,43 @@ and a 2-pixel margin on screens that the burn-in orbit moves.
 
 from __future__ import annotations
 
-from functools import cache, lru_cache
-from importlib import resources
+from collections.abc import Callable
+from functools import cache
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from bedside.core import screens as sc
-from bedside.display import icons
+from bedside.core.panels import LAYOUT_SIZES
+from bedside.display import icons, large
+from bedside.display.canvas import (
+    _GLYPH,
+    HEIGHT,
+    WIDTH,
+    Canvas,
+    M,
+    fit,
+    fit_lines,
+    metrics,
+    shifted,
+    text_width,
+    wrap,
+)
 
-WIDTH, HEIGHT = 128, 64
-M = 2  # margin kept dark on the screens that shift, so the orbit never clips them
-
-# Terminus sizes: bold except the 12 px regular.
-FONTS = {"s": "ter-u12n", "sb": "ter-u12b", "m": "ter-u14b", "l": "ter-u16b", "xl": "ter-u20b",
-         "xxl": "ter-u24b", "huge": "ter-u32b"}
-# (glyph width, cell height, first row of capitals' ink within the cell)
-_GLYPH = {"s": (6, 12, 2), "sb": (6, 12, 2), "m": (8, 14, 2), "l": (8, 16, 2), "xl": (10, 20, 3),
-          "xxl": (12, 24, 4), "huge": (16, 32, 6)}
-
-Font = ImageFont.ImageFont
-
-
-@cache
-def font(size: str) -> Font:
-    ref = resources.files("bedside.display").joinpath("fonts", FONTS[size] + ".pil")
-    with resources.as_file(ref) as path:
-        return ImageFont.load(str(path))
-
-
-def drawable(text: str) -> str:
-    """``text`` with any character the fonts lack (they cover Latin-1) shown as '?'."""
-    return text.encode("latin-1", "replace").decode("latin-1")
-
-
-@lru_cache(maxsize=512)
-def _ink(text: str, size: str) -> tuple[tuple[int, int], Image.Image] | None:
-    """Where ``text``'s ink starts relative to its cell, and the ink as a mask. A guide redraws
-    the same few words four times a second: drawing glyphs is most of a frame's cost."""
-    f = font(size)
-    x0, y0, x1, y1 = f.getbbox(text)
-    if x1 <= x0 or y1 <= y0:
-        return None
-    mask = Image.new("1", (x1 - x0, y1 - y0), 0)
-    ImageDraw.Draw(mask).text((-x0, -y0), text, font=f, fill=1)
-    return (int(x0), int(y0)), mask
-
-
-def text_width(text: str, size: str) -> int:
-    return len(text) * _GLYPH[size][0]
-
-
-def fit(text: str, sizes: tuple[str, ...], width: int = WIDTH) -> str:
-    """The largest of ``sizes`` in which ``text`` fits ``width`` pixels (the last one otherwise)."""
-    for s in sizes:
-        if text_width(text, s) <= width:
-            return s
-    return sizes[-1]
-
-
-def wrap(text: str, size: str, width: int) -> list[str]:
-    """Words of ``text`` in lines at most ``width`` pixels wide (a long word is cut)."""
-    per_line = max(1, width // _GLYPH[size][0])
-    lines: list[str] = []
-    for word in text.split():
-        rest = word
-        while len(rest) > per_line:
-            lines.append(rest[:per_line])
-            rest = rest[per_line:]
-        if lines and len(lines[-1]) + 1 + len(rest) <= per_line:
-            lines[-1] += " " + rest
-        else:
-            lines.append(rest)
-    return lines or [""]
-
-
-def fit_lines(text: str, sizes: tuple[str, ...], width: int, max_lines: int) -> tuple[str, list[str]]:
-    """Fewest lines first, then the largest size: ``text`` wrapped into at most ``max_lines`` lines."""
-    for n in range(1, max_lines + 1):
-        for s in sizes:
-            lines = wrap(text, s, width)
-            if len(lines) <= n:
-                return s, lines
-    s = sizes[-1]
-    return s, wrap(text, s, width)[:max_lines]
-
-
-class Canvas:
-    def __init__(self) -> None:
-        self.image = Image.new("1", (WIDTH, HEIGHT), 0)
-        self.draw = ImageDraw.Draw(self.image)
-
-    def text(self, x: int, y: int, text: str, size: str, fill: int = 1) -> None:
-        """``text`` with its cell's top-left at (x, y)."""
-        ink = _ink(drawable(text), size)
-        if ink is not None:
-            (dx, dy), mask = ink
-            self.image.paste(fill, (x + dx, y + dy), mask)
-
-    def caps(self, x: int, y: int, text: str, size: str, fill: int = 1) -> None:
-        """``text`` with the top of its capitals at ``y`` (cells have blank rows above the ink)."""
-        self.text(x, y - _GLYPH[size][2], text, size, fill)
-
-    def center(self, y: int, text: str, size: str, fill: int = 1, x0: int = 0, x1: int = WIDTH) -> None:
-        """``text`` centred between x0 and x1, capitals' top at ``y``; cut if it cannot fit."""
-        w = text_width(text, size)
-        if w > x1 - x0:
-            text = text[: max(1, (x1 - x0) // _GLYPH[size][0])]
-            w = text_width(text, size)
-        self.caps(x0 + (x1 - x0 - w) // 2, y, text, size, fill)
-
-    def right(self, x1: int, y: int, text: str, size: str, fill: int = 1) -> None:
-        self.caps(x1 - text_width(text, size), y, text, size, fill)
-
-    def icon(self, x: int, y: int, name: str, fill: int = 1) -> None:
-        self.image.paste(fill, (x, y), icons.icon(name))
-
-    def box(self, x0: int, y0: int, x1: int, y1: int, fill: int = 1) -> None:
-        self.draw.rectangle((x0, y0, x1, y1), fill=fill)
-
-    def frame(self, x0: int, y0: int, x1: int, y1: int) -> None:
-        self.draw.rectangle((x0, y0, x1, y1), outline=1)
-
-    def marks(self, y: int, marks: tuple[str, ...], x0: int = M, x1: int = WIDTH - M) -> None:
-        """One mark per session of the day: filled done, cross missed, ring due now, dot later."""
-        if not marks:
-            return
-        n = len(marks)
-        room = (x1 - x0 + 1) // n
-        big = room >= 8
-        d = 7 if big else 5
-        pitch = min(11, room)
-        if pitch < d + 1:
-            # Too many sessions for marks (a regimen every 15 minutes): say it in words.
-            done = marks.count("done")
-            self.center(y, f"{done} of {n - marks.count('later')} done", "s", x0=x0, x1=x1)
-            return
-        x = x0 + (x1 - x0 - (pitch * n - (pitch - d))) // 2
-        suffix = "" if big else "_s"
-        for m in marks:
-            self.icon(x, y, f"mark_{m if m in ('done', 'missed', 'open') else 'later'}{suffix}")
-            x += pitch
-
-
-def _shifted(c: Canvas, shift: sc.Shift) -> Image.Image:
-    dx, dy = shift
-    if not dx and not dy:
-        return c.image
-    out = Image.new("1", (WIDTH, HEIGHT), 0)
-    out.paste(c.image, (dx, dy))
-    return out
+__all__ = [
+    "HEIGHT",
+    "WIDTH",
+    "_GLYPH",
+    "Canvas",
+    "M",
+    "fit",
+    "fit_lines",
+    "metrics",
+    "render",
+    "shifted",
+    "standard",
+    "text_width",
+    "wrap",
+]
 
 
 # --- the screens ----------------------------------------------------------------------
@@ -380,17 +273,18 @@ def _stick(c: Canvas, s: sc.Stick) -> None:
         y += 12
 
 
-def render(screen: sc.Screen) -> Image.Image:
+def standard(screen: sc.Screen) -> Image.Image:
+    """The ``standard`` layout: 128x64, the most detail, in type from 12 to 32 px."""
     c = Canvas()
     if isinstance(screen, sc.Idle):
         _idle(c, screen)
-        return _shifted(c, screen.shift)
+        return shifted(c, screen.shift)
     if isinstance(screen, sc.Prompt):
         _prompt(c, screen)
-        return _shifted(c, screen.shift)
+        return shifted(c, screen.shift)
     if isinstance(screen, sc.Snoozed):
         _snoozed(c, screen)
-        return _shifted(c, screen.shift)
+        return shifted(c, screen.shift)
     if isinstance(screen, sc.Intro):
         _intro(c, screen)
     elif isinstance(screen, sc.Guide):
@@ -410,3 +304,28 @@ def render(screen: sc.Screen) -> Image.Image:
     elif isinstance(screen, sc.Stick):
         _stick(c, screen)
     return c.image
+
+
+Layout = Callable[[sc.Screen], Image.Image]
+
+
+@cache
+def layouts() -> dict[str, Layout]:
+    return {"standard": standard, **{name: _large(name) for name in large.LADDERS}}
+
+
+def _large(layout: str) -> Layout:
+    def draw(screen: sc.Screen) -> Image.Image:
+        image = large.draw(layout, screen)
+        if image is None:
+            # The nurse's screens: the standard drawing, in the middle of a larger panel.
+            inner = standard(screen)
+            image = Canvas(*LAYOUT_SIZES[layout]).image
+            image.paste(inner, ((image.width - WIDTH) // 2, (image.height - HEIGHT) // 2))
+        return image
+    return draw
+
+
+def render(screen: sc.Screen, layout: str = "standard") -> Image.Image:
+    """``screen`` drawn in ``layout`` (a name in core/panels.py's LAYOUT_SIZES)."""
+    return layouts()[layout](screen)

@@ -72,6 +72,7 @@ class Pins:
     tone: Callable[[int], None]
     led: Any | None
     close: Callable[[], None]
+    vibration: Any | None = None
 
 
 def build_pins(hw: Hardware, pin_factory: Any = None) -> Pins:
@@ -79,7 +80,7 @@ def build_pins(hw: Hardware, pin_factory: Any = None) -> Pins:
     if pin_factory is None:
         pin_factory = pin_factory_for(hw.gpio)
     try:
-        from gpiozero import LED, Button, Buzzer, PWMOutputDevice
+        from gpiozero import LED, Button, Buzzer, DigitalOutputDevice, PWMOutputDevice
         from gpiozero.exc import GPIOZeroError
     except ImportError as e:  # pragma: no cover - a broken install
         raise HardwareError(f"gpiozero is not installed ({e}); reinstall the bedside package") from None
@@ -110,31 +111,48 @@ def build_pins(hw: Hardware, pin_factory: Any = None) -> Pins:
                     buzzer.off()
 
         led = LED(hw.led_pin, pin_factory=pin_factory) if hw.led_pin is not None else None
+        vibration = (DigitalOutputDevice(hw.vibration_pin, pin_factory=pin_factory)
+                     if hw.vibration_pin is not None else None)
     except GPIOZeroError as e:
         raise HardwareError(f"the GPIO pins could not be set up ({type(e).__name__}: {e}); "
                             "check [hardware] pins and that no other program uses them") from None
 
     def close() -> None:
-        for dev in (button, buzzer, led):
+        for dev in (button, buzzer, led, vibration):
             if dev is not None:
                 dev.close()
 
-    return Pins(button, tone, led, close)
+    return Pins(button, tone, led, close, vibration)
 
 
 def build_display(hw: Hardware, serial_interface: Any = None) -> Any:
-    """The luma device for the configured OLED; over I2C unless an interface is injected."""
+    """The luma device for the configured panel (core/panels.py); over I2C or SPI unless an
+    interface is injected."""
+    panel = hw.panel
     try:
         from luma.core.error import DeviceNotFoundError, DevicePermissionError
-        from luma.oled.device import sh1106, ssd1306
+        from luma.oled import device as oled
     except ImportError as e:  # pragma: no cover
         raise HardwareError(f"luma.oled is not installed ({e}); reinstall the bedside package") from None
-    driver = {"ssd1306": ssd1306, "sh1106": sh1106}[hw.display]
+    driver = getattr(oled, panel.controller)
+    where = (f"I2C bus {hw.i2c_port} at address {hw.i2c_address:#04x}" if panel.bus == "i2c"
+             else f"SPI {hw.spi_port}.{hw.spi_device} (DC GPIO {hw.dc_pin}, RST GPIO {hw.reset_pin})")
     try:
         if serial_interface is None:
-            from luma.core.interface.serial import i2c
+            from luma.core.interface import serial
 
-            serial_interface = i2c(port=hw.i2c_port, address=hw.i2c_address)
+            if panel.bus == "i2c":
+                serial_interface = serial.i2c(port=hw.i2c_port, address=hw.i2c_address)
+            else:
+                try:
+                    serial_interface = serial.spi(port=hw.spi_port, device=hw.spi_device, gpio_DC=hw.dc_pin,
+                                                  gpio_RST=hw.reset_pin)
+                except ImportError as e:
+                    # luma drives the DC and RST pins through the RPi.GPIO interface.
+                    raise HardwareError(
+                        f"the {hw.display} on SPI {hw.spi_port}.{hw.spi_device} needs the RPi.GPIO interface "
+                        f"({e}); install python3-rpi-lgpio (Raspberry Pi OS) and enable SPI (dtparam=spi=on)"
+                    ) from None
         try:
             # Probe with a no-op before building the driver: luma registers an exit hook
             # holding every device it constructs, so the daemon's retries while a display
@@ -144,14 +162,39 @@ def build_display(hw: Hardware, serial_interface: Any = None) -> Any:
             with contextlib.suppress(Exception):
                 serial_interface.cleanup()
             raise
-        return driver(serial_interface=serial_interface, width=128, height=64, rotate=hw.rotate)
+        # Greyscale controllers are sent one-bit frames: the screens are drawn in one bit.
+        extra = {"mode": "1"} if panel.greyscale else {}
+        return driver(serial_interface=serial_interface, width=panel.width, height=panel.height,
+                      rotate=hw.rotate, **extra)
     except DevicePermissionError:
-        raise HardwareError(
-            f"no permission to use /dev/i2c-{hw.i2c_port}; add the bedside user to the i2c group") from None
+        dev = f"/dev/i2c-{hw.i2c_port}" if panel.bus == "i2c" else f"/dev/spidev{hw.spi_port}.{hw.spi_device}"
+        group = "i2c" if panel.bus == "i2c" else "spi and gpio"
+        raise HardwareError(f"no permission to use {dev}; add the bedside user to the {group} group") from None
     except (DeviceNotFoundError, OSError) as e:
+        enable = "dtparam=i2c_arm=on" if panel.bus == "i2c" else "dtparam=spi=on"
         raise HardwareError(
-            f"no {hw.display} display answered on I2C bus {hw.i2c_port} at address {hw.i2c_address:#04x} ({e}); "
-            "check the wiring, that I2C is enabled (dtparam=i2c_arm=on) and the address jumper") from None
+            f"no {hw.display} display answered on {where} ({e}); "
+            f"check the wiring, that the bus is enabled ({enable}) and, on I2C, the address jumper") from None
+
+
+class Vibration:
+    """The vibration motor: two short pulses with each prompt and each repeat, for a patient
+    who cannot hear the chime. It follows the sounds, so it is still whenever the unit is
+    silent (nights, a nurse's pause). An observer of the loop's effects."""
+
+    PULSE_S = 0.4
+    GAP_S = 0.3
+    PULSES = 2
+    SOUNDS = ("prompt", "repeat")
+
+    def __init__(self, motor: Any) -> None:
+        self.motor = motor
+        self.pulses = 0
+
+    def __call__(self, effect: Any, now: Any) -> None:
+        if getattr(effect, "sound", None) in self.SOUNDS and hasattr(effect, "sound"):
+            self.pulses += 1
+            self.motor.blink(on_time=self.PULSE_S, off_time=self.GAP_S, n=self.PULSES, background=True)
 
 
 class LedOut:

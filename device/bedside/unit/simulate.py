@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 
 from PIL import Image
 
-from bedside.core.events import Admit, Discharge, Effect, Event, Exported, Instant, Led, Play, Tick
+from bedside.core.events import Admit, Discharge, Effect, Event, Exported, Instant, Led, Play, Show, Tick
 from bedside.unit.clock import VirtualClock
 
 PRESS_S = 0.3
@@ -179,20 +179,29 @@ class Finger:
 # --- the terminal ----------------------------------------------------------------
 
 _QUADRANTS = " ▘▝▀▖▌▞▛▗▚▐▜▄▙▟█"
+# How a frame becomes text: half blocks (one column a pixel, two pixels a row), or quadrants
+# (two pixels a column, four a row) where the terminal is too small for half blocks.
+MODES = {"half": (1, 2), "quad": (2, 4)}
+# What the simulator prints below the panel, every line within 80 columns.
+KEY_LINES = ("[space] press   [h] hold 2.5 s: snooze   [n] hold 6 s: nurse screen",
+             "[a] admit   [d] discharge   [+/-] faster/slower   [q] quit")
+STATUS_ROWS = 2 + len(KEY_LINES) + 1     # the time and LED, the sound, the keys, a message
+MAX_COLUMNS = 80
 
 
-def frame_text(image: Image.Image, width: int) -> list[str]:
-    """The 128x64 frame as text: half blocks (128 columns) or quadrants (64) on narrow terminals."""
+def frame_text(image: Image.Image, mode: str) -> list[str]:
+    """A frame as text in ``mode`` (MODES): its size divided by the mode's pixels per character."""
     px = image.convert("1").load()
     assert px is not None
+    w, h = image.size
     rows = []
-    if width >= 130:
-        for y in range(0, 64, 2):
-            rows.append("".join(" ▀▄█"[(1 if px[x, y] else 0) | (2 if px[x, y + 1] else 0)] for x in range(128)))
+    if mode == "half":
+        for y in range(0, h, 2):
+            rows.append("".join(" ▀▄█"[(1 if px[x, y] else 0) | (2 if px[x, y + 1] else 0)] for x in range(w)))
     else:
-        for y in range(0, 64, 2 * 2):
+        for y in range(0, h, 4):
             row = []
-            for x in range(0, 128, 2):
+            for x in range(0, w, 2):
                 bits = 0
                 for bit, (dx, dy) in enumerate(((0, 0), (1, 0), (0, 2), (1, 2))):
                     if px[x + dx, y + dy] or px[x + dx, y + dy + 1]:
@@ -202,20 +211,42 @@ def frame_text(image: Image.Image, width: int) -> list[str]:
     return rows
 
 
+def fitting_mode(size: tuple[int, int], columns: int, lines: int) -> str | None:
+    """The largest drawing of a ``size`` panel, with its frame and status, that fits the terminal."""
+    for mode, (px_w, px_h) in MODES.items():
+        if size[0] // px_w + 2 <= columns and size[1] // px_h + 2 + STATUS_ROWS <= lines:
+            return mode
+    return None
+
+
+def needed(size: tuple[int, int]) -> tuple[int, int]:
+    """The smallest terminal (columns, lines) that shows a ``size`` panel."""
+    px_w, px_h = MODES["quad"]
+    return max(size[0] // px_w + 2, *(len(k) + 1 for k in KEY_LINES)), size[1] // px_h + 2 + STATUS_ROWS
+
+
+def too_small(size: tuple[int, int], columns: int, lines: int) -> list[str]:
+    """What to say instead of a panel that would wrap into garbage."""
+    cols, rows = needed(size)
+    return [f"This terminal is {columns} x {lines}: too small for the {size[0]} x {size[1]} panel.",
+            f"Make it at least {cols} columns by {rows} lines; the unit keeps running.",
+            "[q] quits."]
+
+
 class Terminal:
     """Draws the emulated OLED and the unit's status in the terminal; reads keys."""
 
-    KEYS = "[space] press  [h] hold: snooze  [n] hold 6 s: nurse  [a]dmit [d]ischarge  [+/-] speed  [q] quit"
-
-    def __init__(self, clock: VirtualClock, tz: ZoneInfo, out: IO[str] = sys.stdout) -> None:
+    def __init__(self, clock: VirtualClock, tz: ZoneInfo, out: IO[str] = sys.stdout,
+                 size: tuple[int, int] = (128, 64)) -> None:
         self.clock = clock
         self.tz = tz
         self.out = out
-        self.image = Image.new("1", (128, 64))
+        self.image = Image.new("1", size)
         self.brightness = "normal"
         self.led = "off"
         self.sound = ""
         self.message = ""
+        self.screen: object = None
         self.lock = threading.Lock()
 
     def start_ticker(self) -> None:
@@ -239,25 +270,54 @@ class Terminal:
         elif isinstance(effect, Play) and effect.sound != "tick":
             self.sound = f"♪ {effect.sound} at {now.wall.astimezone(self.tz):%H:%M:%S}"
             self.draw()
-        elif hasattr(effect, "brightness") and effect.brightness != self.brightness:
-            self.brightness = effect.brightness
-            self.draw()
+        elif isinstance(effect, Show):
+            self.screen = effect.screen
+            if effect.brightness != self.brightness:
+                self.brightness = effect.brightness
+                self.draw()
+
+    def size(self) -> tuple[int, int]:
+        if not self.out.isatty():
+            return 132, 50
+        size = os.get_terminal_size(self.out.fileno())
+        return size.columns, size.lines
+
+    def lines(self, columns: int, lines: int) -> list[str]:
+        """Everything drawn, each line at most ``min(columns, 80)`` characters wide."""
+        mode = fitting_mode(self.image.size, columns, lines)
+        if mode is None:
+            return too_small(self.image.size, columns, lines)
+        rows = frame_text(self.image, mode)
+        if self.brightness == "off":
+            rows = self._dark(len(rows[0]), len(rows))
+        dim = "\x1b[2m" if self.brightness == "dim" else ""
+        edge = "─" * len(rows[0])
+        now = self.clock.now().wall.astimezone(self.tz)
+        speed = "paused" if self.clock.speed == 0 else f"x{self.clock.speed:g}"
+        led = {"off": "○ off", "due": "◐ due (blinking)", "missed": "● missed",
+               "done": "◌ done (brief blink)"}.get(self.led, self.led)
+        width = min(columns, MAX_COLUMNS) - 1
+        status = [f" {now:%a %d %b %H:%M:%S} ({speed})   LED {led}", f" {self.sound}",
+                  *(f" {k}" for k in KEY_LINES), f" {self.message}"]
+        return [f"┌{edge}┐", *(f"│{dim}{r}\x1b[0m│" for r in rows), f"└{edge}┘",
+                *(line[:width] for line in status)]
+
+    def _dark(self, width: int, height: int) -> list[str]:
+        """The panel is off (night): say so inside it, rather than show an empty box."""
+        words = ["The display is off:", "it is night on the ward.", "[space] lights it."]
+        next_time = getattr(self.screen, "next_time", None)
+        if next_time:
+            words.append(f"Next prompt {next_time}.")
+        words = [w[:width] for w in words]
+        top = max(0, (height - len(words)) // 2)
+        rows = [" " * width] * height
+        for i, w in enumerate(words[:height]):
+            rows[top + i] = w.center(width)
+        return rows
 
     def draw(self) -> None:
         with self.lock:
-            width = os.get_terminal_size(self.out.fileno()).columns if self.out.isatty() else 132
-            rows = frame_text(self.image, width)
-            if self.brightness == "off":
-                rows = [" " * len(rows[0])] * len(rows)
-            dim = "\x1b[2m" if self.brightness == "dim" else ""
-            edge = "─" * len(rows[0])
-            now = self.clock.now().wall.astimezone(self.tz)
-            speed = "paused" if self.clock.speed == 0 else f"x{self.clock.speed:g}"
-            led = {"off": "○ off", "due": "◐ due (blinking)", "missed": "● missed",
-                   "done": "◌ done (brief blink)"}.get(self.led, self.led)
-            lines = [f"┌{edge}┐", *(f"│{dim}{r}\x1b[0m│" for r in rows), f"└{edge}┘",
-                     f" {now:%a %d %b %Y %H:%M:%S} ({speed})   LED {led}   {self.sound}",
-                     f" {self.KEYS}", f" {self.message}"]
+            lines = self.lines(*self.size())
             self.out.write("\x1b[H" + "\n".join(line + "\x1b[K" for line in lines) + "\x1b[J")
             self.out.flush()
 
@@ -357,14 +417,14 @@ def build(cfg: Any, data: Path, start: datetime, *, speed: float | None = None, 
     clock = VirtualClock(start, speed)
     factory = MockFactory(pin_class=MockPWMPin)
     if device is None:
-        device = dummy(width=128, height=64, mode="1")
+        device = dummy(width=cfg.hardware.panel.width, height=cfg.hardware.panel.height, mode="1")
     fingers: list[Finger] = []
 
     def finger(unit: Any) -> Finger:
         fingers.append(Finger(clock, factory.pin(cfg.hardware.button_pin), actions or [], post=unit.post))
         return fingers[0]
 
-    wired = wiring.build(cfg, data, clock, DisplayOut(device, on_frame=on_frame), boot=boot or str(uuid.uuid4()),
+    wired = wiring.build(cfg, data, clock, DisplayOut(device, on_frame=on_frame, layout=cfg.layout), boot=boot or str(uuid.uuid4()),
                          time_quality="simulated", pin_factory=factory, sources=[finger], observers=observers or ())
     return Simulation(wired.unit, clock, factory, wired.pins, device, fingers[0], wired.journal)
 

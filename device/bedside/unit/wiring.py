@@ -66,6 +66,8 @@ def build(cfg: Config, data: Path, clock: Clock, panel: DisplayLike, *, boot: st
     tone = GuardedTone(pins.tone) if guard_tone else pins.tone
     outputs = Outputs(panel, Player(tone), hardware.LedOut(pins.led) if pins.led is not None else None,
                       list(observers))
+    if pins.vibration is not None:
+        outputs.observers.append(hardware.Vibration(pins.vibration))
     unit = Unit(cfg, clock, journal, outputs, time_quality=time_quality, boot=boot, store=store)
     unit.attach_button(pins.button)
     for make in sources:

@@ -1,0 +1,197 @@
+"""The large-type layouts: what a patient reads from the pillow, one thing at a time.
+
+Every patient screen here is a short stack of lines, each with a role: ``main`` (the words
+that matter now: the exercise, the instruction, the time), ``second`` (what to do about
+it, the count) and ``small`` (a reminder). A layout is its canvas and a ladder of sizes
+for each role, largest first; the stack takes the largest main words that fit with the
+rest, then the largest second line, then the small print, and spreads the lines evenly.
+The same screens therefore draw on a 128x64, a 256x64 and a 128x128 panel, and the extra
+pixels of a larger panel become larger type, not more words. docs/screens.md gives the
+height each layout reaches, measured from these frames.
+
+Screens for the nurse (summary, admission, confirmation, USB stick) are read from close
+by: ``render.py`` gives them the standard drawing, centred on a larger canvas.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+
+from PIL import Image
+
+from bedside.core import screens as sc
+from bedside.core.panels import LAYOUT_SIZES
+from bedside.display import canvas, icons
+from bedside.display.canvas import Canvas, M, metrics
+
+
+@dataclass(frozen=True)
+class Ladders:
+    main: tuple[str, ...]
+    second: tuple[str, ...]
+    small: tuple[str, ...]
+
+
+LADDERS = {
+    "large": Ladders(("huge", "xxl", "xl", "l"), ("xxl", "xl", "l", "m", "s"), ("s",)),
+    "wide": Ladders(("huge", "xxl", "xl"), ("huge", "xxl", "xl", "l", "m"), ("l", "s")),
+    "square": Ladders(("2xxl", "2xl", "huge", "xxl", "xl"), ("2xl", "huge", "xxl", "xl", "l"), ("l", "s")),
+}
+_RANK = {"main": 0, "second": 1, "small": 2}
+
+
+@dataclass(frozen=True)
+class Line:
+    text: str
+    role: str = "main"           # main | second | small
+    lines: int = 1               # at most this many lines when wrapped
+
+
+def _words(text: str, size: str, width: int) -> list[str] | None:
+    """``text`` wrapped to ``width`` in ``size``, or None when a word would have to be cut."""
+    per_line = width // canvas._GLYPH[size][0]
+    if per_line < 1 or any(len(w) > per_line for w in text.split()):
+        return None
+    return canvas.wrap(text, size, width)
+
+
+def _height(size: str, n: int) -> int:
+    cap, depth = metrics(size)
+    return n * cap + (n - 1) * (depth + 3)
+
+
+@lru_cache(maxsize=256)
+def plan(layout: str, items: tuple[Line, ...], width: int, height: int) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The size and lines of each item: the largest main words that fit, then second, then small."""
+    ladders = LADDERS[layout]
+    order = sorted(range(len(items)), key=lambda i: _RANK[items[i].role])
+    choices = [getattr(ladders, items[i].role) for i in order]
+    fallback: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    for combo in itertools.product(*choices):
+        sized: dict[int, tuple[str, tuple[str, ...]]] = {}
+        for i, size in zip(order, combo, strict=True):
+            lines = _words(items[i].text, size, width)
+            if lines is None or len(lines) > items[i].lines:
+                break
+            sized[i] = (size, tuple(lines))
+        else:
+            result = tuple(sized[i] for i in range(len(items)))
+            gaps = sum(metrics(result[i][0])[1] + 3 for i in range(len(items) - 1))
+            if sum(_height(z, len(ls)) for z, ls in result) + gaps <= height:
+                return result
+            fallback = fallback or result
+    if fallback:
+        return fallback
+    # Nothing fits whole (a very long configured name): the smallest sizes, words cut.
+    return tuple((getattr(ladders, it.role)[-1], tuple(canvas.wrap(it.text, getattr(ladders, it.role)[-1],
+                                                                   width)[:it.lines])) for it in items)
+
+
+def stack(c: Canvas, layout: str, items: list[Line], top: int = M, bottom: int | None = None,
+          x0: int = M, x1: int | None = None) -> None:
+    """Draw ``items`` one under another, centred, the space left shared evenly around them."""
+    bottom = c.height - M if bottom is None else bottom
+    x1 = c.width - M if x1 is None else x1
+    sized = plan(layout, tuple(items), x1 - x0, bottom - top)
+    blocks = [_height(z, len(ls)) for z, ls in sized]
+    spare = max(0, bottom - top - sum(blocks))
+    # Descenders hang below each block: the space after a block is its depth plus a share.
+    depths = [metrics(z)[1] for z, _ in sized]
+    spare_after_depth = max(0, spare - sum(depths[:-1]))
+    gap = spare_after_depth // (len(items) + 1)
+    y = top + gap
+    for (size, lines), depth in zip(sized, depths, strict=True):
+        cap = metrics(size)[0]
+        for line in lines:
+            c.center(y, line, size, x0=x0, x1=x1)
+            y += cap + depth + 3
+        y += gap - 3
+
+
+# --- the patient's screens ----------------------------------------------------------------
+
+def _idle(c: Canvas, layout: str, s: sc.Idle) -> None:
+    if s.night:
+        c.icon(M, M, "moon")
+        stack(c, layout, [Line(s.clock)])
+        return
+    items = [Line(s.clock)]
+    if s.notice:
+        items.append(Line(s.notice, "small", 2))
+    elif s.next_time:
+        items.append(Line(f"Next {s.next_time}", "second"))
+    if s.status == "missed":
+        c.icon(c.width - M - 9, M, "warn")
+    stack(c, layout, items)
+
+
+def _prompt(c: Canvas, layout: str, s: sc.Prompt) -> None:
+    stack(c, layout, [Line(s.exercise, "main", 2), Line("Press to start", "second", 2)])
+
+
+def _snoozed(c: Canvas, layout: str, s: sc.Snoozed) -> None:
+    stack(c, layout, [Line("Snoozed until", "second"), Line(s.until), Line("Press to start now", "small")])
+
+
+def _intro(c: Canvas, layout: str, s: sc.Intro) -> None:
+    what = {"left": "Left foot", "right": "Right foot"}.get(s.foot or "", s.exercise)
+    items = [Line(what, "main", 2), Line(f"{s.reps} times", "second")]
+    if s.foot:
+        items.insert(0, Line(s.exercise, "small"))
+    stack(c, layout, items)
+
+
+def _guide(c: Canvas, layout: str, s: sc.Guide) -> None:
+    bar = 7   # the hold's bar along the bottom, emptying as the seconds pass
+    label = {"left": "Left foot", "right": "Right foot"}.get(s.foot or "", s.exercise)
+    count = f"Hold {s.hold_left}" if s.hold_left is not None else f"{s.rep} of {s.reps}"
+    stack(c, layout, [Line(label, "small"), Line(s.instruction, "main", 2), Line(count, "second")],
+          top=0, bottom=c.height - bar - 1, x0=0, x1=c.width)
+    if s.hold_left is not None:
+        fill = round((c.width - 4) * s.hold_fraction)
+        c.frame(0, c.height - bar, c.width - 1, c.height - 1)
+        if fill > 0:
+            c.box(2, c.height - bar + 2, 1 + fill, c.height - 3)
+
+
+def _done(c: Canvas, layout: str, s: sc.Done) -> None:
+    words = "Thank you!" if s.early else "Well done!"
+    stack(c, layout, [Line(words, "main", 2), Line(f"{s.reps_done} of {s.reps_planned} reps", "second")])
+
+
+def _progress(c: Canvas, layout: str, s: sc.Progress) -> None:
+    items = [Line("Today", "small"),
+             Line(f"{s.done} of {s.due} done" if s.due else "Nothing due", "main", 2)]
+    if s.next_time:
+        items.append(Line(f"Next {s.next_time}", "second"))
+    stack(c, layout, items)
+
+
+def _hint(c: Canvas, layout: str, s: sc.Hint) -> None:
+    x0 = M
+    if s.icon in icons.ART and layout != "large":
+        iw, ih = icons.size(s.icon)
+        c.icon(M, (c.height - ih) // 2, s.icon)
+        x0 = M + iw + 2
+    items = [Line(s.text, "second")] + ([Line(s.detail, "main")] if s.detail else [])
+    stack(c, layout, items, x0=x0)
+
+
+_PATIENT: dict[type, Callable[[Canvas, str, object], None]] = {
+    sc.Idle: _idle, sc.Prompt: _prompt, sc.Snoozed: _snoozed, sc.Intro: _intro, sc.Guide: _guide,  # type: ignore[dict-item]
+    sc.Done: _done, sc.Progress: _progress, sc.Hint: _hint,  # type: ignore[dict-item]
+}
+_SHIFTS = (sc.Idle, sc.Prompt, sc.Snoozed)
+
+
+def draw(layout: str, screen: sc.Screen) -> Image.Image | None:
+    """``screen`` in a large layout; None for the nurse's screens, which keep the standard drawing."""
+    patient = _PATIENT.get(type(screen))
+    if patient is None:
+        return None
+    c = Canvas(*LAYOUT_SIZES[layout])
+    patient(c, layout, screen)
+    return canvas.shifted(c, screen.shift) if isinstance(screen, _SHIFTS) else c.image
