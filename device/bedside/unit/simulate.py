@@ -424,8 +424,9 @@ def build(cfg: Any, data: Path, start: datetime, *, speed: float | None = None, 
         fingers.append(Finger(clock, factory.pin(cfg.hardware.button_pin), actions or [], post=unit.post))
         return fingers[0]
 
-    wired = wiring.build(cfg, data, clock, DisplayOut(device, on_frame=on_frame, layout=cfg.layout), boot=boot or str(uuid.uuid4()),
-                         time_quality="simulated", pin_factory=factory, sources=[finger], observers=observers or ())
+    panel = DisplayOut(device, on_frame=on_frame, layout=cfg.layout)
+    wired = wiring.build(cfg, data, clock, panel, boot=boot or str(uuid.uuid4()), time_quality="simulated",
+                         pin_factory=factory, sources=[finger], observers=observers or ())
     return Simulation(wired.unit, clock, factory, wired.pins, device, fingers[0], wired.journal)
 
 
