@@ -212,9 +212,10 @@ def test_prompting_goes_on_while_the_port_is_hammered(tmp_path: Path, cable: Cab
     recs = u.records()
     prompt = next(r for r in recs if r["type"] == "prompt")
     repeat = next(r for r in recs if r["type"] == "repeat")
-    # On time to the second (a second of virtual time is under 2 ms here).
-    assert prompt["session"] == "2026-11-24T10:00 hourly" and prompt["time"].startswith("2026-11-24T10:00:0")
-    assert repeat["time"].startswith("2026-11-24T10:10:0")
+    # On time: within a virtual minute (0.1 s of real time at 600x, so a loaded test machine's scheduling
+    # jitter does not count, while a loop held up by the link's work would be minutes late).
+    assert prompt["session"] == "2026-11-24T10:00 hourly" and prompt["time"].startswith("2026-11-24T10:00:")
+    assert repeat["time"].startswith("2026-11-24T10:10:")
 
 
 def test_the_tools_frames_and_a_resumable_batch(tmp_path: Path, cable: Cable) -> None:
