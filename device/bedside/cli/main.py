@@ -600,6 +600,9 @@ def parser() -> argparse.ArgumentParser:
     from bedside.cli import stick as cli_stick
 
     cli_stick.add_stick_commands(sub)
+    from bedside.cli import ward as cli_ward
+
+    cli_ward.add_ward_commands(sub)
 
     sc = sub.add_parser("secret", help="the ward secret that unlocks the serial link and authorises USB sticks")
     ssub = sc.add_subparsers(dest="secret_command", metavar="ACTION", required=True)

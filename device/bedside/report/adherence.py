@@ -480,14 +480,22 @@ def _days(sessions: list[Session], gaps: list[Gap], events: list[Event], episode
     lo, hi = min(dates), max(dates)
     if only is not None and only.admitted is not None:
         lo = max(lo, only.admitted.date())
+    # Grouped once: a month of a ward's records would otherwise be walked once per day.
+    by_day: dict[date, tuple[Session, ...]] = {}
+    for s in sessions:
+        by_day[s.day] = (*by_day.get(s.day, ()), s)
+    events_by_day: dict[date, tuple[Event, ...]] = {}
+    for e in events:
+        events_by_day[e.at.date()] = (*events_by_day.get(e.at.date(), ()), e)
+    deferred = [s for s in sessions if s.deferred]
     out = []
     d = lo
     while d <= hi:
-        todays = tuple(s for s in sessions if s.day == d)
+        todays = by_day.get(d, ())
         dgaps = tuple(g for g in gaps if clip(g, d) is not None or (g.start.date() == d and g.minutes == 0))
-        devents = tuple(e for e in events if e.at.date() == d)
+        devents = events_by_day.get(d, ())
         deps = tuple(e for e in episodes if _episode_on(e, d))
-        held = tuple(s for s in sessions if s.deferred and s.due.date() == d and s.day != d)
+        held = tuple(s for s in deferred if s.due.date() == d and s.day != d)
         out.append(Day(d, todays, dgaps, devents, deps, _count(todays, dgaps, d), held))
         d += timedelta(days=1)
     return out

@@ -152,9 +152,21 @@ def verdict(records: Sequence[Mapping[str, Any]], header: Mapping[str, Any] | No
     checked from the header's note of the record before it. Seals are counted but cannot
     be checked without the hospital's key (``bedside log verify --key``).
     """
+    v = check(records, header, damaged)
+    head_seq, head_hash = v.head if v.head is not None else (None, None)
+    method = "each checked against its hash and the record before it"
+    if v.seals_unchecked:
+        method += f"; {v.seals_unchecked} seals present (checked with the hospital's key by bedside log verify --key)"
+    return Verdict(v.ok, v.records, head_seq, head_hash, tuple(str(p) for p in v.problems), method)
+
+
+def check(records: Sequence[Mapping[str, Any]], header: Mapping[str, Any] | None = None,
+          damaged: Sequence[str] = (), source: str = "report", link: tuple[int, str] | None = None) -> Any:
+    """The journal checker's own verdict (``bedside.journal.verify.Verdict``) on these records;
+    ``link``: the (seq, hash) the first record follows, when it is known but not from a header."""
     from bedside.journal import verify
 
-    c = verify.Checker()
+    c = verify.Checker(link=link)
     if header is not None and records:
         first = header.get("first")
         seq0 = records[0].get("seq")
@@ -167,12 +179,7 @@ def verdict(records: Sequence[Mapping[str, Any]], header: Mapping[str, Any] | No
         extra += verify.header_problems(header, c)
     if not records:
         extra.append(verify.Problem(None, "format", "there are no records"))
-    v = c.verdict("report", extra=extra)
-    head_seq, head_hash = v.head if v.head is not None else (None, None)
-    method = "each checked against its hash and the record before it"
-    if v.seals_unchecked:
-        method += f"; {v.seals_unchecked} seals present (checked with the hospital's key by bedside log verify --key)"
-    return Verdict(v.ok, v.records, head_seq, head_hash, tuple(str(p) for p in v.problems), method)
+    return c.verdict(source, extra=extra)
 
 
 # --- the report ----------------------------------------------------------------------

@@ -1,0 +1,86 @@
+"""Benchmark of the ward overview: ``bedside ward`` over 30 and 200 units, each a 30-day record
+(hourly sessions 08:00-20:00, an admission and a discharge, some misses) in a pull folder,
+timed from outside as a nurse runs it, with the page's and the CSV's sizes.
+
+Usage: ``make bench`` (with the others) or ``python benchmarks/ward.py`` (under a minute).
+Results go between the ``bench:ward`` markers of docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.rigs import ward_rig as wr
+
+from benchmarks import docs
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNS = 3
+FIRST = date(2026, 11, 1)
+END = wr.local("2026-11-30T15:30")
+
+
+def ward_folder(folder: Path, units: int) -> int:
+    """``units`` pull exports of 30 days each; returns the records written."""
+    total = 0
+    for i in range(units):
+        admit = datetime.combine(FIRST + timedelta(days=i % 7), datetime.min.time()).replace(hour=9)
+        def missed(d: date, h: int, i: int = i) -> bool:
+            return (d.day + h + i) % 11 == 0
+
+        bed = wr.Bed(f"ward7-bed{i:03d}", FIRST, END, admits=[(admit, f"E2026-{i:04d}", admit.date())],
+                     discharges=[admit + timedelta(days=20)] if i % 3 == 0 else [], missed=missed)
+        recs = wr.records(bed)
+        total += len(recs)
+        wr.as_pull(folder, bed.unit, recs, wr.aware("2026-11-30T15:35"))
+    return total
+
+
+def measure() -> list[tuple[str, str, str]]:
+    rows: list[tuple[str, str, str]] = []
+    for units in (30, 200):
+        with tempfile.TemporaryDirectory() as d:
+            folder = Path(d) / "pulls"
+            records = ward_folder(folder, units)
+            out, table = Path(d) / "ward.html", Path(d) / "ward.csv"
+            times, cpu = [], []
+            for _ in range(RUNS):
+                c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                t0 = time.perf_counter()
+                r = subprocess.run([sys.executable, "-m", "bedside", "ward", str(folder), "-o", str(out), "--csv",
+                                    str(table), "--as-of", "2026-11-30T16:00+01:00"], capture_output=True,
+                                   text=True, cwd=ROOT, check=False)
+                times.append(time.perf_counter() - t0)
+                c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu.append(c1.ru_utime - c0.ru_utime + c1.ru_stime - c0.ru_stime)
+                if r.returncode not in (0, 3):
+                    raise SystemExit(f"bedside ward failed:\n{r.stdout}{r.stderr}")
+            size = sum(p.stat().st_size for p in folder.glob("*.jsonl"))
+            rows.append((f"`bedside ward`, {units} units × 30 days ({records} records, {size / 1e6:.1f} MB of exports)",
+                         "a few seconds on a laptop",
+                         f"{statistics.median(cpu):.2f} CPU-s, {statistics.median(times):.2f} s wall (medians of "
+                         f"{RUNS}); page {out.stat().st_size / 1e3:.0f} kB,"
+                         f" CSV {table.stat().st_size / 1e3:.0f} kB"))
+            print(rows[-1], flush=True)
+    return rows
+
+
+def main() -> None:
+    rows = measure()
+    note = ("The whole command from outside: Python's start, reading and verifying every export, the page and "
+            "the CSV. CPU seconds are the figure to trust on a shared machine; wall time includes waiting for a core.")
+    lines = [docs.measured_on("python benchmarks/ward.py", note), "", *docs.table(rows)]
+    print(docs.write_section("ward", "The ward overview (laptop)", lines))
+
+
+if __name__ == "__main__":
+    main()

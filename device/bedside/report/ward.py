@@ -1,0 +1,339 @@
+"""The ward: every unit's record found in a pile of downloads, merged per unit, one row each.
+
+Inputs are whatever a nurse has at hand: folders of pulls (``UNIT-journal.jsonl`` beside
+``UNIT-report.html``), a ward stick or its ``Bedside`` folder (one folder per export, each
+with ``journal.jsonl`` and ``report.html``), single export files, or a unit's data
+directory. Several exports of one unit (yesterday's pull, today's stick) are merged by seq:
+where two overlap they must agree record for record (same hashes), and then every record
+counts once. An export whose records at the same seq differ (another chain under the same
+unit id: a unit replaced, re-imaged or copied) is not merged: the row says so and counts
+only the newest chain.
+
+Each unit's record is judged with the journal's own verifier (as ``bedside log verify``):
+every export on its own with its header, and the merged chain as a whole.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bedside.report import adherence as ad
+from bedside.report.model import Loaded, ReportError, check, load
+
+STALE_AFTER = timedelta(hours=24)      # a record older than this no longer tells the ward how a bed is doing
+STRIP_DAYS = 3
+_SKIP_DIRS = {".bedside", "System Volume Information", "$RECYCLE.BIN", ".Trashes", ".Spotlight-V100"}
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One export (or data directory) found among the inputs."""
+
+    path: Path
+    loaded: Loaded
+    unit: str | None
+    report: Path | None            # the unit's own report beside it, if any
+    taken: datetime | None         # when it was exported (else its last record's time)
+    verdict: Any                   # the journal checker's verdict on this export alone
+
+    @property
+    def head(self) -> int:
+        seqs = [r["seq"] for r in self.loaded.records if isinstance(r.get("seq"), int)]
+        return max(seqs) if seqs else 0
+
+
+@dataclass(frozen=True, slots=True)
+class UnitRecord:
+    """One unit of the ward, its exports merged."""
+
+    unit: str
+    records: list[dict[str, Any]]
+    exports: list[Source]                      # merged into ``records``, newest first
+    contradicting: list[Source]                # same unit id, another chain: flagged, not merged
+    apart: list[Source]                        # could not be joined (a gap between them): not counted
+    verdict: Any                               # the merged chain's verdict
+    broken: list[tuple[Source | None, Any]]    # exports (or the merged chain: None) that failed
+
+
+@dataclass(frozen=True, slots=True)
+class DayCount:
+    day: date
+    done: int
+    missed: int
+    due: int                       # done + missed + still open
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    unit: str
+    episode: str | None
+    pod: int | None
+    regimen: str | None
+    admitted: bool                 # an admission is open now
+    never_admitted: bool           # the unit has never recorded an admission: all its sessions count
+    today: DayCount
+    strip: tuple[DayCount, ...]    # the last STRIP_DAYS days, oldest first (today last)
+    last_missed: ad.Session | None
+    missed_ago_min: int | None
+    taken: datetime | None
+    age: timedelta | None
+    verdict: str                   # verified | sealed | BROKEN
+    verdict_text: str              # one line: the checker's, with where it broke
+    faults: tuple[str, ...]        # faults reported and not cleared
+    contradicting: tuple[str, ...]
+    apart: tuple[str, ...]
+    exports: tuple[str, ...]
+    report: Path | None
+    flags: tuple[str, ...] = field(default=())   # broken | missed | stale | fault, in that order
+
+    @property
+    def rank(self) -> tuple[int, ...]:
+        return tuple(0 if f in self.flags else 1 for f in FLAGS)
+
+
+FLAGS = ("broken", "missed", "stale", "fault")
+FLAG_TEXT = {"broken": "record broken", "missed": "missed today", "stale": "old record", "fault": "fault"}
+
+
+# --- finding the exports ---------------------------------------------------------------------
+
+def find(inputs: Sequence[Path], on_problem: Callable[[str], None]) -> list[Source]:
+    """Every export under the inputs; an input or file that is not one is told, not fatal."""
+    found: list[Source] = []
+    for top in inputs:
+        if not top.exists():
+            on_problem(f"{top} does not exist")
+            continue
+        paths = [top] if top.is_file() or _is_data_dir(top) else _walk(top)
+        if not paths:
+            on_problem(f"{top} holds no bedside exports (*.jsonl) or journal")
+        for p in paths:
+            try:
+                found.append(_source(p))
+            except ReportError as e:
+                on_problem(str(e))
+            except OSError as e:
+                on_problem(f"cannot read {p}: {e.strerror}")
+    return found
+
+
+def _is_data_dir(p: Path) -> bool:
+    return p.is_dir() and any(p.glob("journal-*.sqlite"))
+
+
+def _walk(top: Path) -> list[Path]:
+    out: list[Path] = []
+    for here, dirs, files in os.walk(top):
+        dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith("."))
+        base = Path(here)
+        if _is_data_dir(base):
+            out.append(base)
+            dirs[:] = []
+            continue
+        out += [base / f for f in sorted(files) if f.endswith(".jsonl") and not f.startswith(".")]
+    return out
+
+
+def _source(p: Path) -> Source:
+    from bedside.journal.segments import JournalError
+
+    try:
+        loaded = load(p)
+    except JournalError as e:
+        raise ReportError(f"{p}: {e}") from None
+    header = loaded.header or {}
+    unit = header.get("unit") if isinstance(header.get("unit"), str) else None
+    if unit is None:
+        units = [r.get("unit") for r in loaded.records if r.get("type") == "start" and isinstance(r.get("unit"), str)]
+        unit = units[-1] if units else _unit_by_name(p)
+    taken = ad.parse_time(header.get("exported")) if isinstance(header.get("exported"), str) else None
+    if taken is None:
+        times = [t for r in loaded.records[-1:] if (t := ad.parse_time(r.get("time"))) is not None]
+        taken = times[-1] if times else None
+    return Source(p, loaded, unit, _report_beside(p, unit), taken,
+                  check(loaded.records, loaded.header, loaded.damaged, source=str(p)))
+
+
+def _unit_by_name(p: Path) -> str | None:
+    """An export holding no ``start`` record (a later part of a long journal) is named by its unit."""
+    if p.name.endswith("-journal.jsonl"):
+        return p.name.removesuffix("-journal.jsonl")
+    if p.name == "journal.jsonl" and p.parent.name.count("_") >= 2:
+        return p.parent.name.rsplit("_", 2)[0]
+    return None
+
+
+def _report_beside(p: Path, unit: str | None) -> Path | None:
+    """A stick export folder's ``report.html``, or a pull's ``UNIT-report.html``."""
+    if p.is_dir():
+        return None
+    names = ["report.html"] if p.name == "journal.jsonl" else []
+    if p.name.endswith("-journal.jsonl"):
+        names.append(p.name.removesuffix("-journal.jsonl") + "-report.html")
+    if unit:
+        names.append(f"{unit}-report.html")
+    for n in names:
+        if (p.parent / n).is_file():
+            return p.parent / n
+    return None
+
+
+# --- merging a unit's exports -----------------------------------------------------------------
+
+def merge(sources: Iterable[Source]) -> list[UnitRecord]:
+    by_unit: dict[str, list[Source]] = {}
+    for s in sources:
+        by_unit.setdefault(s.unit or f"(unknown: {s.path.name})", []).append(s)
+    return [_merge(unit, group) for unit, group in sorted(by_unit.items())]
+
+
+def _hashes(s: Source) -> dict[int, str]:
+    return {r["seq"]: str(r.get("hash")) for r in s.loaded.records if isinstance(r.get("seq"), int)}
+
+
+def _merge(unit: str, group: list[Source]) -> UnitRecord:
+    # The newest export (most records, then latest taken) anchors the chain.
+    order = sorted(group, key=lambda s: (s.head, s.taken.timestamp() if s.taken else 0.0), reverse=True)
+    base = order[0]
+    merged: dict[int, dict[str, Any]] = {r["seq"]: r for r in base.loaded.records if isinstance(r.get("seq"), int)}
+    hashes = _hashes(base)
+    used, contradicting, apart = [base], [], []
+    pending = order[1:]
+    while pending:
+        progress = False
+        for s in list(pending):
+            theirs = _hashes(s)
+            common = theirs.keys() & hashes.keys()
+            if any(theirs[k] != hashes[k] for k in common):
+                contradicting.append(s)
+            elif common or _joins(s, merged):
+                for r in s.loaded.records:
+                    if isinstance(r.get("seq"), int):
+                        merged.setdefault(r["seq"], r)
+                hashes.update(theirs)
+                used.append(s)
+            else:
+                continue
+            pending.remove(s)
+            progress = True
+        if not progress:
+            apart += pending
+            break
+    records = [merged[k] for k in sorted(merged)]
+    if len(used) == 1:
+        verdict = base.verdict           # the export alone, already checked with its header
+    else:
+        first = min(used, key=lambda s: min(_hashes(s), default=0))
+        verdict = check(records, source=unit, link=_link(first, records))
+    broken: list[tuple[Source | None, Any]] = [(s, s.verdict) for s in used if not s.verdict.ok]
+    if not verdict.ok and not broken:
+        broken.append((None, verdict))
+    return UnitRecord(unit, records, used, contradicting, apart, verdict, broken)
+
+
+def _joins(s: Source, merged: dict[int, dict[str, Any]]) -> bool:
+    """An export that ends just before the merged records begin, or begins just after they end."""
+    seqs = sorted(_hashes(s))
+    if not seqs or not merged:
+        return False
+    lo, hi = min(merged), max(merged)
+    theirs_first = next(r for r in s.loaded.records if r.get("seq") == seqs[0])
+    theirs_last = next(r for r in s.loaded.records if r.get("seq") == seqs[-1])
+    return (seqs[-1] + 1 == lo and merged[lo].get("prev") == theirs_last.get("hash")) or \
+        (seqs[0] == hi + 1 and theirs_first.get("prev") == merged[hi].get("hash"))
+
+
+def _link(first: Source, records: list[dict[str, Any]]) -> tuple[int, str] | None:
+    """The first export's note of where a pruned journal began: the merged records have no header of their own."""
+    h = first.loaded.header
+    note = h.get("first") if h is not None else None
+    if not records or not isinstance(note, dict) or note.get("seq") != records[0].get("seq"):
+        return None
+    seq = records[0].get("seq")
+    return (seq - 1, str(note.get("prev"))) if isinstance(seq, int) and seq > 1 else None
+
+
+# --- one row per unit -------------------------------------------------------------------------
+
+def row(u: UnitRecord, now: datetime, stale_after: timedelta = STALE_AFTER) -> Row:
+    m = ad.build(u.records)
+    last = m.last
+    local_now = now.astimezone(last.tzinfo) if last is not None and last.tzinfo is not None else now
+    today = local_now.date()
+    open_ep = next((e for e in reversed(m.episodes) if e.discharged is None), None)
+    never = not m.episodes
+    if never:
+        stay: ad.Stay | None = m.stays[0] if m.stays else None
+    elif open_ep is not None:
+        stay = next((s for s in m.stays if s.episode is not None and s.episode.id == open_ep.id), None)
+    else:
+        stay = None                # an empty bed: nothing of a patient to count
+    days = {d.day: d for d in stay.days} if stay is not None else {}
+    strip = tuple(_count(days.get(today - timedelta(days=n)), today - timedelta(days=n))
+                  for n in range(STRIP_DAYS - 1, -1, -1))
+    sessions = [s for d in (stay.days if stay else ()) for s in d.sessions]
+    missed = [s for s in sessions if s.outcome == ad.MISSED]
+    last_missed = max(missed, key=lambda s: s.offer) if missed else None
+    ago = None
+    if last_missed is not None:
+        ago = max(0, round((now - (last_missed.finished or last_missed.offer)).total_seconds() / 60))
+    newest = u.exports[0]
+    taken = max((s.taken for s in u.exports if s.taken is not None), default=None)
+    age = now - taken if taken is not None else None
+    verdict, text = _verdict(u)
+    faults = _open_faults(u.records)
+    flags = []
+    if verdict == "BROKEN" or u.contradicting:
+        flags.append("broken")
+    if strip[-1].missed:
+        flags.append("missed")
+    if age is None or age > stale_after:
+        flags.append("stale")
+    if faults:
+        flags.append("fault")
+    return Row(u.unit, open_ep.id if open_ep else None, open_ep.pod(today) if open_ep else None,
+               open_ep.regimen if open_ep else None, open_ep is not None, never, strip[-1], strip, last_missed, ago,
+               taken, age, verdict, text, faults, tuple(str(s.path) for s in u.contradicting),
+               tuple(str(s.path) for s in u.apart), tuple(str(s.path) for s in u.exports),
+               newest.report, tuple(flags))
+
+
+def _count(d: ad.Day | None, day: date) -> DayCount:
+    if d is None:
+        return DayCount(day, 0, 0, 0)
+    c = d.counts
+    return DayCount(day, c.done, c.missed, c.due + c.open)
+
+
+def _verdict(u: UnitRecord) -> tuple[str, str]:
+    if u.broken:
+        src, v = u.broken[0]
+        where = f" ({src.path.name})" if src is not None else " (the exports together)"
+        return "BROKEN", f"{v.verdict}{where}"
+    v = u.verdict
+    if u.contradicting:
+        return "BROKEN", (f"another chain under the same unit id in {u.contradicting[0].path.name}: "
+                          "not merged; the newest chain is shown")
+    return ("sealed" if v.seals_unchecked or v.seals_checked else "verified"), v.verdict
+
+
+def _open_faults(records: Iterable[dict[str, Any]]) -> tuple[str, ...]:
+    """Faults the unit reported and has not reported cleared, by part."""
+    open_: dict[str, str] = {}
+    for r in records:
+        part = str(r.get("part") or "a part")
+        if r.get("type") == "fault":
+            open_[part] = f"{part}: {r.get('problem') or 'fault'}"
+        elif r.get("type") == "fault_cleared":
+            open_.pop(part, None)
+    return tuple(open_.values())
+
+
+def rows(units: Iterable[UnitRecord], now: datetime, stale_after: timedelta = STALE_AFTER) -> list[Row]:
+    """The ward's rows, the beds needing attention first: broken record, missed today, stale, fault."""
+    return sorted((row(u, now, stale_after) for u in units), key=lambda r: (r.rank, r.unit))

@@ -1,0 +1,217 @@
+"""The ward overview as one self-contained page (like the unit report: no scripts, nothing
+fetched, prints on A4) and as a CSV with one row per unit."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from html import escape
+from pathlib import Path, PurePath
+from urllib.parse import quote
+
+from bedside.report.html import CSP
+from bedside.report.model import _cell
+from bedside.report.svg import REASONS, hm, when
+from bedside.report.ward import FLAG_TEXT, FLAGS, Row
+
+STYLE = """
+:root { --ink:#1d2430; --muted:#5b6573; --line:#d5dae1; --done:#2e7d32; --late:#b35c00; --missed:#c62828;
+        --grey:#7b8794; --ok-bg:#edf7ee; --bad-bg:#fdecea; --warn-bg:#fff6e8; }
+* { box-sizing: border-box; }
+html { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
+       color: var(--ink); margin: 0 auto; padding: 16px 20px 32px; max-width: 1400px; line-height: 1.35;
+       font-size: 14px; background: #fff; }
+h1 { font-size: 21px; margin: 0 0 4px; }
+.muted { color: var(--muted); }
+.summary { margin: 6px 0 12px; }
+.summary b.bad { color: var(--missed); }
+table { border-collapse: collapse; width: 100%; font-size: 13px; }
+th, td { padding: 4px 6px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
+th { font-weight: 600; color: var(--muted); font-size: 12px; vertical-align: bottom; }
+tr.attn td:first-child { border-left: 5px solid var(--late); }
+tr.broken td:first-child { border-left: 5px solid var(--missed); }
+tr.broken { background: var(--bad-bg); }
+td:first-child { border-left: 5px solid transparent; font-weight: 600; }
+.flag { display: inline-block; font-size: 11px; font-weight: 600; border-radius: 3px; padding: 0 4px;
+        margin: 1px 2px 0 0; color: #fff; background: var(--late); }
+.flag.f-broken { background: var(--missed); }
+.num { font-variant-numeric: tabular-nums; white-space: nowrap; }
+.missed { color: var(--missed); font-weight: 600; }
+.strip { display: flex; gap: 3px; }
+.strip span { display: inline-block; min-width: 38px; text-align: center; font-size: 11px; border-radius: 3px;
+              padding: 1px 2px; border: 1px solid var(--line); color: var(--muted); }
+.strip .all { background: var(--done); color: #fff; border-color: var(--done); }
+.strip .some { background: var(--late); color: #fff; border-color: var(--late); }
+.strip .none { background: var(--missed); color: #fff; border-color: var(--missed); }
+.verdict-ok { color: var(--done); font-weight: 600; }
+.verdict-bad { color: var(--missed); font-weight: 700; }
+.small { font-size: 11px; color: var(--muted); white-space: normal; }
+a { color: inherit; }
+footer { margin-top: 22px; font-size: 12px; color: var(--muted); border-top: 1px solid var(--line); padding-top: 6px; }
+ul.problems { font-size: 12px; color: var(--muted); }
+@page { size: A4 landscape; margin: 10mm; }
+@media print {
+  body { padding: 0; max-width: none; font-size: 11px; }
+  table { font-size: 10px; } th, td { padding: 1px 4px; }
+  .strip span { font-size: 9px; min-width: 30px; }
+  tr { break-inside: avoid; page-break-inside: avoid; }
+  thead { display: table-header-group; }
+}
+"""
+
+
+def render(rows: Sequence[Row], generated: datetime, out: Path, problems: Sequence[str] = (),
+           stale_after: timedelta = timedelta(hours=24)) -> str:
+    counts = {f: sum(f in r.flags for r in rows) for f in FLAGS}
+    need = sum(bool(r.flags) for r in rows)
+    bits = [f"<b>{len(rows)}</b> unit{'s' * (len(rows) != 1)}"]
+    if need:
+        bits.append(f'<b class="bad">{need} need attention</b>: ' + ", ".join(
+            f"{counts[f]} {FLAG_TEXT[f]}" for f in FLAGS if counts[f]))
+    else:
+        bits.append("none needs attention")
+    head = ("<tr><th>Unit</th><th>Patient</th><th>Today<br>done / missed / due</th>"
+            f"<th>Last {len(rows[0].strip) if rows else 3} days<br>done of due</th><th>Last missed</th>"
+            "<th>Record taken</th><th>Journal</th><th>Fault</th></tr>")
+    body = "".join(_row(r, generated, out) for r in rows)
+    notes = "".join(f"<li>{escape(p)}</li>" for p in problems)
+    return "\n".join([
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        '<meta name="referrer" content="no-referrer">',
+        f"<title>Ward overview {escape(when(generated))}</title><style>{STYLE}</style></head><body>",
+        f"<h1>Ward overview</h1><p class=\"muted\">As of {escape(when(generated))}, from the records found "
+        "(pulls, stick exports and export files). Beds needing attention come first: a broken record, sessions "
+        f"missed today, a record older than {_age(stale_after)}, a fault the unit reported.</p>",
+        f'<p class="summary">{"; ".join(bits)}.</p>',
+        f"<table><thead>{head}</thead><tbody>{body}</tbody></table>",
+        (f'<p class="muted">Not read:</p><ul class="problems">{notes}</ul>' if notes else ""),
+        "<footer>Made by bedside ward. Counts are the admitted patient's (sessions before the admission or "
+        "while no patient was admitted are not counted); due = done + missed + still open. Each record is checked "
+        "as bedside log verify checks it. No patient name is kept on a unit or here: the episode id links a bed "
+        "to the patient's notes.</footer>",
+        "</body></html>\n"])
+
+
+def _row(r: Row, now: datetime, out: Path) -> str:
+    cls = "broken" if "broken" in r.flags else "attn" if r.flags else ""
+    unit = escape(r.unit)
+    if r.report is not None:
+        unit = f'<a href="{escape(_href(r.report, out))}">{unit}</a>'
+    flags = "".join(f'<span class="flag f-{f}">{escape(FLAG_TEXT[f])}</span>' for f in r.flags)
+    cells = [f"{unit}<br>{flags}" if flags else unit, _patient(r), _today(r), _strip(r), _missed(r),
+             _taken(r), _journal(r), "<br>".join(escape(f) for f in r.faults) or '<span class="muted">none</span>']
+    return (f'<tr class="{cls}">' if cls else "<tr>") + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+
+
+def _patient(r: Row) -> str:
+    if r.admitted:
+        bits = [f"<b>{escape(r.episode or '')}</b>"]
+        if r.pod is not None:
+            bits.append(f"post-op day {r.pod}")
+        if r.regimen:
+            bits.append(f"regimen {escape(r.regimen)}")
+        return "<br>".join(bits)
+    if r.never_admitted:
+        return '<span class="muted">no admissions recorded (all sessions counted)</span>'
+    return '<span class="muted">no patient admitted</span>'
+
+
+def _today(r: Row) -> str:
+    if not (r.admitted or r.never_admitted):
+        return '<span class="muted">-</span>'
+    t = r.today
+    missed = f'<span class="missed">{t.missed}</span>' if t.missed else "0"
+    return f'<span class="num">{t.done} / {missed} / {t.due}</span>'
+
+
+def _strip(r: Row) -> str:
+    if not (r.admitted or r.never_admitted):
+        return '<span class="muted">-</span>'
+    cells = []
+    for d in r.strip:
+        cls = "" if not d.due else "all" if d.done == d.due else "none" if d.done == 0 else "some"
+        label = f"{d.done}/{d.due}" if d.due else "-"
+        cells.append(f'<span class="{cls}" title="{d.day:%a %d %b}: {d.done} done, {d.missed} missed, '
+                     f'{d.due} due">{d.day:%a}<br>{label}</span>')
+    return f'<div class="strip">{"".join(cells)}</div>'
+
+
+def _missed(r: Row) -> str:
+    s = r.last_missed
+    if s is None:
+        return '<span class="muted">none</span>'
+    reason = REASONS.get(s.reason or "", s.reason or "")
+    ago = f"{_age(timedelta(minutes=r.missed_ago_min))} ago" if r.missed_ago_min is not None else ""
+    return (f"{escape(f'{s.offer:%a} {hm(s.due)} {s.kind}')}<br><span class=\"small\">{escape(reason)}; "
+            f"{escape(ago)} ({r.missed_ago_min} min)</span>")
+
+
+def _taken(r: Row) -> str:
+    if r.taken is None:
+        return '<span class="verdict-bad">unknown</span>'
+    age = _age(r.age) + " old" if r.age is not None else ""
+    cls = ' class="missed"' if "stale" in r.flags else ""
+    return f"{escape(when(r.taken))}<br><span{cls}>{escape(age)}</span>"
+
+
+def _journal(r: Row) -> str:
+    if r.verdict == "BROKEN":
+        out = f'<span class="verdict-bad">BROKEN</span><br><span class="small">{escape(r.verdict_text)}</span>'
+    else:
+        out = f'<span class="verdict-ok">{escape(r.verdict)}</span>'
+    if r.apart:
+        out += (f'<br><span class="small">{len(r.apart)} older export(s) not joined (records missing between '
+                "them): not counted</span>")
+    if len(r.exports) > 1:
+        out += f'<br><span class="small">{len(r.exports)} exports merged</span>'
+    return out
+
+
+def _age(d: timedelta) -> str:
+    mins = max(0, round(d.total_seconds() / 60))
+    if mins < 120:
+        return f"{mins} min"
+    hours = mins // 60
+    if hours < 48:
+        return f"{hours} h"
+    return f"{hours // 24} days"
+
+
+def _href(report: Path, out: Path) -> str:
+    """A link that works wherever the ward page and the reports travel together (a stick)."""
+    try:
+        rel = os.path.relpath(report.resolve(), out.resolve().parent)
+    except ValueError:           # another drive on Windows
+        return report.resolve().as_uri()
+    return "/".join(quote(part) for part in PurePath(rel).parts)
+
+
+CSV_FIELDS = ["unit", "attention", "episode", "post_op_day", "regimen", "today_done", "today_missed", "today_due",
+              "days", "last_missed_session", "last_missed_reason", "minutes_since_missed", "record_taken",
+              "record_age_hours", "journal", "journal_detail", "faults", "contradicting_exports", "exports", "report"]
+
+
+def csv_text(rows: Sequence[Row]) -> str:
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\r\n")
+    w.writerow(CSV_FIELDS)
+    for r in rows:
+        counted = r.admitted or r.never_admitted
+        w.writerow([
+            _cell(r.unit), " ".join(r.flags), _cell(r.episode), "" if r.pod is None else r.pod, _cell(r.regimen),
+            r.today.done if counted else "", r.today.missed if counted else "", r.today.due if counted else "",
+            " ".join(f"{d.day.isoformat()}:{d.done}/{d.due}" for d in r.strip) if counted else "",
+            _cell(r.last_missed.id if r.last_missed else None), _cell(r.last_missed.reason if r.last_missed else None),
+            "" if r.missed_ago_min is None else r.missed_ago_min,
+            r.taken.isoformat(timespec="seconds") if r.taken else "",
+            f"{r.age.total_seconds() / 3600:.1f}" if r.age is not None else "", r.verdict, _cell(r.verdict_text),
+            _cell("; ".join(r.faults)), _cell("; ".join(r.contradicting)), _cell("; ".join(r.exports)),
+            _cell(str(r.report) if r.report else None)])
+    return out.getvalue()

@@ -1,0 +1,184 @@
+"""The ward overview: many units with admissions and discharges on different days, broken,
+stale, faulty and contradicting records, merged exports; the command, its CSV read back."""
+
+from __future__ import annotations
+
+import csv
+import re
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from bedside.report import ward, ward_page
+from tests.cli.test_cli import run
+from tests.rigs import ward_rig as wr
+from tests.rigs.ward_rig import Bed, aware, local
+
+NOW = aware("2026-11-30T16:00")
+END = local("2026-11-30T15:30")
+TAKEN = aware("2026-11-30T15:35")
+
+
+def beds() -> dict[str, Bed]:
+    d30 = date(2026, 11, 30)
+    return {b.unit: b for b in [
+        Bed("bed01", date(2026, 11, 25), END, admits=[(local("2026-11-26T09:30"), "E1", date(2026, 11, 25))]),
+        Bed("bed02", date(2026, 11, 26), END, admits=[(local("2026-11-27T07:30"), "E2", date(2026, 11, 27))],
+            missed=lambda d, h: d == d30 and h in (10, 14)),
+        Bed("bed03", date(2026, 11, 25), END, admits=[(local("2026-11-25T07:30"), "E3", date(2026, 11, 24))],
+            discharges=[local("2026-11-29T11:00")], missed=lambda d, h: d >= date(2026, 11, 29) and h > 11),
+        Bed("bed04", date(2026, 11, 27), END, admits=[(local("2026-11-27T08:30"), "E4", date(2026, 11, 26))]),
+        Bed("bed05", date(2026, 11, 24), local("2026-11-28T12:00"),
+            admits=[(local("2026-11-24T09:00"), "E5", date(2026, 11, 23))]),
+        Bed("bed06", date(2026, 11, 28), END, admits=[(local("2026-11-28T07:30"), "E6", date(2026, 11, 28))],
+            faults=[(local("2026-11-30T09:10"), "display", "no answer on I2C")]),
+        Bed("bed07", date(2026, 11, 28), END, admits=[(local("2026-11-28T07:30"), "E7", date(2026, 11, 28))],
+            faults=[(local("2026-11-29T09:10"), "buzzer", "stuck")], cleared=[(local("2026-11-29T10:00"), "buzzer")]),
+        Bed("bed08", date(2026, 11, 26), END, admits=[(local("2026-11-26T07:30"), "E8", date(2026, 11, 25))],
+            missed=lambda d, h: h == 9),
+        Bed("bed09", date(2026, 11, 28), END, admits=[(local("2026-11-28T07:30"), "E9", date(2026, 11, 28))]),
+        Bed("bed10", date(2026, 11, 28), END, missed=lambda d, h: d < d30 and h == 20),
+        Bed("bed11", date(2026, 11, 29), END, admits=[(local("2026-11-30T12:30"), "E11", date(2026, 11, 30))],
+            missed=lambda d, h: h < 12),
+    ]}
+
+
+@pytest.fixture
+def ward_dir(tmp_path: Path) -> Path:
+    """The nurse's laptop: a pull folder, a stick with its Bedside folder, loose export files."""
+    b = beds()
+    pulls, stick, loose = tmp_path / "pulls", tmp_path / "STICK", tmp_path / "loose"
+    loose.mkdir()
+    for unit in ("bed01", "bed02", "bed03", "bed06", "bed07", "bed11"):
+        wr.as_pull(pulls, unit, wr.records(b[unit]), TAKEN)
+    for unit in ("bed09", "bed10"):
+        wr.as_stick(stick, unit, wr.records(b[unit]), TAKEN)
+    wr.as_pull(pulls, "bed05", wr.records(b["bed05"]), aware("2026-11-28T12:05"), report=False)
+    tampered = wr.records(b["bed04"])
+    done = next(r for r in tampered if r["type"] == "done" and r["session"].startswith("2026-11-29T10"))
+    done["reps"] = 3                                  # changed after the unit wrote it
+    (loose / "bed04.jsonl").write_text(wr.export_text(tampered, TAKEN))
+    # bed08: yesterday evening's pull and today's stick overlap: merged, never counted twice.
+    full = wr.records(b["bed08"])
+    cut = 1 + next(i for i, r in enumerate(full) if r["time"].startswith("2026-11-29T20:04"))
+    wr.as_pull(pulls, "bed08", full[:cut], aware("2026-11-29T20:40"))
+    wr.as_stick(stick, "bed08", full, TAKEN)
+    # bed09 again: another chain under the same unit id (a re-imaged card), older.
+    other = Bed("bed09", date(2026, 11, 27), local("2026-11-29T12:00"), boot="b-old")
+    (loose / "bed09-old.jsonl").write_text(wr.export_text(wr.records(other), aware("2026-11-29T12:10")))
+    (loose / "notes.txt").write_text("not an export")
+    (loose / "empty.jsonl").write_text("")
+    return tmp_path
+
+
+def rows_of(top: Path) -> tuple[list[ward.Row], list[str]]:
+    problems: list[str] = []
+    sources = ward.find([top / "pulls", top / "STICK", top / "loose"], problems.append)
+    return ward.rows(ward.merge(sources), NOW), problems
+
+
+def test_beds_needing_attention_come_first(ward_dir: Path) -> None:
+    rows, problems = rows_of(ward_dir)
+    assert [(r.unit, r.flags) for r in rows] == [
+        ("bed04", ("broken",)), ("bed09", ("broken",)), ("bed02", ("missed",)), ("bed08", ("missed",)),
+        ("bed05", ("stale",)), ("bed06", ("fault",)), ("bed01", ()), ("bed03", ()), ("bed07", ()), ("bed10", ()),
+        ("bed11", ())]
+    assert problems == ["empty.jsonl is empty: there are no records to report on"]
+
+
+def test_each_row_counts_the_patient_today_and_the_last_three_days(ward_dir: Path) -> None:
+    r = {x.unit: x for x in rows_of(ward_dir)[0]}
+    one = r["bed01"]
+    assert (one.episode, one.pod, one.regimen, one.verdict) == ("E1", 5, "standard", "verified")
+    assert (one.today.done, one.today.missed, one.today.due) == (8, 0, 8)      # 08:00-15:00 by 15:30
+    assert [(d.day.day, d.done, d.due) for d in one.strip] == [(28, 13, 13), (29, 13, 13), (30, 8, 8)]
+    assert one.age == timedelta(minutes=25) and one.last_missed is None
+    two = r["bed02"]
+    assert (two.today.done, two.today.missed) == (6, 2)
+    assert two.last_missed is not None and two.last_missed.id == "2026-11-30T14:00 hourly"
+    assert two.missed_ago_min == 90
+    # Discharged yesterday at 11:00: the empty bed's misses are nobody's.
+    three = r["bed03"]
+    assert not three.admitted and three.episode is None and three.last_missed is None and not three.flags
+    # Admitted at 12:30 today: the morning's misses were before the patient.
+    eleven = r["bed11"]
+    assert (eleven.episode, eleven.pod, eleven.today.missed, eleven.today.done) == ("E11", 0, 0, 3)
+    assert [(d.done, d.due) for d in eleven.strip] == [(0, 0), (0, 0), (3, 3)]
+    # Never admitted: every session counts, as in its report.
+    ten = r["bed10"]
+    assert ten.never_admitted and [(d.done, d.missed) for d in ten.strip] == [(12, 1), (12, 1), (8, 0)]
+    assert r["bed06"].faults == ("display: no answer on I2C",) and r["bed07"].faults == ()
+    assert r["bed05"].age == timedelta(days=2, hours=3, minutes=55)
+
+
+def test_exports_of_one_unit_merge_and_count_once(ward_dir: Path) -> None:
+    r = {x.unit: x for x in rows_of(ward_dir)[0]}
+    eight = r["bed08"]
+    assert len(eight.exports) == 2 and eight.verdict == "verified"
+    assert [(d.done, d.missed, d.due) for d in eight.strip] == [(12, 1, 13), (12, 1, 13), (7, 1, 8)]
+    assert eight.report is not None and eight.report.name == "report.html"     # the newest export's
+    assert eight.taken == TAKEN
+
+
+def test_broken_and_contradicting_records_are_flagged_with_where(ward_dir: Path) -> None:
+    r = {x.unit: x for x in rows_of(ward_dir)[0]}
+    four = r["bed04"]
+    assert four.verdict == "BROKEN" and four.verdict_text.startswith("BROKEN at seq ")
+    assert "bed04.jsonl" in four.verdict_text
+    nine = r["bed09"]
+    assert nine.verdict == "BROKEN" and nine.contradicting and nine.contradicting[0].endswith("bed09-old.jsonl")
+    assert "another chain under the same unit id in bed09-old.jsonl" in nine.verdict_text
+    assert len(nine.exports) == 1 and nine.episode == "E9"                       # the newest chain, alone
+
+
+def test_an_export_that_cannot_be_joined_is_not_counted(tmp_path: Path) -> None:
+    bed = Bed("bed20", date(2026, 11, 26), END)
+    recs = wr.records(bed)
+    wr.as_pull(tmp_path / "a", "bed20", recs[:40], aware("2026-11-26T12:00"))
+    wr.as_pull(tmp_path / "b", "bed20", recs[60:], TAKEN)          # the unit pruned 41-60 in between
+    (u,) = ward.merge(ward.find([tmp_path], print))
+    assert len(u.exports) == 1 and len(u.apart) == 1 and u.records[0]["seq"] == 61 and u.verdict.ok
+    (row,) = ward.rows([u], NOW)
+    assert row.apart and row.verdict == "verified"
+
+
+def test_the_command_writes_the_page_and_a_csv_that_reads_back(ward_dir: Path) -> None:
+    out, table = ward_dir / "ward.html", ward_dir / "ward.csv"
+    r = run("ward", str(ward_dir / "pulls"), str(ward_dir / "STICK"), str(ward_dir / "loose"), "-o", str(out),
+            "--csv", str(table), "--as-of", "2026-11-30T16:00+01:00")
+    assert r.returncode == 3, r.stderr
+    assert "11 unit(s) from 13 export(s), 6 needing attention" in r.stdout
+    assert "bed04: record broken" in r.stdout and "bed09, bed04" not in r.stderr
+    assert "skipped: empty.jsonl is empty" in r.stderr
+    with open(table, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [x["unit"] for x in rows][:6] == ["bed04", "bed09", "bed02", "bed08", "bed05", "bed06"]
+    two = next(x for x in rows if x["unit"] == "bed02")
+    assert (two["attention"], two["episode"], two["today_done"], two["today_missed"], two["today_due"]) == \
+        ("missed", "E2", "6", "2", "8")
+    assert two["last_missed_session"] == "2026-11-30T14:00 hourly" and two["minutes_since_missed"] == "90"
+    assert two["days"] == "2026-11-28:13/13 2026-11-29:13/13 2026-11-30:6/8"
+    assert next(x for x in rows if x["unit"] == "bed03")["today_done"] == ""
+    page = out.read_text()
+    assert 'href="pulls/bed01-report.html"' in page
+    assert re.search(r'href="STICK/Bedside/bed08_2026-11-30_1535/report.html"', page)
+    assert "bed05-report.html" not in page                    # no report beside that pull: no link
+    assert page.count("<tr") == 12 and "RECORD" not in page.split("<table>")[0]
+    assert "6 need attention" in page
+
+
+def test_nothing_readable_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "x.jsonl").write_text("hello\n")
+    r = run("ward", str(tmp_path), "-o", str(tmp_path / "w.html"))
+    assert r.returncode == 2 and "no unit's record was found" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "w.html").exists()
+
+
+def test_the_page_escapes_what_a_file_says(tmp_path: Path) -> None:
+    bed = Bed("<b>x</b>", date(2026, 11, 29), END, faults=[(local("2026-11-30T09:00"), "=1+1", "<script>")])
+    wr.as_pull(tmp_path, "evil", wr.records(bed), TAKEN)
+    rows = ward.rows(ward.merge(ward.find([tmp_path], print)), NOW)
+    page = ward_page.render(rows, NOW, tmp_path / "w.html")
+    assert "<script>" not in page and "<b>x</b>" not in page
+    assert "'=1+1" in ward_page.csv_text(rows)       # a formula in a spreadsheet would run
