@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bedside.core import planner
+from bedside.core import guide, planner
 from bedside.core import screens as sc
 from bedside.core.config import Config
 from tests.conftest import budget
@@ -293,6 +293,45 @@ def test_restart_after_done_does_not_prompt_again() -> None:
     d.run_until(t(cfg, "2026-11-24T07:59"))
     assert d.sessions("prompt") == ["2026-11-24T07:00 hourly"]
     assert d.records("power_loss") == []
+
+
+def test_power_cut_mid_guide_is_recorded_interrupted_never_unanswered() -> None:
+    cfg = Config()
+    d = day(cfg)
+    d.press(t(cfg, "2026-11-24T07:01"))
+    d.run_until(t(cfg, "2026-11-24T07:02"))      # a minute into the guide: the power goes
+    d.restart(timedelta(minutes=3))
+    (_, cut), = d.records("interrupted")
+    assert cut.session == "2026-11-24T07:00 hourly"
+    assert cut.data["reason"] == "power_loss" and cut.data["reps"] == "unknown" and cut.data["planned"] == 20
+    assert cut.data["started"].startswith("2026-11-24T07:01:00")
+    d.run_until(t(cfg, "2026-11-24T07:59"))
+    # Not prompted again, never missed; the unit counts it as begun.
+    assert d.sessions("prompt") == ["2026-11-24T07:00 hourly"] and d.records("missed") == []
+    assert isinstance(d.screen(), sc.Idle) and d.screen().marks[0] == "done"
+
+
+def test_interrupted_guide_knows_the_reps_up_to_the_last_heartbeat() -> None:
+    cfg = Config()
+    d = day(cfg)
+    d.press(t(cfg, "2026-11-24T07:01"))
+    d.run_until(t(cfg, "2026-11-24T07:02"))
+    steps = guide.plan(cfg.hourly_exercises)
+    beat = t(cfg, "2026-11-24T07:03")
+    d.restart(timedelta(minutes=3), alive=beat)
+    (_, cut), = d.records("interrupted")
+    assert cut.data["reps"] == guide.reps_by(steps, 120.0) > 0
+    assert cut.data["reps_known_at"].startswith("2026-11-24T07:03")
+
+
+def test_clean_stop_mid_guide_is_interrupted_by_the_unit_being_off() -> None:
+    cfg = Config()
+    d = day(cfg)
+    d.press(t(cfg, "2026-11-24T07:01"))
+    d.run_until(t(cfg, "2026-11-24T07:01:40"))
+    d.restart(timedelta(minutes=5), clean=True)
+    (_, cut), = d.records("interrupted")
+    assert cut.data["reason"] == "unit_off" and isinstance(cut.data["reps"], int)
 
 
 def test_outage_resolves_sessions_offered_once_or_missed_for_power_loss() -> None:

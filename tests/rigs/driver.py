@@ -85,8 +85,9 @@ class Driver:
         """The wall clock is set forward or back; monotonic time is untouched."""
         self.offset += by
 
-    def restart(self, after: timedelta = timedelta(0), clean: bool = False) -> None:
-        """Power cut (or clean stop) and restart ``after`` later, rebuilding state from the records so far."""
+    def restart(self, after: timedelta = timedelta(0), clean: bool = False, alive: datetime | None = None) -> None:
+        """Power cut (or clean stop) and restart ``after`` later, rebuilding state from the records so far
+        (``alive``: the last heartbeat, if one was written after the last record)."""
         if clean:
             self._record(session.stop(self.cfg, self.state, self.now, "test"))
         past = journal_view(self.records(), self.cfg)
@@ -94,7 +95,8 @@ class Driver:
         self.mono0 = 7.0  # a new boot: monotonic time starts again
         self.offset = wall - timedelta(seconds=self.mono0)
         self.now = Instant(wall, self.mono0)
-        self.state, fx = session.start(self.cfg, past, self.now, time_quality="rtc", version="test", boot="b2")
+        self.state, fx = session.start(self.cfg, past, self.now, time_quality="rtc", version="test", boot="b2",
+                                          alive=alive)
         self._record(fx)
 
     # --- what happened ---------------------------------------------------------------

@@ -88,6 +88,17 @@ def reps_before(steps: tuple[Step, ...], index: int) -> int:
     return sum(1 for s in steps[:index] if s.ends_rep)
 
 
+def reps_by(steps: tuple[Step, ...], seconds: float) -> int:
+    """Repetitions the guide has counted ``seconds`` after it started (all of them, at most)."""
+    done, t = 0, 0.0
+    for s in steps:
+        t += s.seconds
+        if t > seconds:
+            break
+        done += s.ends_rep
+    return done
+
+
 def total_reps(steps: tuple[Step, ...]) -> int:
     return sum(1 for s in steps if s.ends_rep)
 

@@ -56,6 +56,7 @@ from bedside.core.state import (
     EPISODE_S,
     HINT_S,
     HOLD_FRAME_S,
+    INTERRUPTED,
     JUMP_S,
     LONG_S,
     MAX_SLEEP_S,
@@ -64,6 +65,7 @@ from bedside.core.state import (
     NURSE_PAGE_S,
     NURSE_S,
     OUTAGE_LOOKBACK,
+    OUTCOMES,
     PROGRESS_S,
     PROMPTED,
     STICK_BUSY_S,
@@ -92,6 +94,7 @@ class _PastPrompt:
     snoozes: int = 0
     snooze_until: datetime | None = None
     repeats: int = 0
+    started: datetime | None = None     # the press that started its guide, if one did
 
 
 def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
@@ -129,7 +132,9 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
             prompts[sid].snoozes += 1
             until = r.data.get("until")
             prompts[sid].snooze_until = datetime.fromisoformat(until) if isinstance(until, str) else None
-        elif r.type in (DONE, MISSED):
+        elif r.type == "press" and r.data.get("action") == "start" and sid in prompts:
+            prompts[sid].started = r.time
+        elif r.type in OUTCOMES:
             outcomes[sid] = r.type
             prompts.pop(sid, None)
         elif r.type == DEFERRED:
@@ -175,6 +180,11 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
     state = State(last=now, cursor=cursor, outcomes=outcomes, time_quality=tq, stale_reason=stale_reason,
                   problems=problems, episode=episode, plan_changed=plan_changed, last_export=last_export,
                   activity=now.mono, resume_from=resume_from)
+    # A guide the outage cut short is settled as interrupted: the patient answered the prompt.
+    for p in [p for p in prompts.values() if p.started is not None]:
+        fx.append(_interrupted(cfg, p, episode, stale_reason, known))
+        state = _set_outcome(state, p.session, INTERRUPTED)
+        del prompts[p.session]
     # The newest unresolved prompt comes back if still inside its window; older ones are closed.
     pending = sorted(prompts.values(), key=lambda p: p.first)
     for p in pending[:-1]:
@@ -199,6 +209,27 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
         fx.append(Play("fault"))
     state, more = step(cfg, state, None, now)
     return state, fx + more
+
+
+def _interrupted(cfg: Config, p: _PastPrompt, ep: Episode | None, reason: str,
+                 known: datetime | None) -> Record:
+    """The record of a guided session the unit stopped in the middle of.
+
+    No rep is recorded as it happens, so how many were done is known only up to the last
+    sign of life after the start (a heartbeat): the guide's own pace gives the reps it had
+    counted by then, the same count a finished session records. Without one: "unknown"."""
+    assert p.started is not None
+    session = _find_session(cfg, p.session, p.due, ep)
+    data: dict[str, object] = {"reason": reason, "started": iso(p.started, cfg), "reps": "unknown",
+                               "snoozes": p.snoozes}
+    if session is not None:
+        steps = guide.plan(session.exercises)
+        data.update(kind=session.kind, planned=guide.total_reps(steps),
+                    late_min=round(seconds_between(p.started, session.offer) / 60))
+        if known is not None and known > p.started:
+            data["reps"] = guide.reps_by(steps, seconds_between(known, p.started))
+            data["reps_known_at"] = iso(known, cfg)
+    return Record(INTERRUPTED, p.session, _parse(p.due), data)
 
 
 def _episode_from(data: Mapping[str, object]) -> Episode | None:
@@ -494,7 +525,7 @@ def _plan(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> State:
                                                         **({"merged_into": s.merged_into} if s.merged_into else {})}))
                 st = _set_outcome(st, s.id, DEFERRED)
             continue
-        if known in (DONE, MISSED, PROMPTED) or _active_id(st) == s.id or any(w.id == s.id for w in st.waiting):
+        if known in (*OUTCOMES, PROMPTED) or _active_id(st) == s.id or any(w.id == s.id for w in st.waiting):
             continue
         if now.wall - at >= missed_window:
             fx.append(Record(MISSED, s.id, s.due, {"reason": st.stale_reason or "late", "kind": s.kind}))

@@ -39,6 +39,8 @@ ORBIT = ((-2, -2), (-1, -2), (0, -2), (1, -2), (2, -2), (2, -1), (2, 0), (2, 1),
          (-2, 0), (-2, -1), (-1, -1))
 
 DONE, MISSED, PROMPTED, DEFERRED = "done", "missed", "prompted", "deferred"
+INTERRUPTED = "interrupted"    # started, then the unit stopped (a power cut) before it ended
+OUTCOMES = (DONE, MISSED, INTERRUPTED)   # the records that settle a session
 
 
 @dataclass(frozen=True, slots=True)

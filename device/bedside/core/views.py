@@ -20,6 +20,7 @@ from bedside.core.state import (
     DEFERRED,
     DONE,
     HOLD_FRAME_S,
+    INTERRUPTED,
     MISSED,
     NURSE_PAGE_S,
     ORBIT,
@@ -72,7 +73,9 @@ def today(cfg: Config, st: State, now: Instant) -> tuple[int, int, tuple[str, ..
     marks = []
     for sid, offer in _day_sessions(cfg, st, a, b):
         o = st.outcomes.get(sid)
-        if o == DONE:
+        if o in (DONE, INTERRUPTED):
+            # A guide a power cut stopped counts as begun, like one stopped early; the
+            # journal and the report say it was interrupted.
             marks.append("done")
         elif o == MISSED:
             marks.append("missed")
@@ -132,7 +135,8 @@ def nurse_screen(cfg: Config, st: State, now: Instant) -> sc.Nurse:
     counts = []
     for lo, hi in ((a, b), (planner.care_day(cfg, a - timedelta(seconds=1))[0], a)):
         ids = [sid for sid, _ in _day_sessions(cfg, st, lo, hi)]
-        counts.append((sum(st.outcomes.get(i) == DONE for i in ids), sum(st.outcomes.get(i) == MISSED for i in ids)))
+        outs = [st.outcomes.get(i) for i in ids]
+        counts.append((sum(o in (DONE, INTERRUPTED) for o in outs), outs.count(MISSED)))
     ep = st.episode
     regimen = episodes.regimen_of(cfg, ep)
     return sc.Nurse(

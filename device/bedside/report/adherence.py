@@ -9,8 +9,9 @@ The definitions here are the ones docs/report.md explains to nurses:
 * **Due** = sessions with an outcome: done (in full or partly) or missed. Sessions merged
   into another session's prompt at night are not due by themselves (the patient had one
   prompt for both); sessions still open when the record ends are not yet decided.
-* **Done** includes **partial** sessions (ended early with fewer reps than planned), as on
-  the unit's screen; partial ones are counted and shown separately too.
+* **Done** includes **partial** sessions (ended early with fewer reps than planned) and
+  **interrupted** ones (begun, then cut off by a power cut: reps known up to the unit's last
+  sign of life, or unknown), as on the unit's screen; both are counted and shown apart too.
 * **Late** = done with ``late_min`` (offer to start) of ``LATE_AFTER_MIN`` or more.
 * **Adherence** = done / due.
 
@@ -30,8 +31,9 @@ from typing import Any
 LATE_AFTER_MIN = 15        # half the default missed window: the patient needed reminding
 
 DONE, PARTIAL, MISSED, MERGED, OPEN, WAITING = "done", "partial", "missed", "merged", "open", "waiting"
-DECIDED = (DONE, PARTIAL, MISSED)
-SESSION_TYPES = ("prompt", "repeat", "snooze", "done", "missed", "deferred", "press")
+INTERRUPTED = "interrupted"
+DECIDED = (DONE, PARTIAL, INTERRUPTED, MISSED)
+SESSION_TYPES = ("prompt", "repeat", "snooze", "done", "missed", "interrupted", "deferred", "press")
 KNOWN_TYPES = frozenset({*SESSION_TYPES, "start", "stop", "power_loss", "clock_set", "fault", "fault_cleared",
                          "admit", "discharge", "refused", "export", "secret_set"})
 
@@ -42,10 +44,10 @@ class Session:
     kind: str
     due: datetime                  # aware, in the offset the unit recorded
     offer: datetime
-    outcome: str                   # DONE | PARTIAL | MISSED | MERGED | OPEN | WAITING
+    outcome: str                   # DONE | PARTIAL | INTERRUPTED | MISSED | MERGED | OPEN | WAITING
     deferred: bool = False         # fell due at night and was held over
     merged_into: str | None = None
-    reason: str | None = None      # why it was missed
+    reason: str | None = None      # why it was missed, or what interrupted it
     prompted: datetime | None = None
     started: datetime | None = None
     finished: datetime | None = None
@@ -61,11 +63,11 @@ class Session:
 
     @property
     def late(self) -> bool:
-        return self.outcome in (DONE, PARTIAL) and (self.late_min or 0) >= LATE_AFTER_MIN
+        return self.is_done and (self.late_min or 0) >= LATE_AFTER_MIN
 
     @property
     def is_done(self) -> bool:
-        return self.outcome in (DONE, PARTIAL)
+        return self.outcome in (DONE, PARTIAL, INTERRUPTED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +120,7 @@ class Counts:
     gaps: int = 0                  # power-loss gaps touching the day
     gap_minutes: int = 0
     missed_reasons: Mapping[str, int] = field(default_factory=dict)
+    interrupted: int = 0           # done partly: begun, then cut off by a power cut
 
     @property
     def adherence(self) -> float | None:
@@ -129,7 +132,8 @@ class Counts:
         return Counts(self.due + o.due, self.done + o.done, self.partial + o.partial, self.late + o.late,
                       self.snoozed + o.snoozed, self.snoozes + o.snoozes, self.missed + o.missed,
                       self.deferred + o.deferred, self.merged + o.merged, self.open + o.open,
-                      self.gaps + o.gaps, self.gap_minutes + o.gap_minutes, dict(reasons))
+                      self.gaps + o.gaps, self.gap_minutes + o.gap_minutes, dict(reasons),
+                      self.interrupted + o.interrupted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +256,7 @@ class _Acc:
     deferred: bool = False
     merged_into: str | None = None
     prompted: datetime | None = None
+    started: datetime | None = None
     outcome: dict[str, Any] | None = None
     outcome_time: datetime | None = None
     snoozes: int = 0
@@ -281,7 +286,9 @@ def _feed(acc: _Acc, rec: Mapping[str, Any], t: datetime) -> None:
             acc.offer = acc.offer or t
     elif typ == "snooze":
         acc.snoozes += 1
-    elif typ in ("done", "missed") and acc.outcome is None:
+    elif typ == "press" and rec.get("action") == "start" and acc.started is None:
+        acc.started = t            # the patient began the guide, whatever happened next
+    elif typ in ("done", "missed", "interrupted") and acc.outcome is None:
         # The unit records one outcome per session; anything after it is not believed.
         acc.outcome, acc.outcome_time = dict(rec), t
 
@@ -303,7 +310,17 @@ def _session(acc: _Acc) -> Session | None:
     if out.get("type") == "missed":
         reason = out.get("reason")
         return replace(base, outcome=MISSED, reason=reason if isinstance(reason, str) else "unknown",
-                        snoozes=snoozes, finished=acc.outcome_time)
+                        snoozes=snoozes, finished=acc.outcome_time, started=acc.started)
+    if out.get("type") == "interrupted":
+        # Begun, never finished: reps only as far as they are known (None: unknown), no end time.
+        reason = out.get("reason")
+        started = acc.started or parse_time(out.get("started"))
+        late = _int(out.get("late_min"))
+        if late is None and started is not None:
+            late = max(0, round((started - offer).total_seconds() / 60))
+        return replace(base, outcome=INTERRUPTED, reason=reason if isinstance(reason, str) else "unknown",
+                        reps=_int(out.get("reps")), planned=_int(out.get("planned")), started=started,
+                        late_min=late, snoozes=snoozes)
     reps, planned = _int(out.get("reps")), _int(out.get("planned"))
     partial = out.get("early") is True and reps is not None and planned is not None and reps < planned
     finished = acc.outcome_time
@@ -524,7 +541,8 @@ def _count(sessions: Iterable[Session], gaps: Iterable[Gap], d: date) -> Counts:
         part = clip(g, d)
         if part is not None:
             minutes += round((part[1] - part[0]).total_seconds() / 60)
-    done = c[DONE] + c[PARTIAL]
-    return Counts(due=done + c[MISSED], done=done, partial=c[PARTIAL], late=c["late"], snoozed=c["snoozed"],
+    done = c[DONE] + c[PARTIAL] + c[INTERRUPTED]
+    return Counts(due=done + c[MISSED], done=done, partial=c[PARTIAL], interrupted=c[INTERRUPTED],
+                  late=c["late"], snoozed=c["snoozed"],
                   snoozes=c["snoozes"], missed=c[MISSED], deferred=c["deferred"], merged=c[MERGED],
                   open=c[OPEN] + c[WAITING], gaps=len(power), gap_minutes=minutes, missed_reasons=dict(reasons))

@@ -249,6 +249,8 @@ def _cards(st: ad.Stay, titled: bool) -> str:
         ("", str(t.deferred), "held over the night"),
         ("", str(t.gaps), "power cuts" + (f" ({_dur(t.gap_minutes)})" if t.gaps else "")),
     ]
+    if t.interrupted:
+        cards.insert(2, ("", str(t.interrupted), "of them begun, then cut off by a power cut"))
     if t.open:
         cards.append(("", str(t.open), "still open at the end"))
     body = "".join(f'<div class="card {c}"><span class="n">{n}</span><span class="l">{escape(lab)}</span></div>'
@@ -283,7 +285,7 @@ def _row(label: str, pod: str | None, c: ad.Counts, tag: str = "td", cls: str = 
     bar = f'<span class="bar"><i style="width:{rate * 100:.0f}%"></i></span>' if rate is not None else ""
     gaps = f"<td>{c.gaps} ({_dur(c.gap_minutes)})</td>" if c.gaps else _num(0)
     cells = [f"<{tag}>{label}</{tag}>", *([] if pod is None else [f"<td>{pod}</td>"]),
-             _num(c.due), _num(c.done), _num(c.partial), _num(c.late),
+             _num(c.due), _num(c.done), _num(c.partial + c.interrupted), _num(c.late),
              _num(c.snoozed), _num(c.missed), _num(c.deferred), gaps, f"<td>{_pct(c)}{bar}</td>"]
     return (f'<tr class="{cls}">' if cls else "<tr>") + "".join(cells) + "</tr>"
 
@@ -342,6 +344,11 @@ def _notes(d: ad.Day) -> list[str]:
     part = [s for s in d.sessions if s.outcome == ad.PARTIAL]
     if part:
         notes.append("Partly done: " + ", ".join(f"{_label(s)} {s.reps} of {s.planned} reps" for s in part))
+    cut = [s for s in d.sessions if s.outcome == ad.INTERRUPTED]
+    if cut:
+        notes.append("Begun, then interrupted: " + ", ".join(
+            f"{_label(s)} started {hm(s.started)}, {escape(REASONS.get(s.reason or '', s.reason or '?'))}, "
+            + (f"{s.reps} of {s.planned} reps known done" if s.reps is not None else "reps unknown") for s in cut))
     by_reason: dict[str, list[ad.Session]] = {}
     for s in d.sessions:
         if s.outcome == ad.MISSED:

@@ -196,7 +196,7 @@ def make(records: Sequence[Mapping[str, Any]], *, header: Mapping[str, Any] | No
 
 CSV_FIELDS = ["session", "day", "kind", "episode", "post_op_day", "due", "offered", "outcome", "missed_reason",
               "deferred", "merged_into", "prompted", "started", "finished", "late_min", "late", "reps", "planned",
-              "snoozes"]
+              "snoozes", "interrupted_by"]
 
 
 def csv_text(report: Report) -> str:
@@ -209,11 +209,18 @@ def csv_text(report: Report) -> str:
     for s in m.sessions:
         ep = episodes.get(s.episode) if s.episode else None
         pod = ep.pod(s.day) if ep else None
+        missed = s.reason if s.outcome == adherence.MISSED else None
+        cut = s.reason if s.outcome == adherence.INTERRUPTED else None
         w.writerow([_cell(s.id), s.day.isoformat(), _cell(s.kind), _cell(s.episode), _num(pod), _iso(s.due),
-                    _iso(s.offer), s.outcome, _cell(s.reason), "yes" if s.deferred else "no", _cell(s.merged_into),
+                    _iso(s.offer), s.outcome, _cell(missed), "yes" if s.deferred else "no", _cell(s.merged_into),
                     _iso(s.prompted), _iso(s.started), _iso(s.finished), _num(s.late_min),
-                    "yes" if s.late else "no", _num(s.reps), _num(s.planned), s.snoozes])
+                    "yes" if s.late else "no", _reps(s), _num(s.planned), s.snoozes, _cell(cut)])
     return out.getvalue()
+
+
+def _reps(s: adherence.Session) -> str:
+    # A guide cut off before anything said how far it got: "unknown", never a guess or a blank.
+    return "unknown" if s.outcome == adherence.INTERRUPTED and s.reps is None else _num(s.reps)
 
 
 def _iso(t: datetime | None) -> str:

@@ -131,7 +131,7 @@ def _mark(s: ad.Session, d: date) -> str:
             parts.append(f'<line x1="{xo:.1f}" y1="{y}" x2="{x:.1f}" y2="{y}" stroke="{colour}" stroke-width="2" '
                          'stroke-dasharray="2 2"/>')
             parts.append(f'<text class="lateno" x="{x:.1f}" y="{y - 8}" text-anchor="middle">+{s.late_min}</text>')
-        if s.outcome == ad.PARTIAL:
+        if s.outcome in (ad.PARTIAL, ad.INTERRUPTED):
             parts.append(f'<g class="m-partial"><circle cx="{x:.1f}" cy="{y}" r="5.5" fill="#fff" stroke="{colour}" '
                          f'stroke-width="2"/><path d="M{x:.1f} {y - 5.5} A5.5 5.5 0 0 0 {x:.1f} {y + 5.5} Z" '
                          f'fill="{colour}"/>{tip}</g>')
@@ -160,6 +160,10 @@ def _tip(s: ad.Session) -> str:
         return f"{base}: done, started {hm(s.started)}" + (f" ({s.late_min} min late)" if s.late else "")
     if s.outcome == ad.PARTIAL:
         return f"{base}: partly done, {s.reps} of {s.planned} reps, started {hm(s.started)}"
+    if s.outcome == ad.INTERRUPTED:
+        reps = f"{s.reps} of {s.planned} reps known done" if s.reps is not None else "reps unknown"
+        why = REASONS.get(s.reason or "", s.reason or "?")
+        return f"{base}: started {hm(s.started)}, interrupted ({why}), {reps}"
     if s.outcome == ad.MISSED:
         return f"{base}: missed ({REASONS.get(s.reason or '', s.reason or '?')})"
     if s.outcome == ad.MERGED:
