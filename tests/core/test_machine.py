@@ -295,11 +295,17 @@ def test_restart_after_done_does_not_prompt_again() -> None:
     assert d.records("power_loss") == []
 
 
-def test_power_cut_mid_guide_is_recorded_interrupted_never_unanswered() -> None:
-    cfg = Config()
+def _guiding(cfg: Config, until: str) -> Driver:
+    """The 07:00 session started at 07:01 and its guide under way at ``until``."""
     d = day(cfg)
     d.press(t(cfg, "2026-11-24T07:01"))
-    d.run_until(t(cfg, "2026-11-24T07:02"))      # a minute into the guide: the power goes
+    d.run_until(t(cfg, until))
+    return d
+
+
+def test_power_cut_mid_guide_is_recorded_interrupted_never_unanswered() -> None:
+    cfg = Config()
+    d = _guiding(cfg, "2026-11-24T07:02")      # a minute into the guide: the power goes
     d.restart(timedelta(minutes=3))
     (_, cut), = d.records("interrupted")
     assert cut.session == "2026-11-24T07:00 hourly"
@@ -308,14 +314,13 @@ def test_power_cut_mid_guide_is_recorded_interrupted_never_unanswered() -> None:
     d.run_until(t(cfg, "2026-11-24T07:59"))
     # Not prompted again, never missed; the unit counts it as begun.
     assert d.sessions("prompt") == ["2026-11-24T07:00 hourly"] and d.records("missed") == []
-    assert isinstance(d.screen(), sc.Idle) and d.screen().marks[0] == "done"
+    idle = d.screen()
+    assert isinstance(idle, sc.Idle) and idle.marks[0] == "done"
 
 
 def test_interrupted_guide_knows_the_reps_up_to_the_last_heartbeat() -> None:
     cfg = Config()
-    d = day(cfg)
-    d.press(t(cfg, "2026-11-24T07:01"))
-    d.run_until(t(cfg, "2026-11-24T07:02"))
+    d = _guiding(cfg, "2026-11-24T07:02")
     steps = guide.plan(cfg.hourly_exercises)
     beat = t(cfg, "2026-11-24T07:03")
     d.restart(timedelta(minutes=3), alive=beat)
@@ -326,9 +331,7 @@ def test_interrupted_guide_knows_the_reps_up_to_the_last_heartbeat() -> None:
 
 def test_clean_stop_mid_guide_is_interrupted_by_the_unit_being_off() -> None:
     cfg = Config()
-    d = day(cfg)
-    d.press(t(cfg, "2026-11-24T07:01"))
-    d.run_until(t(cfg, "2026-11-24T07:01:40"))
+    d = _guiding(cfg, "2026-11-24T07:01:40")
     d.restart(timedelta(minutes=5), clean=True)
     (_, cut), = d.records("interrupted")
     assert cut.data["reason"] == "unit_off" and isinstance(cut.data["reps"], int)
