@@ -102,7 +102,7 @@ def test_regimens_replace_the_default_and_stages_override_only_what_they_name() 
     assert hip is not None and c.default_regimen == "hip" and c.without_episode == "quiet"
     assert hip.stages[0] == config.Stage(-2, 0, None, (time(10),), None)
     assert hip.stages[1] == config.Stage(0)
-    assert hip.stages[2].hourly_exercises == (config.Exercise("Quad sets", 5, False, 5),)
+    assert hip.stages[2].hourly_exercises == (config.Exercise("Quad sets", 5, False, 5, "quad_set"),)
     assert c.regimen("standard") is None
 
 

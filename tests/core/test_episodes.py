@@ -340,4 +340,4 @@ def test_exercise_names_must_be_drawable() -> None:
     with pytest.raises(config.ConfigError, match="characters the display cannot show"):
         config.parse({"hourly": {"exercises": [{"name": "Ankle ✓", "reps": 5}]}})
     assert config.parse({"hourly": {"exercises": [{"name": "Pédalage", "reps": 5}]}}).hourly_exercises == (
-        Exercise("Pédalage", 5),)
+        Exercise("Pédalage", 5, kind="other"),)

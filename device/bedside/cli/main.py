@@ -82,6 +82,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda signum, frame: unit.request_stop(signal.Signals(signum).name))
     log.info(f"version {__version__}, unit {cfg.unit_id} on {model or 'GPIO'}, config {cfg.source}, data {data}")
+    for warning in cfg.warnings:
+        log.warning(f"config {cfg.source}: {warning}")
     reason = "error"
     link = sticks = None
     try:
@@ -129,6 +131,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     cfg = _with_panel(host.find(args.config), args.panel, args.layout)
     tz = cfg.tz
+    for warning in cfg.warnings:
+        print(f"bedside: config {cfg.source}: {warning}", file=sys.stderr)
     try:
         start = simulate.parse_local(args.start, tz) if args.start else datetime.now(UTC)
         until = simulate.parse_local(args.until, tz) if args.until else None
@@ -259,6 +263,8 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     routine = ", ".join(t.strftime("%H:%M") for t in cfg.routine_at) or "none"
     print(f"{args.path}: OK - unit {cfg.unit_id}, {cfg.timezone}, awake {cfg.awake_start:%H:%M}-{cfg.awake_end:%H:%M},"
           f" hourly {hourly}, routine at {routine}")
+    for warning in cfg.warnings:
+        print(f"  warning: {warning}")
     _print_regimens(cfg)
     return 0
 

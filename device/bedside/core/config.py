@@ -16,6 +16,7 @@ from datetime import time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bedside.core import exercises
 from bedside.core.panels import DEFAULT_PANEL, PANELS, Panel
 
 
@@ -39,6 +40,7 @@ class Exercise:
     reps: int
     per_foot: bool = False
     hold_seconds: int = 0
+    kind: str | None = None     # a key of exercises.KINDS; None: told from the name (exercises.from_name)
 
 
 @dataclass(frozen=True)
@@ -99,11 +101,11 @@ class Serial:
 # the only one a Pi 5 has; RPi.GPIO on Bullseye and older systems.
 GPIO_BACKENDS = ("auto", "lgpio", "rpigpio")
 
-DEFAULT_HOURLY = (Exercise("Ankle pumps", 10, per_foot=True, hold_seconds=3),)
+DEFAULT_HOURLY = (Exercise("Ankle pumps", 10, per_foot=True, hold_seconds=3, kind="ankle_pump"),)
 DEFAULT_ROUTINE = (
-    Exercise("Ankle pumps", 20, per_foot=True, hold_seconds=3),
-    Exercise("Quad sets", 10, hold_seconds=5),
-    Exercise("Glute sets", 10, hold_seconds=5),
+    Exercise("Ankle pumps", 20, per_foot=True, hold_seconds=3, kind="ankle_pump"),
+    Exercise("Quad sets", 10, hold_seconds=5, kind="quad_set"),
+    Exercise("Glute sets", 10, hold_seconds=5, kind="glute_set"),
 )
 
 
@@ -133,6 +135,7 @@ class Config:
     hardware: Hardware = field(default_factory=Hardware)
     serial: Serial = field(default_factory=Serial)
     source: str = "built-in defaults"
+    warnings: tuple[str, ...] = ()      # what the file should say more plainly (not errors: the unit runs)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -166,6 +169,7 @@ def _plain(cfg: Config) -> dict[str, Any]:
 
     d = asdict(cfg)
     d.pop("source")
+    d.pop("warnings")
     return d
 
 
@@ -197,7 +201,7 @@ _SCHEMA: dict[str, set[str]] = {
     },
     "serial": {"port", "baud"},
 }
-_EXERCISE_KEYS = {"name", "reps", "per_foot", "hold_seconds"}
+_EXERCISE_KEYS = {"name", "reps", "per_foot", "hold_seconds", "kind"}
 _STAGE_KEYS = {"from_day", "hourly_every_minutes", "hourly_exercises", "routine_at", "routine_exercises"}
 # Regimen names are shown on the nurse screen and recorded on admission.
 _REGIMEN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,11}$")
@@ -211,6 +215,7 @@ class _Reader:
     def __init__(self, data: Mapping[str, Any]) -> None:
         self.data = data
         self.problems: list[str] = []
+        self.warnings: list[str] = []
 
     def fail(self, key: str, message: str) -> None:
         self.problems.append(f"{key}: {message}")
@@ -250,6 +255,25 @@ class _Reader:
         if v is _MISSING:
             return default
         return self.exercise_list(f"[{section}] exercises", v, default)
+
+    def exercise_kind(self, key: str, v: Any, name: Any) -> str | None:
+        """The exercise's kind: as written (checked), or told from its name with a warning."""
+        known = ", ".join(exercises.KINDS)
+        if v is not _MISSING:
+            if v not in exercises.KINDS:
+                self.fail(f"{key} kind", f"must be one of {known}, got {v!r}")
+                return None
+            return str(v)
+        if not isinstance(name, str):
+            return None
+        told = exercises.from_name(name)
+        if told is None:
+            self.warnings.append(f'{key}: no kind, and the name {name.strip()!r} tells none, so it is guided as '
+                                 f'"{exercises.OTHER}" (its name, then relax, with no picture); add kind = one of '
+                                 f"{known}")
+            return exercises.OTHER
+        self.warnings.append(f'{key}: no kind; taken as "{told}" from the name {name.strip()!r} (add kind = "{told}")')
+        return told
 
     def every_minutes(self, key: str, v: Any, default: int) -> int:
         if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 1440:
@@ -302,8 +326,9 @@ class _Reader:
             if isinstance(hold, bool) or not isinstance(hold, int) or not 0 <= hold <= 30:
                 self.fail(f"{k} hold_seconds", f"must be a whole number of seconds from 0 to 30, got {hold!r}")
                 ok = False
-            if ok and isinstance(name, str) and isinstance(reps, int) and isinstance(hold, int):
-                out.append(Exercise(name.strip(), reps, bool(per_foot), hold))
+            kind = self.exercise_kind(k, e.get("kind", _MISSING), name)
+            if ok and isinstance(name, str) and isinstance(reps, int) and isinstance(hold, int) and kind:
+                out.append(Exercise(name.strip(), reps, bool(per_foot), hold, kind))
         return tuple(out) if out or not v else default
 
 
@@ -506,6 +531,7 @@ def parse(data: Mapping[str, Any], source: str = "<config>") -> Config:
     if r.problems:
         raise ConfigError(source, r.problems)
     return Config(
+        warnings=tuple(dict.fromkeys(r.warnings)),
         unit_id=unit_id,
         timezone=timezone,
         awake_start=awake_start,

@@ -1,11 +1,9 @@
 """Turns a session's exercises into the paced steps of a guided session. Pure.
 
-Each repetition is a short sequence of timed steps ("Toes up", then "Toes down" held for
-``hold_seconds``); per-foot exercises run the left foot's reps, then the right's. The
-texts follow the published instructions (the ankle pump: toes up towards the face, then
-pointed down as if pressing a car's accelerator, held, slowly): slow beats fast, so every
-rep includes a hold and a return. Each step names the picture the display shows with it
-(``icons.py``).
+Each repetition is a short sequence of timed steps, the moves of the exercise's kind
+(``exercises.py``: "Toes up", then "Toes down" held for ``hold_seconds``); per-foot
+exercises run the left foot's reps, then the right's. Each step names the picture the
+display shows with it (``display/icons.py``).
 """
 
 from __future__ import annotations
@@ -14,10 +12,11 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
+from bedside.core import exercises
 from bedside.core.config import Exercise
+from bedside.core.exercises import MOVE_S
 
 INTRO_S = 3.0      # "Ankle pumps — left foot — 10 times" before each block
-MOVE_S = 2.0       # an unheld movement: toes up, relax
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,32 +38,21 @@ class Step:
         return self.rep == 0
 
 
-def _kind(ex: Exercise) -> str:
-    name = ex.name.lower()
-    for kind in ("pump", "quad", "glute", "circle"):
-        if kind in name:
-            return kind
-    return "other"
+def kind_of(ex: Exercise) -> exercises.Kind:
+    """The exercise's kind as the config gave it, else as its name tells (else ``other``)."""
+    return exercises.KINDS[ex.kind or exercises.from_name(ex.name) or exercises.OTHER]
 
 
 def icon_for(ex: Exercise) -> str | None:
     """The picture that stands for an exercise (intro and prompt screens)."""
-    return {"pump": "foot", "quad": "leg_press", "glute": "squeeze", "circle": "circle"}.get(_kind(ex))
+    return kind_of(ex).icon
 
 
 def _rep_steps(ex: Exercise) -> list[tuple[str, float, bool, str | None]]:
     """(text, seconds, hold, icon) for one repetition of an exercise."""
     hold = float(ex.hold_seconds)
-    kind = _kind(ex)
-    if kind == "pump":
-        return [("Toes up", MOVE_S, False, "foot_up"), ("Toes down", hold or MOVE_S, bool(hold), "foot_down")]
-    if kind == "quad":
-        return [("Tighten thigh", hold or MOVE_S, bool(hold), "leg_press"), ("Relax", MOVE_S, False, "leg")]
-    if kind == "glute":
-        return [("Squeeze", hold or MOVE_S, bool(hold), "squeeze"), ("Relax", MOVE_S, False, None)]
-    if kind == "circle":
-        return [("Circle out", 3.0, False, "circle"), ("Circle in", 3.0, False, "circle")]
-    return [(ex.name, hold or MOVE_S, bool(hold), None), ("Relax", MOVE_S, False, None)]
+    return [(m.text or ex.name, (hold or MOVE_S) if m.held else m.seconds, m.held and bool(hold), m.icon)
+            for m in kind_of(ex).moves]
 
 
 @lru_cache(maxsize=64)
