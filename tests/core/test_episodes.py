@@ -132,7 +132,7 @@ def test_discharge_settles_the_open_prompt_and_the_unit_returns_to_the_default()
     assert [r.type for r in recs] == ["missed", "discharge"]
     assert recs[0].data["reason"] == "discharged" and recs[0].session == "2026-11-24T07:00 hourly"
     assert dict(recs[1].data) == {"episode": "E2026-0042", "day": 0, "via": "test"}
-    assert d.screen() == sc.Episode("discharged", "E2026-0042")
+    assert d.screen() == sc.EpisodeChange("discharged", "E2026-0042")
     d.run_until(t(cfg, "2026-11-24T12:00"))
     assert d.sessions("prompt") == ["2026-11-24T07:00 hourly"]    # quiet between patients
     # The discharged patient's missed session is theirs, not the empty bed's: no "missed" walking past.
@@ -195,7 +195,7 @@ def test_refused_commands_say_why_and_never_record_the_id(event: Admit | Dischar
     assert rec.type == "refused" and problem in rec.data["problem"]
     assert "Smith" not in str(rec.data)
     s = d.screen()
-    assert isinstance(s, sc.Episode) and s.event == "refused" and "Smith" not in s.episode
+    assert isinstance(s, sc.EpisodeChange) and s.event == "refused" and "Smith" not in s.episode
     assert d.state.episode is None
 
 

@@ -383,7 +383,7 @@ def _stick_screen(st: State, screen: sc.Stick, seconds: float, now: Instant) -> 
 def _refuse(st: State, command: str, problem: str, via: str, now: Instant, fx: list[Effect]) -> State:
     # The refused id is neither recorded nor shown: it may be exactly what was wrong (a name).
     fx.append(Record("refused", data={"command": command, "problem": problem, "via": via}))
-    return replace(st, overlay=Overlay(sc.Episode("refused", command.capitalize(), problem=problem),
+    return replace(st, overlay=Overlay(sc.EpisodeChange("refused", command.capitalize(), problem=problem),
                                        now.mono + EPISODE_S, now.mono))
 
 
@@ -403,7 +403,8 @@ def _admit(cfg: Config, st: State, ev: Admit, now: Instant, fx: list[Effect]) ->
     fx.append(Record("admit", data=data))
     problems = {k: v for k, v in st.problems.items() if k != "regimen"}
     return replace(st, episode=ep, plan_changed=now.wall, activity=now.mono, problems=problems,
-                   overlay=Overlay(sc.Episode("admitted", ep.id, day, ep.regimen), now.mono + EPISODE_S, now.mono))
+                   overlay=Overlay(sc.EpisodeChange("admitted", ep.id, day, ep.regimen), now.mono + EPISODE_S,
+                                   now.mono))
 
 
 def _discharge(cfg: Config, st: State, ev: Discharge, now: Instant, fx: list[Effect]) -> State:
@@ -412,7 +413,7 @@ def _discharge(cfg: Config, st: State, ev: Discharge, now: Instant, fx: list[Eff
         return _refuse(st, "discharge", problem or "", ev.via, now, fx)
     ep = st.episode
     st = _close_episode(cfg, st, now, fx, ev.via)
-    return replace(st, overlay=Overlay(sc.Episode("discharged", ep.id), now.mono + EPISODE_S, now.mono))
+    return replace(st, overlay=Overlay(sc.EpisodeChange("discharged", ep.id), now.mono + EPISODE_S, now.mono))
 
 
 def _close_episode(cfg: Config, st: State, now: Instant, fx: list[Effect], via: str,
@@ -701,7 +702,7 @@ def _accept(cfg: Config, st: State, pressed: bool, now: Instant, fx: list[Effect
         # The question asked over the serial link is on the screen: the press answers it.
         overlay = st.overlay if st.overlay is None or st.overlay.until != float("inf") else None
         return _confirm_press(replace(st, overlay=overlay), held, fx)
-    if st.overlay is not None and isinstance(st.overlay.screen, sc.Nurse | sc.Episode | sc.Stick):
+    if st.overlay is not None and isinstance(st.overlay.screen, sc.Nurse | sc.EpisodeChange | sc.Stick):
         # Screens for the nurse: any press only puts them away, whatever else is going on.
         fx.append(_press(held, "long" if held >= LONG_S else "short", "dismiss"))
         return replace(st, overlay=None)
@@ -767,7 +768,7 @@ def _hold_hint(cfg: Config, st: State, now: Instant) -> State:
     if st.confirm is not None and st.button.down_at >= st.confirm.asked:
         return replace(st, overlay=Overlay(sc.Hint("Let go to", "cancel"), float("inf")))
     a = st.active
-    if st.overlay is not None and isinstance(st.overlay.screen, sc.Nurse | sc.Episode | sc.Stick):
+    if st.overlay is not None and isinstance(st.overlay.screen, sc.Nurse | sc.EpisodeChange | sc.Stick):
         return st    # the release will only put the nurse's screen away
     if isinstance(a, Prompting):
         left = cfg.max_snoozes - a.snoozes

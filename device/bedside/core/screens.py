@@ -120,7 +120,7 @@ class Nurse:
 
 
 @dataclass(frozen=True, slots=True)
-class Episode:
+class EpisodeChange:
     """Confirms an admission or discharge to the nurse who sent it (never a name: ids only)."""
 
     event: str                       # admitted | discharged | refused
@@ -148,4 +148,4 @@ class Stick:
     detail: str = ""                 # what to do: "Remove the stick"
 
 
-Screen = Idle | Prompt | Snoozed | Intro | Guide | Done | Progress | Hint | Nurse | Episode | Confirm | Stick
+Screen = Idle | Prompt | Snoozed | Intro | Guide | Done | Progress | Hint | Nurse | EpisodeChange | Confirm | Stick

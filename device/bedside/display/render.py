@@ -229,7 +229,7 @@ def _nurse(c: Canvas, s: sc.Nurse) -> None:
         c.caps(0, 15 + i * 13, line[:21], "s")
 
 
-def _episode(c: Canvas, s: sc.Episode) -> None:
+def _episode(c: Canvas, s: sc.EpisodeChange) -> None:
     title = {"admitted": "Admitted", "discharged": "Discharged", "refused": "Not accepted"}.get(s.event, s.event)
     c.center(2, title, "xl")
     c.center(24, s.episode, fit(s.episode, ("l", "s")))
@@ -297,7 +297,7 @@ def standard(screen: sc.Screen) -> Image.Image:
         _hint(c, screen)
     elif isinstance(screen, sc.Nurse):
         _nurse(c, screen)
-    elif isinstance(screen, sc.Episode):
+    elif isinstance(screen, sc.EpisodeChange):
         _episode(c, screen)
     elif isinstance(screen, sc.Confirm):
         _confirm(c, screen)

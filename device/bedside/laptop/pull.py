@@ -55,7 +55,7 @@ class Tampered(PullError):
 
 # --- the laptop's copy -------------------------------------------------------------------
 
-class Store:
+class JournalCopy:
     """One unit's journal copy: ``records.jsonl`` (checked whenever opened) and ``pulls.json``."""
 
     def __init__(self, base: Path, unit: str) -> None:
@@ -66,7 +66,7 @@ class Store:
         self.head: tuple[int, str] = (0, chain.GENESIS)
         self.start = 1                 # the first record of the copy
 
-    def open(self) -> Store:
+    def open(self) -> JournalCopy:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -220,7 +220,7 @@ class Outcome:
     resumed_from: int = 0
 
 
-def download(c: Client, store: Store, progress: Progress | None, stats: dict[str, int]) -> tuple[int, str]:
+def download(c: Client, store: JournalCopy, progress: Progress | None, stats: dict[str, int]) -> tuple[int, str]:
     """Fetch every record after the copy's head, batch by batch; returns the unit's head seen last."""
     size = stats.get("batch", BATCH_START)
     failures = 0
@@ -263,12 +263,12 @@ def download(c: Client, store: Store, progress: Progress | None, stats: dict[str
             return head
 
 
-def _keep(store: Store) -> str:
+def _keep(store: JournalCopy) -> str:
     return (f"This laptop's copy ({store.path}) was not changed: keep it and tell the ward manager. To start a "
             "new copy once the unit is known to be replaced, move that folder aside and pull again.")
 
 
-def check_head(store: Store, unit_head: tuple[int, str]) -> None:
+def check_head(store: JournalCopy, unit_head: tuple[int, str]) -> None:
     """Truncation: the unit must hold at least what this laptop saw, ending the same way."""
     seq, h = store.head
     if unit_head[0] < seq:
@@ -302,7 +302,7 @@ def pull(open_transport: Callable[[], client.Transport], out: Path, secret: Secr
     t0 = time.monotonic()
     progress_at = monotonic()
     stats: dict[str, int] = {}
-    store: Store | None = None
+    store: JournalCopy | None = None
     first_new = 0
     resumed_from = 0
     bytes_in = 0
@@ -324,7 +324,7 @@ def pull(open_transport: Callable[[], client.Transport], out: Path, secret: Secr
             c, hello = identify(transport, monotonic)
             unit = str(hello["unit"])
             if store is None:
-                store = Store(out, unit).open()
+                store = JournalCopy(out, unit).open()
                 resumed_from = store.head[0]
             elif store.unit != unit:
                 raise PullError(f"a different unit ({unit}) answered after reconnecting; plug in {store.unit} "
@@ -427,7 +427,7 @@ def write_outputs(out: Path, got: Outcome, key: Any = None) -> tuple[list[Path],
     from bedside.journal import export, verify
     from bedside.report import files as report_files
 
-    store = Store(out, got.unit).open()
+    store = JournalCopy(out, got.unit).open()
     records = list(store.records())
     given = got.hello.get("segments")
     segments: list[dict[str, Any]] = [x for x in given if isinstance(x, dict)] if isinstance(given, list) else []
@@ -442,7 +442,7 @@ def write_outputs(out: Path, got: Outcome, key: Any = None) -> tuple[list[Path],
     return [path, csv_path, html], summary_lines(got, store, made, verdict), verdict
 
 
-def summary_lines(got: Outcome, store: Store, made: Any, verdict: Any) -> list[str]:
+def summary_lines(got: Outcome, store: JournalCopy, made: Any, verdict: Any) -> list[str]:
     seq, h = store.head
     new = f"{seq - got.first_new + 1} new records ({got.first_new}-{seq})" if got.first_new else "no new records"
     resumed = f", continuing an interrupted download from record {got.resumed_from + 1}" \
@@ -485,6 +485,6 @@ def stay_lines(model: Any) -> list[str]:
     return lines
 
 
-def _last_pull_end(store: Store, got: Outcome) -> int:
+def _last_pull_end(store: JournalCopy, got: Outcome) -> int:
     pulls = store.pulls()
     return int(pulls[-2]["to"]) if len(pulls) >= 2 else 0

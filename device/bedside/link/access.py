@@ -36,7 +36,7 @@ class Access:
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class UnlockOutcome:
     outcome: str                           # unlocked | denied | lockout
     left: int = 0                          # attempts left before a lockout
     seconds: int = 0                       # of lockout left
@@ -62,18 +62,18 @@ def attempts_left(a: Access) -> int:
 
 
 def attempt(cfg: Config, a: Access, conn: int, ok: bool, via: str,
-            now: Instant) -> tuple[Access, list[Record], Verdict]:
+            now: Instant) -> tuple[Access, list[Record], UnlockOutcome]:
     """One try at the ward secret (``ok``: it was right), from ``via`` (terminal or tool)."""
     left = lockout_left(a, now)
     if left:
-        return replace(a, refused=a.refused + 1), [], Verdict("lockout", seconds=left)
+        return replace(a, refused=a.refused + 1), [], UnlockOutcome("lockout", seconds=left)
     fx: list[Record] = []
     if a.conn is not None and a.conn != conn:
         fx.append(Record("lock", data={"reason": "other_connection"}))
     if ok:
         a = replace(a, conn=conn, idle_until=now.mono + IDLE_S, failures=0)
         fx.append(Record("unlock", data={"via": via}))
-        return a, fx, Verdict("unlocked")
+        return a, fx, UnlockOutcome("unlocked")
     failures = a.failures + 1
     if a.conn == conn:
         fx.append(Record("lock", data={"reason": "wrong_secret"}))
@@ -85,8 +85,8 @@ def attempt(cfg: Config, a: Access, conn: int, ok: bool, via: str,
         fx.append(Record("lockout", data={"failures": failures, "minutes": round(LOCKOUT_S / 60),
                                           "until": _iso(until, cfg)}))
         a = replace(a, lockout_until=now.mono + LOCKOUT_S, refused=0)
-        return a, fx, Verdict("lockout", seconds=int(LOCKOUT_S))
-    return a, fx, Verdict("denied", left=MAX_FAILURES - failures)
+        return a, fx, UnlockOutcome("lockout", seconds=int(LOCKOUT_S))
+    return a, fx, UnlockOutcome("denied", left=MAX_FAILURES - failures)
 
 
 def touch(a: Access, conn: int, now: Instant) -> Access:

@@ -173,12 +173,12 @@ class LinkService:
                           "p": self.ward.p}
         return out
 
-    def unlock_typed(self, conn: int, right: bool, now: Instant) -> access.Verdict:
+    def unlock_typed(self, conn: int, right: bool, now: Instant) -> access.UnlockOutcome:
         """A secret typed at a terminal, checked by the serial thread (scrypt is slow: never on the loop)."""
         self._ward()
         return self._attempt(conn, right, "terminal", now)
 
-    def unlock_mac(self, conn: int, mac_hex: str, now: Instant) -> access.Verdict:
+    def unlock_mac(self, conn: int, mac_hex: str, now: Instant) -> access.UnlockOutcome:
         """The tool's answer to the challenge: HMAC-SHA256 keyed with the scrypt of the secret.
 
         The secret itself never crosses the wire, and a recorded answer is useless later.
@@ -318,7 +318,7 @@ class LinkService:
                           "'bedside secret set' at commissioning")
         return self.ward
 
-    def _attempt(self, conn: int, ok: bool, via: str, now: Instant) -> access.Verdict:
+    def _attempt(self, conn: int, ok: bool, via: str, now: Instant) -> access.UnlockOutcome:
         self.access, fx, verdict = access.attempt(self.cfg, self.access, conn, ok, via, now)
         self._record(fx, now)
         return verdict

@@ -93,7 +93,7 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
-class Episode:
+class RecordedEpisode:
     id: str
     admitted: datetime | None
     surgery: date | None = None
@@ -142,7 +142,7 @@ class Day:
     sessions: tuple[Session, ...]
     gaps: tuple[Gap, ...]          # every gap touching this day (whole gaps; clip with ``clip``)
     events: tuple[Event, ...]
-    episodes: tuple[Episode, ...]
+    episodes: tuple[RecordedEpisode, ...]
     counts: Counts
     held: tuple[Session, ...] = ()   # fell due this night, offered (and counted) on a later day
 
@@ -158,7 +158,7 @@ class Stay:
     patient and the afternoon's, if the unit still prompted, apart as "no patient admitted".
     """
 
-    episode: Episode | None        # None: sessions while no patient was admitted
+    episode: RecordedEpisode | None  # None: sessions while no patient was admitted
     days: tuple[Day, ...]          # counts of this stay's sessions only
     totals: Counts
 
@@ -178,7 +178,7 @@ class Adherence:
     sessions: tuple[Session, ...]
     days: tuple[Day, ...]
     gaps: tuple[Gap, ...]
-    episodes: tuple[Episode, ...]
+    episodes: tuple[RecordedEpisode, ...]
     totals: Counts
     record_count: int
     type_counts: Mapping[str, int]
@@ -344,7 +344,7 @@ def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None) -
     accs: dict[str, _Acc] = {}
     gaps: list[Gap] = []
     events: list[Event] = []
-    episodes: dict[str, Episode] = {}
+    episodes: dict[str, RecordedEpisode] = {}
     units: list[str] = []
     types: Counter[str] = Counter()
     tq: Counter[str] = Counter()
@@ -390,7 +390,7 @@ def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None) -
                                 else f"{part} recovered" if typ == "fault_cleared" else part))
         elif typ == "admit":
             eid = _text(rec.get("episode")) or f"#{rec.get('seq')}"
-            episodes[eid] = Episode(eid, t, _date(rec.get("surgery")), _text(rec.get("regimen")))
+            episodes[eid] = RecordedEpisode(eid, t, _date(rec.get("surgery")), _text(rec.get("regimen")))
             current = eid
             events.append(Event(t, typ, f"Admitted: episode {eid}"))
         elif typ == "discharge":
@@ -429,7 +429,7 @@ def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None) -
                      dict(types), unknown, dict(tq), skipped, episode, tuple(stays))
 
 
-def _stays(sessions: list[Session], gaps: list[Gap], events: list[Event], eps: tuple[Episode, ...],
+def _stays(sessions: list[Session], gaps: list[Gap], events: list[Event], eps: tuple[RecordedEpisode, ...],
            first: datetime | None, last: datetime | None) -> list[Stay]:
     out = []
     for e in eps:
@@ -479,8 +479,8 @@ def _touches(g: Gap, lo: date, hi: date) -> bool:
     return g.start.date() <= hi and g.end.date() >= lo
 
 
-def _days(sessions: list[Session], gaps: list[Gap], events: list[Event], episodes: tuple[Episode, ...],
-          first: datetime | None, last: datetime | None, only: Episode | None) -> list[Day]:
+def _days(sessions: list[Session], gaps: list[Gap], events: list[Event], episodes: tuple[RecordedEpisode, ...],
+          first: datetime | None, last: datetime | None, only: RecordedEpisode | None) -> list[Day]:
     dates = {s.day for s in sessions}
     if only is None:
         if first is not None and last is not None:
@@ -518,7 +518,7 @@ def _days(sessions: list[Session], gaps: list[Gap], events: list[Event], episode
     return out
 
 
-def _episode_on(e: Episode, d: date) -> bool:
+def _episode_on(e: RecordedEpisode, d: date) -> bool:
     if e.admitted is None or e.admitted.date() > d:
         return False
     return e.discharged is None or e.discharged.date() >= d

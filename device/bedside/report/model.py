@@ -41,7 +41,7 @@ class Loaded:
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class Verification:
     ok: bool
     checked: int
     head_seq: int | None
@@ -60,7 +60,7 @@ class Verdict:
 @dataclass(frozen=True, slots=True)
 class Report:
     model: Adherence
-    verdict: Verdict
+    verdict: Verification
     header: Mapping[str, Any] | None
     source: str
 
@@ -143,7 +143,7 @@ def _json_object(line: str) -> dict[str, Any] | None:
 # --- judging the record --------------------------------------------------------------
 
 def verdict(records: Sequence[Mapping[str, Any]], header: Mapping[str, Any] | None = None,
-            damaged: Sequence[str] = ()) -> Verdict:
+            damaged: Sequence[str] = ()) -> Verification:
     """Whether the record can be trusted, judged exactly as ``bedside log verify`` judges it.
 
     The journal's own checker (``bedside.verify``): every hash recomputed, every ``prev``
@@ -157,12 +157,12 @@ def verdict(records: Sequence[Mapping[str, Any]], header: Mapping[str, Any] | No
     method = "each checked against its hash and the record before it"
     if v.seals_unchecked:
         method += f"; {v.seals_unchecked} seals present (checked with the hospital's key by bedside log verify --key)"
-    return Verdict(v.ok, v.records, head_seq, head_hash, tuple(str(p) for p in v.problems), method)
+    return Verification(v.ok, v.records, head_seq, head_hash, tuple(str(p) for p in v.problems), method)
 
 
 def check(records: Sequence[Mapping[str, Any]], header: Mapping[str, Any] | None = None,
           damaged: Sequence[str] = (), source: str = "report", link: tuple[int, str] | None = None) -> Any:
-    """The journal checker's own verdict (``bedside.journal.verify.Verdict``) on these records;
+    """The journal checker's own verdict (``bedside.journal.verify.Verification``) on these records;
     ``link``: the (seq, hash) the first record follows, when it is known but not from a header."""
     from bedside.journal import verify
 
@@ -253,7 +253,7 @@ def _done_of(c: adherence.Counts) -> str:
     return f"{c.done} of {c.due} sessions done ({f'{rate:.0%}' if rate is not None else 'no sessions due'})"
 
 
-def iter_problems(v: Verdict, limit: int = 5) -> Iterable[str]:
+def iter_problems(v: Verification, limit: int = 5) -> Iterable[str]:
     yield from v.problems[:limit]
     if len(v.problems) > limit:
         yield f"... and {len(v.problems) - limit} more"

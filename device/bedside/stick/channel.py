@@ -221,7 +221,7 @@ class StickChannel:
 
 # --- the export process's end ------------------------------------------------------------
 
-class Client:
+class ChannelClient:
     """One export's conversation with the daemon."""
 
     def __init__(self, sock: socket.socket) -> None:
@@ -229,7 +229,7 @@ class Client:
         self.rfile = sock.makefile("rb")
 
     @classmethod
-    def connect(cls, path: Path = SOCKET, timeout: float = LOOP_TIMEOUT_S + 5) -> Client | None:
+    def connect(cls, path: Path = SOCKET, timeout: float = LOOP_TIMEOUT_S + 5) -> ChannelClient | None:
         """A connection to the running daemon, or None when no daemon listens there."""
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(timeout)

@@ -42,7 +42,7 @@ from bedside.report import files as report_files
 from bedside.report import model as report
 from bedside.stick import auth as stick
 from bedside.stick.auth import StickProblem
-from bedside.stick.channel import ChannelError, Client
+from bedside.stick.channel import ChannelClient, ChannelError
 from bedside.unit import host
 from bedside.unit.offline import OfflineWriter
 
@@ -183,7 +183,7 @@ class Recorder(Protocol):
 class DaemonRecorder:
     """The running daemon records it (the journal's only writer) and shows it on the display."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: ChannelClient) -> None:
         self.client = client
 
     def begin(self, device: str) -> None:
@@ -258,7 +258,7 @@ class JournalRecorder:
 def recorder(data: Path, cfg: Config, socket_path: Path) -> Recorder:
     """The daemon when it listens, else the journal itself; ExportError when neither can record."""
     try:
-        client = Client.connect(socket_path)
+        client = ChannelClient.connect(socket_path)
     except ChannelError as e:
         raise ExportError(f"{e}; nothing was exported") from None
     if client is not None:

@@ -86,6 +86,10 @@ class Outputs:
     observers: list[Callable[[Effect, Instant], None]] = field(default_factory=list)
 
 
+# Screens whose trace name is not their class's (traces are read by scripts: the names stay).
+TRACE_NAMES = {"EpisodeChange": "Episode"}
+
+
 class Trace:
     """One JSON line per effect with its (virtual) time: what a patient would have seen and heard."""
 
@@ -105,7 +109,8 @@ class Trace:
                 return
             self._last_show = (effect.screen, effect.brightness)
             fields = {k: getattr(effect.screen, k) for k in effect.screen.__slots__}
-            line.update(effect="screen", screen=type(effect.screen).__name__, brightness=effect.brightness, **fields)
+            name = type(effect.screen).__name__
+            line.update(effect="screen", screen=TRACE_NAMES.get(name, name), brightness=effect.brightness, **fields)
         elif isinstance(effect, Led):
             if effect.mode == self._last_led:
                 return
