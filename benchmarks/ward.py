@@ -1,13 +1,15 @@
-"""Benchmark of the ward overview: ``bedside ward`` over 30 and 200 units, each a 30-day record
-(hourly sessions 08:00-20:00, an admission and a discharge, some misses) in a pull folder,
-timed from outside as a nurse runs it, with the page's and the CSV's sizes.
+"""Benchmark of the laptop's ward commands: ``bedside ward`` over 30 and 200 units, each a 30-day
+record (hourly sessions 08:00-20:00, an admission and some discharges, some misses) in a pull
+folder, and ``bedside fhir`` over 30 days of one unit; timed from outside as a nurse runs them,
+with the sizes of what they write.
 
-Usage: ``make bench`` (with the others) or ``python benchmarks/ward.py`` (under a minute).
-Results go between the ``bench:ward`` markers of docs/performance.md.
+Usage: ``make bench`` (with the others) or ``python benchmarks/ward.py`` (a minute or two).
+Results go between the ``bench:ward`` and ``bench:fhir`` markers of docs/performance.md.
 """
 
 from __future__ import annotations
 
+import json
 import resource
 import statistics
 import subprocess
@@ -38,11 +40,40 @@ def ward_folder(folder: Path, units: int) -> int:
             return (d.day + h + i) % 11 == 0
 
         bed = wr.Bed(f"ward7-bed{i:03d}", FIRST, END, admits=[(admit, f"E2026-{i:04d}", admit.date())],
-                     discharges=[admit + timedelta(days=20)] if i % 3 == 0 else [], missed=missed)
+                     discharges=[admit + timedelta(days=20)] if i % 3 == 2 else [], missed=missed)
         recs = wr.records(bed)
         total += len(recs)
         wr.as_pull(folder, bed.unit, recs, wr.aware("2026-11-30T15:35"))
     return total
+
+
+def timed(*args: str) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) of one ``bedside`` run, medians of RUNS."""
+    times, cpu = [], []
+    for _ in range(RUNS):
+        c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        r = subprocess.run([sys.executable, "-m", "bedside", *args], capture_output=True, text=True, cwd=ROOT,
+                           check=False)
+        times.append(time.perf_counter() - t0)
+        c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(c1.ru_utime - c0.ru_utime + c1.ru_stime - c0.ru_stime)
+        if r.returncode not in (0, 3):
+            raise SystemExit(f"bedside {args[0]} failed:\n{r.stdout}{r.stderr}")
+    return statistics.median(cpu), statistics.median(times)
+
+
+def measure_fhir() -> list[tuple[str, str, str]]:
+    with tempfile.TemporaryDirectory() as d:
+        folder = Path(d) / "pulls"
+        records = ward_folder(folder, 1)
+        out = Path(d) / "bundle.json"
+        cpu, wall = timed("fhir", str(folder), "-o", str(out))
+        doc = json.loads(out.read_text())
+        kinds = [e["resource"]["resourceType"] for e in doc["entry"]]
+        return [(f"`bedside fhir`, one unit × 30 days ({records} records; {kinds.count('Procedure')} procedures, "
+                 f"{len(kinds)} resources), checked against the R4 models", "a few seconds on a laptop",
+                 f"{cpu:.2f} CPU-s, {wall:.2f} s wall (medians of {RUNS}); bundle {out.stat().st_size / 1e3:.0f} kB")]
 
 
 def measure() -> list[tuple[str, str, str]]:
@@ -52,24 +83,13 @@ def measure() -> list[tuple[str, str, str]]:
             folder = Path(d) / "pulls"
             records = ward_folder(folder, units)
             out, table = Path(d) / "ward.html", Path(d) / "ward.csv"
-            times, cpu = [], []
-            for _ in range(RUNS):
-                c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-                t0 = time.perf_counter()
-                r = subprocess.run([sys.executable, "-m", "bedside", "ward", str(folder), "-o", str(out), "--csv",
-                                    str(table), "--as-of", "2026-11-30T16:00+01:00"], capture_output=True,
-                                   text=True, cwd=ROOT, check=False)
-                times.append(time.perf_counter() - t0)
-                c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-                cpu.append(c1.ru_utime - c0.ru_utime + c1.ru_stime - c0.ru_stime)
-                if r.returncode not in (0, 3):
-                    raise SystemExit(f"bedside ward failed:\n{r.stdout}{r.stderr}")
+            cpu, wall = timed("ward", str(folder), "-o", str(out), "--csv", str(table), "--as-of",
+                              "2026-11-30T16:00+01:00")
             size = sum(p.stat().st_size for p in folder.glob("*.jsonl"))
             rows.append((f"`bedside ward`, {units} units × 30 days ({records} records, {size / 1e6:.1f} MB of exports)",
                          "a few seconds on a laptop",
-                         f"{statistics.median(cpu):.2f} CPU-s, {statistics.median(times):.2f} s wall (medians of "
-                         f"{RUNS}); page {out.stat().st_size / 1e3:.0f} kB,"
-                         f" CSV {table.stat().st_size / 1e3:.0f} kB"))
+                         f"{cpu:.2f} CPU-s, {wall:.2f} s wall (medians of {RUNS}); "
+                         f"page {out.stat().st_size / 1e3:.0f} kB, CSV {table.stat().st_size / 1e3:.0f} kB"))
             print(rows[-1], flush=True)
     return rows
 
@@ -80,6 +100,12 @@ def main() -> None:
             "the CSV. CPU seconds are the figure to trust on a shared machine; wall time includes waiting for a core.")
     lines = [docs.measured_on("python benchmarks/ward.py", note), "", *docs.table(rows)]
     print(docs.write_section("ward", "The ward overview (laptop)", lines))
+    rows = measure_fhir()
+    note = ("The whole command from outside: Python's start, reading and verifying the export, building the "
+            "bundle, checking every resource against fhir.resources' R4 models, writing it. CPU seconds are the "
+            "figure to trust on a shared machine; wall time includes waiting for a core.")
+    lines = [docs.measured_on("python benchmarks/ward.py", note), "", *docs.table(rows)]
+    print(docs.write_section("fhir", "The FHIR bundle (laptop)", lines))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import argparse
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from bedside.cli.common import UserError
 
@@ -28,6 +29,76 @@ def add_ward_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
                    "2026-11-30T08:00 (default: now), for reprinting a past shift's page")
     w.set_defaults(func=cmd_ward)
 
+    f = sub.add_parser("fhir", help="the records as one FHIR R4 transaction bundle for the hospital's record system",
+                       description="Read every unit's record found in INPUT (as bedside ward does), and write one "
+                       "FHIR R4 (4.0.1) transaction Bundle: each unit a Device, each admission an Encounter and its "
+                       "regimen a CarePlan, each of the patient's sessions a Procedure, and a Provenance with the "
+                       "journal's verdict. Every resource is created only if its identifier is not on the server "
+                       "yet, so posting twice stores nothing twice. Exit codes: 0 written (and posted), 3 a record "
+                       "failed verification (nothing written without --allow-broken), 4 the post failed, 2 "
+                       "nothing could be read.")
+    f.add_argument("inputs", nargs="+", metavar="INPUT", help="folders and export files to read")
+    f.add_argument("-o", "--output", required=True, help="the bundle to write, e.g. bundle.json")
+    f.add_argument("--post", metavar="BASE_URL", help="also send the bundle to this FHIR server's base URL")
+    f.add_argument("--identifier-system", metavar="URI", default="urn:bedside",
+                   help="base of the identifier systems (units, episodes, sessions): the hospital's URI for "
+                   "its bedside units (%(default)s)")
+    f.add_argument("--allow-broken", action="store_true", help="write (and post) a record that failed "
+                   "verification, every resource from it marked broken-record")
+    f.set_defaults(func=cmd_fhir)
+
+
+def cmd_fhir(args: argparse.Namespace) -> int:
+    import json
+
+    from bedside.durable import write_text_atomic
+    from bedside.laptop import fhir_post
+    from bedside.report import fhir, ward
+
+    out = Path(args.output)
+    _writable(out)
+    system = args.identifier_system
+    if ":" not in system or any(c.isspace() for c in system):
+        raise UserError(f"--identifier-system {system!r} is not a URI (e.g. https://hospital.example/ids/bedside)")
+    units = ward.merge(_read(args.inputs)[0])
+    try:
+        doc = fhir.bundle(units, system=system, allow_broken=args.allow_broken,
+                          exported=datetime.now().astimezone())
+    except fhir.BundleError as e:
+        raise UserError(str(e), 3) from None
+    checks = fhir.validate(doc)
+    problems = checks or []
+    if problems:
+        for problem in problems[:10]:
+            print(f"bedside: {problem}", file=sys.stderr)
+        raise UserError(f"the bundle does not pass the FHIR R4 models ({len(problems)} problem(s)); nothing was "
+                        "written. Please report this with the messages above.", 70)
+    text = json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n"
+    try:
+        write_text_atomic(out, text)
+    except OSError as e:
+        raise UserError(f"cannot write {out}: {e.strerror}", 1) from None
+    kinds: dict[str, int] = {}
+    for entry in doc["entry"]:
+        kind = entry["resource"]["resourceType"]
+        kinds[kind] = kinds.get(kind, 0) + 1
+    checked = ("checked against the FHIR R4 models" if checks is not None else
+               "not checked against the FHIR models (install bedside's laptop extra to check)")
+    print(f"Wrote {out}: {len(units)} unit(s), " + ", ".join(f"{n} {k}" for k, n in kinds.items()) +
+          f" ({len(text.encode()) / 1e3:.0f} kB), {checked}.")
+    broken = [u.unit for u in units if u.broken or u.contradicting]
+    if broken:
+        print(f"bedside: {', '.join(broken)}: record FAILED verification; its resources are marked broken-record.",
+              file=sys.stderr)
+    if args.post:
+        try:
+            got = fhir_post.post(args.post, text.encode())
+        except fhir_post.PostError as e:
+            raise UserError(f"the bundle was written to {out} but not stored on the server: {e}", 4) from None
+        other = "".join(f", {n} answered {k}" for k, n in sorted(got.other.items()))
+        print(f"Posted to {args.post}: {got.created} created, {got.existing} already there{other}.")
+    return 0
+
 
 def as_of(text: str | None) -> datetime:
     if not text:
@@ -37,6 +108,19 @@ def as_of(text: str | None) -> datetime:
     except ValueError:
         raise UserError(f"--as-of {text!r} is not a date-time like 2026-11-30T08:00") from None
     return t if t.tzinfo is not None else t.astimezone()
+
+
+def _read(inputs: list[str]) -> tuple[list[Any], list[str]]:
+    """Every export found in the inputs, and what was passed over (told on standard error)."""
+    from bedside.report import ward
+
+    problems: list[str] = []
+    sources = ward.find([Path(i) for i in inputs], problems.append)
+    for problem in problems:
+        print(f"bedside: skipped: {problem}", file=sys.stderr)
+    if not sources:
+        raise UserError("no unit's record was found in " + ", ".join(inputs))
+    return sources, problems
 
 
 def _writable(p: Path) -> None:
@@ -56,12 +140,7 @@ def cmd_ward(args: argparse.Namespace) -> int:
         raise UserError("the page and the CSV would be the same file")
     if args.stale_after <= 0:
         raise UserError("--stale-after must be a number of hours above 0")
-    problems: list[str] = []
-    sources = ward.find([Path(i) for i in args.inputs], problems.append)
-    for problem in problems:
-        print(f"bedside: skipped: {problem}", file=sys.stderr)
-    if not sources:
-        raise UserError("no unit's record was found in " + ", ".join(args.inputs))
+    sources, problems = _read(args.inputs)
     now = as_of(args.as_of)
     stale = timedelta(hours=args.stale_after)
     rows = ward.rows(ward.merge(sources), now, stale)
