@@ -93,7 +93,7 @@ def test_a_file_that_is_not_a_database_any_more(tmp_path: Path) -> None:
     assert "cannot be opened" in fault["problem"]
 
 
-def test_a_changed_record_is_found_at_start_and_recorded_once(tmp_path: Path) -> None:
+def test_a_changed_record_is_found_soon_after_start_and_recorded_once(tmp_path: Path) -> None:
     run_day(tmp_path, "2026-11-24T06:50", "2026-11-24T10:00")
     path = segment_files(tmp_path)[-1][1]
     db = sqlite3.connect(path)
@@ -103,7 +103,8 @@ def test_a_changed_record_is_found_at_start_and_recorded_once(tmp_path: Path) ->
     db.close()
     for start in ("2026-11-24T10:05", "2026-11-24T10:10"):
         sim = simulate.build(CFG, tmp_path, local(start))
-        sim.unit.start()
+        # The check runs after the first frame, a few seconds into the run (unit/journal_check.py).
+        sim.advance(local(start) + timedelta(minutes=1))
         sim.unit.shutdown("test")
         sim.close()
     faults = [r for r in records(tmp_path) if r["type"] == "fault" and r.get("damage")]
@@ -294,3 +295,35 @@ def test_a_journal_that_cannot_be_opened_at_start(small_fs: Path) -> None:
     types = [r["type"] for r in records(data)]
     assert types.count("start") == 2 and "fault_cleared" in types
     assert verify.verify_data(data).ok
+
+
+# --- rebuilding the state from a bounded past -----------------------------------------------
+
+def test_the_state_comes_from_the_newest_records_and_the_latest_episode_records(tmp_path: Path) -> None:
+    from bedside.core import machine
+    from bedside.journal import store as store_mod
+
+    j = Journal(tmp_path, CFG.tz, "b")
+    t = local("2026-11-20T09:00")
+    mono = 0.0
+
+    def add(rec: Record) -> None:
+        nonlocal t, mono
+        t += timedelta(minutes=1)
+        mono += 60
+        j.append(rec, Instant(t, mono), "rtc")
+
+    add(Record("admit", data={"episode": "E-1", "surgery": "2026-11-19", "regimen": "standard", "day": 1}))
+    add(Record("export", data={"records": 1}))
+    for i in range(store_mod.PAST_RECORDS + 50):
+        add(Record("press", data={"i": i}))
+    past = store_mod._rebuild_past(j)
+    assert [p.type for p in past[:2]] == ["admit", "export"]
+    assert len(past) == store_mod.PAST_RECORDS + 2 and past[-1].data["i"] == store_mod.PAST_RECORDS + 49
+    everything = [p for p in j.recent(10**6) if p.type not in store_mod.BOOKKEEPING]
+    now = Instant(t + timedelta(minutes=5), mono + 300)
+    a, _ = machine.start(CFG, past, now, time_quality="rtc", version="t", boot="b")
+    b, _ = machine.start(CFG, everything, now, time_quality="rtc", version="t", boot="b")
+    assert a.episode == b.episode and a.episode is not None and a.episode.id == "E-1"
+    assert (a.plan_changed, a.last_export, a.outcomes) == (b.plan_changed, b.last_export, b.outcomes)
+    j.close()

@@ -3,11 +3,18 @@ sealing, the heartbeat and retention.
 
 The daemon's loop owns one ``Store`` and calls it from its own thread only.
 
-* **Start** — open the journal; check every segment file (SQLite's integrity check) and
-  the whole chain. Damage is never repaired by deleting: a damaged active file is kept
-  read-only and a new segment continues the chain; anything found is a ``fault`` record
-  and a notice for the nurse. If the journal cannot be opened at all (read-only card, I/O
-  errors) the unit still starts and prompts, rebuilding what it can from a read-only view.
+* **Start** — open the journal and rebuild the state from its newest records (a bounded
+  number, plus the latest records that set the episode: start-up does not grow with the
+  journal). The check of every segment file (SQLite's integrity check) and the whole chain
+  runs either before anything (``check=True``: tools and tests) or, in the daemon, after the
+  first frame, off the loop's thread (``check="background"``, unit/journal_check.py), whose
+  verdict comes back through ``checked``. Damage is never repaired by deleting: a damaged
+  active file is kept read-only and a new segment continues the chain; anything found is a
+  ``fault`` record and a notice for the nurse. A clean check leaves a ``verified`` record
+  (its seq and hash, chained and sealed like every record): the checkpoint the next start's
+  quick check of the newest records starts from. If the journal cannot be opened at all
+  (read-only card, I/O errors) the unit still starts and prompts, rebuilding what it can
+  from a read-only view.
 * **Writing** — a record that cannot be committed (disk full, read-only, I/O error) is
   kept in memory, in order, and retried with a growing pause (1 s … 60 s); everything
   after it waits behind it, so the journal's order is the order things happened. The
@@ -33,7 +40,14 @@ from zoneinfo import ZoneInfo
 from bedside.core.events import Instant, Past, Record
 from bedside.journal import heartbeat, retention, verify
 from bedside.journal.seal import Sealer, SealError
-from bedside.journal.segments import Journal, JournalError, create_segment, make_read_only, segment_files
+from bedside.journal.segments import (
+    Journal,
+    JournalError,
+    create_segment,
+    make_read_only,
+    segment_files,
+    to_past,
+)
 
 SEAL_EVERY_S = 3600.0
 MAX_PENDING = 20000            # records kept in memory while storage is failing (weeks of a ward's events)
@@ -44,7 +58,13 @@ NOTICE = "Log not saved: tell nurse"
 DAMAGE_NOTICE = "Log damaged: tell engineer"
 KEY_NOTICE = "Seal key unreadable"
 # Records that hold no session state: skipped when handing the past to the core.
-BOOKKEEPING = frozenset({"seal", "flood", "flood_end", "pruned"})
+BOOKKEEPING = frozenset({"seal", "flood", "flood_end", "pruned", "verified"})
+# The newest records the state is rebuilt from: sessions, outcomes and repeats of the last
+# days (a day is 30-130 records); older facts that still matter (the open episode, the last
+# download) come from the newest record of each of EPISODE_TYPES.
+PAST_RECORDS = 600
+EPISODE_TYPES = ("admit", "discharge", "start", "export")
+CHECKPOINT = "verified"
 
 
 @dataclass
@@ -63,7 +83,7 @@ def _signature(p: verify.Problem) -> str:
 
 class Store:
     def __init__(self, data_dir: Path, tz: ZoneInfo, boot: str, *, journal: Journal | None = None,
-                 check: bool = True, seal_every_s: float = SEAL_EVERY_S, heartbeat_s: float = heartbeat.EVERY_S,
+                 check: bool | str = True, seal_every_s: float = SEAL_EVERY_S, heartbeat_s: float = heartbeat.EVERY_S,
                  opener: Callable[[], Journal] | None = None, segment_bytes: int = retention.SEGMENT_BYTES,
                  keep_bytes: int = retention.KEEP_BYTES) -> None:
         self.data = Path(data_dir)
@@ -107,7 +127,7 @@ class Store:
                     records += self._recover_unopenable(str(e))
                 else:
                     self._failing(str(e), now)
-        if self.journal is not None and self.check:
+        if self.journal is not None and self.check is True:
             records += self._check(records)
         try:
             self.sealer = Sealer(self.data)
@@ -133,7 +153,7 @@ class Store:
             except JournalError:
                 return [], None
         try:
-            past = [p for p in reader.recent() if p.type not in BOOKKEEPING]
+            past = _rebuild_past(reader)
             head = reader.head()
         except JournalError:
             return [], None
@@ -155,6 +175,33 @@ class Store:
             v = verify.verify_data(self.data)
         except JournalError as e:
             return [Record("fault", data={"part": "journal", "problem": f"journal check failed: {e}"})]
+        return self._findings(v, found)
+
+    def checkpoint(self) -> tuple[int, str] | None:
+        """The (seq, hash) the last clean whole check reached, from its ``verified`` record."""
+        if self.journal is None:
+            return None
+        try:
+            rec = self.journal.last_of_type(CHECKPOINT)
+        except JournalError:
+            return None
+        if rec is None or not isinstance(rec.get("seq_checked"), int) or not isinstance(rec.get("hash_checked"), str):
+            return None
+        return int(rec["seq_checked"]), str(rec["hash_checked"])
+
+    def checked(self, v: verify.Verdict, *, whole: bool) -> list[Record]:
+        """What the loop records for a check made off its thread: faults for fresh problems, and
+        after a clean ``whole`` check the checkpoint (nothing when nothing was checked)."""
+        if self.journal is None:
+            return []
+        records = self._findings(v, [])
+        if whole and v.ok and v.head is not None and not records:
+            records.append(Record(CHECKPOINT, data={"seq_checked": v.head[0], "hash_checked": v.head[1],
+                                                    "records_checked": v.records}))
+        return records
+
+    def _findings(self, v: verify.Verdict, found: list[Record]) -> list[Record]:
+        assert self.journal is not None
         active = self.journal.active.n
         records: list[Record] = []
         if any(p.kind == "file" and p.segment == active for p in v.problems):
@@ -439,3 +486,21 @@ class Store:
     def close(self) -> None:
         if self.journal is not None:
             self.journal.close()
+
+
+def _rebuild_past(reader: Journal) -> list[Past]:
+    """The records the core rebuilds its state from, oldest first: the newest ``PAST_RECORDS``,
+    and before them the newest record of each of ``EPISODE_TYPES`` they lack."""
+    window = reader.recent(PAST_RECORDS)
+    first = window[0].seq if window else None
+    have = {p.type for p in window}
+    older = []
+    if first is not None and len(window) >= PAST_RECORDS:
+        for t in EPISODE_TYPES:
+            if t in have:
+                continue
+            rec = reader.last_of_type(t)
+            if rec is not None and int(rec["seq"]) < first:
+                older.append(to_past(rec))
+    older.sort(key=lambda p: p.seq)
+    return [p for p in [*older, *window] if p.type not in BOOKKEEPING]

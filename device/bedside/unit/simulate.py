@@ -426,7 +426,7 @@ def build(cfg: Any, data: Path, start: datetime, *, speed: float | None = None, 
 
     panel = DisplayOut(device, on_frame=on_frame, layout=cfg.layout)
     wired = wiring.build(cfg, data, clock, panel, boot=boot or str(uuid.uuid4()), time_quality="simulated",
-                         pin_factory=factory, sources=[finger], observers=observers or ())
+                         pin_factory=factory, sources=[finger], observers=observers or (), check_in_thread=False)
     return Simulation(wired.unit, clock, factory, wired.pins, device, fingers[0], wired.journal)
 
 

@@ -9,7 +9,9 @@ between a Pi and the simulator is a parameter here, not a second copy that could
 * the tone guard: on a Pi a buzzer's GPIO error is noted, not raised (``GuardedTone``);
 * the timed sources: the daily self-test and systemd's watchdog on a Pi, the scripted
   finger in the simulator (each made once the unit exists, since they act on it);
-* the boot id and how far the clock is trusted (the host's, or ``simulated``).
+* the boot id and how far the clock is trusted (the host's, or ``simulated``);
+* where the journal's check after the first frame runs: a worker thread on a Pi, the loop
+  itself in the simulator (fast-forwarded runs stay deterministic).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from bedside.journal.store import Store
 from bedside.link.unit_port import TimedSource
 from bedside.unit import pins as hardware
 from bedside.unit.clock import Clock
+from bedside.unit.journal_check import JournalCheck
 from bedside.unit.loop import DisplayLike, Outputs, Unit
 from bedside.unit.sounds import Player
 from bedside.unit.supervise import GuardedTone
@@ -49,7 +52,7 @@ class Wired:
 def build(cfg: Config, data: Path, clock: Clock, panel: DisplayLike, *, boot: str, time_quality: str,
           pin_factory: Any = None, guard_tone: bool = False, sources: Sequence[SourceMaker] = (),
           observers: Sequence[Callable[[Effect, Instant], None]] = (),
-          say: Callable[[str], None] | None = None) -> Wired:
+          say: Callable[[str], None] | None = None, check_in_thread: bool = True) -> Wired:
     """Build the unit on ``data``'s journal, with ``panel`` as its display (a keeper that
     rebuilds it is also one of ``sources``). A journal that cannot be opened does not stop the
     unit: it prompts, and the store keeps trying.
@@ -62,7 +65,8 @@ def build(cfg: Config, data: Path, clock: Clock, panel: DisplayLike, *, boot: st
         if say is not None:
             say(f"{e}; prompting without the journal until it can be opened")
         journal = None
-    store = Store(data, cfg.tz, boot, journal=journal)
+    # The whole journal is checked after the first frame, off the loop's thread (journal_check.py).
+    store = Store(data, cfg.tz, boot, journal=journal, check="background")
     tone = GuardedTone(pins.tone) if guard_tone else pins.tone
     outputs = Outputs(panel, Player(tone), hardware.LedOut(pins.led) if pins.led is not None else None,
                       list(observers))
@@ -70,6 +74,7 @@ def build(cfg: Config, data: Path, clock: Clock, panel: DisplayLike, *, boot: st
         outputs.observers.append(hardware.Vibration(pins.vibration))
     unit = Unit(cfg, clock, journal, outputs, time_quality=time_quality, boot=boot, store=store)
     unit.attach_button(pins.button)
+    unit.add_source(JournalCheck(unit, data, in_thread=check_in_thread, say=say))
     for make in sources:
         unit.add_source(make(unit))
     return Wired(unit, pins, journal)

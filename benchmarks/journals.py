@@ -1,0 +1,98 @@
+"""Journals of a given age for the scaling benchmarks: N days of a realistic patient, sealed.
+
+One simulated day of the real daemon (a patient who answers most sessions, snoozes some and
+misses some) gives the day's records; they are appended again for each further day with
+their times moved on, sealed about hourly with the unit's own seal key, as the unit would
+have written them. Built once per size into a cache folder and copied for each run.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+DAY_START = "2026-11-24T06:00"
+_ENVELOPE = {"seq", "time", "type", "session", "due", "boot", "mono_ms", "tq", "prev", "hash"}
+
+
+def day_actions(cfg: Any, start: datetime) -> list[Any]:
+    """Most sessions answered, every fifth snoozed first, one in five missed."""
+    from bedside.core import planner
+    from bedside.unit import simulate
+
+    actions = []
+    for n, s in enumerate(planner.sessions_between(cfg, start, start + timedelta(days=1))):
+        t = s.offer.astimezone(cfg.tz) + timedelta(minutes=2)
+        if n % 5 == 1:
+            actions.append(simulate.Action(t, "hold", 2.5))
+            actions.append(simulate.Action(t + timedelta(minutes=11), "press", 0.3))
+        elif n % 5 != 3:
+            actions.append(simulate.Action(t, "press", 0.3))
+    return actions
+
+
+def _one_day(cfg: Any, work: Path) -> list[dict[str, Any]]:
+    from bedside.journal.segments import Journal
+    from bedside.unit import simulate
+
+    start = datetime.fromisoformat(DAY_START).replace(tzinfo=cfg.tz)
+    sim = simulate.build(cfg, work, start, actions=day_actions(cfg, start))
+    sim.unit.run(until=start + timedelta(days=1))
+    sim.close()
+    j = Journal(work, cfg.tz, "r", readonly=True)
+    try:
+        return [r for r in j.records() if r["type"] not in ("seal", "start", "stop")]
+    finally:
+        j.close()
+
+
+def build(data: Path, days: int, key_out: Path, cfg: Any = None) -> int:
+    """A commissioned unit's data directory holding ``days`` days of journal; its record count."""
+    from bedside.core import config
+    from bedside.core.events import Instant, Record
+    from bedside.journal import seal
+    from bedside.journal.segments import Journal
+
+    cfg = cfg or config.Config()
+    with tempfile.TemporaryDirectory() as w:
+        day = _one_day(cfg, Path(w))
+    seal.create(data, key_out, cfg.unit_id)
+    sealer = seal.Sealer(data)
+    j = Journal(data, cfg.tz, "bench-history")
+    since = 0
+    try:
+        for d in range(days):
+            for r in day:
+                when = datetime.fromisoformat(r["time"]) + timedelta(days=d)
+                at = Instant(when, d * 86400 + r["mono_ms"] / 1000)
+                j.append(Record(r["type"], r.get("session"), None, {k: v for k, v in r.items() if k not in _ENVELOPE}),
+                         at, "rtc")
+                since += 1
+                if since >= 12:          # about hourly, as the unit seals
+                    seq, h = j.head()
+                    j.append(Record("seal", data=sealer.seal_data(seq, h)), at, "rtc")
+                    sealer.sealed()
+                    since = 0
+        return j.head()[0]
+    finally:
+        j.close()
+
+
+def cached(days: int, cache: Path) -> Path:
+    """The cached data directory for ``days`` (built on first use); copy it before running a unit on it."""
+    src = cache / f"days-{days}"
+    if not (src / "ok").exists():
+        shutil.rmtree(src, ignore_errors=True)
+        src.mkdir(parents=True)
+        build(src / "data", days, src / "hospital-key.json")
+        (src / "ok").write_text("")
+    return src
+
+
+def copy(days: int, cache: Path, dest: Path) -> Path:
+    """A fresh copy of ``days`` of journal at ``dest`` (a data directory)."""
+    shutil.copytree(cached(days, cache) / "data", dest)
+    return dest

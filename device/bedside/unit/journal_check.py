@@ -1,0 +1,116 @@
+"""The journal's check at start, after the first frame and off the loop's thread.
+
+Checking a year of journal (every record's hash and link, every file's SQLite integrity)
+takes about a second here and ten on a Pi Zero 2 W; done before the first frame, a patient
+would look at a blank screen after every power cut. So the daemon draws first, and this
+source checks a few seconds later, when no guided exercise or sound is in progress:
+
+1. **the newest records** — from the checkpoint the last clean check left (a ``verified``
+   record: seq and hash, chained and sealed like every record) to the head; the records
+   written since the last check are few, so a cut or altered tail is reported in moments;
+2. **the whole journal** — every segment file and the whole chain, as ``bedside log verify``.
+
+Each check runs on a worker thread that only reads (its own read-only SQLite connections)
+and posts its verdict to the loop as a ``Call``; the loop records what it found (a ``fault``
+and the nurse's notice, a new segment after a damaged one) and, after a clean whole check,
+the new checkpoint. The loop never waits for the worker and nothing polls. The worker is
+started at most once per start; a prompt that falls due meanwhile is not delayed beyond
+Python's thread switch (5 ms). In simulation (``in_thread=False``) the same checks run on
+the loop at the same moment, so fast-forwarded runs stay deterministic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bedside.core.events import Instant
+from bedside.core.state import Guiding
+from bedside.journal import verify
+from bedside.journal.segments import Journal, JournalError
+from bedside.unit.loop import Unit
+
+DELAY_S = 5.0           # after the start: the first frame, the self-test's chirp
+BUSY_RETRY_S = 60.0     # a guide or sound in progress: try again this much later
+NICE = 10               # the worker yields the CPU to everything else on the unit
+
+
+def newest(data: Path, tz: object, checkpoint: tuple[int, str] | None) -> verify.Verdict | None:
+    """The records after ``checkpoint``, checked to follow it; None without a checkpoint."""
+    if checkpoint is None:
+        return None
+    j = Journal(data, tz, "check", readonly=True)   # type: ignore[arg-type]
+    try:
+        return verify.check_records(j.records(checkpoint[0]), link=checkpoint, source=str(data))
+    finally:
+        j.close()
+
+
+class JournalCheck:
+    """A timed source of the loop: the checks above, once, at the first quiet moment after ``DELAY_S``."""
+
+    def __init__(self, unit: Unit, data: Path, *, in_thread: bool = True,
+                 say: Callable[[str], None] | None = None) -> None:
+        self.unit = unit
+        self.data = Path(data)
+        self.in_thread = in_thread
+        self.say = say or (lambda line: None)
+        self.due: float | None = unit.clock.now().mono + DELAY_S
+        self.thread: threading.Thread | None = None
+        self.results: list[tuple[str, verify.Verdict, float]] = []     # (which, verdict, seconds)
+
+    def deadline(self) -> float | None:
+        return self.due
+
+    def fire(self, now: Instant) -> None:
+        u = self.unit
+        if self.due is None or now.mono < self.due or u.state is None:
+            return
+        # A guided exercise is paced frame by frame: the check waits for it (and for a sound) to end.
+        # A prompt waiting for its press is not busy: it may wait half an hour, the loop asleep.
+        if isinstance(u.state.active, Guiding) or u.out.player.playing is not None:
+            self.due = now.mono + BUSY_RETRY_S
+            return
+        self.due = None
+        if u.store.journal is None:
+            return          # storage is failing: the store's own retries and faults cover it
+        checkpoint = u.store.checkpoint()
+        if not self.in_thread:
+            self._checks(checkpoint, lambda fn: fn(u.clock.now()))
+            return
+        self.thread = threading.Thread(target=self._worker, args=(checkpoint,), name="journal-check", daemon=True)
+        self.thread.start()
+
+    def _worker(self, checkpoint: tuple[int, str] | None) -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
+
+        # Posted, never waited for: the worker is done with the journal when it posts.
+        self._checks(checkpoint, self.unit.call_soon)
+
+    def _checks(self, checkpoint: tuple[int, str] | None,
+                post: Callable[[Callable[[Instant], None]], object]) -> None:
+        tz = self.unit.cfg.tz
+        for which in ("newest", "whole"):
+            t0 = time.monotonic()
+            try:
+                v = newest(self.data, tz, checkpoint) if which == "newest" else verify.verify_data(self.data)
+            except JournalError as e:
+                self.say(f"journal check ({which}) could not run: {e}")
+                continue
+            if v is None:
+                continue
+            took = time.monotonic() - t0
+            post(functools.partial(self._deliver, which, v, took))
+
+    def _deliver(self, which: str, v: verify.Verdict, took: float, now: Instant) -> None:
+        """On the loop: record what the check found (and the checkpoint after a clean whole check)."""
+        self.results.append((which, v, took))
+        for rec in self.unit.store.checked(v, whole=which == "whole"):
+            self.unit.record(rec, now)
+        self.say(f"journal check ({which}): {v.verdict} ({v.records} records, {took:.2f} s)")
