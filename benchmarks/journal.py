@@ -35,7 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import docs  # noqa: E402  (run as a script: the repository root is not on the path)
+from benchmarks import docs, journals  # noqa: E402  (run as a script: the repository root is not on the path)
 
 EVENTS = 120
 RECORD = {"kind": "hourly", "reps": 20, "planned": 20, "early": False, "late_min": 2, "prompt_to_start_s": 95,
@@ -165,7 +165,7 @@ def per_event(work: Path) -> dict[str, dict[str, float]] | str:
 
 def year(work: Path) -> dict[str, float]:
     """A year of events, then how long verification takes (medians of three)."""
-    from bedside.core import config, planner
+    from bedside.core import config
     from bedside.core.events import Instant, Record
     from bedside.journal import export, seal, verify
     from bedside.journal.segments import Journal
@@ -175,15 +175,7 @@ def year(work: Path) -> dict[str, float]:
     cfg = config.Config()
     day_dir = work / "day"
     start = datetime.fromisoformat("2026-11-24T06:00").replace(tzinfo=cfg.tz)
-    actions = []
-    for n, s in enumerate(planner.sessions_between(cfg, start, start + timedelta(days=1))):
-        t = s.offer.astimezone(cfg.tz) + timedelta(minutes=2)
-        if n % 5 == 1:
-            actions.append(simulate.Action(t, "hold", 2.5))
-            actions.append(simulate.Action(t + timedelta(minutes=11), "press", 0.3))
-        elif n % 5 != 3:
-            actions.append(simulate.Action(t, "press", 0.3))
-    sim = simulate.build(cfg, day_dir, start, actions=actions)
+    sim = simulate.build(cfg, day_dir, start, actions=journals.day_actions(cfg, start))
     sim.unit.run(until=start + timedelta(days=1))
     sim.close()
     j = Journal(day_dir, cfg.tz, "r", readonly=True)
