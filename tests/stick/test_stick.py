@@ -19,7 +19,8 @@ from bedside.core import config, state, views
 from bedside.core import machine as session
 from bedside.core import screens as sc
 from bedside.core.events import ButtonEdge, Exported, Instant, Record, Show, StickExport, Tick
-from bedside.stick import auth as stick
+from bedside.stick import auth
+from bedside.stick import files as stick_files
 from tests.rigs.stick_rig import windows_name
 
 KEY = secret.stick_key("correct horse battery")
@@ -34,63 +35,63 @@ def _raw(body: dict[str, object]) -> bytes:
 # --- the authorisation file ----------------------------------------------------------
 
 def test_a_prepared_stick_is_accepted_by_the_ward_that_prepared_it() -> None:
-    body = stick.authorisation(KEY, WHEN, "Ward 7 stick 2")
-    got = stick.check(_raw(body), KEY)
+    body = auth.authorisation(KEY, WHEN, "Ward 7 stick 2")
+    got = auth.check(_raw(body), KEY)
     assert got.stick == body["stick"] and len(got.stick) == 32 and got.label == "Ward 7 stick 2"
-    assert body["bedside_stick"] == 1 and body["ward_key"] == stick.key_id(KEY)
+    assert body["bedside_stick"] == 1 and body["ward_key"] == auth.key_id(KEY)
     # Two sticks of one ward have different ids.
-    assert stick.authorisation(KEY, WHEN)["stick"] != body["stick"]
+    assert auth.authorisation(KEY, WHEN)["stick"] != body["stick"]
 
 
 @pytest.mark.parametrize(("raw", "reason"), [
-    (None, stick.NOT_PREPARED),
-    (b"", stick.BAD_AUTHORISATION),
-    (b"\xff\xfe not text", stick.BAD_AUTHORISATION),
-    (b"[1, 2]", stick.BAD_AUTHORISATION),
-    (b'{"hello": "world"}', stick.BAD_AUTHORISATION),
+    (None, stick_files.NOT_PREPARED),
+    (b"", stick_files.BAD_AUTHORISATION),
+    (b"\xff\xfe not text", stick_files.BAD_AUTHORISATION),
+    (b"[1, 2]", stick_files.BAD_AUTHORISATION),
+    (b'{"hello": "world"}', stick_files.BAD_AUTHORISATION),
 ])
 def test_a_stick_without_a_readable_authorisation_is_refused(raw: bytes | None, reason: str) -> None:
-    with pytest.raises(stick.StickProblem) as e:
-        stick.check(raw, KEY)
+    with pytest.raises(stick_files.StickProblem) as e:
+        auth.check(raw, KEY)
     assert e.value.reason == reason and e.value.refused
 
 
 def test_another_wards_stick_is_refused_as_such() -> None:
-    with pytest.raises(stick.StickProblem) as e:
-        stick.check(_raw(stick.authorisation(OTHER, WHEN)), KEY)
-    assert e.value.reason == stick.OTHER_WARD and "another ward" in str(e.value)
+    with pytest.raises(stick_files.StickProblem) as e:
+        auth.check(_raw(auth.authorisation(OTHER, WHEN)), KEY)
+    assert e.value.reason == stick_files.OTHER_WARD and "another ward" in str(e.value)
 
 
 @pytest.mark.parametrize("field", ["stick", "label", "prepared", "ward_key", "mac"])
 def test_any_change_to_the_file_is_refused(field: str) -> None:
-    body = stick.authorisation(KEY, WHEN, "Ward 7")
+    body = auth.authorisation(KEY, WHEN, "Ward 7")
     body[field] = str(body[field])[:-1] + ("0" if not str(body[field]).endswith("0") else "1")
-    with pytest.raises(stick.StickProblem) as e:
-        stick.check(_raw(body), KEY)
+    with pytest.raises(stick_files.StickProblem) as e:
+        auth.check(_raw(body), KEY)
     # A changed ward key id reads as another ward; anything else as tampering.
-    assert e.value.reason == (stick.OTHER_WARD if field == "ward_key" else stick.BAD_AUTHORISATION)
+    assert e.value.reason == (stick_files.OTHER_WARD if field == "ward_key" else stick_files.BAD_AUTHORISATION)
 
 
 def test_an_added_field_or_a_new_version_is_refused() -> None:
-    body = stick.authorisation(KEY, WHEN)
-    with pytest.raises(stick.StickProblem, match="changed"):
-        stick.check(_raw({**body, "extra": "x"}), KEY)
-    with pytest.raises(stick.StickProblem, match="version 2"):
-        stick.check(_raw({**body, "bedside_stick": 2}), KEY)
-    with pytest.raises(stick.StickProblem, match="damaged"):
-        stick.check(_raw({**body, "stick": 7}), KEY)
+    body = auth.authorisation(KEY, WHEN)
+    with pytest.raises(stick_files.StickProblem, match="changed"):
+        auth.check(_raw({**body, "extra": "x"}), KEY)
+    with pytest.raises(stick_files.StickProblem, match="version 2"):
+        auth.check(_raw({**body, "bedside_stick": 2}), KEY)
+    with pytest.raises(stick_files.StickProblem, match="damaged"):
+        auth.check(_raw({**body, "stick": 7}), KEY)
 
 
 def test_prepare_writes_the_authorisation_and_a_readme(tmp_path: Path) -> None:
     fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        body = stick.prepare(fd, KEY, WHEN, "Ward\x07 7\n")
-        assert stick.check(stick.read_authorisation(fd), KEY).stick == body["stick"]
+        body = auth.prepare(fd, KEY, WHEN, "Ward\x07 7\n")
+        assert auth.check(auth.read_authorisation(fd), KEY).stick == body["stick"]
         assert body["label"] == "Ward 7"
         # Too big to be a unit's file: read no further than the limit, and refuse it.
-        (tmp_path / "Bedside" / "authorisation.json").write_bytes(b" " * (stick.MAX_AUTH_BYTES + 10))
-        with pytest.raises(stick.StickProblem, match="damaged"):
-            stick.check(stick.read_authorisation(fd), KEY)
+        (tmp_path / "Bedside" / "authorisation.json").write_bytes(b" " * (auth.MAX_AUTH_BYTES + 10))
+        with pytest.raises(stick_files.StickProblem, match="damaged"):
+            auth.check(auth.read_authorisation(fd), KEY)
     finally:
         os.close(fd)
     readme = (tmp_path / "Bedside" / "README.txt").read_bytes()
@@ -102,33 +103,33 @@ def test_prepare_writes_the_authorisation_and_a_readme(tmp_path: Path) -> None:
 
 @given(st.text(max_size=300))
 def test_every_name_is_one_windows_accepts(text: str) -> None:
-    name = stick.safe_name(text)
+    name = stick_files.safe_name(text)
     assert windows_name(name), name
 
 
 @given(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}", fullmatch=True))
 def test_every_unit_id_gives_a_folder_windows_accepts(unit: str) -> None:
-    name = stick.folder_name(unit, WHEN)
+    name = stick_files.folder_name(unit, WHEN)
     assert windows_name(name) and name.endswith("_2026-11-24_0941")
 
 
 def test_folder_names() -> None:
-    assert stick.folder_name("ward7-bed12", WHEN) == "ward7-bed12_2026-11-24_0941"
-    assert stick.safe_name("con") == "_con" and stick.safe_name("aux.txt") == "_aux.txt"
-    assert stick.safe_name('a<b>c:d"e/f\\g|h?i*j') == "a_b_c_d_e_f_g_h_i_j"
-    assert stick.safe_name("bed. ") == "bed" and stick.safe_name("...") == "_"
+    assert stick_files.folder_name("ward7-bed12", WHEN) == "ward7-bed12_2026-11-24_0941"
+    assert stick_files.safe_name("con") == "_con" and stick_files.safe_name("aux.txt") == "_aux.txt"
+    assert stick_files.safe_name('a<b>c:d"e/f\\g|h?i*j') == "a_b_c_d_e_f_g_h_i_j"
+    assert stick_files.safe_name("bed. ") == "bed" and stick_files.safe_name("...") == "_"
 
 
 # --- writing ---------------------------------------------------------------------------
 
 def test_an_export_is_written_whole_into_a_new_folder_each_time(tmp_path: Path) -> None:
-    files = [stick.File("journal.jsonl", b"j" * 5000), stick.File("sessions.csv", b"c"),
-             stick.File("report.html", b"<html></html>")]
+    files = [stick_files.File("journal.jsonl", b"j" * 5000), stick_files.File("sessions.csv", b"c"),
+             stick_files.File("report.html", b"<html></html>")]
     fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
     seen: list[str] = []
     try:
-        first = stick.write_export(fd, "u_2026-11-24_0941", files, seen.append)
-        second = stick.write_export(fd, "u_2026-11-24_0941", files)
+        first = stick_files.write_export(fd, "u_2026-11-24_0941", files, seen.append)
+        second = stick_files.write_export(fd, "u_2026-11-24_0941", files)
     finally:
         os.close(fd)
     assert seen == ["folder", "journal.jsonl", "sessions.csv", "report.html"]
@@ -145,17 +146,17 @@ def test_leftovers_of_an_export_cut_short_are_removed(tmp_path: Path) -> None:
     (old / "journal.jsonl").write_bytes(b"whole")
     fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        stick.write_export(fd, "u_2026-11-24_0941", [stick.File("a.txt", b"a")])
+        stick_files.write_export(fd, "u_2026-11-24_0941", [stick_files.File("a.txt", b"a")])
     finally:
         os.close(fd)
     assert sorted(p.name for p in old.iterdir()) == ["journal.jsonl"]
 
 
 @pytest.mark.parametrize(("code", "reason"), [
-    (errno.ENOSPC, stick.FULL), (errno.EROFS, stick.READ_ONLY), (errno.ENOTCONN, stick.REMOVED),
-    (errno.ENODEV, stick.REMOVED), (errno.EIO, stick.IO_ERROR), (errno.EPERM, stick.IO_ERROR)])
+    (errno.ENOSPC, stick_files.FULL), (errno.EROFS, stick_files.READ_ONLY), (errno.ENOTCONN, stick_files.REMOVED),
+    (errno.ENODEV, stick_files.REMOVED), (errno.EIO, stick_files.IO_ERROR), (errno.EPERM, stick_files.IO_ERROR)])
 def test_errors_are_told_apart(code: int, reason: str) -> None:
-    p = stick.problem(OSError(code, os.strerror(code)), "writing report.html")
+    p = stick_files.problem(OSError(code, os.strerror(code)), "writing report.html")
     assert p.reason == reason and not p.refused and "writing report.html" in str(p)
 
 

@@ -26,8 +26,8 @@ from typing import Any
 
 import pytest
 
-from bedside.stick import auth as stick
 from bedside.stick import export as stick_export
+from bedside.stick import files as stick_files
 from bedside.stick.export import Outcome
 from bedside.unit import host
 from tests.cli.test_cli import run
@@ -219,13 +219,13 @@ class Attempts:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.seen: dict[str, set[str]] = {}
-        real = stick.write_file
+        real = stick_files.write_file
 
         def write_file(dir_fd: int, name: str, data: bytes) -> None:
             self.seen.setdefault(name, set()).add(hashlib.sha256(data).hexdigest())
             real(dir_fd, name, data)
 
-        monkeypatch.setattr(stick, "write_file", write_file)
+        monkeypatch.setattr(stick_files, "write_file", write_file)
 
     def check(self, files: dict[str, bytes]) -> list[str]:
         """The export files found whole (a file under its final name that is not whole fails the test)."""

@@ -91,21 +91,21 @@ def _open_stick(path: Path) -> int:
 
 def cmd_stick_prepare(args: argparse.Namespace) -> int:
     from bedside import secret
-    from bedside.stick import auth as stick
+    from bedside.stick import auth, files
 
     root = _open_stick(Path(args.mountpoint))
     try:
         value = _ward_secret(args.secret_file)
         key = secret.stick_key(value)
         before = None
-        with contextlib.suppress(stick.StickProblem):
-            before = stick.check(stick.read_authorisation(root), key)
+        with contextlib.suppress(files.StickProblem):
+            before = auth.check(auth.read_authorisation(root), key)
         try:
-            body = stick.prepare(root, key, datetime.now(UTC), args.label)
-        except stick.StickProblem as e:
+            body = auth.prepare(root, key, datetime.now(UTC), args.label)
+        except files.StickProblem as e:
             raise UserError(f"the stick was not prepared: {e}", 1) from None
         except OSError as e:
-            raise UserError(f"the stick was not prepared: {stick.problem(e, 'writing the stick')}", 1) from None
+            raise UserError(f"the stick was not prepared: {files.problem(e, 'writing the stick')}", 1) from None
     finally:
         os.close(root)
     again = f" (it was prepared before, on {before.prepared[:10]}; it has a new id now)" if before else ""

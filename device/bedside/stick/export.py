@@ -6,10 +6,10 @@
 2. Have the stick mounted: by the stick service, which holds the privilege to mount and
    nothing else (``ServiceMount``), or already mounted by whoever runs the command
    (``HandMount``).
-3. Check the stick's authorisation against the unit's stick key (``stick.check``).
+3. Check the stick's authorisation against the unit's stick key (``auth.check``).
 4. Read the journal read-only (the daemon keeps writing meanwhile) up to its head: the raw
    export, then the report and its CSV made from exactly those bytes.
-5. Write them onto the stick (``stick.write_export``), then flush and unmount it.
+5. Write them onto the stick (``stick_files.write_export``), then flush and unmount it.
 6. Tell the unit the outcome (``end``): ``export``, ``export_refused`` or ``export_failed``
    is committed, the display says what happened, and an export is noted for retention.
 
@@ -40,9 +40,10 @@ from bedside.journal import chain, export
 from bedside.journal.segments import Journal, JournalError
 from bedside.report import files as report_files
 from bedside.report import model as report
-from bedside.stick import auth as stick
-from bedside.stick.auth import StickProblem
+from bedside.stick import auth as stick_auth
+from bedside.stick import files as stick_files
 from bedside.stick.channel import ChannelClient, ChannelError
+from bedside.stick.files import StickProblem
 from bedside.unit import host
 from bedside.unit.offline import OfflineWriter
 
@@ -61,7 +62,7 @@ class Interrupted(Exception):
 @dataclass(frozen=True)
 class Outcome:
     stage: str                     # done | refused | failed
-    reason: str                    # "" when done; else stick.REFUSALS, stick's failures, "journal"
+    reason: str                    # "" when done; else stick_files.REFUSALS, stick's failures, "journal"
     message: str                   # for people
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -92,7 +93,7 @@ class HandMount:
         try:
             self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
         except OSError as e:
-            raise stick.problem(e, "opening the stick") from None
+            raise stick_files.problem(e, "opening the stick") from None
         return self.path
 
     def unmount(self) -> None:
@@ -102,7 +103,7 @@ class HandMount:
         try:
             _syncfs(fd)
         except OSError as e:
-            raise stick.problem(e, "flushing the stick") from None
+            raise stick_files.problem(e, "flushing the stick") from None
         finally:
             os.close(fd)
 
@@ -127,11 +128,11 @@ class ServiceMount:
         except (OSError, ValueError):
             answer = None
         if not isinstance(answer, dict):
-            raise StickProblem(stick.REMOVED, "the stick service stopped (the stick was removed, or the unit "
+            raise StickProblem(stick_files.REMOVED, "the stick service stopped (the stick was removed, or the unit "
                                "is shutting down)")
         self.present = bool(answer.get("present", self.present))
         if not answer.get("ok"):
-            raise StickProblem(str(answer.get("reason") or stick.IO_ERROR),
+            raise StickProblem(str(answer.get("reason") or stick_files.IO_ERROR),
                                str(answer.get("message") or "the stick could not be mounted"))
         return answer
 
@@ -140,7 +141,7 @@ class ServiceMount:
         flags = os.statvfs(path).f_flag
         if flags & MOUNT_FLAGS != MOUNT_FLAGS:
             # Never write where a stick's programs or device files could mean anything.
-            raise StickProblem(stick.IO_ERROR, "the stick was not mounted nosuid,nodev,noexec; nothing written")
+            raise StickProblem(stick_files.IO_ERROR, "the stick was not mounted nosuid,nodev,noexec; nothing written")
         return path
 
     def unmount(self) -> None:
@@ -277,7 +278,7 @@ def recorder(data: Path, cfg: Config, socket_path: Path) -> Recorder:
 
 @dataclass(frozen=True)
 class Collected:
-    files: list[stick.File]
+    files: list[stick_files.File]
     header: dict[str, Any]
     summary: str
 
@@ -299,9 +300,9 @@ def collect(data: Path, cfg: Config, now: datetime, folder: str = "") -> Collect
     made = report.make(loaded.records, header=loaded.header, damaged=loaded.damaged,
                        source=f"{folder}/{JOURNAL_FILE}" if folder else JOURNAL_FILE)
     html = report_files.html_text(made, now.astimezone(cfg.tz))
-    files = [stick.File(JOURNAL_FILE, raw), stick.File(CSV_FILE, report.csv_text(made).encode("utf-8")),
+    files = [stick_files.File(JOURNAL_FILE, raw), stick_files.File(CSV_FILE, report.csv_text(made).encode("utf-8")),
              # Last: a folder with a report holds all three.
-             stick.File(REPORT_FILE, html.encode("utf-8"))]
+             stick_files.File(REPORT_FILE, html.encode("utf-8"))]
     return Collected(files, header, report.summary(made))
 
 
@@ -332,7 +333,7 @@ def run(cfg: Config, data: Path, mount: Mount, rec: Recorder, device: str = "",
 def _export(cfg: Config, data: Path, mount: Mount, step: Callable[[str], None]) -> Outcome:
     t0 = time.monotonic()
     root: int | None = None
-    auth: stick.Authorised | None = None
+    auth: stick_auth.Authorised | None = None
     started: list[str] = []
     finished = False
 
@@ -351,22 +352,22 @@ def _export(cfg: Config, data: Path, mount: Mount, step: Callable[[str], None]) 
             root = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
             here, above = os.fstat(root), os.stat("..", dir_fd=root)
         except OSError as e:
-            raise stick.problem(e, "opening the stick") from None
+            raise stick_files.problem(e, "opening the stick") from None
         if here.st_dev == above.st_dev and here.st_ino != above.st_ino:
             # Unmounted since it was named: never write into the folder beneath, on the unit's own card.
-            raise StickProblem(stick.REMOVED, f"the stick is no longer mounted at {path}")
+            raise StickProblem(stick_files.REMOVED, f"the stick is no longer mounted at {path}")
         try:
             ward = secret.load(data)
         except secret.SecretError as e:
-            raise StickProblem(stick.NO_WARD_SECRET, str(e)) from None
+            raise StickProblem(stick_files.NO_WARD_SECRET, str(e)) from None
         if ward is None:
-            raise StickProblem(stick.NO_WARD_SECRET, "this unit has no ward secret, so it cannot tell the ward's "
+            raise StickProblem(stick_files.NO_WARD_SECRET, "this unit has no ward secret, so it cannot tell the ward's "
                                "sticks from others: the engineer sets it (bedside secret set)")
-        auth = stick.check(stick.read_authorisation(root), ward.stick_key)
+        auth = stick_auth.check(stick_auth.read_authorisation(root), ward.stick_key)
         now = datetime.now(UTC)
-        name = stick.folder_name(cfg.unit_id, now.astimezone(cfg.tz))
+        name = stick_files.folder_name(cfg.unit_id, now.astimezone(cfg.tz))
         got = collect(data, cfg, now, name)
-        out = stick.write_export(root, name, got.files, tracked)
+        out = stick_files.write_export(root, name, got.files, tracked)
         finished = True
         os.close(root)
         root = None
@@ -375,7 +376,7 @@ def _export(cfg: Config, data: Path, mount: Mount, step: Callable[[str], None]) 
     except StickProblem as p:
         return _not_done(p, mount, root, auth, whole())
     except Interrupted:
-        stopped = StickProblem(stick.REMOVED, "the export was stopped before it finished (the stick was removed, "
+        stopped = StickProblem(stick_files.REMOVED, "the export was stopped before it finished (the stick was removed, "
                                "or the unit is shutting down)")
         return _not_done(stopped, mount, root, auth, whole())
     except JournalError as e:
@@ -392,7 +393,7 @@ def _export(cfg: Config, data: Path, mount: Mount, step: Callable[[str], None]) 
                    details)
 
 
-def _not_done(p: StickProblem, mount: Mount, root: int | None, auth: stick.Authorised | None,
+def _not_done(p: StickProblem, mount: Mount, root: int | None, auth: stick_auth.Authorised | None,
               written: list[str]) -> Outcome:
     if root is not None:
         with contextlib.suppress(OSError):
@@ -400,8 +401,8 @@ def _not_done(p: StickProblem, mount: Mount, root: int | None, auth: stick.Autho
     reason = p.reason
     with contextlib.suppress(StickProblem, Interrupted):
         mount.unmount()
-    if reason == stick.IO_ERROR and mount.gone():
-        reason = stick.REMOVED
+    if reason == stick_files.IO_ERROR and mount.gone():
+        reason = stick_files.REMOVED
     details: dict[str, Any] = {"problem": str(p)}
     if auth is not None:
         details["stick"] = auth.stick
