@@ -92,3 +92,11 @@ def build(src: Path, wheels: Path, out: Path) -> tuple[Path, subprocess.Complete
                         "--no-cache-dir", "-w", str(out), str(src)], capture_output=True, text=True, timeout=600)
     built = sorted(out.glob("bedside-*.whl"), key=lambda p: p.stat().st_mtime)
     return (built[-1] if built else out), r
+
+
+def fresh_venv(venv: Path, wheels: Path, spec: str = "bedside") -> subprocess.CompletedProcess[str]:
+    """A new virtual environment with ``spec`` installed from ``wheels`` alone (``--no-index``)."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin/python"), "install", "--no-index",
+                           "--find-links", str(wheels), "--no-cache-dir", "--quiet", spec],
+                          capture_output=True, text=True, timeout=600)

@@ -5,12 +5,12 @@ fresh venv installs from it with ``--no-index`` and runs."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import tomllib
 import zipfile
 from pathlib import Path
 
 from tests.conftest import ROOT
+from tests.rigs import wheelhouse
 
 
 def test_the_wheel_builds_from_the_folder_alone_with_an_spdx_licence(wheel_folder: Path) -> None:
@@ -31,10 +31,7 @@ def test_the_wheel_builds_from_the_folder_alone_with_an_spdx_licence(wheel_folde
 
 def test_a_fresh_venv_installs_offline_from_the_folder(wheel_folder: Path, tmp_path: Path) -> None:
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
-    r = subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin/python"), "install", "--no-index",
-                        "--find-links", str(wheel_folder), "--no-cache-dir", "--quiet", "bedside"],
-                       capture_output=True, text=True, timeout=600)
+    r = wheelhouse.fresh_venv(venv, wheel_folder)
     assert r.returncode == 0, r.stdout + r.stderr
     out = subprocess.run([str(venv / "bin/bedside"), "config", "check", str(ROOT / "config/bedside.toml")],
                          capture_output=True, text=True, timeout=120)

@@ -470,6 +470,14 @@ def _secret_source(path: str | None) -> Callable[[str, int], str]:
 def _open_port(port: str, baud: int) -> Callable[[], Any]:
     from bedside.laptop.client import SerialTransport
 
+    if port == "auto":
+        from bedside.laptop import ports
+
+        try:
+            port, what = ports.find()
+        except ports.PortError as e:
+            raise UserError(str(e)) from None
+        print(f"Using {port}: {what}.", file=sys.stderr)
     return lambda: SerialTransport(port, baud)
 
 
@@ -525,7 +533,7 @@ def _add_serial_commands(sub: Any) -> None:
     pl = sub.add_parser("pull", help="download a unit's journal over the USB serial link, verify it, write the "
                         "export, CSV and report")
     pl.add_argument("--port", required=True, help="the unit's port: /dev/ttyACM0 (Linux), /dev/cu.usbmodem... "
-                    "(macOS), COM3 (Windows)")
+                    "(macOS), COM3 (Windows), or auto: the one port whose USB identity is a unit's")
     pl.add_argument("--out", required=True, help="folder for the files; use the same one each time (it remembers "
                     "what it downloaded, to fetch only what is new and to notice a shortened journal)")
     pl.add_argument("--secret-file", help="read the ward secret from the first line of this file (default: ask)")
