@@ -230,3 +230,22 @@ def test_units_never_admitted_give_a_device_and_provenance_only(tmp_path: Path) 
     wr.as_pull(tmp_path, "bed30", wr.records(bed), TAKEN)
     doc = fhir.bundle(units_in(tmp_path), exported=NOW)
     assert [e["resource"]["resourceType"] for e in doc["entry"]] == ["Device", "Provenance"]
+
+
+def test_an_interrupted_session_is_a_stopped_procedure(tmp_path: Path) -> None:
+    from tests.rigs.records import rec, sealed, srec
+
+    sid = "2026-11-24T07:00 hourly"
+    recs = sealed([rec("start", "2026-11-24T06:30", unit="u2"),
+                   rec("admit", "2026-11-24T06:40", episode="E7", surgery="2026-11-23", regimen="standard"),
+                   srec("prompt", sid, "2026-11-24T07:00", kind="hourly"),
+                   srec("interrupted", sid, "2026-11-24T07:05", reason="power_loss", reps=8, planned=20,
+                        started="2026-11-24T07:01:00.000+01:00", kind="hourly")])
+    wr.as_pull(tmp_path, "u2", recs, TAKEN)
+    doc = fhir.bundle(units_in(tmp_path), exported=NOW)
+    (proc,) = resources(doc, "Procedure")
+    assert proc["status"] == "stopped" and proc["performedPeriod"] == {"start": "2026-11-24T07:01:00+01:00"}
+    assert proc["statusReason"]["coding"][0]["code"] == "power_loss"
+    assert proc["statusReason"]["text"] == "interrupted: power cut"
+    assert (exts(proc)["reps-done"], exts(proc)["reps-planned"]) == (8, 20)
+    assert fhir.validate(doc) == []

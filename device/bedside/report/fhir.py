@@ -48,7 +48,8 @@ INTEGRITY_SYSTEM = "urn:bedside:code:record-integrity"
 EXT = "urn:bedside:fhir:extension:"
 
 # How each decided outcome becomes a Procedure's status (a table: new outcomes are a line).
-STATUS = {ad.DONE: "completed", ad.PARTIAL: "completed", ad.MISSED: "not-done"}
+# An interrupted session (begun, then cut off by a power cut) is R4's ``stopped``: started, not finished.
+STATUS = {ad.DONE: "completed", ad.PARTIAL: "completed", ad.INTERRUPTED: "stopped", ad.MISSED: "not-done"}
 NOT_DONE_TEXT = {"unanswered": "missed: no answer to the prompt", "power_loss": "power loss",
                  "discharged": "discharged before the session", "unit_off": "unit switched off"}
 
@@ -202,9 +203,11 @@ def _procedure(unit: str, s: ad.Session, sys_: Systems, patient: Mapping[str, An
         "extension": [_ext("due", "DateTime", _iso(s.due)), _ext("offered", "DateTime", _iso(s.offer)),
                       _ext("snoozes", "Integer", s.snoozes)]}
     notes = []
-    if status == "completed":
+    if status in ("completed", "stopped"):
         if s.started is not None and s.finished is not None:
             res["performedPeriod"] = {"start": _iso(s.started), "end": _iso(s.finished)}
+        elif s.started is not None:
+            res["performedPeriod"] = {"start": _iso(s.started)}      # stopped: no end is known
         elif s.finished is not None:
             res["performedDateTime"] = _iso(s.finished)
         if s.reps is not None:
@@ -215,16 +218,20 @@ def _procedure(unit: str, s: ad.Session, sys_: Systems, patient: Mapping[str, An
             res["extension"].append(_ext("late-minutes", "Integer", s.late_min))
         if s.outcome == ad.PARTIAL:
             res["outcome"] = {"text": f"partly done: {s.reps} of {s.planned} reps"}
-        notes.append(f"{s.reps if s.reps is not None else '?'} of {s.planned if s.planned is not None else '?'} "
-                     f"reps; started {s.late_min if s.late_min is not None else '?'} min after the prompt; "
+        reps = "?" if s.reps is None else s.reps
+        notes.append(f"{reps} of {s.planned if s.planned is not None else '?'} "
+                     f"reps{' known done' if status == 'stopped' else ''}; started "
+                     f"{s.late_min if s.late_min is not None else '?'} min after the prompt; "
                      f"snoozed {s.snoozes} time(s)")
         res["performer"] = [{"actor": device_ref, "function": {"text": "prompted and guided the exercises"}}]
-    else:
+    if status in ("stopped", "not-done"):
         reason = s.reason or "unknown"
-        res["statusReason"] = {"coding": [{"system": REASON_SYSTEM, "code": reason,
-                                           "display": REASONS.get(reason, reason)}],
-                               "text": NOT_DONE_TEXT.get(reason, f"missed: {REASONS.get(reason, reason)}")}
-        notes.append(f"not done ({REASONS.get(reason, reason)}); snoozed {s.snoozes} time(s)")
+        said = REASONS.get(reason, reason)
+        res["statusReason"] = {"coding": [{"system": REASON_SYSTEM, "code": reason, "display": said}],
+                               "text": f"interrupted: {said}" if status == "stopped" else
+                               NOT_DONE_TEXT.get(reason, f"missed: {said}")}
+        if status == "not-done":
+            notes.append(f"not done ({said}); snoozed {s.snoozes} time(s)")
     res["note"] = [{"text": "; ".join(notes)}]
     return _entry("Procedure", sys_.of("session"), sid, res)
 
