@@ -182,3 +182,15 @@ def test_the_page_escapes_what_a_file_says(tmp_path: Path) -> None:
     page = ward_page.render(rows, NOW, tmp_path / "w.html")
     assert "<script>" not in page and "<b>x</b>" not in page
     assert "'=1+1" in ward_page.csv_text(rows)       # a formula in a spreadsheet would run
+
+
+def test_a_bare_export_without_its_header_is_still_checked(tmp_path: Path) -> None:
+    from bedside.journal import chain
+
+    recs = wr.records(Bed("bed40", date(2026, 11, 29), END))
+    (tmp_path / "bed40.jsonl").write_text("".join(chain.canonical(r) + "\n" for r in recs))
+    recs = wr.records(Bed("bed41", date(2026, 11, 29), END))
+    recs[5]["reps"] = 1
+    (tmp_path / "bed41.jsonl").write_text("".join(chain.canonical(r) + "\n" for r in recs))
+    rows = {r.unit: r for r in ward.rows(ward.merge(ward.find([tmp_path], print)), NOW)}
+    assert rows["bed40"].verdict == "verified" and "broken" in rows["bed41"].flags

@@ -155,8 +155,19 @@ def _source(p: Path) -> Source:
     if taken is None:
         times = [t for r in loaded.records[-1:] if (t := ad.parse_time(r.get("time"))) is not None]
         taken = times[-1] if times else None
-    return Source(p, loaded, unit, _report_beside(p, unit), taken,
-                  check(loaded.records, loaded.header, loaded.damaged, source=str(p)))
+    return Source(p, loaded, unit, _report_beside(p, unit), taken, _judge(p, loaded))
+
+
+def _judge(p: Path, loaded: Loaded) -> Any:
+    """``bedside log verify``'s own verdict: the very function it runs on an export file or a data
+    directory; a bare JSON-lines file without a header is checked record by record."""
+    from bedside.journal import export, verify
+    from bedside.journal.segments import JournalError
+
+    try:
+        return verify.verify_data(p) if p.is_dir() else verify.verify_export(p)
+    except (export.ExportError, JournalError):
+        return check(loaded.records, loaded.header, loaded.damaged, source=str(p))
 
 
 def _unit_by_name(p: Path) -> str | None:
