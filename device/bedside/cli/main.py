@@ -4,10 +4,8 @@ non-zero exit code, never a traceback."""
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import errno
-import json
 import os
 import signal
 import sys
@@ -295,10 +293,8 @@ def _print_regimens(cfg: config.Config) -> None:
         print(f"  with no patient admitted: {cfg.default_regimen} as on day 0")
 
 
-CSV_FIELDS = ["seq", "time", "type", "session", "due", "tq", "details", "hash"]
-
-
 def cmd_log_export(args: argparse.Namespace) -> int:
+    from bedside.journal import export
     from bedside.journal.segments import Journal
 
     if args.format == "jsonl":
@@ -308,16 +304,8 @@ def cmd_log_export(args: argparse.Namespace) -> int:
     if args.out:
         raise UserError("--out writes a verifiable JSONL export; for CSV redirect standard output")
     journal = Journal(Path(args.data), ZoneInfo("UTC"), "export", readonly=True)
-    out = sys.stdout
     try:
-        w = csv.writer(out, lineterminator="\n")
-        w.writerow(CSV_FIELDS)
-        skip = {"seq", "time", "type", "session", "due", "tq", "hash", "prev", "boot", "mono_ms"}
-        for rec in journal.records():
-            details = "; ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}"
-                                for k, v in sorted(rec.items()) if k not in skip)
-            w.writerow([rec["seq"], rec["time"], rec["type"], rec.get("session", ""), rec.get("due", ""),
-                        rec["tq"], details, rec["hash"]])
+        export.write_csv(sys.stdout, journal.records())
     except BrokenPipeError:
         pass
     finally:

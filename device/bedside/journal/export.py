@@ -1,16 +1,23 @@
-"""The export file: a header line, then every record exactly as the journal holds it.
+"""Every format the journal leaves the unit in: the export file, and the journal CSV.
+
+The export file is a header line, then every record exactly as the journal holds it.
 
 JSONL. Line 1 is the header, an object with ``"bedside_export": 1``; every following line
 is one record in canonical JSON (``chain.canonical``, including its ``hash``). The header
 says whose journal it is and where its chain ends (``head``), so a file cut short is
 caught, and a later export can be checked as an extension of this one
 (``bedside log verify --extends``). docs/journal.md describes every header field.
+
+The journal CSV (``bedside log export --format csv``) is for reading the records in a
+spreadsheet: one row per record, its envelope in columns and its own fields in ``details``;
+it is not verifiable (the export file is).
 """
 
 from __future__ import annotations
 
+import csv
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -128,3 +135,18 @@ def read(path: Path) -> tuple[dict[str, Any], Iterator[tuple[int, Any]]]:
                     yield n, text.rstrip("\n")
 
     return header, lines()
+
+
+CSV_FIELDS = ["seq", "time", "type", "session", "due", "tq", "details", "hash"]
+_CSV_ENVELOPE = {"seq", "time", "type", "session", "due", "tq", "hash", "prev", "boot", "mono_ms"}
+
+
+def write_csv(out: IO[str], records: Iterable[Mapping[str, Any]]) -> None:
+    """The journal CSV: a header row, then one row per record."""
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(CSV_FIELDS)
+    for rec in records:
+        details = "; ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}"
+                            for k, v in sorted(rec.items()) if k not in _CSV_ENVELOPE)
+        w.writerow([rec["seq"], rec["time"], rec["type"], rec.get("session", ""), rec.get("due", ""),
+                    rec["tq"], details, rec["hash"]])

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from bedside.durable import write_text_atomic
+from bedside.durable import write_atomic, write_text_atomic
 from bedside.journal import chain
 from bedside.laptop import client
 from bedside.laptop.client import Client, Disconnected, LinkError, NoAnswer, Refused
@@ -425,7 +425,7 @@ def write_outputs(out: Path, got: Outcome, key: Any = None) -> tuple[list[Path],
     ``bedside log verify`` would (every seal too, given the hospital's ``key``); returns the files, a
     summary and the verdict."""
     from bedside.journal import export, verify
-    from bedside.report import files as report_files
+    from bedside.report import bundle
 
     store = JournalCopy(out, got.unit).open()
     records = list(store.records())
@@ -434,12 +434,14 @@ def write_outputs(out: Path, got: Outcome, key: Any = None) -> tuple[list[Path],
     header = export.header_for(records, since_seq=store.start - 1, segments=segments)
     header["via"] = "serial"
     path = out / f"{got.unit}-journal.jsonl"
-    write_text_atomic(path, json.dumps(header, sort_keys=True, separators=(",", ":")) + "\n" +
-                 "".join(batch.export_line(r) + "\n" for r in records))
+    made = bundle.make(header, [batch.export_line(r) for r in records], source=path.name,
+                       generated=datetime.now().astimezone())
+    write_atomic(path, made.export)
     verdict = verify.verify_export(path, key)
     html, csv_path = out / f"{got.unit}-report.html", out / f"{got.unit}-sessions.csv"
-    made = report_files.write(records, html, csv_path, header=header, source=path.name)
-    return [path, csv_path, html], summary_lines(got, store, made, verdict), verdict
+    write_atomic(html, made.html)
+    write_atomic(csv_path, made.csv)
+    return [path, csv_path, html], summary_lines(got, store, made.report, verdict), verdict
 
 
 def summary_lines(got: Outcome, store: JournalCopy, made: Any, verdict: Any) -> list[str]:

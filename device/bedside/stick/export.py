@@ -21,7 +21,6 @@ process holds no capability, and it only ever writes files of its own into its o
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import signal
@@ -38,7 +37,7 @@ from bedside import secret
 from bedside.core.config import Config
 from bedside.journal import chain, export
 from bedside.journal.segments import Journal, JournalError
-from bedside.report import files as report_files
+from bedside.report import bundle
 from bedside.report import model as report
 from bedside.stick import auth as stick_auth
 from bedside.stick import files as stick_files
@@ -290,20 +289,15 @@ def collect(data: Path, cfg: Config, now: datetime, folder: str = "") -> Collect
         header, lines = export.collect(journal, exported=now)
     finally:
         journal.close()
-    buf = io.StringIO()
-    export.write(buf, header, lines)
-    raw = buf.getvalue().encode("utf-8")
+    source = f"{folder}/{JOURNAL_FILE}" if folder else JOURNAL_FILE
     try:
-        loaded = report.parse_export(raw, JOURNAL_FILE)
+        made = bundle.make(header, lines, source=source, generated=now.astimezone(cfg.tz))
     except report.ReportError as e:
         raise JournalError(str(e)) from None
-    made = report.make(loaded.records, header=loaded.header, damaged=loaded.damaged,
-                       source=f"{folder}/{JOURNAL_FILE}" if folder else JOURNAL_FILE)
-    html = report_files.html_text(made, now.astimezone(cfg.tz))
-    files = [stick_files.File(JOURNAL_FILE, raw), stick_files.File(CSV_FILE, report.csv_text(made).encode("utf-8")),
+    files = [stick_files.File(JOURNAL_FILE, made.export), stick_files.File(CSV_FILE, made.csv),
              # Last: a folder with a report holds all three.
-             stick_files.File(REPORT_FILE, html.encode("utf-8"))]
-    return Collected(files, header, report.summary(made))
+             stick_files.File(REPORT_FILE, made.html)]
+    return Collected(files, header, report.summary(made.report))
 
 
 # --- the export -----------------------------------------------------------------------
