@@ -273,8 +273,8 @@ def test_nurse_screen_shows_the_episode_and_last_download_and_returns_by_itself(
     assert n.clock == "Tue 24 Nov 09:41"
     d.run_until(t(cfg, "2026-11-24T09:41:12"))
     assert d.screen() == n.__class__(**{**{k: getattr(n, k) for k in n.__slots__}, "page": 2})
-    d.run_until(t(cfg, "2026-11-24T09:41:40"))
-    assert isinstance(d.screen(), sc.Idle)                    # back by itself after two rounds
+    d.run_until(t(cfg, "2026-11-24T09:41:46"))
+    assert isinstance(d.screen(), sc.Idle)                    # back by itself after two rounds of 3 pages
     (rec,) = send(d, Exported("usb", {"records": 120}))
     assert dict(rec.data) == {"records": 120, "via": "usb"}
     d.press(t(cfg, "2026-11-24T10:02"), 6)
@@ -283,7 +283,7 @@ def test_nurse_screen_shows_the_episode_and_last_download_and_returns_by_itself(
     assert isinstance(n, sc.Nurse) and n.download == "24 Nov 09:41"
 
 
-def test_the_patient_can_change_nothing_from_the_nurse_screen() -> None:
+def test_the_patient_can_change_nothing_from_the_nurse_screen_without_a_deliberate_hold() -> None:
     cfg = Config()
     d = Driver(cfg, t(cfg, "2026-11-24T07:00:30"))            # a prompt is up
     for at, held in (("07:01", 6), ("07:01:10", 2.5), ("07:01:15", 6), ("07:01:25", 0.3)):
@@ -294,8 +294,11 @@ def test_the_patient_can_change_nothing_from_the_nurse_screen() -> None:
     d.run_until(t(cfg, "2026-11-24T07:01:11"))
     assert isinstance(d.screen(), sc.Nurse)                   # held on the nurse screen: no snooze hint
     d.run_until(t(cfg, "2026-11-24T07:01:30"))
-    assert [r.data["action"] for _, r in d.records("press")[-3:]] == ["dismiss", "nurse_screen", "dismiss"]
-    assert [r.type for _, r in d.records()[before:]] == ["press"] * 3   # no snooze, no start
+    # A press on the nurse screen offers the pause menu; only a hold on it pauses.
+    assert [r.data["action"] for _, r in d.records("press")[-3:]] == ["dismiss", "nurse_screen", "pause_menu"]
+    assert isinstance(d.screen(), sc.PauseMenu)
+    d.run_until(t(cfg, "2026-11-24T07:01:45"))                # the menu closes by itself, changing nothing
+    assert [r.type for _, r in d.records()[before:]] == ["press"] * 3   # no snooze, no start, no pause
     assert isinstance(d.screen(), sc.Prompt)
 
 

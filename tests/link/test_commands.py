@@ -40,4 +40,4 @@ def test_help_lists_every_typed_form_in_two_columns() -> None:
 def test_words_are_unique_and_the_press_verbs_are_the_changes() -> None:
     words = [w for v in commands.VERBS for w in (v.word, *v.also)]
     assert len(words) == len(set(words))
-    assert {v.word for v in commands.VERBS if v.press} == {"time", "admit", "discharge"}
+    assert {v.word for v in commands.VERBS if v.press} == {"time", "admit", "discharge", "pause", "resume"}

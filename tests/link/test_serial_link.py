@@ -299,6 +299,33 @@ def test_admit_and_discharge_by_hand_with_presses(tmp_path: Path, cable: Cable) 
     assert segs[-1].detail == {"episode": "E2026-0042"}
 
 
+def test_pause_and_resume_by_hand_with_presses(tmp_path: Path, cable: Cable) -> None:
+    data = tmp_path / "unit"
+    with RunningUnit(data, cable.unit_path, local(START), ward=cheap_ward(data), speed=5) as u:
+        t = Laptop(cable.laptop_path)
+        t.type("unlock\r")
+        t.read_until(b"(not shown): ")
+        t.type(SECRET + "\r")
+        t.read_until(b"> ")
+        assert "pause 1h, pause 2h, pause 4h or pause morning" in t.say("pause 3h")
+        assert "Prompting is not paused." in t.say("resume")
+        t.type("pause 2h\r")
+        t.read_until(b"to cancel).")
+        wait_for(lambda: type(u.sim.unit.out.display._screen).__name__ == "Confirm", what="the confirmation screen")
+        u.press()
+        assert "Prompting paused until" in t.read_until(b"> ").decode()
+        wait_for(lambda: getattr(u.sim.unit.out.display._screen, "paused", None) is not None, what="the paused idle")
+        t.type("resume\r")
+        t.read_until(b"to cancel).")
+        wait_for(lambda: type(u.sim.unit.out.display._screen).__name__ == "Confirm", what="the confirmation screen")
+        u.press()
+        assert "Prompting goes on" in t.read_until(b"> ").decode()
+        t.close()
+    recs = u.records()
+    assert [(r["type"], r.get("via"), r.get("duration")) for r in recs if r["type"] in ("pause", "resume")] == \
+        [("pause", "serial", "2h"), ("resume", "serial", None)]
+
+
 def test_a_port_that_fails_as_soon_as_it_opens_is_retried_slowly_and_logged_once(tmp_path: Path) -> None:
     """A gadget port whose host has gone can open and fail at once: no busy loop, no log flood."""
     from bedside.link.port import SerialLink

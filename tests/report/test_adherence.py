@@ -252,3 +252,26 @@ def test_odd_records_never_stop_the_report(bodies: list[dict[str, Any]]) -> None
     report_files.html_text(made, datetime(2026, 12, 1).astimezone())
     report.csv_text(made)
     assert not made.verdict.ok
+
+
+def test_sessions_inside_a_nurses_pause_are_paused_not_due_in_every_report() -> None:
+    h10, h11, h12 = "2026-11-24T10:00 hourly", "2026-11-24T11:00 hourly", "2026-11-24T12:00 hourly"
+    records = sealed([
+        rec("start", "2026-11-24T09:00", unit="ward7-bed12", version="0.1.0", config="x"),
+        srec("prompt", h10, "2026-11-24T10:00", kind="hourly"),
+        done(h10, "2026-11-24T10:03"),
+        rec("pause", "2026-11-24T10:30", until=t("2026-11-24T12:30"), duration="2h", via="button"),
+        srec("paused", h11, "2026-11-24T11:00", kind="hourly", until=t("2026-11-24T12:30")),
+        srec("paused", h12, "2026-11-24T12:00", kind="hourly", until=t("2026-11-24T12:30")),
+        rec("resume", "2026-11-24T12:30", via="timer", early=False, until=t("2026-11-24T12:30")),
+    ])
+    m = ad.build(records)
+    s = by_id(m)
+    assert s[h11].outcome == s[h12].outcome == ad.PAUSED and not s[h11].is_done
+    c = m.days[0].counts
+    assert (c.due, c.done, c.missed, c.paused, c.adherence) == (1, 1, 0, 2, 1.0)
+    r = report.make(records)
+    html = report_files.html_text(r, datetime.fromisoformat(t("2026-11-25T09:00")))
+    assert "paused by a nurse (not due)" in html and 'class="m-paused"' in html
+    csv = report.csv_text(r)
+    assert csv.count(",paused,") == 2

@@ -131,7 +131,26 @@ class Withdraw:
     token: int
 
 
-Event = Tick | ButtonEdge | Notice | Admit | Discharge | Exported | ClockSet | Confirm | Withdraw | StickExport
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """A nurse pauses prompting for ``duration`` (a key of ``pause.CHOICES``: 1h, 2h, 4h, morning).
+
+    From the nurse screen (``via`` button, made by the core itself), the serial link after a
+    press at the unit, or a simulator script."""
+
+    duration: str
+    via: str = "serial"
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """A nurse ends a pause early."""
+
+    via: str = "serial"
+
+
+Event = (Tick | ButtonEdge | Notice | Admit | Discharge | Exported | ClockSet | Confirm | Withdraw | StickExport
+         | Pause | Resume)
 
 
 @dataclass(frozen=True, slots=True)

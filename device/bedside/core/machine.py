@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
-from bedside.core import episodes, guide, planner
+from bedside.core import episodes, guide, pause, planner
 from bedside.core import screens as sc
 from bedside.core.config import Config
 from bedside.core.episodes import Episode
@@ -43,8 +43,10 @@ from bedside.core.events import (
     Instant,
     Notice,
     Past,
+    Pause,
     Play,
     Record,
+    Resume,
     StickExport,
     Withdraw,
 )
@@ -66,6 +68,7 @@ from bedside.core.state import (
     NURSE_S,
     OUTAGE_LOOKBACK,
     OUTCOMES,
+    PAUSED,
     PROGRESS_S,
     PROMPTED,
     STICK_BUSY_S,
@@ -109,9 +112,21 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
     episode: Episode | None = None
     plan_changed: datetime | None = None
     last_export: datetime | None = None
+    paused_until: datetime | None = None
+    power_cut: tuple[datetime, float] | None = None
+    storage_outage: datetime | None = None
     for r in past:
         last = r
         sid = r.session
+        if r.type == "pause":
+            paused_until = _parse(r.data.get("until")) if isinstance(r.data.get("until"), str) else None
+        elif r.type == "resume":
+            paused_until = None
+        elif r.type == "power_loss" and isinstance(r.data.get("last_known"), str):
+            began = datetime.fromisoformat(r.data["last_known"])
+            power_cut = (began, seconds_between(r.time, began))
+        elif r.type == "fault" and r.data.get("part") == "journal" and storage_outage is None:
+            storage_outage = r.time
         if r.type in ("admit", "discharge", "start"):
             # Every start restates the open episode, so it survives however old its admission is.
             before = episode
@@ -120,6 +135,7 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
                 plan_changed = r.time
         elif r.type == "export":
             last_export = r.time
+            storage_outage = None
         if sid is None:
             continue
         if r.type == "prompt":
@@ -149,6 +165,7 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
         if known != last.time:
             lost["last_record"] = iso(last.time, cfg)
         fx.append(Record("power_loss", data=lost))
+        power_cut = (known, seconds_between(now.wall, known))
     problems: dict[str, str] = {}
     tq = time_quality
     resume_from: datetime | None = None
@@ -179,7 +196,8 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
 
     state = State(last=now, cursor=cursor, outcomes=outcomes, time_quality=tq, stale_reason=stale_reason,
                   problems=problems, episode=episode, plan_changed=plan_changed, last_export=last_export,
-                  activity=now.mono, resume_from=resume_from)
+                  activity=now.mono, resume_from=resume_from, paused_until=paused_until, power_cut=power_cut,
+                  storage_outage=storage_outage)
     # A guide the outage cut short is settled as interrupted: the patient answered the prompt.
     for p in [p for p in prompts.values() if p.started is not None]:
         fx.append(_interrupted(cfg, p, episode, stale_reason, known))
@@ -205,7 +223,7 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
         else:
             fx.append(Record(MISSED, p.session, _parse(p.due), {"reason": stale_reason}))
             state = _set_outcome(state, p.session, MISSED)
-    if problems and planner.is_awake(cfg, now.wall):
+    if problems and may_sound(cfg, state, now):
         fx.append(Play("fault"))
     state, more = step(cfg, state, None, now)
     return state, fx + more
@@ -271,6 +289,7 @@ def step(cfg: Config, state: State, event: Event | None, now: Instant) -> tuple[
     st = _check_clock(cfg, st, now, fx)
     st = _timers(cfg, st, now, fx)
     st = _plan(cfg, st, now, fx)
+    st = _pause_ends(cfg, st, now, fx)
     if isinstance(event, ButtonEdge):
         st = _edge(cfg, st, event.pressed, now, fx)
     elif isinstance(event, Notice):
@@ -279,9 +298,14 @@ def step(cfg: Config, state: State, event: Event | None, now: Instant) -> tuple[
         st = _admit(cfg, st, event, now, fx)
     elif isinstance(event, Discharge):
         st = _discharge(cfg, st, event, now, fx)
+    elif isinstance(event, Pause):
+        st = _pause(cfg, st, event.duration, event.via, now, fx)
+    elif isinstance(event, Resume):
+        st = _resume(cfg, st, event.via, now, fx)
     elif isinstance(event, Exported):
         fx.append(Record("export", data={**event.details, "via": event.via}))
-        st = replace(st, last_export=now.wall)
+        # A storage outage is shown to the nurse until the records have been downloaded since.
+        st = replace(st, last_export=now.wall, storage_outage=st.storage_outage if "journal" in st.problems else None)
         if event.via == "stick":
             st = _stick_screen(st, sc.Stick("done", "Export done", "Remove the stick"), STICK_S, now)
     elif isinstance(event, Confirm | Withdraw):
@@ -320,11 +344,13 @@ def _notice(cfg: Config, st: State, ev: Notice, now: Instant, fx: list[Effect]) 
     The journal's own trouble cannot be recorded in it; the shell keeps those records."""
     was_faulty = ev.part in st.problems
     st = with_problem(st, ev.part, ev.problem)
+    if ev.part == "journal" and ev.problem is not None and st.storage_outage is None:
+        st = replace(st, storage_outage=now.wall)
     if ev.part == "journal" or was_faulty == (ev.problem is not None):
         return st
     if ev.problem is not None:
         fx.append(Record("fault", data={"part": ev.part, "problem": ev.detail or ev.problem}))
-        if planner.is_awake(cfg, now.wall):
+        if may_sound(cfg, st, now):
             fx.append(Play("fault"))   # once when a part fails; never repeated, never at night
     else:
         fx.append(Record("fault_cleared", data={"part": ev.part}))
@@ -528,12 +554,63 @@ def _plan(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> State:
             continue
         if known in (*OUTCOMES, PROMPTED) or _active_id(st) == s.id or any(w.id == s.id for w in st.waiting):
             continue
+        if st.paused_until is not None and at < st.paused_until:
+            fx.append(_paused(cfg, s, st.paused_until))
+            st = _set_outcome(st, s.id, PAUSED)
+            continue
         if now.wall - at >= missed_window:
             fx.append(Record(MISSED, s.id, s.due, {"reason": st.stale_reason or "late", "kind": s.kind}))
             st = _set_outcome(st, s.id, MISSED)
             continue
         st = _offer(cfg, st, s, now, fx)
     return replace(st, cursor=now.wall, stale_reason=None)
+
+
+def may_sound(cfg: Config, st: State, now: Instant) -> bool:
+    """Whether anything may sound now: by day, and not while a nurse has paused prompting."""
+    return planner.is_awake(cfg, now.wall) and (st.paused_until is None or now.wall >= st.paused_until)
+
+
+# --- a nurse's pause -----------------------------------------------------------------
+
+def _paused(cfg: Config, s: planner.Session, until: datetime) -> Record:
+    return Record(PAUSED, s.id, s.due, {"kind": s.kind, "until": iso(until, cfg)})
+
+
+def _pause(cfg: Config, st: State, duration: str, via: str, now: Instant, fx: list[Effect]) -> State:
+    """Stop prompting until the pause ends: a session already up or waiting is ``paused``, not
+    missed; a guided session under way ends there, its reps counted."""
+    if duration not in pause.CHOICES:
+        return st
+    until = pause.until(cfg, duration, now.wall)
+    fx.append(Record("pause", data={"until": iso(until, cfg), "duration": duration, "via": via}))
+    st = replace(st, paused_until=until, activity=now.mono)
+    for s in st.waiting:
+        fx.append(_paused(cfg, s, until))
+        st = _set_outcome(st, s.id, PAUSED)
+    st = replace(st, waiting=())
+    a = st.active
+    if isinstance(a, Guiding):
+        st = _finish_guide(cfg, st, a, now, fx, early=True)
+    elif isinstance(a, Prompting):
+        fx.append(_paused(cfg, a.session, until))
+        st = replace(_set_outcome(st, a.session.id, PAUSED), active=None)
+    return replace(st, overlay=None) if via == "button" else st
+
+
+def _resume(cfg: Config, st: State, via: str, now: Instant, fx: list[Effect]) -> State:
+    if st.paused_until is None:
+        return st
+    fx.append(Record("resume", data={"via": via, "early": True, "until": iso(st.paused_until, cfg)}))
+    return replace(st, paused_until=None, activity=now.mono)
+
+
+def _pause_ends(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> State:
+    """A pause that has run its time ends by itself (after the sessions inside it were settled)."""
+    if st.paused_until is None or now.wall < st.paused_until:
+        return st
+    fx.append(Record("resume", data={"via": "timer", "early": False, "until": iso(st.paused_until, cfg)}))
+    return replace(st, paused_until=None)
 
 
 def _active_id(st: State) -> str | None:
@@ -558,7 +635,7 @@ def _offer(cfg: Config, st: State, s: planner.Session, now: Instant, fx: list[Ef
     if late_s >= 60:
         data["late_s"] = round(late_s)
     fx.append(Record("prompt", s.id, s.due, data))
-    if planner.is_awake(cfg, now.wall):
+    if may_sound(cfg, st, now):
         fx.append(Play("prompt"))
     remaining = cfg.missed_after_minutes * 60 - late_s
     p = Prompting(s, now.wall, now.mono, next_repeat=now.mono + cfg.repeat_every_minutes * 60,
@@ -604,7 +681,7 @@ def _timers(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> State:
         if st.button.stage < 3 and held >= STUCK_S:
             fx.append(Record("fault", data={"part": "button",
                                             "problem": "held down over 60 s; ignored until released"}))
-            if "button" not in st.problems and planner.is_awake(cfg, now.wall):
+            if "button" not in st.problems and may_sound(cfg, st, now):
                 fx.append(Play("fault"))
             problems = {**st.problems, "button": "Button stuck"}
             st = replace(st, button=replace(st.button, stage=3), overlay=None, problems=problems)
@@ -614,7 +691,7 @@ def _timers(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> State:
         if a.snoozed_until is not None:
             if t >= a.snoozed_until:
                 fx.append(Record("repeat", a.session.id, a.session.due, {"after_snooze": True}))
-                if planner.is_awake(cfg, now.wall):
+                if may_sound(cfg, st, now):
                     fx.append(Play("prompt"))
                 st = replace(st, active=replace(a, snoozed_until=None, repeats=a.repeats + 1,
                                                 next_repeat=t + cfg.repeat_every_minutes * 60))
@@ -625,7 +702,7 @@ def _timers(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> State:
             st = _next_waiting(cfg, st, now, fx)
         elif t >= a.next_repeat:
             fx.append(Record("repeat", a.session.id, a.session.due, {"n": a.repeats + 1}))
-            if planner.is_awake(cfg, now.wall):
+            if may_sound(cfg, st, now):
                 fx.append(Play("repeat"))
             st = replace(st, active=replace(a, repeats=a.repeats + 1,
                                             next_repeat=t + cfg.repeat_every_minutes * 60))
@@ -650,7 +727,7 @@ def _advance_guide(cfg: Config, st: State, g: Guiding, now: Instant, fx: list[Ef
         return st
     if index >= len(g.steps):
         return _finish_guide(cfg, st, g, now, fx, early=False)
-    if ticked and planner.is_awake(cfg, now.wall):
+    if ticked and may_sound(cfg, st, now):
         fx.append(Play("tick"))
     return replace(st, active=replace(g, index=index, step_started=started))
 
@@ -665,7 +742,7 @@ def _finish_guide(cfg: Config, st: State, g: Guiding, now: Instant, fx: list[Eff
         "late_min": round(seconds_between(g.started_wall, s.offer) / 60),
         "duration_s": round(now.mono - g.started_mono), "snoozes": g.prompt.snoozes,
     }))
-    if planner.is_awake(cfg, now.wall):
+    if may_sound(cfg, st, now):
         fx.append(Play("done"))
     st = replace(_set_outcome(st, s.id, DONE), activity=now.mono,
                  overlay=Overlay(sc.Done(done, planned, early), now.mono + DONE_S, now.mono))
@@ -702,6 +779,8 @@ def _accept(cfg: Config, st: State, pressed: bool, now: Instant, fx: list[Effect
         # The question asked over the serial link is on the screen: the press answers it.
         overlay = st.overlay if st.overlay is None or st.overlay.until != float("inf") else None
         return _confirm_press(replace(st, overlay=overlay), held, fx)
+    if st.overlay is not None and isinstance(st.overlay.screen, sc.Nurse | sc.PauseMenu) and held < NURSE_S:
+        return _nurse_press(cfg, st, st.overlay.screen, held, now, fx)
     if st.overlay is not None and isinstance(st.overlay.screen, sc.Nurse | sc.EpisodeChange | sc.Stick):
         # Screens for the nurse: any press only puts them away, whatever else is going on.
         fx.append(_press(held, "long" if held >= LONG_S else "short", "dismiss"))
@@ -711,6 +790,37 @@ def _accept(cfg: Config, st: State, pressed: bool, now: Instant, fx: list[Effect
     if held >= LONG_S:
         return _long_press(cfg, st, held, now, fx)
     return _short_press(cfg, st, held, now, fx)
+
+
+def _nurse_press(cfg: Config, st: State, screen: sc.Nurse | sc.PauseMenu, held: float, now: Instant,
+                 fx: list[Effect]) -> State:
+    """The nurse screen's one control, with the button alone: a press pauses prompting (a menu
+    of lengths: a press shows the next, a hold takes it) or, while paused, resumes it."""
+    kind = "long" if held >= LONG_S else "short"
+    if isinstance(screen, sc.Nurse):
+        if kind == "long":
+            fx.append(_press(held, kind, "dismiss"))
+            return replace(st, overlay=None)
+        if st.paused_until is not None:
+            fx.append(_press(held, kind, "resume"))
+            st = _resume(cfg, st, "button", now, fx)
+            return replace(st, overlay=Overlay(sc.Hint("Prompts", "resumed"), now.mono + HINT_S, now.mono))
+        fx.append(_press(held, kind, "pause_menu"))
+        return replace(st, overlay=_menu(0, now))
+    if kind == "short":
+        fx.append(_press(held, kind, "pause_menu"))
+        return replace(st, overlay=_menu(screen.index % len(pause.MENU), now))
+    duration = pause.MENU[screen.index - 1]
+    if duration == pause.CANCEL:
+        fx.append(_press(held, kind, "dismiss"))
+        return replace(st, overlay=None)
+    fx.append(_press(held, kind, "pause"))
+    return _pause(cfg, st, duration, "button", now, fx)
+
+
+def _menu(index: int, now: Instant) -> Overlay:
+    screen = sc.PauseMenu(pause.label(pause.MENU[index]), index + 1, len(pause.MENU))
+    return Overlay(screen, now.mono + pause.MENU_S, now.mono)
 
 
 def _press(held: float, kind: str, action: str, session: str | None = None) -> Record:
@@ -747,7 +857,7 @@ def _long_press(cfg: Config, st: State, held: float, now: Instant, fx: list[Effe
         until_wall = now.wall + timedelta(seconds=until_mono - now.mono)
         fx.append(Record("snooze", a.session.id, a.session.due, {
             "until": iso(until_wall, cfg), "n": a.snoozes + 1, "held_s": round(held, 2)}))
-        if planner.is_awake(cfg, now.wall):
+        if may_sound(cfg, st, now):
             fx.append(Play("snooze"))
         return replace(st, active=replace(a, snoozes=a.snoozes + 1, snoozed_until=until_mono,
                                           missed_at=a.missed_at + snooze_s))
@@ -768,8 +878,8 @@ def _hold_hint(cfg: Config, st: State, now: Instant) -> State:
     if st.confirm is not None and st.button.down_at >= st.confirm.asked:
         return replace(st, overlay=Overlay(sc.Hint("Let go to", "cancel"), float("inf")))
     a = st.active
-    if st.overlay is not None and isinstance(st.overlay.screen, sc.Nurse | sc.EpisodeChange | sc.Stick):
-        return st    # the release will only put the nurse's screen away
+    if st.overlay is not None and isinstance(st.overlay.screen, sc.Nurse | sc.PauseMenu | sc.EpisodeChange | sc.Stick):
+        return st    # the release answers the nurse's screen (pause menu) or puts it away
     if isinstance(a, Prompting):
         left = cfg.max_snoozes - a.snoozes
         hint = sc.Hint("Let go to", "snooze", "zz") if left > 0 else sc.Hint("No more", "snoozes")
@@ -787,6 +897,8 @@ def deadline(cfg: Config, st: State) -> float:
     nxt = planner.next_event_after(cfg, max(st.cursor, now.wall), ep=st.episode)
     if nxt is not None:
         cands.append(mono_at(now, nxt))
+    if st.paused_until is not None:
+        cands.append(mono_at(now, st.paused_until))
     b = st.button
     if b.raw != b.down:
         cands.append(b.changed + DEBOUNCE_S)

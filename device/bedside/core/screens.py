@@ -28,6 +28,7 @@ class Idle:
     notice: str | None = None        # a fault or "set the clock", for the nurse
     status: str | None = None        # "missed": the corner mark a nurse sees walking past
     shift: Shift = (0, 0)
+    paused: str | None = None        # a nurse's pause: "14:00", shown as "Paused until 14:00"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,12 +112,24 @@ class Nurse:
     day: int | None = None           # post-operative day (0 = the day of surgery)
     regimen: str = ""                # the regimen running (with no episode: the default, or "" if quiet)
     download: str = "never"          # time of the latest export, "never" before the first
-    notices: tuple[str, ...] = ()    # problems for the nurse (a third page when there are any)
+    notices: tuple[str, ...] = ()    # problems for the nurse (a fourth page when there are any)
     page: int = 1
+    paused: str | None = None        # "14:00" while prompting is paused
+    power_cut: str = ""              # the last power cut: "24 Nov 03:10 2h05", "" if none is known
+    storage: str = ""                # "24 Nov 09:00": the journal could not be written, since the last download
 
     @property
     def pages(self) -> int:
-        return 3 if self.notices else 2
+        return 4 if self.notices else 3
+
+
+@dataclass(frozen=True, slots=True)
+class PauseMenu:
+    """The nurse chooses how long to pause prompting: a press shows the next choice, a hold takes it."""
+
+    choice: str                      # "2 hours", "Until morning", "Don't pause"
+    index: int                       # choice n ...
+    count: int                       # ... of N
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,4 +161,5 @@ class Stick:
     detail: str = ""                 # what to do: "Remove the stick"
 
 
-Screen = Idle | Prompt | Snoozed | Intro | Guide | Done | Progress | Hint | Nurse | EpisodeChange | Confirm | Stick
+Screen = (Idle | Prompt | Snoozed | Intro | Guide | Done | Progress | Hint | Nurse | PauseMenu | EpisodeChange
+          | Confirm | Stick)

@@ -38,9 +38,9 @@ ORBIT = ((-2, -2), (-1, -2), (0, -2), (1, -2), (2, -2), (2, -1), (2, 0), (2, 1),
          (-1, 2), (-2, 2), (-2, 1), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (0, 0), (-1, 0),
          (-2, 0), (-2, -1), (-1, -1))
 
-DONE, MISSED, PROMPTED, DEFERRED = "done", "missed", "prompted", "deferred"
+DONE, MISSED, PROMPTED, DEFERRED, PAUSED = "done", "missed", "prompted", "deferred", "paused"
 INTERRUPTED = "interrupted"    # started, then the unit stopped (a power cut) before it ended
-OUTCOMES = (DONE, MISSED, INTERRUPTED)   # the records that settle a session
+OUTCOMES = (DONE, MISSED, INTERRUPTED, PAUSED)   # the records that settle a session
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +110,9 @@ class State:
     activity: float = 0.0                          # monotonic time of the last press, prompt or admission
     resume_from: datetime | None = None            # while the clock is distrusted: the journal's last known time
     confirm: Confirming | None = None              # a change asked for over the serial link, awaiting a press
+    paused_until: datetime | None = None           # a nurse's pause: no prompts, no sound until then
+    power_cut: tuple[datetime, float] | None = None  # the last power cut: when it began, how many seconds
+    storage_outage: datetime | None = None         # the journal could not be written, since the last download
 
 
 def seconds_between(a: datetime, b: datetime) -> float:

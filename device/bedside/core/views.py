@@ -24,6 +24,7 @@ from bedside.core.state import (
     MISSED,
     NURSE_PAGE_S,
     ORBIT,
+    PAUSED,
     PROMPTED,
     Confirming,
     Guiding,
@@ -79,12 +80,14 @@ def today(cfg: Config, st: State, now: Instant) -> tuple[int, int, tuple[str, ..
             marks.append("done")
         elif o == MISSED:
             marks.append("missed")
+        elif o == PAUSED:
+            marks.append("paused")       # a nurse paused prompting: neither missed nor due
         elif offer <= now.wall or o == PROMPTED:
             marks.append("open")
         else:
             marks.append("later")
     done = marks.count("done")
-    due = sum(1 for m in marks if m != "later")
+    due = sum(1 for m in marks if m not in ("later", "paused"))
     return done, due, tuple(marks)
 
 
@@ -146,7 +149,29 @@ def nurse_screen(cfg: Config, st: State, now: Instant) -> sc.Nurse:
         day=episodes.post_op_day(ep, local_date(cfg, now)) if ep else None,
         regimen=regimen.name if regimen else "",
         download=_date_time(st.last_export, cfg, weekday=False) if st.last_export else "never",
-        notices=tuple(st.problems.values()))
+        notices=tuple(st.problems.values()),
+        paused=paused_text(cfg, st, now),
+        power_cut=_power_cut(cfg, st),
+        storage=_date_time(st.storage_outage, cfg, weekday=False) if st.storage_outage else "")
+
+
+def paused_text(cfg: Config, st: State, now: Instant) -> str | None:
+    """"14:00" while a nurse's pause runs (with the day when it ends on another one)."""
+    until = st.paused_until
+    if until is None or until <= now.wall:
+        return None
+    if until - now.wall >= timedelta(hours=20):
+        return _date_time(until, cfg)
+    return hhmm(until, cfg)
+
+
+def _power_cut(cfg: Config, st: State) -> str:
+    if st.power_cut is None:
+        return ""
+    began, seconds = st.power_cut
+    minutes = int(seconds // 60)
+    length = f"{minutes // 60}h{minutes % 60:02d}" if minutes >= 60 else f"{minutes} min"
+    return f"{_date_time(began, cfg, weekday=False)} {length}"
 
 
 def _detail(s: planner.Session) -> str:
@@ -222,7 +247,8 @@ def view(cfg: Config, st: State, now: Instant) -> list[Effect]:
         notice = next(iter(st.problems.values()), None)
         screen = sc.Idle(hhmm(now.wall, cfg), nxt[0] if nxt else None, nxt[1] if nxt else None,
                          day[0], day[1], marks, night=not awake, notice=notice,
-                         status="missed" if light == "missed" else None, shift=orbit(now))
+                         status="missed" if light == "missed" else None, shift=orbit(now),
+                         paused=paused_text(cfg, st, now))
     if awake:
         brightness = "dim" if idle and _dimmed(cfg, st, now) else "normal"
     elif a is not None or st.overlay is not None or st.confirm is not None or now.mono < st.night_light_until \

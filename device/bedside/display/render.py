@@ -70,6 +70,8 @@ def _idle(c: Canvas, s: sc.Idle) -> None:
         lines = wrap(s.notice, "s", WIDTH - 2 * M - 13)[:2]
         for i, line in enumerate(lines):
             c.caps(M + 13, 27 + i * 12 + (6 if len(lines) == 1 else 0), line, "s")
+    elif s.paused:
+        c.center(28, f"Paused until {s.paused}", fit(f"Paused until {s.paused}", ("l", "sb"), WIDTH - 2 * M))
     elif s.next_time:
         c.center(28, f"Next {s.next_time}", "l")       # ink: rows 28-37
     if not s.night and not s.notice:
@@ -207,7 +209,7 @@ _QUALITY = {"ntp": "ntp (synced)", "rtc": "rtc (battery)", "set-by-nurse": "set 
 
 def _nurse(c: Canvas, s: sc.Nurse) -> None:
     page = min(max(1, s.page), s.pages)
-    title = {1: s.unit_id, 2: "Sessions", 3: "Needs attention"}[page]
+    title = {1: s.unit_id, 2: "Sessions", 3: "Prompts and power", 4: "Needs attention"}[page]
     tag = f"{page}/{s.pages}"
     c.box(0, 0, WIDTH - 1, 11)
     c.caps(1, 2, title[: (WIDTH - 8 - text_width(tag, "sb")) // 6], "sb", fill=0)
@@ -223,10 +225,24 @@ def _nurse(c: Canvas, s: sc.Nurse) -> None:
         lines = [f"Today{s.today_done:>3} done{s.today_missed:>3} miss",
                  f"Yday {s.yesterday_done:>3} done{s.yesterday_missed:>3} miss",
                  f"Download {s.download}", f"Log {s.head}"]
+    elif page == 3:
+        lines = [f"Paused until {s.paused}" if s.paused else "Prompting",
+                 "Press: resume now" if s.paused else "Press: pause prompts",
+                 f"Cut {s.power_cut}" if s.power_cut else "No power cut known",
+                 f"Disk err {s.storage}" if s.storage else "No disk fault"]
     else:
         lines = [line for n in s.notices for line in wrap(n, "s", WIDTH)][:4]
     for i, line in enumerate(lines):
         c.caps(0, 15 + i * 13, line[:21], "s")
+
+
+def _pause_menu(c: Canvas, s: sc.PauseMenu) -> None:
+    """The nurse's pause menu: the length on offer, and how to take it."""
+    c.box(0, 0, WIDTH - 1, 13)
+    c.center(3, "Pause prompts?", "m", fill=0)
+    c.center(22, s.choice, fit(s.choice, ("xl", "l", "s"), WIDTH - 2 * M), x0=M, x1=WIDTH - M)
+    c.right(WIDTH, 43, f"{s.index}/{s.count}", "s")
+    c.caps(0, 54, "Press=next Hold=pick", "s")
 
 
 def _episode(c: Canvas, s: sc.EpisodeChange) -> None:
@@ -297,6 +313,8 @@ def standard(screen: sc.Screen) -> Image.Image:
         _hint(c, screen)
     elif isinstance(screen, sc.Nurse):
         _nurse(c, screen)
+    elif isinstance(screen, sc.PauseMenu):
+        _pause_menu(c, screen)
     elif isinstance(screen, sc.EpisodeChange):
         _episode(c, screen)
     elif isinstance(screen, sc.Confirm):

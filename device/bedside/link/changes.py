@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
+from bedside.core import pause
+
 CONFIRM_S = 60.0
 EARLIEST = datetime(2024, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
@@ -70,7 +72,35 @@ class Discharge:
         return f"discharge episode {self.episode}" if self.episode else "discharge the patient (end the episode)"
 
 
-Change = ClockChange | Admit | Discharge
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """Pause prompting for ``duration`` (``1h``, ``2h``, ``4h`` or ``morning``; core/pause.py)."""
+
+    duration: str
+
+    what = "pause"
+
+    def title(self) -> str:
+        return "Pause prompts?"
+
+    def text(self, tz: ZoneInfo) -> str:
+        return f"pause prompting: {pause.label(self.duration).lower()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """End a pause now."""
+
+    what = "resume"
+
+    def title(self) -> str:
+        return "Resume prompts?"
+
+    def text(self, tz: ZoneInfo) -> str:
+        return "resume prompting now"
+
+
+Change = ClockChange | Admit | Discharge | Pause | Resume
 
 
 def screen_lines(change: Change, tz: ZoneInfo) -> tuple[str, str]:
@@ -80,6 +110,10 @@ def screen_lines(change: Change, tz: ZoneInfo) -> tuple[str, str]:
         return change.episode, f"{change.surgery:%d %b} · {change.regimen or 'default'}"
     if isinstance(change, Discharge):
         return (f"Ep {change.episode}", "End the episode") if change.episode else ("End the episode", "")
+    if isinstance(change, Pause):
+        return pause.label(change.duration), "No prompts, no sound"
+    if isinstance(change, Resume):
+        return "End the pause", ""
     t = change.wall.astimezone(tz)
     return t.strftime("%a %d %b %Y"), t.strftime("%H:%M:%S")
 
@@ -147,3 +181,21 @@ def parse_discharge(args: tuple[str, ...]) -> Discharge:
     if len(args) > 1:
         raise ChangeError("write: episode discharge [EPISODE-ID]")
     return Discharge(args[0] if args else None)
+
+
+def parse_pause(args: tuple[str, ...]) -> Pause:
+    """``pause DURATION``: 1h, 2h, 4h or morning (until the awake window next opens)."""
+    hint = "write: pause 1h, pause 2h, pause 4h or pause morning"
+    if len(args) != 1:
+        raise ChangeError(hint)
+    try:
+        return Pause(pause.parse(args[0]))
+    except pause.PauseError as e:
+        raise ChangeError(f"{e}; {hint}") from None
+
+
+def parse_resume(args: tuple[str, ...]) -> Resume:
+    """``resume``: end the pause now."""
+    if args:
+        raise ChangeError("write: resume")
+    return Resume()

@@ -142,6 +142,10 @@ VERBS: tuple[Verb, ...] = (
                            ("episode discharge [EPISODE-ID]", "end the episode"))),
     Verb("admit", parse=changes.parse_admit, on_loop=_ask, answer=_waiting, press=True),
     Verb("discharge", parse=changes.parse_discharge, on_loop=_ask, answer=_waiting, press=True),
+    Verb("pause", typed=(("pause 1h|2h|4h|morning", "pause prompting: no prompts, no sound"),),
+         parse=changes.parse_pause, on_loop=_ask, answer=_waiting, press=True),
+    Verb("resume", typed=(("resume", "end a pause now"),),
+         parse=changes.parse_resume, on_loop=_ask, answer=_waiting, press=True),
     Verb("lock", typed=(("lock", "lock again (also after 10 idle minutes)"),), parse=_none,
          on_loop=lambda svc, c, _: lambda now: svc.lock(c.conn, "command", now),
          answer=lambda rid, _, __: frames.reply(rid, "ok", {"locked": True})),
@@ -162,5 +166,5 @@ def help_lines() -> list[str]:
                 out.append(f"  {form:<{_COLUMN}}{what}")
             else:
                 out += [f"  {form}", f"  {'':<{_COLUMN}}{what}"]
-    return [*out, "log, time set and episode changes need unlock first; changes also need a press",
+    return [*out, "log and every change need unlock first; changes also need a press",
             "of the unit's button while its screen shows the change. Ctrl-C cancels."]

@@ -25,7 +25,18 @@ from typing import Any
 
 from bedside import __version__
 from bedside.core import episodes, views
-from bedside.core.events import Admit, Confirm, Decided, Discharge, Exported, Instant, Record, Withdraw
+from bedside.core.events import (
+    Admit,
+    Confirm,
+    Decided,
+    Discharge,
+    Exported,
+    Instant,
+    Pause,
+    Record,
+    Resume,
+    Withdraw,
+)
 from bedside.journal import retention
 from bedside.journal.segments import Journal, JournalError
 from bedside.link import access, changes
@@ -347,6 +358,8 @@ class LinkService:
                                           now.wall.astimezone(self.cfg.tz).date())
         if isinstance(change, changes.Discharge):
             return episodes.discharge_problem(st.episode, change.episode)
+        if isinstance(change, changes.Resume) and st.paused_until is None:
+            return "prompting is not paused"
         return None
 
     def _apply(self, token: int, p: Pending, now: Instant) -> None:
@@ -364,6 +377,14 @@ class LinkService:
                                                                           now.wall.astimezone(self.cfg.tz).date())})
             else:
                 p.notify(token, "confirmed", {"discharged": True})
+            return
+        if isinstance(change, changes.Pause | changes.Resume):
+            self.unit.handle(Pause(change.duration, via="serial") if isinstance(change, changes.Pause)
+                             else Resume(via="serial"), now)
+            st = self.unit.state
+            until = st.paused_until if st is not None else None
+            p.notify(token, "confirmed",
+                     {"paused_until": until.astimezone(self.cfg.tz).isoformat(timespec="seconds") if until else None})
             return
         if isinstance(change, changes.ClockChange):
             # The clock moves on from the time asked while the press was awaited. The loop sets

@@ -251,6 +251,12 @@ class Connection:
         else:
             self._say(["Type episode, episode admit EPISODE-ID SURGERY-DATE [REGIMEN] or episode discharge."])
 
+    def _typed_pause(self, args: tuple[str, ...]) -> None:
+        self._ask_change(lambda now: changes.parse_pause(args))
+
+    def _typed_resume(self, args: tuple[str, ...]) -> None:
+        self._ask_change(lambda now: changes.parse_resume(args))
+
     def _ask_change(self, parse: Callable[[Instant], changes.Change]) -> None:
         token, why = self._ask_loop(lambda now: self.svc.ask(self.conn, parse(now), self.notify, now))
         if why:

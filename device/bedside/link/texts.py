@@ -121,6 +121,10 @@ def decision_lines(outcome: str, detail: Mapping[str, Any]) -> list[str]:
                     f"post-operative day {detail['day']}."]
         if detail.get("discharged"):
             return ["Confirmed on the unit. The patient is discharged; the episode is closed."]
+        if "paused_until" in detail:
+            until = detail["paused_until"]
+            return [f"Confirmed on the unit. Prompting paused until {str(until)[:16].replace('T', ' ')}: no "
+                    "prompts, no sound." if until else "Confirmed on the unit. Prompting goes on."]
         return ["Confirmed on the unit. Done."]
     if outcome == "failed":
         return [f"Not changed: {detail.get('problem', 'the unit could not make the change')}."]

@@ -32,10 +32,11 @@ LATE_AFTER_MIN = 15        # half the default missed window: the patient needed 
 
 DONE, PARTIAL, MISSED, MERGED, OPEN, WAITING = "done", "partial", "missed", "merged", "open", "waiting"
 INTERRUPTED = "interrupted"
-DECIDED = (DONE, PARTIAL, INTERRUPTED, MISSED)
-SESSION_TYPES = ("prompt", "repeat", "snooze", "done", "missed", "interrupted", "deferred", "press")
+PAUSED = "paused"          # fell inside a nurse's pause: neither due nor missed
+DECIDED = (DONE, PARTIAL, INTERRUPTED, MISSED, PAUSED)
+SESSION_TYPES = ("prompt", "repeat", "snooze", "done", "missed", "interrupted", "deferred", "press", "paused")
 KNOWN_TYPES = frozenset({*SESSION_TYPES, "start", "stop", "power_loss", "clock_set", "fault", "fault_cleared",
-                         "admit", "discharge", "refused", "export", "secret_set"})
+                         "admit", "discharge", "refused", "export", "secret_set", "pause", "resume"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +45,7 @@ class Session:
     kind: str
     due: datetime                  # aware, in the offset the unit recorded
     offer: datetime
-    outcome: str                   # DONE | PARTIAL | INTERRUPTED | MISSED | MERGED | OPEN | WAITING
+    outcome: str                   # DONE | PARTIAL | INTERRUPTED | MISSED | PAUSED | MERGED | OPEN | WAITING
     deferred: bool = False         # fell due at night and was held over
     merged_into: str | None = None
     reason: str | None = None      # why it was missed, or what interrupted it
@@ -121,6 +122,7 @@ class Counts:
     gap_minutes: int = 0
     missed_reasons: Mapping[str, int] = field(default_factory=dict)
     interrupted: int = 0           # done partly: begun, then cut off by a power cut
+    paused: int = 0                # inside a nurse's pause: not counted as due
 
     @property
     def adherence(self) -> float | None:
@@ -133,7 +135,7 @@ class Counts:
                       self.snoozed + o.snoozed, self.snoozes + o.snoozes, self.missed + o.missed,
                       self.deferred + o.deferred, self.merged + o.merged, self.open + o.open,
                       self.gaps + o.gaps, self.gap_minutes + o.gap_minutes, dict(reasons),
-                      self.interrupted + o.interrupted)
+                      self.interrupted + o.interrupted, self.paused + o.paused)
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,7 +290,7 @@ def _feed(acc: _Acc, rec: Mapping[str, Any], t: datetime) -> None:
         acc.snoozes += 1
     elif typ == "press" and rec.get("action") == "start" and acc.started is None:
         acc.started = t            # the patient began the guide, whatever happened next
-    elif typ in ("done", "missed", "interrupted") and acc.outcome is None:
+    elif typ in ("done", "missed", "interrupted", "paused") and acc.outcome is None:
         # The unit records one outcome per session; anything after it is not believed.
         acc.outcome, acc.outcome_time = dict(rec), t
 
@@ -307,6 +309,8 @@ def _session(acc: _Acc) -> Session | None:
             return replace(base, outcome=MERGED)
         return replace(base, outcome=OPEN if acc.prompted is not None else WAITING)
     snoozes = max(acc.snoozes, _int(out.get("snoozes")) or 0)
+    if out.get("type") == "paused":
+        return replace(base, outcome=PAUSED, snoozes=snoozes, finished=acc.outcome_time)
     if out.get("type") == "missed":
         reason = out.get("reason")
         return replace(base, outcome=MISSED, reason=reason if isinstance(reason, str) else "unknown",
@@ -545,4 +549,5 @@ def _count(sessions: Iterable[Session], gaps: Iterable[Gap], d: date) -> Counts:
     return Counts(due=done + c[MISSED], done=done, partial=c[PARTIAL], interrupted=c[INTERRUPTED],
                   late=c["late"], snoozed=c["snoozed"],
                   snoozes=c["snoozes"], missed=c[MISSED], deferred=c["deferred"], merged=c[MERGED],
-                  open=c[OPEN] + c[WAITING], gaps=len(power), gap_minutes=minutes, missed_reasons=dict(reasons))
+                  open=c[OPEN] + c[WAITING], gaps=len(power), gap_minutes=minutes, missed_reasons=dict(reasons),
+                  paused=c[PAUSED])

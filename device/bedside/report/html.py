@@ -251,6 +251,8 @@ def _cards(st: ad.Stay, titled: bool) -> str:
     ]
     if t.interrupted:
         cards.insert(2, ("", str(t.interrupted), "of them begun, then cut off by a power cut"))
+    if t.paused:
+        cards.append(("", str(t.paused), "paused by a nurse (not due)"))
     if t.open:
         cards.append(("", str(t.open), "still open at the end"))
     body = "".join(f'<div class="card {c}"><span class="n">{n}</span><span class="l">{escape(lab)}</span></div>'
@@ -356,6 +358,9 @@ def _notes(d: ad.Day) -> list[str]:
     if by_reason:
         notes.append("Missed: " + "; ".join(
             f"{escape(REASONS.get(r, r))}: " + ", ".join(_label(s) for s in group) for r, group in by_reason.items()))
+    paused = [s for s in d.sessions if s.outcome == ad.PAUSED]
+    if paused:
+        notes.append("Paused by a nurse (not due): " + ", ".join(_label(s) for s in paused))
     snoozed = [s for s in d.sessions if s.snoozes]
     if snoozed:
         notes.append("Snoozed: " + ", ".join(f"{_label(s)} ×{s.snoozes}" for s in snoozed))

@@ -148,6 +148,9 @@ def _mark(s: ad.Session, d: date) -> str:
                      f'L{x + 4.5:.1f} {y - 4.5}"/>{tip}</g>')
     elif s.outcome == ad.MERGED:
         parts.append(f'<circle class="m-merged" cx="{x:.1f}" cy="{y}" r="3" fill="#7b8794">{tip}</circle>')
+    elif s.outcome == ad.PAUSED:
+        parts.append(f'<g class="m-paused" fill="#7b8794"><rect x="{x - 4:.1f}" y="{y - 4.5}" width="3" height="9"/>'
+                     f'<rect x="{x + 1:.1f}" y="{y - 4.5}" width="3" height="9"/>{tip}</g>')
     else:
         parts.append(f'<circle class="m-open" cx="{x:.1f}" cy="{y}" r="5" fill="none" stroke="#7b8794" '
                      f'stroke-width="1.5" stroke-dasharray="2 2">{tip}</circle>')
@@ -168,6 +171,8 @@ def _tip(s: ad.Session) -> str:
         return f"{base}: missed ({REASONS.get(s.reason or '', s.reason or '?')})"
     if s.outcome == ad.MERGED:
         return f"{base}: held over the night, shared the {hm_of(s.merged_into)} prompt"
+    if s.outcome == ad.PAUSED:
+        return f"{base}: paused by a nurse (not due)"
     return f"{base}: still open when the record ends"
 
 
@@ -182,6 +187,8 @@ def legend() -> str:
         ('<rect x="5" y="5" width="6" height="6" fill="none" stroke="#7b8794" transform="rotate(45 8 8)"/>',
          "fell due at night (held over)"),
         ('<circle cx="8" cy="8" r="3" fill="#7b8794"/>', "shared another prompt"),
+        ('<rect x="4" y="3.5" width="3" height="9" fill="#7b8794"/><rect x="9" y="3.5" width="3" height="9" '
+         'fill="#7b8794"/>', "paused by a nurse (not due)"),
         ('<rect x="0" y="2" width="16" height="12" fill="#e3e6ea"/>', "no power"),
         ('<line x1="8" y1="0" x2="8" y2="16" stroke="#1565c0" stroke-dasharray="3 2"/>', "clock changed"),
     ]

@@ -12,9 +12,11 @@ hold one action per line::
     2026-11-24T08:30:00  admit E2026-0042 2026-11-23 standard
     2026-11-27T11:00:00  discharge E2026-0042
     2026-11-25T17:00:00  export usb
+    2026-11-25T10:30:00  pause 2h                     # 1h, 2h, 4h or morning
+    2026-11-25T11:15:00  resume
 
-``admit``, ``discharge`` and ``export`` are what the serial link and the USB stick will
-send the unit; the simulator posts the same events.
+``admit``, ``discharge``, ``pause``, ``resume`` and ``export`` are what a nurse, the serial
+link and the USB stick send the unit; the simulator posts the same events.
 """
 
 from __future__ import annotations
@@ -32,7 +34,21 @@ from zoneinfo import ZoneInfo
 
 from PIL import Image
 
-from bedside.core.events import Admit, Discharge, Effect, Event, Exported, Instant, Led, Play, Show, Tick
+from bedside.core import pause
+from bedside.core.events import (
+    Admit,
+    Discharge,
+    Effect,
+    Event,
+    Exported,
+    Instant,
+    Led,
+    Pause,
+    Play,
+    Resume,
+    Show,
+    Tick,
+)
 from bedside.unit.clock import VirtualClock
 
 PRESS_S = 0.3
@@ -47,14 +63,15 @@ class ScriptError(Exception):
 @dataclass(frozen=True)
 class Action:
     at: datetime
-    kind: str                  # press | hold | clock | admit | discharge | export
+    kind: str                  # press | hold | clock | admit | discharge | export | pause | resume
     seconds: float = 0.0
     clock_to: datetime | None = None
     line: int = 0
-    event: Event | None = None  # admit, discharge, export: what the unit is sent
+    event: Event | None = None  # admit, discharge, export, pause, resume: what the unit is sent
 
 
-ACTIONS = ("press", "hold", "clock", "admit", "discharge", "export")
+ACTIONS = ("press", "hold", "clock", "admit", "discharge", "export", "pause", "resume")
+NURSE_ACTIONS = ("admit", "discharge", "export", "pause", "resume")
 
 
 def _nurse_action(kind: str, args: list[str], at: datetime, where: str, n: int) -> Action:
@@ -68,6 +85,18 @@ def _nurse_action(kind: str, args: list[str], at: datetime, where: str, n: int) 
             raise ScriptError(f"{where}: {args[1]!r} is not a date like 2026-11-23") from None
         return Action(at, kind, line=n, event=Admit(args[0], surgery, args[2] if len(args) == 3 else None,
                                                     via="simulator"))
+    if kind == "pause":
+        if len(args) != 1:
+            raise ScriptError(f"{where}: pause needs how long: pause 1h, pause 2h, pause 4h or pause morning")
+        try:
+            duration = pause.parse(args[0])
+        except pause.PauseError as e:
+            raise ScriptError(f"{where}: {e}") from None
+        return Action(at, kind, line=n, event=Pause(duration, via="simulator"))
+    if kind == "resume":
+        if args:
+            raise ScriptError(f"{where}: resume takes nothing more")
+        return Action(at, kind, line=n, event=Resume(via="simulator"))
     if kind == "discharge":
         if len(args) > 1:
             raise ScriptError(f"{where}: discharge takes at most the episode id")
@@ -98,7 +127,7 @@ def parse_script(text: str, tz: ZoneInfo, source: str = "script") -> list[Action
         if len(parts) < 2 or parts[1] not in ACTIONS:
             raise ScriptError(f"{where}: the action must be one of {', '.join(ACTIONS)}")
         kind = parts[1]
-        if kind in ("admit", "discharge", "export"):
+        if kind in NURSE_ACTIONS:
             actions.append(_nurse_action(kind, parts[2:], at, where, n))
             continue
         if kind == "clock":
@@ -443,4 +472,6 @@ def describe(event: Event) -> str:
         return f"admit {event.episode}, surgery {event.surgery.isoformat()}"
     if isinstance(event, Discharge):
         return "discharge"
+    if isinstance(event, Pause):
+        return f"pause {event.duration}"
     return type(event).__name__.lower()
