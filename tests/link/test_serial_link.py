@@ -34,6 +34,23 @@ def cable(tmp_path: Path):  # type: ignore[no-untyped-def]
     c.unplug()
 
 
+def unlocked(cable: Cable) -> Laptop:
+    """A laptop on the cable, unlocked with the ward secret."""
+    t = Laptop(cable.laptop_path)
+    t.type("unlock\r")
+    t.read_until(b"(not shown): ")
+    t.type(SECRET + "\r")
+    t.read_until(b"> ")
+    return t
+
+
+def confirm_on_the_unit(t: Laptop, u: RunningUnit) -> None:
+    """The change typed is on the unit's screen: press its button."""
+    t.read_until(b"to cancel).")
+    wait_for(lambda: type(u.sim.unit.out.display._screen).__name__ == "Confirm", what="the confirmation screen")
+    u.press()
+
+
 def test_a_person_at_a_terminal(tmp_path: Path, cable: Cable) -> None:
     data = tmp_path / "unit"
     with RunningUnit(data, cable.unit_path, local(START), ward=cheap_ward(data)) as u:
@@ -110,11 +127,7 @@ def test_time_set_needs_the_secret_and_a_press_on_the_unit(tmp_path: Path, cable
 def test_ctrl_c_withdraws_a_change_and_unplugging_locks(tmp_path: Path, cable: Cable) -> None:
     data = tmp_path / "unit"
     with RunningUnit(data, cable.unit_path, local(START), ward=cheap_ward(data)) as u:
-        t = Laptop(cable.laptop_path)
-        t.type("unlock\r")
-        t.read_until(b"(not shown): ")
-        t.type(SECRET + "\r")
-        t.read_until(b"> ")
+        t = unlocked(cable)
         t.type("time set 10:15\r")
         t.read_until(b"to cancel).")
         t.type("\x03")
@@ -260,25 +273,17 @@ def test_the_tools_frames_and_a_resumable_batch(tmp_path: Path, cable: Cable) ->
 def test_admit_and_discharge_by_hand_with_presses(tmp_path: Path, cable: Cable) -> None:
     data = tmp_path / "unit"
     with RunningUnit(data, cable.unit_path, local(START), ward=cheap_ward(data), speed=5) as u:
-        t = Laptop(cable.laptop_path)
-        t.type("unlock\r")
-        t.read_until(b"(not shown): ")
-        t.type(SECRET + "\r")
-        t.read_until(b"> ")
+        t = unlocked(cable)
         assert "Episode     none: no patient admitted" in t.say("status")
         # A name in the id field is refused at once, on screen and in the journal, without a press.
         assert "Not" not in (out := t.say("episode admit Smith 2026-11-23")) and "must contain a digit" in out
         t.type("episode admit E2026-0042 2026-11-23\r")
-        t.read_until(b"to cancel).")
-        wait_for(lambda: type(u.sim.unit.out.display._screen).__name__ == "Confirm", what="the confirmation screen")
-        u.press()
+        confirm_on_the_unit(t, u)
         assert "Episode E2026-0042 admitted, regimen standard, post-operative day 1." in t.read_until(b"> ").decode()
         assert "E2026-0042, surgery 2026-11-23, regimen standard, post-operative day 1" in t.say("episode")
         assert "This unit's episode is E2026-0042, not E2026-0099." in t.say("episode discharge E2026-0099")
         t.type("episode discharge E2026-0042\r")
-        t.read_until(b"to cancel).")
-        wait_for(lambda: type(u.sim.unit.out.display._screen).__name__ == "Confirm", what="the confirmation screen")
-        u.press()
+        confirm_on_the_unit(t, u)
         assert "The patient is discharged" in t.read_until(b"> ").decode()
         t.close()
     recs = u.records()
@@ -302,23 +307,15 @@ def test_admit_and_discharge_by_hand_with_presses(tmp_path: Path, cable: Cable) 
 def test_pause_and_resume_by_hand_with_presses(tmp_path: Path, cable: Cable) -> None:
     data = tmp_path / "unit"
     with RunningUnit(data, cable.unit_path, local(START), ward=cheap_ward(data), speed=5) as u:
-        t = Laptop(cable.laptop_path)
-        t.type("unlock\r")
-        t.read_until(b"(not shown): ")
-        t.type(SECRET + "\r")
-        t.read_until(b"> ")
+        t = unlocked(cable)
         assert "pause 1h, pause 2h, pause 4h or pause morning" in t.say("pause 3h")
         assert "Prompting is not paused." in t.say("resume")
         t.type("pause 2h\r")
-        t.read_until(b"to cancel).")
-        wait_for(lambda: type(u.sim.unit.out.display._screen).__name__ == "Confirm", what="the confirmation screen")
-        u.press()
+        confirm_on_the_unit(t, u)
         assert "Prompting paused until" in t.read_until(b"> ").decode()
         wait_for(lambda: getattr(u.sim.unit.out.display._screen, "paused", None) is not None, what="the paused idle")
         t.type("resume\r")
-        t.read_until(b"to cancel).")
-        wait_for(lambda: type(u.sim.unit.out.display._screen).__name__ == "Confirm", what="the confirmation screen")
-        u.press()
+        confirm_on_the_unit(t, u)
         assert "Prompting goes on" in t.read_until(b"> ").decode()
         t.close()
     recs = u.records()
