@@ -190,9 +190,13 @@ if [ "$UNINSTALL" = 1 ]; then
     opt=$(root_opt)
     step "stopping and removing the service"
     if [ "$ROOT" = / ] && [ -d /run/systemd/system ]; then run systemctl disable --now bedside.service || true; fi
+    if [ "$ROOT" = / ] && [ -d /run/systemd/system ]; then run systemctl disable --now bedside-update.path || true; fi
     [ -e "$(r "$UNIT_DIR/multi-user.target.wants/bedside.service")" ] &&
         run systemctl ${opt:+"$opt"} disable bedside.service
+    [ -e "$(r "$UNIT_DIR/paths.target.wants/bedside-update.path")" ] &&
+        run systemctl ${opt:+"$opt"} disable bedside-update.path
     for f in "$UNIT_DIR/bedside.service" "$UNIT_DIR/bedside-stick@.service" "$UDEV_DIR/91-bedside-rtc.rules" \
+             "$UNIT_DIR/bedside-update.service" "$UNIT_DIR/bedside-update.path" \
              "$UDEV_DIR/80-bedside-stick.rules" "$UDEV_DIR/90-bedside-no-hid.rules"; do
         [ -e "$(r "$f")" ] && run rm -f "$(r "$f")"
     done
@@ -412,6 +416,11 @@ run install -m 0644 "$SOURCE/systemd/91-bedside-rtc.rules" "$(r "$UDEV_DIR/91-be
 # plugged in (not enabled: udev starts it). docs/stick.md.
 run install -m 0644 "$SOURCE/systemd/bedside-stick@.service" "$(r "$UNIT_DIR/bedside-stick@.service")"
 run install -m 0644 "$SOURCE/systemd/80-bedside-stick.rules" "$(r "$UDEV_DIR/80-bedside-stick.rules")"
+# Software updates from a ward stick: the export copies the stick's bundle into the data
+# directory, the path unit starts the (root) updater for it. docs/install.md.
+run install -m 0644 "$SOURCE/systemd/bedside-update.service" "$(r "$UNIT_DIR/bedside-update.service")"
+run install -m 0644 "$SOURCE/systemd/bedside-update.path" "$(r "$UNIT_DIR/bedside-update.path")"
+run systemctl ${opt:+"$opt"} enable bedside-update.path
 
 if [ "$LOCKDOWN" = 1 ]; then
     step "ward lockdown"

@@ -154,6 +154,8 @@ def test_install_each_board_twice_then_uninstall(tmp_path: Path, name: str) -> N
     units = root / "etc/systemd/system"
     assert (units / "bedside.service").read_text() == SERVICE.read_text()
     assert (units / "multi-user.target.wants/bedside.service").is_symlink()
+    assert (units / "paths.target.wants/bedside-update.path").is_symlink()
+    assert (units / "bedside-update.service").read_text() == (ROOT / "systemd/bedside-update.service").read_text()
     dropin = units / "bedside.service.d/gpio.conf"
     assert dropin.exists() == p.gpiomem
     if p.gpiomem:
@@ -199,6 +201,8 @@ def test_install_each_board_twice_then_uninstall(tmp_path: Path, name: str) -> N
     assert sorted(p.name for p in (root / "boot/firmware").iterdir()) == ["cmdline.txt", "config.txt"]
     assert not (units / "bedside.service").exists() and not (units / "bedside.service.d").exists()
     assert not (units / "multi-user.target.wants/bedside.service").exists()
+    assert not any((units / n).exists() for n in ("bedside-update.service", "bedside-update.path",
+                                                  "paths.target.wants/bedside-update.path"))
     assert not any(os.path.islink(units / u) for u in (*masked, "fake-hwclock.service"))
     assert not (root / "etc/udev/rules.d/90-bedside-no-hid.rules").exists()
     assert not (root / "opt/bedside").exists() and data.is_dir() and conf.exists()
@@ -251,6 +255,14 @@ def test_systemd_accepts_the_unit_as_installed(tmp_path: Path) -> None:
     ExecStart exists; the venv is not made here, so a stand-in executable takes its place."""
     v = verify_installed(tmp_path, "bedside.service", SERVICE)
     # Any warning (an unknown key, a bad value) is printed: the unit must produce none.
+    assert v.returncode == 0 and v.stderr.strip() == "" and v.stdout.strip() == "", v.stdout + v.stderr
+
+
+@needs_analyze
+def test_systemd_accepts_the_updater_as_installed(tmp_path: Path) -> None:
+    """The path unit and the root updater it starts, as installed, with no warning."""
+    v = verify_installed(tmp_path, "bedside-update.path", ROOT / "systemd/bedside-update.path",
+                         ROOT / "systemd/bedside-update.service", SERVICE)
     assert v.returncode == 0 and v.stderr.strip() == "" and v.stdout.strip() == "", v.stdout + v.stderr
 
 

@@ -424,6 +424,8 @@ def _stick_channel(unit: Any, path: str, log: Callable[[str], None] | None = Non
 
     say = _teller(log)
     channel = StickChannel(unit, Path(path), say)
+    # A software update's confirmation is a press: the channel hears how it ended.
+    unit.out.observers.append(channel.observe)
     try:
         channel.start()
     except OSError as e:
@@ -600,11 +602,13 @@ def parser() -> argparse.ArgumentParser:
     cli_journal.add_log_commands(lsub)
     cli_journal.add_keys_command(sub)
     from bedside.cli import stick as cli_stick
+    from bedside.cli import update as cli_update
 
     cli_stick.add_stick_commands(sub)
     from bedside.cli import ward as cli_ward
 
     cli_ward.add_ward_commands(sub)
+    cli_update.add_update_commands(sub)
 
     sc = sub.add_parser("secret", help="the ward secret that unlocks the serial link and authorises USB sticks")
     ssub = sc.add_subparsers(dest="secret_command", metavar="ACTION", required=True)

@@ -14,6 +14,13 @@ connection is one export; each message is one line of JSON, answered with one li
     → {"v": 1, "op": "end", "stage": "refused" | "failed", "reason": "full", "details": {…}}
     ← {"ok": true, "saved": true}                ``export_refused`` / ``export_failed`` committed
 
+A software update (``stick/software.py``) uses two more requests, each on a connection of its own:
+
+    → {"v": 1, "op": "confirm", "title": "Install update?", "line1": "0.1.0 → 0.2.0", "seconds": 60}
+    ← {"ok": true, "outcome": "confirmed"}      a short press; or cancelled, timeout, busy …
+    → {"v": 1, "op": "record", "type": "software_update_refused", "data": {…}}
+    ← {"ok": true, "saved": true}                only the update's own record types
+
 A connection that closes after ``begin`` without ``end`` (the export process was killed) is
 recorded as ``export_failed`` with reason ``interrupted``. The listening thread never
 touches the unit's state: the work runs on the loop, called through the unit's port
@@ -24,6 +31,7 @@ prompting is never held up by a stick.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import socket
@@ -35,7 +43,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from bedside.core.events import Exported, Instant, StickExport
+from bedside.core.events import Confirm, Decided, Effect, Exported, Instant, Record, StickExport, Withdraw
 from bedside.journal import retention
 from bedside.journal.segments import JournalError
 from bedside.link.unit_port import LoopBusy, UnitPort
@@ -46,6 +54,11 @@ MAX_LINE = 64 * 1024
 LOOP_TIMEOUT_S = 30.0          # the loop answers in milliseconds; a Pi Zero under load, in a few seconds
 EXPORT_TIMEOUT_S = 600.0       # an export that says nothing for this long is taken as interrupted
 MAX_CONNECTIONS = 4
+# What an update may record through the daemon (its switch and rollback are written while the
+# daemon is stopped, by the offline writer).
+SOFTWARE_RECORDS = frozenset({"software_update_refused", "software_update_failed"})
+# Confirmation tokens of their own, far from the serial link's (which count from 1).
+_TOKENS = itertools.count(1 << 40)
 
 
 class ChannelError(Exception):
@@ -70,6 +83,7 @@ class StickChannel:
         self._stop = threading.Event()
         self._busy = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self.exports = 0
+        self._waiting: dict[int, tuple[threading.Event, list[str]]] = {}
 
     def start(self) -> None:
         if self.path.is_socket():
@@ -176,7 +190,36 @@ class StickChannel:
                 raise ValueError(f"unknown stage {stage!r}")
             self.exports += 1
             return {"ok": True, "saved": saved}
+        if op == "confirm" and not begun:
+            return {"ok": True, "outcome": self._confirm(msg)}
+        if op == "record" and not begun and msg.get("type") in SOFTWARE_RECORDS:
+            data = msg.get("data") if isinstance(msg.get("data"), dict) else {}
+            rec = Record(str(msg["type"]), data=dict(data or {}))
+            return {"ok": True, "saved": self._call(lambda now: self._record(rec, now))}
         raise ValueError(f"unexpected {op!r}")
+
+    def _confirm(self, msg: Mapping[str, Any]) -> str:
+        """Show the question and wait for the press (or its absence): how it ended."""
+        title, line1, line2 = (str(msg.get(k) or "")[:24] for k in ("title", "line1", "line2"))
+        seconds = min(max(float(msg.get("seconds") or 60), 10.0), 120.0)
+        token = next(_TOKENS)
+        done, outcome = threading.Event(), list[str]()
+        self._waiting[token] = (done, outcome)
+        try:
+            self.unit.post(Confirm(token, title, line1, line2, None, seconds))
+            if not done.wait(seconds + LOOP_TIMEOUT_S):
+                self.unit.post(Withdraw(token))
+                return "timeout"
+            return outcome[0]
+        finally:
+            self._waiting.pop(token, None)
+
+    def observe(self, effect: Effect, now: Instant) -> None:
+        """The unit's effects (an observer, on the loop): how a confirmation asked here ended."""
+        if isinstance(effect, Decided) and effect.token in self._waiting:
+            done, outcome = self._waiting[effect.token]
+            outcome.append(effect.outcome)
+            done.set()
 
     # --- on the loop ---------------------------------------------------------------------
 
@@ -216,6 +259,10 @@ class StickChannel:
 
     def _ended(self, ev: StickExport, now: Instant) -> bool:
         self.unit.handle(ev, now)
+        return self.unit.saved
+
+    def _record(self, rec: Record, now: Instant) -> bool:
+        self.unit.record(rec, now)
         return self.unit.saved
 
 
@@ -268,6 +315,15 @@ class ChannelClient:
     def end(self, stage: str, reason: str, details: Mapping[str, Any]) -> bool:
         """Report the outcome; True when the unit committed its record (False: kept in memory)."""
         return bool(self._ask({"op": "end", "stage": stage, "reason": reason, "details": dict(details)}).get("saved"))
+
+    def confirm(self, title: str, line1: str, line2: str = "", seconds: float = 60.0) -> str:
+        """Ask for a press at the unit: confirmed, cancelled, timeout, busy, superseded or withdrawn."""
+        self.sock.settimeout(seconds + 2 * LOOP_TIMEOUT_S)
+        answer = self._ask({"op": "confirm", "title": title, "line1": line1, "line2": line2, "seconds": seconds})
+        return str(answer.get("outcome"))
+
+    def record(self, type_: str, data: Mapping[str, Any]) -> bool:
+        return bool(self._ask({"op": "record", "type": type_, "data": dict(data)}).get("saved"))
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

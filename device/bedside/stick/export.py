@@ -24,6 +24,7 @@ import contextlib
 import json
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from bedside.report import bundle
 from bedside.report import model as report
 from bedside.stick import auth as stick_auth
 from bedside.stick import files as stick_files
+from bedside.stick import update
 from bedside.stick.channel import ChannelClient, ChannelError
 from bedside.stick.files import StickProblem
 from bedside.unit import host
@@ -324,6 +326,17 @@ def run(cfg: Config, data: Path, mount: Mount, rec: Recorder, device: str = "",
     return Outcome(outcome.stage, outcome.reason, f"{outcome.message}\nThe outcome was {note}.", outcome.details)
 
 
+def _stage_update(root: int, data: Path) -> str | None:
+    """A software update on the stick is copied for the root updater (docs/install.md); a
+    stick that cannot give it keeps its export all the same."""
+    try:
+        return update.stage(root, data)
+    except OSError as e:
+        print(f"bedside: the software update on the stick could not be copied ({e.strerror or e})",
+              file=sys.stderr, flush=True)
+        return None
+
+
 def _export(cfg: Config, data: Path, mount: Mount, step: Callable[[str], None]) -> Outcome:
     t0 = time.monotonic()
     root: int | None = None
@@ -363,6 +376,7 @@ def _export(cfg: Config, data: Path, mount: Mount, step: Callable[[str], None]) 
         got = collect(data, cfg, now, name)
         out = stick_files.write_export(root, name, got.files, tracked)
         finished = True
+        staged = _stage_update(root, data)
         os.close(root)
         root = None
         step("unmount")
@@ -383,8 +397,9 @@ def _export(cfg: Config, data: Path, mount: Mount, step: Callable[[str], None]) 
                "to_seq": head["seq"], "to_hash": head["hash"], "seconds": round(time.monotonic() - t0, 1)}
     where = f"{path}/{out.folder}"
     return Outcome("done", "", f"Exported {got.header['records']} records of unit {cfg.unit_id} to {where} "
-                   f"({', '.join(out.files)}); head {head['seq']}/{chain.short(head['hash'])}. {got.summary}.",
-                   details)
+                   f"({', '.join(out.files)}); head {head['seq']}/{chain.short(head['hash'])}. {got.summary}."
+                   + (f"\nSoftware update {staged} copied from the stick: press the unit's button when it asks."
+                      if staged else ""), details)
 
 
 def _not_done(p: StickProblem, mount: Mount, root: int | None, auth: stick_auth.Authorised | None,

@@ -1,0 +1,248 @@
+"""Software updates and the software self-test: ``bedside update bundle``, ``bedside update
+apply`` and ``bedside self-test``. docs/install.md, "Software updates by stick"."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import subprocess
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bedside import __version__
+from bedside.cli.common import DEFAULT_DATA, UserError
+
+SERVICE = "bedside.service"
+
+
+def add_update_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from bedside.stick.channel import SOCKET
+    from bedside.unit.releases import PREFIX
+
+    t = sub.add_parser("self-test", help="check this installation's software: modules, config, screens, journal",
+                       description="Import every module, read the config, draw every screen with the shipped "
+                       "fonts and read the journal. Exits 0 with a one-line summary, 1 naming what failed. A "
+                       "software update runs it on the new version before keeping it.")
+    t.add_argument("--config", help="config file (default /etc/bedside/bedside.toml if present, else built-in)")
+    t.add_argument("--data", default=str(DEFAULT_DATA), help="the unit's data directory (%(default)s)")
+    t.set_defaults(func=cmd_self_test)
+
+    up = sub.add_parser("update", help="software updates from a ward stick: make a bundle, install one")
+    usub = up.add_subparsers(dest="update_command", metavar="ACTION", required=True)
+    b = usub.add_parser("bundle", help="sign a folder of wheels as an update for the ward's units",
+                        description="Write manifest.json into FOLDER: every wheel's SHA-256, the bedside wheel's "
+                        "version, signed with the ward's stick key. Copy the folder to a prepared stick as "
+                        "Bedside/update/.")
+    b.add_argument("folder", help="the wheels: bedside's and every one it needs (docs/install.md)")
+    b.add_argument("--secret-file", help="read the ward secret from the first line of this file instead of a prompt")
+    b.set_defaults(func=cmd_update_bundle)
+
+    a = usub.add_parser("apply", help="(root) install the update in FOLDER after a press on the unit",
+                        description="Check the bundle in FOLDER (signature, wheels, newer version), ask for a press "
+                        "on the unit, install it into a new venv beside the current one, switch to it, and switch "
+                        "back if it fails its first watchdog period or its self-test. Every outcome is journaled. "
+                        "Exit codes: 0 installed, 1 rolled back or failed, 3 refused, 4 not confirmed.")
+    a.add_argument("folder", help="the update folder (Bedside/update on the stick)")
+    a.add_argument("--config")
+    a.add_argument("--data", default=str(DEFAULT_DATA))
+    a.add_argument("--prefix", default=str(PREFIX), help="where the releases live (%(default)s)")
+    a.add_argument("--socket", default=str(SOCKET), help="the running daemon's stick channel (%(default)s)")
+    a.set_defaults(func=cmd_update_apply)
+
+
+# --- self-test ---------------------------------------------------------------------------
+
+def cmd_self_test(args: argparse.Namespace) -> int:
+    import bedside
+
+    problems: list[str] = []
+    modules = 0
+    for info in pkgutil.walk_packages(bedside.__path__, "bedside."):
+        try:
+            importlib.import_module(info.name)
+            modules += 1
+        except Exception as e:
+            problems.append(f"module {info.name}: {type(e).__name__}: {e}")
+    cfg: Any = None
+    try:
+        from bedside.unit import host
+
+        cfg = host.find(args.config)
+    except Exception as e:
+        problems.append(f"config: {e}")
+    screens = 0
+    try:
+        from bedside.display import gallery, render
+
+        for example in gallery.EXAMPLES:
+            render.render(example.screen)
+            screens += 1
+    except Exception as e:
+        problems.append(f"screens: {type(e).__name__}: {e}")
+    journal = "no journal yet"
+    data = Path(args.data)
+    try:
+        from bedside.journal import verify
+
+        if any(data.glob("journal*")):
+            v = verify.verify_data(data, integrity=False)
+            journal = f"journal read to {v.head[0]}" if v.head else "journal read (empty)"
+    except Exception as e:
+        problems.append(f"journal: {type(e).__name__}: {e}")
+    if problems:
+        for p in problems:
+            print(f"bedside self-test: FAILED: {p}")
+        return 1
+    unit = cfg.unit_id if cfg is not None else "?"
+    print(f"bedside self-test: OK: version {__version__}, unit {unit}, {modules} modules, {screens} screens, {journal}")
+    return 0
+
+
+# --- bundle ------------------------------------------------------------------------------
+
+def cmd_update_bundle(args: argparse.Namespace) -> int:
+    from bedside import secret
+    from bedside.cli.stick import _ward_secret as ward_secret
+    from bedside.stick import update
+
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder} is not a folder of wheels")
+    key = secret.stick_key(ward_secret(args.secret_file))
+    try:
+        body = update.make(folder, key, datetime.now(UTC))
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    print(f"Signed {len(body['wheels'])} wheels as update {body['version']} for this ward: {folder / update.MANIFEST}. "
+          f"Copy the folder onto a prepared stick as Bedside/{update.UPDATE_DIR}/.")
+    return 0
+
+
+# --- apply -------------------------------------------------------------------------------
+
+class SystemdService:
+    """The unit's service under systemd: the update's stop, start and proof of health."""
+
+    def __init__(self, releases_link: Path, config: str | None, data: Path, unit: str = SERVICE) -> None:
+        self.unit = unit
+        self.exe = releases_link / "bin" / "bedside"
+        self.config = config
+        self.data = data
+        self.start_problem: str | None = None
+
+    def _show(self, *props: str) -> dict[str, str]:
+        r = subprocess.run(["systemctl", "show", self.unit, *(f"--property={p}" for p in props)],
+                           check=False, capture_output=True, text=True, timeout=30)
+        return dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
+
+    def stop(self) -> None:
+        subprocess.run(["systemctl", "stop", self.unit], check=False, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        self.restarts = self._show("NRestarts").get("NRestarts", "0")
+        # Type=notify: this returns once the daemon said READY=1 (or failed to start).
+        r = subprocess.run(["systemctl", "start", self.unit], check=False, capture_output=True, text=True, timeout=300)
+        self.start_problem = None if r.returncode == 0 else f"did not start: {r.stderr.strip()[:200]}"
+
+    def healthy(self) -> str | None:
+        if self.start_problem:
+            return self.start_problem
+        # One whole watchdog period and a little: a daemon that cannot ping is killed by now.
+        period = _seconds(self._show("WatchdogUSec").get("WatchdogUSec", "30s")) or 30.0
+        time.sleep(period + 5)
+        s = self._show("ActiveState", "SubState", "NRestarts", "StatusText")
+        if (s.get("ActiveState"), s.get("SubState")) != ("active", "running"):
+            return f"not running a watchdog period after its start ({s.get('ActiveState')}/{s.get('SubState')})"
+        if s.get("NRestarts") != self.restarts:
+            return "systemd restarted it (a watchdog timeout or a crash)"
+        if s.get("StatusText", "").startswith("unhealthy"):
+            return s["StatusText"]
+        cmd = ["runuser", "-u", "bedside", "--", str(self.exe), "self-test", "--data", str(self.data)]
+        if self.config:
+            cmd += ["--config", self.config]
+        r = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=600)
+        return None if r.returncode == 0 else (r.stdout.strip() or r.stderr.strip())[-300:] or "self-test failed"
+
+
+def _seconds(text: str) -> float:
+    """systemd's time span as ``systemctl show`` prints it (30s, 1min 30s, 500ms)."""
+    units = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0}
+    total = 0.0
+    for part in text.split():
+        num = part.rstrip("abcdefghijklmnopqrstuvwxyz")
+        unit = part[len(num):] or "s"
+        try:
+            total += float(num) * units.get(unit, 0.0)
+        except ValueError:
+            return 0.0
+    return total
+
+
+def recorder(data: Path, socket_path: Path, tz: Any) -> Any:
+    """Where the update's records go: the journal directly while no daemon runs, else the daemon."""
+    from bedside.stick.channel import ChannelError, Client
+    from bedside.unit import host
+    from bedside.unit.offline import OfflineWriter
+
+    def record(type_: str, fields: dict[str, Any]) -> None:
+        try:
+            with OfflineWriter(data, tz) as w:
+                w.append(type_, fields)
+            return
+        except host.DataDirBusy:
+            pass
+        client = Client.connect(socket_path)
+        if client is None:
+            raise UserError(f"the unit's journal is in use but its daemon does not answer at {socket_path}; "
+                            f"{type_} was not recorded")
+        try:
+            client.record(type_, fields)
+        except ChannelError as e:
+            raise UserError(f"{type_} was not recorded: {e}") from None
+        finally:
+            client.close()
+    return record
+
+
+def press_to_confirm(socket_path: Path) -> Any:
+    from bedside.stick.channel import ChannelError, Client
+
+    def confirm(old: str, new: str) -> bool:
+        client = Client.connect(socket_path)
+        if client is None:
+            print("bedside: the unit's service is not running, so nobody can confirm the update with a press")
+            return False
+        try:
+            print(f"bedside: press the unit's button to install version {new} (hold it to cancel)")
+            return client.confirm("Install update?", f"{old} → {new}", "Press: install") == "confirmed"
+        except ChannelError as e:
+            print(f"bedside: the update could not be confirmed: {e}")
+            return False
+        finally:
+            client.close()
+    return confirm
+
+
+def cmd_update_apply(args: argparse.Namespace) -> int:
+    from bedside import secret
+    from bedside.stick import software
+    from bedside.unit import host
+    from bedside.unit.releases import Releases
+
+    data = Path(args.data)
+    cfg = host.find(args.config)
+    ward = secret.load(data)
+    if ward is None:
+        raise UserError("no ward secret is set on this unit, so no update can be checked (bedside secret set)")
+    releases = Releases(Path(args.prefix))
+    current = releases.current() or __version__
+    extra = "pi-legacy" if cfg.hardware.gpio == "rpigpio" else "pi"
+    service = SystemdService(releases.link, args.config, data)
+    socket_path = Path(args.socket)
+    out = software.apply(Path(args.folder), ward.stick_key, current, releases, service,
+                         recorder(data, socket_path, cfg.tz), press_to_confirm(socket_path), extra)
+    print(f"bedside update: {out.result}: {out.message}")
+    return {"installed": 0, "refused": 3, "not_confirmed": 4}.get(out.result, 1)

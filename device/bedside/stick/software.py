@@ -1,0 +1,105 @@
+"""Installing a software update from a stick: check, install beside, switch, prove, or roll back.
+
+The steps, each journaled (docs/install.md, "Software updates by stick"):
+
+1. **Check** the bundle (``stick/update.py``): signed with this ward's stick key, every wheel
+   the one signed, and newer than what runs. Otherwise ``software_update_refused`` with the
+   reason, and nothing else happens.
+2. **Confirm**: whoever is at the unit presses its button (the daemon shows the versions).
+   No press, no update.
+3. **Install** the new version into a venv of its own beside the current one, from the
+   stick's wheels only (``unit/releases.py``). A failure here changes nothing that runs
+   (``software_update_failed``).
+4. **Switch**: the service is stopped, the ``venv`` link is switched in one step,
+   ``software_update`` (old and new versions) is recorded, and the service started again.
+5. **Prove**: the new version must pass its first watchdog period and its self-test. If it
+   does not, the link goes back, ``software_rollback`` says why, and the old version runs.
+
+Only one program writes the journal at a time: ``record`` (from the caller) writes through
+the daemon while it runs (refusals, failed installs) and directly while the service is
+stopped (the switch and the rollback).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from bedside.stick import update
+from bedside.unit.releases import ReleaseError, Releases
+
+Recorder = Callable[[str, dict[str, Any]], None]
+
+
+class Service(Protocol):
+    """The unit's service, as the update sees it."""
+
+    def stop(self) -> None: ...
+
+    def start(self) -> None: ...
+
+    def healthy(self) -> str | None:
+        """After ``start``: None once it has passed its first watchdog period and self-test,
+        else what went wrong."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    result: str            # installed | rolled_back | refused | not_confirmed | failed
+    old: str
+    new: str | None
+    message: str
+
+
+def apply(bundle: Path, stick_key: bytes, current: str, releases: Releases, service: Service, record: Recorder,
+          confirm: Callable[[str, str], bool], extra: str = "pi") -> Outcome:
+    """Install the update in ``bundle`` over ``current`` (see the module's steps)."""
+    try:
+        m = update.check(bundle, stick_key, current)
+    except update.UpdateRefused as e:
+        claimed = _claimed_version(bundle)
+        record("software_update_refused", {"current": current, "version": claimed, "reason": e.reason})
+        return Outcome("refused", current, claimed, str(e))
+    if not confirm(current, m.version):
+        return Outcome("not_confirmed", current, m.version,
+                       f"version {m.version} was not confirmed at the unit; nothing changed")
+    try:
+        releases.install(m.version, bundle, extra)
+    except ReleaseError as e:
+        record("software_update_failed", {"old": current, "new": m.version, "reason": str(e)[:300]})
+        return Outcome("failed", current, m.version, str(e))
+
+    service.stop()
+    try:
+        releases.switch(m.version)
+        record("software_update", {"old": current, "new": m.version})
+    finally:
+        service.start()
+    problem = service.healthy()
+    if problem is None:
+        releases.prune({current, m.version})
+        return Outcome("installed", current, m.version, f"version {m.version} installed and running "
+                       f"(version {current} kept to switch back to)")
+    service.stop()
+    try:
+        releases.switch(current)
+        record("software_rollback", {"from": m.version, "to": current, "reason": problem[:300]})
+    finally:
+        service.start()
+    releases.prune(set(releases.installed()) - {m.version})     # only the failed one goes
+    return Outcome("rolled_back", current, m.version, f"version {m.version} failed ({problem}); "
+                   f"version {current} is running again")
+
+
+def _claimed_version(bundle: Path) -> str | None:
+    """The version a refused bundle claims, for the record (it proves nothing)."""
+    import json
+
+    try:
+        v = json.loads((bundle / update.MANIFEST).read_text("utf-8")).get("version")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return v[:40] if isinstance(v, str) else None
