@@ -46,8 +46,8 @@ def add_update_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
                         "back if it fails its first watchdog period or its self-test. Every outcome is journaled. "
                         "Exit codes: 0 installed, 1 rolled back or failed, 3 refused, 4 not confirmed.")
     a.add_argument("folder", help="the update folder (Bedside/update on the stick)")
-    a.add_argument("--config")
-    a.add_argument("--data", default=str(DEFAULT_DATA))
+    a.add_argument("--config", help="config file (default /etc/bedside/bedside.toml if present, else built-in)")
+    a.add_argument("--data", default=str(DEFAULT_DATA), help="the unit's data directory (%(default)s)")
     a.add_argument("--prefix", default=str(PREFIX), help="where the releases live (%(default)s)")
     a.add_argument("--socket", default=str(SOCKET), help="the running daemon's stick channel (%(default)s)")
     a.set_defaults(func=cmd_update_apply)
