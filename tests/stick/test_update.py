@@ -22,7 +22,7 @@ import pytest
 
 from bedside import secret
 from bedside.stick import software, update
-from bedside.stick.channel import Client
+from bedside.stick.channel import ChannelClient
 from bedside.unit.offline import OfflineWriter
 from bedside.unit.releases import Releases
 from tests.conftest import journal_records
@@ -208,9 +208,9 @@ def test_the_press_on_the_unit_confirms_through_the_stick_channel(week: Path, tm
         assert d.channel is not None
         d.sim.unit.out.observers.append(d.channel.observe)
         answer: list[str] = []
-        client = Client.connect(sock)
+        client = ChannelClient.connect(sock)
         assert client is not None
-        asker: Client = client
+        asker: ChannelClient = client
         t = threading.Thread(target=lambda: answer.append(asker.confirm("Install update?", "0.1.0 → 0.2.0")))
         t.start()
         end = time.monotonic() + 20
@@ -225,7 +225,7 @@ def test_the_press_on_the_unit_confirms_through_the_stick_channel(week: Path, tm
         t.join(20)
         client.close()
         assert answer == ["confirmed"]
-        client = Client.connect(sock)
+        client = ChannelClient.connect(sock)
         assert client is not None
         assert client.record("software_update_refused", {"current": "0.1.0", "version": "0.0.9",
                                                          "reason": "downgrade"})

@@ -183,7 +183,7 @@ def _seconds(text: str) -> float:
 
 def recorder(data: Path, socket_path: Path, tz: Any) -> Any:
     """Where the update's records go: the journal directly while no daemon runs, else the daemon."""
-    from bedside.stick.channel import ChannelError, Client
+    from bedside.stick.channel import ChannelClient, ChannelError
     from bedside.unit import host
     from bedside.unit.offline import OfflineWriter
 
@@ -194,7 +194,7 @@ def recorder(data: Path, socket_path: Path, tz: Any) -> Any:
             return
         except host.DataDirBusy:
             pass
-        client = Client.connect(socket_path)
+        client = ChannelClient.connect(socket_path)
         if client is None:
             raise UserError(f"the unit's journal is in use but its daemon does not answer at {socket_path}; "
                             f"{type_} was not recorded")
@@ -208,10 +208,10 @@ def recorder(data: Path, socket_path: Path, tz: Any) -> Any:
 
 
 def press_to_confirm(socket_path: Path) -> Any:
-    from bedside.stick.channel import ChannelError, Client
+    from bedside.stick.channel import ChannelClient, ChannelError
 
     def confirm(old: str, new: str) -> bool:
-        client = Client.connect(socket_path)
+        client = ChannelClient.connect(socket_path)
         if client is None:
             print("bedside: the unit's service is not running, so nobody can confirm the update with a press")
             return False
