@@ -6,7 +6,7 @@ import pytest
 from serial.tools.list_ports_common import ListPortInfo
 
 from bedside.cli.common import UserError
-from bedside.cli.main import _open_port
+from bedside.cli.serial import _open_port
 from bedside.laptop import ports
 
 

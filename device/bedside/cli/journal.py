@@ -25,7 +25,15 @@ def hospital_key(path: str | None) -> seal.HospitalKey | None:
         raise UserError(str(e)) from None
 
 
-def add_log_commands(lsub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_log_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    lg = sub.add_parser("log", help="journal tools")
+    lsub = lg.add_subparsers(dest="log_command", metavar="ACTION", required=True)
+    le = lsub.add_parser("export", help="write the journal to standard output (or --out FILE)")
+    le.add_argument("--data", default=str(DEFAULT_DATA), help="data directory holding the journal (%(default)s)")
+    le.add_argument("--format", choices=("jsonl", "csv"), default="jsonl",
+                    help="JSON lines, the whole record (default), or CSV of the main fields")
+    le.add_argument("--out", help="write a JSONL export to this file (whole, synced) and note it as exported")
+    le.set_defaults(func=cmd_log_export)
     v = lsub.add_parser("verify", help="check a journal's chain, seals, seq and segments; non-zero exit on any break",
                         description="Check a unit's journal (--data DIR) or an export file (FILE): the hash chain, "
                         "gap-free seq, boots, segments and, with --key, every seal. Prints a verdict naming the "
@@ -52,6 +60,24 @@ def add_keys_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 # --- export ----------------------------------------------------------------------------
+
+def cmd_log_export(args: argparse.Namespace) -> int:
+    from bedside.journal import export
+    from bedside.journal.segments import Journal
+
+    if args.format == "jsonl":
+        return export_jsonl(Path(args.data), args.out)
+    if args.out:
+        raise UserError("--out writes a verifiable JSONL export; for CSV redirect standard output")
+    journal = Journal(Path(args.data), ZoneInfo("UTC"), "export", readonly=True)
+    try:
+        export.write_csv(sys.stdout, journal.records())
+    except BrokenPipeError:
+        pass
+    finally:
+        journal.close()
+    return 0
+
 
 def export_jsonl(data: Path, out_path: str | None) -> int:
     """The header line, then every record; to a file (written whole, then marked exported) or stdout."""

@@ -1,0 +1,113 @@
+"""The laptop's commands over a unit's serial link: ``bedside pull`` and ``bedside set-time``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bedside.cli.common import UserError
+
+
+def add_serial_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    pl = sub.add_parser("pull", help="download a unit's journal over the USB serial link, verify it, write the "
+                        "export, CSV and report")
+    pl.add_argument("--port", required=True, help="the unit's port: /dev/ttyACM0 (Linux), /dev/cu.usbmodem... "
+                    "(macOS), COM3 (Windows), or auto: the one port whose USB identity is a unit's")
+    pl.add_argument("--out", required=True, help="folder for the files; use the same one each time (it remembers "
+                    "what it downloaded, to fetch only what is new and to notice a shortened journal)")
+    pl.add_argument("--secret-file", help="read the ward secret from the first line of this file (default: ask)")
+    pl.add_argument("--key", help="the hospital's seal key file (from bedside keys init): also check every seal")
+    pl.add_argument("--baud", type=int, default=115200, help="line speed for a USB-UART cable (%(default)s)")
+    pl.set_defaults(func=cmd_pull)
+    st = sub.add_parser("set-time", help="set a unit's clock from this laptop's (confirmed with the unit's button)")
+    st.add_argument("--port", required=True, help="the unit's port: /dev/ttyACM0 (Linux), /dev/cu.usbmodem... "
+                    "(macOS), COM3 (Windows)")
+    st.add_argument("--secret-file", help="read the ward secret from the first line of this file (default: ask)")
+    st.add_argument("--baud", type=int, default=115200, help="line speed for a USB-UART cable (%(default)s)")
+    st.set_defaults(func=cmd_set_time)
+
+
+def _secret_source(path: str | None) -> Callable[[str, int], str]:
+    """Where the nurse tools get the ward secret: a file (first line) or a prompt that does not echo."""
+    import getpass
+
+    from bedside import secret
+
+    def ask(unit: str, attempt: int) -> str:
+        if path:
+            if attempt > 1:
+                raise UserError(f"the ward secret in {path} was not accepted by unit {unit}", 4)
+            try:
+                return secret.read_secret_file(Path(path))
+            except secret.SecretError as e:
+                raise UserError(str(e)) from None
+        if not sys.stdin.isatty():
+            raise UserError("type the ward secret at a terminal, or give --secret-file FILE")
+        return getpass.getpass(f"Ward secret for unit {unit}: ")
+
+    return ask
+
+
+def _open_port(port: str, baud: int) -> Callable[[], Any]:
+    from bedside.laptop.client import SerialTransport
+
+    if port == "auto":
+        from bedside.laptop import ports
+
+        try:
+            port, what = ports.find()
+        except ports.PortError as e:
+            raise UserError(str(e)) from None
+        print(f"Using {port}: {what}.", file=sys.stderr)
+    return lambda: SerialTransport(port, baud)
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    from bedside.laptop import pull
+    from bedside.laptop.client import LinkError
+
+    out = Path(args.out)
+    from bedside.cli.journal import hospital_key
+
+    key = hospital_key(args.key)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create the folder {out}: {e.strerror}") from None
+    try:
+        got = pull.pull(_open_port(args.port, args.baud), out, _secret_source(args.secret_file))
+        files, lines, verdict = pull.write_outputs(out, got, key)
+    except pull.PullError as e:
+        raise UserError(str(e), e.code) from None
+    except LinkError as e:
+        raise UserError(str(e), 1) from None
+    except OSError as e:
+        raise UserError(f"cannot write into {out}: {e.strerror}", 1) from None
+    for line in lines:
+        print(line)
+    print("Files: " + ", ".join(str(f) for f in files))
+    if not verdict.ok:
+        for problem in verdict.report()[1:]:
+            print(problem, file=sys.stderr)
+        print("bedside: the downloaded record FAILED verification; keep the files and tell the ward manager.",
+              file=sys.stderr)
+        return 3
+    return 0
+
+
+def cmd_set_time(args: argparse.Namespace) -> int:
+    from bedside.laptop import pull
+    from bedside.laptop.client import LinkError
+
+    try:
+        res = pull.set_time(_open_port(args.port, args.baud), _secret_source(args.secret_file))
+    except pull.PullError as e:
+        raise UserError(str(e), e.code) from None
+    except LinkError as e:
+        raise UserError(str(e), 1) from None
+    print(f"Unit {res['unit']}: clock was {str(res['old'])[:19].replace('T', ' ')}, "
+          f"now {str(res['new'])[:19].replace('T', ' ')} (set from this laptop's clock).")
+    return 0
