@@ -211,13 +211,14 @@ def test_the_press_on_the_unit_confirms_through_the_stick_channel(week: Path, tm
         client = ChannelClient.connect(sock)
         assert client is not None
         asker: ChannelClient = client
-        t = threading.Thread(target=lambda: answer.append(asker.confirm("Install update?", "0.1.0 → 0.2.0")))
+        t = threading.Thread(target=lambda: answer.append(
+            asker.confirm("Install update?", "Version 0.2.0", "from 0.1.0")))
         t.start()
         end = time.monotonic() + 20
         while not any(isinstance(s, sc.Confirm) for s in d.screens) and time.monotonic() < end:
             time.sleep(0.05)
         shown = next(s for s in d.screens if isinstance(s, sc.Confirm))
-        assert (shown.title, shown.line1) == ("Install update?", "0.1.0 → 0.2.0")
+        assert (shown.title, shown.line1, shown.line2) == ("Install update?", "Version 0.2.0", "from 0.1.0")
         pin = d.sim.button_pin
         pin.drive_low()
         time.sleep(0.2)
@@ -262,3 +263,10 @@ def test_the_export_copies_a_sticks_update_for_the_updater(week: Path, tmp_path:
         "bedside-0.2.0-py3-none-any.whl", "dep-1.0-py3-none-any.whl", "manifest.json"]
     assert update.check(staged, KEY, "0.1.0").version == "0.2.0"
     assert not (data / f".{update.INCOMING}.tmp").exists()
+
+
+def test_the_watchdog_period_is_read_as_systemctl_prints_it() -> None:
+    from bedside.cli.update import _seconds
+
+    assert _seconds("30s") == 30.0 and _seconds("1min 30s") == 90.0 and _seconds("500ms") == 0.5
+    assert _seconds("infinity") == 0.0 and _seconds("") == 0.0

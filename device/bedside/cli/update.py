@@ -217,7 +217,7 @@ def press_to_confirm(socket_path: Path) -> Any:
             return False
         try:
             print(f"bedside: press the unit's button to install version {new} (hold it to cancel)")
-            return client.confirm("Install update?", f"{old} → {new}", "Press: install") == "confirmed"
+            return client.confirm("Install update?", f"Version {new}", f"from {old}") == "confirmed"
         except ChannelError as e:
             print(f"bedside: the update could not be confirmed: {e}")
             return False
@@ -238,7 +238,10 @@ def cmd_update_apply(args: argparse.Namespace) -> int:
     if ward is None:
         raise UserError("no ward secret is set on this unit, so no update can be checked (bedside secret set)")
     releases = Releases(Path(args.prefix))
-    current = releases.current() or __version__
+    current = releases.current()
+    if current is None:
+        raise UserError(f"{releases.link} is not a link to a release: this unit was installed before updates by "
+                        "stick existed; install it once with tools/install.sh")
     extra = "pi-legacy" if cfg.hardware.gpio == "rpigpio" else "pi"
     service = SystemdService(releases.link, args.config, data)
     socket_path = Path(args.socket)

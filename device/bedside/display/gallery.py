@@ -83,6 +83,8 @@ EXAMPLES: tuple[Example, ...] = (
             "Setting the clock over the serial link: the new time, running; a press confirms it"),
     Example("confirm-admit", sc.Confirm("Admit patient?", "E2026-0042", "23 Nov · standard", 41),
             "An admission sent over the serial link (episode, surgery date, regimen), waiting for a press"),
+    Example("confirm-update", sc.Confirm("Install update?", "Version 0.2.0", "from 0.1.0", 57),
+            "A software update from a ward stick, checked and waiting for a press (docs/install.md)"),
     Example("stick-busy", sc.Stick("busy", "Exporting", "Keep stick in"),
             "USB stick plugged in: the export under way"),
     Example("stick-done", sc.Stick("done", "Export done", "Remove the stick"),
