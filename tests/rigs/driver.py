@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from bedside.core import machine as session
+from bedside.core import machine
 from bedside.core.config import Config
 from bedside.core.events import ButtonEdge, Decided, Effect, Event, Instant, Led, Past, Play, Record, Show, Tick
 
@@ -33,7 +33,7 @@ class Driver:
     def __post_init__(self) -> None:
         self.offset = self.start.astimezone(UTC) - timedelta(seconds=self.mono0)
         self.now = Instant(self.start.astimezone(UTC), self.mono0)
-        self.state, fx = session.start(self.cfg, self.past, self.now, time_quality="rtc", version="test", boot="b")
+        self.state, fx = machine.start(self.cfg, self.past, self.now, time_quality="rtc", version="test", boot="b")
         self._record(fx)
         self.edges: list[tuple[float, bool]] = []
 
@@ -47,7 +47,7 @@ class Driver:
     def _step(self, mono: float, event: Event) -> None:
         mono = max(mono, self.now.mono)
         self.now = Instant(self.offset + timedelta(seconds=mono), mono)
-        self.state, fx = session.step(self.cfg, self.state, event, self.now)
+        self.state, fx = machine.step(self.cfg, self.state, event, self.now)
         self.wakeups += 1
         self._record(fx)
 
@@ -70,7 +70,7 @@ class Driver:
     def run_until(self, until: datetime) -> None:
         end = self.at_wall(until)
         while True:
-            d = session.deadline(self.cfg, self.state)
+            d = machine.deadline(self.cfg, self.state)
             nxt_edge = self.edges[0][0] if self.edges else float("inf")
             if min(d, nxt_edge) > end:
                 break
@@ -89,13 +89,13 @@ class Driver:
         """Power cut (or clean stop) and restart ``after`` later, rebuilding state from the records so far
         (``alive``: the last heartbeat, if one was written after the last record)."""
         if clean:
-            self._record(session.stop(self.cfg, self.state, self.now, "test"))
+            self._record(machine.stop(self.cfg, self.state, self.now, "test"))
         past = journal_view(self.records(), self.cfg)
         wall = self.now.wall + after
         self.mono0 = 7.0  # a new boot: monotonic time starts again
         self.offset = wall - timedelta(seconds=self.mono0)
         self.now = Instant(wall, self.mono0)
-        self.state, fx = session.start(self.cfg, past, self.now, time_quality="rtc", version="test", boot="b2",
+        self.state, fx = machine.start(self.cfg, past, self.now, time_quality="rtc", version="test", boot="b2",
                                           alive=alive)
         self._record(fx)
 

@@ -15,8 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bedside import secret
-from bedside.core import config, state, views
-from bedside.core import machine as session
+from bedside.core import config, machine, state, views
 from bedside.core import screens as sc
 from bedside.core.events import ButtonEdge, Exported, Instant, Record, Show, StickExport, Tick
 from bedside.stick import auth
@@ -165,7 +164,7 @@ def test_errors_are_told_apart(code: int, reason: str) -> None:
 @pytest.fixture
 def unit(cfg: config.Config) -> tuple[config.Config, state.State, Instant]:
     now = Instant(datetime(2026, 11, 24, 11, 30, tzinfo=UTC), 5000.0)   # between hourly sessions
-    st, _ = session.start(cfg, [], now, time_quality="rtc", version="test", boot="b")
+    st, _ = machine.start(cfg, [], now, time_quality="rtc", version="test", boot="b")
     return cfg, st, now
 
 
@@ -182,15 +181,15 @@ def _later(now: Instant, s: float) -> Instant:
 def test_an_export_shows_its_progress_then_done_and_is_the_last_download(
         unit: tuple[config.Config, state.State, Instant]) -> None:
     cfg, st, now = unit
-    st, fx = session.step(cfg, st, StickExport("started", details={"device": "sda1"}), now)
+    st, fx = machine.step(cfg, st, StickExport("started", details={"device": "sda1"}), now)
     assert _screen(fx) == sc.Stick("busy", "Exporting", "Keep stick in")
     assert not [e for e in fx if isinstance(e, Record)]          # nothing to record yet
     t = _later(now, 2)
-    st, fx = session.step(cfg, st, Exported("stick", {"to_seq": 9}), t)
+    st, fx = machine.step(cfg, st, Exported("stick", {"to_seq": 9}), t)
     assert [(e.type, dict(e.data)) for e in fx if isinstance(e, Record)] == [("export", {"to_seq": 9, "via": "stick"})]
     assert _screen(fx) == sc.Stick("done", "Export done", "Remove the stick")
     assert st.last_export == t.wall
-    st, fx = session.step(cfg, st, Tick(), _later(t, state.STICK_S + 1))
+    st, fx = machine.step(cfg, st, Tick(), _later(t, state.STICK_S + 1))
     assert isinstance(_screen(fx), sc.Idle)
     assert views.nurse_screen(cfg, st, t).download == "24 Nov 11:30"
 
@@ -205,7 +204,7 @@ def test_an_export_shows_its_progress_then_done_and_is_the_last_download(
 def test_a_stick_that_got_nothing_is_recorded_and_shown(unit: tuple[config.Config, state.State, Instant],
                                                          stage: str, reason: str, kind: str, title: str) -> None:
     cfg, st, now = unit
-    st, fx = session.step(cfg, st, StickExport(stage, reason, {"problem": "why"}), now)
+    st, fx = machine.step(cfg, st, StickExport(stage, reason, {"problem": "why"}), now)
     [rec] = [e for e in fx if isinstance(e, Record)]
     assert (rec.type, dict(rec.data)) == (kind, {"problem": "why", "via": "stick", "reason": reason})
     screen = _screen(fx)
@@ -215,21 +214,21 @@ def test_a_stick_that_got_nothing_is_recorded_and_shown(unit: tuple[config.Confi
 
 def test_a_press_only_puts_the_stick_screen_away(unit: tuple[config.Config, state.State, Instant]) -> None:
     cfg, st, now = unit
-    st, _ = session.step(cfg, st, StickExport("failed", "full"), now)
-    st, _ = session.step(cfg, st, ButtonEdge(True), _later(now, 1))
-    st, fx = session.step(cfg, st, ButtonEdge(False), _later(now, 1.3))
+    st, _ = machine.step(cfg, st, StickExport("failed", "full"), now)
+    st, _ = machine.step(cfg, st, ButtonEdge(True), _later(now, 1))
+    st, fx = machine.step(cfg, st, ButtonEdge(False), _later(now, 1.3))
     assert [(e.type, e.data["action"]) for e in fx if isinstance(e, Record)] == [("press", "dismiss")]
     assert isinstance(_screen(fx), sc.Idle)
 
 
 def test_a_patient_in_a_guided_session_is_not_interrupted(cfg: config.Config) -> None:
     now = Instant(datetime(2026, 11, 24, 10, 0, 5, tzinfo=UTC), 5000.0)
-    st, _ = session.start(cfg, [], now, time_quality="rtc", version="test", boot="b")
-    st, _ = session.step(cfg, st, ButtonEdge(True), _later(now, 1))
-    st, fx = session.step(cfg, st, ButtonEdge(False), _later(now, 1.2))
+    st, _ = machine.start(cfg, [], now, time_quality="rtc", version="test", boot="b")
+    st, _ = machine.step(cfg, st, ButtonEdge(True), _later(now, 1))
+    st, fx = machine.step(cfg, st, ButtonEdge(False), _later(now, 1.2))
     assert isinstance(_screen(fx), sc.Intro | sc.Guide)
     for ev in (StickExport("started"), Exported("stick", {"to_seq": 3})):
-        st, fx = session.step(cfg, st, ev, _later(now, 2))
+        st, fx = machine.step(cfg, st, ev, _later(now, 2))
         assert isinstance(_screen(fx), sc.Intro | sc.Guide)
     assert [e.type for e in fx if isinstance(e, Record)] == ["export"]
 
@@ -237,5 +236,5 @@ def test_a_patient_in_a_guided_session_is_not_interrupted(cfg: config.Config) ->
 def test_a_download_over_the_serial_link_shows_no_stick_screen(
         unit: tuple[config.Config, state.State, Instant]) -> None:
     cfg, st, now = unit
-    st, fx = session.step(cfg, st, Exported("serial", {"to_seq": 3}), now)
+    st, fx = machine.step(cfg, st, Exported("serial", {"to_seq": 3}), now)
     assert not isinstance(_screen(fx), sc.Stick)

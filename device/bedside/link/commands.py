@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bedside.core.events import Instant
-from bedside.link import batch, changes, frames
-from bedside.link import texts as terminal
+from bedside.link import batch, changes, frames, texts
 from bedside.link.on_loop import LinkService, Notify
 
 
@@ -100,7 +99,7 @@ def _clock(args: tuple[str, ...]) -> changes.Change:
 def _unlocked(rid: int, parsed: Any, v: Any) -> bytes:
     if v.outcome == "unlocked":
         return frames.reply(rid, "ok", {"unlocked": True})
-    msg = terminal.verdict_lines(v.outcome, v.left, v.seconds)[0]
+    msg = texts.verdict_lines(v.outcome, v.left, v.seconds)[0]
     return frames.reply(rid, "err", {"error": "denied" if v.outcome == "denied" else "lockout",
                                      "left": v.left, "seconds": v.seconds, "message": msg})
 

@@ -29,8 +29,7 @@ from typing import Any
 
 from bedside import __version__
 from bedside.core.events import Instant
-from bedside.link import changes, commands, frames, lines
-from bedside.link import texts as terminal
+from bedside.link import changes, commands, frames, lines, texts
 from bedside.link.on_loop import LinkService, Refused
 from bedside.link.unit_port import LoopBusy, UnitPort
 from bedside.secret import WardSecret
@@ -115,13 +114,13 @@ class Connection:
             rid = self.waiting.pop(token)
             text = self.asked_by.pop(token, "")
             if rid is None:
-                self._say(terminal.decision_lines(outcome, detail))
+                self._say(texts.decision_lines(outcome, detail))
                 continue
             if outcome == "confirmed":
                 out = frames.reply(rid, "ok", {"outcome": outcome, **detail})
             else:
                 out = frames.reply(rid, "err", {"error": "not_confirmed", "outcome": outcome,
-                                                  "message": terminal.decision_lines(outcome, detail)[0]})
+                                                  "message": texts.decision_lines(outcome, detail)[0]})
             if text in self.cache:
                 self.cache[text] = out
             self.write(out)
@@ -133,8 +132,8 @@ class Connection:
 
     # --- a person at a terminal ------------------------------------------------------------
 
-    def _say(self, texts: list[str], prompt: bool = True) -> None:
-        self.write(lines.crlf(texts) + (terminal.prompt(self.unit) if prompt else b""))
+    def _say(self, said: list[str], prompt: bool = True) -> None:
+        self.write(lines.crlf(said) + (texts.prompt(self.unit) if prompt else b""))
 
     def _ask_loop(self, fn: Callable[[Instant], Any]) -> tuple[Any, list[str] | None]:
         """Run ``fn`` on the loop; (result, None), or (None, lines saying why not)."""
@@ -163,7 +162,7 @@ class Connection:
             return
         cmd = lines.parse_command(text)
         if not cmd.word:
-            self._say(terminal.banner(self.unit, __version__))
+            self._say(texts.banner(self.unit, __version__))
             return
         verb = commands.TYPED.get(cmd.word)
         if verb is None:
@@ -176,7 +175,7 @@ class Connection:
 
     def _typed_status(self, args: tuple[str, ...]) -> None:
         st, why = self._ask_loop(lambda now: self.svc.status(self.conn, now))
-        self._say(why or terminal.status_lines(st.as_json()))
+        self._say(why or texts.status_lines(st.as_json()))
 
     def _typed_unlock(self, args: tuple[str, ...]) -> None:
         if args:
@@ -193,7 +192,7 @@ class Connection:
         assert self.ward is not None
         right = self.ward.check(text)          # scrypt: slow on purpose, so here and not on the loop
         verdict, why = self._ask_loop(lambda now: self.svc.unlock_typed(self.conn, right, now))
-        self._say(why or terminal.verdict_lines(verdict.outcome, verdict.left, verdict.seconds))
+        self._say(why or texts.verdict_lines(verdict.outcome, verdict.left, verdict.seconds))
 
     def _typed_log(self, args: tuple[str, ...]) -> None:
         usage = ["Type log (the last 20), log N (the last N), log all, or log from SEQ."]
@@ -201,7 +200,7 @@ class Connection:
         if not args:
             start = -20
         elif len(args) == 1 and args[0].isdigit() and int(args[0]) > 0:
-            start = -min(int(args[0]), terminal.LOG_LIMIT)
+            start = -min(int(args[0]), texts.LOG_LIMIT)
         elif len(args) == 1 and args[0].lower() == "all":
             start = 1
         elif len(args) == 2 and args[0].lower() == "from" and args[1].isdigit():
@@ -210,14 +209,14 @@ class Connection:
             self._say(usage)
             return
         shown = 0
-        while shown < terminal.LOG_LIMIT:
+        while shown < texts.LOG_LIMIT:
             page, why = self._ask_loop(functools.partial(self._page, start))
             if why:
                 self._say(why)
                 return
             if not page.records:
                 break
-            self.write(lines.crlf(terminal.record_line(r) for r in page.records))
+            self.write(lines.crlf(texts.record_line(r) for r in page.records))
             shown += len(page.records)
             start = page.records[-1]["seq"] + 1
             if start > page.head[0]:
@@ -232,7 +231,7 @@ class Connection:
     def _typed_time(self, args: tuple[str, ...]) -> None:
         if not args:
             st, why = self._ask_loop(lambda now: self.svc.status(self.conn, now))
-            self._say(why or [f"{terminal.clock_text(st.time, st.zone)}, {terminal.quality(st.time_quality)}"])
+            self._say(why or [f"{texts.clock_text(st.time, st.zone)}, {texts.quality(st.time_quality)}"])
             return
         if args[0].lower() != "set":
             self._say(["Type time, or time set YYYY-MM-DD HH:MM."])
@@ -247,7 +246,7 @@ class Connection:
             self._ask_change(lambda now: changes.parse_discharge(args[1:]))
         elif not args:
             st, why = self._ask_loop(lambda now: self.svc.status(self.conn, now))
-            self._say(why or [terminal.episode_line(st.as_json()["episode"])])
+            self._say(why or [texts.episode_line(st.as_json()["episode"])])
         else:
             self._say(["Type episode, episode admit EPISODE-ID SURGERY-DATE [REGIMEN] or episode discharge."])
 
@@ -276,7 +275,7 @@ class Connection:
         for token in mine:
             self._ask_loop(functools.partial(self.svc.withdraw, self.conn, token))
         if not mine:
-            self.write(terminal.prompt(self.unit))
+            self.write(texts.prompt(self.unit))
 
     # --- the nurse tool ----------------------------------------------------------------------
 

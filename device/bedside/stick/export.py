@@ -233,14 +233,14 @@ class JournalRecorder:
             raise ExportError(f"the unit's journal cannot be written ({e}); nothing was exported") from None
 
     def end(self, outcome: Outcome) -> str:
-        from bedside.core import machine as session
+        from bedside.core import machine
         from bedside.core.events import StickExport
         from bedside.journal import retention
 
         if outcome.stage == "done":
             type_, data = "export", {**outcome.details, "via": "stick"}
         else:
-            rec = session.stick_record(StickExport(outcome.stage, outcome.reason, outcome.details))
+            rec = machine.stick_record(StickExport(outcome.stage, outcome.reason, outcome.details))
             assert rec is not None
             type_, data = rec.type, dict(rec.data)
         try:

@@ -22,9 +22,8 @@ from datetime import datetime
 from typing import IO, Any, ClassVar, Protocol
 
 from bedside import __version__
-from bedside.core import machine as session
+from bedside.core import machine, state, views
 from bedside.core import screens as sc
-from bedside.core import state, views
 from bedside.core.config import Config
 from bedside.core.events import (
     ButtonEdge,
@@ -215,14 +214,14 @@ class Unit:
         self._loop_thread = threading.get_ident()
         now = self.clock.now()
         opened = self.store.start(now)
-        self.state, fx = session.start(self.cfg, opened.past, now, time_quality=self.time_quality,
+        self.state, fx = machine.start(self.cfg, opened.past, now, time_quality=self.time_quality,
                                        version=__version__, boot=self.boot, alive=opened.alive)
         # What the journal check found is logged right after the start record.
         self._apply([*fx[:1], *opened.records, *fx[1:]], now)
 
     def deadline(self) -> float:
         assert self.state is not None
-        cands = [session.deadline(self.cfg, self.state)]
+        cands = [machine.deadline(self.cfg, self.state)]
         d = self.out.player.deadline()
         if d is not None:
             cands.append(d)
@@ -294,7 +293,7 @@ class Unit:
     def handle(self, event: Event, now: Instant) -> None:
         assert self.state is not None
         assert threading.get_ident() == self._loop_thread, "Unit.handle runs on the loop's thread only"
-        self.state, fx = session.step(self.cfg, self.state, event, now)
+        self.state, fx = machine.step(self.cfg, self.state, event, now)
         self._apply(fx, now)
 
     def shutdown(self, reason: str, *, record: bool = True) -> None:
@@ -304,7 +303,7 @@ class Unit:
         if record:
             if self._link is not None:
                 self._apply(self._link.stopping(now), now)
-            self._apply(session.stop(self.cfg, self.state, now, reason), now)
+            self._apply(machine.stop(self.cfg, self.state, now, reason), now)
             # A clean stop leaves the whole run sealed.
             self.store.seal(now, self.state.time_quality)
         if self.store.pending:
@@ -326,7 +325,7 @@ class Unit:
         """Note a part's trouble (or recovery) in the state; True if that changed anything."""
         assert self.state is not None
         before = self.state.problems
-        self.state = session.with_problem(self.state, part, problem)
+        self.state = machine.with_problem(self.state, part, problem)
         return self.state.problems is not before
 
     def _apply(self, effects: Iterable[Effect], now: Instant) -> None:
@@ -359,7 +358,7 @@ class Unit:
         self.store.tick(now, tq)
         head = self.store.head()
         if head is not None and head[0] > 0:
-            self.state = session.with_head(self.state, *head)
+            self.state = machine.with_head(self.state, *head)
         # The journal's own trouble is the store's to record (it cannot be written to itself).
         changed = self._problem("journal", self.store.notice)
         if changed:
