@@ -32,6 +32,38 @@ N, R, P = 2**14, 8, 1
 MIN_LENGTH = 8
 
 
+# What a laptop will spend answering a unit's challenge. The floor is this software's own
+# cost: a device asking for less is not a bedside unit (or wants an answer it can brute-force
+# cheaply), and the ward secret also makes the stick key. The ceiling is memory the laptop
+# will not give and time it will not wait: a device asking for more is no unit either.
+MAX_MEMORY = 64 * 1024 * 1024        # bytes scrypt may use (128 * n * r)
+MAX_WORK = 16 * N * R * P            # n * r * p: sixteen times the unit's own cost
+MIN_SALT = 16                        # bytes
+
+
+def kdf_problem(kdf: object) -> str | None:
+    """Why a unit's announced key derivation must not be answered, or None when it is sound."""
+    if not isinstance(kdf, dict) or kdf.get("name", "scrypt") != "scrypt":
+        return "it did not name scrypt, the only key derivation bedside uses"
+    n, r, p, salt = kdf.get("n"), kdf.get("r"), kdf.get("p"), kdf.get("salt")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (n, r, p)) or not isinstance(salt, str):
+        return "its scrypt parameters are not numbers and a salt"
+    assert isinstance(n, int) and isinstance(r, int) and isinstance(p, int)
+    try:
+        salt_bytes = bytes.fromhex(salt)
+    except ValueError:
+        return "its salt is not hexadecimal"
+    said = f"scrypt n={n}, r={r}, p={p}"
+    if n < N or r < R or p < P or n & (n - 1) or len(salt_bytes) < MIN_SALT:
+        return (f"it asked for {said} with a {len(salt_bytes)}-byte salt, weaker than any bedside unit uses "
+                f"(at least n={N}, r={R}, p={P}, a {MIN_SALT}-byte salt); an answer to it would be cheap to "
+                "brute-force")
+    if 128 * n * r > MAX_MEMORY or n * r * p > MAX_WORK:
+        return (f"it asked for {said}: over {MAX_MEMORY // 2**20} MiB or {MAX_WORK // (N * R * P)} times the "
+                "normal work, more than this laptop will spend")
+    return None
+
+
 class SecretError(Exception):
     """The secret is missing, too weak or unreadable; the message says what to do."""
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from bedside.link import frames
+from bedside.secret import kdf_problem
 
 ANSWER_S = 3.0          # a small answer takes milliseconds; allow for a busy unit
 RETRIES = 6
@@ -132,8 +133,18 @@ class SerialTransport:
             self.ser.close()
 
 
+class WeakKdf(ValueError):
+    """The device asked for a key derivation no bedside unit uses; the message says why."""
+
+
 def unlock_answer(secret: str, kdf: dict[str, Any], nonce: str) -> str:
-    """The answer to the unit's challenge: HMAC-SHA256(scrypt(secret, the unit's salt), nonce)."""
+    """The answer to the unit's challenge: HMAC-SHA256(scrypt(secret, the unit's salt), nonce).
+
+    Only for a cost between the floor and the ceiling (``bedside.secret.kdf_problem``): an
+    answer at a cheap cost would let whoever asked guess the ward secret quickly."""
+    problem = kdf_problem(kdf)
+    if problem is not None:
+        raise WeakKdf(problem)
     key = hashlib.scrypt(secret.encode("utf-8"), salt=bytes.fromhex(str(kdf["salt"])), n=int(kdf["n"]),
                          r=int(kdf["r"]), p=int(kdf["p"]), maxmem=64 * 1024 * 1024, dklen=32)
     return hmac.new(key, nonce.encode("ascii"), hashlib.sha256).hexdigest()

@@ -31,6 +31,7 @@ from bedside.journal import chain
 from bedside.laptop import client
 from bedside.laptop.client import Client, Disconnected, LinkError, NoAnswer, Refused
 from bedside.link import batch, frames
+from bedside.secret import kdf_problem
 
 # 128 records: about 1.5 ms of the unit's loop on a laptop, 15 ms on a Pi Zero 2 W, per request.
 BATCH_START, BATCH_MIN, BATCH_MAX = 128, 8, 128
@@ -160,6 +161,11 @@ def unlock(c: Client, hello: dict[str, Any], secret: SecretSource, attempts: int
             mins = (int(hello["lockout_s"]) + 59) // 60
             raise PullError(f"unit {unit} has locked its port for {mins} more minutes after too many wrong "
                             "secrets; try again then")
+        problem = kdf_problem(hello.get("kdf"))
+        if problem is not None:
+            # Asked before the secret is: nothing is typed for a device that will not get an answer.
+            raise PullError(f"the device on this port, calling itself {unit}, was not answered: {problem}. "
+                            "It may not be a bedside unit; tell the ward's engineer")
         answer = client.unlock_answer(secret(unit, n), hello["kdf"], str(hello["nonce"]))
         try:
             c.request("unlock", answer)
