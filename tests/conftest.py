@@ -94,3 +94,12 @@ def wheel_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     wheel, r = wheelhouse.build(wheelhouse.source_copy(tmp_path_factory.mktemp("src") / "bedside"), folder, folder)
     assert r.returncode == 0 and wheel.suffix == ".whl", r.stdout + r.stderr
     return folder
+
+
+@pytest.fixture
+def cheap_kdf(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lets this process's laptop code answer a ``cheap_ward`` (tests/rigs/serial_rig.py): the
+    laptop's scrypt floor lowered to the cheap ward's n=16, for this test only."""
+    from bedside import secret
+
+    monkeypatch.setattr(secret, "MIN_N", 16)

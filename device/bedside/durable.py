@@ -9,8 +9,10 @@ code on Linux, macOS and Windows.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 
 def fsync_dir(directory: Path) -> None:
@@ -54,9 +56,37 @@ def write_text_atomic(path: Path, text: str) -> None:
     write_atomic(path, text.encode("utf-8"))
 
 
-def read_text(path: Path) -> str | None:
-    """The file's text, or None when it does not exist."""
+# Every file bedside reads that someone else may have written is read with a bound: a file
+# can be damaged, replaced by a device that never ends (/dev/zero), or hold one endless line.
+SMALL_FILE = 1024 * 1024           # config, keys, the secret, the heartbeat: far below this
+MAX_LINE = 1024 * 1024             # one record of an export: far below this
+
+
+class TooLarge(ValueError):
+    """A file (or a line of one) longer than any bedside writes: not the file it was said to be."""
+
+
+def read_bounded(path: Path, limit: int = SMALL_FILE) -> bytes:
+    """At most ``limit`` bytes of a file; TooLarge if it holds more (OSError if it cannot be read)."""
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise TooLarge(f"it is larger than {limit // 1024} KiB")
+    return data
+
+
+def read_text(path: Path, limit: int = SMALL_FILE) -> str | None:
+    """The file's text (at most ``limit`` bytes, else TooLarge), or None when it does not exist."""
     try:
-        return path.read_text(encoding="utf-8")
+        return read_bounded(path, limit).decode("utf-8")
     except FileNotFoundError:
         return None
+
+
+def json_loads(text: str | bytes) -> Any:
+    """``json.loads`` whose every failure is a ValueError: nesting deep enough to exhaust the
+    parser's recursion (``[[[[...``) is a damaged file, not a crash."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("it is nested too deeply to be a bedside file") from None

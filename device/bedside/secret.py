@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bedside.durable import write_atomic
+from bedside.durable import json_loads, read_bounded, write_atomic
 
 FILE_NAME = "ward-secret.json"
 STICK_SALT = b"bedside stick authorisation v1"
@@ -39,6 +39,7 @@ MIN_LENGTH = 8
 MAX_MEMORY = 64 * 1024 * 1024        # bytes scrypt may use (128 * n * r)
 MAX_WORK = 16 * N * R * P            # n * r * p: sixteen times the unit's own cost
 MIN_SALT = 16                        # bytes
+MIN_N = N                            # the floor's n (the unit's own); r and p floors are R and P
 
 
 def kdf_problem(kdf: object) -> str | None:
@@ -54,9 +55,9 @@ def kdf_problem(kdf: object) -> str | None:
     except ValueError:
         return "its salt is not hexadecimal"
     said = f"scrypt n={n}, r={r}, p={p}"
-    if n < N or r < R or p < P or n & (n - 1) or len(salt_bytes) < MIN_SALT:
+    if n < MIN_N or r < R or p < P or n & (n - 1) or len(salt_bytes) < MIN_SALT:
         return (f"it asked for {said} with a {len(salt_bytes)}-byte salt, weaker than any bedside unit uses "
-                f"(at least n={N}, r={R}, p={P}, a {MIN_SALT}-byte salt); an answer to it would be cheap to "
+                f"(at least n={MIN_N}, r={R}, p={P}, a {MIN_SALT}-byte salt); an answer to it would be cheap to "
                 "brute-force")
     if 128 * n * r > MAX_MEMORY or n * r * p > MAX_WORK:
         return (f"it asked for {said}: over {MAX_MEMORY // 2**20} MiB or {MAX_WORK // (N * R * P)} times the "
@@ -114,7 +115,7 @@ def load(data_dir: Path) -> WardSecret | None:
     """The unit's stored secret hashes, or None if no secret has been set."""
     path = data_dir / FILE_NAME
     try:
-        body: dict[str, Any] = json.loads(path.read_text())
+        body: dict[str, Any] = json_loads(read_bounded(path))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as e:
@@ -129,9 +130,9 @@ def load(data_dir: Path) -> WardSecret | None:
 def read_secret_file(path: Path) -> str:
     """The secret from the first line of a file (so it never appears in a command line or history)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bounded(path).decode("utf-8")
     except FileNotFoundError:
         raise SecretError(f"the secret file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as e:
+    except (OSError, UnicodeDecodeError, ValueError) as e:
         raise SecretError(f"the secret file {path} cannot be read ({e})") from None
     return validate(text.splitlines()[0] if text else "")

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from tests.rigs.procs import child, reap
 
 BEDSIDE = [sys.executable, "-m", "bedside"]
 
@@ -142,8 +143,7 @@ def test_interactive_simulator_in_a_real_terminal(tmp_path: Path) -> None:
         rest = _read_until(master, b"Journal", 15)
         proc.wait(timeout=15)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        reap(proc)
         os.close(master)
     assert proc.returncode == 0
     assert b"Simulated unit ward7-bed12" in rest
@@ -173,19 +173,43 @@ def test_sigterm_stops_a_simulation_cleanly(tmp_path: Path) -> None:
 
     data = tmp_path / "d"
     e = {k: v for k, v in os.environ.items() if k != "GPIOZERO_PIN_FACTORY"}
-    proc = subprocess.Popen([*BEDSIDE, "simulate", "--headless", "--speed", "1", "--data", str(data)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e, cwd=ROOT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not list(data.glob("journal-*.sqlite")):
-        time.sleep(0.2)
-    time.sleep(1.5)
-    proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=30)
+    with child([*BEDSIDE, "simulate", "--headless", "--speed", "1", "--data", str(data)], env=e) as proc:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not list(data.glob("journal-*.sqlite")):
+            time.sleep(0.2)
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0 and "SIGTERM" in out
     last = run("log", "export", "--data", str(data)).stdout.splitlines()[-1]
     assert json.loads(last)["type"] in ("stop", "seal")
     types = [json.loads(x)["type"] for x in run("log", "export", "--data", str(data)).stdout.splitlines()[1:]]
     assert "stop" in types
+
+
+@pytest.mark.parametrize("ignored", [False, True])
+def test_sigint_stops_a_simulation_cleanly_even_when_started_ignoring_it(tmp_path: Path, ignored: bool) -> None:
+    """Ctrl-C, or SIGINT to a simulator started as nohup and background jobs start it (SIGINT ignored)."""
+    import json
+    import signal
+
+    data = tmp_path / "d"
+    e = {k: v for k, v in os.environ.items() if k != "GPIOZERO_PIN_FACTORY"}
+
+    def ignore_sigint() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    with child([*BEDSIDE, "simulate", "--headless", "--speed", "1", "--data", str(data)], env=e,
+               preexec_fn=ignore_sigint if ignored else None) as proc:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not list(data.glob("journal-*.sqlite")):
+            time.sleep(0.2)
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "SIGINT" in out and "Traceback" not in err, err
+    recs = [json.loads(x) for x in run("log", "export", "--data", str(data)).stdout.splitlines()[1:]]
+    assert [r["reason"] for r in recs if r["type"] == "stop"] == ["SIGINT"]
 
 
 def test_every_option_has_a_help_line() -> None:

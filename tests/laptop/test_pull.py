@@ -7,6 +7,7 @@ pty by socat, as two real serial ports), or the daemon in a thread behind the te
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from bedside import secret
 from bedside.core import config
 from bedside.journal.segments import Journal
 from bedside.laptop import pull
@@ -30,6 +32,7 @@ from bedside.link import batch
 from bedside.report import model as report
 from bedside.unit import simulate
 from tests.conftest import ROOT
+from tests.rigs.procs import child
 from tests.rigs.serial_rig import SECRET, Cable, RunningUnit, cheap_ward, wait_for
 
 BEDSIDE = [sys.executable, "-m", "bedside"]
@@ -44,7 +47,7 @@ def local(text: str) -> datetime:
 def ten_days(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A unit with ten days of its default regimen behind it (made once, copied by each test)."""
     d = tmp_path_factory.mktemp("template") / "unit"
-    cheap_ward(d)
+    cheap_ward(d, n=secret.N)      # the unit's own cost: `bedside pull` answers nothing cheaper
     sim = simulate.build(CFG, d, local("2026-11-14T06:00"))
     sim.unit.run(until=local("2026-11-24T06:00"))
     sim.close()
@@ -87,28 +90,25 @@ def bedside(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]
 def socat_ports(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     """Two serial ports joined back to back, both real ptys (what a USB cable gives two computers)."""
     a, b = tmp_path / "unit-tty", tmp_path / "laptop-tty"
-    p = subprocess.Popen(["socat", f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"],
-                         stderr=subprocess.DEVNULL)
-    wait_for(lambda: a.exists() and b.exists(), what="socat's ptys")
-    yield a, b
-    p.terminate()
-    p.wait(5)
+    with child(["socat", f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"], stdout=subprocess.DEVNULL,
+               stderr=subprocess.DEVNULL):
+        wait_for(lambda: a.exists() and b.exists(), what="socat's ptys")
+        yield a, b
 
 
 @pytest.fixture
 def simulated_unit(unit_data: Path, socat_ports: tuple[Path, Path]) -> Iterator[subprocess.Popen[str]]:
     """``bedside simulate --headless --speed 60 --serial PORT``: the unit's own command, in real time x60."""
     env = {k: v for k, v in os.environ.items() if k != "GPIOZERO_PIN_FACTORY"}
-    p = subprocess.Popen([*BEDSIDE, "simulate", "--headless", "--data", str(unit_data), "--start",
-                          "2026-11-24T06:00", "--speed", "60", "--serial", str(socat_ports[0])],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
-    assert p.stderr is not None
-    line = p.stderr.readline()
-    assert "serial link open" in line, line
-    yield p
-    if p.poll() is None:
-        p.send_signal(signal.SIGINT)
-        p.wait(10)
+    with child([*BEDSIDE, "simulate", "--headless", "--data", str(unit_data), "--start",
+                "2026-11-24T06:00", "--speed", "60", "--serial", str(socat_ports[0])], env=env) as p:
+        assert p.stderr is not None
+        line = p.stderr.readline()
+        assert "serial link open" in line, line
+        yield p
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)       # Ctrl-C: a clean stop, even where SIGINT was ignored
+            p.wait(10)
 
 
 def test_pull_from_the_simulator_then_only_what_is_new(simulated_unit: subprocess.Popen[str],
@@ -168,7 +168,8 @@ def test_a_pull_interrupted_by_unplugging_carries_on_when_plugged_back(unit_data
     out = tmp_path / "out"
     said: list[str] = []
     try:
-        with RunningUnit(unit_data, cable.unit_path, local("2026-11-24T06:00"), ward=cheap_ward(unit_data)) as u:
+        with RunningUnit(unit_data, cable.unit_path, local("2026-11-24T06:00"),
+                         ward=cheap_ward(unit_data, n=secret.N)) as u:
             def replug() -> None:
                 wait_for((out / ".bedside" / "ward7-bed12" / "records.jsonl").exists, what="a first batch")
                 cable.unplug()
@@ -192,7 +193,8 @@ def test_an_interrupted_pull_resumes_in_the_next_run(unit_data: Path, tmp_path: 
     cable = Cable(tmp_path, baud=115200).plug()
     out = tmp_path / "out"
     try:
-        with RunningUnit(unit_data, cable.unit_path, local("2026-11-24T06:00"), ward=cheap_ward(unit_data)) as u:
+        with RunningUnit(unit_data, cable.unit_path, local("2026-11-24T06:00"),
+                         ward=cheap_ward(unit_data, n=secret.N)) as u:
             def cut() -> None:
                 wait_for((out / ".bedside" / "ward7-bed12" / "records.jsonl").exists, what="a first batch")
                 cable.unplug()
@@ -229,12 +231,12 @@ def test_a_shortened_or_replaced_journal_is_reported(unit_data: Path, tmp_path: 
     cable = Cable(tmp_path).plug()
     out = tmp_path / "out"
     try:
-        with RunningUnit(unit_data, cable.unit_path, local("2026-11-25T06:00"), ward=cheap_ward(unit_data)):
+        with RunningUnit(unit_data, cable.unit_path, local("2026-11-25T06:00"), ward=cheap_ward(unit_data, n=secret.N)):
             pull.pull(lambda: SerialTransport(str(cable.laptop_path)), out, lambda unit, n: SECRET,
                       progress_out=io.StringIO())
         held = copy_lines(out)
         # The unit now runs on the journal as it was before: the newest records are gone.
-        with RunningUnit(earlier, cable.unit_path, local("2026-11-24T05:00"), ward=cheap_ward(earlier)), \
+        with RunningUnit(earlier, cable.unit_path, local("2026-11-24T05:00"), ward=cheap_ward(earlier, n=secret.N)), \
                 pytest.raises(pull.Tampered, match="records were removed or the journal was replaced"):
             pull.pull(lambda: SerialTransport(str(cable.laptop_path)), out, lambda unit, n: SECRET,
                       progress_out=io.StringIO())
@@ -242,7 +244,7 @@ def test_a_shortened_or_replaced_journal_is_reported(unit_data: Path, tmp_path: 
         sim = simulate.build(CFG, other, local("2026-11-24T06:00"))
         sim.unit.run(until=local("2026-11-25T18:00"))
         sim.close()
-        with RunningUnit(other, cable.unit_path, local("2026-11-25T18:00"), ward=cheap_ward(other)), \
+        with RunningUnit(other, cable.unit_path, local("2026-11-25T18:00"), ward=cheap_ward(other, n=secret.N)), \
                 pytest.raises(pull.Tampered, match="replaced or altered"):
             pull.pull(lambda: SerialTransport(str(cable.laptop_path)), out, lambda unit, n: SECRET,
                       progress_out=io.StringIO())
@@ -254,10 +256,10 @@ def test_a_shortened_or_replaced_journal_is_reported(unit_data: Path, tmp_path: 
 def test_set_time_from_the_laptop_with_a_press(unit_data: Path, tmp_path: Path, secret_file: Path) -> None:
     cable = Cable(tmp_path).plug()
     try:
-        with RunningUnit(unit_data, cable.unit_path, local("2026-11-24T06:00"), ward=cheap_ward(unit_data)) as u:
-            p = subprocess.Popen([*BEDSIDE, "set-time", "--port", str(cable.laptop_path), "--secret-file",
-                                  str(secret_file)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                 cwd=ROOT)
+        with contextlib.ExitStack() as stack, RunningUnit(unit_data, cable.unit_path, local("2026-11-24T06:00"),
+                                                          ward=cheap_ward(unit_data, n=secret.N)) as u:
+            p = stack.enter_context(child([*BEDSIDE, "set-time", "--port", str(cable.laptop_path),
+                                           "--secret-file", str(secret_file)]))
             wait_for(lambda: type(u.sim.unit.out.display._screen).__name__ == "Confirm", timeout=20,
                      what="the confirmation screen")
             u.press()
@@ -277,7 +279,7 @@ def test_set_time_without_a_press_changes_nothing(unit_data: Path, tmp_path: Pat
     cable = Cable(tmp_path).plug()
     try:
         # 30x: the minute to press passes in two seconds.
-        with RunningUnit(unit_data, cable.unit_path, local("2026-11-24T06:00"), ward=cheap_ward(unit_data),
+        with RunningUnit(unit_data, cable.unit_path, local("2026-11-24T06:00"), ward=cheap_ward(unit_data, n=secret.N),
                          speed=30) as u:
             r = bedside("set-time", "--port", str(cable.laptop_path), "--secret-file", str(secret_file))
             assert r.returncode == 5 and "the clock was not changed: nobody pressed the button in time" in r.stderr
@@ -320,9 +322,9 @@ def test_pull_checks_every_seal_with_the_hospitals_key(unit_data: Path, tmp_path
     cable = Cable(tmp_path).plug()
     out = tmp_path / "out"
     try:
-        with RunningUnit(unit_data, cable.unit_path, local("2026-11-24T06:00"), ward=cheap_ward(unit_data)):
+        with RunningUnit(unit_data, cable.unit_path, local("2026-11-24T06:00"), ward=cheap_ward(unit_data, n=secret.N)):
             pass                      # a clean stop seals what this run wrote
-        with RunningUnit(unit_data, cable.unit_path, local("2026-11-24T07:00"), ward=cheap_ward(unit_data)):
+        with RunningUnit(unit_data, cable.unit_path, local("2026-11-24T07:00"), ward=cheap_ward(unit_data, n=secret.N)):
             got = pull.pull(lambda: SerialTransport(str(cable.laptop_path)), out, lambda unit, n: SECRET,
                             progress_out=io.StringIO())
     finally:

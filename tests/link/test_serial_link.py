@@ -20,6 +20,9 @@ from bedside.journal import chain
 from bedside.link import access, batch, frames
 from tests.rigs.serial_rig import SECRET, Cable, Laptop, RunningUnit, cheap_ward, wait_for
 
+# Their wards are cheap_ward()s, and this process unlocks them with the laptop's own code.
+pytestmark = pytest.mark.usefixtures("cheap_kdf")
+
 START = "2026-11-24T09:30"
 
 

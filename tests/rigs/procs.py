@@ -25,23 +25,29 @@ def bedside(*args: str) -> list[str]:
 
 
 @contextmanager
-def child(argv: Sequence[str], **kw: Any) -> Iterator[subprocess.Popen[str]]:
+def child(argv: Sequence[str], **kw: Any) -> Iterator[subprocess.Popen[Any]]:
     kw.setdefault("cwd", ROOT)
     kw.setdefault("stdin", subprocess.DEVNULL)
     kw.setdefault("stdout", subprocess.PIPE)
     kw.setdefault("stderr", subprocess.PIPE)
-    proc = subprocess.Popen(list(argv), text=True, start_new_session=True, **kw)
+    kw.setdefault("text", True)
+    kw.setdefault("start_new_session", True)
+    proc = subprocess.Popen(list(argv), **kw)
     try:
         yield proc
     finally:
         reap(proc)
 
 
-def reap(proc: subprocess.Popen[str]) -> None:
+def reap(proc: subprocess.Popen[Any]) -> None:
     """Kill the child's process group (it may have started its own children) and wait for it."""
     if proc.poll() is None:
-        with suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        with suppress(ProcessLookupError, PermissionError):
+            # The whole group when the child leads its own session, else the child alone.
+            if os.getpgid(proc.pid) == proc.pid:
+                os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                proc.kill()
     try:
         proc.communicate(timeout=30)
     except (subprocess.TimeoutExpired, ValueError):

@@ -31,13 +31,17 @@ from bedside.unit import simulate
 SECRET = "correct horse battery"
 
 
-def cheap_ward(data: Path, value: str = SECRET) -> secret.WardSecret:
-    """A ward secret with a tiny scrypt cost, so tests do not spend seconds hashing (same code path)."""
+def cheap_ward(data: Path, value: str = SECRET, n: int = 16) -> secret.WardSecret:
+    """A ward secret with a tiny scrypt cost, so tests do not spend seconds hashing (same code path).
+
+    The laptop refuses to answer a cost below the unit's own: an in-process test that unlocks
+    with the laptop's code uses the ``cheap_kdf`` fixture (tests/conftest.py); one that runs ``bedside pull`` as a
+    process of its own makes its ward with ``n=secret.N``."""
     import hashlib
     import json
 
     salt = os.urandom(16)
-    n, r, p = 16, 8, 1
+    r, p = 8, 1
     unlock = hashlib.scrypt(value.encode(), salt=salt, n=n, r=r, p=p, dklen=32)
     # The stick key is not used by the serial link; a stand-in keeps the file complete.
     ws = secret.WardSecret(salt, unlock, hashlib.sha256(value.encode()).digest(), n, r, p)
@@ -247,3 +251,4 @@ def wait_for(cond: Callable[[], bool], timeout: float = 5.0, what: str = "condit
             return
         time.sleep(0.02)
     raise AssertionError(f"timed out waiting for {what}")
+

@@ -24,7 +24,8 @@ from bedside.core.events import Effect, Instant, Led, Show
 from bedside.stick.channel import StickChannel
 from bedside.unit import host, simulate
 from tests.cli.test_cli import run
-from tests.conftest import DATA, ROOT, journal_records
+from tests.conftest import DATA, journal_records
+from tests.rigs.procs import child
 from tests.rigs.serial_rig import wait_for
 from tests.rigs.stick_rig import SECRET, FatStick, needs_fat, unit_data
 
@@ -242,17 +243,16 @@ def test_bedside_simulate_listens_for_sticks(tmp_path: Path, data: Path, fat: Fa
     """The whole path in processes of their own: the simulator (the daemon's loop) and the export."""
     sock = tmp_path / "sim.sock"
     trace = tmp_path / "trace.jsonl"
-    sim = subprocess.Popen([sys.executable, "-m", "bedside", "simulate", "--headless", "--speed", "1",
-                            "--config", str(DATA / "week.toml"), "--data", str(data), "--start", "2026-12-01T11:30",
-                            "--days", "1", "--stick-socket", str(sock), "--trace", str(trace)],
-                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for(sock.exists, timeout=30, what="the simulator's stick channel")
-        r = export(fat.mnt, data, sock)
-        assert r.returncode == 0 and "recorded by the unit" in r.stdout, r.stdout + r.stderr
-    finally:
-        sim.terminate()
-        out, err = sim.communicate(timeout=30)
+    with child([sys.executable, "-m", "bedside", "simulate", "--headless", "--speed", "1",
+                "--config", str(DATA / "week.toml"), "--data", str(data), "--start", "2026-12-01T11:30",
+                "--days", "1", "--stick-socket", str(sock), "--trace", str(trace)]) as sim:
+        try:
+            wait_for(sock.exists, timeout=30, what="the simulator's stick channel")
+            r = export(fat.mnt, data, sock)
+            assert r.returncode == 0 and "recorded by the unit" in r.stdout, r.stdout + r.stderr
+        finally:
+            sim.terminate()
+            out, err = sim.communicate(timeout=30)
     assert sim.returncode == 0 and "Traceback" not in err, err
     shown = [json.loads(line) for line in trace.read_text().splitlines()]
     sticks = [(x["state"], x["title"]) for x in shown if x.get("screen") == "Stick"]

@@ -31,7 +31,8 @@ from bedside.stick import files as stick_files
 from bedside.stick.export import Outcome
 from bedside.unit import host
 from tests.cli.test_cli import run
-from tests.conftest import DATA, ROOT, journal_records
+from tests.conftest import DATA, journal_records
+from tests.rigs.procs import child
 from tests.rigs.stick_rig import OTHER_SECRET, SECRET, FatStick, needs_fat, unit_data, windows_name
 
 pytestmark = needs_fat
@@ -346,12 +347,11 @@ def test_the_export_stopped_by_systemd_at_random_moments(fat: FatStick, data: Pa
     before = journal_records(data)
     codes = []
     for _ in range(3):
-        p = subprocess.Popen([sys.executable, "-m", "bedside", "stick", "export", str(fat.mnt), "--data", str(data),
-                              "--socket", str(data.parent / "none.sock"), "--config", str(DATA / "week.toml")],
-                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(rng.uniform(0.3, 1.2))
-        p.send_signal(signal.SIGTERM)
-        _out, err = p.communicate(timeout=60)
+        with child([sys.executable, "-m", "bedside", "stick", "export", str(fat.mnt), "--data", str(data),
+                    "--socket", str(data.parent / "none.sock"), "--config", str(DATA / "week.toml")]) as p:
+            time.sleep(rng.uniform(0.3, 1.2))
+            p.send_signal(signal.SIGTERM)
+            _out, err = p.communicate(timeout=60)
         assert "Traceback" not in err, err
         codes.append(p.returncode)
     fat.unmount()

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from tests.cli.test_cli import run
-from tests.conftest import DATA, ROOT, journal_records
+from tests.conftest import DATA, journal_records
+from tests.rigs.procs import child
 from tests.rigs.stick_rig import SECRET, unit_data
 
 pytestmark = pytest.mark.skipif(
@@ -82,20 +83,21 @@ def stick(tmp_path: Path) -> Iterator[Loop]:
         loop.close()
 
 
-def service(loop: Loop, data: Path, tmp_path: Path, **kw: object) -> subprocess.Popen[str]:
+@contextlib.contextmanager
+def service(loop: Loop, data: Path, tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    """The stick service as systemd starts it, in a session of its own (killed and reaped on the way out)."""
     (tmp_path / "mounts").mkdir(exist_ok=True)
     args = [*AS_SYSTEMD, sys.executable, "-m", "bedside", "stick", "service", loop.name,
             "--allow-fs", "ext4", "--mount-dir", str(tmp_path / "mounts"), "--data", str(data),
             "--socket", str(tmp_path / "no-daemon.sock"), "--config", str(DATA / "week.toml")]
-    proc: subprocess.Popen[str] = subprocess.Popen(  # type: ignore[call-overload]
-        args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
-    return proc
+    with child(args) as proc:
+        yield proc
 
 
 def test_the_service_mounts_exports_and_unmounts(stick: Loop, data: Path, tmp_path: Path) -> None:
     before = journal_records(data)
-    p = service(stick, data, tmp_path)
-    out, err = p.communicate(timeout=120)
+    with service(stick, data, tmp_path) as p:
+        out, err = p.communicate(timeout=120)
     assert p.returncode == 0, err
     assert "bedside: Exported" in err and "Traceback" not in err and out == ""
     assert not stick.mounted() and list((tmp_path / "mounts").iterdir()) == []
@@ -119,8 +121,8 @@ def test_a_stick_that_cannot_be_read_is_recorded_and_left_alone(tmp_path: Path, 
     loop = Loop(image)
     try:
         before = journal_records(data)
-        p = service(loop, data, tmp_path)
-        _out, err = p.communicate(timeout=120)
+        with service(loop, data, tmp_path) as p:
+            _out, err = p.communicate(timeout=120)
         assert p.returncode == 1 and "cannot be read" in err, err
         assert not loop.mounted()
     finally:
@@ -131,8 +133,7 @@ def test_a_stick_that_cannot_be_read_is_recorded_and_left_alone(tmp_path: Path, 
 
 def test_a_disk_the_system_uses_is_not_a_stick(stick: Loop, data: Path, tmp_path: Path) -> None:
     before = journal_records(data)
-    with stick.opened(tmp_path / "in-use"):
-        p = service(stick, data, tmp_path)
+    with stick.opened(tmp_path / "in-use"), service(stick, data, tmp_path) as p:
         _out, err = p.communicate(timeout=120)
     assert p.returncode == 0 and "not a stick to export to" in err
     assert journal_records(data) == before
@@ -142,11 +143,11 @@ def test_a_stick_pulled_out_during_the_service(stick: Loop, data: Path, tmp_path
     """systemd stops the service when the device goes (BindsTo=): SIGTERM to every process of it."""
     before = journal_records(data)
     for delay in (0.3, 0.4, 0.5, 0.6):
-        p = service(stick, data, tmp_path, start_new_session=True)
-        time.sleep(delay)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(p.pid, signal.SIGTERM)
-        _out, err = p.communicate(timeout=120)
+        with service(stick, data, tmp_path) as p:
+            time.sleep(delay)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGTERM)
+            _out, err = p.communicate(timeout=120)
         assert "Traceback" not in err, err
         assert not stick.mounted(), "the stick was left mounted"
     added = journal_records(data)[len(before):]

@@ -31,6 +31,7 @@ from bedside.unit.loop import Outputs, Unit
 from bedside.unit.sounds import Player
 from bedside.unit.supervise import GuardedTone, SelfTest, daily_time
 from tests.conftest import ROOT
+from tests.rigs.procs import reap
 from tests.unit.test_hardware import Bus
 
 
@@ -280,8 +281,7 @@ def test_bedside_run_without_a_display_notifies_systemd_and_stops_cleanly(tmp_pa
             except TimeoutError:
                 break
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        reap(proc)
         sock.close()
     assert proc.returncode == 0, err
     assert "Traceback" not in err
@@ -320,8 +320,7 @@ def _run_until_ready(tmp_path: Path, env_extra: dict[str, str], stderr: Any, *ar
         proc.send_signal(signal.SIGTERM)
         return proc.wait(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        reap(proc)
         sock.close()
 
 

@@ -69,8 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     except Exception as e:
-        print(f"bedside: unexpected error: {type(e).__name__}: {e}\n"
+        print(f"bedside: unexpected error: {type(e).__name__}: {str(e)[:500]}\n"
               "Please report this with the details below.", file=sys.stderr)
-        if os.environ.get("BEDSIDE_DEBUG") or args.command == "run":
-            traceback.print_exc()
+        # The details promised, always; the innermost frames only (a runaway recursion has
+        # a thousand identical ones).
+        traceback.print_exc(limit=-30)
         return 70

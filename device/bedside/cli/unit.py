@@ -9,6 +9,7 @@ import errno
 import os
 import signal
 import sys
+import threading
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ from bedside import __version__
 from bedside.cli.common import DEFAULT_DATA, UserError
 from bedside.core import config
 from bedside.core.panels import PANELS
+from bedside.durable import read_bounded
 from bedside.journal import chain
 from bedside.unit import host
 
@@ -67,6 +69,21 @@ def _sim_data_default() -> Path:
     return Path(base) / "bedside" / "simulator"
 
 
+def _stop_on_signals(unit: Any) -> None:
+    """SIGTERM, SIGINT (Ctrl-C) and SIGHUP stop the unit cleanly, with a ``stop`` record.
+
+    Set explicitly, so that a unit or simulator started with SIGINT ignored (nohup, a
+    background job, some CI runners) still stops when asked. The handler only hands the
+    request to a short thread: the inbox's lock may be held by the very code the signal
+    interrupted, and taking it again here would hang."""
+    def handler(signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
+        threading.Thread(target=unit.request_stop, args=(name,), name="stop-on-signal", daemon=True).start()
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, handler)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from bedside.display.panel import DisplayKeeper
     from bedside.unit import pins as hardware
@@ -112,8 +129,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     wired = wiring.build(cfg, data, clock, display, boot=host.boot_id(), time_quality=host.detect_time_quality(),
                          guard_tone=True, sources=sources, say=log.err)
     unit = wired.unit
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, lambda signum, frame: unit.request_stop(signal.Signals(signum).name))
+    _stop_on_signals(unit)
     log.info(f"version {__version__}, unit {cfg.unit_id} on {model or 'GPIO'}, config {cfg.source}, data {data}")
     for warning in cfg.warnings:
         log.warning(f"config {cfg.source}: {warning}")
@@ -189,9 +205,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     actions: list[simulate.Action] = []
     if args.script:
         try:
-            text = Path(args.script).read_text(encoding="utf-8")
+            text = read_bounded(Path(args.script)).decode("utf-8")
         except OSError as e:
             raise UserError(f"cannot read the script {args.script}: {e.strerror}") from None
+        except (ValueError, UnicodeDecodeError) as e:
+            raise UserError(f"{args.script} is not a simulator script ({e})") from None
         try:
             actions = simulate.parse_script(text, tz, args.script)
         except simulate.ScriptError as e:
@@ -250,8 +268,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         term.message = f"data: {data}"
         restore = simulate.read_keys(on_key)
     link = sticks = None
-    # A simulated unit stops as a real one does on SIGTERM: cleanly, with a `stop` record.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sim.unit.request_stop("SIGTERM"))
+    # A simulated unit stops as a real one does: cleanly, with a `stop` record.
+    _stop_on_signals(sim.unit)
     try:
         sim.unit.start()
         # In the terminal the link's messages go on the status line, not across the drawing.

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from bedside import __version__
+from bedside.durable import MAX_LINE, json_loads
 from bedside.journal import chain
 from bedside.journal.segments import Journal
 
@@ -102,16 +103,34 @@ def write(out: IO[str], header: dict[str, Any], lines: list[str]) -> None:
 
 
 def read(path: Path) -> tuple[dict[str, Any], Iterator[tuple[int, Any]]]:
-    """The header and an iterator of (line number, parsed line or the raw text if it is not JSON)."""
+    """The header and an iterator of (line number, parsed line or the raw text if it is not JSON).
+
+    Lines are read with a bound (``MAX_LINE``): a file with an endless line, or a device such
+    as /dev/zero, is refused as not an export instead of filling the memory."""
     try:
-        f = open(path, encoding="utf-8")  # noqa: SIM115 - closed by the generator
+        f = open(path, "rb")  # noqa: SIM115 - closed by the generator
     except FileNotFoundError:
         raise ExportError(f"{path} does not exist") from None
+    except IsADirectoryError:
+        raise ExportError(f"{path} is a directory, not a bedside export (give --data DIR for a data directory)") \
+            from None
     except OSError as e:
         raise ExportError(f"{path} cannot be read ({e.strerror})") from None
+
+    def line(n: int) -> bytes:
+        try:
+            raw: bytes = f.readline(MAX_LINE + 1)
+        except OSError as e:
+            f.close()
+            raise ExportError(f"{path} cannot be read at line {n} ({e.strerror})") from None
+        if len(raw) > MAX_LINE:
+            f.close()
+            raise ExportError(f"{path} is not a bedside export: line {n} is longer than "
+                              f"{MAX_LINE // 1024} KiB, far beyond any record")
+        return raw
+
     try:
-        first = f.readline()
-        header = json.loads(first)
+        header = json_loads(line(1).decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
         f.close()
         raise ExportError(f"{path} is not a bedside export (its first line is not a bedside_export header)") \
@@ -126,11 +145,13 @@ def read(path: Path) -> tuple[dict[str, Any], Iterator[tuple[int, Any]]]:
 
     def lines() -> Iterator[tuple[int, Any]]:
         with f:
-            for n, text in enumerate(f, 2):
+            n = 1
+            while raw := line(n := n + 1):
+                text = raw.decode("utf-8", errors="replace")
                 if not text.strip():
                     continue
                 try:
-                    yield n, json.loads(text)
+                    yield n, json_loads(text)
                 except ValueError:
                     yield n, text.rstrip("\n")
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from bedside.durable import read_text, write_atomic
+from bedside.durable import json_loads, read_text, write_atomic
 
 FILE_NAME = "alive.json"
 EVERY_S = 600.0          # at most this long between the last record or beat and the next beat
@@ -41,7 +41,7 @@ def read(data_dir: Path) -> Beat | None:
         text = read_text(Path(data_dir) / FILE_NAME)
         if text is None:
             return None
-        body = json.loads(text)
+        body = json_loads(text)
         seq = body.get("seq")
         return Beat(datetime.fromisoformat(body["time"]), str(body["boot"]), int(body["mono_ms"]),
                     int(seq) if seq is not None else None, body.get("hash"))

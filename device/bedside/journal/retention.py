@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bedside.core.events import Record
-from bedside.durable import fsync_dir, read_text, write_atomic
+from bedside.durable import fsync_dir, json_loads, read_text, write_atomic
 from bedside.journal.segments import Journal
 
 MARKER = "exported.json"
@@ -60,7 +60,7 @@ def read_marker(data_dir: Path) -> Marker | None:
         text = read_text(Path(data_dir) / MARKER)
         if text is None:
             return None
-        b = json.loads(text)
+        b = json_loads(text)
         return Marker(int(b["seq"]), str(b["hash"]), str(b.get("to", "")), str(b.get("at", "")))
     except (OSError, ValueError, KeyError, TypeError):
         return None

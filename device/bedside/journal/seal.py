@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bedside.durable import write_atomic
+from bedside.durable import json_loads, read_bounded, write_atomic
 
 KEY_FILE = "seal-key.json"
 _EVOLVE = b"bedside seal key evolve\x00"
@@ -93,7 +93,7 @@ def hospital_file(unit: str, k0: bytes, created: str) -> bytes:
 
 def load_hospital_key(path: Path) -> HospitalKey:
     try:
-        body = json.loads(Path(path).read_text(encoding="utf-8"))
+        body = json_loads(read_bounded(Path(path)))
     except FileNotFoundError:
         raise SealError(f"the key file {path} does not exist") from None
     except (OSError, ValueError, UnicodeDecodeError) as e:
@@ -127,7 +127,7 @@ class UnitKey:
 def load_unit_key(data_dir: Path) -> UnitKey | None:
     path = Path(data_dir) / KEY_FILE
     try:
-        body: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        body: dict[str, Any] = json_loads(read_bounded(path))
         return UnitKey(str(body["unit"]), str(body["key_id"]), int(body["epoch"]), bytes.fromhex(body["key"]))
     except FileNotFoundError:
         return None

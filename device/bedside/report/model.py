@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bedside.durable import MAX_LINE, TooLarge, json_loads, read_bounded
 from bedside.journal import chain
 from bedside.report import adherence
 from bedside.report.adherence import Adherence
@@ -67,6 +67,8 @@ class Report:
 
 # --- reading -------------------------------------------------------------------------
 
+MAX_EXPORT = 256 * 2**20      # a unit records a few MiB a year: a larger "export" is something else
+
 def load(path: Path) -> Loaded:
     """Records from a data directory or an export file. Raises ReportError (or JournalError)."""
     if path.is_dir():
@@ -74,7 +76,16 @@ def load(path: Path) -> Loaded:
     if not path.exists():
         raise ReportError(f"{path} does not exist (give an export file or a unit's data directory)")
     try:
-        data = path.read_bytes()
+        # An endless first line (/dev/zero, a stray binary) is refused before reading the rest.
+        with open(path, "rb") as f:
+            head = f.read(MAX_LINE + 1)
+        if len(head) > MAX_LINE and b"\n" not in head:
+            raise ReportError(f"{path} is not a bedside export: its first line is longer than "
+                              f"{MAX_LINE // 1024} KiB, far beyond any record")
+        data = read_bounded(path, MAX_EXPORT)
+    except TooLarge:
+        raise ReportError(f"{path} is not a bedside export: it is larger than {MAX_EXPORT // 2**20} MiB, "
+                          "more than a unit records in decades") from None
     except OSError as e:
         raise ReportError(f"cannot read {path}: {e.strerror}") from None
     return parse_export(data, path.name)
@@ -134,7 +145,7 @@ def parse_export(data: bytes, source: str = "export") -> Loaded:
 
 def _json_object(line: str) -> dict[str, Any] | None:
     try:
-        v = json.loads(line)
+        v = json_loads(line) if len(line) <= MAX_LINE else None
     except ValueError:
         return None
     return v if isinstance(v, dict) else None

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bedside.durable import json_loads
 from bedside.stick import files
 from bedside.stick.files import BAD_AUTHORISATION, NOT_PREPARED, OTHER_WARD, StickProblem
 
@@ -80,7 +81,7 @@ def check(raw: bytes | None, stick_key: bytes) -> Authorised:
         raise StickProblem(NOT_PREPARED, "the stick is not prepared for this ward (it has no "
                            f"{files.FOLDER}/{AUTH_FILE}); prepare it with: bedside stick prepare")
     try:
-        body = json.loads(raw.decode("utf-8"))
+        body = json_loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         body = None
     if not isinstance(body, dict) or "bedside_stick" not in body:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import IO
 
 from bedside.core import config
+from bedside.durable import TooLarge, read_bounded
 
 DEFAULT_PATHS = (Path("/etc/bedside/bedside.toml"),)
 
@@ -92,7 +93,11 @@ def load(path: Path | str) -> config.Config:
     """Read and validate a config file; every failure is a ConfigError a person can act on."""
     p = Path(path)
     try:
-        raw = p.read_bytes()
+        raw = read_bounded(p)
+    except TooLarge as e:
+        raise config.ConfigError(str(p), [f"is not a bedside config file: {e}"]) from None
+    except IsADirectoryError:
+        raise config.ConfigError(str(p), ["is a directory, not a config file"]) from None
     except FileNotFoundError:
         raise config.ConfigError(str(p), ["the file does not exist; copy config/bedside.toml there and edit it"]) \
             from None
@@ -104,6 +109,8 @@ def load(path: Path | str) -> config.Config:
         raise config.ConfigError(str(p), ["is not UTF-8 text; save it as plain UTF-8"]) from None
     except tomllib.TOMLDecodeError as e:
         raise config.ConfigError(str(p), [f"is not valid TOML: {e}"]) from None
+    except RecursionError:
+        raise config.ConfigError(str(p), ["is not a bedside config file: it is nested too deeply"]) from None
     return config.parse(data, str(p))
 
 

@@ -118,7 +118,8 @@ def parse_script(text: str, tz: ZoneInfo, source: str = "script") -> list[Action
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
-        parts = line.split()
+        # A quoted word is cut short: a damaged file's line may be megabytes long.
+        parts = [p if len(p) <= 60 else p[:57] + "..." for p in line.split()]
         where = f"{source} line {n}"
         try:
             at = parse_local(parts[0], tz)
