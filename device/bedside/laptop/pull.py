@@ -63,6 +63,7 @@ class JournalCopy:
         self.folder = base / ".bedside" / unit
         self.path = self.folder / "records.jsonl"
         self.log_path = self.folder / "pulls.json"
+        self.after_path = self.folder / "after-break.jsonl"
         self.unit = unit
         self.head: tuple[int, str] = (0, chain.GENESIS)
         self.start = 1                 # the first record of the copy
@@ -121,6 +122,29 @@ class JournalCopy:
                 if rec["seq"] > self.head[0]:
                     return
                 yield rec
+
+    def keep_after_break(self, brk: Break | None) -> None:
+        """What the unit gave after a break in its chain, kept apart from the verified copy
+        (which stays an exact beginning of the journal) and replaced by every pull."""
+        if brk is None:
+            with contextlib.suppress(FileNotFoundError):
+                self.after_path.unlink()
+            return
+        meta = {"break_at": brk.at, "problem": brk.problem}
+        write_text_atomic(self.after_path, json.dumps(meta, sort_keys=True) + "\n" +
+                          "".join(batch.export_line(r) + "\n" for r in brk.records))
+
+    def after_break(self) -> Break | None:
+        try:
+            with open(self.after_path, "rb") as f:
+                meta = json.loads(f.readline())
+                recs = [json.loads(line) for line in f if line.strip()]
+            return Break(int(meta["break_at"]), str(meta["problem"]), recs)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise PullError(f"this laptop's copy of what followed the break ({self.after_path}) cannot be read "
+                            f"({e}); pull again") from None
 
     def pulls(self) -> list[dict[str, Any]]:
         try:
@@ -216,6 +240,15 @@ class Progress:
 
 
 @dataclass
+class Break:
+    """Where the unit's chain breaks, and every record the unit could read after it (unverified)."""
+
+    at: int                      # the first seq that does not follow the verified copy
+    problem: str
+    records: list[dict[str, Any]]
+
+
+@dataclass
 class Outcome:
     unit: str
     hello: dict[str, Any]
@@ -224,24 +257,33 @@ class Outcome:
     bytes_in: int = 0
     seconds: float = 0.0
     resumed_from: int = 0
+    broken: Break | None = None
 
 
-def download(c: Client, store: JournalCopy, progress: Progress | None, stats: dict[str, int]) -> tuple[int, str]:
-    """Fetch every record after the copy's head, batch by batch; returns the unit's head seen last."""
+def download(c: Client, store: JournalCopy, progress: Progress | None, stats: dict[str, int]
+             ) -> tuple[tuple[int, str], Break | None]:
+    """Fetch every record after the copy's head, batch by batch; returns the unit's head seen last
+    and, for a journal whose chain breaks, where and what the unit could read after it."""
     size = stats.get("batch", BATCH_START)
     failures = 0
     full = False
+    held = store.head[0]             # what an earlier pull verified: a break before it is tampering
     while True:
         seq, _h = store.head
         rep = c.request("get", str(seq + 1), str(size), *(["full"] if full else []))
         first = rep.data.get("first")
-        if seq and isinstance(first, int) and first > seq + 1:
+        if seq and isinstance(first, int) and first > seq + 1 and not _holds_older(c, seq):
             raise PullError(f"unit {store.unit} no longer holds records {seq + 1}-{first - 1}: they were exported "
                             "elsewhere and removed to make room. This laptop's copy cannot be continued; move "
                             f"{store.folder} aside and pull again to start a new copy.")
+        if isinstance(first, int) and first > seq + 1:
+            # Records missing inside the unit's journal (older ones are still there): damage.
+            return salvage(c, store, progress, stats)
         try:
             recs = batch.unpack(rep, store.head if seq else None)
         except batch.BatchError as e:
+            if "chain link differs" in str(e) and seq > held:
+                return salvage(c, store, progress, stats)      # within this pull's records: damage
             if "chain link differs" in str(e):
                 raise Tampered(f"the unit's record {seq + 1} does not follow record {seq} of the copy this laptop "
                                "made before: the unit's journal was replaced or altered. " + _keep(store)) from None
@@ -250,11 +292,13 @@ def download(c: Client, store: JournalCopy, progress: Progress | None, stats: di
             if failures == 2:
                 full = True            # records exactly as stored, to tell damage on the wire from damage on the unit
             elif failures > 2:
-                raise PullError(f"unit {store.unit}'s journal fails its chain check after record {seq}: {e}. "
-                                "Nothing after it was kept; tell the engineer (bedside log verify on the unit).") \
-                    from None
+                # Not the wire: the journal itself. Keep what follows on, then what the unit can read.
+                return salvage(c, store, progress, stats)
             continue
         failures, full = 0, False
+        head = (int(rep.data["head"][0]), str(rep.data["head"][1]))
+        if not recs and store.head[0] < head[0]:
+            return salvage(c, store, progress, stats)      # the unit cannot give what its head says it has
         store.append(recs)
         stats["records"] = stats.get("records", 0) + len(recs)
         size = min(BATCH_MAX, size * 2) if recs else size
@@ -266,7 +310,75 @@ def download(c: Client, store: JournalCopy, progress: Progress | None, stats: di
             if store.head != head:
                 raise Tampered(f"the unit's journal ends at record {head[0]} with a different hash than the copy "
                                "made before. " + _keep(store))
-            return head
+            return head, None
+
+
+def _holds_older(c: Client, seq: int) -> bool:
+    """Whether the unit still holds a record at or before ``seq`` (then a gap after it is damage,
+    not retention, which removes only the oldest records)."""
+    first = c.request("get", "1", "1", "full").data.get("first")
+    return isinstance(first, int) and first <= seq
+
+
+def salvage(c: Client, store: JournalCopy, progress: Progress | None, stats: dict[str, int]
+            ) -> tuple[tuple[int, str], Break | None]:
+    """Every record the unit can read from the copy's head on, as stored (full form, unchecked).
+
+    Records that still follow the chain extend the verified copy; from the first that does
+    not (missing, altered, out of order) everything is kept apart as given, to be judged by
+    verification and shown in the report, never silently left out."""
+    brk: Break | None = None
+    nxt, errors = store.head[0] + 1, 0
+    head = store.head
+    while True:
+        try:
+            rep = c.request("get", str(nxt), str(BATCH_MAX), "full")
+            recs = batch.unpack_as_given(rep)
+        except batch.BatchError:
+            errors += 1
+            if errors > 3:
+                break
+            continue
+        except Refused as e:
+            if brk is None:
+                brk = Break(nxt, f"the unit cannot read its journal at record {nxt} ({e})", [])
+            break
+        errors = 0
+        head = (int(rep.data["head"][0]), str(rep.data["head"][1]))
+        if not recs:
+            break
+        follow: list[dict[str, Any]] = []
+        seq, h = store.head
+        for r in recs:
+            if brk is None and r["seq"] == seq + 1 and r.get("prev") == h and r.get("hash") == chain.record_hash(r):
+                follow.append(r)
+                seq, h = r["seq"], r["hash"]
+                continue
+            if brk is None:
+                brk = Break(seq + 1, _why(seq, h, r), [])
+            brk.records.append(r)
+        store.append(follow)
+        stats["records"] = stats.get("records", 0) + len(recs)
+        if progress is not None:
+            progress.update(max(r["seq"] for r in recs))
+        nxt = max(nxt, max(r["seq"] for r in recs) + 1)
+        if nxt > head[0]:
+            break
+    if brk is None and store.head != head:
+        brk = Break(store.head[0] + 1, f"the unit's journal ends at record {head[0]}, but the records it gave "
+                    f"end at {store.head[0]}", [])
+    stats["broken"] = 1 if brk is not None else 0
+    return head, brk
+
+
+def _why(seq: int, h: str, r: dict[str, Any]) -> str:
+    if r["seq"] > seq + 1:
+        return f"records {seq + 1}-{r['seq'] - 1} are missing from the unit's journal"
+    if r["seq"] <= seq:
+        return f"record {r['seq']} comes again after record {seq}"
+    if r.get("hash") != chain.record_hash(r):
+        return f"record {r['seq']} does not match its hash: it was changed after it was written"
+    return f"record {r['seq']} does not follow record {seq} (chain link differs)"
 
 
 def _keep(store: JournalCopy) -> str:
@@ -341,7 +453,8 @@ def pull(open_transport: Callable[[], client.Transport], out: Path, secret: Secr
             progress = Progress(unit_head[0] - store.head[0], progress_out or sys.stderr)
             held = store.head[0]
             try:
-                head = download(c, store, progress, stats)
+                head, broken = download(c, store, progress, stats)
+                store.keep_after_break(broken)
             finally:
                 progress.finish()
                 if store.head[0] > held:
@@ -354,7 +467,7 @@ def pull(open_transport: Callable[[], client.Transport], out: Path, secret: Secr
             bytes_in += c.received
             c = None
             transport.close()
-            outcome = Outcome(unit, hello, first_new, head, bytes_in, time.monotonic() - t0, resumed_from)
+            outcome = Outcome(unit, hello, first_new, head, bytes_in, time.monotonic() - t0, resumed_from, broken)
             store.note_pull({"time": datetime.now(UTC).isoformat(timespec="seconds"), "from": first_new,
                              "to": store.head[0], "hash": store.head[1], "bytes": bytes_in})
             return outcome
@@ -435,6 +548,10 @@ def write_outputs(out: Path, got: Outcome, key: Any = None) -> tuple[list[Path],
 
     store = JournalCopy(out, got.unit).open()
     records = list(store.records())
+    brk = store.after_break()
+    if brk is not None:
+        # Every record the unit could read: the verified copy, then what followed the break as given.
+        records += brk.records
     given = got.hello.get("segments")
     segments: list[dict[str, Any]] = [x for x in given if isinstance(x, dict)] if isinstance(given, list) else []
     header = export.header_for(records, since_seq=store.start - 1, segments=segments)
@@ -447,16 +564,21 @@ def write_outputs(out: Path, got: Outcome, key: Any = None) -> tuple[list[Path],
     html, csv_path = out / f"{got.unit}-report.html", out / f"{got.unit}-sessions.csv"
     write_atomic(html, made.html)
     write_atomic(csv_path, made.csv)
-    return [path, csv_path, html], summary_lines(got, store, made.report, verdict), verdict
+    return [path, csv_path, html], summary_lines(got, store, made.report, verdict, brk), verdict
 
 
-def summary_lines(got: Outcome, store: JournalCopy, made: Any, verdict: Any) -> list[str]:
+def summary_lines(got: Outcome, store: JournalCopy, made: Any, verdict: Any, brk: Break | None = None) -> list[str]:
     seq, h = store.head
     new = f"{seq - got.first_new + 1} new records ({got.first_new}-{seq})" if got.first_new else "no new records"
     resumed = f", continuing an interrupted download from record {got.resumed_from + 1}" \
         if got.resumed_from and got.first_new and got.resumed_from != _last_pull_end(store, got) else ""
+    checked = f"chain verified, head {seq}/{chain.short(h)}" if brk is None else \
+        f"chain verified up to record {seq}/{chain.short(h)}"
     lines = [f"Unit {got.unit} (bedside {got.hello.get('version', '?')}): {new} in {got.seconds:.1f} s{resumed}; "
-             f"chain verified, head {seq}/{chain.short(h)}.", f"Export: {verdict.verdict}"]
+             f"{checked}.", f"Export: {verdict.verdict}"]
+    if brk is not None:
+        lines.append(f"BREAK at record {brk.at}: {brk.problem}. {len(brk.records)} record(s) the unit could read "
+                     "after it are in the export and the report, flagged as not verified.")
     if store.start > 1:
         lines.append(f"The unit's journal starts at record {store.start}: older records were exported earlier "
                      "and removed from the unit to make room.")

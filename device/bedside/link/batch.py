@@ -121,6 +121,38 @@ def unpack(reply_: Reply, after: tuple[int, str] | None) -> list[dict[str, Any]]
     return out
 
 
+def unpack_as_given(reply_: Reply) -> list[dict[str, Any]]:
+    """The records of a full-form batch as the unit sent them, without any chain check.
+
+    For a journal that is already known to be broken: every record the unit can read is
+    kept, and judged afterwards (``verify``) rather than refused here. Lines that are not
+    JSON objects cannot be kept as records and are left out (the gap they leave is named).
+    Raises BatchError only when the payload itself cannot be decoded."""
+    meta = reply_.data
+    if not meta.get("count"):
+        return []
+    try:
+        raw_len = int(meta["raw"])
+        if raw_len > 64 * MAX_REPLY_LINE:
+            raise BatchError("batch header inconsistent")
+        d = zlib.decompressobj()
+        raw = d.decompress(base64.b64decode(reply_.payload, validate=True), raw_len + 1)
+        if len(raw) != raw_len or not d.eof:
+            raise BatchError("batch size differs from its header")
+        lines = raw.decode("utf-8").split("\n")
+    except (KeyError, TypeError, ValueError, binascii.Error, zlib.error, UnicodeDecodeError):
+        raise BatchError("batch payload damaged") from None
+    out: list[dict[str, Any]] = []
+    for text in lines:
+        try:
+            rec = json.loads(text) if text else None
+        except (ValueError, RecursionError):
+            rec = None
+        if isinstance(rec, dict) and isinstance(rec.get("seq"), int):
+            out.append(rec)
+    return out
+
+
 def export_line(rec: Mapping[str, Any]) -> str:
     """A record exactly as ``bedside log export`` prints it (without the newline)."""
     return chain.canonical(rec)
