@@ -33,7 +33,7 @@ from bedside.report import model as report
 from bedside.unit import simulate
 from tests.conftest import ROOT
 from tests.rigs.procs import child
-from tests.rigs.serial_rig import SECRET, Cable, RunningUnit, cheap_ward, wait_for
+from tests.rigs.serial_rig import SECRET, Cable, RunningUnit, cheap_ward, unit_with_days, wait_for
 
 BEDSIDE = [sys.executable, "-m", "bedside"]
 CFG = config.Config()
@@ -46,12 +46,8 @@ def local(text: str) -> datetime:
 @pytest.fixture(scope="module")
 def ten_days(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A unit with ten days of its default regimen behind it (made once, copied by each test)."""
-    d = tmp_path_factory.mktemp("template") / "unit"
-    cheap_ward(d, n=secret.N)      # the unit's own cost: `bedside pull` answers nothing cheaper
-    sim = simulate.build(CFG, d, local("2026-11-14T06:00"))
-    sim.unit.run(until=local("2026-11-24T06:00"))
-    sim.close()
-    return d
+    return unit_with_days(tmp_path_factory.mktemp("template") / "unit", local("2026-11-14T06:00"),
+                          local("2026-11-24T06:00"))
 
 
 @pytest.fixture

@@ -12,11 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from bedside import secret
 from bedside.core import config
-from bedside.unit import simulate
 from tests.rigs.procs import ROOT, bedside, child
-from tests.rigs.serial_rig import SECRET, cheap_ward, wait_for
+from tests.rigs.serial_rig import SECRET, unit_with_days, wait_for
 
 CFG = config.Config()
 
@@ -28,12 +26,8 @@ def local(text: str) -> datetime:
 @pytest.fixture(scope="module")
 def clean(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three days of a unit, in four small segments (records 1-58, 59-115, 116-172, 173-)."""
-    d = tmp_path_factory.mktemp("clean") / "unit"
-    cheap_ward(d, n=secret.N)
-    sim = simulate.build(CFG, d, local("2026-11-14T06:00"))
-    sim.unit.store.segment_bytes = 48 * 1024
-    sim.unit.run(until=local("2026-11-17T06:00"))
-    sim.close()
+    d = unit_with_days(tmp_path_factory.mktemp("clean") / "unit", local("2026-11-14T06:00"),
+                       local("2026-11-17T06:00"), segment_bytes=48 * 1024)
     assert len(list(d.glob("journal-*.sqlite"))) == 4
     return d
 

@@ -252,3 +252,14 @@ def wait_for(cond: Callable[[], bool], timeout: float = 5.0, what: str = "condit
         time.sleep(0.02)
     raise AssertionError(f"timed out waiting for {what}")
 
+
+def unit_with_days(d: Path, start: datetime, until: datetime, segment_bytes: int | None = None) -> Path:
+    """A unit's data directory with its default regimen run from ``start`` to ``until`` (a
+    ward secret at the unit's own cost, so ``bedside pull`` as a process answers it)."""
+    cheap_ward(d, n=secret.N)
+    sim = simulate.build(config.Config(), d, start)
+    if segment_bytes is not None:
+        sim.unit.store.segment_bytes = segment_bytes
+    sim.unit.run(until=until)
+    sim.close()
+    return d
