@@ -38,8 +38,8 @@ def _flip_record_23(d: Path) -> None:
         b = bytearray(f.read_bytes())
         i = b.find(b'"seq":23,')
         if i >= 0:
-            j = b.rfind(b'"n":1', 0, i)
-            b[j + 4] = ord("7")
+            j = b.find(b'"time":"2026', i)       # keys are sorted: its time follows its seq
+            b[j + 11] = ord("7")                  # 2026 -> 2027
             os.chmod(f, 0o644)
             f.write_bytes(bytes(b))
             return
