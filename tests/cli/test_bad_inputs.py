@@ -65,9 +65,9 @@ def test_a_nested_record_inside_an_export_is_named_as_damage(bad: dict[str, Path
 
 def test_an_unexpected_error_prints_the_details_it_promises(tmp_path: Path) -> None:
     """The last resort: a bug's message says details follow, and they do (without BEDSIDE_DEBUG)."""
-    code = ("import sys; from bedside.cli import main as m\n"
+    code = ("import sys; from bedside.cli import main as m, config as c\n"
             "def boom(args): raise RecursionError('deep')\n"
-            "m.cmd_config_check = boom\n"
+            "c.cmd_config_check = boom\n"
             "sys.argv = ['bedside', 'config', 'check', 'x.toml']\n"
             "sys.exit(m.main())\n")
     r = subprocess.run([*bedside()[:1], "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
