@@ -40,6 +40,7 @@ from bedside.core.events import (
     Show,
     Tick,
 )
+from bedside.display.surface import Surface
 from bedside.journal.segments import Journal
 from bedside.journal.store import Store
 from bedside.link.unit_port import Call, LinkHooks, TimedSource
@@ -70,16 +71,9 @@ class LedLike(Protocol):
     def set(self, mode: str) -> None: ...
 
 
-class DisplayLike(Protocol):
-    @property
-    def error(self) -> str | None: ...
-
-    def show(self, screen: Any, brightness: str) -> bool: ...
-
-
 @dataclass
 class Outputs:
-    display: DisplayLike
+    display: Surface
     player: Player
     led: LedLike | None = None
     observers: list[Callable[[Effect, Instant], None]] = field(default_factory=list)

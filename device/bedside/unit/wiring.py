@@ -23,13 +23,14 @@ from typing import Any
 
 from bedside.core.config import Config
 from bedside.core.events import Effect, Instant
+from bedside.display.surface import Surface
 from bedside.journal.segments import Journal, JournalError
 from bedside.journal.store import Store
 from bedside.link.unit_port import TimedSource
 from bedside.unit import pins as hardware
 from bedside.unit.clock import Clock
 from bedside.unit.journal_check import JournalCheck
-from bedside.unit.loop import DisplayLike, Outputs, Unit
+from bedside.unit.loop import Outputs, Unit
 from bedside.unit.sounds import Player
 from bedside.unit.supervise import GuardedTone
 
@@ -49,7 +50,7 @@ class Wired:
         self.unit.store.close()
 
 
-def build(cfg: Config, data: Path, clock: Clock, panel: DisplayLike, *, boot: str, time_quality: str,
+def build(cfg: Config, data: Path, clock: Clock, panel: Surface, *, boot: str, time_quality: str,
           pin_factory: Any = None, guard_tone: bool = False, sources: Sequence[SourceMaker] = (),
           observers: Sequence[Callable[[Effect, Instant], None]] = (),
           say: Callable[[str], None] | None = None, check_in_thread: bool = True) -> Wired:
