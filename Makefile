@@ -62,6 +62,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/download.py
 	$(BIN)/python benchmarks/stick.py
 	$(BIN)/python benchmarks/display.py
+	$(BIN)/python benchmarks/scaling.py
 	$(BIN)/python benchmarks/ward.py
 
 # Every screen, drawn by the unit's own renderer, into docs/gallery/, docs/screens.md and the README.

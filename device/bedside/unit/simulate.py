@@ -21,6 +21,7 @@ link and the USB stick send the unit; the simulator posts the same events.
 
 from __future__ import annotations
 
+import collections
 import os
 import queue
 import sys
@@ -54,6 +55,7 @@ from bedside.unit.clock import VirtualClock
 PRESS_S = 0.3
 HOLD_S = 2.5
 NURSE_HOLD_S = 6.0
+PIN_HISTORY = 2000       # changes kept per mock pin (tests look at the first few)
 
 
 class ScriptError(Exception):
@@ -457,6 +459,10 @@ def build(cfg: Any, data: Path, start: datetime, *, speed: float | None = None, 
     panel = DisplayOut(device, on_frame=on_frame, layout=cfg.layout)
     wired = wiring.build(cfg, data, clock, panel, boot=boot or str(uuid.uuid4()), time_quality="simulated",
                          pin_factory=factory, sources=[finger], observers=observers or (), check_in_thread=False)
+    # Mock pins keep every change for tests to inspect; over a simulated month of presses and
+    # chimes that history would grow without end (a real pin keeps none): the newest suffice.
+    for pin in factory.pins.values():
+        pin.states = collections.deque(pin.states, maxlen=PIN_HISTORY)
     return Simulation(wired.unit, clock, factory, wired.pins, device, fingers[0], wired.journal)
 
 
