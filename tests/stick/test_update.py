@@ -68,6 +68,7 @@ class Service:
         self.releases = releases
         self.data = data
         self.calls: list[str] = []
+        self.watchdog_fails = False
 
     def stop(self) -> None:
         self.calls.append("stop")
@@ -76,6 +77,9 @@ class Service:
         self.calls.append(f"start {self.releases.current()}")
 
     def healthy(self) -> str | None:
+        if self.watchdog_fails:
+            self.calls.append("watchdog timeout")
+            return "systemd restarted it (a watchdog timeout or a crash)"
         r = subprocess.run([str(self.releases.link / "bin/bedside"), "self-test", "--data", str(self.data)],
                            capture_output=True, text=True, timeout=300)
         self.calls.append(f"self-test {r.returncode}")
@@ -140,6 +144,23 @@ def test_a_newer_build_installs_beside_switches_and_a_failing_one_rolls_back(
     assert rollback["from"] == "0.3.0" and rollback["to"] == "0.2.0" and "screens" in rollback["reason"]
     assert [r["type"] for r in records(data, "software_update", "software_rollback")] == [
         "software_update", "software_update", "software_rollback"]
+
+    # A power cut between the switch and the proof: the note brings the proof back at the next
+    # start. A version that proves itself stays; one that fails its watchdog is rolled back.
+    assert releases.pending() is None and software.resume(releases, service, record_offline(data)) is None
+    releases.set_pending("0.1.0", "0.2.0")
+    service.calls.clear()
+    resumed = software.resume(releases, service, record_offline(data))
+    assert resumed is not None and resumed.result == "installed" and service.calls == ["self-test 0"]
+    assert releases.pending() is None and releases.current() == "0.2.0"
+    releases.set_pending("0.1.0", "0.2.0")
+    service.calls.clear()
+    service.watchdog_fails = True
+    resumed = software.resume(releases, service, record_offline(data))
+    assert resumed is not None and resumed.result == "rolled_back"
+    assert service.calls == ["watchdog timeout", "stop", "start 0.1.0"]
+    assert releases.pending() is None and releases.current() == "0.1.0" and releases.installed() == ["0.1.0"]
+    assert records(data, "software_rollback")[-1]["reason"].startswith("systemd restarted it")
 
 
 def test_a_downgrade_a_bad_signature_and_no_press_change_nothing(

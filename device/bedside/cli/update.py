@@ -132,6 +132,7 @@ class SystemdService:
         self.config = config
         self.data = data
         self.start_problem: str | None = None
+        self.restarts: str | None = None
 
     def _show(self, *props: str) -> dict[str, str]:
         r = subprocess.run(["systemctl", "show", self.unit, *(f"--property={p}" for p in props)],
@@ -150,6 +151,8 @@ class SystemdService:
     def healthy(self) -> str | None:
         if self.start_problem:
             return self.start_problem
+        if self.restarts is None:        # started at boot, not by this process (an update's proof resumed)
+            self.restarts = self._show("NRestarts").get("NRestarts", "0")
         # One whole watchdog period and a little: a daemon that cannot ping is killed by now.
         period = _seconds(self._show("WatchdogUSec").get("WatchdogUSec", "30s")) or 30.0
         time.sleep(period + 5)
@@ -245,7 +248,14 @@ def cmd_update_apply(args: argparse.Namespace) -> int:
     extra = "pi-legacy" if cfg.hardware.gpio == "rpigpio" else "pi"
     service = SystemdService(releases.link, args.config, data)
     socket_path = Path(args.socket)
+    record = recorder(data, socket_path, cfg.tz)
+    resumed = software.resume(releases, service, record)
+    if resumed is not None:
+        print(f"bedside update: an update cut off before its proof: {resumed.result}: {resumed.message}")
+        current = releases.current() or current
+    if not (Path(args.folder) / "manifest.json").exists():
+        return 0 if resumed is None or resumed.result == "installed" else 1
     out = software.apply(Path(args.folder), ward.stick_key, current, releases, service,
-                         recorder(data, socket_path, cfg.tz), press_to_confirm(socket_path), extra)
+                         record, press_to_confirm(socket_path), extra)
     print(f"bedside update: {out.result}: {out.message}")
     return {"installed": 0, "refused": 3, "not_confirmed": 4}.get(out.result, 1)

@@ -14,6 +14,8 @@ The steps, each journaled (docs/install.md, "Software updates by stick"):
    ``software_update`` (old and new versions) is recorded, and the service started again.
 5. **Prove**: the new version must pass its first watchdog period and its self-test. If it
    does not, the link goes back, ``software_rollback`` says why, and the old version runs.
+   A power cut between 4 and 5 leaves a note (``.update-pending``) that brings the proof
+   back at the next start (``resume``).
 
 Only one program writes the journal at a time: ``record`` (from the caller) writes through
 the daemon while it runs (refusals, failed installs) and directly while the service is
@@ -74,24 +76,45 @@ def apply(bundle: Path, stick_key: bytes, current: str, releases: Releases, serv
 
     service.stop()
     try:
+        # Written before the switch, removed once the new version is proven or gone: a power
+        # cut in between leaves it, and the next start of bedside-update proves or rolls back.
+        releases.set_pending(current, m.version)
         releases.switch(m.version)
         record("software_update", {"old": current, "new": m.version})
     finally:
         service.start()
+    return prove(releases, service, record, current, m.version)
+
+
+def prove(releases: Releases, service: Service, record: Recorder, old: str, new: str) -> Outcome:
+    """Keep ``new`` if the started service is healthy, else switch back to ``old``."""
     problem = service.healthy()
     if problem is None:
-        releases.prune({current, m.version})
-        return Outcome("installed", current, m.version, f"version {m.version} installed and running "
-                       f"(version {current} kept to switch back to)")
+        releases.prune({old, new})
+        releases.clear_pending()
+        return Outcome("installed", old, new, f"version {new} installed and running (version {old} kept to "
+                       "switch back to)")
     service.stop()
     try:
-        releases.switch(current)
-        record("software_rollback", {"from": m.version, "to": current, "reason": problem[:300]})
+        releases.switch(old)
+        record("software_rollback", {"from": new, "to": old, "reason": problem[:300]})
     finally:
         service.start()
-    releases.prune(set(releases.installed()) - {m.version})     # only the failed one goes
-    return Outcome("rolled_back", current, m.version, f"version {m.version} failed ({problem}); "
-                   f"version {current} is running again")
+    releases.prune(set(releases.installed()) - {new})     # only the failed one goes
+    releases.clear_pending()
+    return Outcome("rolled_back", old, new, f"version {new} failed ({problem}); version {old} is running again")
+
+
+def resume(releases: Releases, service: Service, record: Recorder) -> Outcome | None:
+    """An update cut off between its switch and its proof (a power cut): prove it now."""
+    pending = releases.pending()
+    if pending is None:
+        return None
+    old, new = pending
+    if releases.current() != new:
+        releases.clear_pending()        # the switch itself never happened
+        return None
+    return prove(releases, service, record, old, new)
 
 
 def _claimed_version(bundle: Path) -> str | None:

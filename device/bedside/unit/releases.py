@@ -15,6 +15,7 @@ same step.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -23,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 PREFIX = Path("/opt/bedside")
+PENDING = ".update-pending"      # an update switched to and not yet proven (bedside-update.path watches it)
 
 
 class ReleaseError(Exception):
@@ -99,6 +101,23 @@ class Releases:
             os.fsync(fd)              # the switch survives a power cut right after it
         finally:
             os.close(fd)
+
+    def set_pending(self, old: str, new: str) -> None:
+        tmp = self.prefix / f"{PENDING}.tmp"
+        tmp.write_text(json.dumps({"old": old, "new": new}) + "\n")
+        with tmp.open("rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, self.prefix / PENDING)
+
+    def pending(self) -> tuple[str, str] | None:
+        try:
+            body = json.loads((self.prefix / PENDING).read_text())
+            return str(body["old"]), str(body["new"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def clear_pending(self) -> None:
+        (self.prefix / PENDING).unlink(missing_ok=True)
 
     def prune(self, keep: set[str]) -> list[str]:
         """Remove releases other than ``keep`` (the current and the one before)."""
