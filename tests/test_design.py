@@ -186,3 +186,18 @@ def test_one_composition_root_and_one_writer_while_no_loop_runs() -> None:
     export without the daemon write the journal through unit/offline.py."""
     assert _calls("Unit") == {"unit/wiring.py"}
     assert _calls("lock_data_dir") == {"unit/offline.py", "cli/unit.py"}   # cli/unit: ``run`` holds it
+
+
+def test_the_design_doc_draws_the_arrows_this_test_allows() -> None:
+    import re
+
+    text = (ROOT / "docs" / "design.md").read_text(encoding="utf-8")
+    drawn = {m.group(1): m.group(2) for m in re.finditer(r"^ {4}(\w+) +──► (.+)$", text, re.M)}
+    assert set(drawn) == set(ALLOWED) - {"shared"}
+    for wing, targets in drawn.items():
+        named = set() if targets.startswith("(") or targets.startswith("the standard") else {
+            t.strip() for t in targets.split(",")}
+        # Every wing but the core may use the core and the shared modules without saying so.
+        implied = set() if wing == "core" else {"core", "shared"}
+        assert named | implied == ALLOWED[wing] | implied, wing
+

@@ -1,6 +1,6 @@
 """The vocabulary between the pure core and the shell: instants, inputs and effects.
 
-The core is ``session.step(config, state, event, now) -> (state, effects)``. The shell
+The core is ``machine.step(config, state, event, now) -> (state, effects)``. The shell
 reads clocks and pins and turns them into these inputs, and carries out these effects
 (journal first, then screen, sound and LED), so the core never touches hardware or time.
 """

@@ -1,6 +1,6 @@
 """What the session state machine knows: its state, as frozen dataclasses, and its timings.
 
-``session.step`` makes a new ``State`` from the old one and an event; ``views`` draws what
+``machine.step`` makes a new ``State`` from the old one and an event; ``views`` draws what
 the patient sees from it. Nothing here reads a clock: every time is handed in.
 """
 

@@ -1,4 +1,6 @@
-"""Drawing: the panel seam (luma's drivers or a dummy), the renderer, pixel-art icons and fonts.
+"""Drawing: the loop's contract with a display (``surface``), luma's panels and the keeper
+that rebuilds a failing one (``panel``), sending only changed pages (``pages``), the layouts
+and renderer, pixel-art icons, fonts, the measured text heights and the gallery of screens.
 
-May import ``bedside.core`` (screens, events) and the standard library, Pillow and luma.
+May import ``bedside.core`` and the standard library, Pillow and luma.
 """

@@ -1,4 +1,5 @@
-"""The nurse's laptop side of the serial link: the client and ``bedside pull``.
+"""The nurse's laptop: the serial client, finding the unit's port, ``bedside pull`` and
+``bedside set-time``, and sending a FHIR bundle to the hospital's server.
 
-May import ``report``, ``link``, ``journal`` and ``core``.
+May import ``report``, ``link``, ``journal``, ``core`` and the shared modules.
 """

@@ -2,7 +2,7 @@
 
 Each one needs the link unlocked and then a press on the unit while its display shows the
 change (``events.Confirm``): the press is the proof that someone is at the bedside.
-Parsing is pure; applying a confirmed change is the shell's job (``service.py``).
+Parsing is pure; applying a confirmed change is the shell's job (``on_loop.py``).
 """
 
 from __future__ import annotations

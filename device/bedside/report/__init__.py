@@ -1,5 +1,6 @@
-"""The adherence report: sessions from records (``adherence``, pure), the report model,
-its HTML and SVG.
+"""Reports: sessions from records (``adherence``, pure), the report model and CSV, its HTML
+and SVG, the bundle a nurse takes away (``bundle``: export, CSV and report, for ``pull``
+and the stick alike), the ward page and the FHIR bundle.
 
-May import ``journal`` and ``core``.
+May import ``journal``, ``core`` and the shared modules.
 """

@@ -1,5 +1,7 @@
-"""The ward USB stick: its authorisation, the export written to it, the daemon's channel
-and the privileged mount helper.
+"""The ward USB stick: its authorisation (``auth``), the export folder written onto it
+(``files``), the export itself, the daemon's channel, the privileged mount helper, and
+software updates carried on a stick.
 
-May import ``report``, ``unit``, ``link``, ``journal``, ``display`` and ``core``.
+May import ``report``, ``unit``, ``link``, ``journal``, ``display``, ``core`` and the shared
+modules.
 """
