@@ -35,6 +35,7 @@ from bedside.core.events import Instant, Past, Record
 from bedside.durable import fsync_dir
 from bedside.journal import chain
 
+CACHE_KIB = 256                       # SQLite page cache of the writing connection
 FILE_NAME = "journal.sqlite"          # the single file of units from before segments; migrated on open
 _SEGMENT = re.compile(r"^journal-(\d{6})\.sqlite$")
 
@@ -230,6 +231,10 @@ class Journal:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
+            # The daemon's connection lives for months: SQLite's default 2 MiB page cache would
+            # fill as the journal grows (the unit's memory creeping up); appends and the newest
+            # records need a few pages.
+            db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             if self._autocheckpoint is not None:
                 db.execute(f"PRAGMA wal_autocheckpoint={int(self._autocheckpoint)}")
             db.executescript(_SCHEMA)

@@ -21,9 +21,7 @@ the loop at the same moment, so fast-forwarded runs stay deterministic.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -37,7 +35,6 @@ from bedside.unit.loop import Unit
 
 DELAY_S = 5.0           # after the start: the first frame, the self-test's chirp
 BUSY_RETRY_S = 60.0     # a guide or sound in progress: try again this much later
-NICE = 10               # the worker yields the CPU to everything else on the unit
 
 
 def newest(data: Path, tz: object, checkpoint: tuple[int, str] | None) -> verify.Verdict | None:
@@ -87,9 +84,9 @@ class JournalCheck:
         self.thread.start()
 
     def _worker(self, checkpoint: tuple[int, str] | None) -> None:
-        with contextlib.suppress(OSError, AttributeError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
-
+        # No lower priority for this thread: the service's system-call filter refuses
+        # setpriority (@resources). The loop gets the interpreter back within Python's switch
+        # interval whenever an input or deadline wakes it.
         # Posted, never waited for: the worker is done with the journal when it posts.
         self._checks(checkpoint, self.unit.call_soon)
 
