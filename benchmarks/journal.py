@@ -269,7 +269,8 @@ def main() -> None:
         f"sessions, snoozes some, misses some; sealed about hourly); {y['db_mib']:.1f} MiB of journal, "
         f"{y['export_mib']:.1f} MiB exported.", "",
         "| verification of a year | time | vs bare SHA-256 of the same lines |", "| --- | --- | --- |",
-        f"| `verify_data` (SQLite integrity check + chain + boots + seals' order) — the check after each start's first frame, off the loop's thread | "
+        "| `verify_data` (SQLite integrity check + chain + boots + seals' order) — the check after each start's "
+        f"first frame, off the loop's thread | "
         f"{y['data_s']:.2f} s | {y['data_s'] / y['sha_s']:.0f}× |",
         f"| `verify_data` without the integrity check | {y['data_nointegrity_s']:.2f} s | "
         f"{y['data_nointegrity_s'] / y['sha_s']:.0f}× |",
