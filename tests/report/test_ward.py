@@ -194,3 +194,10 @@ def test_a_bare_export_without_its_header_is_still_checked(tmp_path: Path) -> No
     (tmp_path / "bed41.jsonl").write_text("".join(chain.canonical(r) + "\n" for r in recs))
     rows = {r.unit: r for r in ward.rows(ward.merge(ward.find([tmp_path], print)), NOW)}
     assert rows["bed40"].verdict == "verified" and "broken" in rows["bed41"].flags
+
+
+def test_a_units_data_directory_is_read_and_judged_as_log_verify_does(week: Path) -> None:
+    (r,) = ward.rows(ward.merge(ward.find([week], print)), aware("2026-11-30T23:30"))
+    assert r.unit == "ward7-bed12" and r.never_admitted and r.verdict == "verified"
+    assert r.verdict_text.startswith("OK: chain intact")
+    assert [(d.done, d.due) for d in r.strip] == [(14, 15), (15, 15), (13, 15)]
