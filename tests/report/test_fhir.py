@@ -249,3 +249,18 @@ def test_an_interrupted_session_is_a_stopped_procedure(tmp_path: Path) -> None:
     assert proc["statusReason"]["text"] == "interrupted: power cut"
     assert (exts(proc)["reps-done"], exts(proc)["reps-planned"]) == (8, 20)
     assert fhir.validate(doc) == []
+
+
+def test_a_session_in_a_nurses_pause_is_not_done_because_paused(tmp_path: Path) -> None:
+    from tests.rigs.records import rec, sealed, srec
+
+    sid = "2026-11-24T08:00 hourly"
+    recs = sealed([rec("start", "2026-11-24T06:30", unit="u3"),
+                   rec("admit", "2026-11-24T06:40", episode="E8", surgery="2026-11-23", regimen="standard"),
+                   srec("paused", sid, "2026-11-24T08:00", kind="hourly")])
+    wr.as_pull(tmp_path, "u3", recs, TAKEN)
+    doc = fhir.bundle(units_in(tmp_path), exported=NOW)
+    (proc,) = resources(doc, "Procedure")
+    assert proc["status"] == "not-done" and proc["statusReason"]["coding"][0]["code"] == "paused"
+    assert proc["statusReason"]["text"] == "not offered: prompting paused by a nurse"
+    assert fhir.validate(doc) == []

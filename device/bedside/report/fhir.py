@@ -49,8 +49,11 @@ EXT = "urn:bedside:fhir:extension:"
 
 # How each decided outcome becomes a Procedure's status (a table: new outcomes are a line).
 # An interrupted session (begun, then cut off by a power cut) is R4's ``stopped``: started, not finished.
-STATUS = {ad.DONE: "completed", ad.PARTIAL: "completed", ad.INTERRUPTED: "stopped", ad.MISSED: "not-done"}
+# A session inside a nurse's pause was not offered: not-done, with the pause as its reason.
+STATUS = {ad.DONE: "completed", ad.PARTIAL: "completed", ad.INTERRUPTED: "stopped", ad.MISSED: "not-done",
+          ad.PAUSED: "not-done"}
 NOT_DONE_TEXT = {"unanswered": "missed: no answer to the prompt", "power_loss": "power loss",
+                 "paused": "not offered: prompting paused by a nurse",
                  "discharged": "discharged before the session", "unit_off": "unit switched off"}
 
 
@@ -225,7 +228,7 @@ def _procedure(unit: str, s: ad.Session, sys_: Systems, patient: Mapping[str, An
                      f"snoozed {s.snoozes} time(s)")
         res["performer"] = [{"actor": device_ref, "function": {"text": "prompted and guided the exercises"}}]
     if status in ("stopped", "not-done"):
-        reason = s.reason or "unknown"
+        reason = "paused" if s.outcome == ad.PAUSED else s.reason or "unknown"
         said = REASONS.get(reason, reason)
         res["statusReason"] = {"coding": [{"system": REASON_SYSTEM, "code": reason, "display": said}],
                                "text": f"interrupted: {said}" if status == "stopped" else
