@@ -46,8 +46,8 @@ def collect(journal: Journal, since_seq: int = 0, exported: datetime | None = No
     hi = records[-1]["seq"] if records else head_seq
     header = header_for(records, since_seq=since_seq, segments=_overlapping(journal, lo, hi), exported=exported,
                         empty_head=(head_seq, head_hash))
-    if journal.read_errors:
-        header["unreadable"] = list(journal.read_errors)
+    if journal.gaps:
+        header["unreadable"] = [g.header() for g in journal.gaps]
     return header, [chain.canonical(rec) for rec in records]
 
 

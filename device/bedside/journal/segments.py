@@ -24,6 +24,7 @@ import json
 import os
 import re
 import sqlite3
+import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,7 +34,7 @@ from zoneinfo import ZoneInfo
 
 from bedside.core.events import Instant, Past, Record
 from bedside.durable import fsync_dir
-from bedside.journal import chain
+from bedside.journal import chain, salvage
 
 CACHE_KIB = 256                       # SQLite page cache of the writing connection
 FILE_NAME = "journal.sqlite"          # the single file of units from before segments; migrated on open
@@ -59,6 +60,66 @@ BEGIN SELECT RAISE(ABORT, 'journal records are append-only: record a correction 
 
 class JournalError(Exception):
     """The journal cannot be written or read; the message says what a person can do."""
+
+
+class JournalDamaged(JournalError):
+    """The active file is not a usable segment (empty, not a file, not a database): it is kept,
+    and the chain continues in a new segment."""
+
+
+# Files that show a unit had a chain: the heartbeat and the export marker name a record of it.
+_SHOWN_BY = ("alive.json", "exported.json")
+
+
+def chain_shown(data_dir: Path) -> tuple[int, str, str] | None:
+    """The furthest record (seq, hash, which file says so) that files other than the journal
+    show existed: the heartbeat's head, the export marker's last record; or (0, "", name) when
+    the seal key has moved on (seals were made) though no record can be named."""
+    best: tuple[int, str, str] | None = None
+    for name in _SHOWN_BY:
+        try:
+            with open(Path(data_dir) / name, "rb") as f:
+                body = json.loads(f.read(4096))
+            seq, h = body.get("seq"), body.get("hash")
+            if isinstance(seq, int) and not isinstance(seq, bool) and seq > 0 and isinstance(h, str) \
+                    and (best is None or seq > best[0]):
+                best = (seq, h, name)
+        except (OSError, ValueError, AttributeError, RecursionError):
+            continue
+    if best is None:
+        try:
+            with open(Path(data_dir) / "seal-key.json", "rb") as f:
+                epoch = json.loads(f.read(4096)).get("epoch")
+            if isinstance(epoch, int) and epoch > 0:
+                best = (0, "", "seal-key.json")
+        except (OSError, ValueError, AttributeError, RecursionError):
+            pass
+    return best
+
+
+def _companions(path: Path) -> str | None:
+    """Why SQLite could not use the file's WAL or shared-memory file (something else in its place)."""
+    for suffix in ("-wal", "-shm"):
+        p = path.with_name(path.name + suffix)
+        try:
+            st = os.stat(p)
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            return f"its {suffix[1:].upper()} file cannot be examined ({e.strerror})"
+        if not stat.S_ISREG(st.st_mode):
+            return f"something other than a file is in place of its {suffix[1:].upper()} file"
+        if not os.access(p, os.R_OK | os.W_OK):
+            return f"its {suffix[1:].upper()} file cannot be read or written (permission denied)"
+    return None
+
+
+def _closed(path: Path) -> bool:
+    """A closed segment is made read-only (make_read_only); the active one never is."""
+    try:
+        return os.stat(path).st_mode & 0o222 == 0
+    except OSError:
+        return False
 
 
 def _explain(e: sqlite3.Error | OSError, path: Path) -> JournalError:
@@ -96,11 +157,13 @@ class Segment:
 
     n: int
     path: Path
-    first_seq: int                 # seq of its first record (the next seq if it has none yet)
+    first_seq: int                 # seq of its first record (the next seq if it has none yet; 0: unknown)
     prev: str                      # hash its first record links to
-    reason: str                    # new | size | damaged | episode | migrated | …
+    reason: str                    # new | size | damaged | episode | migrated | … (unreadable: not known)
     created: str
     detail: Mapping[str, Any] = field(default_factory=dict)
+    problem: str | None = None     # why SQLite cannot read the file (its rows come from salvage.py)
+    known: bool = True             # first_seq and prev are the file's own (not guessed)
 
     def header(self) -> dict[str, Any]:
         """As listed in an export's header."""
@@ -108,24 +171,112 @@ class Segment:
                                "reason": self.reason, "created": self.created}
         if self.detail:
             out["detail"] = dict(self.detail)
+        if self.problem is not None:
+            out["damaged"] = self.problem
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Records of a segment that cannot be read: ``first``..``last`` (None: not known)."""
+
+    segment: int
+    file: str
+    first: int | None
+    last: int | None
+    problem: str
+
+    def header(self) -> dict[str, Any]:
+        return {"segment": self.segment, "file": self.file, "first_seq": self.first, "last_seq": self.last,
+                "problem": self.problem}
+
+    def __str__(self) -> str:
+        if self.first is None:
+            seqs = "records"
+        elif self.last is None:
+            seqs = f"records from seq {self.first}"
+        elif self.last == self.first:
+            seqs = f"record {self.first}"
+        else:
+            seqs = f"records {self.first}–{self.last}"
+        return f"segment {self.segment} ({self.file}): {seqs} cannot be read ({self.problem})"
+
+
+def not_a_file(path: Path) -> str | None:
+    """Why ``path`` cannot be a segment (a directory, a fifo, missing, empty), or None.
+
+    Checked before SQLite touches it: SQLite would block on a fifo, and would quietly make a
+    new database of an empty file."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "the file is missing"
+    except OSError as e:
+        return f"the file cannot be examined ({e.strerror})"
+    if stat.S_ISDIR(st.st_mode):
+        return "a directory is in place of the file"
+    if not stat.S_ISREG(st.st_mode):
+        return "something other than a file is in its place"
+    if st.st_size == 0:
+        return "the file is empty"
+    if not os.access(path, os.R_OK):
+        return "the file cannot be read (permission denied)"
+    return None
+
+
 def _connect_ro(path: Path) -> sqlite3.Connection:
+    why = not_a_file(path)
+    if why is not None:
+        raise sqlite3.DatabaseError(why)
     return sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
 
 
 def read_meta(db: sqlite3.Connection, n: int, path: Path) -> Segment:
-    """A segment's description from its ``meta`` table (or, for files from before segments, its records)."""
+    """A segment's description from its ``meta`` table (or, for files from before segments, its records).
+
+    Raises sqlite3.DatabaseError when the file holds neither (it is not a segment, or it was emptied)."""
     meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
     if "first_seq" in meta:
-        return Segment(n, path, int(meta["first_seq"]), meta["prev"], meta.get("reason", "new"),
-                       meta.get("created", ""), json.loads(meta.get("detail", "{}")))
+        try:
+            detail = json.loads(meta.get("detail", "{}"))
+            return Segment(n, path, int(meta["first_seq"]), str(meta["prev"]), str(meta.get("reason", "new")),
+                           str(meta.get("created", "")), detail if isinstance(detail, dict) else {})
+        except (ValueError, TypeError, KeyError):
+            raise sqlite3.DatabaseError("its description (meta table) is damaged") from None
     row = db.execute("SELECT body FROM records ORDER BY seq LIMIT 1").fetchone()
     if row is None:
-        return Segment(n, path, 1, chain.GENESIS, "new", "")
-    first = json.loads(row[0])
-    return Segment(n, path, int(first["seq"]), str(first["prev"]), "new", "")
+        raise sqlite3.DatabaseError("the file holds no journal (no description and no records)")
+    first = decode(row[0], "")
+    if first is None or not isinstance(first.get("seq"), int):
+        raise sqlite3.DatabaseError("its first record cannot be read")
+    return Segment(n, path, int(first["seq"]), str(first.get("prev", "")), "new", "")
+
+
+def describe(n: int, path: Path) -> Segment:
+    """A segment's description, read defensively: from SQLite, else from the file's raw pages."""
+    try:
+        db = _connect_ro(path)
+        try:
+            return read_meta(db, n, path)
+        finally:
+            db.close()
+    except sqlite3.Error as e:
+        problem = str(e)
+    found = salvage.scan(path)
+    meta = found.meta
+    detail: dict[str, Any] = {}
+    with contextlib.suppress(ValueError, TypeError):
+        d = json.loads(meta.get("detail", "{}"))
+        detail = d if isinstance(d, dict) else {}
+    if meta.get("first_seq", "").isdigit() and "prev" in meta:
+        return Segment(n, path, int(meta["first_seq"]), meta["prev"], meta.get("reason", "new"),
+                       meta.get("created", ""), detail, problem=problem)
+    if found.rows:
+        seq = min(found.rows)
+        rec = decode(*found.rows[seq])
+        if rec is not None and rec.get("seq") == seq:
+            return Segment(n, path, seq, str(rec.get("prev", "")), "unreadable", "", {}, problem=problem, known=False)
+    return Segment(n, path, 0, "", "unreadable", "", {}, problem=problem, known=False)
 
 
 def segment_rows(db: sqlite3.Connection, since_seq: int = 0, below_seq: int | None = None,
@@ -138,9 +289,35 @@ def segment_rows(db: sqlite3.Connection, since_seq: int = 0, below_seq: int | No
                               (since_seq, below_seq))
 
 
-def as_record(body: str, digest: str) -> dict[str, Any]:
-    rec: dict[str, Any] = json.loads(body)
+def decode(body: Any, digest: Any) -> dict[str, Any] | None:
+    """A stored row as a record (body plus hash), or None when it is not one (bit rot, a wrong type)."""
+    if not isinstance(body, str) or not isinstance(digest, str):
+        return None
+    try:
+        rec = json.loads(body, parse_float=_finite, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(rec, dict):
+        return None
     rec["hash"] = digest
+    return rec
+
+
+def _finite(text: str) -> float:
+    v = float(text)
+    if v in (float("inf"), float("-inf")):
+        raise ValueError("not a finite number")      # canonical JSON could not hold it
+    return v
+
+
+def _no_constant(text: str) -> float:
+    raise ValueError(f"{text} is not JSON")
+
+
+def as_record(body: str, digest: str) -> dict[str, Any]:
+    rec = decode(body, digest)
+    if rec is None:
+        raise ValueError("not a journal record")
     return rec
 
 
@@ -196,6 +373,7 @@ class Journal:
         self.db: sqlite3.Connection | None = None
         self._reopened = False
         self.read_errors: list[str] = []
+        self.gaps: list[Gap] = []
         try:
             if readonly:
                 files = segment_files(self.data)
@@ -203,17 +381,38 @@ class Journal:
                     files = [(1, self.data / FILE_NAME)]
                 if not files:
                     raise JournalError(f"no journal in {data_dir} (expected journal-000001.sqlite)")
-            else:
-                self.data.mkdir(parents=True, exist_ok=True)
-                self._migrate_single_file()
+                # Read-only, nothing is held open: every read opens what it needs, defensively.
+                self._files = files
+                self.path = files[-1][1]
+                self.active = describe(files[-1][0], self.path)
+                self._seq, self._hash = self._find_head()
+                return
+            self.data.mkdir(parents=True, exist_ok=True)
+            self._migrate_single_file()
+            files = segment_files(self.data)
+            if not files:
+                shown = chain_shown(self.data)
+                if shown is not None:
+                    raise JournalDamaged(f"the journal is damaged: no journal file in {self.data}, but {shown[2]} "
+                                         "shows the unit had one")
+                create_segment(self.data, 1, 1, chain.GENESIS, "new")
                 files = segment_files(self.data)
-                if not files:
-                    create_segment(self.data, 1, 1, chain.GENESIS, "new")
-                    files = segment_files(self.data)
+            n, path = files[-1]
+            why = not_a_file(path) or _companions(path)
+            if why is not None:
+                raise JournalDamaged(f"the journal file is damaged ({path}): {why}")
+            if _closed(path):
+                files = self._resume_after_closed(n, path)
+                n, path = files[-1]
             self._files = files
-            self.path = files[-1][1]
-            self.db = self._open(self.path)
-            self.active = read_meta(self.db, files[-1][0], self.path)
+            self.path = path
+            try:
+                self.db = self._open(self.path)
+                self.active = read_meta(self.db, n, self.path)
+            except sqlite3.DatabaseError as e:
+                if isinstance(e, sqlite3.OperationalError):
+                    raise
+                raise JournalDamaged(f"the journal file is damaged ({path}): {e}") from None
             self._seq, self._hash = self._db_head(self.db, self.active)
         except sqlite3.Error as e:
             self._close_db()
@@ -221,6 +420,35 @@ class Journal:
         except OSError as e:
             self._close_db()
             raise _explain(e, self.data) from None
+
+    def _resume_after_closed(self, n: int, path: Path) -> list[tuple[int, Path]]:
+        """The newest file is a closed segment (the next one was never made, or was lost): the
+        chain goes on in a new segment from its last record, and the closed file stays as it is."""
+        seg = describe(n, path)
+        if seg.problem is not None:
+            raise JournalDamaged(f"the journal file is damaged ({path}): {seg.problem}")
+        db = _connect_ro(path)
+        try:
+            seq, h = self._db_head(db, seg)
+        finally:
+            db.close()
+        create_segment(self.data, n + 1, seq + 1, h, "resumed", {"closed_segment": n})
+        return segment_files(self.data)
+
+    def _find_head(self) -> tuple[int, str]:
+        """The last readable record of the newest segment that has one (read-only journals)."""
+        segs = self.segments()
+        for seg in reversed(segs):
+            last: tuple[int, str] | None = None
+            for seq, body, digest in self._rows(seg, 0, None, [], tail=True):
+                rec = decode(body, digest)
+                if rec is not None:
+                    last = (seq, digest)
+            if last is not None:
+                return last
+            if seg.known and seg.problem is None:
+                return seg.first_seq - 1, seg.prev
+        return 0, chain.GENESIS
 
     # --- opening ---------------------------------------------------------------------
 
@@ -385,108 +613,151 @@ class Journal:
     # --- reading ---------------------------------------------------------------------
 
     def segments(self) -> list[Segment]:
-        """Every segment, oldest first (a damaged file's description may be a guess)."""
+        """Every segment, oldest first. A file SQLite cannot read is described from its raw pages
+        (``problem`` says why); one whose start cannot be found at all has ``known`` False."""
         out = []
         for n, path in segment_files(self.data) or self._files:
-            if path == self.path:
+            if path == self.path and self.db is not None:
                 out.append(self.active)
-                continue
-            try:
-                db = _connect_ro(path)
-                try:
-                    out.append(read_meta(db, n, path))
-                finally:
-                    db.close()
-            except sqlite3.Error:
-                out.append(Segment(n, path, 0, "", "unreadable", "", {"error": "cannot be read"}))
+            else:
+                out.append(describe(n, path))
         return out
 
     def _reader(self, seg: Segment) -> tuple[sqlite3.Connection, bool]:
-        if seg.path == self.path:
+        if seg.path == self.path and not self.readonly:
             return self._connection(), False
         return _connect_ro(seg.path), True
 
-    def records(self, since_seq: int = 0) -> Iterator[dict[str, Any]]:
-        """Records after ``since_seq`` in order, across segments, as exported (body plus hash).
-
-        Where a later segment restarted the chain below a file's end (after damage), the
-        records beyond that point belong to the damaged file only and are not yielded.
-        """
-        segs = self.segments()
-        self.read_errors = []
-        for i, seg in enumerate(segs):
-            below = segs[i + 1].first_seq if i + 1 < len(segs) else None
-            if below is not None and below - 1 <= since_seq:
-                continue
+    def _rows(self, seg: Segment, since_seq: int, below: int | None, problems: list[str], *,
+              tail: bool = False) -> Iterator[tuple[int, Any, Any]]:
+        """(seq, body, hash) of a segment's rows in seq order: through SQLite while it can read
+        them, then from the file's raw pages (salvage.py); ``problems`` gets why it had to."""
+        last = since_seq
+        if seg.problem is None:
             try:
                 db, own = self._reader(seg)
                 try:
-                    for text, digest in segment_rows(db, since_seq, below):
-                        yield as_record(text, digest)
+                    q = "SELECT seq, body, hash FROM records WHERE seq > ?" + (" AND seq < ?" if below else "")
+                    cur = db.execute(q + " ORDER BY seq", (since_seq, below) if below else (since_seq,))
+                    for seq, body, digest in cur:
+                        last = seq
+                        yield seq, body, digest
                 finally:
                     if own:
                         db.close()
+                return
             except sqlite3.Error as e:
-                if seg.path == self.path:
-                    raise _explain(e, self.data) from None
-                # A damaged older segment: give what it had, then go on with the next one; the
-                # chain's break there shows in verify, and read_errors says where.
-                self.read_errors.append(f"segment {seg.n} ({seg.path.name}): {e}")
+                if seg.path == self.path and not self.readonly:
+                    self._close_db()
+                problems.append(f"{e}")
+        else:
+            problems.append(seg.problem)
+        found = salvage.scan(seg.path)
+        for seq in sorted(found.rows):
+            if seq > last and (below is None or seq < below):
+                yield (seq, *found.rows[seq])
+
+    def entries(self, since_seq: int = 0, *, with_segments: bool = False,
+                ) -> Iterator[dict[str, Any] | Gap | Segment]:
+        """Records after ``since_seq`` in order across segments, as exported (body plus hash), and
+        a ``Gap`` where records cannot be read (at the place they belong).
+
+        Every readable record of every segment is given: a damaged file gives what SQLite can
+        read of it and then what its raw pages still hold. Where a later segment restarted the
+        chain below a file's end (after damage), the records beyond that point belong to the
+        damaged file only and are not yielded.
+        """
+        segs = self.segments()
+        seen: int | None = None             # the last seq given, in any segment
+        for i, seg in enumerate(segs):
+            # Bounded by the next segment whose start is known (a file with none hides nothing).
+            below = next((s.first_seq for s in segs[i + 1:] if s.known), None)
+            if below is not None and below - 1 <= since_seq:
+                continue
+            # Where its records should start: its own description, else after the last record given
+            # (segment 1 always starts the chain: later ones are numbered on, even after pruning).
+            expect = seg.first_seq if seg.known else (seen + 1 if seen is not None else 1 if seg.n == 1 else None)
+            if with_segments:
+                yield seg
+            problems: list[str] = []
+            for seq, body, digest in self._rows(seg, since_seq, below, problems):
+                if problems and expect is not None and seq > max(expect, since_seq + 1):
+                    yield self._gap(seg, max(expect, since_seq + 1), seq - 1, problems[0])
+                rec = decode(body, digest)
+                if rec is None:
+                    yield self._gap(seg, seq, seq, "the stored record cannot be decoded")
+                else:
+                    yield rec
+                seen, expect = seq, seq + 1
+            if problems:
+                lo = max(expect, since_seq + 1) if expect is not None else None
+                hi = below - 1 if below is not None else None
+                if lo is None or hi is None or lo <= hi:
+                    yield self._gap(seg, lo, hi, problems[0])
+
+    def _gap(self, seg: Segment, lo: int | None, hi: int | None, problem: str) -> Gap:
+        g = Gap(seg.n, seg.path.name, lo, hi, problem)
+        self.gaps.append(g)
+        return g
+
+    def records(self, since_seq: int = 0) -> Iterator[dict[str, Any]]:
+        """Records after ``since_seq`` in order, across segments (``entries`` without the gaps;
+        ``gaps`` and ``read_errors`` say afterwards what could not be read)."""
+        self.read_errors = []
+        self.gaps = []
+        for e in self.entries(since_seq):
+            if isinstance(e, Gap):
+                self.read_errors.append(str(e))
+            elif not isinstance(e, Segment):
+                yield e
 
     def recent(self, limit: int = 5000) -> list[Past]:
-        """The newest records (oldest first), enough to rebuild the unit's state after a restart."""
+        """The newest records (oldest first), enough to rebuild the unit's state after a restart.
+
+        Rows that cannot be read are passed over: what is readable still tells the unit where it is."""
         out: list[Past] = []
-        try:
-            segs = self.segments()
-            below: int | None = None
-            for seg in reversed(segs):
+        segs = self.segments()
+        below: int | None = None
+        for seg in reversed(segs):
+            rows: list[tuple[Any, Any]] = []
+            try:
+                if seg.problem is not None:
+                    raise sqlite3.DatabaseError(seg.problem)
+                db, own = self._reader(seg)
                 try:
-                    db, own = self._reader(seg)
-                except sqlite3.Error:
-                    if seg.path == self.path:
-                        raise
-                    break       # a damaged older segment: rebuild from what is readable
-                try:
-                    q = "SELECT body FROM records WHERE seq < ? ORDER BY seq DESC LIMIT ?"
+                    q = "SELECT body, hash FROM records WHERE seq < ? ORDER BY seq DESC LIMIT ?"
                     rows = db.execute(q, (below if below is not None else 2**62, limit - len(out))).fetchall()
-                except sqlite3.Error:
-                    if seg.path == self.path:
-                        raise
-                    break
                 finally:
                     if own:
                         db.close()
-                out.extend(to_past(json.loads(text)) for (text,) in rows)
+            except sqlite3.Error:
+                if seg.path == self.path and not self.readonly:
+                    self._close_db()
+                found = salvage.scan(seg.path)
+                rows = [found.rows[k] for k in sorted(found.rows, reverse=True) if below is None or k < below]
+                rows = rows[:limit - len(out)]
+            for body, digest in rows:
+                rec = decode(body, digest)
+                if rec is None:
+                    continue
+                with contextlib.suppress(KeyError, TypeError, ValueError):
+                    out.append(to_past(rec))
+            if seg.known:
                 below = seg.first_seq
-                if len(out) >= limit:
-                    break
-        except sqlite3.Error as e:
-            raise _explain(e, self.data) from None
+            if len(out) >= limit:
+                break
         out.reverse()
         return out
 
-    def last_of_type(self, type_: str) -> dict[str, Any] | None:
-        """The newest record of a type (e.g. the last seal), searching back through the segments."""
-        try:
-            for seg in reversed(self.segments()):
-                db, own = self._reader(seg)
-                try:
-                    row = db.execute("SELECT body, hash FROM records WHERE type = ? ORDER BY seq DESC LIMIT 1",
-                                     (type_,)).fetchone()
-                finally:
-                    if own:
-                        db.close()
-                if row is not None:
-                    return as_record(row[0], row[1])
-        except sqlite3.Error as e:
-            raise _explain(e, self.data) from None
-        return None
-
-    def of_type(self, type_: str) -> list[dict[str, Any]]:
-        """Every readable record of a type, oldest first (few: faults, seals)."""
+    def of_type(self, type_: str, *, newest: bool = False) -> list[dict[str, Any]]:
+        """Every readable record of a type, oldest first (few: faults, seals); with ``newest``
+        only the newest one (searching back through the segments)."""
         out: list[dict[str, Any]] = []
-        for seg in self.segments():
+        for seg in (reversed(self.segments()) if newest else self.segments()):
+            found: list[dict[str, Any]] = []
             try:
+                if seg.problem is not None:
+                    raise sqlite3.DatabaseError(seg.problem)
                 db, own = self._reader(seg)
                 try:
                     rows = db.execute("SELECT body, hash FROM records WHERE type = ? ORDER BY seq",
@@ -495,9 +766,23 @@ class Journal:
                     if own:
                         db.close()
             except sqlite3.Error:
-                continue
-            out.extend(as_record(b, h) for b, h in rows)
+                if seg.path == self.path and not self.readonly:
+                    self._close_db()
+                scanned = salvage.scan(seg.path)
+                rows = [scanned.rows[k] for k in sorted(scanned.rows)]
+            for b, h in rows:
+                rec = decode(b, h)
+                if rec is not None and rec.get("type") == type_:
+                    found.append(rec)
+            if newest and found:
+                return found[-1:]
+            out.extend(found)
         return out
+
+    def last_of_type(self, type_: str) -> dict[str, Any] | None:
+        """The newest readable record of a type (e.g. the last seal)."""
+        found = self.of_type(type_, newest=True)
+        return found[-1] if found else None
 
     def active_bytes(self) -> int:
         """The active segment's size as a database (committed pages, whether in the file or its WAL)."""

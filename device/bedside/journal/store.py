@@ -42,9 +42,12 @@ from bedside.journal import heartbeat, retention, verify
 from bedside.journal.seal import Sealer, SealError
 from bedside.journal.segments import (
     Journal,
+    JournalDamaged,
     JournalError,
+    chain_shown,
     create_segment,
     make_read_only,
+    not_a_file,
     segment_files,
     to_past,
 )
@@ -57,6 +60,7 @@ RETRY_MAX_S = 60.0
 NOTICE = "Log not saved: tell nurse"
 DAMAGE_NOTICE = "Log damaged: tell engineer"
 KEY_NOTICE = "Seal key unreadable"
+KEY_LOST_NOTICE = "Seal key lost: tell engineer"
 # Records that hold no session state: skipped when handing the past to the core.
 BOOKKEEPING = frozenset({"seal", "flood", "flood_end", "pruned", "verified"})
 # The newest records the state is rebuilt from: sessions, outcomes and repeats of the last
@@ -78,7 +82,8 @@ class Opened:
 
 
 def _signature(p: verify.Problem) -> str:
-    return f"{p.kind}:{p.seq}:{p.segment}:{p.text[:60]}"
+    # Damage to a file is the same damage however much of the chain has been read past it.
+    return f"{p.kind}:{p.seq}:{p.segment}" + ("" if p.kind == "file" else f":{p.text[:60]}")
 
 
 class Store:
@@ -98,6 +103,7 @@ class Store:
         self.keep_bytes = keep_bytes
         self.sealer: Sealer | None = None
         self.key_problem: str | None = None
+        self.key_lost = False                      # the journal was commissioned but its key is gone
         self.pending: list[tuple[Record, Instant, str]] = []
         self.error: str | None = None              # the storage problem now, for people
         self.damage: str | None = None             # damage found at start, for the nurse
@@ -123,24 +129,60 @@ class Store:
             try:
                 self.journal = self.opener()
             except JournalError as e:
-                if "damaged" in str(e) and self.check:
+                if (isinstance(e, JournalDamaged) or "damaged" in str(e)) and self.check:
                     records += self._recover_unopenable(str(e))
                 else:
                     self._failing(str(e), now)
-        if self.journal is not None and self.check is True:
-            records += self._check(records)
         try:
-            self.sealer = Sealer(self.data)
-        except SealError as e:
-            self.key_problem = str(e)
-            records.append(Record("fault", data={"part": "seal", "problem": str(e)}))
-        if self.journal is not None and self.sealer is not None and self.sealer.available:
-            with contextlib.suppress(JournalError):
-                self.sealer.catch_up(self.journal.last_of_type("seal"))
+            if self.journal is not None and self.check is not False:
+                # Cheap, and before anything is written: a journal that ends before a record
+                # the heartbeat or the export marker saw goes on after that record.
+                shown = chain_shown(self.data)
+                if shown is not None and shown[0] > self.journal.head()[0]:
+                    records += self._start_after_loss(self.journal.active.n, shown)
+            if self.journal is not None and self.check is True:
+                records += self._check(records)
+        except Exception as e:        # whatever the files hold, the unit starts and prompts
+            self.damage = DAMAGE_NOTICE
+            records.append(Record("fault", data={"part": "journal", "damage": True,
+                                                 "problem": f"the start-up check failed: {type(e).__name__}: {e}"}))
+        records += self._key_check()
         past, alive = self._past()
         self.last_seal_mono = now.mono
         self.last_durable_mono = now.mono
         return Opened(past, alive, records, self.notice)
+
+    def _key_check(self) -> list[Record]:
+        """The seal key: readable, and present wherever the journal says the unit was commissioned."""
+        try:
+            self.sealer = Sealer(self.data)
+        except SealError as e:
+            self.key_problem = str(e)
+            return [Record("fault", data={"part": "seal", "problem": str(e)})]
+        if self.journal is None:
+            return []
+        try:
+            commissioned = self.journal.last_of_type("seal_key")
+            if self.sealer.available:
+                self.sealer.catch_up(self.journal.last_of_type("seal"))
+        except JournalError:
+            return []
+        key = self.sealer.key
+        if commissioned is None:
+            return []
+        if key is None:
+            why = (f"the seal key is missing ({self.sealer.path.name}): the journal says this unit was given key "
+                   f"{commissioned.get('key_id')} (seq {commissioned.get('seq')}), so its records are no longer "
+                   "sealed; the engineer must find out why (a unit is commissioned once)")
+        elif key.key_id != commissioned.get("key_id"):
+            why = (f"the seal key ({key.key_id}) is not the one the journal was commissioned with "
+                   f"({commissioned.get('key_id')}, seq {commissioned.get('seq')})")
+            self.sealer.key = None           # sealing with a key nobody holds would prove nothing
+        else:
+            return []
+        self.key_problem = why
+        self.key_lost = True
+        return [Record("fault", data={"part": "seal", "problem": why, "key_id": commissioned.get("key_id")})]
 
     def _past(self) -> tuple[list[Past], datetime | None]:
         reader = self.journal
@@ -217,12 +259,13 @@ class Store:
         return records
 
     def _continuation(self, head: tuple[int, str] | None) -> tuple[int, str]:
-        """Where a new segment continues the chain: the last readable record, or the heartbeat's
-        head if the unit saw a later one (so exports made before the damage still link)."""
-        beat = heartbeat.read(self.data)
+        """Where a new segment continues the chain: the last readable record, or a later head the
+        heartbeat or the export marker saw (so exports made before the damage still link, and no
+        seq is ever used twice)."""
         seq, h = head if head is not None else (0, "0" * 64)
-        if beat is not None and beat.seq is not None and beat.hash and beat.seq > seq:
-            return beat.seq, beat.hash
+        shown = chain_shown(self.data)
+        if shown is not None and shown[0] > seq:
+            return shown[0], shown[1]
         return seq, h
 
     def _start_after_damage(self, n: int, v: verify.Verdict) -> list[Record]:
@@ -240,13 +283,28 @@ class Store:
             "problem": f"segment {n} is damaged; it is kept read-only and segment {n + 1} continues from seq {seq}",
             "signatures": [_signature(p) for p in v.problems if p.kind != "damage"][:20]})]
 
+    def _start_after_loss(self, n: int, shown: tuple[int, str, str]) -> list[Record]:
+        """The journal ends before a record other files saw (its newest segment was lost or cut
+        short): the chain goes on from that record, so no seq is used twice, and the loss is named."""
+        assert self.journal is not None
+        head = self.journal.head()[0]
+        seq, h, where = shown
+        detail = {"damaged_segment": n, "readable_to": head, "missing": [head + 1, seq]}
+        try:
+            self.journal.new_segment("damaged", detail, continue_from=(seq, h))
+        except JournalError as e:
+            self._failing(str(e), None)
+            return []
+        self.damage = DAMAGE_NOTICE
+        return [Record("fault", data={
+            "part": "journal", "damage": True, "segment": n, "first_bad": head + 1,
+            "problem": f"records {head + 1}–{seq} are missing: the journal ends at seq {head} but {where} shows "
+                       f"seq {seq}; segment {n + 1} continues from seq {seq}"})]
+
     def _recover_unopenable(self, why: str) -> list[Record]:
         """The active file cannot even be opened: keep it, start the next segment after what is readable."""
         files = segment_files(self.data)
-        if not files:
-            self._failing(why, None)
-            return []
-        n, path = files[-1]
+        n, path = files[-1] if files else (0, None)
         try:
             v = verify.verify_data(self.data)
             head = v.head
@@ -255,7 +313,8 @@ class Store:
             head, signatures = None, []
         seq, h = self._continuation(head)
         try:
-            make_read_only(path)
+            if path is not None and not_a_file(path) is None:
+                make_read_only(path)
             create_segment(self.data, n + 1, seq + 1, h, "damaged",
                            {"damaged_segment": n, "readable_to": head[0] if head else 0})
             self.journal = self.opener()
@@ -265,8 +324,9 @@ class Store:
         self.damage = DAMAGE_NOTICE
         return [Record("fault", data={
             "part": "journal", "damage": True, "segment": n,
-            "problem": f"segment {n} cannot be opened ({why}); it is kept read-only and segment {n + 1} "
-                       f"continues from seq {seq}", "signatures": signatures})]
+            "problem": (f"segment {n} cannot be opened ({why}); it is kept read-only and segment {n + 1} "
+                        f"continues from seq {seq}") if path is not None else
+                       f"{why}; segment 1 continues the chain from seq {seq}", "signatures": signatures})]
 
     # --- writing ---------------------------------------------------------------------
 
@@ -274,7 +334,9 @@ class Store:
     def notice(self) -> str | None:
         if self.error is not None:
             return NOTICE
-        return self.damage or (KEY_NOTICE if self.key_problem else None)
+        if self.damage:
+            return self.damage
+        return (KEY_LOST_NOTICE if self.key_lost else KEY_NOTICE) if self.key_problem else None
 
     def head(self) -> tuple[int, str] | None:
         return self.journal.head() if self.journal is not None else None

@@ -132,6 +132,15 @@ class Checker:
         self.last_epoch: int | None = None
         self.unit: str | None = None
         self.wrong_key_noted = False
+        self.resume = False                # after a gap: the next record's seq and link are not compared
+        self.gapped = False                # a gap was passed: seals missing in it cannot be counted
+
+    def gap(self, last: int | None) -> None:
+        """Records up to ``last`` cannot be read (a problem already says so): check on from there."""
+        self.resume = True
+        self.gapped = True
+        if last is not None:
+            self.last_seq = last
 
     def problem(self, seq: int | None, kind: str, text: str) -> None:
         self.problems.append(Problem(seq, kind, text))
@@ -152,6 +161,7 @@ class Checker:
         if chain.record_hash(rec) != digest:
             self.problem(seq, "hash", "its contents do not match its hash: it was changed after it was written")
         if self.last_seq is None:
+            self.resume = False
             self.first = (seq, str(rec["prev"]))
             if self.link is not None:
                 if (seq, rec["prev"]) != (self.link[0] + 1, self.link[1]):
@@ -159,6 +169,8 @@ class Checker:
                                  f"{chain.short(self.link[1])} as expected")
             elif seq == 1 and rec["prev"] != chain.GENESIS:
                 self.problem(seq, "link", "the first record does not start the chain")
+        elif self.resume:
+            self.resume = False
         else:
             assert self.last_hash is not None
             if seq != self.last_seq + 1:
@@ -207,8 +219,11 @@ class Checker:
         if expected is None:
             # A chain seen from its start must begin its seals at epoch 0; a part of a chain
             # (after pruning or from a later segment) starts wherever it starts.
-            complete = self.first is not None and self.first[0] == 1 and self.link is None
+            complete = self.first is not None and self.first[0] == 1 and self.link is None and not self.gapped
             expected = 0 if complete else epoch
+        if self.gapped and epoch > expected:
+            expected = epoch          # seals were among the records that cannot be read (a problem says so)
+        self.gapped = False
         if epoch != expected:
             self.problem(seq, "seal", f"seal epoch {epoch} where {expected} was due: seals removed, added or "
                          "relabelled")
@@ -273,55 +288,37 @@ def check_records(records: Iterable[Mapping[str, Any]], key: seal.HospitalKey | 
 # --- a data directory ------------------------------------------------------------------
 
 def verify_data(data_dir: Path, key: seal.HospitalKey | None = None, *, integrity: bool = True) -> Verdict:
-    """Verify a unit's journal in its data directory: every segment file, then the chain through them."""
+    """Verify a unit's journal in its data directory: every segment file, then the chain through them.
+
+    Reads defensively (segments.Journal.entries): every record that can be read is checked,
+    and a break is named where records cannot be."""
     data_dir = Path(data_dir)
-    files = journal.segment_files(data_dir)
-    if not files and (data_dir / journal.FILE_NAME).exists():
-        files = [(1, data_dir / journal.FILE_NAME)]
-    if not files:
-        raise journal.JournalError(f"no journal in {data_dir} (expected journal-000001.sqlite)")
-    c = Checker(key)
-    extra: list[Problem] = []
-    opened: list[tuple[journal.Segment, sqlite3.Connection | None]] = []
+    j = journal.Journal(data_dir, chain_tz(), "verify", readonly=True)
     try:
-        for n, path in files:
-            try:
-                conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
-            except sqlite3.Error as e:
-                extra.append(Problem(None, "file", f"segment {n} ({path.name}) cannot be opened: {e}", n))
-                opened.append((journal.Segment(n, path, 0, "", "unreadable", ""), None))
-                continue
-            try:
-                opened.append((journal.read_meta(conn, n, path), conn))
-            except sqlite3.Error as e:
-                extra.append(Problem(None, "file", f"segment {n} ({path.name}) cannot be read: {e}", n))
-                opened.append((journal.Segment(n, path, 0, "", "unreadable", ""), conn))
-        segs = [seg for seg, _ in opened]
-        for i, (seg, maybe) in enumerate(opened):
-            if maybe is None or seg.reason == "unreadable":
-                continue
-            reader: sqlite3.Connection = maybe
-            if integrity:
-                extra += _integrity(reader, seg)
-            below = segs[i + 1].first_seq if i + 1 < len(segs) and segs[i + 1].first_seq else None
-            extra += _segment_start(c, seg, segs[i - 1] if i else None)
-            try:
-                for text, digest in journal.segment_rows(reader, 0, below):
-                    try:
-                        rec = journal.as_record(text, digest)
-                    except ValueError:
-                        c.feed(None, f"a record in {seg.path.name}")
-                        continue
-                    c.feed(rec)
-            except sqlite3.Error as e:
-                extra.append(Problem(c.last_seq + 1 if c.last_seq is not None else None, "file",
-                                     f"segment {seg.n} ({seg.path.name}) cannot be read past seq {c.last_seq}: {e}",
-                                     seg.n))
+        segs = j.segments()
+        c = Checker(key)
+        extra: list[Problem] = []
+        for s in segs:
+            if s.problem is not None:
+                extra.append(Problem(None, "file", f"segment {s.n} ({s.path.name}) cannot be read by SQLite: "
+                                     f"{s.problem}", s.n))
+            elif integrity:
+                extra += _integrity(s)
+        extra += _journal_start(segs, j, c)
+        before: journal.Segment | None = None
+        for e in j.entries(with_segments=True):
+            if isinstance(e, journal.Segment):
+                if e.known:
+                    extra += _segment_start(c, e, before)
+                before = e
+            elif isinstance(e, journal.Gap):
+                extra.append(Problem(e.first, "file", str(e), e.segment))
+                c.gap(e.last)
+            else:
+                c.feed(e)
+        extra += _heartbeat(data_dir, c)
     finally:
-        for _, handle in opened:
-            if handle is not None:
-                handle.close()
-    extra += _heartbeat(data_dir, c)
+        j.close()
     return c.verdict(str(data_dir), extra=extra, segments=[s.header() for s in segs])
 
 
@@ -331,22 +328,33 @@ def _segment_start(c: Checker, seg: journal.Segment, before: journal.Segment | N
         if seg.first_seq > 1:
             c.link = (seg.first_seq - 1, seg.prev)     # older segments were pruned after export
         return []
-    if c.last_seq is None or (seg.first_seq, seg.prev) == (c.last_seq + 1, c.last_hash):
+    if c.resume or c.last_seq is None or (seg.first_seq, seg.prev) == (c.last_seq + 1, c.last_hash):
+        # (After records that cannot be read, the gap is the problem; the chain is taken up here.)
+        if c.resume and c.last_seq is not None:
+            c.last_seq, c.last_hash = seg.first_seq - 1, seg.prev
         return []
     damaged = seg.detail.get("damaged_segment") if seg.reason == "damaged" else None
-    if damaged is not None:
+    if damaged is not None and seg.first_seq > c.last_seq + 1:
+        p = Problem(c.last_seq + 1, "damage", f"records {c.last_seq + 1}–{seg.first_seq - 1} are missing: segment "
+                    f"{seg.n} continues the chain from seq {seg.first_seq - 1}, after segment {damaged} was damaged",
+                    seg.n)
+    elif damaged is not None:
         p = Problem(seg.first_seq, "damage", f"segment {seg.n} restarts the chain after seq {seg.first_seq - 1}: "
                     f"segment {damaged} was damaged", seg.n)
     else:
-        p = Problem(seg.first_seq, "segment", f"segment {seg.n} does not continue the chain from segment "
-                    f"{before.n} (it starts at seq {seg.first_seq}, the chain was at {c.last_seq})", seg.n)
+        p = Problem(min(seg.first_seq, c.last_seq + 1), "segment", f"segment {seg.n} does not continue the chain "
+                    f"from segment {before.n} (it starts at seq {seg.first_seq}, the chain was at {c.last_seq})", seg.n)
     c.last_seq, c.last_hash = seg.first_seq - 1, seg.prev
     return [p]
 
 
-def _integrity(db: sqlite3.Connection, seg: journal.Segment) -> list[Problem]:
+def _integrity(seg: journal.Segment) -> list[Problem]:
     try:
-        rows = [r[0] for r in db.execute("PRAGMA integrity_check").fetchall()]
+        db = sqlite3.connect(f"file:{seg.path}?mode=ro", uri=True, isolation_level=None)
+        try:
+            rows = [str(r[0]) for r in db.execute("PRAGMA integrity_check").fetchall()]
+        finally:
+            db.close()
     except sqlite3.Error as e:
         return [Problem(None, "file", f"segment {seg.n} ({seg.path.name}) fails SQLite's integrity check: {e}",
                         seg.n)]
@@ -354,6 +362,32 @@ def _integrity(db: sqlite3.Connection, seg: journal.Segment) -> list[Problem]:
         return []
     return [Problem(None, "file", f"segment {seg.n} ({seg.path.name}) fails SQLite's integrity check: "
                     + "; ".join(rows[:3]), seg.n)]
+
+
+def _journal_start(segs: list[journal.Segment], j: journal.Journal, c: Checker) -> list[Problem]:
+    """A journal that starts above seq 1 must say why: ``pruned`` records that account for exactly
+    the records before it (retention deletes only exported segments, and records each)."""
+    first = next((s for s in segs if s.known), None)
+    if first is None or first.first_seq <= 1 or any(s.n == 1 for s in segs):
+        return []        # (segment 1 starts the chain; if it cannot be read, that is a break of its own)
+    start = first.first_seq
+    pruned: dict[int, tuple[int, Any]] = {}
+    for r in j.of_type("pruned"):
+        lo, hi, since = r.get("first_seq"), r.get("last_seq"), r.get("from_seq")
+        if isinstance(lo, int) and isinstance(hi, int):
+            # from_seq: where the pruned part of the journal begins (1), so that a pruned record
+            # that was itself pruned later still accounts for everything before it.
+            pruned[hi] = (since if isinstance(since, int) and since <= lo else lo, r.get("last_hash"))
+    at = start - 1
+    if at in pruned and pruned[at][1] != first.prev:
+        return [Problem(start, "pruned", f"the journal starts at seq {start}, but it does not link to the last "
+                        f"record the pruned segments held (seq {at})", first.n)]
+    while at in pruned and at >= 1:
+        at = pruned[at][0] - 1
+    if at <= 0:
+        return []
+    return [Problem(1, "pruned", f"the journal starts at seq {start}, and no pruned record accounts for seq "
+                    f"1–{at}: older segments were deleted without being pruned", first.n)]
 
 
 def _heartbeat(data_dir: Path, c: Checker) -> list[Problem]:
@@ -389,6 +423,7 @@ def verify_export(path: Path, key: seal.HospitalKey | None = None, *,
     extra += header_problems(header, c)
     segs: list[Any] = header["segments"] if isinstance(header.get("segments"), list) else []
     extra += _export_segments(segs, c)
+    extra += _unreadable(header)
     v = c.verdict(str(path), extra=extra, segments=segs)
     if v.unit is None and isinstance(header.get("unit"), str):
         v.unit = header["unit"]
@@ -415,6 +450,24 @@ def header_problems(header: Mapping[str, Any], c: Checker) -> list[Problem]:
     if isinstance(header.get("records"), int) and header["records"] != c.records:
         out.append(Problem(None, "truncated", f"the header lists {header['records']} records, the file has "
                            f"{c.records}"))
+    return out
+
+
+def _unreadable(header: Mapping[str, Any]) -> list[Problem]:
+    """Records the unit could not read when it exported (a damaged segment), as its header lists them."""
+    out = []
+    for u in header.get("unreadable") or []:
+        if isinstance(u, Mapping):
+            lo, hi = u.get("first_seq"), u.get("last_seq")
+            seqs = "records" if not isinstance(lo, int) else (
+                f"records from seq {lo}" if not isinstance(hi, int) else
+                f"record {lo}" if lo == hi else f"records {lo}–{hi}")
+            n = u.get("segment") if isinstance(u.get("segment"), int) else None
+            out.append(Problem(lo if isinstance(lo, int) else None, "file",
+                               f"segment {n} ({u.get('file')}): {seqs} could not be read at the unit "
+                               f"({u.get('problem')})", n))
+        else:
+            out.append(Problem(None, "file", f"the unit could not read part of its journal: {u}"))
     return out
 
 
