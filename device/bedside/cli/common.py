@@ -13,3 +13,9 @@ class UserError(Exception):
     def __init__(self, message: str, code: int = 2) -> None:
         super().__init__(message)
         self.code = code
+
+
+def busy(data: Path) -> UserError:
+    """A command that writes the journal, refused while a unit (the daemon or a simulator) holds it."""
+    return UserError(f"a bedside unit is running on {data} (the daemon, or a simulator); stop it first "
+                     "(systemctl stop bedside, or quit the simulator): one program writes a journal at a time")

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from bedside.cli.common import DEFAULT_DATA, UserError
+from bedside.cli.common import DEFAULT_DATA, UserError, busy
 from bedside.journal import seal
 
 
@@ -165,7 +165,7 @@ def cmd_keys_init(args: argparse.Namespace) -> int:
     try:
         writer = OfflineWriter(data)
     except host.DataDirBusy:
-        raise UserError(f"the unit is running on {data}; stop it first (systemctl stop bedside)") from None
+        raise busy(data) from None
     except OSError as e:
         raise UserError(f"cannot use the data directory {data}: {e.strerror}") from None
     with writer:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bedside.cli.common import DEFAULT_DATA, UserError
+from bedside.cli.common import DEFAULT_DATA, UserError, busy
 from bedside.unit import host
 
 
@@ -42,7 +42,7 @@ def cmd_secret_set(args: argparse.Namespace) -> int:
     try:
         writer = OfflineWriter(data)
     except host.DataDirBusy:
-        raise UserError(f"the unit is running on {data}; stop it first (systemctl stop bedside)") from None
+        raise busy(data) from None
     with writer:
         writer.tz = host.find(args.config).tz
         replacing = secret.load(data) is not None

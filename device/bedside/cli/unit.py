@@ -104,17 +104,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "To try the unit here on simulated pins and display, run:  bedside simulate\n"
             "(To drive other GPIO hardware, choose a gpiozero pin factory with GPIOZERO_PIN_FACTORY.)")
     data = Path(args.data)
-    lock: Any = None
-    try:
-        lock = host.lock_data_dir(data)
-    except host.DataDirBusy as e:
-        raise UserError(str(e)) from None
-    except OSError as e:
-        if e.errno not in (errno.EROFS, errno.ENOSPC, errno.EIO):
-            raise UserError(f"cannot use the data directory {data}: {e.strerror}") from None
-        # A card that cannot be written must not stop the prompts (nor make systemd restart us
-        # in a loop): no second daemon can write it either.
-        log.err(f"cannot lock {data} ({e.strerror}); running, the journal will show the fault")
+    lock = _lock_data_dir(data, log.err)
     clock = SystemClock()
     # A missing display is a fault the unit lives with: it prompts by sound and LED, and the
     # keeper rebuilds the display with backoff until it answers (docs/hardening.md).
@@ -170,6 +160,21 @@ def _with_panel(cfg: config.Config, panel: str | None, layout: str | None) -> co
     return dataclasses.replace(
         cfg, hardware=dataclasses.replace(cfg.hardware, display=name),
         display=dataclasses.replace(cfg.display, layout=cfg.display.layout if layout is None else layout))
+
+
+def _lock_data_dir(data: Path, say: Callable[[str], None]) -> Any:
+    """The data directory's lock, held while the unit runs: one writer per journal, simulated or not."""
+    try:
+        return host.lock_data_dir(data)
+    except host.DataDirBusy as e:
+        raise UserError(str(e)) from None
+    except OSError as e:
+        if e.errno not in (errno.EROFS, errno.ENOSPC, errno.EIO):
+            raise UserError(f"cannot use the data directory {data}: {e.strerror}") from None
+        # A card that cannot be written must not stop the prompts (nor make systemd restart us
+        # in a loop): no second daemon can write it either.
+        say(f"cannot lock {data} ({e.strerror}); running, the journal will show the fault")
+        return None
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -228,7 +233,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         for hook in frame_hooks:
             hook(image)
 
-    sim = simulate.build(cfg, data, start, speed=speed, actions=actions, on_frame=on_frame, observers=observers)
+    lock = _lock_data_dir(data, lambda m: print(f"bedside: {m}", file=sys.stderr))
+    try:
+        sim = simulate.build(cfg, data, start, speed=speed, actions=actions, on_frame=on_frame, observers=observers)
+    except BaseException:
+        if lock is not None:
+            lock.close()
+        raise
     sim_holder["sim"] = sim
     if args.frames:
         frame_hooks.append(simulate.FrameSaver(Path(args.frames), sim.clock, tz))
@@ -297,6 +308,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             trace_file.close()
         seq, digest = sim.unit.store.head() or (0, chain.GENESIS)
         sim.close()
+        if lock is not None:
+            lock.close()
     end = sim.clock.now().wall.astimezone(tz)
     summary = ", ".join(f"{n} {t}" for t, n in sorted(counts.items()))
     print(f"Simulated unit {cfg.unit_id} until {end:%Y-%m-%d %H:%M} ({reason}).")

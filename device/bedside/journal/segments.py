@@ -779,6 +779,11 @@ class Journal:
             out.extend(found)
         return out
 
+    def last_record(self) -> dict[str, Any] | None:
+        """The newest readable record."""
+        seq = self.head()[0]
+        return next(iter(self.records(seq - 1)), None) if seq >= 1 else None
+
     def last_of_type(self, type_: str) -> dict[str, Any] | None:
         """The newest readable record of a type (e.g. the last seal)."""
         found = self.of_type(type_, newest=True)

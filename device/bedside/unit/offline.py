@@ -9,12 +9,15 @@ and closes both. ``DataDirBusy`` means a daemon is running: the caller says what
 
 from __future__ import annotations
 
+import contextlib
+import uuid
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bedside.core.events import Record
+from bedside.core.events import Instant, Record
+from bedside.journal import chain
 from bedside.journal.segments import Journal
 from bedside.unit import host
 from bedside.unit.clock import SystemClock
@@ -38,8 +41,21 @@ class OfflineWriter:
         return self._journal
 
     def append(self, type_: str, data: dict[str, Any]) -> None:
-        """Commit one record, stamped now (``JournalError`` when it cannot be written)."""
-        self.journal.append(Record(type_, data=data), SystemClock().now(), host.detect_time_quality())
+        """Commit one record, stamped now (``JournalError`` when it cannot be written).
+
+        A simulator's journal runs on virtual time: a record stamped with this computer's clock
+        and boot would make its next run distrust its clock (a record later than its virtual
+        time) or see a boot reappear. There the record is stamped as the simulator would stamp
+        it: at the journal's last time, ``simulated``, in a boot of its own."""
+        j = self.journal
+        last = j.last_record()
+        if last is not None and last.get("tq") == "simulated" and isinstance(last.get("time"), str):
+            with contextlib.suppress(ValueError):
+                j.boot = str(uuid.uuid4())
+                at = Instant(chain.parse_time(last["time"]), 0.0)
+                j.append(Record(type_, data=data), at, "simulated")
+                return
+        j.append(Record(type_, data=data), SystemClock().now(), host.detect_time_quality())
 
     def close(self) -> None:
         try:
