@@ -145,3 +145,42 @@ def test_a_directory_or_fifo_in_place_of_the_active_file(genuine: damage.Genuine
         assert [n for n, _ in segment_files(data)] == [1, 2, 3, 4, 5]
         v = verify.verify_data(data)
         assert not v.ok and v.first_bad == genuine.by_file["journal-000004.sqlite"][0]
+
+
+def test_deleting_the_oldest_segment_is_not_retention(genuine: damage.Genuine, tmp_path: Path) -> None:
+    data = copy(genuine, tmp_path)
+    earlier = tmp_path / "earlier.jsonl"
+    assert cli("log", "export", "--data", str(data), "--out", str(earlier)).returncode == 0
+    (data / "journal-000001.sqlite").unlink()
+    r = cli("log", "verify", "--data", str(data), "--key", str(genuine.key_file), "--extends", str(earlier))
+    assert r.returncode == 1
+    assert r.stdout.startswith("BROKEN at seq 1: the journal starts at seq 17, and no pruned record accounts for "
+                               "seq 1–16")
+    r = cli("simulate", "--headless", "--data", str(data), "--start", "2026-11-26T09:50:00",
+            "--until", "2026-11-26T10:30:00")
+    assert r.returncode == 0, r.stderr
+    fault = next(x for x in journal_records(data) if x["type"] == "fault" and x.get("damage"))
+    assert fault["first_bad"] == 1 and "no pruned record" in fault["problem"]
+
+
+def test_a_lost_seal_key_is_a_fault_and_an_unsealed_tail_a_break(genuine: damage.Genuine, tmp_path: Path) -> None:
+    from bedside.journal.store import KEY_LOST_NOTICE
+    from bedside.unit import simulate
+    from tests.journal.test_store import CFG, local
+
+    data = copy(genuine, tmp_path)
+    assert verify.verify_data(data, genuine.key).ok        # a power cut's unsealed tail is within the margin
+    (data / "seal-key.json").unlink()
+    sim = simulate.build(CFG, data, local("2026-11-26T09:50"))
+    sim.unit.start()
+    assert sim.unit.state is not None and sim.unit.state.problems.get("journal") == KEY_LOST_NOTICE
+    sim.unit.run(until=local("2026-11-28T09:50"))          # two days with no seal
+    sim.close()
+    recs = journal_records(data)
+    fault = next(x for x in recs if x["type"] == "fault" and x.get("part") == "seal")
+    assert "seal key is missing" in fault["problem"] and fault["key_id"] == genuine.key.key_id
+    last_seal = max(x["seq"] for x in recs if x["type"] == "seal")
+    v = verify.verify_data(data, genuine.key)
+    assert not v.ok and v.first_bad == last_seal + 1
+    assert any(p.kind == "unsealed" for p in v.problems)
+    assert verify.verify_data(data).ok or not any(p.kind == "unsealed" for p in verify.verify_data(data).problems)

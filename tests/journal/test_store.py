@@ -327,3 +327,38 @@ def test_the_state_comes_from_the_newest_records_and_the_latest_episode_records(
     assert a.episode == b.episode and a.episode is not None and a.episode.id == "E-1"
     assert (a.plan_changed, a.last_export, a.outcomes) == (b.plan_changed, b.last_export, b.outcomes)
     j.close()
+
+@needs_root
+def test_an_outage_that_ends_in_a_power_cut_is_recorded_as_it_was(small_fs: Path) -> None:
+    """The card fills at 08:00, the patient finishes the 09:00 session, the power goes at 09:40:
+    the next start writes the outage from the reserve, never a false ``missed: power_loss``."""
+    data = small_fs / "data"
+    sim = simulate.build(CFG, data, local("2026-11-24T07:58"),
+                         actions=[simulate.Action(local("2026-11-24T09:00:40"), "press", 0.3)])
+    sim.advance(local("2026-11-24T07:59"))
+    assert (data / "outage.reserve").stat().st_size == 64 * 1024          # reserved at start
+    filler = fill(small_fs)
+    sim.advance(local("2026-11-24T09:40"))
+    assert sim.unit.unsaved and sim.unit.state is not None and sim.unit.state.problems.get("journal") == NOTICE
+    kept = [r.type for r, _, _ in sim.unit.unsaved]
+    assert "done" in kept and "prompt" in kept
+    sim.close()                                      # the power goes: no stop, no seal, memory lost
+    filler.unlink()
+    sim = simulate.build(CFG, data, local("2026-11-24T10:10"))
+    sim.unit.start()
+    sim.unit.shutdown("test")
+    sim.close()
+    recs = records(data)
+    by_type = {t: [r for r in recs if r["type"] == t] for t in ("fault", "fault_cleared", "done", "missed")}
+    outage_fault = next(r for r in by_type["fault"] if r.get("outage"))
+    assert outage_fault["time"].startswith("2026-11-24T08:00")              # from when
+    done = [r for r in by_type["done"] if r["session"].startswith("2026-11-24T09:00")]
+    assert done and done[0]["reps"] == done[0]["planned"]                   # the patient's session is there
+    assert not [r for r in by_type["missed"] if r.get("reason") == "power_loss"
+                and r["session"] < "2026-11-24T09:40"]                       # nothing falsely missed
+    cleared = next(r for r in by_type["fault_cleared"] if r.get("from_reserve"))
+    assert cleared["restarted"] and cleared["kept_prompting"] and cleared["until"].startswith("2026-11-24T09:")
+    loss = next(r for r in recs if r["type"] == "power_loss")
+    assert loss["last_known"] >= "2026-11-24T09:0"                           # not 08:00
+    assert verify.verify_data(data).ok
+    assert not any(r.get("tq") != "simulated" for r in recs)

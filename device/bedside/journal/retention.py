@@ -100,8 +100,13 @@ def prunable(journal: Journal, keep: int = KEEP_BYTES) -> list[tuple[int, Path, 
     return out
 
 
-def prune_record(n: int, first: int, last: int, last_hash: str, marker: Marker) -> Record:
+def prune_record(n: int, first: int, last: int, last_hash: str, marker: Marker, from_seq: int | None = None,
+                 ) -> Record:
+    """``from_seq``: where the pruned part of the journal begins (1), so that this record alone
+    accounts for every record before the journal's new start, even once older ``pruned``
+    records are pruned in their turn."""
     return Record("pruned", data={"segment": n, "first_seq": first, "last_seq": last, "last_hash": last_hash,
+                                  "from_seq": first if from_seq is None else from_seq,
                                   "exported_to": marker.to, "exported_at": marker.at})
 
 

@@ -29,6 +29,10 @@ from typing import Any
 from bedside.durable import json_loads, read_bounded, write_atomic
 
 KEY_FILE = "seal-key.json"
+EVERY_S = 3600.0               # a seal at least this often (of running time) while records are written
+# How much longer than EVERY_S a commissioned journal's unsealed tail may span in one run before
+# verify with the hospital's key calls it a break: the loop's lateness under load, with room.
+UNSEALED_MARGIN_S = 900.0
 _EVOLVE = b"bedside seal key evolve\x00"
 _ID = b"bedside seal key id\x00"
 

@@ -38,7 +38,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bedside.core.events import Instant, Past, Record
-from bedside.journal import heartbeat, retention, verify
+from bedside.journal import chain, heartbeat, outage, retention, seal, verify
 from bedside.journal.seal import Sealer, SealError
 from bedside.journal.segments import (
     Journal,
@@ -52,7 +52,7 @@ from bedside.journal.segments import (
     to_past,
 )
 
-SEAL_EVERY_S = 3600.0
+SEAL_EVERY_S = seal.EVERY_S
 MAX_PENDING = 20000            # records kept in memory while storage is failing (weeks of a ward's events)
 RETENTION_EVERY_S = 60.0      # how often segment sizes are looked at (after writes)
 RETRY_FIRST_S = 1.0
@@ -120,6 +120,7 @@ class Store:
         self.last_retention_mono: float | None = None
         self.on_commit: list[Callable[[dict[str, Any]], None]] = []
         self._seal_uncertain = False
+        self._outage_gen = 0
 
     # --- starting --------------------------------------------------------------------
 
@@ -147,8 +148,14 @@ class Store:
             records.append(Record("fault", data={"part": "journal", "damage": True,
                                                  "problem": f"the start-up check failed: {type(e).__name__}: {e}"}))
         records += self._key_check()
+        records += self._from_reserve()
         past, alive = self._past()
         self.last_seal_mono = now.mono
+        if self._inherited_unsealed():
+            # The last run ended without a seal (a power cut): its newest records are sealed
+            # at the first chance, not an hour into this run.
+            self.since_seal = 1
+            self.last_seal_mono = now.mono - self.seal_every_s
         self.last_durable_mono = now.mono
         return Opened(past, alive, records, self.notice)
 
@@ -183,6 +190,68 @@ class Store:
         self.key_problem = why
         self.key_lost = True
         return [Record("fault", data={"part": "seal", "problem": why, "key_id": commissioned.get("key_id")})]
+
+    def _from_reserve(self) -> list[Record]:
+        """An outage the last run could only write to the reserve (outage.py): into the journal now,
+        in its place, before this run's records; the ``fault_cleared`` comes after the start record."""
+        if self.journal is None or self.error is not None:
+            return []
+        body = outage.read(self.data)
+        recs = body.get("records") if body is not None else None
+        head = self.journal.head()
+        if body is None or not isinstance(recs, list) or body.get("head") != [head[0], head[1]]:
+            outage.clear(self.data)            # nothing there, or the journal moved on after it
+            outage.reserve(self.data)
+            return []
+        written, boot = 0, self.journal.boot
+        try:
+            self.journal.boot = str(body.get("boot", boot))
+            for r in [{"type": "fault", "session": None, "due": None, "data": {
+                    "part": "journal", "problem": body.get("why"), "outage": True},
+                    "wall": body.get("since"), "mono": body.get("since_mono"), "tq": body.get("since_tq")}, *recs]:
+                at = Instant(chain.parse_time(str(r["wall"])), float(r["mono"]))
+                due = chain.parse_time(r["due"]) if isinstance(r.get("due"), str) else None
+                self.journal.append(Record(str(r["type"]), r.get("session"), due, dict(r.get("data") or {})),
+                                    at, str(r["tq"]))
+                written += 1
+        except (JournalError, KeyError, TypeError, ValueError):
+            pass
+        finally:
+            self.journal.boot = boot
+        outage.clear(self.data)
+        outage.reserve(self.data)
+        data: dict[str, Any] = {"part": "journal", "written_late": max(0, written - 1), "from_reserve": True,
+                                "restarted": True, "until": body.get("until"),
+                                "kept_prompting": any(r.get("type") == "prompt" for r in recs)}
+        if body.get("more"):
+            data["not_saved"] = body["more"]
+        return [Record("fault_cleared", data=data)]
+
+    def _save_outage(self) -> None:
+        """The outage so far, to the reserve: what a power cut would otherwise take with it."""
+        if not self.pending:
+            return
+        head = self.head() if self.journal is not None else None
+        if head is None:
+            return
+        first_at = self.failed_at[0] if self.failed_at is not None else self.pending[0][1]
+        recs = [{"type": r.type, "session": r.session, "due": r.due.isoformat() if r.due else None,
+                 "data": dict(r.data), "wall": at.wall.isoformat(), "mono": at.mono, "tq": tq}
+                for r, at, tq in self.pending if not (r.type == "fault" and r.data.get("part") == "journal")]
+        self._outage_gen += 1
+        outage.write(self.data, {
+            "gen": self._outage_gen, "boot": self.boot, "head": [head[0], head[1]], "why": self.error,
+            "since": first_at.wall.isoformat(), "since_mono": first_at.mono, "since_tq": self.pending[0][2],
+            "until": self.pending[-1][1].wall.isoformat(), "records": recs, "more": dict(self.lost)})
+
+    def _inherited_unsealed(self) -> bool:
+        if self.journal is None or self.sealer is None or not self.sealer.available:
+            return False
+        try:
+            last = self.journal.last_record()
+        except JournalError:
+            return False
+        return last is not None and last.get("type") not in ("seal", "seal_key")
 
     def _past(self) -> tuple[list[Past], datetime | None]:
         reader = self.journal
@@ -364,8 +433,9 @@ class Store:
     def _keep(self, rec: Record, at: Instant, tq: str) -> None:
         if len(self.pending) >= MAX_PENDING:
             self.lost[rec.type] += 1
-            return
-        self.pending.append((rec, at, tq))
+        else:
+            self.pending.append((rec, at, tq))
+        self._save_outage()
 
     def _failing(self, why: str, at: Instant | None) -> None:
         if self.error is None and at is not None:
@@ -428,6 +498,7 @@ class Store:
             self.error = None
             self.retry_at = None
             self._write_one(Record("fault_cleared", data=data), now, tq)
+            outage.clear(self.data)
         if self._seal_uncertain and self.sealer is not None:
             with contextlib.suppress(JournalError):
                 self.sealer.catch_up(self.journal.last_of_type("seal"))
@@ -512,7 +583,12 @@ class Store:
             for n, path, first, last in retention.prunable(self.journal, self.keep_bytes):
                 assert marker is not None
                 last_hash = next((r["hash"] for r in self.journal.records(last - 1) if r["seq"] == last), "")
-                if not self._write_one(retention.prune_record(n, first, last, last_hash, marker), now, tq):
+                # The journal starts at `first` now; earlier prunes (if any) account for what came before.
+                before = [r for r in self.journal.of_type("pruned") if r.get("last_seq") == first - 1]
+                since = before[-1].get("from_seq", before[-1].get("first_seq")) if before else first
+                rec = retention.prune_record(n, first, last, last_hash, marker, since if isinstance(since, int)
+                                             else first)
+                if not self._write_one(rec, now, tq):
                     return
                 retention.delete_segment(path)
         except (JournalError, OSError) as e:

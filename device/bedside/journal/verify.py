@@ -133,6 +133,10 @@ class Checker:
         self.unit: str | None = None
         self.wrong_key_noted = False
         self.resume = False                # after a gap: the next record's seq and link are not compared
+        self.commissioned: int | None = None   # seq of the seal_key record
+        self.tail_first: int | None = None     # the first record after the last seal
+        self.tail_run: tuple[str, int] | None = None    # (boot, mono_ms) where the tail's current run began
+        self.tail_span_ms = 0                  # the longest a run of the unsealed tail lasted
         self.gapped = False                # a gap was passed: seals missing in it cannot be counted
 
     def gap(self, last: int | None) -> None:
@@ -204,7 +208,35 @@ class Checker:
             self.problem(seq, "boot", "monotonic time runs backwards within one boot: records reordered or spliced")
         self.boot_mono = mono
 
+    def _tail(self, rec: Mapping[str, Any], seq: int) -> None:
+        """How long, in one run's running time, the records since the last seal went unsealed."""
+        if rec["type"] == "seal":
+            self.tail_first, self.tail_run, self.tail_span_ms = None, None, 0
+            return
+        if rec["type"] == "seal_key":
+            self.commissioned = seq
+        boot, mono = str(rec["boot"]), int(rec["mono_ms"])
+        if self.tail_first is None:
+            self.tail_first = seq
+        if self.tail_run is None or self.tail_run[0] != boot or rec["type"] == "start" or mono < self.tail_run[1]:
+            self.tail_run = (boot, mono)
+        self.tail_span_ms = max(self.tail_span_ms, mono - self.tail_run[1])
+
+    def unsealed_too_long(self) -> list[Problem]:
+        """With the hospital's key: a commissioned journal whose newest records went unsealed for
+        longer than a unit ever leaves them (its seal key was removed, or the seals were)."""
+        limit_s = seal.EVERY_S + seal.UNSEALED_MARGIN_S
+        if self.key is None or self.commissioned is None or self.tail_first is None \
+                or self.tail_span_ms <= limit_s * 1000:
+            return []
+        return [Problem(self.tail_first, "unsealed",
+                        f"the records from seq {self.tail_first} on were never sealed, though they span "
+                        f"{self.tail_span_ms / 3_600_000:.1f} h of the unit's running time (a unit seals at least "
+                        f"every {seal.EVERY_S / 3600:g} h; {seal.UNSEALED_MARGIN_S / 60:g} min allowed beyond): "
+                        "the seal key was removed, or seals were, and these records could have been rewritten")]
+
     def _seal(self, rec: Mapping[str, Any], seq: int) -> None:
+        self._tail(rec, seq)
         if rec["type"] != "seal":
             self.since_seal += 1
             return
@@ -250,7 +282,8 @@ class Checker:
 
     def verdict(self, source: str, *, extra: Iterable[Problem] = (), segments: list[dict[str, Any]] | None = None,
                 ) -> Verdict:
-        problems = sorted([*self.problems, *extra], key=lambda p: (p.seq is None, p.seq or 0))
+        problems = sorted([*self.problems, *extra, *self.unsealed_too_long()],
+                          key=lambda p: (p.seq is None, p.seq or 0))
         head = (self.last_seq, self.last_hash) if self.last_seq is not None and self.last_hash is not None else None
         seq_problems = [p.seq for p in problems if p.seq is not None]
         first_bad = min(seq_problems) if seq_problems else None
