@@ -80,6 +80,7 @@ bench-journal: apt $(STAMP)
 torture: apt $(STAMP)
 	$(BIN)/python tools/torture.py kill --count 1000
 	$(BIN)/python tools/torture.py faults
+	$(BIN)/python tools/torture.py damage --count 1000
 	$(BIN)/python tools/tamper.py --count 1000
 
 tamper: $(STAMP)

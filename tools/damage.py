@@ -47,7 +47,7 @@ from bedside.core.events import Admit, Instant, Record
 from bedside.journal import chain, export, retention, seal, verify
 from bedside.journal.segments import Journal
 from bedside.unit import simulate
-from bedside.unit.clock import VirtualClock
+from tools import tamper
 
 KINDS = ("truncate", "zero", "delete", "dir", "noperm", "flip")
 FLIPS = ("body", "hash", "header", "page")
@@ -85,11 +85,7 @@ def make(where: Path, *, days: float = 2.0, seed: int = 1) -> Genuine:
     data = where / "data"
     key_file = where / "hospital-key.json"
     start = datetime.fromisoformat(START).replace(tzinfo=cfg.tz)
-    j = Journal(data, cfg.tz, "commissioning")
-    key = seal.create(data, key_file, cfg.unit_id)
-    j.append(Record("seal_key", data={"key_id": key.key_id, "unit": cfg.unit_id}),
-             VirtualClock(start - timedelta(hours=1)).now(), "rtc")
-    j.close()
+    tamper.commission(data, key_file, start - timedelta(hours=1))
     rnd = random.Random(seed)
     actions = []
     for s in planner.sessions_between(cfg, start, start + timedelta(days=days)):

@@ -55,17 +55,23 @@ class Genuine:
     header: dict[str, Any]
 
 
+def commission(data: Path, key_file: Path, at: datetime) -> seal.UnitKey:
+    """``bedside keys init`` at ``at``: the seal key, the hospital's copy and the ``seal_key`` record."""
+    cfg = config.Config()
+    j = Journal(data, cfg.tz, "commissioning")
+    key = seal.create(data, key_file, cfg.unit_id)
+    j.append(Record("seal_key", data={"key_id": key.key_id, "unit": cfg.unit_id}), VirtualClock(at).now(), "rtc")
+    j.close()
+    return key
+
+
 def make_genuine(where: Path, days: float = 2.0, seed: int = 1) -> Genuine:
     """A real unit's journal: commissioned, two simulated days with a patient who mostly answers."""
     cfg = config.Config()
     data = where / "data"
     key_file = where / "hospital-key.json"
-    key = seal.create(data, key_file, cfg.unit_id)
     start = datetime.fromisoformat("2026-11-24T06:50").replace(tzinfo=cfg.tz)
-    j = Journal(data, cfg.tz, "commissioning")
-    j.append(Record("seal_key", data={"key_id": key.key_id, "unit": cfg.unit_id}),
-             VirtualClock(start - timedelta(hours=1)).now(), "rtc")
-    j.close()
+    commission(data, key_file, start - timedelta(hours=1))
     rnd = random.Random(seed)
     actions = []
     for s in planner.sessions_between(cfg, start, start + timedelta(days=days)):

@@ -2,6 +2,7 @@
 
     python tools/torture.py kill --count 1000       # kill -9 at random points (`make torture`)
     python tools/torture.py faults                  # ENOSPC, read-only and EIO, then recovery
+    python tools/torture.py damage --count 1000     # any damage to any file (tools/damage.py)
 
 ``kill``: again and again, start the workload daemon (tools/workload.py) on the same data
 directory, let it run for a random moment, and kill -9 it — inside commits, checkpoints,
@@ -410,7 +411,15 @@ def main() -> int:
     kp.add_argument("--count", type=int, default=1000)
     kp.add_argument("--seed", type=int, default=11)
     sub.add_parser("faults")
+    dp = sub.add_parser("damage", help="damage every file of a commissioned data directory (tools/damage.py)")
+    dp.add_argument("--count", type=int, default=1000)
+    dp.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
+    if args.mode == "damage":
+        sys.path.insert(0, str(TOOLS.parent))         # run as a script: tools/ is not a package on the path
+        from tools import damage
+
+        return damage.main(args.count, args.seed)
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)
         if args.mode == "kill":

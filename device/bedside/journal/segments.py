@@ -440,7 +440,16 @@ class Journal:
         segs = self.segments()
         for seg in reversed(segs):
             last: tuple[int, str] | None = None
-            for seq, body, digest in self._rows(seg, 0, None, [], tail=True):
+            if seg.problem is None:
+                with contextlib.suppress(sqlite3.Error):
+                    db = _connect_ro(seg.path)
+                    try:
+                        row = db.execute("SELECT seq, body, hash FROM records ORDER BY seq DESC LIMIT 1").fetchone()
+                    finally:
+                        db.close()
+                    if row is not None and decode(row[1], row[2]) is not None:
+                        return int(row[0]), str(row[2])
+            for seq, body, digest in self._rows(seg, 0, None, []):
                 rec = decode(body, digest)
                 if rec is not None:
                     last = (seq, digest)
@@ -628,8 +637,8 @@ class Journal:
             return self._connection(), False
         return _connect_ro(seg.path), True
 
-    def _rows(self, seg: Segment, since_seq: int, below: int | None, problems: list[str], *,
-              tail: bool = False) -> Iterator[tuple[int, Any, Any]]:
+    def _rows(self, seg: Segment, since_seq: int, below: int | None, problems: list[str],
+              ) -> Iterator[tuple[int, Any, Any]]:
         """(seq, body, hash) of a segment's rows in seq order: through SQLite while it can read
         them, then from the file's raw pages (salvage.py); ``problems`` gets why it had to."""
         last = since_seq
