@@ -124,15 +124,24 @@ class UnitKey:
     key: bytes
 
     def to_bytes(self) -> bytes:
+        check = key_check(self.key_id, self.epoch, self.key)
         return (json.dumps({"unit": self.unit, "key_id": self.key_id, "epoch": self.epoch,
-                            "key": self.key.hex()}) + "\n").encode()
+                            "key": self.key.hex(), "check": check}) + "\n").encode()
+
+
+def key_check(kid: str, epoch: int, key: bytes) -> str:
+    """A check value for the unit's key file: a flipped bit in its key or epoch is caught before it seals."""
+    return hashlib.sha256(f"bedside seal key check:{kid}:{epoch}:".encode() + key).hexdigest()[:16]
 
 
 def load_unit_key(data_dir: Path) -> UnitKey | None:
     path = Path(data_dir) / KEY_FILE
     try:
         body: dict[str, Any] = json_loads(read_bounded(path))
-        return UnitKey(str(body["unit"]), str(body["key_id"]), int(body["epoch"]), bytes.fromhex(body["key"]))
+        key = UnitKey(str(body["unit"]), str(body["key_id"]), int(body["epoch"]), bytes.fromhex(body["key"]))
+        if len(key.key) != 32 or ("check" in body and body["check"] != key_check(key.key_id, key.epoch, key.key)):
+            raise ValueError("the key does not match its check value: the file is damaged")
+        return key
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as e:

@@ -224,11 +224,19 @@ def not_a_file(path: Path) -> str | None:
     return None
 
 
+def _text(raw: bytes) -> str:
+    # Bit rot can leave a stored text that is not UTF-8: read it as it is (its hash then fails)
+    # rather than let a decoding error escape every reader.
+    return raw.decode("utf-8", "replace")
+
+
 def _connect_ro(path: Path) -> sqlite3.Connection:
     why = not_a_file(path)
     if why is not None:
         raise sqlite3.DatabaseError(why)
-    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    db.text_factory = _text
+    return db
 
 
 def read_meta(db: sqlite3.Connection, n: int, path: Path) -> Segment:
@@ -301,6 +309,14 @@ def decode(body: Any, digest: Any) -> dict[str, Any] | None:
         return None
     rec["hash"] = digest
     return rec
+
+
+_FIELDS = {"seq": int, "prev": str, "type": str, "time": str, "hash": str}
+
+
+def _enveloped(rec: Mapping[str, Any]) -> bool:
+    """The fields every reader relies on are there (verify checks the rest)."""
+    return all(isinstance(rec.get(k), t) and not isinstance(rec.get(k), bool) for k, t in _FIELDS.items())
 
 
 def _finite(text: str) -> float:
@@ -465,6 +481,7 @@ class Journal:
         if self.readonly:
             return _connect_ro(path)
         db = sqlite3.connect(path, isolation_level=None)
+        db.text_factory = _text
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
@@ -690,14 +707,26 @@ class Journal:
                 yield seg
             problems: list[str] = []
             for seq, body, digest in self._rows(seg, since_seq, below, problems):
-                if problems and expect is not None and seq > max(expect, since_seq + 1):
-                    yield self._gap(seg, max(expect, since_seq + 1), seq - 1, problems[0])
                 rec = decode(body, digest)
+                if rec is not None and not _enveloped(rec):
+                    rec = None
+                # A row is where it belongs when its body names its own seq. A damaged page can
+                # give rows out of order or with a garbage rowid: one behind what was given is
+                # dropped, and only a row that names itself moves the count on (so one garbage
+                # rowid cannot hide the rows after it, and the records it stands for are named).
+                trusted = rec is not None and rec.get("seq") == seq
+                if seq <= since_seq or (expect is not None and seq < expect):
+                    continue
+                if not trusted and expect is not None and seq > expect and not problems:
+                    problems.append("damaged pages (a row out of its place)")
+                if problems and expect is not None and trusted and seq > max(expect, since_seq + 1):
+                    yield self._gap(seg, max(expect, since_seq + 1), seq - 1, problems[0])
                 if rec is None:
                     yield self._gap(seg, seq, seq, "the stored record cannot be decoded")
                 else:
                     yield rec
-                seen, expect = seq, seq + 1
+                if trusted or seq == expect:
+                    seen, expect = seq, seq + 1
             if problems:
                 lo = max(expect, since_seq + 1) if expect is not None else None
                 hi = below - 1 if below is not None else None

@@ -338,21 +338,37 @@ def verify_data(data_dir: Path, key: seal.HospitalKey | None = None, *, integrit
             elif integrity:
                 extra += _integrity(s)
         extra += _journal_start(segs, j, c)
-        before: journal.Segment | None = None
-        for e in j.entries(with_segments=True):
-            if isinstance(e, journal.Segment):
-                if e.known:
-                    extra += _segment_start(c, e, before)
-                before = e
-            elif isinstance(e, journal.Gap):
-                extra.append(Problem(e.first, "file", str(e), e.segment))
-                c.gap(e.last)
-            else:
-                c.feed(e)
+        extra += _feed(c, j, 0)
         extra += _heartbeat(data_dir, c)
     finally:
         j.close()
     return c.verdict(str(data_dir), extra=extra, segments=[s.header() for s in segs])
+
+
+def _feed(c: Checker, j: journal.Journal, since_seq: int) -> list[Problem]:
+    """Feed the journal's records after ``since_seq`` to ``c``; problems where segments join or
+    records cannot be read (each named at its first seq)."""
+    extra: list[Problem] = []
+    before: journal.Segment | None = None
+    for e in j.entries(since_seq, with_segments=True):
+        if isinstance(e, journal.Segment):
+            if e.known and (before is not None or since_seq == 0):
+                extra += _segment_start(c, e, before)
+            before = e
+        elif isinstance(e, journal.Gap):
+            extra.append(Problem(e.first, "file", str(e), e.segment))
+            c.gap(e.last)
+        else:
+            c.feed(e)
+    return extra
+
+
+def check_since(j: journal.Journal, link: tuple[int, str]) -> Verdict:
+    """The records after ``link`` (seq, hash), checked to follow it, as ``verify_data`` checks them
+    (records that cannot be read named where they are)."""
+    c = Checker(link=link)
+    extra = _feed(c, j, link[0])
+    return c.verdict(str(j.data), extra=extra)
 
 
 def _segment_start(c: Checker, seg: journal.Segment, before: journal.Segment | None) -> list[Problem]:

@@ -43,7 +43,7 @@ def newest(data: Path, tz: object, checkpoint: tuple[int, str] | None) -> verify
         return None
     j = Journal(data, tz, "check", readonly=True)   # type: ignore[arg-type]
     try:
-        return verify.check_records(j.records(checkpoint[0]), link=checkpoint, source=str(data))
+        return verify.check_since(j, checkpoint)
     finally:
         j.close()
 
