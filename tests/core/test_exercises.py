@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bedside.core import config, exercises, guide
@@ -47,3 +49,13 @@ def test_the_shipped_kinds_guide_as_they_always_have() -> None:
     circle = guide.plan((Exercise("Ankle circles", 1, kind="ankle_circle"),))
     assert [(s.text, s.seconds) for s in circle[1:]] == [("Circle out", 3.0), ("Circle in", 3.0)]
     assert set(exercises.KINDS) >= {"ankle_pump", "quad_set", "glute_set", "ankle_circle", "other"}
+
+
+def test_config_check_shows_the_warning_and_still_passes(tmp_path: Path) -> None:
+    from tests.cli.test_cli import run
+
+    f = tmp_path / "bedside.toml"
+    f.write_text('[hourly]\nexercises = [{ name = "Calf raises", reps = 5 }]\n', encoding="utf-8")
+    r = run("config", "check", str(f))
+    assert r.returncode == 0, r.stderr
+    assert "warning: [hourly] exercises #1: no kind, and the name 'Calf raises' tells none" in r.stdout
