@@ -85,12 +85,8 @@ def _stop_on_signals(unit: Any) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bedside.display.panel import DisplayKeeper
     from bedside.unit import pins as hardware
     from bedside.unit import wiring
-    from bedside.unit.clock import SystemClock
-    from bedside.unit.sdnotify import Notifier
-    from bedside.unit.supervise import SelfTest, Watchdog
     from bedside.unit.systemlog import SystemLog
 
     # Under systemd each line carries its priority: journalctl -u bedside -p warning shows the faults.
@@ -105,19 +101,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "(To drive other GPIO hardware, choose a gpiozero pin factory with GPIOZERO_PIN_FACTORY.)")
     data = Path(args.data)
     lock = _lock_data_dir(data, log.err)
-    clock = SystemClock()
-    # A missing display is a fault the unit lives with: it prompts by sound and LED, and the
-    # keeper rebuilds the display with backoff until it answers (docs/hardening.md).
-    display = DisplayKeeper(lambda: hardware.build_display(cfg.hardware), clock.mono, layout=cfg.layout)
-    if display.error is not None:
-        log.warning(f"display not available, prompting with sound and LED and retrying: {display.error}")
-    notifier = Notifier.from_env()
-    sources: list[wiring.SourceMaker] = [lambda u: display, lambda u: SelfTest(u, data, display=display)]
-    interval = notifier.watchdog_interval
-    if interval is not None:
-        sources.append(lambda u: Watchdog(u, notifier, interval))
-    wired = wiring.build(cfg, data, clock, display, boot=host.boot_id(), time_quality=host.detect_time_quality(),
-                         guard_tone=True, sources=sources, say=log.err)
+    wired, notifier = wiring.on_pi(cfg, data, warn=log.warning, err=log.err)
     unit = wired.unit
     _stop_on_signals(unit)
     log.info(f"version {__version__}, unit {cfg.unit_id} on {model or 'GPIO'}, config {cfg.source}, data {data}")

@@ -31,6 +31,7 @@ from bedside.unit import pins as hardware
 from bedside.unit.clock import Clock
 from bedside.unit.journal_check import JournalCheck
 from bedside.unit.loop import Outputs, Unit
+from bedside.unit.sdnotify import Notifier
 from bedside.unit.sounds import Player
 from bedside.unit.supervise import GuardedTone
 
@@ -79,3 +80,30 @@ def build(cfg: Config, data: Path, clock: Clock, panel: Surface, *, boot: str, t
     for make in sources:
         unit.add_source(make(unit))
     return Wired(unit, pins, journal)
+
+
+def on_pi(cfg: Config, data: Path, *, warn: Callable[[str], None],
+          err: Callable[[str], None]) -> tuple[Wired, Notifier]:
+    """The unit on a Pi's own parts (``bedside run``): the system clock, a display keeper, a
+    guarded buzzer, the daily self-test and, under systemd, its watchdog. Returns the unit and
+    the systemd notifier (told when the unit is ready and stopping)."""
+    from bedside.display.panel import DisplayKeeper
+    from bedside.unit import host
+    from bedside.unit.clock import SystemClock
+    from bedside.unit.supervise import SelfTest, Watchdog
+
+    clock = SystemClock()
+    # A missing display is a fault the unit lives with: it prompts by sound and LED, and the
+    # keeper rebuilds the display with backoff until it answers (docs/hardening.md).
+    display = DisplayKeeper(lambda: hardware.build_display(cfg.hardware), clock.mono, layout=cfg.layout)
+    if display.error is not None:
+        warn(f"display not available, prompting with sound and LED and retrying: {display.error}")
+    notifier = Notifier.from_env()
+    sources: list[SourceMaker] = [lambda u: display, lambda u: SelfTest(u, data, display=display)]
+    interval = notifier.watchdog_interval
+    if interval is not None:
+        sources.append(lambda u: Watchdog(u, notifier, interval))
+    wired = build(cfg, data, clock, display, boot=host.boot_id(), time_quality=host.detect_time_quality(),
+                  guard_tone=True, sources=sources, say=err)
+    return wired, notifier
+
