@@ -98,34 +98,6 @@ def _daemon_in_thread(cfg: config.Config, d: Path, start: datetime, on_frame: Ca
     return sim, thread
 
 
-def idle_wakeups(seconds: float = 90.0) -> dict[str, float]:
-    """Real-time wakeups of the idle daemon vs a schedule.run_pending() + sleep(1) loop, side by side."""
-    import schedule
-
-    cfg = config.Config()
-    start = datetime.fromisoformat("2026-11-24T10:05").replace(tzinfo=cfg.tz)
-    with tempfile.TemporaryDirectory() as d:
-        sim, thread = _daemon_in_thread(cfg, Path(d), start, lambda image: None)
-        # The start-up self-test chirp takes a few wake-ups of its own; count from after it.
-        time.sleep(5)
-        w0 = sim.unit.wakeups
-        jobs = schedule.Scheduler()
-        jobs.every().hour.at(":00").do(lambda: None)
-        polls = 0
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            jobs.run_pending()
-            polls += 1
-            time.sleep(1)
-        daemon = sim.unit.wakeups - w0
-        sim.unit.request_stop("bench")
-        thread.join(10)
-        sim.close()
-    minutes = seconds / 60
-    return {"daemon_per_min": daemon / minutes, "schedule_per_min": polls / minutes,
-            "ratio": (polls / max(daemon, 1))}
-
-
 def press_latency(samples: int = 200) -> dict[str, float]:
     """Release of the (mock) button to the new frame sent to the display, with the daemon's loop in a thread.
 

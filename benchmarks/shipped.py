@@ -250,6 +250,12 @@ class Idle:
     threads: dict[str, tuple[str, int]]      # tid: (name, wake-ups in the window)
     pings: int
     panel_bytes: int
+    pid: int = 0                             # the main thread's id (the unit's loop runs on it)
+
+    @property
+    def others(self) -> int:
+        """Wake-ups of every thread but the main one (the loop's)."""
+        return sum(n for tid, (_, n) in self.threads.items() if tid != str(self.pid))
 
     @property
     def total(self) -> int:
@@ -305,7 +311,14 @@ def idle(seconds: float = 60.0, *, warmup: float = 8.0, config_text: str | None 
             notify.close()
             os.close(master)
         panel = json.loads(stats.read_text()) if stats.exists() else {}
-    return Idle(elapsed, threads, pings, panel.get("panel_data_bytes", 0) + panel.get("panel_command_bytes", 0))
+    return Idle(elapsed, threads, pings, panel.get("panel_data_bytes", 0) + panel.get("panel_command_bytes", 0),
+                proc.pid)
+
+
+def quiet_config() -> str:
+    """The shipped config on a unit with no patient admitted and ``without_episode = "quiet"``:
+    it prompts nothing, so its day is the idle day (the clock by day, dark at night)."""
+    return CONFIG.read_text().replace('without_episode = "default"', 'without_episode = "quiet"', 1)
 
 
 def day_config(now: datetime, *, awake_from_minutes_ago: int, awake_hours: int = 12) -> str:
@@ -333,7 +346,7 @@ def schedule_idle(seconds: float = 60.0, warmup: float = 2.0) -> Idle:
     finally:
         proc.terminate()
         proc.wait(10)
-    return Idle(elapsed, threads, 0, 0)
+    return Idle(elapsed, threads, 0, 0, proc.pid)
 
 
 @dataclass
@@ -373,10 +386,15 @@ def _count_records(data: Path) -> Counter[str]:
         j.close()
 
 
-def days(n: float = 1.0, *, answered: bool = False, start: str = "2026-11-24T06:00",
+def days(n: float = 1.0, *, answered: bool = False, start: str | None = None,
          config_text: str | None = None, trace: bool = True) -> Days:
     """``n`` simulated days of the shipped wiring on a fresh data directory (its own ext4 when
-    root): records written, every file's syncs and bytes (strace), the device's bytes."""
+    root): records written, every file's syncs and bytes (strace), the device's bytes.
+
+    The days start a minute from now (in the unit's time zone), just after the seal key was
+    made: a unit commissioned and switched on, with no days of outage to catch up on."""
+    if start is None:
+        start = f"{datetime.now(UTC) + timedelta(minutes=1):%Y-%m-%dT%H:%M}+00:00"
     with tempfile.TemporaryDirectory(prefix="bedside-bench-") as w:
         work = Path(w)
         with ext4(work) as dev:

@@ -72,7 +72,8 @@ def main() -> int:
     if args.days:
         cfg_path = next((run_args[i + 1] for i, a in enumerate(run_args) if a == "--config"), None)
         cfg = host.find(cfg_path)
-        start = datetime.fromisoformat(args.start).replace(tzinfo=cfg.tz)
+        start = datetime.fromisoformat(args.start)
+        start = start.replace(tzinfo=cfg.tz) if start.tzinfo is None else start
         end = start + timedelta(days=args.days)
         presses: list[datetime] = []
         if args.answer:

@@ -386,6 +386,17 @@ if [ "$VENV" = 1 ]; then
         # version number built from newer source still replaces the old.
         run "$release/venv/bin/pip" install "${build}[$extra]"
     fi
+    # The button read from the kernel's GPIO line events, with no polling (docs/design.md,
+    # "Wake-ups"): libgpiod 2's bindings, built from source where there is no wheel (they need
+    # python3-dev). Best effort: without them the unit works, with lgpio polling the button.
+    if [ -n "$WHEELS" ]; then
+        gpiod_from="--no-index --find-links $WHEELS"
+    else
+        gpiod_from=""
+    fi
+    # shellcheck disable=SC2086 # gpiod_from is two words or none
+    run "$release/venv/bin/pip" install $gpiod_from "gpiod>=2.1" ||
+        say "warning: the gpiod package could not be installed; the button is polled by lgpio (about 2000 wake-ups a second): install python3-dev and run the installer again"
     run "$release/venv/bin/bedside" config check "$CONF_DIR/bedside.toml"
     # A venv from before releases existed is replaced by the link.
     if [ -d "$VENV_DIR" ] && [ ! -L "$VENV_DIR" ]; then run rm -rf "$VENV_DIR"; fi

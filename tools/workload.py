@@ -137,7 +137,7 @@ def main() -> int:
 
     display: Any = NoDisplay() if not args.draw else DisplayOut(dummy(width=128, height=64, mode="1"))
     outputs = Outputs(display, Player(pins.tone),
-                      hardware.LedOut(pins.led) if pins.led is not None else None, [observe])
+                      hardware.LedOut(pins.led, clock.mono) if pins.led is not None else None, [observe])
     unit = Unit(cfg, clock, None, outputs, time_quality="simulated", boot=boot, store=store)
     unit.attach_button(pins.button)
     unit.add_source(finger)

@@ -37,7 +37,7 @@ def test_the_genuine_journal_verifies_with_every_seal_checked(genuine: tamper.Ge
     v = verify.verify_data(genuine.data, genuine.key)
     assert v.ok, v.report()
     seals = [r for r in genuine.records if r["type"] == "seal"]
-    assert len(seals) > 20 and v.seals_checked == len(seals) and v.seals_unchecked == 0
+    assert len(seals) >= 8 and v.seals_checked == len(seals) and v.seals_unchecked == 0
     assert [s["epoch"] for s in seals] == list(range(len(seals)))
     types = {r["type"] for r in genuine.records}
     assert {"seal_key", "start", "stop", "prompt", "done", "snooze", "missed", "press"} <= types
@@ -205,7 +205,7 @@ def test_verify_command(genuine: tamper.Genuine, tmp_path: Path) -> None:
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert ok.stdout.startswith("OK: chain intact") and "seals checked with the hospital's key" in ok.stdout
     recs = [dict(r) for r in genuine.records]
-    recs[12]["type"] = "done"
+    recs[12]["type"] = "missed" if recs[12]["type"] == "done" else "done"
     bad = write_export(tmp_path / "bad.jsonl", genuine.header, recs)
     r = bedside("log", "verify", str(bad))
     assert r.returncode == 1 and r.stdout.startswith("BROKEN at seq 13:")

@@ -98,7 +98,8 @@ def rig(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
         factory = MockFactory()
         pins = hardware.build_pins(cfg.hardware, pin_factory=factory)
         journal = Journal(tmp_path / "data", cfg.tz, "boot-1")
-        unit = Unit(cfg, clock, journal, Outputs(keeper, Player(GuardedTone(pins.tone)), hardware.LedOut(pins.led)),
+        led = hardware.LedOut(pins.led, clock.mono)
+        unit = Unit(cfg, clock, journal, Outputs(keeper, Player(GuardedTone(pins.tone)), led),
                     time_quality="rtc", boot="boot-1")
         unit.attach_button(pins.button)
         script = Script(clock)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -114,8 +116,8 @@ def factory() -> Any:
 def test_pins_are_built_on_the_injected_factory(factory: Any) -> None:
     pins = hardware.build_pins(Hardware(), pin_factory=factory)
     events: list[str] = []
-    pins.button.when_pressed = lambda: events.append("down")
-    pins.button.when_released = lambda: events.append("up")
+    pins.button.when_activated = lambda: events.append("down")
+    pins.button.when_deactivated = lambda: events.append("up")
     factory.pin(17).drive_low()
     factory.pin(17).drive_high()
     assert events == ["down", "up"]
@@ -171,18 +173,24 @@ def test_no_sound_is_an_alarm_burst() -> None:
 
 
 def test_status_light_modes_on_a_real_gpiozero_led(factory: Any) -> None:
-    import time
-
+    now = [100.0]
     pins = hardware.build_pins(Hardware(), pin_factory=factory)
     pin = factory.pin(27)
-    led = hardware.LedOut(pins.led)
+    led = hardware.LedOut(pins.led, mono=lambda: now[0])
     led.set("missed")
-    assert pin.state == 1
-    led.set("done")                     # a brief blink every few seconds: on, then off again
-    end = time.monotonic() + 3
-    while time.monotonic() < end and not (pin.state == 0 and [s.state for s in pin.states][-2:] == [1, 0]):
-        time.sleep(0.01)
-    assert [s.state for s in pin.states][-2:] == [1, 0]
+    assert pin.state == 1 and led.deadline() is None          # steady: nothing to wake for
+    led.set("due")                      # a slow blink, on the loop's deadlines: 1 s on, 1 s off
+    assert pin.state == 1 and led.deadline() == 101.0
+    seen = []
+    for _ in range(4):
+        now[0] = led.deadline()  # type: ignore[assignment]
+        led.fire(now[0])
+        seen.append(pin.state)
+    assert seen == [0, 1, 0, 1] and led.deadline() == 105.0
+    led.fire(107.5)                     # a late wake-up keeps the rhythm's grid
+    assert led.deadline() == 108.0
+    led.set("done")                     # dark: the display shows the tick
+    assert pin.state == 0 and led.deadline() is None
     led.set("off")
     assert pin.state == 0
     pins.close()
@@ -202,3 +210,123 @@ def test_the_configured_gpio_backend_is_the_pin_factory(monkeypatch: pytest.Monk
     with pytest.raises(config.ConfigError, match="gpio"):
         config.parse({"hardware": {"gpio": "pigpio"}})
     assert config.parse({"hardware": {"gpio": "rpigpio"}}).hardware.gpio == "rpigpio"
+
+
+class _FakeRequest:
+    """A line request as libgpiod 2 gives it: a descriptor readable only when edges are queued."""
+
+    def __init__(self) -> None:
+        import os
+
+        self.fd, self._w = os.pipe()
+        self.events: list[Any] = []
+        self.released = False
+
+    def edge(self, rising: bool, stamp_ns: int) -> None:
+        import os
+
+        from gpiod import EdgeEvent  # the fake below
+
+        self.events.append(SimpleNamespace(event_type=EdgeEvent.Type.RISING_EDGE if rising
+                                           else EdgeEvent.Type.FALLING_EDGE, timestamp_ns=stamp_ns))
+        os.write(self._w, b"e")
+
+    def read_edge_events(self) -> list[Any]:
+        import os
+
+        os.read(self.fd, 64)
+        out, self.events = self.events, []
+        return out
+
+    def get_value(self, offset: int) -> Any:
+        return "inactive"
+
+    def release(self) -> None:
+        import os
+
+        self.released = True
+        os.close(self.fd)
+        os.close(self._w)
+
+
+def _fake_gpiod(monkeypatch: pytest.MonkeyPatch, req: _FakeRequest, seen: dict[str, Any]) -> None:
+    import enum
+    import sys
+    import types
+
+    gpiod = types.ModuleType("gpiod")
+    line = types.ModuleType("gpiod.line")
+    line.Bias = enum.Enum("Bias", "PULL_UP")  # type: ignore[attr-defined,misc]
+    line.Edge = enum.Enum("Edge", "BOTH")  # type: ignore[attr-defined,misc]
+    line.Value = SimpleNamespace(ACTIVE="active", INACTIVE="inactive")  # type: ignore[attr-defined]
+    gpiod.EdgeEvent = SimpleNamespace(Type=enum.Enum("Type", "RISING_EDGE FALLING_EDGE"))  # type: ignore[attr-defined]
+    gpiod.LineSettings = lambda **kw: kw  # type: ignore[attr-defined]
+
+    def request_lines(chip: str, consumer: str, config: dict[int, Any]) -> _FakeRequest:
+        seen.update(chip=chip, consumer=consumer, config=config)
+        return req
+
+    gpiod.request_lines = request_lines  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "gpiod", gpiod)
+    monkeypatch.setitem(sys.modules, "gpiod.line", line)
+
+
+def test_the_line_event_button_waits_on_the_kernel_and_passes_its_timestamps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The libgpiod path (no GPIO here, so libgpiod 2's API is played by a fake whose request
+    descriptor is a pipe): edges arrive with the kernel's monotonic stamps, and the watching
+    thread sleeps while nothing happens (its wake-ups counted by the kernel)."""
+    import threading
+    import time
+
+    req = _FakeRequest()
+    seen: dict[str, Any] = {}
+    _fake_gpiod(monkeypatch, req, seen)
+    button = hardware.LineEventButton("/dev/gpiochip0", 17)
+    s = seen["config"][17]
+    assert seen["chip"] == "/dev/gpiochip0" and s["active_low"] and s["bias"].name == "PULL_UP"
+    got: list[tuple[bool, float]] = []
+    arrived = threading.Event()
+
+    def on_edge(pressed: bool, mono: float) -> None:
+        got.append((pressed, mono))
+        arrived.set()
+
+    button.on_edge = on_edge
+    req.edge(True, 5_000_000_000)
+    assert arrived.wait(2)
+    arrived.clear()
+    req.edge(False, 5_250_000_000)
+    assert arrived.wait(2)
+    assert got == [(True, 5.0), (False, 5.25)]
+
+    tid = next(t.native_id for t in threading.enumerate() if t.name == "button-edges")
+
+    def switches() -> int:
+        text = Path(f"/proc/self/task/{tid}/status").read_text()
+        return int(next(x for x in text.splitlines() if x.startswith("voluntary_ctxt_switches")).split()[1])
+
+    time.sleep(0.3)                          # back in select after the last edge
+    before = switches()
+    time.sleep(2.0)
+    # Idle: asleep in the kernel (at most a stray GIL hand-over; polling lgpio-style is ~4000).
+    assert switches() - before <= 1
+    assert not button.is_active
+    button.close()
+    assert req.released and not any(t.name == "button-edges" for t in threading.enumerate())
+
+
+def test_the_loop_takes_the_kernels_stamp_for_a_line_event_edge(tmp_path: Path) -> None:
+    from datetime import datetime
+
+    from bedside.core.events import ButtonEdge
+    from bedside.unit import simulate
+    from bedside.unit.loop import Input
+
+    cfg = config.Config()
+    sim = simulate.build(cfg, tmp_path, datetime.fromisoformat("2026-11-24T10:00").replace(tzinfo=cfg.tz))
+    button = SimpleNamespace(on_edge=None)
+    sim.unit.attach_button(button)
+    button.on_edge(True, 123.5)
+    item = sim.unit.inbox.get_nowait()
+    assert isinstance(item, Input) and item.event == ButtonEdge(True) and item.mono == 123.5
+    sim.close()

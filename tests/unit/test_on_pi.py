@@ -48,6 +48,6 @@ def test_buzzer_and_led_pins_drive(cfg: config.Config) -> None:
             time.sleep(0.5)
             pins.led.off()
         # The button's pull-up holds it released while nobody presses it.
-        assert not pins.button.is_pressed
+        assert not pins.button.is_active
     finally:
         pins.close()

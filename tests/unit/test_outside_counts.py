@@ -4,6 +4,8 @@ are tests; times stay in the benchmarks."""
 
 from __future__ import annotations
 
+import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks import shipped
@@ -28,3 +30,23 @@ def test_strace_is_counted_per_file_under_the_data_directory() -> None:
 
 def test_the_watchdog_period_is_read_from_the_shipped_service() -> None:
     assert shipped.watchdog_usec() is not None
+
+
+def test_no_thread_of_the_shipped_unit_wakes_more_than_a_few_times_in_ten_idle_seconds() -> None:
+    """``bedside run`` as systemd runs it (watchdog on, serial link, stick channel), idle by
+    day between sessions: every thread's wake-ups counted by the kernel. The loop may wake
+    for the idle clock's minute (the watchdog's ping rides on it); nothing polls."""
+    now = datetime.now(UTC)
+    idle = shipped.idle(10, warmup=3, config_text=shipped.day_config(now, awake_from_minutes_ago=20))
+    assert idle.threads, "no threads were seen"
+    assert max(n for _, n in idle.threads.values()) <= 3, idle.threads
+    assert idle.total <= 6, idle.threads
+
+
+def test_two_simulated_days_make_at_most_1_2_syncs_per_journal_record() -> None:
+    """Every fsync and fdatasync on every file under the data directory, from outside (strace)."""
+    assert shutil.which("strace"), "strace is one of the Makefile's APT_PACKAGES (make apt)"
+    days = shipped.days(2, answered=True)
+    assert days.records > 100
+    assert days.syncs_per_record <= 1.2, (days.files.syncs, days.records)
+    assert days.files.syncs["journal-N.sqlite-wal"] <= days.records + 3

@@ -28,7 +28,10 @@ EPISODE_S = 10.0           # an admission or discharge is confirmed on screen th
 STICK_S = 30.0             # a USB stick export's result stays on screen this long (or until a press)
 STICK_BUSY_S = 600.0       # "Exporting" at most this long (the stick channel always reports the end)
 NIGHT_WAKE_S = 15.0        # a press at night lights the dimmed display this long
-MAX_SLEEP_S = 60.0         # the loop wakes at least this often, to notice clock jumps
+# The loop wakes at least this often, to notice a wall clock set from outside (the unit's own
+# clock setting is an input and acts at once). By day the idle clock's minute wakes it anyway;
+# at night this is the unit's only wake-up, and the watchdog's pings ride on it.
+MAX_SLEEP_S = 300.0
 JUMP_S = 2.0
 HOLD_FRAME_S = 0.25        # the hold bar shrinks in steps of this
 OUTAGE_LOOKBACK = timedelta(days=7)

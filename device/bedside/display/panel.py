@@ -90,6 +90,7 @@ class DisplayKeeper:
     RETRY_MAX_S = 60.0
     STABLE_S = 600.0        # answering this long: a later failure starts the backoff afresh
     PROBE_EVERY_S = 300.0   # a display unplugged while its picture is unchanged is noticed this soon
+    PROBE_SLACK_S = 300.0   # ... give or take this: the probe rides on a wake-up the loop makes anyway
 
     def __init__(self, build: Callable[[], Any], mono: Callable[[], float],
                  on_frame: Callable[[Image.Image], None] | None = None, layout: str = "standard") -> None:
@@ -124,8 +125,13 @@ class DisplayKeeper:
             return False
         return sent
 
-    def deadline(self) -> float:
+    def earliest(self) -> float:
         return self.retry_at if self.out is None else self.next_probe
+
+    def deadline(self) -> float:
+        # A retry is kept to time (the display is down); a probe of a working display waits
+        # for the loop's next wake-up, within its slack.
+        return self.retry_at if self.out is None else self.next_probe + self.PROBE_SLACK_S
 
     def fire(self, now: Instant) -> None:
         if self.out is None:

@@ -15,7 +15,6 @@ key could re-seal the past.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import json
@@ -29,7 +28,11 @@ from typing import Any
 from bedside.durable import json_loads, read_bounded, write_atomic
 
 KEY_FILE = "seal-key.json"
-EVERY_S = 3600.0               # a seal at least this often (of running time) while records are written
+# A seal at least this often (of running time) while records are written. Three hours: each
+# seal costs the card two syncs (the seal record, the evolved key), which must stay within 1.2
+# syncs per journal record on a quiet day; an unsealed tail of at most three hours is what
+# someone who takes the card could still rewrite undetected.
+EVERY_S = 3 * 3600.0
 # How much longer than EVERY_S a commissioned journal's unsealed tail may span in one run before
 # verify with the hospital's key calls it a break: the loop's lateness under load, with room.
 UNSEALED_MARGIN_S = 900.0
@@ -134,18 +137,49 @@ def key_check(kid: str, epoch: int, key: bytes) -> str:
     return hashlib.sha256(f"bedside seal key check:{kid}:{epoch}:".encode() + key).hexdigest()[:16]
 
 
+# The unit's key file has two slots of this many bytes: each new key is written into the slot
+# that does not hold the previous one, and the previous one is then blanked (see Sealer.persist).
+# A file from ``create`` (or an earlier version) is one JSON object: slot 0 with no check.
+SLOT = 512
+BLANK = b" " * (SLOT - 1) + b"\n"
+
+
+def _key_slot(key: UnitKey) -> bytes:
+    return key.to_bytes().rstrip(b"\n").ljust(SLOT - 1) + b"\n"
+
+
+def _key_slots(raw: bytes) -> list[tuple[int, UnitKey]]:
+    """(slot, key) for every whole slot; a blank or torn slot is left out."""
+    out = []
+    for i in range(0, max(len(raw), 1), SLOT):
+        chunk = raw[i:i + SLOT] if len(raw) > SLOT else raw
+        if not chunk.strip():
+            continue
+        try:
+            body: dict[str, Any] = json_loads(chunk)
+            key = UnitKey(str(body["unit"]), str(body["key_id"]), int(body["epoch"]), bytes.fromhex(body["key"]))
+            # A damaged key is never used (it would seal wrongly): the other slot, or a fault.
+            if len(key.key) != 32 or ("check" in body and body["check"] != key_check(key.key_id, key.epoch,
+                                                                                     key.key)):
+                continue
+            out.append((i // SLOT, key))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue          # torn by a power cut mid-write: the other slot holds a whole key
+    return out
+
+
 def load_unit_key(data_dir: Path) -> UnitKey | None:
     path = Path(data_dir) / KEY_FILE
     try:
-        body: dict[str, Any] = json_loads(read_bounded(path))
-        key = UnitKey(str(body["unit"]), str(body["key_id"]), int(body["epoch"]), bytes.fromhex(body["key"]))
-        if len(key.key) != 32 or ("check" in body and body["check"] != key_check(key.key_id, key.epoch, key.key)):
-            raise ValueError("the key does not match its check value: the file is damaged")
-        return key
+        slots = _key_slots(read_bounded(path))
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise SealError(f"the unit's seal key {path} cannot be read ({e})") from None
+    if not slots:
+        raise SealError(f"the unit's seal key {path} cannot be read (no whole key in it: the key does not match "
+                        "its check value, the file is damaged)")
+    return max(slots, key=lambda s: s[1].epoch)[1]
 
 
 def create(data_dir: Path, out: Path, unit: str) -> UnitKey:
@@ -206,28 +240,44 @@ class Sealer:
         self.persist()
 
     def persist(self) -> bool:
-        """Write the current key whole, then overwrite the old file's blocks so the old key is gone."""
+        """Write the current key into the slot that does not hold the previous one and sync it
+        (one fdatasync: the file keeps its size and blocks), then blank the previous key's slot
+        in place. The blanking is not synced of its own: the kernel writes it back within
+        about 30 s, or the next seal's sync takes it. At every moment one whole key is on the
+        card: a power cut mid-write leaves the other slot, and ``catch_up`` moves it on."""
         assert self.key is not None
-        old = None
-        with contextlib.suppress(OSError):
-            old = os.open(self.path, os.O_WRONLY)
         try:
-            write_atomic(self.path, self.key.to_bytes(), mode=0o600)
+            fd = os.open(self.path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            return self._replace()
+        try:
+            raw = os.pread(fd, 4 * SLOT, 0)
+            held = [i for i, k in _key_slots(raw) if k.epoch < self.key.epoch]
+            old = held[0] if len(held) == 1 else None
+            target = 1 - old if old is not None else 0
+            os.pwrite(fd, _key_slot(self.key), target * SLOT)
+            if len(raw) < 2 * SLOT and target == 0:
+                os.pwrite(fd, BLANK, SLOT)
+            os.fdatasync(fd)
+            # Every other slot: blank (the previous key, or what a torn write left).
+            os.pwrite(fd, BLANK, (1 - target) * SLOT)
+            if len(raw) > 2 * SLOT:
+                os.ftruncate(fd, 2 * SLOT)
         except OSError:
             self.unsaved = True
-            if old is not None:
-                os.close(old)
+            return False
+        finally:
+            os.close(fd)
+        self.unsaved = False
+        return True
+
+    def _replace(self) -> bool:
+        """No file to write in place (it was removed or cannot be opened): a new one, whole."""
+        assert self.key is not None
+        try:
+            write_atomic(self.path, _key_slot(self.key) + BLANK, mode=0o600)
+        except OSError:
+            self.unsaved = True
             return False
         self.unsaved = False
-        if old is not None:
-            # The old inode is unlinked now; zero it so its key is not left in free blocks.
-            # (A flash card's wear levelling may still keep a copy: see docs/journal.md.)
-            try:
-                size = os.fstat(old).st_size
-                os.pwrite(old, b"\0" * size, 0)
-                os.fsync(old)
-            except OSError:
-                pass
-            finally:
-                os.close(old)
         return True

@@ -23,6 +23,8 @@ The daemon's loop owns one ``Store`` and calls it from its own thread only.
   written.
 * **Seals** every ``SEAL_EVERY_S`` of running time when anything was written, and at a clean
   stop; **heartbeat** after ``heartbeat.EVERY_S`` without a record; **retention** after writes.
+  Seals and beats are done at the first wake-up after they are due, within
+  ``HOUSEKEEPING_SLACK_S``: they never wake an otherwise sleeping unit of their own.
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ from bedside.journal.segments import (
 )
 
 SEAL_EVERY_S = seal.EVERY_S
+# A seal or heartbeat that is due waits up to this long for a wake-up the loop makes anyway
+# (the idle clock's minute, the loop's longest sleep) rather than waking the unit itself.
+HOUSEKEEPING_SLACK_S = 300.0
 MAX_PENDING = 20000            # records kept in memory while storage is failing (weeks of a ward's events)
 RETENTION_EVERY_S = 60.0      # how often segment sizes are looked at (after writes)
 RETRY_FIRST_S = 1.0
@@ -119,6 +124,7 @@ class Store:
         self.since_retention = 0
         self.last_retention_mono: float | None = None
         self.on_commit: list[Callable[[dict[str, Any]], None]] = []
+        self.beats = heartbeat.Writer(self.data)
         self._seal_uncertain = False
         self._outage_gen = 0
 
@@ -568,8 +574,8 @@ class Store:
         # Whether or not it could be written, the next one is due a whole interval later (the
         # heartbeat only narrows an outage's bound; the journal's own fault shows storage trouble).
         self.last_durable_mono = now.mono
-        with contextlib.suppress(OSError):
-            heartbeat.write(self.data, heartbeat.Beat(now.wall, self.boot, round(now.mono * 1000), seq, h))
+        with contextlib.suppress(OSError, ValueError):
+            self.beats.write(heartbeat.Beat(now.wall, self.boot, round(now.mono * 1000), seq, h))
 
     def _retention(self, now: Instant, tq: str) -> None:
         assert self.journal is not None
@@ -606,11 +612,13 @@ class Store:
             if self.retry_at is not None:
                 cands.append(self.retry_at)
         else:
+            # tick() acts at the due time on any wake-up; the loop is woken for them only
+            # when no other wake-up has come within the slack.
             if self.since_seal and self.last_seal_mono is not None and self.sealer is not None \
                     and self.sealer.available:
-                cands.append(self.last_seal_mono + self.seal_every_s)
+                cands.append(self.last_seal_mono + self.seal_every_s + HOUSEKEEPING_SLACK_S)
             if self.last_durable_mono is not None:
-                cands.append(self.last_durable_mono + self.heartbeat_s)
+                cands.append(self.last_durable_mono + self.heartbeat_s + HOUSEKEEPING_SLACK_S)
         return min(cands) if cands else None
 
     def unsaved_lines(self) -> list[str]:
@@ -622,6 +630,7 @@ class Store:
         return out
 
     def close(self) -> None:
+        self.beats.close()
         if self.journal is not None:
             self.journal.close()
 

@@ -71,6 +71,14 @@ class LedLike(Protocol):
     def set(self, mode: str) -> None: ...
 
 
+def due_at(source: object) -> float | None:
+    """From when a timed source may be fired: its ``earliest()`` if it has one (housekeeping
+    that can wait for a wake-up the loop makes anyway: the watchdog's ping, the display's
+    probe), else its ``deadline()``, which is always the latest the loop wakes for it."""
+    earliest = getattr(source, "earliest", None)
+    return earliest() if earliest is not None else source.deadline()  # type: ignore[attr-defined, no-any-return]
+
+
 @dataclass
 class Outputs:
     display: Surface
@@ -198,9 +206,14 @@ class Unit:
         self.inbox.put(Input(SetClock(wall, source), self.clock.now().mono))
 
     def attach_button(self, button: Any) -> None:
-        """Route a gpiozero Button's edges into the inbox, stamped when they happen."""
-        button.when_pressed = lambda: self.post(ButtonEdge(True))
-        button.when_released = lambda: self.post(ButtonEdge(False))
+        """Route the button's edges into the inbox, stamped when they happen (a gpiozero input
+        device, active when pressed, or anything with the same two callbacks)."""
+        if hasattr(button, "on_edge"):
+            # Stamped by the kernel when the edge happened (pins.LineEventButton).
+            button.on_edge = lambda pressed, mono: self.post(ButtonEdge(pressed), mono)
+            return
+        button.when_activated = lambda: self.post(ButtonEdge(True))
+        button.when_deactivated = lambda: self.post(ButtonEdge(False))
 
     # --- the loop ------------------------------------------------------------------
 
@@ -217,6 +230,9 @@ class Unit:
         assert self.state is not None
         cands = [machine.deadline(self.cfg, self.state)]
         d = self.out.player.deadline()
+        if d is not None:
+            cands.append(d)
+        d = getattr(self.out.led, "deadline", lambda: None)()
         if d is not None:
             cands.append(d)
         d = self.store.deadline()
@@ -258,8 +274,11 @@ class Unit:
             else None
         now = self.clock.now()
         self.out.player.advance(now.mono)
+        fire_led = getattr(self.out.led, "fire", None)
+        if fire_led is not None:
+            fire_led(now.mono)
         for s in self.sources:
-            d = s.deadline()
+            d = due_at(s)
             if d is not None and d <= now.mono:
                 s.fire(now)
         if isinstance(item, Call):

@@ -66,6 +66,88 @@ def pin_factory_for(backend: str) -> Any:
                             f"({type(e).__name__}: {e}); a Pi 5 needs lgpio (hardware/README.md)") from None
 
 
+# The 40-pin header's GPIO chip, by its kernel label: Pi 5 (RP1), Pi 4, Pi Zero 2 W / 3.
+HEADER_CHIPS = ("pinctrl-rp1", "pinctrl-bcm2711", "pinctrl-bcm2835")
+
+
+class LineEventButton:
+    """The button read from the kernel's GPIO line events, through libgpiod 2 (``gpiod``).
+
+    The line is requested with both edges, the pull-up and active-low (pressed = active); a
+    thread blocks in ``select`` on the request's file descriptor, which the kernel makes
+    readable only when an edge arrives, so an untouched button costs no wake-up at all
+    (lgpio, gpiozero's default on Bookworm, polls for edges every 0.5 ms instead). Each edge
+    carries the kernel's own CLOCK_MONOTONIC timestamp, the loop's time base: ``on_edge``
+    gets it, and the core debounces and times holds from it. Same callbacks as a gpiozero
+    input device (``when_activated``/``when_deactivated``) for code that does not take one.
+    """
+
+    def __init__(self, chip: str, offset: int) -> None:
+        import threading
+
+        import gpiod
+        from gpiod.line import Bias, Edge
+
+        settings = gpiod.LineSettings(edge_detection=Edge.BOTH, bias=Bias.PULL_UP, active_low=True)
+        self.request = gpiod.request_lines(chip, consumer="bedside-button", config={offset: settings})
+        self.offset = offset
+        self.when_activated: Callable[[], None] | None = None
+        self.when_deactivated: Callable[[], None] | None = None
+        self.on_edge: Callable[[bool, float], None] | None = None
+        self._stop_r, self._stop_w = os.pipe()
+        self._thread = threading.Thread(target=self._watch, name="button-edges", daemon=True)
+        self._thread.start()
+
+    @property
+    def is_active(self) -> bool:
+        from gpiod.line import Value
+
+        return bool(self.request.get_value(self.offset) == Value.ACTIVE)
+
+    def _watch(self) -> None:
+        import select
+
+        from gpiod import EdgeEvent
+
+        while True:
+            ready, _, _ = select.select([self.request.fd, self._stop_r], [], [])   # no timeout: no polling
+            if self._stop_r in ready:
+                return
+            for ev in self.request.read_edge_events():
+                pressed = ev.event_type == EdgeEvent.Type.RISING_EDGE     # logical: active-low line
+                if self.on_edge is not None:
+                    self.on_edge(pressed, ev.timestamp_ns / 1e9)
+                else:
+                    fn = self.when_activated if pressed else self.when_deactivated
+                    if fn is not None:
+                        fn()
+
+    def close(self) -> None:
+        os.write(self._stop_w, b"x")
+        self._thread.join(2)
+        self.request.release()
+        os.close(self._stop_r)
+        os.close(self._stop_w)
+
+
+def header_chip() -> str | None:
+    """The GPIO character device of the 40-pin header, when libgpiod 2 can open it."""
+    try:
+        import gpiod
+    except ImportError:
+        return None
+    if not hasattr(gpiod, "request_lines"):       # libgpiod 1 (Debian Bookworm's python3-libgpiod)
+        return None
+    for path in sorted(Path("/dev").glob("gpiochip*")):
+        try:
+            with gpiod.Chip(str(path)) as chip:
+                if chip.get_info().label in HEADER_CHIPS:
+                    return str(path)
+        except OSError:
+            continue
+    return None
+
+
 @dataclass
 class Pins:
     button: Any
@@ -80,13 +162,26 @@ def build_pins(hw: Hardware, pin_factory: Any = None) -> Pins:
     if pin_factory is None:
         pin_factory = pin_factory_for(hw.gpio)
     try:
-        from gpiozero import LED, Button, Buzzer, DigitalOutputDevice, PWMOutputDevice
+        from gpiozero import LED, Buzzer, DigitalInputDevice, DigitalOutputDevice, PWMOutputDevice
         from gpiozero.exc import GPIOZeroError
     except ImportError as e:  # pragma: no cover - a broken install
         raise HardwareError(f"gpiozero is not installed ({e}); reinstall the bedside package") from None
     try:
-        # bounce_time=None: the core debounces on timestamps, which also works on mock pins.
-        button = Button(hw.button_pin, pull_up=True, bounce_time=None, pin_factory=pin_factory)
+        # A plain input, not gpiozero's Button: Button starts a hold thread that wakes ten times
+        # a second for ever, and the core already debounces and times holds from the edges'
+        # timestamps (bounce_time=None: which also works on mock pins). Pressed = active (low).
+        # On a Pi, the kernel's line events (no polling) when libgpiod 2 is there; gpiozero
+        # (lgpio polls edges every 0.5 ms) otherwise, or when pins are chosen explicitly.
+        chip = header_chip() if pin_factory is None and not pins_chosen_explicitly() else None
+        button: Any
+        if chip is not None:
+            try:
+                button = LineEventButton(chip, hw.button_pin)
+            except OSError as e:
+                raise HardwareError(f"the button's GPIO line {hw.button_pin} on {chip} could not be requested ({e}); "
+                                    "check [hardware] button_pin and that no other program uses it") from None
+        else:
+            button = DigitalInputDevice(hw.button_pin, pull_up=True, bounce_time=None, pin_factory=pin_factory)
         tone: Callable[[int], None]
         if hw.buzzer == "passive":
             pwm = PWMOutputDevice(hw.buzzer_pin, initial_value=0, frequency=440, pin_factory=pin_factory)
@@ -198,23 +293,45 @@ class Vibration:
 
 
 class LedOut:
-    """The status LED, for a nurse walking past: slow blink while a session is due, steady when
-    the day's latest session was missed, a brief blink every few seconds when it was done, dark
-    before the first session of the day and all night."""
+    """The status LED, for a nurse walking past: a slow blink while a session is due, steady
+    when the day's latest session was missed, dark otherwise (done, before the first session
+    of the day, and all night).
 
-    def __init__(self, led: Any) -> None:
+    The blink is driven by the loop's own deadlines (``deadline``/``fire``, like the buzzer's
+    player), not by gpiozero's blink thread, which would wake the process for ever: it costs
+    one wake-up a second only while a session is due. Steady and dark cost nothing.
+    """
+
+    BLINK_S = 1.0
+
+    def __init__(self, led: Any, mono: Callable[[], float] | None = None) -> None:
+        import time
+
         self.led = led
+        self.mono = mono or time.monotonic
         self.mode = "off"
+        self.next: float | None = None
 
     def set(self, mode: str) -> None:
         if mode == self.mode:
             return
         self.mode = mode
+        self.next = None
         if mode == "due":
-            self.led.blink(on_time=1, off_time=1, background=True)
-        elif mode == "done":
-            self.led.blink(on_time=0.1, off_time=3.9, background=True)
+            self.led.on()
+            self.next = self.mono() + self.BLINK_S
         elif mode == "missed":
             self.led.on()
         else:
             self.led.off()
+
+    def deadline(self) -> float | None:
+        return self.next
+
+    def fire(self, now: float) -> None:
+        if self.next is None or now < self.next:
+            return
+        self.led.toggle()
+        # On the blink's own grid, so a late wake-up does not stretch the rhythm.
+        while self.next <= now:
+            self.next += self.BLINK_S

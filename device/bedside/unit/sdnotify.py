@@ -46,8 +46,8 @@ class Notifier:
 
     @property
     def watchdog_interval(self) -> float | None:
-        """How often to ping: a third of the period, so one slow wake-up never costs a restart."""
-        return self.watchdog_usec / 3e6 if self.watchdog_usec else None
+        """The longest gap between pings: half the period, so one slow wake-up never costs a restart."""
+        return self.watchdog_usec / 2e6 if self.watchdog_usec else None
 
     def notify(self, *lines: str) -> bool:
         """Send one message; False (and ``error`` set) if it could not be delivered."""

@@ -327,7 +327,7 @@ class Terminal:
         now = self.clock.now().wall.astimezone(self.tz)
         speed = "paused" if self.clock.speed == 0 else f"x{self.clock.speed:g}"
         led = {"off": "○ off", "due": "◐ due (blinking)", "missed": "● missed",
-               "done": "◌ done (brief blink)"}.get(self.led, self.led)
+               "done": "○ done (dark)"}.get(self.led, self.led)
         width = min(columns, MAX_COLUMNS) - 1
         status = [f" {now:%a %d %b %H:%M:%S} ({speed})   LED {led}", f" {self.sound}",
                   *(f" {k}" for k in KEY_LINES), f" {self.message}"]

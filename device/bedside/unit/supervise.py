@@ -46,7 +46,13 @@ class GuardedTone:
 
 
 class Watchdog:
-    """Pings systemd's watchdog from the loop every ``interval`` while the unit is healthy.
+    """Pings systemd's watchdog from the loop, at most ``interval`` apart, while the unit is healthy.
+
+    A ping rides on a wake-up the loop makes anyway (the idle clock's minute, the loop's own
+    longest sleep) once ``min_gap`` has passed since the last; only if none comes by
+    ``interval`` does the watchdog wake the loop itself. With ``interval`` half of
+    ``WatchdogSec`` and the loop's longest sleep no longer than that, the watchdog adds no
+    wake-up of its own.
 
     Healthy means: the loop came round (it is the loop that calls ``fire``) without
     spinning; the journal's retries are on schedule (records kept in memory while storage
@@ -63,25 +69,31 @@ class Watchdog:
     # second; a loop whose deadline stays in the past manages hundreds even on a Zero 2 W.
     MAX_TIMER_WAKEUPS_PER_S = 50.0
 
-    def __init__(self, unit: Unit, notifier: Notifier, interval: float, *, journal_grace_s: float = 120.0,
-                 log: IO[str] | None = None) -> None:
+    def __init__(self, unit: Unit, notifier: Notifier, interval: float, *, min_gap: float | None = None,
+                 journal_grace_s: float = 120.0, log: IO[str] | None = None) -> None:
         self.unit = unit
         self.notifier = notifier
         self.interval = interval
+        # Not more often than this: each ping also wakes systemd.
+        self.min_gap = interval / 5 if min_gap is None else min_gap
         self.journal_grace_s = journal_grace_s
         self.log = SystemLog(log)
         now = unit.clock.now().mono
-        self.next = now
+        self.last = now - self.interval          # the first ping goes at the loop's first turn
         self._last_mono = now
         self._last_wakeups = unit.timer_wakeups
+        self._spin: str | None = None
         self.withheld: list[str] = []
         self.pings = 0
 
+    def earliest(self) -> float:
+        return self.last + self.min_gap
+
     def deadline(self) -> float:
-        return self.next
+        return self.last + self.interval
 
     def fire(self, now: Instant) -> None:
-        self.next = now.mono + self.interval
+        self.last = now.mono
         reasons = self.unhealthy(now)
         if reasons != self.withheld:
             if reasons:
@@ -97,11 +109,17 @@ class Watchdog:
     def unhealthy(self, now: Instant) -> list[str]:
         reasons = []
         u = self.unit
+        # The rate is judged over at least one ping interval (pings may come closer together).
         elapsed = max(now.mono - self._last_mono, 1e-3)
         woke = u.timer_wakeups - self._last_wakeups
-        self._last_mono, self._last_wakeups = now.mono, u.timer_wakeups
         if woke > self.MAX_TIMER_WAKEUPS_PER_S * max(elapsed, self.interval):
-            reasons.append(f"loop: woke {woke} times in {elapsed:.1f} s with nothing to do (spinning)")
+            self._spin = f"loop: woke {woke} times in {elapsed:.1f} s with nothing to do (spinning)"
+        elif elapsed >= self.interval:
+            self._spin = None
+        if elapsed >= self.interval or self._spin is not None:
+            self._last_mono, self._last_wakeups = now.mono, u.timer_wakeups
+        if self._spin is not None:
+            reasons.append(self._spin)
         if u.store.overdue(now.mono, max(self.journal_grace_s, 2 * self.interval)):
             reasons.append(f"journal: {len(u.unsaved)} record(s) not committed and their retry is overdue "
                            f"({u.journal_error})")

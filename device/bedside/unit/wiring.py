@@ -70,8 +70,9 @@ def build(cfg: Config, data: Path, clock: Clock, panel: Surface, *, boot: str, t
     # The whole journal is checked after the first frame, off the loop's thread (journal_check.py).
     store = Store(data, cfg.tz, boot, journal=journal, check="background")
     tone = GuardedTone(pins.tone) if guard_tone else pins.tone
-    outputs = Outputs(panel, Player(tone), hardware.LedOut(pins.led) if pins.led is not None else None,
-                      list(observers))
+    # The LED's blink runs on the loop's own clock (virtual in simulation).
+    led = hardware.LedOut(pins.led, lambda: clock.now().mono) if pins.led is not None else None
+    outputs = Outputs(panel, Player(tone), led, list(observers))
     if pins.vibration is not None:
         outputs.observers.append(hardware.Vibration(pins.vibration))
     unit = Unit(cfg, clock, journal, outputs, time_quality=time_quality, boot=boot, store=store)
