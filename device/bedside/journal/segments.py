@@ -67,33 +67,33 @@ class JournalDamaged(JournalError):
     and the chain continues in a new segment."""
 
 
-# Files that show a unit had a chain: the heartbeat and the export marker name a record of it.
-_SHOWN_BY = ("alive.json", "exported.json")
-
-
 def chain_shown(data_dir: Path) -> tuple[int, str, str] | None:
     """The furthest record (seq, hash, which file says so) that files other than the journal
     show existed: the heartbeat's head, the export marker's last record; or (0, "", name) when
     the seal key has moved on (seals were made) though no record can be named."""
+    from bedside.journal import heartbeat, seal
+
     best: tuple[int, str, str] | None = None
-    for name in _SHOWN_BY:
-        try:
-            with open(Path(data_dir) / name, "rb") as f:
-                body = json.loads(f.read(4096))
-            seq, h = body.get("seq"), body.get("hash")
-            if isinstance(seq, int) and not isinstance(seq, bool) and seq > 0 and isinstance(h, str) \
-                    and (best is None or seq > best[0]):
-                best = (seq, h, name)
-        except (OSError, ValueError, AttributeError, RecursionError):
-            continue
+    beat = heartbeat.read(data_dir)
+    if beat is not None and beat.seq is not None and beat.seq > 0 and isinstance(beat.hash, str):
+        name = heartbeat.FILE_NAME if (Path(data_dir) / heartbeat.FILE_NAME).exists() else heartbeat.LEGACY_NAME
+        best = (beat.seq, beat.hash, name)
+    try:
+        with open(Path(data_dir) / "exported.json", "rb") as f:
+            body = json.loads(f.read(4096))
+        seq, h = body.get("seq"), body.get("hash")
+        if isinstance(seq, int) and not isinstance(seq, bool) and seq > 0 and isinstance(h, str) \
+                and (best is None or seq > best[0]):
+            best = (seq, h, "exported.json")
+    except (OSError, ValueError, AttributeError, RecursionError):
+        pass
     if best is None:
         try:
-            with open(Path(data_dir) / "seal-key.json", "rb") as f:
-                epoch = json.loads(f.read(4096)).get("epoch")
-            if isinstance(epoch, int) and epoch > 0:
-                best = (0, "", "seal-key.json")
-        except (OSError, ValueError, AttributeError, RecursionError):
-            pass
+            key = seal.load_unit_key(Path(data_dir))
+        except seal.SealError:
+            key = None
+        if key is not None and key.epoch > 0:
+            best = (0, "", seal.KEY_FILE)
     return best
 
 
