@@ -275,3 +275,17 @@ def test_sessions_inside_a_nurses_pause_are_paused_not_due_in_every_report() -> 
     assert "paused by a nurse (not due)" in html and 'class="m-paused"' in html
     csv = report.csv_text(r)
     assert csv.count(",paused,") == 2
+
+
+def test_software_updates_are_events_of_their_day() -> None:
+    recs = sealed([
+        rec("start", "2026-11-24T08:00", unit="u1"),
+        rec("software_update_refused", "2026-11-24T09:00", current="0.1.0", version="0.0.9", reason="downgrade"),
+        rec("software_update", "2026-11-24T09:10", old="0.1.0", new="0.3.0"),
+        rec("software_rollback", "2026-11-24T09:11", **{"from": "0.3.0", "to": "0.1.0", "reason": "self-test"}),
+    ])
+    m = ad.build(recs)
+    assert m.unknown_types == {}
+    assert [e.text for e in m.days[0].events if e.kind.startswith("software")] == [
+        "Software update refused (downgrade)", "Software updated from 0.1.0 to 0.3.0",
+        "Software 0.3.0 failed its check; back on 0.1.0"]

@@ -36,7 +36,8 @@ PAUSED = "paused"          # fell inside a nurse's pause: neither due nor missed
 DECIDED = (DONE, PARTIAL, INTERRUPTED, MISSED, PAUSED)
 SESSION_TYPES = ("prompt", "repeat", "snooze", "done", "missed", "interrupted", "deferred", "press", "paused")
 KNOWN_TYPES = frozenset({*SESSION_TYPES, "start", "stop", "power_loss", "clock_set", "fault", "fault_cleared",
-                         "admit", "discharge", "refused", "export", "secret_set", "pause", "resume"})
+                         "admit", "discharge", "refused", "export", "secret_set", "pause", "resume",
+                         "software_update", "software_rollback", "software_update_refused"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +90,8 @@ class Event:
     """Something a nurse should see on a day: a clock change, a fault, a download."""
 
     at: datetime
-    kind: str          # clock_set | fault | fault_cleared | export | admit | discharge | refused | secret_set
+    # clock_set | fault | fault_cleared | export | admit | discharge | refused | secret_set | software_*
+    kind: str
     text: str
 
 
@@ -413,6 +415,12 @@ def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None) -
             events.append(Event(t, typ, f"Record downloaded ({via})"))
         elif typ == "secret_set":
             events.append(Event(t, typ, "Ward secret changed" if rec.get("replaced") is True else "Ward secret set"))
+        elif typ == "software_update":
+            events.append(Event(t, typ, f"Software updated from {rec.get('old')} to {rec.get('new')}"))
+        elif typ == "software_rollback":
+            events.append(Event(t, typ, f"Software {rec.get('from')} failed its check; back on {rec.get('to')}"))
+        elif typ == "software_update_refused":
+            events.append(Event(t, typ, f"Software update refused ({rec.get('reason')})"))
         prev_type, prev_time = typ, t
 
     sessions = sorted((s for s in map(_session, accs.values()) if s is not None), key=lambda s: (s.offer, s.due, s.id))
