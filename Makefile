@@ -20,7 +20,7 @@ help:
 	@echo "make gallery    draw every screen into docs/gallery and the README"
 	@echo "make golden     also rewrite the golden images the screen tests compare with (look before committing)"
 	@echo "make install    on a Raspberry Pi: install the unit (docs/install.md; ARGS=--rtc etc.)"
-	@echo "make arm64-smoke  install and smoke-test on arm64 Debian Bookworm under qemu (slow, root)"
+	@echo "make arm64-smoke  install, smoke-test and run a simulated day on arm64 Debian Bookworm under qemu (slow, root)"
 	@echo "make torture    kill -9 the daemon 1000 times, every storage fault, 1000 tamperings (about 25 min, root)"
 	@echo "make fuzz       every property test with fresh random examples, twenty times as many (long)"
 	@echo "make fuzz-serial  the serial link's long fuzz and property run (FUZZ_SECONDS=600 by default)"
@@ -95,7 +95,8 @@ clean:
 install:
 	tools/install.sh $(ARGS)
 
-# Not part of `make test`: debootstraps arm64 Bookworm and runs the install and a test subset under qemu.
+# Not part of `make test`: debootstraps arm64 Bookworm and runs the install, a test subset and one
+# simulated day with the installed service's settings under qemu.
 arm64-smoke:
 	tools/arm64-smoke.sh
 # The random exploration: the default test run draws the same examples every time (the "ci"
