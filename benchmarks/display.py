@@ -82,6 +82,7 @@ def guided_day(kind: str, partial: bool) -> dict[str, Any]:
 
 def frame_costs(kind: str, screens: list[Any]) -> dict[str, float]:
     """Median and worst milliseconds per changed frame: render, pack, send (Python's side), bus bytes."""
+    layout = config.Config().layout          # as the unit draws them
     bus = Controller(kind)
     device = DRIVERS[kind](serial_interface=bus, width=128, height=64)
     writer = pages.writer_for(device)
@@ -89,7 +90,7 @@ def frame_costs(kind: str, screens: list[Any]) -> dict[str, float]:
     last: bytes | None = None
     for screen in screens:
         t0 = time.perf_counter()
-        image = render.render(screen)
+        image = render.render(screen, layout)
         t1 = time.perf_counter()
         data = image.tobytes()
         if data == last:
