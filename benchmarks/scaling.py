@@ -265,8 +265,11 @@ def main() -> None:
                      f"{v * ZERO:.1f} s, {r * ZERO:.0f} s |")
     rss1 = year[1]["rss_mib"]
     rss_year = year[365]["rss_mib"]
+    load = os.getloadavg()[0]
     lines = [docs.measured_on("make bench", "CPU and RSS from one continuous simulated year in one process; "
-                              "start-up medians of 5 launches; verify and report medians of 3."), "", *table, "",
+                              "start-up medians of 5 launches; verify and report medians of 3. Load average "
+                              f"{load:.1f} at the end (times on a busy machine are inflated; ratios less so)."),
+             "", *table, "",
              f"* Start to first frame: goal ≤ 300 ms whatever the journal's size; empty journal {empty:.0f} ms, "
              f"60 days {sixty:.0f} ms = **{sixty / empty:.2f}×** an empty one (goal ≤ 1.3×). The whole check runs "
              "after the first frame on a worker thread (docs/journal.md).",
