@@ -185,7 +185,7 @@ def test_one_composition_root_and_one_writer_while_no_loop_runs() -> None:
     """``run`` and ``simulate`` build the unit in unit/wiring.py; commissioning and a stick
     export without the daemon write the journal through unit/offline.py."""
     assert _calls("Unit") == {"unit/wiring.py"}
-    assert _calls("lock_data_dir") == {"unit/offline.py", "cli/unit.py"}   # cli/unit: ``run`` holds it
+    assert _calls("lock_data_dir") == {"unit/offline.py", "unit/serve.py"}   # serve: a running unit holds it
 
 
 def test_the_design_doc_draws_the_arrows_this_test_allows() -> None:

@@ -227,7 +227,6 @@ def test_the_press_on_the_unit_confirms_through_the_stick_channel(week: Path, tm
     sock = tmp_path / "stick.sock"
     with Daemon(data, sock, "2026-12-01T11:30:00") as d:
         assert d.channel is not None
-        d.sim.unit.out.observers.append(d.channel.observe)
         answer: list[str] = []
         client = ChannelClient.connect(sock)
         assert client is not None

@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import errno
+import functools
 import os
-import signal
 import sys
-import threading
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bedside import __version__
 from bedside.cli.common import DEFAULT_DATA, UserError
 from bedside.core import config
 from bedside.core.panels import PANELS
@@ -69,63 +66,27 @@ def _sim_data_default() -> Path:
     return Path(base) / "bedside" / "simulator"
 
 
-def _stop_on_signals(unit: Any) -> None:
-    """SIGTERM, SIGINT (Ctrl-C) and SIGHUP stop the unit cleanly, with a ``stop`` record.
+def _sticks(path: str) -> Any:
+    """The stick channel on ``path``, handed to the unit to start once it runs (the unit does not import the stick)."""
+    from bedside.stick import channel
 
-    Set explicitly, so that a unit or simulator started with SIGINT ignored (nohup, a
-    background job, some CI runners) still stops when asked. The handler only hands the
-    request to a short thread: the inbox's lock may be held by the very code the signal
-    interrupted, and taking it again here would hang."""
-    def handler(signum: int, frame: object) -> None:
-        name = signal.Signals(signum).name
-        threading.Thread(target=unit.request_stop, args=(name,), name="stop-on-signal", daemon=True).start()
-
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, handler)
+    return functools.partial(channel.listen, path=path)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bedside.unit import pins as hardware
-    from bedside.unit import wiring
-    from bedside.unit.systemlog import SystemLog
+    from bedside.unit import serve
 
-    # Under systemd each line carries its priority: journalctl -u bedside -p warning shows the faults.
-    log = SystemLog()
     cfg = host.find(args.config)
-    model = hardware.pi_model()
-    if model is None and not hardware.pins_chosen_explicitly():
-        raise UserError(
-            "No Raspberry Pi hardware found: this computer has no Raspberry Pi GPIO header "
-            "(/proc/device-tree/model does not name one).\n"
-            "To try the unit here on simulated pins and display, run:  bedside simulate\n"
-            "(To drive other GPIO hardware, choose a gpiozero pin factory with GPIOZERO_PIN_FACTORY.)")
-    data = Path(args.data)
-    lock = _lock_data_dir(data, log.err)
-    wired, notifier = wiring.on_pi(cfg, data, warn=log.warning, err=log.err)
-    unit = wired.unit
-    _stop_on_signals(unit)
-    log.info(f"version {__version__}, unit {cfg.unit_id} on {model or 'GPIO'}, config {cfg.source}, data {data}")
-    for warning in cfg.warnings:
-        log.warning(f"config {cfg.source}: {warning}")
-    reason = "error"
-    link = sticks = None
     try:
-        unit.start()
-        link = _serial_link(unit, data, args.serial or cfg.serial.port, cfg.serial.baud, log.notice, log.warning)
-        sticks = _stick_channel(unit, args.stick_socket, log.notice, log.warning)
-        notifier.ready(f"unit {cfg.unit_id} running")
-        reason = unit.run()
-    finally:
-        notifier.stopping(f"stopping ({reason})")
-        if sticks is not None:
-            sticks.stop()
-        if link is not None:
-            link.stop()
-        wired.close()
-        if lock is not None:
-            lock.close()
-        notifier.close()
-    log.notice(f"stopped ({reason})")
+        serve.run_on_pi(cfg, Path(args.data), port=args.serial or cfg.serial.port,
+                        listeners=[_sticks(args.stick_socket)])
+    except serve.NoHardware as e:
+        raise UserError(
+            f"No Raspberry Pi hardware found: {e}.\n"
+            "To try the unit here on simulated pins and display, run:  bedside simulate\n"
+            "(To drive other GPIO hardware, choose a gpiozero pin factory with GPIOZERO_PIN_FACTORY.)") from None
+    except serve.CannotServe as e:
+        raise UserError(str(e)) from None
     return 0
 
 
@@ -146,23 +107,8 @@ def _with_panel(cfg: config.Config, panel: str | None, layout: str | None) -> co
         display=dataclasses.replace(cfg.display, layout=cfg.display.layout if layout is None else layout))
 
 
-def _lock_data_dir(data: Path, say: Callable[[str], None]) -> Any:
-    """The data directory's lock, held while the unit runs: one writer per journal, simulated or not."""
-    try:
-        return host.lock_data_dir(data)
-    except host.DataDirBusy as e:
-        raise UserError(str(e)) from None
-    except OSError as e:
-        if e.errno not in (errno.EROFS, errno.ENOSPC, errno.EIO):
-            raise UserError(f"cannot use the data directory {data}: {e.strerror}") from None
-        # A card that cannot be written must not stop the prompts (nor make systemd restart us
-        # in a loop): no second daemon can write it either.
-        say(f"cannot lock {data} ({e.strerror}); running, the journal will show the fault")
-        return None
-
-
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from bedside.unit import simulate
+    from bedside.unit import serve, simulate
     from bedside.unit.loop import Trace
 
     cfg = _with_panel(host.find(args.config), args.panel, args.layout)
@@ -217,7 +163,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         for hook in frame_hooks:
             hook(image)
 
-    lock = _lock_data_dir(data, lambda m: print(f"bedside: {m}", file=sys.stderr))
+    try:
+        lock = serve.lock(data, _teller(None))
+    except serve.CannotServe as e:
+        raise UserError(str(e)) from None
     try:
         sim = simulate.build(cfg, data, start, speed=speed, actions=actions, on_frame=on_frame, observers=observers)
     except BaseException:
@@ -228,14 +177,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.frames:
         frame_hooks.append(simulate.FrameSaver(Path(args.frames), sim.clock, tz))
     counts: Counter[str] = Counter()
-    sim.unit.out.observers.append(lambda fx, now: counts.update([fx.type]) if hasattr(fx, "type") else None)
+    sim.unit.observe(lambda fx, now: counts.update([fx.type]) if hasattr(fx, "type") else None)
 
     restore: Callable[[], None] | None = None
     term: simulate.Terminal | None = None
     if interactive:
         term = simulate.Terminal(sim.clock, tz, size=(cfg.hardware.panel.width, cfg.hardware.panel.height))
         frame_hooks.append(term.on_frame)
-        sim.unit.out.observers.append(term.observe)
+        sim.unit.observe(term.observe)
 
         def on_key(ch: str) -> None:
             assert term is not None
@@ -262,28 +211,21 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         sys.stdout.write("\x1b[?1049h\x1b[?25l")
         term.message = f"data: {data}"
         restore = simulate.read_keys(on_key)
-    link = sticks = None
-    # A simulated unit stops as a real one does: cleanly, with a `stop` record.
-    _stop_on_signals(sim.unit)
+    # In the terminal the link's and the channel's messages go on the status line, not across the drawing.
+    say = _teller(None if term is None else lambda m: setattr(term, "message", m))
     try:
-        sim.unit.start()
-        # In the terminal the link's messages go on the status line, not across the drawing.
-        link = _serial_link(sim.unit, data, port, cfg.serial.baud,
-                            None if term is None else lambda m: setattr(term, "message", m))
-        sticks = _stick_channel(sim.unit, args.stick_socket or "",
-                                None if term is None else lambda m: setattr(term, "message", m))
-        if term is not None:
-            term.draw()
-            term.start_ticker()
-        reason = sim.unit.run(until)
-    except KeyboardInterrupt:
-        sim.unit.shutdown("stopped by user")
-        reason = "stopped by user"
+        # A simulated unit stops as a real one does: cleanly, with a `stop` record.
+        with serve.serving(sim.unit, data, port=port, baud=cfg.serial.baud,
+                           listeners=[_sticks(args.stick_socket or "")], say=say, warn=say):
+            try:
+                if term is not None:
+                    term.draw()
+                    term.start_ticker()
+                reason = sim.unit.run(until)
+            except KeyboardInterrupt:
+                sim.unit.shutdown("stopped by user")
+                reason = "stopped by user"
     finally:
-        if sticks is not None:
-            sticks.stop()
-        if link is not None:
-            link.stop()
         if restore is not None:
             restore()
             sys.stdout.write("\x1b[?25h\x1b[?1049l")
@@ -309,49 +251,3 @@ def _teller(log: Callable[[str], None] | None) -> Callable[[str], None]:
         else:
             print(f"bedside: {message}", file=sys.stderr, flush=True)
     return say
-
-
-def _serial_link(unit: Any, data: Path, port: str, baud: int, log: Callable[[str], None] | None = None,
-                 warn: Callable[[str], None] | None = None) -> Any:
-    """Serve the nurse link on ``port`` (nothing when it is empty), once the unit has started."""
-    if not port:
-        return None
-    from bedside import secret
-    from bedside.link.on_loop import LinkService
-    from bedside.link.port import SerialLink
-
-    say = _teller(log)
-    fault = warn or say
-    try:
-        ward = secret.load(data)
-    except secret.SecretError as e:
-        fault(f"{e}; the serial link stays locked")
-        ward = None
-    if ward is None:
-        fault("no ward secret set (bedside secret set): the serial link cannot be unlocked")
-    svc = LinkService(unit, ward)
-    svc.attach(unit.clock.now())
-    link = SerialLink(unit, svc, port, baud, ward=ward, log=say, warn=fault)
-    link.start()
-    return link
-
-
-def _stick_channel(unit: Any, path: str, log: Callable[[str], None] | None = None,
-                   warn: Callable[[str], None] | None = None) -> Any:
-    """Listen for USB stick exports on ``path`` (nothing when it is empty), once the unit has started."""
-    if not path:
-        return None
-    from bedside.stick.channel import StickChannel
-
-    say = _teller(log)
-    channel = StickChannel(unit, Path(path), say)
-    # A software update's confirmation is a press: the channel hears how it ended.
-    unit.out.observers.append(channel.observe)
-    try:
-        channel.start()
-    except OSError as e:
-        # Prompting never depends on the stick: exports are refused (unrecorded) until a restart.
-        (warn or say)(f"cannot listen for USB stick exports on {path} ({e.strerror}); "
-                      "sticks get nothing until this is fixed")
-        return None
-    return channel

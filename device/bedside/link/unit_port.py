@@ -8,8 +8,10 @@ reach it only through ``UnitPort``:
   and wait for its answer (``Call``; ``LoopBusy`` when the loop does not get to it in time);
 * on the loop: ``handle`` an event, ``record`` a record, ``seal``, ``call_soon`` (work for
   the loop's next turn), and read the status (``cfg``, ``state``, ``head``, the journal);
-* once, before the loop runs: ``add_source`` (something that wakes the loop at a time) and
-  ``attach_link`` (the hooks the loop calls when a confirmation ends and at a clean stop).
+* once, before the loop runs: ``add_source`` (something that wakes the loop at a time),
+  ``attach_link`` (the hooks the loop calls when a confirmation ends and at a clean stop)
+  and ``observe`` (a function the loop calls with each effect it carries out, e.g. the stick
+  channel hearing how a software update's confirmation ended).
 
 It lives in the link because the link is what needs it; the unit implements it, so the
 link never imports the unit.
@@ -23,7 +25,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from bedside.core.config import Config
-from bedside.core.events import Decided, Event, Instant, Record
+from bedside.core.events import Decided, Effect, Event, Instant, Record
 from bedside.core.state import State
 from bedside.journal.segments import Journal
 
@@ -122,3 +124,5 @@ class UnitPort(Protocol):
     def add_source(self, source: TimedSource) -> None: ...
 
     def attach_link(self, link: LinkHooks) -> None: ...
+
+    def observe(self, observer: Callable[[Effect, Instant], None]) -> None: ...

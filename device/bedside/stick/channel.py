@@ -71,6 +71,20 @@ def _log(message: str) -> None:
 
 # --- the daemon's end ------------------------------------------------------------------
 
+def listen(unit: UnitPort, say: Callable[[str], None], warn: Callable[[str], None], path: str) -> StickChannel | None:
+    """The running unit's channel on ``path`` (nothing when it is empty), once the unit has started."""
+    if not path:
+        return None
+    channel = StickChannel(unit, Path(path), say)
+    try:
+        channel.start()
+    except OSError as e:
+        # Prompting never depends on the stick: exports are refused (unrecorded) until a restart.
+        warn(f"cannot listen for USB stick exports on {path} ({e.strerror}); sticks get nothing until this is fixed")
+        return None
+    return channel
+
+
 class StickChannel:
     """Listens for export processes and turns what they report into the unit's records and screens."""
 
@@ -86,6 +100,7 @@ class StickChannel:
         self._waiting: dict[int, tuple[threading.Event, list[str]]] = {}
 
     def start(self) -> None:
+        """Listen (before the unit's loop runs, or on it): ``OSError`` when the socket cannot be made."""
         if self.path.is_socket():
             # Left by a daemon that was killed; a live one holds the data directory's lock.
             self.path.unlink()
@@ -98,6 +113,8 @@ class StickChannel:
             s.close()
             raise
         self._sock = s
+        # A software update's confirmation is a press: the channel hears how it ended.
+        self.unit.observe(self.observe)
         self._thread = threading.Thread(target=self._accept, name="stick-channel", daemon=True)
         self._thread.start()
 

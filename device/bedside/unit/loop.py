@@ -179,6 +179,11 @@ class Unit:
     def attach_link(self, link: LinkHooks) -> None:
         self._link = link
 
+    def observe(self, observer: Callable[[Effect, Instant], None]) -> None:
+        """Call ``observer(effect, now)`` on the loop with each effect, after it is carried out
+        (added before the loop runs, or on it)."""
+        self.out.observers.append(observer)
+
     def call_soon(self, fn: Callable[[Instant], Any]) -> Call:
         """Queue ``fn`` as the loop's next piece of work (from the loop, or from any thread)."""
         c = Call(fn)
