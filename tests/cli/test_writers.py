@@ -55,8 +55,9 @@ def test_commissioning_a_simulators_data_directory_leaves_no_false_break(tmp_pat
     assert r.returncode == 0, r.stderr
     assert bedside("secret", "set", "--data", str(data), "--secret-file", str(secret_file)).returncode == 0
     assert bedside("keys", "init", "--data", str(data), "--out", str(tmp_path / "k.json")).returncode == 0
+    # Past one seal interval (three hours), so the run ends with a seal to check.
     r = bedside("simulate", "--headless", "--data", str(data), "--start", "2026-11-24T09:30:00",
-                "--until", "2026-11-24T12:00:00")
+                "--until", "2026-11-24T13:00:00")
     assert r.returncode == 0, r.stderr
     recs = journal_records(data)
     assert [x for x in recs if x["type"] in ("fault", "clock_set")] == []
