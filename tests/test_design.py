@@ -169,22 +169,23 @@ def test_every_module_lives_in_a_wing() -> None:
         "shared"}
 
 
-def _calls(name: str) -> set[str]:
-    """The package's modules that call ``name(...)`` (by its plain or dotted name)."""
+def _calls(name: str, root: Path = PACKAGE) -> set[str]:
+    """The modules under ``root`` (the package by default) that call ``name(...)`` (by its plain or dotted name)."""
     found = set()
-    for path in sorted(PACKAGE.rglob("*.py")):
+    for path in sorted(root.rglob("*.py")):
         for n in ast.walk(ast.parse(path.read_text())):
             if isinstance(n, ast.Call) and (
                     (isinstance(n.func, ast.Name) and n.func.id == name)
                     or (isinstance(n.func, ast.Attribute) and n.func.attr == name)):
-                found.add(str(path.relative_to(PACKAGE)))
+                found.add(str(path.relative_to(root)))
     return found
 
 
 def test_one_composition_root_and_one_writer_while_no_loop_runs() -> None:
-    """``run`` and ``simulate`` build the unit in unit/wiring.py; commissioning and a stick
-    export without the daemon write the journal through unit/offline.py."""
+    """``run``, ``simulate`` and the torture's workload build the unit in unit/wiring.py;
+    commissioning and a stick export without the daemon write the journal through unit/offline.py."""
     assert _calls("Unit") == {"unit/wiring.py"}
+    assert _calls("Unit", ROOT / "tools") == _calls("Store", ROOT / "tools") == set()
     assert _calls("lock_data_dir") == {"unit/offline.py", "unit/serve.py"}   # serve: a running unit holds it
 
 

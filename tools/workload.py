@@ -34,12 +34,9 @@ from bedside.core.events import Effect, Instant, Play, Record, Show
 from bedside.display.panel import DisplayOut
 from bedside.journal import heartbeat
 from bedside.journal.segments import Journal, JournalError
-from bedside.journal.store import Store
-from bedside.unit import pins as hardware
-from bedside.unit import simulate
+from bedside.unit import simulate, wiring
 from bedside.unit.clock import VirtualClock
-from bedside.unit.loop import NOT_SAVED, Outputs, Unit
-from bedside.unit.sounds import Player
+from bedside.unit.loop import NOT_SAVED
 
 FIRST_START = "2026-11-24T06:30"
 
@@ -98,15 +95,6 @@ def main() -> int:
     from luma.core.device import dummy
 
     factory = MockFactory(pin_class=MockPWMPin)
-    pins = hardware.build_pins(cfg.hardware, pin_factory=factory)
-    boot = str(uuid.uuid4())
-    store_kw: dict[str, Any] = {"seal_every_s": 900.0}
-    if args.segment_bytes:
-        store_kw["segment_bytes"] = args.segment_bytes
-    store = Store(data, cfg.tz, boot, opener=lambda: Journal(data, cfg.tz, boot, autocheckpoint=args.autocheckpoint),
-                  **store_kw)
-    store.on_commit.append(lambda r: say(f"C {r['seq']} {r['hash']} {r['type']} "
-                                         f"{str(r.get('session', '-')).replace(' ', '_')}"))
     finger = simulate.Finger(clock, factory.pin(cfg.hardware.button_pin), [])
     notice: list[str | None] = [None]
 
@@ -136,11 +124,17 @@ def main() -> int:
             say(f"NOTICE {now_notice or '-'}")
 
     display: Any = NoDisplay() if not args.draw else DisplayOut(dummy(width=128, height=64, mode="1"))
-    outputs = Outputs(display, Player(pins.tone),
-                      hardware.LedOut(pins.led, clock.mono) if pins.led is not None else None, [observe])
-    unit = Unit(cfg, clock, None, outputs, time_quality="simulated", boot=boot, store=store)
-    unit.attach_button(pins.button)
-    unit.add_source(finger)
+    store_options: dict[str, Any] = {"seal_every_s": 900.0}
+    if args.segment_bytes:
+        store_options["segment_bytes"] = args.segment_bytes
+    # The unit run and simulate build (unit/wiring.py), checked whole before its start record.
+    wired = wiring.build(cfg, data, clock, display, boot=str(uuid.uuid4()), time_quality="simulated",
+                         pin_factory=factory, sources=[lambda u: finger], observers=[observe],
+                         check_at_start=True, journal_options={"autocheckpoint": args.autocheckpoint},
+                         store_options=store_options)
+    unit, store = wired.unit, wired.unit.store
+    store.on_commit.append(lambda r: say(f"C {r['seq']} {r['hash']} {r['type']} "
+                                         f"{str(r.get('session', '-')).replace(' ', '_')}"))
     unit.start()
     head = store.head()
     say(f"READY {head[0] if head else -1} {head[1] if head else '-'}")
@@ -152,8 +146,7 @@ def main() -> int:
             unit.shutdown("workload finished")
             break
         unit.run_once()
-    store.close()
-    pins.close()
+    wired.close()
     say(f"END {unit.stopped}")
     return 0
 

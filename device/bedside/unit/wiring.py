@@ -11,12 +11,15 @@ between a Pi and the simulator is a parameter here, not a second copy that could
   finger in the simulator (each made once the unit exists, since they act on it);
 * the boot id and how far the clock is trusted (the host's, or ``simulated``);
 * where the journal's check after the first frame runs: a worker thread on a Pi, the loop
-  itself in the simulator (fast-forwarded runs stay deterministic).
+  itself in the simulator (fast-forwarded runs stay deterministic);
+* for the crash torture's workload (``tools/workload.py``), the journal's and store's own
+  knobs (WAL pages between checkpoints, seal interval, segment size) and the whole check at
+  start, before the first record, so that a kill at any moment lands in a checked journal.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,21 +57,32 @@ class Wired:
 def build(cfg: Config, data: Path, clock: Clock, panel: Surface, *, boot: str, time_quality: str,
           pin_factory: Any = None, guard_tone: bool = False, sources: Sequence[SourceMaker] = (),
           observers: Sequence[Callable[[Effect, Instant], None]] = (),
-          say: Callable[[str], None] | None = None, check_in_thread: bool = True) -> Wired:
+          say: Callable[[str], None] | None = None, check_in_thread: bool = True,
+          check_at_start: bool = False, journal_options: Mapping[str, Any] | None = None,
+          store_options: Mapping[str, Any] | None = None) -> Wired:
     """Build the unit on ``data``'s journal, with ``panel`` as its display (a keeper that
     rebuilds it is also one of ``sources``). A journal that cannot be opened does not stop the
     unit: it prompts, and the store keeps trying.
+
+    The journal is checked after the first frame (``JournalCheck``), or, with
+    ``check_at_start``, whole before the start record. ``journal_options`` go to each
+    ``Journal`` the store opens and ``store_options`` to the ``Store``.
     """
     pins = hardware.build_pins(cfg.hardware, pin_factory=pin_factory)
+    journal_kw = dict(journal_options or {})
+
+    def opener() -> Journal:
+        return Journal(data, cfg.tz, boot, **journal_kw)
+
     try:
-        journal: Journal | None = Journal(data, cfg.tz, boot)
+        journal: Journal | None = opener()
     except JournalError as e:
         # Prompting never waits for the disk: the store reads what it can and keeps trying.
         if say is not None:
             say(f"{e}; prompting without the journal until it can be opened")
         journal = None
-    # The whole journal is checked after the first frame, off the loop's thread (journal_check.py).
-    store = Store(data, cfg.tz, boot, journal=journal, check="background")
+    store = Store(data, cfg.tz, boot, journal=journal, opener=opener,
+                  check=True if check_at_start else "background", **dict(store_options or {}))
     tone = GuardedTone(pins.tone) if guard_tone else pins.tone
     # The LED's blink runs on the loop's own clock (virtual in simulation).
     led = hardware.LedOut(pins.led, lambda: clock.now().mono) if pins.led is not None else None
@@ -77,7 +91,9 @@ def build(cfg: Config, data: Path, clock: Clock, panel: Surface, *, boot: str, t
         outputs.observers.append(hardware.Vibration(pins.vibration))
     unit = Unit(cfg, clock, journal, outputs, time_quality=time_quality, boot=boot, store=store)
     unit.attach_button(pins.button)
-    unit.add_source(JournalCheck(unit, data, in_thread=check_in_thread, say=say))
+    if not check_at_start:
+        # The whole journal is checked after the first frame, off the loop's thread (journal_check.py).
+        unit.add_source(JournalCheck(unit, data, in_thread=check_in_thread, say=say))
     for make in sources:
         unit.add_source(make(unit))
     return Wired(unit, pins, journal)
