@@ -67,8 +67,12 @@ class TooLarge(ValueError):
 
 
 def read_bounded(path: Path, limit: int = SMALL_FILE) -> bytes:
-    """At most ``limit`` bytes of a file; TooLarge if it holds more (OSError if it cannot be read)."""
-    with open(path, "rb") as f:
+    """At most ``limit`` bytes of a file; TooLarge if it holds more (OSError if it cannot be read).
+
+    Opened without blocking: a fifo put in a file's place gives nothing at once (a damaged
+    file), never a reader that waits forever for a writer."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with open(fd, "rb") as f:
         data = f.read(limit + 1)
     if len(data) > limit:
         raise TooLarge(f"it is larger than {limit // 1024} KiB")

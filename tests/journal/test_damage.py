@@ -187,3 +187,22 @@ def test_a_lost_seal_key_is_a_fault_and_an_unsealed_tail_a_break(genuine: damage
     assert not v.ok and v.first_bad == last_seal + 1
     assert any(p.kind == "unsealed" for p in v.problems)
     assert verify.verify_data(data).ok or not any(p.kind == "unsealed" for p in verify.verify_data(data).problems)
+
+
+def test_fifos_and_directories_beside_the_journal_never_stop_a_start(genuine: damage.Genuine, tmp_path: Path) -> None:
+    from bedside.unit import simulate
+    from tests.journal.test_store import CFG, local
+
+    for name in ("alive.json", "exported.json", "seal-key.json", "outage.reserve"):
+        for kind in ("fifo", "dir"):
+            data = copy(genuine, tmp_path / f"{name}-{kind}")
+            path = data / name
+            path.unlink(missing_ok=True)
+            os.mkfifo(path) if kind == "fifo" else path.mkdir()
+            prompts: list[str] = []
+            sim = simulate.build(CFG, data, local("2026-11-26T09:50"), observers=[
+                lambda fx, now: prompts.append(fx.session) if getattr(fx, "type", None) == "prompt" else None])
+            sim.advance(local("2026-11-26T10:05"))
+            sim.unit.shutdown("test")
+            sim.close()
+            assert "2026-11-26T10:00 hourly" in prompts, (name, kind)

@@ -27,11 +27,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+from bedside.durable import read_bounded
+
 FILE_NAME = "outage.reserve"
 SIZE = 64 * 1024
 _SLOT = SIZE // 2
 _MAGIC = b"BEDSIDE-OUTAGE-1"
 _HEAD = len(_MAGIC) + 4 + 32
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)      # a fifo in the file's place must not stop the unit
 
 
 def reserve(data_dir: Path) -> bool:
@@ -70,7 +73,7 @@ def write(data_dir: Path, body: dict[str, Any]) -> bool:
     slot = int(body.get("gen", 0)) % 2
     block = _MAGIC + len(payload).to_bytes(4, "big") + hashlib.sha256(payload).digest() + payload
     try:
-        fd = os.open(path, os.O_WRONLY)
+        fd = os.open(path, os.O_WRONLY | _NONBLOCK)
     except OSError:
         return False
     try:
@@ -88,9 +91,8 @@ def write(data_dir: Path, body: dict[str, Any]) -> bool:
 def read(data_dir: Path) -> dict[str, Any] | None:
     """The newest whole outage in the reserve, or None."""
     try:
-        with open(Path(data_dir) / FILE_NAME, "rb") as f:
-            raw = f.read(SIZE)
-    except OSError:
+        raw = read_bounded(Path(data_dir) / FILE_NAME, SIZE)
+    except (OSError, ValueError):
         return None
     best: dict[str, Any] | None = None
     for slot in (0, 1):
@@ -112,7 +114,7 @@ def clear(data_dir: Path) -> None:
     """The outage is in the journal (or never happened): the reserve goes back to zeros."""
     path = Path(data_dir) / FILE_NAME
     with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_WRONLY)
+        fd = os.open(path, os.O_WRONLY | _NONBLOCK)
         try:
             if os.fstat(fd).st_size == SIZE:
                 os.pwrite(fd, b"\0" * SIZE, 0)

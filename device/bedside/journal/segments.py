@@ -33,7 +33,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bedside.core.events import Instant, Past, Record
-from bedside.durable import fsync_dir
+from bedside.durable import fsync_dir, json_loads, read_bounded
 from bedside.journal import chain, salvage
 
 CACHE_KIB = 256                       # SQLite page cache of the writing connection
@@ -79,8 +79,7 @@ def chain_shown(data_dir: Path) -> tuple[int, str, str] | None:
         name = heartbeat.FILE_NAME if (Path(data_dir) / heartbeat.FILE_NAME).exists() else heartbeat.LEGACY_NAME
         best = (beat.seq, beat.hash, name)
     try:
-        with open(Path(data_dir) / "exported.json", "rb") as f:
-            body = json.loads(f.read(4096))
+        body = json_loads(read_bounded(Path(data_dir) / "exported.json"))
         seq, h = body.get("seq"), body.get("hash")
         if isinstance(seq, int) and not isinstance(seq, bool) and seq > 0 and isinstance(h, str) \
                 and (best is None or seq > best[0]):
