@@ -200,8 +200,12 @@ def test_fifos_and_directories_beside_the_journal_never_stop_a_start(genuine: da
             path.unlink(missing_ok=True)
             os.mkfifo(path) if kind == "fifo" else path.mkdir()
             prompts: list[str] = []
-            sim = simulate.build(CFG, data, local("2026-11-26T09:50"), observers=[
-                lambda fx, now: prompts.append(fx.session) if getattr(fx, "type", None) == "prompt" else None])
+
+            def watch(fx: object, now: object, prompts: list[str] = prompts) -> None:
+                if getattr(fx, "type", None) == "prompt":
+                    prompts.append(str(getattr(fx, "session", "")))
+
+            sim = simulate.build(CFG, data, local("2026-11-26T09:50"), observers=[watch])
             sim.advance(local("2026-11-26T10:05"))
             sim.unit.shutdown("test")
             sim.close()

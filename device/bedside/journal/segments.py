@@ -58,6 +58,11 @@ BEGIN SELECT RAISE(ABORT, 'journal records are append-only: record a correction 
 """
 
 
+# What reading a damaged file can raise: SQLite's errors, and a decoding error where SQLite's
+# own message quotes damaged bytes (Python decodes every message as UTF-8).
+DB_ERRORS = (sqlite3.Error, UnicodeDecodeError)
+
+
 class JournalError(Exception):
     """The journal cannot be written or read; the message says what a person can do."""
 
@@ -121,7 +126,14 @@ def _closed(path: Path) -> bool:
         return False
 
 
-def _explain(e: sqlite3.Error | OSError, path: Path) -> JournalError:
+def _storage_trouble(e: Exception) -> bool:
+    """A failure of the card (full, read-only, I/O, locked), not of the file's contents."""
+    text = str(e).lower()
+    return any(w in text for w in ("full", "no space", "readonly", "read-only", "locked", "busy", "i/o error",
+                                   "input/output", "unable to open"))
+
+
+def _explain(e: Exception, path: Path) -> JournalError:
     text = str(e).lower()
     if "full" in text or "no space" in text:
         return JournalError(f"the journal's storage is full ({path}); free space on the card")
@@ -267,7 +279,7 @@ def describe(n: int, path: Path) -> Segment:
             return read_meta(db, n, path)
         finally:
             db.close()
-    except sqlite3.Error as e:
+    except DB_ERRORS as e:
         problem = str(e)
     found = salvage.scan(path)
     meta = found.meta
@@ -424,12 +436,12 @@ class Journal:
             try:
                 self.db = self._open(self.path)
                 self.active = read_meta(self.db, n, self.path)
-            except sqlite3.DatabaseError as e:
-                if isinstance(e, sqlite3.OperationalError):
+            except (sqlite3.DatabaseError, UnicodeDecodeError) as e:
+                if isinstance(e, sqlite3.OperationalError) and _storage_trouble(e):
                     raise
                 raise JournalDamaged(f"the journal file is damaged ({path}): {e}") from None
             self._seq, self._hash = self._db_head(self.db, self.active)
-        except sqlite3.Error as e:
+        except DB_ERRORS as e:
             self._close_db()
             raise _explain(e, self.data) from None
         except OSError as e:
@@ -456,7 +468,7 @@ class Journal:
         for seg in reversed(segs):
             last: tuple[int, str] | None = None
             if seg.problem is None:
-                with contextlib.suppress(sqlite3.Error):
+                with contextlib.suppress(*DB_ERRORS):
                     db = _connect_ro(seg.path)
                     try:
                         row = db.execute("SELECT seq, body, hash FROM records ORDER BY seq DESC LIMIT 1").fetchone()
@@ -491,7 +503,7 @@ class Journal:
             if self._autocheckpoint is not None:
                 db.execute(f"PRAGMA wal_autocheckpoint={int(self._autocheckpoint)}")
             db.executescript(_SCHEMA)
-        except sqlite3.Error:
+        except DB_ERRORS:
             db.close()
             raise
         return db
@@ -533,7 +545,7 @@ class Journal:
                 row = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
                 if row is not None and int(row[0]) != 0:
                     raise sqlite3.OperationalError("database is busy: checkpoint after a storage error")
-            except sqlite3.Error:
+            except DB_ERRORS:
                 db.close()
                 raise
             self.db = db
@@ -595,9 +607,9 @@ class Journal:
             db.execute("INSERT INTO records (seq, time, type, session, body, hash) VALUES (?, ?, ?, ?, ?, ?)",
                        (body["seq"], body["time"], rec.type, rec.session, text, digest))
             db.execute("COMMIT")
-        except sqlite3.Error as e:
+        except DB_ERRORS as e:
             if self.db is not None:
-                with contextlib.suppress(sqlite3.Error):
+                with contextlib.suppress(*DB_ERRORS):
                     self.db.execute("ROLLBACK")
             # Start from a fresh connection next time: after an I/O error SQLite's view of the
             # file may not match what is on the card.
@@ -671,7 +683,7 @@ class Journal:
                     if own:
                         db.close()
                 return
-            except sqlite3.Error as e:
+            except DB_ERRORS as e:
                 if seg.path == self.path and not self.readonly:
                     self._close_db()
                 problems.append(f"{e}")
@@ -767,7 +779,7 @@ class Journal:
                 finally:
                     if own:
                         db.close()
-            except sqlite3.Error:
+            except DB_ERRORS:
                 if seg.path == self.path and not self.readonly:
                     self._close_db()
                 found = salvage.scan(seg.path)
@@ -802,7 +814,7 @@ class Journal:
                 finally:
                     if own:
                         db.close()
-            except sqlite3.Error:
+            except DB_ERRORS:
                 if seg.path == self.path and not self.readonly:
                     self._close_db()
                 scanned = salvage.scan(seg.path)
@@ -832,7 +844,7 @@ class Journal:
             db = self._connection()
             pages = db.execute("PRAGMA page_count").fetchone()[0]
             size = db.execute("PRAGMA page_size").fetchone()[0]
-        except sqlite3.Error as e:
+        except DB_ERRORS as e:
             self._close_db()
             raise _explain(e, self.path) from None
         return int(pages) * int(size)
