@@ -694,7 +694,7 @@ class Journal:
             if seq > last and (below is None or seq < below):
                 yield (seq, *found.rows[seq])
 
-    def entries(self, since_seq: int = 0, *, with_segments: bool = False,
+    def entries(self, since_seq: int = 0, *, with_segments: bool = False, suspect: Mapping[int, str] | None = None,
                 ) -> Iterator[dict[str, Any] | Gap | Segment]:
         """Records after ``since_seq`` in order across segments, as exported (body plus hash), and
         a ``Gap`` where records cannot be read (at the place they belong).
@@ -702,7 +702,9 @@ class Journal:
         Every readable record of every segment is given: a damaged file gives what SQLite can
         read of it and then what its raw pages still hold. Where a later segment restarted the
         chain below a file's end (after damage), the records beyond that point belong to the
-        damaged file only and are not yielded.
+        damaged file only and are not yielded. ``suspect``: segments known to be damaged (they
+        failed SQLite's integrity check) whose missing rows are named as gaps even where SQLite
+        reads on without an error.
         """
         segs = self.segments()
         seen: int | None = None             # the last seq given, in any segment
@@ -717,6 +719,7 @@ class Journal:
             if with_segments:
                 yield seg
             problems: list[str] = []
+            doubt = (suspect or {}).get(seg.n)
             for seq, body, digest in self._rows(seg, since_seq, below, problems):
                 rec = decode(body, digest)
                 if rec is not None and not _enveloped(rec):
@@ -730,19 +733,20 @@ class Journal:
                     continue
                 if not trusted and expect is not None and seq > expect and not problems:
                     problems.append("damaged pages (a row out of its place)")
-                if problems and expect is not None and trusted and seq > max(expect, since_seq + 1):
-                    yield self._gap(seg, max(expect, since_seq + 1), seq - 1, problems[0])
+                why = problems[0] if problems else doubt
+                if why and expect is not None and trusted and seq > max(expect, since_seq + 1):
+                    yield self._gap(seg, max(expect, since_seq + 1), seq - 1, why)
                 if rec is None:
                     yield self._gap(seg, seq, seq, "the stored record cannot be decoded")
                 else:
                     yield rec
                 if trusted or seq == expect:
                     seen, expect = seq, seq + 1
-            if problems:
+            if problems or (doubt and below is not None):
                 lo = max(expect, since_seq + 1) if expect is not None else None
                 hi = below - 1 if below is not None else None
                 if lo is None or hi is None or lo <= hi:
-                    yield self._gap(seg, lo, hi, problems[0])
+                    yield self._gap(seg, lo, hi, problems[0] if problems else str(doubt))
 
     def _gap(self, seg: Segment, lo: int | None, hi: int | None, problem: str) -> Gap:
         g = Gap(seg.n, seg.path.name, lo, hi, problem)

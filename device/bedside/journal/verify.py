@@ -331,26 +331,30 @@ def verify_data(data_dir: Path, key: seal.HospitalKey | None = None, *, integrit
         segs = j.segments()
         c = Checker(key)
         extra: list[Problem] = []
+        suspect: dict[int, str] = {}
         for s in segs:
             if s.problem is not None:
                 extra.append(Problem(None, "file", f"segment {s.n} ({s.path.name}) cannot be read by SQLite: "
                                      f"{s.problem}", s.n))
             elif integrity:
-                extra += _integrity(s)
+                found = _integrity(s)
+                extra += found
+                if found:
+                    suspect[s.n] = "the file fails SQLite's integrity check"
         extra += _journal_start(segs, j, c)
-        extra += _feed(c, j, 0)
+        extra += _feed(c, j, 0, suspect)
         extra += _heartbeat(data_dir, c)
     finally:
         j.close()
     return c.verdict(str(data_dir), extra=extra, segments=[s.header() for s in segs])
 
 
-def _feed(c: Checker, j: journal.Journal, since_seq: int) -> list[Problem]:
+def _feed(c: Checker, j: journal.Journal, since_seq: int, suspect: dict[int, str] | None = None) -> list[Problem]:
     """Feed the journal's records after ``since_seq`` to ``c``; problems where segments join or
     records cannot be read (each named at its first seq)."""
     extra: list[Problem] = []
     before: journal.Segment | None = None
-    for e in j.entries(since_seq, with_segments=True):
+    for e in j.entries(since_seq, with_segments=True, suspect=suspect):
         if isinstance(e, journal.Segment):
             if e.known and (before is not None or since_seq == 0):
                 extra += _segment_start(c, e, before)
