@@ -14,7 +14,7 @@ from bedside.report import model as report
 from tests.rigs.records import done, rec, sealed, srec, t
 
 
-def by_id(m: ad.Adherence) -> dict[str, ad.Session]:
+def by_id(m: ad.Adherence) -> dict[str, ad.SessionOutcome]:
     return {s.id: s for s in m.sessions}
 
 

@@ -40,6 +40,9 @@ _DAY = timedelta(days=1)
 
 @dataclass(frozen=True, slots=True)
 class Session:
+    """One session the unit plans to offer (the report's account of what became of it is
+    ``report.adherence.SessionOutcome``)."""
+
     id: str                     # stable across restarts: local nominal time and kind
     kind: str                   # HOURLY | ROUTINE
     due: datetime               # aware UTC: when it was scheduled

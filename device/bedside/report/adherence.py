@@ -41,7 +41,11 @@ KNOWN_TYPES = frozenset({*SESSION_TYPES, "start", "stop", "power_loss", "clock_s
 
 
 @dataclass(frozen=True, slots=True)
-class Session:
+class SessionOutcome:
+    """What became of one planned session, read back from the journal's records: its
+    outcome, when it was prompted, started and finished, and how many repetitions were done.
+    (``core.planner.Session`` is the session the unit plans; this is the report's account of it.)"""
+
     id: str
     kind: str
     due: datetime                  # aware, in the offset the unit recorded
@@ -143,12 +147,12 @@ class Counts:
 @dataclass(frozen=True, slots=True)
 class Day:
     day: date
-    sessions: tuple[Session, ...]
+    sessions: tuple[SessionOutcome, ...]
     gaps: tuple[Gap, ...]          # every gap touching this day (whole gaps; clip with ``clip``)
     events: tuple[Event, ...]
     episodes: tuple[RecordedEpisode, ...]
     counts: Counts
-    held: tuple[Session, ...] = ()   # fell due this night, offered (and counted) on a later day
+    held: tuple[SessionOutcome, ...] = ()   # fell due this night, offered (and counted) on a later day
 
 
 NO_PATIENT = "no patient admitted"
@@ -179,7 +183,7 @@ class Adherence:
     units: tuple[str, ...]
     first: datetime | None         # first and last record times, as recorded
     last: datetime | None
-    sessions: tuple[Session, ...]
+    sessions: tuple[SessionOutcome, ...]
     days: tuple[Day, ...]
     gaps: tuple[Gap, ...]
     episodes: tuple[RecordedEpisode, ...]
@@ -297,13 +301,13 @@ def _feed(acc: _Acc, rec: Mapping[str, Any], t: datetime) -> None:
         acc.outcome, acc.outcome_time = dict(rec), t
 
 
-def _session(acc: _Acc) -> Session | None:
+def _session(acc: _Acc) -> SessionOutcome | None:
     due = acc.due or _due_from_id(acc.id, acc.first_time)
     if due is None:
         return None
     kind = acc.kind or (acc.id.split(" ", 1)[1] if " " in acc.id else "session")
     offer = acc.offer or due
-    base = Session(acc.id, kind, due, offer, OPEN, deferred=acc.deferred, merged_into=acc.merged_into,
+    base = SessionOutcome(acc.id, kind, due, offer, OPEN, deferred=acc.deferred, merged_into=acc.merged_into,
                    prompted=acc.prompted, snoozes=acc.snoozes, episode=acc.episode)
     out = acc.outcome
     if out is None:
@@ -441,7 +445,7 @@ def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None) -
                      dict(types), unknown, dict(tq), skipped, episode, tuple(stays))
 
 
-def _stays(sessions: list[Session], gaps: list[Gap], events: list[Event], eps: tuple[RecordedEpisode, ...],
+def _stays(sessions: list[SessionOutcome], gaps: list[Gap], events: list[Event], eps: tuple[RecordedEpisode, ...],
            first: datetime | None, last: datetime | None) -> list[Stay]:
     out = []
     for e in eps:
@@ -491,7 +495,7 @@ def _touches(g: Gap, lo: date, hi: date) -> bool:
     return g.start.date() <= hi and g.end.date() >= lo
 
 
-def _days(sessions: list[Session], gaps: list[Gap], events: list[Event], episodes: tuple[RecordedEpisode, ...],
+def _days(sessions: list[SessionOutcome], gaps: list[Gap], events: list[Event], episodes: tuple[RecordedEpisode, ...],
           first: datetime | None, last: datetime | None, only: RecordedEpisode | None) -> list[Day]:
     dates = {s.day for s in sessions}
     if only is None:
@@ -510,7 +514,7 @@ def _days(sessions: list[Session], gaps: list[Gap], events: list[Event], episode
     if only is not None and only.admitted is not None:
         lo = max(lo, only.admitted.date())
     # Grouped once: a month of a ward's records would otherwise be walked once per day.
-    by_day: dict[date, tuple[Session, ...]] = {}
+    by_day: dict[date, tuple[SessionOutcome, ...]] = {}
     for s in sessions:
         by_day[s.day] = (*by_day.get(s.day, ()), s)
     events_by_day: dict[date, tuple[Event, ...]] = {}
@@ -536,7 +540,7 @@ def _episode_on(e: RecordedEpisode, d: date) -> bool:
     return e.discharged is None or e.discharged.date() >= d
 
 
-def _count(sessions: Iterable[Session], gaps: Iterable[Gap], d: date) -> Counts:
+def _count(sessions: Iterable[SessionOutcome], gaps: Iterable[Gap], d: date) -> Counts:
     c: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     for s in sessions:

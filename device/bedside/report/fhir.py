@@ -193,7 +193,7 @@ def _episode_entries(unit: str, st: ad.Stay, sys_: Systems, device_ref: Mapping[
     return out
 
 
-def _procedure(unit: str, s: ad.Session, sys_: Systems, patient: Mapping[str, Any], enc_ref: Mapping[str, Any],
+def _procedure(unit: str, s: ad.SessionOutcome, sys_: Systems, patient: Mapping[str, Any], enc_ref: Mapping[str, Any],
                plan_ref: Mapping[str, Any], device_ref: Mapping[str, Any]) -> dict[str, Any]:
     sid = f"{unit}/{s.id}"
     status = STATUS[s.outcome]

@@ -334,7 +334,7 @@ def _day(d: ad.Day, m: ad.Adherence) -> str:
             f"{timeline(d)}" + (f"<ul>{items}</ul>" if items else "") + "</section>")
 
 
-def _label(s: ad.Session) -> str:
+def _label(s: ad.SessionOutcome) -> str:
     return f"{hm(s.due)} {escape(s.kind)}"
 
 
@@ -351,7 +351,7 @@ def _notes(d: ad.Day) -> list[str]:
         notes.append("Begun, then interrupted: " + ", ".join(
             f"{_label(s)} started {hm(s.started)}, {escape(REASONS.get(s.reason or '', s.reason or '?'))}, "
             + (f"{s.reps} of {s.planned} reps known done" if s.reps is not None else "reps unknown") for s in cut))
-    by_reason: dict[str, list[ad.Session]] = {}
+    by_reason: dict[str, list[ad.SessionOutcome]] = {}
     for s in d.sessions:
         if s.outcome == ad.MISSED:
             by_reason.setdefault(s.reason or "unknown", []).append(s)

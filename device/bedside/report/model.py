@@ -229,7 +229,7 @@ def csv_text(report: Report) -> str:
     return out.getvalue()
 
 
-def _reps(s: adherence.Session) -> str:
+def _reps(s: adherence.SessionOutcome) -> str:
     # A guide cut off before anything said how far it got: "unknown", never a guess or a blank.
     return "unknown" if s.outcome == adherence.INTERRUPTED and s.reps is None else _num(s.reps)
 

@@ -104,7 +104,7 @@ def timeline(d: ad.Day) -> str:
     return "".join(out)
 
 
-def _night_mark(s: ad.Session, d: date) -> str:
+def _night_mark(s: ad.SessionOutcome, d: date) -> str:
     """Where a session fell due at night (its outcome is drawn where it was offered)."""
     x = _x(s.due, d)
     if x is None:
@@ -115,7 +115,7 @@ def _night_mark(s: ad.Session, d: date) -> str:
             f'stroke-width="1.5" transform="rotate(45 {x:.1f} {y})"><title>{escape(tip)}</title></rect>')
 
 
-def _mark(s: ad.Session, d: date) -> str:
+def _mark(s: ad.SessionOutcome, d: date) -> str:
     y = _lane(s.kind)
     tip = f"<title>{escape(_tip(s))}</title>"
     parts: list[str] = []
@@ -157,7 +157,7 @@ def _mark(s: ad.Session, d: date) -> str:
     return "".join(parts)
 
 
-def _tip(s: ad.Session) -> str:
+def _tip(s: ad.SessionOutcome) -> str:
     base = f"{s.kind} due {hm(s.due)}"
     if s.outcome == ad.DONE:
         return f"{base}: done, started {hm(s.started)}" + (f" ({s.late_min} min late)" if s.late else "")

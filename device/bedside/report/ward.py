@@ -78,7 +78,7 @@ class Row:
     never_admitted: bool           # the unit has never recorded an admission: all its sessions count
     today: DayCount
     strip: tuple[DayCount, ...]    # the last STRIP_DAYS days, oldest first (today last)
-    last_missed: ad.Session | None
+    last_missed: ad.SessionOutcome | None
     missed_ago_min: int | None
     taken: datetime | None
     age: timedelta | None
