@@ -9,6 +9,7 @@ so sound timing works the same in real and fast-forwarded time and needs no thre
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -63,7 +64,8 @@ class Player:
         self.output = output
         self.playing: _Playing | None = None
         self.last_chime = -1e18
-        self.played: list[str] = []
+        # The newest sounds, for tests and the simulator: a list of every sound would grow for ever.
+        self.played: collections.deque[str] = collections.deque(maxlen=1000)
 
     def play(self, name: str, now: float) -> bool:
         if name in _CHIMES:
