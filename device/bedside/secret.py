@@ -73,6 +73,11 @@ def _derive(secret: str, salt: bytes, n: int = N, r: int = R, p: int = P) -> byt
     return hashlib.scrypt(secret.encode("utf-8"), salt=salt, n=n, r=r, p=p, maxmem=64 * 1024 * 1024, dklen=32)
 
 
+def derive(secret: str, salt: bytes) -> bytes:
+    """The unlock hash of ``secret`` under ``salt`` at the standard cost."""
+    return _derive(secret, salt)
+
+
 def stick_key(secret: str) -> bytes:
     return _derive(secret, STICK_SALT)
 
@@ -104,11 +109,16 @@ def set_secret(data_dir: Path, secret: str) -> WardSecret:
     s = validate(secret)
     salt = secrets.token_bytes(16)
     ws = WardSecret(salt, _derive(s, salt), stick_key(s))
+    save(data_dir, ws)
+    return ws
+
+
+def save(data_dir: Path, ws: WardSecret) -> None:
+    """Store the secret's derived values, whole (a ward stick's new secret comes already derived)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     body = {"version": 1, "kdf": "scrypt", "n": ws.n, "r": ws.r, "p": ws.p, "salt": ws.salt.hex(),
             "unlock": ws.unlock.hex(), "stick_key": ws.stick_key.hex()}
     write_atomic(data_dir / FILE_NAME, (json.dumps(body, indent=1) + "\n").encode(), mode=0o600)
-    return ws
 
 
 def load(data_dir: Path) -> WardSecret | None:

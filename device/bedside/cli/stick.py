@@ -29,6 +29,11 @@ def add_stick_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     p.add_argument("mountpoint", help="where the stick is mounted, e.g. /media/nurse/STICK")
     p.add_argument("--secret-file", help="read the ward secret from the first line of this file instead of a prompt")
     p.add_argument("--label", default="", help="a name for the stick, for people (e.g. 'Ward 7 stick 2')")
+    p.add_argument("--config", dest="ward_config", metavar="FILE",
+                   help="also carry this configuration to every unit the stick is plugged into (checked first; "
+                   "each unit keeps its own unit id, pins and serial port, and applies it after a press)")
+    p.add_argument("--new-secret-file", metavar="FILE", help="also carry a new ward secret (first line of FILE) to "
+                   "the units: each applies it after a press; prepare the stick again with it afterwards")
     p.set_defaults(func=cmd_stick_prepare)
 
     e = ssub.add_parser("export", help="export the unit's record to a mounted, prepared stick",
@@ -89,9 +94,38 @@ def _open_stick(path: Path) -> int:
         raise UserError(f"cannot open {path}: {e.strerror}") from None
 
 
+def _settings_body(args: argparse.Namespace, key: bytes) -> dict[str, Any] | None:
+    """The signed ward settings asked for, checked before anything is written; None if none."""
+    from bedside import secret
+    from bedside.core.config import ConfigError
+    from bedside.stick import settings as stick_settings
+
+    if not args.ward_config and not args.new_secret_file:
+        return None
+    text = None
+    if args.ward_config:
+        try:
+            text = Path(args.ward_config).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise UserError(f"cannot read the configuration {args.ward_config}: {e}") from None
+    new = None
+    if args.new_secret_file:
+        try:
+            new = secret.read_secret_file(Path(args.new_secret_file))
+        except secret.SecretError as e:
+            raise UserError(str(e)) from None
+    try:
+        return stick_settings.make(key, datetime.now(UTC), config_text=text, new_secret=new)
+    except ConfigError as e:
+        raise UserError(f"nothing was written: {e}") from None
+    except secret.SecretError as e:
+        raise UserError(f"nothing was written: {e}") from None
+
+
 def cmd_stick_prepare(args: argparse.Namespace) -> int:
     from bedside import secret
     from bedside.stick import auth, files
+    from bedside.stick import settings as stick_settings
 
     root = _open_stick(Path(args.mountpoint))
     try:
@@ -100,8 +134,11 @@ def cmd_stick_prepare(args: argparse.Namespace) -> int:
         before = None
         with contextlib.suppress(files.StickProblem):
             before = auth.check(auth.read_authorisation(root), key)
+        ward_settings = _settings_body(args, key)
         try:
             body = auth.prepare(root, key, datetime.now(UTC), args.label)
+            if ward_settings is not None:
+                stick_settings.write(root, ward_settings)
         except files.StickProblem as e:
             raise UserError(f"the stick was not prepared: {e}", 1) from None
         except OSError as e:
@@ -113,14 +150,22 @@ def cmd_stick_prepare(args: argparse.Namespace) -> int:
           f"Stick id {body['stick']}{', label ' + repr(body['label']) if body['label'] else ''}.\n"
           "Plug it into a unit of the ward: the unit exports its record into the stick's Bedside folder.\n"
           "Keep it like a key: whoever holds it can take exports from the ward's units.")
+    if ward_settings is not None:
+        what = " and ".join(x for x in ("a configuration" if ward_settings["config"] else "",
+                                        "a new ward secret" if ward_settings["secret"] else "") if x)
+        print(f"It also carries {what} (issued {ward_settings['issued']}): each unit shows the change and applies it "
+              "when its button is pressed.")
+        if ward_settings["secret"]:
+            print("Once every unit has the new secret, prepare the ward's sticks again with it.")
     return 0
 
 
 def cmd_stick_export(args: argparse.Namespace) -> int:
     from bedside.stick import export as stick_export
+    from bedside.stick import settings as stick_settings
     from bedside.unit import host
 
-    cfg = host.find(args.config)
+    cfg = stick_settings.effective(host.find(args.config), Path(args.data))
     mount: Any
     if args.from_service:
         if stick_export.capabilities():

@@ -74,9 +74,11 @@ def _sticks(path: str) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from bedside.stick import settings as ward_settings
     from bedside.unit import serve
 
-    cfg = host.find(args.config)
+    # The ward's configuration, applied from a ward stick, over the unit's own.
+    cfg = ward_settings.effective(host.find(args.config), Path(args.data))
     try:
         serve.run_on_pi(cfg, Path(args.data), port=args.serial or cfg.serial.port,
                         listeners=[_sticks(args.stick_socket)])

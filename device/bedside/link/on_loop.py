@@ -153,6 +153,12 @@ class LinkService:
         else:
             self.unit.call_soon(lambda t: self._declined(effect.token, p, effect.outcome, t))
 
+    def ward_changed(self, ward: WardSecret) -> list[Record]:
+        """A new ward secret from a ward stick: the old one unlocks nothing from now on."""
+        self.ward = ward
+        self.access, fx = access.lock(self.access, "secret changed")
+        return fx
+
     def stopping(self, now: Instant) -> list[Record]:
         fx: list[Record] = []
         for p in self.pending.values():

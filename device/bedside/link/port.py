@@ -426,7 +426,9 @@ class SerialLink:
             if msg not in said:
                 self.log(msg)
                 said.add(msg)
-            conn = Connection(next(ids), self.svc, self.call, ser.write, ward=self.ward, unit=self.unit.cfg.unit_id)
+            # The service's secret: a ward stick may have changed it since the link started.
+            conn = Connection(next(ids), self.svc, self.call, ser.write, ward=self.svc.ward,
+                              unit=self.unit.cfg.unit_id)
             self.connection = conn
             opened = time.monotonic()
             try:

@@ -28,6 +28,7 @@ from bedside.core.config import Config
 from bedside.core.events import Decided, Effect, Event, Instant, Record
 from bedside.core.state import State
 from bedside.journal.segments import Journal
+from bedside.secret import WardSecret
 
 
 class LoopBusy(Exception):
@@ -78,6 +79,8 @@ class LinkHooks(Protocol):
 
     def stopping(self, now: Instant) -> list[Record]: ...
 
+    def ward_changed(self, ward: WardSecret) -> list[Record]: ...
+
 
 class UnitPort(Protocol):
     """The unit as the link and the stick channel see it (``unit.loop.Unit`` implements it)."""
@@ -117,6 +120,8 @@ class UnitPort(Protocol):
     def handle(self, event: Event, now: Instant) -> None: ...
 
     def record(self, rec: Record, now: Instant) -> None: ...
+
+    def reconfigure(self, cfg: Config | None, ward: WardSecret | None, now: Instant) -> None: ...
 
     def seal(self, now: Instant) -> None: ...
 

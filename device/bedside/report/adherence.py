@@ -37,7 +37,8 @@ DECIDED = (DONE, PARTIAL, INTERRUPTED, MISSED, PAUSED)
 SESSION_TYPES = ("prompt", "repeat", "snooze", "done", "missed", "interrupted", "deferred", "press", "paused")
 KNOWN_TYPES = frozenset({*SESSION_TYPES, "start", "stop", "power_loss", "clock_set", "fault", "fault_cleared",
                          "admit", "discharge", "refused", "export", "secret_set", "pause", "resume",
-                         "software_update", "software_rollback", "software_update_refused"})
+                         "software_update", "software_rollback", "software_update_refused",
+                         "config_changed", "secret_changed", "settings_refused"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -425,6 +426,13 @@ def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None) -
             events.append(Event(t, typ, f"Software {rec.get('from')} failed its check; back on {rec.get('to')}"))
         elif typ == "software_update_refused":
             events.append(Event(t, typ, f"Software update refused ({rec.get('reason')})"))
+        elif typ == "config_changed":
+            what = _text(rec.get("changed")) or "nothing visible"
+            events.append(Event(t, typ, f"Ward configuration applied from a stick ({what})"))
+        elif typ == "secret_changed":
+            events.append(Event(t, typ, "Ward secret changed from a stick"))
+        elif typ == "settings_refused":
+            events.append(Event(t, typ, f"Ward settings from a stick not applied: {_text(rec.get('problem')) or '?'}"))
         prev_type, prev_time = typ, t
 
     sessions = sorted((s for s in map(_session, accs.values()) if s is not None), key=lambda s: (s.offer, s.due, s.id))

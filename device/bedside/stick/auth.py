@@ -16,6 +16,7 @@ import hmac
 import json
 import os
 import secrets
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -46,6 +47,17 @@ def _canonical(body: dict[str, Any]) -> bytes:
 
 def _mac(stick_key: bytes, body: dict[str, Any]) -> str:
     return hmac.new(stick_key, _MAC_LABEL + _canonical(body), hashlib.sha256).hexdigest()
+
+
+def signature_problem(body: Mapping[str, Any], stick_key: bytes, mac: Callable[[bytes, dict[str, Any]], str]
+                      ) -> str | None:
+    """For a file signed under the ward's stick key (an update's manifest, ward settings):
+    ``"other_ward"`` when it names another ward's key, ``"bad_signature"`` when it was changed
+    after it was signed, None when it holds. ``mac`` is the file's own labelled HMAC."""
+    if not hmac.compare_digest(str(body.get("ward_key")), key_id(stick_key)):
+        return "other_ward"
+    unsigned = {k: v for k, v in body.items() if k != "mac"}
+    return None if hmac.compare_digest(str(body.get("mac")), mac(stick_key, unsigned)) else "bad_signature"
 
 
 def clean_label(label: str) -> str:

@@ -21,6 +21,12 @@ A software update (``stick/software.py``) uses two more requests, each on a conn
     → {"v": 1, "op": "record", "type": "software_update_refused", "data": {…}}
     ← {"ok": true, "saved": true}                only the update's own record types
 
+Ward settings on the stick (``stick/settings.py``) come on a connection of their own, after
+the export; the daemon checks them, asks for the press, applies them and records the outcome:
+
+    → {"v": 1, "op": "settings", "raw": "{…settings.json…}", "stick": "9c1e…"}
+    ← {"ok": true, "outcome": "applied" | "refused" | "already", "message": "…"}
+
 A connection that closes after ``begin`` without ``end`` (the export process was killed) is
 recorded as ``export_failed`` with reason ``interrupted``. The listening thread never
 touches the unit's state: the work runs on the loop, called through the unit's port
@@ -88,8 +94,10 @@ def listen(unit: UnitPort, say: Callable[[str], None], warn: Callable[[str], Non
 class StickChannel:
     """Listens for export processes and turns what they report into the unit's records and screens."""
 
-    def __init__(self, unit: UnitPort, path: Path = SOCKET, log: Callable[[str], None] = _log) -> None:
+    def __init__(self, unit: UnitPort, path: Path = SOCKET, log: Callable[[str], None] = _log,
+                 data: Path | None = None) -> None:
         self.unit = unit
+        self.data = data
         self.path = Path(path)
         self.log = log
         self._sock: socket.socket | None = None
@@ -207,6 +215,8 @@ class StickChannel:
                 raise ValueError(f"unknown stage {stage!r}")
             self.exports += 1
             return {"ok": True, "saved": saved}
+        if op == "settings" and not begun:
+            return {"ok": True, **self._settings(str(msg.get("raw") or ""), str(msg.get("stick") or "")[:64])}
         if op == "confirm" and not begun:
             return {"ok": True, "outcome": self._confirm(msg)}
         if op == "record" and not begun and msg.get("type") in SOFTWARE_RECORDS:
@@ -230,6 +240,57 @@ class StickChannel:
             return outcome[0]
         finally:
             self._waiting.pop(token, None)
+
+    def _settings(self, raw: str, stick: str) -> dict[str, str]:
+        """Check the ward settings from a stick, ask for the press, apply: the outcome in words."""
+        from bedside import secret
+        from bedside.stick import settings
+
+        data = self.data or (self.unit.journal.data if self.unit.journal is not None else None)
+
+        def refuse(reason: str, message: str) -> dict[str, str]:
+            rec = Record("settings_refused", data={"reason": reason, "problem": message[:300],
+                                                   **({"stick": stick} if stick else {})})
+            self._call(lambda now: self._record(rec, now))
+            self.log(f"ward settings from a stick refused: {message}")
+            return {"outcome": "refused", "reason": reason, "message": message}
+
+        if data is None:
+            return refuse(settings.NO_SECRET, "the unit's data directory is not open; nothing is applied")
+        try:
+            ward = secret.load(data)
+        except secret.SecretError as e:
+            return refuse(settings.NO_SECRET, str(e))
+        if ward is None:
+            return refuse(settings.NO_SECRET, "this unit has no ward secret, so it cannot check the settings")
+        try:
+            offer = settings.check(raw.encode("utf-8"), ward.stick_key, self.unit.cfg, data)
+        except settings.SettingsRefused as e:
+            if e.reason == settings.OLDER and settings.already(raw.encode("utf-8"), data):
+                return {"outcome": "already", "message": "these settings are already applied on this unit"}
+            return refuse(e.reason, str(e))
+        outcome = self._confirm({"title": "Ward settings?", "line1": offer.line1, "line2": offer.line2,
+                                 "seconds": 60})
+        if outcome != "confirmed":
+            return refuse(settings.NOT_CONFIRMED, f"not applied: the change was {outcome} at the unit "
+                          f"({offer.summary})")
+        current = self.unit.cfg
+        try:
+            records = settings.apply(offer, data, current, stick)
+        except OSError as e:
+            return refuse("failed", f"the settings could not be written ({e.strerror or e}); nothing changed")
+        new_cfg = offer.config
+
+        def on_loop(now: Instant) -> bool:
+            # The unit carries on with the new settings from its next step: no restart, no gap.
+            self.unit.reconfigure(new_cfg, offer.ward, now)
+            for type_, body in records:
+                self.unit.record(Record(type_, data=body), now)
+            return self.unit.saved
+
+        self._call(on_loop)
+        self.log(f"ward settings applied: {offer.summary}")
+        return {"outcome": "applied", "message": f"applied: {offer.summary}"}
 
     def observe(self, effect: Effect, now: Instant) -> None:
         """The unit's effects (an observer, on the loop): how a confirmation asked here ended."""
@@ -338,6 +399,11 @@ class ChannelClient:
         self.sock.settimeout(seconds + 2 * LOOP_TIMEOUT_S)
         answer = self._ask({"op": "confirm", "title": title, "line1": line1, "line2": line2, "seconds": seconds})
         return str(answer.get("outcome"))
+
+    def settings(self, raw: bytes, stick: str, seconds: float = 60.0) -> dict[str, Any]:
+        """Hand the stick's ward settings to the unit; how it ended (after the press, or none)."""
+        self.sock.settimeout(seconds + 3 * LOOP_TIMEOUT_S)
+        return self._ask({"op": "settings", "raw": raw.decode("utf-8", "replace"), "stick": stick})
 
     def record(self, type_: str, data: Mapping[str, Any]) -> bool:
         return bool(self._ask({"op": "record", "type": type_, "data": dict(data)}).get("saved"))

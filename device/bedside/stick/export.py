@@ -42,6 +42,7 @@ from bedside.report import bundle
 from bedside.report import model as report
 from bedside.stick import auth as stick_auth
 from bedside.stick import files as stick_files
+from bedside.stick import settings as stick_settings
 from bedside.stick import update
 from bedside.stick.channel import ChannelClient, ChannelError
 from bedside.stick.files import StickProblem
@@ -66,6 +67,7 @@ class Outcome:
     reason: str                    # "" when done; else stick_files.REFUSALS, stick's failures, "journal"
     message: str                   # for people
     details: dict[str, Any] = field(default_factory=dict)
+    settings: bytes | None = None  # the stick's ward settings, for the unit to check (never in the record)
 
     @property
     def exit_code(self) -> int:
@@ -179,14 +181,17 @@ class Recorder(Protocol):
 
     def end(self, outcome: Outcome) -> str: ...
 
+    def settings(self, raw: bytes, stick: str) -> str: ...
+
     def close(self) -> None: ...
 
 
 class DaemonRecorder:
     """The running daemon records it (the journal's only writer) and shows it on the display."""
 
-    def __init__(self, client: ChannelClient) -> None:
+    def __init__(self, client: ChannelClient, path: Path | None = None) -> None:
         self.client = client
+        self.path = path
 
     def begin(self, device: str) -> None:
         try:
@@ -201,6 +206,21 @@ class DaemonRecorder:
             return f"NOT recorded by the unit: {e}"
         return "recorded by the unit" if saved else \
             "kept by the unit in memory: its card cannot be written now (it shows 'Log not saved')"
+
+    def settings(self, raw: bytes, stick: str) -> str:
+        """The unit checks them, asks for its button to be pressed, and applies them."""
+        try:
+            # A connection of its own: the export's ended with its outcome.
+            client = ChannelClient.connect(self.path) if self.path is not None else None
+            if client is None:
+                return "NOT handed to the unit: its program no longer answers"
+            try:
+                answer = client.settings(raw, stick)
+            finally:
+                client.close()
+        except ChannelError as e:
+            return f"NOT handed to the unit: {e}"
+        return str(answer.get("message") or answer.get("outcome"))
 
     def close(self) -> None:
         self.client.close()
@@ -253,6 +273,15 @@ class JournalRecorder:
                                         f"stick {outcome.details.get('folder', '')}", datetime.now(UTC))
         return "recorded in the journal (the unit's daemon is not running)"
 
+    def settings(self, raw: bytes, stick: str) -> str:
+        from bedside.stick import settings as stick_settings
+
+        problem = "not applied: the unit's program is not running, so nobody could confirm them with a press"
+        with contextlib.suppress(JournalError):
+            self.writer.append("settings_refused", {"reason": stick_settings.NOT_CONFIRMED, "problem": problem,
+                                                    **({"stick": stick} if stick else {})})
+        return problem
+
     def close(self) -> None:
         self.writer.close()
 
@@ -264,7 +293,7 @@ def recorder(data: Path, cfg: Config, socket_path: Path) -> Recorder:
     except ChannelError as e:
         raise ExportError(f"{e}; nothing was exported") from None
     if client is not None:
-        return DaemonRecorder(client)
+        return DaemonRecorder(client, socket_path)
     try:
         writer = OfflineWriter(data)
     except host.DataDirBusy:
@@ -317,6 +346,8 @@ def run(cfg: Config, data: Path, mount: Mount, rec: Recorder, device: str = "",
         rec.begin(device)
         outcome = _export(cfg, data, mount, step)
         note = rec.end(outcome)
+        if outcome.settings is not None:
+            note += "\nWard settings on the stick: " + rec.settings(outcome.settings, outcome.details.get("stick", ""))
     except Interrupted:
         # Cut off while telling the unit: it records the connection's end as interrupted.
         raise ExportError("stopped while reporting to the unit") from None
@@ -377,6 +408,12 @@ def _export(cfg: Config, data: Path, mount: Mount, step: Callable[[str], None]) 
         out = stick_files.write_export(root, name, got.files, tracked)
         finished = True
         staged = _stage_update(root, data)
+        try:
+            ward_settings = stick_settings.read(root)
+        except OSError as e:
+            ward_settings = None
+            print(f"bedside: the ward settings on the stick could not be read ({e.strerror or e})",
+                  file=sys.stderr, flush=True)
         os.close(root)
         root = None
         step("unmount")
@@ -399,7 +436,7 @@ def _export(cfg: Config, data: Path, mount: Mount, step: Callable[[str], None]) 
     return Outcome("done", "", f"Exported {got.header['records']} records of unit {cfg.unit_id} to {where} "
                    f"({', '.join(out.files)}); head {head['seq']}/{chain.short(head['hash'])}. {got.summary}."
                    + (f"\nSoftware update {staged} copied from the stick: press the unit's button when it asks."
-                      if staged else ""), details)
+                      if staged else ""), details, ward_settings)
 
 
 def _not_done(p: StickProblem, mount: Mount, root: int | None, auth: stick_auth.Authorised | None,

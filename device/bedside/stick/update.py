@@ -38,7 +38,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bedside.stick.auth import key_id
+from bedside.stick.auth import key_id, signature_problem
 from bedside.stick.files import FOLDER
 
 UPDATE_DIR = "update"
@@ -124,11 +124,11 @@ def check(folder: Path, stick_key: bytes, current: str) -> Manifest:
             or not isinstance(body.get("wheels"), dict):
         raise UpdateRefused(MALFORMED, f"the stick's {FOLDER}/{UPDATE_DIR}/{MANIFEST} is missing or damaged; "
                             "make the bundle again (bedside stick update-bundle)")
-    if not hmac.compare_digest(body["ward_key"], key_id(stick_key)):
+    problem = signature_problem(body, stick_key, _mac)
+    if problem == OTHER_WARD:
         raise UpdateRefused(OTHER_WARD, "the update was signed for another ward (or before the ward secret was "
                             "changed); make it again with this ward's secret")
-    unsigned = {k: v for k, v in body.items() if k != "mac"}
-    if not hmac.compare_digest(body["mac"], _mac(stick_key, unsigned)):
+    if problem is not None:
         raise UpdateRefused(BAD_SIGNATURE, "the update's manifest was changed after it was signed; "
                             "it is not installed")
     wheels: dict[str, str] = body["wheels"]

@@ -44,6 +44,7 @@ from bedside.display.surface import Surface
 from bedside.journal.segments import Journal
 from bedside.journal.store import Store
 from bedside.link.unit_port import Call, LinkHooks, TimedSource
+from bedside.secret import WardSecret
 from bedside.unit import host
 from bedside.unit.clock import Clock
 from bedside.unit.sounds import Player
@@ -406,3 +407,13 @@ class Unit:
         """Commit a record the shell itself produces (e.g. a self-test's results)."""
         assert threading.get_ident() == self._loop_thread, "Unit.record runs on the loop's thread only"
         self._apply([rec], now)
+
+    def reconfigure(self, cfg: Config | None, ward: WardSecret | None, now: Instant) -> None:
+        """Ward settings from a stick, confirmed at the unit: the next step plans with the new
+        configuration (sessions already under way finish as they began), and the serial link
+        checks the new ward secret from its next unlock."""
+        assert threading.get_ident() == self._loop_thread, "Unit.reconfigure runs on the loop's thread only"
+        if cfg is not None:
+            self.cfg = cfg
+        if ward is not None and self._link is not None:
+            self._apply(self._link.ward_changed(ward), now)

@@ -1,0 +1,308 @@
+"""Ward settings on a ward stick: a new configuration and a new ward secret, signed like the
+stick's authorisation, applied by the unit after a press.
+
+Layout (docs/stick.md, "Ward settings by stick")::
+
+    Bedside/
+      authorisation.json
+      settings.json              written by ``bedside stick prepare --config … --new-secret-file …``
+
+``settings.json`` carries when it was issued, the configuration's TOML text (optional) and
+the new ward secret (optional), with an HMAC-SHA256 under the ward's current stick key over
+all of it. The new secret never travels in clear: the stick carries only what the unit stores
+(the unlock hash with its salt, and the new stick key), enciphered with a keystream made from
+the current stick key (HMAC-SHA256 in counter mode). A lost stick thus gives neither the new
+secret, nor a way to forge sticks, nor a hash to guess the secret from.
+
+On the unit the export forwards the file to the daemon (``op: settings`` on the stick channel);
+the daemon checks it from scratch (``check``): signed for this ward, a configuration that
+passes ``bedside config check``, issued later than the settings last applied. It shows what
+changes in one line and asks for a press; only then ``apply`` writes the files (each whole,
+the previous kept beside it) and the running unit takes the new configuration at once.
+
+The ward's configuration (``DATA/ward-config.toml``) lies over the unit's own: the unit id,
+its hardware (pins, panel) and its serial port stay the unit's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bedside import secret
+from bedside.core import config
+from bedside.core.config import Config
+from bedside.durable import write_atomic
+from bedside.stick.auth import key_id, signature_problem
+from bedside.stick.files import FOLDER
+
+SETTINGS_FILE = "settings.json"
+FORMAT = 1
+MAX_BYTES = 48 * 1024              # within the stick channel's line, with room for its escaping
+CONFIG_FILE = "ward-config.toml"            # in the data directory
+STATE_FILE = "ward-settings.json"           # in the data directory: what was applied last
+_MAC_LABEL = b"bedside ward settings v1\x00"
+_SEAL_LABEL = b"bedside ward secret seal v1\x00"
+# The unit's own: never taken from the ward's configuration.
+KEPT = ("unit_id", "hardware", "serial")
+
+# Why settings were refused (the journal's ``settings_refused`` ``reason``).
+MALFORMED, OTHER_WARD, BAD_SIGNATURE, INVALID, OLDER, NOT_CONFIRMED, NO_SECRET = (
+    "malformed", "other_ward", "bad_signature", "invalid", "older", "not_confirmed", "no_secret")
+
+
+class SettingsRefused(Exception):
+    """The settings are not applied: ``reason`` for the journal, the message for people."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+# --- making them (the laptop) ---------------------------------------------------------
+
+def _canonical(body: Mapping[str, Any]) -> bytes:
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _mac(stick_key: bytes, body: Mapping[str, Any]) -> str:
+    return hmac.new(stick_key, _MAC_LABEL + _canonical(body), hashlib.sha256).hexdigest()
+
+
+def _keystream(stick_key: bytes, nonce: bytes, n: int) -> bytes:
+    out = b""
+    block = 0
+    while len(out) < n:
+        out += hmac.new(stick_key, _SEAL_LABEL + nonce + block.to_bytes(4, "big"), hashlib.sha256).digest()
+        block += 1
+    return out[:n]
+
+
+def _xor(a: bytes, b: bytes) -> bytes:
+    return bytes(x ^ y for x, y in zip(a, b, strict=True))
+
+
+def parse_config(text: str, source: str) -> Config:
+    """A configuration from its TOML text, by ``bedside config check``'s rules (ConfigError)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise config.ConfigError(source, [f"is not valid TOML: {e}"]) from None
+    return config.parse(data, source)
+
+
+def make(stick_key: bytes, issued: datetime, *, config_text: str | None = None,
+         new_secret: str | None = None) -> dict[str, Any]:
+    """The body of ``settings.json``. Raises ConfigError for a configuration that would be refused,
+    SecretError for a secret that is too weak."""
+    if config_text is None and new_secret is None:
+        raise ValueError("ward settings need a configuration, a new secret, or both")
+    body: dict[str, Any] = {"bedside_settings": FORMAT, "ward_key": key_id(stick_key),
+                            "issued": issued.isoformat(timespec="seconds"), "config": None, "secret": None}
+    if config_text is not None:
+        parse_config(config_text, "the ward's configuration")
+        body["config"] = {"toml": config_text, "sha256": hashlib.sha256(config_text.encode("utf-8")).hexdigest()}
+    if new_secret is not None:
+        s = secret.validate(new_secret)
+        salt = secrets.token_bytes(16)
+        unlock, new_key = secret.derive(s, salt), secret.stick_key(s)
+        body["secret"] = {"ward_key": key_id(new_key), "salt": salt.hex(), "n": secret.N, "r": secret.R,
+                          "p": secret.P, "sealed": _xor(unlock + new_key, _keystream(stick_key, salt, 64)).hex()}
+    body["mac"] = _mac(stick_key, body)
+    return body
+
+
+def write(root_fd: int, body: Mapping[str, Any]) -> None:
+    """``Bedside/settings.json`` on the stick under ``root_fd``, whole."""
+    from bedside.stick import files
+
+    folder = files.open_folder(root_fd, FOLDER, create=True)
+    try:
+        files.write_file(folder, SETTINGS_FILE, (json.dumps(body, indent=1, sort_keys=True) + "\n").encode("utf-8"))
+    finally:
+        os.close(folder)
+
+
+def read(root_fd: int) -> bytes | None:
+    """The stick's settings file (None when it has none); b"" when it is too large to be ours."""
+    try:
+        folder = os.open(FOLDER, os.O_RDONLY | os.O_DIRECTORY, dir_fd=root_fd)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        fd = os.open(SETTINGS_FILE, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=folder)
+    except (FileNotFoundError, IsADirectoryError):
+        return None
+    finally:
+        os.close(folder)
+    try:
+        data = os.read(fd, MAX_BYTES + 1)
+    finally:
+        os.close(fd)
+    return data if len(data) <= MAX_BYTES else b""
+
+
+# --- checking them (the unit) -----------------------------------------------------------
+
+@dataclass(frozen=True)
+class Offer:
+    issued: str
+    config: Config | None               # the new effective configuration (the unit's own kept)
+    config_text: str | None
+    ward: secret.WardSecret | None      # the new ward secret's stored form
+    summary: str                        # what changes, in one line
+    line1: str                          # the same for the display: two short lines
+    line2: str
+
+
+def _issued_before(data: Path) -> str | None:
+    try:
+        body = json.loads((data / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return body.get("issued") if isinstance(body, dict) and isinstance(body.get("issued"), str) else None
+
+
+def check(raw: bytes, stick_key: bytes, current: Config, data: Path) -> Offer:
+    """The settings in ``raw`` if this unit may apply them, else SettingsRefused."""
+    try:
+        body = json.loads(raw.decode("utf-8")) if raw else None
+    except (UnicodeDecodeError, ValueError):
+        body = None
+    if not isinstance(body, dict) or body.get("bedside_settings") != FORMAT or not all(
+            isinstance(body.get(k), str) for k in ("ward_key", "issued", "mac")):
+        raise SettingsRefused(MALFORMED, f"the stick's {FOLDER}/{SETTINGS_FILE} is damaged; write it again "
+                              "(bedside stick prepare --config … / --new-secret-file …)")
+    problem = signature_problem(body, stick_key, _mac)
+    if problem == OTHER_WARD:
+        raise SettingsRefused(OTHER_WARD, "the settings were signed for another ward (or before the ward secret was "
+                              "changed); write them again with this ward's secret")
+    if problem is not None:
+        raise SettingsRefused(BAD_SIGNATURE, "the settings were changed after they were signed; nothing is applied")
+    try:
+        issued = datetime.fromisoformat(body["issued"])
+    except ValueError:
+        raise SettingsRefused(MALFORMED, "the settings' issue time is not a time") from None
+    before = _issued_before(data)
+    if before is not None and issued <= datetime.fromisoformat(before):
+        raise SettingsRefused(OLDER, f"the settings on the stick were issued {body['issued']}, not after the ones "
+                              f"this unit applied ({before}): nothing is applied")
+    new_cfg, text = None, None
+    if isinstance(body.get("config"), dict):
+        text = body["config"].get("toml")
+        if not isinstance(text, str):
+            raise SettingsRefused(MALFORMED, "the settings' configuration is missing its text")
+        try:
+            new_cfg = over(current, parse_config(text, "the ward's configuration"))
+        except config.ConfigError as e:
+            raise SettingsRefused(INVALID, "; ".join(e.problems)) from None
+    ward = None
+    if isinstance(body.get("secret"), dict):
+        ward = _unseal(body["secret"], stick_key)
+    changed = _changed(current, new_cfg) if new_cfg is not None else []
+    line1 = ", ".join(changed) if changed else ("same settings" if new_cfg is not None else "")
+    line2 = "and a new ward secret" if ward is not None else ""
+    if not line1:
+        line1, line2 = "New ward secret", ""
+    summary = (f"configuration: {', '.join(changed) or 'nothing changes'}" if new_cfg is not None else "") + \
+        ("; " if new_cfg is not None and ward is not None else "") + ("a new ward secret" if ward is not None else "")
+    return Offer(body["issued"], new_cfg, text, ward, summary, line1, line2)
+
+
+def already(raw: bytes, data: Path) -> bool:
+    """The settings are the very ones applied last (the same stick plugged in again)."""
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(body, dict) and body.get("issued") == _issued_before(data)
+
+
+def _unseal(s: Mapping[str, Any], stick_key: bytes) -> secret.WardSecret:
+    try:
+        salt, sealed = bytes.fromhex(str(s["salt"])), bytes.fromhex(str(s["sealed"]))
+        n, r, p = int(s["n"]), int(s["r"]), int(s["p"])
+    except (KeyError, ValueError, TypeError):
+        raise SettingsRefused(MALFORMED, "the settings' new secret is damaged") from None
+    if len(sealed) != 64 or len(salt) < 16:
+        raise SettingsRefused(MALFORMED, "the settings' new secret is damaged")
+    plain = _xor(sealed, _keystream(stick_key, salt, 64))
+    unlock, new_key = plain[:32], plain[32:]
+    if not hmac.compare_digest(key_id(new_key), str(s.get("ward_key"))):
+        raise SettingsRefused(MALFORMED, "the settings' new secret does not match its key id")
+    return secret.WardSecret(salt, unlock, new_key, n, r, p)
+
+
+# What a nurse or engineer calls each part of the configuration.
+_NAMES = {"timezone": "time zone", "awake_start": "quiet hours", "awake_end": "quiet hours",
+          "hourly_every_minutes": "hourly sessions", "hourly_exercises": "hourly sessions",
+          "routine_at": "routine times", "routine_exercises": "routine", "repeat_every_minutes": "reminders",
+          "missed_after_minutes": "reminders", "snooze_minutes": "snooze", "max_snoozes": "snooze",
+          "default_regimen": "regimens", "without_episode": "regimens", "regimens": "regimens",
+          "display": "display"}
+
+
+def _changed(old: Config, new: Config) -> list[str]:
+    out: list[str] = []
+    for f in fields(Config):
+        name = _NAMES.get(f.name)
+        if name and getattr(old, f.name) != getattr(new, f.name) and name not in out:
+            out.append(name)
+    return out
+
+
+def over(unit: Config, ward: Config) -> Config:
+    """The ward's configuration with the unit's own id, hardware and serial port."""
+    return replace(ward, **{k: getattr(unit, k) for k in KEPT})
+
+
+def effective(unit: Config, data: Path) -> Config:
+    """The configuration the unit runs: the ward's (applied from a stick) over its own, if any."""
+    path = data / CONFIG_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return unit
+    except (OSError, UnicodeDecodeError) as e:
+        raise config.ConfigError(str(path), [f"cannot be read ({e}); remove it to run on the unit's own "
+                                             "configuration"]) from None
+    return over(unit, parse_config(text, str(path)))
+
+
+# --- applying them (the unit, after the press) --------------------------------------------
+
+def apply(offer: Offer, data: Path, current: Config, issued_by: str = "") -> list[tuple[str, dict[str, Any]]]:
+    """Write what the offer changes, each file whole with the previous one kept beside it; the
+    records to make (``config_changed``, ``secret_changed``)."""
+    records: list[tuple[str, dict[str, Any]]] = []
+    extra = {"issued": offer.issued, **({"stick": issued_by} if issued_by else {})}
+    if offer.config is not None and offer.config_text is not None:
+        _keep_previous(data / CONFIG_FILE, 0o644)
+        write_atomic(data / CONFIG_FILE, offer.config_text.encode("utf-8"))
+        records.append(("config_changed", {"old": current.fingerprint(), "new": offer.config.fingerprint(),
+                                           "changed": _changed(current, offer.config), **extra}))
+    if offer.ward is not None:
+        old = secret.load(data)
+        _keep_previous(data / secret.FILE_NAME, 0o600)
+        secret.save(data, offer.ward)
+        records.append(("secret_changed", {"old_key": key_id(old.stick_key) if old else None,
+                                           "new_key": key_id(offer.ward.stick_key), **extra}))
+    write_atomic(data / STATE_FILE, (json.dumps({"issued": offer.issued}) + "\n").encode())
+    return records
+
+
+def _keep_previous(path: Path, mode: int) -> None:
+    try:
+        before = path.read_bytes()
+    except FileNotFoundError:
+        return
+    write_atomic(path.with_name(path.stem + ".previous" + path.suffix), before, mode=mode)
