@@ -30,7 +30,7 @@ def test_partial_file_takes_defaults(tmp_path: Path) -> None:
     ('[awake]\nend = "24:00"', '[awake] end: must be a 24-hour time'),
     ("[hourly]\nevery_minutes = 5", "[hourly] every_minutes: prompts less than 15 minutes apart"),
     ('[hourly]\nexercises = [{ name = "Pumps", reps = 0 }]', "[hourly] exercises #1 reps: must be a whole number"),
-    ('[hourly]\nexercises = [{ name = "A", reps = 5, sets = 2 }]', "[hourly] exercises #1 sets: unknown key"),
+    ('[hourly]\nexercises = [{ name = "A", reps = 5, rounds = 2 }]', "[hourly] exercises #1 rounds: unknown key"),
     ("[hourly]\nexercises = []", "[hourly] exercises: must name at least one exercise"),
     ('[routine]\nat = ["09:00", "09:00"]', "[routine] at: lists the same time twice"),
     ("[reminders]\nmax_snoozes = -1", "[reminders] max_snoozes: must be a whole number from 0 to 5"),

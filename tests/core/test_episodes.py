@@ -55,11 +55,21 @@ def test_standard_regimen_is_hourly_on_days_0_to_2_then_routine_only() -> None:
     assert d.sessions("prompt")[-1] == "2026-11-25T19:00 routine"
 
 
-def test_without_an_episode_the_default_runs_as_on_day_0_or_nothing_when_quiet() -> None:
+def test_without_an_episode_the_default_steps_down_from_the_first_start_or_nothing_when_quiet() -> None:
     cfg = Config()
     d = Driver(cfg, t(cfg, "2026-11-24T06:30"))
-    d.run_until(t(cfg, "2026-11-28T06:30"))
-    assert all(len(kinds_on(d, f"2026-11-{n}")) == 15 for n in (24, 25, 26, 27))
+    (_, start), = d.records("start")
+    assert start.data["unadmitted_since"] == "2026-11-24"          # the first start at this bed is day 0
+    d.run_until(t(cfg, "2026-11-26T12:00"))
+    d.restart(after=timedelta(hours=1))                            # the count survives a restart
+    d.run_until(t(cfg, "2026-11-29T06:30"))
+    assert [len(kinds_on(d, f"2026-11-{n}")) for n in (24, 25, 27, 28)] == [15, 15, 2, 2]
+    assert d.records("start")[-1][1].data["unadmitted_since"] == "2026-11-24"
+    # A discharge starts the count again.
+    send(d, Admit("E2026-0042", date(2026, 11, 28), None))
+    send(d, Discharge("E2026-0042"))
+    d.run_until(t(cfg, "2026-11-30T06:30"))
+    assert len(kinds_on(d, "2026-11-29")) == 15 and d.state.unadmitted_since == date(2026, 11, 29)
     quiet = Config(without_episode="quiet")
     q = Driver(quiet, t(quiet, "2026-11-24T06:30"))
     q.run_until(t(quiet, "2026-11-25T06:30"))

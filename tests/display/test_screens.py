@@ -279,4 +279,4 @@ def test_prompt_shows_the_first_exercise_picture_and_the_session_length() -> Non
     d.run_until(t(cfg, "2026-11-24T09:00:05"))
     p = d.screen()
     assert isinstance(p, sc.Prompt)
-    assert (p.kind, p.exercise, p.detail, p.icon, p.minutes) == ("routine", "Full routine", "3 exercises", "foot", 6)
+    assert (p.kind, p.exercise, p.detail, p.icon, p.minutes) == ("routine", "Full routine", "3 exercises", "foot", 9)

@@ -289,3 +289,23 @@ def test_software_updates_are_events_of_their_day() -> None:
     assert [e.text for e in m.days[0].events if e.kind.startswith("software")] == [
         "Software update refused (downgrade)", "Software updated from 0.1.0 to 0.3.0",
         "Software 0.3.0 failed its check; back on 0.1.0"]
+
+
+def test_an_extra_session_on_request_is_done_and_never_due() -> None:
+    h10, x = "2026-11-24T10:00 hourly", "2026-11-24T10:30:03 extra"
+    records = sealed([
+        rec("start", "2026-11-24T09:00", unit="ward7-bed12", version="0.1.0", config="x"),
+        srec("prompt", h10, "2026-11-24T10:00", kind="hourly"),
+        srec("missed", h10, "2026-11-24T10:30", reason="unanswered", kind="hourly"),
+        rec("press", "2026-11-24T10:30:03", session=x, kind="short", held_s=0.3, action="extra", variation="pumps"),
+        srec("extra", x, "2026-11-24T10:36", kind="extra", exercises=["Ankle pumps"], reps=20, planned=20,
+             early=False, duration_s=330),
+    ])
+    m = ad.build(records)
+    assert by_id(m)[x].outcome == ad.EXTRA and by_id(m)[x].reps == 20
+    c = m.days[0].counts
+    assert (c.due, c.done, c.missed, c.extra, c.adherence) == (1, 0, 1, 1, 0.0)
+    r = report.make(records)
+    html = report_files.html_text(r, datetime.fromisoformat(t("2026-11-25T09:00")))
+    assert "extra sessions on request (not due)" in html and 'class="m-extra"' in html
+    assert report.csv_text(r).count(",extra,") >= 1

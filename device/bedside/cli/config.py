@@ -52,4 +52,5 @@ def _print_regimens(cfg: config.Config) -> None:
     if cfg.without_episode == "quiet":
         print("  with no patient admitted: no prompts")
     else:
-        print(f"  with no patient admitted: {cfg.default_regimen} as on day 0")
+        print(f"  with no patient admitted: {cfg.default_regimen}, day 0 being the first start at the bed or the "
+              "last discharge")

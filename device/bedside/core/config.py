@@ -41,6 +41,8 @@ class Exercise:
     per_foot: bool = False
     hold_seconds: int = 0
     kind: str | None = None     # a key of exercises.KINDS; None: told from the name (exercises.from_name)
+    sets: int = 1               # sets of ``reps``, with a rest between them
+    tip: str = ""               # shown before the exercise's guide: "Raise your leg on a pillow"
 
 
 @dataclass(frozen=True)
@@ -104,14 +106,17 @@ GPIO_BACKENDS = ("auto", "lgpio", "rpigpio")
 DEFAULT_HOURLY = (Exercise("Ankle pumps", 10, per_foot=True, hold_seconds=3, kind="ankle_pump"),)
 DEFAULT_ROUTINE = (
     Exercise("Ankle pumps", 20, per_foot=True, hold_seconds=3, kind="ankle_pump"),
-    Exercise("Quad sets", 10, hold_seconds=5, kind="quad_set"),
-    Exercise("Glute sets", 10, hold_seconds=5, kind="glute_set"),
+    Exercise("Quad sets", 10, hold_seconds=5, kind="quad_set", sets=2),
+    Exercise("Glute sets", 10, hold_seconds=5, kind="glute_set", sets=2),
 )
+# Before surgery the brief asks for ankle pumps only: 20 per foot at the routine's times.
+PRE_OP_ROUTINE = (Exercise("Ankle pumps", 20, per_foot=True, hold_seconds=3, kind="ankle_pump"),)
 
 
 # Published regimens: ankle pumps every waking hour for the first 48 hours or so, and the
 # fuller routine twice a day throughout; day 0 is the day of surgery.
-DEFAULT_REGIMENS = (Regimen("standard", (Stage(0), Stage(3, hourly_every_minutes=0))),)
+DEFAULT_REGIMENS = (Regimen("standard", (Stage(-30, hourly_every_minutes=0, routine_exercises=PRE_OP_ROUTINE),
+                                          Stage(0), Stage(3, hourly_every_minutes=0))),)
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,7 @@ class Config:
     snooze_minutes: int = 10
     max_snoozes: int = 2
     default_regimen: str = "standard"
-    without_episode: str = "default"   # default: run the default regimen as on day 0 | quiet: no prompts
+    without_episode: str = "default"   # default: the default regimen, from first start or discharge | quiet
     regimens: tuple[Regimen, ...] = DEFAULT_REGIMENS
     display: Display = field(default_factory=Display)
     hardware: Hardware = field(default_factory=Hardware)
@@ -201,7 +206,7 @@ _SCHEMA: dict[str, set[str]] = {
     },
     "serial": {"port", "baud"},
 }
-_EXERCISE_KEYS = {"name", "reps", "per_foot", "hold_seconds", "kind"}
+_EXERCISE_KEYS = {"name", "reps", "per_foot", "hold_seconds", "kind", "sets", "tip"}
 _STAGE_KEYS = {"from_day", "hourly_every_minutes", "hourly_exercises", "routine_at", "routine_exercises"}
 # Regimen names are shown on the nurse screen and recorded on admission.
 _REGIMEN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,11}$")
@@ -326,9 +331,18 @@ class _Reader:
             if isinstance(hold, bool) or not isinstance(hold, int) or not 0 <= hold <= 30:
                 self.fail(f"{k} hold_seconds", f"must be a whole number of seconds from 0 to 30, got {hold!r}")
                 ok = False
+            sets, tip = e.get("sets", 1), e.get("tip", "")
+            if isinstance(sets, bool) or not isinstance(sets, int) or not 1 <= sets <= 5:
+                self.fail(f"{k} sets", f"must be a whole number from 1 to 5, got {sets!r}")
+                ok = False
+            if not isinstance(tip, str) or len(tip) > 40 or not _displayable(tip):
+                self.fail(f"{k} tip", "must be text of at most 40 characters the display can show, such as "
+                          f'"Raise your leg on a pillow", got {tip!r}')
+                ok = False
             kind = self.exercise_kind(k, e.get("kind", _MISSING), name)
-            if ok and isinstance(name, str) and isinstance(reps, int) and isinstance(hold, int) and kind:
-                out.append(Exercise(name.strip(), reps, bool(per_foot), hold, kind))
+            if ok and isinstance(name, str) and isinstance(reps, int) and isinstance(hold, int) and kind \
+                    and isinstance(sets, int) and isinstance(tip, str):
+                out.append(Exercise(name.strip(), reps, bool(per_foot), hold, kind, sets, tip.strip()))
         return tuple(out) if out or not v else default
 
 

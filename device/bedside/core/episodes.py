@@ -7,7 +7,8 @@ the hospital's reference, and the rules below refuse anything that looks like a 
 A regimen is a list of stages by post-operative day (day 0 is the day of surgery); each
 stage keeps or overrides the [hourly] and [routine] settings, so the default regimen
 prompts every waking hour on days 0-2 and then only twice a day. With no episode the unit
-runs the default regimen as on day 0 (so it works out of the box), or nothing when
+runs the default regimen counted from its first start at the bed or the last discharge
+(``state.plan_episode``; so it works out of the box and steps down), or nothing when
 ``[episodes] without_episode = "quiet"``.
 """
 

@@ -42,6 +42,8 @@ KINDS: dict[str, Kind] = {
     "glute_set": Kind("squeeze", (Move("Squeeze", "squeeze", held=True), Move("Relax")), ("glute",)),
     "ankle_circle": Kind("circle", (Move("Circle out", "circle", seconds=3.0),
                                     Move("Circle in", "circle", seconds=3.0)), ("circle",)),
+    # Tracing letters with the big toe, one a rep: the variation patients find less dull.
+    "toe_alphabet": Kind("circle", (Move("Trace a letter", "circle", seconds=4.0),), ("alphabet", "letter")),
     "other": Kind(None, (Move("", held=True), Move("Relax"))),
 }
 OTHER = "other"

@@ -2,7 +2,8 @@
 
 Each repetition is a short sequence of timed steps, the moves of the exercise's kind
 (``exercises.py``: "Toes up", then "Toes down" held for ``hold_seconds``); per-foot
-exercises run the left foot's reps, then the right's. Each step names the picture the
+exercises run the left foot's reps, then the right's. An exercise in ``sets`` repeats
+that with a rest between ("Set 2 of 2"); its ``tip`` is shown first. Each step names the picture the
 display shows with it (``display/icons.py``).
 """
 
@@ -17,6 +18,8 @@ from bedside.core.config import Exercise
 from bedside.core.exercises import MOVE_S
 
 INTRO_S = 3.0      # "Ankle pumps — left foot — 10 times" before each block
+REST_S = 20.0      # between sets
+TIP_S = 6.0        # an exercise's tip, before its first block
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +35,14 @@ class Step:
     icon: str | None = None   # picture for this step (icons.py)
     part: int = 1
     parts: int = 1
+    set: int = 1              # set n ...
+    sets: int = 1             # ... of N (the rest before a set carries the set it leads to)
+    rest: bool = False        # the rest between sets
+    tip: bool = False         # the exercise's tip (``text``), before its first block
 
     @property
     def intro(self) -> bool:
-        return self.rep == 0
+        return self.rep == 0 and not self.rest and not self.tip
 
 
 def kind_of(ex: Exercise) -> exercises.Kind:
@@ -57,17 +64,29 @@ def _rep_steps(ex: Exercise) -> list[tuple[str, float, bool, str | None]]:
 
 @lru_cache(maxsize=64)
 def plan(exercises: tuple[Exercise, ...]) -> tuple[Step, ...]:
+    """The steps: per exercise its tip (if any), then each set (a rest before every set after
+    the first), each set the left foot's block and the right's (or one block), each block an
+    intro and the reps."""
     steps: list[Step] = []
     parts = len(exercises)
     for part, ex in enumerate(exercises, 1):
-        for foot in (("left", "right") if ex.per_foot else (None,)):
-            steps.append(Step(ex.name, foot, 0, ex.reps, ex.name, INTRO_S, icon=icon_for(ex), part=part,
-                              parts=parts))
-            pattern = _rep_steps(ex)
-            for rep in range(1, ex.reps + 1):
-                for i, (text, secs, hold, icon) in enumerate(pattern):
-                    steps.append(Step(ex.name, foot, rep, ex.reps, text, secs, hold,
-                                      ends_rep=i == len(pattern) - 1, icon=icon, part=part, parts=parts))
+        sets = ex.sets
+        if ex.tip:
+            steps.append(Step(ex.name, None, 0, ex.reps, ex.tip, TIP_S, icon=icon_for(ex), tip=True, part=part,
+                              parts=parts, sets=sets))
+        pattern = _rep_steps(ex)
+        for n in range(1, sets + 1):
+            if n > 1:
+                steps.append(Step(ex.name, None, 0, ex.reps, "Rest", REST_S, set=n, rest=True, part=part,
+                                  parts=parts, sets=sets))
+            for foot in (("left", "right") if ex.per_foot else (None,)):
+                steps.append(Step(ex.name, foot, 0, ex.reps, ex.name, INTRO_S, icon=icon_for(ex), set=n, part=part,
+                                  parts=parts, sets=sets))
+                for rep in range(1, ex.reps + 1):
+                    for i, (text, secs, hold, icon) in enumerate(pattern):
+                        steps.append(Step(ex.name, foot, rep, ex.reps, text, secs, hold,
+                                          ends_rep=i == len(pattern) - 1, icon=icon, part=part, parts=parts,
+                                          set=n, sets=sets))
     return tuple(steps)
 
 

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
-from bedside.core import episodes, guide, pause, planner
+from bedside.core import episodes, extra, guide, pause, planner
 from bedside.core import screens as sc
 from bedside.core.config import Config
 from bedside.core.episodes import Episode
@@ -82,6 +82,7 @@ from bedside.core.state import (
     iso,
     local_date,
     mono_at,
+    plan_episode,
     seconds_between,
 )
 from bedside.core.views import next_session, nurse_screen, today, view
@@ -115,6 +116,7 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
     paused_until: datetime | None = None
     power_cut: tuple[datetime, float] | None = None
     storage_outage: datetime | None = None
+    unadmitted_since: date | None = None
     for r in past:
         last = r
         sid = r.session
@@ -127,6 +129,12 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
             power_cut = (began, seconds_between(r.time, began))
         elif r.type == "fault" and r.data.get("part") == "journal" and storage_outage is None:
             storage_outage = r.time
+        if r.type == "start" and isinstance(r.data.get("unadmitted_since"), str):
+            unadmitted_since = _date(r.data["unadmitted_since"])
+        elif r.type == "discharge":
+            unadmitted_since = planner.local(r.time, cfg.tz).date()
+        elif r.type == "admit":
+            unadmitted_since = None
         if r.type in ("admit", "discharge", "start"):
             # Every start restates the open episode, so it survives however old its admission is.
             before = episode
@@ -188,8 +196,12 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
             cursor = now.wall
         else:
             cursor = max(last.time, now.wall - OUTAGE_LOOKBACK)
+    if episode is None and unadmitted_since is None:
+        unadmitted_since = local_date(cfg, now)          # the first start at this bed
+    # Every start restates when the unadmitted unit's days count from, like the open episode.
+    since = {"unadmitted_since": unadmitted_since.isoformat()} if episode is None and unadmitted_since else {}
     fx.insert(0, Record("start", data={"version": version, "config": cfg.fingerprint(), "unit": cfg.unit_id,
-                                       **_episode_fields(episode)}))
+                                       **_episode_fields(episode), **since}))
     if episode is not None and cfg.regimen(episode.regimen) is None:
         problems["regimen"] = f"Regimen {episode.regimen} not in config: running {cfg.default_regimen}"
         fx.append(Record("fault", data={"part": "regimen", "problem": problems["regimen"]}))
@@ -197,7 +209,7 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
     state = State(last=now, cursor=cursor, outcomes=outcomes, time_quality=tq, stale_reason=stale_reason,
                   problems=problems, episode=episode, plan_changed=plan_changed, last_export=last_export,
                   activity=now.mono, resume_from=resume_from, paused_until=paused_until, power_cut=power_cut,
-                  storage_outage=storage_outage)
+                  storage_outage=storage_outage, unadmitted_since=unadmitted_since)
     # A guide the outage cut short is settled as interrupted: the patient answered the prompt.
     for p in [p for p in prompts.values() if p.started is not None]:
         fx.append(_interrupted(cfg, p, episode, stale_reason, known))
@@ -210,7 +222,7 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
         state = _set_outcome(state, p.session, MISSED)
     if pending:
         p = pending[-1]
-        session = _find_session(cfg, p.session, p.due, episode)
+        session = _find_session(cfg, p.session, p.due, plan_episode(cfg, state))
         window = timedelta(minutes=cfg.missed_after_minutes + p.snoozes * cfg.snooze_minutes)
         # Only a clock that moved forward from the prompt can say how long it has been up.
         if session is not None and p.first - timedelta(seconds=JUMP_S) <= now.wall < p.first + window:
@@ -264,6 +276,13 @@ def _episode_fields(ep: Episode | None) -> dict[str, str]:
     if ep is None:
         return {}
     return {"episode": ep.id, "surgery": ep.surgery.isoformat(), "regimen": ep.regimen}
+
+
+def _date(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
 
 
 def _parse(iso: str | None) -> datetime | None:
@@ -461,7 +480,7 @@ def _close_episode(cfg: Config, st: State, now: Instant, fx: list[Effect], via: 
     if reason:
         data["reason"] = reason
     fx.append(Record("discharge", data=data))
-    return replace(st, episode=None, plan_changed=now.wall, activity=now.mono)
+    return replace(st, episode=None, plan_changed=now.wall, activity=now.mono, unadmitted_since=local_date(cfg, now))
 
 
 def _check_clock(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> State:
@@ -530,13 +549,13 @@ def _plan(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> State:
         return st
     if now.wall - st.cursor < timedelta(days=1):
         # Most steps fall between plan events: nothing to offer, defer or miss.
-        nxt = planner.next_event_after(cfg, st.cursor, ep=st.episode)
+        nxt = planner.next_event_after(cfg, st.cursor, ep=plan_episode(cfg, st))
         if nxt is None or nxt > now.wall:
             return replace(st, cursor=now.wall, stale_reason=None)
     start = st.cursor + timedelta(microseconds=1)
     end = now.wall + timedelta(microseconds=1)
     events: list[tuple[datetime, int, planner.Session]] = []
-    for s in planner.sessions_between(cfg, start - timedelta(days=2), end, st.episode):
+    for s in planner.sessions_between(cfg, start - timedelta(days=2), end, plan_episode(cfg, st)):
         if (s.deferred or s.merged_into is not None) and start <= s.due < end:
             # Held over the night, or joined to another time's prompt (a DST gap): recorded at its time.
             events.append((s.due, 0, s))
@@ -736,15 +755,21 @@ def _finish_guide(cfg: Config, st: State, g: Guiding, now: Instant, fx: list[Eff
     s = g.prompt.session
     done = guide.reps_before(g.steps, min(g.index, len(g.steps))) if early else guide.total_reps(g.steps)
     planned = guide.total_reps(g.steps)
-    fx.append(Record(DONE, s.id, s.due, {
-        "kind": s.kind, "reps": done, "planned": planned, "early": early,
-        "prompt_to_start_s": round(g.started_mono - g.prompt.offered_mono),
-        "late_min": round(seconds_between(g.started_wall, s.offer) / 60),
-        "duration_s": round(now.mono - g.started_mono), "snoozes": g.prompt.snoozes,
-    }))
+    if s.kind == extra.EXTRA:
+        # Done on request, never due: its own record, so no count of sessions offered includes it.
+        fx.append(Record(extra.EXTRA, s.id, s.due, {
+            "kind": s.kind, "exercises": [e.name for e in s.exercises], "reps": done, "planned": planned,
+            "early": early, "duration_s": round(now.mono - g.started_mono)}))
+    else:
+        fx.append(Record(DONE, s.id, s.due, {
+            "kind": s.kind, "reps": done, "planned": planned, "early": early,
+            "prompt_to_start_s": round(g.started_mono - g.prompt.offered_mono),
+            "late_min": round(seconds_between(g.started_wall, s.offer) / 60),
+            "duration_s": round(now.mono - g.started_mono), "snoozes": g.prompt.snoozes,
+        }))
     if may_sound(cfg, st, now):
         fx.append(Play("done"))
-    st = replace(_set_outcome(st, s.id, DONE), activity=now.mono,
+    st = replace(_set_outcome(st, s.id, extra.EXTRA if s.kind == extra.EXTRA else DONE), activity=now.mono,
                  overlay=Overlay(sc.Done(done, planned, early), now.mono + DONE_S, now.mono))
     return _next_waiting(cfg, st, now, fx)
 
@@ -785,11 +810,34 @@ def _accept(cfg: Config, st: State, pressed: bool, now: Instant, fx: list[Effect
         # Screens for the nurse: any press only puts them away, whatever else is going on.
         fx.append(_press(held, "long" if held >= LONG_S else "short", "dismiss"))
         return replace(st, overlay=None)
+    offered = _extra_offered(st)
     if isinstance(st.overlay, Overlay) and st.overlay.until == float("inf"):
         st = replace(st, overlay=None)
+    if offered and st.active is None:
+        return _start_extra(cfg, st, "circles" if held >= LONG_S else "pumps", held, now, fx)
     if held >= LONG_S:
         return _long_press(cfg, st, held, now, fx)
     return _short_press(cfg, st, held, now, fx)
+
+
+CIRCLES_HINT = sc.Hint("Let go for", "circles")
+
+
+def _extra_offered(st: State) -> bool:
+    """Today's progress is up with its offer of more (or the hold on it is showing its hint)."""
+    o = st.overlay
+    return o is not None and ((isinstance(o.screen, sc.Progress) and o.screen.offer) or o.screen == CIRCLES_HINT)
+
+
+def _start_extra(cfg: Config, st: State, variation: str, held: float, now: Instant, fx: list[Effect]) -> State:
+    """An extra session on request: guided at once, recorded ``extra`` when it ends."""
+    s = extra.session(cfg, variation, now.wall)
+    fx.append(Record("press", s.id, None, {"kind": "long" if held >= LONG_S else "short", "held_s": round(held, 2),
+                                           "action": "extra", "variation": variation}))
+    never = float("inf")
+    prompt = Prompting(s, now.wall, now.mono, next_repeat=never, missed_at=never)
+    return replace(st, active=Guiding(prompt, guide.plan(s.exercises), 0, now.mono, now.wall, now.mono),
+                   overlay=None, activity=now.mono)
 
 
 def _nurse_press(cfg: Config, st: State, screen: sc.Nurse | sc.PauseMenu, held: float, now: Instant,
@@ -868,7 +916,9 @@ def _show_progress(cfg: Config, st: State, held: float, kind: str, now: Instant,
     fx.append(_press(held, kind, "progress"))
     done, due, marks = today(cfg, st, now)
     nxt = next_session(cfg, st, now)
-    screen = sc.Progress(done, due, marks, nxt[0] if nxt else None, nxt[1] if nxt else None)
+    # By day, with nothing due and no pause, the patient may do more (core/extra.py).
+    offer = st.active is None and may_sound(cfg, st, now)
+    screen = sc.Progress(done, due, marks, nxt[0] if nxt else None, nxt[1] if nxt else None, offer)
     return replace(st, overlay=Overlay(screen, now.mono + PROGRESS_S),
                    night_light_until=now.mono + NIGHT_WAKE_S)
 
@@ -880,6 +930,8 @@ def _hold_hint(cfg: Config, st: State, now: Instant) -> State:
     a = st.active
     if st.overlay is not None and isinstance(st.overlay.screen, sc.Nurse | sc.PauseMenu | sc.EpisodeChange | sc.Stick):
         return st    # the release answers the nurse's screen (pause menu) or puts it away
+    if _extra_offered(st):
+        return replace(st, overlay=Overlay(CIRCLES_HINT, float("inf")))
     if isinstance(a, Prompting):
         left = cfg.max_snoozes - a.snoozes
         hint = sc.Hint("Let go to", "snooze", "zz") if left > 0 else sc.Hint("No more", "snoozes")
@@ -894,7 +946,7 @@ def deadline(cfg: Config, st: State) -> float:
     now = st.last
     t = now.mono
     cands = [t + MAX_SLEEP_S]
-    nxt = planner.next_event_after(cfg, max(st.cursor, now.wall), ep=st.episode)
+    nxt = planner.next_event_after(cfg, max(st.cursor, now.wall), ep=plan_episode(cfg, st))
     if nxt is not None:
         cands.append(mono_at(now, nxt))
     if st.paused_until is not None:

@@ -57,7 +57,7 @@ class Session:
     @property
     def reps(self) -> int:
         """Total repetitions the guide walks through (both feet counted)."""
-        return sum(e.reps * (2 if e.per_foot else 1) for e in self.exercises)
+        return sum(e.reps * e.sets * (2 if e.per_foot else 1) for e in self.exercises)
 
 
 def session_id(local: datetime, kind: str) -> str:

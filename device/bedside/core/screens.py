@@ -59,6 +59,25 @@ class Intro:
     part: int                        # exercise n ...
     parts: int                       # ... of N
     icon: str = "foot"
+    set: int = 1                     # set n ...
+    sets: int = 1                    # ... of N
+
+
+@dataclass(frozen=True, slots=True)
+class Rest:
+    """Between sets: rest, then set ``next`` of ``sets``."""
+
+    exercise: str
+    next: int
+    sets: int
+
+
+@dataclass(frozen=True, slots=True)
+class Tip:
+    """An exercise's tip from the config, before its guide: "Raise your leg on a pillow"."""
+
+    exercise: str
+    text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +106,7 @@ class Progress:
     marks: tuple[str, ...]
     next_time: str | None
     next_what: str | None
+    offer: bool = False              # "Press for more": a press starts an extra set, a hold the variation
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,5 +181,5 @@ class Stick:
     detail: str = ""                 # what to do: "Remove the stick"
 
 
-Screen = (Idle | Prompt | Snoozed | Intro | Guide | Done | Progress | Hint | Nurse | PauseMenu | EpisodeChange
-          | Confirm | Stick)
+Screen = (Idle | Prompt | Snoozed | Intro | Rest | Tip | Guide | Done | Progress | Hint | Nurse | PauseMenu
+          | EpisodeChange | Confirm | Stick)

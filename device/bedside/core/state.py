@@ -116,6 +116,20 @@ class State:
     paused_until: datetime | None = None           # a nurse's pause: no prompts, no sound until then
     power_cut: tuple[datetime, float] | None = None  # the last power cut: when it began, how many seconds
     storage_outage: datetime | None = None         # the journal could not be written, since the last download
+    unadmitted_since: date | None = None           # no one admitted: the first start at this bed, or the discharge
+
+
+UNADMITTED = ""    # the id of the stand-in episode a unit with no one admitted follows
+
+
+def plan_episode(cfg: Config, st: State) -> Episode | None:
+    """The episode the plan follows: the admitted one or, with no one admitted (and the unit not
+    ``quiet``), the default regimen counted from the first start at this bed or the last
+    discharge, so an unadmitted unit steps down as the regimen does instead of prompting every
+    hour for ever. The stand-in has no id and is never recorded or shown as an admission."""
+    if st.episode is not None or st.unadmitted_since is None or cfg.without_episode == "quiet":
+        return st.episode
+    return Episode(UNADMITTED, st.unadmitted_since, cfg.default_regimen)
 
 
 def seconds_between(a: datetime, b: datetime) -> float:

@@ -16,6 +16,7 @@ from bedside.core import screens as sc
 from bedside.core.config import Config
 from bedside.core.episodes import Episode
 from bedside.core.events import Effect, Instant, Led, Show
+from bedside.core.extra import EXTRA
 from bedside.core.state import (
     DEFERRED,
     DONE,
@@ -33,6 +34,7 @@ from bedside.core.state import (
     State,
     hhmm,
     local_date,
+    plan_episode,
 )
 
 
@@ -56,11 +58,11 @@ def _day_sessions(cfg: Config, st: State, a: datetime, b: datetime) -> list[tupl
     The plan gives them; when an admission or discharge changed the plan during that day,
     sessions already offered under the old plan are added, so nothing done is uncounted.
     """
-    found = list(_planned_day(cfg, st.episode, a, b))
+    found = list(_planned_day(cfg, plan_episode(cfg, st), a, b))
     if st.plan_changed is not None and st.plan_changed > a:
         known = {sid for sid, _ in found}
         for sid, outcome in st.outcomes.items():
-            if sid not in known and outcome != DEFERRED:
+            if sid not in known and outcome not in (DEFERRED, EXTRA):
                 t = _id_time(cfg, sid)
                 if t is not None and a <= t < b:
                     found.append((sid, t))
@@ -116,7 +118,7 @@ def _label(s: planner.Session) -> str:
 
 
 def next_session(cfg: Config, st: State, now: Instant) -> tuple[str, str] | None:
-    for s in planner.offered_between(cfg, now.wall, now.wall + timedelta(days=2), st.episode):
+    for s in planner.offered_between(cfg, now.wall, now.wall + timedelta(days=2), plan_episode(cfg, st)):
         if s.merged_into is None and s.id not in st.outcomes and s.offer > now.wall:
             return hhmm(s.offer, cfg), _label(s)
     return None
@@ -146,13 +148,19 @@ def nurse_screen(cfg: Config, st: State, now: Instant) -> sc.Nurse:
         cfg.unit_id, _date_time(now.wall, cfg), st.time_quality, counts[0][0], counts[0][1], counts[1][0],
         counts[1][1], st.head,
         episode=ep.id if ep else None,
-        day=episodes.post_op_day(ep, local_date(cfg, now)) if ep else None,
+        day=episodes.post_op_day(ep, local_date(cfg, now)) if ep else _unadmitted_day(cfg, st, now),
         regimen=regimen.name if regimen else "",
         download=_date_time(st.last_export, cfg, weekday=False) if st.last_export else "never",
         notices=tuple(st.problems.values()),
         paused=paused_text(cfg, st, now),
         power_cut=_power_cut(cfg, st),
         storage=_date_time(st.storage_outage, cfg, weekday=False) if st.storage_outage else "")
+
+
+def _unadmitted_day(cfg: Config, st: State, now: Instant) -> int | None:
+    """With no one admitted: the regimen's day the unit runs (from its first start or the discharge)."""
+    stand_in = plan_episode(cfg, st)
+    return None if stand_in is None else episodes.post_op_day(stand_in, local_date(cfg, now))
 
 
 def paused_text(cfg: Config, st: State, now: Instant) -> str | None:
@@ -192,8 +200,13 @@ def _prompt_screen(cfg: Config, a: Prompting, now: Instant) -> sc.Prompt:
 
 def _guide_screen(g: Guiding, now: Instant) -> sc.Screen:
     step = g.steps[g.index]
+    if step.tip:
+        return sc.Tip(step.exercise, step.text)
+    if step.rest:
+        return sc.Rest(step.exercise, step.set, step.sets)
     if step.intro:
-        return sc.Intro(step.exercise, step.foot, step.reps, step.part, step.parts, step.icon or "")
+        return sc.Intro(step.exercise, step.foot, step.reps, step.part, step.parts, step.icon or "", step.set,
+                        step.sets)
     hold_left, fraction = None, 0.0
     if step.hold:
         left = max(0.0, g.step_started + step.seconds - now.mono)

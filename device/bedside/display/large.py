@@ -143,7 +143,17 @@ def _intro(c: Canvas, layout: str, s: sc.Intro) -> None:
     items = [Line(what, "main", 2), Line(f"{s.reps} times", "second")]
     if s.foot:
         items.insert(0, Line(s.exercise, "small"))
+    if s.sets > 1:
+        items.append(Line(f"Set {s.set} of {s.sets}", "small"))
     stack(c, layout, items)
+
+
+def _rest(c: Canvas, layout: str, s: sc.Rest) -> None:
+    stack(c, layout, [Line("Rest"), Line(f"Then set {s.next} of {s.sets}", "second", 2)])
+
+
+def _tip(c: Canvas, layout: str, s: sc.Tip) -> None:
+    stack(c, layout, [Line(s.exercise, "small"), Line(s.text, "second", 3)])
 
 
 def _guide(c: Canvas, layout: str, s: sc.Guide) -> None:
@@ -169,6 +179,8 @@ def _progress(c: Canvas, layout: str, s: sc.Progress) -> None:
              Line(f"{s.done} of {s.due} done" if s.due else "Nothing due", "main", 2)]
     if s.next_time:
         items.append(Line(f"Next {s.next_time}", "second"))
+    if s.offer:
+        items.append(Line("Press for more", "small"))
     stack(c, layout, items)
 
 
@@ -184,6 +196,7 @@ def _hint(c: Canvas, layout: str, s: sc.Hint) -> None:
 
 _PATIENT: dict[type, Callable[[Canvas, str, object], None]] = {
     sc.Idle: _idle, sc.Prompt: _prompt, sc.Snoozed: _snoozed, sc.Intro: _intro, sc.Guide: _guide,  # type: ignore[dict-item]
+    sc.Rest: _rest, sc.Tip: _tip,  # type: ignore[dict-item]
     sc.Done: _done, sc.Progress: _progress, sc.Hint: _hint,  # type: ignore[dict-item]
 }
 _SHIFTS = (sc.Idle, sc.Prompt, sc.Snoozed)

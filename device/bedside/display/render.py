@@ -132,6 +132,11 @@ def _intro(c: Canvas, s: sc.Intro) -> None:
     elif s.icon in icons.ART:
         iw, _ = icons.size(s.icon)
         c.icon((WIDTH - iw) // 2, 16, s.icon)
+    if s.sets > 1:
+        # In sets: the count and the set share the bottom line (the part number gives way).
+        c.caps(M, 48, f"{s.reps} times", "l")
+        c.right(WIDTH - M, 48, f"Set {s.set}/{s.sets}", "l")
+        return
     if s.foot or s.icon in icons.ART:
         c.center(48, f"{s.reps} times", "l")
     else:
@@ -139,6 +144,22 @@ def _intro(c: Canvas, s: sc.Intro) -> None:
         c.center(28, f"{s.reps} times", "xl")
     if s.parts > 1:
         c.right(WIDTH, 52, f"{s.part}/{s.parts}", "s")
+
+
+def _rest(c: Canvas, s: sc.Rest) -> None:
+    c.center(4, "Rest", "xxl")
+    c.center(30, f"Then set {s.next} of {s.sets}", "l")
+    c.center(50, s.exercise, fit(s.exercise, ("sb", "s")))
+
+
+def _tip(c: Canvas, s: sc.Tip) -> None:
+    c.box(0, 0, WIDTH - 1, 11)
+    c.caps(1, 2, s.exercise[:20], "sb", fill=0)
+    size, lines = fit_lines(s.text, ("xl", "l", "m"), WIDTH - 2 * M, 3)
+    line_h = {"xl": 17, "l": 14, "m": 13}[size]
+    top = 14 + (50 - line_h * len(lines)) // 2
+    for i, line in enumerate(lines):
+        c.center(top + i * line_h, line, size, x0=M, x1=WIDTH - M)
 
 
 def _guide(c: Canvas, s: sc.Guide) -> None:
@@ -183,10 +204,18 @@ def _done(c: Canvas, s: sc.Done) -> None:
 
 
 def _progress(c: Canvas, s: sc.Progress) -> None:
-    c.center(2, "Today", "l")
+    if s.offer:
+        # The offer of more takes the bottom line; the next session moves up beside "Today".
+        c.caps(M, 2, "Today", "l")
+        if s.next_time:
+            c.right(WIDTH - M, 4, f"next {s.next_time}", "sb")
+    else:
+        c.center(2, "Today", "l")
     c.center(17, f"{s.done} of {s.due} done" if s.due else "Nothing due yet", "xl" if s.due else "l")
     c.marks(36, s.marks)
-    if s.next_time:
+    if s.offer:
+        c.center(50, "Press for more", "l")
+    elif s.next_time:
         c.center(50, f"Next {s.next_time}", "l")
 
 
@@ -216,7 +245,8 @@ def _nurse(c: Canvas, s: sc.Nurse) -> None:
     c.right(WIDTH - 1, 2, tag, "sb", fill=0)
     if page == 1:
         if s.episode is None:
-            lines = ["No episode", f"Runs {s.regimen}" if s.regimen else "Quiet until admitted"]
+            runs = f"Runs {s.regimen}" + (f" day {s.day}" if s.day is not None else "")
+            lines = ["No patient admitted", runs if s.regimen else "Quiet until admitted"]
         else:
             day = "" if s.day is None else ("Pre-op" if s.day < 0 else f"POD {s.day}")
             lines = [f"Ep {s.episode}", f"{day} · {s.regimen}"]
@@ -303,6 +333,10 @@ def standard(screen: sc.Screen) -> Image.Image:
         return shifted(c, screen.shift)
     if isinstance(screen, sc.Intro):
         _intro(c, screen)
+    elif isinstance(screen, sc.Rest):
+        _rest(c, screen)
+    elif isinstance(screen, sc.Tip):
+        _tip(c, screen)
     elif isinstance(screen, sc.Guide):
         _guide(c, screen)
     elif isinstance(screen, sc.Done):

@@ -33,8 +33,10 @@ LATE_AFTER_MIN = 15        # half the default missed window: the patient needed 
 DONE, PARTIAL, MISSED, MERGED, OPEN, WAITING = "done", "partial", "missed", "merged", "open", "waiting"
 INTERRUPTED = "interrupted"
 PAUSED = "paused"          # fell inside a nurse's pause: neither due nor missed
-DECIDED = (DONE, PARTIAL, INTERRUPTED, MISSED, PAUSED)
-SESSION_TYPES = ("prompt", "repeat", "snooze", "done", "missed", "interrupted", "deferred", "press", "paused")
+EXTRA = "extra"            # done on the patient's request: a session done, never one due
+DECIDED = (DONE, PARTIAL, INTERRUPTED, MISSED, PAUSED, EXTRA)
+SESSION_TYPES = ("prompt", "repeat", "snooze", "done", "missed", "interrupted", "deferred", "press", "paused",
+                 "extra")
 KNOWN_TYPES = frozenset({*SESSION_TYPES, "start", "stop", "power_loss", "clock_set", "fault", "fault_cleared",
                          "admit", "discharge", "refused", "export", "secret_set", "pause", "resume",
                          "software_update", "software_rollback", "software_update_refused",
@@ -129,6 +131,7 @@ class Counts:
     gap_minutes: int = 0
     missed_reasons: Mapping[str, int] = field(default_factory=dict)
     interrupted: int = 0           # done partly: begun, then cut off by a power cut
+    extra: int = 0                 # extra sessions on request: done, not due (not in adherence)
     paused: int = 0                # inside a nurse's pause: not counted as due
 
     @property
@@ -142,7 +145,7 @@ class Counts:
                       self.snoozed + o.snoozed, self.snoozes + o.snoozes, self.missed + o.missed,
                       self.deferred + o.deferred, self.merged + o.merged, self.open + o.open,
                       self.gaps + o.gaps, self.gap_minutes + o.gap_minutes, dict(reasons),
-                      self.interrupted + o.interrupted, self.paused + o.paused)
+                      self.interrupted + o.interrupted, self.extra + o.extra, self.paused + o.paused)
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,7 +300,7 @@ def _feed(acc: _Acc, rec: Mapping[str, Any], t: datetime) -> None:
         acc.snoozes += 1
     elif typ == "press" and rec.get("action") == "start" and acc.started is None:
         acc.started = t            # the patient began the guide, whatever happened next
-    elif typ in ("done", "missed", "interrupted", "paused") and acc.outcome is None:
+    elif typ in ("done", "missed", "interrupted", "paused", "extra") and acc.outcome is None:
         # The unit records one outcome per session; anything after it is not believed.
         acc.outcome, acc.outcome_time = dict(rec), t
 
@@ -340,6 +343,8 @@ def _session(acc: _Acc) -> SessionOutcome | None:
     late = _int(out.get("late_min"))
     if late is None and started is not None:
         late = max(0, round((started - offer).total_seconds() / 60))
+    if out.get("type") == EXTRA:
+        return replace(base, outcome=EXTRA, reps=reps, planned=planned, started=started, finished=finished)
     return replace(base, outcome=PARTIAL if partial else DONE, reps=reps, planned=planned, late_min=late,
                     started=started, finished=finished, snoozes=snoozes)
 
@@ -570,4 +575,4 @@ def _count(sessions: Iterable[SessionOutcome], gaps: Iterable[Gap], d: date) -> 
                   late=c["late"], snoozed=c["snoozed"],
                   snoozes=c["snoozes"], missed=c[MISSED], deferred=c["deferred"], merged=c[MERGED],
                   open=c[OPEN] + c[WAITING], gaps=len(power), gap_minutes=minutes, missed_reasons=dict(reasons),
-                  paused=c[PAUSED])
+                  paused=c[PAUSED], extra=c[EXTRA])

@@ -253,6 +253,8 @@ def _cards(st: ad.Stay, titled: bool) -> str:
         cards.insert(2, ("", str(t.interrupted), "of them begun, then cut off by a power cut"))
     if t.paused:
         cards.append(("", str(t.paused), "paused by a nurse (not due)"))
+    if t.extra:
+        cards.append(("", str(t.extra), "extra sessions on request (not due)"))
     if t.open:
         cards.append(("", str(t.open), "still open at the end"))
     body = "".join(f'<div class="card {c}"><span class="n">{n}</span><span class="l">{escape(lab)}</span></div>'
@@ -358,6 +360,9 @@ def _notes(d: ad.Day) -> list[str]:
     if by_reason:
         notes.append("Missed: " + "; ".join(
             f"{escape(REASONS.get(r, r))}: " + ", ".join(_label(s) for s in group) for r, group in by_reason.items()))
+    extras = [s for s in d.sessions if s.outcome == ad.EXTRA]
+    if extras:
+        notes.append("Extra, on request: " + ", ".join(f"{hm(s.started)} ({s.reps} reps)" for s in extras))
     paused = [s for s in d.sessions if s.outcome == ad.PAUSED]
     if paused:
         notes.append("Paused by a nurse (not due): " + ", ".join(_label(s) for s in paused))

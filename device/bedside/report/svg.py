@@ -148,6 +148,9 @@ def _mark(s: ad.SessionOutcome, d: date) -> str:
                      f'L{x + 4.5:.1f} {y - 4.5}"/>{tip}</g>')
     elif s.outcome == ad.MERGED:
         parts.append(f'<circle class="m-merged" cx="{x:.1f}" cy="{y}" r="3" fill="#7b8794">{tip}</circle>')
+    elif s.outcome == ad.EXTRA:
+        parts.append(f'<g class="m-extra" stroke="#2e7d32" stroke-width="2.4" stroke-linecap="round">'
+                     f'<path d="M{x - 5:.1f} {y} L{x + 5:.1f} {y} M{x:.1f} {y - 5} L{x:.1f} {y + 5}"/>{tip}</g>')
     elif s.outcome == ad.PAUSED:
         parts.append(f'<g class="m-paused" fill="#7b8794"><rect x="{x - 4:.1f}" y="{y - 4.5}" width="3" height="9"/>'
                      f'<rect x="{x + 1:.1f}" y="{y - 4.5}" width="3" height="9"/>{tip}</g>')
@@ -173,6 +176,8 @@ def _tip(s: ad.SessionOutcome) -> str:
         return f"{base}: held over the night, shared the {hm_of(s.merged_into)} prompt"
     if s.outcome == ad.PAUSED:
         return f"{base}: paused by a nurse (not due)"
+    if s.outcome == ad.EXTRA:
+        return f"extra session at {hm(s.started)}, on request: {s.reps} of {s.planned} reps"
     return f"{base}: still open when the record ends"
 
 
@@ -189,6 +194,8 @@ def legend() -> str:
         ('<circle cx="8" cy="8" r="3" fill="#7b8794"/>', "shared another prompt"),
         ('<rect x="4" y="3.5" width="3" height="9" fill="#7b8794"/><rect x="9" y="3.5" width="3" height="9" '
          'fill="#7b8794"/>', "paused by a nurse (not due)"),
+        ('<path d="M3 8 L13 8 M8 3 L8 13" stroke="#2e7d32" stroke-width="2.4" stroke-linecap="round"/>',
+         "extra session on request"),
         ('<rect x="0" y="2" width="16" height="12" fill="#e3e6ea"/>', "no power"),
         ('<line x1="8" y1="0" x2="8" y2="16" stroke="#1565c0" stroke-dasharray="3 2"/>', "clock changed"),
     ]
