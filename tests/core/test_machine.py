@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from bedside.core import guide, planner
 from bedside.core import screens as sc
 from bedside.core.config import Config
+from bedside.core.state import plan_episode
 from tests.conftest import budget
 from tests.rigs.driver import Driver
 
@@ -144,7 +145,7 @@ def test_press_when_nothing_is_due_shows_progress_and_is_logged_as_such() -> Non
     d.run_until(t(cfg, "2026-11-24T07:30"))
     d.press(t(cfg, "2026-11-24T07:40"))
     d.run_until(t(cfg, "2026-11-24T07:40:02"))
-    assert d.screen() == sc.Progress(1, 1, ("done",) + ("later",) * 14, "08:00", "Ankle pumps")
+    assert d.screen() == sc.Progress(1, 1, ("done",) + ("later",) * 14, "08:00", "Ankle pumps", offer=True)
     (_, last) = d.records("press")[-1]
     assert last.data["action"] == "progress" and last.session is None
     d.run_until(t(cfg, "2026-11-24T07:41"))
@@ -384,7 +385,8 @@ def test_clock_jumps_never_double_or_silently_skip_a_prompt(jump: timedelta) -> 
     resolved = Counter(d.sessions("done") + d.sessions("missed"))
     assert all(n == 1 for n in resolved.values())
     covered_from = min(before_wall, before_wall + jump) if jump < timedelta(0) else t(cfg, "2026-11-24T06:30")
-    for s in planner.sessions_between(cfg, covered_from, d.now.wall - timedelta(minutes=31)):
+    for s in planner.sessions_between(cfg, covered_from, d.now.wall - timedelta(minutes=31),
+                                      plan_episode(cfg, d.state)):
         if s.merged_into is None and planner.is_awake(cfg, s.offer):
             assert resolved[s.id] == 1, f"{s.id} was skipped"
     if jump > timedelta(0):

@@ -118,7 +118,8 @@ def test_pull_from_the_simulator_then_only_what_is_new(simulated_unit: subproces
     assert first[0].startswith("Unit ward7-bed12 (bedside ") and "new records (1-" in first[0]
     assert "chain verified" in first[0]
     assert "All sessions: sessions per day, done / missed (of due)" in r.stdout
-    assert "Mon 2026-11-23    0 done   15 missed" in r.stdout
+    # Nobody admitted for ten days: the default regimen stepped down to the routine on day 3.
+    assert "Mon 2026-11-23    0 done    2 missed" in r.stdout
     assert "Traceback" not in r.stderr
     files = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
     assert files == ["ward7-bed12-journal.jsonl", "ward7-bed12-report.html", "ward7-bed12-sessions.csv"]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bedside.core import config, planner
+from bedside.core.episodes import UNADMITTED, Episode
 from bedside.unit import host, simulate
 from tests.conftest import journal_records
 
@@ -48,8 +49,10 @@ def test_a_clock_jump_during_a_day_neither_doubles_nor_skips_a_prompt(tmp_path: 
     assert prompts and max(prompts.values()) == 1                        # never offered twice
     resolved = {r["session"] for r in recs if r["type"] in ("prompt", "missed", "deferred")}
     lo = min(start, start + jump) if jump > timedelta(0) else start
-    due = [s for s in planner.sessions_between(CFG, lo, end_wall) if s.offer <= end_wall - timedelta(minutes=1)
-           and s.merged_into is None]
+    # With no one admitted the unit follows the default regimen from its first start (today).
+    stand_in = Episode(UNADMITTED, start.date(), CFG.default_regimen)
+    due = [s for s in planner.sessions_between(CFG, lo, end_wall, stand_in)
+           if s.offer <= end_wall - timedelta(minutes=1) and s.merged_into is None]
     if jump < timedelta(0):
         due = [s for s in due if s.offer <= at or s.offer >= at + jump]
     missing = [s.id for s in due if s.id not in resolved and s.offer >= start]

@@ -46,6 +46,7 @@ class Rules:
 
 
 QUIET = Rules(0, (), (), ())
+UNADMITTED = ""    # the id of the stand-in episode a unit with no one admitted follows (state.plan_episode)
 
 
 def post_op_day(ep: Episode, d: date) -> int:
@@ -74,7 +75,10 @@ def rules(cfg: Config, ep: Episode | None, d: date) -> Rules:
     regimen = regimen_of(cfg, ep)
     if regimen is None:
         return QUIET
-    _, s = stage_of(regimen, 0 if ep is None else post_op_day(ep, d))
+    day = 0 if ep is None else post_op_day(ep, d)
+    if ep is not None and ep.id == UNADMITTED:
+        day = max(0, day)          # a clock set back before the first start: day 0, not "before surgery"
+    _, s = stage_of(regimen, day)
     return Rules(
         cfg.hourly_every_minutes if s.hourly_every_minutes is None else s.hourly_every_minutes,
         cfg.hourly_exercises if s.hourly_exercises is None else s.hourly_exercises,

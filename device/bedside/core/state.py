@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from bedside.core import guide, planner
 from bedside.core import screens as sc
 from bedside.core.config import Config
-from bedside.core.episodes import Episode
+from bedside.core.episodes import UNADMITTED, Episode
 from bedside.core.events import Confirm, Instant
 
 DEBOUNCE_S = 0.05          # edges closer than this to the last accepted one are contact bounce
@@ -117,9 +117,6 @@ class State:
     power_cut: tuple[datetime, float] | None = None  # the last power cut: when it began, how many seconds
     storage_outage: datetime | None = None         # the journal could not be written, since the last download
     unadmitted_since: date | None = None           # no one admitted: the first start at this bed, or the discharge
-
-
-UNADMITTED = ""    # the id of the stand-in episode a unit with no one admitted follows
 
 
 def plan_episode(cfg: Config, st: State) -> Episode | None:
