@@ -307,8 +307,11 @@ def step(cfg: Config, state: State, event: Event | None, now: Instant) -> tuple[
     st = _clock_set(cfg, state, event, now, fx) if isinstance(event, ClockSet) else state
     st = _check_clock(cfg, st, now, fx)
     st = _timers(cfg, st, now, fx)
-    st = _plan(cfg, st, now, fx)
+    # A pause that ran out is recorded ended first, so its resume comes before the next prompt;
+    # the plan still settles the sessions that fell inside it.
+    ended = st.paused_until
     st = _pause_ends(cfg, st, now, fx)
+    st = _plan(cfg, st, now, fx, ended)
     if isinstance(event, ButtonEdge):
         st = _edge(cfg, st, event.pressed, now, fx)
     elif isinstance(event, Notice):
@@ -544,7 +547,7 @@ def _set_outcome(st: State, sid: str, outcome: str) -> State:
     return replace(st, outcomes=outcomes)
 
 
-def _plan(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> State:
+def _plan(cfg: Config, st: State, now: Instant, fx: list[Effect], paused_until: datetime | None = None) -> State:
     if now.wall <= st.cursor:
         return st
     if now.wall - st.cursor < timedelta(days=1):
@@ -573,8 +576,9 @@ def _plan(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> State:
             continue
         if known in (*OUTCOMES, PROMPTED) or _active_id(st) == s.id or any(w.id == s.id for w in st.waiting):
             continue
-        if st.paused_until is not None and at < st.paused_until:
-            fx.append(_paused(cfg, s, st.paused_until))
+        until = st.paused_until or paused_until
+        if until is not None and at < until:
+            fx.append(_paused(cfg, s, until))
             st = _set_outcome(st, s.id, PAUSED)
             continue
         if now.wall - at >= missed_window:
