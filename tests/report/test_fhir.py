@@ -264,3 +264,19 @@ def test_a_session_in_a_nurses_pause_is_not_done_because_paused(tmp_path: Path) 
     assert proc["status"] == "not-done" and proc["statusReason"]["coding"][0]["code"] == "paused"
     assert proc["statusReason"]["text"] == "not offered: prompting paused by a nurse"
     assert fhir.validate(doc) == []
+
+
+def test_an_extra_session_on_request_is_a_completed_procedure(tmp_path: Path) -> None:
+    from tests.rigs.records import rec, sealed, srec
+
+    sid = "2026-11-24T10:20:00 extra"
+    recs = sealed([rec("start", "2026-11-24T06:30", unit="u4"),
+                   rec("admit", "2026-11-24T06:40", episode="E9", surgery="2026-11-23", regimen="standard"),
+                   srec("extra", sid, "2026-11-24T10:20", kind="extra", reps=10, planned=10,
+                        started="2026-11-24T10:20:00.000+01:00", finished="2026-11-24T10:24:00.000+01:00")])
+    wr.as_pull(tmp_path, "u4", recs, TAKEN)
+    doc = fhir.bundle(units_in(tmp_path), exported=NOW)
+    (proc,) = resources(doc, "Procedure")
+    assert proc["status"] == "completed" and proc["code"]["coding"][1]["code"] == "extra"
+    assert (exts(proc)["reps-done"], exts(proc)["reps-planned"]) == (10, 10)
+    assert fhir.validate(doc) == []

@@ -50,8 +50,9 @@ EXT = "urn:bedside:fhir:extension:"
 # How each decided outcome becomes a Procedure's status (a table: new outcomes are a line).
 # An interrupted session (begun, then cut off by a power cut) is R4's ``stopped``: started, not finished.
 # A session inside a nurse's pause was not offered: not-done, with the pause as its reason.
+# An extra session the patient asked for is a Procedure completed like any other; its kind says it was extra.
 STATUS = {ad.DONE: "completed", ad.PARTIAL: "completed", ad.INTERRUPTED: "stopped", ad.MISSED: "not-done",
-          ad.PAUSED: "not-done"}
+          ad.PAUSED: "not-done", ad.EXTRA: "completed"}
 NOT_DONE_TEXT = {"unanswered": "missed: no answer to the prompt", "power_loss": "power loss",
                  "paused": "not offered: prompting paused by a nurse",
                  "discharged": "discharged before the session", "unit_off": "unit switched off"}
