@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bedside.core import config, machine, planner
+from bedside.core import config, machine, planner, restart
 from bedside.core import screens as sc
 from bedside.core.events import Instant, Record, Tick
 from bedside.display import render
@@ -63,7 +63,7 @@ def polling_day() -> dict[str, float]:
     start = datetime.fromisoformat(DAY_START).replace(tzinfo=cfg.tz).astimezone(UTC)
     now = Instant(start, 0.0)
     t0 = time.process_time()
-    st, _ = machine.start(cfg, [], now, time_quality="rtc", version="bench", boot="b")
+    st, _ = restart.start(cfg, [], now, time_quality="rtc", version="bench", boot="b")
     for i in range(1, 86400 + 1):
         st, _ = machine.step(cfg, st, Tick(), Instant(start + timedelta(seconds=i), float(i)))
     return {"cpu_s": time.process_time() - t0, "wakeups": 86400}

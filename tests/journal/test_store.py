@@ -304,7 +304,7 @@ def test_a_journal_that_cannot_be_opened_at_start(small_fs: Path) -> None:
 # --- rebuilding the state from a bounded past -----------------------------------------------
 
 def test_the_state_comes_from_the_newest_records_and_the_latest_episode_records(tmp_path: Path) -> None:
-    from bedside.core import machine
+    from bedside.core import restart
     from bedside.journal import store as store_mod
 
     j = Journal(tmp_path, CFG.tz, "b")
@@ -326,8 +326,8 @@ def test_the_state_comes_from_the_newest_records_and_the_latest_episode_records(
     assert len(past) == store_mod.PAST_RECORDS + 2 and past[-1].data["i"] == store_mod.PAST_RECORDS + 49
     everything = [p for p in j.recent(10**6) if p.type not in store_mod.BOOKKEEPING]
     now = Instant(t + timedelta(minutes=5), mono + 300)
-    a, _ = machine.start(CFG, past, now, time_quality="rtc", version="t", boot="b")
-    b, _ = machine.start(CFG, everything, now, time_quality="rtc", version="t", boot="b")
+    a, _ = restart.start(CFG, past, now, time_quality="rtc", version="t", boot="b")
+    b, _ = restart.start(CFG, everything, now, time_quality="rtc", version="t", boot="b")
     assert a.episode == b.episode and a.episode is not None and a.episode.id == "E-1"
     assert (a.plan_changed, a.last_export, a.outcomes) == (b.plan_changed, b.last_export, b.outcomes)
     j.close()

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from bedside.core import machine
+from bedside.core import machine, restart
 from bedside.core.config import Config
 from bedside.core.events import ButtonEdge, Decided, Effect, Event, Instant, Led, Past, Play, Record, Show, Tick
 
@@ -33,7 +33,7 @@ class Driver:
     def __post_init__(self) -> None:
         self.offset = self.start.astimezone(UTC) - timedelta(seconds=self.mono0)
         self.now = Instant(self.start.astimezone(UTC), self.mono0)
-        self.state, fx = machine.start(self.cfg, self.past, self.now, time_quality="rtc", version="test", boot="b")
+        self.state, fx = restart.start(self.cfg, self.past, self.now, time_quality="rtc", version="test", boot="b")
         self._record(fx)
         self.edges: list[tuple[float, bool]] = []
 
@@ -95,7 +95,7 @@ class Driver:
         self.mono0 = 7.0  # a new boot: monotonic time starts again
         self.offset = wall - timedelta(seconds=self.mono0)
         self.now = Instant(wall, self.mono0)
-        self.state, fx = machine.start(self.cfg, past, self.now, time_quality="rtc", version="test", boot="b2",
+        self.state, fx = restart.start(self.cfg, past, self.now, time_quality="rtc", version="test", boot="b2",
                                           alive=alive)
         self._record(fx)
 

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bedside import secret
-from bedside.core import config, machine, state, views
+from bedside.core import config, machine, restart, state, views
 from bedside.core import screens as sc
 from bedside.core.events import ButtonEdge, Exported, Instant, Record, Show, StickExport, Tick
 from bedside.stick import auth
@@ -164,7 +164,7 @@ def test_errors_are_told_apart(code: int, reason: str) -> None:
 @pytest.fixture
 def unit(cfg: config.Config) -> tuple[config.Config, state.State, Instant]:
     now = Instant(datetime(2026, 11, 24, 11, 30, tzinfo=UTC), 5000.0)   # between hourly sessions
-    st, _ = machine.start(cfg, [], now, time_quality="rtc", version="test", boot="b")
+    st, _ = restart.start(cfg, [], now, time_quality="rtc", version="test", boot="b")
     return cfg, st, now
 
 
@@ -223,7 +223,7 @@ def test_a_press_only_puts_the_stick_screen_away(unit: tuple[config.Config, stat
 
 def test_a_patient_in_a_guided_session_is_not_interrupted(cfg: config.Config) -> None:
     now = Instant(datetime(2026, 11, 24, 10, 0, 5, tzinfo=UTC), 5000.0)
-    st, _ = machine.start(cfg, [], now, time_quality="rtc", version="test", boot="b")
+    st, _ = restart.start(cfg, [], now, time_quality="rtc", version="test", boot="b")
     st, _ = machine.step(cfg, st, ButtonEdge(True), _later(now, 1))
     st, fx = machine.step(cfg, st, ButtonEdge(False), _later(now, 1.2))
     assert isinstance(_screen(fx), sc.Intro | sc.Guide)

@@ -2,7 +2,8 @@
 
 Lives here: events and records, config parsing (not loading: ``unit/host.py`` reads the
 file), exercise kinds, the panels table, the planner, episodes, pauses, the guide, the state
-machine (``machine``), its state and views, and the screens' values. Imports nothing outside
+machine's step (``machine``), the button's debounce and holds (``button``), the rebuild and
+catch-up after a restart (``restart``), its state and views, and the screens' values. Imports nothing outside
 ``bedside.core`` and the standard library, never reads a clock, never touches a disk, pin,
 panel or port (``tests/test_design.py`` walks this folder to keep it so).
 """

@@ -14,7 +14,7 @@ Timing rules (docs/behaviour.md has the nurse-facing version):
   most once (ids are remembered), so a backward jump never doubles a prompt; sessions a
   forward jump passed over are offered late if still inside their missed window, else
   logged missed with reason ``clock_jump``; none is skipped silently.
-* After a restart the same catch-up applies with reason ``power_loss`` (or ``unit_off``
+* After a restart (``restart.py``) the same catch-up applies with reason ``power_loss`` (or ``unit_off``
   after a clean stop), and a prompt that was up is up again.
 * The open episode (``episodes.py``) decides which sessions each day has; admitting and
   discharging arrive as events and are recorded like everything else.
@@ -22,11 +22,11 @@ Timing rules (docs/behaviour.md has the nurse-facing version):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime, timedelta
 
-from bedside.core import episodes, extra, guide, pause, planner
+from bedside.core import button, episodes, extra, guide, pause, planner
 from bedside.core import screens as sc
 from bedside.core.config import Config
 from bedside.core.episodes import Episode
@@ -42,7 +42,6 @@ from bedside.core.events import (
     Exported,
     Instant,
     Notice,
-    Past,
     Pause,
     Play,
     Record,
@@ -51,14 +50,12 @@ from bedside.core.events import (
     Withdraw,
 )
 from bedside.core.state import (
-    DEBOUNCE_S,
     DEFERRED,
     DONE,
     DONE_S,
     EPISODE_S,
     HINT_S,
     HOLD_FRAME_S,
-    INTERRUPTED,
     JUMP_S,
     LONG_S,
     MAX_SLEEP_S,
@@ -73,7 +70,6 @@ from bedside.core.state import (
     PROMPTED,
     STICK_BUSY_S,
     STICK_S,
-    STUCK_S,
     Confirming,
     Guiding,
     Overlay,
@@ -87,216 +83,12 @@ from bedside.core.state import (
 )
 from bedside.core.views import next_session, nurse_screen, today, view
 
-# --- starting ------------------------------------------------------------------------
-
-@dataclass(slots=True)
-class _PastPrompt:
-    session: str
-    due: str | None
-    first: datetime
-    last_ring: datetime
-    snoozes: int = 0
-    snooze_until: datetime | None = None
-    repeats: int = 0
-    started: datetime | None = None     # the press that started its guide, if one did
-
-
-def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
-          version: str, boot: str, alive: datetime | None = None) -> tuple[State, list[Effect]]:
-    """Rebuild the state from recent journal records, log the start, and catch up.
-
-    ``alive`` is when the unit was last known running (its heartbeat), if later than the
-    last record: it bounds the outage more tightly than the last record does."""
-    outcomes: dict[str, str] = {}
-    prompts: dict[str, _PastPrompt] = {}
-    last: Past | None = None
-    episode: Episode | None = None
-    plan_changed: datetime | None = None
-    last_export: datetime | None = None
-    paused_until: datetime | None = None
-    power_cut: tuple[datetime, float] | None = None
-    storage_outage: datetime | None = None
-    unadmitted_since: date | None = None
-    for r in past:
-        last = r
-        sid = r.session
-        if r.type == "pause":
-            paused_until = _parse(r.data.get("until")) if isinstance(r.data.get("until"), str) else None
-        elif r.type == "resume":
-            paused_until = None
-        elif r.type == "power_loss" and isinstance(r.data.get("last_known"), str):
-            began = datetime.fromisoformat(r.data["last_known"])
-            power_cut = (began, seconds_between(r.time, began))
-        elif r.type == "fault" and r.data.get("part") == "journal" and storage_outage is None:
-            storage_outage = r.time
-        if r.type == "start" and isinstance(r.data.get("unadmitted_since"), str):
-            unadmitted_since = _date(r.data["unadmitted_since"])
-        elif r.type == "discharge":
-            unadmitted_since = planner.local(r.time, cfg.tz).date()
-        elif r.type == "admit":
-            unadmitted_since = None
-        if r.type in ("admit", "discharge", "start"):
-            # Every start restates the open episode, so it survives however old its admission is.
-            before = episode
-            episode = _episode_from(r.data) if r.type != "discharge" else None
-            if r.type != "start" or episode != before:
-                plan_changed = r.time
-        elif r.type == "export":
-            last_export = r.time
-            storage_outage = None
-        if sid is None:
-            continue
-        if r.type == "prompt":
-            prompts[sid] = _PastPrompt(sid, r.data.get("due"), r.time, r.time)
-            outcomes[sid] = PROMPTED
-        elif r.type == "repeat" and sid in prompts:
-            prompts[sid].last_ring = r.time
-            prompts[sid].repeats += 1
-        elif r.type == "snooze" and sid in prompts:
-            prompts[sid].snoozes += 1
-            until = r.data.get("until")
-            prompts[sid].snooze_until = datetime.fromisoformat(until) if isinstance(until, str) else None
-        elif r.type == "press" and r.data.get("action") == "start" and sid in prompts:
-            prompts[sid].started = r.time
-        elif r.type in OUTCOMES:
-            outcomes[sid] = r.type
-            prompts.pop(sid, None)
-        elif r.type == DEFERRED:
-            outcomes.setdefault(sid, DEFERRED)
-
-    fx: list[Effect] = []
-    clean_stop = last is None or last.type == "stop"
-    stale_reason = "unit_off" if clean_stop else "power_loss"
-    known = max(last.time, alive) if last is not None and alive is not None else (last.time if last else None)
-    if last is not None and known is not None and not clean_stop:
-        lost = {"last_known": iso(known, cfg), "last_seq": last.seq}
-        if known != last.time:
-            lost["last_record"] = iso(last.time, cfg)
-        fx.append(Record("power_loss", data=lost))
-        power_cut = (known, seconds_between(now.wall, known))
-    problems: dict[str, str] = {}
-    tq = time_quality
-    resume_from: datetime | None = None
-    if tq == "distrusted":
-        # The shell found the clock implausible (e.g. before the software was built).
-        problems["clock"] = "Clock not set: set time"
-        resume_from = known
-    # A new unit offers a session whose window is still open, rather than waiting an hour.
-    cursor = now.wall - timedelta(minutes=cfg.missed_after_minutes)
-    if last is not None and known is not None:
-        if now.wall < known - timedelta(seconds=JUMP_S):
-            # The clock is behind the journal: it cannot be right, and catch-up would be guesswork.
-            tq = "distrusted"
-            cursor = now.wall
-            resume_from = known
-            problems["clock"] = "Clock behind log: set time"
-            fx.append(Record("fault", data={"part": "clock", "problem": "clock is earlier than the last record",
-                                            "last_record": iso(known, cfg), "now": iso(now.wall, cfg)}))
-        elif tq == "distrusted":
-            cursor = now.wall
-        else:
-            cursor = max(last.time, now.wall - OUTAGE_LOOKBACK)
-    if episode is None and unadmitted_since is None:
-        unadmitted_since = local_date(cfg, now)          # the first start at this bed
-    # Every start restates when the unadmitted unit's days count from, like the open episode.
-    since = {"unadmitted_since": unadmitted_since.isoformat()} if episode is None and unadmitted_since else {}
-    fx.insert(0, Record("start", data={"version": version, "config": cfg.fingerprint(), "unit": cfg.unit_id,
-                                       **_episode_fields(episode), **since}))
-    if episode is not None and cfg.regimen(episode.regimen) is None:
-        problems["regimen"] = f"Regimen {episode.regimen} not in config: running {cfg.default_regimen}"
-        fx.append(Record("fault", data={"part": "regimen", "problem": problems["regimen"]}))
-
-    state = State(last=now, cursor=cursor, outcomes=outcomes, time_quality=tq, stale_reason=stale_reason,
-                  problems=problems, episode=episode, plan_changed=plan_changed, last_export=last_export,
-                  activity=now.mono, resume_from=resume_from, paused_until=paused_until, power_cut=power_cut,
-                  storage_outage=storage_outage, unadmitted_since=unadmitted_since)
-    # A guide the outage cut short is settled as interrupted: the patient answered the prompt.
-    for p in [p for p in prompts.values() if p.started is not None]:
-        fx.append(_interrupted(cfg, p, episode, stale_reason, known))
-        state = _set_outcome(state, p.session, INTERRUPTED)
-        del prompts[p.session]
-    # The newest unresolved prompt comes back if still inside its window; older ones are closed.
-    pending = sorted(prompts.values(), key=lambda p: p.first)
-    for p in pending[:-1]:
-        fx.append(Record(MISSED, p.session, _parse(p.due), {"reason": "superseded"}))
-        state = _set_outcome(state, p.session, MISSED)
-    if pending:
-        p = pending[-1]
-        session = _find_session(cfg, p.session, p.due, plan_episode(cfg, state))
-        window = timedelta(minutes=cfg.missed_after_minutes + p.snoozes * cfg.snooze_minutes)
-        # Only a clock that moved forward from the prompt can say how long it has been up.
-        if session is not None and p.first - timedelta(seconds=JUMP_S) <= now.wall < p.first + window:
-            snoozed = p.snooze_until if p.snooze_until and p.snooze_until > now.wall else None
-            state = replace(state, active=Prompting(
-                session, p.first, mono_at(now, p.first),
-                next_repeat=max(now.mono, mono_at(now, p.last_ring) + cfg.repeat_every_minutes * 60),
-                missed_at=mono_at(now, p.first + window), snoozes=p.snoozes,
-                snoozed_until=mono_at(now, snoozed) if snoozed else None, repeats=p.repeats))
-        else:
-            fx.append(Record(MISSED, p.session, _parse(p.due), {"reason": stale_reason}))
-            state = _set_outcome(state, p.session, MISSED)
-    if problems and may_sound(cfg, state, now):
-        fx.append(Play("fault"))
-    state, more = step(cfg, state, None, now)
-    return state, fx + more
-
-
-def _interrupted(cfg: Config, p: _PastPrompt, ep: Episode | None, reason: str,
-                 known: datetime | None) -> Record:
-    """The record of a guided session the unit stopped in the middle of.
-
-    No rep is recorded as it happens, so how many were done is known only up to the last
-    sign of life after the start (a heartbeat): the guide's own pace gives the reps it had
-    counted by then, the same count a finished session records. Without one: "unknown"."""
-    assert p.started is not None
-    session = _find_session(cfg, p.session, p.due, ep)
-    data: dict[str, object] = {"reason": reason, "started": iso(p.started, cfg), "reps": "unknown",
-                               "snoozes": p.snoozes}
-    if session is not None:
-        steps = guide.plan(session.exercises)
-        data.update(kind=session.kind, planned=guide.total_reps(steps),
-                    late_min=round(seconds_between(p.started, session.offer) / 60))
-        if known is not None and known > p.started:
-            data["reps"] = guide.reps_by(steps, seconds_between(known, p.started))
-            data["reps_known_at"] = iso(known, cfg)
-    return Record(INTERRUPTED, p.session, _parse(p.due), data)
-
-
-def _episode_from(data: Mapping[str, object]) -> Episode | None:
-    ep, surgery, regimen = data.get("episode"), data.get("surgery"), data.get("regimen")
-    if not (isinstance(ep, str) and isinstance(surgery, str) and isinstance(regimen, str)):
-        return None
-    try:
-        return Episode(ep, date.fromisoformat(surgery), regimen)
-    except ValueError:
-        return None
-
+# --- the records' helpers (shared with restart.py) ----------------------------------
 
 def _episode_fields(ep: Episode | None) -> dict[str, str]:
     if ep is None:
         return {}
     return {"episode": ep.id, "surgery": ep.surgery.isoformat(), "regimen": ep.regimen}
-
-
-def _date(text: str) -> date | None:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        return None
-
-
-def _parse(iso: str | None) -> datetime | None:
-    return datetime.fromisoformat(iso) if iso else None
-
-
-def _find_session(cfg: Config, sid: str, due_iso: str | None, ep: Episode | None) -> planner.Session | None:
-    due = _parse(due_iso)
-    if due is None:
-        return None
-    for s in planner.sessions_between(cfg, due, due + timedelta(seconds=1), ep):
-        if s.id == sid:
-            return s
-    return None
 
 
 # --- stepping ------------------------------------------------------------------------
@@ -689,25 +481,21 @@ def _next_waiting(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> Sta
 
 def _timers(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> State:
     t = now.mono
-    b = st.button
-    if b.raw != b.down and t >= b.changed + DEBOUNCE_S:
-        st = _accept(cfg, st, b.raw, now, fx)
-        b = st.button
-    if b.down:
-        held = t - b.down_at
-        if b.stage < 1 and held >= LONG_S:
-            st = _hold_hint(cfg, st, now)
-        if st.button.stage < 2 and held >= NURSE_S:
-            nurse = nurse_screen(cfg, st, now)
-            st = replace(st, button=replace(st.button, stage=2),
-                         overlay=Overlay(nurse, t + 2 * nurse.pages * NURSE_PAGE_S, t))
-        if st.button.stage < 3 and held >= STUCK_S:
-            fx.append(Record("fault", data={"part": "button",
-                                            "problem": "held down over 60 s; ignored until released"}))
-            if "button" not in st.problems and may_sound(cfg, st, now):
-                fx.append(Play("fault"))
-            problems = {**st.problems, "button": "Button stuck"}
-            st = replace(st, button=replace(st.button, stage=3), overlay=None, problems=problems)
+    if button.settled(st.button, t):
+        st = _accept(cfg, st, st.button.raw, now, fx)
+    if button.reached(st.button, button.HINT, t):
+        st = _hold_hint(cfg, st, now)
+    if button.reached(st.button, button.NURSE, t):
+        nurse = nurse_screen(cfg, st, now)
+        st = replace(st, button=replace(st.button, stage=button.NURSE),
+                     overlay=Overlay(nurse, t + 2 * nurse.pages * NURSE_PAGE_S, t))
+    if button.reached(st.button, button.STUCK, t):
+        fx.append(Record("fault", data={"part": "button",
+                                        "problem": "held down over 60 s; ignored until released"}))
+        if "button" not in st.problems and may_sound(cfg, st, now):
+            fx.append(Play("fault"))
+        problems = {**st.problems, "button": "Button stuck"}
+        st = replace(st, button=replace(st.button, stage=button.STUCK), overlay=None, problems=problems)
 
     a = st.active
     if isinstance(a, Prompting):
@@ -781,9 +569,9 @@ def _finish_guide(cfg: Config, st: State, g: Guiding, now: Instant, fx: list[Eff
 # --- the button ----------------------------------------------------------------------
 
 def _edge(cfg: Config, st: State, pressed: bool, now: Instant, fx: list[Effect]) -> State:
-    b = replace(st.button, raw=pressed)
+    b, counts = button.edge(st.button, pressed, now.mono)
     st = replace(st, button=b)
-    if pressed == b.down or now.mono - b.changed < DEBOUNCE_S:
+    if not counts:
         # Same level, or inside the bounce window: _timers settles it when the window ends.
         return st
     return _accept(cfg, st, pressed, now, fx)
@@ -793,15 +581,15 @@ def _accept(cfg: Config, st: State, pressed: bool, now: Instant, fx: list[Effect
     b = st.button
     st = replace(st, activity=now.mono)
     if pressed:
-        return replace(st, button=replace(b, down=True, changed=now.mono, down_at=now.mono, stage=0))
-    held = now.mono - b.down_at
-    st = replace(st, button=replace(b, down=False, changed=now.mono, stage=0))
-    if b.stage >= 3:
+        return replace(st, button=button.pressed(b, now.mono))
+    let_go, held = button.released(b, now.mono)
+    st = replace(st, button=let_go)
+    if b.stage >= button.STUCK:
         fx.append(Record("fault_cleared", data={"part": "button", "held_s": round(held, 1)}))
         problems = dict(st.problems)
         problems.pop("button", None)
         return replace(st, problems=problems)
-    if b.stage >= 2:
+    if b.stage >= button.NURSE:
         fx.append(Record("press", data={"kind": "nurse", "held_s": round(held, 2), "action": "nurse_screen"}))
         return st
     if st.confirm is not None and b.down_at >= st.confirm.asked:
@@ -928,7 +716,7 @@ def _show_progress(cfg: Config, st: State, held: float, kind: str, now: Instant,
 
 
 def _hold_hint(cfg: Config, st: State, now: Instant) -> State:
-    st = replace(st, button=replace(st.button, stage=1))
+    st = replace(st, button=replace(st.button, stage=button.HINT))
     if st.confirm is not None and st.button.down_at >= st.confirm.asked:
         return replace(st, overlay=Overlay(sc.Hint("Let go to", "cancel"), float("inf")))
     a = st.active
@@ -955,11 +743,7 @@ def deadline(cfg: Config, st: State) -> float:
         cands.append(mono_at(now, nxt))
     if st.paused_until is not None:
         cands.append(mono_at(now, st.paused_until))
-    b = st.button
-    if b.raw != b.down:
-        cands.append(b.changed + DEBOUNCE_S)
-    if b.down:
-        cands.append(b.down_at + (LONG_S, NURSE_S, STUCK_S, float("inf"))[b.stage])
+    cands += button.deadlines(st.button)
     a = st.active
     if isinstance(a, Prompting):
         cands.append(a.snoozed_until if a.snoozed_until is not None else min(a.next_repeat, a.missed_at))

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import IO, Any, ClassVar, Protocol
 
 from bedside import __version__
-from bedside.core import machine, state, views
+from bedside.core import machine, restart, state, views
 from bedside.core import screens as sc
 from bedside.core.config import Config
 from bedside.core.events import (
@@ -227,7 +227,7 @@ class Unit:
         self._loop_thread = threading.get_ident()
         now = self.clock.now()
         opened = self.store.start(now)
-        self.state, fx = machine.start(self.cfg, opened.past, now, time_quality=self.time_quality,
+        self.state, fx = restart.start(self.cfg, opened.past, now, time_quality=self.time_quality,
                                        version=__version__, boot=self.boot, alive=opened.alive)
         # What the journal check found is logged right after the start record.
         self._apply([*fx[:1], *opened.records, *fx[1:]], now)
