@@ -23,7 +23,6 @@ Timing rules (docs/behaviour.md has the nurse-facing version):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import datetime, timedelta
 
 from bedside.core import button, episodes, extra, guide, pause, planner
@@ -79,6 +78,7 @@ from bedside.core.state import (
     local_date,
     mono_at,
     plan_episode,
+    replace,
     seconds_between,
 )
 from bedside.core.views import next_session, nurse_screen, today, view
@@ -133,7 +133,9 @@ def step(cfg: Config, state: State, event: Event | None, now: Instant) -> tuple[
 
 def with_head(state: State, seq: int, digest: str) -> State:
     """The shell tells the core the journal's chain head after commits (for the nurse screen)."""
-    return replace(state, head=f"{seq}/{digest[:8]}")
+    head = f"{seq}/{digest[:8]}"
+    # Called after every turn of the loop: most turns commit nothing, and keep the same state.
+    return state if head == state.head else replace(state, head=head)
 
 
 def stop(cfg: Config, state: State, now: Instant, reason: str) -> list[Effect]:

@@ -160,13 +160,23 @@ def _guide(c: Canvas, layout: str, s: sc.Guide) -> None:
     bar = 7   # the hold's bar along the bottom, emptying as the seconds pass
     label = {"left": "Left foot", "right": "Right foot"}.get(s.foot or "", s.exercise)
     count = f"Hold {s.hold_left}" if s.hold_left is not None else f"{s.rep} of {s.reps}"
-    stack(c, layout, [Line(label, "small"), Line(s.instruction, "main", 2), Line(count, "second")],
-          top=0, bottom=c.height - bar - 1, x0=0, x1=c.width)
+    c.image.paste(_guide_words(layout, c.width, c.height, bar, label, s.instruction, count))
     if s.hold_left is not None:
         fill = round((c.width - 4) * s.hold_fraction)
         c.frame(0, c.height - bar, c.width - 1, c.height - 1)
         if fill > 0:
             c.box(2, c.height - bar + 2, 1 + fill, c.height - 3)
+
+
+@lru_cache(maxsize=16)
+def _guide_words(layout: str, width: int, height: int, bar: int, label: str, instruction: str,
+                 count: str) -> Image.Image:
+    """The guide's words, drawn once and reused: a hold's bar empties over several frames under
+    the same words, and measuring and drawing them is most of a frame's cost."""
+    c = Canvas(width, height)
+    stack(c, layout, [Line(label, "small"), Line(instruction, "main", 2), Line(count, "second")],
+          top=0, bottom=height - bar - 1, x0=0, x1=width)
+    return c.image
 
 
 def _done(c: Canvas, layout: str, s: sc.Done) -> None:
