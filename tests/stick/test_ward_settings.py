@@ -35,8 +35,10 @@ BASE = host.load(DATA / "week.toml")
 def ward_toml(routine: str = '"08:00", "18:00"') -> str:
     """The ward's file: the week's unit settings with other routine times, and another unit's id
     (which no unit takes)."""
-    return ('[unit]\nid = "some-other-unit"\ntimezone = "Europe/Berlin"\n\n'
-            f"[routine]\nat = [{routine}]\n")
+    week = (DATA / "week.toml").read_text()
+    assert 'id = "ward7-bed12"' in week and 'at = ["06:00", "09:00", "19:00"]' in week
+    return (week.replace('id = "ward7-bed12"', 'id = "some-other-unit"')
+            .replace('at = ["06:00", "09:00", "19:00"]', f"at = [{routine}]"))
 
 
 def signed(**kw: Any) -> bytes:
