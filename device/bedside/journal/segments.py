@@ -665,6 +665,23 @@ class Journal:
             return self._connection(), False
         return _connect_ro(seg.path), True
 
+    def _query(self, seg: Segment, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]] | None:
+        """``sql``'s rows from one segment through SQLite; None where SQLite cannot read it (the
+        caller then salvages the file's raw pages)."""
+        if seg.problem is not None:
+            return None
+        try:
+            db, own = self._reader(seg)
+            try:
+                return list(db.execute(sql, params).fetchall())
+            finally:
+                if own:
+                    db.close()
+        except DB_ERRORS:
+            if seg.path == self.path and not self.readonly:
+                self._close_db()
+            return None
+
     def _rows(self, seg: Segment, since_seq: int, below: int | None, problems: list[str],
               ) -> Iterator[tuple[int, Any, Any]]:
         """(seq, body, hash) of a segment's rows in seq order: through SQLite while it can read
@@ -772,20 +789,9 @@ class Journal:
         segs = self.segments()
         below: int | None = None
         for seg in reversed(segs):
-            rows: list[tuple[Any, Any]] = []
-            try:
-                if seg.problem is not None:
-                    raise sqlite3.DatabaseError(seg.problem)
-                db, own = self._reader(seg)
-                try:
-                    q = "SELECT body, hash FROM records WHERE seq < ? ORDER BY seq DESC LIMIT ?"
-                    rows = db.execute(q, (below if below is not None else 2**62, limit - len(out))).fetchall()
-                finally:
-                    if own:
-                        db.close()
-            except DB_ERRORS:
-                if seg.path == self.path and not self.readonly:
-                    self._close_db()
+            q = "SELECT body, hash FROM records WHERE seq < ? ORDER BY seq DESC LIMIT ?"
+            rows = self._query(seg, q, (below if below is not None else 2**62, limit - len(out)))
+            if rows is None:
                 found = salvage.scan(seg.path)
                 rows = [found.rows[k] for k in sorted(found.rows, reverse=True) if below is None or k < below]
                 rows = rows[:limit - len(out)]
@@ -808,19 +814,8 @@ class Journal:
         out: list[dict[str, Any]] = []
         for seg in (reversed(self.segments()) if newest else self.segments()):
             found: list[dict[str, Any]] = []
-            try:
-                if seg.problem is not None:
-                    raise sqlite3.DatabaseError(seg.problem)
-                db, own = self._reader(seg)
-                try:
-                    rows = db.execute("SELECT body, hash FROM records WHERE type = ? ORDER BY seq",
-                                      (type_,)).fetchall()
-                finally:
-                    if own:
-                        db.close()
-            except DB_ERRORS:
-                if seg.path == self.path and not self.readonly:
-                    self._close_db()
+            rows = self._query(seg, "SELECT body, hash FROM records WHERE type = ? ORDER BY seq", (type_,))
+            if rows is None:
                 scanned = salvage.scan(seg.path)
                 rows = [scanned.rows[k] for k in sorted(scanned.rows)]
             for b, h in rows:
