@@ -95,14 +95,16 @@ class Watchdog:
     def fire(self, now: Instant) -> None:
         self.last = now.mono
         reasons = self.unhealthy(now)
-        if reasons != self.withheld:
+        # Told again only when the kind of trouble changes: a spin's count differs at every
+        # ping, and a status line (and a warning) per interval would flood the log.
+        if _kinds(reasons) != _kinds(self.withheld):
             if reasons:
                 self.log.warning(f"watchdog not pinged: {'; '.join(reasons)}")
                 self.notifier.status("unhealthy: " + "; ".join(reasons))
             elif self.withheld:
                 self.log.notice("healthy again; watchdog pings resumed")
                 self.notifier.status("running")
-            self.withheld = reasons
+        self.withheld = reasons
         if not reasons and self.notifier.ping():
             self.pings += 1
 
@@ -128,6 +130,10 @@ class Watchdog:
         if overdue is not None and overdue(now.mono, 2 * self.interval):
             reasons.append("display: its recovery is not being run")
         return reasons
+
+
+def _kinds(reasons: list[str]) -> list[str]:
+    return [r.split(":", 1)[0] for r in reasons]
 
 
 def daily_time(cfg_start: time, cfg_end: time) -> time:
