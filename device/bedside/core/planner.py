@@ -32,6 +32,9 @@ from zoneinfo import ZoneInfo
 
 from bedside.core.config import Config, Exercise
 from bedside.core.episodes import Episode, rules
+from bedside.core.memo import Span
+
+_FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
 
 HOURLY = "hourly"
 ROUTINE = "routine"
@@ -111,13 +114,19 @@ def window(cfg: Config, d: date) -> tuple[datetime, datetime]:
     return to_instant(a, cfg.tz), to_instant(b, cfg.tz)
 
 
+_awake: Span[tuple[datetime, datetime]] = Span()
+
+
 def awake_window_at(cfg: Config, t: datetime) -> tuple[datetime, datetime] | None:
     """The awake window containing instant ``t``, or None at night."""
+    known = _awake.get(cfg, t)
+    if known is not None:
+        return known
     d = local(t, cfg.tz).date()
     for day in (d, d - _DAY):
         a, b = window(cfg, day)
         if a <= t < b:
-            return a, b
+            return _awake.put(cfg, a, b, (a, b))
     return None
 
 
@@ -141,12 +150,19 @@ def care_day(cfg: Config, t: datetime) -> tuple[datetime, datetime]:
     Counts such as "today 3 of 5" use this rather than the calendar date, so that a
     window crossing midnight is still one day for the patient.
     """
+    known = _care_day.get(cfg, t)
+    if known is not None:
+        return known
     d = local(t, cfg.tz).date() + _DAY
     while True:
         a, _ = window(cfg, d)
         if a <= t:
-            return a, window(cfg, d + _DAY)[0]
+            b = window(cfg, d + _DAY)[0]
+            return _care_day.put(cfg, a, b, (a, b))
         d -= _DAY
+
+
+_care_day: Span[tuple[datetime, datetime]] = Span()
 
 
 # --- sessions ------------------------------------------------------------------------
@@ -224,16 +240,24 @@ def offered_between(cfg: Config, start: datetime, end: datetime, ep: Episode | N
 def next_event_after(cfg: Config, t: datetime, horizon_days: int = 3, ep: Episode | None = None) -> datetime | None:
     """The first instant after ``t`` at which a session is due or offered, among the sessions
     due in [t - 2 days, t + horizon_days); None if there is none."""
+    # The loop asks before every sleep; the answer changes a few times a day. An answer x found
+    # for t holds for every t' in [t, x) as long as x is within the horizon of t: no event lies
+    # between them, and x's own due is within two days of t' (an offer is at most a night after its due).
+    key = (cfg, ep, horizon_days)
+    known = _next_event.get(key, t)
+    if known is not None:
+        return known
     lo, hi = t - 2 * _DAY, t + horizon_days * _DAY
     events = _events_near(cfg, ep, t.astimezone(UTC).date(), horizon_days)
-    # The loop asks before every sleep; the answer changes a few times a day.
     for x, due in events[bisect_right(events, (t, _FAR_FUTURE)):]:
         if lo <= due < hi:
+            if x <= hi:
+                _next_event.put(key, t, x, x)
             return x
     return None
 
 
-_FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
+_next_event: Span[datetime] = Span()
 
 
 @lru_cache(maxsize=8)

@@ -6,9 +6,10 @@ the patient sees from it. Nothing here reads a clock: every time is handed in.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
+from operator import attrgetter
 from typing import Any, TypeVar
 
 from bedside.core import guide, planner
@@ -48,7 +49,7 @@ OUTCOMES = (DONE, MISSED, INTERRUPTED, PAUSED)   # the records that settle a ses
 
 
 _D = TypeVar("_D")
-_FIELDS: dict[type, tuple[str, ...]] = {}
+_FIELDS: dict[type, tuple[Callable[[Any], tuple[Any, ...]], dict[str, int]]] = {}
 
 
 def replace(obj: _D, **changes: Any) -> _D:
@@ -60,12 +61,19 @@ def replace(obj: _D, **changes: Any) -> _D:
     is a ``TypeError`` as there).
     """
     cls = type(obj)
-    names = _FIELDS.get(cls)
-    if names is None:
-        names = _FIELDS[cls] = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
-    values = {n: getattr(obj, n) for n in names}
-    values.update(changes)
-    return cls(**values)
+    known = _FIELDS.get(cls)
+    if known is None:
+        names = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
+        get = attrgetter(*names) if len(names) > 1 else (lambda o, n=names[0]: (getattr(o, n),))
+        known = _FIELDS[cls] = (get, {n: i for i, n in enumerate(names)})
+    values = list(known[0](obj))       # one call for all the fields
+    where = known[1]
+    for name, value in changes.items():
+        i = where.get(name)
+        if i is None:
+            raise TypeError(f"{cls.__name__}.__init__() got an unexpected keyword argument {name!r}")
+        values[i] = value
+    return cls(*values)
 
 
 @dataclass(frozen=True, slots=True)

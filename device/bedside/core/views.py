@@ -17,6 +17,7 @@ from bedside.core.config import Config
 from bedside.core.episodes import Episode
 from bedside.core.events import Effect, Instant, Led, Show
 from bedside.core.extra import EXTRA
+from bedside.core.memo import Span
 from bedside.core.state import (
     DEFERRED,
     DONE,
@@ -70,11 +71,27 @@ def _day_sessions(cfg: Config, st: State, a: datetime, b: datetime) -> list[tupl
     return found
 
 
+# The screen and the light ask on every turn; the answer changes only with the outcomes, the
+# plan, or when the time passes the next session's offer.
+_today: Span[tuple[int, int, tuple[str, ...]]] = Span()
+
+
 def today(cfg: Config, st: State, now: Instant) -> tuple[int, int, tuple[str, ...]]:
     """(done, offered so far, one mark per session) for the patient's current day."""
-    a, b = planner.care_day(cfg, now.wall)
+    t = now.wall
+    key = (cfg, st.outcomes, st.plan_changed, st.episode, st.unadmitted_since)
+    known = _today.get(key, t)
+    if known is not None:
+        return known
+    a, b = planner.care_day(cfg, t)
+    sessions = _day_sessions(cfg, st, a, b)
+    later = [offer for _, offer in sessions if offer > t]
+    return _today.put(key, t, min([b, *later]), _marks(st, sessions, t))
+
+
+def _marks(st: State, sessions: list[tuple[str, datetime]], now: datetime) -> tuple[int, int, tuple[str, ...]]:
     marks = []
-    for sid, offer in _day_sessions(cfg, st, a, b):
+    for sid, offer in sessions:
         o = st.outcomes.get(sid)
         if o in (DONE, INTERRUPTED):
             # A guide a power cut stopped counts as begun, like one stopped early; the
@@ -84,7 +101,7 @@ def today(cfg: Config, st: State, now: Instant) -> tuple[int, int, tuple[str, ..
             marks.append("missed")
         elif o == PAUSED:
             marks.append("paused")       # a nurse paused prompting: neither missed nor due
-        elif offer <= now.wall or o == PROMPTED:
+        elif offer <= now or o == PROMPTED:
             marks.append("open")
         else:
             marks.append("later")

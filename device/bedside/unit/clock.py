@@ -99,6 +99,7 @@ class VirtualClock:
         self._offset = start.astimezone(UTC) - datetime.fromtimestamp(0, UTC) - timedelta(seconds=mono0)
         self._real0 = time.monotonic()
         self._virt0 = mono0
+        self._last: Instant | None = None      # the loop asks several times a turn at one instant
 
     def mono(self) -> float:
         if self.speed is not None:
@@ -109,16 +110,20 @@ class VirtualClock:
         return datetime.fromtimestamp(0, UTC) + self._offset + timedelta(seconds=mono)
 
     def now(self) -> Instant:
-        m = self.mono()
-        return Instant(self._wall(m), m)
+        return self.at(self.mono())
 
     def at(self, mono: float) -> Instant:
-        return Instant(self._wall(mono), mono)
+        last = self._last
+        if last is not None and last.mono == mono:
+            return last
+        self._last = last = Instant(self._wall(mono), mono)
+        return last
 
     def set_wall(self, wall: datetime) -> None:
         """Set the simulated wall clock (as a nurse or NTP would); monotonic time is untouched."""
         m = self.mono()
         self._offset = wall.astimezone(UTC) - datetime.fromtimestamp(0, UTC) - timedelta(seconds=m)
+        self._last = None
 
     def set_speed(self, speed: float | None) -> None:
         m = self.mono()
