@@ -154,7 +154,7 @@ def test_segments_rotate_and_only_exported_ones_are_pruned(tmp_path: Path) -> No
     store = Store(tmp_path, CFG.tz, "b", journal=j, segment_bytes=16 * 1024, keep_bytes=40 * 1024)
     store.start(Instant(local("2026-11-24T09:00"), 0.0))
     t = 0.0
-    for i in range(150):
+    for i in range(40):         # 16 KB: each write starts a new segment, forty of them
         t += 70.0
         assert store.write(Record("press", data={"kind": "short", "action": "start", "i": i, "pad": "x" * 400}),
                            Instant(local("2026-11-24T09:00") + timedelta(seconds=t), t), "rtc")

@@ -86,9 +86,15 @@ def source_copy(dest: Path, version: str | None = None) -> Path:
     return dest
 
 
-def build(src: Path, wheels: Path, out: Path) -> tuple[Path, subprocess.CompletedProcess[str]]:
-    """``pip wheel --no-index`` of the source at ``src`` against the folder ``wheels``."""
+def build(src: Path, wheels: Path, out: Path, *,
+          isolated: bool = True) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """``pip wheel --no-index`` of the source at ``src`` against the folder ``wheels``.
+
+    ``isolated=False`` builds with this venv's own setuptools (the same pinned range) instead
+    of installing the backend from ``wheels`` into a fresh build environment: for wheels that
+    only serve as something to install, once the isolated build itself has been proven."""
     r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-index", "--find-links", str(wheels),
+                        *([] if isolated else ["--no-build-isolation"]),
                         "--no-cache-dir", "-w", str(out), str(src)], capture_output=True, text=True, timeout=600)
     built = sorted(out.glob("bedside-*.whl"), key=lambda p: p.stat().st_mtime)
     return (built[-1] if built else out), r

@@ -46,7 +46,7 @@ def test_no_thread_of_the_shipped_unit_wakes_more_than_a_few_times_in_ten_idle_s
 def test_two_simulated_days_make_at_most_1_2_syncs_per_journal_record() -> None:
     """Every fsync and fdatasync on every file under the data directory, from outside (strace)."""
     assert shutil.which("strace"), "strace is one of the Makefile's APT_PACKAGES (make apt)"
-    days = shipped.days(2, answered=True)
+    days = shipped.days(2, answered=True, device=False)
     assert days.records > 100
     assert days.syncs_per_record <= 1.2, (days.files.syncs, days.records)
     assert days.files.syncs["journal-N.sqlite-wal"] <= days.records + 3
