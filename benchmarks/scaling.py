@@ -171,24 +171,34 @@ def ours(runs: int = 3) -> tuple[float, list[tuple[datetime, Any]], list[tuple[d
 
 def schedule_loop(records: list[tuple[datetime, Any]], screens: list[tuple[datetime, Any]],
                   runs: int = 3, *, per_second: bool = True) -> float:
-    """CPU of a plain ``schedule`` loop over the same day: a turn a (virtual) second (or, with
-    ``per_second=False``, a sleep until ``idle_seconds()`` says the next job is due), jobs at the
-    minutes our unit acted in, appending the same records and drawing the same screens."""
+    """CPU of a plain ``schedule`` loop over the same day doing the same prompts: one job per
+    session of the day at its offer time (what a loop written for this unit would register:
+    ``every().day.at(...)`` per prompt), each job appending the records our unit wrote for that
+    session through the same journal and putting the frames it showed on the same (dummy) panel,
+    at once. The loop turns
+    once a (virtual) second, as ``run_pending(); sleep(1)`` does; or, with ``per_second=False``,
+    it sleeps until ``idle_seconds()`` says the next job is due."""
     import datetime as dt_module
     import types
+    from bisect import bisect_right
 
     import schedule
+    from luma.core.device import dummy
 
+    from bedside.core import planner
     from bedside.core.events import Instant
     from bedside.display import render
     from bedside.journal.segments import Journal
 
     cfg, start, _ = _guided_day_script()
-    by_minute: dict[datetime, tuple[list[Any], list[Any]]] = {}
+    offers = [s.offer for s in planner.sessions_between(cfg, start, start + timedelta(days=1))
+              if s.merged_into is None]
+    by_offer: dict[datetime, tuple[list[Any], list[Any]]] = {o: ([], []) for o in offers}
+    # What happened before the first prompt (the start record, the idle clock) is the first job's.
     for when, rec in records:
-        by_minute.setdefault(when.replace(second=0, microsecond=0), ([], []))[0].append(rec)
+        by_offer[offers[max(0, bisect_right(offers, when) - 1)]][0].append(rec)
     for when, screen in screens:
-        by_minute.setdefault(when.replace(second=0, microsecond=0), ([], []))[1].append(screen)
+        by_offer[offers[max(0, bisect_right(offers, when) - 1)]][1].append(screen)
     clock = {"now": start.replace(tzinfo=None)}
 
     class VirtualDatetime(dt_module.datetime):
@@ -209,17 +219,19 @@ def schedule_loop(records: list[tuple[datetime, Any]], screens: list[tuple[datet
                 jobs = schedule.Scheduler()
                 mono = [0.0]
 
-                def act(minute: datetime, j: Journal = j, mono: list[float] = mono) -> Any:
-                    recs, shown = by_minute[minute]
+                panel = dummy(width=cfg.hardware.panel.width, height=cfg.hardware.panel.height, mode="1")
+
+                def act(offer: datetime, j: Journal = j, mono: list[float] = mono, panel: Any = panel) -> Any:
+                    recs, shown = by_offer[offer]
                     for rec in recs:
-                        j.append(rec, Instant(minute, mono[0]), "rtc")
+                        j.append(rec, Instant(offer, mono[0]), "rtc")
                     for screen in shown:
-                        render.render(screen)
+                        panel.display(render.render(screen))
                     return schedule.CancelJob
 
-                for minute in by_minute:
-                    local = minute.astimezone(cfg.tz).replace(tzinfo=None)
-                    jobs.every().day.at(local.strftime("%H:%M")).do(act, minute)
+                for offer in offers:
+                    local = offer.astimezone(cfg.tz).replace(tzinfo=None)
+                    jobs.every().day.at(local.strftime("%H:%M:%S")).do(act, offer)
                 end = clock["now"] + timedelta(days=1)
                 while clock["now"] < end:
                     step = 1.0 if per_second else max(1.0, min(jobs.idle_seconds or 86400.0, 86400.0))

@@ -81,7 +81,7 @@ from bedside.core.state import (
     replace,
     seconds_between,
 )
-from bedside.core.views import next_session, nurse_screen, today, view
+from bedside.core.views import LATE_AFTER, next_session, nurse_screen, today, view
 
 # --- the records' helpers (shared with restart.py) ----------------------------------
 
@@ -749,6 +749,9 @@ def deadline(cfg: Config, st: State) -> float:
     a = st.active
     if isinstance(a, Prompting):
         cands.append(a.snoozed_until if a.snoozed_until is not None else min(a.next_repeat, a.missed_at))
+        late_at = mono_at(now, a.session.offer + LATE_AFTER)
+        if late_at > t and not a.session.deferred:
+            cands.append(late_at)       # the prompt's screen turns to "late"
     elif isinstance(a, Guiding) and a.index < len(a.steps):
         step_ = a.steps[a.index]
         end = a.step_started + step_.seconds

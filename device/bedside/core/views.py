@@ -206,11 +206,14 @@ def _detail(s: planner.Session) -> str:
     return f"{e.reps} each foot" if e.per_foot else f"{e.reps} times"
 
 
+LATE_AFTER = timedelta(minutes=1)   # a prompt says how late it is from then on (machine.deadline wakes for it)
+
+
 def _prompt_screen(cfg: Config, a: Prompting, now: Instant) -> sc.Prompt:
     s = a.session
     first = s.exercises[0]
     title = first.name if len(s.exercises) == 1 else ("Full routine" if s.kind == planner.ROUTINE else "Exercises")
-    late = s.deferred or now.wall - s.offer > timedelta(minutes=1)
+    late = s.deferred or now.wall - s.offer >= LATE_AFTER
     return sc.Prompt(s.kind, title, _detail(s), a.repeats, cfg.max_snoozes - a.snoozes, late,
                      guide.icon_for(first) or "bell", guide.minutes(s.exercises), orbit(now))
 

@@ -150,6 +150,7 @@ class Unit:
         self.stopped: str | None = None
         self._link: LinkHooks | None = None
         self._loop_thread: int | None = None     # the thread that runs the loop (``handle`` checks it)
+        self._core_due = float("-inf")           # when the core next needs a step (set by ``deadline``)
 
     @property
     def journal(self) -> Journal | None:
@@ -234,7 +235,8 @@ class Unit:
 
     def deadline(self) -> float:
         assert self.state is not None
-        cands = [machine.deadline(self.cfg, self.state)]
+        self._core_due = machine.deadline(self.cfg, self.state)
+        cands = [self._core_due]
         d = self.out.player.deadline()
         if d is not None:
             cands.append(d)
@@ -289,6 +291,12 @@ class Unit:
                 s.fire(now)
         if isinstance(item, Call):
             item.run(now)
+            return
+        if item is None and now.mono < self._core_due:
+            # Woken for the shell's own timers (a note of a chime, the light's blink, a
+            # source's deadline): the core has nothing due, so it is not stepped (its answer
+            # would be the same screen); the journal's housekeeping and the parts' health still run.
+            self._apply((), now)
             return
         event: Event = Tick()
         if clock_set is not None:
