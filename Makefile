@@ -7,8 +7,9 @@ STAMP := $(VENV)/.installed
 # gcc, libc6-dev: the storage-fault shim (tools/faultfs.c); e2fsprogs: ext4 for the journal's torture and benchmark.
 # socat, picocom: the serial link's tests (two ptys joined back to back; a terminal program typing).
 # strace: the shipped unit's syncs and writes per file, counted from outside (benchmarks/shipped.py).
+# sysbench: the single-core CPU figure the Pi Zero 2 W estimate is checked against (benchmarks/scaling.py).
 # dosfstools, fusefat, fuse3: real FAT sticks in user space; udev: `udevadm test` of the stick rule; mount, util-linux: loop devices, setpriv.
-APT_PACKAGES := chromium poppler-utils fonts-dejavu-core systemd shellcheck gcc libc6-dev e2fsprogs socat picocom strace \
+APT_PACKAGES := sysbench chromium poppler-utils fonts-dejavu-core systemd shellcheck gcc libc6-dev e2fsprogs socat picocom strace \
 	dosfstools fusefat fuse3 udev mount util-linux
 
 .PHONY: simulate test lint typecheck setup apt bench clean help gallery golden install arm64-smoke bench-journal torture tamper fuzz fuzz-serial
