@@ -63,3 +63,41 @@ def test_no_offer_at_night_or_during_a_pause() -> None:
     d.press(t(cfg, "2026-11-25T10:30:03"))
     d.run_until(t(cfg, "2026-11-25T10:31"))
     assert not d.records("extra") and not any(isinstance(s, sc.Intro) for _, s in d.screens())
+
+
+def test_a_power_cut_in_an_extra_session_records_it_interrupted_with_the_reps_known() -> None:
+    from datetime import timedelta
+
+    from bedside.core import guide
+    from bedside.core.extra import VARIATIONS
+
+    cfg = Config()
+    d = Driver(cfg, t(cfg, "2026-11-24T10:20"))
+    d.press(t(cfg, "2026-11-24T10:30"))
+    d.press(t(cfg, "2026-11-24T10:30:03"))
+    d.run_until(t(cfg, "2026-11-24T10:31"))         # a minute into the extra set: the power goes
+    beat = t(cfg, "2026-11-24T10:30:50")
+    d.restart(timedelta(minutes=4), alive=beat)
+    (_, rec), = d.records("extra")
+    assert rec.session == "2026-11-24T10:30:03 extra"
+    steps = guide.plan(VARIATIONS["pumps"][0])
+    assert rec.data["interrupted"] is True and rec.data["reason"] == "power_loss" and rec.data["early"] is True
+    assert rec.data["reps"] == guide.reps_by(steps, 47.0) > 0 and rec.data["planned"] == 20
+    assert rec.data["started"].startswith("2026-11-24T10:30:03") and rec.data["exercises"] == ["Ankle pumps"]
+    # Never due, never missed: the day's count is unchanged, and no second record follows.
+    d.run_until(t(cfg, "2026-11-24T10:59"))
+    assert len(d.records("extra")) == 1 and not d.records("interrupted")
+    assert [r.session for _, r in d.records("missed")] == ["2026-11-24T10:00 hourly"]   # the prompt before it
+
+
+def test_an_extra_session_recorded_before_the_power_cut_is_not_recorded_again() -> None:
+    from datetime import timedelta
+
+    cfg = Config()
+    d = Driver(cfg, t(cfg, "2026-11-24T10:20"))
+    d.press(t(cfg, "2026-11-24T10:30"))
+    d.press(t(cfg, "2026-11-24T10:30:03"))
+    d.run_until(t(cfg, "2026-11-24T10:45"))
+    d.restart(timedelta(minutes=4))
+    (_, rec), = d.records("extra")
+    assert "interrupted" not in rec.data and rec.data["reps"] == 20

@@ -309,3 +309,27 @@ def test_an_extra_session_on_request_is_done_and_never_due() -> None:
     html = report_files.html_text(r, datetime.fromisoformat(t("2026-11-25T09:00")))
     assert "extra sessions on request (not due)" in html and 'class="m-extra"' in html
     assert report.csv_text(r).count(",extra,") >= 1
+
+
+def test_an_extra_session_a_power_cut_stopped_says_so_and_stays_never_due() -> None:
+    x = "2026-11-24T10:30:03 extra"
+    records = sealed([
+        rec("start", "2026-11-24T09:00", unit="ward7-bed12", version="0.1.0", config="x"),
+        rec("admit", "2026-11-24T09:01", episode="E7", surgery="2026-11-23", regimen="standard"),
+        rec("press", "2026-11-24T10:30:03", session=x, kind="short", held_s=0.3, action="extra", variation="pumps"),
+        rec("power_loss", "2026-11-24T10:35", last_known=t("2026-11-24T10:30:50"), last_seq=3),
+        rec("start", "2026-11-24T10:35", unit="ward7-bed12", version="0.1.0", config="x", episode="E7",
+            surgery="2026-11-23", regimen="standard"),
+        srec("extra", x, "2026-11-24T10:35", due=t("2026-11-24T10:30:03"), kind="extra", interrupted=True,
+             reason="power_loss", started="2026-11-24T10:30:03.000+00:00", reps=8, early=True,
+             exercises=["Ankle pumps"], planned=20, reps_known_at="2026-11-24T10:30:50+00:00"),
+    ])
+    m = ad.build(records)
+    s = by_id(m)[x]
+    assert (s.outcome, s.reps, s.planned, s.reason, s.finished) == (ad.EXTRA, 8, 20, "power_loss", None)
+    assert s.started == datetime.fromisoformat("2026-11-24T10:30:03+00:00")
+    c = m.days[0].counts
+    assert (c.due, c.extra) == (0, 1)
+    r = report.make(records)
+    html = report_files.html_text(r, datetime.fromisoformat(t("2026-11-25T09:00")))
+    assert "(interrupted, power cut, 8 of 20 reps known done)" in html

@@ -251,6 +251,26 @@ def test_an_interrupted_session_is_a_stopped_procedure(tmp_path: Path) -> None:
     assert fhir.validate(doc) == []
 
 
+def test_an_extra_session_a_power_cut_stopped_is_a_stopped_procedure(tmp_path: Path) -> None:
+    from tests.rigs.records import rec, sealed, srec
+
+    x = "2026-11-24T10:30:03 extra"
+    recs = sealed([rec("start", "2026-11-24T06:30", unit="u4"),
+                   rec("admit", "2026-11-24T06:40", episode="E9", surgery="2026-11-23", regimen="standard"),
+                   rec("press", "2026-11-24T10:30:03", session=x, kind="short", held_s=0.3, action="extra",
+                       variation="pumps"),
+                   srec("extra", x, "2026-11-24T10:35", due="2026-11-24T10:30:03.000+00:00", kind="extra",
+                        interrupted=True, reason="power_loss", started="2026-11-24T10:30:03.000+00:00", reps=8,
+                        planned=20, early=True, exercises=["Ankle pumps"])])
+    wr.as_pull(tmp_path, "u4", recs, TAKEN)
+    doc = fhir.bundle(units_in(tmp_path), exported=NOW)
+    (proc,) = resources(doc, "Procedure")
+    assert proc["status"] == "stopped" and proc["performedPeriod"] == {"start": "2026-11-24T10:30:03+00:00"}
+    assert proc["statusReason"]["text"] == "interrupted: power cut"
+    assert (exts(proc)["reps-done"], exts(proc)["reps-planned"]) == (8, 20)
+    assert fhir.validate(doc) == []
+
+
 def test_a_session_in_a_nurses_pause_is_not_done_because_paused(tmp_path: Path) -> None:
     from tests.rigs.records import rec, sealed, srec
 

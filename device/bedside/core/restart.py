@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
-from bedside.core import guide, planner
+from bedside.core import extra, guide, planner
 from bedside.core.config import Config
 from bedside.core.episodes import Episode
 from bedside.core.events import (
@@ -25,6 +25,7 @@ from bedside.core.events import (
     Play,
     Record,
 )
+from bedside.core.extra import EXTRA
 
 # The step's own helpers: a restart records and settles sessions as the step does.
 from bedside.core.machine import _episode_fields, _set_outcome, may_sound, step
@@ -66,6 +67,7 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
     last record: it bounds the outage more tightly than the last record does."""
     outcomes: dict[str, str] = {}
     prompts: dict[str, _PastPrompt] = {}
+    extras: dict[str, tuple[datetime, object]] = {}   # extra sessions begun and not yet recorded
     last: Past | None = None
     episode: Episode | None = None
     plan_changed: datetime | None = None
@@ -115,6 +117,10 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
             prompts[sid].snooze_until = datetime.fromisoformat(until) if isinstance(until, str) else None
         elif r.type == "press" and r.data.get("action") == "start" and sid in prompts:
             prompts[sid].started = r.time
+        elif r.type == "press" and r.data.get("action") == "extra":
+            extras[sid] = (r.time, r.data.get("variation"))
+        elif r.type == EXTRA:
+            extras.pop(sid, None)
         elif r.type in OUTCOMES:
             outcomes[sid] = r.type
             prompts.pop(sid, None)
@@ -172,6 +178,10 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
         fx.append(_interrupted(cfg, p, episode, stale_reason, known))
         state = _set_outcome(state, p.session, INTERRUPTED)
         del prompts[p.session]
+    # So is an extra session (on request, never due): recorded as one, saying it was cut off.
+    for sid, (started, variation) in extras.items():
+        fx.append(_extra_interrupted(cfg, sid, started, variation, stale_reason, known))
+        state = _set_outcome(state, sid, EXTRA)
     # The newest unresolved prompt comes back if still inside its window; older ones are closed.
     pending = sorted(prompts.values(), key=lambda p: p.first)
     for p in pending[:-1]:
@@ -217,6 +227,22 @@ def _interrupted(cfg: Config, p: _PastPrompt, ep: Episode | None, reason: str,
             data["reps"] = guide.reps_by(steps, seconds_between(known, p.started))
             data["reps_known_at"] = iso(known, cfg)
     return Record(INTERRUPTED, p.session, _parse(p.due), data)
+
+
+def _extra_interrupted(cfg: Config, sid: str, started: datetime, variation: object, reason: str,
+                       known: datetime | None) -> Record:
+    """The ``extra`` record of an extra session the unit stopped in the middle of: the reps
+    its pace gives up to the last sign of life, as for a prompted session (``_interrupted``)."""
+    data: dict[str, object] = {"kind": EXTRA, "interrupted": True, "reason": reason, "started": iso(started, cfg),
+                               "reps": "unknown", "early": True}
+    chosen = extra.VARIATIONS.get(variation) if isinstance(variation, str) else None
+    if chosen is not None:
+        steps = guide.plan(chosen[0])
+        data.update(exercises=[e.name for e in chosen[0]], planned=guide.total_reps(steps))
+        if known is not None and known > started:
+            data["reps"] = guide.reps_by(steps, seconds_between(known, started))
+            data["reps_known_at"] = iso(known, cfg)
+    return Record(EXTRA, sid, started, data)
 
 
 def _episode_from(data: Mapping[str, object]) -> Episode | None:

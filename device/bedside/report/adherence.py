@@ -344,6 +344,11 @@ def _session(acc: _Acc) -> SessionOutcome | None:
     if late is None and started is not None:
         late = max(0, round((started - offer).total_seconds() / 60))
     if out.get("type") == EXTRA:
+        if out.get("interrupted") is True:
+            # Cut off by a power cut: begun, reps only as far as they are known, no end time.
+            reason = out.get("reason")
+            return replace(base, outcome=EXTRA, reps=reps, planned=planned, started=parse_time(out.get("started")),
+                           reason=reason if isinstance(reason, str) else "unknown")
         return replace(base, outcome=EXTRA, reps=reps, planned=planned, started=started, finished=finished)
     return replace(base, outcome=PARTIAL if partial else DONE, reps=reps, planned=planned, late_min=late,
                     started=started, finished=finished, snoozes=snoozes)

@@ -198,6 +198,8 @@ def _procedure(unit: str, s: ad.SessionOutcome, sys_: Systems, patient: Mapping[
                plan_ref: Mapping[str, Any], device_ref: Mapping[str, Any]) -> dict[str, Any]:
     sid = f"{unit}/{s.id}"
     status = STATUS[s.outcome]
+    if s.outcome == ad.EXTRA and s.finished is None and s.reason is not None:
+        status = "stopped"           # an extra session a power cut cut short: begun, not finished
     kind = {"system": KIND_SYSTEM, "code": s.kind, "display": f"{s.kind} session"}
     res: dict[str, Any] = {
         "identifier": [{"system": sys_.of("session"), "value": sid}],

@@ -340,6 +340,14 @@ def _label(s: ad.SessionOutcome) -> str:
     return f"{hm(s.due)} {escape(s.kind)}"
 
 
+def _extra_note(s: ad.SessionOutcome) -> str:
+    if s.finished is None and s.reason is not None:
+        # Cut off by a power cut: as far as its reps are known.
+        done = f"{s.reps} of {s.planned} reps known done" if s.reps is not None else "reps unknown"
+        return f"{hm(s.started)} (interrupted, {escape(REASONS.get(s.reason, s.reason))}, {done})"
+    return f"{hm(s.started)} ({s.reps} reps)"
+
+
 def _notes(d: ad.Day) -> list[str]:
     notes: list[str] = []
     late = [s for s in d.sessions if s.late]
@@ -362,7 +370,7 @@ def _notes(d: ad.Day) -> list[str]:
             f"{escape(REASONS.get(r, r))}: " + ", ".join(_label(s) for s in group) for r, group in by_reason.items()))
     extras = [s for s in d.sessions if s.outcome == ad.EXTRA]
     if extras:
-        notes.append("Extra, on request: " + ", ".join(f"{hm(s.started)} ({s.reps} reps)" for s in extras))
+        notes.append("Extra, on request: " + ", ".join(_extra_note(s) for s in extras))
     paused = [s for s in d.sessions if s.outcome == ad.PAUSED]
     if paused:
         notes.append("Paused by a nurse (not due): " + ", ".join(_label(s) for s in paused))
