@@ -85,7 +85,7 @@ from bedside.core.views import LATE_AFTER, next_session, nurse_screen, today, vi
 
 # --- the records' helpers (shared with restart.py) ----------------------------------
 
-def _episode_fields(ep: Episode | None) -> dict[str, str]:
+def episode_fields(ep: Episode | None) -> dict[str, str]:
     if ep is None:
         return {}
     return {"episode": ep.id, "surgery": ep.surgery.isoformat(), "regimen": ep.regimen}
@@ -239,7 +239,7 @@ def _admit(cfg: Config, st: State, ev: Admit, now: Instant, fx: list[Effect]) ->
         st = _close_episode(cfg, st, now, fx, ev.via, reason="new admission")
     ep = Episode(ev.episode, ev.surgery, ev.regimen or cfg.default_regimen)
     day = episodes.post_op_day(ep, today)
-    data: dict[str, object] = {**_episode_fields(ep), "day": day, "via": ev.via}
+    data: dict[str, object] = {**episode_fields(ep), "day": day, "via": ev.via}
     if old is not None and old.id == ep.id:
         data["amended"] = True      # a correction (say, of the surgery date): records are never rewritten
     fx.append(Record("admit", data=data))
@@ -265,14 +265,14 @@ def _close_episode(cfg: Config, st: State, now: Instant, fx: list[Effect], via: 
     assert ep is not None
     for s in st.waiting:
         fx.append(Record(MISSED, s.id, s.due, {"reason": "discharged", "kind": s.kind}))
-        st = _set_outcome(st, s.id, MISSED)
+        st = set_outcome(st, s.id, MISSED)
     st = replace(st, waiting=())
     a = st.active
     if isinstance(a, Guiding):
         st = _finish_guide(cfg, st, a, now, fx, early=True)
     elif isinstance(a, Prompting):
         fx.append(Record(MISSED, a.session.id, a.session.due, {"reason": "discharged", "kind": a.session.kind}))
-        st = replace(_set_outcome(st, a.session.id, MISSED), active=None)
+        st = replace(set_outcome(st, a.session.id, MISSED), active=None)
     data: dict[str, object] = {"episode": ep.id, "day": episodes.post_op_day(ep, local_date(cfg, now)), "via": via}
     if reason:
         data["reason"] = reason
@@ -331,7 +331,7 @@ def _clock_set(cfg: Config, st: State, ev: ClockSet, now: Instant, fx: list[Effe
     return replace(st, time_quality=tq, problems=problems, last=now)
 
 
-def _set_outcome(st: State, sid: str, outcome: str) -> State:
+def set_outcome(st: State, sid: str, outcome: str) -> State:
     outcomes = dict(st.outcomes)
     outcomes[sid] = outcome
     if len(outcomes) > 400:
@@ -366,18 +366,18 @@ def _plan(cfg: Config, st: State, now: Instant, fx: list[Effect], paused_until: 
             if known is None:
                 fx.append(Record(DEFERRED, s.id, s.due, {"offer": iso(s.offer, cfg), "kind": s.kind,
                                                         **({"merged_into": s.merged_into} if s.merged_into else {})}))
-                st = _set_outcome(st, s.id, DEFERRED)
+                st = set_outcome(st, s.id, DEFERRED)
             continue
         if known in (*OUTCOMES, PROMPTED) or _active_id(st) == s.id or any(w.id == s.id for w in st.waiting):
             continue
         until = st.paused_until or paused_until
         if until is not None and at < until:
             fx.append(_paused(cfg, s, until))
-            st = _set_outcome(st, s.id, PAUSED)
+            st = set_outcome(st, s.id, PAUSED)
             continue
         if now.wall - at >= missed_window:
             fx.append(Record(MISSED, s.id, s.due, {"reason": st.stale_reason or "late", "kind": s.kind}))
-            st = _set_outcome(st, s.id, MISSED)
+            st = set_outcome(st, s.id, MISSED)
             continue
         st = _offer(cfg, st, s, now, fx)
     return replace(st, cursor=now.wall, stale_reason=None)
@@ -404,14 +404,14 @@ def _pause(cfg: Config, st: State, duration: str, via: str, now: Instant, fx: li
     st = replace(st, paused_until=until, activity=now.mono)
     for s in st.waiting:
         fx.append(_paused(cfg, s, until))
-        st = _set_outcome(st, s.id, PAUSED)
+        st = set_outcome(st, s.id, PAUSED)
     st = replace(st, waiting=())
     a = st.active
     if isinstance(a, Guiding):
         st = _finish_guide(cfg, st, a, now, fx, early=True)
     elif isinstance(a, Prompting):
         fx.append(_paused(cfg, a.session, until))
-        st = replace(_set_outcome(st, a.session.id, PAUSED), active=None)
+        st = replace(set_outcome(st, a.session.id, PAUSED), active=None)
     return replace(st, overlay=None) if via == "button" else st
 
 
@@ -444,7 +444,7 @@ def _offer(cfg: Config, st: State, s: planner.Session, now: Instant, fx: list[Ef
     if isinstance(a, Prompting):
         fx.append(Record(MISSED, a.session.id, a.session.due, {"reason": "superseded", "by": s.id,
                                                                  "kind": a.session.kind}))
-        st = _set_outcome(st, a.session.id, MISSED)
+        st = set_outcome(st, a.session.id, MISSED)
     late_s = max(0.0, seconds_between(now.wall, s.offer))
     data: dict[str, object] = {"kind": s.kind, "exercises": [e.name for e in s.exercises], "reps": s.reps}
     if s.deferred:
@@ -458,7 +458,7 @@ def _offer(cfg: Config, st: State, s: planner.Session, now: Instant, fx: list[Ef
     p = Prompting(s, now.wall, now.mono, next_repeat=now.mono + cfg.repeat_every_minutes * 60,
                   missed_at=now.mono + remaining)
     keep = st.overlay if st.overlay is not None and isinstance(st.overlay.screen, sc.Done) else None
-    return replace(_set_outcome(st, s.id, PROMPTED), active=p, overlay=keep, activity=now.mono)
+    return replace(set_outcome(st, s.id, PROMPTED), active=p, overlay=keep, activity=now.mono)
 
 
 def _next_waiting(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> State:
@@ -469,11 +469,11 @@ def _next_waiting(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> Sta
         st = replace(st, waiting=rest)
         if now.wall - s.offer >= window and not rest:
             fx.append(Record(MISSED, s.id, s.due, {"reason": "busy", "kind": s.kind}))
-            st = _set_outcome(st, s.id, MISSED)
+            st = set_outcome(st, s.id, MISSED)
         elif rest:
             # Only the newest waiting session is worth offering; the others were overtaken.
             fx.append(Record(MISSED, s.id, s.due, {"reason": "superseded", "by": rest[-1].id, "kind": s.kind}))
-            st = _set_outcome(st, s.id, MISSED)
+            st = set_outcome(st, s.id, MISSED)
         else:
             st = _offer(cfg, st, s, now, fx)
     return st
@@ -511,7 +511,7 @@ def _timers(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> State:
         elif t >= a.missed_at:
             fx.append(Record(MISSED, a.session.id, a.session.due, {
                 "reason": "unanswered", "repeats": a.repeats, "snoozes": a.snoozes, "kind": a.session.kind}))
-            st = _set_outcome(st, a.session.id, MISSED)
+            st = set_outcome(st, a.session.id, MISSED)
             st = _next_waiting(cfg, st, now, fx)
         elif t >= a.next_repeat:
             fx.append(Record("repeat", a.session.id, a.session.due, {"n": a.repeats + 1}))
@@ -563,7 +563,7 @@ def _finish_guide(cfg: Config, st: State, g: Guiding, now: Instant, fx: list[Eff
         }))
     if may_sound(cfg, st, now):
         fx.append(Play("done"))
-    st = replace(_set_outcome(st, s.id, extra.EXTRA if s.kind == extra.EXTRA else DONE), activity=now.mono,
+    st = replace(set_outcome(st, s.id, extra.EXTRA if s.kind == extra.EXTRA else DONE), activity=now.mono,
                  overlay=Overlay(sc.Done(done, planned, early), now.mono + DONE_S, now.mono))
     return _next_waiting(cfg, st, now, fx)
 

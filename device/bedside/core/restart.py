@@ -27,8 +27,8 @@ from bedside.core.events import (
 )
 from bedside.core.extra import EXTRA
 
-# The step's own helpers: a restart records and settles sessions as the step does.
-from bedside.core.machine import _episode_fields, _set_outcome, may_sound, step
+# A restart records and settles sessions as the step does.
+from bedside.core.machine import episode_fields, may_sound, set_outcome, step
 from bedside.core.state import (
     DEFERRED,
     INTERRUPTED,
@@ -164,7 +164,7 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
     # Every start restates when the unadmitted unit's days count from, like the open episode.
     since = {"unadmitted_since": unadmitted_since.isoformat()} if episode is None and unadmitted_since else {}
     fx.insert(0, Record("start", data={"version": version, "config": cfg.fingerprint(), "unit": cfg.unit_id,
-                                       **_episode_fields(episode), **since}))
+                                       **episode_fields(episode), **since}))
     if episode is not None and cfg.regimen(episode.regimen) is None:
         problems["regimen"] = f"Regimen {episode.regimen} not in config: running {cfg.default_regimen}"
         fx.append(Record("fault", data={"part": "regimen", "problem": problems["regimen"]}))
@@ -176,17 +176,17 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
     # A guide the outage cut short is settled as interrupted: the patient answered the prompt.
     for p in [p for p in prompts.values() if p.started is not None]:
         fx.append(_interrupted(cfg, p, episode, stale_reason, known))
-        state = _set_outcome(state, p.session, INTERRUPTED)
+        state = set_outcome(state, p.session, INTERRUPTED)
         del prompts[p.session]
     # So is an extra session (on request, never due): recorded as one, saying it was cut off.
     for sid, (started, variation) in extras.items():
         fx.append(_extra_interrupted(cfg, sid, started, variation, stale_reason, known))
-        state = _set_outcome(state, sid, EXTRA)
+        state = set_outcome(state, sid, EXTRA)
     # The newest unresolved prompt comes back if still inside its window; older ones are closed.
     pending = sorted(prompts.values(), key=lambda p: p.first)
     for p in pending[:-1]:
         fx.append(Record(MISSED, p.session, _parse(p.due), {"reason": "superseded"}))
-        state = _set_outcome(state, p.session, MISSED)
+        state = set_outcome(state, p.session, MISSED)
     if pending:
         p = pending[-1]
         session = _find_session(cfg, p.session, p.due, plan_episode(cfg, state))
@@ -201,7 +201,7 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
                 snoozed_until=mono_at(now, snoozed) if snoozed else None, repeats=p.repeats))
         else:
             fx.append(Record(MISSED, p.session, _parse(p.due), {"reason": stale_reason}))
-            state = _set_outcome(state, p.session, MISSED)
+            state = set_outcome(state, p.session, MISSED)
     if problems and may_sound(cfg, state, now):
         fx.append(Play("fault"))
     state, more = step(cfg, state, None, now)
