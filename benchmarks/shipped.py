@@ -424,6 +424,38 @@ def days(n: float = 1.0, *, answered: bool = False, start: str | None = None,
                 (t1.children_user + t1.children_system) - (t0.children_user + t0.children_system))
 
 
+def memory(marks: tuple[float, ...] = (1, 7, 30, 365), *, start: str | None = None,
+           snapshots: Path | None = None, env: dict[str, str] | None = None) -> list[dict[str, float]]:
+    """The shipped wiring run without a stop over ``max(marks)`` simulated days of a patient who
+    answers most sessions, snoozes some and misses some; at each mark its resident memory
+    (MiB, from ``/proc/self/status`` in the child) and the CPU per day since the previous mark.
+    ``env`` is added to the child's environment (e.g. the service's own ``MALLOC_ARENA_MAX``)."""
+    if start is None:
+        start = f"{datetime.now(UTC) + timedelta(minutes=1):%Y-%m-%dT%H:%M}+00:00"
+    with tempfile.TemporaryDirectory(prefix="bedside-bench-") as w:
+        work = Path(w)
+        unit, master = prepare(work, work / "data")
+        notify = NotifyListener(work / "notify.sock")
+        stats = work / "stats.json"
+        cmd = [sys.executable, str(CHILD), "--stats", str(stats), "--days", str(max(marks)), "--start", start,
+               "--mixed", "--marks", ",".join(str(m) for m in marks),
+               *(["--snapshots", str(snapshots)] if snapshots is not None else []), "--", *_run_args(unit)]
+        try:
+            subprocess.run(cmd, env={**_env(unit, notify.path), **(env or {})}, check=True, capture_output=True,
+                           text=True)
+        finally:
+            notify.close()
+            os.close(master)
+        noted = json.loads(stats.read_text())["marks"]
+    out, day, cpu = [], 0.0, noted[0]["cpu_s"] if noted else 0.0
+    for i, m in enumerate(noted):
+        out.append({"day": m["day"], "rss_mib": m["rss_kib"] / 1024, "anon_mib": m["anon_kib"] / 1024,
+                    "file_mib": m["file_kib"] / 1024,
+                    "cpu_per_day": (m["cpu_s"] - cpu) / (m["day"] - day) if i else m["cpu_s"] / m["day"]})
+        day, cpu = m["day"], m["cpu_s"]
+    return out
+
+
 _JSONL_CHILD = """
 import json, os, sys
 path, n = sys.argv[1], int(sys.argv[2])

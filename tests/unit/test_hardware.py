@@ -330,3 +330,36 @@ def test_the_loop_takes_the_kernels_stamp_for_a_line_event_edge(tmp_path: Path) 
     item = sim.unit.inbox.get_nowait()
     assert isinstance(item, Input) and item.event == ButtonEdge(True) and item.mono == 123.5
     sim.close()
+
+
+def test_a_display_rebuilt_every_day_leaves_no_device_behind() -> None:
+    # luma registers an exit hook holding each device it builds; the keeper rebuilds the
+    # display at each daily self-test, so a year of those hooks kept 365 devices alive.
+    import atexit
+    import gc
+    import weakref
+
+    from bedside.display.panel import DisplayKeeper
+
+    hooks_before = atexit._ncallbacks()
+    built: list[weakref.ref[Any]] = []
+
+    def build() -> Any:
+        dev = hardware.build_display(Hardware(), serial_interface=Bus())
+        built.append(weakref.ref(dev))
+        return dev
+
+    keeper = DisplayKeeper(build, lambda: 0.0)
+    keeper.show(sc.Hint("a"), "normal")
+    for _ in range(30):
+        assert keeper.refresh()
+    gc.collect()
+    alive = [r() for r in built if r() is not None]
+    assert len(built) == 31 and alive == [keeper.out.device if keeper.out else None]
+    assert atexit._ncallbacks() == hooks_before
+    # The device in use is still cleaned up at exit (display off), as luma's own hook would.
+    bus = keeper.out.device._serial_interface if keeper.out else None
+    assert isinstance(bus, Bus)
+    sent = len(bus.commands)
+    hardware._clean_up_live()
+    assert (0xAE,) in bus.commands[sent:]

@@ -81,7 +81,7 @@ def test_abstract_namespace_socket() -> None:
 def test_outside_systemd_nothing_is_sent_and_nothing_fails() -> None:
     n = Notifier.from_env({})
     assert not n.enabled and n.watchdog_interval is None
-    assert n.ready("x") is False and n.sent == []
+    assert n.ready("x") is False and not n.sent
 
 
 def test_the_watchdog_belongs_to_the_process_systemd_named() -> None:
@@ -293,3 +293,14 @@ def test_watchdog_interval_fits_the_service_file() -> None:
     assert 60 <= seconds <= 600
     n = Notifier.from_env({"NOTIFY_SOCKET": "/x", "WATCHDOG_USEC": str(seconds * 10**6)})
     assert n.watchdog_interval is not None and n.watchdog_interval >= MAX_SLEEP_S
+
+
+def test_the_notifier_keeps_only_its_newest_messages(listener: tuple[str, socket.socket]) -> None:
+    # A ping every few minutes for months: a list of every message sent grew for ever.
+    path, sock = listener
+    n = Notifier(path)
+    for i in range(200):
+        assert n.status(f"ping {i}")
+        if i % 5 == 4:
+            drain(sock, wait=0.01)     # the socket queues ten datagrams at most
+    assert len(n.sent) <= 16 and n.sent[-1] == "STATUS=ping 199"

@@ -8,10 +8,12 @@ own ``pin_factory`` seam) and a luma dummy device or a real driver over a fake b
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import importlib
 import os
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -220,6 +222,45 @@ def build_pins(hw: Hardware, pin_factory: Any = None) -> Pins:
     return Pins(button, tone, led, close, vibration)
 
 
+# Every luma device registers an exit hook that holds it for the life of the process. The
+# daemon builds a new device at each daily self-test and each recovery of a failed display,
+# so those hooks kept every device it ever built (its frame and two 8192-entry tables: about
+# 0.6 MiB a day). Instead the devices built here are held weakly, and one exit hook of ours
+# cleans up those still in use, as luma's own would.
+_LIVE: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _clean_up_live() -> None:
+    for device in list(_LIVE):
+        with contextlib.suppress(Exception):
+            device.cleanup()
+
+
+atexit.register(_clean_up_live)
+
+
+class _NoExitHooks:
+    """Stands in for the ``atexit`` module inside ``luma.core.device`` while a device is built."""
+
+    @staticmethod
+    def register(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        return fn
+
+
+@contextlib.contextmanager
+def _held_weakly() -> Iterator[None]:
+    # Only luma's module sees the stand-in (not the process's atexit), and only on the loop's
+    # thread, while the driver is constructed.
+    import luma.core.device as luma_device
+
+    real = luma_device.atexit
+    luma_device.atexit = _NoExitHooks
+    try:
+        yield
+    finally:
+        luma_device.atexit = real
+
+
 def build_display(hw: Hardware, serial_interface: Any = None) -> Any:
     """The luma device for the configured panel (core/panels.py); over I2C or SPI unless an
     interface is injected."""
@@ -249,9 +290,8 @@ def build_display(hw: Hardware, serial_interface: Any = None) -> Any:
                         f"({e}); install python3-rpi-lgpio (Raspberry Pi OS) and enable SPI (dtparam=spi=on)"
                     ) from None
         try:
-            # Probe with a no-op before building the driver: luma registers an exit hook
-            # holding every device it constructs, so the daemon's retries while a display
-            # is unplugged would otherwise pile up hooks and open bus handles.
+            # Probe with a no-op before building the driver: the daemon's retries while a
+            # display is unplugged then build no driver and leave no bus handle open.
             serial_interface.command(0xE3)
         except Exception:
             with contextlib.suppress(Exception):
@@ -259,8 +299,11 @@ def build_display(hw: Hardware, serial_interface: Any = None) -> Any:
             raise
         # Greyscale controllers are sent one-bit frames: the screens are drawn in one bit.
         extra = {"mode": "1"} if panel.greyscale else {}
-        return driver(serial_interface=serial_interface, width=panel.width, height=panel.height,
-                      rotate=hw.rotate, **extra)
+        with _held_weakly():
+            device = driver(serial_interface=serial_interface, width=panel.width, height=panel.height,
+                            rotate=hw.rotate, **extra)
+        _LIVE.add(device)
+        return device
     except DevicePermissionError:
         dev = f"/dev/i2c-{hw.i2c_port}" if panel.bus == "i2c" else f"/dev/spidev{hw.spi_port}.{hw.spi_device}"
         group = "i2c" if panel.bus == "i2c" else "spi and gpio"

@@ -9,9 +9,12 @@ string. Outside systemd (a laptop, the simulator, tests) every call does nothing
 
 from __future__ import annotations
 
+import collections
 import os
 import socket
 from collections.abc import Mapping
+
+SENT_KEPT = 16      # the newest messages, for tests and diagnosis: every ping would grow a list for ever
 
 
 class Notifier:
@@ -19,7 +22,7 @@ class Notifier:
         # A leading "@" names a socket in the abstract namespace (a NUL byte on the wire).
         self.address = "\0" + address[1:] if address and address.startswith("@") else address
         self.watchdog_usec = watchdog_usec
-        self.sent: list[str] = []
+        self.sent: collections.deque[str] = collections.deque(maxlen=SENT_KEPT)
         self.error: str | None = None
         self._sock: socket.socket | None = None
 

@@ -171,7 +171,6 @@ class SelfTest:
         self.due: datetime | None = None       # None: the start test, at the loop's first turn
         self.due_mono = float("-inf")
         self.busy_tries = 0
-        self.results: list[dict[str, object]] = []
 
     def next_daily(self, after: datetime) -> datetime:
         tz = self.unit.cfg.tz
@@ -237,7 +236,6 @@ class SelfTest:
 
         result: dict[str, object] = {"trigger": trigger, "display": display, "buzzer": buzzer, "journal": journal,
                                      "free_mb": free_mb}
-        self.results.append(result)
         u.record(Record("selftest", data=result), now)
         # Low space is not yet a failure, but the nurse should hear of it before it is one.
         storage = f"{free_mb} MB free on the card" if journal.startswith("low space") else None
