@@ -221,3 +221,27 @@ def test_simulate_help_lists_the_keys() -> None:
     for key in ("[space] press", "[h] hold", "[n] hold 6 s", "[a] admit", "[d] discharge", "[q] quit"):
         assert key in r.stdout, key
     assert "--panel" in r.stdout
+
+
+def test_each_command_parses_alone_as_in_the_whole_parser_and_a_unit_imports_no_laptop_code() -> None:
+    import argparse
+
+    from bedside.cli.main import COMMANDS, parser
+
+    def commands(p: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+        (sub,) = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+        return dict(sub.choices)
+
+    whole = commands(parser())
+    assert list(whole) == list(COMMANDS)                 # the table names every command, in order
+    for name in COMMANDS:
+        alone = commands(parser(name))
+        assert alone[name].format_help() == whole[name].format_help(), name
+    probe = ("import sys\nfrom bedside.cli import main\nsys.argv = ['bedside', 'run', '--help']\n"
+             "try:\n    main.main()\nexcept SystemExit:\n    pass\n"
+             "print(sorted(m for m in sys.modules if m.startswith('bedside.cli.')))")
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    loaded = r.stdout.strip().splitlines()[-1]
+    assert "bedside.cli.unit" in loaded
+    for other in ("bedside.cli.journal", "bedside.cli.ward", "bedside.cli.update", "bedside.cli.serial"):
+        assert other not in loaded, loaded

@@ -5,6 +5,7 @@ never a traceback."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import traceback
@@ -14,41 +15,45 @@ from bedside import __version__
 from bedside.cli.common import UserError
 from bedside.core import config
 
+# Each command: the module of ``bedside.cli`` that adds it and its function there, in the order
+# ``bedside --help`` lists them. A command's parser is built from its own module alone, so a
+# unit's start does not import the laptop's and the stick's command code.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("unit", "add_unit_commands"), "simulate": ("unit", "add_unit_commands"),
+    "config": ("config", "add_config_commands"),
+    "log": ("journal", "add_log_commands"), "keys": ("journal", "add_keys_command"),
+    "stick": ("stick", "add_stick_commands"),
+    "ward": ("ward", "add_ward_commands"), "fhir": ("ward", "add_ward_commands"),
+    "self-test": ("update", "add_update_commands"), "update": ("update", "add_update_commands"),
+    "secret": ("secret", "add_secret_commands"),
+    "report": ("report", "add_report_commands"),
+    "pull": ("serial", "add_serial_commands"), "set-time": ("serial", "add_serial_commands"),
+}
 
-def parser() -> argparse.ArgumentParser:
-    from bedside.cli import config as cli_config
-    from bedside.cli import journal as cli_journal
-    from bedside.cli import report as cli_report
-    from bedside.cli import secret as cli_secret
-    from bedside.cli import serial as cli_serial
-    from bedside.cli import stick as cli_stick
-    from bedside.cli import unit as cli_unit
-    from bedside.cli import update as cli_update
-    from bedside.cli import ward as cli_ward
 
+def parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or (given a known ``command``) one with that command's group only."""
     p = argparse.ArgumentParser(prog="bedside", description="Bedside exercise prompting unit for post-operative "
                                 "patients, and the tools nurses use with it.")
     p.add_argument("--version", action="version", version=f"bedside {__version__}", help="print the version and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    # In the order ``bedside --help`` lists them.
-    cli_unit.add_unit_commands(sub)
-    cli_config.add_config_commands(sub)
-    cli_journal.add_log_commands(sub)
-    cli_journal.add_keys_command(sub)
-    cli_stick.add_stick_commands(sub)
-    cli_ward.add_ward_commands(sub)
-    cli_update.add_update_commands(sub)
-    cli_secret.add_secret_commands(sub)
-    cli_report.add_report_commands(sub)
-    cli_serial.add_serial_commands(sub)
+    groups = [COMMANDS[command]] if command in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
+    for module, adder in groups:
+        getattr(importlib.import_module(f"bedside.cli.{module}"), adder)(sub)
     return p
+
+
+def _command(argv: Sequence[str]) -> str | None:
+    """The command the line starts with, if any (``bedside -h ...`` gets the whole parser)."""
+    return argv[0] if argv and not argv[0].startswith("-") else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from bedside.journal.segments import JournalError
     from bedside.unit.pins import HardwareError
 
-    args = parser().parse_args(argv)
+    line = sys.argv[1:] if argv is None else argv
+    args = parser(_command(line)).parse_args(line)
     try:
         result: int = args.func(args)
         return result
