@@ -56,8 +56,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The suite on two workers (pytest-xdist; each test file stays on one worker, so a file's
+# fixtures are made once), then the few tests that count wake-ups or pings over real time
+# (marked serial) alone, so a busy neighbour cannot disturb them. `.venv/bin/pytest` alone
+# runs everything in one process, in order.
+TEST_WORKERS ?= 2
 test: apt $(STAMP) lint typecheck
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile -m 'not slow and not serial'
+	$(BIN)/pytest -q -m 'serial and not slow'
 
 bench: apt $(STAMP)
 	$(BIN)/python benchmarks/outside.py

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import fcntl
 import os
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,40 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
 DATA = Path(__file__).resolve().parent / "data"
 
 
+def built_once(factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
+    """A private copy of the directory ``build`` makes, built once per test run.
+
+    With parallel workers (``make test`` runs pytest-xdist) every worker is its own process
+    with its own session fixtures; the first to ask builds into the run's shared temporary
+    directory under a lock, the others wait for it, and each works on its own copy, as a
+    single process would."""
+    base = factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent          # the run's directory, above each worker's own
+    shared, done = base / f"shared-{name}", base / f"shared-{name}.done"
+    with open(base / f"shared-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(shared, ignore_errors=True)       # a build that failed part way
+            shared.mkdir()
+            build(shared)
+            done.touch()
+    mine = factory.mktemp(name)
+    shutil.copytree(shared, mine, dirs_exist_ok=True, symlinks=True)
+    return mine
+
+
+def _make_week(into: Path) -> None:
+    import subprocess
+    import sys
+
+    for start, until, script in (("2026-11-24T06:00", "2026-11-27T13:10", "week-1.txt"),
+                                 ("2026-11-27T16:40", "2026-11-30T23:00", "week-2.txt")):
+        subprocess.run([sys.executable, "-m", "bedside", "simulate", "--config", str(DATA / "week.toml"), "--headless",
+                        "--start", start, "--until", until, "--script", str(DATA / script), "--data",
+                        str(into / "data")], check=True, capture_output=True, timeout=300)
+
+
 @pytest.fixture(scope="session")
 def week(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The scripted week (tests/data/week-*.txt) as a real journal, made by ``bedside simulate``.
@@ -60,16 +96,7 @@ def week(tmp_path_factory: pytest.TempPathFactory) -> Path:
     24-30 November 2026 in Berlin time: late, snoozed, partial and missed sessions, a 06:00
     routine held over every night, a power cut on the 27th and a clock set forward on the 28th.
     """
-    import subprocess
-    import sys
-
-    data = tmp_path_factory.mktemp("week") / "data"
-    for start, until, script in (("2026-11-24T06:00", "2026-11-27T13:10", "week-1.txt"),
-                                 ("2026-11-27T16:40", "2026-11-30T23:00", "week-2.txt")):
-        subprocess.run([sys.executable, "-m", "bedside", "simulate", "--config", str(DATA / "week.toml"), "--headless",
-                        "--start", start, "--until", until, "--script", str(DATA / script), "--data", str(data)],
-                       check=True, capture_output=True, timeout=300)
-    return data
+    return built_once(tmp_path_factory, "week", _make_week) / "data"
 
 
 def journal_records(data: Path) -> list[dict[str, Any]]:
@@ -90,10 +117,12 @@ def wheel_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Built once per run: the build and the update tests share it."""
     from tests.rigs import wheelhouse
 
-    folder = wheelhouse.house(tmp_path_factory.mktemp("wheels"))
-    wheel, r = wheelhouse.build(wheelhouse.source_copy(tmp_path_factory.mktemp("src") / "bedside"), folder, folder)
-    assert r.returncode == 0 and wheel.suffix == ".whl", r.stdout + r.stderr
-    return folder
+    def make(folder: Path) -> None:
+        wheelhouse.house(folder)
+        wheel, r = wheelhouse.build(wheelhouse.source_copy(tmp_path_factory.mktemp("src") / "bedside"), folder, folder)
+        assert r.returncode == 0 and wheel.suffix == ".whl", r.stdout + r.stderr
+
+    return built_once(tmp_path_factory, "wheels", make)
 
 
 @pytest.fixture

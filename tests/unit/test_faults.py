@@ -257,6 +257,7 @@ def test_selftest_shows_a_failed_buzzer_on_the_display_and_records_it(rig: Calla
 
 # --- `bedside run` as systemd runs it ----------------------------------------------------
 
+@pytest.mark.serial
 def test_bedside_run_without_a_display_notifies_systemd_and_stops_cleanly(tmp_path: Path) -> None:
     sock_path = tmp_path / "notify"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)

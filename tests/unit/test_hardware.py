@@ -271,6 +271,7 @@ def _fake_gpiod(monkeypatch: pytest.MonkeyPatch, req: _FakeRequest, seen: dict[s
     monkeypatch.setitem(sys.modules, "gpiod.line", line)
 
 
+@pytest.mark.serial
 def test_the_line_event_button_waits_on_the_kernel_and_passes_its_timestamps(monkeypatch: pytest.MonkeyPatch) -> None:
     """The libgpiod path (no GPIO here, so libgpiod 2's API is played by a fake whose request
     descriptor is a pipe): edges arrive with the kernel's monotonic stamps, and the watching

@@ -8,6 +8,7 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from benchmarks import shipped
 
 STRACE = """\
@@ -32,6 +33,7 @@ def test_the_watchdog_period_is_read_from_the_shipped_service() -> None:
     assert shipped.watchdog_usec() is not None
 
 
+@pytest.mark.serial
 def test_no_thread_of_the_shipped_unit_wakes_more_than_a_few_times_in_ten_idle_seconds() -> None:
     """``bedside run`` as systemd runs it (watchdog on, serial link, stick channel), idle by
     day between sessions: every thread's wake-ups counted by the kernel. The loop may wake

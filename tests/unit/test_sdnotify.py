@@ -28,6 +28,9 @@ from bedside.unit.sounds import Player
 from bedside.unit.supervise import Watchdog
 from tests.unit.test_hardware import Bus
 
+# Pings and spins measured over real time: run alone, after the parallel part of `make test`.
+pytestmark = pytest.mark.serial
+
 
 @pytest.fixture
 def listener(tmp_path: Path) -> Iterator[tuple[str, socket.socket]]:
