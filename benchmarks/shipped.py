@@ -284,8 +284,13 @@ def _window(pid: int, seconds: float) -> tuple[dict[str, tuple[str, int]], float
     return woke, elapsed
 
 
-def idle(seconds: float = 60.0, *, warmup: float = 8.0, config_text: str | None = None) -> Idle:
-    """``bedside run`` in real time: every thread's wake-ups over ``seconds`` after ``warmup``."""
+def idle(seconds: float = 60.0, *, warmup: float = 8.0, config_text: str | None = None,
+         after_check: bool = False) -> Idle:
+    """``bedside run`` in real time: every thread's wake-ups over ``seconds`` after ``warmup``.
+
+    With ``after_check`` the warm-up counts from the start-up journal check's ``verified``
+    record (unit/journal_check.py: the last thing a start does, a few seconds in) instead of
+    from READY, so a short one will do."""
     with tempfile.TemporaryDirectory(prefix="bedside-bench-") as w:
         work = Path(w)
         unit, master = prepare(work, work / "data", config_text=config_text)
@@ -297,6 +302,8 @@ def idle(seconds: float = 60.0, *, warmup: float = 8.0, config_text: str | None 
         try:
             if not notify.ready.wait(60):
                 raise RuntimeError(f"bedside run did not become ready: {proc.stderr.read() if proc.stderr else ''}")
+            if after_check:
+                _wait_for_record(work / "data", "verified", proc)
             time.sleep(warmup)          # the start-up self-test's chirp and first frames
             since = time.monotonic()
             threads, elapsed = _window(proc.pid, seconds)
@@ -313,6 +320,16 @@ def idle(seconds: float = 60.0, *, warmup: float = 8.0, config_text: str | None 
         panel = json.loads(stats.read_text()) if stats.exists() else {}
     return Idle(elapsed, threads, pings, panel.get("panel_data_bytes", 0) + panel.get("panel_command_bytes", 0),
                 proc.pid)
+
+
+def _wait_for_record(data: Path, type_: str, proc: subprocess.Popen[str], timeout: float = 60.0) -> None:
+    """Until the journal holds a ``type_`` record, read from outside (the unit is not woken)."""
+    end = time.monotonic() + timeout
+    while not _count_records(data)[type_]:
+        if time.monotonic() > end or proc.poll() is not None:
+            proc.kill()
+            raise RuntimeError(f"bedside run wrote no {type_} record: {proc.communicate()[1]}")
+        time.sleep(0.2)
 
 
 def quiet_config() -> str:

@@ -39,7 +39,8 @@ def test_no_thread_of_the_shipped_unit_wakes_more_than_a_few_times_in_ten_idle_s
     day between sessions: every thread's wake-ups counted by the kernel. The loop may wake
     for the idle clock's minute (the watchdog's ping rides on it); nothing polls."""
     now = datetime.now(UTC)
-    idle = shipped.idle(10, warmup=10, config_text=shipped.day_config(now, awake_from_minutes_ago=20))
+    idle = shipped.idle(10, warmup=1, after_check=True,
+                        config_text=shipped.day_config(now, awake_from_minutes_ago=20))
     assert idle.threads, "no threads were seen"
     assert max(n for _, n in idle.threads.values()) <= 3, idle.threads
     assert idle.total <= 6, idle.threads
