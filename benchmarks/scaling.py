@@ -1,9 +1,11 @@
 """How the unit's costs grow with the journal's age: 1, 7, 30 and 365 days, and a Pi Zero 2 W estimate.
 
-* **CPU per day and RSS** — one process runs the unit (the shared wiring, mock pins, dummy
-  panel, virtual clock) through a simulated year of a patient who answers most sessions,
-  snoozes some and misses some; at day 1, 7, 30 and 365 it notes its resident memory and the
-  CPU the days since the previous mark took.
+* **CPU per day and RSS** — ``bedside run`` itself (``shipped.memory``: its own wiring, with
+  the display keeper, the daily self-test, the watchdog, the serial link and the stick channel;
+  mock pins, luma's real driver over a counting bus, a virtual clock) runs without a stop
+  through a simulated year of a patient who answers most sessions, snoozes some and misses
+  some; at day 1, 7, 30 and 365 it notes its resident memory and the CPU the days since the
+  previous mark took.
 * **Start to first frame** — ``bedside simulate`` launched on a copy of a unit's data
   directory holding that many days of journal (built by ``journals.py``), to its first frame
   on the (dummy) panel; also on an empty one, and on 60 days against it (goal ≤ 1.3×).
@@ -47,47 +49,12 @@ ZERO = 10.0                      # Pi Zero 2 W: times this x86 core's, for pure 
 ZERO_SYSBENCH = 687.45 * 1.0 / 1.4
 CACHE = Path(os.environ.get("BEDSIDE_BENCH_CACHE", tempfile.gettempdir())) / "bedside-bench-journals"
 
-_YEAR_CHILD = """
-import json, sys, time
-from datetime import datetime, timedelta
-from pathlib import Path
-sys.path.insert(0, sys.argv[1])
-from benchmarks import journals
-from bedside.core import config
-from bedside.unit import simulate
-
-def rss_mib():
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-
-marks = [int(a) for a in sys.argv[3].split(",")]
-cfg = config.Config()
-start = datetime.fromisoformat(journals.DAY_START).replace(tzinfo=cfg.tz)
-actions = []
-for k in range(marks[-1] + 1):
-    actions += journals.day_actions(cfg, start + timedelta(days=k))
-sim = simulate.build(cfg, Path(sys.argv[2]), start, actions=actions)
-out, done, t0 = [], 0, time.process_time()
-for m in marks:
-    sim.advance(start + timedelta(days=m))
-    t1 = time.process_time()
-    out.append({"day": m, "rss_mib": rss_mib(), "cpu_per_day": (t1 - t0) / (m - done)})
-    done, t0 = m, t1
-sim.close()
-print(json.dumps(out))
-"""
-
-
 def year_run(marks: tuple[int, ...] = AGES) -> list[dict[str, float]]:
-    """RSS and CPU per day at each mark of one continuous simulated run."""
-    import json
+    """RSS and CPU per day at each mark of one continuous simulated year of ``bedside run``'s own
+    wiring (``shipped.memory``), a patient who answers most sessions, snoozes some, misses some."""
+    from benchmarks import shipped
 
-    with tempfile.TemporaryDirectory() as d:
-        out = subprocess.run([sys.executable, "-c", _YEAR_CHILD, str(journals.ROOT), d,
-                              ",".join(str(m) for m in marks)], check=True, capture_output=True, text=True)
-    result: list[dict[str, float]] = json.loads(out.stdout.splitlines()[-1])
-    return result
+    return shipped.memory(tuple(float(m) for m in marks))
 
 
 def first_frame_ms(days: int, runs: int = 5) -> float:

@@ -446,7 +446,12 @@ def memory(marks: tuple[float, ...] = (1, 7, 30, 365), *, start: str | None = No
     """The shipped wiring run without a stop over ``max(marks)`` simulated days of a patient who
     answers most sessions, snoozes some and misses some; at each mark its resident memory
     (MiB, from ``/proc/self/status`` in the child) and the CPU per day since the previous mark.
-    ``env`` is added to the child's environment (e.g. the service's own ``MALLOC_ARENA_MAX``)."""
+    The child runs in the service's environment (``PYTHONDONTWRITEBYTECODE=1``, ``NOTIFY_SOCKET``,
+    ``WATCHDOG_USEC``), with the package's bytecode compiled first, as pip leaves it installed;
+    ``env`` is added to it."""
+    import compileall
+
+    compileall.compile_dir(str(ROOT / "device" / "bedside"), quiet=1)
     if start is None:
         start = f"{datetime.now(UTC) + timedelta(minutes=1):%Y-%m-%dT%H:%M}+00:00"
     with tempfile.TemporaryDirectory(prefix="bedside-bench-") as w:

@@ -14,8 +14,9 @@ session is offered (``--answer``; or ``--mixed``: a patient who answers most, sn
 fifth first and misses one in five, as ``journals.day_actions``), and the loop is stopped as
 systemd would stop it at the end. The loop's timed wake-ups (each one a wake-up on a real unit)
 are counted there. With ``--marks``, the process's resident memory (``VmRSS``) and CPU are
-noted when the virtual clock reaches each of those days (``--snapshots``: a tracemalloc
-snapshot too, for finding what grows; tracing slows the run several times over).
+noted when the virtual clock reaches each of those days (``--snapshots``: tracemalloc starts
+at the first mark and a snapshot is taken at each later one, for finding what grows; tracing
+slows the run tens of times over; ``BEDSIDE_BENCH_FRAMES`` frames per traceback, 8).
 At exit, ``--stats`` gets one JSON object: bytes to the panel, frames, the loop's wake-ups,
 the marks.
 """
@@ -110,10 +111,6 @@ def main() -> int:
                 presses += [(at, 2.5), (at + timedelta(minutes=11), 0.3)]
         marks = [start + timedelta(days=float(d)) for d in args.marks.split(",") if d]
         stats["marks"] = []
-        if args.snapshots is not None:
-            import tracemalloc
-
-            tracemalloc.start(10)
 
         def note_mark(day: datetime) -> None:
             import os
@@ -130,8 +127,13 @@ def main() -> int:
             if args.snapshots is not None:
                 import tracemalloc
 
-                args.snapshots.mkdir(parents=True, exist_ok=True)
-                tracemalloc.take_snapshot().dump(str(args.snapshots / f"day-{len(stats['marks']):02d}.snap"))
+                # Traced from the first mark on: what is allocated after it and still held at
+                # a later mark is what grows (tracing the whole run would be slower still).
+                if tracemalloc.is_tracing():
+                    args.snapshots.mkdir(parents=True, exist_ok=True)
+                    tracemalloc.take_snapshot().dump(str(args.snapshots / f"day-{len(stats['marks']):02d}.snap"))
+                else:
+                    tracemalloc.start(int(os.environ.get("BEDSIDE_BENCH_FRAMES", "8")))
 
         class DayClock(clocks.VirtualClock):
             """Virtual time for ``bedside run``; a finger on the mock button; a stop at the end."""

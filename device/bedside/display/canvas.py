@@ -43,7 +43,10 @@ def drawable(text: str) -> str:
     return text.encode("latin-1", "replace").decode("latin-1")
 
 
-@lru_cache(maxsize=512)
+# A guided day draws under a thousand distinct texts, most once (the clock's minutes); the
+# words a guide repeats are a few dozen. 128 masks miss as rarely as 512 did over a guided
+# day and hold a quarter of the memory (each is a PIL image, outside Python's own heap).
+@lru_cache(maxsize=128)
 def _ink(text: str, size: str) -> tuple[tuple[int, int], Image.Image] | None:
     """Where ``text``'s ink starts relative to its cell, and the ink as a mask. A guide redraws
     the same few words four times a second: drawing glyphs is most of a frame's cost."""
