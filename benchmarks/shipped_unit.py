@@ -33,7 +33,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-PIN_HISTORY = 2000      # changes kept per mock pin, as in the simulator (unit/simulate.py)
+PIN_HISTORY = 16        # changes kept per mock pin (a real pin keeps none; the simulator keeps 2000 for tests)
 
 
 class CountingBus:
@@ -71,8 +71,7 @@ def main() -> int:
     run_args = args.run_args[1:] if args.run_args[:1] == ["--"] else args.run_args
 
     # gpiozero's mock pins keep every change for tests to inspect (a real pin keeps none): over
-    # simulated months that history is the benchmark's memory, not the unit's. The newest
-    # suffice, as in the simulator.
+    # simulated months that history is the benchmark's memory, not the unit's. A few suffice.
     import collections
 
     from gpiozero.pins import mock

@@ -20,6 +20,7 @@ from datetime import date, time
 from functools import lru_cache
 
 from bedside.core.config import Config, Exercise, Regimen, Stage
+from bedside.core.memo import DAYS_KEPT
 
 # Letters, digits and . _ -, with at least one digit: hospital references are numbered, and
 # the digit rule keeps a surname typed into the id field from ever being stored.
@@ -70,7 +71,7 @@ def stage_of(regimen: Regimen, day: int) -> tuple[int, Stage]:
     return n, chosen
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=DAYS_KEPT)
 def rules(cfg: Config, ep: Episode | None, d: date) -> Rules:
     regimen = regimen_of(cfg, ep)
     if regimen is None:

@@ -14,6 +14,10 @@ from typing import Generic, TypeVar
 _V = TypeVar("_V")
 
 FAR_PAST = datetime.min.replace(tzinfo=UTC)
+# How many days' answers a per-day memo (``lru_cache`` keyed by date) keeps. The unit asks
+# about the days around now, and a start about at most a few weeks back; 256 let the unit's
+# memory creep up for most of a year as each new day's plan was added.
+DAYS_KEPT = 64
 
 
 class Span(Generic[_V]):

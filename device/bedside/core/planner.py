@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 
 from bedside.core.config import Config, Exercise
 from bedside.core.episodes import Episode, rules
-from bedside.core.memo import Span
+from bedside.core.memo import DAYS_KEPT, Span
 
 _FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
 
@@ -107,7 +107,7 @@ def _window_naive(cfg: Config, d: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(minutes=_window_minutes(cfg))
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=DAYS_KEPT)
 def window(cfg: Config, d: date) -> tuple[datetime, datetime]:
     """The awake window that opens on local date ``d``, as UTC instants [open, close)."""
     a, b = _window_naive(cfg, d)
@@ -167,7 +167,7 @@ _care_day: Span[tuple[datetime, datetime]] = Span()
 
 # --- sessions ------------------------------------------------------------------------
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=DAYS_KEPT)
 def _raw_day(cfg: Config, d: date, ep: Episode | None) -> tuple[Session, ...]:
     """Sessions whose nominal local time falls on date ``d``, before merging."""
     tz = cfg.tz
@@ -202,7 +202,7 @@ def _priority(s: Session) -> tuple[int, datetime, str]:
     return (1 if s.kind == ROUTINE else 0, s.due, s.id)
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=DAYS_KEPT)
 def _day(cfg: Config, d: date, ep: Episode | None) -> tuple[Session, ...]:
     """Sessions with nominal local date ``d``, with merges of shared offer instants applied."""
     # Deferred sessions reach at most a day ahead to the next opening, so neighbours suffice.
