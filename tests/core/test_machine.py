@@ -437,3 +437,26 @@ def test_property_invariants_hold_for_any_presses(ps: list[tuple[int, float]], t
     # Every prompt is resolved within its window (+ snoozes), except possibly the last.
     for sid in prompted[:-1]:
         assert sid in finals
+
+
+def test_the_next_frame_is_after_now_where_float_rounding_lands_on_a_frame() -> None:
+    """A hold step's bar, the nurse screen's pages and a confirmation's countdown turn on a grid;
+    the core's deadline must be after its own time, or the loop is woken at that instant for
+    ever (a simulated day hung at 131072.05, 1.75 s into a step begun at 131070.3)."""
+    from bedside.core import machine
+    from bedside.core.events import Instant
+    from bedside.core.state import Guiding, replace
+
+    assert machine.next_on_grid(131070.3, 0.25, 131072.05) > 131072.05
+    assert machine.next_on_grid(0.0, 0.25, 1.0) == 1.25 and machine.next_on_grid(0.0, 0.25, 1.1) == 1.25
+    assert machine.next_on_grid(10.0, 6.0, 10.0) == 16.0 and machine.next_on_grid(0.0, 1.0, 2.5) == 3.0
+    cfg = Config()
+    d = day(cfg, "2026-11-24T08:59")
+    d.press(t(cfg, "2026-11-24T09:00:30"))
+    d.run_until(t(cfg, "2026-11-24T09:00:31"))
+    a = d.state.active
+    assert isinstance(a, Guiding)
+    hold = next(i for i, s in enumerate(a.steps) if s.hold and s.seconds > 1.75)
+    last = Instant(d.now.wall, 131072.05)
+    st = replace(d.state, last=last, active=replace(a, index=hold, step_started=131070.3))
+    assert machine.deadline(cfg, st) > last.mono

@@ -735,6 +735,16 @@ def _hold_hint(cfg: Config, st: State, now: Instant) -> State:
 
 # --- deadlines -----------------------------------------------------------------------
 
+def next_on_grid(origin: float, period: float, t: float) -> float:
+    """The first ``origin + k * period`` (k whole) after ``t``: a frame's or page's next turn.
+
+    Strictly after ``t``: where float rounding puts ``t - origin`` a hair below a whole number
+    of periods (131072.05 - 131070.3 is 6.99999... quarter seconds), the plain formula gives
+    ``t`` itself, and a loop woken at its deadline would be woken at that instant for ever."""
+    at = origin + (int((t - origin) / period) + 1) * period
+    return at if at > t else at + period
+
+
 def deadline(cfg: Config, st: State) -> float:
     """The monotonic time at which the core next needs a Tick, whatever else happens."""
     now = st.last
@@ -757,19 +767,19 @@ def deadline(cfg: Config, st: State) -> float:
         end = a.step_started + step_.seconds
         cands.append(end)
         if step_.hold:
-            frame = a.step_started + (int((t - a.step_started) / HOLD_FRAME_S) + 1) * HOLD_FRAME_S
+            frame = next_on_grid(a.step_started, HOLD_FRAME_S, t)
             cands.append(min(frame, end))
     o = st.overlay
     if o is not None:
         cands.append(o.until)
         if isinstance(o.screen, sc.Nurse):
-            cands.append(o.since + (int((t - o.since) / NURSE_PAGE_S) + 1) * NURSE_PAGE_S)
+            cands.append(next_on_grid(o.since, NURSE_PAGE_S, t))
     if st.night_light_until > t:
         cands.append(st.night_light_until)
     if st.confirm is not None:
         # The countdown (and a clock being set) moves on every second.
         c = st.confirm
-        cands += [c.until, c.asked + (int(t - c.asked) + 1)]
+        cands += [c.until, next_on_grid(c.asked, 1.0, t)]
     awake = planner.is_awake(cfg, now.wall)
     lit = awake or st.night_light_until > t or cfg.display.night == "dim"
     # The idle clock changes every minute, and the burn-in orbit moves the prompt with it.
