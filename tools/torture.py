@@ -99,14 +99,16 @@ def read_journal(data: Path) -> list[dict[str, object]]:
 
 
 def check_confirmations(seen: Seen) -> list[str]:
-    """Each confirmation follows the commit of what it confirms (a done or snooze record)."""
+    """Each confirmation follows the commit of what it confirms: a snooze record, or the record
+    of a session's end (``done``, or ``extra`` for one the patient asked for: it ends with the
+    same chime and "Well done")."""
     bad = []
     for idx, what in seen.shown:
-        want = "snooze" if what.startswith("snooze") else "done"
+        want = ("snooze",) if what.startswith("snooze") else ("done", "extra")
         if what == "not-saved":
             continue
-        if not any(c[2] == want for c in seen.committed[:idx]):
-            bad.append(f"'{what}' shown before any {want} record was committed")
+        if not any(c[2] in want for c in seen.committed[:idx]):
+            bad.append(f"'{what}' shown before any {' or '.join(want)} record was committed")
     return bad
 
 
