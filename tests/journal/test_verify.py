@@ -245,3 +245,34 @@ def test_unit_key_moves_forward_and_forgets(tmp_path: Path) -> None:
     s2 = seal.Sealer(tmp_path / "d")
     s2.catch_up({"key_id": key.key_id, "epoch": 3})
     assert s2.key is not None and s2.key.epoch == 4
+
+
+def test_a_file_a_power_cut_left_with_a_journal_to_undo_verifies_and_is_not_written(genuine: tamper.Genuine,
+                                                                                    tmp_path: Path) -> None:
+    """A write cut off by a power cut leaves a rollback journal beside the file, which SQLite
+    undoes on the next open for writing and refuses to undo for a reader. The check reads a
+    copy: the records are all there, and the card is left as it was."""
+    import os
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(genuine.data, data)
+    seg = sorted(data.glob("journal-*.sqlite"))[0]
+    mode = seg.stat().st_mode
+    seg.chmod(0o644)
+    cut = ("import os, signal, sqlite3, sys\n"
+           "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+           "db.execute('PRAGMA journal_mode=DELETE'); db.execute('PRAGMA cache_size=1')\n"
+           "db.execute('BEGIN'); db.execute('CREATE TABLE scratch (x)')\n"
+           "for _ in range(3000): db.execute('INSERT INTO scratch VALUES (?)', ('x' * 100,))\n"
+           "os.kill(os.getpid(), signal.SIGKILL)\n")
+    subprocess.run([sys.executable, "-c", cut, str(seg)], check=False)
+    seg.chmod(mode)
+    hot = seg.with_name(seg.name + "-journal")
+    assert hot.stat().st_size > 0
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        sqlite3.connect(f"file:{seg}?mode=ro", uri=True).execute("PRAGMA integrity_check").fetchall()
+    before = (seg.read_bytes(), hot.read_bytes())
+    v = verify.verify_data(data, genuine.key)
+    assert v.ok, v.report()
+    assert (seg.read_bytes(), hot.read_bytes()) == before and os.stat(seg).st_mode == mode

@@ -23,8 +23,10 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import sqlite3
 import stat
+import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -241,11 +243,53 @@ def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "replace")
 
 
-def _connect_ro(path: Path) -> sqlite3.Connection:
+class _Copy(sqlite3.Connection):
+    """A connection to a private copy of a segment, removed with the connection."""
+
+    scratch: tempfile.TemporaryDirectory[str] | None = None
+
+    def close(self) -> None:
+        super().close()
+        if self.scratch is not None:
+            self.scratch.cleanup()
+            self.scratch = None
+
+
+def connect_reader(path: Path) -> sqlite3.Connection:
+    """A reader's connection, which never writes the file.
+
+    A power cut can leave a segment with a rollback journal beside it to undo, which SQLite does
+    on the next open for writing (the unit's own, at its next start) and refuses to do for a
+    reader ("attempt to write a readonly database"). That is not damage: the reader then reads
+    a private copy of the file and its journal files, where SQLite can undo the cut-off write,
+    and sees what the unit will see."""
     why = not_a_file(path)
     if why is not None:
         raise sqlite3.DatabaseError(why)
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    db.text_factory = _text
+    try:
+        db.execute("PRAGMA schema_version").fetchone()       # the first read: where SQLite would undo
+    except sqlite3.OperationalError as e:
+        if "readonly" not in str(e).lower():
+            raise
+        db.close()
+        return _connect_copy(path)
+    return db
+
+
+def _connect_copy(path: Path) -> sqlite3.Connection:
+    scratch = tempfile.TemporaryDirectory(prefix="bedside-segment-")
+    try:
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            src = path.with_name(path.name + suffix)
+            if src.is_file():
+                shutil.copyfile(src, Path(scratch.name) / (path.name + suffix))
+        db = sqlite3.connect(Path(scratch.name) / path.name, isolation_level=None, factory=_Copy)
+        db.scratch = scratch
+    except BaseException:
+        scratch.cleanup()
+        raise
     db.text_factory = _text
     return db
 
@@ -274,7 +318,7 @@ def read_meta(db: sqlite3.Connection, n: int, path: Path) -> Segment:
 def describe(n: int, path: Path) -> Segment:
     """A segment's description, read defensively: from SQLite, else from the file's raw pages."""
     try:
-        db = _connect_ro(path)
+        db = connect_reader(path)
         try:
             return read_meta(db, n, path)
         finally:
@@ -454,7 +498,7 @@ class Journal:
         seg = describe(n, path)
         if seg.problem is not None:
             raise JournalDamaged(f"the journal file is damaged ({path}): {seg.problem}")
-        db = _connect_ro(path)
+        db = connect_reader(path)
         try:
             seq, h = self._db_head(db, seg)
         finally:
@@ -469,7 +513,7 @@ class Journal:
             last: tuple[int, str] | None = None
             if seg.problem is None:
                 with contextlib.suppress(*DB_ERRORS):
-                    db = _connect_ro(seg.path)
+                    db = connect_reader(seg.path)
                     try:
                         row = db.execute("SELECT seq, body, hash FROM records ORDER BY seq DESC LIMIT 1").fetchone()
                     finally:
@@ -490,7 +534,7 @@ class Journal:
 
     def _open(self, path: Path) -> sqlite3.Connection:
         if self.readonly:
-            return _connect_ro(path)
+            return connect_reader(path)
         db = sqlite3.connect(path, isolation_level=None)
         db.text_factory = _text
         try:
@@ -663,7 +707,7 @@ class Journal:
     def _reader(self, seg: Segment) -> tuple[sqlite3.Connection, bool]:
         if seg.path == self.path and not self.readonly:
             return self._connection(), False
-        return _connect_ro(seg.path), True
+        return connect_reader(seg.path), True
 
     def _query(self, seg: Segment, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]] | None:
         """``sql``'s rows from one segment through SQLite; None where SQLite cannot read it (the
