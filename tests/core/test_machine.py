@@ -3,6 +3,7 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -460,3 +461,37 @@ def test_the_next_frame_is_after_now_where_float_rounding_lands_on_a_frame() -> 
     last = Instant(d.now.wall, 131072.05)
     st = replace(d.state, last=last, active=replace(a, index=hold, step_started=131070.3))
     assert machine.deadline(cfg, st) > last.mono
+
+
+def _started(past: list[Any], at: str) -> list[str]:
+    from bedside.core import restart
+    from bedside.core.events import Instant, Record
+
+    cfg = Config()
+    _, fx = restart.start(cfg, past, Instant(t(cfg, at).astimezone(UTC), 50.0), time_quality="rtc",
+                          version="test", boot="b")
+    return [e.type for e in fx if isinstance(e, Record)]
+
+
+def test_commissioning_and_work_with_the_daemon_stopped_are_not_a_power_cut() -> None:
+    from bedside.core.events import Past
+
+    cfg = Config()
+    keys = Past(1, "seal_key", t(cfg, "2026-11-24T06:00"), data={"key_id": "k", "offline": True})
+    # A first start after `keys init`: the journal holds only what commissioning wrote.
+    assert "power_loss" not in _started([keys], "2026-11-24T06:05")
+    # A clean stop, then a stick export and a new ward secret with the daemon stopped.
+    run = [keys, Past(2, "start", t(cfg, "2026-11-24T06:05")), Past(3, "stop", t(cfg, "2026-11-24T18:00"),
+                                                                      data={"reason": "SIGTERM"}),
+           Past(4, "export", t(cfg, "2026-11-24T18:10"), data={"via": "stick", "offline": True}),
+           Past(5, "secret_set", t(cfg, "2026-11-24T18:12"), data={"replaced": True})]
+    assert "power_loss" not in _started(run, "2026-11-24T18:20")
+    # A power cut, then commissioning work: the cut is still recorded, from the run's last record.
+    cut = [*run[:2], *run[3:]]
+    from bedside.core import restart
+    from bedside.core.events import Instant, Record
+
+    _, fx = restart.start(cfg, cut, Instant(t(cfg, "2026-11-24T18:20").astimezone(UTC), 50.0), time_quality="rtc",
+                          version="test", boot="b")
+    (lost,) = [e for e in fx if isinstance(e, Record) and e.type == "power_loss"]
+    assert lost.data["last_seq"] == 2 and lost.data["last_known"].startswith("2026-11-24T06:05")

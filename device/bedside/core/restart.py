@@ -76,8 +76,13 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
     power_cut: tuple[datetime, float] | None = None
     storage_outage: datetime | None = None
     unadmitted_since: date | None = None
+    last_run: Past | None = None      # the newest record a running daemon wrote
     for r in past:
         last = r
+        if not offline_record(r):
+            # Records written while the daemon was stopped (commissioning, a stick export,
+            # a software update) say nothing of how its last run ended.
+            last_run = r
         sid = r.session
         if r.type == "pause":
             paused_until = _parse(r.data.get("until")) if isinstance(r.data.get("until"), str) else None
@@ -128,15 +133,16 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
             outcomes.setdefault(sid, DEFERRED)
 
     fx: list[Effect] = []
-    clean_stop = last is None or last.type == "stop"
+    clean_stop = last_run is None or last_run.type == "stop"
     stale_reason = "unit_off" if clean_stop else "power_loss"
     known = max(last.time, alive) if last is not None and alive is not None else (last.time if last else None)
-    if last is not None and known is not None and not clean_stop:
-        lost = {"last_known": iso(known, cfg), "last_seq": last.seq}
-        if known != last.time:
-            lost["last_record"] = iso(last.time, cfg)
+    if last_run is not None and not clean_stop:
+        seen = max(last_run.time, alive) if alive is not None else last_run.time
+        lost = {"last_known": iso(seen, cfg), "last_seq": last_run.seq}
+        if seen != last_run.time:
+            lost["last_record"] = iso(last_run.time, cfg)
         fx.append(Record("power_loss", data=lost))
-        power_cut = (known, seconds_between(now.wall, known))
+        power_cut = (seen, seconds_between(now.wall, seen))
     problems: dict[str, str] = {}
     tq = time_quality
     resume_from: datetime | None = None
@@ -206,6 +212,14 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
         fx.append(Play("fault"))
     state, more = step(cfg, state, None, now)
     return state, fx + more
+
+
+OFFLINE_TYPES = ("seal_key", "secret_set")     # only ever written with the daemon stopped
+
+
+def offline_record(r: Past) -> bool:
+    """Written by the offline writer (unit/offline.py), not by a running daemon."""
+    return r.data.get("offline") is True or r.type in OFFLINE_TYPES
 
 
 def _interrupted(cfg: Config, p: _PastPrompt, ep: Episode | None, reason: str,

@@ -48,6 +48,9 @@ class OfflineWriter:
         time) or see a boot reappear. There the record is stamped as the simulator would stamp
         it: at the journal's last time, ``simulated``, in a boot of its own."""
         j = self.journal
+        # Marked, so that the next start does not read the daemon's last run as ended by a
+        # power cut because these came after its stop (core/restart.py).
+        data = {**data, "offline": True}
         last = j.last_record()
         if last is not None and last.get("tq") == "simulated" and isinstance(last.get("time"), str):
             with contextlib.suppress(ValueError):
