@@ -27,6 +27,7 @@ import argparse
 import json
 import queue
 import sys
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -138,7 +139,10 @@ def main() -> int:
             """Virtual time for ``bedside run``; a finger on the mock button; a stop at the end."""
 
             def __init__(self) -> None:
-                super().__init__(start)
+                # Monotonic time goes on from this boot's: the seal key's record was written a
+                # moment ago in the same boot, and a journal whose monotonic time runs backwards
+                # within a boot is one whose records were reordered.
+                super().__init__(start, mono0=time.monotonic())
                 self.timed_wakeups = 0
                 self.release_at: float | None = None
                 self.pending = list(presses)
