@@ -215,7 +215,8 @@ if sys.argv[1] == "bare":
     print(peak())
     raise SystemExit
 from datetime import datetime, timedelta
-from bedside import config, simulate
+from bedside.core import config
+from bedside.unit import simulate
 cfg = config.Config()
 with tempfile.TemporaryDirectory() as d:
     start = datetime.fromisoformat("2026-11-24T06:00").replace(tzinfo=cfg.tz)
