@@ -4,12 +4,12 @@ When the card fills up, the records the unit cannot commit are kept in memory (s
 written when storage comes back. If the power goes first, memory is lost, and the journal
 would show the unit silent from the moment storage failed although it went on prompting.
 So, at every start with storage healthy, the unit reserves ``outage.reserve`` (64 KiB of
-zeros, synced: its blocks are the card's from then on), and while storage fails it rewrites
-that file in place with the outage so far: when it began, why, the chain head it follows, and
-the kept records themselves (as many as fit; the rest counted by type). Writing into blocks a
-file already owns needs no free space, so this works on a full card (not on a read-only or
-failing one, where nothing can be written at all). ``/run`` is no help here: it is lost with
-the power.
+zeros, allocated with ``posix_fallocate``: its blocks are the file's from then on), and
+while storage fails it rewrites that file in place with the outage so far: when it began,
+why, the chain head it follows, and the kept records themselves (as many as fit; the rest
+counted by type). Writing into blocks a file already owns needs no free space, so this works
+on a full card (not on a read-only or failing one, where nothing can be written at all).
+``/run`` is no help here: it is lost with the power.
 
 At the next start, if the journal still ends where the outage began, the store writes what
 the reserve holds into the journal (a ``fault`` from when it began, the kept records with
@@ -46,8 +46,11 @@ def reserve(data_dir: Path) -> bool:
         tmp = path.with_name(path.name + ".new")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            os.write(fd, b"\0" * SIZE)
-            os.fsync(fd)
+            # The blocks are the file's from here on, with no sync: what matters is that an
+            # outage later writes into space already owned. If a power cut loses the new file
+            # before the filesystem commits it, the next start reserves it again; what is
+            # written into it during an outage is synced (``write``).
+            os.posix_fallocate(fd, 0, SIZE)
         finally:
             os.close(fd)
         os.replace(tmp, path)
