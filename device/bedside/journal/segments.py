@@ -287,6 +287,10 @@ def _connect_copy(path: Path) -> sqlite3.Connection:
                 shutil.copyfile(src, Path(scratch.name) / (path.name + suffix))
         db = sqlite3.connect(Path(scratch.name) / path.name, isolation_level=None, factory=_Copy)
         db.scratch = scratch
+    except OSError as e:
+        # Said as every reader already hears a file it cannot read (``DB_ERRORS``).
+        scratch.cleanup()
+        raise sqlite3.DatabaseError(f"a copy to read could not be made: {e}") from None
     except BaseException:
         scratch.cleanup()
         raise

@@ -409,7 +409,7 @@ def _integrity(seg: journal.Segment) -> list[Problem]:
             rows = [str(r[0]) for r in db.execute("PRAGMA integrity_check").fetchall()]
         finally:
             db.close()
-    except (*journal.DB_ERRORS, OSError) as e:
+    except journal.DB_ERRORS as e:
         return [Problem(None, "file", f"segment {seg.n} ({seg.path.name}) fails SQLite's integrity check: {e}",
                         seg.n)]
     if rows == ["ok"]:
