@@ -26,6 +26,7 @@ import contextlib
 import json
 import os
 import re
+import select
 import shutil
 import socket
 import subprocess
@@ -38,6 +39,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 CHILD = ROOT / "benchmarks" / "shipped_unit.py"
@@ -284,30 +286,41 @@ def _window(pid: int, seconds: float) -> tuple[dict[str, tuple[str, int]], float
     return woke, elapsed
 
 
-def idle(seconds: float = 60.0, *, warmup: float = 8.0, config_text: str | None = None,
-         after_check: bool = False) -> Idle:
-    """``bedside run`` in real time: every thread's wake-ups over ``seconds`` after ``warmup``.
+@dataclass
+class Running:
+    """``bedside run`` started by ``running``: its process, files and the serial link's pty master."""
 
-    With ``after_check`` the warm-up counts from the start-up journal check's ``verified``
-    record (unit/journal_check.py: the last thing a start does, a few seconds in) instead of
-    from READY, so a short one will do."""
+    proc: subprocess.Popen[str]
+    work: Path
+    unit: Unit
+    master: int
+    notify: NotifyListener
+    stats: dict[str, Any] = field(default_factory=dict)      # the child's --stats, once it has stopped
+
+
+@contextlib.contextmanager
+def running(*, config_text: str | None = None, ward_secret: str | None = None) -> Iterator[Running]:
+    """``bedside run`` (the child) in real time on a commissioned unit (with ``ward_secret`` set as
+    ``bedside secret set`` sets it), from READY until the block ends; then stopped as systemd
+    stops it."""
     with tempfile.TemporaryDirectory(prefix="bedside-bench-") as w:
         work = Path(w)
         unit, master = prepare(work, work / "data", config_text=config_text)
+        if ward_secret is not None:
+            (work / "secret.txt").write_text(ward_secret + "\n")
+            subprocess.run([sys.executable, "-m", "bedside", "secret", "set", "--data", str(unit.data), "--config",
+                            str(unit.config), "--secret-file", str(work / "secret.txt")], check=True,
+                           capture_output=True)
         notify = NotifyListener(work / "notify.sock")
         stats = work / "stats.json"
         proc = subprocess.Popen([sys.executable, str(CHILD), "--stats", str(stats), "--", *_run_args(unit)],
                                 env=_env(unit, notify.path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 text=True)
+        run = Running(proc, work, unit, master, notify)
         try:
             if not notify.ready.wait(60):
                 raise RuntimeError(f"bedside run did not become ready: {proc.stderr.read() if proc.stderr else ''}")
-            if after_check:
-                _wait_for_record(work / "data", "verified", proc)
-            time.sleep(warmup)          # the start-up self-test's chirp and first frames
-            since = time.monotonic()
-            threads, elapsed = _window(proc.pid, seconds)
-            pings = notify.pings(since)
+            yield run
         finally:
             proc.terminate()
             try:
@@ -317,9 +330,72 @@ def idle(seconds: float = 60.0, *, warmup: float = 8.0, config_text: str | None 
                 proc.communicate()
             notify.close()
             os.close(master)
-        panel = json.loads(stats.read_text()) if stats.exists() else {}
-    return Idle(elapsed, threads, pings, panel.get("panel_data_bytes", 0) + panel.get("panel_command_bytes", 0),
-                proc.pid)
+            if stats.exists():
+                run.stats = json.loads(stats.read_text())
+
+
+def idle(seconds: float = 60.0, *, warmup: float = 8.0, config_text: str | None = None,
+         after_check: bool = False) -> Idle:
+    """``bedside run`` in real time: every thread's wake-ups over ``seconds`` after ``warmup``.
+
+    With ``after_check`` the warm-up counts from the start-up journal check's ``verified``
+    record (unit/journal_check.py: the last thing a start does, a few seconds in) instead of
+    from READY, so a short one will do."""
+    with running(config_text=config_text) as run:
+        if after_check:
+            _wait_for_record(run.unit.data, "verified", run.proc)
+        time.sleep(warmup)          # the start-up self-test's chirp and first frames
+        since = time.monotonic()
+        threads, elapsed = _window(run.proc.pid, seconds)
+        pings = run.notify.pings(since)
+    return Idle(elapsed, threads, pings, run.stats.get("panel_data_bytes", 0) + run.stats.get("panel_command_bytes", 0),
+                run.proc.pid)
+
+
+def mapped(pid: int) -> set[str]:
+    """The names of the files ``pid`` has mapped (its shared libraries and extension modules)."""
+    return {Path(f[5]).name for f in (line.split(maxsplit=5) for line in
+                                      Path(f"/proc/{pid}/maps").read_text().splitlines())
+            if len(f) > 5 and f[5].startswith("/")}
+
+
+def _read_until(fd: int, marker: bytes, timeout: float = 20.0) -> bytes:
+    got, end = b"", time.monotonic() + timeout
+    while marker not in got:
+        left = end - time.monotonic()
+        if left <= 0:
+            raise RuntimeError(f"the unit did not say {marker!r} over the serial link; it said {got[-300:]!r}")
+        if select.select([fd], [], [], min(left, 0.5))[0]:
+            got += os.read(fd, 4096)
+    return got
+
+
+@dataclass
+class Unlocked:
+    at_start: set[str]          # files mapped by bedside run at READY
+    after: set[str]             # and after a nurse unlocked the serial link by typing the ward secret
+    said: str                   # what the terminal showed after the secret
+
+
+def unlock(ward_secret: str = "ward seven secret") -> Unlocked:
+    """``bedside run`` as shipped, with a ward secret set: the files it maps at READY, and after a
+    person at a terminal on its serial link typed ``unlock`` and the secret (scrypt's check)."""
+    with running(ward_secret=ward_secret) as run:
+        at_start = mapped(run.proc.pid)
+        end = time.monotonic() + 30
+        while True:           # until the link has opened its port (it empties the input when it does)
+            os.write(run.master, b"\r")
+            with contextlib.suppress(RuntimeError):
+                _read_until(run.master, b"> ", timeout=0.5)
+                break
+            if time.monotonic() > end or run.proc.poll() is not None:
+                raise RuntimeError("bedside run did not answer on its serial link")
+        os.write(run.master, b"unlock\r")
+        _read_until(run.master, b"(not shown): ")
+        os.write(run.master, ward_secret.encode() + b"\r")
+        said = _read_until(run.master, b"> ").decode("utf-8", "replace")
+        after = mapped(run.proc.pid)
+    return Unlocked(at_start, after, said)
 
 
 def _wait_for_record(data: Path, type_: str, proc: subprocess.Popen[str], timeout: float = 60.0) -> None:

@@ -10,19 +10,27 @@ secret itself, only values derived from it with scrypt (a deliberately slow hash
   Whoever holds a unit could forge a stick for it, but they already hold its data; a lost
   stick reveals neither the secret nor a way to unlock a unit.
 
+scrypt runs in a short-lived child process (``sys.executable -I -S``, the secret on its
+stdin, never in its arguments): Python's scrypt is OpenSSL's, and loading OpenSSL would map
+libcrypto (about 3.5 MiB) into the unit's process for good, for a check a nurse makes now
+and then. The child's 16 MiB of work memory goes with it, too. A child that cannot run or
+fails is a SecretError saying so; nothing is counted as a wrong secret.
+
 The file is written whole (tmp → fsync → rename → fsync the directory), never in place.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import secrets
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bedside.core.digest import compare_digest
 from bedside.durable import json_loads, read_bounded, write_atomic
 
 FILE_NAME = "ward-secret.json"
@@ -69,17 +77,57 @@ class SecretError(Exception):
     """The secret is missing, too weak or unreadable; the message says what to do."""
 
 
-def _derive(secret: str, salt: bytes, n: int = N, r: int = R, p: int = P) -> bytes:
-    return hashlib.scrypt(secret.encode("utf-8"), salt=salt, n=n, r=r, p=p, maxmem=64 * 1024 * 1024, dklen=32)
+# The child that computes scrypt: parameters and salts in its arguments, the secret on stdin,
+# one 32-byte key (hex) per salt on stdout. ``-I -S``: no environment, no site-packages.
+_CHILD = """\
+import hashlib, sys
+n, r, p, maxmem = (int(a) for a in sys.argv[1:5])
+secret = sys.stdin.buffer.read()
+for salt in sys.argv[5:]:
+    print(hashlib.scrypt(secret, salt=bytes.fromhex(salt), n=n, r=r, p=p, maxmem=maxmem, dklen=32).hex())
+"""
+# Far above scrypt's own time at the laptop's ceiling (MAX_WORK), or the unit's cost on a Pi Zero 2 W.
+CHILD_TIMEOUT_S = 60.0
+
+
+def scrypt(secret: str, salts: Sequence[bytes], n: int = N, r: int = R, p: int = P) -> list[bytes]:
+    """scrypt of ``secret`` under each of ``salts`` (32 bytes each), in one child process."""
+    failed = "scrypt, which hashes the ward secret, failed in its helper process"
+    again = "nothing was counted or changed; try again, and if it fails again the Python installation needs repair"
+    if not sys.executable:
+        raise SecretError(f"{failed} (this Python does not know its own interpreter's path); {again}")
+    cmd = [sys.executable, "-I", "-S", "-c", _CHILD, str(n), str(r), str(p), str(MAX_MEMORY),
+           *(s.hex() for s in salts)]
+    try:
+        done = subprocess.run(cmd, input=secret.encode("utf-8"), capture_output=True, timeout=CHILD_TIMEOUT_S,
+                              check=False)
+    except subprocess.TimeoutExpired:
+        raise SecretError(f"{failed} (it took over {CHILD_TIMEOUT_S:.0f} s); {again}") from None
+    except OSError as e:
+        raise SecretError(f"{failed} (it could not start: {e}); {again}") from None
+    keys = done.stdout.decode("ascii", "replace").split()
+    if done.returncode != 0 or len(keys) != len(salts) or any(len(k) != 64 for k in keys):
+        said = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise SecretError(f"{failed} ({said[-1] if said else f'exit status {done.returncode}'}); {again}")
+    try:
+        return [bytes.fromhex(k) for k in keys]
+    except ValueError:
+        raise SecretError(f"{failed} (it answered something other than keys); {again}") from None
 
 
 def derive(secret: str, salt: bytes) -> bytes:
     """The unlock hash of ``secret`` under ``salt`` at the standard cost."""
-    return _derive(secret, salt)
+    return scrypt(secret, [salt])[0]
 
 
 def stick_key(secret: str) -> bytes:
-    return _derive(secret, STICK_SALT)
+    return scrypt(secret, [STICK_SALT])[0]
+
+
+def keys(secret: str, salt: bytes) -> tuple[bytes, bytes]:
+    """(the unlock hash under ``salt``, the stick key) of ``secret``, in one child process."""
+    unlock, key = scrypt(secret, [salt, STICK_SALT])
+    return unlock, key
 
 
 @dataclass(frozen=True)
@@ -93,7 +141,7 @@ class WardSecret:
 
     def check(self, attempt: str) -> bool:
         """True when ``attempt`` is the ward secret (constant-time comparison)."""
-        return hmac.compare_digest(_derive(attempt, self.salt, self.n, self.r, self.p), self.unlock)
+        return compare_digest(scrypt(attempt, [self.salt], self.n, self.r, self.p)[0], self.unlock)
 
 
 def validate(secret: str) -> str:
@@ -107,8 +155,8 @@ def validate(secret: str) -> str:
 
 def set_secret(data_dir: Path, secret: str) -> WardSecret:
     s = validate(secret)
-    salt = secrets.token_bytes(16)
-    ws = WardSecret(salt, _derive(s, salt), stick_key(s))
+    salt = os.urandom(16)
+    ws = WardSecret(salt, *keys(s, salt))
     save(data_dir, ws)
     return ws
 

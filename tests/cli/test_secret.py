@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -68,3 +69,47 @@ def test_cli_refuses_while_the_unit_runs(tmp_path: Path, capsys: pytest.CaptureF
     assert main(["secret", "set", "--data", str(data), "--secret-file", str(f)]) == 2
     assert "stop it first" in capsys.readouterr().err
     lock.close()
+
+
+def test_scrypt_in_its_child_is_the_standard_librarys_scrypt() -> None:
+    import hashlib
+
+    salts = [b"\x01" * 16, secret.STICK_SALT]
+    want = [hashlib.scrypt(b"ward seven secret", salt=s, n=16, r=8, p=1, dklen=32) for s in salts]
+    assert secret.scrypt("ward seven secret", salts, n=16) == want
+    assert secret.keys("ward seven secret", salts[0]) == (secret.derive("ward seven secret", salts[0]),
+                                                          secret.stick_key("ward seven secret"))
+
+
+def test_the_secret_goes_to_the_child_on_stdin_never_in_its_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    seen: list[tuple[list[str], bytes]] = []
+    real = subprocess.run
+
+    def spy(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[bytes]:
+        seen.append((list(cmd), kw["input"]))  # type: ignore[arg-type]
+        return real(cmd, **kw)  # type: ignore[call-overload,no-any-return]
+
+    monkeypatch.setattr(subprocess, "run", spy)
+    secret.scrypt("ward seven secret", [b"\x02" * 16], n=16)
+    assert len(seen) == 1
+    cmd, given = seen[0]
+    assert given == b"ward seven secret" and not any("seven" in a for a in cmd)
+    assert cmd[:3] == [sys.executable, "-I", "-S"]
+
+
+@pytest.mark.parametrize(("python", "said"), [("/bin/false", "exit status 1"),
+                                              ("/nonexistent/python3", "it could not start")])
+def test_a_child_that_fails_is_a_secret_error_for_people(monkeypatch: pytest.MonkeyPatch, python: str,
+                                                         said: str) -> None:
+    monkeypatch.setattr(sys, "executable", python)
+    with pytest.raises(secret.SecretError) as e:
+        secret.derive("ward seven secret", b"\x03" * 16)
+    assert "helper process" in str(e.value) and said in str(e.value) and "try again" in str(e.value)
+    assert "seven" not in str(e.value)
+
+
+def test_the_childs_own_error_is_its_last_line() -> None:
+    with pytest.raises(secret.SecretError, match="ValueError: "):
+        secret.scrypt("ward seven secret", [b"\x04" * 16], n=3)        # scrypt's n must be a power of two

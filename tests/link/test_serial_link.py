@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -90,6 +91,28 @@ def test_a_person_at_a_terminal(tmp_path: Path, cable: Cable) -> None:
     failed = next(r for r in recs if r["type"] == "unlock_failed")
     assert failed["via"] == "terminal" and failed["failures"] == 1 and failed["left"] == 4
     assert next(r["reason"] for r in recs if r["type"] == "lock") == "command"
+
+
+def test_a_secret_that_cannot_be_checked_is_said_and_not_counted(tmp_path: Path, cable: Cable,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """scrypt runs in a child process (bedside/secret.py): one that cannot run is no wrong secret."""
+    data = tmp_path / "unit"
+    with RunningUnit(data, cable.unit_path, local(START), ward=cheap_ward(data)) as u:
+        t = Laptop(cable.laptop_path)
+        t.type("unlock\r")
+        t.read_until(b"(not shown): ")
+        monkeypatch.setattr(sys, "executable", "/bin/false")
+        t.type(SECRET + "\r")
+        out = t.read_until(b"> ").decode()
+        monkeypatch.undo()
+        assert "The secret could not be checked" in out and "try again" in out and SECRET not in out
+        assert "locked (5 attempts left" in t.say("status")
+        t.type("unlock\r")
+        t.read_until(b"(not shown): ")
+        t.type(SECRET + "\r")
+        assert "Unlocked." in t.read_until(b"> ").decode()
+        t.close()
+    assert [r["type"] for r in u.records() if r["type"] in ("unlock_failed", "unlock")] == ["unlock"]
 
 
 def test_time_set_needs_the_secret_and_a_press_on_the_unit(tmp_path: Path, cable: Cable) -> None:

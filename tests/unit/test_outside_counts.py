@@ -53,3 +53,15 @@ def test_two_simulated_days_make_at_most_1_2_syncs_per_journal_record() -> None:
     assert days.records > 100
     assert days.syncs_per_record <= 1.2, (days.files.syncs, days.records)
     assert days.files.syncs["journal-N.sqlite-wal"] <= days.records + 3
+
+
+def test_the_shipped_unit_maps_no_openssl_even_when_a_nurse_unlocks_it() -> None:
+    """OpenSSL's libcrypto is about 3.5 MiB of resident memory the unit does not need: it hashes
+    with core/digest.py and runs scrypt in a child of its own (bedside/secret.py). Read from
+    outside, in /proc/PID/maps of ``bedside run``, at READY and after a typed unlock."""
+    seen = shipped.unlock("ward seven secret")
+    assert "Unlocked." in seen.said, seen.said
+    for files in (seen.at_start, seen.after):
+        assert any(f.startswith("_sqlite3") for f in files), sorted(files)      # the maps were read
+        openssl = sorted(f for f in files if f.startswith(("libcrypto", "libssl", "_hashlib", "_ssl")))
+        assert not openssl, openssl

@@ -50,6 +50,7 @@ def _command(argv: Sequence[str]) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from bedside.journal.segments import JournalError
+    from bedside.secret import SecretError
     from bedside.unit.pins import HardwareError
 
     line = sys.argv[1:] if argv is None else argv
@@ -63,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as e:
         print(f"bedside: {e}", file=sys.stderr)
         return e.code
-    except (JournalError, HardwareError) as e:
+    except (JournalError, HardwareError, SecretError) as e:
         print(f"bedside: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -7,7 +7,6 @@ are errors: a misspelt ``snooze_minuts`` must not silently fall back to the defa
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -16,7 +15,7 @@ from datetime import time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bedside.core import exercises
+from bedside.core import digest, exercises
 from bedside.core.panels import DEFAULT_PANEL, PANELS, Panel
 
 
@@ -166,7 +165,7 @@ class Config:
     def fingerprint(self) -> str:
         """A short stable hash of the settings (not the file's path), logged at start."""
         blob = json.dumps(_plain(self), sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+        return digest.sha256(blob.encode()).hexdigest()[:12]
 
 
 def _plain(cfg: Config) -> dict[str, Any]:

@@ -8,12 +8,13 @@ for the first). Changing, removing, reordering or inserting a record breaks the 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from bedside.core.digest import sha256
 
 GENESIS = "0" * 64
 
@@ -23,7 +24,7 @@ def canonical(body: Mapping[str, Any]) -> str:
 
 
 def digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return sha256(text.encode("utf-8")).hexdigest()
 
 
 def seal_body(body: Mapping[str, Any]) -> tuple[str, str]:

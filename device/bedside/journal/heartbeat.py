@@ -20,7 +20,6 @@ it is read when ``alive.dat`` has no beat yet.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bedside.core.digest import sha256
 from bedside.durable import json_loads, read_bounded, read_text
 
 FILE_NAME = "alive.dat"
@@ -51,7 +51,7 @@ def _body(beat: Beat) -> dict[str, Any]:
 
 
 def _check(body: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+    return sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _slot(body: dict[str, Any], n: int) -> bytes:

@@ -21,12 +21,12 @@ checksum, so a power cut during a rewrite leaves the previous one readable.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
+from bedside.core.digest import sha256
 from bedside.durable import read_bounded
 
 FILE_NAME = "outage.reserve"
@@ -74,7 +74,7 @@ def write(data_dir: Path, body: dict[str, Any]) -> bool:
     if len(payload) > _SLOT - _HEAD:
         return False
     slot = int(body.get("gen", 0)) % 2
-    block = _MAGIC + len(payload).to_bytes(4, "big") + hashlib.sha256(payload).digest() + payload
+    block = _MAGIC + len(payload).to_bytes(4, "big") + sha256(payload).digest() + payload
     try:
         fd = os.open(path, os.O_WRONLY | _NONBLOCK)
     except OSError:
@@ -104,7 +104,7 @@ def read(data_dir: Path) -> dict[str, Any] | None:
             continue
         n = int.from_bytes(block[len(_MAGIC):len(_MAGIC) + 4], "big")
         payload = block[_HEAD:_HEAD + n]
-        if n > _SLOT - _HEAD or hashlib.sha256(payload).digest() != block[len(_MAGIC) + 4:_HEAD]:
+        if n > _SLOT - _HEAD or sha256(payload).digest() != block[len(_MAGIC) + 4:_HEAD]:
             continue
         with contextlib.suppress(ValueError):
             body = json.loads(payload)

@@ -15,16 +15,14 @@ key could re-seal the past.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
-import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bedside.core.digest import hmac_sha256, sha256
 from bedside.durable import json_loads, read_bounded, write_atomic
 
 KEY_FILE = "seal-key.json"
@@ -46,17 +44,17 @@ class SealError(Exception):
 
 def key_id(k0: bytes) -> str:
     """A public name for a key (from k₀): which key checks which journal."""
-    return hashlib.sha256(_ID + k0).hexdigest()[:16]
+    return sha256(_ID + k0).hexdigest()[:16]
 
 
 def evolve(key: bytes) -> bytes:
-    return hashlib.sha256(_EVOLVE + key).digest()
+    return sha256(_EVOLVE + key).digest()
 
 
 def mac(key: bytes, kid: str, epoch: int, seq: int, head: str) -> str:
     """The seal over the chain head (``seq``, ``head``) made with the key of ``epoch``."""
     msg = f"bedside-seal:{kid}:{epoch}:{seq}:{head}".encode()
-    return hmac.new(key, msg, hashlib.sha256).hexdigest()
+    return hmac_sha256(key, msg).hex()
 
 
 @dataclass(frozen=True)
@@ -134,7 +132,7 @@ class UnitKey:
 
 def key_check(kid: str, epoch: int, key: bytes) -> str:
     """A check value for the unit's key file: a flipped bit in its key or epoch is caught before it seals."""
-    return hashlib.sha256(f"bedside seal key check:{kid}:{epoch}:".encode() + key).hexdigest()[:16]
+    return sha256(f"bedside seal key check:{kid}:{epoch}:".encode() + key).hexdigest()[:16]
 
 
 # The unit's key file has two slots of this many bytes: each new key is written into the slot
@@ -192,7 +190,7 @@ def create(data_dir: Path, out: Path, unit: str) -> UnitKey:
                         "and its key file from then is the one that checks its journal")
     if out.exists():
         raise SealError(f"{out} already exists; give a new file name (nothing was changed)")
-    k0 = secrets.token_bytes(32)
+    k0 = os.urandom(32)
     created = datetime.now(UTC).isoformat(timespec="seconds")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -11,8 +11,6 @@ can act on (Linux, macOS and Windows port names all work).
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import platform
 import random
 import sys
@@ -20,8 +18,9 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from bedside.core.digest import hmac_sha256
 from bedside.link import frames
-from bedside.secret import kdf_problem
+from bedside.secret import kdf_problem, scrypt
 
 ANSWER_S = 3.0          # a small answer takes milliseconds; allow for a busy unit
 RETRIES = 6
@@ -145,9 +144,8 @@ def unlock_answer(secret: str, kdf: dict[str, Any], nonce: str) -> str:
     problem = kdf_problem(kdf)
     if problem is not None:
         raise WeakKdf(problem)
-    key = hashlib.scrypt(secret.encode("utf-8"), salt=bytes.fromhex(str(kdf["salt"])), n=int(kdf["n"]),
-                         r=int(kdf["r"]), p=int(kdf["p"]), maxmem=64 * 1024 * 1024, dklen=32)
-    return hmac.new(key, nonce.encode("ascii"), hashlib.sha256).hexdigest()
+    key = scrypt(secret, [bytes.fromhex(str(kdf["salt"]))], int(kdf["n"]), int(kdf["r"]), int(kdf["p"]))[0]
+    return hmac_sha256(key, nonce.encode("ascii")).hex()
 
 
 class Client:

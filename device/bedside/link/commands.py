@@ -14,7 +14,7 @@ checks that every row has them.
 
 from __future__ import annotations
 
-import secrets
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -65,7 +65,7 @@ def _none(args: tuple[str, ...]) -> None:
 
 def _nonce(args: tuple[str, ...]) -> str:
     _none(args)
-    return secrets.token_hex(16)     # made here, on the serial thread
+    return os.urandom(16).hex()     # made here, on the serial thread
 
 
 def _one(args: tuple[str, ...]) -> str:

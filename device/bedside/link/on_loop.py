@@ -14,8 +14,6 @@ not do, with a message for a person.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +23,7 @@ from typing import Any
 
 from bedside import __version__
 from bedside.core import episodes, views
+from bedside.core.digest import compare_digest, hmac_sha256
 from bedside.core.events import (
     Admit,
     Confirm,
@@ -204,8 +203,8 @@ class LinkService:
         nonce, until = self.nonces.pop(conn, ("", 0.0))
         if not nonce or now.mono > until:
             raise Refused("stale", "no current challenge: ask again (hello)")
-        want = hmac.new(ward.unlock, nonce.encode("ascii"), hashlib.sha256).hexdigest()
-        return self._attempt(conn, hmac.compare_digest(want, mac_hex.lower()), "tool", now)
+        want = hmac_sha256(ward.unlock, nonce.encode("ascii")).hex()
+        return self._attempt(conn, compare_digest(want, mac_hex.lower()), "tool", now)
 
     def status(self, conn: int, now: Instant) -> Status:
         st = self.unit.state

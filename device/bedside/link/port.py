@@ -32,7 +32,7 @@ from bedside.core.events import Instant
 from bedside.link import changes, commands, frames, lines, texts
 from bedside.link.on_loop import LinkService, Refused
 from bedside.link.unit_port import LoopBusy, UnitPort
-from bedside.secret import WardSecret
+from bedside.secret import SecretError, WardSecret
 
 LOOP_TIMEOUT_S = 10.0
 WRITE_TIMEOUT_S = 5.0
@@ -190,7 +190,12 @@ class Connection:
 
     def _unlock_typed(self, text: str) -> None:
         assert self.ward is not None
-        right = self.ward.check(text)          # scrypt: slow on purpose, so here and not on the loop
+        try:
+            right = self.ward.check(text)      # scrypt: slow on purpose, so here and not on the loop
+        except SecretError as e:
+            _log(f"a typed secret could not be checked: {e}")
+            self._say([_sentence(f"The secret could not be checked: {e}")])
+            return
         verdict, why = self._ask_loop(lambda now: self.svc.unlock_typed(self.conn, right, now))
         self._say(why or texts.verdict_lines(verdict.outcome, verdict.left, verdict.seconds))
 

@@ -11,16 +11,14 @@ onto the stick, and how, is ``files.py``.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
-import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bedside.core.digest import compare_digest, hmac_sha256, sha256
 from bedside.durable import json_loads
 from bedside.stick import files
 from bedside.stick.files import BAD_AUTHORISATION, NOT_PREPARED, OTHER_WARD, StickProblem
@@ -38,7 +36,7 @@ _KEY_ID_LABEL = b"bedside stick key id\x00"
 
 def key_id(stick_key: bytes) -> str:
     """The public name of a ward's stick key: tells a stick of another ward from a forged one."""
-    return hashlib.sha256(_KEY_ID_LABEL + stick_key).hexdigest()[:16]
+    return sha256(_KEY_ID_LABEL + stick_key).hexdigest()[:16]
 
 
 def _canonical(body: dict[str, Any]) -> bytes:
@@ -46,7 +44,7 @@ def _canonical(body: dict[str, Any]) -> bytes:
 
 
 def _mac(stick_key: bytes, body: dict[str, Any]) -> str:
-    return hmac.new(stick_key, _MAC_LABEL + _canonical(body), hashlib.sha256).hexdigest()
+    return hmac_sha256(stick_key, _MAC_LABEL + _canonical(body)).hex()
 
 
 def signature_problem(body: Mapping[str, Any], stick_key: bytes, mac: Callable[[bytes, dict[str, Any]], str]
@@ -54,10 +52,10 @@ def signature_problem(body: Mapping[str, Any], stick_key: bytes, mac: Callable[[
     """For a file signed under the ward's stick key (an update's manifest, ward settings):
     ``"other_ward"`` when it names another ward's key, ``"bad_signature"`` when it was changed
     after it was signed, None when it holds. ``mac`` is the file's own labelled HMAC."""
-    if not hmac.compare_digest(str(body.get("ward_key")), key_id(stick_key)):
+    if not compare_digest(str(body.get("ward_key")), key_id(stick_key)):
         return "other_ward"
     unsigned = {k: v for k, v in body.items() if k != "mac"}
-    return None if hmac.compare_digest(str(body.get("mac")), mac(stick_key, unsigned)) else "bad_signature"
+    return None if compare_digest(str(body.get("mac")), mac(stick_key, unsigned)) else "bad_signature"
 
 
 def clean_label(label: str) -> str:
@@ -71,7 +69,7 @@ def authorisation(stick_key: bytes, prepared: datetime, label: str = "", stick_i
     """The body of an authorisation file (version 1)."""
     body: dict[str, Any] = {
         "bedside_stick": FORMAT,
-        "stick": stick_id or secrets.token_hex(16),
+        "stick": stick_id or os.urandom(16).hex(),
         "ward_key": key_id(stick_key),
         "label": clean_label(label),
         "prepared": prepared.isoformat(timespec="seconds"),
@@ -104,11 +102,11 @@ def check(raw: bytes | None, stick_key: bytes) -> Authorised:
     fields = {k: body.get(k) for k in ("stick", "ward_key", "label", "prepared", "mac")}
     if not all(isinstance(v, str) for v in fields.values()):
         raise StickProblem(BAD_AUTHORISATION, f"the stick's {AUTH_FILE} is damaged; prepare the stick again")
-    if not hmac.compare_digest(str(fields["ward_key"]), key_id(stick_key)):
+    if not compare_digest(str(fields["ward_key"]), key_id(stick_key)):
         raise StickProblem(OTHER_WARD, "the stick was prepared for another ward (or before the ward secret "
                            "was changed); prepare it again with this ward's secret")
     unsigned = {k: v for k, v in body.items() if k != "mac"}
-    if not hmac.compare_digest(str(fields["mac"]), _mac(stick_key, unsigned)):
+    if not compare_digest(str(fields["mac"]), _mac(stick_key, unsigned)):
         raise StickProblem(BAD_AUTHORISATION, f"the stick's {AUTH_FILE} was changed after it was prepared; "
                            "prepare the stick again")
     return Authorised(str(fields["stick"]), str(fields["label"]), str(fields["prepared"]))

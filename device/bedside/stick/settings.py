@@ -26,11 +26,8 @@ its hardware (pins, panel) and its serial port stay the unit's.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
-import secrets
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -41,6 +38,7 @@ from typing import Any
 from bedside import secret
 from bedside.core import config
 from bedside.core.config import Config
+from bedside.core.digest import compare_digest, hmac_sha256, sha256
 from bedside.durable import write_atomic
 from bedside.stick.auth import key_id, signature_problem
 from bedside.stick.files import FOLDER
@@ -75,14 +73,14 @@ def _canonical(body: Mapping[str, Any]) -> bytes:
 
 
 def _mac(stick_key: bytes, body: Mapping[str, Any]) -> str:
-    return hmac.new(stick_key, _MAC_LABEL + _canonical(body), hashlib.sha256).hexdigest()
+    return hmac_sha256(stick_key, _MAC_LABEL + _canonical(body)).hex()
 
 
 def _keystream(stick_key: bytes, nonce: bytes, n: int) -> bytes:
     out = b""
     block = 0
     while len(out) < n:
-        out += hmac.new(stick_key, _SEAL_LABEL + nonce + block.to_bytes(4, "big"), hashlib.sha256).digest()
+        out += hmac_sha256(stick_key, _SEAL_LABEL + nonce + block.to_bytes(4, "big"))
         block += 1
     return out[:n]
 
@@ -110,11 +108,11 @@ def make(stick_key: bytes, issued: datetime, *, config_text: str | None = None,
                             "issued": issued.isoformat(timespec="seconds"), "config": None, "secret": None}
     if config_text is not None:
         parse_config(config_text, "the ward's configuration")
-        body["config"] = {"toml": config_text, "sha256": hashlib.sha256(config_text.encode("utf-8")).hexdigest()}
+        body["config"] = {"toml": config_text, "sha256": sha256(config_text.encode("utf-8")).hexdigest()}
     if new_secret is not None:
         s = secret.validate(new_secret)
-        salt = secrets.token_bytes(16)
-        unlock, new_key = secret.derive(s, salt), secret.stick_key(s)
+        salt = os.urandom(16)
+        unlock, new_key = secret.keys(s, salt)
         body["secret"] = {"ward_key": key_id(new_key), "salt": salt.hex(), "n": secret.N, "r": secret.R,
                           "p": secret.P, "sealed": _xor(unlock + new_key, _keystream(stick_key, salt, 64)).hex()}
     body["mac"] = _mac(stick_key, body)
@@ -237,7 +235,7 @@ def _unseal(s: Mapping[str, Any], stick_key: bytes) -> secret.WardSecret:
         raise SettingsRefused(MALFORMED, "the settings' new secret is damaged")
     plain = _xor(sealed, _keystream(stick_key, salt, 64))
     unlock, new_key = plain[:32], plain[32:]
-    if not hmac.compare_digest(key_id(new_key), str(s.get("ward_key"))):
+    if not compare_digest(key_id(new_key), str(s.get("ward_key"))):
         raise SettingsRefused(MALFORMED, "the settings' new secret does not match its key id")
     return secret.WardSecret(salt, unlock, new_key, n, r, p)
 

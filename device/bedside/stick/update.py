@@ -26,8 +26,6 @@ by ``bedside-update.path``) then checks it from scratch, asks for the press and 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import re
@@ -38,6 +36,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bedside.core.digest import compare_digest, hmac_sha256
+from bedside.core.digest import sha256 as new_sha256
 from bedside.stick.auth import key_id, signature_problem
 from bedside.stick.files import FOLDER
 
@@ -85,11 +85,11 @@ def _canonical(body: Mapping[str, Any]) -> bytes:
 
 
 def _mac(stick_key: bytes, body: Mapping[str, Any]) -> str:
-    return hmac.new(stick_key, _MAC_LABEL + _canonical(body), hashlib.sha256).hexdigest()
+    return hmac_sha256(stick_key, _MAC_LABEL + _canonical(body)).hex()
 
 
 def sha256(path: Path) -> str:
-    h = hashlib.sha256()
+    h = new_sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
@@ -146,7 +146,7 @@ def check(folder: Path, stick_key: bytes, current: str) -> Manifest:
     for name, digest in sorted(wheels.items()):
         path = folder / name
         try:
-            ok = path.is_file() and not path.is_symlink() and hmac.compare_digest(sha256(path), digest)
+            ok = path.is_file() and not path.is_symlink() and compare_digest(sha256(path), digest)
         except OSError:
             ok = False
         if not ok:

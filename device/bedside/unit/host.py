@@ -6,7 +6,6 @@ the config file is and how it is read from disk (the core only parses what was r
 from __future__ import annotations
 
 import tomllib
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +21,9 @@ def boot_id() -> str:
     try:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     except OSError:
+        # Imported only here: uuid imports platform too, and a unit always has /proc.
+        import uuid
+
         return str(uuid.uuid4())
 
 
