@@ -17,7 +17,7 @@ from bedside.core.memo import Span
 from tests.core.test_planner import DAYS, configs
 from tests.rigs.driver import Driver
 
-MEMOS = (planner._awake, planner._care_day, planner._next_event, views._today)
+MEMOS = (planner._awake, planner._care_day, planner._next_event, views._today, views._next)
 
 
 

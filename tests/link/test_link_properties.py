@@ -49,7 +49,7 @@ class SyncUnit:
         self.svc = LinkService(self.sim.unit, self.ward)
         self.svc.attach(self.sim.clock.now())
         self.conns = 0
-        self.offset0 = self.sim.clock._offset
+        self.offset0 = self.sim.clock.base
 
     def call(self, fn: Any) -> Any:
         return fn(self.sim.clock.now())
@@ -213,7 +213,7 @@ class LinkMachine(RuleBasedStateMachine):
     def nothing_changed_without_a_press(self) -> None:
         types = self.unit.types()
         assert "clock_set" not in types and "admit" not in types and "discharge" not in types
-        assert self.unit.sim.clock._offset == self.unit.offset0
+        assert self.unit.sim.clock.base == self.unit.offset0
 
 
 LinkMachine.TestCase.settings = settings(budget(12), stateful_step_count=6, deadline=None)

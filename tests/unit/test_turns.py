@@ -1,7 +1,8 @@
 """The loop steps the core only when it has an input or the core has something due. A wake-up
 for the shell's own timers (a note of a chime, the light's blink, a source) runs the journal's
-housekeeping and the parts' check, not the core: a guided day shows the same frames and keeps
-the same records as when every wake-up stepped the core."""
+housekeeping and the parts' check, not the core; one for the picture alone (a frame of a hold's
+bar, the idle clock's minute) draws the core's view without a step. A guided day shows the same
+frames and keeps the same records as when every wake-up stepped the core."""
 
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ def test_the_core_steps_only_when_something_is_due_and_the_day_is_the_same(tmp_p
 
     def every_wakeup_steps(self: Unit) -> float:
         d = real_deadline(self)
-        self._core_due = float("-inf")
+        self._step_due = float("-inf")
         return d
 
     monkeypatch.setattr(Unit, "deadline", every_wakeup_steps)
@@ -70,7 +71,9 @@ def test_the_core_steps_only_when_something_is_due_and_the_day_is_the_same(tmp_p
 
     assert wakeups == wakeups_all
     assert steps_all == wakeups_all              # one step per wake-up
-    assert steps < steps_all - 300, (steps, steps_all)   # the blinking light's wake-ups, not stepped
+    # The light's blink, the chimes' notes, the hold's frames and the idle clock's minutes
+    # are not steps: about 300 of 26,000 wake-ups are.
+    assert steps < wakeups // 20, (steps, steps_all)
     assert len(records) > 30 and [r[1:] for r in records] == [r[1:] for r in records_all]
     assert [r[0] for r in records] == [r[0] for r in records_all]
     assert len(frames) > 500 and frames == frames_all

@@ -747,9 +747,16 @@ def next_on_grid(origin: float, period: float, t: float) -> float:
 
 def deadline(cfg: Config, st: State) -> float:
     """The monotonic time at which the core next needs a Tick, whatever else happens."""
+    return min(step_due(cfg, st), redraw_due(cfg, st, st.last))
+
+
+def step_due(cfg: Config, st: State) -> float:
+    """The monotonic time at which the core next needs a step: something happens to the state
+    (a plan event, a prompt's repeat, the end of a step of an exercise, a hold of the button,
+    a pause, an overlay's end). A pure function of the state: until then only its picture moves."""
     now = st.last
     t = now.mono
-    cands = [t + MAX_SLEEP_S]
+    cands = [float("inf")]
     nxt = planner.next_event_after(cfg, max(st.cursor, now.wall), ep=plan_episode(cfg, st))
     if nxt is not None:
         cands.append(mono_at(now, nxt))
@@ -764,32 +771,53 @@ def deadline(cfg: Config, st: State) -> float:
             cands.append(late_at)       # the prompt's screen turns to "late"
     elif isinstance(a, Guiding) and a.index < len(a.steps):
         step_ = a.steps[a.index]
-        end = a.step_started + step_.seconds
-        cands.append(end)
-        if step_.hold:
-            frame = next_on_grid(a.step_started, HOLD_FRAME_S, t)
-            cands.append(min(frame, end))
+        cands.append(a.step_started + step_.seconds)
     o = st.overlay
     if o is not None:
         cands.append(o.until)
-        if isinstance(o.screen, sc.Nurse):
-            cands.append(next_on_grid(o.since, NURSE_PAGE_S, t))
     if st.night_light_until > t:
         cands.append(st.night_light_until)
     if st.confirm is not None:
-        # The countdown (and a clock being set) moves on every second.
-        c = st.confirm
-        cands += [c.until, next_on_grid(c.asked, 1.0, t)]
-    awake = planner.is_awake(cfg, now.wall)
-    lit = awake or st.night_light_until > t or cfg.display.night == "dim"
-    # The idle clock changes every minute, and the burn-in orbit moves the prompt with it.
-    if o is None and (isinstance(a, Prompting) or (a is None and lit)):
-        cands.append(t + 60 - (now.wall.second + now.wall.microsecond / 1e6))
-    if awake and a is None and o is None and cfg.display.dim_after_minutes:
+        cands.append(st.confirm.until)
+    if planner.is_awake(cfg, now.wall) and a is None and o is None and cfg.display.dim_after_minutes:
         dim_at = st.activity + cfg.display.dim_after_minutes * 60
         if dim_at > t:
             cands.append(dim_at)
     return max(t, min(cands))
+
+
+def redraw_due(cfg: Config, st: State, now: Instant) -> float:
+    """The first monotonic time after ``now`` (the core's last look) at which the core must look
+    again though nothing is due to the state: its picture changes (a hold's bar, the idle
+    clock's minute, a nurse page, a countdown's second), or ``MAX_SLEEP_S`` have passed (a
+    wall clock set from outside is noticed). ``redraw`` at that time does it: no step."""
+    t = now.mono
+    cands = [t + MAX_SLEEP_S]
+    a = st.active
+    if isinstance(a, Guiding) and a.index < len(a.steps) and a.steps[a.index].hold:
+        cands.append(next_on_grid(a.step_started, HOLD_FRAME_S, t))
+    o = st.overlay
+    if o is not None and isinstance(o.screen, sc.Nurse):
+        cands.append(next_on_grid(o.since, NURSE_PAGE_S, t))
+    if st.confirm is not None:
+        # The countdown (and a clock being set) moves on every second.
+        cands.append(next_on_grid(st.confirm.asked, 1.0, t))
+    # The idle clock changes every minute, and the burn-in orbit moves the prompt with it.
+    if o is None and (isinstance(a, Prompting) or (a is None and (
+            st.night_light_until > t or cfg.display.night == "dim" or planner.is_awake(cfg, now.wall)))):
+        cands.append(t + 60 - (now.wall.second + now.wall.microsecond / 1e6))
+    return min(cands)
+
+
+def redraw(cfg: Config, st: State, now: Instant) -> list[Effect] | None:
+    """What ``step`` with a Tick at ``now`` would show, without the step, for a ``now`` before
+    ``step_due``: ``view`` alone, as nothing is due (a frame of a hold's bar costs a view, not
+    a step). None if a step is needed after all: the wall clock moved against the monotonic one
+    since the last step, a jump that only a step records and plans around."""
+    expected = st.last.wall + timedelta(seconds=now.mono - st.last.mono)
+    if abs(seconds_between(now.wall, expected)) > JUMP_S:
+        return None
+    return view(cfg, st, now)
 
 
 # --- confirmations: a change made over the serial link needs a press at the unit --------

@@ -134,10 +134,21 @@ def _label(s: planner.Session) -> str:
     return "Routine" if s.kind == planner.ROUTINE else s.exercises[0].name
 
 
+# The idle screen's "next" for a plan and outcomes holds until that session's offer (no
+# session can come before it meanwhile); the idle clock asks it every minute.
+_next: Span[tuple[str, str]] = Span()
+
+
 def next_session(cfg: Config, st: State, now: Instant) -> tuple[str, str] | None:
-    for s in planner.offered_between(cfg, now.wall, now.wall + timedelta(days=2), plan_episode(cfg, st)):
-        if s.merged_into is None and s.id not in st.outcomes and s.offer > now.wall:
-            return hhmm(s.offer, cfg), _label(s)
+    t = now.wall
+    ep = plan_episode(cfg, st)
+    key = (cfg, ep, st.outcomes)
+    known = _next.get(key, t)
+    if known is not None:
+        return known
+    for s in planner.offered_between(cfg, t, t + timedelta(days=2), ep):
+        if s.merged_into is None and s.id not in st.outcomes and s.offer > t:
+            return _next.put(key, t, s.offer, (hhmm(s.offer, cfg), _label(s)))
     return None
 
 

@@ -96,7 +96,7 @@ class VirtualClock:
     def __init__(self, start: datetime, speed: float | None = None, mono0: float = 1000.0) -> None:
         self.speed = speed
         self._mono = mono0
-        self._offset = start.astimezone(UTC) - datetime.fromtimestamp(0, UTC) - timedelta(seconds=mono0)
+        self.base = start.astimezone(UTC) - timedelta(seconds=mono0)   # the wall time at mono 0 (a new object when set)
         self._real0 = time.monotonic()
         self._virt0 = mono0
         self._last: Instant | None = None      # the loop asks several times a turn at one instant
@@ -107,7 +107,11 @@ class VirtualClock:
         return self._mono
 
     def _wall(self, mono: float) -> datetime:
-        return datetime.fromtimestamp(0, UTC) + self._offset + timedelta(seconds=mono)
+        return self.base + timedelta(seconds=mono)
+
+    def mono_of(self, wall: datetime) -> float:
+        """The monotonic time at which the simulated wall clock shows ``wall`` (if not set meanwhile)."""
+        return (wall - self.base).total_seconds()
 
     def now(self) -> Instant:
         return self.at(self.mono())
@@ -122,7 +126,7 @@ class VirtualClock:
     def set_wall(self, wall: datetime) -> None:
         """Set the simulated wall clock (as a nurse or NTP would); monotonic time is untouched."""
         m = self.mono()
-        self._offset = wall.astimezone(UTC) - datetime.fromtimestamp(0, UTC) - timedelta(seconds=m)
+        self.base = wall.astimezone(UTC) - timedelta(seconds=m)
         self._last = None
 
     def set_speed(self, speed: float | None) -> None:

@@ -150,7 +150,13 @@ class Unit:
         self.stopped: str | None = None
         self._link: LinkHooks | None = None
         self._loop_thread: int | None = None     # the thread that runs the loop (``handle`` checks it)
-        self._core_due = float("-inf")           # when the core next needs a step (set by ``deadline``)
+        # When the core next needs a step, and for which state and config (set by ``deadline``;
+        # a pure function of the two); when its picture next moves without one; the instant of
+        # the last picture drawn of this state.
+        self._step_due = float("-inf")
+        self._due_of: tuple[state.State | None, Config | None] = (None, None)
+        self._redraw_due = float("-inf")
+        self._drawn_at: Instant | None = None
 
     @property
     def journal(self) -> Journal | None:
@@ -235,8 +241,14 @@ class Unit:
 
     def deadline(self) -> float:
         assert self.state is not None
-        self._core_due = machine.deadline(self.cfg, self.state)
-        cands = [self._core_due]
+        st, cfg = self._due_of
+        if self.state is not st or self.cfg is not cfg:
+            self._step_due, self._due_of = machine.step_due(self.cfg, self.state), (self.state, self.cfg)
+        drawn = self._drawn_at
+        if drawn is None or drawn.mono < self.state.last.mono:
+            drawn = self.state.last
+        self._redraw_due = machine.redraw_due(self.cfg, self.state, drawn)
+        cands = [self._step_due, self._redraw_due]
         d = self.out.player.deadline()
         if d is not None:
             cands.append(d)
@@ -292,12 +304,17 @@ class Unit:
         if isinstance(item, Call):
             item.run(now)
             return
-        if item is None and now.mono < self._core_due:
-            # Woken for the shell's own timers (a note of a chime, the light's blink, a
-            # source's deadline): the core has nothing due, so it is not stepped (its answer
-            # would be the same screen); the journal's housekeeping and the parts' health still run.
-            self._apply((), now)
-            return
+        if item is None and now.mono < self._step_due:
+            # Nothing is due to the state. Woken for the shell's own timers (a note of a
+            # chime, the light's blink, a source's deadline), or for the picture alone (a
+            # frame of a hold's bar, the idle clock's minute): the core is not stepped, its
+            # view is drawn if it moved; the journal's housekeeping and the parts' health still run.
+            fx = machine.redraw(self.cfg, self.state, now) if now.mono >= self._redraw_due else []
+            if fx is not None:
+                if now.mono >= self._redraw_due:
+                    self._drawn_at = now
+                self._apply(fx, now)
+                return
         event: Event = Tick()
         if clock_set is not None:
             event = clock_set
@@ -321,6 +338,7 @@ class Unit:
         assert self.state is not None
         assert threading.get_ident() == self._loop_thread, "Unit.handle runs on the loop's thread only"
         self.state, fx = machine.step(self.cfg, self.state, event, now)
+        self._drawn_at = now
         self._apply(fx, now)
 
     def shutdown(self, reason: str, *, record: bool = True) -> None:
