@@ -27,6 +27,7 @@ Run alone with ``python benchmarks/scaling.py`` or through ``make bench``.
 
 from __future__ import annotations
 
+import gc
 import os
 import statistics
 import subprocess
@@ -117,15 +118,19 @@ def _guided_day_script() -> tuple[Any, datetime, list[Any]]:
     return cfg, start, core._answered_day_script(cfg)
 
 
-def ours(runs: int = 3) -> tuple[float, list[tuple[datetime, Any]], list[tuple[datetime, Any]]]:
-    """CPU of the guided day on the unit; and what it did: records and screens, with their times."""
+Timed = list[tuple[datetime, Any]]
+
+
+def ours(runs: int = 3, *, observe: bool = True) -> tuple[float, Timed, Timed]:
+    """CPU of the guided day on the unit (the median of ``runs``); and what it did (``observe``,
+    watched on the first run only): records and screens, with their times."""
     from bedside.core.events import Record, Show
     from bedside.unit import simulate
 
     cfg, start, actions = _guided_day_script()
     cpu = []
-    records: list[tuple[datetime, Any]] = []
-    screens: list[tuple[datetime, Any]] = []
+    records: Timed = []
+    screens: Timed = []
     for i in range(runs):
         def watch(effect: Any, now: Any) -> None:
             if isinstance(effect, Record):
@@ -135,11 +140,35 @@ def ours(runs: int = 3) -> tuple[float, list[tuple[datetime, Any]], list[tuple[d
 
         with tempfile.TemporaryDirectory() as d:
             t0 = time.process_time()
-            sim = simulate.build(cfg, Path(d), start, actions=list(actions), observers=[watch] if i == 0 else [])
+            sim = simulate.build(cfg, Path(d), start, actions=list(actions),
+                                 observers=[watch] if i == 0 and observe else [])
             sim.unit.run(until=start + timedelta(days=1))
             cpu.append(time.process_time() - t0)
             sim.close()
     return statistics.median(cpu), records, screens
+
+
+def guided_day(runs: int = 7) -> dict[str, Any]:
+    """The guided day on the unit and on the two ``schedule`` loops, their runs interleaved (one
+    of each in turn), so that a machine whose load changes weighs on all three alike: medians of
+    CPU seconds, and the median of the runs' ratios."""
+    _, records, screens = ours(runs=1)
+    mine: list[float] = []
+    second: list[float] = []
+    idle: list[float] = []
+    for _ in range(runs):
+        # Each run starts from a collected heap: the garbage of the run before is not its to collect.
+        gc.collect()
+        mine.append(ours(runs=1, observe=False)[0])
+        gc.collect()
+        second.append(schedule_loop(records, screens, runs=1))
+        gc.collect()
+        idle.append(schedule_loop(records, screens, runs=1, per_second=False))
+    return {"ours": statistics.median(mine), "per_second": statistics.median(second),
+            "idle_seconds": statistics.median(idle), "records": len(records), "frames": len(screens),
+            "ratio_second": statistics.median(a / b for a, b in zip(mine, second, strict=True)),
+            "ratio_idle": statistics.median(a / b for a, b in zip(mine, idle, strict=True)),
+            "ratios_second": sorted(a / b for a, b in zip(mine, second, strict=True))}
 
 
 def schedule_loop(records: list[tuple[datetime, Any]], screens: list[tuple[datetime, Any]],
@@ -236,11 +265,8 @@ def zero_ratio() -> tuple[float, float] | None:
 
 
 def main() -> None:
-    print("guided day: the unit ...", flush=True)
-    our_cpu, records, screens = ours()
-    print("guided day: schedule loop ...", flush=True)
-    base_cpu = schedule_loop(records, screens)
-    smart_cpu = schedule_loop(records, screens, per_second=False)
+    print("guided day: the unit and two schedule loops, interleaved ...", flush=True)
+    g = guided_day()
     zero = zero_ratio()
     print("journals ...", flush=True)
     for n in (*AGES, 60):
@@ -284,14 +310,15 @@ def main() -> None:
              "compiled as pip installs it, on gpiozero's mock pins (16 changes kept per pin) and luma's real "
              f"SSD1306 driver over a counting bus; of the day-1 figure {year[1]['file_mib']:.1f} MiB are pages of "
              "shared libraries.",
-             f"* CPU of a guided day (all 15 sessions guided, {len(screens)} frames shown): the unit "
-             f"**{our_cpu:.2f} s** (goal ≤ 1 s). A plain `schedule` loop fast-forwarded over the same day, a turn "
-             f"a second, one job per session appending the same {len(records)} records through the same journal "
-             f"and putting the same frames on the same dummy panel: {base_cpu:.2f} s (the unit takes "
-             f"**{our_cpu / base_cpu:.2f}×** as much; goal ≤ 1×); the same loop sleeping until `idle_seconds()` "
-             f"instead of a second: {smart_cpu:.2f} s ({our_cpu / smart_cpu:.2f}×). The difference is the guide: "
-             "the unit paces every step of every exercise on the screen, a turn of the loop (a state step and "
-             "a view) per frame; the loop puts the same frames up at once.",
+             f"* CPU of a guided day (all 15 sessions guided, {g['frames']} frames shown): the unit "
+             f"**{g['ours']:.2f} s** (goal ≤ 1 s). A plain `schedule` loop fast-forwarded over the same day, a turn "
+             f"a second, one job per session appending the same {g['records']} records through the same journal "
+             f"and putting the same frames on the same dummy panel: {g['per_second']:.2f} s (the unit takes "
+             f"**{g['ratio_second']:.2f}×** as much, the median of 7 interleaved runs' ratios, which ranged "
+             f"{g['ratios_second'][0]:.2f}–{g['ratios_second'][-1]:.2f}×; goal ≤ 1×); the same loop sleeping until "
+             f"`idle_seconds()` instead of a second: {g['idle_seconds']:.2f} s ({g['ratio_idle']:.2f}×). The unit "
+             "paces every step of every exercise on the screen: a turn of the loop per frame, in which a frame "
+             "of a hold's bar is the core's view alone (no step), where the loops put the same frames up at once.",
              *_zero_lines(zero)]
     print(docs.write_section("scaling", "Scaling with the journal's age", lines))
 

@@ -15,6 +15,7 @@ from luma.oled.device import sh1106, sh1107, ssd1306, ssd1309
 from PIL import Image, ImageChops
 
 from bedside.core import planner
+from bedside.core import screens as sc
 from bedside.core.config import Config
 from bedside.display import pages
 from bedside.display.panel import DisplayOut
@@ -105,6 +106,24 @@ def test_a_small_change_sends_one_page_window(kind: str) -> None:
     assert writer.pages_sent == 1
     assert bus.bus_bytes - before == (2 + (3 if kind == "sh1106" else 6)) + (2 + 10)
     assert same(bus.frame(), changed)
+
+
+@pytest.mark.parametrize("kind", DRIVERS)
+def test_a_frame_the_panel_already_shows_sends_nothing_and_is_not_counted(kind: str) -> None:
+    device, bus = panel(kind)
+    frames: list[Image.Image] = []
+    out = DisplayOut(device, on_frame=frames.append)
+    writer = out.sink
+    assert isinstance(writer, pages.PageWriter)
+    assert writer.display(noise(1)) and writer.display(noise(2))
+    before = bus.bus_bytes
+    assert not writer.display(noise(2))
+    assert bus.bus_bytes == before and writer.partial_frames == 1
+    # Through DisplayOut: two screens drawn alike (a hold's bar too short to move a pixel) are one frame.
+    out.sink.forget()
+    assert out.show(sc.Guide("Ankle pumps", None, 1, 10, "Toes down", 3, 0.5, None), "normal")
+    assert not out.show(sc.Guide("Ankle pumps", None, 1, 10, "Toes down", 3, 0.501, None), "normal")
+    assert out.frames == 1 and len(frames) == 1
 
 
 def test_a_failed_send_makes_the_next_frame_whole() -> None:

@@ -115,16 +115,20 @@ def status(st: State, marks: tuple[str, ...]) -> str:
     a = st.active
     if isinstance(a, Prompting) and a.snoozed_until is None:
         return "due"
-    resolved = [m for m in marks if m in ("done", "missed")]
-    return resolved[-1] if resolved else "off"
+    for m in reversed(marks):
+        if m in ("done", "missed"):
+            return m
+    return "off"
 
 
 def since_admission(cfg: Config, st: State, now: Instant, marks: tuple[str, ...]) -> tuple[str, ...]:
     """The day's marks that speak of the bed's present occupant: after an admission or a discharge
     today, sessions offered before it were someone else's (or nobody's), so the light and the
     idle mark do not say "missed" to a nurse walking past an empty bed."""
+    if st.plan_changed is None:
+        return marks
     a, b = planner.care_day(cfg, now.wall)
-    if st.plan_changed is None or not a < st.plan_changed < b:
+    if not a < st.plan_changed < b:
         return marks
     offers = [offer for _, offer in _day_sessions(cfg, st, a, b)]
     return tuple(m for m, offer in zip(marks, offers, strict=True) if offer >= st.plan_changed)

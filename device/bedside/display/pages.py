@@ -84,14 +84,17 @@ class PageWriter:
         self.partial_frames = 0
         self.pages_sent = 0
 
-    def display(self, image: Image.Image) -> None:
+    def display(self, image: Image.Image) -> bool:
+        """Send ``image``; False when the panel already shows it (nothing was sent)."""
         frame = self.device.preprocess(image)
         pages = pack(frame, self.pages_n)
         held, self.held = self.held, None        # unknown until this send has finished
+        sent = True
         if held is None:
             self.device.display(image)
             self.full_frames += 1
         else:
+            sent = False
             for p, (old, new) in enumerate(zip(held, pages, strict=True)):
                 span = changed_span(old, new)
                 if span is None:
@@ -100,8 +103,10 @@ class PageWriter:
                 self.device.command(*self.window(self.device, p, c0, c1))
                 self.device.data(list(new[c0:c1 + 1]))
                 self.pages_sent += 1
-            self.partial_frames += 1
+                sent = True
+            self.partial_frames += sent
         self.held = pages
+        return sent
 
     def forget(self) -> None:
         """The panel's memory is unknown (it was reset or powered off): send the next frame whole."""

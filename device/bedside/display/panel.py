@@ -1,8 +1,9 @@
 """Puts screens on a luma device, sending a frame only when its pixels change.
 
-An unchanged frame is never sent (comparing with the last frame costs microseconds); a changed one goes
-through ``pages.writer_for``: on an SSD1306/SH1106 only the changed parts of its 8-row pages
-cross the bus, elsewhere the driver's whole frame. Display failures are reported, not raised:
+An unchanged frame is never sent; a changed one goes through ``pages.writer_for``: on an
+SSD1306/SH1106 only the changed parts of its 8-row pages cross the bus (the writer compares
+pages, and says when nothing changed), elsewhere the driver's whole frame (compared with the
+last one first, which costs microseconds). Display failures are reported, not raised:
 the unit keeps prompting with sound and LED.
 """
 
@@ -60,13 +61,19 @@ class DisplayOut:
         if brightness == "off":
             return False
         image = render.render(screen, self.layout)
-        # Two frames are the same when their exclusive-or has no set pixel: a third of the
-        # cost of packing a frame's bytes to compare them.
-        last = self._image
-        if last is not None and last.size == image.size and ImageChops.logical_xor(last, image).getbbox() is None:
-            return False
-        self.sink.display(image)
-        self._image = image
+        if isinstance(self.sink, pages.PageWriter):
+            # It compares the frame's pages with what the panel holds and sends what changed.
+            if not self.sink.display(image):
+                return False
+        else:
+            # Two frames are the same when their exclusive-or has no set pixel: a third of the
+            # cost of packing a frame's bytes to compare them.
+            last = self._image
+            if last is not None and last.size == image.size and \
+                    ImageChops.logical_xor(last, image).getbbox() is None:
+                return False
+            self.sink.display(image)
+            self._image = image
         self.frames += 1
         if self.on_frame is not None:
             self.on_frame(image)

@@ -156,6 +156,7 @@ class Unit:
         self._step_due = float("-inf")
         self._due_of: tuple[state.State | None, Config | None] = (None, None)
         self._redraw_due = float("-inf")
+        self._redraw_of: tuple[object, ...] = ()
         self._drawn_at: Instant | None = None
 
     @property
@@ -247,7 +248,11 @@ class Unit:
         drawn = self._drawn_at
         if drawn is None or drawn.mono < self.state.last.mono:
             drawn = self.state.last
-        self._redraw_due = machine.redraw_due(self.cfg, self.state, drawn)
+        of = self._redraw_of
+        if not of or of[0] is not self.state or of[1] is not self.cfg or of[2] is not drawn:
+            # The same for a turn that neither stepped nor drew (a chime's note, the light's blink).
+            self._redraw_due, self._redraw_of = machine.redraw_due(self.cfg, self.state, drawn), (
+                self.state, self.cfg, drawn)
         cands = [self._step_due, self._redraw_due]
         d = self.out.player.deadline()
         if d is not None:
@@ -281,7 +286,8 @@ class Unit:
         assert self.state is not None
         deadline = self.deadline()
         if until is not None:
-            end = self.clock.now().mono + (until - self.clock.now().wall).total_seconds()
+            at = self.clock.now()
+            end = at.mono + (until - at.wall).total_seconds()
             deadline = min(deadline, end)
         item = self.clock.wait(self.inbox, deadline)
         self.wakeups += 1
