@@ -558,7 +558,8 @@ class Store:
         if self.sealer is not None and self.sealer.unsaved:
             self.sealer.persist()
         # Compared exactly as deadline() computes them, so a wake-up at the deadline always acts.
-        if self.since_seal and self.last_seal_mono is not None and now.mono >= self.last_seal_mono + self.seal_every_s:
+        if self.since_seal and self.last_seal_mono is not None and now.mono >= self.last_seal_mono + self.seal_every_s \
+                and self.sealer is not None and self.sealer.available:
             self.seal(now, tq)
         if self.last_durable_mono is not None and now.mono >= self.last_durable_mono + self.heartbeat_s:
             self.beat(now)
