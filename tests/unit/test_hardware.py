@@ -17,6 +17,7 @@ from bedside.display import pages, render
 from bedside.display.panel import DisplayOut
 from bedside.unit import pins as hardware
 from bedside.unit import sounds
+from tests.rigs import gpiod_rig
 
 
 class Bus:
@@ -212,65 +213,6 @@ def test_the_configured_gpio_backend_is_the_pin_factory(monkeypatch: pytest.Monk
     assert config.parse({"hardware": {"gpio": "rpigpio"}}).hardware.gpio == "rpigpio"
 
 
-class _FakeRequest:
-    """A line request as libgpiod 2 gives it: a descriptor readable only when edges are queued."""
-
-    def __init__(self) -> None:
-        import os
-
-        self.fd, self._w = os.pipe()
-        self.events: list[Any] = []
-        self.released = False
-
-    def edge(self, rising: bool, stamp_ns: int) -> None:
-        import os
-
-        from gpiod import EdgeEvent  # the fake below
-
-        self.events.append(SimpleNamespace(event_type=EdgeEvent.Type.RISING_EDGE if rising
-                                           else EdgeEvent.Type.FALLING_EDGE, timestamp_ns=stamp_ns))
-        os.write(self._w, b"e")
-
-    def read_edge_events(self) -> list[Any]:
-        import os
-
-        os.read(self.fd, 64)
-        out, self.events = self.events, []
-        return out
-
-    def get_value(self, offset: int) -> Any:
-        return "inactive"
-
-    def release(self) -> None:
-        import os
-
-        self.released = True
-        os.close(self.fd)
-        os.close(self._w)
-
-
-def _fake_gpiod(monkeypatch: pytest.MonkeyPatch, req: _FakeRequest, seen: dict[str, Any]) -> None:
-    import enum
-    import sys
-    import types
-
-    gpiod = types.ModuleType("gpiod")
-    line = types.ModuleType("gpiod.line")
-    line.Bias = enum.Enum("Bias", "PULL_UP")  # type: ignore[attr-defined,misc]
-    line.Edge = enum.Enum("Edge", "BOTH")  # type: ignore[attr-defined,misc]
-    line.Value = SimpleNamespace(ACTIVE="active", INACTIVE="inactive")  # type: ignore[attr-defined]
-    gpiod.EdgeEvent = SimpleNamespace(Type=enum.Enum("Type", "RISING_EDGE FALLING_EDGE"))  # type: ignore[attr-defined]
-    gpiod.LineSettings = lambda **kw: kw  # type: ignore[attr-defined]
-
-    def request_lines(chip: str, consumer: str, config: dict[int, Any]) -> _FakeRequest:
-        seen.update(chip=chip, consumer=consumer, config=config)
-        return req
-
-    gpiod.request_lines = request_lines  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "gpiod", gpiod)
-    monkeypatch.setitem(sys.modules, "gpiod.line", line)
-
-
 @pytest.mark.serial
 def test_the_line_event_button_waits_on_the_kernel_and_passes_its_timestamps(monkeypatch: pytest.MonkeyPatch) -> None:
     """The libgpiod path (no GPIO here, so libgpiod 2's API is played by a fake whose request
@@ -279,12 +221,12 @@ def test_the_line_event_button_waits_on_the_kernel_and_passes_its_timestamps(mon
     import threading
     import time
 
-    req = _FakeRequest()
-    seen: dict[str, Any] = {}
-    _fake_gpiod(monkeypatch, req, seen)
+    chip = gpiod_rig.Chip()
+    gpiod_rig.install(monkeypatch, chip)
     button = hardware.LineEventButton("/dev/gpiochip0", 17)
-    s = seen["config"][17]
-    assert seen["chip"] == "/dev/gpiochip0" and s["active_low"] and s["bias"].name == "PULL_UP"
+    req = chip.held[17]
+    s = chip.lines[17].settings
+    assert s["active_low"] and s["bias"].name == "PULL_UP" and s["edge_detection"].name == "BOTH"
     got: list[tuple[bool, float]] = []
     arrived = threading.Event()
 

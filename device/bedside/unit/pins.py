@@ -160,7 +160,16 @@ class Pins:
 
 
 def build_pins(hw: Hardware, pin_factory: Any = None) -> Pins:
-    """The button, buzzer and LED on ``pin_factory`` (None: the configured backend, ``[hardware] gpio``)."""
+    """The button, buzzer, LED and vibration motor on ``pin_factory`` (None: the configured
+    backend, ``[hardware] gpio``).
+
+    On a Pi where libgpiod 2 finds the header's chip (and neither ``[hardware] gpio`` nor
+    ``GPIOZERO_PIN_FACTORY`` chooses a backend), no lgpio chip is ever opened: the button is read
+    from the kernel's line events (``LineEventButton``) and the outputs are line requests
+    (``gpiod_pins.GpiodFactory``), because opening a chip through lgpio starts a thread that
+    wakes at least fifty times a second for ever. A passive buzzer needs PWM, which libgpiod
+    has not: it alone stays on gpiozero's backend, and costs that thread (docs/design.md).
+    """
     if pin_factory is None:
         pin_factory = pin_factory_for(hw.gpio)
     try:
@@ -168,25 +177,44 @@ def build_pins(hw: Hardware, pin_factory: Any = None) -> Pins:
         from gpiozero.exc import GPIOZeroError
     except ImportError as e:  # pragma: no cover - a broken install
         raise HardwareError(f"gpiozero is not installed ({e}); reinstall the bedside package") from None
+    chip = header_chip() if pin_factory is None and not pins_chosen_explicitly() else None
+    outputs = pin_factory
+    built: list[Any] = []
+
+    def part(what: str, key: str, pin: int, make: Callable[[], Any]) -> Any:
+        # Each part named in its error: which pin, on which chip, and what to check.
+        try:
+            dev = make()
+        except OSError as e:        # libgpiod: the line is busy or does not exist
+            problem = str(e)
+        else:
+            built.append(dev)
+            return dev
+        # Raised outside the handler: nothing then holds the half-built gpiozero device (its
+        # frames were in the OSError's traceback), so it is closed and gives up its pin now.
+        where = f" on {chip}" if chip is not None else ""
+        raise HardwareError(f"the {what}'s GPIO line {pin}{where} could not be requested ({problem}); "
+                            f"check [hardware] {key} and that no other program uses it")
+
     try:
+        if chip is not None:
+            from bedside.unit.gpiod_pins import GpiodFactory
+
+            outputs = GpiodFactory(chip)
+            built.append(outputs)
         # A plain input, not gpiozero's Button: Button starts a hold thread that wakes ten times
         # a second for ever, and the core already debounces and times holds from the edges'
         # timestamps (bounce_time=None: which also works on mock pins). Pressed = active (low).
         # On a Pi, the kernel's line events (no polling) when libgpiod 2 is there; gpiozero
         # (lgpio polls edges every 0.5 ms) otherwise, or when pins are chosen explicitly.
-        chip = header_chip() if pin_factory is None and not pins_chosen_explicitly() else None
-        button: Any
-        if chip is not None:
-            try:
-                button = LineEventButton(chip, hw.button_pin)
-            except OSError as e:
-                raise HardwareError(f"the button's GPIO line {hw.button_pin} on {chip} could not be requested ({e}); "
-                                    "check [hardware] button_pin and that no other program uses it") from None
-        else:
-            button = DigitalInputDevice(hw.button_pin, pull_up=True, bounce_time=None, pin_factory=pin_factory)
+        button: Any = part("button", "button_pin", hw.button_pin, (
+            (lambda: LineEventButton(chip, hw.button_pin)) if chip is not None else
+            (lambda: DigitalInputDevice(hw.button_pin, pull_up=True, bounce_time=None, pin_factory=pin_factory))))
         tone: Callable[[int], None]
         if hw.buzzer == "passive":
-            pwm = PWMOutputDevice(hw.buzzer_pin, initial_value=0, frequency=440, pin_factory=pin_factory)
+            # PWM: gpiozero's backend (lgpio on Bookworm, and its transmit thread with it).
+            pwm = part("buzzer", "buzzer_pin", hw.buzzer_pin, lambda: PWMOutputDevice(
+                hw.buzzer_pin, initial_value=0, frequency=440, pin_factory=pin_factory))
             duty = hw.volume / 200  # 50 % duty is the loudest a piezo gets
             pitch = TONE[hw.tone]
 
@@ -196,10 +224,8 @@ def build_pins(hw: Hardware, pin_factory: Any = None) -> Pins:
                     pwm.value = duty
                 else:
                     pwm.value = 0
-
-            buzzer: Any = pwm
         else:
-            buzzer = Buzzer(hw.buzzer_pin, pin_factory=pin_factory)
+            buzzer = part("buzzer", "buzzer_pin", hw.buzzer_pin, lambda: Buzzer(hw.buzzer_pin, pin_factory=outputs))
 
             def tone(freq: int) -> None:
                 if freq:
@@ -207,19 +233,29 @@ def build_pins(hw: Hardware, pin_factory: Any = None) -> Pins:
                 else:
                     buzzer.off()
 
-        led = LED(hw.led_pin, pin_factory=pin_factory) if hw.led_pin is not None else None
-        vibration = (DigitalOutputDevice(hw.vibration_pin, pin_factory=pin_factory)
+        led = (part("LED", "led_pin", hw.led_pin, lambda: LED(hw.led_pin, pin_factory=outputs))
+               if hw.led_pin is not None else None)
+        vibration = (part("vibration motor", "vibration_pin", hw.vibration_pin,
+                          lambda: DigitalOutputDevice(hw.vibration_pin, pin_factory=outputs))
                      if hw.vibration_pin is not None else None)
     except GPIOZeroError as e:
+        _close_all(built)
         raise HardwareError(f"the GPIO pins could not be set up ({type(e).__name__}: {e}); "
                             "check [hardware] pins and that no other program uses them") from None
+    except HardwareError:
+        _close_all(built)
+        raise
 
     def close() -> None:
-        for dev in (button, buzzer, led, vibration):
-            if dev is not None:
-                dev.close()
+        _close_all(built)
 
     return Pins(button, tone, led, close, vibration)
+
+
+def _close_all(parts: list[Any]) -> None:
+    # Devices first, then the factory that holds their lines (the reverse of building).
+    for dev in reversed(parts):
+        dev.close()
 
 
 # Every luma device registers an exit hook that holds it for the life of the process. The
