@@ -8,14 +8,15 @@ from outside), checking at every wake-up and at random instants between them."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bedside.core import machine
-from bedside.core.config import Config
-from bedside.core.events import ButtonEdge, Instant, Led, Show, Tick
+from bedside.core import machine, restart
+from bedside.core.config import Config, Display
+from bedside.core.events import ButtonEdge, Instant, Led, Record, Show, Tick
 from bedside.core.state import MAX_SLEEP_S
 from tests.conftest import budget
 from tests.core.test_planner import DAYS, configs
@@ -37,6 +38,9 @@ class Checked(Driver):
         if abs((now.wall - st.last.wall).total_seconds() - (mono - st.last.mono)) > 2.0:
             assert shown is None          # a clock set from outside: only a step records it
             return
+        if mono - st.last.mono >= MAX_SLEEP_S - machine.LOOK_EARLY_S:
+            assert shown is None          # the step's look at the clock, a little early
+            return
         assert shown is not None and mono < machine.step_due(self.cfg, st)
         assert all(isinstance(e, Show | Led) for e in fx), fx
         assert shown == fx
@@ -52,7 +56,7 @@ class Checked(Driver):
             redraw = machine.redraw_due(self.cfg, self.state, self.state.last)
             d = min(due, redraw)
             assert d == machine.deadline(self.cfg, self.state)
-            assert redraw <= self.state.last.mono + MAX_SLEEP_S
+            assert due <= self.state.last.mono + MAX_SLEEP_S
             nxt_edge = self.edges[0][0] if self.edges else float("inf")
             if min(d, nxt_edge) > end:
                 break
@@ -104,3 +108,52 @@ def test_a_guided_session_and_an_idle_day_are_mostly_redraws() -> None:
         d.press(start + timedelta(hours=h, minutes=2), 0.3)
     d.run_until(start + timedelta(hours=24))
     assert d.redraws > 0.6 * d.wakeups, (d.redraws, d.wakeups)
+
+
+def _as_the_loop(cfg: Config, start: datetime, hours: float, ppm: float,
+                 jump_at: float | None = None) -> tuple[list[Record], int, int]:
+    """The core driven as the loop drives it (a step when one is due, ``redraw`` otherwise), on a
+    wall clock that runs ``ppm`` fast (a clock being slewed by NTP) and, at ``jump_at`` hours,
+    is set 3 s forward. Returns the records, the steps and the wake-ups."""
+    mono = 5000.0
+    wall = start.astimezone(UTC)
+    st, _ = restart.start(cfg, [], Instant(wall, mono), time_quality="rtc", version="test", boot="b")
+    drawn = st.last
+    records: list[Record] = []
+    steps = wakeups = 0
+    end = mono + hours * 3600
+    jumped = jump_at is None
+    while mono < end:
+        due = machine.step_due(cfg, st)
+        t = min(due, machine.redraw_due(cfg, st, drawn if drawn.mono >= st.last.mono else st.last))
+        wall += timedelta(seconds=(t - mono) * (1 + ppm / 1e6))
+        mono = t
+        if not jumped and mono >= 5000.0 + jump_at * 3600:   # type: ignore[operator]
+            wall += timedelta(seconds=3)
+            jumped = True
+        now = Instant(wall, mono)
+        wakeups += 1
+        if mono < due and machine.redraw(cfg, st, now) is not None:
+            drawn = now
+            continue
+        st, fx = machine.step(cfg, st, Tick(), now)
+        steps += 1
+        drawn = now
+        records += [e for e in fx if isinstance(e, Record)]
+    return records, steps, wakeups
+
+
+@pytest.mark.parametrize("night", ["off", "dim"])
+def test_a_slewed_clock_is_not_a_jump_however_long_only_the_picture_moves(night: str) -> None:
+    """A night with nothing due is hours without a plan event: the state still looks at the wall
+    clock every five minutes, so a clock slewed at NTP's fastest (500 ppm) never adds up to a
+    jump; a real one (3 s) is recorded once."""
+    cfg = Config(display=Display(night=night))
+    start = datetime(2026, 11, 24, 21, 0, tzinfo=cfg.tz)
+    records, steps, wakeups = _as_the_loop(cfg, start, 14, ppm=500)
+    assert not [r for r in records if r.type == "clock_set"]
+    assert steps >= 14 * 3600 / MAX_SLEEP_S * 0.9
+    if night == "dim":
+        assert wakeups > 14 * 60 * 0.9 and steps < wakeups / 3     # the minute's redraws carry the looks
+    records, _, _ = _as_the_loop(cfg, start, 14, ppm=500, jump_at=5)
+    assert [r.data["source"] for r in records if r.type == "clock_set"] == ["detected"]

@@ -69,7 +69,9 @@ def test_the_core_steps_only_when_something_is_due_and_the_day_is_the_same(tmp_p
     monkeypatch.setattr(Unit, "deadline", every_wakeup_steps)
     frames_all, records_all, steps_all, wakeups_all = _day(tmp_path / "b", monkeypatch)
 
-    assert wakeups == wakeups_all
+    # The same wake-ups but for the night's five-minute look at the clock, which counts from
+    # the last step: every wake-up (a chime's last note) moves it when every wake-up steps.
+    assert abs(wakeups - wakeups_all) <= 3, (wakeups, wakeups_all)
     assert steps_all == wakeups_all              # one step per wake-up
     # The light's blink, the chimes' notes, the hold's frames and the idle clock's minutes
     # are not steps: about 300 of 26,000 wake-ups are.

@@ -753,10 +753,12 @@ def deadline(cfg: Config, st: State) -> float:
 def step_due(cfg: Config, st: State) -> float:
     """The monotonic time at which the core next needs a step: something happens to the state
     (a plan event, a prompt's repeat, the end of a step of an exercise, a hold of the button,
-    a pause, an overlay's end). A pure function of the state: until then only its picture moves."""
+    a pause, an overlay's end), or ``MAX_SLEEP_S`` after the last step (a wall clock set or
+    slewed from outside is measured against the state's own clock). A pure function of the
+    state: until then only its picture moves."""
     now = st.last
     t = now.mono
-    cands = [float("inf")]
+    cands = [t + MAX_SLEEP_S]
     nxt = planner.next_event_after(cfg, max(st.cursor, now.wall), ep=plan_episode(cfg, st))
     if nxt is not None:
         cands.append(mono_at(now, nxt))
@@ -787,12 +789,11 @@ def step_due(cfg: Config, st: State) -> float:
 
 
 def redraw_due(cfg: Config, st: State, now: Instant) -> float:
-    """The first monotonic time after ``now`` (the core's last look) at which the core must look
-    again though nothing is due to the state: its picture changes (a hold's bar, the idle
-    clock's minute, a nurse page, a countdown's second), or ``MAX_SLEEP_S`` have passed (a
-    wall clock set from outside is noticed). ``redraw`` at that time does it: no step."""
+    """The first monotonic time after ``now`` (the last picture drawn) at which the picture of
+    ``st`` changes with the state standing still (a hold's bar, the idle clock's minute, a
+    nurse page, a countdown's second); infinity if it does not. ``redraw`` draws it: no step."""
     t = now.mono
-    cands = [t + MAX_SLEEP_S]
+    cands = [float("inf")]
     a = st.active
     if isinstance(a, Guiding) and a.index < len(a.steps) and a.steps[a.index].hold:
         cands.append(next_on_grid(a.step_started, HOLD_FRAME_S, t))
@@ -809,13 +810,21 @@ def redraw_due(cfg: Config, st: State, now: Instant) -> float:
     return min(cands)
 
 
+# A redraw this close to ``step_due``'s five-minute look at the wall clock is that step instead,
+# so the look rides on the idle clock's minute rather than waking the loop on its own.
+LOOK_EARLY_S = 60.0
+
+
 def redraw(cfg: Config, st: State, now: Instant) -> list[Effect] | None:
     """What ``step`` with a Tick at ``now`` would show, without the step, for a ``now`` before
     ``step_due``: ``view`` alone, as nothing is due (a frame of a hold's bar costs a view, not
-    a step). None if a step is needed after all: the wall clock moved against the monotonic one
-    since the last step, a jump that only a step records and plans around."""
-    expected = st.last.wall + timedelta(seconds=now.mono - st.last.mono)
-    if abs(seconds_between(now.wall, expected)) > JUMP_S:
+    a step). None if a step is wanted after all: the wall clock moved against the monotonic one
+    since the last step (a jump that only a step records and plans around), or the step's
+    periodic look at the clock is less than ``LOOK_EARLY_S`` away."""
+    elapsed = now.mono - st.last.mono
+    if elapsed >= MAX_SLEEP_S - LOOK_EARLY_S:
+        return None
+    if abs(seconds_between(now.wall, st.last.wall + timedelta(seconds=elapsed))) > JUMP_S:
         return None
     return view(cfg, st, now)
 

@@ -317,7 +317,7 @@ class Unit:
             # view is drawn if it moved; the journal's housekeeping and the parts' health still run.
             fx = machine.redraw(self.cfg, self.state, now) if now.mono >= self._redraw_due else []
             if fx is not None:
-                if now.mono >= self._redraw_due:
+                if fx:
                     self._drawn_at = now
                 self._apply(fx, now)
                 return
