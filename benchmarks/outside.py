@@ -76,11 +76,21 @@ def main() -> None:
             "(/proc); syncs are every fsync/fdatasync on every file under the data directory (strace -f); "
             "bytes are the ext4 loop device's own counters.")
     zero = ("On a Pi Zero 2 W every figure here is the same: wake-ups, syncs and bytes are counts, "
-            "and none of them depends on the processor's speed. The one difference is the button's GPIO "
-            "backend, which cannot run here: read through libgpiod 2's line events (the installed path) it "
-            "adds a wake-up per edge and none while untouched (argued from libgpiod's and the kernel's source, "
-            "docs/design.md); if the unit falls back to lgpio, lgpio's 0.5 ms edge polling adds about 2,000 "
-            "wake-ups a second, which the commissioning checklist catches.")
+            "and none of them depends on the processor's speed. What the GPIO libraries add cannot "
+            "run here. With libgpiod 2 (the installed path, the `gpiod` package) no lgpio chip is "
+            "opened: the button's line-event reader wakes once per edge and never otherwise, and "
+            "the LED, the active buzzer and the vibration motor are line requests, one ioctl per "
+            "change and no thread (argued from libgpiod's and the kernel's source, docs/design.md). "
+            "Whatever opens an lgpio chip adds lgpio's transmit thread, which wakes at least 50 "
+            "times a second for ever, PWM or not: lg's `lgGpiochipOpen()` (`lgGpio.c`) ends with "
+            "`lgPthTxStart();`, and `lgPthTx()` (`lgPthTx.c`) loops setting `pthTxDelayMicros = "
+            "20000; // run at least fifty times a second` and sleeping in `clock_nanosleep`. That "
+            "is about 4.3 million wake-ups a day, 3,000 times the goal, from a passive buzzer (its "
+            "PWM stays on lgpio), an SPI panel (luma drives its DC and RST pins through rpi-lgpio), "
+            "or the fallback without `gpiod`, where lgpio also polls the button every 0.5 ms (about "
+            "2,000 wake-ups a second). None of this has been counted on a Pi yet: the commissioning "
+            "checklist counts every thread of the running service on the first unit of each Pi "
+            "model.")
     print(docs.write_section("shipped", "Shipped unit, from outside",
                              [docs.measured_on("make bench", note), "", *docs.table(rows), "", zero]))
 

@@ -386,9 +386,10 @@ if [ "$VENV" = 1 ]; then
         # version number built from newer source still replaces the old.
         run "$release/venv/bin/pip" install "${build}[$extra]"
     fi
-    # The button read from the kernel's GPIO line events, with no polling (docs/design.md,
-    # "Wake-ups"): libgpiod 2's bindings, built from source where there is no wheel (they need
-    # python3-dev). Best effort: without them the unit works, with lgpio polling the button.
+    # The button read from the kernel's GPIO line events, with no polling, and the outputs as
+    # line requests, with no lgpio timing thread (docs/design.md, "Wake-ups"): libgpiod 2's bindings, built from source where there is no wheel (they need
+    # python3-dev). Best effort: without them the unit works, with lgpio polling the button and its
+    # timing thread running for the outputs.
     if [ -n "$WHEELS" ]; then
         gpiod_from="--no-index --find-links $WHEELS"
     else
@@ -396,8 +397,11 @@ if [ "$VENV" = 1 ]; then
     fi
     # shellcheck disable=SC2086 # gpiod_from is two words or none
     run "$release/venv/bin/pip" install $gpiod_from "gpiod>=2.1" ||
-        say "warning: the gpiod package could not be installed; the button is polled by lgpio (about 2000 wake-ups a second): install python3-dev and run the installer again"
+        say "warning: the gpiod package could not be installed; the button is polled by lgpio and the outputs keep its timing thread running (about 2000 wake-ups a second): install python3-dev and run the installer again"
     run "$release/venv/bin/bedside" config check "$CONF_DIR/bedside.toml"
+    if grep -Eqs '^[[:space:]]*buzzer[[:space:]]*=[[:space:]]*"passive"' "$CONF_DIR/bedside.toml"; then
+        say "note: buzzer = \"passive\" plays its tones by PWM through lgpio, whose timing thread then wakes the unit 50 times a second for ever (docs/design.md, \"Wake-ups\"); an active buzzer costs nothing while quiet (hardware/wiring.md)"
+    fi
     # A venv from before releases existed is replaced by the link.
     if [ -d "$VENV_DIR" ] && [ ! -L "$VENV_DIR" ]; then run rm -rf "$VENV_DIR"; fi
     run ln -sfn "releases/$version/venv" "$VENV_DIR.new"

@@ -51,3 +51,40 @@ def test_buzzer_and_led_pins_drive(cfg: config.Config) -> None:
         assert not pins.button.is_active
     finally:
         pins.close()
+
+
+def test_idle_pins_open_no_lgpio_chip_and_wake_nothing(cfg: config.Config) -> None:
+    """With libgpiod 2 the button is read from line events and the outputs are line requests:
+    no thread of this process wakes while the pins sit idle. An lgpio chip, once opened, would
+    show as a thread waking 50 times a second (its transmit thread), or 2,000 (its edge polling)."""
+    from pathlib import Path
+
+    hw = cfg.hardware
+    if hw.buzzer == "passive" or hw.panel.bus == "spi":
+        pytest.skip("a passive buzzer's PWM and an SPI panel's DC/RST pins are on lgpio, whose transmit "
+                    "thread wakes 50 times a second by design (docs/design.md, Wake-ups)")
+    assert hardware.header_chip() is not None, (
+        "libgpiod 2 (the gpiod package) cannot open the header's GPIO chip: the pins fall back to lgpio; "
+        "install python3-dev and run the installer again")
+
+    def switches() -> dict[str, int]:
+        out = {}
+        for task in Path("/proc/self/task").iterdir():
+            for line in (task / "status").read_text().splitlines():
+                if line.startswith("voluntary_ctxt_switches"):
+                    out[task.name] = int(line.split()[1])
+        return out
+
+    pins = hardware.build_pins(hw)
+    try:
+        pins.tone(0)
+        if pins.led is not None:
+            pins.led.off()
+        time.sleep(0.5)
+        before = switches()
+        time.sleep(3.0)
+        after = switches()
+        woke = {tid: after[tid] - before.get(tid, 0) for tid in after}
+        assert max(woke.values()) <= 3, woke
+    finally:
+        pins.close()
