@@ -63,6 +63,10 @@ def test_gpiozeros_outputs_drive_the_lines_with_no_thread(chip: gpiod_rig.Chip, 
     sets = chip.sets
     assert [led.value, buzzer.value, motor.value] == [0, 0, 1] and chip.sets == sets
     assert threading.active_count() == threads
+    # gpiozero's own patterns run through the same pin (the vibration motor's two pulses).
+    motor.off()
+    motor.blink(on_time=0.01, off_time=0.01, n=2, background=False)
+    assert chip.lines[22].history == [OFF, ON, OFF, ON, OFF, ON, OFF]
     for dev in (led, buzzer, motor, inverted):
         dev.close()
     assert not chip.open_requests()
