@@ -366,7 +366,10 @@ def _read_until(fd: int, marker: bytes, timeout: float = 20.0) -> bytes:
         if left <= 0:
             raise RuntimeError(f"the unit did not say {marker!r} over the serial link; it said {got[-300:]!r}")
         if select.select([fd], [], [], min(left, 0.5))[0]:
-            got += os.read(fd, 4096)
+            try:
+                got += os.read(fd, 4096)
+            except OSError:           # EIO: no one has the pty's other end open (not yet, or no more)
+                time.sleep(0.05)
     return got
 
 
