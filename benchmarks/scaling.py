@@ -149,7 +149,7 @@ def ours(runs: int = 3, *, observe: bool = True) -> tuple[float, Timed, Timed]:
     return statistics.median(cpu), records, screens
 
 
-def guided_day(runs: int = 7) -> dict[str, Any]:
+def guided_day(runs: int = 11) -> dict[str, Any]:
     """The guided day on the unit and on the two ``schedule`` loops, their runs interleaved (one
     of each in turn), so that a machine whose load changes weighs on all three alike: medians of
     CPU seconds, and the median of the runs' ratios."""
