@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.rigs.serial_rig import SECRET, Cable, RunningUnit, cheap_ward
 
+from bedside import secret
 from bedside.core import config, planner
 from bedside.journal.segments import Journal
 from bedside.laptop import pull
@@ -75,8 +76,9 @@ def download(data: Path, folder: Path, baud: int | None) -> dict[str, float]:
     shutil.rmtree(out, ignore_errors=True)
     cable = Cable(folder, baud=baud).plug()
     try:
+        # The ward secret at the unit's own scrypt cost: a laptop answers no cheaper one.
         with RunningUnit(unit_copy, cable.unit_path, datetime(2026, 11, 24, 6, 0, tzinfo=CFG.tz),
-                         ward=cheap_ward(unit_copy)):
+                         ward=cheap_ward(unit_copy, n=secret.N)):
             t0 = time.perf_counter()
             got = pull.pull(lambda: SerialTransport(str(cable.laptop_path), BAUD), out, lambda u, n: SECRET,
                             progress_out=io.StringIO())
