@@ -315,10 +315,11 @@ class Unit:
             # chime, the light's blink, a source's deadline), or for the picture alone (a
             # frame of a hold's bar, the idle clock's minute): the core is not stepped, its
             # view is drawn if it moved; the journal's housekeeping and the parts' health still run.
-            fx = machine.redraw(self.cfg, self.state, now) if now.mono >= self._redraw_due else []
+            redraw = now.mono >= self._redraw_due
+            fx = machine.redraw(self.cfg, self.state, now) if redraw else []
             if fx is not None:
-                if fx:
-                    self._drawn_at = now
+                if redraw:
+                    self._drawn_at = now     # the next picture is due after this one, never again now
                 self._apply(fx, now)
                 return
         event: Event = Tick()
