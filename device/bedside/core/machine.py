@@ -280,8 +280,14 @@ def _close_episode(cfg: Config, st: State, now: Instant, fx: list[Effect], via: 
     return replace(st, episode=None, plan_changed=now.wall, activity=now.mono, unadmitted_since=local_date(cfg, now))
 
 
+def _expected_wall(st: State, now: Instant) -> datetime:
+    """The wall time ``now`` should show had the wall clock kept pace with the monotonic one
+    since the state's last step (a step or a redraw measures a jump against it)."""
+    return st.last.wall + timedelta(seconds=now.mono - st.last.mono)
+
+
 def _check_clock(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> State:
-    expected = st.last.wall + timedelta(seconds=now.mono - st.last.mono)
+    expected = _expected_wall(st, now)
     drift = seconds_between(now.wall, expected)
     if abs(drift) <= JUMP_S:
         return st
@@ -821,10 +827,9 @@ def redraw(cfg: Config, st: State, now: Instant) -> list[Effect] | None:
     a step). None if a step is wanted after all: the wall clock moved against the monotonic one
     since the last step (a jump that only a step records and plans around), or the step's
     periodic look at the clock is less than ``LOOK_EARLY_S`` away."""
-    elapsed = now.mono - st.last.mono
-    if elapsed >= MAX_SLEEP_S - LOOK_EARLY_S:
+    if now.mono - st.last.mono >= MAX_SLEEP_S - LOOK_EARLY_S:
         return None
-    if abs(seconds_between(now.wall, st.last.wall + timedelta(seconds=elapsed))) > JUMP_S:
+    if abs(seconds_between(now.wall, _expected_wall(st, now))) > JUMP_S:
         return None
     return view(cfg, st, now)
 

@@ -156,7 +156,6 @@ class Unit:
         self._step_due = float("-inf")
         self._due_of: tuple[state.State | None, Config | None] = (None, None)
         self._redraw_due = float("-inf")
-        self._redraw_of: tuple[object, ...] = ()
         self._drawn_at: Instant | None = None
 
     @property
@@ -248,11 +247,7 @@ class Unit:
         drawn = self._drawn_at
         if drawn is None or drawn.mono < self.state.last.mono:
             drawn = self.state.last
-        of = self._redraw_of
-        if not of or of[0] is not self.state or of[1] is not self.cfg or of[2] is not drawn:
-            # The same for a turn that neither stepped nor drew (a chime's note, the light's blink).
-            self._redraw_due, self._redraw_of = machine.redraw_due(self.cfg, self.state, drawn), (
-                self.state, self.cfg, drawn)
+        self._redraw_due = machine.redraw_due(self.cfg, self.state, drawn)
         cands = [self._step_due, self._redraw_due]
         d = self.out.player.deadline()
         if d is not None:
