@@ -96,7 +96,7 @@ class VirtualClock:
     def __init__(self, start: datetime, speed: float | None = None, mono0: float = 1000.0) -> None:
         self.speed = speed
         self._mono = mono0
-        self.base = start.astimezone(UTC) - timedelta(seconds=mono0)   # the wall time at mono 0 (a new object when set)
+        self.base = start.astimezone(UTC) - timedelta(seconds=mono0)   # the wall time at mono 0
         self._real0 = time.monotonic()
         self._virt0 = mono0
         self._last: Instant | None = None      # the loop asks several times a turn at one instant

@@ -167,16 +167,11 @@ class Finger:
         self.actions = list(actions)
         self.keys: queue.Queue[float] = queue.Queue()
         self.release_at: float | None = None
-        self._next: tuple[Action, datetime, float] | None = None   # the next action, for which clock, when
 
     def _next_action_mono(self) -> float | None:
         if not self.actions:
             return None
-        # Asked twice a turn; the answer changes only with the next action or a set clock.
-        a, base = self.actions[0], self.clock.base
-        if self._next is None or self._next[0] is not a or self._next[1] is not base:
-            self._next = (a, base, self.clock.mono_of(a.at))
-        return self._next[2]
+        return self.clock.mono_of(self.actions[0].at)
 
     def deadline(self) -> float | None:
         if self.release_at is not None:
