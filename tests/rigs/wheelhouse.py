@@ -25,7 +25,8 @@ from pathlib import Path
 from tests.conftest import ROOT
 
 # What the unit's venv needs beyond the standard library, and the build backend.
-RUNTIME = ("gpiozero", "colorzero", "luma.core", "luma.oled", "pyserial", "pillow", "smbus2", "cbor2")
+RUNTIME = ("gpiozero", "colorzero", "luma.core", "luma.oled", "pyserial", "pillow", "smbus2", "cbor2",
+           "pynacl", "cffi", "pycparser")
 BUILD = ("setuptools",)
 _SKIP = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"}
 

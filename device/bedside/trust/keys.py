@@ -1,0 +1,146 @@
+"""Keys on the laptop: making them, keeping the private half under a passphrase, signing.
+
+Three roles hold private keys (docs/security.md, "Roles and keys"), each on its own machine:
+
+* the **release key** where releases are built: signs software (``bedside release sign``);
+* the **ward authority key** on the ward's laptop: signs ward settings and stick
+  authorisations, and certifies nurses' laptop keys (``bedside keys certify``);
+* a **laptop key** on each nurse's laptop: answers a unit's challenge on the serial link,
+  with the ward authority's certificate naming the nurse and when it expires.
+
+A private key file holds the key's 32-byte seed sealed with libsodium's secretbox
+(XSalsa20-Poly1305) under a key stretched from a passphrase with Argon2id; nothing here is a
+primitive of our own. Units never hold a private key: they pin the public halves
+(``keyring.py``) and verify (``signed.py``). This module imports PyNaCl and is for laptops and
+the short-lived commands, never the unit's daemon.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import nacl.exceptions
+import nacl.pwhash
+import nacl.secret
+import nacl.signing
+import nacl.utils
+
+from bedside.durable import write_atomic
+from bedside.trust import signed
+from bedside.trust.keyring import public_key_file
+
+FORMAT = 1
+ROLES = ("release", "ward", "laptop")
+# Argon2id's cost for a private key file: libsodium's "interactive" limits (64 MiB, a fraction
+# of a second on a laptop). Tests lower them.
+OPS = nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE
+MEM = nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE
+MIN_PASSPHRASE = 10
+MAX_CERT_DAYS = 400            # a laptop certificate lives at most this long
+
+
+class KeyFileError(Exception):
+    """A key file cannot be made, read or opened; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class PrivateKey:
+    role: str
+    name: str
+    key: nacl.signing.SigningKey
+
+    @property
+    def public(self) -> bytes:
+        return bytes(self.key.verify_key)
+
+    @property
+    def id(self) -> str:
+        return signed.key_id(self.public)
+
+    def sign(self, kind: str, body: dict[str, Any]) -> signed.Document:
+        sig = self.key.sign(signed.message(kind, body)).signature
+        return signed.Document(kind, self.id, body, bytes(sig))
+
+
+def _box_key(passphrase: str, salt: bytes, ops: int, mem: int) -> bytes:
+    return bytes(nacl.pwhash.argon2id.kdf(nacl.secret.SecretBox.KEY_SIZE, passphrase.encode("utf-8"), salt,
+                                          opslimit=ops, memlimit=mem))
+
+
+def check_passphrase(passphrase: str) -> str:
+    p = passphrase.strip("\r\n")
+    if len(p) < MIN_PASSPHRASE:
+        raise KeyFileError(f"a key's passphrase must be at least {MIN_PASSPHRASE} characters")
+    return p
+
+
+def generate(role: str, name: str) -> PrivateKey:
+    if role not in ROLES:
+        raise KeyFileError(f"a key's role is one of {', '.join(ROLES)}, not {role!r}")
+    return PrivateKey(role, name.strip()[:80], nacl.signing.SigningKey.generate())
+
+
+def save(key: PrivateKey, folder: Path, stem: str, passphrase: str) -> tuple[Path, Path]:
+    """``stem.key`` (sealed under ``passphrase``, mode 600) and ``stem.pub`` in ``folder``."""
+    p = check_passphrase(passphrase)
+    folder.mkdir(parents=True, exist_ok=True)
+    salt = nacl.utils.random(nacl.pwhash.argon2id.SALTBYTES)
+    sealed = nacl.secret.SecretBox(_box_key(p, salt, OPS, MEM)).encrypt(bytes(key.key))
+    body = {"bedside_private_key": FORMAT, "role": key.role, "name": key.name, "public": key.public.hex(),
+            "id": key.id, "kdf": {"name": "argon2id", "ops": OPS, "mem": MEM, "salt": salt.hex()},
+            "sealed": bytes(sealed).hex()}
+    priv, pub = folder / f"{stem}.key", folder / f"{stem}.pub"
+    if priv.exists():
+        raise KeyFileError(f"{priv} exists already: a key is never written over (move it away first)")
+    write_atomic(priv, (json.dumps(body, indent=1) + "\n").encode(), mode=0o600)
+    write_atomic(pub, (json.dumps(public_key_file(key.role, key.name, key.public), indent=1) + "\n").encode())
+    return priv, pub
+
+
+def load(path: Path, passphrase: str, role: str | None = None) -> PrivateKey:
+    """The private key in ``path``, opened with ``passphrase``."""
+    try:
+        body = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise KeyFileError(f"{path} cannot be read as a private key ({e})") from None
+    if not isinstance(body, dict) or body.get("bedside_private_key") != FORMAT:
+        raise KeyFileError(f"{path} is not a bedside private key file")
+    if role is not None and body.get("role") != role:
+        raise KeyFileError(f"{path} is a {body.get('role')} key; this needs the {role} key")
+    try:
+        kdf = body["kdf"]
+        box = nacl.secret.SecretBox(_box_key(passphrase.strip("\r\n"), bytes.fromhex(kdf["salt"]), int(kdf["ops"]),
+                                             int(kdf["mem"])))
+        seed = box.decrypt(bytes.fromhex(body["sealed"]))
+    except nacl.exceptions.CryptoError:
+        raise KeyFileError(f"the passphrase does not open {path}") from None
+    except (KeyError, ValueError, TypeError) as e:
+        raise KeyFileError(f"{path} is damaged ({e})") from None
+    key = PrivateKey(str(body["role"]), str(body.get("name", "")), nacl.signing.SigningKey(seed))
+    if key.public.hex() != body.get("public"):
+        raise KeyFileError(f"{path} is damaged (its private and public halves do not match)")
+    return key
+
+
+def certify(ward: PrivateKey, laptop_public: bytes, nurse: str, laptop: str, issued: datetime,
+            days: int) -> signed.Document:
+    """The ward authority's certificate for a nurse's laptop key: who, which laptop, until when."""
+    if ward.role != "ward":
+        raise KeyFileError("only the ward authority key certifies laptop keys")
+    if not 1 <= days <= MAX_CERT_DAYS:
+        raise KeyFileError(f"a laptop certificate lasts 1 to {MAX_CERT_DAYS} days")
+    body = {"cert": os.urandom(8).hex(), "nurse": nurse.strip()[:80], "laptop": laptop.strip()[:80],
+            "public": laptop_public.hex(), "key": signed.key_id(laptop_public),
+            "issued": issued.isoformat(timespec="seconds"),
+            "expires": (issued + timedelta(days=days)).isoformat(timespec="seconds")}
+    return ward.sign("laptop", body)
+
+
+def answer(laptop: PrivateKey, cert: signed.Document, unit: str, nonce: str) -> signed.Document:
+    """The laptop's answer to a unit's challenge: the nonce and the unit's id, signed."""
+    return laptop.sign("unlock", {"unit": unit, "nonce": nonce, "cert": str(cert.body.get("cert", ""))})

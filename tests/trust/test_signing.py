@@ -1,0 +1,119 @@
+"""The signing library: real Ed25519 signatures through libsodium, checked in a child process."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bedside.trust import freshness, keyring, keys, signed
+from bedside.trust.signed import Untrusted
+from tests.trust.conftest import Ward
+
+NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+def test_a_signature_verifies_and_any_change_breaks_it(ward: Ward) -> None:
+    ring = keyring.load(ward.keys_dir)
+    assert ring is not None
+    doc = ward.authority.sign("settings", {"counter": 1, "issued": NOW.isoformat()})
+    again = signed.parse(signed.dumps(doc), "the settings")
+    assert ring.verify(again, "settings", "the settings") == doc.body
+    changed = signed.Document("settings", doc.key, {**doc.body, "counter": 2}, doc.sig)
+    with pytest.raises(Untrusted) as e:
+        ring.verify(changed, "settings", "the settings")
+    assert e.value.reason == "bad_signature"
+
+
+def test_a_role_signs_only_its_own_kinds(ward: Ward) -> None:
+    ring = keyring.load(ward.keys_dir)
+    assert ring is not None
+    release_as_settings = ward.release.sign("settings", {"counter": 1})
+    with pytest.raises(Untrusted) as e:
+        ring.verify(release_as_settings, "settings", "the settings")
+    assert e.value.reason == "wrong_kind"
+    ward_as_release = ward.authority.sign("release", {"counter": 1})
+    with pytest.raises(Untrusted) as e:
+        ring.verify(ward_as_release, "release", "the update")
+    assert e.value.reason == "wrong_kind"
+    # A signature for one kind is no signature for another, even by the right key.
+    stick = ward.authority.sign("stick", {"counter": 1})
+    as_settings = signed.Document("settings", stick.key, stick.body, stick.sig)
+    with pytest.raises(Untrusted) as e:
+        ring.verify(as_settings, "settings", "the settings")
+    assert e.value.reason == "bad_signature"
+    stranger = keys.generate("ward", "another ward").sign("settings", {"counter": 1})
+    with pytest.raises(Untrusted) as e:
+        ring.verify(stranger, "settings", "the settings")
+    assert e.value.reason == "unknown_key"
+
+
+def test_the_verifier_runs_in_a_child_and_batches(ward: Ward) -> None:
+    a = ward.authority.sign("stick", {"x": 1})
+    b = ward.authority.sign("stick", {"x": 2})
+    results = signed.verify([(ward.authority.public, a.message(), a.sig), (ward.authority.public, b.message(), a.sig),
+                             (b"\x00" * 32, a.message(), a.sig)])
+    assert results == [True, False, False]
+
+
+def test_a_keyring_the_daemon_could_write_is_refused(ward: Ward) -> None:
+    os.chmod(ward.keys_dir / keyring.FILE_NAME, 0o666)
+    with pytest.raises(keyring.KeyringError, match="may be written by others"):
+        keyring.load(ward.keys_dir)
+    os.chmod(ward.keys_dir / keyring.FILE_NAME, 0o644)
+    with pytest.raises(keyring.KeyringError, match="not root"):
+        keyring.load(ward.keys_dir, owner=12345)
+    os.chmod(ward.keys_dir, 0o777)
+    with pytest.raises(keyring.KeyringError, match="may be written by others"):
+        keyring.load(ward.keys_dir)
+
+
+def test_no_keyring_is_a_unit_not_yet_migrated(tmp_path: Path) -> None:
+    assert keyring.load(tmp_path) is None
+
+
+def test_a_private_key_opens_only_with_its_passphrase(tmp_path: Path, cheap_argon: None) -> None:
+    key = keys.generate("ward", "Ward 7 authority")
+    priv, pub = keys.save(key, tmp_path, "ward-authority", "correct horse battery")
+    assert oct(priv.stat().st_mode & 0o777) == "0o600"
+    text = priv.read_text()
+    assert bytes(key.key).hex() not in text           # the seed is sealed
+    assert keys.load(priv, "correct horse battery", "ward").public == key.public
+    with pytest.raises(keys.KeyFileError, match="passphrase does not open"):
+        keys.load(priv, "wrong horse battery")
+    with pytest.raises(keys.KeyFileError, match="this needs the release key"):
+        keys.load(priv, "correct horse battery", "release")
+    assert keyring.read_public_key(pub, "ward").public == key.public
+    with pytest.raises(keys.KeyFileError, match="never written over"):
+        keys.save(key, tmp_path, "ward-authority", "correct horse battery")
+    body = json.loads(text)
+    assert body["kdf"]["name"] == "argon2id"
+
+
+def test_counters_refuse_rollback_and_freeze_and_take_a_recovery() -> None:
+    def body(counter: int, issued: datetime = NOW, **more: object) -> dict[str, object]:
+        return {"counter": counter, "issued": issued.isoformat(), **more}
+
+    assert freshness.check("s", body(6), 5, NOW) == 6
+    for older in (5, 4):
+        with pytest.raises(Untrusted) as e:
+            freshness.check("s", body(older), 5, NOW)
+        assert e.value.reason == "older"
+    with pytest.raises(Untrusted) as e:
+        freshness.check("s", body(5 + freshness.MAX_STEP + 1), 5, NOW)
+    assert e.value.reason == "implausible"
+    with pytest.raises(Untrusted) as e:
+        freshness.check("s", body(6, datetime(2099, 1, 1, tzinfo=UTC)), 5, NOW)
+    assert e.value.reason == "implausible"
+    assert freshness.check("s", body(6, NOW + timedelta(days=29)), 5, NOW) == 6
+    # A unit frozen at 10**9 (a genuine slip): the recovery from exactly there is taken...
+    assert freshness.check("s", body(7, recovery_from=10**9), 10**9, NOW) == 7
+    # ...and once applied it cannot be replayed to roll the unit back.
+    with pytest.raises(Untrusted) as e:
+        freshness.check("s", body(7, recovery_from=10**9), 7, NOW)
+    assert e.value.reason == "older"
+    with pytest.raises(Untrusted):
+        freshness.check("s", {"issued": NOW.isoformat()}, 0, NOW)
