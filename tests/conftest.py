@@ -132,3 +132,22 @@ def cheap_kdf(monkeypatch: pytest.MonkeyPatch) -> None:
     from bedside import secret
 
     monkeypatch.setattr(secret, "MIN_N", 16)
+
+
+@pytest.fixture
+def ward(tmp_path: Path) -> Any:
+    """A ward's authority and release keys, the public halves pinned (tests/rigs/trust_rig.py)."""
+    from tests.rigs.trust_rig import make_ward
+
+    return make_ward(tmp_path / "ward-keys")
+
+
+@pytest.fixture
+def cheap_argon(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Private key files sealed under Argon2id's lowest cost, for this test only."""
+    import nacl.pwhash
+
+    from bedside.trust import keys
+
+    monkeypatch.setattr(keys, "OPS", nacl.pwhash.argon2id.OPSLIMIT_MIN)
+    monkeypatch.setattr(keys, "MEM", nacl.pwhash.argon2id.MEMLIMIT_MIN)

@@ -10,6 +10,9 @@ SOURCE=$(cd "$SCRIPT_DIR/.." && pwd)
 ROOT=/
 DRY=0
 WHEELS=""
+WARD_KEY=""
+RELEASE_KEY=""
+WARD_NAME=""
 RTC=0
 RTC_CHARGE=0
 LINK=""
@@ -60,6 +63,9 @@ and started) and the ward lockdown. Prints the lines /boot/firmware/config.txt n
   --no-lockdown         keep logins, network services and USB keyboards (bench units only)
   --no-start            enable the service but do not start it now
   --wheels DIR          install from wheel files in DIR only (no package index needed)
+  --ward-key FILE       pin the ward authority's public key (ward.pub) in /etc/bedside/keys
+  --release-key FILE    pin the release key's public key (release.pub) with it
+  --ward-name NAME      the ward's name for the keyring (with --ward-key); docs/security.md
   --no-venv             leave the virtual environment alone (it is made separately)
   --no-apt              do not install Debian packages
   --root DIR            install into the file tree at DIR (an image being prepared, or a
@@ -90,6 +96,9 @@ while [ $# -gt 0 ]; do
         --no-apt) APT=0 ;;
         --wheels) [ $# -ge 2 ] || die "--wheels needs a directory"; WHEELS=$(cd "$2" && pwd) || die "no directory $2"; shift ;;
         --root) [ $# -ge 2 ] || die "--root needs a directory"; ROOT=$2; shift ;;
+        --ward-key) [ $# -ge 2 ] || die "--ward-key needs a .pub file"; WARD_KEY=$(realpath "$2") || die "no file $2"; shift ;;
+        --release-key) [ $# -ge 2 ] || die "--release-key needs a .pub file"; RELEASE_KEY=$(realpath "$2") || die "no file $2"; shift ;;
+        --ward-name) [ $# -ge 2 ] || die "--ward-name needs a name"; WARD_NAME=$2; shift ;;
         --dry-run) DRY=1 ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; die "unknown option $1" ;;
@@ -436,6 +445,21 @@ run install -m 0644 "$SOURCE/systemd/80-bedside-stick.rules" "$(r "$UDEV_DIR/80-
 run install -m 0644 "$SOURCE/systemd/bedside-update.service" "$(r "$UNIT_DIR/bedside-update.service")"
 run install -m 0644 "$SOURCE/systemd/bedside-update.path" "$(r "$UNIT_DIR/bedside-update.path")"
 run systemctl ${opt:+"$opt"} enable bedside-update.path
+
+# The ward's public keys, pinned root's and read-only to the daemon (docs/security.md). A
+# unit's ward secret, if it had one, is removed: from now on only the pinned keys count.
+if [ -n "$WARD_KEY$RELEASE_KEY" ]; then
+    step "ward keys"
+    if [ -z "$WARD_KEY" ] || [ -z "$RELEASE_KEY" ] || [ -z "$WARD_NAME" ]; then
+        die "pinning keys takes --ward-key, --release-key and --ward-name together"
+    fi
+    run install -d -m 0755 "$(r "$CONF_DIR/keys")"
+    if [ "$ROOT" = / ] && [ "$VENV" = 1 ]; then pin_with="$VENV_DIR/bin/bedside"; else pin_with="python3 -m bedside"; fi
+    # shellcheck disable=SC2086 # pin_with is one command or a command and its arguments
+    run env PYTHONPATH="$SOURCE/device" $pin_with trust pin --ward "$WARD_KEY" --release "$RELEASE_KEY" \
+        --ward-name "$WARD_NAME" --keys-dir "$(r "$CONF_DIR/keys")" --data "$(r "$DATA_DIR")" \
+        --config "$(r "$CONF_DIR/bedside.toml")"
+fi
 
 if [ "$LOCKDOWN" = 1 ]; then
     step "ward lockdown"

@@ -11,7 +11,7 @@ import pytest
 
 from bedside.trust import freshness, keyring, keys, signed
 from bedside.trust.signed import Untrusted
-from tests.trust.conftest import Ward
+from tests.rigs.trust_rig import Ward
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 

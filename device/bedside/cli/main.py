@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stick": ("stick", "add_stick_commands"),
     "ward": ("ward", "add_ward_commands"), "fhir": ("ward", "add_ward_commands"),
     "self-test": ("update", "add_update_commands"), "update": ("update", "add_update_commands"),
-    "secret": ("secret", "add_secret_commands"),
+    "secret": ("secret", "add_secret_commands"), "trust": ("trust", "add_trust_commands"),
     "report": ("report", "add_report_commands"),
     "pull": ("serial", "add_serial_commands"), "set-time": ("serial", "add_serial_commands"),
 }

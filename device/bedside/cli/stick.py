@@ -18,16 +18,29 @@ from bedside.cli.common import DEFAULT_DATA, UserError
 
 def add_stick_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from bedside.stick.channel import SOCKET
+    from bedside.trust.keyring import KEYS_DIR
+    from bedside.unit.releases import PREFIX
 
     st = sub.add_parser("stick", help="USB sticks: prepare one for the ward, export a unit's record to one")
     ssub = st.add_subparsers(dest="stick_command", metavar="ACTION", required=True)
 
     p = ssub.add_parser("prepare", help="authorise a mounted USB stick to take exports from the ward's units",
-                        description="Write Bedside/authorisation.json (bound to the ward secret) and a README onto "
-                        "the stick mounted at MOUNTPOINT. The ward's units then export to it; other sticks get "
-                        "nothing.")
+                        description="Write Bedside/authorisation.json (signed by the ward authority key, --key) and "
+                        "a README onto the stick mounted at MOUNTPOINT. The ward's units then export to it; other "
+                        "sticks get nothing. With --config or --revoke-*, the stick also carries signed ward "
+                        "settings; the ward's ledger (beside the key) remembers their counter and revocations.")
     p.add_argument("mountpoint", help="where the stick is mounted, e.g. /media/nurse/STICK")
-    p.add_argument("--secret-file", help="read the ward secret from the first line of this file instead of a prompt")
+    p.add_argument("--key", help="the ward authority's .key file (units with pinned keys)")
+    p.add_argument("--passphrase-file", help="read the ward authority key's passphrase from this file")
+    p.add_argument("--revoke-cert", action="append", default=[], metavar="ID",
+                   help="settings: a laptop certificate id that no longer unlocks any unit (a leaver, a lost laptop)")
+    p.add_argument("--revoke-laptop-key", action="append", default=[], metavar="ID",
+                   help="settings: a laptop key id that no longer unlocks any unit, whatever certifies it")
+    p.add_argument("--revoke-stick", action="append", default=[], metavar="ID",
+                   help="settings: a stick id that no longer takes exports (a lost stick)")
+    p.add_argument("--recovery-from", type=int, metavar="N",
+                   help="settings: a recovery for units whose settings counter is stuck at exactly N")
+    p.add_argument("--secret-file", help="(units still on a ward secret) read the ward secret from this file")
     p.add_argument("--label", default="", help="a name for the stick, for people (e.g. 'Ward 7 stick 2')")
     p.add_argument("--config", dest="ward_config", metavar="FILE",
                    help="also carry this configuration to every unit the stick is plugged into (checked first; "
@@ -48,6 +61,8 @@ def add_stick_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     e.add_argument("--socket", default=str(SOCKET), help="the running daemon's stick channel (%(default)s)")
     e.add_argument("--from-service", action="store_true", help=argparse.SUPPRESS)
     e.add_argument("--device", default="", help=argparse.SUPPRESS)
+    e.add_argument("--keys-dir", default=str(KEYS_DIR), help=argparse.SUPPRESS)
+    e.add_argument("--prefix", default=str(PREFIX), help=argparse.SUPPRESS)
     e.set_defaults(func=cmd_stick_export)
 
     s = ssub.add_parser("service", help="(systemd) mount a USB stick and export to it; run by bedside-stick@.service",
@@ -59,6 +74,7 @@ def add_stick_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     s.add_argument("--config", help="config file (default /etc/bedside/bedside.toml if present, else built-in)")
     s.add_argument("--socket", default=str(SOCKET), help="the running unit's stick socket (%(default)s)")
     s.add_argument("--mount-dir", default=None, help=argparse.SUPPRESS)
+    s.add_argument("--keys-dir", default=str(KEYS_DIR), help=argparse.SUPPRESS)
     # Tests only: a kernel without vfat mounts an ext4 image instead (docs/stick.md, "Proof").
     s.add_argument("--allow-fs", action="append", default=None, help=argparse.SUPPRESS)
     s.set_defaults(func=cmd_stick_service)
@@ -122,7 +138,89 @@ def _settings_body(args: argparse.Namespace, key: bytes) -> dict[str, Any] | Non
         raise UserError(f"nothing was written: {e}") from None
 
 
+def ledger_path(key: str) -> Path:
+    """The ward's ledger, beside its authority key: the last settings counter and the revocations."""
+    return Path(key).with_suffix(".ledger.json")
+
+
+def _signed_settings(args: argparse.Namespace, ward: Any) -> Any:
+    """The signed ward settings asked for (None if none), and the ledger raised by one."""
+    import json
+
+    from bedside.core.config import ConfigError
+    from bedside.durable import write_atomic
+    from bedside.stick import settings as stick_settings
+
+    revocations = {"certs": args.revoke_cert, "laptop_keys": args.revoke_laptop_key, "sticks": args.revoke_stick}
+    if not args.ward_config and not any(revocations.values()) and args.recovery_from is None:
+        return None
+    if args.new_secret_file:
+        raise UserError("a unit with pinned keys has no ward secret to change; revoke laptops and sticks instead")
+    path = ledger_path(args.key)
+    try:
+        ledger: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"counter": 0, "revoked": {}}
+    except (OSError, ValueError) as e:
+        raise UserError(f"the ward's ledger {path} cannot be read ({e}); nothing was written") from None
+    revoked = {k: sorted(set(ledger.get("revoked", {}).get(k, [])) | set(v)) for k, v in revocations.items()}
+    text = None
+    if args.ward_config:
+        try:
+            text = Path(args.ward_config).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise UserError(f"cannot read the configuration {args.ward_config}: {e}") from None
+    counter = int(ledger.get("counter", 0)) + 1
+    try:
+        body = stick_settings.body_signed(counter, datetime.now(UTC), config_text=text, revoked=revoked,
+                                          recovery_from=args.recovery_from)
+    except ConfigError as e:
+        raise UserError(f"nothing was written: {e}") from None
+    write_atomic(path, (json.dumps({"counter": counter, "revoked": revoked}, indent=1) + "\n").encode(), 0o600)
+    return ward.sign(stick_settings.KIND, body)
+
+
+def _prepare_signed(args: argparse.Namespace) -> int:
+    from bedside.cli.trust import load_key
+    from bedside.stick import auth, files
+    from bedside.trust import signed
+
+    ward = load_key(args.key, "ward", args.passphrase_file)
+    root = _open_stick(Path(args.mountpoint))
+    try:
+        doc = ward.sign(auth.STICK_KIND, auth.signed_body(datetime.now(UTC), args.label, ward.name))
+        settings_doc = _signed_settings(args, ward)
+        try:
+            auth.prepare_signed(root, doc)
+            if settings_doc is not None:
+                folder = files.open_folder(root, files.FOLDER, create=True)
+                try:
+                    files.write_file(folder, "settings.json", signed.dumps(settings_doc))
+                finally:
+                    os.close(folder)
+        except files.StickProblem as e:
+            raise UserError(f"the stick was not prepared: {e}", 1) from None
+        except OSError as e:
+            raise UserError(f"the stick was not prepared: {files.problem(e, 'writing the stick')}", 1) from None
+    finally:
+        os.close(root)
+    print(f"Stick at {args.mountpoint} prepared for {ward.name} (key {ward.id}).\n"
+          f"Stick id {doc.body['stick']}{', label ' + repr(doc.body['label']) if doc.body['label'] else ''}: "
+          "record it; if the stick is lost, revoke it with --revoke-stick ID on the next settings stick.")
+    if settings_doc is not None:
+        b = settings_doc.body
+        n = sum(len(v) for v in b["revoked"].values())
+        print(f"It also carries ward settings number {b['counter']}"
+              f"{' with a configuration' if b['config'] else ''} and {n} revocation{'s' if n != 1 else ''}: each "
+              "unit shows the change and applies it when its button is pressed.")
+    return 0
+
+
 def cmd_stick_prepare(args: argparse.Namespace) -> int:
+    if args.key:
+        return _prepare_signed(args)
+    return _prepare_legacy(args)
+
+
+def _prepare_legacy(args: argparse.Namespace) -> int:
     from bedside import secret
     from bedside.stick import auth, files
     from bedside.stick import settings as stick_settings
@@ -180,7 +278,8 @@ def cmd_stick_export(args: argparse.Namespace) -> int:
         out = sys.stdout
     try:
         rec = stick_export.recorder(Path(args.data), cfg, Path(args.socket))
-        outcome = stick_export.run(cfg, Path(args.data), mount, rec, args.device)
+        outcome = stick_export.run(cfg, Path(args.data), mount, rec, args.device, keys_dir=Path(args.keys_dir),
+                                   prefix=Path(args.prefix))
     except stick_export.ExportError as e:
         raise UserError(str(e), 2) from None
     prefix = "bedside: " if args.from_service else ""
@@ -199,7 +298,7 @@ def cmd_stick_service(args: argparse.Namespace) -> int:
 
     def child(target: Path) -> list[str]:
         argv = [sys.executable, "-m", "bedside", "stick", "export", str(target), "--from-service",
-                "--device", args.device, "--data", args.data, "--socket", args.socket]
+                "--device", args.device, "--data", args.data, "--socket", args.socket, "--keys-dir", args.keys_dir]
         return [*argv, "--config", args.config] if args.config else argv
 
     return stick_mount.serve(args.device, child, mount_dir=mount_dir, file_systems=file_systems)

@@ -20,6 +20,8 @@ SERVICE = "bedside.service"
 
 def add_update_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from bedside.stick.channel import SOCKET
+    from bedside.stick.software import STAGING
+    from bedside.trust.keyring import KEYS_DIR
     from bedside.unit.releases import PREFIX
 
     t = sub.add_parser("self-test", help="check this installation's software: modules, config, screens, journal",
@@ -32,24 +34,33 @@ def add_update_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
 
     up = sub.add_parser("update", help="software updates from a ward stick: make a bundle, install one")
     usub = up.add_subparsers(dest="update_command", metavar="ACTION", required=True)
-    b = usub.add_parser("bundle", help="sign a folder of wheels as an update for the ward's units",
-                        description="Write manifest.json into FOLDER: every wheel's SHA-256, the bedside wheel's "
-                        "version, signed with the ward's stick key. Copy the folder to a prepared stick as "
-                        "Bedside/update/.")
+    b = usub.add_parser("bundle", help="sign a folder of wheels as a release with the release key",
+                        description="Write manifest.json into FOLDER: every wheel's SHA-256 and size, the bedside "
+                        "wheel's version and the release counter, signed with the release key. Copy the folder to "
+                        "a prepared stick as Bedside/update/.")
     b.add_argument("folder", help="the wheels: bedside's and every one it needs (docs/install.md)")
-    b.add_argument("--secret-file", help="read the ward secret from the first line of this file instead of a prompt")
+    b.add_argument("--key", help="the release key's .key file")
+    b.add_argument("--counter", type=int, help="the release counter: one more than the last release's")
+    b.add_argument("--passphrase-file", help="read the release key's passphrase from this file")
+    b.add_argument("--legacy-secret-file", metavar="FILE",
+                   help="instead: the transition bundle for units still on a ward secret (docs/install.md, "
+                   "migration), signed the old way with the ward secret in FILE")
     b.set_defaults(func=cmd_update_bundle)
 
-    a = usub.add_parser("apply", help="(root) install the update in FOLDER after a press on the unit",
-                        description="Check the bundle in FOLDER (signature, wheels, newer version), ask for a press "
-                        "on the unit, install it into a new venv beside the current one, switch to it, and switch "
-                        "back if it fails its first watchdog period or its self-test. Every outcome is journaled. "
-                        "Exit codes: 0 installed, 1 rolled back or failed, 3 refused, 4 not confirmed.")
-    a.add_argument("folder", help="the update folder (Bedside/update on the stick)")
+    a = usub.add_parser("apply", help="(root) verify, copy, and install the update in FOLDER after a press",
+                        description="Check the release in FOLDER against the pinned release keys before anything is "
+                        "copied, copy the signed files into a root-owned folder and verify them there, ask for a "
+                        "press on the unit, install from that folder only with every hash pinned, switch to it, and "
+                        "switch back if it fails its first watchdog period or its self-test. Every outcome is "
+                        "journaled. Exit codes: 0 installed, 1 rolled back or failed, 3 refused, 4 not confirmed.")
+    a.add_argument("folder", help="the update folder the stick export copied (update-incoming)")
     a.add_argument("--config", help="config file (default /etc/bedside/bedside.toml if present, else built-in)")
     a.add_argument("--data", default=str(DEFAULT_DATA), help="the unit's data directory (%(default)s)")
     a.add_argument("--prefix", default=str(PREFIX), help="where the releases live (%(default)s)")
     a.add_argument("--socket", default=str(SOCKET), help="the running daemon's stick channel (%(default)s)")
+    a.add_argument("--keys-dir", default=str(KEYS_DIR), help="the pinned keys (%(default)s)")
+    a.add_argument("--staging", default=str(STAGING), help="root's folder the update is verified and installed "
+                   "from (%(default)s)")
     a.set_defaults(func=cmd_update_apply)
 
 
@@ -104,20 +115,35 @@ def cmd_self_test(args: argparse.Namespace) -> int:
 # --- bundle ------------------------------------------------------------------------------
 
 def cmd_update_bundle(args: argparse.Namespace) -> int:
-    from bedside import secret
-    from bedside.cli.stick import _ward_secret as ward_secret
+    from bedside.cli.trust import load_key
     from bedside.stick import update
 
     folder = Path(args.folder)
     if not folder.is_dir():
         raise UserError(f"{folder} is not a folder of wheels")
-    key = secret.stick_key(ward_secret(args.secret_file))
+    if args.legacy_secret_file:
+        from bedside import secret
+        from bedside.cli.stick import _ward_secret as ward_secret
+        from bedside.stick.auth import key_id
+
+        key = secret.stick_key(ward_secret(args.legacy_secret_file))
+        try:
+            body = update.make_legacy(folder, key, key_id(key), datetime.now(UTC))
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        print(f"Signed {len(body['wheels'])} wheels as transition update {body['version']} for units still on the "
+              "ward secret. Units with pinned keys refuse this bundle.")
+        return 0
+    if not args.key or args.counter is None:
+        raise UserError("give the release key (--key release.key) and the release counter (--counter N)")
+    release = load_key(args.key, "release", args.passphrase_file)
     try:
-        body = update.make(folder, key, datetime.now(UTC))
+        body = update.body_for(folder, args.counter, datetime.now(UTC))
     except ValueError as e:
         raise UserError(str(e)) from None
-    print(f"Signed {len(body['wheels'])} wheels as update {body['version']} for this ward: {folder / update.MANIFEST}. "
-          f"Copy the folder onto a prepared stick as Bedside/{update.UPDATE_DIR}/.")
+    path = update.write_manifest(folder, release.sign(update.KIND, body))
+    print(f"Signed {len(body['wheels'])} wheels as release {body['version']} (counter {body['counter']}, key "
+          f"{release.id}): {path}. Copy the folder onto a prepared stick as Bedside/{update.UPDATE_DIR}/.")
     return 0
 
 
@@ -230,16 +256,13 @@ def press_to_confirm(socket_path: Path) -> Any:
 
 
 def cmd_update_apply(args: argparse.Namespace) -> int:
-    from bedside import secret
     from bedside.stick import software
+    from bedside.trust import keyring
     from bedside.unit import host
     from bedside.unit.releases import Releases
 
     data = Path(args.data)
     cfg = host.find(args.config)
-    ward = secret.load(data)
-    if ward is None:
-        raise UserError("no ward secret is set on this unit, so no update can be checked (bedside secret set)")
     releases = Releases(Path(args.prefix))
     current = releases.current()
     if current is None:
@@ -255,7 +278,12 @@ def cmd_update_apply(args: argparse.Namespace) -> int:
         current = releases.current() or current
     if not (Path(args.folder) / "manifest.json").exists():
         return 0 if resumed is None or resumed.result == "installed" else 1
-    out = software.apply(Path(args.folder), ward.stick_key, current, releases, service,
-                         record, press_to_confirm(socket_path), extra)
+    try:
+        ring = keyring.load(Path(args.keys_dir))
+    except keyring.KeyringError as e:
+        record("software_update_refused", {"current": current, "version": None, "reason": "no_keys"})
+        raise UserError(str(e), code=3) from None
+    out = software.apply(Path(args.folder), Path(args.staging), ring, current, releases, service, record,
+                         press_to_confirm(socket_path), datetime.now(UTC), extra)
     print(f"bedside update: {out.result}: {out.message}")
     return {"installed": 0, "refused": 3, "not_confirmed": 4}.get(out.result, 1)

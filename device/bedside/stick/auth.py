@@ -1,5 +1,14 @@
 """A USB stick's authorisation: the file that makes a stick one of the ward's.
 
+**On a unit with pinned keys** (docs/security.md) ``Bedside/authorisation.json`` is a ``stick``
+document signed by the ward authority key (``bedside stick prepare --key ward.key``): a
+random stick id, a label, the date, the ward's name. A unit checks the signature against
+its pinned ward keys (``check_signed``) and refuses a stick whose id the ward's settings
+revoked. The stick holds no secret: a lost one gives nothing to guess offline, and a unit's
+card holds nothing that could sign a new one.
+
+**On a unit still on a ward secret** (until it is migrated), the older form below is read.
+
 ``Bedside/authorisation.json`` (written by ``bedside stick prepare``, beside a README for
 whoever finds the stick) carries a random stick id, the public id of the ward's stick key
 and an HMAC-SHA256 under that key (``secret.stick_key``: scrypt of the ward secret with a
@@ -21,7 +30,10 @@ from typing import Any
 from bedside.core.digest import compare_digest, hmac_sha256, sha256
 from bedside.durable import json_loads
 from bedside.stick import files
-from bedside.stick.files import BAD_AUTHORISATION, NOT_PREPARED, OTHER_WARD, StickProblem
+from bedside.stick.files import BAD_AUTHORISATION, NOT_PREPARED, OTHER_WARD, REVOKED, StickProblem
+from bedside.trust import signed
+from bedside.trust.keyring import Keyring
+from bedside.trust.signed import Untrusted
 
 AUTH_FILE = "authorisation.json"
 README_FILE = "README.txt"
@@ -112,6 +124,41 @@ def check(raw: bytes | None, stick_key: bytes) -> Authorised:
     return Authorised(str(fields["stick"]), str(fields["label"]), str(fields["prepared"]))
 
 
+STICK_KIND = "stick"
+
+
+def signed_body(prepared: datetime, label: str = "", ward_name: str = "", stick_id: str | None = None
+                ) -> dict[str, Any]:
+    """What the ward authority signs to authorise a stick."""
+    return {"stick": stick_id or os.urandom(16).hex(), "label": clean_label(label), "ward": clean_label(ward_name),
+            "prepared": prepared.isoformat(timespec="seconds")}
+
+
+def check_signed(raw: bytes | None, ring: Keyring, revoked: frozenset[str] = frozenset()) -> Authorised:
+    """The stick's authorisation on a unit with pinned keys, or StickProblem saying why it has none."""
+    if raw is None:
+        raise StickProblem(NOT_PREPARED, "the stick is not prepared for this ward (it has no "
+                           f"{files.FOLDER}/{AUTH_FILE}); prepare it with: bedside stick prepare --key ward.key")
+    try:
+        doc = signed.parse(raw, f"the stick's {AUTH_FILE}")
+    except Untrusted:
+        raise StickProblem(BAD_AUTHORISATION, f"the stick's {AUTH_FILE} is not signed by a ward authority (damaged, "
+                           "or prepared with a ward secret before this unit's keys were pinned); prepare it again "
+                           "with: bedside stick prepare --key ward.key") from None
+    try:
+        body = ring.verify(doc, STICK_KIND, "the stick's authorisation")
+    except Untrusted as e:
+        raise StickProblem(OTHER_WARD if e.reason == signed.UNKNOWN_KEY else BAD_AUTHORISATION,
+                           f"{e}; prepare the stick again with this ward's authority key") from None
+    fields = {k: body.get(k) for k in ("stick", "label", "prepared")}
+    if not all(isinstance(v, str) for v in fields.values()):
+        raise StickProblem(BAD_AUTHORISATION, f"the stick's {AUTH_FILE} is damaged; prepare the stick again")
+    if fields["stick"] in revoked:
+        raise StickProblem(REVOKED, f"the stick {fields['stick']} was revoked by the ward's settings (reported lost "
+                           "or withdrawn); it gets nothing")
+    return Authorised(str(fields["stick"]), str(fields["label"]), str(fields["prepared"]))
+
+
 def read_authorisation(root_fd: int) -> bytes | None:
     """The authorisation file's bytes (None when there is none). Raises StickProblem when the
     stick cannot be read."""
@@ -168,15 +215,24 @@ safe and delete the folders once they are filed.
 
 
 def prepare(root_fd: int, stick_key: bytes, prepared: datetime, label: str = "") -> dict[str, Any]:
-    """Make the stick under ``root_fd`` an authorised stick: its folder, authorisation and README."""
+    """Make the stick under ``root_fd`` an authorised stick (of a ward still on its secret)."""
     body = authorisation(stick_key, prepared, label)
+    _write(root_fd, body, (json.dumps(body, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"))
+    return body
+
+
+def prepare_signed(root_fd: int, doc: signed.Document) -> dict[str, Any]:
+    """Make the stick under ``root_fd`` an authorised stick: the ward authority's signed ``doc``."""
+    _write(root_fd, doc.body, signed.dumps(doc))
+    return doc.body
+
+
+def _write(root_fd: int, body: dict[str, Any], data: bytes) -> None:
     folder = files.open_folder(root_fd, files.FOLDER, create=True)
     try:
-        data = (json.dumps(body, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
         note = f"Prepared {body['prepared']}" + (f" ({body['label']})." if body["label"] else ".")
         files.write_file(folder, README_FILE, README.format(prepared=note).replace("\n", "\r\n").encode("utf-8"))
         # The authorisation last: a stick with it is a complete prepared stick.
         files.write_file(folder, AUTH_FILE, data)
     finally:
         os.close(folder)
-    return body

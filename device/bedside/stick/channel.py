@@ -46,6 +46,7 @@ import struct
 import sys
 import threading
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,7 @@ from bedside.core.events import Confirm, Decided, Effect, Exported, Instant, Rec
 from bedside.journal import retention
 from bedside.journal.segments import JournalError
 from bedside.link.unit_port import LoopBusy, UnitPort
+from bedside.trust.keyring import KEYS_DIR
 
 SOCKET = Path("/run/bedside/stick.sock")
 VERSION = 1
@@ -106,6 +108,7 @@ class StickChannel:
         self._busy = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self.exports = 0
         self._waiting: dict[int, tuple[threading.Event, list[str]]] = {}
+        self.keys_dir = KEYS_DIR          # the pinned keys (docs/security.md); tests point it elsewhere
 
     def start(self) -> None:
         """Listen (before the unit's loop runs, or on it): ``OSError`` when the socket cannot be made."""
@@ -257,18 +260,33 @@ class StickChannel:
 
         if data is None:
             return refuse(settings.NO_SECRET, "the unit's data directory is not open; nothing is applied")
+        from bedside.trust import keyring
+        from bedside.trust.signed import VerifyError
+
         try:
-            ward = secret.load(data)
-        except secret.SecretError as e:
-            return refuse(settings.NO_SECRET, str(e))
-        if ward is None:
-            return refuse(settings.NO_SECRET, "this unit has no ward secret, so it cannot check the settings")
+            ring = keyring.load(self.keys_dir)
+        except keyring.KeyringError as e:
+            return refuse(settings.NO_KEYS, str(e))
         try:
-            offer = settings.check(raw.encode("utf-8"), ward.stick_key, self.unit.cfg, data)
+            if ring is not None:
+                # Pinned keys: only the ward authority's signature counts; a ward secret is never read.
+                offer = settings.check_signed(raw.encode("utf-8"), ring, self.unit.cfg, data, datetime.now(UTC))
+            else:
+                try:
+                    ward = secret.load(data)
+                except secret.SecretError as e:
+                    return refuse(settings.NO_SECRET, str(e))
+                if ward is None:
+                    return refuse(settings.NO_SECRET, "this unit has no pinned keys and no ward secret, so it "
+                                  "cannot check the settings")
+                offer = settings.check(raw.encode("utf-8"), ward.stick_key, self.unit.cfg, data)
         except settings.SettingsRefused as e:
-            if e.reason == settings.OLDER and settings.already(raw.encode("utf-8"), data):
+            if e.reason == settings.OLDER and (settings.already_signed(raw.encode("utf-8"), data) if ring is not None
+                                               else settings.already(raw.encode("utf-8"), data)):
                 return {"outcome": "already", "message": "these settings are already applied on this unit"}
             return refuse(e.reason, str(e))
+        except VerifyError as e:
+            return refuse("failed", str(e))
         outcome = self._confirm({"title": "Ward settings?", "line1": offer.line1, "line2": offer.line2,
                                  "seconds": 60})
         if outcome != "confirmed":

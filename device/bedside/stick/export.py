@@ -6,10 +6,14 @@
 2. Have the stick mounted: by the stick service, which holds the privilege to mount and
    nothing else (``ServiceMount``), or already mounted by whoever runs the command
    (``HandMount``).
-3. Check the stick's authorisation against the unit's stick key (``auth.check``).
+3. Check the stick's authorisation: signed by a pinned ward authority key and not revoked
+   (``auth.check_signed``), or, on a unit not yet migrated, against its stick key (``auth.check``).
 4. Read the journal read-only (the daemon keeps writing meanwhile) up to its head: the raw
    export, then the report and its CSV made from exactly those bytes.
-5. Write them onto the stick (``stick_files.write_export``), then flush and unmount it.
+5. Write them onto the stick (``stick_files.write_export``). A software update on the stick
+   is copied for the root updater only once its release signature holds, streamed, within
+   the card's reserve (``update.stage``); a refused one is named in the export's record.
+   Then flush and unmount the stick.
 6. Tell the unit the outcome (``end``): ``export``, ``export_refused`` or ``export_failed``
    is committed, the display says what happened, and an export is noted for retention.
 
@@ -46,6 +50,8 @@ from bedside.stick import settings as stick_settings
 from bedside.stick import update
 from bedside.stick.channel import ChannelClient, ChannelError
 from bedside.stick.files import StickProblem
+from bedside.trust import keyring
+from bedside.trust.signed import VerifyError
 from bedside.unit import host
 from bedside.unit.offline import OfflineWriter
 
@@ -338,13 +344,14 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def run(cfg: Config, data: Path, mount: Mount, rec: Recorder, device: str = "",
-        step: Callable[[str], None] = lambda what: None) -> Outcome:
+        step: Callable[[str], None] = lambda what: None, keys_dir: Path = keyring.KEYS_DIR,
+        prefix: Path | None = None) -> Outcome:
     """Export to the stick and record the outcome. Raises ExportError when nothing could be
     recorded (then nothing was written either)."""
     old = signal.signal(signal.SIGTERM, _interrupt)
     try:
         rec.begin(device)
-        outcome = _export(cfg, data, mount, step)
+        outcome = _export(cfg, data, mount, step, keys_dir, prefix)
         note = rec.end(outcome)
         if outcome.settings is not None:
             note += "\nWard settings on the stick: " + rec.settings(outcome.settings, outcome.details.get("stick", ""))
@@ -357,18 +364,50 @@ def run(cfg: Config, data: Path, mount: Mount, rec: Recorder, device: str = "",
     return Outcome(outcome.stage, outcome.reason, f"{outcome.message}\nThe outcome was {note}.", outcome.details)
 
 
-def _stage_update(root: int, data: Path) -> str | None:
-    """A software update on the stick is copied for the root updater (docs/install.md); a
-    stick that cannot give it keeps its export all the same."""
+def _stage_update(root: int, data: Path, ring: keyring.Keyring | None, prefix: Path | None,
+                  details: dict[str, Any]) -> str:
+    """A software update on the stick, copied for the root updater once its signature holds
+    (docs/install.md); what happened, in a sentence ("" when the stick has none). A stick that
+    cannot give it keeps its export all the same; a refusal is named in ``details``."""
+    from bedside.unit.releases import PREFIX, Releases
+
+    trusted = Releases(prefix or PREFIX).trusted_counter()
     try:
-        return update.stage(root, data)
+        version = update.stage(root, data, ring, trusted, datetime.now(UTC))
+    except update.UpdateRefused as e:
+        details["update_refused"] = e.reason
+        return f"\nThe software update on the stick was refused and not copied: {e}"
+    except VerifyError as e:
+        details["update_refused"] = "unchecked"
+        return f"\nThe software update on the stick was not copied: {e}"
     except OSError as e:
-        print(f"bedside: the software update on the stick could not be copied ({e.strerror or e})",
-              file=sys.stderr, flush=True)
-        return None
+        details["update_refused"] = "unreadable"
+        return f"\nThe software update on the stick could not be copied ({e.strerror or e})"
+    if version is None:
+        return ""
+    details["update"] = version
+    return f"\nSoftware update {version} copied from the stick: press the unit's button when it asks."
 
 
-def _export(cfg: Config, data: Path, mount: Mount, step: Callable[[str], None]) -> Outcome:
+def _authorise(root: int, data: Path, ring: keyring.Keyring | None) -> stick_auth.Authorised:
+    raw = stick_auth.read_authorisation(root)
+    if ring is not None:
+        try:
+            return stick_auth.check_signed(raw, ring, stick_settings.revoked(data)["sticks"])
+        except VerifyError as e:
+            raise StickProblem(stick_files.NO_KEYS, str(e)) from None
+    try:
+        ward = secret.load(data)
+    except secret.SecretError as e:
+        raise StickProblem(stick_files.NO_WARD_SECRET, str(e)) from None
+    if ward is None:
+        raise StickProblem(stick_files.NO_WARD_SECRET, "this unit has no pinned keys (nor a ward secret), so it "
+                           "cannot tell the ward's sticks from others: the engineer pins them (bedside trust pin)")
+    return stick_auth.check(raw, ward.stick_key)
+
+
+def _export(cfg: Config, data: Path, mount: Mount, step: Callable[[str], None], keys_dir: Path = keyring.KEYS_DIR,
+            prefix: Path | None = None) -> Outcome:
     t0 = time.monotonic()
     root: int | None = None
     auth: stick_auth.Authorised | None = None
@@ -395,19 +434,17 @@ def _export(cfg: Config, data: Path, mount: Mount, step: Callable[[str], None]) 
             # Unmounted since it was named: never write into the folder beneath, on the unit's own card.
             raise StickProblem(stick_files.REMOVED, f"the stick is no longer mounted at {path}")
         try:
-            ward = secret.load(data)
-        except secret.SecretError as e:
-            raise StickProblem(stick_files.NO_WARD_SECRET, str(e)) from None
-        if ward is None:
-            raise StickProblem(stick_files.NO_WARD_SECRET, "this unit has no ward secret, so it cannot tell the ward's "
-                               "sticks from others: the engineer sets it (bedside secret set)")
-        auth = stick_auth.check(stick_auth.read_authorisation(root), ward.stick_key)
+            ring = keyring.load(keys_dir)
+        except keyring.KeyringError as e:
+            raise StickProblem(stick_files.NO_KEYS, str(e)) from None
+        auth = _authorise(root, data, ring)
         now = datetime.now(UTC)
         name = stick_files.folder_name(cfg.unit_id, now.astimezone(cfg.tz))
         got = collect(data, cfg, now, name)
         out = stick_files.write_export(root, name, got.files, tracked)
         finished = True
-        staged = _stage_update(root, data)
+        update_details: dict[str, Any] = {}
+        staged = _stage_update(root, data, ring, prefix, update_details)
         try:
             ward_settings = stick_settings.read(root)
         except OSError as e:
@@ -431,12 +468,12 @@ def _export(cfg: Config, data: Path, mount: Mount, step: Callable[[str], None]) 
     first = got.header.get("first") or {}
     details = {"stick": auth.stick, "folder": out.folder, "files": list(out.files), "bytes": out.bytes,
                "records": got.header["records"], "from_seq": first.get("seq", head["seq"]),
-               "to_seq": head["seq"], "to_hash": head["hash"], "seconds": round(time.monotonic() - t0, 1)}
+               "to_seq": head["seq"], "to_hash": head["hash"], "seconds": round(time.monotonic() - t0, 1),
+               **update_details}
     where = f"{path}/{out.folder}"
     return Outcome("done", "", f"Exported {got.header['records']} records of unit {cfg.unit_id} to {where} "
                    f"({', '.join(out.files)}); head {head['seq']}/{chain.short(head['hash'])}. {got.summary}."
-                   + (f"\nSoftware update {staged} copied from the stick: press the unit's button when it asks."
-                      if staged else ""), details, ward_settings)
+                   + staged, details, ward_settings)
 
 
 def _not_done(p: StickProblem, mount: Mount, root: int | None, auth: stick_auth.Authorised | None,

@@ -38,9 +38,9 @@ FOLDER = "Bedside"
 MARGIN_BYTES = 256 * 1024
 
 # Refusals (the stick is not one of the ward's) and failures (it is, but could not take the export).
-NOT_PREPARED, OTHER_WARD, BAD_AUTHORISATION, NO_WARD_SECRET = (
-    "not_prepared", "other_ward", "bad_authorisation", "no_ward_secret")
-REFUSALS = frozenset({NOT_PREPARED, OTHER_WARD, BAD_AUTHORISATION, NO_WARD_SECRET})
+NOT_PREPARED, OTHER_WARD, BAD_AUTHORISATION, NO_WARD_SECRET, REVOKED, NO_KEYS = (
+    "not_prepared", "other_ward", "bad_authorisation", "no_ward_secret", "revoked", "no_keys")
+REFUSALS = frozenset({NOT_PREPARED, OTHER_WARD, BAD_AUTHORISATION, NO_WARD_SECRET, REVOKED, NO_KEYS})
 FULL, READ_ONLY, UNREADABLE, REMOVED, IO_ERROR = "full", "read_only", "unreadable", "removed", "io_error"
 
 _FORBIDDEN = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')

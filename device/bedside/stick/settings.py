@@ -1,5 +1,15 @@
-"""Ward settings on a ward stick: a new configuration and a new ward secret, signed like the
-stick's authorisation, applied by the unit after a press.
+"""Ward settings on a ward stick: a new configuration and a revocation list (or, on a unit
+still on a ward secret, a new ward secret), signed, applied by the unit after a press.
+
+**On a unit with pinned keys** (docs/security.md) ``settings.json`` is a ``settings`` document
+signed by the ward authority key: a counter the ward raises by one with every issue, when it
+was issued, the configuration's TOML text (optional), and the revocation list (certificate
+ids and laptop key ids that no longer unlock a unit, stick ids that no longer take exports).
+The unit takes it only after the counter it applied last and not implausibly far after it
+(``trust/freshness.py``); a ``recovery_from`` naming exactly the counter a unit is stuck at
+lets the ward unfreeze it. The revocation list replaces the one before it whole.
+
+The older form, below, is read only on a unit not yet migrated.
 
 Layout (docs/stick.md, "Ward settings by stick")::
 
@@ -42,6 +52,9 @@ from bedside.core.digest import compare_digest, hmac_sha256, sha256
 from bedside.durable import write_atomic
 from bedside.stick.auth import key_id, signature_problem
 from bedside.stick.files import FOLDER
+from bedside.trust import freshness, signed
+from bedside.trust.keyring import Keyring
+from bedside.trust.signed import Untrusted
 
 SETTINGS_FILE = "settings.json"
 FORMAT = 1
@@ -56,6 +69,9 @@ KEPT = ("unit_id", "hardware", "serial")
 # Why settings were refused (the journal's ``settings_refused`` ``reason``).
 MALFORMED, OTHER_WARD, BAD_SIGNATURE, INVALID, OLDER, NOT_CONFIRMED, NO_SECRET = (
     "malformed", "other_ward", "bad_signature", "invalid", "older", "not_confirmed", "no_secret")
+IMPLAUSIBLE, NO_KEYS = "implausible", "no_keys"
+KIND = "settings"
+REVOCABLE = ("certs", "laptop_keys", "sticks")
 
 
 class SettingsRefused(Exception):
@@ -160,6 +176,92 @@ class Offer:
     summary: str                        # what changes, in one line
     line1: str                          # the same for the display: two short lines
     line2: str
+    counter: int | None = None          # signed settings: their counter
+    revoked: dict[str, list[str]] | None = None   # signed settings: the whole revocation list
+    digest: str = ""                    # signed settings: what identifies them (the same stick again)
+    signer: str = ""
+    recovery_from: int | None = None
+
+
+def _state(data: Path) -> dict[str, Any]:
+    try:
+        body = json.loads((data / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def trusted_counter(data: Path) -> int:
+    c = _state(data).get("counter")
+    return c if isinstance(c, int) and not isinstance(c, bool) and c >= 0 else 0
+
+
+def revoked(data: Path) -> dict[str, frozenset[str]]:
+    """The revocation list the unit applied last (empty sets when none)."""
+    r = _state(data).get("revoked")
+    r = r if isinstance(r, dict) else {}
+    return {k: frozenset(str(x) for x in r.get(k, []) if isinstance(x, str)) for k in REVOCABLE}
+
+
+def body_signed(counter: int, issued: datetime, *, config_text: str | None = None,
+                revoked: Mapping[str, list[str]] | None = None, recovery_from: int | None = None) -> dict[str, Any]:
+    """The body the ward authority signs. ConfigError for a configuration that would be refused."""
+    body: dict[str, Any] = {"counter": counter, "issued": issued.isoformat(timespec="seconds"), "config": None,
+                            "revoked": {k: sorted(set((revoked or {}).get(k, []))) for k in REVOCABLE}}
+    if config_text is not None:
+        parse_config(config_text, "the ward's configuration")
+        body["config"] = {"toml": config_text, "sha256": sha256(config_text.encode("utf-8")).hexdigest()}
+    if recovery_from is not None:
+        body["recovery_from"] = recovery_from
+    return body
+
+
+def check_signed(raw: bytes, ring: Keyring, current: Config, data: Path, now: datetime) -> Offer:
+    """Signed settings in ``raw`` if this unit may apply them, else SettingsRefused."""
+    try:
+        doc = signed.parse(raw, f"the stick's {SETTINGS_FILE}")
+        body = ring.verify(doc, KIND, "the ward settings")
+    except Untrusted as e:
+        reason = {signed.UNKNOWN_KEY: OTHER_WARD, signed.BAD_SIGNATURE: BAD_SIGNATURE}.get(e.reason, MALFORMED)
+        raise SettingsRefused(reason, f"{e}; nothing is applied") from None
+    try:
+        counter = freshness.check("the ward settings", body, trusted_counter(data), now)
+    except Untrusted as e:
+        reason = {freshness.OLDER: OLDER, freshness.IMPLAUSIBLE: IMPLAUSIBLE}.get(e.reason, MALFORMED)
+        raise SettingsRefused(reason, f"{e}; nothing is applied") from None
+    new_cfg, text = None, None
+    if isinstance(body.get("config"), dict):
+        text = body["config"].get("toml")
+        if not isinstance(text, str):
+            raise SettingsRefused(MALFORMED, "the settings' configuration is missing its text")
+        try:
+            new_cfg = over(current, parse_config(text, "the ward's configuration"))
+        except config.ConfigError as e:
+            raise SettingsRefused(INVALID, "; ".join(e.problems)) from None
+    r = body.get("revoked") if isinstance(body.get("revoked"), dict) else {}
+    assert isinstance(r, dict)
+    revoked_now = {k: sorted(str(x) for x in r.get(k, []) if isinstance(x, str)) for k in REVOCABLE}
+    before = revoked(data)
+    added = sum(len(set(revoked_now[k]) - before[k]) for k in REVOCABLE)
+    changed = _changed(current, new_cfg) if new_cfg is not None else []
+    parts = [f"configuration: {', '.join(changed) or 'nothing changes'}"] if new_cfg is not None else []
+    if added:
+        parts.append(f"{added} revoked")
+    line1 = ", ".join(changed) if changed else ("same settings" if new_cfg is not None else "Revocations")
+    line2 = f"{added} revoked" if added else ""
+    recovery = body.get("recovery_from") if isinstance(body.get("recovery_from"), int) else None
+    return Offer(str(body["issued"]), new_cfg, text, None, "; ".join(parts) or "no change", line1, line2,
+                 counter, revoked_now, sha256(signed.canonical(body)).hexdigest(), doc.key,
+                 recovery if recovery == trusted_counter(data) else None)
+
+
+def already_signed(raw: bytes, data: Path) -> bool:
+    """The signed settings are the very ones applied last (the same stick plugged in again)."""
+    try:
+        doc = signed.parse(raw, "the settings")
+    except Untrusted:
+        return False
+    return _state(data).get("digest") == sha256(signed.canonical(doc.body)).hexdigest()
 
 
 def _issued_before(data: Path) -> str | None:
@@ -294,7 +396,17 @@ def apply(offer: Offer, data: Path, current: Config, issued_by: str = "") -> lis
         secret.save(data, offer.ward)
         records.append(("secret_changed", {"old_key": key_id(old.stick_key) if old else None,
                                            "new_key": key_id(offer.ward.stick_key), **extra}))
-    write_atomic(data / STATE_FILE, (json.dumps({"issued": offer.issued}) + "\n").encode())
+    state: dict[str, Any] = {"issued": offer.issued}
+    if offer.counter is not None:
+        state.update(counter=offer.counter, revoked=offer.revoked or {}, digest=offer.digest, key=offer.signer)
+        before = revoked(data)
+        fresh = {k: sorted(set((offer.revoked or {}).get(k, [])) - before[k]) for k in REVOCABLE}
+        fields: dict[str, Any] = {"counter": offer.counter, "key": offer.signer, **extra,
+                                  **{k: v for k, v in fresh.items() if v}}
+        if offer.recovery_from is not None:
+            fields["recovery_from"] = offer.recovery_from
+        records.append(("settings_applied", fields))
+    write_atomic(data / STATE_FILE, (json.dumps(state) + "\n").encode())
     return records
 
 

@@ -20,11 +20,15 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 PREFIX = Path("/opt/bedside")
 PENDING = ".update-pending"      # an update switched to and not yet proven (bedside-update.path watches it)
+# The release counter last installed (docs/security.md, "Rollback and freeze"): root's, read by all.
+STATE = "release-state.json"
 
 
 class ReleaseError(Exception):
@@ -62,29 +66,81 @@ class Releases:
         base = self.prefix / "releases"
         return sorted(p.name for p in base.iterdir() if (p / "venv").is_dir()) if base.is_dir() else []
 
-    def install(self, version: str, wheels: Path, extra: str = "pi", timeout: float = 1800.0) -> Path:
-        """A new venv for ``version`` with bedside and its dependencies from ``wheels`` only."""
+    def install(self, version: str, wheels: Path, extra: str = "pi", timeout: float = 1800.0,
+                hashes: Mapping[str, str] | None = None) -> Path:
+        """A new venv for ``version`` with bedside and its dependencies from ``wheels`` only.
+
+        ``hashes`` (wheel file name -> SHA-256, as signed): pip installs in hash-checking mode
+        (``--no-index --require-hashes``) from a requirements file that pins every distribution
+        it installs to a signed hash. pip first says what it would install here (``--dry-run
+        --report``: the platform's own wheels, markers applied); each of those files must be in
+        the signed list, or nothing is installed."""
         if version == self.current():
             raise ReleaseError(f"version {version} is the one in use; it is not installed over itself")
         venv = self.venv(version)
         if venv.parent.exists():
             shutil.rmtree(venv.parent)       # a half-made one from an earlier attempt
         venv.parent.mkdir(parents=True)
-        steps = [
-            # --system-site-packages: apt's GPIO backend stays visible, as in the installed venv.
-            [self.python, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
-            [*self.pip, "--python", str(venv / "bin" / "python"), "install", "--quiet", "--no-index",
-             "--no-cache-dir", "--find-links", str(wheels), f"bedside[{extra}]=={version}"],
-        ]
-        for cmd in steps:
-            r = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout,
-                               stdin=subprocess.DEVNULL)
-            if r.returncode != 0:
-                shutil.rmtree(venv.parent, ignore_errors=True)
-                last = (r.stderr or r.stdout).strip().splitlines()[-3:]
-                raise ReleaseError(f"installing {version} failed at {Path(cmd[0]).name} {cmd[2]}: "
-                                   + " / ".join(last))
+        python = str(venv / "bin" / "python")
+        want = f"bedside[{extra}]=={version}"
+        pip = [*self.pip, "--python", python, "install", "--quiet", "--no-index", "--no-cache-dir",
+               "--find-links", str(wheels)]
+        # --system-site-packages: apt's GPIO backend stays visible, as in the installed venv.
+        self._run([self.python, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], timeout, version)
+        if hashes is None:
+            self._run([*pip, want], timeout, version)
+            return venv
+        with tempfile.TemporaryDirectory(prefix="bedside-pins-") as tmp:
+            report = Path(tmp) / "report.json"
+            self._run([*pip, "--dry-run", "--report", str(report), want], timeout, version)
+            lines = self._pinned(json.loads(report.read_text()), hashes, extra, version)
+            reqs = Path(tmp) / "requirements.txt"
+            reqs.write_text("\n".join(lines) + "\n")
+            self._run([*pip, "--require-hashes", "-r", str(reqs)], timeout, version)
         return venv
+
+    def _pinned(self, report: dict[str, object], hashes: Mapping[str, str], extra: str, version: str) -> list[str]:
+        lines = []
+        items = report.get("install") if isinstance(report, dict) else None
+        for item in items if isinstance(items, list) else []:
+            url = str(item.get("download_info", {}).get("url", ""))
+            name = unquote(Path(urlsplit(url).path).name)
+            meta = item.get("metadata", {})
+            dist, ver = str(meta.get("name", "")), str(meta.get("version", ""))
+            if name not in hashes or not dist or not ver:
+                shutil.rmtree(self.venv(version).parent, ignore_errors=True)
+                raise ReleaseError(f"installing {version} would need {name or url!r}, which the release does not sign")
+            label = f"{dist}[{extra}]" if dist.lower() == "bedside" else dist
+            lines.append(f"{label}=={ver} --hash=sha256:{hashes[name]}")
+        if not any(line.lower().startswith("bedside[") for line in lines):
+            shutil.rmtree(self.venv(version).parent, ignore_errors=True)
+            raise ReleaseError(f"pip would not install bedside {version} from the release's wheels")
+        return lines
+
+    def _run(self, cmd: list[str], timeout: float, version: str) -> None:
+        r = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        if r.returncode != 0:
+            shutil.rmtree(self.venv(version).parent, ignore_errors=True)
+            last = (r.stderr or r.stdout).strip().splitlines()[-3:]
+            step = Path(cmd[0]).name + (" pip" if "pip" in cmd else " venv")
+            raise ReleaseError(f"installing {version} failed at {step}: " + " / ".join(last))
+
+    def trusted_counter(self) -> int:
+        """The release counter of the last release installed here (0: none yet)."""
+        try:
+            body = json.loads((self.prefix / STATE).read_text())
+            c = body["counter"]
+            return c if isinstance(c, int) and c >= 0 else 0
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0
+
+    def set_counter(self, counter: int, version: str) -> None:
+        tmp = self.prefix / f".{STATE}.tmp"
+        tmp.write_text(json.dumps({"counter": counter, "version": version}) + "\n")
+        os.chmod(tmp, 0o644)
+        with tmp.open("rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, self.prefix / STATE)
 
     def switch(self, version: str) -> None:
         """Point the link at ``version`` in one step (rename over the old link)."""

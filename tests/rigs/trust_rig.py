@@ -1,14 +1,11 @@
-"""Keys for the trust tests: real Ed25519 keys, sealed under a cheap Argon2id so each test is quick."""
+"""A ward's keys for the tests: real Ed25519 keys (libsodium), the public halves pinned in a
+keyring as ``bedside trust pin`` writes it (root's, not writable by others)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-import nacl.pwhash
-import pytest
 
 from bedside.trust import keyring, keys
 
@@ -19,11 +16,10 @@ class Ward:
     release: keys.PrivateKey
     keys_dir: Path
 
-
-@pytest.fixture
-def cheap_argon(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(keys, "OPS", nacl.pwhash.argon2id.OPSLIMIT_MIN)
-    monkeypatch.setattr(keys, "MEM", nacl.pwhash.argon2id.MEMLIMIT_MIN)
+    def ring(self) -> keyring.Keyring:
+        ring = keyring.load(self.keys_dir)
+        assert ring is not None
+        return ring
 
 
 def pin_ward(folder: Path, authority: keys.PrivateKey, release: keys.PrivateKey) -> Path:
@@ -34,7 +30,7 @@ def pin_ward(folder: Path, authority: keys.PrivateKey, release: keys.PrivateKey)
     return keys_dir
 
 
-@pytest.fixture
-def ward(tmp_path: Path) -> Iterator[Ward]:
+def make_ward(folder: Path) -> Ward:
+    folder.mkdir(parents=True, exist_ok=True)
     authority, release = keys.generate("ward", "Ward 7 authority"), keys.generate("release", "Bedside releases")
-    yield Ward(authority, release, pin_ward(tmp_path, authority, release))
+    return Ward(authority, release, pin_ward(folder, authority, release))
