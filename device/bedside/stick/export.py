@@ -401,7 +401,7 @@ def _authorise(root: int, data: Path, ring: keyring.Keyring | None) -> stick_aut
     except secret.SecretError as e:
         raise StickProblem(stick_files.NO_WARD_SECRET, str(e)) from None
     if ward is None:
-        raise StickProblem(stick_files.NO_WARD_SECRET, "this unit has no pinned keys (nor a ward secret), so it "
+        raise StickProblem(stick_files.NO_WARD_SECRET, "this unit has no pinned keys and no ward secret, so it "
                            "cannot tell the ward's sticks from others: the engineer pins them (bedside trust pin)")
     return stick_auth.check(raw, ward.stick_key)
 
