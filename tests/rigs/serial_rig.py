@@ -169,13 +169,15 @@ class RunningUnit:
 
     def __init__(self, data: Path, port: Path | str, start: datetime, *, speed: float = 1.0,
                  cfg: config.Config | None = None, ward: secret.WardSecret | None = None,
-                 fault_after_s: float = 60.0, actions: list[simulate.Action] | None = None) -> None:
+                 fault_after_s: float = 60.0, actions: list[simulate.Action] | None = None,
+                 ring: Any = None) -> None:
         self.cfg = cfg or config.Config()
         self.data = data
         self.port = str(port)
         self.start_at = start
         self.speed = speed
         self.ward = ward
+        self.ring = ring                   # pinned keys (tests/rigs/trust_rig.py): laptop keys unlock
         self.fault_after_s = fault_after_s
         self.actions = actions
         self.logs: list[str] = []
@@ -202,7 +204,7 @@ class RunningUnit:
         try:
             self.sim = simulate.build(self.cfg, self.data, self.start_at, speed=self.speed, actions=self.actions)
             self.sim.unit.start()
-            self.svc = LinkService(self.sim.unit, self.ward)
+            self.svc = LinkService(self.sim.unit, self.ward, self.ring)
             self.svc.attach(self.sim.clock.now())
             self.link = SerialLink(self.sim.unit, self.svc, self.port, self.cfg.serial.baud, ward=self.ward,
                                    log=self.logs.append, fault_after_s=self.fault_after_s, retry_s=(0.1,))

@@ -159,7 +159,8 @@ class Rig:
         lines = [line.split("=", 1)[1] for line in (ROOT / "systemd/bedside-update.service").read_text().splitlines()
                  if line.startswith("ExecStopPost=")]
         assert any("bedside.service" in line for line in lines)
-        for line in lines:
+        for written in lines:
+            line = written
             for old, new in moves.items():
                 line = line.replace(old, new)
             r = subprocess.run(shlex.split(line.lstrip("-")), env=self.env, capture_output=True, text=True,

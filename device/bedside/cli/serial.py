@@ -21,12 +21,18 @@ def add_serial_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     pl.add_argument("--secret-file", help="read the ward secret from the first line of this file (default: ask)")
     pl.add_argument("--key", help="the hospital's seal key file (from bedside keys init): also check every seal")
     pl.add_argument("--baud", type=int, default=115200, help="line speed for a USB-UART cable (%(default)s)")
+    pl.add_argument("--laptop-key", help="this laptop's key (units with pinned keys; docs/serial.md)")
+    pl.add_argument("--laptop-cert", help="the ward authority's certificate for it (default: KEY's name .cert)")
+    pl.add_argument("--passphrase-file", help="read the laptop key's passphrase from this file (default: ask)")
     pl.set_defaults(func=cmd_pull)
     st = sub.add_parser("set-time", help="set a unit's clock from this laptop's (confirmed with the unit's button)")
     st.add_argument("--port", required=True, help="the unit's port: /dev/ttyACM0 (Linux), /dev/cu.usbmodem... "
                     "(macOS), COM3 (Windows)")
     st.add_argument("--secret-file", help="read the ward secret from the first line of this file (default: ask)")
     st.add_argument("--baud", type=int, default=115200, help="line speed for a USB-UART cable (%(default)s)")
+    st.add_argument("--laptop-key", help="this laptop's key (units with pinned keys; docs/serial.md)")
+    st.add_argument("--laptop-cert", help="the ward authority's certificate for it (default: KEY's name .cert)")
+    st.add_argument("--passphrase-file", help="read the laptop key's passphrase from this file (default: ask)")
     st.set_defaults(func=cmd_set_time)
 
 
@@ -49,6 +55,21 @@ def _secret_source(path: str | None) -> Callable[[str, int], str]:
         return getpass.getpass(f"Ward secret for unit {unit}: ")
 
     return ask
+
+
+def _laptop(args: argparse.Namespace) -> Any:
+    """The nurse's certified laptop key, when one is given (units with pinned keys)."""
+    if not args.laptop_key:
+        return None
+    from bedside.cli.trust import passphrase
+    from bedside.laptop import keyauth
+
+    key = Path(args.laptop_key)
+    cert = Path(args.laptop_cert) if args.laptop_cert else key.with_suffix(".cert")
+    try:
+        return keyauth.load(key, cert, passphrase(args.passphrase_file, f"Passphrase for {key}: "))
+    except keyauth.LaptopKeyError as e:
+        raise UserError(str(e)) from None
 
 
 def _open_port(port: str, baud: int) -> Callable[[], Any]:
@@ -78,7 +99,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
     except OSError as e:
         raise UserError(f"cannot create the folder {out}: {e.strerror}") from None
     try:
-        got = pull.pull(_open_port(args.port, args.baud), out, _secret_source(args.secret_file))
+        got = pull.pull(_open_port(args.port, args.baud), out, _secret_source(args.secret_file), laptop=_laptop(args))
         files, lines, verdict = pull.write_outputs(out, got, key)
     except pull.PullError as e:
         raise UserError(str(e), e.code) from None
@@ -103,7 +124,7 @@ def cmd_set_time(args: argparse.Namespace) -> int:
     from bedside.laptop.client import LinkError
 
     try:
-        res = pull.set_time(_open_port(args.port, args.baud), _secret_source(args.secret_file))
+        res = pull.set_time(_open_port(args.port, args.baud), _secret_source(args.secret_file), laptop=_laptop(args))
     except pull.PullError as e:
         raise UserError(str(e), e.code) from None
     except LinkError as e:

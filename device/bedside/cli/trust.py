@@ -29,7 +29,7 @@ def add_trust_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     n = tsub.add_parser("new", help="make a key: the ward authority's, the release key, or a nurse's laptop key",
                         description="Write ROLE.key (the private key, sealed under a passphrase, mode 600) and "
                         "ROLE.pub (the public key and its id) into --out.")
-    n.add_argument("role", choices=("ward", "release", "laptop"))
+    n.add_argument("role", choices=("ward", "release", "laptop"), help="ward (the ward authority), release, or laptop")
     n.add_argument("--name", required=True, help="who or what holds it, e.g. \"Ward 7 authority\" or \"Laptop W7-3\"")
     n.add_argument("--out", default=".", help="folder to write into (%(default)s)")
     n.add_argument("--passphrase-file", help="read the passphrase from the first line of this file")

@@ -174,9 +174,33 @@ def identify(t: client.Transport, monotonic: Callable[[], float] = time.monotoni
     return c, hello
 
 
-def unlock(c: Client, hello: dict[str, Any], secret: SecretSource, attempts: int = 3) -> dict[str, Any]:
-    """Unlock with the ward secret (asked for up to ``attempts`` times); returns the latest hello."""
+def unlock_with_key(c: Client, hello: dict[str, Any], laptop: Any) -> dict[str, Any]:
+    """Unlock a unit with pinned keys with the nurse's certified laptop key (``laptop/keyauth.py``)."""
     unit = str(hello["unit"])
+    if laptop is None:
+        raise PullError(f"unit {unit} unlocks only with a nurse's certified laptop key: give --laptop-key KEY "
+                        "--laptop-cert CERT (docs/serial.md)")
+    if hello.get("lockout_s"):
+        mins = (int(hello["lockout_s"]) + 59) // 60
+        raise PullError(f"unit {unit} has locked its port for {mins} more minutes after too many refused attempts; "
+                        "try again then")
+    cert, sig = laptop.answer(unit, str(hello["nonce"]))
+    try:
+        c.request("keyunlock", cert, sig)
+    except Refused as e:
+        why = str(e.data.get("why", e.code)).replace("_", " ")
+        raise PullError(f"unit {unit} did not accept this laptop's key ({why}): {e}. If the certificate expired or "
+                        "was revoked, ask the ward for a new one", code=4) from None
+    return hello
+
+
+def unlock(c: Client, hello: dict[str, Any], secret: SecretSource, attempts: int = 3,
+           laptop: Any = None) -> dict[str, Any]:
+    """Unlock with the laptop key on a unit with pinned keys, else with the ward secret (asked
+    for up to ``attempts`` times); returns the latest hello."""
+    unit = str(hello["unit"])
+    if hello.get("keys"):
+        return unlock_with_key(c, hello, laptop)
     if not hello.get("secret"):
         raise PullError(f"unit {unit} has no ward secret set; an engineer sets it at commissioning "
                         "(bedside secret set)")
@@ -410,7 +434,8 @@ def wait_for_port(open_transport: Callable[[], client.Transport], seconds: float
 
 
 def pull(open_transport: Callable[[], client.Transport], out: Path, secret: SecretSource, *,
-         reconnect_s: float = RECONNECT_S, say: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
+         laptop: Any = None, reconnect_s: float = RECONNECT_S,
+         say: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
          progress_out: IO[str] | None = None, monotonic: Callable[[], float] = time.monotonic) -> Outcome:
     """Unlock, download everything new, verify, record the download on the unit and lock it again.
 
@@ -449,7 +474,7 @@ def pull(open_transport: Callable[[], client.Transport], out: Path, secret: Secr
                                 "again and repeat the pull")
             unit_head = (int(hello["head"][0]), str(hello["head"][1]))
             check_head(store, unit_head)
-            hello = unlock(c, hello, remembered)
+            hello = unlock(c, hello, remembered, laptop=laptop)
             progress = Progress(unit_head[0] - store.head[0], progress_out or sys.stderr)
             held = store.head[0]
             try:
@@ -502,7 +527,7 @@ def laptop_now() -> datetime:
     return datetime.now(UTC)
 
 
-def set_time(open_transport: Callable[[], client.Transport], secret: SecretSource, *,
+def set_time(open_transport: Callable[[], client.Transport], secret: SecretSource, *, laptop: Any = None,
              say: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
              monotonic: Callable[[], float] = time.monotonic, now: Callable[[], datetime] | None = None
              ) -> dict[str, Any]:
@@ -513,7 +538,7 @@ def set_time(open_transport: Callable[[], client.Transport], secret: SecretSourc
             c, hello = identify(t, monotonic)
         except (Disconnected, NoAnswer):
             raise PullError("no unit answered: is the cable plugged into the unit, and is the unit on?") from None
-        hello = unlock(c, hello, secret)
+        hello = unlock(c, hello, secret, laptop=laptop)
         laptop = (now or laptop_now)()
 
         def waiting(data: dict[str, Any]) -> None:

@@ -96,7 +96,7 @@ def _clock(args: tuple[str, ...]) -> changes.Change:
 
 # --- answers -------------------------------------------------------------------------------
 
-def _unlocked(rid: int, parsed: Any, v: Any) -> bytes:
+def unlocked_answer(rid: int, parsed: Any, v: Any) -> bytes:
     if v.outcome == "unlocked":
         return frames.reply(rid, "ok", {"unlocked": True})
     msg = texts.verdict_lines(v.outcome, v.left, v.seconds)[0]
@@ -127,7 +127,7 @@ VERBS: tuple[Verb, ...] = (
          on_loop=lambda svc, c, _: lambda now: svc.status(c.conn, now),
          answer=lambda rid, _, st: frames.reply(rid, "ok", st.as_json())),
     Verb("unlock", typed=(("unlock", "unlock with the ward secret (not shown)"),), parse=_one,
-         on_loop=lambda svc, c, mac: lambda now: svc.unlock_mac(c.conn, mac, now), answer=_unlocked),
+         on_loop=lambda svc, c, mac: lambda now: svc.unlock_mac(c.conn, mac, now), answer=unlocked_answer),
     Verb("log", typed=(("log [N | all | from SEQ]", "records, one a line (default: the last 20)"),)),
     Verb("get", parse=_get, on_loop=lambda svc, c, p: lambda now: svc.page(c.conn, p[0], p[1], now), answer=_page),
     Verb("done", parse=_done, on_loop=lambda svc, c, p: lambda now: svc.downloaded(c.conn, p[0], p[1], p[2], now),

@@ -72,7 +72,8 @@ class Request:
 
 
 _VERB = re.compile(r"^[a-z]{2,12}$")
-_ARG = re.compile(r"^[\x21-\x7e]{1,128}$")
+# An argument is printable ASCII; a laptop's certificate (keyunlock) is the longest, about 700.
+_ARG = re.compile(r"^[\x21-\x7e]{1,1500}$")
 
 
 def parse_request(text: str) -> Request:

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 MAX_LINE = 256            # a typed command (the longest is about 50 characters)
-MAX_FRAME = 512           # a request frame from the tool
+MAX_FRAME = 2048          # a request frame from the tool (a laptop's certificate and answer: about 1 kB)
 EOL = b"\r\n"
 
 _CTRL_C, _CTRL_U, _BS, _DEL, _ESC = 0x03, 0x15, 0x08, 0x7F, 0x1B

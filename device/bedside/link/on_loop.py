@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import islice
+from pathlib import Path
 from typing import Any
 
 from bedside import __version__
@@ -39,8 +40,10 @@ from bedside.core.events import (
 from bedside.journal import retention
 from bedside.journal.segments import Journal, JournalError
 from bedside.link import access, changes
+from bedside.link.certified import Verdict
 from bedside.link.unit_port import UnitPort
 from bedside.secret import WardSecret
+from bedside.trust.keyring import Keyring
 
 NONCE_S = 120.0
 PAGE_MAX = 256                 # records per page or batch (about 100 kB of JSON at most)
@@ -104,10 +107,13 @@ class Status:
 
 
 class LinkService:
-    def __init__(self, unit: UnitPort, ward: WardSecret | None) -> None:
+    def __init__(self, unit: UnitPort, ward: WardSecret | None, ring: Keyring | None = None) -> None:
         self.unit = unit
         self.cfg = unit.cfg
-        self.ward = ward
+        # Pinned keys (docs/security.md): nurses unlock with certified laptop keys, and a ward
+        # secret is never asked for or accepted.
+        self.ring = ring
+        self.ward = ward if ring is None else None
         self.access = access.Access()
         self.pending: dict[int, Pending] = {}
         self.tokens = itertools.count(1)
@@ -178,6 +184,7 @@ class LinkService:
             "tq": self._tq(), "head": [seq, digest], "unlocked": access.is_unlocked(self.access, conn, now),
             "lockout_s": access.lockout_left(self.access, now), "left": access.attempts_left(self.access),
             "secret": self.ward is not None, "nonce": nonce, "confirm_s": changes.CONFIRM_S, "page_max": PAGE_MAX,
+            "keys": self.ring is not None,
         }
         journal = self.unit.journal
         if journal is not None:
@@ -205,6 +212,29 @@ class LinkService:
             raise Refused("stale", "no current challenge: ask again (hello)")
         want = hmac_sha256(ward.unlock, nonce.encode("ascii")).hex()
         return self._attempt(conn, compare_digest(want, mac_hex.lower()), "tool", now)
+
+    def challenge(self, conn: int, now: Instant) -> tuple[str, datetime, access.UnlockOutcome | None]:
+        """Before a laptop's answer is checked (off the loop): the challenge it must have signed,
+        used up; or, during a lockout, the refusal, without checking anything."""
+        if self.ring is None:
+            raise Refused("no_keys", "this unit has no pinned keys: it unlocks with the ward secret")
+        if access.lockout_left(self.access, now):
+            return "", now.wall, self._attempt(conn, False, "laptop", now)
+        nonce, until = self.nonces.pop(conn, ("", 0.0))
+        if not nonce or now.mono > until:
+            raise Refused("stale", "no current challenge: ask again (hello)")
+        return nonce, now.wall, None
+
+    def unlock_key(self, conn: int, verdict: Verdict, now: Instant) -> access.UnlockOutcome:
+        """The judged answer of a certified laptop key (``link/certified.py``), as an attempt."""
+        self.access, fx, outcome = access.attempt(self.cfg, self.access, conn, verdict.ok, "laptop", now)
+        named = verdict.fields()
+        self._record([Record(r.type, r.session, r.due, {**r.data, **named})
+                      if r.type in ("unlock", "unlock_failed") else r for r in fx], now)
+        return outcome
+
+    def data_dir(self) -> Path | None:
+        return self.unit.journal.data if self.unit.journal is not None else None
 
     def status(self, conn: int, now: Instant) -> Status:
         st = self.unit.state

@@ -29,10 +29,11 @@ from typing import Any
 
 from bedside import __version__
 from bedside.core.events import Instant
-from bedside.link import changes, commands, frames, lines, texts
+from bedside.link import certified, changes, commands, frames, lines, texts
 from bedside.link.on_loop import LinkService, Refused
 from bedside.link.unit_port import LoopBusy, UnitPort
 from bedside.secret import SecretError, WardSecret
+from bedside.trust.signed import VerifyError
 
 LOOP_TIMEOUT_S = 10.0
 WRITE_TIMEOUT_S = 5.0
@@ -125,6 +126,27 @@ class Connection:
                 self.cache[text] = out
             self.write(out)
 
+    def _unlock_key(self, rid: int, args: tuple[str, ...]) -> bytes:
+        """A certified laptop key's answer: the challenge from the loop, the signatures checked
+        here (a child process: never on the loop), the verdict counted and recorded on the loop."""
+        if len(args) != 2:
+            raise commands.Unknown
+        nonce, wall, refused = self.call(lambda now: self.svc.challenge(self.conn, now))
+        if refused is not None:
+            return commands.unlocked_answer(rid, None, refused)
+        try:
+            verdict = certified.judge(self.svc.ring, args[0], args[1], self.svc.cfg.unit_id, nonce, wall,
+                                      certified.revoked_on(self.svc.data_dir()))
+        except VerifyError as e:
+            _log(f"a laptop's answer could not be checked: {e}")
+            return frames.reply(rid, "err", {"error": "unchecked", "message": f"the answer could not be checked: {e}"})
+        outcome = self.call(lambda now: self.svc.unlock_key(self.conn, verdict, now))
+        if not verdict.ok and outcome.outcome == "denied":
+            return frames.reply(rid, "err", {"error": "denied", "why": verdict.why, "left": outcome.left,
+                                             "message": f"not unlocked ({verdict.why.replace('_', ' ')}); "
+                                             f"{outcome.left} attempts left"})
+        return commands.unlocked_answer(rid, None, outcome)
+
     def close(self) -> None:
         """The port is gone: the loop locks the link and stops waiting for this connection's presses."""
         with contextlib.suppress(LoopBusy, Refused):
@@ -180,6 +202,10 @@ class Connection:
     def _typed_unlock(self, args: tuple[str, ...]) -> None:
         if args:
             self._say(["Type unlock alone, then the secret when asked (so it is not shown)."])
+            return
+        if self.svc.ring is not None:
+            self._say(["This unit unlocks only with a nurse's certified laptop key: use bedside pull or bedside "
+                       "set-time with --laptop-key (docs/serial.md)."])
             return
         if self.ward is None:
             self._say(["No ward secret has been set on this unit; an engineer sets it with 'bedside secret set'."])
@@ -305,6 +331,8 @@ class Connection:
     def _request(self, req: frames.Request, text: str) -> bytes:
         rid = req.id
         try:
+            if req.verb == certified.VERB:
+                return self._unlock_key(rid, req.args)
             verb = commands.FRAMED.get(req.verb)
             if verb is None:
                 raise commands.Unknown

@@ -88,15 +88,24 @@ def serial_link(unit: Unit, data: Path, port: str, baud: int, say: Say, warn: Sa
     from bedside import secret
     from bedside.link.on_loop import LinkService
     from bedside.link.port import SerialLink
+    from bedside.trust import keyring
 
+    ward = None
+    ring_problem = None
     try:
-        ward = secret.load(data)
-    except secret.SecretError as e:
+        ring = keyring.load()
+    except keyring.KeyringError as e:
+        # Never back to a ward secret: a keyring once pinned is trusted or nothing is.
+        ring, ring_problem = None, e
         warn(f"{e}; the serial link stays locked")
-        ward = None
-    if ward is None:
-        warn("no ward secret set (bedside secret set): the serial link cannot be unlocked")
-    svc = LinkService(unit, ward)
+    if ring is None and ring_problem is None:
+        try:
+            ward = secret.load(data)
+        except secret.SecretError as e:
+            warn(f"{e}; the serial link stays locked")
+        if ward is None:
+            warn("no keys pinned (bedside trust pin) and no ward secret set: the serial link cannot be unlocked")
+    svc = LinkService(unit, ward, ring)
     svc.attach(unit.clock.now())
     link = SerialLink(unit, svc, port, baud, ward=ward, log=say, warn=warn)
     link.start()
