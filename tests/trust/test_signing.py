@@ -117,3 +117,27 @@ def test_counters_refuse_rollback_and_freeze_and_take_a_recovery() -> None:
     assert e.value.reason == "older"
     with pytest.raises(Untrusted):
         freshness.check("s", {"issued": NOW.isoformat()}, 0, NOW)
+
+
+def test_the_units_trust_code_never_loads_libsodium_into_its_process(ward: Ward) -> None:
+    """The daemon's modules that check signatures import no PyNaCl: libsodium and cffi stay in
+    the short-lived child (docs/performance.md, the memory goal). A fresh process imports them
+    and verifies a document, then says what it has loaded."""
+    import subprocess
+    import sys
+
+    doc = ward.authority.sign("settings", {"counter": 1})
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "import bedside.link.on_loop, bedside.link.port, bedside.link.certified, bedside.stick.channel\n"
+        "import bedside.stick.settings, bedside.stick.update, bedside.stick.export\n"
+        "from bedside.trust import keyring, signed\n"
+        f"ring = keyring.load(Path({str(ward.keys_dir)!r}))\n"
+        f"doc = signed.parse(bytes.fromhex({signed.dumps(doc).hex()!r}), 'x')\n"
+        "ring.verify(doc, 'settings', 'x')\n"
+        "maps = open('/proc/self/maps').read()\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('nacl', '_cffi'))), 'libsodium' in maps)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[] False"
