@@ -141,3 +141,35 @@ def test_the_units_trust_code_never_loads_libsodium_into_its_process(ward: Ward)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[] False"
+
+
+def test_the_ward_makes_and_certifies_keys_with_the_bedside_command(tmp_path: Path) -> None:
+    """``bedside trust new`` and ``certify`` as a ward's laptop runs them; the certificate holds
+    against the ward's public key and names the nurse, the laptop and the expiry."""
+    from tests.cli.test_cli import run
+
+    (tmp_path / "pass").write_text("a long passphrase here\n")
+    for role in ("ward", "release", "laptop"):
+        r = run("trust", "new", role, "--name", f"the {role} key", "--out", str(tmp_path), "--passphrase-file",
+                str(tmp_path / "pass"))
+        assert r.returncode == 0 and "Key id" in r.stdout, r.stdout + r.stderr
+    r = run("trust", "certify", str(tmp_path / "laptop.pub"), "--key", str(tmp_path / "ward.key"), "--nurse",
+            "Nurse Ada", "--laptop", "W7-3", "--days", "30", "--out", str(tmp_path / "laptop.cert"),
+            "--passphrase-file", str(tmp_path / "pass"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    wrong = run("trust", "certify", str(tmp_path / "laptop.pub"), "--key", str(tmp_path / "release.key"), "--nurse",
+                "x", "--laptop", "y", "--out", str(tmp_path / "x.cert"), "--passphrase-file", str(tmp_path / "pass"))
+    assert wrong.returncode == 2 and "needs the ward key" in wrong.stderr
+    keys_dir = tmp_path / "keys"
+    keyring.pin(keys_dir, "Ward 7", [keyring.read_public_key(tmp_path / "ward.pub", "ward"),
+                                     keyring.read_public_key(tmp_path / "release.pub", "release")])
+    ring = keyring.load(keys_dir)
+    assert ring is not None
+    cert = signed.parse((tmp_path / "laptop.cert").read_bytes(), "the certificate")
+    body = ring.verify(cert, "laptop", "the certificate")
+    assert (body["nurse"], body["laptop"]) == ("Nurse Ada", "W7-3")
+    assert body["public"] == keyring.read_public_key(tmp_path / "laptop.pub", "laptop").public.hex()
+    expires = datetime.fromisoformat(body["expires"]) - datetime.fromisoformat(body["issued"])
+    assert expires == timedelta(days=30)
+    shown = run("trust", "show", "--keys-dir", str(keys_dir))
+    assert shown.returncode == 0 and ring.of("ward")[0].id in shown.stdout

@@ -85,11 +85,11 @@ class Keyring:
     def fingerprints(self) -> list[str]:
         return [f"{k.role:8} {k.id}  {k.name}" for k in self.keys]
 
-def _key_from(entry: object) -> PinnedKey:
+def _key_from(entry: object, roles: tuple[str, ...] = tuple(SIGNS)) -> PinnedKey:
     if not isinstance(entry, dict):
         raise ValueError("a key is not an object")
     role, public, name = entry.get("role"), entry.get("public"), entry.get("name", "")
-    if role not in SIGNS or not isinstance(public, str) or not isinstance(name, str):
+    if role not in roles or not isinstance(public, str) or not isinstance(name, str):
         raise ValueError("a key has no role or public key")
     pub = bytes.fromhex(public)
     if len(pub) != 32:
@@ -153,7 +153,7 @@ def read_public_key(path: Path, role: str) -> PinnedKey:
     if body.get("role") != role:
         raise KeyringError(f"{path} is a {body.get('role')} key, not a {role} key")
     try:
-        return _key_from(body)
+        return _key_from(body, (*SIGNS, "laptop"))
     except ValueError as e:
         raise KeyringError(f"{path}: {e}") from None
 
