@@ -3,7 +3,9 @@ exposure and verify), tools/install.sh into a throw-away root, shellcheck on the
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
 import re
 import shutil
 import subprocess
@@ -335,3 +337,42 @@ def test_the_daemon_may_set_the_clock_and_nothing_else_privileged() -> None:
     assert "DeviceAllow=char-rtc rw" in text
     rule = (SERVICE.parent / "91-bedside-rtc.rules").read_text()
     assert 'SUBSYSTEM=="rtc"' in rule and 'GROUP="bedside"' in rule
+
+
+@needs_root
+def test_install_pins_the_wards_keys_into_a_card_and_removes_its_secret(tmp_path: Path) -> None:
+    """Migration with the card in a reader (docs/install.md): --root with the ward's public keys
+    pins them root's and read-only to the daemon, removes the unit's ward secret, and records it
+    in the unit's journal as the unit's own user."""
+    from bedside import secret
+    from bedside.trust import keyring, keys
+    from tests.conftest import journal_records
+
+    root = _fake_root(tmp_path)
+    assert install(root, "--board", "4").returncode == 0
+    # As a card in a reader is: every folder above the data directory can be walked through.
+    for p in [tmp_path, *tmp_path.parents]:
+        if str(p).startswith(tempfile.gettempdir() + "/"):
+            os.chmod(p, 0o755)
+    data = root / "var/lib/bedside"
+    secret.set_secret(data, "the old ward secret")
+    owner = data.stat()
+    os.chown(data / "ward-secret.json", owner.st_uid, owner.st_gid)
+    pubs = tmp_path / "pubs"
+    pubs.mkdir()
+    for role in ("ward", "release"):
+        k = keys.generate(role, f"the {role} key")
+        (pubs / f"{role}.pub").write_text(json.dumps(keyring.public_key_file(role, k.name, k.public)))
+    r = install(root, "--board", "4", "--ward-key", str(pubs / "ward.pub"), "--release-key",
+                str(pubs / "release.pub"), "--ward-name", "Ward 7")
+    assert r.returncode == 0, r.stdout + r.stderr
+    ring = keyring.load(root / "etc/bedside/keys")
+    assert ring is not None and {k.role for k in ring.keys} == {"ward", "release"}
+    st = (root / "etc/bedside/keys/keyring.json").stat()
+    assert st.st_uid == 0 and st.st_mode & 0o022 == 0
+    assert not (data / "ward-secret.json").exists()
+    (pinned,) = [x for x in journal_records(data) if x["type"] == "keys_pinned"]
+    assert pinned["secret_removed"] is True and pinned["ward"] == "Ward 7"
+    assert all(p.stat().st_uid == owner.st_uid for p in data.iterdir()), "the journal stays the daemon's"
+    half = install(root, "--board", "4", "--ward-key", str(pubs / "ward.pub"))
+    assert half.returncode == 2 and "together" in half.stderr

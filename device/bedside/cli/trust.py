@@ -174,6 +174,11 @@ def as_owner(data: Path, work: Any) -> None:
     if os.geteuid() != 0 or st.st_uid == 0:
         work()
         return
+    # What the journal's writer imports on its way, imported while still root: the interpreter's
+    # own files may be readable by root alone (a Python under /root).
+    import ctypes  # noqa: F401
+    import fcntl  # noqa: F401
+    import uuid  # noqa: F401
     pid = os.fork()
     if pid == 0:      # the child: drop to the data directory's owner, write, and go
         code = 0
