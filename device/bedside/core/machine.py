@@ -181,6 +181,8 @@ STICK_TEXT: Mapping[str, tuple[str, str]] = {
     "bad_authorisation": ("Stick not authorised", "Prepare it again"),
     "other_ward": ("Stick of another ward", "Use this ward's stick"),
     "no_ward_secret": ("No ward secret", "Tell the engineer"),
+    "revoked": ("Stick revoked", "Use another ward stick"),
+    "no_keys": ("No ward keys", "Tell the engineer"),
     "full": ("Stick full", "Free space or use another"),
     "read_only": ("Stick read-only", "Use another stick"),
     "unreadable": ("Stick unreadable", "Use a FAT32 or exFAT stick"),
