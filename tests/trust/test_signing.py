@@ -173,3 +173,10 @@ def test_the_ward_makes_and_certifies_keys_with_the_bedside_command(tmp_path: Pa
     assert expires == timedelta(days=30)
     shown = run("trust", "show", "--keys-dir", str(keys_dir))
     assert shown.returncode == 0 and ring.of("ward")[0].id in shown.stdout
+    # A unit with keys pinned takes no ward secret: it would only be a key for forging sticks on its card.
+    (tmp_path / "secret").write_text("an old ward secret\n")
+    (tmp_path / "data").mkdir()
+    refused = run("secret", "set", "--data", str(tmp_path / "data"), "--secret-file", str(tmp_path / "secret"),
+                  "--keys-dir", str(keys_dir))
+    assert refused.returncode == 2 and "keys pinned" in refused.stderr
+    assert not (tmp_path / "data" / "ward-secret.json").exists()

@@ -11,12 +11,15 @@ from bedside.unit import host
 
 
 def add_secret_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from bedside.trust.keyring import KEYS_DIR
+
     sc = sub.add_parser("secret", help="the ward secret that unlocks the serial link and authorises USB sticks")
     ssub = sc.add_subparsers(dest="secret_command", metavar="ACTION", required=True)
     ss = ssub.add_parser("set", help="set or change the ward secret (at commissioning; the unit must be stopped)")
     ss.add_argument("--data", default=str(DEFAULT_DATA), help="data directory holding the journal (%(default)s)")
     ss.add_argument("--config", help="config file (default /etc/bedside/bedside.toml if present, else built-in)")
     ss.add_argument("--secret-file", help="read the secret from the first line of this file instead of a prompt")
+    ss.add_argument("--keys-dir", default=str(KEYS_DIR), help=argparse.SUPPRESS)
     ss.set_defaults(func=cmd_secret_set)
 
 
@@ -25,8 +28,16 @@ def cmd_secret_set(args: argparse.Namespace) -> int:
     import getpass
 
     from bedside import secret
+    from bedside.trust import keyring
     from bedside.unit.offline import OfflineWriter
 
+    try:
+        pinned = keyring.load(Path(args.keys_dir))
+    except keyring.KeyringError:
+        pinned = None
+    if pinned is not None:
+        raise UserError("this unit has the ward's keys pinned (bedside trust show): it uses no ward secret, and one "
+                        "set now would only put a key for forging sticks on its card; nothing was changed")
     data = Path(args.data)
     try:
         if args.secret_file:
