@@ -83,7 +83,12 @@ def test_a_certified_laptop_unlocks_and_pulls_and_nothing_else_unlocks(tmp_path:
         assert e.value.code == "stale"
         unlock = [r for r in u.records() if r["type"] == "unlock"][-1]
         assert (unlock["via"], unlock["nurse"], unlock["cert"]) == ("laptop", "Nurse Ada", ada.cert_id)
-        c.request("lock")
+        # New revocations applied from a ward stick: whoever is unlocked must unlock again, and is checked.
+        u.on_loop(lambda now: u.sim.unit.reconfigure(None, None, now, True))
+        with pytest.raises(client.Refused) as e:
+            c.request("get", "1", "2")
+        assert e.value.code == "locked"
+        assert [r for r in u.records() if r["type"] == "lock"][-1]["reason"] == "revoked"
         t.close()
 
         # bedside pull's own path, with the laptop key; and without one it says what to give.

@@ -164,6 +164,11 @@ class LinkService:
         self.access, fx = access.lock(self.access, "secret changed")
         return fx
 
+    def revocations_changed(self) -> list[Record]:
+        """New revocations from the ward's settings: whoever is unlocked unlocks again, and is checked."""
+        self.access, fx = access.lock(self.access, "revoked")
+        return fx
+
     def stopping(self, now: Instant) -> list[Record]:
         fx: list[Record] = []
         for p in self.pending.values():

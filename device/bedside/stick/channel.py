@@ -293,6 +293,7 @@ class StickChannel:
             return refuse(settings.NOT_CONFIRMED, f"not applied: the change was {outcome} at the unit "
                           f"({offer.summary})")
         current = self.unit.cfg
+        settings_before = settings.revoked(data)
         try:
             records = settings.apply(offer, data, current, stick)
         except OSError as e:
@@ -301,7 +302,10 @@ class StickChannel:
 
         def on_loop(now: Instant) -> bool:
             # The unit carries on with the new settings from its next step: no restart, no gap.
-            self.unit.reconfigure(new_cfg, offer.ward, now)
+            before = settings_before
+            revoked = offer.revoked is not None and any(set(offer.revoked.get(k, [])) - before.get(k, frozenset())
+                                                        for k in offer.revoked)
+            self.unit.reconfigure(new_cfg, offer.ward, now, revoked)
             for type_, body in records:
                 self.unit.record(Record(type_, data=body), now)
             return self.unit.saved

@@ -436,12 +436,15 @@ class Unit:
         assert threading.get_ident() == self._loop_thread, "Unit.record runs on the loop's thread only"
         self._apply([rec], now)
 
-    def reconfigure(self, cfg: Config | None, ward: WardSecret | None, now: Instant) -> None:
+    def reconfigure(self, cfg: Config | None, ward: WardSecret | None, now: Instant, revoked: bool = False) -> None:
         """Ward settings from a stick, confirmed at the unit: the next step plans with the new
         configuration (sessions already under way finish as they began), and the serial link
-        checks the new ward secret from its next unlock."""
+        checks the new ward secret (or, ``revoked``, the new revocation list) from its next
+        unlock: an unlocked session is locked."""
         assert threading.get_ident() == self._loop_thread, "Unit.reconfigure runs on the loop's thread only"
         if cfg is not None:
             self.cfg = cfg
         if ward is not None and self._link is not None:
             self._apply(self._link.ward_changed(ward), now)
+        if revoked and self._link is not None:
+            self._apply(self._link.revocations_changed(), now)
