@@ -27,12 +27,13 @@ ALLOWED: dict[str, set[str]] = {
     "shared": {"core"},
     "display": {"core"},
     "journal": {"core", "shared"},
-    "link": {"core", "journal", "shared"},
-    "unit": {"core", "display", "journal", "link", "shared"},
+    "trust": {"core", "shared"},
+    "link": {"core", "journal", "trust", "shared"},
+    "unit": {"core", "display", "journal", "link", "trust", "shared"},
     "report": {"core", "journal", "shared"},
-    "laptop": {"core", "journal", "link", "report", "shared"},
-    "stick": {"core", "display", "journal", "link", "report", "unit", "shared"},
-    "cli": {"core", "display", "journal", "link", "unit", "report", "laptop", "stick", "shared"},
+    "laptop": {"core", "journal", "link", "report", "trust", "shared"},
+    "stick": {"core", "display", "journal", "link", "report", "unit", "trust", "shared"},
+    "cli": {"core", "display", "journal", "link", "unit", "report", "laptop", "stick", "trust", "shared"},
 }
 
 

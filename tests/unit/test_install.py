@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -344,16 +344,24 @@ def test_install_pins_the_wards_keys_into_a_card_and_removes_its_secret(tmp_path
     """Migration with the card in a reader (docs/install.md): --root with the ward's public keys
     pins them root's and read-only to the daemon, removes the unit's ward secret, and records it
     in the unit's journal as the unit's own user."""
+
+    # As a card in a reader is: every folder above its data directory can be walked through (not
+    # so under pytest's own temporary folder, which other test runs keep at mode 700).
+    card = Path(tempfile.mkdtemp(prefix="bedside-card-"))
+    card.chmod(0o755)
+    try:
+        _pin_into_card(card, tmp_path)
+    finally:
+        shutil.rmtree(card, ignore_errors=True)
+
+
+def _pin_into_card(card: Path, tmp_path: Path) -> None:
     from bedside import secret
     from bedside.trust import keyring, keys
     from tests.conftest import journal_records
 
-    root = _fake_root(tmp_path)
+    root = _fake_root(card)
     assert install(root, "--board", "4").returncode == 0
-    # As a card in a reader is: every folder above the data directory can be walked through.
-    for p in [tmp_path, *tmp_path.parents]:
-        if str(p).startswith(tempfile.gettempdir() + "/"):
-            os.chmod(p, 0o755)
     data = root / "var/lib/bedside"
     secret.set_secret(data, "the old ward secret")
     owner = data.stat()

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from bedside.trust import freshness, signed
+from bedside.trust import freshness, signed, ward_state
 from bedside.trust.keyring import Keyring
 from bedside.trust.signed import Untrusted
 
@@ -108,8 +108,4 @@ def judge(ring: Keyring | None, cert_text: str, sig_hex: str, unit: str, nonce: 
 
 def revoked_on(data: Path | None) -> dict[str, frozenset[str]]:
     """The revocation list the unit applied last (from its ward settings)."""
-    if data is None:
-        return {}
-    from bedside.stick import settings
-
-    return settings.revoked(data)
+    return ward_state.revoked(data) if data is not None else {}

@@ -52,7 +52,7 @@ from bedside.core.digest import compare_digest, hmac_sha256, sha256
 from bedside.durable import write_atomic
 from bedside.stick.auth import key_id, signature_problem
 from bedside.stick.files import FOLDER
-from bedside.trust import freshness, signed
+from bedside.trust import freshness, signed, ward_state
 from bedside.trust.keyring import Keyring
 from bedside.trust.signed import Untrusted
 
@@ -60,7 +60,7 @@ SETTINGS_FILE = "settings.json"
 FORMAT = 1
 MAX_BYTES = 48 * 1024              # within the stick channel's line, with room for its escaping
 CONFIG_FILE = "ward-config.toml"            # in the data directory
-STATE_FILE = "ward-settings.json"           # in the data directory: what was applied last
+STATE_FILE = ward_state.STATE_FILE          # in the data directory: what was applied last
 _MAC_LABEL = b"bedside ward settings v1\x00"
 _SEAL_LABEL = b"bedside ward secret seal v1\x00"
 # The unit's own: never taken from the ward's configuration.
@@ -71,7 +71,7 @@ MALFORMED, OTHER_WARD, BAD_SIGNATURE, INVALID, OLDER, NOT_CONFIRMED, NO_SECRET =
     "malformed", "other_ward", "bad_signature", "invalid", "older", "not_confirmed", "no_secret")
 IMPLAUSIBLE, NO_KEYS = "implausible", "no_keys"
 KIND = "settings"
-REVOCABLE = ("certs", "laptop_keys", "sticks")
+REVOCABLE = ward_state.REVOCABLE
 
 
 class SettingsRefused(Exception):
@@ -183,24 +183,9 @@ class Offer:
     recovery_from: int | None = None
 
 
-def _state(data: Path) -> dict[str, Any]:
-    try:
-        body = json.loads((data / STATE_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
-def trusted_counter(data: Path) -> int:
-    c = _state(data).get("counter")
-    return c if isinstance(c, int) and not isinstance(c, bool) and c >= 0 else 0
-
-
-def revoked(data: Path) -> dict[str, frozenset[str]]:
-    """The revocation list the unit applied last (empty sets when none)."""
-    r = _state(data).get("revoked")
-    r = r if isinstance(r, dict) else {}
-    return {k: frozenset(str(x) for x in r.get(k, []) if isinstance(x, str)) for k in REVOCABLE}
+_state = ward_state.read
+trusted_counter = ward_state.trusted_counter
+revoked = ward_state.revoked
 
 
 def body_signed(counter: int, issued: datetime, *, config_text: str | None = None,

@@ -1,0 +1,33 @@
+"""What a unit keeps of the ward's signed settings it applied last (``DATA/ward-settings.json``):
+their counter (``freshness.py``) and the revocation list the serial link and the stick export
+check against. Written by ``stick/settings.py`` after a press; read here by whoever checks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+STATE_FILE = "ward-settings.json"
+# What the ward may revoke: laptop certificates by id, laptop keys by key id, sticks by id.
+REVOCABLE = ("certs", "laptop_keys", "sticks")
+
+
+def read(data: Path) -> dict[str, Any]:
+    try:
+        body = json.loads((data / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def trusted_counter(data: Path) -> int:
+    c = read(data).get("counter")
+    return c if isinstance(c, int) and not isinstance(c, bool) and c >= 0 else 0
+
+
+def revoked(data: Path) -> dict[str, frozenset[str]]:
+    """The revocation list the unit applied last (empty sets when none)."""
+    r = read(data).get("revoked")
+    r = r if isinstance(r, dict) else {}
+    return {k: frozenset(str(x) for x in r.get(k, []) if isinstance(x, str)) for k in REVOCABLE}
