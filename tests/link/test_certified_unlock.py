@@ -102,7 +102,13 @@ def test_a_certified_laptop_unlocks_and_pulls_and_nothing_else_unlocks(tmp_path:
         # At a terminal there is no secret to type.
         term = Laptop(cable.laptop_path)
         assert "certified laptop key" in term.say("unlock")
+        assert "certified laptop key unlocks it" in term.say("status")
         term.close()
+        t = client.SerialTransport(str(cable.laptop_path))
+        with pytest.raises(client.Refused) as e:        # the ward secret's verb: there is no secret here
+            client.Client(t).request("unlock", "00" * 32)
+        assert "certified laptop key" in str(e.value)
+        t.close()
 
 
 def test_revoked_laptops_are_refused_and_five_refusals_lock_the_port(tmp_path: Path, cable: Cable,

@@ -22,7 +22,7 @@ def test_every_typed_verb_has_its_terminal_handler_and_every_framed_one_its_loop
     assert {name for name in served if f"svc.{name}(" not in source} <= {"attach", "deadline", "fire", "decided",
                                                                           "stopping", "closed", "port_fault",
                                                                           "unlock_typed", "withdraw",
-                                                                          "ward_changed"}
+                                                                          "ward_changed", "revocations_changed"}
 
 
 def test_help_lists_every_typed_form_in_two_columns() -> None:

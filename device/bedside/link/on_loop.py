@@ -96,6 +96,7 @@ class Status:
     last_download: Mapping[str, Any] | None = None
     problems: Mapping[str, str] = field(default_factory=dict)
     episode: Mapping[str, Any] | None = None
+    keys: bool = False         # the unit has pinned keys: certified laptop keys unlock it
 
     def as_json(self) -> dict[str, Any]:
         return {"unit": self.unit, "version": self.version, "time": self.time, "zone": self.zone,
@@ -103,7 +104,8 @@ class Status:
                 "today": {"done": self.done, "due": self.due, "missed": self.missed},
                 "head": [self.head[0], self.head[1]], "unlocked": self.unlocked, "lockout_s": self.lockout_s,
                 "left": self.attempts_left, "secret": self.secret_set, "last_download": self.last_download,
-                "problems": dict(self.problems), "episode": dict(self.episode) if self.episode else None}
+                "problems": dict(self.problems), "episode": dict(self.episode) if self.episode else None,
+                "keys": self.keys}
 
 
 class LinkService:
@@ -258,7 +260,7 @@ class LinkService:
             self.cfg.timezone, self._tq(), nxt[0] if nxt else None, nxt[1] if nxt else None, done, due,
             marks.count("missed"), self._head(), access.is_unlocked(self.access, conn, now),
             access.lockout_left(self.access, now), access.attempts_left(self.access), self.ward is not None,
-            self.last_download, problems, episode)
+            self.last_download, problems, episode, self.ring is not None)
 
     def page(self, conn: int, from_seq: int, limit: int, now: Instant) -> Page:
         """Records from ``from_seq`` on (or, when it is 0 or less, the last ``-from_seq``)."""
@@ -364,6 +366,9 @@ class LinkService:
         return st.time_quality if st is not None else self.unit.time_quality
 
     def _ward(self) -> WardSecret:
+        if self.ring is not None:
+            raise Refused("no_secret", "this unit unlocks only with a nurse's certified laptop key (keyunlock); it "
+                          "has no ward secret")
         if self.ward is None:
             raise Refused("no_secret", "no ward secret has been set on this unit; an engineer sets it with "
                           "'bedside secret set' at commissioning")

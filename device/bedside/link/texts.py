@@ -34,6 +34,9 @@ def status_lines(s: Mapping[str, Any]) -> list[str]:
         link = f"locked out for {(s['lockout_s'] + 59) // 60} more minutes after too many wrong secrets"
     elif s["unlocked"]:
         link = "unlocked (locks after 10 minutes without a command, or with lock)"
+    elif s.get("keys"):
+        link = (f"locked; a nurse's certified laptop key unlocks it (bedside pull --laptop-key; {s['left']} attempts "
+                "left before a 10-minute lockout)")
     elif not s["secret"]:
         link = "locked; no ward secret set on this unit (set one with 'bedside secret set')"
     else:
