@@ -527,3 +527,30 @@ def test_the_watchdog_period_is_read_as_systemctl_prints_it() -> None:
 
     assert _seconds("30s") == 30.0 and _seconds("1min 30s") == 90.0 and _seconds("500ms") == 0.5
     assert _seconds("infinity") == 0.0 and _seconds("") == 0.0
+
+
+def test_the_release_is_signed_with_the_bedside_command(ward: Ward, tmp_path: Path, cheap_argon: None) -> None:
+    """``bedside update bundle --key --counter`` where releases are built: a manifest the unit's
+    check takes; without the key it refuses, and a transition bundle for units still on a ward
+    secret is the old kind, which this version never takes."""
+    from bedside.trust import keys as trust_keys
+    from tests.cli.test_cli import run
+
+    folder = tmp_path / "wheels"
+    folder.mkdir()
+    (folder / "bedside-0.4.0-py3-none-any.whl").write_bytes(b"new")
+    (folder / "dep-1.0-py3-none-any.whl").write_bytes(b"dep")
+    (tmp_path / "pass").write_text("the release passphrase\n")
+    trust_keys.save(ward.release, tmp_path, "release", "the release passphrase")
+    r = run("update", "bundle", str(folder), "--key", str(tmp_path / "release.key"), "--counter", "8",
+            "--passphrase-file", str(tmp_path / "pass"))
+    assert r.returncode == 0 and "counter 8" in r.stdout, r.stdout + r.stderr
+    release = update.check_manifest((folder / update.MANIFEST).read_bytes(), ward.ring(), 7, NOW)
+    assert (release.version, release.counter, release.signer) == ("0.4.0", 8, ward.release.id)
+    assert run("update", "bundle", str(folder)).returncode == 2
+    (tmp_path / "secret").write_text(SECRET + "\n")
+    legacy = run("update", "bundle", str(folder), "--legacy-secret-file", str(tmp_path / "secret"))
+    assert legacy.returncode == 0, legacy.stderr
+    with pytest.raises(update.UpdateRefused) as e:
+        update.check_manifest((folder / update.MANIFEST).read_bytes(), ward.ring(), 7, NOW)
+    assert e.value.reason == "unsigned"
