@@ -180,3 +180,27 @@ def test_the_ward_makes_and_certifies_keys_with_the_bedside_command(tmp_path: Pa
                   "--keys-dir", str(keys_dir))
     assert refused.returncode == 2 and "keys pinned" in refused.stderr
     assert not (tmp_path / "data" / "ward-secret.json").exists()
+
+
+_NO_WRITE_EXECUTE = """
+import ctypes, os, sys
+if ctypes.CDLL(None, use_errno=True).prctl(65, 1, 0, 0, 0) != 0:   # PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN
+    sys.exit(77)
+os.execv(sys.argv[1], sys.argv[1:])
+"""
+
+
+def test_the_verifying_child_runs_where_memory_may_not_be_written_and_executed(ward: Ward) -> None:
+    """bedside.service and the stick service set MemoryDenyWriteExecute=yes, and the verifying
+    child inherits it: libsodium through cffi must not need writable executable memory. The
+    kernel's own form of the rule (prctl PR_SET_MDWE, Linux 6.3) is set before the child starts."""
+    import subprocess
+    import sys
+
+    doc = ward.authority.sign("settings", {"counter": 1})
+    work = f"{ward.authority.public.hex()}:{doc.message().hex()}:{doc.sig.hex()}\n"
+    r = subprocess.run([sys.executable, "-c", _NO_WRITE_EXECUTE, sys.executable, "-I", "-c", signed._CHILD],
+                       input=work.encode(), capture_output=True, timeout=60)
+    if r.returncode == 77:
+        pytest.skip("this kernel has no PR_SET_MDWE (Linux 6.3 and later)")
+    assert (r.returncode, r.stdout) == (0, b"1\n"), r.stderr
