@@ -13,6 +13,7 @@ import json
 import select
 import shutil
 import subprocess
+import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -38,8 +39,10 @@ class Engine:
         why = available()
         if why is not None:
             raise RuntimeError(why)
+        # Its log goes to a file: a pipe nobody reads would fill and stop the server mid-request.
+        self.log = tempfile.TemporaryFile()    # noqa: SIM115  (closed by close())
         self.proc = subprocess.Popen(["node", str(HERE / "server.mjs"), *args], cwd=HERE, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                     stdout=subprocess.PIPE, stderr=self.log)
         assert self.proc.stdout is not None
         deadline = time.monotonic() + 30
         line = b""
@@ -47,8 +50,8 @@ class Engine:
             left = deadline - time.monotonic()
             ready, _, _ = select.select([self.proc.stdout], [], [], max(0.0, left))
             if not ready or self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode() if self.proc.stderr and self.proc.poll() is not None else ""
                 self.close()
+                err = self.stderr()
                 raise RuntimeError(f"the FHIR engine did not start: {err[-2000:]}")
             line += self.proc.stdout.read1(4096)  # type: ignore[attr-defined]
         self.port = int(line.split()[1])
@@ -64,9 +67,16 @@ class Engine:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        for f in (self.proc.stdout, self.proc.stderr):
-            if f is not None:
-                f.close()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+    def stderr(self) -> str:
+        """What the server wrote to its standard error so far (its last 2,000 characters)."""
+        self.log.seek(0)
+        return self.log.read().decode("utf-8", "replace")[-2000:]
+
+    def __del__(self) -> None:
+        self.log.close()
 
     def __enter__(self) -> Engine:
         return self
