@@ -428,3 +428,56 @@ def test_an_extra_session_on_request_is_a_completed_procedure(tmp_path: Path) ->
     assert proc["status"] == "completed" and proc["code"]["coding"][1]["code"] == "extra"
     assert (exts(proc)["reps-done"], exts(proc)["reps-planned"]) == (10, 10)
     assert fhir.validate(doc) == []
+
+
+def test_the_settings_file_is_checked_and_each_problem_named(tmp_path: Path) -> None:
+    wr.as_pull(tmp_path / "p", "u1", _discharge_day(), TAKEN)
+    bad = tmp_path / "laptop.toml"
+    bad.write_text('[hospital]\nvisit_system = "not a uri"\n\n[fhir]\nbase_url = "ftp://x"\nmax_entries = -1\n'
+                   'colour = "red"\n\n[auth]\nmethod = "client_credentials"\n\n[units.u1]\nroom = "7"\n')
+    r = run("fhir", str(tmp_path / "p"), "-o", str(tmp_path / "b.json"), "--settings", str(bad))
+    assert r.returncode == 2 and "Traceback" not in r.stderr and not (tmp_path / "b.json").exists()
+    for says in ("[hospital] visit_system: must be the hospital's URI", "[fhir] base_url: must be the FHIR server's",
+                 "[fhir] max_entries: must be a number from 0", "[fhir] colour: unknown key",
+                 "[auth] token_url: is needed", "[auth] client_secret_file: is needed", "[units.u1]: must be a table"):
+        assert says in r.stderr, says
+    r = run("fhir", str(tmp_path / "p"), "-o", str(tmp_path / "b.json"), "--post")
+    assert r.returncode == 2 and "needs [fhir] base_url" in r.stderr
+    good = tmp_path / "ok.toml"
+    good.write_text('[fhir]\nper_session = true\n\n[units.u1]\nserial = "S-1"\nlocation = "Ward 7, bed 1"\n')
+    ward_cfg = tmp_path / "bedside.toml"
+    ward_cfg.write_text('[hospital]\nvisit_system = "https://hospital.example/ids/visit"\n')
+    r = run("fhir", str(tmp_path / "p"), "-o", str(tmp_path / "b.json"), "--settings", str(good), "--config",
+            str(ward_cfg))
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((tmp_path / "b.json").read_text())
+    (dev,) = resources(doc, "Device")
+    assert (dev["serialNumber"], dev["location"]["display"]) == ("S-1", "Ward 7, bed 1")
+    assert len(resources(doc, "Procedure")) == 16 and resources(doc, "Encounter") == []   # the hospital's Encounter
+    (plan,) = resources(doc, "CarePlan")
+    assert plan["encounter"]["reference"] == ("Encounter?identifier=https%3A%2F%2Fhospital.example%2Fids%2Fvisit"
+                                              "%7CE2026-0042")
+    timing = [a["detail"]["scheduledTiming"]["repeat"] for a in plan["activity"]]
+    # The standard regimen from day 6 (the stay's first): the routine at 09:00 and 19:00, nothing hourly.
+    assert timing == [{"boundsPeriod": {"start": "2026-11-29", "end": "2026-11-30"},
+                       "timeOfDay": ["09:00:00", "19:00:00"]}]
+    r = run("fhir", str(tmp_path / "p"), "-o", str(tmp_path / "b.json"), "--config", str(tmp_path / "none.toml"))
+    assert r.returncode == 2 and "cannot read the ward's configuration" in r.stderr
+
+
+def test_the_plan_steps_down_by_post_operative_day(tmp_path: Path) -> None:
+    from bedside.core.config import Config
+    from tests.rigs.records import rec, sealed
+
+    recs = sealed([rec("start", "2026-11-24T06:30", unit="u5"),
+                   rec("admit", "2026-11-24T06:40", episode="E10", surgery="2026-11-25", regimen="standard")])
+    wr.as_pull(tmp_path, "u5", recs, TAKEN)
+    doc = fhir.bundle(units_in(tmp_path), exported=NOW, settings=fhir.Settings(ward=Config()))
+    (plan,) = resources(doc, "CarePlan")
+    got = [(a["detail"]["code"]["coding"][1]["code"], a["detail"]["scheduledTiming"]["repeat"]["boundsPeriod"],
+            len(a["detail"]["scheduledTiming"]["repeat"]["timeOfDay"])) for a in plan["activity"]]
+    assert got == [("routine", {"start": "2026-11-24", "end": "2026-11-24"}, 2),           # before surgery
+                   ("routine", {"start": "2026-11-25", "end": "2026-11-27"}, 2),           # days 0-2
+                   ("hourly", {"start": "2026-11-25", "end": "2026-11-27"}, 13),           # 07:00-21:00 less 09 and 19
+                   ("routine", {"start": "2026-11-28"}, 2)]                               # day 3 on
+    assert fhir.validate(doc) == []
