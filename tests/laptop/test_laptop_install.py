@@ -16,7 +16,7 @@ from tests.rigs import wheelhouse
 
 # The laptop extra and what it needs (pydantic 1's email extra included), packed from this venv.
 LAPTOP = ("fhir.resources", "pydantic", "email-validator", "dnspython", "idna", "typing_extensions", "cryptography",
-          "cffi", "pycparser")
+          "cffi", "pycparser", "hl7apy")
 
 
 def test_the_wheel_with_the_laptop_extra_runs_ward_fhir_and_report(wheel_folder: Path, tmp_path: Path) -> None:

@@ -54,6 +54,8 @@ def add_ward_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
                    help="also a Procedure for each decided session (off by default: the daily summary is the record)")
     f.add_argument("--max-entries", type=int, default=None, metavar="N", help="at most N entries per transaction, "
                    "for a server that limits them (0: the whole bundle in one, the default)")
+    f.add_argument("--hl7v2", metavar="FILE", help="also write the daily summaries as HL7 v2.5 ORU^R01 messages "
+                   "to FILE, for an interface engine that takes v2 (one message per summary)")
     f.add_argument("--allow-broken", action="store_true", help="write (and post) a record that failed "
                    "verification, every resource from it marked broken-record")
     f.set_defaults(func=cmd_fhir)
@@ -147,6 +149,8 @@ def cmd_fhir(args: argparse.Namespace) -> int:
     if broken:
         print(f"bedside: {', '.join(broken)}: record FAILED verification; its resources are marked broken-record.",
               file=sys.stderr)
+    if args.hl7v2:
+        _write_hl7v2(Path(args.hl7v2), units, settings)
     if post_to:
         try:
             got = fhir_post.post(post_to, doc, auth=laptop.auth, timeout=laptop.timeout,
@@ -158,6 +162,23 @@ def cmd_fhir(args: argparse.Namespace) -> int:
         print(f"Posted to {post_to}{split}: {got.created} created, {got.updated} already there (updated where "
               f"changed){other}.")
     return 0
+
+
+def _write_hl7v2(path: Path, units: list[Any], settings: Any) -> None:
+    from bedside.durable import write_text_atomic
+    from bedside.report import hl7v2
+
+    _writable(path)
+    try:
+        messages = hl7v2.messages(units, settings, exported=datetime.now().astimezone())
+    except hl7v2.HL7Error as e:
+        raise UserError(str(e), 70) from None
+    try:
+        # Segments end with a carriage return, as HL7 says; a newline between messages for people.
+        write_text_atomic(path, "".join(m + "\r\n" for m in messages))
+    except OSError as e:
+        raise UserError(f"cannot write {path}: {e.strerror}", 1) from None
+    print(f"Wrote {path}: {len(messages)} HL7 v2.5 ORU^R01 message(s), one per daily summary.")
 
 
 def as_of(text: str | None) -> datetime:

@@ -421,6 +421,23 @@ def _stay_entries(st: Stay, s: Settings, device_ref: Mapping[str, Any],
     return out
 
 
+def daily_summaries(units: Iterable[UnitRecord], settings: Settings | None = None) -> list[tuple[Stay, dict[str, Any]]]:
+    """Every stay's daily summary Observations (as the bundle has them), with their stay: for other
+    formats of the same numbers (``report.hl7v2``)."""
+    s = settings or Settings()
+    out = []
+    for u in units:
+        m = ad.build(u.records)
+        for st in stays(u.unit, u.records, m.sessions):
+            days: dict[date, list[ad.SessionOutcome]] = {}
+            for x in st.sessions:
+                days.setdefault(x.day, []).append(x)
+            for d in sorted(days):
+                e = _daily(st, d, days[d], s, _patient_ref(st, s), {}, {}, {}, m.last)
+                out.append((st, e["resource"]))
+    return out
+
+
 # --- the plan -----------------------------------------------------------------------------
 
 def _hhmm(t: time) -> str:
