@@ -169,6 +169,15 @@ const server = http.createServer((req, res) => {
         repo.clear();
         return send(res, 200, { resourceType: 'OperationOutcome', issue: [] });
       }
+      if (url.pathname === '/_index' && req.method === 'POST') {
+        // Load StructureDefinitions as a validator would (Medplum needs each to have its snapshot).
+        try {
+          indexStructureDefinitionBundle(JSON.parse(raw.toString('utf8')));
+        } catch (e) {
+          return send(res, 400, { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid', diagnostics: String(e.message ?? e) }] });
+        }
+        return send(res, 200, { resourceType: 'OperationOutcome', issue: [] });
+      }
       if (url.pathname === '/_validate' && req.method === 'POST') {
         return send(res, 200, invalid(JSON.parse(raw.toString('utf8'))) ?? { resourceType: 'OperationOutcome', issue: [] });
       }

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fhir.resources import construct_fhir_element
 
 from bedside.core.config import Config, Hospital
 from bedside.laptop import fhir_post
@@ -159,10 +160,13 @@ def test_every_extension_has_its_structure_definition_in_the_package(engine: fhi
     assert len(files) == len(fhir.EXTENSIONS) == 9
     made = {f"StructureDefinition-{sd['id']}.json": fhir_definitions.text(sd) for sd in fhir.structure_definitions()}
     assert {f.name: f.read_text() for f in files} == made, "run python tools/fhir_definitions.py"
-    for f in files:
-        sd = json.loads(f.read_text())
+    sds = [json.loads(f.read_text()) for f in files]
+    for sd in sds:
         assert sd["url"].startswith("https://") and sd["url"] == fhir.EXT + sd["url"].rsplit("/", 1)[1]
         assert engine.validate(sd) == []
+        construct_fhir_element("StructureDefinition", sd)          # and fhir.resources' R4 models
+    assert engine.load_definitions(sds) == []                  # whole definitions, snapshots included
+    assert engine.load_definitions([{**sds[0], "snapshot": None}]) != []
     docs = (fhir_engine.ROOT / "docs" / "fhir.md").read_text()
     assert all(f"`{x.name}`" in docs for x in fhir.EXTENSIONS)
 

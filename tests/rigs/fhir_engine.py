@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -100,6 +101,14 @@ class Engine:
         """Every error Medplum's validateResource finds in the bundle's resources (or one resource)."""
         out = self._call("POST", "/_validate", doc)
         return [str(i.get("diagnostics")) for i in out.get("issue", [])]
+
+    def load_definitions(self, definitions: list[dict[str, Any]]) -> list[str]:
+        """Load StructureDefinitions into the engine's validator: its complaints, or []."""
+        try:
+            self._call("POST", "/_index", definitions)
+        except urllib.error.HTTPError as e:
+            return [str(i.get("diagnostics")) for i in json.loads(e.read()).get("issue", [])]
+        return []
 
     def search(self, kind: str, token: str | None = None, **params: str) -> list[dict[str, Any]]:
         q = urllib.parse.urlencode({**params, "_count": "1000"})

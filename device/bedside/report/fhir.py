@@ -682,6 +682,21 @@ def structure_definition(x: Extension) -> dict[str, Any]:
     """The R4 StructureDefinition of one of the unit's extensions (a simple extension: one value)."""
     url = EXT + x.name
     sid = f"bedside-{x.name}"
+    value = x.kind[0].lower() + x.kind[1:]
+    # The snapshot: the base Extension's five elements with this extension's constraints.
+    elements: list[dict[str, Any]] = [
+        {"id": "Extension", "path": "Extension", "short": x.title, "definition": x.description, "min": 0,
+         "max": "1"},
+        {"id": "Extension.id", "path": "Extension.id", "short": "Unique id for inter-element referencing",
+         "definition": "Unique id for the element within a resource (for internal references).", "min": 0,
+         "max": "1", "type": [{"code": "http://hl7.org/fhirpath/System.String"}]},
+        {"id": "Extension.extension", "path": "Extension.extension", "short": "Additional content",
+         "definition": "No extensions on this extension.", "min": 0, "max": "0", "type": [{"code": "Extension"}]},
+        {"id": "Extension.url", "path": "Extension.url", "short": "identifies the meaning of the extension",
+         "definition": "Source of the definition for the extension code.", "min": 1, "max": "1",
+         "type": [{"code": "http://hl7.org/fhirpath/System.String"}], "fixedUri": url},
+        {"id": "Extension.value[x]", "path": "Extension.value[x]", "short": f"Value of extension ({value})",
+         "definition": x.description, "min": 1, "max": "1", "type": [{"code": value}]}]
     return {
         "resourceType": "StructureDefinition", "id": sid, "url": url, "version": "1.0.0",
         "name": "".join(p.capitalize() for p in x.name.split("-")), "title": x.title, "status": "active",
@@ -690,13 +705,15 @@ def structure_definition(x: Extension) -> dict[str, Any]:
         "context": [{"type": "element", "expression": c} for c in x.context],
         "type": "Extension", "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Extension",
         "derivation": "constraint",
+        "snapshot": {"element": [
+            {**e, "base": {"path": e["path"], "min": base[0], "max": base[1]}}
+            for e, base in zip(elements, ((0, "*"), (0, "1"), (0, "*"), (1, "1"), (0, "1")), strict=True)]},
         "differential": {"element": [
             {"id": "Extension", "path": "Extension", "short": x.title, "definition": x.description,
              "min": 0, "max": "1"},
             {"id": "Extension.extension", "path": "Extension.extension", "max": "0"},
             {"id": "Extension.url", "path": "Extension.url", "fixedUri": url},
-            {"id": "Extension.value[x]", "path": "Extension.value[x]", "min": 1,
-             "type": [{"code": x.kind[0].lower() + x.kind[1:]}]}]}}
+            {"id": "Extension.value[x]", "path": "Extension.value[x]", "min": 1, "type": [{"code": value}]}]}}
 
 
 def structure_definitions() -> list[dict[str, Any]]:
