@@ -24,6 +24,7 @@ help:
 	@echo "make install    on a Raspberry Pi: install the unit (docs/install.md; ARGS=--rtc etc.)"
 	@echo "make arm64-smoke  install, smoke-test and run a simulated day on arm64 Debian Bookworm under qemu (slow, root)"
 	@echo "make torture    kill -9 the daemon 1000 times, every storage fault, 1000 damaged data directories, 1000 tamperings (about 45 min, root)"
+	@echo "make fhir-engine  install the FHIR engine the FHIR tests post to (npm ci; make test does it)"
 	@echo "make fuzz       every property test with fresh random examples, twenty times as many (long)"
 	@echo "make fuzz-serial  the serial link's long fuzz and property run (FUZZ_SECONDS=600 by default)"
 
