@@ -628,8 +628,8 @@ def conditional_url(entry: Mapping[str, Any]) -> str:
 
 def split(doc: Mapping[str, Any], max_entries: int) -> list[dict[str, Any]]:
     """The bundle as several transactions of at most ``max_entries`` entries each, for a server
-    that limits a transaction's size (Medplum takes 8 entries with conditional writes; others a few
-    hundred). References inside the bundle become conditional references (every entry has a business
+    that limits a transaction's size (Medplum takes 8 entries with conditional writes; others set
+    their own limits). References inside the bundle become conditional references (every entry has a business
     identifier), and a resource goes in a later transaction than every resource it refers to, so
     each transaction stands alone. Each is all or nothing; a failure part-way leaves the earlier ones
     stored, and posting the same export again completes it (every write is conditional)."""
