@@ -8,11 +8,12 @@ STAMP := $(VENV)/.installed
 # socat, picocom: the serial link's tests (two ptys joined back to back; a terminal program typing).
 # strace: the shipped unit's syncs and writes per file, counted from outside (benchmarks/shipped.py).
 # sysbench: the single-core CPU figure the Pi Zero 2 W estimate is checked against (benchmarks/scaling.py).
+# nodejs (its npm with it): the real FHIR engine the FHIR tests post to (tests/fhir_engine, installed with npm ci).
 # dosfstools, fusefat, fuse3: real FAT sticks in user space; udev: `udevadm test` of the stick rule; mount, util-linux: loop devices, setpriv.
 APT_PACKAGES := sysbench chromium poppler-utils fonts-dejavu-core systemd shellcheck gcc libc6-dev e2fsprogs socat picocom strace \
-	dosfstools fusefat fuse3 udev mount util-linux
+	dosfstools fusefat fuse3 udev mount util-linux nodejs
 
-.PHONY: simulate test lint typecheck setup apt bench clean help gallery golden install arm64-smoke bench-journal torture tamper fuzz fuzz-serial
+.PHONY: fhir-engine simulate test lint typecheck setup apt bench clean help gallery golden install arm64-smoke bench-journal torture tamper fuzz fuzz-serial
 
 help:
 	@echo "make simulate   set up and run the unit on simulated hardware (interactive, in this terminal)"
@@ -23,6 +24,7 @@ help:
 	@echo "make install    on a Raspberry Pi: install the unit (docs/install.md; ARGS=--rtc etc.)"
 	@echo "make arm64-smoke  install, smoke-test and run a simulated day on arm64 Debian Bookworm under qemu (slow, root)"
 	@echo "make torture    kill -9 the daemon 1000 times, every storage fault, 1000 damaged data directories, 1000 tamperings (about 45 min, root)"
+	@echo "make fhir-engine  install the FHIR engine the FHIR tests post to (npm ci; make test does it)"
 	@echo "make fuzz       every property test with fresh random examples, twenty times as many (long)"
 	@echo "make fuzz-serial  the serial link's long fuzz and property run (FUZZ_SECONDS=600 by default)"
 
@@ -33,6 +35,16 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# The real FHIR engine the FHIR tests post to (tests/fhir_engine: Medplum's FHIR router in memory),
+# installed from the npm registry exactly as its lock file says; node_modules is not committed.
+ENGINE := tests/fhir_engine
+ENGINE_STAMP := $(ENGINE)/node_modules/.installed
+$(ENGINE_STAMP): $(ENGINE)/package.json $(ENGINE)/package-lock.json
+	cd $(ENGINE) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(ENGINE_STAMP)
+
+fhir-engine: $(ENGINE_STAMP)
 
 # A fresh simulated unit each time, starting two minutes before the 07:00 prompt today.
 # Keys: space = press, h = hold (snooze), n = nurse screen, + / - = speed, q = quit.
@@ -61,7 +73,7 @@ typecheck: $(STAMP)
 # (marked serial) alone, so a busy neighbour cannot disturb them. `.venv/bin/pytest` alone
 # runs everything in one process, in order.
 TEST_WORKERS ?= 2
-test: apt $(STAMP) lint typecheck
+test: apt $(STAMP) $(ENGINE_STAMP) lint typecheck
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile -m 'not slow and not serial'
 	$(BIN)/pytest -q -m 'serial and not slow'
 

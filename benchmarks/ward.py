@@ -3,7 +3,8 @@ record (hourly sessions 08:00-20:00, an admission and some discharges, some miss
 folder, and ``bedside fhir`` over 30 days of one unit; timed from outside as a nurse runs them,
 with the sizes of what they write.
 
-Usage: ``make bench`` (with the others) or ``python benchmarks/ward.py`` (a minute or two).
+Usage: ``make bench`` (with the others) or ``python benchmarks/ward.py`` (a minute or two;
+``--fhir`` for the FHIR section alone).
 Results go between the ``bench:ward`` and ``bench:fhir`` markers of docs/performance.md.
 """
 
@@ -64,16 +65,58 @@ def timed(*args: str) -> tuple[float, float]:
 
 
 def measure_fhir() -> list[tuple[str, str, str]]:
+    rows = []
     with tempfile.TemporaryDirectory() as d:
         folder = Path(d) / "pulls"
         records = ward_folder(folder, 1)
         out = Path(d) / "bundle.json"
-        cpu, wall = timed("fhir", str(folder), "-o", str(out))
-        doc = json.loads(out.read_text())
-        kinds = [e["resource"]["resourceType"] for e in doc["entry"]]
-        return [(f"`bedside fhir`, one unit × 30 days ({records} records; {kinds.count('Procedure')} procedures, "
-                 f"{len(kinds)} resources), checked against the R4 models", "a few seconds on a laptop",
-                 f"{cpu:.2f} CPU-s, {wall:.2f} s wall (medians of {RUNS}); bundle {out.stat().st_size / 1e3:.0f} kB")]
+        for extra, what in (((), "the daily summaries"), (("--per-session",), "and a Procedure per session")):
+            cpu, wall = timed("fhir", str(folder), "-o", str(out), *extra)
+            doc = json.loads(out.read_text())
+            kinds = [e["resource"]["resourceType"] for e in doc["entry"]]
+            rows.append((f"`bedside fhir {' '.join(extra)}`".replace(" `", "`") +
+                         f", one unit × 30 days ({records} records; {what}: {len(kinds)} resources, "
+                         f"{kinds.count('Observation')} Observations, {kinds.count('Procedure')} Procedures), "
+                         "checked against the R4 models", "a few seconds on a laptop",
+                         f"{cpu:.2f} CPU-s, {wall:.2f} s wall (medians of {RUNS}); bundle "
+                         f"{out.stat().st_size / 1e3:.0f} kB"))
+            print(rows[-1], flush=True)
+    rows += measure_post()
+    return rows
+
+
+def measure_post() -> list[tuple[str, str, str]]:
+    """One unit's month posted to the test's real FHIR engine (Medplum's router in memory, 8 entries a
+    transaction, as it takes), then the same again: wall seconds of the post alone, in this process.
+    The engine's in-memory searches scan every resource of a type, so its time grows with what it
+    holds: this measures the round trip, not a hospital server's speed."""
+    from tests.rigs import fhir_engine
+
+    from bedside.laptop import fhir_post
+    from bedside.report import fhir, ward
+
+    if fhir_engine.available() is not None:
+        print(f"skipped the post: {fhir_engine.available()}")
+        return []
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        folder = Path(d) / "pulls"
+        records = ward_folder(folder, 1)
+        units = ward.merge(ward.find([folder], print))
+        doc = fhir.bundle(units, exported=wr.aware("2026-11-30T16:00"))
+        with fhir_engine.Engine() as eng:
+            times = []
+            for _ in range(2):
+                t0 = time.perf_counter()
+                got = fhir_post.post(eng.url, doc, max_entries=8, timeout=600)
+                times.append(time.perf_counter() - t0)
+            stored = sum(len(eng.search(k)) for k in ("Device", "Encounter", "CarePlan", "Observation", "Provenance"))
+        rows.append((f"`bedside fhir --post` of one unit × 30 days ({records} records, {len(doc['entry'])} entries) to "
+                     f"the test engine, {got.transactions} transactions of at most 8", "well inside the 120 s deadline",
+                     f"first post {times[0]:.1f} s, the same again {times[1]:.1f} s (all {got.updated} already "
+                     f"there); {stored} resources on the server"))
+        print(rows[-1], flush=True)
+    return rows
 
 
 def measure() -> list[tuple[str, str, str]]:
@@ -95,17 +138,24 @@ def measure() -> list[tuple[str, str, str]]:
 
 
 def main() -> None:
+    if "--fhir" not in sys.argv[1:]:
+        ward_section()
+    rows = measure_fhir()
+    note = ("The whole command from outside: Python's start, reading and verifying the export, building the "
+            "bundle, checking every resource against fhir.resources' R4 models, writing it. CPU seconds are the "
+            "figure to trust on a shared machine; wall time includes waiting for a core. The post is timed in "
+            "the benchmark's process against the tests' FHIR engine on 127.0.0.1 (Medplum's FHIR router, in "
+            "memory, validating every resource); a hospital's server and network add their own time.")
+    lines = [docs.measured_on("python benchmarks/ward.py", note), "", *docs.table(rows)]
+    print(docs.write_section("fhir", "The FHIR bundle (laptop)", lines))
+
+
+def ward_section() -> None:
     rows = measure()
     note = ("The whole command from outside: Python's start, reading and verifying every export, the page and "
             "the CSV. CPU seconds are the figure to trust on a shared machine; wall time includes waiting for a core.")
     lines = [docs.measured_on("python benchmarks/ward.py", note), "", *docs.table(rows)]
     print(docs.write_section("ward", "The ward overview (laptop)", lines))
-    rows = measure_fhir()
-    note = ("The whole command from outside: Python's start, reading and verifying the export, building the "
-            "bundle, checking every resource against fhir.resources' R4 models, writing it. CPU seconds are the "
-            "figure to trust on a shared machine; wall time includes waiting for a core.")
-    lines = [docs.measured_on("python benchmarks/ward.py", note), "", *docs.table(rows)]
-    print(docs.write_section("fhir", "The FHIR bundle (laptop)", lines))
 
 
 if __name__ == "__main__":

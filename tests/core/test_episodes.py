@@ -354,3 +354,58 @@ def test_exercise_names_must_be_drawable() -> None:
         config.parse({"hourly": {"exercises": [{"name": "Ankle ✓", "reps": 5}]}})
     assert config.parse({"hourly": {"exercises": [{"name": "Pédalage", "reps": 5}]}}).hourly_exercises == (
         Exercise("Pédalage", 5, kind="other"),)
+
+
+# --- the hospital's numbers ---------------------------------------------------------------------
+
+WARD = Config(hospital=config.Hospital(visit_system="https://hospital.example/ids/visit",
+                                       mrn_system="https://hospital.example/ids/mrn",
+                                       wristband=r"^V(?P<visit>[0-9]{6,12})\^(?P<mrn>[0-9]{6,10})$"))
+
+
+def test_a_scanned_wristband_gives_the_visit_number_and_the_mrn_and_the_record_names_their_systems() -> None:
+    d = Driver(WARD, t(WARD, "2026-11-24T06:30"))
+    (rec,) = send(d, Admit("V20261124001^70012345", date(2026, 11, 22), None, via="test"))
+    assert dict(rec.data) == {"episode": "20261124001", "surgery": "2026-11-22", "regimen": "standard", "day": 2,
+                              "via": "test", "mrn": "70012345", "visit_system": "https://hospital.example/ids/visit",
+                              "mrn_system": "https://hospital.example/ids/mrn"}
+    assert d.state.episode is not None and d.state.episode.id == "20261124001"
+    # Typed: the visit number alone, or with the MRN given apart; the unit never stores a name.
+    (rec,) = send(d, Admit("20261124001", date(2026, 11, 22), None, via="test", mrn="70012345"))
+    assert rec.data["mrn"] == "70012345" and rec.data["amended"] is True
+    d2 = Driver(Config(), t(Config(), "2026-11-24T06:30"))
+    (rec,) = send(d2, Admit("E2026-0042", date(2026, 11, 22), None, via="test"))
+    assert "mrn" not in rec.data and "visit_system" not in rec.data        # a ward without [hospital]: as before
+
+
+@pytest.mark.parametrize(("typed", "mrn", "says"), [
+    ("V20261124001^Smith", None, "episode id must be"),            # not the wristband's form: taken as typed
+    ("20261124001", "Smith", "MRN must be"),
+    ("V20261124001^70012345", "Jones", "MRN must be"),
+])
+def test_names_are_refused_wherever_they_are_typed(typed: str, mrn: str | None, says: str) -> None:
+    problem = episodes.admit_problem(WARD, typed, date(2026, 11, 22), None, date(2026, 11, 24), mrn)
+    assert problem is not None and says in problem
+
+
+def test_the_hospital_table_is_checked() -> None:
+    ok = config.parse({"hospital": {"visit_system": "https://h.example/visit", "create_encounter": True}})
+    assert ok.hospital.visit_system == "https://h.example/visit" and ok.hospital.create_encounter
+    assert config.Config().fingerprint() == config.parse({}).fingerprint()
+    with pytest.raises(config.ConfigError) as e:
+        config.parse({"hospital": {"visit_system": "not a uri", "wristband": "(?P<name>x)", "create_patient": "yes",
+                                   "mrn": "x"}})
+    text = str(e.value)
+    for says in ("[hospital] mrn: unknown key", "[hospital] visit_system: must be the hospital's URI",
+                 "[hospital] wristband: must name the visit number's group", "[hospital] create_patient: must be"):
+        assert says in text
+
+
+def test_the_link_takes_the_mrn_after_the_other_words() -> None:
+    from bedside.link import changes
+
+    a = changes.parse_admit(("20261124001", "2026-11-22", "mrn=70012345"))
+    assert (a.episode, a.regimen, a.mrn) == ("20261124001", None, "70012345")
+    a = changes.parse_admit(("20261124001", "2026-11-22", "hip", "MRN=70012345"))
+    assert (a.regimen, a.mrn) == ("hip", "70012345") and "MRN 70012345" in a.text(WARD.tz)
+    assert changes.parse_admit(("20261124001", "2026-11-22")).mrn is None

@@ -31,21 +31,79 @@ def add_ward_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
     f = sub.add_parser("fhir", help="the records as one FHIR R4 transaction bundle for the hospital's record system",
                        description="Read every unit's record found in INPUT (as bedside ward does), and write one "
-                       "FHIR R4 (4.0.1) transaction Bundle: each unit a Device, each admission an Encounter and its "
-                       "regimen a CarePlan, each of the patient's sessions a Procedure, and a Provenance with the "
-                       "journal's verdict. Every resource is created only if its identifier is not on the server "
-                       "yet, so posting twice stores nothing twice. Exit codes: 0 written (and posted), 3 a record "
-                       "failed verification (nothing written without --allow-broken), 4 the post failed, 2 "
-                       "nothing could be read.")
+                       "FHIR R4 (4.0.1) transaction Bundle: each unit a Device; each stay the hospital's Encounter "
+                       "and Patient by conditional reference, its regimen a CarePlan with its timing and a daily "
+                       "summary Observation per day; a Provenance with the journal's verdict. Every write is a "
+                       "conditional update or create on a business identifier, so posting twice changes nothing "
+                       "and a later export updates what changed. docs/fhir.md has a worked example. Exit codes: 0 "
+                       "written (and posted), 3 a record failed verification (nothing written without "
+                       "--allow-broken), 4 the post failed, 2 nothing could be read or the settings are wrong.")
     f.add_argument("inputs", nargs="+", metavar="INPUT", help="folders and export files to read")
     f.add_argument("-o", "--output", required=True, help="the bundle to write, e.g. bundle.json")
-    f.add_argument("--post", metavar="BASE_URL", help="also send the bundle to this FHIR server's base URL")
-    f.add_argument("--identifier-system", metavar="URI", default="urn:bedside",
-                   help="base of the identifier systems (units, episodes, sessions): the hospital's URI for "
-                   "its bedside units (%(default)s)")
+    f.add_argument("--settings", metavar="FILE", help="the laptop's settings (TOML: [hospital], [fhir], [auth], "
+                   "[units.ID]; docs/fhir.md)")
+    f.add_argument("--config", metavar="FILE", help="the ward's bedside.toml: its [hospital] table, and the "
+                   "regimens' times for the CarePlan")
+    f.add_argument("--post", metavar="BASE_URL", nargs="?", const="", help="also send the bundle to this FHIR "
+                   "server's base URL (alone: the settings' [fhir] base_url)")
+    f.add_argument("--token-file", metavar="FILE", help="send the bearer token in this file (overrides [auth])")
+    f.add_argument("--identifier-system", metavar="URI", default=None,
+                   help="base of the unit's own identifier systems (units, care plans, summaries): the hospital's "
+                   "URI for its bedside units (default: the settings', else urn:bedside)")
+    f.add_argument("--per-session", action="store_true", default=None,
+                   help="also a Procedure for each decided session (off by default: the daily summary is the record)")
+    f.add_argument("--max-entries", type=int, default=None, metavar="N", help="at most N entries per transaction, "
+                   "for a server that limits them (0: the whole bundle in one, the default)")
+    f.add_argument("--hl7v2", metavar="FILE", help="also write the daily summaries as HL7 v2.5 ORU^R01 messages "
+                   "to FILE, for an interface engine that takes v2 (one message per summary)")
     f.add_argument("--allow-broken", action="store_true", help="write (and post) a record that failed "
                    "verification, every resource from it marked broken-record")
     f.set_defaults(func=cmd_fhir)
+
+
+def _fhir_settings(args: argparse.Namespace) -> tuple[Any, Any]:
+    """(report.fhir.Settings, laptop settings) from the ward's config, the laptop's file and the flags."""
+    from dataclasses import replace
+
+    from bedside.core import config
+    from bedside.laptop import fhir_settings
+    from bedside.report import fhir
+
+    ward = None
+    if args.config:
+        import tomllib
+
+        try:
+            with open(args.config, "rb") as fh:
+                ward = config.parse(tomllib.load(fh), args.config)
+        except config.ConfigError as e:
+            raise UserError("; ".join([f"the ward's configuration {args.config}", *e.problems])) from None
+        except tomllib.TOMLDecodeError as e:
+            raise UserError(f"the ward's configuration {args.config} is not TOML: {e}") from None
+        except OSError as e:
+            raise UserError(f"cannot read the ward's configuration {args.config}: {e.strerror}") from None
+    laptop = fhir_settings.LaptopSettings()
+    if args.settings:
+        try:
+            laptop = fhir_settings.load(Path(args.settings))
+        except fhir_settings.SettingsError as e:
+            raise UserError(str(e)) from None
+    hospital = laptop.hospital or (ward.hospital if ward is not None else config.Hospital())
+    system = args.identifier_system or laptop.identifier_system or fhir.DEFAULT_SYSTEM
+    if ":" not in system or any(c.isspace() for c in system):
+        raise UserError(f"--identifier-system {system!r} is not a URI (e.g. https://hospital.example/ids/bedside)")
+    if args.max_entries is not None and args.max_entries < 0:
+        raise UserError("--max-entries must be 0 (the whole bundle in one transaction) or more")
+    per_session = laptop.per_session if args.per_session is None else args.per_session
+    settings = fhir.Settings(base=system, hospital=hospital, organization=laptop.organization, units=laptop.units,
+                             per_session=per_session, ward=ward)
+    if args.token_file:
+        from bedside.laptop.fhir_post import Auth
+
+        laptop = replace(laptop, auth=Auth("token", token_file=Path(args.token_file)))
+    if args.max_entries is not None:
+        laptop = replace(laptop, max_entries=args.max_entries)
+    return settings, laptop
 
 
 def cmd_fhir(args: argparse.Namespace) -> int:
@@ -57,12 +115,13 @@ def cmd_fhir(args: argparse.Namespace) -> int:
 
     out = Path(args.output)
     _writable(out)
-    system = args.identifier_system
-    if ":" not in system or any(c.isspace() for c in system):
-        raise UserError(f"--identifier-system {system!r} is not a URI (e.g. https://hospital.example/ids/bedside)")
+    settings, laptop = _fhir_settings(args)
+    post_to = args.post if args.post else (laptop.base_url if args.post == "" else None)
+    if args.post == "" and not post_to:
+        raise UserError("--post without an address needs [fhir] base_url in the --settings file")
     units = ward.merge(_read(args.inputs)[0])
     try:
-        doc = fhir.bundle(units, system=system, allow_broken=args.allow_broken,
+        doc = fhir.bundle(units, settings=settings, allow_broken=args.allow_broken,
                           exported=datetime.now().astimezone())
     except fhir.BundleError as e:
         raise UserError(str(e), 3) from None
@@ -90,14 +149,36 @@ def cmd_fhir(args: argparse.Namespace) -> int:
     if broken:
         print(f"bedside: {', '.join(broken)}: record FAILED verification; its resources are marked broken-record.",
               file=sys.stderr)
-    if args.post:
+    if args.hl7v2:
+        _write_hl7v2(Path(args.hl7v2), units, settings)
+    if post_to:
         try:
-            got = fhir_post.post(args.post, text.encode())
+            got = fhir_post.post(post_to, doc, auth=laptop.auth, timeout=laptop.timeout,
+                                 max_entries=laptop.max_entries, max_answer=laptop.max_answer)
         except fhir_post.PostError as e:
-            raise UserError(f"the bundle was written to {out} but not stored on the server: {e}", 4) from None
+            raise UserError(f"the bundle was written to {out} but not all stored on the server: {e}", 4) from None
         other = "".join(f", {n} answered {k}" for k, n in sorted(got.other.items()))
-        print(f"Posted to {args.post}: {got.created} created, {got.existing} already there{other}.")
+        split = f" in {got.transactions} transactions" if got.transactions > 1 else ""
+        print(f"Posted to {post_to}{split}: {got.created} created, {got.updated} already there (updated where "
+              f"changed){other}.")
     return 0
+
+
+def _write_hl7v2(path: Path, units: list[Any], settings: Any) -> None:
+    from bedside.durable import write_text_atomic
+    from bedside.report import hl7v2
+
+    _writable(path)
+    try:
+        messages = hl7v2.messages(units, settings, exported=datetime.now().astimezone())
+    except hl7v2.HL7Error as e:
+        raise UserError(str(e), 70) from None
+    try:
+        # Segments end with a carriage return, as HL7 says; a newline between messages for people.
+        write_text_atomic(path, "".join(m + "\r\n" for m in messages))
+    except OSError as e:
+        raise UserError(f"cannot write {path}: {e.strerror}", 1) from None
+    print(f"Wrote {path}: {len(messages)} HL7 v2.5 ORU^R01 message(s), one per daily summary.")
 
 
 def as_of(text: str | None) -> datetime:

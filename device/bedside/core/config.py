@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import time
 from typing import Any
@@ -118,6 +118,18 @@ DEFAULT_REGIMENS = (Regimen("standard", (Stage(-30, hourly_every_minutes=0, rout
                                           Stage(0), Stage(3, hourly_every_minutes=0))),)
 
 
+@dataclass(frozen=True, slots=True)
+class Hospital:
+    """The hospital's own identifier systems and what the FHIR export may create ([hospital] in the
+    ward's file; the laptop's settings file may say the same). docs/fhir.md explains each."""
+
+    visit_system: str = ""         # the URI of the hospital's visit (encounter) numbers
+    mrn_system: str = ""           # the URI of its medical record numbers
+    wristband: str = ""            # a regular expression for a scanned wristband: group "visit", optional "mrn"
+    create_patient: bool = False   # the bundle may create a Patient (identifier only) the server lacks
+    create_encounter: bool = False  # the bundle owns the Encounter (creates it, updates its status and end)
+
+
 @dataclass(frozen=True)
 class Config:
     unit_id: str = "ward7-bed12"
@@ -138,6 +150,7 @@ class Config:
     display: Display = field(default_factory=Display)
     hardware: Hardware = field(default_factory=Hardware)
     serial: Serial = field(default_factory=Serial)
+    hospital: Hospital = field(default_factory=Hospital)
     source: str = "built-in defaults"
     warnings: tuple[str, ...] = ()      # what the file should say more plainly (not errors: the unit runs)
 
@@ -174,6 +187,8 @@ def _plain(cfg: Config) -> dict[str, Any]:
     d = asdict(cfg)
     d.pop("source")
     d.pop("warnings")
+    if cfg.hospital == Hospital():
+        d.pop("hospital")          # a unit that never had the section keeps the fingerprint it had
     return d
 
 
@@ -197,6 +212,7 @@ _SCHEMA: dict[str, set[str]] = {
     "routine": {"at", "exercises"},
     "reminders": {"repeat_every_minutes", "missed_after_minutes", "snooze_minutes", "max_snoozes"},
     "episodes": {"default_regimen", "without_episode"},
+    "hospital": {"visit_system", "mrn_system", "wristband", "create_patient", "create_encounter"},
     "regimens": set(),               # one table per regimen, checked on its own
     "display": {"night", "dim_after_minutes", "layout"},
     "hardware": {
@@ -540,6 +556,8 @@ def parse(data: Mapping[str, Any], source: str = "<config>") -> Config:
         r.fail("[serial] port", f'must be a device path such as "/dev/ttyGS0" or a pyserial URL, got {port!r}')
         port = ""
     baud = r.integer("serial", "baud", Serial().baud, 300, 4_000_000)
+    table = data.get("hospital")
+    hospital = parse_hospital(table if isinstance(table, Mapping) else {}, r.fail)
 
     if r.problems:
         raise ConfigError(source, r.problems)
@@ -566,5 +584,41 @@ def parse(data: Mapping[str, Any], source: str = "<config>") -> Config:
                           tone=tone, gpio=gpio, spi_port=spi_port, spi_device=spi_device, dc_pin=dc_pin,
                           reset_pin=reset_pin, vibration_pin=vibration_pin),
         serial=Serial(port, baud),
+        hospital=hospital,
         source=source,
     )
+
+
+def parse_hospital(table: Mapping[str, Any], fail: Callable[[str, str], None]) -> Hospital:
+    """The [hospital] table (the unit's file and the laptop's settings share it); ``fail(where, what)``
+    is told every problem."""
+    out: dict[str, Any] = {}
+    for key in ("visit_system", "mrn_system"):
+        v = table.get(key, "")
+        if not isinstance(v, str) or (v and (":" not in v or any(c.isspace() or c in "|?#" for c in v))):
+            fail(f"[hospital] {key}", f"must be the hospital's URI for it, e.g. \"https://hospital.example/ids/"
+                 f"{key.split('_')[0]}\", got {v!r}")
+        else:
+            out[key] = v
+    band = table.get("wristband", "")
+    if not isinstance(band, str):
+        fail("[hospital] wristband", f"must be a regular expression in quotes, got {band!r}")
+    elif band:
+        try:
+            groups = re.compile(band).groupindex
+        except re.error as e:
+            fail("[hospital] wristband", f"is not a regular expression: {e}")
+        else:
+            if "visit" not in groups:
+                fail("[hospital] wristband", 'must name the visit number\'s group: (?P<visit>...)')
+            elif set(groups) - {"visit", "mrn"}:
+                fail("[hospital] wristband", "may name only the groups visit and mrn (the unit keeps no name)")
+            else:
+                out["wristband"] = band
+    for key in ("create_patient", "create_encounter"):
+        v = table.get(key, False)
+        if not isinstance(v, bool):
+            fail(f"[hospital] {key}", f"must be true or false, got {v!r}")
+        else:
+            out[key] = v
+    return Hospital(**out)

@@ -88,11 +88,34 @@ def rules(cfg: Config, ep: Episode | None, d: date) -> Rules:
     )
 
 
-def admit_problem(cfg: Config, episode: str, surgery: date, regimen: str | None, today: date) -> str | None:
+def from_wristband(cfg: Config, typed: str) -> tuple[str, str | None]:
+    """(visit number, MRN or None) from what the nurse typed or scanned in place of the episode id:
+    a scan matching the ward's ``[hospital] wristband`` pattern gives its groups; anything else is
+    the episode id itself."""
+    pattern = cfg.hospital.wristband
+    m = re.fullmatch(pattern, typed) if pattern else None
+    if m is None:
+        return typed, None
+    return m["visit"], m.groupdict().get("mrn")
+
+
+def mrn_problem(mrn: str | None) -> str | None:
+    if mrn is not None and (not _EPISODE_ID.match(mrn) or not any(ch.isdigit() for ch in mrn)):
+        return "MRN must be 1 to 18 letters, digits, '.', '_' or '-' with a digit (a number, never a name)"
+    return None
+
+
+def admit_problem(cfg: Config, episode: str, surgery: date, regimen: str | None, today: date,
+                  mrn: str | None = None) -> str | None:
     """Why an admission cannot be accepted, in words for the nurse; None when it can.
 
     The serial link can call this to answer the laptop at once; the core checks again.
+    ``episode`` may be a scanned wristband (``from_wristband``).
     """
+    episode, scanned_mrn = from_wristband(cfg, episode)
+    problem = mrn_problem(mrn or scanned_mrn)
+    if problem is not None:
+        return problem
     if not _EPISODE_ID.match(episode):
         return "episode id must be 1 to 18 letters, digits, '.', '_' or '-', starting with a letter or digit"
     if not any(ch.isdigit() for ch in episode):

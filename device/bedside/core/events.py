@@ -56,6 +56,7 @@ class Admit:
     surgery: date
     regimen: str | None = None
     via: str = "serial"
+    mrn: str | None = None        # the hospital's medical record number, when the nurse gave it (never a name)
 
 
 @dataclass(frozen=True, slots=True)

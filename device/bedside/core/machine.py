@@ -233,15 +233,20 @@ def _refuse(st: State, command: str, problem: str, via: str, now: Instant, fx: l
 
 def _admit(cfg: Config, st: State, ev: Admit, now: Instant, fx: list[Effect]) -> State:
     today = local_date(cfg, now)
-    problem = episodes.admit_problem(cfg, ev.episode, ev.surgery, ev.regimen, today)
+    problem = episodes.admit_problem(cfg, ev.episode, ev.surgery, ev.regimen, today, ev.mrn)
     if problem is not None:
         return _refuse(st, "admit", problem, ev.via, now, fx)
+    visit, scanned_mrn = episodes.from_wristband(cfg, ev.episode)
     old = st.episode
-    if old is not None and old.id != ev.episode:
+    if old is not None and old.id != visit:
         st = _close_episode(cfg, st, now, fx, ev.via, reason="new admission")
-    ep = Episode(ev.episode, ev.surgery, ev.regimen or cfg.default_regimen)
+    ep = Episode(visit, ev.surgery, ev.regimen or cfg.default_regimen)
     day = episodes.post_op_day(ep, today)
     data: dict[str, object] = {**episode_fields(ep), "day": day, "via": ev.via}
+    # The hospital's numbers and their systems, so the record alone says what the episode id is.
+    h, mrn = cfg.hospital, ev.mrn or scanned_mrn
+    data.update({k: v for k, v in (("mrn", mrn), ("visit_system", h.visit_system),
+                                   ("mrn_system", h.mrn_system if mrn else "")) if v})
     if old is not None and old.id == ep.id:
         data["amended"] = True      # a correction (say, of the surgery date): records are never rewritten
     fx.append(Record("admit", data=data))

@@ -46,6 +46,7 @@ class Admit:
     episode: str
     surgery: date
     regimen: str | None = None
+    mrn: str | None = None
 
     what = "admit"
 
@@ -54,7 +55,8 @@ class Admit:
 
     def text(self, tz: ZoneInfo) -> str:
         regimen = f", regimen {self.regimen}" if self.regimen else ""
-        return f"admit episode {self.episode}, surgery {self.surgery:%Y-%m-%d}{regimen}"
+        mrn = f", MRN {self.mrn}" if self.mrn else ""
+        return f"admit episode {self.episode}, surgery {self.surgery:%Y-%m-%d}{regimen}{mrn}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,15 +167,20 @@ def parse_clock_machine(arg: str) -> ClockChange:
 
 
 def parse_admit(args: tuple[str, ...]) -> Admit:
-    """``episode admit EPISODE-ID SURGERY-DATE [REGIMEN]`` (the unit's rules check the values)."""
-    hint = "write: episode admit EPISODE-ID SURGERY-DATE [REGIMEN], e.g. episode admit E2026-0042 2026-11-23"
+    """``episode admit EPISODE-ID SURGERY-DATE [REGIMEN] [mrn=NUMBER]`` (the unit's rules check the
+    values). EPISODE-ID is the hospital's visit number, typed or scanned from the wristband."""
+    hint = ("write: episode admit EPISODE-ID SURGERY-DATE [REGIMEN] [mrn=NUMBER], e.g. episode admit E2026-0042 "
+            "2026-11-23")
+    mrn = None
+    if args and args[-1].lower().startswith("mrn="):
+        mrn, args = args[-1][4:], args[:-1]
     if not 2 <= len(args) <= 3:
         raise ChangeError(hint)
     try:
         surgery = date.fromisoformat(args[1])
     except ValueError:
         raise ChangeError(f"{args[1]!r} is not a date written YYYY-MM-DD; {hint}") from None
-    return Admit(args[0], surgery, args[2] if len(args) == 3 else None)
+    return Admit(args[0], surgery, args[2] if len(args) == 3 else None, mrn or None)
 
 
 def parse_discharge(args: tuple[str, ...]) -> Discharge:

@@ -391,7 +391,7 @@ class LinkService:
     @staticmethod
     def _event(change: changes.Admit | changes.Discharge) -> Admit | Discharge:
         if isinstance(change, changes.Admit):
-            return Admit(change.episode, change.surgery, change.regimen, via="serial")
+            return Admit(change.episode, change.surgery, change.regimen, via="serial", mrn=change.mrn)
         return Discharge(change.episode, via="serial")
 
     def _problem(self, change: changes.Change, now: Instant) -> str | None:
@@ -400,7 +400,7 @@ class LinkService:
         assert st is not None
         if isinstance(change, changes.Admit):
             return episodes.admit_problem(self.cfg, change.episode, change.surgery, change.regimen,
-                                          now.wall.astimezone(self.cfg.tz).date())
+                                          now.wall.astimezone(self.cfg.tz).date(), change.mrn)
         if isinstance(change, changes.Discharge):
             return episodes.discharge_problem(st.episode, change.episode)
         if isinstance(change, changes.Resume) and st.paused_until is None:
