@@ -325,7 +325,8 @@ def verify_data(data_dir: Path, key: seal.HospitalKey | None = None, *, integrit
     Reads defensively (segments.Journal.entries): every record that can be read is checked,
     and a break is named where records cannot be."""
     data_dir = Path(data_dir)
-    j = journal.Journal(data_dir, chain_tz(), "verify", readonly=True)
+    # Every file described by itself, never from the unit's remembered descriptions (index.py).
+    j = journal.Journal(data_dir, chain_tz(), "verify", readonly=True, remembered=False)
     try:
         segs = j.segments()
         c = Checker(key)
