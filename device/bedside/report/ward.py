@@ -39,22 +39,53 @@ _SKIP_DIRS = {".bedside", "System Volume Information", "$RECYCLE.BIN", ".Trashes
 
 class ExportRecords:
     """The records of an export file, read from the file a line at a time each time they are
-    iterated: what ``parse_export`` would give as records (header and other lines passed over),
-    without holding them."""
+    iterated (what ``parse_export`` would give as records), never held. The first pass that
+    reads them all also verifies them, as ``bedside log verify`` does, so a ward's row parses
+    each line once: ``verdict`` is that pass's, or makes one if none has been made."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._verdict: Any = None
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        from bedside.journal import export
+        from bedside.journal import export, verify
 
         try:
-            _, lines = export.read(self.path)
-            for _n, obj in lines:
-                if isinstance(obj, dict) and "seq" in obj and "type" in obj:
-                    yield obj
+            if self._verdict is None:
+                lines, finish = verify.export_check(self.path)
+                yield from _records_of(lines)
+                self._verdict = finish()          # reached only when every line has passed
+            else:
+                _, plain = export.read(self.path)
+                yield from _records_of(plain)
         except export.ExportError:
-            return          # changed since it was verified: the verdict already stands
+            return          # changed since it was first read: the verdict already stands
+
+    @property
+    def verdict(self) -> Any:
+        if self._verdict is None:
+            for _ in self:
+                pass
+        return self._verdict
+
+
+def _records_of(lines: Iterable[tuple[int, Any]]) -> Iterator[dict[str, Any]]:
+    for _n, obj in lines:
+        if isinstance(obj, dict) and "seq" in obj and "type" in obj:
+            yield obj
+
+
+class _Deferred:
+    """A streamed export's verdict, made when first asked for (by then, usually, by the pass
+    that read the records for the row)."""
+
+    __slots__ = ("_records",)
+
+    def __init__(self, records: ExportRecords) -> None:
+        self._records = records
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._records.verdict, name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +115,15 @@ class UnitRecord:
     contradicting: list[Source]                # same unit id, another chain: flagged, not merged
     apart: list[Source]                        # could not be joined (a gap between them): not counted
     verdict: Any                               # the merged chain's verdict
-    broken: list[tuple[Source | None, Any]]    # exports (or the merged chain: None) that failed
+    failed: list[tuple[Source | None, Any]] | None  # see ``broken``; None: judged when first asked
+
+    @property
+    def broken(self) -> list[tuple[Source | None, Any]]:
+        """Exports (or the merged chain: None) that failed verification. A single streamed
+        export's is asked after its row has read it, so it is verified in that same pass."""
+        if self.failed is not None:
+            return self.failed
+        return [(s, s.verdict) for s in self.exports if not s.verdict.ok]
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,21 +237,23 @@ def _streamed(p: Path) -> Source | None:
     """An export file with its header, verified and described while it is read a line at a
     time (its records stay in the file: ``ExportRecords``); None for anything else (a data
     directory, a bare JSON-lines file), which ``load`` reads whole as before."""
-    from bedside.journal import export, verify
+    from bedside.journal import export
 
     if p.is_dir():
         return None
     try:
-        v = verify.verify_export(p)
         header, lines = export.read(p)
     except export.ExportError:
         return None
-    with contextlib.closing(lines):   # type: ignore[type-var]  # a generator: closing it closes the file
-        pass
-    records = ExportRecords(p)
-    if not any(True for _ in records):
+    with contextlib.closing(lines):      # type: ignore[type-var]  # a generator: closing it closes the file
+        try:
+            first = next(_records_of(lines), None)      # reads up to the first record only
+        except export.ExportError:
+            return None
+    if first is None:
         return None          # no record at all: load() says what the file is
-    return _described(p, Loaded([], header, [], p.name), records, v)
+    records = ExportRecords(p)
+    return _described(p, Loaded([], header, [], p.name), records, _Deferred(records))
 
 
 def _judge(p: Path, loaded: Loaded) -> Any:
@@ -265,13 +306,13 @@ def _hashes(s: Source) -> dict[int, str]:
 
 
 def _merge(unit: str, group: list[Source]) -> UnitRecord:
+    if len(group) == 1:
+        # One export: its records as they are in the file, streamed (never all in memory).
+        only = group[0]
+        return UnitRecord(unit, only.records, [only], [], [], only.verdict, None)
     # The newest export (most records, then latest taken) anchors the chain.
     order = sorted(group, key=lambda s: (s.head, s.taken.timestamp() if s.taken else 0.0), reverse=True)
     base = order[0]
-    if len(group) == 1:
-        # One export: its records as they are in the file, streamed (never all in memory).
-        broken1: list[tuple[Source | None, Any]] = [(base, base.verdict)] if not base.verdict.ok else []
-        return UnitRecord(unit, base.records, [base], [], [], base.verdict, broken1)
     merged: dict[int, dict[str, Any]] = {r["seq"]: r for r in base.records if isinstance(r.get("seq"), int)}
     hashes = _hashes(base)
     used, contradicting, apart = [base], [], []
