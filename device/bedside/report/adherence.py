@@ -275,6 +275,10 @@ class _Acc:
     episode: str | None = None
 
 
+_OUTCOME_FIELDS = ("type", "snoozes", "reason", "started", "late_min", "reps", "planned", "early", "duration_s",
+                   "interrupted")
+
+
 def _feed(acc: _Acc, rec: Mapping[str, Any], t: datetime) -> None:
     typ = rec.get("type")
     kind = rec.get("kind")
@@ -302,7 +306,9 @@ def _feed(acc: _Acc, rec: Mapping[str, Any], t: datetime) -> None:
         acc.started = t            # the patient began the guide, whatever happened next
     elif typ in ("done", "missed", "interrupted", "paused", "extra") and acc.outcome is None:
         # The unit records one outcome per session; anything after it is not believed.
-        acc.outcome, acc.outcome_time = dict(rec), t
+        # Only the fields _session reads: a whole record per session (its hashes, boot, links)
+        # made a long export's model several times the size it needs.
+        acc.outcome, acc.outcome_time = {k: rec[k] for k in _OUTCOME_FIELDS if k in rec}, t
 
 
 def _session(acc: _Acc) -> SessionOutcome | None:
