@@ -45,13 +45,18 @@ def _one_day(cfg: Any, work: Path) -> list[dict[str, Any]]:
     sim.close()
     j = Journal(work, cfg.tz, "r", readonly=True)
     try:
-        return [r for r in j.records() if r["type"] not in ("seal", "start", "stop")]
+        # The day's own checkpoints name seqs of that day's journal: the built one gets its own.
+        return [r for r in j.records() if r["type"] not in ("seal", "start", "stop", "verified")]
     finally:
         j.close()
 
 
-def build(data: Path, days: int, key_out: Path, cfg: Any = None) -> int:
-    """A commissioned unit's data directory holding ``days`` days of journal; its record count."""
+def build(data: Path, days: int, key_out: Path, cfg: Any = None, *, stay_days: int = 0) -> int:
+    """A commissioned unit's data directory holding ``days`` days of journal; its record count.
+
+    ``stay_days``: a ward unit, whose patients stay that many days each; every stay starts a
+    segment of its own, as an admission does on the unit (sealed, closed read-only), so a year
+    of three-day stays is 122 segments."""
     from bedside.core import config
     from bedside.core.events import Instant, Record
     from bedside.journal import seal
@@ -66,6 +71,13 @@ def build(data: Path, days: int, key_out: Path, cfg: Any = None) -> int:
     since = 0
     try:
         for d in range(days):
+            if stay_days and d and d % stay_days == 0:
+                at = Instant(datetime.fromisoformat(day[0]["time"]) + timedelta(days=d), d * 86400.0)
+                seq, h = j.head()
+                j.append(Record("seal", data=sealer.seal_data(seq, h)), at, "rtc")
+                sealer.sealed()
+                since = 0
+                j.new_segment("episode", {"episode": f"stay-{d // stay_days + 1}"})
             for r in day:
                 when = datetime.fromisoformat(r["time"]) + timedelta(days=d)
                 at = Instant(when, d * 86400 + r["mono_ms"] / 1000)
@@ -77,23 +89,27 @@ def build(data: Path, days: int, key_out: Path, cfg: Any = None) -> int:
                     j.append(Record("seal", data=sealer.seal_data(seq, h)), at, "rtc")
                     sealer.sealed()
                     since = 0
+        # Where the last clean whole check left its checkpoint: at the head, as a unit that
+        # ran its check after its last start would have.
+        seq, h = j.head()
+        j.append(Record("verified", data={"seq_checked": seq, "hash_checked": h, "records_checked": seq}), at, "rtc")
         return j.head()[0]
     finally:
         j.close()
 
 
-def cached(days: int, cache: Path) -> Path:
+def cached(days: int, cache: Path, *, stay_days: int = 0) -> Path:
     """The cached data directory for ``days`` (built on first use); copy it before running a unit on it."""
-    src = cache / f"days-{days}"
+    src = cache / (f"days-{days}" + (f"-stays-{stay_days}" if stay_days else ""))
     if not (src / "ok").exists():
         shutil.rmtree(src, ignore_errors=True)
         src.mkdir(parents=True)
-        build(src / "data", days, src / "hospital-key.json")
+        build(src / "data", days, src / "hospital-key.json", stay_days=stay_days)
         (src / "ok").write_text("")
     return src
 
 
-def copy(days: int, cache: Path, dest: Path) -> Path:
+def copy(days: int, cache: Path, dest: Path, *, stay_days: int = 0) -> Path:
     """A fresh copy of ``days`` of journal at ``dest`` (a data directory)."""
-    shutil.copytree(cached(days, cache) / "data", dest)
+    shutil.copytree(cached(days, cache, stay_days=stay_days) / "data", dest)
     return dest

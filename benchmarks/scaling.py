@@ -59,8 +59,9 @@ def year_run(marks: tuple[int, ...] = AGES) -> list[dict[str, float]]:
     return shipped.memory(tuple(float(m) for m in marks))
 
 
-def first_frame_ms(days: int, runs: int = 5) -> float:
-    """Median milliseconds from launching ``bedside simulate`` on ``days`` of journal to its first frame."""
+def first_frame_ms(days: int, runs: int = 5, *, stay_days: int = 0) -> float:
+    """Median milliseconds from launching ``bedside simulate`` on ``days`` of journal to its first
+    frame (``stay_days``: a ward unit's journal, a segment per stay)."""
     from bedside.core import config
 
     cfg = config.Config()
@@ -70,7 +71,7 @@ def first_frame_ms(days: int, runs: int = 5) -> float:
         with tempfile.TemporaryDirectory() as d:
             data = Path(d) / "data"
             if days:
-                journals.copy(days, CACHE, data)
+                journals.copy(days, CACHE, data, stay_days=stay_days)
             frames = Path(d) / "frames"
             t0 = time.time_ns()
             subprocess.run([sys.executable, "-m", "bedside", "simulate", "--headless", "--start",

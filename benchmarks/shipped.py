@@ -456,6 +456,7 @@ class Days:
     panel_bytes: int
     loop_wakeups: int
     cpu_s: float
+    panel_transfers: int = 0
 
     @property
     def syncs_per_record(self) -> float:
@@ -517,7 +518,8 @@ def days(n: float = 1.0, *, answered: bool = False, start: str | None = None,
             panel = json.loads(stats.read_text())
     return Days(n, sum(types.values()), types, files, b1 - b0, f1 - f0,
                 panel["panel_data_bytes"] + panel["panel_command_bytes"], panel.get("loop_timed_wakeups", 0),
-                (t1.children_user + t1.children_system) - (t0.children_user + t0.children_system))
+                (t1.children_user + t1.children_system) - (t0.children_user + t0.children_system),
+                panel.get("panel_transfers", 0))
 
 
 def memory(marks: tuple[float, ...] = (1, 7, 30, 365), *, start: str | None = None,

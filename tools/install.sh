@@ -205,7 +205,7 @@ if [ "$UNINSTALL" = 1 ]; then
     [ -e "$(r "$UNIT_DIR/paths.target.wants/bedside-update.path")" ] &&
         run systemctl ${opt:+"$opt"} disable bedside-update.path
     for f in "$UNIT_DIR/bedside.service" "$UNIT_DIR/bedside-stick@.service" "$UDEV_DIR/91-bedside-rtc.rules" \
-             "$UNIT_DIR/bedside-update.service" "$UNIT_DIR/bedside-update.path" \
+             "$UDEV_DIR/92-bedside-led.rules" "$UNIT_DIR/bedside-update.service" "$UNIT_DIR/bedside-update.path" \
              "$UDEV_DIR/80-bedside-stick.rules" "$UDEV_DIR/90-bedside-no-hid.rules"; do
         [ -e "$(r "$f")" ] && run rm -f "$(r "$f")"
     done
@@ -436,6 +436,8 @@ run systemctl ${opt:+"$opt"} enable bedside.service
 # The daemon keeps the RTC in step when a nurse sets the time; /dev/rtc* is root-only otherwise.
 run install -d -m 0755 "$(r "$UDEV_DIR")"
 run install -m 0644 "$SOURCE/systemd/91-bedside-rtc.rules" "$(r "$UDEV_DIR/91-bedside-rtc.rules")"
+# The status LED as a kernel LED device (the boot block's gpio-led overlay): its group may set it.
+run install -m 0644 "$SOURCE/systemd/92-bedside-led.rules" "$(r "$UDEV_DIR/92-bedside-led.rules")"
 # USB stick export: udev asks systemd for bedside-stick@<device>.service when a stick is
 # plugged in (not enabled: udev starts it). docs/stick.md.
 run install -m 0644 "$SOURCE/systemd/bedside-stick@.service" "$(r "$UNIT_DIR/bedside-stick@.service")"
@@ -514,6 +516,16 @@ dtparam=i2c_arm_baudrate=400000
 # No radios: the unit has no network of any kind (the firmware picks each board's overlay).
 dtoverlay=disable-wifi
 dtoverlay=disable-bt"
+# The status LED as a kernel LED device: the kernel's timer trigger blinks it while a session is
+# due, so the daemon never wakes for the blink (docs/design.md). -1 in the config: none fitted.
+led_pin=$(toml_get "$installed_conf" hardware led_pin)
+case ${led_pin:-27} in
+    -1) ;;
+    *[!0-9]*) die "[hardware] led_pin in $installed_conf is not a GPIO number: $led_pin" ;;
+    *) block="$block
+# The status LED (GPIO${led_pin:-27}): /sys/class/leds/bedside-status.
+dtoverlay=gpio-led,gpio=${led_pin:-27},label=bedside-status" ;;
+esac
 if [ "$RTC" = 1 ] && [ "$BOARD" != 5 ]; then
     block="$block
 # DS3231 real-time clock on the same I2C bus (address 0x68).

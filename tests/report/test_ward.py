@@ -138,7 +138,7 @@ def test_an_export_that_cannot_be_joined_is_not_counted(tmp_path: Path) -> None:
     wr.as_pull(tmp_path / "a", "bed20", recs[:40], aware("2026-11-26T12:00"))
     wr.as_pull(tmp_path / "b", "bed20", recs[60:], TAKEN)          # the unit pruned 41-60 in between
     (u,) = ward.merge(ward.find([tmp_path], print))
-    assert len(u.exports) == 1 and len(u.apart) == 1 and u.records[0]["seq"] == 61 and u.verdict.ok
+    assert len(u.exports) == 1 and len(u.apart) == 1 and next(iter(u.records))["seq"] == 61 and u.verdict.ok
     (row,) = ward.rows([u], NOW)
     assert row.apart and row.verdict == "verified"
 

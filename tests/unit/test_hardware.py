@@ -126,7 +126,8 @@ def test_pins_are_built_on_the_injected_factory(factory: Any) -> None:
     assert factory.pin(18).state == 1
     pins.tone(0)
     assert factory.pin(18).state == 0
-    led = hardware.LedOut(pins.led)
+    led = hardware.status_light(pins.led)
+    assert led is not None
     led.set("missed")
     assert factory.pin(27).state == 1
     led.set("off")
@@ -173,27 +174,43 @@ def test_no_sound_is_an_alarm_burst() -> None:
         assert sum(d for _, d in sounds.SOUNDS[name]) <= 1.0
 
 
-def test_status_light_modes_on_a_real_gpiozero_led(factory: Any) -> None:
-    now = [100.0]
+def test_status_light_on_a_plain_line_is_steady_and_never_asks_for_a_wake_up(factory: Any) -> None:
+    """Without the kernel's LED device the light needs no timer: lit while due or missed."""
     pins = hardware.build_pins(Hardware(), pin_factory=factory)
     pin = factory.pin(27)
-    led = hardware.LedOut(pins.led, mono=lambda: now[0])
+    led = hardware.status_light(pins.led)
+    assert isinstance(led, hardware.LedOut)
+    for mode, lit in (("due", 1), ("missed", 1), ("done", 0), ("due", 1), ("off", 0)):
+        led.set(mode)
+        assert pin.state == lit and led.deadline() is None, mode
+    pins.close()
+
+
+def test_status_light_is_the_kernels_led_where_the_overlay_made_one(factory: Any, tmp_path: Path) -> None:
+    """With the installer's gpio-led overlay the kernel owns the line and blinks it (timer
+    trigger): no GPIO line is requested and nothing of ours wakes. The sysfs files here are a
+    directory standing in for /sys/class/leds/bedside-status (a real Pi's check is in
+    hardware/commissioning.md)."""
+    dev = tmp_path / hardware.LED_LABEL
+    dev.mkdir()
+    (dev / "trigger").write_text("[none] timer heartbeat")
+    (dev / "brightness").write_text("0")
+    pins = hardware.build_pins(Hardware(), pin_factory=factory, led_class=tmp_path)
+    led = hardware.status_light(pins.led)
+    assert isinstance(led, hardware.KernelLed)
+    assert factory.pin(27).function == "input"               # the line was never claimed
+    led.set("due")
+    assert (dev / "trigger").read_text() == "timer"
+    led.set("due")
+    assert led.writes == 3                                     # at start: trigger and brightness
     led.set("missed")
-    assert pin.state == 1 and led.deadline() is None          # steady: nothing to wake for
-    led.set("due")                      # a slow blink, on the loop's deadlines: 1 s on, 1 s off
-    assert pin.state == 1 and led.deadline() == 101.0
-    seen = []
-    for _ in range(4):
-        now[0] = led.deadline()  # type: ignore[assignment]
-        led.fire(now[0])
-        seen.append(pin.state)
-    assert seen == [0, 1, 0, 1] and led.deadline() == 105.0
-    led.fire(107.5)                     # a late wake-up keeps the rhythm's grid
-    assert led.deadline() == 108.0
-    led.set("done")                     # dark: the display shows the tick
-    assert pin.state == 0 and led.deadline() is None
-    led.set("off")
-    assert pin.state == 0
+    assert (dev / "trigger").read_text() == "none" and (dev / "brightness").read_text() == "1"
+    led.set("done")
+    assert (dev / "brightness").read_text() == "0"
+    (dev / "brightness").unlink()
+    (dev / "brightness").mkdir()                              # a write that fails is kept, not raised
+    led.set("missed")
+    assert led.error is not None and "bedside-status" in led.error
     pins.close()
 
 

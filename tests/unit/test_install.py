@@ -98,7 +98,8 @@ class Profile:
     gpiomem: bool = False              # the service may open /dev/gpiomem (RPi.GPIO)
 
 
-COMMON = ("dtparam=i2c_arm=on", "dtparam=i2c_arm_baudrate=400000", "dtoverlay=disable-wifi", "dtoverlay=disable-bt")
+COMMON = ("dtparam=i2c_arm=on", "dtparam=i2c_arm_baudrate=400000", "dtoverlay=disable-wifi", "dtoverlay=disable-bt",
+          "dtoverlay=gpio-led,gpio=27,label=bedside-status")
 PROFILES = {
     "zero2w-gadget": Profile(("--board", "zero2w", "--gadget-serial", "--rtc"),
                              ("dtoverlay=dwc2,dr_mode=peripheral", "dtoverlay=i2c-rtc,ds3231"),
@@ -167,6 +168,8 @@ def test_install_each_board_twice_then_uninstall(tmp_path: Path, name: str) -> N
     for unit in (*masked, "fake-hwclock.service") if "--rtc" in p.args else masked:
         assert os.readlink(units / unit) == "/dev/null", unit
     assert (root / "etc/udev/rules.d/90-bedside-no-hid.rules").exists()
+    # The status LED as the kernel's LED device, which the daemon's group may set.
+    assert 'KERNEL=="bedside-status"' in (root / "etc/udev/rules.d/92-bedside-led.rules").read_text()
 
     config_txt = (root / "boot/firmware/config.txt").read_text()
     assert config_txt.startswith(PI_OS_CONFIG)

@@ -69,15 +69,32 @@ def test_the_core_steps_only_when_something_is_due_and_the_day_is_the_same(tmp_p
     monkeypatch.setattr(Unit, "deadline", every_wakeup_steps)
     frames_all, records_all, steps_all, wakeups_all = _day(tmp_path / "b", monkeypatch)
 
-    # The same wake-ups but for the night's five-minute look at the clock, which counts from
-    # the last step: every wake-up (a chime's last note) moves it when every wake-up steps.
-    assert abs(wakeups - wakeups_all) <= 3, (wakeups, wakeups_all)
+    # The same wake-ups but for the five-minute look at the clock, which counts from the last
+    # step: every wake-up (a chime's last note, a minute's redraw) moves it when every wake-up
+    # steps, so a few looks fall on wake-ups made anyway (1,766 against 1,732 when measured).
+    assert abs(wakeups - wakeups_all) <= wakeups // 40, (wakeups, wakeups_all)
     assert steps_all == wakeups_all              # one step per wake-up
-    # The light's blink, the chimes' notes, the hold's frames and the idle clock's minutes
-    # are not steps: about 600 of 26,000 wake-ups are, most of them the state's five-minute
-    # look at the wall clock.
-    assert steps < wakeups // 20, (steps, steps_all)
+    # The chimes' notes, the hold's frames and the idle clock's minutes are not steps: about
+    # a third of the day's wake-ups are, most of them the state's five-minute look at the wall
+    # clock. (The light wakes nothing: the kernel blinks it, or it is steady.)
+    assert steps < wakeups // 2, (steps, steps_all)
+    # The day's wake-ups, held: 26,447 when the loop blinked the light and drew the hold's bar
+    # four times a second; 1,766 when measured with neither.
+    assert wakeups <= 1900, wakeups
     assert len(records) > 30 and [r[1:] for r in records] == [r[1:] for r in records_all]
     assert [r[0] for r in records] == [r[0] for r in records_all]
-    assert len(frames) > 500 and frames == frames_all
+    assert len(frames) > 500 and _seen(frames) == _seen(frames_all)
+
+
+def _seen(frames: list[Any]) -> list[Any]:
+    """The frames a patient could see: one replaced in the same millisecond is not (where a
+    minute's redraw and a due step fall a float's hair apart, stepping at every wake-up draws
+    the minute's frame first and the step's a microsecond later)."""
+    out: list[Any] = []
+    for f in frames:
+        if out and f[0] - out[-1][0] < 0.001:
+            out[-1] = f
+        else:
+            out.append(f)
+    return out
 

@@ -22,6 +22,7 @@ Timing rules (docs/behaviour.md has the nurse-facing version):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
@@ -754,7 +755,8 @@ def next_on_grid(origin: float, period: float, t: float) -> float:
     Strictly after ``t``: where float rounding puts ``t - origin`` a hair below a whole number
     of periods (131072.05 - 131070.3 is 6.99999... quarter seconds), the plain formula gives
     ``t`` itself, and a loop woken at its deadline would be woken at that instant for ever."""
-    at = origin + (int((t - origin) / period) + 1) * period
+    # floor, not int: the origin may lie ahead of ``t`` (a hold's frames are on the grid of its end).
+    at = origin + (math.floor((t - origin) / period) + 1) * period
     return at if at > t else at + period
 
 
@@ -809,7 +811,8 @@ def redraw_due(cfg: Config, st: State, now: Instant) -> float:
     cands = [float("inf")]
     a = st.active
     if isinstance(a, Guiding) and a.index < len(a.steps) and a.steps[a.index].hold:
-        cands.append(next_on_grid(a.step_started, HOLD_FRAME_S, t))
+        # On the grid of the hold's end, where its count of seconds changes (views._guide_screen).
+        cands.append(next_on_grid(a.step_started + a.steps[a.index].seconds, HOLD_FRAME_S, t))
     o = st.overlay
     if o is not None and isinstance(o.screen, sc.Nurse):
         cands.append(next_on_grid(o.since, NURSE_PAGE_S, t))

@@ -35,7 +35,10 @@ NIGHT_WAKE_S = 15.0        # a press at night lights the dimmed display this lon
 # at night this is the unit's only wake-up, and the watchdog's pings ride on it.
 MAX_SLEEP_S = 300.0
 JUMP_S = 2.0
-HOLD_FRAME_S = 0.25        # the hold bar shrinks in steps of this
+# The hold's bar shrinks in steps of this, on the same instants as its count of seconds: a frame
+# a second is every change the patient can read (four a second cost a wake-up and an I2C
+# transfer each, about 4,000 a day, for a bar that moved a few pixels).
+HOLD_FRAME_S = 1.0
 OUTAGE_LOOKBACK = timedelta(days=7)
 # Burn-in orbit: screens that stay up for minutes move one pixel a minute through every
 # position of a 5x5 square; the path closes with one diagonal step, so no move is ever larger.

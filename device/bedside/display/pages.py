@@ -11,6 +11,15 @@ and power. The first frame after (re)building the device goes through luma's ``d
 whole; so does every frame after a send that failed part-way (the panel's memory is then
 unknown).
 
+On a controller that can aim at a rectangle of several pages (the SSD1306's horizontal
+addressing: a column window and a page window, filled row of pages by row of pages), the
+changed parts of all pages go as one window: one command and one data transfer per frame,
+where page by page took two per changed page. Each transfer costs the Pi a wake-up (the
+i2c-bcm2835 driver sleeps until the controller's interrupt says it is done), while a byte
+more in one transfer costs only bus time; so the rectangle is taken unless it would carry
+more than ``MERGE_BYTES`` more per transfer it saves (changes far apart in the same frame
+stay apart).
+
 Controllers are a table keyed by luma's class name: a row says which commands point the
 controller's memory at (page, first column, last column). A controller not in the table (a
 greyscale SSD1322, a 128x128 panel with a different memory layout, luma's dummy) gets whole
@@ -42,6 +51,22 @@ def _sh1106_window(device: Any, page: int, c0: int, c1: int) -> tuple[int, ...]:
     col = int(device._page_address_offset) + c0
     return (0xB0 | page, col & 0x0F, 0x10 | (col >> 4))
 
+
+# (device, first page, last page, first column, last column) -> command bytes for a rectangle.
+Rect = Callable[[Any, int, int, int, int], tuple[int, ...]]
+# A transfer is counted as this many bytes. Its system call and wake-up cost the Pi's CPU
+# about what the FIFO's refills for a hundred-odd bytes do, while the bytes themselves are bus
+# time (2.9 ms at 400 kHz) the CPU sleeps through. On a fully answered day this halves the
+# transfers (11,743 at 32, 5,647 at 128) for 31 % more bytes (1.34 to 1.75 MB, 39 s of bus).
+MERGE_BYTES = 128
+
+
+def _ssd1306_rect(device: Any, p0: int, p1: int, c0: int, c1: int) -> tuple[int, ...]:
+    start = int(device._colstart)
+    return (0x21, start + c0, start + c1, 0x22, p0, p1)
+
+
+RECTS: dict[str, Rect] = {"ssd1306": _ssd1306_rect, "ssd1309": _ssd1306_rect}
 
 WINDOWS: dict[str, Window] = {
     "ssd1306": _ssd1306_window,
@@ -75,9 +100,10 @@ def changed_span(old: bytes, new: bytes) -> tuple[int, int] | None:
 class PageWriter:
     """A luma device's ``display``, sending only the changed parts of pages after the first frame."""
 
-    def __init__(self, device: Any, window: Window) -> None:
+    def __init__(self, device: Any, window: Window, rect: Rect | None = None) -> None:
         self.device = device
         self.window = window
+        self.rect = rect
         self.pages_n = int(device._h) // 8
         self.held: list[bytes] | None = None     # what the panel's memory holds, when known
         self.full_frames = 0
@@ -94,19 +120,42 @@ class PageWriter:
             self.device.display(image)
             self.full_frames += 1
         else:
-            sent = False
-            for p, (old, new) in enumerate(zip(held, pages, strict=True)):
-                span = changed_span(old, new)
-                if span is None:
-                    continue
-                c0, c1 = span
-                self.device.command(*self.window(self.device, p, c0, c1))
-                self.device.data(list(new[c0:c1 + 1]))
-                self.pages_sent += 1
-                sent = True
+            spans = [(p, span) for p, (old, new) in enumerate(zip(held, pages, strict=True))
+                     if (span := changed_span(old, new)) is not None]
+            sent = bool(spans)
+            for p0, p1, c0, c1 in self._windows(spans):
+                if p0 == p1:
+                    self.device.command(*self.window(self.device, p0, c0, c1))
+                    self.device.data(list(pages[p0][c0:c1 + 1]))
+                else:
+                    assert self.rect is not None
+                    self.device.command(*self.rect(self.device, p0, p1, c0, c1))
+                    self.device.data([b for p in range(p0, p1 + 1) for b in pages[p][c0:c1 + 1]])
+                self.pages_sent += p1 - p0 + 1
             self.partial_frames += sent
         self.held = pages
         return sent
+
+    def _windows(self, spans: list[tuple[int, tuple[int, int]]]) -> list[tuple[int, int, int, int]]:
+        """The changed spans as windows (first page, last page, first column, last column): runs
+        of neighbouring spans joined into rectangles where that is cheapest, a transfer counted
+        as ``MERGE_BYTES`` bytes (at most eight pages: every split of them is tried)."""
+        n = len(spans)
+        if self.rect is None or n < 2:
+            return [(p, p, c0, c1) for p, (c0, c1) in spans]
+
+        def window(i: int, j: int) -> tuple[int, int, int, int]:
+            run = spans[i:j]
+            return run[0][0], run[-1][0], min(c[0] for _, c in run), max(c[1] for _, c in run)
+
+        def cost(w: tuple[int, int, int, int]) -> int:
+            return (w[1] - w[0] + 1) * (w[3] - w[2] + 1) + 2 * MERGE_BYTES
+
+        best: list[tuple[int, list[tuple[int, int, int, int]]]] = [(0, [])]
+        for j in range(1, n + 1):
+            best.append(min(((best[i][0] + cost(w), [*best[i][1], w]) for i in range(j)
+                             for w in (window(i, j),)), key=lambda c: c[0]))
+        return best[n][1]
 
     def forget(self) -> None:
         """The panel's memory is unknown (it was reset or powered off): send the next frame whole."""
@@ -119,4 +168,4 @@ def writer_for(device: Any) -> Any:
     window = WINDOWS.get(type(device).__name__)
     if window is None or getattr(device, "mode", None) != "1":
         return device
-    return PageWriter(device, window)
+    return PageWriter(device, window, RECTS.get(type(device).__name__))

@@ -37,6 +37,7 @@ from zoneinfo import ZoneInfo
 from bedside.core.events import Instant, Past, Record
 from bedside.durable import fsync_dir, json_loads, read_bounded
 from bedside.journal import chain, salvage
+from bedside.journal import index as closed_index
 
 CACHE_KIB = 256                       # SQLite page cache of the writing connection
 FILE_NAME = "journal.sqlite"          # the single file of units from before segments; migrated on open
@@ -346,6 +347,12 @@ def describe(n: int, path: Path) -> Segment:
     return Segment(n, path, 0, "", "unreadable", "", {}, problem=problem, known=False)
 
 
+def _described(n: int, path: Path, c: closed_index.Closed) -> Segment:
+    m = c.meta
+    return Segment(n, path, int(m["first_seq"]), str(m["prev"]), str(m["reason"]), str(m["created"]),
+                   dict(m["detail"]))
+
+
 def segment_rows(db: sqlite3.Connection, since_seq: int = 0, below_seq: int | None = None,
                  ) -> Iterator[tuple[str, str]]:
     """(canonical body, hash) of a segment's records in seq order."""
@@ -439,8 +446,11 @@ class Journal:
     """The unit's journal in ``data_dir``: appends to the active segment, reads across all of them."""
 
     def __init__(self, data_dir: Path, tz: ZoneInfo, boot: str, *, readonly: bool = False,
-                 autocheckpoint: int | None = None) -> None:
+                 autocheckpoint: int | None = None, remembered: bool = True) -> None:
         self.data = Path(data_dir)
+        # Closed segments described once and remembered (index.py); the whole check passes
+        # remembered=False and describes every file itself, once, in an index of its own.
+        self._index = closed_index.for_dir(self.data) if remembered else closed_index.Index(self.data, private=True)
         self.tz = tz
         self.boot = boot
         self.readonly = readonly
@@ -515,6 +525,9 @@ class Journal:
         segs = self.segments()
         for seg in reversed(segs):
             last: tuple[int, str] | None = None
+            closed = self._remembered(seg)
+            if closed is not None and closed.last is not None:
+                return closed.last
             if seg.problem is None:
                 with contextlib.suppress(*DB_ERRORS):
                     db = connect_reader(seg.path)
@@ -683,6 +696,10 @@ class Journal:
                     self.db.execute("PRAGMA journal_mode=DELETE")
             self._close_db()
             make_read_only(old)
+            if self._index is not None and not damaged:
+                # Described once, now, while its pages are in the cache: no later reader opens it to ask.
+                self._closed_info(self.active.n, old, closing=True)
+                self._index.save()
             n = self.active.n + 1
             path = create_segment(self.data, n, seq + 1, prev, reason, detail)
             self._files = segment_files(self.data)
@@ -699,14 +716,49 @@ class Journal:
 
     def segments(self) -> list[Segment]:
         """Every segment, oldest first. A file SQLite cannot read is described from its raw pages
-        (``problem`` says why); one whose start cannot be found at all has ``known`` False."""
+        (``problem`` says why); one whose start cannot be found at all has ``known`` False. A
+        closed segment read before is described from memory (index.py): no file is opened."""
         out = []
-        for n, path in segment_files(self.data) or self._files:
+        files = segment_files(self.data) or self._files
+        for n, path in files:
             if path == self.path and self.db is not None:
                 out.append(self.active)
-            else:
-                out.append(describe(n, path))
+                continue
+            closed = self._closed_info(n, path)
+            out.append(_described(n, path, closed) if closed is not None else describe(n, path))
+        if self._index is not None:
+            self._index.keep_only({path.name for _, path in files})
+            if not self.readonly:
+                self._index.save()
         return out
+
+    def _closed_info(self, n: int, path: Path, *, closing: bool = False) -> closed_index.Closed | None:
+        """What is remembered of a closed, healthy segment (read and remembered now if it was
+        not); None for any other file (the active one, one SQLite cannot read). ``closing``:
+        ``path`` is the segment just closed (still ``self.path``)."""
+        if self._index is None or (path == self.path and not self.readonly and not closing):
+            return None
+        got = self._index.get(path)
+        if got is not None or closed_index.stamp(path) is None:
+            return got
+        try:
+            db = connect_reader(path)
+            try:
+                seg = read_meta(db, n, path)
+                last, types = closed_index.summarize(db)
+            finally:
+                db.close()
+        except DB_ERRORS:
+            return None       # described defensively by the caller (and salvaged), never remembered
+        self._index.opens += 1
+        meta = {"first_seq": seg.first_seq, "prev": seg.prev, "reason": seg.reason, "created": seg.created,
+                "detail": dict(seg.detail)}
+        return self._index.remember(path, meta, last, types)
+
+    def _remembered(self, seg: Segment) -> closed_index.Closed | None:
+        if seg.problem is not None or self._index is None or (seg.path == self.path and not self.readonly):
+            return None
+        return self._index.get(seg.path)
 
     def _reader(self, seg: Segment) -> tuple[sqlite3.Connection, bool]:
         if seg.path == self.path and not self.readonly:
@@ -861,6 +913,9 @@ class Journal:
         only the newest one (searching back through the segments)."""
         out: list[dict[str, Any]] = []
         for seg in (reversed(self.segments()) if newest else self.segments()):
+            closed = self._remembered(seg)
+            if closed is not None and not closed.holds(type_):
+                continue            # a closed segment known to hold none: not opened
             found: list[dict[str, Any]] = []
             rows = self._query(seg, "SELECT body, hash FROM records WHERE type = ? ORDER BY seq", (type_,))
             if rows is None:

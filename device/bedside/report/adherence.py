@@ -275,6 +275,10 @@ class _Acc:
     episode: str | None = None
 
 
+_OUTCOME_FIELDS = ("type", "snoozes", "reason", "started", "late_min", "reps", "planned", "early", "duration_s",
+                   "interrupted")
+
+
 def _feed(acc: _Acc, rec: Mapping[str, Any], t: datetime) -> None:
     typ = rec.get("type")
     kind = rec.get("kind")
@@ -302,7 +306,9 @@ def _feed(acc: _Acc, rec: Mapping[str, Any], t: datetime) -> None:
         acc.started = t            # the patient began the guide, whatever happened next
     elif typ in ("done", "missed", "interrupted", "paused", "extra") and acc.outcome is None:
         # The unit records one outcome per session; anything after it is not believed.
-        acc.outcome, acc.outcome_time = dict(rec), t
+        # Only the fields _session reads: a whole record per session (its hashes, boot, links)
+        # made a long export's model several times the size it needs.
+        acc.outcome, acc.outcome_time = {k: rec[k] for k in _OUTCOME_FIELDS if k in rec}, t
 
 
 def _session(acc: _Acc) -> SessionOutcome | None:
@@ -311,19 +317,24 @@ def _session(acc: _Acc) -> SessionOutcome | None:
         return None
     kind = acc.kind or (acc.id.split(" ", 1)[1] if " " in acc.id else "session")
     offer = acc.offer or due
-    base = SessionOutcome(acc.id, kind, due, offer, OPEN, deferred=acc.deferred, merged_into=acc.merged_into,
-                   prompted=acc.prompted, snoozes=acc.snoozes, episode=acc.episode)
+    common = {"deferred": acc.deferred, "merged_into": acc.merged_into, "prompted": acc.prompted,
+              "snoozes": acc.snoozes, "episode": acc.episode}
+
+    def make(**fields: Any) -> SessionOutcome:
+        # Built once with every field (a ward reads tens of thousands: dataclasses.replace
+        # on a first draft cost a third of this function).
+        return SessionOutcome(acc.id, kind, due, offer, **{**common, **fields})
     out = acc.outcome
     if out is None:
         if acc.merged_into is not None and acc.prompted is None:
-            return replace(base, outcome=MERGED)
-        return replace(base, outcome=OPEN if acc.prompted is not None else WAITING)
+            return make(outcome=MERGED)
+        return make(outcome=OPEN if acc.prompted is not None else WAITING)
     snoozes = max(acc.snoozes, _int(out.get("snoozes")) or 0)
     if out.get("type") == "paused":
-        return replace(base, outcome=PAUSED, snoozes=snoozes, finished=acc.outcome_time)
+        return make(outcome=PAUSED, snoozes=snoozes, finished=acc.outcome_time)
     if out.get("type") == "missed":
         reason = out.get("reason")
-        return replace(base, outcome=MISSED, reason=reason if isinstance(reason, str) else "unknown",
+        return make(outcome=MISSED, reason=reason if isinstance(reason, str) else "unknown",
                         snoozes=snoozes, finished=acc.outcome_time, started=acc.started)
     if out.get("type") == "interrupted":
         # Begun, never finished: reps only as far as they are known (None: unknown), no end time.
@@ -332,7 +343,7 @@ def _session(acc: _Acc) -> SessionOutcome | None:
         late = _int(out.get("late_min"))
         if late is None and started is not None:
             late = max(0, round((started - offer).total_seconds() / 60))
-        return replace(base, outcome=INTERRUPTED, reason=reason if isinstance(reason, str) else "unknown",
+        return make(outcome=INTERRUPTED, reason=reason if isinstance(reason, str) else "unknown",
                         reps=_int(out.get("reps")), planned=_int(out.get("planned")), started=started,
                         late_min=late, snoozes=snoozes)
     reps, planned = _int(out.get("reps")), _int(out.get("planned"))
@@ -347,10 +358,10 @@ def _session(acc: _Acc) -> SessionOutcome | None:
         if out.get("interrupted") is True:
             # Cut off by a power cut: begun, reps only as far as they are known, no end time.
             reason = out.get("reason")
-            return replace(base, outcome=EXTRA, reps=reps, planned=planned, started=parse_time(out.get("started")),
+            return make(outcome=EXTRA, reps=reps, planned=planned, started=parse_time(out.get("started")),
                            reason=reason if isinstance(reason, str) else "unknown")
-        return replace(base, outcome=EXTRA, reps=reps, planned=planned, started=started, finished=finished)
-    return replace(base, outcome=PARTIAL if partial else DONE, reps=reps, planned=planned, late_min=late,
+        return make(outcome=EXTRA, reps=reps, planned=planned, started=started, finished=finished)
+    return make(outcome=PARTIAL if partial else DONE, reps=reps, planned=planned, late_min=late,
                     started=started, finished=finished, snoozes=snoozes)
 
 

@@ -11,12 +11,19 @@ only the newest chain.
 
 Each unit's record is judged with the journal's own verifier (as ``bedside log verify``):
 every export on its own with its header, and the merged chain as a whole.
+
+Exports are streamed, not held: an export file with its header is read a line at a time
+each time its records are needed (``ExportRecords``: once to verify it, once for its row),
+so a ward of 200 units, or one export of 400,000 records, costs the memory of one record and
+of the model of the unit being read, not of the files. Only a unit with several exports to
+merge holds that unit's records while it is merged.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -30,21 +37,72 @@ STRIP_DAYS = 3
 _SKIP_DIRS = {".bedside", "System Volume Information", "$RECYCLE.BIN", ".Trashes", ".Spotlight-V100"}
 
 
+class ExportRecords:
+    """The records of an export file, read from the file a line at a time each time they are
+    iterated (what ``parse_export`` would give as records), never held. The first pass that
+    reads them all also verifies them, as ``bedside log verify`` does, so a ward's row parses
+    each line once: ``verdict`` is that pass's, or makes one if none has been made."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._verdict: Any = None
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        from bedside.journal import export, verify
+
+        try:
+            if self._verdict is None:
+                lines, finish = verify.export_check(self.path)
+                yield from _records_of(lines)
+                self._verdict = finish()          # reached only when every line has passed
+            else:
+                _, plain = export.read(self.path)
+                yield from _records_of(plain)
+        except export.ExportError:
+            return          # changed since it was first read: the verdict already stands
+
+    @property
+    def verdict(self) -> Any:
+        if self._verdict is None:
+            for _ in self:
+                pass
+        return self._verdict
+
+
+def _records_of(lines: Iterable[tuple[int, Any]]) -> Iterator[dict[str, Any]]:
+    for _n, obj in lines:
+        if isinstance(obj, dict) and "seq" in obj and "type" in obj:
+            yield obj
+
+
+class _Deferred:
+    """A streamed export's verdict, made when first asked for (by then, usually, by the pass
+    that read the records for the row)."""
+
+    __slots__ = ("_records",)
+
+    def __init__(self, records: ExportRecords) -> None:
+        self._records = records
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._records.verdict, name)
+
+
 @dataclass(frozen=True, slots=True)
 class Source:
     """One export (or data directory) found among the inputs."""
 
     path: Path
-    loaded: Loaded
+    loaded: Loaded                 # its header (and, for a data directory or a bare file, its records)
     unit: str | None
     report: Path | None            # the unit's own report beside it, if any
     taken: datetime | None         # when it was exported (else its last record's time)
     verdict: Any                   # the journal checker's verdict on this export alone
+    records: Iterable[dict[str, Any]] = ()   # streamed from the file (ExportRecords), or ``loaded``'s
 
     @property
     def head(self) -> int:
-        seqs = [r["seq"] for r in self.loaded.records if isinstance(r.get("seq"), int)]
-        return max(seqs) if seqs else 0
+        return max((r["seq"] for r in self.records if isinstance(r.get("seq"), int)), default=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +110,20 @@ class UnitRecord:
     """One unit of the ward, its exports merged."""
 
     unit: str
-    records: list[dict[str, Any]]
+    records: Iterable[dict[str, Any]]          # in seq order; one export's are streamed from its file
     exports: list[Source]                      # merged into ``records``, newest first
     contradicting: list[Source]                # same unit id, another chain: flagged, not merged
     apart: list[Source]                        # could not be joined (a gap between them): not counted
     verdict: Any                               # the merged chain's verdict
-    broken: list[tuple[Source | None, Any]]    # exports (or the merged chain: None) that failed
+    failed: list[tuple[Source | None, Any]] | None  # see ``broken``; None: judged when first asked
+
+    @property
+    def broken(self) -> list[tuple[Source | None, Any]]:
+        """Exports (or the merged chain: None) that failed verification. A single streamed
+        export's is asked after its row has read it, so it is verified in that same pass."""
+        if self.failed is not None:
+            return self.failed
+        return [(s, s.verdict) for s in self.exports if not s.verdict.ok]
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,20 +208,52 @@ def _walk(top: Path) -> list[Path]:
 def _source(p: Path) -> Source:
     from bedside.journal.segments import JournalError
 
+    streamed = _streamed(p)
+    if streamed is not None:
+        return streamed
     try:
         loaded = load(p)
     except JournalError as e:
         raise ReportError(f"{p}: {e}") from None
+    return _described(p, loaded, loaded.records, _judge(p, loaded))
+
+
+def _described(p: Path, loaded: Loaded, records: Iterable[dict[str, Any]], verdict: Any) -> Source:
     header = loaded.header or {}
     unit = header.get("unit") if isinstance(header.get("unit"), str) else None
     if unit is None:
-        units = [r.get("unit") for r in loaded.records if r.get("type") == "start" and isinstance(r.get("unit"), str)]
+        units = [r.get("unit") for r in records if r.get("type") == "start" and isinstance(r.get("unit"), str)]
         unit = units[-1] if units else _unit_by_name(p)
     taken = ad.parse_time(header.get("exported")) if isinstance(header.get("exported"), str) else None
     if taken is None:
-        times = [t for r in loaded.records[-1:] if (t := ad.parse_time(r.get("time"))) is not None]
-        taken = times[-1] if times else None
-    return Source(p, loaded, unit, _report_beside(p, unit), taken, _judge(p, loaded))
+        last = None
+        for last in records:       # noqa: B007 - the last record is the one wanted
+            pass
+        taken = ad.parse_time(last.get("time")) if last is not None else None
+    return Source(p, loaded, unit, _report_beside(p, unit), taken, verdict, records)
+
+
+def _streamed(p: Path) -> Source | None:
+    """An export file with its header, verified and described while it is read a line at a
+    time (its records stay in the file: ``ExportRecords``); None for anything else (a data
+    directory, a bare JSON-lines file), which ``load`` reads whole as before."""
+    from bedside.journal import export
+
+    if p.is_dir():
+        return None
+    try:
+        header, lines = export.read(p)
+    except export.ExportError:
+        return None
+    with contextlib.closing(lines):      # type: ignore[type-var]  # a generator: closing it closes the file
+        try:
+            first = next(_records_of(lines), None)      # reads up to the first record only
+        except export.ExportError:
+            return None
+    if first is None:
+        return None          # no record at all: load() says what the file is
+    records = ExportRecords(p)
+    return _described(p, Loaded([], header, [], p.name), records, _Deferred(records))
 
 
 def _judge(p: Path, loaded: Loaded) -> Any:
@@ -204,14 +302,18 @@ def merge(sources: Iterable[Source]) -> list[UnitRecord]:
 
 
 def _hashes(s: Source) -> dict[int, str]:
-    return {r["seq"]: str(r.get("hash")) for r in s.loaded.records if isinstance(r.get("seq"), int)}
+    return {r["seq"]: str(r.get("hash")) for r in s.records if isinstance(r.get("seq"), int)}
 
 
 def _merge(unit: str, group: list[Source]) -> UnitRecord:
+    if len(group) == 1:
+        # One export: its records as they are in the file, streamed (never all in memory).
+        only = group[0]
+        return UnitRecord(unit, only.records, [only], [], [], only.verdict, None)
     # The newest export (most records, then latest taken) anchors the chain.
     order = sorted(group, key=lambda s: (s.head, s.taken.timestamp() if s.taken else 0.0), reverse=True)
     base = order[0]
-    merged: dict[int, dict[str, Any]] = {r["seq"]: r for r in base.loaded.records if isinstance(r.get("seq"), int)}
+    merged: dict[int, dict[str, Any]] = {r["seq"]: r for r in base.records if isinstance(r.get("seq"), int)}
     hashes = _hashes(base)
     used, contradicting, apart = [base], [], []
     pending = order[1:]
@@ -223,7 +325,7 @@ def _merge(unit: str, group: list[Source]) -> UnitRecord:
             if any(theirs[k] != hashes[k] for k in common):
                 contradicting.append(s)
             elif common or _joins(s, merged):
-                for r in s.loaded.records:
+                for r in s.records:
                     if isinstance(r.get("seq"), int):
                         merged.setdefault(r["seq"], r)
                 hashes.update(theirs)
@@ -253,8 +355,8 @@ def _joins(s: Source, merged: dict[int, dict[str, Any]]) -> bool:
     if not seqs or not merged:
         return False
     lo, hi = min(merged), max(merged)
-    theirs_first = next(r for r in s.loaded.records if r.get("seq") == seqs[0])
-    theirs_last = next(r for r in s.loaded.records if r.get("seq") == seqs[-1])
+    theirs_first = next(r for r in s.records if r.get("seq") == seqs[0])
+    theirs_last = next(r for r in s.records if r.get("seq") == seqs[-1])
     return (seqs[-1] + 1 == lo and merged[lo].get("prev") == theirs_last.get("hash")) or \
         (seqs[0] == hi + 1 and theirs_first.get("prev") == merged[hi].get("hash"))
 
@@ -272,7 +374,9 @@ def _link(first: Source, records: list[dict[str, Any]]) -> tuple[int, str] | Non
 # --- one row per unit -------------------------------------------------------------------------
 
 def row(u: UnitRecord, now: datetime, stale_after: timedelta = STALE_AFTER) -> Row:
-    m = ad.build(u.records)
+    faults_seen: list[dict[str, Any]] = []
+    # One pass over the records (streamed from the file): the model, and the faults on the way.
+    m = ad.build(_faults_tap(u.records, faults_seen))
     last = m.last
     local_now = now.astimezone(last.tzinfo) if last is not None and last.tzinfo is not None else now
     today = local_now.date()
@@ -297,7 +401,7 @@ def row(u: UnitRecord, now: datetime, stale_after: timedelta = STALE_AFTER) -> R
     taken = max((s.taken for s in u.exports if s.taken is not None), default=None)
     age = now - taken if taken is not None else None
     verdict, text = _verdict(u)
-    faults = _open_faults(u.records)
+    faults = _open_faults(faults_seen)
     flags = []
     if verdict == "BROKEN" or u.contradicting:
         flags.append("broken")
@@ -331,6 +435,13 @@ def _verdict(u: UnitRecord) -> tuple[str, str]:
         return "BROKEN", (f"another chain under the same unit id in {u.contradicting[0].path.name}: "
                           "not merged; the newest chain is shown")
     return ("sealed" if v.seals_unchecked or v.seals_checked else "verified"), v.verdict
+
+
+def _faults_tap(records: Iterable[dict[str, Any]], into: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for r in records:
+        if r.get("type") in ("fault", "fault_cleared"):
+            into.append(r)
+        yield r
 
 
 def _open_faults(records: Iterable[dict[str, Any]]) -> tuple[str, ...]:

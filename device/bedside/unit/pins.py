@@ -21,6 +21,12 @@ from typing import Any
 from bedside.core.config import Hardware
 
 MODEL_FILE = Path("/proc/device-tree/model")
+# The status LED as the kernel's own LED device: the installer's boot block has
+# ``dtoverlay=gpio-led,gpio=<led_pin>,label=bedside-status`` (tools/install.sh), and its udev
+# rule (systemd/92-bedside-led.rules) lets the bedside group write the device's trigger and
+# brightness. The kernel then owns the line (gpiozero could not request it).
+LED_CLASS = Path("/sys/class/leds")
+LED_LABEL = "bedside-status"
 # [hardware] tone for passive buzzers: the whole set moves a fifth down or up, keeping every
 # sound's shape (a lower pitch suits many older ears; a higher one, a piezo near its resonance).
 TONE = {"low": 2 / 3, "normal": 1.0, "high": 3 / 2}
@@ -159,7 +165,7 @@ class Pins:
     vibration: Any | None = None
 
 
-def build_pins(hw: Hardware, pin_factory: Any = None) -> Pins:
+def build_pins(hw: Hardware, pin_factory: Any = None, *, led_class: Path | None = None) -> Pins:
     """The button, buzzer, LED and vibration motor on ``pin_factory`` (None: the configured
     backend, ``[hardware] gpio``).
 
@@ -169,6 +175,8 @@ def build_pins(hw: Hardware, pin_factory: Any = None) -> Pins:
     (``gpiod_pins.GpiodFactory``), because opening a chip through lgpio starts a thread that
     wakes at least fifty times a second for ever. A passive buzzer needs PWM, which libgpiod
     has not: it alone stays on gpiozero's backend, and costs that thread (docs/design.md).
+    The status LED is the kernel's LED device where the installer's overlay made one
+    (``led_class``: where to look, /sys/class/leds on a Pi with the real pins), else its line.
     """
     if pin_factory is None:
         pin_factory = pin_factory_for(hw.gpio)
@@ -233,8 +241,17 @@ def build_pins(hw: Hardware, pin_factory: Any = None) -> Pins:
                 else:
                     buzzer.off()
 
-        led = (part("LED", "led_pin", hw.led_pin, lambda: LED(hw.led_pin, pin_factory=outputs))
-               if hw.led_pin is not None else None)
+        led: Any = None
+        if hw.led_pin is not None:
+            # The kernel's LED device when the installer's overlay made one (it owns the line and
+            # blinks it without waking us), else the line itself, lit steady (docs/design.md).
+            sysfs = (kernel_led(led_class) if led_class is not None else
+                     kernel_led() if pin_factory is None and not pins_chosen_explicitly() else None)
+            if sysfs is not None:
+                led = KernelLed(sysfs)
+                built.append(led)
+            else:
+                led = part("LED", "led_pin", hw.led_pin, lambda: LED(hw.led_pin, pin_factory=outputs))
         vibration = (part("vibration motor", "vibration_pin", hw.vibration_pin,
                           lambda: DigitalOutputDevice(hw.vibration_pin, pin_factory=outputs))
                      if hw.vibration_pin is not None else None)
@@ -371,46 +388,94 @@ class Vibration:
             self.motor.blink(on_time=self.PULSE_S, off_time=self.GAP_S, n=self.PULSES, background=True)
 
 
-class LedOut:
-    """The status LED, for a nurse walking past: a slow blink while a session is due, steady
-    when the day's latest session was missed, dark otherwise (done, before the first session
-    of the day, and all night).
 
-    The blink is driven by the loop's own deadlines (``deadline``/``fire``, like the buzzer's
-    player), not by gpiozero's blink thread, which would wake the process for ever: it costs
-    one wake-up a second only while a session is due. Steady and dark cost nothing.
+
+def kernel_led(root: Path = LED_CLASS) -> Path | None:
+    """The kernel LED device the installer's overlay makes, when there is one."""
+    path = root / LED_LABEL
+    return path if (path / "trigger").exists() else None
+
+
+class KernelLed:
+    """The status LED blinked by the kernel: ``timer`` trigger while a session is due.
+
+    The kernel's LED timer trigger toggles the line from a kernel timer (its default, 500 ms
+    on and 500 ms off): no thread of ours and no wake-up of the process, however long the
+    session stays unanswered. Steady (``missed``) and dark are one write each, with the
+    trigger taken off. A write that fails (the overlay's device gone, a permission changed)
+    is kept in ``error`` rather than raised: the light is the least of the unit's outputs.
     """
 
-    BLINK_S = 1.0
-
-    def __init__(self, led: Any, mono: Callable[[], float] | None = None) -> None:
-        import time
-
-        self.led = led
-        self.mono = mono or time.monotonic
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
         self.mode = "off"
-        self.next: float | None = None
+        self.error: str | None = None
+        self.writes = 0
+        self._write(("trigger", "none"), ("brightness", "0"))
+
+    def _write(self, *pairs: tuple[str, str]) -> None:
+        try:
+            for name, value in pairs:
+                (self.path / name).write_text(value)
+                self.writes += 1
+        except OSError as e:
+            self.error = f"{self.path.name}: {e.strerror or e}"
+        else:
+            self.error = None
 
     def set(self, mode: str) -> None:
         if mode == self.mode:
             return
         self.mode = mode
-        self.next = None
         if mode == "due":
-            self.led.on()
-            self.next = self.mono() + self.BLINK_S
+            self._write(("trigger", "timer"))
         elif mode == "missed":
+            self._write(("trigger", "none"), ("brightness", "1"))
+        else:
+            self._write(("trigger", "none"), ("brightness", "0"))
+
+    def close(self) -> None:
+        self.set("off")
+
+
+class LedOut:
+    """The status LED on a plain GPIO line (no kernel LED device: the overlay was not applied,
+    other hardware, the simulator's mock pins), for a nurse walking past: lit while a session
+    is due and while the day's latest session stays missed, dark otherwise (done, before the
+    first session of the day, and all night).
+
+    A pattern that needs no timer: steady light costs no wake-up at all (a blink driven by the
+    loop cost one a second, 3,600 an hour, while a session was due); the screen says whether
+    the session is due or missed. Where the installer applied its overlay the kernel blinks
+    the light instead (``KernelLed``). ``deadline``/``fire`` are kept for the loop's contract
+    and never ask for a wake-up.
+    """
+
+    def __init__(self, led: Any, mono: Callable[[], float] | None = None) -> None:
+        self.led = led
+        self.mode = "off"
+
+    def set(self, mode: str) -> None:
+        if mode == self.mode:
+            return
+        self.mode = mode
+        if mode in ("due", "missed"):
             self.led.on()
         else:
             self.led.off()
 
     def deadline(self) -> float | None:
-        return self.next
+        return None
 
     def fire(self, now: float) -> None:
-        if self.next is None or now < self.next:
-            return
-        self.led.toggle()
-        # On the blink's own grid, so a late wake-up does not stretch the rhythm.
-        while self.next <= now:
-            self.next += self.BLINK_S
+        return None
+
+
+def status_light(led: Any, mono: Callable[[], float] | None = None) -> KernelLed | LedOut | None:
+    """The status light for what ``build_pins`` found: the kernel's LED device as it is, a GPIO
+    line as a steady light, or None when no LED is fitted."""
+    if led is None:
+        return None
+    if isinstance(led, KernelLed):
+        return led
+    return LedOut(led, mono)

@@ -84,8 +84,9 @@ def build(cfg: Config, data: Path, clock: Clock, panel: Surface, *, boot: str, t
     store = Store(data, cfg.tz, boot, journal=journal, opener=opener,
                   check=True if check_at_start else "background", **dict(store_options or {}))
     tone = GuardedTone(pins.tone) if guard_tone else pins.tone
-    # The LED's blink runs on the loop's own clock (virtual in simulation).
-    led = hardware.LedOut(pins.led, lambda: clock.now().mono) if pins.led is not None else None
+    # The kernel blinks the light where the installer's overlay made it an LED device; a plain
+    # line is lit steady. Neither wakes the loop.
+    led = hardware.status_light(pins.led)
     outputs = Outputs(panel, Player(tone), led, list(observers))
     if pins.vibration is not None:
         outputs.observers.append(hardware.Vibration(pins.vibration))
