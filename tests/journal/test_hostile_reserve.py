@@ -137,3 +137,14 @@ def test_the_reserve_the_unit_writes_reads_back_whole(tmp_path: Path) -> None:
     assert outage.write(tmp_path, body)
     got = outage.read_checked(tmp_path, datetime.fromisoformat("2026-11-24T08:00:00+00:00"))
     assert got.refused == [] and got.head == (7, "b" * 64) and [r.type for r in got.records] == ["prompt"]
+
+
+def test_no_reserve_yet_is_nothing_to_refuse(tmp_path: Path) -> None:
+    got = outage.read_checked(tmp_path)
+    assert (got.body, got.refused) == (None, [])
+
+
+def test_a_reserve_that_is_a_directory_is_refused_by_name(tmp_path: Path) -> None:
+    (tmp_path / outage.FILE_NAME).mkdir()
+    got = outage.read_checked(tmp_path)
+    assert got.body is None and got.refused and "cannot be read" in got.refused[0]

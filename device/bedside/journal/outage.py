@@ -140,6 +140,8 @@ def read_checked(data_dir: Path, now: datetime | None = None) -> Reading:
     out = Reading()
     try:
         raw = read_bounded(Path(data_dir) / FILE_NAME, SIZE)
+    except FileNotFoundError:
+        return out                      # never reserved (a first start): nothing to refuse
     except (OSError, ValueError) as e:
         out.refused.append(f"the reserve cannot be read: {e}")
         return out

@@ -55,6 +55,7 @@ MAX_BYTES = 64 * 1024 * 1024       # a segment closes at 8 MiB; more than this i
 MAX_WAL_BYTES = 64 * 1024 * 1024   # the unit's WAL checkpoints at about 4 MiB
 MAX_ROW = 8 * 1024 * 1024          # no record the journal writes is near this
 PAGE_WORK = 4                      # payload bytes decoded on one page: at most this many page sizes
+MIN_CELL = 12                      # no row of the journal's tables takes fewer bytes of a page (pointer included)
 _SAMPLES = 64                      # pages looked at per candidate page size
 _CACHED = 4
 
@@ -252,25 +253,27 @@ class _Pages:
         self.out.wal_frames = taken
 
     def _page_size(self, stated: int) -> tuple[int, str]:
-        """The header's page size if the pages agree with it, else the size they agree with best."""
-        scores = {s: self._score(s) for s in (512 << k for k in range(8))}
-        best = max(scores, key=lambda s: (scores[s], s == stated, s == 4096))
-        if stated and scores[stated] >= scores[best]:
+        """The header's page size (and reserved bytes) if the pages agree with them, else the
+        size (and reserve) they agree with best."""
+        scores = {(s, r): self._score(s, r) for s in (512 << k for k in range(8))
+                  for r in {self.reserved, 0} if s - r >= 480}
+        best = max(scores, key=lambda k: (scores[k], k == (stated, self.reserved), k[0] == 4096))
+        if stated and scores.get((stated, self.reserved), -1.0) >= scores[best]:
             return stated, "header"
         if scores[best] == 0:
             return (stated or 4096), "header"
-        return best, "pages"
+        self.reserved = best[1]
+        return best[0], "pages"
 
-    def _score(self, size: int) -> float:
+    def _score(self, size: int, reserved: int) -> float:
         """How well a sample of the file's pages read as b-tree pages of ``size`` bytes (0 … 2)."""
         count = len(self.db) // size
         if count < 1:
             return 0.0
-        usable = size - (self.reserved if size - self.reserved >= 480 else 0)
         looked = min(count, _SAMPLES)
         total = 0
         for k in sorted({j * count // looked for j in range(looked)}):
-            total += _btree_shape(self.db.read(k * size, size), 100 if k == 0 else 0, usable)
+            total += _btree_shape(self.db.read(k * size, size), 100 if k == 0 else 0, size - reserved)
             self.out.pages_read += 1
         return total / looked
 
@@ -433,19 +436,19 @@ def _leaf(out: Salvaged, pages: _Pages, chains: _Chains, page: bytes, head: int)
     u = pages.usable
     cells = int.from_bytes(page[head + 3:head + 5], "big")
     cells = min(cells, (u - head - 8) // 2)
-    ptrs = [int.from_bytes(page[p:p + 2], "big") for p in range(head + 8, head + 8 + 2 * cells, 2)]
-    unique = set(ptrs)
+    ptrs = struct.unpack_from(f">{cells}H", page, head + 8)
+    unique = tuple(dict.fromkeys(ptrs))              # each cell once, in the page's own order
     if len(unique) < len(ptrs):
         out.refused["cell pointers naming a cell twice"] += len(ptrs) - len(unique)
-    budget = PAGE_WORK * pages.size
     low = head + 8 + 2 * cells
-    for ptr in ptrs:
-        if ptr not in unique:
-            continue
-        unique.discard(ptr)              # each cell once, in the page's own order
-        if ptr < low or ptr >= u:
-            out.refused["cell pointers outside the cell area"] += 1
-            continue
+    inside = [p for p in unique if low <= p < u]
+    if len(inside) < len(unique):
+        out.refused["cell pointers outside the cell area"] += len(unique) - len(inside)
+    if len(inside) > u // MIN_CELL:
+        out.refused["cells past the most a page of the journal's rows can hold"] += len(inside) - u // MIN_CELL
+        inside = inside[:u // MIN_CELL]
+    budget = PAGE_WORK * pages.size
+    for ptr in inside:
         try:
             total, i = _varint(page, ptr, u)
             rowid, i = _varint(page, i, u)
