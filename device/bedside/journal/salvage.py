@@ -22,9 +22,9 @@ relies on is checked rather than assumed, and the work is bounded by the file's 
   (duplicates refused), the payload bytes decoded on one page are limited to a few times the
   page's size, and an overflow chain belongs to one cell and an overflow page to one chain
   (a second cell naming a chain, or a chain reaching a page already read, is refused).
-* **One scan per file version.** Results are kept for the few files last scanned (keyed by
-  the file's and its WAL's identity, size and modification time), so the several read paths
-  of one export or start share one scan.
+* **One scan per file version.** Results are kept (keyed by the file's and its WAL's
+  identity, size and times; at most ``CACHE_BYTES`` of rows, least recently used first out),
+  so the several read paths of one export or start share one scan.
 
 Budget (docs/journal.md, "Hostile files"): time linear in the segment's bytes plus its WAL's
 (each page read once for its cells, each overflow page at most once, each WAL frame's
@@ -52,12 +52,15 @@ _BTREE_TYPES = (0x02, 0x05, 0x0A, 0x0D)
 _WAL_MAGIC = {0x377F0682: "<", 0x377F0683: ">"}
 _WAL_VERSION = 3007000
 MAX_BYTES = 64 * 1024 * 1024       # a segment closes at 8 MiB; more than this is not one of ours
-MAX_WAL_BYTES = 64 * 1024 * 1024   # the unit's WAL checkpoints at about 4 MiB
+MAX_WAL_BYTES = 16 * 1024 * 1024   # the unit's WAL checkpoints at 1000 pages (about 4 MiB)
 MAX_ROW = 8 * 1024 * 1024          # no record the journal writes is near this
 PAGE_WORK = 4                      # payload bytes decoded on one page: at most this many page sizes
-MIN_CELL = 12                      # no row of the journal's tables takes fewer bytes of a page (pointer included)
+# Cells tried per page: at most one per MIN_CELL bytes. A row of ``records`` takes more than
+# 250 bytes (its hash alone is 64, its body names its boot, prev hash and times); ``meta``
+# has six short rows, alone on their page. A page with more cells is not the journal's.
+MIN_CELL = 100
 _SAMPLES = 64                      # pages looked at per candidate page size
-_CACHED = 4
+CACHE_BYTES = 32 * 1024 * 1024    # rows kept for the read paths to share, all files together
 
 
 @dataclass
@@ -117,8 +120,10 @@ def _record(payload: bytes) -> list[object]:
     while i < size:
         s, i = _varint(payload, i, size)
         serials.append(s)
-        if len(serials) > 8:
+        if len(serials) > 6:
             raise ValueError("more columns than any of the journal's tables")
+    if len(serials) not in (2, 6):
+        raise ValueError("not a row of the journal's tables")
     out = []
     j = size
     for s in serials:
@@ -182,6 +187,9 @@ class _Pages:
         self.db = _File(path, MAX_BYTES)
         self.wal = _File(path.with_name(path.name + "-wal"), MAX_WAL_BYTES)
         self.out = out
+        if self.wal.size == MAX_WAL_BYTES and self.wal.fd >= 0 and os.fstat(self.wal.fd).st_size > MAX_WAL_BYTES:
+            self._wal_problem(f"the WAL is longer than any the unit writes: only its first "
+                              f"{MAX_WAL_BYTES >> 20} MiB read")
         first = self.db.read(0, 100)
         header = first[:16] == _MAGIC
         raw_size = int.from_bytes(first[16:18], "big") if header else 0
@@ -201,25 +209,28 @@ class _Pages:
             self._wal_frames(wal_order, wal_sums)
         out.page_size = self.size
 
+    def _wal_problem(self, text: str) -> None:
+        self.out.wal_problem = f"{self.out.wal_problem}; {text}" if self.out.wal_problem else text
+
     def _wal_header(self) -> tuple[int, str, tuple[int, int]]:
         """(page size, byte order, checksum) of a WAL whose header checksum holds; zeros otherwise."""
         head = self.wal.read(0, 32)
         if len(head) < 32:
             if head:
-                self.out.wal_problem = "the WAL is shorter than its header"
+                self._wal_problem("the WAL is shorter than its header")
             return 0, "", (0, 0)
         order = _WAL_MAGIC.get(int.from_bytes(head[:4], "big"), "")
         size = int.from_bytes(head[8:12], "big")
         if not order or int.from_bytes(head[4:8], "big") != _WAL_VERSION:
-            self.out.wal_problem = "the WAL's header is not SQLite's"
+            self._wal_problem("the WAL's header is not SQLite's")
             return 0, "", (0, 0)
         sums = _wal_sum(head[:24], order, 0, 0)
         if sums != (int.from_bytes(head[24:28], "big"), int.from_bytes(head[28:32], "big")):
-            self.out.wal_problem = "the WAL's header checksum does not hold"
+            self._wal_problem("the WAL's header checksum does not hold")
             return 0, "", (0, 0)
         size = 65536 if size == 1 else size
         if not _power_of_two(size):
-            self.out.wal_problem = f"the WAL's page size ({size}) is not one SQLite uses"
+            self._wal_problem(f"the WAL's page size ({size}) is not one SQLite uses")
             return 0, "", (0, 0)
         return size, order, sums
 
@@ -239,7 +250,7 @@ class _Pages:
             s0, s1 = _wal_sum(raw[:8], order, s0, s1)
             s0, s1 = _wal_sum(memoryview(raw)[24:], order, s0, s1)
             if (s0, s1) != (int.from_bytes(raw[16:20], "big"), int.from_bytes(raw[20:24], "big")) or n < 1:
-                self.out.wal_problem = f"WAL frame {(at - 32) // frame + 1} fails its checksum"
+                self._wal_problem(f"WAL frame {(at - 32) // frame + 1} fails its checksum")
                 break
             pending[n] = at + 24
             if int.from_bytes(raw[4:8], "big"):      # a commit frame: its transaction is whole
@@ -248,8 +259,7 @@ class _Pages:
                 pending = {}
             at += frame
         if pending:
-            left = f"{len(pending)} page(s) of an uncommitted transaction left out"
-            self.out.wal_problem = f"{self.out.wal_problem}; {left}" if self.out.wal_problem else left
+            self._wal_problem(f"{len(pending)} page(s) of an uncommitted transaction left out")
         self.out.wal_frames = taken
 
     def _page_size(self, stated: int) -> tuple[int, str]:
@@ -378,7 +388,7 @@ class _Chains:
         return bytes(out)
 
 
-_cache: OrderedDict[tuple[object, ...], Salvaged] = OrderedDict()
+_cache: OrderedDict[tuple[object, ...], tuple[int, Salvaged]] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
@@ -403,12 +413,13 @@ def scan(path: Path) -> Salvaged:
     with _cache_lock:
         if key is not None and key in _cache:
             _cache.move_to_end(key)
-            return _cache[key]
+            return _cache[key][1]
     found = _scan(path)
-    if key is not None and key == _identity(path):
+    size = sum(len(b) + len(h) + 100 for b, h in found.rows.values()) + 1000
+    if key is not None and size <= CACHE_BYTES and key == _identity(path):
         with _cache_lock:
-            _cache[key] = found
-            while len(_cache) > _CACHED:
+            _cache[key] = (size, found)
+            while sum(n for n, _ in _cache.values()) > CACHE_BYTES:
                 _cache.popitem(last=False)
     return found
 
@@ -440,13 +451,13 @@ def _leaf(out: Salvaged, pages: _Pages, chains: _Chains, page: bytes, head: int)
     unique = tuple(dict.fromkeys(ptrs))              # each cell once, in the page's own order
     if len(unique) < len(ptrs):
         out.refused["cell pointers naming a cell twice"] += len(ptrs) - len(unique)
+    if len(unique) > u // MIN_CELL:
+        out.refused["cells past the most a page of the journal's rows can hold"] += len(unique) - u // MIN_CELL
+        unique = unique[:u // MIN_CELL]
     low = head + 8 + 2 * cells
     inside = [p for p in unique if low <= p < u]
     if len(inside) < len(unique):
         out.refused["cell pointers outside the cell area"] += len(unique) - len(inside)
-    if len(inside) > u // MIN_CELL:
-        out.refused["cells past the most a page of the journal's rows can hold"] += len(inside) - u // MIN_CELL
-        inside = inside[:u // MIN_CELL]
     budget = PAGE_WORK * pages.size
     for ptr in inside:
         try:
