@@ -29,11 +29,9 @@ class ImpossibleTime(ValueError):
     """A time value no clock gives; the message names what is wrong with it."""
 
 
-def parse(text: object, *, earliest: datetime | None = None) -> datetime:
-    """An ISO 8601 time with its offset, as aware UTC; ``ImpossibleTime`` for anything else.
-
-    ``earliest``: the lower bound (default: none below the year 1970, since a unit without a
-    clock that kept time honestly writes 1970 and marks it ``distrusted``)."""
+def clock_value(text: object) -> datetime:
+    """An ISO 8601 time with its offset (kept) that some clock could show, whatever its year;
+    ``ImpossibleTime`` for anything else (not text, too long, a leap second, no offset)."""
     if not isinstance(text, str):
         raise ImpossibleTime(f"a time must be text, not {type(text).__name__}")
     if len(text) > MAX_TEXT:
@@ -47,7 +45,19 @@ def parse(text: object, *, earliest: datetime | None = None) -> datetime:
         raise ImpossibleTime(f"{text!r} is not a time (YYYY-MM-DDTHH:MM:SS+HH:MM)") from None
     if t.tzinfo is None:
         raise ImpossibleTime(f"{text} has no offset from UTC")
-    t = t.astimezone(UTC)
+    try:
+        t.astimezone(UTC)
+    except OverflowError:                 # year 1 or 9999 with an offset that takes it off the calendar
+        raise ImpossibleTime(f"{text} is off the calendar") from None
+    return t
+
+
+def parse(text: object, *, earliest: datetime | None = None) -> datetime:
+    """``clock_value`` within the years a unit's clock can show; ``ImpossibleTime`` otherwise.
+
+    ``earliest``: the lower bound (default 1970: a unit without a clock that kept time
+    honestly writes 1970 and marks it ``distrusted``)."""
+    t = clock_value(text)
     low = earliest if earliest is not None else datetime(1970, 1, 1, tzinfo=UTC)
     if not low <= t < PLAUSIBLE_UNTIL:
         raise ImpossibleTime(f"{text} is outside the range a unit's clock can give "

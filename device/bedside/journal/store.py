@@ -34,7 +34,7 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -59,6 +59,7 @@ SEAL_EVERY_S = seal.EVERY_S
 # A seal or heartbeat that is due waits up to this long for a wake-up the loop makes anyway
 # (the idle clock's minute, the loop's longest sleep) rather than waking the unit itself.
 HOUSEKEEPING_SLACK_S = 300.0
+TRUSTED_CLOCKS = ("ntp", "rtc", "set-by-nurse", "simulated")   # time qualities a time "later than now" contradicts
 MAX_PENDING = 20000            # records kept in memory while storage is failing (weeks of a ward's events)
 RETENTION_EVERY_S = 60.0      # how often segment sizes are looked at (after writes)
 RETRY_FIRST_S = 1.0
@@ -157,6 +158,11 @@ class Store:
         records += self._key_check()
         records += self._from_reserve(now, time_quality)
         past, alive = self._past()
+        if alive is not None and time_quality in TRUSTED_CLOCKS and alive > now.wall + timedelta(minutes=1):
+            # A heartbeat from the future: no clock that kept time wrote it. It bounds nothing.
+            records.append(Record("fault", data={"part": "journal", "problem": f"the heartbeat's time "
+                                                 f"({alive.isoformat()}) is later than now; it was not used"}))
+            alive = None
         self.last_seal_mono = now.mono
         if self._inherited_unsealed():
             # The last run ended without a seal (a power cut): its newest records are sealed
@@ -209,7 +215,7 @@ class Store:
         it is later than any stay could reach."""
         if self.journal is None or self.error is not None:
             return []
-        trusted = time_quality in ("ntp", "rtc", "set-by-nurse", "simulated")
+        trusted = time_quality in TRUSTED_CLOCKS
         limit = now.wall if trusted else max(now.wall, wall.PLAUSIBLE_FROM) + wall.LONGEST_SPAN
         try:
             found = outage.read_checked(self.data, limit)
