@@ -78,7 +78,7 @@ def header_field(rng: random.Random, raw: bytes) -> bytes:
     out = bytearray(raw)
     field, width = rng.choice([(16, 2), (18, 1), (19, 1), (20, 1), (21, 1), (24, 4), (28, 4), (32, 4), (36, 4),
                                (44, 4), (52, 4), (56, 4), (0, 16)])
-    value = rng.choice([0, 1, 2**(8 * width) - 1, rng.getrandbits(8 * width), 512, 65536 % 2**(8 * width)])
+    value = rng.choice([0, 1, 2**(8 * width) - 1, rng.getrandbits(8 * width), 512, 65536]) % 2**(8 * width)
     out[field:field + width] = value.to_bytes(width, "big")
     return bytes(out)
 

@@ -70,7 +70,8 @@ class Salvaged:
     pages: int = 0
     leaf_pages: int = 0
     page_size: int = 0
-    page_size_from: str = ""       # "header", "wal" (its checksum held) or "pages" (the header was wrong)
+    page_size_from: str = ""       # "header", "pages" (the header was wrong), "wal" (no pages; its checked
+    #                                header) or "none" (nothing to go by: 4096, SQLite's default)
     wal_frames: int = 0            # frames taken: up to the last valid commit frame
     wal_problem: str | None = None  # why the rest of the WAL (or all of it) was not taken
     refused: Counter[str] = field(default_factory=Counter)   # structures refused, by what was wrong
@@ -196,10 +197,13 @@ class _Pages:
         stated = 65536 if raw_size == 1 else raw_size
         self.reserved = first[20] if header and len(first) > 20 else 0
         wal_size, wal_order, wal_sums = self._wal_header()
-        if wal_size:
-            self.size, out.page_size_from = wal_size, "wal"
-        else:
-            self.size, out.page_size_from = self._page_size(stated if _power_of_two(stated) else 0)
+        self.size, out.page_size_from = self._page_size(stated if _power_of_two(stated) else 0)
+        if wal_size and out.page_size_from == "none":
+            self.size, out.page_size_from = wal_size, "wal"      # no pages to ask: the WAL's checked header
+        elif wal_size and wal_size != self.size:
+            self._wal_problem(f"the WAL's page size ({wal_size}) is not the database's ({self.size}): "
+                              "its frames were not used")
+            wal_size = 0
         if self.size - self.reserved < 480:
             self.reserved = 0              # SQLite's own floor for the usable size
         self.usable = self.size - self.reserved
@@ -271,7 +275,7 @@ class _Pages:
         if stated and scores.get((stated, self.reserved), -1.0) >= scores[best]:
             return stated, "header"
         if scores[best] == 0:
-            return (stated or 4096), "header"
+            return (stated, "header") if stated else (4096, "none")
         self.reserved = best[1]
         return best[0], "pages"
 
