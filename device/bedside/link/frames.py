@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bedside.durable import json_loads
 from bedside.link.lines import EOL
 
 PROTOCOL = 1
@@ -114,8 +115,10 @@ def parse_reply(text: str) -> Reply:
     if status == "batch":
         # The header's JSON has no spaces outside strings, and its strings have none; the payload has none.
         rest, _, payload = rest.rpartition(" ")
+    if len(parts[0]) > 9 or not parts[0].isascii():
+        raise FrameError("bad", "malformed answer")     # request ids have at most nine digits
     try:
-        data = json.loads(rest)
+        data = json_loads(rest)                          # nesting past the parser's limit is a ValueError too
     except ValueError:
         raise FrameError("bad", "malformed answer") from None
     if not isinstance(data, dict):
