@@ -185,6 +185,9 @@ def _record(rng: random.Random) -> tuple[Any, bool]:
                          "wall": "2026-11-24T07:12:00.000+00:00", "mono": 120.5, "tq": "ntp"}
     if rng.random() < 0.5:
         return r, True
+    if rng.random() < 0.1:
+        r["due"] = rng.choice(["2026-11-24T07:00:00+00:00", "2099-01-01T00:00:00+00:00"])
+        return r, r["due"].startswith("2026")
     field = rng.choice(["type", "session", "due", "data", "wall", "mono", "tq", "whole"])
     bad: Any = rng.choice([None, 1, -1, 1.5, float("nan"), "", "x" * 300, [], {}, [[[]]], True,
                            "2099-01-01T00:00:00+00:00", "2026-11-24T23:59:60+00:00", "2026-11-24T07:12:00", "٣"])

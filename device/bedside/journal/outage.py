@@ -25,7 +25,7 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -235,6 +235,8 @@ def _kept(r: object, now: datetime | None) -> Kept:
     if now is not None:
         wall.not_after(at, now, "its time")
     due = wall.parse(r["due"]) if r.get("due") is not None else None
+    if due is not None and now is not None:
+        wall.not_after(due, now + timedelta(days=1), "its session's due time")   # no session is due later
     return Kept(type_, session, due, dict(data or {}), at, float(mono), tq)
 
 

@@ -248,8 +248,12 @@ class _Pages:
         while at + frame <= len(self.wal):
             raw = self.wal.read(at, frame)
             self.out.pages_read += 1
-            if len(raw) < frame or raw[8:16] != salts:
-                break                     # left from before a checkpoint, or never written
+            if len(raw) < frame:
+                break
+            if raw[8:16] != salts:        # left from before a checkpoint (SQLite's end of the WAL), or forged
+                self._wal_problem(f"WAL frames from {(at - 32) // frame + 1} on carry other salts "
+                                  "(an earlier generation): not used")
+                break
             n = int.from_bytes(raw[:4], "big")
             s0, s1 = _wal_sum(raw[:8], order, s0, s1)
             s0, s1 = _wal_sum(memoryview(raw)[24:], order, s0, s1)
