@@ -297,3 +297,50 @@ def test_a_crafted_closed_segment_does_not_hold_up_the_start(tmp_path: Path, mon
     assert len(reads) == 1                                   # one scan, shared by every read path
     assert reads[0].pages_read <= 2 * len(raw) // PAGE + 16 * salvage._SAMPLES
     assert {r["seq"] for r in before} <= {r["seq"] for r in after}      # every record of the file still given
+
+
+def test_a_data_directory_past_the_start_budget_starts_and_gives_everything_after(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """More hostile bytes than the start's salvage budget: the start reads at most the budget,
+    prompts, and the daemon's own journal then gives every record of the files it left."""
+    import os
+    from datetime import datetime
+
+    from tests.rigs import hostile
+
+    cfg = config.Config()
+    sim = simulate.build(cfg, tmp_path, datetime(2026, 11, 24, 6, 58, tzinfo=cfg.tz))
+    sim.unit.store.segment_bytes = 48 * 1024
+    sim.unit.run(until=datetime(2026, 11, 26, 20, 0, tzinfo=cfg.tz))
+    sim.close()
+    before = journal_records(tmp_path)
+    files = segment_files(tmp_path)
+    assert len(files) >= 4
+    for _, path in files[:3]:                       # three closed segments: header broken, a hostile tail
+        os.chmod(path, 0o644)
+        raw = bytearray(hostile.one_cell_attack(path.read_bytes(), 2 * 2**20, chain_pages=50))
+        raw[:16] = b"not a database!!"
+        path.write_bytes(bytes(raw))
+        os.chmod(path, 0o444)
+    monkeypatch.setattr(salvage, "START_BYTES", 3 * 2**20)     # room for one of them
+    salvage._cache.clear()
+    read: list[int] = []
+    real = salvage._scan
+
+    def counted(p: Path) -> salvage.Salvaged:
+        read.append(p.stat().st_size)
+        return real(p)
+
+    monkeypatch.setattr(salvage, "_scan", counted)
+    sim = simulate.build(cfg, tmp_path, datetime(2026, 11, 26, 20, 50, tzinfo=cfg.tz))
+    sim.unit.start()
+    assert sim.unit.state is not None
+    assert sum(read) <= 3 * 2**20                                # the start kept to its budget
+    sim.unit.run(until=datetime(2026, 11, 26, 21, 1, tzinfo=cfg.tz))
+    journal = sim.unit.store.journal
+    assert journal is not None
+    given = {r["seq"] for r in journal.records()}                # the daemon's own reads: no budget now
+    sim.close()
+    assert {r["seq"] for r in before} <= given
+    after = journal_records(tmp_path)
+    assert any(r["type"] == "prompt" and r["time"] >= "2026-11-26T21:00" for r in after)

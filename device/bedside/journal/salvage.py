@@ -38,11 +38,13 @@ the tree comes first).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import struct
 import threading
 from collections import Counter, OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,6 +63,12 @@ PAGE_WORK = 4                      # payload bytes decoded on one page: at most 
 MIN_CELL = 100
 _SAMPLES = 64                      # pages looked at per candidate page size
 CACHE_BYTES = 32 * 1024 * 1024    # rows kept for the read paths to share, all files together
+# While the unit starts, salvage reads at most this many bytes of files SQLite refuses (about
+# 40 s on a Pi Zero 2 W at the worst rate measured, docs/performance.md), so that a data
+# directory full of crafted files cannot hold the first prompt past the service's 120 s start
+# timeout. A file past it is left for later (``Salvaged.deferred``: described as unreadable
+# for now) and read in full by the first read after the start, from its own budget.
+START_BYTES = 48 * 1024 * 1024
 
 
 @dataclass
@@ -76,6 +84,7 @@ class Salvaged:
     wal_problem: str | None = None  # why the rest of the WAL (or all of it) was not taken
     refused: Counter[str] = field(default_factory=Counter)   # structures refused, by what was wrong
     pages_read: int = 0            # page reads, overflow and WAL included: the work, counted
+    deferred: bool = False         # not read: past the start's budget (``bounded``); read again later
 
 
 def _varint(buf: bytes, i: int, end: int) -> tuple[int, int]:
@@ -398,6 +407,31 @@ class _Chains:
 
 _cache: OrderedDict[tuple[object, ...], tuple[int, Salvaged]] = OrderedDict()
 _cache_lock = threading.Lock()
+_budget: list[int] = []           # bytes left while ``bounded`` is in force (empty: no limit)
+
+
+@contextlib.contextmanager
+def bounded(limit: int | None) -> Iterator[None]:
+    """Within this, scans that are not already cached read at most ``limit`` bytes in all (None: no limit)."""
+    if limit is None:
+        yield
+        return
+    with _cache_lock:
+        _budget[:] = [limit]
+    try:
+        yield
+    finally:
+        with _cache_lock:
+            _budget.clear()
+
+
+def _sizes(path: Path) -> int:
+    """The bytes a scan of ``path`` reads at most."""
+    total = 0
+    for p, limit in ((path, MAX_BYTES), (path.with_name(path.name + "-wal"), MAX_WAL_BYTES)):
+        with contextlib.suppress(OSError):
+            total += min(os.stat(p).st_size, limit)
+    return total
 
 
 def _identity(path: Path) -> tuple[object, ...] | None:
@@ -422,6 +456,11 @@ def scan(path: Path) -> Salvaged:
         if key is not None and key in _cache:
             _cache.move_to_end(key)
             return _cache[key][1]
+        if _budget:
+            size = _sizes(path)
+            if size > _budget[0]:
+                return Salvaged(deferred=True)
+            _budget[0] -= size
     found = _scan(path)
     size = sum(len(b) + len(h) + 100 for b, h in found.rows.values()) + 1000
     if key is not None and size <= CACHE_BYTES and key == _identity(path):

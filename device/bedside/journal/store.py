@@ -41,7 +41,7 @@ from zoneinfo import ZoneInfo
 
 from bedside.core import wall
 from bedside.core.events import Instant, Past, Record
-from bedside.journal import heartbeat, outage, retention, seal, verify
+from bedside.journal import heartbeat, outage, retention, salvage, seal, verify
 from bedside.journal.seal import Sealer, SealError
 from bedside.journal.segments import (
     Journal,
@@ -133,6 +133,12 @@ class Store:
     # --- starting --------------------------------------------------------------------
 
     def start(self, now: Instant, time_quality: str = "unverified") -> Opened:
+        # Salvage of files SQLite refuses has a budget while the unit starts (salvage.START_BYTES),
+        # unless the whole check runs first (check=True): then the start takes what the check takes.
+        with salvage.bounded(salvage.START_BYTES if self.check is not True else None):
+            return self._start(now, time_quality)
+
+    def _start(self, now: Instant, time_quality: str) -> Opened:
         records: list[Record] = []
         if self.journal is None:
             try:
