@@ -39,8 +39,11 @@ from bedside.core.digest import sha256
 from bedside.journal import outage, salvage
 from bedside.journal.segments import segment_files
 from bedside.unit import simulate
-from tests.conftest import budget
+from tests.conftest import PROFILE, budget
 from tests.rigs import hostile
+
+# The long run (make fuzz) draws twenty times the examples: no per-test time limit there.
+LONG = pytest.mark.timeout(0 if PROFILE == "long" else 300)
 
 PAGE = hostile.PAGE
 CFG = config.Config()
@@ -123,6 +126,7 @@ def check_budget(got: salvage.Salvaged, db_bytes: int, wal_bytes: int, peak: int
     assert peak <= 3 * rows + 64 * PAGE, (peak, rows)      # a page at a time, not the file
 
 
+@LONG
 @given(seed=st.integers(0, 2**32 - 1), rounds=st.integers(1, 3))
 @budget(40)
 def test_fuzz_segment(base: Base, tmp_path_factory: pytest.TempPathFactory, seed: int, rounds: int) -> None:
@@ -144,6 +148,7 @@ def test_fuzz_segment(base: Base, tmp_path_factory: pytest.TempPathFactory, seed
     assert not missing, (names, sorted(missing)[:5], got.page_size, got.page_size_from)
 
 
+@LONG
 @given(seed=st.integers(0, 2**32 - 1), rounds=st.integers(1, 3))
 @budget(30)
 def test_fuzz_wal(base: Base, tmp_path_factory: pytest.TempPathFactory, seed: int, rounds: int) -> None:
@@ -202,6 +207,7 @@ def _record(rng: random.Random) -> tuple[Any, bool]:
     return r, ok
 
 
+@LONG
 @given(seed=st.integers(0, 2**32 - 1))
 @budget(150)
 def test_fuzz_reserve(tmp_path_factory: pytest.TempPathFactory, seed: int) -> None:
