@@ -344,3 +344,35 @@ def test_a_data_directory_past_the_start_budget_starts_and_gives_everything_afte
     assert {r["seq"] for r in before} <= given
     after = journal_records(tmp_path)
     assert any(r["type"] == "prompt" and r["time"] >= "2026-11-26T21:00" for r in after)
+
+
+def test_log_export_gives_the_healthy_segments_beside_a_crafted_one(tmp_path: Path) -> None:
+    """`log export` was killed with no output on a crafted segment: now it gives every record
+    of the healthy segments and names the damaged file."""
+    import os
+    import subprocess
+    from datetime import datetime
+
+    from tests.rigs import hostile
+    from tests.rigs.procs import ROOT, bedside
+
+    cfg = config.Config()
+    sim = simulate.build(cfg, tmp_path, datetime(2026, 11, 24, 6, 58, tzinfo=cfg.tz))
+    sim.unit.store.segment_bytes = 48 * 1024
+    sim.unit.run(until=datetime(2026, 11, 26, 20, 0, tzinfo=cfg.tz))
+    sim.close()
+    before = journal_records(tmp_path)
+    files = segment_files(tmp_path)
+    path = files[1][1]
+    os.chmod(path, 0o644)
+    raw = bytearray(hostile.one_cell_attack(path.read_bytes(), 15 * 2**20))
+    raw[:16] = b"not a database!!"
+    path.write_bytes(bytes(raw))
+    r = subprocess.run(bedside("log", "export", "--data", str(tmp_path)), cwd=ROOT, capture_output=True, text=True,
+                       timeout=300)
+    assert "Traceback" not in r.stderr
+    lines = r.stdout.splitlines()
+    head = json.loads(lines[0])
+    got = {json.loads(x)["seq"] for x in lines[1:]}
+    assert {x["seq"] for x in before} <= got                       # its own pages still give their records too
+    assert head.get("unreadable") or "journal-000002" in r.stdout + r.stderr
