@@ -25,7 +25,7 @@ help:
 	@echo "make arm64-smoke  install, smoke-test and run a simulated day on arm64 Debian Bookworm under qemu (slow, root)"
 	@echo "make torture    kill -9 the daemon 1000 times, every storage fault, 1000 damaged data directories, 1000 tamperings (about 45 min, root)"
 	@echo "make fhir-engine  install the FHIR engine the FHIR tests post to (npm ci; make test does it)"
-	@echo "make fuzz       every property test with fresh random examples, twenty times as many (long)"
+	@echo "make fuzz       every property test and hostile-file fuzzer with fresh random examples, twenty times as many (long)"
 	@echo "make fuzz-serial  the serial link's long fuzz and property run (FUZZ_SECONDS=600 by default)"
 
 $(STAMP): pyproject.toml
@@ -121,7 +121,9 @@ arm64-smoke:
 	tools/arm64-smoke.sh
 # The random exploration: the default test run draws the same examples every time (the "ci"
 # hypothesis profile); this runs every property test (`-m hypothesis`) with fresh random
-# examples and many more of them. A failure prints the example and a blob to reproduce it.
+# examples and many more of them, the structure-aware fuzzers of hostile segments, WALs,
+# reserves, answer frames and exports among them (docs/journal.md, "Hostile files"). A
+# failure prints the example and a blob to reproduce it.
 fuzz: apt $(STAMP)
 	HYPOTHESIS_PROFILE=long $(BIN)/pytest -q -m hypothesis
 

@@ -27,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bedside.core import wall
 from bedside.core.digest import sha256
 from bedside.durable import json_loads, read_bounded, read_text
 
@@ -63,7 +64,9 @@ def _slot(body: dict[str, Any], n: int) -> bytes:
 
 def _parse(body: dict[str, Any]) -> Beat:
     seq = body.get("seq")
-    return Beat(datetime.fromisoformat(body["time"]), str(body["boot"]), int(body["mono_ms"]),
+    # Only a time a clock gives (aware, no leap second, within the plausible years): anything
+    # else is a slot the unit did not write, passed over like a torn one.
+    return Beat(wall.parse(body["time"]), str(body["boot"])[:64], int(body["mono_ms"]),
                 int(seq) if seq is not None else None, body.get("hash"))
 
 

@@ -22,10 +22,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bedside.core import wall
 from bedside.core.digest import sha256
 from bedside.durable import read_bounded
 
@@ -91,13 +95,57 @@ def write(data_dir: Path, body: dict[str, Any]) -> bool:
         os.close(fd)
 
 
+@dataclass(frozen=True)
+class Kept:
+    """One record kept in the reserve, checked: only values the unit itself writes."""
+
+    type: str
+    session: str | None
+    due: datetime | None
+    data: dict[str, Any]
+    wall: datetime
+    mono: float
+    tq: str
+
+
+@dataclass
+class Reading:
+    """What the reserve holds, as far as it can be believed, and what was refused and why.
+
+    ``body`` is the newest slot that passed every check (None if none did); ``records`` are its
+    kept records that passed theirs, in order; ``refused`` names each slot or record that did
+    not, for the journal's fault record (a crafted or damaged reserve never stops the unit)."""
+
+    body: dict[str, Any] | None = None
+    head: tuple[int, str] | None = None
+    since: Kept | None = None
+    records: list[Kept] = field(default_factory=list)
+    more: dict[str, int] = field(default_factory=dict)
+    refused: list[str] = field(default_factory=list)
+
+
+_KEEP_REFUSALS = 5                 # reasons named in full; the rest are counted
+
+
 def read(data_dir: Path) -> dict[str, Any] | None:
-    """The newest whole outage in the reserve, or None."""
+    """The newest whole outage in the reserve (its slot checked), or None."""
+    return read_checked(data_dir).body
+
+
+def read_checked(data_dir: Path, now: datetime | None = None) -> Reading:
+    """The reserve, every value checked at this boundary (``now``: records later than it are refused).
+
+    Budget: the file is read once, at most ``SIZE`` bytes; each slot's JSON is parsed once
+    (at most 32 KiB, nesting refused past Python's limit) and each record checked once."""
+    out = Reading()
     try:
         raw = read_bounded(Path(data_dir) / FILE_NAME, SIZE)
-    except (OSError, ValueError):
-        return None
-    best: dict[str, Any] | None = None
+    except FileNotFoundError:
+        return out                      # never reserved (a first start): nothing to refuse
+    except (OSError, ValueError) as e:
+        out.refused.append(f"the reserve cannot be read: {e}")
+        return out
+    best: tuple[int, dict[str, Any]] | None = None
     for slot in (0, 1):
         block = raw[slot * _SLOT:(slot + 1) * _SLOT]
         if not block.startswith(_MAGIC):
@@ -105,12 +153,96 @@ def read(data_dir: Path) -> dict[str, Any] | None:
         n = int.from_bytes(block[len(_MAGIC):len(_MAGIC) + 4], "big")
         payload = block[_HEAD:_HEAD + n]
         if n > _SLOT - _HEAD or sha256(payload).digest() != block[len(_MAGIC) + 4:_HEAD]:
+            continue              # torn by a power cut mid-write: the other slot is the outage
+        try:
+            body = _slot(payload)
+        except ValueError as e:
+            out.refused.append(f"slot {slot}: {e}")
             continue
-        with contextlib.suppress(ValueError):
-            body = json.loads(payload)
-            if isinstance(body, dict) and (best is None or int(body.get("gen", 0)) > int(best.get("gen", 0))):
-                best = body
-    return best
+        if best is None or body["gen"] > best[0]:
+            best = (body["gen"], body)
+    if best is None:
+        return out
+    body = best[1]
+    out.body = body
+    out.head = (body["head"][0], body["head"][1])
+    bad: list[str] = []
+    try:
+        out.since = _kept({"type": "fault", "session": None, "due": None, "data": {},
+                           "wall": body.get("since"), "mono": body.get("since_mono"),
+                           "tq": body.get("since_tq")}, now)
+    except ValueError as e:
+        bad.append(f"its start: {e}")
+    for i, r in enumerate(body["records"]):
+        try:
+            out.records.append(_kept(r, now))
+        except ValueError as e:
+            bad.append(f"record {i}: {e}")
+    more = body.get("more")
+    if isinstance(more, dict):
+        out.more = {str(k)[:40]: v for k, v in more.items()
+                    if isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 10**9}
+        if len(out.more) != len(more):
+            bad.append("some counts of records not saved are not counts")
+    elif more is not None:
+        bad.append("its counts of records not saved are not a table")
+    out.refused += bad[:_KEEP_REFUSALS]
+    if len(bad) > _KEEP_REFUSALS:
+        out.refused.append(f"and {len(bad) - _KEEP_REFUSALS} more")
+    return out
+
+
+def _slot(payload: bytes) -> dict[str, Any]:
+    """A slot's outage, its frame checked (its records are checked one by one later)."""
+    try:
+        body = json.loads(payload)
+    except (ValueError, RecursionError):
+        raise ValueError("not JSON the unit writes") from None
+    if not isinstance(body, dict):
+        raise ValueError("not an object")
+    gen = body.get("gen")
+    if not isinstance(gen, int) or isinstance(gen, bool) or not 0 <= gen < 2**53:
+        raise ValueError(f"its generation is not a whole number ({_show(gen)})")
+    head = body.get("head")
+    if not (isinstance(head, list) and len(head) == 2 and isinstance(head[0], int) and not isinstance(head[0], bool)
+            and head[0] >= 0 and isinstance(head[1], str) and len(head[1]) == 64):
+        raise ValueError(f"its chain head is not a seq and a hash ({_show(head)})")
+    if not isinstance(body.get("records"), list):
+        raise ValueError(f"its records are not a list ({_show(body.get('records'))})")
+    for key in ("why", "boot", "until"):
+        if body.get(key) is not None and not isinstance(body.get(key), str):
+            raise ValueError(f"its {key} is not text ({_show(body.get(key))})")
+    return body
+
+
+def _kept(r: object, now: datetime | None) -> Kept:
+    if not isinstance(r, dict):
+        raise ValueError(f"not a record ({_show(r)})")
+    type_ = r.get("type")
+    if not isinstance(type_, str) or not type_.isidentifier() or len(type_) > 40:
+        raise ValueError(f"its type is not a record type ({_show(type_)})")
+    session, data, tq, mono = r.get("session"), r.get("data"), r.get("tq"), r.get("mono")
+    if session is not None and not (isinstance(session, str) and len(session) <= 64):
+        raise ValueError(f"its session is not a session ({_show(session)})")
+    if data is not None and not isinstance(data, dict):
+        raise ValueError(f"its details are not a table ({_show(data)})")
+    if not isinstance(tq, str) or len(tq) > 20:
+        raise ValueError(f"its time quality is not one ({_show(tq)})")
+    if (not isinstance(mono, int | float) or isinstance(mono, bool) or not math.isfinite(mono)
+            or not 0 <= mono < 10**10):
+        raise ValueError(f"its monotonic time is not a time ({_show(mono)})")
+    at = wall.parse(r.get("wall"))
+    if now is not None:
+        wall.not_after(at, now, "its time")
+    due = wall.parse(r["due"]) if r.get("due") is not None else None
+    if due is not None and now is not None:
+        wall.not_after(due, now + timedelta(days=1), "its session's due time")   # no session is due later
+    return Kept(type_, session, due, dict(data or {}), at, float(mono), tq)
+
+
+def _show(v: object) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def clear(data_dir: Path) -> None:

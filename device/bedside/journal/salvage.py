@@ -2,11 +2,34 @@
 
 When SQLite refuses a segment (a flipped byte in its header, a torn page, a file cut short),
 most of its pages are usually still intact, and each table leaf page holds whole rows. This
-module reads the file (and its WAL, whose frames hold newer copies of pages) as raw pages,
-finds every table leaf page, and decodes its cells with the file format's own rules
+module reads the file (and its WAL, whose committed frames hold newer copies of pages) as raw
+pages, finds every table leaf page, and decodes its cells with the file format's own rules
 (https://sqlite.org/fileformat2.html): a row of the ``records`` table is six columns (seq as
 the rowid, time, type, session, body, hash), a row of ``meta`` two texts. Nothing here trusts
 the file: a cell that does not decode is skipped, never guessed.
+
+The file may also have been built by someone who read this code, so every rule SQLite
+relies on is checked rather than assumed, and the work is bounded by the file's size:
+
+* **Page size.** The header's page size is taken only if the pages agree with it; a header
+  whose value the pages contradict (512 or 65536 on a file of intact 4096-byte pages) is
+  overruled by the size under which the pages look like SQLite's b-tree pages. A WAL whose
+  header checksum holds gives its page size too.
+* **WAL frames** count only up to the last valid commit frame: each frame's salts must match
+  the WAL header and its cumulative checksum must hold (SQLite's own rule), so a torn
+  transaction's pages never come back as committed.
+* **Every structure is walked at most once.** A page's cell pointers are taken once each
+  (duplicates refused), the payload bytes decoded on one page are limited to a few times the
+  page's size, and an overflow chain belongs to one cell and an overflow page to one chain
+  (a second cell naming a chain, or a chain reaching a page already read, is refused).
+* **One scan per file version.** Results are kept (keyed by the file's and its WAL's
+  identity, size and times; at most ``CACHE_BYTES`` of rows, least recently used first out),
+  so the several read paths of one export or start share one scan.
+
+Budget (docs/journal.md, "Hostile files"): time linear in the segment's bytes plus its WAL's
+(each page read once for its cells, each overflow page at most once, each WAL frame's
+checksum once); memory: a page at a time (the file is read by position, never whole),
+plus the rows found.
 
 Only what SQLite could not read is taken from here: the journal reads with SQLite first and
 fills the rest from these rows (a freed page may keep an old copy of a row; SQLite's view of
@@ -15,15 +38,37 @@ the tree comes first).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+import struct
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 _MAGIC = b"SQLite format 3\x00"
 _LEAF_TABLE = 0x0D
-_WAL_MAGIC = (0x377F0682, 0x377F0683)
+_BTREE_TYPES = (0x02, 0x05, 0x0A, 0x0D)
+_WAL_MAGIC = {0x377F0682: "<", 0x377F0683: ">"}
+_WAL_VERSION = 3007000
 MAX_BYTES = 64 * 1024 * 1024       # a segment closes at 8 MiB; more than this is not one of ours
+MAX_WAL_BYTES = 16 * 1024 * 1024   # the unit's WAL checkpoints at 1000 pages (about 4 MiB)
+MAX_ROW = 8 * 1024 * 1024          # no record the journal writes is near this
+PAGE_WORK = 4                      # payload bytes decoded on one page: at most this many page sizes
+# Cells tried per page: at most one per MIN_CELL bytes. A row of ``records`` takes more than
+# 250 bytes (its hash alone is 64, its body names its boot, prev hash and times); ``meta``
+# has six short rows, alone on their page. A page with more cells is not the journal's.
+MIN_CELL = 100
+_SAMPLES = 64                      # pages looked at per candidate page size
+CACHE_BYTES = 32 * 1024 * 1024    # rows kept for the read paths to share, all files together
+# While the unit starts, salvage reads at most this many bytes of files SQLite refuses (about
+# 40 s on a Pi Zero 2 W at the worst rate measured, docs/performance.md), so that a data
+# directory full of crafted files cannot hold the first prompt past the service's 120 s start
+# timeout. A file past it is left for later (``Salvaged.deferred``: described as unreadable
+# for now) and read in full by the first read after the start, from its own budget.
+START_BYTES = 48 * 1024 * 1024
 
 
 @dataclass
@@ -32,15 +77,27 @@ class Salvaged:
     meta: dict[str, str] = field(default_factory=dict)
     pages: int = 0
     leaf_pages: int = 0
+    page_size: int = 0
+    page_size_from: str = ""       # "header", "pages" (the header was wrong), "wal" (no pages; its checked
+    #                                header) or "none" (nothing to go by: 4096, SQLite's default)
+    wal_frames: int = 0            # frames taken: up to the last valid commit frame
+    wal_problem: str | None = None  # why the rest of the WAL (or all of it) was not taken
+    refused: Counter[str] = field(default_factory=Counter)   # structures refused, by what was wrong
+    pages_read: int = 0            # page reads, overflow and WAL included: the work, counted
+    deferred: bool = False         # not read: past the start's budget (``bounded``); read again later
 
 
-def _varint(buf: bytes, i: int) -> tuple[int, int]:
+def _varint(buf: bytes, i: int, end: int) -> tuple[int, int]:
     v = 0
     for k in range(8):
+        if i + k >= end:
+            raise ValueError("varint past the page")
         b = buf[i + k]
         v = (v << 7) | (b & 0x7F)
         if b < 0x80:
             return v, i + k + 1
+    if i + 8 >= end:
+        raise ValueError("varint past the page")
     return (v << 8) | buf[i + 8], i + 9
 
 
@@ -66,13 +123,17 @@ def _value(serial: int, buf: bytes, i: int) -> tuple[object, int]:
 
 
 def _record(payload: bytes) -> list[object]:
-    size, i = _varint(payload, 0)
+    size, i = _varint(payload, 0, len(payload))
     if size > len(payload) or size < 1:
         raise ValueError("bad header")
     serials = []
     while i < size:
-        s, i = _varint(payload, i)
+        s, i = _varint(payload, i, size)
         serials.append(s)
+        if len(serials) > 6:
+            raise ValueError("more columns than any of the journal's tables")
+    if len(serials) not in (2, 6):
+        raise ValueError("not a row of the journal's tables")
     out = []
     j = size
     for s in serials:
@@ -81,97 +142,395 @@ def _record(payload: bytes) -> list[object]:
     return out
 
 
-class _Pages:
-    """The file's pages, newest copy first (WAL frames win over the database file)."""
-
-    def __init__(self, path: Path) -> None:
-        self.db = _read(path)
-        size = int.from_bytes(self.db[16:18], "big") if self.db[:16] == _MAGIC else 0
-        size = 65536 if size == 1 else size
-        self.wal = _read(path.with_name(path.name + "-wal"))
-        wal_size = int.from_bytes(self.wal[8:12], "big") if len(self.wal) >= 32 else 0
-        if int.from_bytes(self.wal[:4], "big") not in _WAL_MAGIC:
-            wal_size = 0
-        good = [s for s in (size, wal_size) if s >= 512 and s & (s - 1) == 0]
-        self.size = good[0] if good else 4096
-        self.reserved = self.db[20] if len(self.db) > 20 and self.db[:16] == _MAGIC else 0
-        self.by_number: dict[int, bytes] = {}
-        for k in range(len(self.db) // self.size):
-            self.by_number[k + 1] = self.db[k * self.size:(k + 1) * self.size]
-        if wal_size == self.size:
-            frame = 24 + self.size
-            at = 32
-            salts = self.wal[16:24]
-            while at + frame <= len(self.wal):
-                n = int.from_bytes(self.wal[at:at + 4], "big")
-                # Frames with other salts are left over from before a checkpoint: older than the file.
-                if n >= 1 and self.wal[at + 8:at + 16] == salts:
-                    self.by_number[n] = self.wal[at + 24:at + frame]
-                at += frame
-
-    def usable(self) -> int:
-        return self.size - self.reserved
+def _wal_sum(data: bytes | memoryview, order: str, s0: int, s1: int) -> tuple[int, int]:
+    """SQLite's WAL checksum over ``data`` (a multiple of 8 bytes), continuing from (s0, s1)."""
+    words = struct.unpack(f"{order}{len(data) // 4}I", data)
+    it = iter(words)
+    for a, b in zip(it, it, strict=True):
+        s0 = (s0 + a + s1) & 0xFFFFFFFF
+        s1 = (s1 + b + s0) & 0xFFFFFFFF
+    return s0, s1
 
 
-def _read(path: Path) -> bytes:
-    """A regular file's bytes (at most MAX_BYTES); nothing for anything else or on any error."""
-    try:
-        st = os.stat(path)
+class _File:
+    """A regular file read by position (at most ``limit`` bytes of it): never held whole, never mapped
+    (a file truncated under a mapping would kill the reader)."""
+
+    def __init__(self, path: Path, limit: int) -> None:
+        self.fd = -1
+        self.size = 0
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        except OSError:
+            return
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            os.close(fd)
+            return
         if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            return
+        self.fd, self.size = fd, min(st.st_size, limit)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def read(self, at: int, n: int) -> bytes:
+        if self.fd < 0 or at < 0 or at >= self.size:
             return b""
-        with open(path, "rb") as f:
-            return f.read(MAX_BYTES)
-    except OSError:
-        return b""
+        try:
+            return os.pread(self.fd, min(n, self.size - at), at)
+        except OSError:
+            return b""
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
-def _payload(pages: _Pages, page: bytes, at: int) -> tuple[int, bytes]:
-    """(rowid, payload) of the table leaf cell at ``at``, following overflow pages."""
-    total, i = _varint(page, at)
-    rowid, i = _varint(page, i)
-    u = pages.usable()
-    x = u - 35
+class _Pages:
+    """The file's pages, newest committed copy first (WAL frames win over the database file)."""
+
+    def __init__(self, path: Path, out: Salvaged) -> None:
+        self.db = _File(path, MAX_BYTES)
+        self.wal = _File(path.with_name(path.name + "-wal"), MAX_WAL_BYTES)
+        self.out = out
+        if self.wal.size == MAX_WAL_BYTES and self.wal.fd >= 0 and os.fstat(self.wal.fd).st_size > MAX_WAL_BYTES:
+            self._wal_problem(f"the WAL is longer than any the unit writes: only its first "
+                              f"{MAX_WAL_BYTES >> 20} MiB read")
+        first = self.db.read(0, 100)
+        header = first[:16] == _MAGIC
+        raw_size = int.from_bytes(first[16:18], "big") if header else 0
+        stated = 65536 if raw_size == 1 else raw_size
+        self.reserved = first[20] if header and len(first) > 20 else 0
+        wal_size, wal_order, wal_sums = self._wal_header()
+        self.size, out.page_size_from = self._page_size(stated if _power_of_two(stated) else 0)
+        if wal_size and out.page_size_from == "none":
+            self.size, out.page_size_from = wal_size, "wal"      # no pages to ask: the WAL's checked header
+        elif wal_size and wal_size != self.size:
+            self._wal_problem(f"the WAL's page size ({wal_size}) is not the database's ({self.size}): "
+                              "its frames were not used")
+            wal_size = 0
+        if self.size - self.reserved < 480:
+            self.reserved = 0              # SQLite's own floor for the usable size
+        self.usable = self.size - self.reserved
+        self.db_pages = len(self.db) // self.size
+        self.from_wal: dict[int, int] = {}    # page number -> offset of its newest committed copy in the WAL
+        if wal_size == self.size and wal_order:
+            self._wal_frames(wal_order, wal_sums)
+        out.page_size = self.size
+
+    def _wal_problem(self, text: str) -> None:
+        self.out.wal_problem = f"{self.out.wal_problem}; {text}" if self.out.wal_problem else text
+
+    def _wal_header(self) -> tuple[int, str, tuple[int, int]]:
+        """(page size, byte order, checksum) of a WAL whose header checksum holds; zeros otherwise."""
+        head = self.wal.read(0, 32)
+        if len(head) < 32:
+            if head:
+                self._wal_problem("the WAL is shorter than its header")
+            return 0, "", (0, 0)
+        order = _WAL_MAGIC.get(int.from_bytes(head[:4], "big"), "")
+        size = int.from_bytes(head[8:12], "big")
+        if not order or int.from_bytes(head[4:8], "big") != _WAL_VERSION:
+            self._wal_problem("the WAL's header is not SQLite's")
+            return 0, "", (0, 0)
+        sums = _wal_sum(head[:24], order, 0, 0)
+        if sums != (int.from_bytes(head[24:28], "big"), int.from_bytes(head[28:32], "big")):
+            self._wal_problem("the WAL's header checksum does not hold")
+            return 0, "", (0, 0)
+        size = 65536 if size == 1 else size
+        if not _power_of_two(size):
+            self._wal_problem(f"the WAL's page size ({size}) is not one SQLite uses")
+            return 0, "", (0, 0)
+        return size, order, sums
+
+    def _wal_frames(self, order: str, sums: tuple[int, int]) -> None:
+        """Frames up to the last valid commit frame; the first frame that fails ends the WAL (SQLite's rule)."""
+        salts = self.wal.read(16, 8)
+        frame = 24 + self.size
+        at, taken = 32, 0
+        pending: dict[int, int] = {}
+        s0, s1 = sums
+        while at + frame <= len(self.wal):
+            raw = self.wal.read(at, frame)
+            self.out.pages_read += 1
+            if len(raw) < frame:
+                break
+            if raw[8:16] != salts:        # left from before a checkpoint (SQLite's end of the WAL), or forged
+                self._wal_problem(f"WAL frames from {(at - 32) // frame + 1} on carry other salts "
+                                  "(an earlier generation): not used")
+                break
+            n = int.from_bytes(raw[:4], "big")
+            s0, s1 = _wal_sum(raw[:8], order, s0, s1)
+            s0, s1 = _wal_sum(memoryview(raw)[24:], order, s0, s1)
+            if (s0, s1) != (int.from_bytes(raw[16:20], "big"), int.from_bytes(raw[20:24], "big")) or n < 1:
+                self._wal_problem(f"WAL frame {(at - 32) // frame + 1} fails its checksum")
+                break
+            pending[n] = at + 24
+            if int.from_bytes(raw[4:8], "big"):      # a commit frame: its transaction is whole
+                self.from_wal.update(pending)
+                taken += len(pending)
+                pending = {}
+            at += frame
+        if pending:
+            self._wal_problem(f"{len(pending)} page(s) of an uncommitted transaction left out")
+        self.out.wal_frames = taken
+
+    def _page_size(self, stated: int) -> tuple[int, str]:
+        """The header's page size (and reserved bytes) if the pages agree with them, else the
+        size (and reserve) they agree with best."""
+        scores = {(s, r): self._score(s, r) for s in (512 << k for k in range(8))
+                  for r in {self.reserved, 0} if s - r >= 480}
+        best = max(scores, key=lambda k: (scores[k], k == (stated, self.reserved), k[0] == 4096))
+        if stated and scores.get((stated, self.reserved), -1.0) >= scores[best]:
+            return stated, "header"
+        if scores[best] == 0:
+            return (stated, "header") if stated else (4096, "none")
+        self.reserved = best[1]
+        return best[0], "pages"
+
+    def _score(self, size: int, reserved: int) -> float:
+        """How well a sample of the file's pages read as b-tree pages of ``size`` bytes (0 … 2)."""
+        count = len(self.db) // size
+        if count < 1:
+            return 0.0
+        looked = min(count, _SAMPLES)
+        total = 0
+        for k in sorted({j * count // looked for j in range(looked)}):
+            total += _btree_shape(self.db.read(k * size, size), 100 if k == 0 else 0, size - reserved)
+            self.out.pages_read += 1
+        return total / looked
+
+    def numbers(self) -> list[int]:
+        return sorted({*range(1, self.db_pages + 1), *self.from_wal})
+
+    def page(self, n: int) -> bytes | None:
+        self.out.pages_read += 1
+        if n in self.from_wal:
+            got = self.wal.read(self.from_wal[n], self.size)
+        elif 1 <= n <= self.db_pages:
+            got = self.db.read((n - 1) * self.size, self.size)
+        else:
+            return None
+        return got if len(got) == self.size else None
+
+    def close(self) -> None:
+        self.db.close()
+        self.wal.close()
+
+
+def _power_of_two(size: int) -> bool:
+    return 512 <= size <= 65536 and size & (size - 1) == 0
+
+
+def _btree_shape(page: bytes, head: int, usable: int) -> int:
+    """2 if ``page`` is a b-tree page laid out as SQLite lays one out (its cells packed to the
+    end of the usable space), 1 if merely consistent, 0 if not a b-tree page."""
+    if head + 12 > len(page) or page[head] not in _BTREE_TYPES:
+        return 0
+    kind = page[head]
+    cells = int.from_bytes(page[head + 3:head + 5], "big")
+    content = int.from_bytes(page[head + 5:head + 7], "big") or 65536
+    hdr = 8 if kind in (0x0A, 0x0D) else 12
+    ptrs_end = head + hdr + 2 * cells
+    if not ptrs_end <= content <= usable:
+        return 0
+    if cells == 0:
+        return 2 if content == usable else 1
+    ptrs = struct.unpack_from(f">{cells}H", page, head + hdr)
+    if min(ptrs) < content or max(ptrs) >= usable:
+        return 0
+    try:
+        end = _cell_end(page, max(ptrs), kind, usable)
+    except (ValueError, IndexError):
+        return 0
+    return 2 if end == usable else 1 if end < usable else 0
+
+
+def _cell_end(page: bytes, ptr: int, kind: int, usable: int) -> int:
+    """Where a cell's bytes on its page end."""
+    i = ptr
+    if kind == 0x05:                              # table interior: child page, rowid
+        return _varint(page, i + 4, usable)[1]
+    if kind == 0x02:
+        i += 4
+    total, i = _varint(page, i, usable)
+    if kind == 0x0D:
+        _, i = _varint(page, i, usable)
+    local, spill = _local(total, usable, kind == 0x0D)
+    return i + local + (4 if spill else 0)
+
+
+def _local(total: int, usable: int, table_leaf: bool = True) -> tuple[int, bool]:
+    """(bytes of the payload on the page, whether the rest spills to overflow pages)."""
+    x = usable - 35 if table_leaf else ((usable - 12) * 64 // 255) - 23
     if total <= x:
-        if i + total > len(page):
-            raise ValueError("cell past the page")
-        return rowid, page[i:i + total]
-    m = ((u - 12) * 32 // 255) - 23
-    k = m + (total - m) % (u - 4)
-    local = k if k <= x else m
-    out = bytearray(page[i:i + local])
-    nxt = int.from_bytes(page[i + local:i + local + 4], "big")
-    seen = set()
-    while len(out) < total:
-        if nxt in seen or nxt not in pages.by_number:
-            raise ValueError("overflow chain broken")
-        seen.add(nxt)
-        over = pages.by_number[nxt]
-        nxt = int.from_bytes(over[:4], "big")
-        out += over[4:u][:total - len(out)]
-    return rowid, bytes(out)
+        return total, False
+    m = ((usable - 12) * 32 // 255) - 23
+    k = m + (total - m) % (usable - 4)
+    return (k if k <= x else m), True
+
+
+class _Chains:
+    """Overflow chains: each overflow page belongs to one chain, and each chain to one cell
+    (SQLite never shares them); a second cell naming a chain, or a chain reaching a page
+    another one took, is refused, so no overflow page is read twice."""
+
+    def __init__(self, pages: _Pages) -> None:
+        self.pages = pages
+        self.owner: dict[int, int] = {}           # overflow page -> first page of its chain
+        self.started: set[int] = set()
+
+    def follow(self, first: int, want: int) -> bytes:
+        if first in self.started:
+            raise ValueError("overflow chain named by a second cell")
+        self.started.add(first)
+        u = self.pages.usable
+        if want > (len(self.pages.from_wal) + self.pages.db_pages) * (u - 4):
+            raise ValueError("overflow chain longer than the file")
+        out = bytearray()
+        nxt = first
+        while len(out) < want:
+            if nxt in self.owner:
+                raise ValueError("overflow page already in another chain (or a loop)")
+            over = self.pages.page(nxt)
+            if over is None:
+                raise ValueError("overflow chain broken")
+            self.owner[nxt] = first
+            nxt = int.from_bytes(over[:4], "big")
+            out += over[4:u][:want - len(out)]
+        return bytes(out)
+
+
+_cache: OrderedDict[tuple[object, ...], tuple[int, Salvaged]] = OrderedDict()
+_cache_lock = threading.Lock()
+_budget: list[int] = []           # bytes left while ``bounded`` is in force (empty: no limit)
+
+
+@contextlib.contextmanager
+def bounded(limit: int | None) -> Iterator[None]:
+    """Within this, scans that are not already cached read at most ``limit`` bytes in all (None: no limit)."""
+    if limit is None:
+        yield
+        return
+    with _cache_lock:
+        _budget[:] = [limit]
+    try:
+        yield
+    finally:
+        with _cache_lock:
+            _budget.clear()
+
+
+def _sizes(path: Path) -> int:
+    """The bytes a scan of ``path`` reads at most."""
+    total = 0
+    for p, limit in ((path, MAX_BYTES), (path.with_name(path.name + "-wal"), MAX_WAL_BYTES)):
+        with contextlib.suppress(OSError):
+            total += min(os.stat(p).st_size, limit)
+    return total
+
+
+def _identity(path: Path) -> tuple[object, ...] | None:
+    out: list[object] = [str(path)]
+    for p in (path, path.with_name(path.name + "-wal")):
+        try:
+            st = os.stat(p)
+        except OSError:
+            out.append(None)
+            continue
+        out.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    return tuple(out) if out[1] is not None else None
 
 
 def scan(path: Path) -> Salvaged:
-    """Every row of ``records`` and ``meta`` that can still be decoded from the file's pages."""
-    pages = _Pages(Path(path))
-    out = Salvaged(pages=len(pages.by_number))
-    for n, page in sorted(pages.by_number.items()):
-        head = 100 if n == 1 else 0
-        if len(page) < head + 8 or page[head] != _LEAF_TABLE:
-            continue
-        out.leaf_pages += 1
-        cells = int.from_bytes(page[head + 3:head + 5], "big")
-        for c in range(min(cells, (len(page) - head - 8) // 2)):
-            ptr = int.from_bytes(page[head + 8 + 2 * c:head + 10 + 2 * c], "big")
-            try:
-                if ptr < head + 8 or ptr >= len(page):
-                    continue
-                rowid, payload = _payload(pages, page, ptr)
-                cols = _record(payload)
-            except (ValueError, IndexError, UnicodeDecodeError):
+    """Every row of ``records`` and ``meta`` that can still be decoded from the file's pages.
+
+    The result is shared with later calls for the same unchanged file: callers must not change it."""
+    path = Path(path)
+    key = _identity(path)
+    with _cache_lock:
+        if key is not None and key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key][1]
+        if _budget:
+            size = _sizes(path)
+            if size > _budget[0]:
+                return Salvaged(deferred=True)
+            _budget[0] -= size
+    found = _scan(path)
+    size = sum(len(b) + len(h) + 100 for b, h in found.rows.values()) + 1000
+    if key is not None and size <= CACHE_BYTES and key == _identity(path):
+        with _cache_lock:
+            _cache[key] = (size, found)
+            while sum(n for n, _ in _cache.values()) > CACHE_BYTES:
+                _cache.popitem(last=False)
+    return found
+
+
+def _scan(path: Path) -> Salvaged:
+    out = Salvaged()
+    pages = _Pages(path, out)
+    try:
+        chains = _Chains(pages)
+        numbers = pages.numbers()
+        out.pages = len(numbers)
+        for n in numbers:
+            page = pages.page(n)
+            head = 100 if n == 1 else 0
+            if page is None or len(page) < head + 8 or page[head] != _LEAF_TABLE:
                 continue
-            _take(out, rowid, cols)
+            out.leaf_pages += 1
+            _leaf(out, pages, chains, page, head)
+    finally:
+        pages.close()
     return out
+
+
+def _leaf(out: Salvaged, pages: _Pages, chains: _Chains, page: bytes, head: int) -> None:
+    u = pages.usable
+    cells = int.from_bytes(page[head + 3:head + 5], "big")
+    cells = min(cells, (u - head - 8) // 2)
+    ptrs = struct.unpack_from(f">{cells}H", page, head + 8)
+    unique = tuple(dict.fromkeys(ptrs))              # each cell once, in the page's own order
+    if len(unique) < len(ptrs):
+        out.refused["cell pointers naming a cell twice"] += len(ptrs) - len(unique)
+    if len(unique) > u // MIN_CELL:
+        out.refused["cells past the most a page of the journal's rows can hold"] += len(unique) - u // MIN_CELL
+        unique = unique[:u // MIN_CELL]
+    low = head + 8 + 2 * cells
+    inside = [p for p in unique if low <= p < u]
+    if len(inside) < len(unique):
+        out.refused["cell pointers outside the cell area"] += len(unique) - len(inside)
+    budget = PAGE_WORK * pages.size
+    for ptr in inside:
+        try:
+            total, i = _varint(page, ptr, u)
+            rowid, i = _varint(page, i, u)
+            if total > MAX_ROW:
+                raise ValueError("a row longer than any record")
+            local, spill = _local(total, u)
+            if i + local + (4 if spill else 0) > u:
+                raise ValueError("cell past the page")
+            budget -= local
+            if budget < 0:
+                out.refused["cells past the page's work budget (overlapping cells)"] += 1
+                continue
+            payload = page[i:i + local]
+            if spill:
+                first = int.from_bytes(page[i + local:i + local + 4], "big")
+                payload += chains.follow(first, total - local)
+            cols = _record(payload)
+        except ValueError as e:
+            if "chain" in str(e) or "overflow" in str(e):
+                out.refused[str(e)] += 1
+            continue
+        except (IndexError, UnicodeDecodeError):
+            continue
+        _take(out, rowid, cols)
 
 
 def _take(out: Salvaged, rowid: int, cols: list[object]) -> None:

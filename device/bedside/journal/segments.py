@@ -331,6 +331,11 @@ def describe(n: int, path: Path) -> Segment:
     except DB_ERRORS as e:
         problem = str(e)
     found = salvage.scan(path)
+    if found.deferred:
+        # Past the start's salvage budget: described as unreadable for now (not to be kept), its
+        # raw pages read by the first read after the start.
+        return Segment(n, path, 0, "", "unreadable", "", {}, known=False,
+                       problem=f"{problem}; its raw pages are read once the unit has started")
     meta = found.meta
     detail: dict[str, Any] = {}
     with contextlib.suppress(ValueError, TypeError):

@@ -34,13 +34,14 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bedside.core import wall
 from bedside.core.events import Instant, Past, Record
-from bedside.journal import chain, heartbeat, outage, retention, seal, verify
+from bedside.journal import heartbeat, outage, retention, salvage, seal, verify
 from bedside.journal.seal import Sealer, SealError
 from bedside.journal.segments import (
     Journal,
@@ -58,6 +59,7 @@ SEAL_EVERY_S = seal.EVERY_S
 # A seal or heartbeat that is due waits up to this long for a wake-up the loop makes anyway
 # (the idle clock's minute, the loop's longest sleep) rather than waking the unit itself.
 HOUSEKEEPING_SLACK_S = 300.0
+TRUSTED_CLOCKS = ("ntp", "rtc", "set-by-nurse", "simulated")   # time qualities a time "later than now" contradicts
 MAX_PENDING = 20000            # records kept in memory while storage is failing (weeks of a ward's events)
 RETENTION_EVERY_S = 60.0      # how often segment sizes are looked at (after writes)
 RETRY_FIRST_S = 1.0
@@ -130,7 +132,13 @@ class Store:
 
     # --- starting --------------------------------------------------------------------
 
-    def start(self, now: Instant) -> Opened:
+    def start(self, now: Instant, time_quality: str = "unverified") -> Opened:
+        # Salvage of files SQLite refuses has a budget while the unit starts (salvage.START_BYTES),
+        # unless the whole check runs first (check=True): then the start takes what the check takes.
+        with salvage.bounded(salvage.START_BYTES if self.check is not True else None):
+            return self._start(now, time_quality)
+
+    def _start(self, now: Instant, time_quality: str) -> Opened:
         records: list[Record] = []
         if self.journal is None:
             try:
@@ -154,8 +162,13 @@ class Store:
             records.append(Record("fault", data={"part": "journal", "damage": True,
                                                  "problem": f"the start-up check failed: {type(e).__name__}: {e}"}))
         records += self._key_check()
-        records += self._from_reserve()
+        records += self._from_reserve(now, time_quality)
         past, alive = self._past()
+        if alive is not None and time_quality in TRUSTED_CLOCKS and alive > now.wall + timedelta(minutes=1):
+            # A heartbeat from the future: no clock that kept time wrote it. It bounds nothing.
+            records.append(Record("fault", data={"part": "journal", "problem": f"the heartbeat's time "
+                                                 f"({alive.isoformat()}) is later than now; it was not used"}))
+            alive = None
         self.last_seal_mono = now.mono
         if self._inherited_unsealed():
             # The last run ended without a seal (a power cut): its newest records are sealed
@@ -197,41 +210,56 @@ class Store:
         self.key_lost = True
         return [Record("fault", data={"part": "seal", "problem": why, "key_id": commissioned.get("key_id")})]
 
-    def _from_reserve(self) -> list[Record]:
+    def _from_reserve(self, now: Instant, time_quality: str) -> list[Record]:
         """An outage the last run could only write to the reserve (outage.py): into the journal now,
-        in its place, before this run's records; the ``fault_cleared`` comes after the start record."""
+        in its place, before this run's records; the ``fault_cleared`` comes after the start record.
+
+        Every value is checked first (``outage.read_checked``): a slot or record the unit would
+        not have written is refused by name in a ``fault`` record and the rest is still written;
+        nothing in the file can stop the unit starting. A kept record later than now is refused
+        when the clock is trusted; otherwise (fake-hwclock can restart an hour behind) only when
+        it is later than any stay could reach."""
         if self.journal is None or self.error is not None:
             return []
-        body = outage.read(self.data)
-        recs = body.get("records") if body is not None else None
+        trusted = time_quality in TRUSTED_CLOCKS
+        limit = now.wall if trusted else max(now.wall, wall.PLAUSIBLE_FROM) + wall.LONGEST_SPAN
+        try:
+            found = outage.read_checked(self.data, limit)
+        except Exception as e:        # whatever the file holds, the unit starts and prompts
+            found = outage.Reading(refused=[f"the reserve could not be read: {type(e).__name__}: {e}"])
+        refusal = ([Record("fault", data={"part": "journal", "reserve_refused": found.refused[:6],
+                                          "problem": "the outage reserve held values the unit does not write; "
+                                                     "they were refused and not written into the journal"})]
+                   if found.refused else [])
         head = self.journal.head()
-        if body is None or not isinstance(recs, list) or body.get("head") != [head[0], head[1]]:
+        if found.body is None or found.head != head:
             outage.clear(self.data)            # nothing there, or the journal moved on after it
             outage.reserve(self.data)
-            return []
+            return refusal
+        body = found.body
+        kept: list[outage.Kept] = [*([found.since] if found.since is not None else []), *found.records]
         written, boot = 0, self.journal.boot
         try:
-            self.journal.boot = str(body.get("boot", boot))
-            for r in [{"type": "fault", "session": None, "due": None, "data": {
-                    "part": "journal", "problem": body.get("why"), "outage": True},
-                    "wall": body.get("since"), "mono": body.get("since_mono"), "tq": body.get("since_tq")}, *recs]:
-                at = Instant(chain.parse_time(str(r["wall"])), float(r["mono"]))
-                due = chain.parse_time(r["due"]) if isinstance(r.get("due"), str) else None
-                self.journal.append(Record(str(r["type"]), r.get("session"), due, dict(r.get("data") or {})),
-                                    at, str(r["tq"]))
+            self.journal.boot = str(body.get("boot") or boot)[:64]
+            for i, r in enumerate(kept):
+                details = ({"part": "journal", "problem": body.get("why"), "outage": True}
+                           if i == 0 and found.since is not None else r.data)
+                self.journal.append(Record(r.type, r.session, r.due, details), Instant(r.wall, r.mono), r.tq)
                 written += 1
-        except (JournalError, KeyError, TypeError, ValueError):
-            pass
+        except (JournalError, TypeError, ValueError) as e:
+            refusal.append(Record("fault", data={"part": "journal", "problem": f"the outage reserve's records "
+                                                 f"could not all be written: {type(e).__name__}: {e}"}))
         finally:
             self.journal.boot = boot
         outage.clear(self.data)
         outage.reserve(self.data)
-        data: dict[str, Any] = {"part": "journal", "written_late": max(0, written - 1), "from_reserve": True,
-                                "restarted": True, "until": body.get("until"),
-                                "kept_prompting": any(r.get("type") == "prompt" for r in recs)}
-        if body.get("more"):
-            data["not_saved"] = body["more"]
-        return [Record("fault_cleared", data=data)]
+        data: dict[str, Any] = {"part": "journal", "written_late": max(0, written - (found.since is not None)),
+                                "from_reserve": True, "restarted": True,
+                                "until": body.get("until"),
+                                "kept_prompting": any(r.type == "prompt" for r in found.records)}
+        if found.more:
+            data["not_saved"] = found.more
+        return [*refusal, Record("fault_cleared", data=data)]
 
     def _save_outage(self) -> None:
         """The outage so far, to the reserve: what a power cut would otherwise take with it."""

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bedside.core import wall
 from bedside.core.digest import compare_digest
 from bedside.journal import chain, export, seal
 from bedside.journal import segments as journal
@@ -171,6 +172,11 @@ class Checker:
         self.records += 1
         if chain.record_hash(rec) != digest:
             self.problem(seq, "hash", "its contents do not match its hash: it was changed after it was written")
+        try:
+            wall.clock_value(rec["time"])
+        except wall.ImpossibleTime as e:
+            # The unit writes only times its clock shows: this one was written by something else.
+            self.problem(seq, "time", f"its time is not one a clock shows: {e}")
         if self.last_seq is None:
             self.resume = False
             self.first = (seq, str(rec["prev"]))

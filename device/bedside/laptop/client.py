@@ -24,6 +24,13 @@ from bedside.secret import kdf_problem, scrypt
 
 ANSWER_S = 3.0          # a small answer takes milliseconds; allow for a busy unit
 RETRIES = 6
+# Once bytes arrive, an answer may take this much longer than ANSWER_S to finish (the largest
+# batch, 56 KiB as stored, takes 5 s at 115200 baud) and may bring at most this many bytes,
+# noise included (a frame is at most frames.MAX_REPLY_LINE). A peer past either is not
+# answering: it is refused at once, named, and not asked again.
+ANSWER_GRACE_S = 30.0
+ANSWER_MAX_BYTES = 2 * frames.MAX_REPLY_LINE
+WAIT_MAX_S = 120.0      # the longest "wait" a unit asks for (a press to confirm is 60 s)
 
 
 class LinkError(Exception):
@@ -36,6 +43,15 @@ class Disconnected(LinkError):
 
 class NoAnswer(LinkError):
     """The port is open but the unit does not answer."""
+
+
+class Misbehaved(LinkError):
+    """The peer did something no bedside unit does (bytes without end, an answer that never
+    ends); the message says what, in one line."""
+
+
+class TimedOut(LinkError):
+    """The whole exchange passed its total deadline."""
 
 
 class Refused(LinkError):
@@ -150,8 +166,9 @@ def unlock_answer(secret: str, kdf: dict[str, Any], nonce: str) -> str:
 
 class Client:
     def __init__(self, transport: Transport, *, answer_s: float = ANSWER_S, retries: int = RETRIES,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, deadline: float | None = None) -> None:
         self.t = transport
+        self.deadline = deadline          # monotonic time past which nothing more is asked or awaited
         self.answer_s = answer_s
         self.retries = retries
         self.monotonic = monotonic
@@ -177,6 +194,8 @@ class Client:
         frame = frames.Request(rid, verb, tuple(args)).encode()
         base = answer_s if answer_s is not None else self.answer_s
         for _attempt in range(self.retries):
+            if self.deadline is not None and self.monotonic() >= self.deadline:
+                raise TimedOut("the exchange with the unit passed its time limit")
             self.t.write(frame)
             self.sent += len(frame)
             rep = self._await(rid, base, on_wait)
@@ -194,16 +213,24 @@ class Client:
 
     def _await(self, rid: int, base: float, on_wait: Callable[[dict[str, Any]], None] | None
                ) -> frames.Reply | None:
-        now = self.monotonic()
+        now = started = self.monotonic()
         deadline = now + base
+        hard = now + base + ANSWER_GRACE_S           # however the bytes keep coming
+        got = 0
         while now < deadline:
+            if self.deadline is not None and now >= self.deadline:
+                raise TimedOut("the exchange with the unit passed its time limit")
             data = self.t.read(min(0.25, deadline - now))
             now = self.monotonic()
             if not data:
                 continue
             self.received += len(data)
-            # An answer still arriving (a big batch on a slow line) keeps the wait going.
-            deadline = max(deadline, now + 1.0)
+            got += len(data)
+            if got > ANSWER_MAX_BYTES:
+                raise Misbehaved(f"the device sent {got // 1024} KiB without a whole answer (a unit's answer is at "
+                                 f"most {frames.MAX_REPLY_LINE // 1024} KiB): it is not behaving as a bedside unit")
+            # An answer still arriving (a big batch on a slow line) keeps the wait going, up to ``hard``.
+            deadline = min(max(deadline, now + 1.0), hard)
             for text in self.reader.feed(data):
                 try:
                     rep = frames.parse_reply(text)
@@ -218,7 +245,19 @@ class Client:
                 if rep.status == "wait":
                     if on_wait is not None:
                         on_wait(dict(rep.data))
-                    deadline = now + float(rep.data.get("seconds", 60)) + 10.0
+                    deadline = now + _wait_s(rep.data.get("seconds")) + 10.0
+                    hard = deadline + ANSWER_GRACE_S
+                    got = 0
                     continue
                 return rep
+        if got and deadline >= hard:
+            raise Misbehaved(f"the device kept sending for {now - started:.0f} s without a whole answer: "
+                             "it is not behaving as a bedside unit")
         return None
+
+
+def _wait_s(value: object) -> float:
+    """The seconds a unit asks to wait for a press, within what any unit asks."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= WAIT_MAX_S:
+        return float(value)
+    return 60.0

@@ -29,13 +29,16 @@ from typing import IO, Any
 from bedside.durable import write_atomic, write_text_atomic
 from bedside.journal import chain
 from bedside.laptop import client
-from bedside.laptop.client import Client, Disconnected, LinkError, NoAnswer, Refused
+from bedside.laptop.client import Client, Disconnected, LinkError, Misbehaved, NoAnswer, Refused, TimedOut
 from bedside.link import batch, frames
 from bedside.secret import kdf_problem
 
 # 128 records: about 1.5 ms of the unit's loop on a laptop, 15 ms on a Pi Zero 2 W, per request.
 BATCH_START, BATCH_MIN, BATCH_MAX = 128, 8, 128
 RECONNECT_S = 60.0
+# The whole pull's limit, reconnections included: a year of a busy ward's records takes
+# about 20 s at 115200 baud (docs/performance.md); a device that keeps it busy longer is stopped.
+PULL_DEADLINE_S = 15 * 60.0
 _UNIT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
 
 
@@ -163,9 +166,10 @@ class JournalCopy:
 SecretSource = Callable[[str, int], str]     # (unit, attempt number from 1) -> the ward secret
 
 
-def identify(t: client.Transport, monotonic: Callable[[], float] = time.monotonic) -> tuple[Client, dict[str, Any]]:
+def identify(t: client.Transport, monotonic: Callable[[], float] = time.monotonic, deadline: float | None = None
+             ) -> tuple[Client, dict[str, Any]]:
     """Say hello on an open port: which unit this is, its chain head and an unlock challenge."""
-    c = Client(t, monotonic=monotonic)
+    c = Client(t, monotonic=monotonic, deadline=deadline)
     hello = dict(c.request("hello").data)
     unit = str(hello.get("unit", ""))
     if not _UNIT.match(unit) or hello.get("proto") != frames.PROTOCOL:
@@ -436,13 +440,17 @@ def wait_for_port(open_transport: Callable[[], client.Transport], seconds: float
 def pull(open_transport: Callable[[], client.Transport], out: Path, secret: SecretSource, *,
          laptop: Any = None, reconnect_s: float = RECONNECT_S,
          say: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
-         progress_out: IO[str] | None = None, monotonic: Callable[[], float] = time.monotonic) -> Outcome:
+         progress_out: IO[str] | None = None, monotonic: Callable[[], float] = time.monotonic,
+         deadline_s: float = PULL_DEADLINE_S) -> Outcome:
     """Unlock, download everything new, verify, record the download on the unit and lock it again.
 
     A lost connection is waited for and the download continues; it gives up once
-    ``reconnect_s`` pass without a record gained (the records got so far are kept).
+    ``reconnect_s`` pass without a record gained (the records got so far are kept), and the
+    whole pull once ``deadline_s`` pass. A device that does what no unit does (bytes without
+    end, an answer that never finishes) is refused at once, saying what it did.
     """
     t0 = time.monotonic()
+    deadline = monotonic() + deadline_s
     progress_at = monotonic()
     stats: dict[str, int] = {}
     store: JournalCopy | None = None
@@ -464,7 +472,7 @@ def pull(open_transport: Callable[[], client.Transport], out: Path, secret: Secr
         try:
             if transport is None:
                 transport = open_transport()
-            c, hello = identify(transport, monotonic)
+            c, hello = identify(transport, monotonic, deadline)
             unit = str(hello["unit"])
             if store is None:
                 store = JournalCopy(out, unit).open()
@@ -515,6 +523,16 @@ def pull(open_transport: Callable[[], client.Transport], out: Path, secret: Secr
                 where = f" at record {store.head[0]}" if store is not None else ""
                 raise PullError(f"the download was interrupted{where}; run the same command again to continue "
                                 "where it stopped") from None
+        except (Misbehaved, TimedOut) as e:
+            if transport is not None:
+                transport.close()
+            got = f" ({store.head[0]} records are safe on this laptop)" if store is not None else ""
+            if isinstance(e, TimedOut):
+                span = f"{deadline_s / 60:.0f} minutes" if deadline_s >= 120 else f"{deadline_s:.0f} s"
+                raise PullError(f"the pull was stopped after {span}, longer than any unit "
+                                f"needs{got}; check the cable and the port, then run the same command again "
+                                "to continue") from None
+            raise PullError(f"the pull was stopped: {e}{got}; check that the port is the unit's") from None
         except (Refused, PullError) as e:
             if transport is not None:
                 transport.close()

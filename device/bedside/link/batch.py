@@ -18,6 +18,11 @@ from typing import Any
 from bedside.journal import chain
 from bedside.link.frames import MAX_REPLY_LINE, Reply, compact_json, frame
 
+# A batch's records, uncompressed: 128 of the unit's records are about 50 KiB; a header that
+# claims more than this is refused before anything is inflated (a small payload can inflate a
+# thousandfold).
+MAX_BATCH_RAW = 8 * MAX_REPLY_LINE
+
 
 class BatchError(ValueError):
     """A batch that does not fit the chain the tool holds (or cannot be decoded)."""
@@ -86,7 +91,7 @@ def unpack(reply_: Reply, after: tuple[int, str] | None) -> list[dict[str, Any]]
         raise BatchError(f"batch starts at record {first}, expected {after[0] + 1}")
     if prev != after[1]:
         raise BatchError(f"record {first} does not follow the copy's last record {after[0]} (chain link differs)")
-    if last - first + 1 != count or raw_len > 64 * MAX_REPLY_LINE:
+    if last - first + 1 != count or raw_len > MAX_BATCH_RAW:
         raise BatchError("batch header inconsistent")
     try:
         d = zlib.decompressobj()
@@ -103,7 +108,7 @@ def unpack(reply_: Reply, after: tuple[int, str] | None) -> list[dict[str, Any]]
     for text in lines[:-1]:
         try:
             rec = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise BatchError("batch holds a record that is not JSON") from None
         if not isinstance(rec, dict) or rec.get("seq") != seq + 1:
             raise BatchError(f"record {seq + 1} missing from the batch")
@@ -133,7 +138,7 @@ def unpack_as_given(reply_: Reply) -> list[dict[str, Any]]:
         return []
     try:
         raw_len = int(meta["raw"])
-        if raw_len > 64 * MAX_REPLY_LINE:
+        if raw_len > MAX_BATCH_RAW:
             raise BatchError("batch header inconsistent")
         d = zlib.decompressobj()
         raw = d.decompress(base64.b64decode(reply_.payload, validate=True), raw_len + 1)

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bedside.durable import json_loads
 from bedside.link.lines import EOL
 
 PROTOCOL = 1
@@ -115,8 +116,10 @@ def parse_reply(text: str) -> Reply:
     if status == "batch":
         # The header's JSON has no spaces outside strings, and its strings have none; the payload has none.
         rest, _, payload = rest.rpartition(" ")
+    if len(parts[0]) > 9 or not parts[0].isascii():
+        raise FrameError("bad", "malformed answer")     # request ids have at most nine digits
     try:
-        data = json.loads(rest)
+        data = json_loads(rest)                          # nesting past the parser's limit is a ValueError too
     except ValueError:
         raise FrameError("bad", "malformed answer") from None
     if not isinstance(data, dict):
@@ -125,35 +128,56 @@ def parse_reply(text: str) -> Reply:
 
 
 class ReplyReader:
-    """The tool's side: picks frames out of everything the unit sends. Memory is bounded."""
+    """The tool's side: picks frames out of everything the unit sends.
 
-    @staticmethod
-    def _frame_in(raw: bytes) -> str | None:
+    Budget: memory at most ``max_line`` bytes buffered; time linear in the bytes fed (each
+    byte is searched for a line end once, and each line's CRC is checked for at most
+    ``TRIES`` of its ``~`` marks, so a line of ``~1~1~1…`` costs a few passes, not one per mark)."""
+
+    TRIES = 4          # ``~`` marks tried per line, from each end
+
+    @classmethod
+    def _frame_in(cls, raw: bytes) -> str | None:
         """The frame in a line, after whatever noise came before it on the same line.
 
-        The first ``~`` followed by a digit whose frame checks wins; if none checks, the first
-        one is returned (damaged: the caller's check refuses it and the tool asks again).
+        The first ``~`` followed by a digit whose frame checks wins (only the first and last
+        few are tried); if none checks, the first one is returned (damaged: the caller's
+        check refuses it and the tool asks again).
         """
-        first: str | None = None
+        starts: list[int] = []
         start = raw.find(b"~")
-        while start >= 0:
+        while start >= 0 and len(starts) < cls.TRIES:
             if raw[start + 1:start + 2].isdigit():
-                try:
-                    text = raw[start + 1:].decode("ascii")
-                except UnicodeDecodeError:
-                    text = None
-                if text is not None:
-                    try:
-                        open_frame(text)
-                        return text
-                    except FrameError:
-                        first = first if first is not None else text
+                starts.append(start)
             start = raw.find(b"~", start + 1)
+        if start >= 0:              # more marks: the last few too (noise before a frame is short)
+            tail: list[int] = []
+            end = len(raw)
+            while len(tail) < cls.TRIES:
+                at = raw.rfind(b"~", starts[-1] + 1 if starts else 0, end)
+                if at < 0:
+                    break
+                if raw[at + 1:at + 2].isdigit():
+                    tail.append(at)
+                end = at
+            starts += reversed(tail)
+        first: str | None = None
+        for start in starts:
+            try:
+                text = raw[start + 1:].decode("ascii")
+            except UnicodeDecodeError:
+                continue
+            try:
+                open_frame(text)
+                return text
+            except FrameError:
+                first = first if first is not None else text
         return first
 
     def __init__(self, max_line: int = MAX_REPLY_LINE) -> None:
         self.max_line = max_line
         self.buf = bytearray()
+        self.searched = 0           # bytes of ``buf`` already known to hold no line end
         self.skipping = False
         self.noise = 0              # bytes that were not part of a frame
 
@@ -162,11 +186,13 @@ class ReplyReader:
         self.buf += data
         lines: list[str] = []
         while True:
-            i = self.buf.find(b"\n")
+            i = self.buf.find(b"\n", self.searched)
             if i < 0:
+                self.searched = len(self.buf)
                 break
             raw = bytes(self.buf[:i])
             del self.buf[: i + 1]
+            self.searched = 0
             if self.skipping:
                 self.skipping = False
                 self.noise += len(raw)
@@ -180,5 +206,6 @@ class ReplyReader:
         if len(self.buf) > self.max_line:
             self.noise += len(self.buf)
             self.buf.clear()
+            self.searched = 0
             self.skipping = True
         return lines

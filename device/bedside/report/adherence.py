@@ -28,6 +28,8 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from bedside.core import wall
+
 LATE_AFTER_MIN = 15        # half the default missed window: the patient needed reminding
 
 DONE, PARTIAL, MISSED, MERGED, OPEN, WAITING = "done", "partial", "missed", "merged", "open", "waiting"
@@ -199,6 +201,9 @@ class Adherence:
     skipped: int                       # records too malformed to use
     episode_filter: str | None = None
     stays: tuple[Stay, ...] = ()       # the record split by admission, in order; no-admission last
+    impossible_times: int = 0          # records whose time no clock gives (not counted; core/wall.py)
+    impossible_example: str | None = None   # why the first of them was refused
+    clock_fault: str | None = None     # the record spans longer than any stay: what the report did about it
 
     def stays_on(self, d: date) -> list[tuple[Stay, Day]]:
         """Each stay's part of local date ``d``."""
@@ -381,7 +386,9 @@ def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None) -
     types: Counter[str] = Counter()
     tq: Counter[str] = Counter()
     first = last = None
-    skipped = 0
+    lowest = highest = None
+    skipped = impossible = 0
+    impossible_example: str | None = None
     current: str | None = None                  # the episode open at this point of the record
     prev_type: str | None = None
     prev_time: datetime | None = None
@@ -389,10 +396,19 @@ def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None) -
     for rec in records:
         count += 1
         typ = rec.get("type")
-        t = parse_time(rec.get("time"))
+        t = None
+        if isinstance(typ, str) and isinstance(rec.get("time"), str):
+            try:
+                t = wall.parse(rec["time"])      # refused here: a leap second, no offset, a year no unit shows
+            except wall.ImpossibleTime as why:
+                impossible += 1
+                impossible_example = impossible_example or str(why)
+                continue
         if not isinstance(typ, str) or t is None:
             skipped += 1
             continue
+        lowest = t if lowest is None or t < lowest else lowest
+        highest = t if highest is None or t > highest else highest
         types[typ] += 1
         if isinstance(rec.get("tq"), str):
             tq[rec["tq"]] += 1
@@ -458,11 +474,18 @@ def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None) -
 
     sessions = sorted((s for s in map(_session, accs.values()) if s is not None), key=lambda s: (s.offer, s.due, s.id))
     eps = tuple(episodes.values())
-    stays = _stays(sessions, gaps, events, eps, first, last)
+    fault = None
+    if lowest is not None and highest is not None and not wall.span_ok(lowest, highest):
+        # No stay lasts this long: the unit's clock was wrong for part of the record. Only the
+        # days that have something on them are shown, so the report stays the record's size.
+        fault = (f"The record's times run from {lowest:%d %b %Y} to {highest:%d %b %Y}, longer than any stay: the "
+                 "unit's clock was wrong for part of it. Only days with records are shown.")
+    stays = _stays(sessions, gaps, events, eps, first, last, sparse=fault is not None)
     if episode is not None:
         sessions = [s for s in sessions if s.episode == episode]
         stays = [st for st in stays if st.episode is not None and st.episode.id == episode]
-    days = _days(sessions, gaps, events, eps, first, last, episodes.get(episode) if episode else None)
+    days = _days(sessions, gaps, events, eps, first, last, episodes.get(episode) if episode else None,
+                 sparse=fault is not None)
     if episode is not None:
         lo, hi = (days[0].day, days[-1].day) if days else (date.max, date.min)
         gaps = [g for g in gaps if _touches(g, lo, hi)]
@@ -471,20 +494,21 @@ def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None) -
                      gap_minutes=sum(g.minutes for g in gaps if g.kind == "power_loss"))
     unknown = {k: v for k, v in types.items() if k not in KNOWN_TYPES}
     return Adherence(tuple(units), first, last, tuple(sessions), tuple(days), tuple(gaps), eps, totals, count,
-                     dict(types), unknown, dict(tq), skipped, episode, tuple(stays))
+                     dict(types), unknown, dict(tq), skipped, episode, tuple(stays), impossible, impossible_example,
+                     fault)
 
 
 def _stays(sessions: list[SessionOutcome], gaps: list[Gap], events: list[Event], eps: tuple[RecordedEpisode, ...],
-           first: datetime | None, last: datetime | None) -> list[Stay]:
+           first: datetime | None, last: datetime | None, *, sparse: bool = False) -> list[Stay]:
     out = []
     for e in eps:
         mine = [s for s in sessions if s.episode == e.id]
-        days = _days(mine, gaps, events, (e,), first, last, e)
+        days = _days(mine, gaps, events, (e,), first, last, e, sparse=sparse)
         out.append(Stay(e, tuple(days), _totals(days, gaps)))
     alone = [s for s in sessions if s.episode is None or s.episode not in {e.id for e in eps}]
     if alone:
         # Only the days that have such sessions: an empty bed's quiet days say nothing.
-        days = [x for x in _days(alone, gaps, events, (), None, None, None) if x.sessions]
+        days = [x for x in _days(alone, gaps, events, (), None, None, None, sparse=sparse) if x.sessions]
         out.append(Stay(None, tuple(days), _totals(days, gaps)))
     return out
 
@@ -525,7 +549,10 @@ def _touches(g: Gap, lo: date, hi: date) -> bool:
 
 
 def _days(sessions: list[SessionOutcome], gaps: list[Gap], events: list[Event], episodes: tuple[RecordedEpisode, ...],
-          first: datetime | None, last: datetime | None, only: RecordedEpisode | None) -> list[Day]:
+          first: datetime | None, last: datetime | None, only: RecordedEpisode | None, *,
+          sparse: bool = False) -> list[Day]:
+    """Every local date from the first to the last, or with ``sparse`` (a clock fault made the
+    span longer than any stay) only the dates with sessions, events, gaps or an episode's ends."""
     dates = {s.day for s in sessions}
     if only is None:
         if first is not None and last is not None:
@@ -550,16 +577,19 @@ def _days(sessions: list[SessionOutcome], gaps: list[Gap], events: list[Event], 
     for e in events:
         events_by_day[e.at.date()] = (*events_by_day.get(e.at.date(), ()), e)
     deferred = [s for s in sessions if s.deferred]
+    if sparse:
+        marks = {*dates, *by_day, *events_by_day, *(g.start.date() for g in gaps), *(g.end.date() for g in gaps)}
+        wanted = sorted(x for x in marks if lo <= x <= hi)
+    else:
+        wanted = [lo + timedelta(days=k) for k in range((hi - lo).days + 1)]
     out = []
-    d = lo
-    while d <= hi:
+    for d in wanted:
         todays = by_day.get(d, ())
         dgaps = tuple(g for g in gaps if clip(g, d) is not None or (g.start.date() == d and g.minutes == 0))
         devents = events_by_day.get(d, ())
         deps = tuple(e for e in episodes if _episode_on(e, d))
         held = tuple(s for s in deferred if s.due.date() == d and s.day != d)
         out.append(Day(d, todays, dgaps, devents, deps, _count(todays, dgaps, d), held))
-        d += timedelta(days=1)
     return out
 
 

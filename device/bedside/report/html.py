@@ -216,6 +216,12 @@ def _notices(report: Report) -> Iterable[str]:
         yield f'<p class="muted">Also in the record, not used in this report: {escape(names)}.</p>'
     if m.skipped:
         yield f'<p class="notice">{m.skipped} records had no readable type or time and are not counted.</p>'
+    if m.impossible_times:
+        yield (f'<p class="notice"><strong>{m.impossible_times} record{"s" if m.impossible_times != 1 else ""} '
+               f'with a time no clock gives</strong> ({escape(m.impossible_example or "")}): not counted. '
+               "The unit never writes such a time: the record was changed by something else.</p>")
+    if m.clock_fault:
+        yield f'<p class="notice"><strong>Clock fault.</strong> {escape(m.clock_fault)}</p>'
 
 
 # --- totals and table ----------------------------------------------------------------

@@ -49,7 +49,7 @@ from bedside import secret
 from bedside.core import config
 from bedside.core.config import Config
 from bedside.core.digest import compare_digest, hmac_sha256, sha256
-from bedside.durable import write_atomic
+from bedside.durable import json_loads, read_text, write_atomic
 from bedside.stick.auth import key_id, signature_problem
 from bedside.stick.files import FOLDER
 from bedside.trust import freshness, signed, ward_state
@@ -251,7 +251,8 @@ def already_signed(raw: bytes, data: Path) -> bool:
 
 def _issued_before(data: Path) -> str | None:
     try:
-        body = json.loads((data / STATE_FILE).read_text())
+        text = read_text(data / STATE_FILE)              # bounded, and never waits on a fifo
+        body = json_loads(text) if text is not None else None
     except (OSError, ValueError):
         return None
     return body.get("issued") if isinstance(body, dict) and isinstance(body.get("issued"), str) else None
@@ -354,12 +355,12 @@ def effective(unit: Config, data: Path) -> Config:
     """The configuration the unit runs: the ward's (applied from a stick) over its own, if any."""
     path = data / CONFIG_FILE
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return unit
-    except (OSError, UnicodeDecodeError) as e:
+        text = read_text(path)                           # bounded, and never waits on a fifo
+    except (OSError, ValueError) as e:                  # TooLarge and UnicodeDecodeError are ValueErrors
         raise config.ConfigError(str(path), [f"cannot be read ({e}); remove it to run on the unit's own "
                                              "configuration"]) from None
+    if text is None:
+        return unit
     return over(unit, parse_config(text, str(path)))
 
 

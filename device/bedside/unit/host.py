@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from bedside.core import config
+from bedside.core import config, wall
 from bedside.durable import TooLarge, read_bounded
 
 DEFAULT_PATHS = (Path("/etc/bedside/bedside.toml"),)
@@ -27,8 +27,9 @@ def boot_id() -> str:
         return str(uuid.uuid4())
 
 
-# Before this, no unit's clock can be right: the software did not exist yet.
-PLAUSIBLE_FROM = datetime(2026, 1, 1, tzinfo=UTC)
+# Before this, no unit's clock can be right: the software did not exist yet; from
+# PLAUSIBLE_UNTIL on it is a clock fault too (core/wall.py).
+PLAUSIBLE_FROM = wall.PLAUSIBLE_FROM
 TIME_ERROR = 5       # adjtimex's clock state when the kernel is not synchronised
 
 
@@ -49,14 +50,16 @@ def detect_time_quality(now: datetime | None = None, root: Path = Path("/"),
                         synced: Callable[[], bool | None] = kernel_synchronised) -> str:
     """How far the system clock can be trusted at start.
 
-    ``distrusted`` — earlier than this software (a Pi without a clock that kept time);
+    ``distrusted`` — earlier than this software (a Pi without a clock that kept time), or
+    in the next century (no clock a unit in service shows);
     ``ntp`` — synchronised (the kernel says so, or systemd-timesyncd's flag);
     ``rtc`` — a real-time clock that kept time (it set the system clock at boot and agrees
     with it; a Pi 5's clock without its battery restarts at 1970 and does not count);
     ``unverified`` — anything else, e.g. fake-hwclock's last saved time.
     """
-    wall = now or datetime.now(UTC)
-    if wall < PLAUSIBLE_FROM:
+    now_wall = now or datetime.now(UTC)
+    plausible_until = wall.PLAUSIBLE_UNTIL
+    if not PLAUSIBLE_FROM <= now_wall < plausible_until:
         return "distrusted"
     if (root / "run/systemd/timesync/synchronized").exists() or synced():
         return "ntp"
@@ -66,7 +69,7 @@ def detect_time_quality(now: datetime | None = None, root: Path = Path("/"),
         hctosys = (rtc / "hctosys").read_text().strip() == "1"
     except (OSError, ValueError):
         return "unverified"
-    if hctosys and since_epoch >= PLAUSIBLE_FROM.timestamp() and abs(since_epoch - wall.timestamp()) < 600:
+    if hctosys and since_epoch >= PLAUSIBLE_FROM.timestamp() and abs(since_epoch - now_wall.timestamp()) < 600:
         return "rtc"
     return "unverified"
 

@@ -233,7 +233,7 @@ class Unit:
     def start(self) -> None:
         self._loop_thread = threading.get_ident()
         now = self.clock.now()
-        opened = self.store.start(now)
+        opened = self.store.start(now, self.time_quality)
         self.state, fx = restart.start(self.cfg, opened.past, now, time_quality=self.time_quality,
                                        version=__version__, boot=self.boot, alive=opened.alive)
         # What the journal check found is logged right after the start record.

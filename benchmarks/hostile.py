@@ -1,0 +1,199 @@
+"""Benchmark of the readers of outside bytes against hostile input: salvage's time per MiB and
+peak memory on crafted segments and WALs, and the unit's start with a data directory full of
+them, against the 120 s start timeout on the Pi Zero 2 W estimate (times × 10, as
+benchmarks/scaling.py plans).
+
+Usage: ``python benchmarks/hostile.py`` (about two minutes). Each salvage case runs in a
+child process of its own so that its peak RSS is its own; the figure given is the peak
+above the same child scanning an empty file. Results go between the ``bench:hostile``
+markers of docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.rigs import hostile
+
+from bedside.core.digest import sha256
+from benchmarks import docs
+
+ROOT = Path(__file__).resolve().parent.parent
+MIB = 1 << 20
+ZERO = 10.0
+START_TIMEOUT_S = 120.0
+
+# CPU time, not wall time: the figures must not depend on what else the machine is doing.
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across exec.
+CHILD = """
+import sys, time
+from pathlib import Path
+from bedside.journal import salvage
+t = time.process_time()
+got = salvage._scan(Path(sys.argv[1]))
+dt = time.process_time() - t
+hwm = next(int(x.split()[1]) for x in open("/proc/self/status") if x.startswith("VmHWM:"))
+print(dt, hwm * 1024, len(got.rows), got.pages_read)
+"""
+
+
+def honest(path: Path, size: int) -> None:
+    """A segment-like file of ~400-byte records, ``size`` bytes, its header then broken."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA page_size=4096")
+    db.execute("CREATE TABLE records (seq INTEGER PRIMARY KEY, time TEXT, type TEXT, session TEXT, body TEXT, "
+               "hash TEXT)")
+    db.execute("BEGIN")
+    seq = 0
+    while True:
+        rows = []
+        for _ in range(2000):
+            seq += 1
+            body = json.dumps({"seq": seq, "boot": "0" * 36, "prev": "1" * 64, "pad": "p" * 200})
+            rows.append((seq, "2026-11-24T09:00:00.000+00:00", "press", None, body, sha256(body.encode()).hexdigest()))
+        db.executemany("INSERT INTO records VALUES (?,?,?,?,?,?)", rows)
+        if seq * 420 > size:
+            break
+    db.execute("COMMIT")
+    db.close()
+    raw = bytearray(path.read_bytes())
+    raw[:16] = b"not a database!!"
+    path.write_bytes(bytes(raw))
+
+
+def dense(path: Path, size: int) -> None:
+    leaf = hostile.dense_leaf()
+    path.write_bytes(b"not a database!!" + bytes(4096 - 16) + leaf * (size // 4096 - 1))
+
+
+def one_cell(path: Path, size: int) -> None:
+    path.write_bytes(hostile.one_cell_attack(b"not a database!!" + bytes(4096 - 16), size))
+
+
+def mutated(path: Path, size: int) -> None:
+    honest(path, size)
+    rng = random.Random(22)
+    raw = path.read_bytes()
+    for _ in range(40):
+        name = rng.choice(sorted(set(hostile.DB_MUTATORS) - {"cut"}))
+        raw = hostile.DB_MUTATORS[name](rng, raw)
+    path.write_bytes(raw)
+
+
+def wal_flood(path: Path, size: int) -> None:
+    path.write_bytes(b"")
+    path.with_name(path.name + "-wal").write_bytes(hostile.wal_flood(size))
+
+
+CASES = [
+    ("a damaged segment of the unit's own records (header broken)", honest, 8 * MIB),
+    ("  the same, 40 structural mutations", mutated, 8 * MIB),
+    ("every cell pointer naming one cell with a 600-page overflow chain", one_cell, 8 * MIB),
+    ("  the same, at the 64 MiB read limit", one_cell, 64 * MIB),
+    ("pages packed with the smallest cells a page holds", dense, 8 * MIB),
+    ("  the same, at the 64 MiB read limit", dense, 64 * MIB),
+    ("a WAL of committed cell-dense frames (checksums hold), 16 MiB", wal_flood, 16 * MIB),
+    ("  a 64 MiB one (only the first 16 MiB read)", wal_flood, 64 * MIB),
+]
+
+
+def run_child(path: Path) -> tuple[float, int, int, int]:
+    out = subprocess.run([sys.executable, "-c", CHILD, str(path)], capture_output=True, text=True, check=True,
+                         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT / "device")}).stdout.split()
+    return float(out[0]), int(out[1]), int(out[2]), int(out[3])
+
+
+def salvage_rows(tmp: Path) -> list[tuple[str, str, str]]:
+    empty = tmp / "empty.db"
+    empty.write_bytes(b"")
+    base_rss = run_child(empty)[1]
+    rows = []
+    for name, make, size in CASES:
+        path = tmp / "case.db"
+        for p in (path, path.with_name(path.name + "-wal")):
+            p.unlink(missing_ok=True)
+        make(path, size)
+        on_disk = path.stat().st_size + (path.with_name(path.name + "-wal").stat().st_size
+                                         if path.with_name(path.name + "-wal").exists() else 0)
+        runs = [run_child(path) for _ in range(3)]
+        t = statistics.median(r[0] for r in runs)
+        rss = max(r[1] for r in runs) - base_rss
+        read_mib = min(on_disk, 64 * MIB if "WAL" not in name and "64 MiB one" not in name else 16 * MIB) / MIB
+        rows.append((f"{name}: {on_disk / MIB:.0f} MiB", "linear; memory by the rows, not the file",
+                     f"{t:.2f} s ({t / read_mib * 1000:.0f} ms/MiB; Zero 2 W ~{t * ZERO:.0f} s); "
+                     f"{runs[0][2]} rows; peak +{max(rss, 0) / MIB:.1f} MiB; {runs[0][3]} page reads"))
+    return rows
+
+
+def start_row(tmp: Path, segments: int) -> tuple[str, str, str]:
+    """A day of a unit, then ``segments`` hostile closed segments of 8 MiB before it: start to first prompt."""
+    from bedside.core import config
+    from bedside.journal import salvage
+    from bedside.journal.segments import segment_files
+    from bedside.unit import simulate
+
+    cfg = config.Config()
+    d = tmp / f"unit{segments}"
+    sim = simulate.build(cfg, d, datetime(2026, 11, 24, 6, 58, tzinfo=cfg.tz))
+    sim.unit.run(until=datetime(2026, 11, 24, 12, 0, tzinfo=cfg.tz))
+    sim.close()
+    [(_, real)] = segment_files(d)
+    shutil.move(real, d / f"journal-{segments + 1:06d}.sqlite")
+    for side in ("-wal", "-shm"):
+        with_side = real.with_name(real.name + side)
+        if with_side.exists():
+            shutil.move(with_side, d / f"journal-{segments + 1:06d}.sqlite{side}")
+    kinds = [one_cell, dense, mutated]
+    for n in range(1, segments + 1):
+        p = d / f"journal-{n:06d}.sqlite"
+        kinds[n % len(kinds)](p, 8 * MIB)
+        os.chmod(p, 0o444)
+    salvage._cache.clear()
+    # CPU time of this process (the simulated unit's threads are all in it), not wall time:
+    # the figure must not depend on what else the machine is doing.
+    t0 = time.process_time()
+    sim = simulate.build(cfg, d, datetime(2026, 11, 24, 12, 59, 30, tzinfo=cfg.tz))
+    sim.unit.start()
+    t_start = time.process_time() - t0
+    sim.unit.run(until=datetime(2026, 11, 24, 13, 0, 5, tzinfo=cfg.tz))
+    t_prompt = time.process_time() - t0
+    sim.close()
+    total = sum(p.stat().st_size for p in d.glob("journal-*.sqlite*")) / MIB
+    verdict = "within" if t_prompt * ZERO < START_TIMEOUT_S else "PAST"
+    return (f"start with {segments} hostile closed segments ({total:.0f} MiB): CPU to the start record / to "
+            "the first prompt", f"Zero 2 W < {START_TIMEOUT_S:.0f} s",
+            f"{t_start:.1f} s / {t_prompt:.1f} s; Zero 2 W ~{t_prompt * ZERO:.0f} s ({verdict} the start timeout)")
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as td:
+        tmp = Path(td)
+        rows = salvage_rows(tmp)
+        rows.append(start_row(tmp, 4))
+        rows.append(start_row(tmp, 31))
+    note = ("Salvage reads a file only when SQLite refuses it; the figures are a whole scan by "
+            "`journal/salvage.py` in a child process: its CPU time (not wall time, so that the figures do not "
+            "depend on the machine's load) and its peak RSS (VmHWM) above the same child scanning an empty file. "
+            "Page reads count every page read, overflow, WAL frame and page-size sample: at most twice the file's "
+            "pages and frames plus 1,024 samples (the budget the tests and fuzzers assert). Zero 2 W: times × 10, "
+            "the planning ratio of the scaling section.")
+    section = docs.write_section("hostile", "Hostile input",
+                                 [docs.measured_on("python benchmarks/hostile.py", note), "", *docs.table(rows)])
+    print(section)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Wall-clock values read from outside the running unit: only those a clock can give.
+
+A time in a file, an export line or a kept record was written by some clock, or by someone
+who wants it to look so. A value no clock gives (a leap second such as ``23:59:60``: Linux
+never shows one, it repeats ``23:59:59``; a date before this software existed or in the
+next century; a time without its offset) is refused here, at the boundary, with a reason a
+person can read, and the caller records the refusal. Spans have the same limit: no stay on a
+ward lasts longer than ``LONGEST_SPAN``, so a report or a reserve that claims one is refused
+or cut there, and says so.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+# Before this, no unit's clock can be right: the software did not exist yet.
+PLAUSIBLE_FROM = datetime(2026, 1, 1, tzinfo=UTC)
+# Anything from 2100 on is a clock fault, not a date a unit in service writes.
+PLAUSIBLE_UNTIL = datetime(2100, 1, 1, tzinfo=UTC)
+# The longest span one record of care can cover (a year and a bit): longer is a clock fault.
+LONGEST_SPAN = timedelta(days=400)
+MAX_TEXT = 40                         # "2026-11-24T09:00:00.000000+00:00" is 32 characters
+
+_SECOND = re.compile(r"T\d{2}:\d{2}:(\d{2})")
+
+
+class ImpossibleTime(ValueError):
+    """A time value no clock gives; the message names what is wrong with it."""
+
+
+def clock_value(text: object) -> datetime:
+    """An ISO 8601 time with its offset (kept) that some clock could show, whatever its year;
+    ``ImpossibleTime`` for anything else (not text, too long, a leap second, no offset)."""
+    if not isinstance(text, str):
+        raise ImpossibleTime(f"a time must be text, not {type(text).__name__}")
+    if len(text) > MAX_TEXT:
+        raise ImpossibleTime(f"a time is at most {MAX_TEXT} characters, not {len(text)}")
+    m = _SECOND.search(text)
+    if m and m[1] == "60":
+        raise ImpossibleTime(f"{text} is a leap second: no unit's clock shows one")
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        raise ImpossibleTime(f"{text!r} is not a time (YYYY-MM-DDTHH:MM:SS+HH:MM)") from None
+    if t.tzinfo is None:
+        raise ImpossibleTime(f"{text} has no offset from UTC")
+    try:
+        t.astimezone(UTC)
+    except OverflowError:                 # year 1 or 9999 with an offset that takes it off the calendar
+        raise ImpossibleTime(f"{text} is off the calendar") from None
+    return t
+
+
+def parse(text: object, *, earliest: datetime | None = None) -> datetime:
+    """``clock_value`` within the years a unit's clock can show; ``ImpossibleTime`` otherwise.
+
+    ``earliest``: the lower bound (default 1970: a unit without a clock that kept time
+    honestly writes 1970 and marks it ``distrusted``)."""
+    t = clock_value(text)
+    low = earliest if earliest is not None else datetime(1970, 1, 1, tzinfo=UTC)
+    if not low <= t < PLAUSIBLE_UNTIL:
+        raise ImpossibleTime(f"{text} is outside the range a unit's clock can give "
+                             f"({low:%Y-%m-%d} to {PLAUSIBLE_UNTIL:%Y-%m-%d})")
+    return t
+
+
+def not_after(t: datetime, limit: datetime, what: str = "the time") -> datetime:
+    """``t`` if it is not later than ``limit`` (with a minute's grace), else ``ImpossibleTime``."""
+    if t > limit + timedelta(minutes=1):
+        raise ImpossibleTime(f"{what} {t.isoformat()} is later than {limit.isoformat()}, when it was read")
+    return t
+
+
+def span_ok(first: datetime, last: datetime) -> bool:
+    """Whether ``first`` .. ``last`` is a span a stay can have (never negative, at most ``LONGEST_SPAN``)."""
+    return timedelta(0) <= last - first <= LONGEST_SPAN
