@@ -81,14 +81,17 @@ def test_the_page_says_it(made: report.Report) -> None:
 
 
 def test_csv_has_one_row_per_scheduled_session(made: report.Report) -> None:
-    rows = list(csv.DictReader(io.StringIO(report.csv_text(made))))
+    text = report.csv_text(made)
+    assert text.startswith("\ufeff")                  # a byte-order mark: Excel then reads UTF-8
+    rows = list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
     # 105 due, and each morning's 07:00 hourly session merged into the held-over 06:00 routine.
     assert len(rows) == 112 == len({r["session"] for r in rows})
     merged = [r for r in rows if r["outcome"] == "merged"]
     assert len(merged) == 7 and all(r["session"].endswith("T07:00 hourly") for r in merged)
     late = next(r for r in rows if r["session"] == "2026-11-28T14:00 hourly")
     assert (late["outcome"], late["late_min"], late["late"], late["day"]) == ("done", "22", "yes", "2026-11-28")
-    assert late["due"] == "2026-11-28T14:00:00+01:00" and late["started"].startswith("2026-11-28T14:22:")
+    assert late["due"] == "2026-11-28 14:00:00" and late["started"].startswith("2026-11-28 14:22:")
+    assert late["utc_offset"] == "UTC+01:00"
     cut = next(r for r in rows if r["session"] == "2026-11-27T15:00 hourly")
     assert (cut["outcome"], cut["missed_reason"], cut["started"]) == ("missed", "power_loss", "")
     assert {r["outcome"] for r in rows} == {"done", "partial", "missed", "merged"}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,10 @@ def add_ward_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     w.add_argument("--csv", help="also write one row per unit to this CSV")
     w.add_argument("--stale-after", type=float, default=24.0, metavar="HOURS",
                    help="a record taken longer ago than this is flagged as old (%(default)s)")
+    w.add_argument("--window", type=float, default=24.0, metavar="HOURS",
+                   help="look back this many hours for missed sessions and clock changes (%(default)s)")
+    w.add_argument("--handovers", metavar="HH:MM,...", help="instead, look back to the handover before the "
+                   "last one, e.g. 07:00,19:00: at 07:00 the page covers the night shift and the day before it")
     w.add_argument("--as-of", metavar="TIME", help="the overview as it stood at this local date-time, e.g. "
                    "2026-11-30T08:00 (default: now), for reprinting a past shift's page")
     w.set_defaults(func=cmd_ward)
@@ -123,6 +127,18 @@ def _read(inputs: list[str]) -> tuple[list[Any], list[str]]:
     return sources, problems
 
 
+def _handovers(text: str | None) -> tuple[time, ...]:
+    if not text:
+        return ()
+    try:
+        out = tuple(sorted({time.fromisoformat(t.strip()) for t in text.split(",") if t.strip()}))
+    except ValueError:
+        raise UserError(f"--handovers {text!r} is not a list of times like 07:00,19:00") from None
+    if not out:
+        raise UserError("--handovers needs at least one time, like 07:00,19:00")
+    return out
+
+
 def _writable(p: Path) -> None:
     if not p.parent.is_dir():
         raise UserError(f"cannot write {p}: the folder {p.parent} does not exist")
@@ -140,12 +156,15 @@ def cmd_ward(args: argparse.Namespace) -> int:
         raise UserError("the page and the CSV would be the same file")
     if args.stale_after <= 0:
         raise UserError("--stale-after must be a number of hours above 0")
+    if not 0 < args.window <= 24 * 14:
+        raise UserError("--window must be a number of hours above 0 and at most two weeks (336)")
     sources, problems = _read(args.inputs)
     now = as_of(args.as_of)
     stale = timedelta(hours=args.stale_after)
-    rows = ward.rows(ward.merge(sources), now, stale)
+    window = ward.Window(args.window, _handovers(args.handovers))
+    rows = ward.rows(ward.merge(sources), now, stale, window)
     try:
-        write_text_atomic(out, ward_page.render(rows, now, out, problems, stale))
+        write_text_atomic(out, ward_page.render(rows, now, out, problems, stale, window))
         if csv_path is not None:
             write_text_atomic(csv_path, ward_page.csv_text(rows))
     except OSError as e:
@@ -154,7 +173,7 @@ def cmd_ward(args: argparse.Namespace) -> int:
     print(f"Wrote {out}" + (f" and {csv_path}" if csv_path else "") +
           f": {len(rows)} unit(s) from {len(sources)} export(s), {len(need)} needing attention.")
     for r in need:
-        print(f"  {r.unit}: " + ", ".join(ward.FLAG_TEXT[f] for f in r.flags))
+        print(f"  {r.unit}: " + "; ".join(r.reasons))
     broken = [r for r in rows if "broken" in r.flags]
     if broken:
         print("bedside: " + ", ".join(r.unit for r in broken) + ": record FAILED verification or contradicts "
