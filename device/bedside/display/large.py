@@ -123,6 +123,8 @@ def _idle(c: Canvas, layout: str, s: sc.Idle) -> None:
         items.append(Line(s.notice, "small", 2))
     elif s.paused:
         items.append(Line(f"Paused until {s.paused}", "second", 2))
+    elif s.ready:
+        items.append(Line("Ready for next patient", "second", 2))
     elif s.next_time:
         items.append(Line(f"Next {s.next_time}", "second"))
     if s.status == "missed":

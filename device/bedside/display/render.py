@@ -72,6 +72,10 @@ def _idle(c: Canvas, s: sc.Idle) -> None:
             c.caps(M + 13, 27 + i * 12 + (6 if len(lines) == 1 else 0), line, "s")
     elif s.paused:
         c.center(28, f"Paused until {s.paused}", fit(f"Paused until {s.paused}", ("l", "sb"), WIDTH - 2 * M))
+    elif s.ready:
+        c.center(28, "Ready for", "l")
+        c.center(42, "next patient", "l")
+        return
     elif s.next_time:
         c.center(28, f"Next {s.next_time}", "l")       # ink: rows 28-37
     if not s.night and not s.notice:
