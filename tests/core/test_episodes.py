@@ -383,25 +383,29 @@ def test_after_a_discharge_the_bed_is_silent_and_ready_until_an_admission_or_a_p
     assert [s for at, s in d.sounds() if at > discharged] == []
     # The state survives a restart (the start record restates it).
     d.restart(after=timedelta(minutes=5))
-    assert d.state.vacant and d.records("start")[-1][1].data.get("vacant") is True
+    assert vacant(d) and d.records("start")[-1][1].data.get("vacant") is True
     d.run_until(t(cfg, "2026-11-25T15:00"))
     assert [s for at, s in d.sounds() if at > discharged] == []
     # A press: someone is there. The unit runs as an unadmitted one from the next session, and
     # a restart remembers that too.
     d.press(t(cfg, "2026-11-25T15:10"))
     d.run_until(t(cfg, "2026-11-25T15:11"))
-    assert not d.state.vacant and d.records("press")[-2][1].data["action"] == "occupied"
+    assert not vacant(d) and d.records("press")[-2][1].data["action"] == "occupied"
     d.restart(after=timedelta(minutes=1))
-    assert not d.state.vacant
+    assert not vacant(d)
     d.run_until(t(cfg, "2026-11-25T17:30"))
     assert [sid for sid in d.sessions("prompt") if sid.startswith("2026-11-25")] == [
         "2026-11-25T16:00 hourly", "2026-11-25T17:00 hourly"]
     # An admission ends the quiet at once too.
     send(d, Admit("E2026-0043", date(2026, 11, 25), None))
     send(d, Discharge(None))
-    assert d.state.vacant
+    assert vacant(d)
     send(d, Admit("E2026-0044", date(2026, 11, 25), None))
-    assert not d.state.vacant and not sc_ready(d)
+    assert not vacant(d) and not sc_ready(d)
+
+
+def vacant(d: Driver) -> bool:
+    return d.state.vacant
 
 
 def sc_ready(d: Driver) -> bool:

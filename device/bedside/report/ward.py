@@ -148,7 +148,7 @@ def find(inputs: Sequence[Path], on_problem: Callable[[str], None]) -> list[Sour
         if not top.exists():
             on_problem(f"{top} does not exist")
             continue
-        paths = [top] if top.is_file() or _is_data_dir(top) else _walk(top)
+        paths = [top] if top.is_file() or is_data_dir(top) else _walk(top)
         if not paths:
             on_problem(f"{top} holds no bedside exports (*.jsonl) or journal")
         for p in paths:
@@ -161,7 +161,7 @@ def find(inputs: Sequence[Path], on_problem: Callable[[str], None]) -> list[Sour
     return found
 
 
-def _is_data_dir(p: Path) -> bool:
+def is_data_dir(p: Path) -> bool:
     return p.is_dir() and any(p.glob("journal-*.sqlite"))
 
 
@@ -170,7 +170,7 @@ def _walk(top: Path) -> list[Path]:
     for here, dirs, files in os.walk(top):
         dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith("."))
         base = Path(here)
-        if _is_data_dir(base):
+        if is_data_dir(base):
             out.append(base)
             dirs[:] = []
             continue
