@@ -217,3 +217,30 @@ def test_a_units_data_directory_is_read_and_judged_as_log_verify_does(week: Path
     assert r.unit == "ward7-bed12" and r.never_admitted and r.verdict == "verified"
     assert r.verdict_text.startswith("OK: chain intact")
     assert [(d.done, d.due) for d in r.strip] == [(12, 15), (14, 15), (15, 15)]
+
+
+def test_report_ward_and_fhir_take_the_same_inputs(ward_dir: Path, tmp_path: Path) -> None:
+    """A pull folder, a stick, one stick export folder, an export file: every laptop command reads each."""
+    export_folder = next((ward_dir / "STICK" / "Bedside").glob("bed09_*"))
+    forms = {"pull folder": ward_dir / "pulls", "stick": ward_dir / "STICK", "export folder": export_folder,
+             "export file": ward_dir / "pulls" / "bed01-journal.jsonl"}
+    for name, given in forms.items():
+        w = run("ward", str(given), "-o", str(tmp_path / "w.html"))
+        f = run("fhir", str(given), "-o", str(tmp_path / "b.json"), "--allow-broken")
+        assert w.returncode in (0, 3) and f.returncode == 0, (name, w.stderr, f.stderr)
+    # One unit: the report is written; several: the message names them and --unit chooses.
+    for given in (export_folder, ward_dir / "pulls" / "bed01-journal.jsonl"):
+        r = run("report", str(given), "-o", str(tmp_path / "r.html"))
+        assert r.returncode == 0, r.stderr
+    r = run("report", str(ward_dir / "pulls"), "-o", str(tmp_path / "r.html"))
+    assert r.returncode == 2 and "hold the records of 8 units (bed01, bed02, bed03, bed05" in r.stderr
+    assert "choose one with --unit" in r.stderr and "Traceback" not in r.stderr
+    r = run("report", str(ward_dir / "pulls"), "-o", str(tmp_path / "r.html"), "--unit", "bed02")
+    assert r.returncode == 0 and "bed02" in (tmp_path / "r.html").read_text(), r.stderr
+    # Yesterday's pull and today's stick of one unit: merged into one report, every record once.
+    r = run("report", str(ward_dir / "pulls"), str(ward_dir / "STICK"), "-o", str(tmp_path / "r8.html"),
+            "--unit", "bed08")
+    assert r.returncode == 0, r.stderr
+    assert "record verified" in r.stdout
+    r = run("report", str(ward_dir / "pulls"), "-o", str(tmp_path / "r.html"), "--unit", "bed99")
+    assert r.returncode == 2 and "no record of unit bed99" in r.stderr
