@@ -255,3 +255,24 @@ def test_vibration_motor_pulses_with_each_prompt_and_never_at_night(tmp_path: Pa
         assert [s.state for s in motor.states] == [False, True, False, True, False]
     finally:
         sim.close()
+
+
+def test_the_nurse_screens_titles_stay_readable_in_80_by_24() -> None:
+    """Quarter blocks smear a title drawn dark on light into solid blocks: it is written as text."""
+    import re
+
+    from bedside.display.gallery import EXAMPLES
+
+    shown = {}
+    for e in EXAMPLES:
+        if e.name in ("nurse-1", "nurse-3", "pause-menu"):
+            term = _terminal()
+            term.image, term.screen = render.render(e.screen, "large"), e.screen
+            lines = term.lines(80, 24)
+            plain = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in lines]
+            assert all(len(line) <= 80 for line in plain) and len(lines) <= 24
+            assert len({len(line) for line in plain[: 1 + 16 + 1]}) == 1        # the frame stays square
+            shown[e.name] = plain[1]
+    assert "ward7-bed12" in shown["nurse-1"] and "1/3" in shown["nurse-1"]
+    assert "Prompts and power" in shown["nurse-3"] and "Pause prompts?" in shown["pause-menu"]
+    assert not any("███" in line for line in shown.values())
