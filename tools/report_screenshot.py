@@ -29,7 +29,7 @@ def bedside(*args: str) -> None:
 
 
 def _when(line: str) -> str:
-    return "" if line.startswith("#") or not line.strip() else line.split()[0]
+    return "" if line.startswith("#") or not line.strip() else line.split(maxsplit=1)[0]
 
 
 def main() -> None:

@@ -112,7 +112,7 @@ def render(rows: Sequence[Row], generated: datetime, out: Path, problems: Sequen
 
 def _row(r: Row, now: datetime, out: Path) -> str:
     cls = "broken" if "broken" in r.flags else "attn" if r.flags else ""
-    unit = escape(r.unit)
+    unit = f'<span class="unit">{escape(r.unit)}</span>'
     if r.report is not None:
         unit = f'<a href="{escape(_href(r.report, out))}">{unit}</a>'
     flags = "".join(f'<span class="flag f-{f}">{escape(FLAG_TEXT[f])}</span>' for f in r.flags)
