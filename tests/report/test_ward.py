@@ -244,3 +244,8 @@ def test_report_ward_and_fhir_take_the_same_inputs(ward_dir: Path, tmp_path: Pat
     assert "record verified" in r.stdout
     r = run("report", str(ward_dir / "pulls"), "-o", str(tmp_path / "r.html"), "--unit", "bed99")
     assert r.returncode == 2 and "no record of unit bed99" in r.stderr
+    # log verify too: every export in a pull folder or on a stick, each as one file is checked.
+    v = run("log", "verify", str(ward_dir / "STICK"))
+    assert v.returncode == 0 and v.stdout.count(": OK: chain intact") + v.stdout.count("\n  OK: chain intact") == 3
+    v = run("log", "verify", str(ward_dir / "loose"))
+    assert v.returncode == 3 and "BROKEN at seq" in v.stdout and "1 of 2 export(s) FAILED" in v.stderr

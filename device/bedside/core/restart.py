@@ -99,7 +99,10 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
             vacant = r.data.get("vacant") is True
         elif r.type == "discharge":
             unadmitted_since = planner.local(r.time, cfg.tz).date()
-            vacant = True
+            # A discharge made by the next admission is followed by that admission in the same step:
+            # were the admission lost with a damaged segment, the unit must not fall silent at a bed
+            # that has a patient.
+            vacant = r.data.get("reason") != "new admission"
         elif r.type == "admit":
             unadmitted_since = None
             vacant = False
