@@ -109,3 +109,24 @@ def test_the_pictures_in_the_docs_are_of_these_pages() -> None:
     for hm in wd.TIMES:
         shot = ROOT / "docs" / f"ward-{hm.replace(':', '')}.png"
         assert shot.is_file() and shot.stat().st_size > 20_000, f"run tools/ward_screenshots.py ({shot.name})"
+
+
+def test_each_ward_sets_how_far_back_attention_looks(tmp_path: Path) -> None:
+    """The ward's config file: since the handover before the last one, instead of the last 24 h."""
+    inputs = wd.write(tmp_path / "in", "07:00")
+    conf = tmp_path / "ward7.toml"
+    conf.write_text('[unit]\nid = "ward7"\n[ward]\nhandovers = ["07:00", "19:00"]\nstale_after_hours = 12\n')
+    out = tmp_path / "w.html"
+    r = run("ward", *map(str, inputs), "-o", str(out), "--as-of", wd.as_of("07:00").isoformat(), "--config", str(conf))
+    assert r.returncode == 0, r.stderr
+    # At 07:00 the night shift just handed over: since yesterday 19:00.
+    assert "bed02: missed 1 of 2 yesterday; none done since yesterday 19:04" in r.stdout
+    assert "bed07: no record since yesterday 12:03" in r.stdout            # 19 h old: past this ward's 12 h
+    assert "since Tue 1 Dec 2026 19:00" in out.read_text()
+    # An option on the command line wins over the file.
+    r = run("ward", *map(str, inputs), "-o", str(out), "--as-of", wd.as_of("07:00").isoformat(), "--config", str(conf),
+            "--window", "24")
+    assert "bed02: missed 12 of 13 yesterday" in r.stdout
+    conf.write_text('[ward]\nhandovers = ["7am"]\n')
+    r = run("ward", *map(str, inputs), "-o", str(out), "--config", str(conf))
+    assert r.returncode == 2 and "[ward] handovers #1: must be a 24-hour time" in r.stderr

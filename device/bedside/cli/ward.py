@@ -23,12 +23,14 @@ def add_ward_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     w.add_argument("inputs", nargs="+", metavar="INPUT", help="folders and export files to read")
     w.add_argument("-o", "--output", required=True, help="the page to write, e.g. ward.html")
     w.add_argument("--csv", help="also write one row per unit to this CSV")
-    w.add_argument("--stale-after", type=float, default=24.0, metavar="HOURS",
-                   help="a record taken longer ago than this is flagged as old (%(default)s)")
-    w.add_argument("--window", type=float, default=24.0, metavar="HOURS",
-                   help="look back this many hours for missed sessions and clock changes (%(default)s)")
+    w.add_argument("--config", metavar="FILE", help="the ward's config file: its [ward] section sets how far "
+                   "back attention looks and when a record is old (the options below override it)")
+    w.add_argument("--stale-after", type=float, metavar="HOURS",
+                   help="a record taken longer ago than this is flagged as old (24)")
+    w.add_argument("--window", type=float, metavar="HOURS",
+                   help="look back this many hours for missed sessions and clock changes (24)")
     w.add_argument("--handovers", metavar="HH:MM,...", help="instead, look back to the handover before the "
-                   "last one, e.g. 07:00,19:00: at 07:00 the page covers the night shift and the day before it")
+                   "last one, e.g. 07:00,19:00: at 07:00 the page covers the shift just handed over, whole")
     w.add_argument("--as-of", metavar="TIME", help="the overview as it stood at this local date-time, e.g. "
                    "2026-11-30T08:00 (default: now), for reprinting a past shift's page")
     w.set_defaults(func=cmd_ward)
@@ -127,6 +129,15 @@ def _read(inputs: list[str]) -> tuple[list[Any], list[str]]:
     return sources, problems
 
 
+def _ward_settings(path: str | None) -> Any:
+    from bedside.core import config
+    from bedside.unit import host
+
+    if path is None:
+        return config.Ward()
+    return host.load(path).ward          # a ConfigError names every problem, exit 2
+
+
 def _handovers(text: str | None) -> tuple[time, ...]:
     if not text:
         return ()
@@ -154,14 +165,19 @@ def cmd_ward(args: argparse.Namespace) -> int:
         _writable(p)
     if csv_path is not None and csv_path.resolve() == out.resolve():
         raise UserError("the page and the CSV would be the same file")
-    if args.stale_after <= 0:
+    settings = _ward_settings(args.config)
+    stale_hours = args.stale_after if args.stale_after is not None else settings.stale_after_hours
+    window_hours = args.window if args.window is not None else settings.attention_hours
+    handovers = _handovers(args.handovers) if args.handovers else () if args.window is not None \
+        else settings.handovers
+    if stale_hours <= 0:
         raise UserError("--stale-after must be a number of hours above 0")
-    if not 0 < args.window <= 24 * 14:
+    if not 0 < window_hours <= 24 * 14:
         raise UserError("--window must be a number of hours above 0 and at most two weeks (336)")
     sources, problems = _read(args.inputs)
     now = as_of(args.as_of)
-    stale = timedelta(hours=args.stale_after)
-    window = ward.Window(args.window, _handovers(args.handovers))
+    stale = timedelta(hours=stale_hours)
+    window = ward.Window(window_hours, handovers)
     rows = ward.rows(ward.merge(sources), now, stale, window)
     try:
         write_text_atomic(out, ward_page.render(rows, now, out, problems, stale, window))
