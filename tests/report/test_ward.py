@@ -249,3 +249,18 @@ def test_report_ward_and_fhir_take_the_same_inputs(ward_dir: Path, tmp_path: Pat
     assert v.returncode == 0 and v.stdout.count(": OK: chain intact") + v.stdout.count("\n  OK: chain intact") == 3
     v = run("log", "verify", str(ward_dir / "loose"))
     assert v.returncode == 3 and "BROKEN at seq" in v.stdout and "1 of 2 export(s) FAILED" in v.stderr
+
+
+@pytest.mark.parametrize(("now", "since"), [
+    ("2026-11-30T07:00", "2026-11-29T19:00"),      # at the morning handover: the night just handed over
+    ("2026-11-30T06:59", "2026-11-29T07:00"),      # a minute before it: the day before and the night so far
+    ("2026-11-30T12:00", "2026-11-29T19:00"),
+    ("2026-11-30T19:00", "2026-11-30T07:00"),
+    ("2026-11-30T23:30", "2026-11-30T07:00"),
+])
+def test_the_handover_window(now: str, since: str) -> None:
+    from datetime import time
+
+    w = ward.Window(24, (time(7), time(19)))
+    assert w.start(aware(now)) == aware(since)
+    assert ward.Window(24).start(aware(now)) == aware(now) - timedelta(hours=24)
