@@ -153,6 +153,30 @@ def test_a_patient_is_counted_apart_from_the_empty_bed_before_and_after() -> Non
     assert html.count('class="ep-discharge"') == 1 and html.count('class="ep-admit"') == 1
 
 
+def test_a_prompt_open_at_an_admission_is_nobodys_and_the_empty_bed_misses_nothing() -> None:
+    """Prompted with no one admitted, answered after the nurse admitted a patient: neither the
+    empty bed's nor the new patient's. And at a bed that records admissions, an unanswered prompt
+    with no patient is never "missed"."""
+    bodies = [rec("start", "2026-11-29T07:00", unit="u1"),
+              srec("prompt", "2026-11-29T08:00 hourly", "2026-11-29T08:00"),
+              srec("missed", "2026-11-29T08:00 hourly", "2026-11-29T08:30", reason="unanswered"),
+              srec("prompt", "2026-11-29T09:00 hourly", "2026-11-29T09:00"),
+              rec("admit", "2026-11-29T09:05", episode="E7", surgery="2026-11-28", regimen="standard"),
+              done("2026-11-29T09:00 hourly", "2026-11-29T09:07"),
+              srec("prompt", "2026-11-29T10:00 hourly", "2026-11-29T10:00"),
+              done("2026-11-29T10:00 hourly", "2026-11-29T10:04")]
+    m = ad.build(sealed(bodies))
+    s = by_id(m)
+    assert (s["2026-11-29T08:00 hourly"].outcome, s["2026-11-29T09:00 hourly"].outcome,
+            s["2026-11-29T10:00 hourly"].outcome) == (ad.NO_ONE, ad.CHANGEOVER, ad.DONE)
+    patient = next(st for st in m.stays if st.episode is not None)
+    assert (patient.totals.done, patient.totals.due, patient.totals.missed) == (1, 1, 0)
+    assert (m.totals.due, m.totals.missed, m.totals.nobody) == (1, 0, 2)
+    # A unit never used with admissions counts every session, as before.
+    alone = ad.build(sealed([b for b in bodies if b["type"] != "admit"]))
+    assert (alone.totals.due, alone.totals.missed, alone.totals.nobody) == (3, 1, 0)
+
+
 def test_an_episode_not_in_the_record_is_an_error() -> None:
     try:
         report.make(_discharge_day(), episode="E2026-9999")
