@@ -10,7 +10,8 @@ STAMP := $(VENV)/.installed
 # sysbench: the single-core CPU figure the Pi Zero 2 W estimate is checked against (benchmarks/scaling.py).
 # nodejs (its npm with it): the real FHIR engine the FHIR tests post to (tests/fhir_engine, installed with npm ci).
 # dosfstools, fusefat, fuse3: real FAT sticks in user space; udev: `udevadm test` of the stick rule; mount, util-linux: loop devices, setpriv.
-APT_PACKAGES := sysbench chromium poppler-utils fonts-dejavu-core systemd shellcheck gcc libc6-dev e2fsprogs socat picocom strace \
+# libreoffice-calc-nogui: every CSV opened in a real spreadsheet; pipx: the laptop install exactly as docs/install.md gives it.
+APT_PACKAGES := sysbench chromium libreoffice-calc-nogui pipx poppler-utils fonts-dejavu-core systemd shellcheck gcc libc6-dev e2fsprogs socat picocom strace \
 	dosfstools fusefat fuse3 udev mount util-linux nodejs
 
 .PHONY: fhir-engine simulate test lint typecheck setup apt bench clean help gallery golden install arm64-smoke bench-journal torture tamper fuzz fuzz-serial

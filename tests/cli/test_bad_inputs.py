@@ -59,7 +59,7 @@ def test_no_input_crashes_a_command(bad: dict[str, Path], tmp_path: Path, comman
 
 def test_a_nested_record_inside_an_export_is_named_as_damage(bad: dict[str, Path]) -> None:
     r = _run("log", "verify", str(bad["nested-json-record"]))
-    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.returncode == 3 and "Traceback" not in r.stderr
     assert r.stdout.startswith("BROKEN") and "line 2 is not a journal record" in r.stdout
 
 

@@ -84,7 +84,7 @@ def test_log_export_jsonl_and_csv(tmp_path: Path) -> None:
     assert prompt["session"] == "2026-11-24T07:00 hourly" and prompt["due"].startswith("2026-11-24T07:00:00")
     c = run("log", "export", "--data", str(data), "--format", "csv")
     rows = c.stdout.splitlines()
-    assert rows[0] == "seq,time,type,session,due,tq,details,hash"
+    assert rows[0] == "\ufeffseq,time,utc_offset,type,session,due,tq,details,hash"
     assert len(rows) == len(recs) + 1
 
 

@@ -65,11 +65,15 @@ def test_without_an_episode_the_default_steps_down_from_the_first_start_or_nothi
     d.run_until(t(cfg, "2026-11-29T06:30"))
     assert [len(kinds_on(d, f"2026-11-{n}")) for n in (24, 25, 27, 28)] == [15, 15, 2, 2]
     assert d.records("start")[-1][1].data["unadmitted_since"] == "2026-11-24"
-    # A discharge starts the count again.
+    # A discharge leaves the bed empty and silent; a press says someone is there, and the
+    # count starts again from the discharge.
     send(d, Admit("E2026-0042", date(2026, 11, 28), None))
     send(d, Discharge("E2026-0042"))
+    d.run_until(t(cfg, "2026-11-29T12:00"))
+    assert kinds_on(d, "2026-11-29") == [] and d.state.vacant
+    d.press(t(cfg, "2026-11-29T12:10"))
     d.run_until(t(cfg, "2026-11-30T06:30"))
-    assert len(kinds_on(d, "2026-11-29")) == 15 and d.state.unadmitted_since == date(2026, 11, 29)
+    assert len(kinds_on(d, "2026-11-29")) == 9 and d.state.unadmitted_since == date(2026, 11, 29)
     quiet = Config(without_episode="quiet")
     q = Driver(quiet, t(quiet, "2026-11-24T06:30"))
     q.run_until(t(quiet, "2026-11-25T06:30"))
@@ -159,11 +163,14 @@ def test_after_a_discharge_the_light_speaks_only_of_sessions_since() -> None:
     assert d.led() == "missed"
     send(d, Discharge(None))
     d.run_until(t(cfg, "2026-11-24T09:05"))
-    assert d.led() == "due"                              # the 09:00 prompt for the empty bed
-    d.press(t(cfg, "2026-11-24T09:06"))
-    d.run_until(t(cfg, "2026-11-24T09:30"))
+    assert d.led() == "off" and d.sessions("prompt")[-1] == "2026-11-24T08:00 hourly"   # an empty bed: quiet
+    d.press(t(cfg, "2026-11-24T09:06"))                  # someone is there: the unadmitted sessions run
+    d.run_until(t(cfg, "2026-11-24T10:05"))
+    assert d.led() == "due"                              # the 10:00 prompt
+    d.press(t(cfg, "2026-11-24T10:06"))
+    d.run_until(t(cfg, "2026-11-24T10:30"))
     assert d.led() == "done"
-    d.run_until(t(cfg, "2026-11-24T10:50"))
+    d.run_until(t(cfg, "2026-11-24T11:50"))
     assert d.led() == "missed"                           # its own misses still show
 
 
@@ -335,7 +342,7 @@ def test_scripted_admission_discharge_and_download_reach_the_journal(tmp_path: P
     day3 = [r["session"] for r in recs[:gone] if r["type"] == "prompt" and r["session"].startswith("2026-11-25")]
     assert day3 == ["2026-11-25T09:00 routine"]
     after = [r["session"] for r in recs[gone:] if r["type"] == "prompt"]
-    assert after == ["2026-11-25T12:00 hourly"]       # with no one admitted, the default runs as on day 0
+    assert after == []                                # an empty bed is quiet until an admission or a press
 
 
 @pytest.mark.parametrize(("line", "message"), [
@@ -409,3 +416,82 @@ def test_the_link_takes_the_mrn_after_the_other_words() -> None:
     a = changes.parse_admit(("20261124001", "2026-11-22", "hip", "MRN=70012345"))
     assert (a.regimen, a.mrn) == ("hip", "70012345") and "MRN 70012345" in a.text(WARD.tz)
     assert changes.parse_admit(("20261124001", "2026-11-22")).mrn is None
+# --- an empty bed is quiet ----------------------------------------------------------------
+
+def test_after_a_discharge_the_bed_is_silent_and_ready_until_an_admission_or_a_press() -> None:
+    cfg = Config()                                                   # the defaults: hourly with repeats
+    d = Driver(cfg, t(cfg, "2026-11-24T06:30"))
+    send(d, Admit("E2026-0042", date(2026, 11, 23), None))
+    d.run_until(t(cfg, "2026-11-24T12:59:40"))
+    send(d, Discharge("E2026-0042"))
+    discharged = d.now.wall
+    d.run_until(t(cfg, "2026-11-25T06:30"))
+    # Counted from the trace: nothing sounded and nothing was prompted after the discharge.
+    assert [s for at, s in d.sounds() if at > discharged] == []
+    assert [at for at, _ in d.records("prompt") if at > discharged] == []
+    assert [at for at, _ in d.records("missed") if at > discharged] == []
+    d.run_until(t(cfg, "2026-11-25T12:00"))
+    idle = d.screen()
+    assert isinstance(idle, sc.Idle) and idle.ready and idle.next_time is None
+    assert [s for at, s in d.sounds() if at > discharged] == []
+    # The state survives a restart (the start record restates it).
+    d.restart(after=timedelta(minutes=5))
+    assert vacant(d) and d.records("start")[-1][1].data.get("vacant") is True
+    d.run_until(t(cfg, "2026-11-25T15:00"))
+    assert [s for at, s in d.sounds() if at > discharged] == []
+    # A press: someone is there. The unit runs as an unadmitted one from the next session, and
+    # a restart remembers that too.
+    d.press(t(cfg, "2026-11-25T15:10"))
+    d.run_until(t(cfg, "2026-11-25T15:11"))
+    assert not vacant(d) and d.records("press")[-2][1].data["action"] == "occupied"
+    d.restart(after=timedelta(minutes=1))
+    assert not vacant(d)
+    d.run_until(t(cfg, "2026-11-25T17:30"))
+    assert [sid for sid in d.sessions("prompt") if sid.startswith("2026-11-25")] == [
+        "2026-11-25T16:00 hourly", "2026-11-25T17:00 hourly"]
+    # An admission ends the quiet at once too.
+    send(d, Admit("E2026-0043", date(2026, 11, 25), None))
+    send(d, Discharge(None))
+    assert vacant(d)
+    send(d, Admit("E2026-0044", date(2026, 11, 25), None))
+    assert not vacant(d) and not sc_ready(d)
+
+
+def vacant(d: Driver) -> bool:
+    return d.state.vacant
+
+
+def sc_ready(d: Driver) -> bool:
+    idle = d.screen()
+    return isinstance(idle, sc.Idle) and idle.ready
+
+
+def test_a_prompt_open_at_the_discharge_is_nobodys() -> None:
+    from bedside.report import adherence as ad
+
+    cfg = Config()
+    d = Driver(cfg, t(cfg, "2026-11-24T06:30"))
+    send(d, Admit("E2026-0042", date(2026, 11, 23), None))
+    for h in range(7, 13):                                           # every session done ...
+        d.press(t(cfg, f"2026-11-24T{h:02d}:00:05"))
+        d.run_until(t(cfg, f"2026-11-24T{h:02d}:20"))
+    d.run_until(t(cfg, "2026-11-24T13:00:20"))                       # ... the 13:00 prompt 20 s old
+    send(d, Discharge("E2026-0042"))
+    d.run_until(t(cfg, "2026-11-24T20:00"))
+    m = ad.build(journal_of(d))
+    (stay,) = [s for s in m.stays if s.episode is not None]
+    assert (stay.totals.done, stay.totals.due, stay.totals.missed) == (stay.totals.due, stay.totals.due, 0)
+    assert stay.totals.adherence == 1.0 and stay.totals.nobody == 1
+
+
+def journal_of(d: Driver) -> list[dict[str, object]]:
+    """The driver's records as an export holds them (the fields the report reads)."""
+    out: list[dict[str, object]] = []
+    for i, (at, r) in enumerate(d.records(), 1):
+        rec: dict[str, object] = {"seq": i, "type": r.type, "time": at.astimezone(d.cfg.tz).isoformat(), **r.data}
+        if r.session is not None:
+            rec["session"] = r.session
+        if r.due is not None:
+            rec["due"] = r.due.astimezone(d.cfg.tz).isoformat()
+        out.append(rec)
+    return out

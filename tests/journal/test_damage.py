@@ -90,7 +90,7 @@ def test_an_undecodable_old_record_neither_stops_the_unit_nor_the_export(genuine
     last = max(x["seq"] for x in genuine.records)
     assert exported == {x["seq"] for x in genuine.records} - {bad} | {x["seq"] for x in recs if x["seq"] > last}
     r = cli("log", "verify", str(out))
-    assert r.returncode == 1 and r.stdout.startswith(f"BROKEN at seq {bad}:")
+    assert r.returncode == 3 and r.stdout.startswith(f"BROKEN at seq {bad}:")
 
 
 def test_a_cut_newest_segment_keeps_every_older_record_and_salvages_its_own(genuine: damage.Genuine,
@@ -155,7 +155,7 @@ def test_deleting_the_oldest_segment_is_not_retention(genuine: damage.Genuine, t
     assert cli("log", "export", "--data", str(data), "--out", str(earlier)).returncode == 0
     (data / "journal-000001.sqlite").unlink()
     r = cli("log", "verify", "--data", str(data), "--key", str(genuine.key_file), "--extends", str(earlier))
-    assert r.returncode == 1
+    assert r.returncode == 3
     start = genuine.by_file["journal-000002.sqlite"][0]
     assert r.stdout.startswith(f"BROKEN at seq 1: the journal starts at seq {start}, and no pruned record accounts "
                                f"for seq 1–{start - 1}")

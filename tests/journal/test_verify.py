@@ -208,9 +208,9 @@ def test_verify_command(genuine: tamper.Genuine, tmp_path: Path) -> None:
     recs[12]["type"] = "missed" if recs[12]["type"] == "done" else "done"
     bad = write_export(tmp_path / "bad.jsonl", genuine.header, recs)
     r = bedside("log", "verify", str(bad))
-    assert r.returncode == 1 and r.stdout.startswith("BROKEN at seq 13:")
+    assert r.returncode == 3 and r.stdout.startswith("BROKEN at seq 13:")
     r = bedside("log", "verify", str(genuine.export), "--extends", f"{recs[-1]['seq'] + 5}/abcdef12")
-    assert r.returncode == 1 and "newest records were removed" in r.stdout
+    assert r.returncode == 3 and "newest records were removed" in r.stdout
     r = bedside("log", "verify", str(tmp_path / "nope.jsonl"))
     assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
     r = bedside("log", "verify", str(genuine.export), "--json")

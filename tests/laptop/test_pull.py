@@ -153,11 +153,16 @@ def test_wrong_secret_and_no_unit(socat_ports: tuple[Path, Path], simulated_unit
                                   tmp_path: Path) -> None:
     bad = tmp_path / "bad.txt"
     bad.write_text("not the ward secret\n")
-    r = bedside("pull", "--port", str(socat_ports[1]), "--out", str(tmp_path / "o"), "--secret-file", str(bad))
+    r = bedside("pull", "--port", str(socat_ports[1]), "--out", str(tmp_path / "o" / "new"), "--secret-file",
+                str(bad))
     assert r.returncode == 4
     assert "not accepted (4 attempts left" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "o").exists()                 # a failed pull leaves no empty folder behind
     r = bedside("pull", "--port", str(tmp_path / "ttyNOPE"), "--out", str(tmp_path / "o"), "--secret-file", str(bad))
     assert r.returncode == 1 and "There is no port called" in r.stderr and "cable plugged in" in r.stderr
+    assert not (tmp_path / "o").exists()
+    r = bedside("pull", "--port", "auto", "--out", str(tmp_path / "o"), "--secret-file", str(bad))
+    assert r.returncode == 1 and not (tmp_path / "o").exists(), r.stderr
 
 
 def test_a_pull_interrupted_by_unplugging_carries_on_when_plugged_back(unit_data: Path, tmp_path: Path) -> None:

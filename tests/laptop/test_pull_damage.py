@@ -105,7 +105,7 @@ def test_pull_saves_every_readable_record_and_flags_the_break(clean: Path, tmp_p
     # The same verdict as `bedside log verify` on the saved export, and it is a break.
     v = subprocess.run(bedside("log", "verify", str(out / "ward7-bed12-journal.jsonl")), cwd=ROOT,
                        capture_output=True, text=True, timeout=60)
-    assert v.returncode == 1 and v.stdout.startswith("BROKEN")
+    assert v.returncode == 3 and v.stdout.startswith("BROKEN")
     assert f"Export: {v.stdout.splitlines()[0]}" in lines
     assert "FAILED VERIFICATION" in (out / "ward7-bed12-report.html").read_text()
     # What followed the break is kept apart: the verified copy stays an exact beginning of the journal.

@@ -133,20 +133,48 @@ def test_a_patient_is_counted_apart_from_the_empty_bed_before_and_after() -> Non
     patient, empty = m.stays
     assert patient.episode is not None and patient.episode.id == "E2026-0042" and empty.episode is None
     assert empty.label == "no patient admitted"
+    # The 11:00 prompt was open at the discharge: nobody's, not the patient's miss.
     assert [(d.day.day, patient.pod(d.day), d.counts.done, d.counts.due) for d in patient.days] == [
-        (29, 6, 11, 11), (30, 7, 4, 5)]
-    assert (patient.totals.done, patient.totals.due, patient.totals.missed_reasons) == (15, 16, {"discharged": 1})
-    assert [(d.day.day, d.counts.done, d.counts.due) for d in empty.days] == [(29, 0, 1), (30, 0, 10)]
+        (29, 6, 11, 11), (30, 7, 4, 4)]
+    assert (patient.totals.done, patient.totals.due, patient.totals.missed_reasons) == (15, 15, {})
+    # With no patient admitted, nobody missed anything: offered, never due.
+    assert [(d.day.day, d.counts.done, d.counts.due, d.counts.missed, d.counts.nobody) for d in empty.days] == [
+        (29, 0, 0, 0, 1), (30, 0, 0, 0, 10)]
     # The bed's day still holds everything, for the timeline.
-    assert [(d.day.day, d.counts.due) for d in m.days] == [(29, 12), (30, 15)]
+    assert [(d.day.day, d.counts.due, d.counts.nobody) for d in m.days] == [(29, 11, 1), (30, 4, 11)]
     made = report.make(_discharge_day())
     line = report.summary(made)
-    assert "episode E2026-0042: 15 of 16 sessions done (94%)" in line
-    assert "no patient admitted: 0 of 11 sessions done (0%)" in line
+    assert "episode E2026-0042: 15 of 15 sessions done (100%)" in line
+    assert "no patient admitted: 11 session(s) offered with no patient to do them (not counted)" in line
     html = report_files.html_text(made, datetime(2026, 12, 1, 9, 0).astimezone())
-    assert "episode E2026-0042, post-op day 7: 4 of 5 done (80%)" in html
-    assert "no patient admitted: 0 of 10 done (0%)" in html
-    assert "Total, no patient admitted" in html
+    assert "episode E2026-0042, post-op day 7: 4 of 4 done (100%)" in html
+    assert "no patient admitted: 10 offered, nobody's (not counted)" in html
+    assert "Total, no patient admitted" in html and 'class="m-missed"' not in html.split("Sun 30")[-1]
+    assert html.count('class="ep-discharge"') == 1 and html.count('class="ep-admit"') == 1
+
+
+def test_a_prompt_open_at_an_admission_is_nobodys_and_the_empty_bed_misses_nothing() -> None:
+    """Prompted with no one admitted, answered after the nurse admitted a patient: neither the
+    empty bed's nor the new patient's. And at a bed that records admissions, an unanswered prompt
+    with no patient is never "missed"."""
+    bodies = [rec("start", "2026-11-29T07:00", unit="u1"),
+              srec("prompt", "2026-11-29T08:00 hourly", "2026-11-29T08:00"),
+              srec("missed", "2026-11-29T08:00 hourly", "2026-11-29T08:30", reason="unanswered"),
+              srec("prompt", "2026-11-29T09:00 hourly", "2026-11-29T09:00"),
+              rec("admit", "2026-11-29T09:05", episode="E7", surgery="2026-11-28", regimen="standard"),
+              done("2026-11-29T09:00 hourly", "2026-11-29T09:07"),
+              srec("prompt", "2026-11-29T10:00 hourly", "2026-11-29T10:00"),
+              done("2026-11-29T10:00 hourly", "2026-11-29T10:04")]
+    m = ad.build(sealed(bodies))
+    s = by_id(m)
+    assert (s["2026-11-29T08:00 hourly"].outcome, s["2026-11-29T09:00 hourly"].outcome,
+            s["2026-11-29T10:00 hourly"].outcome) == (ad.NO_ONE, ad.CHANGEOVER, ad.DONE)
+    patient = next(st for st in m.stays if st.episode is not None)
+    assert (patient.totals.done, patient.totals.due, patient.totals.missed) == (1, 1, 0)
+    assert (m.totals.due, m.totals.missed, m.totals.nobody) == (1, 0, 2)
+    # A unit never used with admissions counts every session, as before.
+    alone = ad.build(sealed([b for b in bodies if b["type"] != "admit"]))
+    assert (alone.totals.due, alone.totals.missed, alone.totals.nobody) == (3, 1, 0)
 
 
 def test_an_episode_not_in_the_record_is_an_error() -> None:
@@ -176,7 +204,8 @@ def streams(draw: st.DrawFn) -> tuple[list[dict[str, Any]], dict[str, str]]:
     lives = draw(st.lists(st.sampled_from(LIVES), min_size=n, max_size=n))
     bodies: list[dict[str, Any]] = [rec("start", "2026-11-24T06:00", unit="u1")]
     expect: dict[str, str] = {}
-    for i, life in enumerate(lives):
+    for i, drawn in enumerate(lives):
+        life = drawn
         due = base + timedelta(minutes=37 * i)
         sid = f"{due:%Y-%m-%dT%H:%M} hourly"
         at = f"{due:%Y-%m-%dT%H:%M}"
@@ -194,7 +223,10 @@ def streams(draw: st.DrawFn) -> tuple[list[dict[str, Any]], dict[str, str]]:
         elif life == "partial":
             bodies.append(done(sid, later, reps=draw(st.integers(0, 19)), early=True))
         elif life == "missed":
-            bodies.append(srec("missed", sid, later, reason=draw(st.sampled_from(sorted(report_reasons())))))
+            reason = draw(st.sampled_from(sorted(report_reasons())))
+            bodies.append(srec("missed", sid, later, reason=reason))
+            if reason == "discharged":
+                life = "changeover"      # settled by a discharge: nobody's
         extra = draw(st.sampled_from(("", "", "", "power", "clock", "stranger")))
         if extra == "power":
             bodies.append(rec("power_loss", later, last_known=t(at)))
@@ -219,7 +251,7 @@ def test_model_over_random_streams(case: tuple[list[dict[str, Any]], dict[str, s
     assert {s.id: s.outcome for s in m.sessions} == expect
     assert sum(len(d.sessions) for d in m.days) == len(m.sessions)      # each session on exactly one day
     t_ = m.totals
-    assert t_.due == t_.done + t_.missed == sum(1 for o in expect.values() if o in ad.DECIDED)
+    assert t_.due == t_.done + t_.missed == sum(1 for o in expect.values() if o in ad.DECIDED and o != ad.CHANGEOVER)
     assert t_.done == sum(1 for o in expect.values() if o in (ad.DONE, ad.PARTIAL))
     for name in ("due", "done", "partial", "late", "snoozed", "snoozes", "missed", "deferred", "merged", "open"):
         assert getattr(t_, name) == sum(getattr(d.counts, name) for d in m.days), name

@@ -80,10 +80,17 @@ def rows_of(top: Path) -> tuple[list[ward.Row], list[str]]:
 
 def test_beds_needing_attention_come_first(ward_dir: Path) -> None:
     rows, problems = rows_of(ward_dir)
+    # Worst first: records that failed their check, then the most sessions missed in the last 24 h
+    # (bed10 missed yesterday's 20:00: still inside the window), a fault, an old record.
     assert [(r.unit, r.flags) for r in rows] == [
         ("bed04", ("broken",)), ("bed09", ("broken",)), ("bed02", ("missed",)), ("bed08", ("missed",)),
-        ("bed05", ("stale",)), ("bed06", ("fault",)), ("bed01", ()), ("bed03", ()), ("bed07", ()), ("bed10", ()),
-        ("bed11", ())]
+        ("bed10", ("missed",)), ("bed06", ("fault",)), ("bed05", ("stale",)), ("bed01", ()), ("bed03", ()),
+        ("bed07", ()), ("bed11", ())]
+    why = {r.unit: r.reasons for r in rows}
+    assert why["bed02"] == ("missed 2 of 8 today; last one done at 15:04",)
+    assert why["bed10"] == ("missed 1 of 5 yesterday; last one done at 15:04",)
+    assert why["bed05"] == ("no record since Sat 12:05: how this bed is doing now is unknown",)
+    assert why["bed06"] == ("display: no answer on I2C",)
     assert problems == ["empty.jsonl is empty: there are no records to report on"]
 
 
@@ -92,7 +99,8 @@ def test_each_row_counts_the_patient_today_and_the_last_three_days(ward_dir: Pat
     one = r["bed01"]
     assert (one.episode, one.pod, one.regimen, one.verdict) == ("E1", 5, "standard", "verified")
     assert (one.today.done, one.today.missed, one.today.due) == (8, 0, 8)      # 08:00-15:00 by 15:30
-    assert [(d.day.day, d.done, d.due) for d in one.strip] == [(28, 13, 13), (29, 13, 13), (30, 8, 8)]
+    # The strip is the three days before today (today has its own column).
+    assert [(d.day.day, d.done, d.due) for d in one.strip] == [(27, 13, 13), (28, 13, 13), (29, 13, 13)]
     assert one.age == timedelta(minutes=25) and one.last_missed is None
     two = r["bed02"]
     assert (two.today.done, two.today.missed) == (6, 2)
@@ -101,13 +109,14 @@ def test_each_row_counts_the_patient_today_and_the_last_three_days(ward_dir: Pat
     # Discharged yesterday at 11:00: the empty bed's misses are nobody's.
     three = r["bed03"]
     assert not three.admitted and three.episode is None and three.last_missed is None and not three.flags
+    assert (three.vacated, three.vacated_by) == (aware("2026-11-29T11:00"), "E3")
     # Admitted at 12:30 today: the morning's misses were before the patient.
     eleven = r["bed11"]
     assert (eleven.episode, eleven.pod, eleven.today.missed, eleven.today.done) == ("E11", 0, 0, 3)
-    assert [(d.done, d.due) for d in eleven.strip] == [(0, 0), (0, 0), (3, 3)]
+    assert [(d.done, d.due) for d in eleven.strip] == [(0, 0), (0, 0), (0, 0)]
     # Never admitted: every session counts, as in its report.
     ten = r["bed10"]
-    assert ten.never_admitted and [(d.done, d.missed) for d in ten.strip] == [(12, 1), (12, 1), (8, 0)]
+    assert ten.never_admitted and [(d.done, d.missed) for d in ten.strip] == [(0, 0), (12, 1), (12, 1)]
     assert r["bed06"].faults == ("display: no answer on I2C",) and r["bed07"].faults == ()
     assert r["bed05"].age == timedelta(days=2, hours=3, minutes=55)
 
@@ -116,7 +125,8 @@ def test_exports_of_one_unit_merge_and_count_once(ward_dir: Path) -> None:
     r = {x.unit: x for x in rows_of(ward_dir)[0]}
     eight = r["bed08"]
     assert len(eight.exports) == 2 and eight.verdict == "verified"
-    assert [(d.done, d.missed, d.due) for d in eight.strip] == [(12, 1, 13), (12, 1, 13), (7, 1, 8)]
+    assert [(d.done, d.missed, d.due) for d in eight.strip] == [(12, 1, 13), (12, 1, 13), (12, 1, 13)]
+    assert (eight.today.done, eight.today.missed, eight.today.due) == (7, 1, 8)
     assert eight.report is not None and eight.report.name == "report.html"     # the newest export's
     assert eight.taken == TAKEN
 
@@ -148,24 +158,30 @@ def test_the_command_writes_the_page_and_a_csv_that_reads_back(ward_dir: Path) -
     r = run("ward", str(ward_dir / "pulls"), str(ward_dir / "STICK"), str(ward_dir / "loose"), "-o", str(out),
             "--csv", str(table), "--as-of", "2026-11-30T16:00+01:00")
     assert r.returncode == 3, r.stderr
-    assert "11 unit(s) from 13 export(s), 6 needing attention" in r.stdout
-    assert "bed04: record broken" in r.stdout and "bed09, bed04" not in r.stderr
+    assert "11 unit(s) from 13 export(s), 7 needing attention" in r.stdout
+    assert "bed04: record failed its check" in r.stdout and "bed09, bed04" not in r.stderr
+    assert "bed02: missed 2 of 8 today; last one done at 15:04" in r.stdout
     assert "skipped: empty.jsonl is empty" in r.stderr
-    with open(table, newline="") as f:
+    assert table.read_bytes().startswith(b"\xef\xbb\xbf")          # a byte-order mark: Excel reads UTF-8
+    with open(table, newline="", encoding="utf-8-sig") as f:
         rows = list(csv.DictReader(f))
-    assert [x["unit"] for x in rows][:6] == ["bed04", "bed09", "bed02", "bed08", "bed05", "bed06"]
+    assert [x["unit"] for x in rows][:7] == ["bed04", "bed09", "bed02", "bed08", "bed10", "bed06", "bed05"]
     two = next(x for x in rows if x["unit"] == "bed02")
     assert (two["attention"], two["episode"], two["today_done"], two["today_missed"], two["today_due"]) == \
-        ("missed", "E2", "6", "2", "8")
+        ("missed sessions", "E2", "6", "2", "8")
+    assert two["why"] == "missed 2 of 8 today; last one done at 15:04"
     assert two["last_missed_session"] == "2026-11-30T14:00 hourly" and two["minutes_since_missed"] == "90"
-    assert two["days"] == "2026-11-28:13/13 2026-11-29:13/13 2026-11-30:6/8"
-    assert next(x for x in rows if x["unit"] == "bed03")["today_done"] == ""
+    assert two["last_missed_at"] == "2026-11-30 14:00:00" and two["utc_offset"] == "UTC+01:00"
+    assert (two["done 2026-11-27"], two["due 2026-11-27"], two["done 2026-11-29"]) == ("13", "13", "13")
+    assert (two["window_from"], two["window_done"], two["window_missed"]) == ("2026-11-29 16:00:00", "11", "2")
+    three = next(x for x in rows if x["unit"] == "bed03")
+    assert three["today_done"] == "" and (three["vacated"], three["vacated_episode"]) == ("2026-11-29 11:00:00", "E3")
     page = out.read_text()
     assert 'href="pulls/bed01-report.html"' in page
     assert re.search(r'href="STICK/Bedside/bed08_2026-11-30_1535/report.html"', page)
     assert "bed05-report.html" not in page                    # no report beside that pull: no link
     assert page.count("<tr") == 12 and "RECORD" not in page.split("<table>")[0]
-    assert "6 need attention" in page
+    assert "7 need attention" in page and "empty</b><br><span class=\"small\">since yesterday 11:00: episode E3" in page
 
 
 def test_nothing_readable_is_an_error(tmp_path: Path) -> None:
@@ -200,4 +216,51 @@ def test_a_units_data_directory_is_read_and_judged_as_log_verify_does(week: Path
     (r,) = ward.rows(ward.merge(ward.find([week], print)), aware("2026-11-30T23:30"))
     assert r.unit == "ward7-bed12" and r.never_admitted and r.verdict == "verified"
     assert r.verdict_text.startswith("OK: chain intact")
-    assert [(d.done, d.due) for d in r.strip] == [(14, 15), (15, 15), (13, 15)]
+    assert [(d.done, d.due) for d in r.strip] == [(12, 15), (14, 15), (15, 15)]
+
+
+def test_report_ward_and_fhir_take_the_same_inputs(ward_dir: Path, tmp_path: Path) -> None:
+    """A pull folder, a stick, one stick export folder, an export file: every laptop command reads each."""
+    export_folder = next((ward_dir / "STICK" / "Bedside").glob("bed09_*"))
+    forms = {"pull folder": ward_dir / "pulls", "stick": ward_dir / "STICK", "export folder": export_folder,
+             "export file": ward_dir / "pulls" / "bed01-journal.jsonl"}
+    for name, given in forms.items():
+        w = run("ward", str(given), "-o", str(tmp_path / "w.html"))
+        f = run("fhir", str(given), "-o", str(tmp_path / "b.json"), "--allow-broken")
+        assert w.returncode in (0, 3) and f.returncode == 0, (name, w.stderr, f.stderr)
+    # One unit: the report is written; several: the message names them and --unit chooses.
+    for given in (export_folder, ward_dir / "pulls" / "bed01-journal.jsonl"):
+        r = run("report", str(given), "-o", str(tmp_path / "r.html"))
+        assert r.returncode == 0, r.stderr
+    r = run("report", str(ward_dir / "pulls"), "-o", str(tmp_path / "r.html"))
+    assert r.returncode == 2 and "hold the records of 8 units (bed01, bed02, bed03, bed05" in r.stderr
+    assert "choose one with --unit" in r.stderr and "Traceback" not in r.stderr
+    r = run("report", str(ward_dir / "pulls"), "-o", str(tmp_path / "r.html"), "--unit", "bed02")
+    assert r.returncode == 0 and "bed02" in (tmp_path / "r.html").read_text(), r.stderr
+    # Yesterday's pull and today's stick of one unit: merged into one report, every record once.
+    r = run("report", str(ward_dir / "pulls"), str(ward_dir / "STICK"), "-o", str(tmp_path / "r8.html"),
+            "--unit", "bed08")
+    assert r.returncode == 0, r.stderr
+    assert "record verified" in r.stdout
+    r = run("report", str(ward_dir / "pulls"), "-o", str(tmp_path / "r.html"), "--unit", "bed99")
+    assert r.returncode == 2 and "no record of unit bed99" in r.stderr
+    # log verify too: every export in a pull folder or on a stick, each as one file is checked.
+    v = run("log", "verify", str(ward_dir / "STICK"))
+    assert v.returncode == 0 and v.stdout.count(": OK: chain intact") + v.stdout.count("\n  OK: chain intact") == 3
+    v = run("log", "verify", str(ward_dir / "loose"))
+    assert v.returncode == 3 and "BROKEN at seq" in v.stdout and "1 of 2 export(s) FAILED" in v.stderr
+
+
+@pytest.mark.parametrize(("now", "since"), [
+    ("2026-11-30T07:00", "2026-11-29T19:00"),      # at the morning handover: the night just handed over
+    ("2026-11-30T06:59", "2026-11-29T07:00"),      # a minute before it: the day before and the night so far
+    ("2026-11-30T12:00", "2026-11-29T19:00"),
+    ("2026-11-30T19:00", "2026-11-30T07:00"),
+    ("2026-11-30T23:30", "2026-11-30T07:00"),
+])
+def test_the_handover_window(now: str, since: str) -> None:
+    from datetime import time
+
+    w = ward.Window(24, (time(7), time(19)))
+    assert w.start(aware(now)) == aware(since)
+    assert ward.Window(24).start(aware(now)) == aware(now) - timedelta(hours=24)

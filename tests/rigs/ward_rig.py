@@ -35,6 +35,8 @@ class Bed:
     faults: list[tuple[datetime, str, str]] = field(default_factory=list)      # when, part, problem
     cleared: list[tuple[datetime, str]] = field(default_factory=list)
     boot: str = "b1"
+    events: list[tuple[datetime, dict[str, Any]]] = field(default_factory=list)   # any other record, as written
+    quiet_when_empty: bool = False                # after a discharge no prompts until the next admission
 
 
 def records(bed: Bed) -> list[dict[str, Any]]:
@@ -56,9 +58,15 @@ def records(bed: Bed) -> list[dict[str, Any]]:
         add(when, 1, {"type": "fault", "part": part, "problem": problem})
     for when, part in bed.cleared:
         add(when, 1, {"type": "fault_cleared", "part": part})
+    for when, body in bed.events:
+        add(when, 1, body)
+    vacant = [(gone, min((a for a, _, _ in bed.admits if a > gone), default=datetime(9999, 1, 1)))
+              for gone in bed.discharges] if bed.quiet_when_empty else []
     d = bed.first
     while d <= bed.last.date():
         for h in HOURS:
+            if any(a <= datetime.combine(d, datetime.min.time()).replace(hour=h) < b for a, b in vacant):
+                continue
             sid = f"{d.isoformat()}T{h:02d}:00 hourly"
             base = {"session": sid, "due": at(d, h), "kind": "hourly"}
             prompt = datetime.combine(d, datetime.min.time()).replace(hour=h)

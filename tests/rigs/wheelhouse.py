@@ -73,12 +73,13 @@ def house(out: Path, names: tuple[str, ...] = RUNTIME + BUILD) -> Path:
 
 
 def source_copy(dest: Path, version: str | None = None) -> Path:
-    """What the build reads (pyproject, README, the package), with ``version`` set if given."""
+    """What the build reads (pyproject, README, the package, the config), with ``version`` set if given."""
     dest.mkdir(parents=True)
     shutil.copy(ROOT / "pyproject.toml", dest / "pyproject.toml")
     shutil.copy(ROOT / "README.md", dest / "README.md")
     shutil.copytree(ROOT / "device", dest / "device",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
+    shutil.copytree(ROOT / "config", dest / "config")     # the annotated config and examples travel in the wheel
     if version is not None:
         text = (dest / "pyproject.toml").read_text()
         (dest / "pyproject.toml").write_text(re.sub(r'(?m)^version = ".*"$', f'version = "{version}"', text, count=1))

@@ -104,7 +104,7 @@ def test_a_prepared_stick_receives_the_export_report_and_csv(fat: FatStick, data
     assert len(files[f"{folder}/journal.jsonl"].splitlines()) == len(before) + 1     # the header line
     html = files[f"{folder}/report.html"].decode()
     assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>") and "ward7-bed12" in html
-    rows = list(csv.reader(io.StringIO(files[f"{folder}/sessions.csv"].decode())))
+    rows = list(csv.reader(io.StringIO(files[f"{folder}/sessions.csv"].decode("utf-8-sig"))))
     assert rows[0][:3] == ["session", "day", "kind"] and len(rows) > 100
 
     # One new record on the unit, naming what went where; the export is noted for retention.

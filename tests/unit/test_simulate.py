@@ -255,3 +255,53 @@ def test_vibration_motor_pulses_with_each_prompt_and_never_at_night(tmp_path: Pa
         assert [s.state for s in motor.states] == [False, True, False, True, False]
     finally:
         sim.close()
+
+
+def test_the_nurse_screens_titles_stay_readable_in_80_by_24() -> None:
+    """Quarter blocks smear a title drawn dark on light into solid blocks: it is written as text."""
+    import re
+
+    from bedside.display.gallery import EXAMPLES
+
+    shown = {}
+    for e in EXAMPLES:
+        if e.name in ("nurse-1", "nurse-3", "pause-menu"):
+            term = _terminal()
+            term.image, term.screen = render.render(e.screen, "large"), e.screen
+            lines = term.lines(80, 24)
+            plain = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in lines]
+            assert all(len(line) <= 80 for line in plain) and len(lines) <= 24
+            assert len({len(line) for line in plain[: 1 + 16 + 1]}) == 1        # the frame stays square
+            shown[e.name] = plain[1]
+    assert "ward7-bed12" in shown["nurse-1"] and "1/3" in shown["nurse-1"]
+    assert "Prompts and power" in shown["nurse-3"] and "Pause prompts?" in shown["pause-menu"]
+    assert not any("███" in line for line in shown.values())
+
+
+def test_after_a_discharge_the_simulated_unit_is_silent_counted_from_its_trace(tmp_path: Path) -> None:
+    """The default settings, an afternoon discharge: before, the hourly prompts sound with their
+    repeats; after it, until the next morning and a press, not one sound and no prompt."""
+    from bedside.cli.main import main
+
+    trace = tmp_path / "trace.jsonl"
+    script = tmp_path / "nurse.txt"
+    script.write_text("2026-11-24T06:30:00 admit E2026-0042 2026-11-23\n"
+                      "2026-11-24T13:00:20 discharge E2026-0042\n"     # the 13:00 prompt 20 s old
+                      "2026-11-25T10:30:00 press\n")                    # someone at the empty bed
+    rc = main(["simulate", "--headless", "--start", "2026-11-24T06:00", "--until", "2026-11-25T12:30", "--data",
+               str(tmp_path / "d"), "--script", str(script), "--trace", str(trace)])
+    assert rc == 0
+    lines = [json.loads(x) for x in trace.read_text().splitlines()]
+    gone = next(x["time"] for x in lines if x["effect"] == "record" and x["type"] == "discharge")
+    pressed = next(x["time"] for x in lines if x["effect"] == "record" and x.get("action") == "occupied")
+    before = [x for x in lines if x["effect"] == "sound" and x["time"] < gone]
+    between = [x for x in lines if x["effect"] == "sound" and gone < x["time"] < pressed]
+    after = [x for x in lines if x["effect"] == "sound" and x["time"] > pressed]
+    assert len(before) >= 6 and between == []
+    assert [x for x in lines if x["effect"] == "record" and x["type"] in ("prompt", "repeat", "missed")
+            and gone < x["time"] < pressed and x.get("reason") != "discharged"] == []
+    ready = [x for x in lines if x["effect"] == "screen" and x["screen"] == "Idle" and gone < x["time"] < pressed]
+    assert ready and all(x["ready"] for x in ready)
+    # The press: someone is there; the 11:00 and 12:00 sessions are offered (recorded as no one's admission).
+    prompts = [x["session"] for x in lines if x["effect"] == "record" and x["type"] == "prompt" and x["time"] > pressed]
+    assert prompts == ["2026-11-25T11:00 hourly", "2026-11-25T12:00 hourly"] and after

@@ -9,6 +9,7 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from bedside.cli.common import DEFAULT_DATA, UserError, busy
@@ -37,8 +38,10 @@ def add_log_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     v = lsub.add_parser("verify", help="check a journal's chain, seals, seq and segments; non-zero exit on any break",
                         description="Check a unit's journal (--data DIR) or an export file (FILE): the hash chain, "
                         "gap-free seq, boots, segments and, with --key, every seal. Prints a verdict naming the "
-                        "first bad record; exits 1 on any break.")
-    v.add_argument("file", nargs="?", help="an export file (from bedside log export); default: the --data journal")
+                        "first bad record. FILE may also be a pull folder or a ward stick: every export in it is "
+                        "checked. Exit codes as in the README: 0 all hold, 3 a break, 2 nothing could be read.")
+    v.add_argument("file", nargs="?", help="an export file (from bedside log export), a folder of them (a pull "
+                   "folder, a ward stick) or a data directory; default: the --data journal")
     v.add_argument("--data", help=f"a unit's data directory (default {DEFAULT_DATA})")
     v.add_argument("--key", help="the hospital's seal key file (from bedside keys init): checks every seal")
     v.add_argument("--extends", metavar="EARLIER", help="an earlier export (or its head SEQ/HASH, as on the nurse "
@@ -123,6 +126,11 @@ def cmd_log_verify(args: argparse.Namespace) -> int:
     if args.file and args.data:
         raise UserError("give either an export FILE or --data DIR, not both")
     key = hospital_key(args.key)
+    given = Path(args.file) if args.file else None
+    if given is not None and given.is_dir() and not any(given.glob("journal-*.sqlite")):
+        return _verify_folder(given, key, args)
+    if given is not None and given.is_dir():
+        args.file, args.data = None, str(given)          # a data directory given without --data
     try:
         if args.file:
             source, is_data = Path(args.file), False
@@ -148,7 +156,42 @@ def cmd_log_verify(args: argparse.Namespace) -> int:
         print(json.dumps(v.to_json(), indent=1, sort_keys=True))
     else:
         print("\n".join(v.report()))
-    return 0 if v.ok else 1
+    return 0 if v.ok else 3
+
+
+def _verify_folder(folder: Path, key: Any, args: argparse.Namespace) -> int:
+    """Every export in a pull folder or on a ward stick, each checked as one file is."""
+    from bedside.journal import export, verify
+    from bedside.journal.segments import JournalError
+    from bedside.report import ward
+
+    if args.extends:
+        raise UserError("--extends checks one export against an earlier one: give the export FILE, not a folder")
+    problems: list[str] = []
+    found = ward.find([folder], problems.append)
+    if not found:
+        raise UserError(f"{folder} holds no bedside export (*.jsonl) or journal" +
+                        (f": {problems[0]}" if problems else ""))
+    results = []
+    for src in found:
+        try:
+            v = verify.verify_data(src.path, key) if src.path.is_dir() else verify.verify_export(src.path, key)
+        except (export.ExportError, JournalError) as e:
+            problems.append(f"{src.path}: {e}")
+            continue
+        results.append((src.path, v))
+    if args.json:
+        print(json.dumps([{"file": str(p), **v.to_json()} for p, v in results], indent=1, sort_keys=True))
+    else:
+        for p, v in results:
+            print(f"{p}:")
+            print("\n".join("  " + line for line in v.report()))
+    for problem in problems:
+        print(f"bedside: skipped: {problem}", file=sys.stderr)
+    broken = [p for p, v in results if not v.ok]
+    if broken:
+        print(f"bedside: {len(broken)} of {len(results)} export(s) FAILED verification", file=sys.stderr)
+    return 3 if broken else 0
 
 
 # --- keys ------------------------------------------------------------------------------

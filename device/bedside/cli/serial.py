@@ -81,7 +81,7 @@ def _open_port(port: str, baud: int) -> Callable[[], Any]:
         try:
             port, what = ports.find()
         except ports.PortError as e:
-            raise UserError(str(e)) from None
+            raise UserError(str(e), 1) from None       # no unit plugged in: as "no unit answered"
         print(f"Using {port}: {what}.", file=sys.stderr)
     return lambda: SerialTransport(port, baud)
 
@@ -94,19 +94,26 @@ def cmd_pull(args: argparse.Namespace) -> int:
     from bedside.cli.journal import hospital_key
 
     key = hospital_key(args.key)
+    made = _missing(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise UserError(f"cannot create the folder {out}: {e.strerror}") from None
+        raise UserError(f"cannot create the folder {out}: {e.strerror}", 1) from None
     try:
         got = pull.pull(_open_port(args.port, args.baud), out, _secret_source(args.secret_file), laptop=_laptop(args))
         files, lines, verdict = pull.write_outputs(out, got, key)
     except pull.PullError as e:
+        _tidy(out, made)
         raise UserError(str(e), e.code) from None
     except LinkError as e:
+        _tidy(out, made)
         raise UserError(str(e), 1) from None
     except OSError as e:
+        _tidy(out, made)
         raise UserError(f"cannot write into {out}: {e.strerror}", 1) from None
+    except BaseException:
+        _tidy(out, made)
+        raise
     for line in lines:
         print(line)
     print("Files: " + ", ".join(str(f) for f in files))
@@ -117,6 +124,32 @@ def cmd_pull(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 3
     return 0
+
+
+def _missing(out: Path) -> list[Path]:
+    """The folders ``out`` needs that are not there yet (outermost first)."""
+    made = []
+    p = out.absolute()
+    while not p.exists() and p != p.parent:
+        made.append(p)
+        p = p.parent
+    return made[::-1]
+
+
+def _tidy(out: Path, made: list[Path]) -> None:
+    """A failed pull leaves no empty folder behind: only folders this run made, and only if nothing
+    was saved in them (records already downloaded stay, for the next run to carry on from)."""
+    import contextlib
+    import os
+
+    for here, _dirs, _files in sorted(os.walk(out, topdown=False), key=lambda w: -len(w[0])):
+        p = Path(here)
+        if p.name == ".bedside" or p.parent.name == ".bedside":
+            with contextlib.suppress(OSError):
+                p.rmdir()                      # only when empty
+    for p in reversed(made):
+        with contextlib.suppress(OSError):
+            p.rmdir()
 
 
 def cmd_set_time(args: argparse.Namespace) -> int:

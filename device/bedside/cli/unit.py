@@ -77,6 +77,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bedside.stick import settings as ward_settings
     from bedside.unit import serve
 
+    unit_libraries("bedside run")
     # The ward's configuration, applied from a ward stick, over the unit's own.
     cfg = ward_settings.effective(host.find(args.config), Path(args.data))
     try:
@@ -109,9 +110,24 @@ def _with_panel(cfg: config.Config, panel: str | None, layout: str | None) -> co
         display=dataclasses.replace(cfg.display, layout=cfg.display.layout if layout is None else layout))
 
 
+def unit_libraries(what: str) -> None:
+    """The unit's own libraries are an extra: a laptop install for the nurses has none of them."""
+    import importlib.util
+
+    missing = [m for m in ("gpiozero", "luma.core", "luma.oled")
+               if importlib.util.find_spec(m.split(".")[0]) is None or importlib.util.find_spec(m) is None]
+    if missing:
+        raise UserError(f"{what} needs the unit's libraries ({', '.join(missing)} missing): this is a laptop "
+                        "install. Install bedside with the unit extra for the simulator "
+                        "(pipx install './bedside-VERSION-py3-none-any.whl[unit]'), or on a Pi with "
+                        "tools/install.sh (docs/install.md)")
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from bedside.unit import serve, simulate
     from bedside.unit.loop import Trace
+
+    unit_libraries("bedside simulate")
 
     cfg = _with_panel(host.find(args.config), args.panel, args.layout)
     tz = cfg.tz

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,14 @@ def add_ward_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     w.add_argument("inputs", nargs="+", metavar="INPUT", help="folders and export files to read")
     w.add_argument("-o", "--output", required=True, help="the page to write, e.g. ward.html")
     w.add_argument("--csv", help="also write one row per unit to this CSV")
-    w.add_argument("--stale-after", type=float, default=24.0, metavar="HOURS",
-                   help="a record taken longer ago than this is flagged as old (%(default)s)")
+    w.add_argument("--config", metavar="FILE", help="the ward's config file: its [ward] section sets how far "
+                   "back attention looks and when a record is old (the options below override it)")
+    w.add_argument("--stale-after", type=float, metavar="HOURS",
+                   help="a record taken longer ago than this is flagged as old (24)")
+    w.add_argument("--window", type=float, metavar="HOURS",
+                   help="look back this many hours for missed sessions and clock changes (24)")
+    w.add_argument("--handovers", metavar="HH:MM,...", help="instead, look back to the handover before the "
+                   "last one, e.g. 07:00,19:00: at 07:00 the page covers the shift just handed over, whole")
     w.add_argument("--as-of", metavar="TIME", help="the overview as it stood at this local date-time, e.g. "
                    "2026-11-30T08:00 (default: now), for reprinting a past shift's page")
     w.set_defaults(func=cmd_ward)
@@ -204,6 +210,27 @@ def _read(inputs: list[str]) -> tuple[list[Any], list[str]]:
     return sources, problems
 
 
+def _ward_settings(path: str | None) -> Any:
+    from bedside.core import config
+    from bedside.unit import host
+
+    if path is None:
+        return config.Ward()
+    return host.load(path).ward          # a ConfigError names every problem, exit 2
+
+
+def _handovers(text: str | None) -> tuple[time, ...]:
+    if not text:
+        return ()
+    try:
+        out = tuple(sorted({time.fromisoformat(t.strip()) for t in text.split(",") if t.strip()}))
+    except ValueError:
+        raise UserError(f"--handovers {text!r} is not a list of times like 07:00,19:00") from None
+    if not out:
+        raise UserError("--handovers needs at least one time, like 07:00,19:00")
+    return out
+
+
 def _writable(p: Path) -> None:
     if not p.parent.is_dir():
         raise UserError(f"cannot write {p}: the folder {p.parent} does not exist")
@@ -219,14 +246,22 @@ def cmd_ward(args: argparse.Namespace) -> int:
         _writable(p)
     if csv_path is not None and csv_path.resolve() == out.resolve():
         raise UserError("the page and the CSV would be the same file")
-    if args.stale_after <= 0:
+    settings = _ward_settings(args.config)
+    stale_hours = args.stale_after if args.stale_after is not None else settings.stale_after_hours
+    window_hours = args.window if args.window is not None else settings.attention_hours
+    handovers = _handovers(args.handovers) if args.handovers else () if args.window is not None \
+        else settings.handovers
+    if stale_hours <= 0:
         raise UserError("--stale-after must be a number of hours above 0")
+    if not 0 < window_hours <= 24 * 14:
+        raise UserError("--window must be a number of hours above 0 and at most two weeks (336)")
     sources, problems = _read(args.inputs)
     now = as_of(args.as_of)
-    stale = timedelta(hours=args.stale_after)
-    rows = ward.rows(ward.merge(sources), now, stale)
+    stale = timedelta(hours=stale_hours)
+    window = ward.Window(window_hours, handovers)
+    rows = ward.rows(ward.merge(sources), now, stale, window)
     try:
-        write_text_atomic(out, ward_page.render(rows, now, out, problems, stale))
+        write_text_atomic(out, ward_page.render(rows, now, out, problems, stale, window))
         if csv_path is not None:
             write_text_atomic(csv_path, ward_page.csv_text(rows))
     except OSError as e:
@@ -235,7 +270,7 @@ def cmd_ward(args: argparse.Namespace) -> int:
     print(f"Wrote {out}" + (f" and {csv_path}" if csv_path else "") +
           f": {len(rows)} unit(s) from {len(sources)} export(s), {len(need)} needing attention.")
     for r in need:
-        print(f"  {r.unit}: " + ", ".join(ward.FLAG_TEXT[f] for f in r.flags))
+        print(f"  {r.unit}: " + "; ".join(r.reasons))
     broken = [r for r in rows if "broken" in r.flags]
     if broken:
         print("bedside: " + ", ".join(r.unit for r in broken) + ": record FAILED verification or contradicts "

@@ -98,6 +98,17 @@ class Serial:
     baud: int = 115200
 
 
+@dataclass(frozen=True)
+class Ward:
+    """How ``bedside ward`` judges this ward's beds (the units themselves ignore it): how far back
+    attention looks (the last ``attention_hours``, or with ``handovers`` since the handover before
+    the last one) and when a record is too old to say how a bed is doing."""
+
+    attention_hours: int = 24
+    handovers: tuple[time, ...] = ()
+    stale_after_hours: int = 24
+
+
 # The pin backends a unit can use (hardware/README.md, the board matrix): lgpio on Bookworm and
 # the only one a Pi 5 has; RPi.GPIO on Bullseye and older systems.
 GPIO_BACKENDS = ("auto", "lgpio", "rpigpio")
@@ -151,6 +162,7 @@ class Config:
     hardware: Hardware = field(default_factory=Hardware)
     serial: Serial = field(default_factory=Serial)
     hospital: Hospital = field(default_factory=Hospital)
+    ward: Ward = field(default_factory=Ward)
     source: str = "built-in defaults"
     warnings: tuple[str, ...] = ()      # what the file should say more plainly (not errors: the unit runs)
 
@@ -220,6 +232,7 @@ _SCHEMA: dict[str, set[str]] = {
         "tone", "gpio", "spi_port", "spi_device", "dc_pin", "reset_pin", "vibration_pin",
     },
     "serial": {"port", "baud"},
+    "ward": {"attention_hours", "handovers", "stale_after_hours"},
 }
 _EXERCISE_KEYS = {"name", "reps", "per_foot", "hold_seconds", "kind", "sets", "tip"}
 _STAGE_KEYS = {"from_day", "hourly_every_minutes", "hourly_exercises", "routine_at", "routine_exercises"}
@@ -559,6 +572,11 @@ def parse(data: Mapping[str, Any], source: str = "<config>") -> Config:
     table = data.get("hospital")
     hospital = parse_hospital(table if isinstance(table, Mapping) else {}, r.fail)
 
+    attention = r.integer("ward", "attention_hours", Ward().attention_hours, 1, 336, "hours")
+    handovers_v = r.get("ward", "handovers")
+    handovers = () if handovers_v is _MISSING else r.times("[ward] handovers", handovers_v, ())
+    stale = r.integer("ward", "stale_after_hours", Ward().stale_after_hours, 1, 336, "hours")
+
     if r.problems:
         raise ConfigError(source, r.problems)
     return Config(
@@ -585,6 +603,7 @@ def parse(data: Mapping[str, Any], source: str = "<config>") -> Config:
                           reset_pin=reset_pin, vibration_pin=vibration_pin),
         serial=Serial(port, baud),
         hospital=hospital,
+        ward=Ward(attention, handovers, stale),
         source=source,
     )
 

@@ -9,7 +9,9 @@ stage keeps or overrides the [hourly] and [routine] settings, so the default reg
 prompts every waking hour on days 0-2 and then only twice a day. With no episode the unit
 runs the default regimen counted from its first start at the bed or the last discharge
 (``state.plan_episode``; so it works out of the box and steps down), or nothing when
-``[episodes] without_episode = "quiet"``.
+``[episodes] without_episode = "quiet"``. After a discharge the bed is empty: the unit is
+silent and shows that it is ready for the next patient until an admission, or until a press
+says someone is there (its sessions are then the unadmitted unit's, never a patient's).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class Rules:
 
 QUIET = Rules(0, (), (), ())
 UNADMITTED = ""    # the id of the stand-in episode a unit with no one admitted follows (state.plan_episode)
+VACANT = "-"       # ... and of the one a bed left empty by a discharge follows: nothing, until someone is there
 
 
 def post_op_day(ep: Episode, d: date) -> int:
@@ -59,6 +62,8 @@ def regimen_of(cfg: Config, ep: Episode | None) -> Regimen | None:
     """The regimen that runs: the episode's (the default if the config no longer has it), or None when quiet."""
     if ep is None:
         return None if cfg.without_episode == "quiet" else cfg.regimen(cfg.default_regimen)
+    if ep.id == VACANT:
+        return None
     return cfg.regimen(ep.regimen) or cfg.regimen(cfg.default_regimen)
 
 

@@ -252,7 +252,7 @@ def _admit(cfg: Config, st: State, ev: Admit, now: Instant, fx: list[Effect]) ->
         data["amended"] = True      # a correction (say, of the surgery date): records are never rewritten
     fx.append(Record("admit", data=data))
     problems = {k: v for k, v in st.problems.items() if k != "regimen"}
-    return replace(st, episode=ep, plan_changed=now.wall, activity=now.mono, problems=problems,
+    return replace(st, episode=ep, plan_changed=now.wall, activity=now.mono, problems=problems, vacant=False,
                    overlay=Overlay(sc.EpisodeChange("admitted", ep.id, day, ep.regimen), now.mono + EPISODE_S,
                                    now.mono))
 
@@ -285,7 +285,9 @@ def _close_episode(cfg: Config, st: State, now: Instant, fx: list[Effect], via: 
     if reason:
         data["reason"] = reason
     fx.append(Record("discharge", data=data))
-    return replace(st, episode=None, plan_changed=now.wall, activity=now.mono, unadmitted_since=local_date(cfg, now))
+    # The bed is empty: silent, showing it is ready for the next patient, until an admission or a press.
+    return replace(st, episode=None, plan_changed=now.wall, activity=now.mono, unadmitted_since=local_date(cfg, now),
+                   vacant=True)
 
 
 def _expected_wall(st: State, now: Instant) -> datetime:
@@ -618,6 +620,11 @@ def _accept(cfg: Config, st: State, pressed: bool, now: Instant, fx: list[Effect
         # Screens for the nurse: any press only puts them away, whatever else is going on.
         fx.append(_press(held, "long" if held >= LONG_S else "short", "dismiss"))
         return replace(st, overlay=None)
+    if st.vacant:
+        # Someone is at the empty bed: from now on the unit runs as an unadmitted one (its sessions
+        # nobody's), from the next session on; the press itself shows the day as any press does.
+        fx.append(_press(held, "long" if held >= LONG_S else "short", OCCUPIED))
+        st = replace(st, vacant=False, cursor=max(st.cursor, now.wall), plan_changed=now.wall)
     offered = _extra_offered(st)
     if isinstance(st.overlay, Overlay) and st.overlay.until == float("inf"):
         st = replace(st, overlay=None)
@@ -677,6 +684,9 @@ def _nurse_press(cfg: Config, st: State, screen: sc.Nurse | sc.PauseMenu, held: 
 def _menu(index: int, now: Instant) -> Overlay:
     screen = sc.PauseMenu(pause.label(pause.MENU[index]), index + 1, len(pause.MENU))
     return Overlay(screen, now.mono + pause.MENU_S, now.mono)
+
+
+OCCUPIED = "occupied"      # a press at a bed a discharge left empty: someone is there (restart reads it back)
 
 
 def _press(held: float, kind: str, action: str, session: str | None = None) -> Record:

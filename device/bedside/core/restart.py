@@ -28,7 +28,7 @@ from bedside.core.events import (
 from bedside.core.extra import EXTRA
 
 # A restart records and settles sessions as the step does.
-from bedside.core.machine import episode_fields, may_sound, set_outcome, step
+from bedside.core.machine import OCCUPIED, episode_fields, may_sound, set_outcome, step
 from bedside.core.state import (
     DEFERRED,
     INTERRUPTED,
@@ -76,6 +76,7 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
     power_cut: tuple[datetime, float] | None = None
     storage_outage: datetime | None = None
     unadmitted_since: date | None = None
+    vacant = False
     last_run: Past | None = None      # the newest record a running daemon wrote
     for r in past:
         last = r
@@ -95,10 +96,18 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
             storage_outage = r.time
         if r.type == "start" and isinstance(r.data.get("unadmitted_since"), str):
             unadmitted_since = _date(r.data["unadmitted_since"])
+            vacant = r.data.get("vacant") is True
         elif r.type == "discharge":
             unadmitted_since = planner.local(r.time, cfg.tz).date()
+            # A discharge made by the next admission is followed by that admission in the same step:
+            # were the admission lost with a damaged segment, the unit must not fall silent at a bed
+            # that has a patient.
+            vacant = r.data.get("reason") != "new admission"
         elif r.type == "admit":
             unadmitted_since = None
+            vacant = False
+        elif r.type == "press" and r.data.get("action") == OCCUPIED:
+            vacant = False
         if r.type in ("admit", "discharge", "start"):
             # Every start restates the open episode, so it survives however old its admission is.
             before = episode
@@ -168,7 +177,10 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
     if episode is None and unadmitted_since is None:
         unadmitted_since = local_date(cfg, now)          # the first start at this bed
     # Every start restates when the unadmitted unit's days count from, like the open episode.
-    since = {"unadmitted_since": unadmitted_since.isoformat()} if episode is None and unadmitted_since else {}
+    since: dict[str, object] = {"unadmitted_since": unadmitted_since.isoformat()} \
+        if episode is None and unadmitted_since else {}
+    if episode is None and vacant:
+        since["vacant"] = True                             # ... and that the bed is empty since a discharge
     fx.insert(0, Record("start", data={"version": version, "config": cfg.fingerprint(), "unit": cfg.unit_id,
                                        **episode_fields(episode), **since}))
     if episode is not None and cfg.regimen(episode.regimen) is None:
@@ -178,7 +190,7 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
     state = State(last=now, cursor=cursor, outcomes=outcomes, time_quality=tq, stale_reason=stale_reason,
                   problems=problems, episode=episode, plan_changed=plan_changed, last_export=last_export,
                   activity=now.mono, resume_from=resume_from, paused_until=paused_until, power_cut=power_cut,
-                  storage_outage=storage_outage, unadmitted_since=unadmitted_since)
+                  storage_outage=storage_outage, unadmitted_since=unadmitted_since, vacant=vacant and episode is None)
     # A guide the outage cut short is settled as interrupted: the patient answered the prompt.
     for p in [p for p in prompts.values() if p.started is not None]:
         fx.append(_interrupted(cfg, p, episode, stale_reason, known))

@@ -29,6 +29,7 @@ class Idle:
     status: str | None = None        # "missed": the corner mark a nurse sees walking past
     shift: Shift = (0, 0)
     paused: str | None = None        # a nurse's pause: "14:00", shown as "Paused until 14:00"
+    ready: bool = False              # the bed is empty since a discharge: "Ready for next patient"
 
 
 @dataclass(frozen=True, slots=True)

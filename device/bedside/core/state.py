@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from bedside.core import guide, planner
 from bedside.core import screens as sc
 from bedside.core.config import Config
-from bedside.core.episodes import UNADMITTED, Episode
+from bedside.core.episodes import UNADMITTED, VACANT, Episode
 from bedside.core.events import Confirm, Instant
 
 DEBOUNCE_S = 0.05          # edges closer than this to the last accepted one are contact bounce
@@ -150,13 +150,17 @@ class State:
     power_cut: tuple[datetime, float] | None = None  # the last power cut: when it began, how many seconds
     storage_outage: datetime | None = None         # the journal could not be written, since the last download
     unadmitted_since: date | None = None           # no one admitted: the first start at this bed, or the discharge
+    vacant: bool = False                           # a discharge left the bed empty: silent until an admission or press
 
 
 def plan_episode(cfg: Config, st: State) -> Episode | None:
     """The episode the plan follows: the admitted one or, with no one admitted (and the unit not
     ``quiet``), the default regimen counted from the first start at this bed or the last
     discharge, so an unadmitted unit steps down as the regimen does instead of prompting every
-    hour for ever. The stand-in has no id and is never recorded or shown as an admission."""
+    hour for ever. The stand-in has no id and is never recorded or shown as an admission. After a
+    discharge, until an admission or a press, the bed is vacant: nothing is planned."""
+    if st.episode is None and st.vacant:
+        return Episode(VACANT, st.unadmitted_since or date.min, cfg.default_regimen)
     if st.episode is not None or st.unadmitted_since is None or cfg.without_episode == "quiet":
         return st.episode
     return Episode(UNADMITTED, st.unadmitted_since, cfg.default_regimen)

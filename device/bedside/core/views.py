@@ -296,7 +296,7 @@ def view(cfg: Config, st: State, now: Instant) -> list[Effect]:
         screen = sc.Idle(hhmm(now.wall, cfg), nxt[0] if nxt else None, nxt[1] if nxt else None,
                          day[0], day[1], marks, night=not awake, notice=notice,
                          status="missed" if light == "missed" else None, shift=orbit(now),
-                         paused=paused_text(cfg, st, now))
+                         paused=paused_text(cfg, st, now), ready=st.vacant and st.episode is None)
     if awake:
         brightness = "dim" if idle and _dimmed(cfg, st, now) else "normal"
     elif a is not None or st.overlay is not None or st.confirm is not None or now.mono < st.night_light_until \

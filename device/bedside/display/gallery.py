@@ -35,6 +35,8 @@ EXAMPLES: tuple[Example, ...] = (
     Example("idle-paused", sc.Idle("12:03", "13:00", "Ankle pumps", 3, 4, ("done",) * 3 + ("missed",) + ("later",) * 11,
                                    paused="14:00"),
             "Idle while a nurse has paused prompting: nothing sounds until then"),
+    Example("idle-ready", sc.Idle("14:20", None, None, 0, 0, (), ready=True),
+            "Idle after a discharge: the bed is empty and silent until an admission or a press"),
     Example("idle-night", sc.Idle("02:14", "07:00", "Ankle pumps", 0, 0, (), night=True),
             "Night, dimmed: lit by a press, or all night with [display] night = \"dim\"", "dim"),
     Example("prompt", sc.Prompt("hourly", "Ankle pumps", "10 each foot", snoozes_left=2, icon="foot", minutes=2),

@@ -123,6 +123,8 @@ def _idle(c: Canvas, layout: str, s: sc.Idle) -> None:
         items.append(Line(s.notice, "small", 2))
     elif s.paused:
         items.append(Line(f"Paused until {s.paused}", "second", 2))
+    elif s.ready:
+        items.append(Line("Ready for next patient", "second", 2))
     elif s.next_time:
         items.append(Line(f"Next {s.next_time}", "second"))
     if s.status == "missed":
@@ -149,7 +151,8 @@ def _intro(c: Canvas, layout: str, s: sc.Intro) -> None:
 
 
 def _rest(c: Canvas, layout: str, s: sc.Rest) -> None:
-    stack(c, layout, [Line("Rest"), Line(f"Then set {s.next} of {s.sets}", "second", 2)])
+    # Broken where a person would say it: "Then set / 2 of 2", never "Then set 2 / of 2".
+    stack(c, layout, [Line("Rest"), Line("Then set", "second"), Line(f"{s.next} of {s.sets}", "second")])
 
 
 def _tip(c: Canvas, layout: str, s: sc.Tip) -> None:

@@ -72,6 +72,10 @@ def _idle(c: Canvas, s: sc.Idle) -> None:
             c.caps(M + 13, 27 + i * 12 + (6 if len(lines) == 1 else 0), line, "s")
     elif s.paused:
         c.center(28, f"Paused until {s.paused}", fit(f"Paused until {s.paused}", ("l", "sb"), WIDTH - 2 * M))
+    elif s.ready:
+        c.center(28, "Ready for", "l")
+        c.center(42, "next patient", "l")
+        return
     elif s.next_time:
         c.center(28, f"Next {s.next_time}", "l")       # ink: rows 28-37
     if not s.night and not s.notice:
@@ -236,10 +240,23 @@ _QUALITY = {"ntp": "ntp (synced)", "rtc": "rtc (battery)", "set-by-nurse": "set 
             "unverified": "unverified", "distrusted": "WRONG: set it", "simulated": "simulated"}
 
 
+def title_bar(screen: object) -> tuple[str, str, int] | None:
+    """The dark-on-light title bar a nurse's screen starts with: (title, tag on the right, the bar's
+    last pixel row). A terminal too small to draw its letters writes them as text instead."""
+    if isinstance(screen, sc.Nurse):
+        page = min(max(1, screen.page), screen.pages)
+        title = {1: screen.unit_id, 2: "Sessions", 3: "Prompts and power", 4: "Needs attention"}[page]
+        return title, f"{page}/{screen.pages}", 11
+    if isinstance(screen, sc.PauseMenu):
+        return "Pause prompts?", "", 13
+    return None
+
+
 def _nurse(c: Canvas, s: sc.Nurse) -> None:
     page = min(max(1, s.page), s.pages)
-    title = {1: s.unit_id, 2: "Sessions", 3: "Prompts and power", 4: "Needs attention"}[page]
-    tag = f"{page}/{s.pages}"
+    bar = title_bar(s)
+    assert bar is not None
+    title, tag, _ = bar
     c.box(0, 0, WIDTH - 1, 11)
     c.caps(1, 2, title[: (WIDTH - 8 - text_width(tag, "sb")) // 6], "sb", fill=0)
     c.right(WIDTH - 1, 2, tag, "sb", fill=0)

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from bedside import __version__
+from bedside import __version__, sheet
 from bedside.durable import MAX_LINE, json_loads
 from bedside.journal import chain
 from bedside.journal.segments import Journal
@@ -158,16 +158,32 @@ def read(path: Path) -> tuple[dict[str, Any], Iterator[tuple[int, Any]]]:
     return header, lines()
 
 
-CSV_FIELDS = ["seq", "time", "type", "session", "due", "tq", "details", "hash"]
+CSV_FIELDS = ["seq", "time", "utc_offset", "type", "session", "due", "tq", "details", "hash"]
 _CSV_ENVELOPE = {"seq", "time", "type", "session", "due", "tq", "hash", "prev", "boot", "mono_ms"}
 
 
 def write_csv(out: IO[str], records: Iterable[Mapping[str, Any]]) -> None:
-    """The journal CSV: a header row, then one row per record."""
-    w = csv.writer(out, lineterminator="\n")
+    """The journal CSV: a header row, then one row per record. Made for spreadsheets as the
+    reports' CSVs are (a byte-order mark, local date-times a spreadsheet reads as dates, the
+    offset beside them, nothing that starts a formula); the export file is the exact record."""
+    out.write(sheet.BOM)
+    w = csv.writer(out, lineterminator="\r\n")
     w.writerow(CSV_FIELDS)
     for rec in records:
         details = "; ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}"
                             for k, v in sorted(rec.items()) if k not in _CSV_ENVELOPE)
-        w.writerow([rec["seq"], rec["time"], rec["type"], rec.get("session", ""), rec.get("due", ""),
-                    rec["tq"], details, rec["hash"]])
+        t, due = _when(rec.get("time")), _when(rec.get("due"))
+        text = sheet.cell
+        w.writerow([rec["seq"], sheet.stamp(t) or text(str(rec["time"])), sheet.offset(t), text(str(rec["type"])),
+                    text(rec.get("session")), sheet.stamp(due) or text(rec.get("due")), text(str(rec["tq"])),
+                    text(details), rec["hash"]])
+
+
+def _when(v: Any) -> datetime | None:
+    if not isinstance(v, str):
+        return None
+    try:
+        t = datetime.fromisoformat(v)
+    except ValueError:
+        return None
+    return t if t.tzinfo is not None else None

@@ -14,6 +14,10 @@ The definitions here are the ones docs/report.md explains to nurses:
   sign of life, or unknown), as on the unit's screen; both are counted and shown apart too.
 * **Late** = done with ``late_min`` (offer to start) of ``LATE_AFTER_MIN`` or more.
 * **Adherence** = done / due.
+* A session still open when a patient is admitted or discharged (the unit settles it with
+  reason ``discharged``) is **nobody's**: not the leaving patient's, not the next one's.
+* At a bed that records admissions, a session no one answered while **no patient was
+  admitted** is never "missed": there was nobody to miss it.
 
 Records may come from a file a person edited: every field is read defensively, and an odd
 record is skipped rather than trusted or allowed to stop the report (the verdict says
@@ -31,12 +35,16 @@ from typing import Any
 from bedside.core import wall
 
 LATE_AFTER_MIN = 15        # half the default missed window: the patient needed reminding
+_OPEN_AT_CHANGE = timedelta(hours=12)   # a prompt older than this with no outcome was lost, not open
 
 DONE, PARTIAL, MISSED, MERGED, OPEN, WAITING = "done", "partial", "missed", "merged", "open", "waiting"
 INTERRUPTED = "interrupted"
 PAUSED = "paused"          # fell inside a nurse's pause: neither due nor missed
 EXTRA = "extra"            # done on the patient's request: a session done, never one due
-DECIDED = (DONE, PARTIAL, INTERRUPTED, MISSED, PAUSED, EXTRA)
+CHANGEOVER = "changeover"  # open when a patient was admitted or discharged: nobody's, neither due nor missed
+NO_ONE = "no_one"          # unanswered while no patient was admitted (at a bed that has admissions): not missed
+DECIDED = (DONE, PARTIAL, INTERRUPTED, MISSED, PAUSED, EXTRA, CHANGEOVER, NO_ONE)
+DONE_LIKE = (DONE, PARTIAL, INTERRUPTED)
 SESSION_TYPES = ("prompt", "repeat", "snooze", "done", "missed", "interrupted", "deferred", "press", "paused",
                  "extra")
 KNOWN_TYPES = frozenset({*SESSION_TYPES, "start", "stop", "power_loss", "clock_set", "fault", "fault_cleared",
@@ -135,6 +143,7 @@ class Counts:
     interrupted: int = 0           # done partly: begun, then cut off by a power cut
     extra: int = 0                 # extra sessions on request: done, not due (not in adherence)
     paused: int = 0                # inside a nurse's pause: not counted as due
+    nobody: int = 0                # open at an admission or discharge, or offered with no patient: not due
 
     @property
     def adherence(self) -> float | None:
@@ -147,7 +156,8 @@ class Counts:
                       self.snoozed + o.snoozed, self.snoozes + o.snoozes, self.missed + o.missed,
                       self.deferred + o.deferred, self.merged + o.merged, self.open + o.open,
                       self.gaps + o.gaps, self.gap_minutes + o.gap_minutes, dict(reasons),
-                      self.interrupted + o.interrupted, self.extra + o.extra, self.paused + o.paused)
+                      self.interrupted + o.interrupted, self.extra + o.extra, self.paused + o.paused,
+                      self.nobody + o.nobody)
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +288,7 @@ class _Acc:
     outcome_time: datetime | None = None
     snoozes: int = 0
     episode: str | None = None
+    changeover: bool = False       # still open when an admission or discharge was recorded
 
 
 _OUTCOME_FIELDS = ("type", "snoozes", "reason", "started", "late_min", "reps", "planned", "early", "duration_s",
@@ -330,6 +341,10 @@ def _session(acc: _Acc) -> SessionOutcome | None:
         # on a first draft cost a third of this function).
         return SessionOutcome(acc.id, kind, due, offer, **{**common, **fields})
     out = acc.outcome
+    if acc.changeover or (out is not None and out.get("type") == "missed" and out.get("reason") == "discharged"):
+        # Open across an admission or discharge: it belongs to neither patient's numbers.
+        return make(outcome=CHANGEOVER, reason="discharged" if not acc.changeover else "changeover",
+                    finished=acc.outcome_time)
     if out is None:
         if acc.merged_into is not None and acc.prompted is None:
             return make(outcome=MERGED)
@@ -436,7 +451,12 @@ def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None) -
             problem = _text(rec.get("problem"))
             events.append(Event(t, typ, f"{part}: {problem}" if typ == "fault" and problem
                                 else f"{part} recovered" if typ == "fault_cleared" else part))
-        elif typ == "admit":
+        elif typ in ("admit", "discharge"):
+            for acc in accs.values():
+                if acc.outcome is None and acc.merged_into is None and acc.prompted is not None \
+                        and (t - acc.first_time) < _OPEN_AT_CHANGE:
+                    acc.changeover = True
+        if typ == "admit":
             eid = _text(rec.get("episode")) or f"#{rec.get('seq')}"
             episodes[eid] = RecordedEpisode(eid, t, _date(rec.get("surgery")), _text(rec.get("regimen")))
             current = eid
@@ -480,6 +500,11 @@ def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None) -
         # days that have something on them are shown, so the report stays the record's size.
         fault = (f"The record's times run from {lowest:%d %b %Y} to {highest:%d %b %Y}, longer than any stay: the "
                  "unit's clock was wrong for part of it. Only days with records are shown.")
+    if eps:
+        # A bed that records admissions: with no patient admitted, nobody missed anything.
+        ids = set(episodes)
+        sessions = [replace(s, outcome=NO_ONE) if s.outcome == MISSED and s.episode not in ids else s
+                    for s in sessions]
     stays = _stays(sessions, gaps, events, eps, first, last, sparse=fault is not None)
     if episode is not None:
         sessions = [s for s in sessions if s.episode == episode]
@@ -621,4 +646,4 @@ def _count(sessions: Iterable[SessionOutcome], gaps: Iterable[Gap], d: date) -> 
                   late=c["late"], snoozed=c["snoozed"],
                   snoozes=c["snoozes"], missed=c[MISSED], deferred=c["deferred"], merged=c[MERGED],
                   open=c[OPEN] + c[WAITING], gaps=len(power), gap_minutes=minutes, missed_reasons=dict(reasons),
-                  paused=c[PAUSED], extra=c[EXTRA])
+                  paused=c[PAUSED], extra=c[EXTRA], nobody=c[CHANGEOVER] + c[NO_ONE])

@@ -263,6 +263,8 @@ def _cards(st: ad.Stay, titled: bool) -> str:
         cards.append(("", str(t.extra), "extra sessions on request (not due)"))
     if t.open:
         cards.append(("", str(t.open), "still open at the end"))
+    if t.nobody:
+        cards.append(("", str(t.nobody), "nobody's: no patient, or open at an admission or discharge (not due)"))
     body = "".join(f'<div class="card {c}"><span class="n">{n}</span><span class="l">{escape(lab)}</span></div>'
                    for c, n, lab in cards)
     title = f'<h3 class="stay">{escape(_stay_title(st))}</h3>' if titled else ""
@@ -332,7 +334,8 @@ def _day(d: ad.Day, m: ad.Adherence) -> str:
         label = escape(st.label) + (f", post-op day {pod}" if pod is not None else "")
         if st.episode is None and len(parts) == 1 and not any(s.episode for s in m.stays):
             label = ""       # a unit never used with admissions: nothing to tell apart
-        done = f"{c.done} of {c.due} done ({_pct(c)})" if c.due else "no sessions due"
+        done = (f"{c.done} of {c.due} done ({_pct(c)})" if c.due else
+                f"{c.nobody} offered, nobody's (not counted)" if c.nobody else "no sessions due")
         head.append(f'<span class="sub">{label + ": " if label else ""}{done}</span>')
     if not parts:
         head.append('<span class="sub">no sessions due</span>')

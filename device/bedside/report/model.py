@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bedside import sheet
 from bedside.durable import MAX_LINE, TooLarge, json_loads, read_bounded
 from bedside.journal import chain
 from bedside.report import adherence
@@ -207,14 +208,16 @@ def make(records: Sequence[Mapping[str, Any]], *, header: Mapping[str, Any] | No
 
 CSV_FIELDS = ["session", "day", "kind", "episode", "post_op_day", "due", "offered", "outcome", "missed_reason",
               "deferred", "merged_into", "prompted", "started", "finished", "late_min", "late", "reps", "planned",
-              "snoozes", "interrupted_by"]
+              "snoozes", "interrupted_by", "utc_offset"]
 
 
 def csv_text(report: Report) -> str:
-    """One row per scheduled session, times as the unit recorded them (local, with offset)."""
+    """One row per scheduled session, times in the unit's local time as spreadsheets read them
+    (``sheet.py``), the offset from UTC in a column of its own."""
     m = report.model
     episodes = {e.id: e for e in m.episodes}
     out = io.StringIO()
+    out.write(sheet.BOM)
     w = csv.writer(out, lineterminator="\r\n")   # RFC 4180, as spreadsheets expect
     w.writerow(CSV_FIELDS)
     for s in m.sessions:
@@ -225,7 +228,7 @@ def csv_text(report: Report) -> str:
         w.writerow([_cell(s.id), s.day.isoformat(), _cell(s.kind), _cell(s.episode), _num(pod), _iso(s.due),
                     _iso(s.offer), s.outcome, _cell(missed), "yes" if s.deferred else "no", _cell(s.merged_into),
                     _iso(s.prompted), _iso(s.started), _iso(s.finished), _num(s.late_min),
-                    "yes" if s.late else "no", _reps(s), _num(s.planned), s.snoozes, _cell(cut)])
+                    "yes" if s.late else "no", _reps(s), _num(s.planned), s.snoozes, _cell(cut), sheet.offset(s.due)])
     return out.getvalue()
 
 
@@ -235,18 +238,14 @@ def _reps(s: adherence.SessionOutcome) -> str:
 
 
 def _iso(t: datetime | None) -> str:
-    return t.isoformat(timespec="seconds") if t is not None else ""
+    return sheet.stamp(t)
 
 
 def _num(v: int | None) -> str:
     return "" if v is None else str(v)
 
 
-def _cell(v: str | None) -> str:
-    """Text from the record, made safe for spreadsheets: a leading = + - @ would be a formula."""
-    if v is None:
-        return ""
-    return "'" + v if v[:1] in ("=", "+", "-", "@", "\t", "\r") else v
+_cell = sheet.cell
 
 
 def summary(report: Report) -> str:
@@ -260,6 +259,8 @@ def summary(report: Report) -> str:
 
 
 def _done_of(c: adherence.Counts) -> str:
+    if not c.due and c.nobody:
+        return f"{c.nobody} session(s) offered with no patient to do them (not counted)"
     rate = c.adherence
     return f"{c.done} of {c.due} sessions done ({f'{rate:.0%}' if rate is not None else 'no sessions due'})"
 

@@ -20,6 +20,7 @@ REASONS = {
     "busy": "another session was running",
     "late": "too late to offer",
     "discharged": "open when the patient was discharged",
+    "changeover": "open when a patient was admitted or discharged",
 }
 
 # Timeline geometry (SVG user units; the SVG scales to the page width).
@@ -96,6 +97,14 @@ def timeline(d: ad.Day) -> str:
             if xc is not None:
                 out.append(f'<line class="clock" x1="{xc:.1f}" y1="4" x2="{xc:.1f}" y2="{AXIS_Y}" stroke="#1565c0" '
                            f'stroke-dasharray="3 2"><title>{escape(e.text)}</title></line>')
+    for e in d.events:
+        if e.kind in ("admit", "discharge"):
+            xc = _x(e.at, d.day)
+            if xc is not None:
+                word = "admitted" if e.kind == "admit" else "discharged"
+                out.append(f'<g class="ep-{e.kind}"><line x1="{xc:.1f}" y1="2" x2="{xc:.1f}" y2="{AXIS_Y}" '
+                           f'stroke="#37474f" stroke-width="2"/><text class="lbl" x="{xc + 3:.1f}" y="10">'
+                           f'{word} {hm(e.at)}</text><title>{escape(e.text)}</title></g>')
     for s in d.held:
         out.append(_night_mark(s, d.day))
     for s in d.sessions:
@@ -151,6 +160,9 @@ def _mark(s: ad.SessionOutcome, d: date) -> str:
     elif s.outcome == ad.EXTRA:
         parts.append(f'<g class="m-extra" stroke="#2e7d32" stroke-width="2.4" stroke-linecap="round">'
                      f'<path d="M{x - 5:.1f} {y} L{x + 5:.1f} {y} M{x:.1f} {y - 5} L{x:.1f} {y + 5}"/>{tip}</g>')
+    elif s.outcome in (ad.CHANGEOVER, ad.NO_ONE):
+        parts.append(f'<circle class="m-nobody" cx="{x:.1f}" cy="{y}" r="4" fill="none" stroke="#7b8794" '
+                     f'stroke-width="1.5">{tip}</circle>')
     elif s.outcome == ad.PAUSED:
         parts.append(f'<g class="m-paused" fill="#7b8794"><rect x="{x - 4:.1f}" y="{y - 4.5}" width="3" height="9"/>'
                      f'<rect x="{x + 1:.1f}" y="{y - 4.5}" width="3" height="9"/>{tip}</g>')
@@ -176,6 +188,10 @@ def _tip(s: ad.SessionOutcome) -> str:
         return f"{base}: held over the night, shared the {hm_of(s.merged_into)} prompt"
     if s.outcome == ad.PAUSED:
         return f"{base}: paused by a nurse (not due)"
+    if s.outcome == ad.CHANGEOVER:
+        return f"{base}: {REASONS.get(s.reason or '', 'open at an admission or discharge')}: nobody's (not due)"
+    if s.outcome == ad.NO_ONE:
+        return f"{base}: no patient admitted, no one answered (not due)"
     if s.outcome == ad.EXTRA:
         return f"extra session at {hm(s.started)}, on request: {s.reps} of {s.planned} reps"
     return f"{base}: still open when the record ends"
@@ -198,6 +214,9 @@ def legend() -> str:
          "extra session on request"),
         ('<rect x="0" y="2" width="16" height="12" fill="#e3e6ea"/>', "no power"),
         ('<line x1="8" y1="0" x2="8" y2="16" stroke="#1565c0" stroke-dasharray="3 2"/>', "clock changed"),
+        ('<line x1="8" y1="0" x2="8" y2="16" stroke="#37474f" stroke-width="2"/>', "admitted / discharged"),
+        ('<circle cx="8" cy="8" r="4" fill="none" stroke="#7b8794" stroke-width="1.5"/>',
+         "nobody's: no patient, or open at an admission or discharge"),
     ]
     body = "".join(f'<span><svg viewBox="0 0 16 16" aria-hidden="true">{svg}</svg> {escape(text)}</span>'
                    for svg, text in items)

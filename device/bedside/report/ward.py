@@ -25,7 +25,7 @@ import contextlib
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +135,30 @@ class DayCount:
 
 
 @dataclass(frozen=True, slots=True)
+class Window:
+    """How far back the ward page looks for what needs attention: the last ``hours``, or (with
+    ``handovers``) since the handover before the last one, so a page printed at the 07:00 handover
+    covers the night shift just handed over and the shift that begins. Each ward sets its own."""
+
+    hours: float = 24.0
+    handovers: tuple[time, ...] = ()
+
+    def start(self, now: datetime) -> datetime:
+        if not self.handovers:
+            return now - timedelta(hours=self.hours)
+        times = sorted(datetime.combine(now.date() - timedelta(days=back), h, now.tzinfo)
+                       for back in range(3) for h in self.handovers)
+        passed = [t for t in times if t <= now]
+        return passed[-2] if len(passed) >= 2 else now - timedelta(hours=24)
+
+    @property
+    def text(self) -> str:
+        if self.handovers:
+            return "since the handover before the last (" + ", ".join(f"{h:%H:%M}" for h in self.handovers) + ")"
+        return f"over the last {self.hours:g} h"
+
+
+@dataclass(frozen=True, slots=True)
 class Row:
     unit: str
     episode: str | None
@@ -143,7 +167,7 @@ class Row:
     admitted: bool                 # an admission is open now
     never_admitted: bool           # the unit has never recorded an admission: all its sessions count
     today: DayCount
-    strip: tuple[DayCount, ...]    # the last STRIP_DAYS days, oldest first (today last)
+    strip: tuple[DayCount, ...]    # the STRIP_DAYS days before today, oldest first
     last_missed: ad.SessionOutcome | None
     missed_ago_min: int | None
     taken: datetime | None
@@ -155,15 +179,30 @@ class Row:
     apart: tuple[str, ...]
     exports: tuple[str, ...]
     report: Path | None
-    flags: tuple[str, ...] = field(default=())   # broken | missed | stale | fault, in that order
+    flags: tuple[str, ...] = field(default=())   # broken | missed | clock | fault | stale, in that order
+    reasons: tuple[str, ...] = ()  # why, in a nurse's words, one line per flag
+    window_start: datetime | None = None
+    window: DayCount | None = None  # the patient's sessions in the attention window (day: its start)
+    admitted_at: datetime | None = None
+    vacated: datetime | None = None  # the bed's last discharge, when no one is admitted now
+    vacated_by: str | None = None    # ... and the episode it closed
 
     @property
-    def rank(self) -> tuple[int, ...]:
-        return tuple(0 if f in self.flags else 1 for f in FLAGS)
+    def rank(self) -> tuple[float, ...]:
+        """Worst first: a record that cannot be trusted, then the most sessions missed in the window
+        (the larger share first), then a clock or fault, then an old record."""
+        w = self.window
+        share = w.missed / w.due if w is not None and w.due else 0.0
+        return ("broken" not in self.flags, -(w.missed if w and "missed" in self.flags else 0), -share,
+                "clock" not in self.flags, "fault" not in self.flags, "stale" not in self.flags)
 
 
-FLAGS = ("broken", "missed", "stale", "fault")
-FLAG_TEXT = {"broken": "record broken", "missed": "missed today", "stale": "old record", "fault": "fault"}
+DAY = Window()                     # the last 24 h: the default
+
+FLAGS = ("broken", "missed", "clock", "fault", "stale")
+FLAG_TEXT = {"broken": "record broken", "missed": "missed sessions", "clock": "clock", "fault": "fault",
+             "stale": "old record"}
+CLOCK_JUMP_S = 300                 # a clock moved by more than this in the window puts its times in doubt
 
 
 # --- finding the exports ---------------------------------------------------------------------
@@ -175,7 +214,7 @@ def find(inputs: Sequence[Path], on_problem: Callable[[str], None]) -> list[Sour
         if not top.exists():
             on_problem(f"{top} does not exist")
             continue
-        paths = [top] if top.is_file() or _is_data_dir(top) else _walk(top)
+        paths = [top] if top.is_file() or is_data_dir(top) else _walk(top)
         if not paths:
             on_problem(f"{top} holds no bedside exports (*.jsonl) or journal")
         for p in paths:
@@ -188,7 +227,7 @@ def find(inputs: Sequence[Path], on_problem: Callable[[str], None]) -> list[Sour
     return found
 
 
-def _is_data_dir(p: Path) -> bool:
+def is_data_dir(p: Path) -> bool:
     return p.is_dir() and any(p.glob("journal-*.sqlite"))
 
 
@@ -197,7 +236,7 @@ def _walk(top: Path) -> list[Path]:
     for here, dirs, files in os.walk(top):
         dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith("."))
         base = Path(here)
-        if _is_data_dir(base):
+        if is_data_dir(base):
             out.append(base)
             dirs[:] = []
             continue
@@ -373,13 +412,15 @@ def _link(first: Source, records: list[dict[str, Any]]) -> tuple[int, str] | Non
 
 # --- one row per unit -------------------------------------------------------------------------
 
-def row(u: UnitRecord, now: datetime, stale_after: timedelta = STALE_AFTER) -> Row:
-    faults_seen: list[dict[str, Any]] = []
-    # One pass over the records (streamed from the file): the model, and the faults on the way.
-    m = ad.build(_faults_tap(u.records, faults_seen))
+def row(u: UnitRecord, now: datetime, stale_after: timedelta = STALE_AFTER, window: Window = DAY) -> Row:
+    seen = _Seen()
+    # One pass over the records (streamed from the file): the model, and on the way the
+    # faults and the clock's marks that the row's words need.
+    m = ad.build(_tap(u.records, seen))
     last = m.last
     local_now = now.astimezone(last.tzinfo) if last is not None and last.tzinfo is not None else now
     today = local_now.date()
+    since = window.start(local_now)
     open_ep = next((e for e in reversed(m.episodes) if e.discharged is None), None)
     never = not m.episodes
     if never:
@@ -390,8 +431,8 @@ def row(u: UnitRecord, now: datetime, stale_after: timedelta = STALE_AFTER) -> R
         stay = None                # an empty bed: nothing of a patient to count
     days = {d.day: d for d in stay.days} if stay is not None else {}
     strip = tuple(_count(days.get(today - timedelta(days=n)), today - timedelta(days=n))
-                  for n in range(STRIP_DAYS - 1, -1, -1))
-    sessions = [s for d in (stay.days if stay else ()) for s in d.sessions]
+                  for n in range(STRIP_DAYS, 0, -1))
+    sessions = [s for d in (stay.days if stay else ()) for s in d.sessions if s.offer <= local_now]
     missed = [s for s in sessions if s.outcome == ad.MISSED]
     last_missed = max(missed, key=lambda s: s.offer) if missed else None
     ago = None
@@ -401,21 +442,110 @@ def row(u: UnitRecord, now: datetime, stale_after: timedelta = STALE_AFTER) -> R
     taken = max((s.taken for s in u.exports if s.taken is not None), default=None)
     age = now - taken if taken is not None else None
     verdict, text = _verdict(u)
-    faults = _open_faults(faults_seen)
-    flags = []
+    faults = _open_faults(seen.faults)
+    clock_faults = tuple(f for f in faults if f.startswith("clock:"))
+    other_faults = tuple(f for f in faults if not f.startswith("clock:"))
+    in_window = [s for s in sessions if s.offer >= since]
+    won = _count_of(in_window, since.date())
+    flags: list[str] = []
+    reasons: list[str] = []
     if verdict == "BROKEN" or u.contradicting:
         flags.append("broken")
-    if strip[-1].missed:
+        reasons.append("record failed its check: do not rely on it; download it again")
+    if won.missed:
         flags.append("missed")
+        reasons.append(_missed_words(in_window, local_now))
+    clock = _clock_words(seen, since, clock_faults)
+    if clock:
+        flags.append("clock")
+        reasons.append(clock)
+    if other_faults:
+        flags.append("fault")
+        reasons.append("; ".join(other_faults))
     if age is None or age > stale_after:
         flags.append("stale")
-    if faults:
-        flags.append("fault")
+        reasons.append("no record since " + (said_at(taken, local_now) if taken else "ever") +
+                       ": how this bed is doing now is unknown")
+    gone = next((e for e in reversed(m.episodes) if e.discharged is not None), None) if open_ep is None else None
     return Row(u.unit, open_ep.id if open_ep else None, open_ep.pod(today) if open_ep else None,
-               open_ep.regimen if open_ep else None, open_ep is not None, never, strip[-1], strip, last_missed, ago,
+               open_ep.regimen if open_ep else None, open_ep is not None, never,
+               _count(days.get(today), today), strip, last_missed, ago,
                taken, age, verdict, text, faults, tuple(str(s.path) for s in u.contradicting),
                tuple(str(s.path) for s in u.apart), tuple(str(s.path) for s in u.exports),
-               newest.report, tuple(flags))
+               newest.report, tuple(flags), tuple(reasons), since, won,
+               open_ep.admitted if open_ep else None,
+               gone.discharged if gone else None, gone.id if gone else None)
+
+
+def said_at(t: datetime, now: datetime) -> str:
+    """A time as a nurse says it: 19:00, yesterday 19:00, Sat 19:00, or 28 Nov 19:00."""
+    t = t.astimezone(now.tzinfo) if now.tzinfo is not None and t.tzinfo is not None else t
+    days = (now.date() - t.date()).days
+    if days == 0:
+        return f"{t:%H:%M}"
+    if days == 1:
+        return f"yesterday {t:%H:%M}"
+    if 1 < days < 7:
+        return f"{t:%a} {t:%H:%M}"
+    return f"{t.day} {t:%b} {t:%H:%M}"
+
+
+def _day_word(d: date, today: date) -> str:
+    gap = (today - d).days
+    return "today" if gap == 0 else "yesterday" if gap == 1 else f"on {d:%a}"
+
+
+def _missed_words(sessions: list[ad.SessionOutcome], now: datetime) -> str:
+    """E.g. "missed 14 of 15 yesterday, 1 of 2 today; none done since 19:04"."""
+    per_day: dict[date, list[ad.SessionOutcome]] = {}
+    for s in sessions:
+        per_day.setdefault(s.day, []).append(s)
+    parts = []
+    for d, ss in sorted(per_day.items()):
+        c = _count_of(ss, d)
+        if c.missed:
+            parts.append(f"{c.missed} of {c.done + c.missed} {_day_word(d, now.date())}")
+    words = "missed " + ", ".join(parts)
+    decided = [s for s in sessions if s.outcome in (ad.MISSED, *ad.DONE_LIKE)]
+    if decided and decided[-1].outcome == ad.MISSED:
+        done = [s for s in decided if s.outcome in ad.DONE_LIKE]
+        if done:
+            last_done = done[-1].finished or done[-1].started or done[-1].offer
+            words += f"; none done since {said_at(last_done, now)}"
+        else:
+            words += f"; none done since {said_at(decided[0].offer, now)}"
+    else:
+        last = decided[-1] if decided else None
+        if last is not None:
+            words += f"; last one done at {said_at(last.finished or last.offer, now)}"
+    return words
+
+
+def _clock_words(seen: _Seen, since: datetime, faults: tuple[str, ...]) -> str | None:
+    """Why the bed's times may be wrong: a clock fault not cleared, a distrusted clock, a big jump."""
+    if faults:
+        return faults[0].replace("clock: ", "clock fault: ", 1)
+    jumps: list[str] = []
+    for r in seen.clock_sets:
+        t, jump = ad.parse_time(r.get("time")), r.get("jump_s")
+        if t is None or t < since or not isinstance(jump, int | float) or abs(jump) < CLOCK_JUMP_S:
+            continue
+        size = f"{abs(jump) / 3600:.1f} h" if abs(jump) >= 5400 else f"{round(abs(jump) / 60)} min"
+        jumps.append(f"clock moved {'forward' if jump > 0 else 'back'} {size} at {t:%H:%M}")
+    if seen.tq == "distrusted":
+        return "clock not trusted: the unit's times may be wrong; set its clock" + (f" ({jumps[-1]})" if jumps else "")
+    if jumps:
+        return jumps[-1] + ": check the times around it"
+    return None
+
+
+def _count_of(sessions: Iterable[ad.SessionOutcome], day: date) -> DayCount:
+    done = missed = open_ = 0
+    for s in sessions:
+        done += s.outcome in ad.DONE_LIKE
+        missed += s.outcome == ad.MISSED
+        open_ += s.outcome in (ad.OPEN, ad.WAITING)
+    return DayCount(day, done, missed, done + missed + open_)
 
 
 def _count(d: ad.Day | None, day: date) -> DayCount:
@@ -437,10 +567,23 @@ def _verdict(u: UnitRecord) -> tuple[str, str]:
     return ("sealed" if v.seals_unchecked or v.seals_checked else "verified"), v.verdict
 
 
-def _faults_tap(records: Iterable[dict[str, Any]], into: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+@dataclass
+class _Seen:
+    """What a row needs beyond the model, gathered in the model's own pass over the records."""
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    clock_sets: list[dict[str, Any]] = field(default_factory=list)
+    tq: Any = None                 # the last time-quality mark of the record
+
+
+def _tap(records: Iterable[dict[str, Any]], into: _Seen) -> Iterator[dict[str, Any]]:
     for r in records:
-        if r.get("type") in ("fault", "fault_cleared"):
-            into.append(r)
+        typ = r.get("type")
+        if typ in ("fault", "fault_cleared"):
+            into.faults.append(r)
+        elif typ == "clock_set":
+            into.clock_sets.append(r)
+        if "tq" in r:
+            into.tq = r["tq"]
         yield r
 
 
@@ -456,6 +599,7 @@ def _open_faults(records: Iterable[dict[str, Any]]) -> tuple[str, ...]:
     return tuple(open_.values())
 
 
-def rows(units: Iterable[UnitRecord], now: datetime, stale_after: timedelta = STALE_AFTER) -> list[Row]:
-    """The ward's rows, the beds needing attention first: broken record, missed today, stale, fault."""
-    return sorted((row(u, now, stale_after) for u in units), key=lambda r: (r.rank, r.unit))
+def rows(units: Iterable[UnitRecord], now: datetime, stale_after: timedelta = STALE_AFTER,
+         window: Window = DAY) -> list[Row]:
+    """The ward's rows, the worst beds first (``Row.rank``), then by unit id."""
+    return sorted((row(u, now, stale_after, window) for u in units), key=lambda r: (r.rank, r.unit))

@@ -12,10 +12,11 @@ from html import escape
 from pathlib import Path, PurePath
 from urllib.parse import quote
 
+from bedside import sheet
 from bedside.report.html import CSP
 from bedside.report.model import _cell
 from bedside.report.svg import REASONS, hm, when
-from bedside.report.ward import FLAG_TEXT, FLAGS, Row
+from bedside.report.ward import DAY, FLAG_TEXT, FLAGS, Row, Window, said_at
 
 STYLE = """
 :root { --ink:#1d2430; --muted:#5b6573; --line:#d5dae1; --done:#2e7d32; --late:#b35c00; --missed:#c62828;
@@ -35,7 +36,11 @@ th { font-weight: 600; color: var(--muted); font-size: 12px; vertical-align: bot
 tr.attn td:first-child { border-left: 5px solid var(--late); }
 tr.broken td:first-child { border-left: 5px solid var(--missed); }
 tr.broken { background: var(--bad-bg); }
-td:first-child { border-left: 5px solid transparent; font-weight: 600; }
+td:first-child { border-left: 5px solid transparent; font-weight: 600; white-space: nowrap; }
+td.why { max-width: 340px; }
+.why ul { margin: 0; padding-left: 16px; }
+.why li { margin: 0 0 2px; }
+.why .ok { color: var(--done); }
 .flag { display: inline-block; font-size: 11px; font-weight: 600; border-radius: 3px; padding: 0 4px;
         margin: 1px 2px 0 0; color: #fff; background: var(--late); }
 .flag.f-broken { background: var(--missed); }
@@ -65,17 +70,21 @@ ul.problems { font-size: 12px; color: var(--muted); }
 
 
 def render(rows: Sequence[Row], generated: datetime, out: Path, problems: Sequence[str] = (),
-           stale_after: timedelta = timedelta(hours=24)) -> str:
+           stale_after: timedelta = timedelta(hours=24), window: Window = DAY) -> str:
     counts = {f: sum(f in r.flags for r in rows) for f in FLAGS}
     need = sum(bool(r.flags) for r in rows)
-    bits = [f"<b>{len(rows)}</b> unit{'s' * (len(rows) != 1)}"]
+    since = rows[0].window_start if rows and rows[0].window_start else window.start(generated)
+    bits = [f"<b>{len(rows)}</b> bed{'s' * (len(rows) != 1)}"]
     if need:
-        bits.append(f'<b class="bad">{need} need attention</b>: ' + ", ".join(
-            f"{counts[f]} {FLAG_TEXT[f]}" for f in FLAGS if counts[f]))
+        bits.append(f'<b class="bad">{need} need{"s" * (need == 1)} attention</b> ('
+                    + ", ".join(f"{counts[f]} {FLAG_TEXT[f]}" for f in FLAGS if counts[f]) + ")")
     else:
         bits.append("none needs attention")
-    head = ("<tr><th>Unit</th><th>Patient</th><th>Today<br>done / missed / due</th>"
-            f"<th>Last {len(rows[0].strip) if rows else 3} days<br>done of due</th><th>Last missed</th>"
+    empty = sum(not (r.admitted or r.never_admitted) for r in rows)
+    if empty:
+        bits.append(f"{empty} empty")
+    head = ("<tr><th>Bed</th><th>Needs attention because</th><th>Patient</th><th>Today<br>done / missed / due</th>"
+            f"<th>{len(rows[0].strip) if rows else 3} days before today<br>done of due</th><th>Last missed</th>"
             "<th>Record taken</th><th>Journal</th><th>Fault</th></tr>")
     body = "".join(_row(r, generated, out) for r in rows)
     notes = "".join(f"<li>{escape(p)}</li>" for p in problems)
@@ -86,40 +95,58 @@ def render(rows: Sequence[Row], generated: datetime, out: Path, problems: Sequen
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         '<meta name="referrer" content="no-referrer">',
         f"<title>Ward overview {escape(when(generated))}</title><style>{STYLE}</style></head><body>",
-        f"<h1>Ward overview</h1><p class=\"muted\">As of {escape(when(generated))}, from the records found "
-        "(pulls, stick exports and export files). Beds needing attention come first: a broken record, sessions "
-        f"missed today, a record older than {_age(stale_after)}, a fault the unit reported.</p>",
+        f"<h1>Ward overview</h1><p class=\"muted\">As of {escape(when(generated))}. Attention looks back "
+        f"{escape(window.text)}: since {escape(when(since))}. The worst beds come first: a record that failed its "
+        "check, then the most sessions missed, a clock or other fault, a record older than "
+        f"{_age(stale_after)}.</p>",
         f'<p class="summary">{"; ".join(bits)}.</p>',
         f"<table><thead>{head}</thead><tbody>{body}</tbody></table>",
         (f'<p class="muted">Not read:</p><ul class="problems">{notes}</ul>' if notes else ""),
-        "<footer>Made by bedside ward. Counts are the admitted patient's (sessions before the admission or "
-        "while no patient was admitted are not counted); due = done + missed + still open. Each record is checked "
-        "as bedside log verify checks it. No patient name is kept on a unit or here: the episode id links a bed "
-        "to the patient's notes.</footer>",
+        "<footer>Made by bedside ward. Counts are the admitted patient's: sessions before the admission, after a "
+        "discharge or while no patient was admitted are nobody's, and so is a session still open when a patient "
+        "was admitted or discharged. Due = done + missed + still open. Each record is checked as bedside log "
+        "verify checks it. No patient name is kept on a unit or here: the episode id links a bed to the "
+        "patient's notes.</footer>",
         "</body></html>\n"])
 
 
 def _row(r: Row, now: datetime, out: Path) -> str:
     cls = "broken" if "broken" in r.flags else "attn" if r.flags else ""
-    unit = escape(r.unit)
+    unit = f'<span class="unit">{escape(r.unit)}</span>'
     if r.report is not None:
         unit = f'<a href="{escape(_href(r.report, out))}">{unit}</a>'
     flags = "".join(f'<span class="flag f-{f}">{escape(FLAG_TEXT[f])}</span>' for f in r.flags)
-    cells = [f"{unit}<br>{flags}" if flags else unit, _patient(r), _today(r), _strip(r), _missed(r),
+    cells = [f"{unit}<br>{flags}" if flags else unit, _why(r), _patient(r, now), _today(r), _strip(r), _missed(r),
              _taken(r), _journal(r), "<br>".join(escape(f) for f in r.faults) or '<span class="muted">none</span>']
-    return (f'<tr class="{cls}">' if cls else "<tr>") + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+    tds = "".join((f'<td class="why">{c}</td>' if i == 1 else f"<td>{c}</td>") for i, c in enumerate(cells))
+    return (f'<tr class="{cls}">' if cls else "<tr>") + tds + "</tr>"
 
 
-def _patient(r: Row) -> str:
+def _why(r: Row) -> str:
+    if not r.reasons:
+        if not (r.admitted or r.never_admitted):
+            return '<span class="muted">empty bed</span>'
+        w = r.window
+        done = f": {w.done} of {w.due} done" if w is not None and w.due else ""
+        return f'<span class="ok">nothing{escape(done)}</span>'
+    return "<ul>" + "".join(f"<li>{escape(x)}</li>" for x in r.reasons) + "</ul>"
+
+
+def _patient(r: Row, now: datetime) -> str:
     if r.admitted:
         bits = [f"<b>{escape(r.episode or '')}</b>"]
         if r.pod is not None:
             bits.append(f"post-op day {r.pod}")
         if r.regimen:
             bits.append(f"regimen {escape(r.regimen)}")
+        if r.admitted_at is not None and r.window_start is not None and r.admitted_at >= r.window_start:
+            bits.append(f'<span class="small">admitted {escape(said_at(r.admitted_at, now))}</span>')
         return "<br>".join(bits)
     if r.never_admitted:
         return '<span class="muted">no admissions recorded (all sessions counted)</span>'
+    if r.vacated is not None:
+        return (f'<b>empty</b><br><span class="small">since {escape(said_at(r.vacated, now))}: episode '
+                f'{escape(r.vacated_by or "?")} discharged</span>')
     return '<span class="muted">no patient admitted</span>'
 
 
@@ -193,25 +220,41 @@ def _href(report: Path, out: Path) -> str:
     return "/".join(quote(part) for part in PurePath(rel).parts)
 
 
-CSV_FIELDS = ["unit", "attention", "episode", "post_op_day", "regimen", "today_done", "today_missed", "today_due",
-              "days", "last_missed_session", "last_missed_reason", "minutes_since_missed", "record_taken",
-              "record_age_hours", "journal", "journal_detail", "faults", "contradicting_exports", "exports", "report"]
+CSV_FIELDS = ["unit", "attention", "why", "episode", "post_op_day", "regimen", "admitted", "vacated",
+              "vacated_episode", "today_done", "today_missed", "today_due", "window_from", "window_done",
+              "window_missed", "window_due"]
+CSV_TAIL = ["last_missed_session", "last_missed_at", "last_missed_reason", "minutes_since_missed", "record_taken",
+            "record_age_hours", "journal", "journal_detail", "faults", "contradicting_exports", "exports", "report",
+            "utc_offset"]
+
+
+def csv_fields(rows: Sequence[Row]) -> list[str]:
+    """The header: a done and a due column for each day of the strip, named by its date."""
+    days = rows[0].strip if rows else ()
+    return [*CSV_FIELDS, *(f"{what} {d.day.isoformat()}" for d in days for what in ("done", "due")), *CSV_TAIL]
 
 
 def csv_text(rows: Sequence[Row]) -> str:
+    """One row per bed, in the page's order, as spreadsheets read it (``sheet.py``)."""
     out = io.StringIO()
+    out.write(sheet.BOM)
     w = csv.writer(out, lineterminator="\r\n")
-    w.writerow(CSV_FIELDS)
+    w.writerow(csv_fields(rows))
     for r in rows:
         counted = r.admitted or r.never_admitted
+        win = r.window if counted else None
+        days = [v for d in r.strip for v in ((d.done, d.due) if counted else ("", ""))]
         w.writerow([
-            _cell(r.unit), " ".join(r.flags), _cell(r.episode), "" if r.pod is None else r.pod, _cell(r.regimen),
+            _cell(r.unit), ", ".join(FLAG_TEXT[f] for f in r.flags), _cell("; ".join(r.reasons)), _cell(r.episode),
+            "" if r.pod is None else r.pod, _cell(r.regimen), sheet.stamp(r.admitted_at), sheet.stamp(r.vacated),
+            _cell(r.vacated_by),
             r.today.done if counted else "", r.today.missed if counted else "", r.today.due if counted else "",
-            " ".join(f"{d.day.isoformat()}:{d.done}/{d.due}" for d in r.strip) if counted else "",
-            _cell(r.last_missed.id if r.last_missed else None), _cell(r.last_missed.reason if r.last_missed else None),
-            "" if r.missed_ago_min is None else r.missed_ago_min,
-            r.taken.isoformat(timespec="seconds") if r.taken else "",
+            sheet.stamp(r.window_start), *((win.done, win.missed, win.due) if win else ("", "", "")), *days,
+            _cell(r.last_missed.id if r.last_missed else None),
+            sheet.stamp(r.last_missed.offer if r.last_missed else None),
+            _cell(r.last_missed.reason if r.last_missed else None),
+            "" if r.missed_ago_min is None else r.missed_ago_min, sheet.stamp(r.taken),
             f"{r.age.total_seconds() / 3600:.1f}" if r.age is not None else "", r.verdict, _cell(r.verdict_text),
             _cell("; ".join(r.faults)), _cell("; ".join(r.contradicting)), _cell("; ".join(r.exports)),
-            _cell(str(r.report) if r.report else None)])
+            _cell(str(r.report) if r.report else None), sheet.offset(r.taken or r.window_start)])
     return out.getvalue()

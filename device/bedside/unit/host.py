@@ -104,7 +104,8 @@ def load(path: Path | str) -> config.Config:
     except IsADirectoryError:
         raise config.ConfigError(str(p), ["is a directory, not a config file"]) from None
     except FileNotFoundError:
-        raise config.ConfigError(str(p), ["the file does not exist; copy config/bedside.toml there and edit it"]) \
+        raise config.ConfigError(str(p), ["the file does not exist; write the annotated config there with "
+                                           f"`bedside config example --out {p}` and edit it"]) \
             from None
     except OSError as e:
         raise config.ConfigError(str(p), [f"cannot be read ({e.strerror}); check its permissions"]) from None

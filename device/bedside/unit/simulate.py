@@ -50,6 +50,7 @@ from bedside.core.events import (
     Show,
     Tick,
 )
+from bedside.display.render import title_bar
 from bedside.unit.clock import VirtualClock
 
 PRESS_S = 0.3
@@ -233,13 +234,29 @@ def frame_text(image: Image.Image, mode: str) -> list[str]:
         for y in range(0, h, 4):
             row = []
             for x in range(0, w, 2):
+                # Each quadrant stands for two pixel rows. Lit if either is lit keeps thin strokes of
+                # light text on a dark panel; inside a lit bar (a title drawn dark on light) that rule
+                # fills every character in, so there a quadrant is lit only if both are.
+                lit = sum(bool(px[x + dx, y + dy]) for dx in (0, 1) for dy in range(4))
+                inverse = lit > 4
                 bits = 0
                 for bit, (dx, dy) in enumerate(((0, 0), (1, 0), (0, 2), (1, 2))):
-                    if px[x + dx, y + dy] or px[x + dx, y + dy + 1]:
+                    a, b = bool(px[x + dx, y + dy]), bool(px[x + dx, y + dy + 1])
+                    if (a and b) if inverse else (a or b):
                         bits |= 1 << bit
                 row.append(_QUADRANTS[bits])
             rows.append("".join(row))
     return rows
+
+
+def _titled(rows: list[str], title: str, tag: str, bottom: int) -> list[str]:
+    """A title bar's letters, too small for quarter-block characters (they smear into blocks),
+    written as text in reverse video over the rows that drew it."""
+    width = len(rows[0])
+    text = f" {title}"[: width - len(tag) - 2]
+    line = f"\x1b[7m{text}{' ' * (width - len(text) - len(tag) - 1)}{tag} \x1b[27m"
+    top = -(-(bottom + 1) // 4)          # the character rows the bar's pixel rows reach into
+    return [line, *([" " * width] * (top - 1)), *rows[top:]]
 
 
 def fitting_mode(size: tuple[int, int], columns: int, lines: int) -> str | None:
@@ -319,10 +336,13 @@ class Terminal:
         if mode is None:
             return too_small(self.image.size, columns, lines)
         rows = frame_text(self.image, mode)
+        edge = "─" * len(rows[0])
+        bar = title_bar(self.screen)
+        if mode == "quad" and bar is not None and self.brightness != "off":
+            rows = _titled(rows, *bar)
         if self.brightness == "off":
             rows = self._dark(len(rows[0]), len(rows))
         dim = "\x1b[2m" if self.brightness == "dim" else ""
-        edge = "─" * len(rows[0])
         now = self.clock.now().wall.astimezone(self.tz)
         speed = "paused" if self.clock.speed == 0 else f"x{self.clock.speed:g}"
         led = {"off": "○ off", "due": "◐ due (blinking)", "missed": "● missed",
