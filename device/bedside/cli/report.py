@@ -83,5 +83,7 @@ def _one_unit(inputs: list[Path], unit: str | None) -> Any:
                                  "bedside ward for the whole ward")
     (u,) = units
     if len(u.exports) == 1 and not u.contradicting:
-        return u.exports[0].loaded
-    return report.Loaded(u.records, None, [], u.unit)
+        # One export: read whole as given (a ward streams an export file's records, and keeps
+        # no damaged lines; the report shows them).
+        return report.load(u.exports[0].path)
+    return report.Loaded(list(u.records), None, [], u.unit)
