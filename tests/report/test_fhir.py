@@ -452,7 +452,7 @@ def test_the_settings_file_is_checked_and_each_problem_named(tmp_path: Path) -> 
     doc = json.loads((tmp_path / "b.json").read_text())
     (dev,) = resources(doc, "Device")
     assert (dev["serialNumber"], dev["location"]["display"]) == ("S-1", "Ward 7, bed 1")
-    assert len(resources(doc, "Procedure")) == 16 and resources(doc, "Encounter") == []   # the hospital's Encounter
+    assert len(resources(doc, "Procedure")) == 15 and resources(doc, "Encounter") == []   # the hospital's Encounter
     (plan,) = resources(doc, "CarePlan")
     assert plan["encounter"]["reference"] == ("Encounter?identifier=https%3A%2F%2Fhospital.example%2Fids%2Fvisit"
                                               "%7CE2026-0042")
