@@ -86,7 +86,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UserError(
             f"No Raspberry Pi hardware found: {e}.\n"
             "To try the unit here on simulated pins and display, run:  bedside simulate\n"
-            "(To drive other GPIO hardware, choose a gpiozero pin factory with GPIOZERO_PIN_FACTORY.)") from None
+            "On another Linux board with a GPIO chip, name the board and its chip in the config:\n"
+            "[hardware] board and gpio_chip (or install with --board NAME --gpio-chip CHIP;\n"
+            "docs/install.md, \"Other boards\").") from None
     except serve.CannotServe as e:
         raise UserError(str(e)) from None
     return 0
