@@ -207,6 +207,7 @@ if [ "$UNINSTALL" = 1 ]; then
     [ -e "$(r "$UNIT_DIR/paths.target.wants/bedside-update.path")" ] &&
         run systemctl ${opt:+"$opt"} disable bedside-update.path
     for f in "$UNIT_DIR/bedside.service" "$UNIT_DIR/bedside-stick@.service" "$UDEV_DIR/91-bedside-rtc.rules" \
+             "$UDEV_DIR/92-bedside-gpio.rules" \
              "$UNIT_DIR/bedside-update.service" "$UNIT_DIR/bedside-update.path" \
              "$UDEV_DIR/80-bedside-stick.rules" "$UDEV_DIR/90-bedside-no-hid.rules"; do
         [ -e "$(r "$f")" ] && run rm -f "$(r "$f")"
@@ -457,6 +458,11 @@ run systemctl ${opt:+"$opt"} enable bedside.service
 # The daemon keeps the RTC in step when a nurse sets the time; /dev/rtc* is root-only otherwise.
 run install -d -m 0755 "$(r "$UDEV_DIR")"
 run install -m 0644 "$SOURCE/systemd/91-bedside-rtc.rules" "$(r "$UDEV_DIR/91-bedside-rtc.rules")"
+case $BOARD in
+    zero2w|3|4|5) [ -e "$(r "$UDEV_DIR/92-bedside-gpio.rules")" ] && run rm -f "$(r "$UDEV_DIR/92-bedside-gpio.rules")" ;;
+    # Raspberry Pi OS gives /dev/gpiochip* to the gpio group; another board's system may not.
+    *) run install -m 0644 "$SOURCE/systemd/92-bedside-gpio.rules" "$(r "$UDEV_DIR/92-bedside-gpio.rules")" ;;
+esac
 # USB stick export: udev asks systemd for bedside-stick@<device>.service when a stick is
 # plugged in (not enabled: udev starts it). docs/stick.md.
 run install -m 0644 "$SOURCE/systemd/bedside-stick@.service" "$(r "$UNIT_DIR/bedside-stick@.service")"
@@ -590,6 +596,7 @@ if [ "$LIVE" = 1 ] && [ "$DRY" = 0 ]; then
     step "starting the service"
     run systemctl daemon-reload
     run udevadm control --reload-rules
+    case $BOARD in zero2w|3|4|5) ;; *) run udevadm trigger --subsystem-match=gpio --action=change ;; esac
     if [ "$START" = 1 ]; then
         if run systemctl restart bedside.service; then started=yes; else started=failed; fi
     fi

@@ -285,7 +285,11 @@ def test_another_board_is_installed_with_its_name_and_chip(tmp_path: Path) -> No
     cfg = host.load(conf)
     assert (cfg.hardware.board, cfg.hardware.gpio_chip) == ("qemu-x86_64", "pinctrl-bcm2711")
     assert cfg.serial.port == "/dev/serial0"
+    # Its /dev/gpiochip* for the gpio group, as Raspberry Pi OS's own rules have them on a Pi.
+    rule = root / "etc/udev/rules.d/92-bedside-gpio.rules"
+    assert 'GROUP="gpio"' in rule.read_text()
     assert install(root, "--board", "4").returncode == 0
+    assert not rule.exists()
     cfg = host.load(conf)
     assert (cfg.hardware.board, cfg.hardware.gpio_chip) == ("", "")
 

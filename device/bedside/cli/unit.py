@@ -158,7 +158,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     observers: list[Any] = []
     trace_file = None
     if args.trace:
-        trace_file = open(args.trace, "w", encoding="utf-8")  # noqa: SIM115 - closed in finally
+        # A pipe or a device (a test watching the unit live) gets each line as it happens; a file
+        # is written in blocks.
+        live = not Path(args.trace).is_file() and Path(args.trace).exists()
+        trace_file = open(args.trace, "w", encoding="utf-8", buffering=1 if live else -1)  # noqa: SIM115 - closed in finally
         observers.append(Trace(trace_file, cfg))
     frame_hooks: list[Callable[[Any], None]] = []
     sim_holder: dict[str, Any] = {}
