@@ -13,8 +13,11 @@ STAMP := $(VENV)/.installed
 # libreoffice-calc-nogui: every CSV opened in a real spreadsheet; pipx: the laptop install exactly as docs/install.md gives it.
 APT_PACKAGES := sysbench chromium libreoffice-calc-nogui pipx poppler-utils fonts-dejavu-core systemd shellcheck gcc libc6-dev e2fsprogs socat picocom strace \
 	dosfstools fusefat fuse3 udev mount util-linux nodejs
+# `make vm-test` only (not `make test`): QEMU, debootstrap and the tools that make and read
+# the guest's disks (tools/vm_test.py, docs/install.md "What the VM proves").
+VM_APT_PACKAGES := qemu-system-x86 qemu-utils debootstrap e2fsprogs dosfstools mtools util-linux socat
 
-.PHONY: fhir-engine simulate test lint typecheck setup apt bench clean help gallery golden install arm64-smoke bench-journal torture tamper fuzz fuzz-serial
+.PHONY: fhir-engine simulate test lint typecheck setup apt vm-apt vm-test bench clean help gallery golden install arm64-smoke bench-journal torture tamper fuzz fuzz-serial
 
 help:
 	@echo "make simulate   set up and run the unit on simulated hardware (interactive, in this terminal)"
@@ -24,6 +27,7 @@ help:
 	@echo "make golden     also rewrite the golden images the screen tests compare with (look before committing)"
 	@echo "make install    on a Raspberry Pi: install the unit (docs/install.md; ARGS=--rtc etc.)"
 	@echo "make arm64-smoke  install, smoke-test and run a simulated day on arm64 Debian Bookworm under qemu (slow, root)"
+	@echo "make vm-test    the unit as installed on Debian Bookworm under QEMU: install, systemd, gpio-sim, serial, power cuts (root; ~10 min cached, ~30 cold)"
 	@echo "make torture    kill -9 the daemon 1000 times, every storage fault, 1000 damaged data directories, 1000 tamperings (about 45 min, root)"
 	@echo "make fhir-engine  install the FHIR engine the FHIR tests post to (npm ci; make test does it)"
 	@echo "make fuzz       every property test and hostile-file fuzzer with fresh random examples, twenty times as many (long)"
@@ -62,6 +66,16 @@ apt:
 		$$sudo flock /tmp/bedside-apt.lock sh -c "apt-get update -qq && \
 			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 $$missing >/dev/null"; \
 	fi
+
+# The same, for `make vm-test`'s list.
+vm-apt:
+	@$(MAKE) --no-print-directory apt APT_PACKAGES="$(VM_APT_PACKAGES)"
+
+# The unit as installed, on a real kernel, systemd and block device: builds (once, cached in
+# var/vm/) a Debian Bookworm image with Debian's kernel, boots it under QEMU and runs the
+# scenarios; one line each and an `N passed, N failed` summary. docs/install.md says what it proves.
+vm-test: vm-apt $(STAMP)
+	nice $(BIN)/python tools/vm_test.py $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check device tests benchmarks tools

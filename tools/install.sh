@@ -18,6 +18,7 @@ RTC_CHARGE=0
 LINK=""
 BOARD=auto
 GPIO=""
+GPIO_CHIP=""
 UNINSTALL=0
 APPLY_BOOT=0
 LOCKDOWN=1
@@ -48,7 +49,11 @@ config in /etc/bedside/bedside.toml, data in /var/lib/bedside, the systemd servi
 and started) and the ward lockdown. Prints the lines /boot/firmware/config.txt needs.
 
   --board BOARD         zero2w, 3, 4 or 5 (3 covers the 3B and 3B+); default: read from the
-                        running Pi (an image being prepared or a test must name it)
+                        running Pi (an image being prepared or a test must name it). Another
+                        Linux board with a GPIO chip: its name, with --gpio-chip
+  --gpio-chip CHIP      another board's GPIO chip (its label, as gpiodetect prints it, or
+                        /dev/gpiochipN), written with the board's name to the config's
+                        [hardware] gpio_chip and board (docs/install.md, "Other boards")
   --link LINK           the nurse link: uart (a USB-serial cable on GPIO14/15; the default),
                         gadget (Zero 2 W: its USB data port is the serial port) or off.
                         The config's [serial] port is set to the device it sets up.
@@ -88,6 +93,7 @@ while [ $# -gt 0 ]; do
         --link) [ $# -ge 2 ] || die "--link needs uart, gadget or off"; LINK=$2; shift ;;
         --board) [ $# -ge 2 ] || die "--board needs zero2w, 3, 4 or 5"; BOARD=$2; shift ;;
         --gpio) [ $# -ge 2 ] || die "--gpio needs auto, lgpio or rpigpio"; GPIO=$2; shift ;;
+        --gpio-chip) [ $# -ge 2 ] || die "--gpio-chip needs a chip's label or /dev/gpiochipN"; GPIO_CHIP=$2; shift ;;
         --uninstall) UNINSTALL=1 ;;
         --apply-boot-config) APPLY_BOOT=1 ;;
         --no-lockdown) LOCKDOWN=0 ;;
@@ -106,12 +112,17 @@ while [ $# -gt 0 ]; do
     shift
 done
 
+# systemd runs the tree being installed into: reload it and start the service at the end. A
+# test of that path sets BEDSIDE_INSTALL_LIVE=1 with --root and stand-ins for systemctl and
+# udevadm on PATH (tests/unit/test_install.py).
+LIVE=0
+if [ "$ROOT" = / ] && [ -d /run/systemd/system ]; then LIVE=1; fi
 if [ "$ROOT" != / ]; then
     [ -d "$ROOT" ] || die "--root $ROOT is not a directory"
     ROOT=$(cd "$ROOT" && pwd)
     VENV=0
     APT=0
-    START=0
+    if [ "${BEDSIDE_INSTALL_LIVE:-0}" = 1 ]; then LIVE=1; else START=0; fi
 fi
 
 # The path of $1 inside the tree being installed.
@@ -198,14 +209,15 @@ BLOCK_END="# bedside: end"
 if [ "$UNINSTALL" = 1 ]; then
     opt=$(root_opt)
     step "stopping and removing the service"
-    if [ "$ROOT" = / ] && [ -d /run/systemd/system ]; then run systemctl disable --now bedside.service || true; fi
-    if [ "$ROOT" = / ] && [ -d /run/systemd/system ]; then run systemctl disable --now bedside-update.path || true; fi
+    if [ "$LIVE" = 1 ]; then run systemctl disable --now bedside.service || true; fi
+    if [ "$LIVE" = 1 ]; then run systemctl disable --now bedside-update.path || true; fi
     [ -e "$(r "$UNIT_DIR/multi-user.target.wants/bedside.service")" ] &&
         run systemctl ${opt:+"$opt"} disable bedside.service
     [ -e "$(r "$UNIT_DIR/paths.target.wants/bedside-update.path")" ] &&
         run systemctl ${opt:+"$opt"} disable bedside-update.path
     for f in "$UNIT_DIR/bedside.service" "$UNIT_DIR/bedside-stick@.service" "$UDEV_DIR/91-bedside-rtc.rules" \
-             "$UDEV_DIR/92-bedside-led.rules" "$UNIT_DIR/bedside-update.service" "$UNIT_DIR/bedside-update.path" \
+             "$UDEV_DIR/92-bedside-led.rules" "$UDEV_DIR/92-bedside-gpio.rules" \
+             "$UNIT_DIR/bedside-update.service" "$UNIT_DIR/bedside-update.path" \
              "$UDEV_DIR/80-bedside-stick.rules" "$UDEV_DIR/90-bedside-no-hid.rules"; do
         [ -e "$(r "$f")" ] && run rm -f "$(r "$f")"
     done
@@ -243,7 +255,7 @@ if [ "$UNINSTALL" = 1 ]; then
     step "software"
     [ -e "$(r "$PREFIX")" ] && run rm -rf "$(r "$PREFIX")"
     [ -e "$(r "$STATE_FILE")" ] && run rm -f "$(r "$STATE_FILE")"
-    if [ "$ROOT" = / ] && [ -d /run/systemd/system ] && [ "$DRY" = 0 ]; then
+    if [ "$LIVE" = 1 ] && [ "$DRY" = 0 ]; then
         run systemctl daemon-reload
         run udevadm control --reload-rules
     fi
@@ -270,10 +282,21 @@ if [ "$BOARD" = auto ]; then
         *"Pi 3"*) BOARD=3 ;;
         *"Pi 4"*|*"Compute Module 4"*) BOARD=4 ;;
         *"Pi 5"*|*"Compute Module 5"*) BOARD=5 ;;
-        *) die "cannot tell the board from '${model:-no model}': name it with --board zero2w, 3, 4 or 5" ;;
+        *) die "cannot tell the board from '${model:-no model}': name it with --board zero2w, 3, 4 or 5 (or, for another board with a GPIO chip, --board NAME --gpio-chip CHIP)" ;;
     esac
 fi
-case $BOARD in zero2w|3|4|5) ;; *) die "--board $BOARD: choose zero2w, 3, 4 or 5 (hardware/README.md)" ;; esac
+# A Raspberry Pi, or another Linux board named with its GPIO chip (not a supported unit: a
+# bench board or the VM of make vm-test; docs/install.md, "Other boards").
+case $BOARD in
+    zero2w|3|4|5) [ -z "$GPIO_CHIP" ] || die "--gpio-chip is for another board: a Pi's header chip is found by its label" ;;
+    *)
+        [ -n "$GPIO_CHIP" ] || die "--board $BOARD: choose zero2w, 3, 4 or 5 (hardware/README.md), or name another board's GPIO chip with --gpio-chip"
+        printf '%s' "$BOARD" | grep -Eq '^[A-Za-z0-9][A-Za-z0-9 ._()+-]{0,39}$' ||
+            die "--board $BOARD: another board's name is letters, digits, spaces and ._()+- (at most 40)"
+        printf '%s' "$GPIO_CHIP" | grep -Eq '^(/dev/gpiochip[0-9]{1,3}|[A-Za-z0-9][A-Za-z0-9._:+-]{0,63})$' ||
+            die "--gpio-chip $GPIO_CHIP: a chip's label (gpiodetect) or /dev/gpiochipN"
+        ;;
+esac
 LINK=${LINK:-uart}
 case $LINK in
     uart|off) ;;
@@ -351,9 +374,17 @@ else
     run install -m 0640 -o 0 -g "${owner#*:}" "$SOURCE/config/bedside.toml" "$installed_conf"
 fi
 if [ "$DRY" = 0 ]; then
-    # Turn on what was set up: the link's port (an operator's own choice is kept) and the backend.
+    # Turn on what was set up: the link's port (an operator's own choice is kept), the backend
+    # and, for another board, its name and chip (a Pi's are "", found from the board itself).
     tmp=$(mktemp)
     toml_set "$installed_conf" hardware gpio "\"$GPIO\"" always > "$tmp" && replace_file "$installed_conf" "$tmp"
+    case $BOARD in zero2w|3|4|5) board_name="" ;; *) board_name=$BOARD ;; esac
+    if [ -n "$board_name" ] || [ -n "$(toml_get "$installed_conf" hardware board)" ]; then
+        tmp=$(mktemp)
+        toml_set "$installed_conf" hardware board "\"$board_name\"" always > "$tmp" && replace_file "$installed_conf" "$tmp"
+        tmp=$(mktemp)
+        toml_set "$installed_conf" hardware gpio_chip "\"$GPIO_CHIP\"" always > "$tmp" && replace_file "$installed_conf" "$tmp"
+    fi
     if [ -n "$PORT" ]; then
         tmp=$(mktemp)
         toml_set "$installed_conf" serial port "\"$PORT\"" if-empty > "$tmp" && replace_file "$installed_conf" "$tmp"
@@ -438,6 +469,11 @@ run install -d -m 0755 "$(r "$UDEV_DIR")"
 run install -m 0644 "$SOURCE/systemd/91-bedside-rtc.rules" "$(r "$UDEV_DIR/91-bedside-rtc.rules")"
 # The status LED as a kernel LED device (the boot block's gpio-led overlay): its group may set it.
 run install -m 0644 "$SOURCE/systemd/92-bedside-led.rules" "$(r "$UDEV_DIR/92-bedside-led.rules")"
+case $BOARD in
+    zero2w|3|4|5) [ -e "$(r "$UDEV_DIR/92-bedside-gpio.rules")" ] && run rm -f "$(r "$UDEV_DIR/92-bedside-gpio.rules")" ;;
+    # Raspberry Pi OS gives /dev/gpiochip* to the gpio group; another board's system may not.
+    *) run install -m 0644 "$SOURCE/systemd/92-bedside-gpio.rules" "$(r "$UDEV_DIR/92-bedside-gpio.rules")" ;;
+esac
 # USB stick export: udev asks systemd for bedside-stick@<device>.service when a stick is
 # plugged in (not enabled: udev starts it). docs/stick.md.
 run install -m 0644 "$SOURCE/systemd/bedside-stick@.service" "$(r "$UNIT_DIR/bedside-stick@.service")"
@@ -485,14 +521,6 @@ if [ "$LOCKDOWN" = 1 ]; then
     if [ "$DRY" = 0 ]; then state_put masked "$(printf '%s\n' $ours | sort -u | tr '\n' ' ' | sed 's/ *$//')"; fi
 else
     say "ward lockdown skipped (--no-lockdown): logins, network services and USB keyboards stay available"
-fi
-
-if [ "$ROOT" = / ] && [ -d /run/systemd/system ] && [ "$DRY" = 0 ]; then
-    run systemctl daemon-reload
-    run udevadm control --reload-rules
-    if [ "$START" = 1 ]; then run systemctl restart bedside.service; fi
-elif [ "$START" = 1 ]; then
-    say "systemd is not running here: the service is enabled and starts at the next boot"
 fi
 
 step "I2C device files"
@@ -597,7 +625,27 @@ case $LINK/$BOARD in
     *) say "Downloads: serial on GPIO14/15${PORT:+ ($PORT)} and USB sticks in any USB-A port." ;;
 esac
 
+# Last, with everything configured: systemd reloaded, the service started. A start that fails
+# leaves the install complete, and says where the reason is (the daemon logs it at err).
+started=none
+if [ "$LIVE" = 1 ] && [ "$DRY" = 0 ]; then
+    step "starting the service"
+    run systemctl daemon-reload
+    run udevadm control --reload-rules
+    case $BOARD in zero2w|3|4|5) ;; *) run udevadm trigger --subsystem-match=gpio --action=change ;; esac
+    if [ "$START" = 1 ]; then
+        if run systemctl restart bedside.service; then started=yes; else started=failed; fi
+    fi
+elif [ "$START" = 1 ]; then
+    say "systemd is not running here: the service is enabled and starts at the next boot"
+fi
+
 step "next"
+if [ "$started" = failed ]; then
+    say "The install is complete (every step above), but the service did not start. Its reason:"
+    say "     journalctl -u bedside -b -p warning      (and: systemctl status bedside)"
+    say "Fix what it says (docs/install.md, \"Troubleshooting\"), then: systemctl restart bedside"
+fi
 say "1. Edit $CONF_DIR/bedside.toml (unit id, time zone, awake window), then:"
 say "     sudo -u $USER_NAME $VENV_DIR/bin/bedside config check $CONF_DIR/bedside.toml"
 say "2. Follow the commissioning checklist: $PREFIX/share/doc/commissioning.md"
@@ -607,3 +655,4 @@ if [ "$LOCKDOWN" = 1 ]; then
     say "NOTE: from the next reboot nobody can log in (console, serial, SSH) and keyboards are"
     say "ignored. Finish commissioning first, or install with --no-lockdown and lock down last."
 fi
+if [ "$started" = failed ]; then exit 3; fi

@@ -32,7 +32,50 @@ def test_run_off_a_pi_explains_how_to_simulate(tmp_path: Path) -> None:
     r = run("run", "--data", str(tmp_path))
     assert r.returncode == 2
     assert "No Raspberry Pi hardware found" in r.stderr and "bedside simulate" in r.stderr
+    assert "[hardware] board" in r.stderr and "--gpio-chip" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_fatal_reason_goes_to_the_journal_at_err(tmp_path: Path) -> None:
+    """Under systemd standard error is journald's stream ($JOURNAL_STREAM): every line of the
+    reason the daemon stopped carries <3> (err), so `journalctl -p warning` shows it; journald
+    would file an unmarked line at info."""
+    err = tmp_path / "stderr"
+    with err.open("w") as f:
+        st = os.fstat(f.fileno())
+        e = {k: v for k, v in os.environ.items() if k != "GPIOZERO_PIN_FACTORY"}
+        e["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
+        r = subprocess.run([*BEDSIDE, "run", "--data", str(tmp_path / "d"), "--config", str(tmp_path / "none.toml")],
+                           stdout=subprocess.PIPE, stderr=f, text=True, timeout=60, env=e, cwd=ROOT,
+                           stdin=subprocess.DEVNULL)
+    lines = err.read_text().splitlines()
+    assert r.returncode != 0 and lines, lines
+    assert all(line.startswith("<3>") for line in lines), lines
+    assert "<3>bedside: " in lines[0]
+
+
+def _board_config(tmp_path: Path, board: str, chip: str) -> Path:
+    """The shipped config with [hardware] board and gpio_chip set."""
+    text = (ROOT / "config/bedside.toml").read_text()
+    assert 'board = ""' in text and 'gpio_chip = ""' in text
+    conf = tmp_path / "board.toml"
+    text = text.replace('board = ""', f'board = "{board}"', 1)
+    conf.write_text(text.replace('gpio_chip = ""', f'gpio_chip = "{chip}"', 1))
+    return conf
+
+
+def test_another_board_is_named_with_its_chip(tmp_path: Path) -> None:
+    """Off a Pi, `bedside run` no longer stops at the device tree once the config names the
+    board and its chip: it looks for that chip, and says which chips there are when it is not
+    there (no such chip here, so the daemon stops at that, and not at the Pi check)."""
+    conf = _board_config(tmp_path, "Test board", "no-such-chip")
+    r = run("run", "--data", str(tmp_path / "d"), "--config", str(conf))
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "No Raspberry Pi hardware found" not in r.stderr
+    assert 'gpio_chip = "no-such-chip"' in r.stderr, r.stderr
+    # A board named without its chip is refused by the config check, with what to add.
+    c = run("config", "check", str(_board_config(tmp_path, "Test board", "")))
+    assert c.returncode == 2 and "[hardware] gpio_chip" in c.stderr and "name its GPIO chip" in c.stderr, c.stderr
 
 
 def test_config_check_accepts_the_shipped_files() -> None:

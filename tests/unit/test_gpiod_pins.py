@@ -110,7 +110,7 @@ def _pi_with_libgpiod(monkeypatch: pytest.MonkeyPatch, chip: gpiod_rig.Chip) -> 
     monkeypatch.delenv("GPIOZERO_PIN_FACTORY", raising=False)
     monkeypatch.setattr(Device, "pin_factory", None)
     monkeypatch.setattr(Device, "_default_pin_factory", staticmethod(no_default))
-    monkeypatch.setattr(pins, "header_chip", lambda: chip.path)
+    monkeypatch.setattr(pins, "header_chip", lambda named="": chip.path)
     monkeypatch.setattr("gpiozero.pins.local.get_pi_revision", lambda: ZERO_2_W)
     return defaults
 
@@ -179,5 +179,31 @@ def test_a_busy_line_says_which_pin_and_what_to_check(monkeypatch: pytest.Monkey
     assert chip.open_requests() == [other]
     other.release()
     p = pins.build_pins(Hardware(led_pin=27))        # and once the line is free, the unit builds
+    p.close()
+    assert not chip.open_requests()
+
+
+def test_another_board_drives_the_chip_it_names(monkeypatch: pytest.MonkeyPatch, chip: gpiod_rig.Chip) -> None:
+    """[hardware] board and gpio_chip: the named chip's lines, numbered as its offsets, with no
+    Pi revision to read (gpiozero's would fail off a Pi) and no lgpio chip opened."""
+    defaults = _pi_with_libgpiod(monkeypatch, chip)
+    asked: list[str] = []
+
+    def header_chip(named: str = "") -> str:
+        asked.append(named)
+        return chip.path
+
+    monkeypatch.setattr(pins, "header_chip", header_chip)
+
+    def no_pi() -> int:
+        raise AssertionError("the Pi's revision was read on another board")
+
+    monkeypatch.setattr("gpiozero.pins.local.get_pi_revision", no_pi)
+    p = pins.build_pins(Hardware(board="Test board", gpio_chip="gpio-sim-bank0", led_pin=27))
+    assert asked == ["gpio-sim-bank0"] and defaults == []
+    p.tone(880)
+    assert p.led is not None
+    p.led.on()
+    assert chip.value(18) == ON and chip.value(27) == ON
     p.close()
     assert not chip.open_requests()

@@ -323,3 +323,14 @@ def test_a_display_rebuilt_every_day_leaves_no_device_behind() -> None:
     sent = len(bus.commands)
     hardware._clean_up_live()
     assert (0xAE,) in bus.commands[sent:]
+
+
+def test_an_emulated_display_takes_the_frames_in_memory() -> None:
+    """[hardware] emulated_display: luma's own dummy device, the panel's size, no bus opened;
+    and the config says, as a warning, that no panel shows the screens."""
+    from luma.core.device import dummy
+
+    dev = hardware.build_display(Hardware(display="ssd1309", emulated_display=True))
+    assert isinstance(dev, dummy) and (dev.width, dev.height) == (128, 64)
+    cfg = config.parse({"hardware": {"emulated_display": True}}, "test.toml")
+    assert cfg.hardware.emulated_display and any("no panel" in w for w in cfg.warnings)

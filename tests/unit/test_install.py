@@ -231,10 +231,80 @@ def test_uninstall_leaves_what_was_there_before(tmp_path: Path) -> None:
     assert not (units / "getty@.service").exists()
 
 
+def _stand_ins(tmp_path: Path, root: Path, restart_rc: int) -> tuple[dict[str, str], Path]:
+    """systemctl and udevadm stand-ins on PATH that log each call, and with it whether the boot
+    configuration and /etc/modules were already written; ``systemctl restart`` exits ``restart_rc``."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "calls"
+    for name, rc in (("systemctl", restart_rc), ("udevadm", 0)):
+        (bin_dir / name).write_text(f"""#!/bin/sh
+done=no
+grep -q '^# bedside: begin' '{root}/boot/firmware/config.txt' && grep -q '^i2c-dev' '{root}/etc/modules' && done=yes
+echo "{name} $* configured=$done" >> '{log}'
+case "$*" in *restart*) exit {rc} ;; esac
+exit 0
+""")
+        (bin_dir / name).chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", BEDSIDE_INSTALL_LIVE="1")
+    return env, log
+
+
+@needs_root
+@pytest.mark.parametrize("restart_rc", [0, 1])
+def test_the_service_starts_last_and_a_failed_start_leaves_a_complete_explained_install(
+        tmp_path: Path, restart_rc: int) -> None:
+    """Everything is configured (boot settings, /etc/modules, the units) before systemd is
+    reloaded and the service started; a start that fails stops nothing that came before it,
+    and the installer says so, where the reason is, and exits 3."""
+    root = _fake_root(tmp_path)
+    env, log = _stand_ins(tmp_path, root, restart_rc)
+    r = subprocess.run(["bash", str(INSTALL), "--root", str(root), "--board", "4", "--apply-boot-config"],
+                       capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, env=env)
+    calls = log.read_text().splitlines()
+    restart = [c for c in calls if " restart bedside.service" in c]
+    assert restart == ["systemctl restart bedside.service configured=yes"], calls
+    # The start is the last thing done to the system: after every enable, mask and reload.
+    assert calls[-1] == restart[0] and any("daemon-reload configured=yes" in c for c in calls), calls
+    assert _block((root / "boot/firmware/config.txt").read_text())[0] == "[all]"
+    assert (root / "etc/modules").read_text() == PI_OS_MODULES + "i2c-dev\n"
+    assert (root / "etc/bedside/bedside.toml").exists()
+    if restart_rc == 0:
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "did not start" not in r.stdout
+    else:
+        assert r.returncode == 3, r.stdout + r.stderr
+        assert "The install is complete" in r.stdout and "journalctl -u bedside -b -p warning" in r.stdout
+        # The rest of the guidance is still printed after the failed start.
+        assert "commissioning checklist" in r.stdout
+
+
+@needs_root
+def test_another_board_is_installed_with_its_name_and_chip(tmp_path: Path) -> None:
+    """--board NAME --gpio-chip CHIP: a board that is not a Pi, named in the config with its chip;
+    installing again as a Pi clears them."""
+    root = _fake_root(tmp_path)
+    r = install(root, "--board", "qemu-x86_64", "--gpio-chip", "pinctrl-bcm2711")
+    assert r.returncode == 0, r.stdout + r.stderr
+    conf = root / "etc/bedside/bedside.toml"
+    cfg = host.load(conf)
+    assert (cfg.hardware.board, cfg.hardware.gpio_chip) == ("qemu-x86_64", "pinctrl-bcm2711")
+    assert cfg.serial.port == "/dev/serial0"
+    # Its /dev/gpiochip* for the gpio group, as Raspberry Pi OS's own rules have them on a Pi.
+    rule = root / "etc/udev/rules.d/92-bedside-gpio.rules"
+    assert 'GROUP="gpio"' in rule.read_text()
+    assert install(root, "--board", "4").returncode == 0
+    assert not rule.exists()
+    cfg = host.load(conf)
+    assert (cfg.hardware.board, cfg.hardware.gpio_chip) == ("", "")
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (("--board", "4", "--gadget-serial"), "--link gadget (--gadget-serial) is for a Zero 2 W"),
     (("--board", "5", "--gpio", "rpigpio"), "RPi.GPIO cannot drive a Pi 5's pins"),
     (("--board", "6"), "--board 6: choose zero2w, 3, 4 or 5"),
+    (("--board", "4", "--gpio-chip", "gpiochip0"), "--gpio-chip is for another board"),
+    (("--board", "my;board", "--gpio-chip", "x"), "another board's name is"),
     ((), "cannot tell the board"),
     (("--board", "3", "--charge-rtc-battery"), "--charge-rtc-battery is for a Pi 5"),
 ])
@@ -305,7 +375,7 @@ def test_install_refuses_unknown_options_plainly() -> None:
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is missing (Debian package shellcheck)")
 def test_scripts_pass_shellcheck() -> None:
-    scripts = sorted(str(p) for p in (ROOT / "tools").glob("*.sh"))
+    scripts = sorted(str(p) for p in (ROOT / "tools").glob("*.sh")) + [str(ROOT / "tools/vm/gpio-sim-setup")]
     assert scripts
     r = subprocess.run(["shellcheck", *scripts], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout

@@ -48,6 +48,17 @@ def _command(argv: Sequence[str]) -> str | None:
     return argv[0] if argv and not argv[0].startswith("-") else None
 
 
+def _fatal(text: str) -> None:
+    """Why the command stopped, on standard error. Under systemd (the daemon, the updater, a
+    stick's export) every line goes to the journal at ``err`` priority, so ``journalctl -p
+    warning`` shows it; journald would file an unmarked line at ``info``."""
+    from bedside.unit.systemlog import ERR, is_journal
+
+    prefix = f"<{ERR}>" if is_journal(sys.stderr) else ""
+    sys.stderr.write("".join(f"{prefix}{line}\n" for line in text.splitlines()))
+    sys.stderr.flush()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from bedside.journal.segments import JournalError
     from bedside.secret import SecretError
@@ -59,13 +70,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = args.func(args)
         return result
     except config.ConfigError as e:
-        print(f"bedside: {e}", file=sys.stderr)
+        _fatal(f"bedside: {e}")
         return 2
     except UserError as e:
-        print(f"bedside: {e}", file=sys.stderr)
+        _fatal(f"bedside: {e}")
         return e.code
     except (JournalError, HardwareError, SecretError) as e:
-        print(f"bedside: {e}", file=sys.stderr)
+        _fatal(f"bedside: {e}")
         return 1
     except KeyboardInterrupt:
         return 130
@@ -75,9 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     except Exception as e:
-        print(f"bedside: unexpected error: {type(e).__name__}: {str(e)[:500]}\n"
-              "Please report this with the details below.", file=sys.stderr)
         # The details promised, always; the innermost frames only (a runaway recursion has
         # a thousand identical ones).
-        traceback.print_exc(limit=-30)
+        _fatal(f"bedside: unexpected error: {type(e).__name__}: {str(e)[:500]}\n"
+               "Please report this with the details below.\n" + traceback.format_exc(limit=-30).rstrip("\n"))
         return 70

@@ -87,7 +87,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UserError(
             f"No Raspberry Pi hardware found: {e}.\n"
             "To try the unit here on simulated pins and display, run:  bedside simulate\n"
-            "(To drive other GPIO hardware, choose a gpiozero pin factory with GPIOZERO_PIN_FACTORY.)") from None
+            "On another Linux board with a GPIO chip, name the board and its chip in the config:\n"
+            "[hardware] board and gpio_chip (or install with --board NAME --gpio-chip CHIP;\n"
+            "docs/install.md, \"Other boards\").") from None
     except serve.CannotServe as e:
         raise UserError(str(e)) from None
     return 0
@@ -172,7 +174,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     observers: list[Any] = []
     trace_file = None
     if args.trace:
-        trace_file = open(args.trace, "w", encoding="utf-8")  # noqa: SIM115 - closed in finally
+        # A pipe or a device (a test watching the unit live) gets each line as it happens; a file
+        # is written in blocks.
+        live = not Path(args.trace).is_file() and Path(args.trace).exists()
+        trace_file = open(args.trace, "w", encoding="utf-8", buffering=1 if live else -1)  # noqa: SIM115 - closed in finally
         observers.append(Trace(trace_file, cfg))
     frame_hooks: list[Callable[[Any], None]] = []
     sim_holder: dict[str, Any] = {}

@@ -62,6 +62,11 @@ class Hardware:
     tone: str = "normal"           # passive buzzers: low | normal | high pitch
     gpio: str = "auto"             # pin backend: auto (gpiozero's choice) | lgpio | rpigpio
     vibration_pin: int | None = None   # a vibration motor (through a transistor) that pulses with each prompt
+    # "" = a Raspberry Pi, named by its device tree (the supported target). Another Linux board
+    # with a GPIO chip is named here, with its chip in gpio_chip (docs/install.md, "Other boards").
+    board: str = ""
+    gpio_chip: str = ""            # "" = the Pi header's chip, found by its kernel label; else a label or /dev path
+    emulated_display: bool = False     # draw into a panel in memory: a board under test with no panel fitted
 
     @property
     def panel(self) -> Panel:
@@ -229,7 +234,8 @@ _SCHEMA: dict[str, set[str]] = {
     "display": {"night", "dim_after_minutes", "layout"},
     "hardware": {
         "display", "i2c_port", "i2c_address", "button_pin", "buzzer_pin", "buzzer", "led_pin", "rotate", "volume",
-        "tone", "gpio", "spi_port", "spi_device", "dc_pin", "reset_pin", "vibration_pin",
+        "tone", "gpio", "spi_port", "spi_device", "dc_pin", "reset_pin", "vibration_pin", "board", "gpio_chip",
+        "emulated_display",
     },
     "serial": {"port", "baud"},
     "ward": {"attention_hours", "handovers", "stale_after_hours"},
@@ -239,6 +245,8 @@ _STAGE_KEYS = {"from_day", "hourly_every_minutes", "hourly_exercises", "routine_
 # Regimen names are shown on the nurse screen and recorded on admission.
 _REGIMEN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,11}$")
 _UNIT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
+_BOARD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._()+-]{0,39}$")
+_GPIO_CHIP = re.compile(r"^(/dev/gpiochip[0-9]{1,3}|[A-Za-z0-9][A-Za-z0-9._:+-]{0,63})$")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
@@ -546,6 +554,32 @@ def parse(data: Mapping[str, Any], source: str = "<config>") -> Config:
     if vib_raw is not _MISSING:
         vibration_pin = r.integer("hardware", "vibration_pin", -1, -1, 27, "(BCM GPIO number, or -1 for none)")
         vibration_pin = None if vibration_pin == -1 else vibration_pin
+    board = r.get("hardware", "board")
+    if board is _MISSING:
+        board = hd.board
+    elif not isinstance(board, str) or (board and not _BOARD.match(board)):
+        r.fail("[hardware] board", f'must be "" (a Raspberry Pi) or the name of another board, such as "Rock Pi 4" '
+               f"(letters, digits, spaces and ._()+-, at most 40), got {board!r}")
+        board = hd.board
+    gpio_chip = r.get("hardware", "gpio_chip")
+    if gpio_chip is _MISSING:
+        gpio_chip = hd.gpio_chip
+    elif not isinstance(gpio_chip, str) or (gpio_chip and not _GPIO_CHIP.match(gpio_chip)):
+        r.fail("[hardware] gpio_chip", f'must be "" (the Pi header\'s chip), a GPIO chip\'s label such as '
+               f'"pinctrl-bcm2711" or its device such as "/dev/gpiochip0", got {gpio_chip!r}')
+        gpio_chip = hd.gpio_chip
+    if board and not gpio_chip:
+        r.fail("[hardware] gpio_chip", f'board = "{board}" is not a Raspberry Pi: name its GPIO chip too '
+               '(its label, as `gpiodetect` prints it, or /dev/gpiochipN)')
+    emulated = r.get("hardware", "emulated_display")
+    if emulated is _MISSING:
+        emulated = hd.emulated_display
+    elif not isinstance(emulated, bool):
+        r.fail("[hardware] emulated_display", f"must be true or false, got {emulated!r}")
+        emulated = hd.emulated_display
+    if emulated:
+        r.warnings.append("[hardware] emulated_display = true: the screens are drawn into memory, and no panel "
+                          "shows them (a board under test only, never a unit on a ward)")
     pins = {"button_pin": button_pin, "buzzer_pin": buzzer_pin}
     if led_pin is not None:
         pins["led_pin"] = led_pin
@@ -600,7 +634,8 @@ def parse(data: Mapping[str, Any], source: str = "<config>") -> Config:
         hardware=Hardware(display=hw_display, i2c_port=i2c_port, i2c_address=i2c_address, button_pin=button_pin,
                           buzzer_pin=buzzer_pin, buzzer=buzzer, led_pin=led_pin, rotate=rotate, volume=volume,
                           tone=tone, gpio=gpio, spi_port=spi_port, spi_device=spi_device, dc_pin=dc_pin,
-                          reset_pin=reset_pin, vibration_pin=vibration_pin),
+                          reset_pin=reset_pin, vibration_pin=vibration_pin, board=board, gpio_chip=gpio_chip,
+                          emulated_display=emulated),
         serial=Serial(port, baud),
         hospital=hospital,
         ward=Ward(attention, handovers, stale),

@@ -138,22 +138,39 @@ class LineEventButton:
         os.close(self._stop_w)
 
 
-def header_chip() -> str | None:
-    """The GPIO character device of the 40-pin header, when libgpiod 2 can open it."""
+def header_chip(named: str = "") -> str | None:
+    """The GPIO character device of the 40-pin header, when libgpiod 2 can open it; with
+    ``named`` (``[hardware] gpio_chip``: a label or a /dev path), that chip, or a HardwareError
+    saying which chips there are."""
     try:
         import gpiod
     except ImportError:
+        gpiod = None
+    if gpiod is None or not hasattr(gpiod, "request_lines"):   # none, or libgpiod 1 (python3-libgpiod)
+        if named:
+            raise HardwareError(f'[hardware] gpio_chip = "{named}" needs libgpiod 2\'s bindings (the gpiod '
+                                "package, 2.1 or newer), which are not installed: run the installer again")
         return None
-    if not hasattr(gpiod, "request_lines"):       # libgpiod 1 (Debian Bookworm's python3-libgpiod)
-        return None
+    labels = (named,) if named else HEADER_CHIPS
+    found: list[str] = []
     for path in sorted(Path("/dev").glob("gpiochip*")):
         try:
             with gpiod.Chip(str(path)) as chip:
-                if chip.get_info().label in HEADER_CHIPS:
-                    return str(path)
+                label = chip.get_info().label
         except OSError:
             continue
+        if str(path) == named or label in labels:
+            return str(path)
+        found.append(f"{path} ({label})")
+    if named:
+        raise HardwareError(f'[hardware] gpio_chip = "{named}": no such GPIO chip here (found: '
+                            f'{", ".join(found) or "none"}); check the name with gpiodetect')
     return None
+
+
+# A named board's lines are numbered as the chip's offsets; gpiozero still wants a header to
+# check pin numbers against, and a Pi 4's (GPIO 0-27) is the one the config's pins are written for.
+STAND_IN_REVISION = 0xC03111
 
 
 @dataclass
@@ -185,7 +202,7 @@ def build_pins(hw: Hardware, pin_factory: Any = None, *, led_class: Path | None 
         from gpiozero.exc import GPIOZeroError
     except ImportError as e:  # pragma: no cover - a broken install
         raise HardwareError(f"gpiozero is not installed ({e}); reinstall the bedside package") from None
-    chip = header_chip() if pin_factory is None and not pins_chosen_explicitly() else None
+    chip = header_chip(hw.gpio_chip) if pin_factory is None and not pins_chosen_explicitly() else None
     outputs = pin_factory
     built: list[Any] = []
 
@@ -208,7 +225,7 @@ def build_pins(hw: Hardware, pin_factory: Any = None, *, led_class: Path | None 
         if chip is not None:
             from bedside.unit.gpiod_pins import GpiodFactory
 
-            outputs = GpiodFactory(chip)
+            outputs = GpiodFactory(chip, revision=STAND_IN_REVISION if hw.board else None)
             built.append(outputs)
         # A plain input, not gpiozero's Button: Button starts a hold thread that wakes ten times
         # a second for ever, and the core already debounces and times holds from the edges'
@@ -318,6 +335,14 @@ def build_display(hw: Hardware, serial_interface: Any = None) -> Any:
     """The luma device for the configured panel (core/panels.py); over I2C or SPI unless an
     interface is injected."""
     panel = hw.panel
+    if hw.emulated_display and serial_interface is None:
+        # luma's own stand-in: the same frames, kept in memory (docs/install.md, "What the VM proves").
+        from luma.core.device import dummy
+
+        with _held_weakly():
+            device = dummy(width=panel.width, height=panel.height, rotate=hw.rotate, mode="1")
+        _LIVE.add(device)
+        return device
     try:
         from luma.core.error import DeviceNotFoundError, DevicePermissionError
         from luma.oled import device as oled

@@ -47,7 +47,8 @@ class CannotServe(Exception):
 
 
 class NoHardware(CannotServe):
-    """No Raspberry Pi GPIO header, and no gpiozero pin factory chosen instead."""
+    """No Raspberry Pi GPIO header, no other board named ([hardware] board) and no gpiozero pin
+    factory chosen instead."""
 
 
 def lock(data: Path, say: Say) -> IO[bytes] | None:
@@ -143,8 +144,12 @@ def run_on_pi(cfg: Config, data: Path, *, port: str, listeners: Sequence[Listene
     # Under systemd each line carries its priority: journalctl -u bedside -p warning shows the faults.
     log = SystemLog()
     model = hardware.pi_model()
-    if model is None and not hardware.pins_chosen_explicitly():
+    board = cfg.hardware.board
+    if model is None and not board and not hardware.pins_chosen_explicitly():
         raise NoHardware("this computer has no Raspberry Pi GPIO header (/proc/device-tree/model does not name one)")
+    if board:
+        # The named board's chip, found before anything else is built: a wrong name is the fault.
+        hardware.header_chip(cfg.hardware.gpio_chip)
     held = lock(data, log.err)
     try:
         wired, notifier = wiring.on_pi(cfg, data, warn=log.warning, err=log.err)
@@ -152,7 +157,8 @@ def run_on_pi(cfg: Config, data: Path, *, port: str, listeners: Sequence[Listene
         if held is not None:
             held.close()
         raise
-    log.info(f"version {__version__}, unit {cfg.unit_id} on {model or 'GPIO'}, config {cfg.source}, data {data}")
+    where = f"{board} ({cfg.hardware.gpio_chip})" if board else (model or "GPIO")
+    log.info(f"version {__version__}, unit {cfg.unit_id} on {where}, config {cfg.source}, data {data}")
     for warning in cfg.warnings:
         log.warning(f"config {cfg.source}: {warning}")
     reason = "error"
