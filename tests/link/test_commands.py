@@ -31,8 +31,8 @@ def test_help_lists_every_typed_form_in_two_columns() -> None:
     assert "  help                         this list" in text
     assert "  time set YYYY-MM-DD HH:MM    set the clock (local time; HH:MM: today)" in text
     # A form too long for the column has its explanation on the next line.
-    i = text.index("  episode admit EPISODE-ID SURGERY-DATE [REGIMEN]")
-    assert text[i + 1] == " " * 31 + "admit a patient: hospital id, never a name"
+    i = text.index("  episode admit EPISODE-ID SURGERY-DATE [REGIMEN] [mrn=NUMBER]")
+    assert text[i + 1] == " " * 31 + "admit: hospital visit number or scan, no name"
     forms = [form for v in commands.VERBS for form, _ in v.typed]
     assert all(any(line.startswith(f"  {form}") for line in text) for form in forms)
     assert all(len(line) <= 80 for line in text)
