@@ -198,6 +198,10 @@ def test_every_forgery_rollback_and_freeze_is_refused_before_anything_is_copied(
     cases.append(("downgrade", folder("replayed", w.release, 5), "0.2.0"))
     cases.append(("downgrade", folder("older", w.release, 4), "0.2.0"))
     cases.append(("implausible", folder("frozen", w.release, 5 + 1001), "0.2.0"))
+    # A genuine old release with a higher counter (a unit installed from source had no counter):
+    # the version must rise too.
+    cases.append(("downgrade", folder("same-version", w.release, 6, wheel_folder / "bedside-0.1.0-py3-none-any.whl"),
+                  "0.1.0"))
     cases.append(("unsigned", folder("by-ward", w.authority, 6), "0.2.0"))          # the wrong role
     cases.append(("unsigned", folder("stranger", keys.generate("release", "someone's"), 6), "0.2.0"))
     forged = folder("forged", w.release, 6)
@@ -331,6 +335,11 @@ def test_copying_checks_sizes_hashes_links_and_the_reserve(ward: Ward, tmp_path:
     ring = ward.ring()
     release = update.check_manifest(raw, ring, 2, NOW)
     assert (release.version, release.counter, release.total) == ("0.10.0", 3, 6)
+    assert update.check_manifest(raw, ring, 2, NOW, current="0.9.3").version == "0.10.0"   # numbers, not text
+    for current in ("0.10.0", "1.0"):
+        with pytest.raises(update.UpdateRefused) as e:
+            update.check_manifest(raw, ring, 2, NOW, current=current)
+        assert e.value.reason == "downgrade"
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     dest = tmp_path / "staging"
     try:

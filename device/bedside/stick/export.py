@@ -371,9 +371,10 @@ def _stage_update(root: int, data: Path, ring: keyring.Keyring | None, prefix: P
     cannot give it keeps its export all the same; a refusal is named in ``details``."""
     from bedside.unit.releases import PREFIX, Releases
 
-    trusted = Releases(prefix or PREFIX).trusted_counter()
+    releases = Releases(prefix or PREFIX)
     try:
-        version = update.stage(root, data, ring, trusted, datetime.now(UTC))
+        version = update.stage(root, data, ring, releases.trusted_counter(), datetime.now(UTC),
+                               current=releases.current())
     except update.UpdateRefused as e:
         details["update_refused"] = e.reason
         return f"\nThe software update on the stick was refused and not copied: {e}"

@@ -6,7 +6,7 @@ The steps, each journaled (docs/install.md, "Software updates by stick"):
 1. **Verify before copying**: the bundle's manifest (in ``update-incoming``, where the
    unprivileged export put it) must be a ``release`` signed by a key pinned on this unit as a
    release key, with a counter above the last release installed and not implausibly far
-   above it (``stick/update.py``, ``trust/freshness.py``). Otherwise
+   above it, and a version above the one running (``stick/update.py``, ``trust/freshness.py``). Otherwise
    ``software_update_refused`` with the reason, and nothing is copied.
 2. **Copy** the signed files, and only those, into the root-owned staging folder
    (``/var/lib/bedside-update/staging``, which the unprivileged user cannot write), streaming
@@ -76,7 +76,8 @@ class Outcome:
 
 
 def verify_and_copy(incoming: Path, staging: Path, ring: Keyring | None, trusted: int, now: datetime,
-                    reserve: int = update.JOURNAL_RESERVE) -> tuple[update.Release, bytes | None]:
+                    reserve: int = update.JOURNAL_RESERVE, current: str | None = None
+                    ) -> tuple[update.Release, bytes | None]:
     """Steps 1 and 2: the release, copied into ``staging``; UpdateRefused when it is not
     (nothing copied). Also the raw manifest, for the record of a refusal."""
     try:
@@ -85,7 +86,7 @@ def verify_and_copy(incoming: Path, staging: Path, ring: Keyring | None, trusted
         raise update.UpdateRefused(update.UNSIGNED, f"{incoming} is not a folder of an update") from None
     try:
         raw, recovery = update.read_bundle(fd)
-        release = update.check_manifest(raw, ring, trusted, now, recovery)
+        release = update.check_manifest(raw, ring, trusted, now, recovery, current)
         assert raw is not None
         staging.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         update.copy_verified(fd, staging, release, raw, reserve, recovery)
@@ -99,7 +100,7 @@ def apply(incoming: Path, staging: Path, ring: Keyring | None, current: str, rel
           reserve: int = update.JOURNAL_RESERVE) -> Outcome:
     """Install the update in ``incoming`` over ``current`` (see the module's steps)."""
     try:
-        m, _ = verify_and_copy(incoming, staging, ring, releases.trusted_counter(), now, reserve)
+        m, _ = verify_and_copy(incoming, staging, ring, releases.trusted_counter(), now, reserve, current)
     except update.UpdateRefused as e:
         claimed = _claimed_version(incoming)
         record("software_update_refused", {"current": current, "version": claimed, "reason": e.reason})

@@ -158,9 +158,13 @@ def _read_small(dir_fd: int, name: str) -> bytes | None:
 
 
 def check_manifest(raw: bytes | None, ring: Keyring | None, trusted: int, now: datetime,
-                   recovery: bytes | None = None) -> Release:
+                   recovery: bytes | None = None, current: str | None = None) -> Release:
     """The release in ``raw`` if a pinned release key signed it and it may follow counter
-    ``trusted``; UpdateRefused otherwise. ``recovery``: a ward-signed ``release_recovery``."""
+    ``trusted`` and the version ``current`` (when known); UpdateRefused otherwise. ``recovery``:
+    a ward-signed ``release_recovery``, which lets in a lower counter and version too.
+
+    Both orders hold: the counter (a unit installed from source has no counter yet, so an old
+    genuine release must not pass on a counter alone) and the version."""
     if ring is None:
         raise UpdateRefused(NO_KEYS, "this unit has no pinned release key, so it installs no software from a "
                             "stick; the engineer pins the ward's keys (docs/install.md, migration)")
@@ -196,6 +200,14 @@ def check_manifest(raw: bytes | None, ring: Keyring | None, trusted: int, now: d
     except Untrusted as e:
         raise UpdateRefused(DOWNGRADE if e.reason == freshness.OLDER else
                             IMPLAUSIBLE if e.reason == freshness.IMPLAUSIBLE else MALFORMED, str(e)) from None
+    if current is not None and recovery_from is None:
+        try:
+            older = version_key(version) <= version_key(current)
+        except ValueError:
+            older = False            # a current version that is no release number: the counter decides
+        if older:
+            raise UpdateRefused(DOWNGRADE, f"the update is version {version}, and this unit runs {current}: only a "
+                                "newer version is installed (or one the ward authority's recovery lets in)")
     return Release(version, counter, parsed, made, doc.key, recovery_from)
 
 
@@ -287,7 +299,7 @@ def read_bundle(folder_fd: int) -> tuple[bytes | None, bytes | None]:
 
 
 def stage(root_fd: int, data: Path, ring: Keyring | None, trusted: int, now: datetime,
-          reserve: int = JOURNAL_RESERVE) -> str | None:
+          reserve: int = JOURNAL_RESERVE, current: str | None = None) -> str | None:
     """The export's part: copy the stick's bundle (under ``root_fd``) into ``data``/update-incoming
     once its signature holds; the version, or None when the stick has no bundle. UpdateRefused
     when it is not copied (nothing was), OSError when the stick cannot be read."""
@@ -297,7 +309,7 @@ def stage(root_fd: int, data: Path, ring: Keyring | None, trusted: int, now: dat
         return None
     try:
         raw, recovery = read_bundle(folder)
-        release = check_manifest(raw, ring, trusted, now, recovery)
+        release = check_manifest(raw, ring, trusted, now, recovery, current)
         assert raw is not None
         copy_verified(folder, data / INCOMING, release, raw, reserve, recovery)
         return release.version
