@@ -64,7 +64,7 @@ MIN_CELL = 100
 _SAMPLES = 64                      # pages looked at per candidate page size
 CACHE_BYTES = 32 * 1024 * 1024    # rows kept for the read paths to share, all files together
 # While the unit starts, salvage reads at most this many bytes of files SQLite refuses (about
-# 40 s on a Pi Zero 2 W at the worst rate measured, docs/performance.md), so that a data
+# 35 s on a Pi Zero 2 W at the worst rate measured, docs/performance.md), so that a data
 # directory full of crafted files cannot hold the first prompt past the service's 120 s start
 # timeout. A file past it is left for later (``Salvaged.deferred``: described as unreadable
 # for now) and read in full by the first read after the start, from its own budget.
