@@ -161,7 +161,7 @@ def start_row(tmp: Path, segments: int) -> tuple[str, str, str]:
         p = d / f"journal-{n:06d}.sqlite"
         kinds[n % len(kinds)](p, 8 * MIB)
         os.chmod(p, 0o444)
-    salvage._cache.clear()
+    salvage.forget()
     # CPU time of this process (the simulated unit's threads are all in it), not wall time:
     # the figure must not depend on what else the machine is doing.
     t0 = time.process_time()
