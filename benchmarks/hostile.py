@@ -161,7 +161,7 @@ def start_row(tmp: Path, segments: int) -> tuple[str, str, str]:
         p = d / f"journal-{n:06d}.sqlite"
         kinds[n % len(kinds)](p, 8 * MIB)
         os.chmod(p, 0o444)
-    salvage._cache.clear()
+    salvage.forget()
     # CPU time of this process (the simulated unit's threads are all in it), not wall time:
     # the figure must not depend on what else the machine is doing.
     t0 = time.process_time()
@@ -172,10 +172,14 @@ def start_row(tmp: Path, segments: int) -> tuple[str, str, str]:
     t_prompt = time.process_time() - t0
     sim.close()
     total = sum(p.stat().st_size for p in d.glob("journal-*.sqlite*")) / MIB
-    verdict = "within" if t_prompt * ZERO < START_TIMEOUT_S else "PAST"
-    return (f"start with {segments} hostile closed segments ({total:.0f} MiB): CPU to the start record / to "
-            "the first prompt", f"Zero 2 W < {START_TIMEOUT_S:.0f} s",
-            f"{t_start:.1f} s / {t_prompt:.1f} s; Zero 2 W ~{t_prompt * ZERO:.0f} s ({verdict} the start timeout)")
+    verdict = "within" if t_start * ZERO < START_TIMEOUT_S else "PAST"
+    # The simulator runs the whole-journal check after the first frame on its loop; a Pi runs it
+    # on a worker thread, prompting meanwhile: the second figure is that check, not a wait for
+    # the prompt on a Pi.
+    return (f"start with {segments} hostile closed segments ({total:.0f} MiB): CPU to the start record (the first "
+            "frame) / then the whole-journal check after it", f"start: Zero 2 W < {START_TIMEOUT_S:.0f} s",
+            f"{t_start:.1f} s, Zero 2 W ~{t_start * ZERO:.0f} s ({verdict} the start timeout) / "
+            f"{t_prompt - t_start:.1f} s (a worker thread on a Pi; Zero 2 W ~{(t_prompt - t_start) * ZERO:.0f} s)")
 
 
 def main() -> None:

@@ -49,7 +49,7 @@ def sqlite_rows(path: Path) -> dict[int, tuple[str, str]]:
 
 
 def fresh_scan(path: Path) -> salvage.Salvaged:
-    salvage._cache.clear()
+    salvage.forget()
     return salvage.scan(path)
 
 
@@ -89,7 +89,7 @@ def test_a_unit_segment_with_a_lying_page_size_gives_every_record(tmp_path: Path
         raw = bytearray(path.read_bytes())
         raw[16:18] = stated
         path.write_bytes(bytes(raw))
-        salvage._cache.clear()
+        salvage.forget()
         after = journal_records(tmp_path)
         assert [r["seq"] for r in after] == [r["seq"] for r in before]
 
@@ -234,7 +234,7 @@ def test_read_paths_share_one_scan(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     raw = bytearray(path.read_bytes())
     raw[:16] = b"not a database!!"
     path.write_bytes(bytes(raw))
-    salvage._cache.clear()
+    salvage.forget()
     calls: list[Path] = []
     real = salvage._scan
 
@@ -277,7 +277,7 @@ def test_a_crafted_closed_segment_does_not_hold_up_the_start(tmp_path: Path, mon
     raw[:16] = b"not a database!!"
     path.write_bytes(bytes(raw))
     os.chmod(path, 0o444)
-    salvage._cache.clear()
+    salvage.forget()
     reads: list[salvage.Salvaged] = []
     real = salvage._scan
 
@@ -323,7 +323,7 @@ def test_a_data_directory_past_the_start_budget_starts_and_gives_everything_afte
         path.write_bytes(bytes(raw))
         os.chmod(path, 0o444)
     monkeypatch.setattr(salvage, "START_BYTES", 3 * 2**20)     # room for one of them
-    salvage._cache.clear()
+    salvage.forget()
     read: list[int] = []
     real = salvage._scan
 

@@ -64,7 +64,7 @@ MIN_CELL = 100
 _SAMPLES = 64                      # pages looked at per candidate page size
 CACHE_BYTES = 32 * 1024 * 1024    # rows kept for the read paths to share, all files together
 # While the unit starts, salvage reads at most this many bytes of files SQLite refuses (about
-# 40 s on a Pi Zero 2 W at the worst rate measured, docs/performance.md), so that a data
+# 35 s on a Pi Zero 2 W at the worst rate measured, docs/performance.md), so that a data
 # directory full of crafted files cannot hold the first prompt past the service's 120 s start
 # timeout. A file past it is left for later (``Salvaged.deferred``: described as unreadable
 # for now) and read in full by the first read after the start, from its own budget.
@@ -446,6 +446,38 @@ def _identity(path: Path) -> tuple[object, ...] | None:
     return tuple(out) if out[1] is not None else None
 
 
+_heads: OrderedDict[tuple[object, ...], Salvaged] = OrderedDict()   # a file's meta and first row, by identity
+_HEADS = 4096
+
+
+def forget() -> None:
+    """Drop every kept result (tests and benchmarks start cold)."""
+    with _cache_lock:
+        _cache.clear()
+        _heads.clear()
+
+
+def head(path: Path) -> Salvaged:
+    """What a segment's description needs (its ``meta`` rows and its lowest row), from the last
+    whole scan of the unchanged file if there was one: a few hundred bytes a file, kept for many
+    files, so describing every segment again does not scan them all again when their rows do
+    not fit the shared cache."""
+    path = Path(path)
+    key = _identity(path)
+    with _cache_lock:
+        if key is not None and key in _heads:
+            return _heads[key]
+    return _head_of(scan(path))
+
+
+def _head_of(found: Salvaged) -> Salvaged:
+    if found.deferred or not found.rows:
+        return found
+    low = min(found.rows)
+    return Salvaged(rows={low: found.rows[low]}, meta=dict(found.meta), pages=found.pages,
+                    leaf_pages=found.leaf_pages, page_size=found.page_size, page_size_from=found.page_size_from)
+
+
 def scan(path: Path) -> Salvaged:
     """Every row of ``records`` and ``meta`` that can still be decoded from the file's pages.
 
@@ -463,6 +495,11 @@ def scan(path: Path) -> Salvaged:
             _budget[0] -= size
     found = _scan(path)
     size = sum(len(b) + len(h) + 100 for b, h in found.rows.values()) + 1000
+    if key is not None and key == _identity(path):
+        with _cache_lock:
+            _heads[key] = _head_of(found)
+            while len(_heads) > _HEADS:
+                _heads.popitem(last=False)
     if key is not None and size <= CACHE_BYTES and key == _identity(path):
         with _cache_lock:
             _cache[key] = (size, found)

@@ -330,7 +330,7 @@ def describe(n: int, path: Path) -> Segment:
             db.close()
     except DB_ERRORS as e:
         problem = str(e)
-    found = salvage.scan(path)
+    found = salvage.head(path)
     if found.deferred:
         # Past the start's salvage budget: described as unreadable for now (not to be kept), its
         # raw pages read by the first read after the start.
