@@ -9,9 +9,13 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bedside.report import ward, ward_page
+from bedside.report.model import Loaded, check
 from tests.cli.test_cli import run
+from tests.conftest import budget
 from tests.rigs import ward_rig as wr
 from tests.rigs.ward_rig import Bed, aware, local
 
@@ -224,13 +228,13 @@ def test_report_ward_and_fhir_take_the_same_inputs(ward_dir: Path, tmp_path: Pat
     export_folder = next((ward_dir / "STICK" / "Bedside").glob("bed09_*"))
     forms = {"pull folder": ward_dir / "pulls", "stick": ward_dir / "STICK", "export folder": export_folder,
              "export file": ward_dir / "pulls" / "bed01-journal.jsonl"}
-    for name, given in forms.items():
-        w = run("ward", str(given), "-o", str(tmp_path / "w.html"))
-        f = run("fhir", str(given), "-o", str(tmp_path / "b.json"), "--allow-broken")
+    for name, found in forms.items():
+        w = run("ward", str(found), "-o", str(tmp_path / "w.html"))
+        f = run("fhir", str(found), "-o", str(tmp_path / "b.json"), "--allow-broken")
         assert w.returncode in (0, 3) and f.returncode == 0, (name, w.stderr, f.stderr)
     # One unit: the report is written; several: the message names them and --unit chooses.
-    for given in (export_folder, ward_dir / "pulls" / "bed01-journal.jsonl"):
-        r = run("report", str(given), "-o", str(tmp_path / "r.html"))
+    for found in (export_folder, ward_dir / "pulls" / "bed01-journal.jsonl"):
+        r = run("report", str(found), "-o", str(tmp_path / "r.html"))
         assert r.returncode == 0, r.stderr
     r = run("report", str(ward_dir / "pulls"), "-o", str(tmp_path / "r.html"))
     assert r.returncode == 2 and "hold the records of 8 units (bed01, bed02, bed03, bed05" in r.stderr
@@ -264,3 +268,37 @@ def test_the_handover_window(now: str, since: str) -> None:
     w = ward.Window(24, (time(7), time(19)))
     assert w.start(aware(now)) == aware(since)
     assert ward.Window(24).start(aware(now)) == aware(now) - timedelta(hours=24)
+
+
+@budget(25)
+@given(st.lists(st.tuples(st.sets(st.integers(8, 20), max_size=13), st.sets(st.integers(8, 20), max_size=13),
+                          st.integers(0, 60), st.booleans()), min_size=1, max_size=6),
+       st.sampled_from(["07:00", "12:00", "19:30"]))
+def test_property_the_worst_beds_come_first_and_every_flag_says_why(
+        fortunes: list[tuple[set[int], set[int], int, bool]], hm: str) -> None:
+    """Random beds (hours missed yesterday and today, hours since the download, discharged or not):
+    the order follows the rank, every flag has its words, and "missed" means a miss in the window."""
+    now = aware(f"2026-11-30T{hm}")
+    units = []
+    for i, (yesterday, today, age_h, gone) in enumerate(fortunes):
+        last = now.replace(tzinfo=None) - timedelta(hours=age_h, minutes=5)
+        def missed(d: date, h: int, y: set[int] = yesterday, t: set[int] = today) -> bool:
+            return h in (y if d == date(2026, 11, 29) else t if d == date(2026, 11, 30) else set())
+
+        bed = Bed(f"bed{i:02d}", date(2026, 11, 27), last, admits=[(local("2026-11-27T07:30"), f"E{i}",
+                                                                      date(2026, 11, 26))],
+                  discharges=[local("2026-11-30T06:00")] if gone else [], quiet_when_empty=True, missed=missed)
+        recs = wr.records(bed)
+        units += ward.merge([ward.Source(Path(f"{bed.unit}.jsonl"), Loaded(recs, None, [], bed.unit), bed.unit,
+                                         None, last.replace(tzinfo=now.tzinfo), check(recs))])
+    rows = ward.rows(units, now)
+    assert [r.rank for r in rows] == sorted(r.rank for r in rows)
+    for r in rows:
+        assert len(r.reasons) == len(r.flags)
+        assert ("missed" in r.flags) == bool(r.window and r.window.missed)
+        assert ("stale" in r.flags) == (r.age is not None and r.age > ward.STALE_AFTER)
+        if r.vacated is not None:
+            assert not r.admitted and "missed" not in r.flags and r.vacated_by is not None
+    page = ward_page.render(rows, now, Path("ward.html"))
+    need = sum(bool(r.flags) for r in rows)
+    assert (f"{need} need" in page) if need else ("none needs attention" in page)
