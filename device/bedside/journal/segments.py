@@ -456,6 +456,7 @@ class Journal:
         # Closed segments described once and remembered (index.py); the whole check passes
         # remembered=False and describes every file itself, once, in an index of its own.
         self._index = closed_index.for_dir(self.data) if remembered else closed_index.Index(self.data, private=True)
+        self._closed_sizes: dict[str, int] = {}
         self.tz = tz
         self.boot = boot
         self.readonly = readonly
@@ -957,11 +958,37 @@ class Journal:
         return int(pages) * int(size)
 
     def size_bytes(self) -> int:
+        """Every segment's bytes (with its WAL). Asked after each record (retention): a closed
+        segment's size is read once and remembered (it never changes), so the cost of asking
+        does not grow with the journal's age; the active one is read each time."""
+        try:
+            names = os.listdir(self.data)
+        except FileNotFoundError:
+            return 0
+        known = self._closed_sizes
+        active = self.path.name
         total = 0
-        for _, path in segment_files(self.data):
-            for suffix in ("", "-wal"):
-                with contextlib.suppress(FileNotFoundError):
-                    total += path.with_name(path.name + suffix).stat().st_size
+        present = set()
+        for name in names:
+            if not _SEGMENT.match(name):
+                continue
+            present.add(name)
+            size = known.get(name) if name != active else None
+            if size is None:
+                size = 0
+                closed = name != active
+                for suffix in ("", "-wal"):
+                    try:
+                        st = os.stat(self.data / (name + suffix))
+                    except FileNotFoundError:
+                        continue
+                    size += st.st_size
+                    closed = closed and suffix == "" and st.st_mode & 0o222 == 0
+                if closed:
+                    known[name] = size
+            total += size
+        for name in [n for n in known if n not in present]:
+            del known[name]
         return total
 
     def close(self) -> None:
