@@ -127,6 +127,8 @@ def test_each_ward_sets_how_far_back_attention_looks(tmp_path: Path) -> None:
     r = run("ward", *map(str, inputs), "-o", str(out), "--as-of", wd.as_of("07:00").isoformat(), "--config", str(conf),
             "--window", "24")
     assert "bed02: missed 12 of 13 yesterday" in r.stdout
+    r = run("ward", *map(str, inputs), "-o", str(out), "--window", "12", "--handovers", "07:00")
+    assert r.returncode == 2 and "not both" in r.stderr
     conf.write_text('[ward]\nhandovers = ["7am"]\n')
     r = run("ward", *map(str, inputs), "-o", str(out), "--config", str(conf))
     assert r.returncode == 2 and "[ward] handovers #1: must be a 24-hour time" in r.stderr

@@ -246,6 +246,8 @@ def cmd_ward(args: argparse.Namespace) -> int:
         _writable(p)
     if csv_path is not None and csv_path.resolve() == out.resolve():
         raise UserError("the page and the CSV would be the same file")
+    if args.window is not None and args.handovers:
+        raise UserError("give --window HOURS or --handovers TIMES, not both: they are two ways of looking back")
     settings = _ward_settings(args.config)
     stale_hours = args.stale_after if args.stale_after is not None else settings.stale_after_hours
     window_hours = args.window if args.window is not None else settings.attention_hours
