@@ -13,8 +13,9 @@ from bedside.core import config, episodes, planner
 from bedside.core import screens as sc
 from bedside.core.config import Config, Exercise, Regimen, Stage
 from bedside.core.episodes import Episode
-from bedside.core.events import Admit, Discharge, Exported, Record
+from bedside.core.events import Admit, Discharge, Exported, Instant, Past, Record
 from bedside.core.machine import step
+from bedside.core.state import State
 from bedside.journal.segments import Journal
 from bedside.unit import simulate
 from tests.conftest import budget
@@ -495,3 +496,35 @@ def journal_of(d: Driver) -> list[dict[str, object]]:
             rec["due"] = r.due.astimezone(d.cfg.tz).isoformat()
         out.append(rec)
     return out
+
+
+def test_a_record_lost_after_the_discharge_leaves_the_bed_prompting_not_silent() -> None:
+    """A damaged segment may have held the next admission: the start cannot tell, so the bed prompts."""
+    from bedside.core import restart
+    from tests.rigs.driver import journal_view
+
+    cfg = Config()
+    d = Driver(cfg, t(cfg, "2026-11-24T06:30"))
+    send(d, Admit("E2026-0042", date(2026, 11, 23), None))
+    d.run_until(t(cfg, "2026-11-24T10:30"))
+    send(d, Discharge("E2026-0042"))
+    d.run_until(t(cfg, "2026-11-24T14:30"))
+    send(d, Admit("E2026-0043", date(2026, 11, 24), None))                 # the next patient
+    d.run_until(t(cfg, "2026-11-24T16:30"))
+    past = journal_view(d.records(), cfg)
+    later = d.now.wall + timedelta(minutes=5)
+
+    def start(records: list[Past]) -> State:
+        state, _ = restart.start(cfg, records, Instant(later, 7.0), time_quality="rtc", version="test", boot="b2")
+        return state
+
+    whole = start(past)
+    assert whole.episode is not None and whole.episode.id == "E2026-0043" and not whole.vacant
+    # The admission lost with a damaged segment: records are missing after the discharge.
+    (admit,) = [p for p in past if p.type == "admit" and p.data.get("episode") == "E2026-0043"]
+    damaged = start([p for p in past if p.seq < admit.seq or p.seq > admit.seq + 1])
+    assert damaged.episode is None and not damaged.vacant
+    # With nothing missing after the discharge, the bed stays empty and quiet.
+    (discharge,) = [p for p in past if p.type == "discharge"]
+    emptied = start([p for p in past if p.seq <= discharge.seq])
+    assert emptied.episode is None and emptied.vacant

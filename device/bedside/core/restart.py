@@ -77,8 +77,11 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
     storage_outage: datetime | None = None
     unadmitted_since: date | None = None
     vacant = False
+    gap_since_vacant = False          # a record is missing after the one that emptied the bed
     last_run: Past | None = None      # the newest record a running daemon wrote
     for r in past:
+        if vacant and last is not None and r.seq != last.seq + 1:
+            gap_since_vacant = True
         last = r
         if not offline_record(r):
             # Records written while the daemon was stopped (commissioning, a stick export,
@@ -97,12 +100,14 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
         if r.type == "start" and isinstance(r.data.get("unadmitted_since"), str):
             unadmitted_since = _date(r.data["unadmitted_since"])
             vacant = r.data.get("vacant") is True
+            gap_since_vacant = False
         elif r.type == "discharge":
             unadmitted_since = planner.local(r.time, cfg.tz).date()
             # A discharge made by the next admission is followed by that admission in the same step:
             # were the admission lost with a damaged segment, the unit must not fall silent at a bed
             # that has a patient.
             vacant = r.data.get("reason") != "new admission"
+            gap_since_vacant = False
         elif r.type == "admit":
             unadmitted_since = None
             vacant = False
@@ -179,6 +184,11 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
     # Every start restates when the unadmitted unit's days count from, like the open episode.
     since: dict[str, object] = {"unadmitted_since": unadmitted_since.isoformat()} \
         if episode is None and unadmitted_since else {}
+    if vacant and gap_since_vacant:
+        # Records are missing since the bed was emptied (a damaged segment): one of them may
+        # have been an admission. A silent unit at a patient's bed is the worse mistake, so the
+        # unit prompts again, as an unadmitted one.
+        vacant = False
     if episode is None and vacant:
         since["vacant"] = True                             # ... and that the bed is empty since a discharge
     fx.insert(0, Record("start", data={"version": version, "config": cfg.fingerprint(), "unit": cfg.unit_id,

@@ -279,7 +279,8 @@ class Connection:
             st, why = self._ask_loop(lambda now: self.svc.status(self.conn, now))
             self._say(why or [texts.episode_line(st.as_json()["episode"])])
         else:
-            self._say(["Type episode, episode admit EPISODE-ID SURGERY-DATE [REGIMEN] [mrn=NUMBER] or episode discharge."])
+            self._say(["Type episode, episode admit EPISODE-ID SURGERY-DATE [REGIMEN] [mrn=NUMBER] "
+                       "or episode discharge."])
 
     def _typed_pause(self, args: tuple[str, ...]) -> None:
         self._ask_change(lambda now: changes.parse_pause(args))
