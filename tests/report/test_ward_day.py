@@ -84,6 +84,9 @@ def test_the_page_tells_the_truth_at_this_hour(hm: str, tmp_path: Path) -> None:
         assert "empty since 14:05: episode E3 discharged" in " ".join(text.split())
     else:
         assert "E3" in text and "empty" not in text.split("<tbody>")[-1]
+    if hm in ("07:00", "12:00"):
+        # An old record that is not yet stale does not speak for the hours after it.
+        assert "done up to yesterday 12:03; not known since (no newer record)" in " ".join(text.split())
     # The re-admitted bed: the new patient only; the last patient's misses are not held against it.
     assert ("E4B" in text and "admitted yesterday 15:00" in " ".join(text.split())) or hm == "19:00"
 

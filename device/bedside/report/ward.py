@@ -33,6 +33,7 @@ from bedside.report import adherence as ad
 from bedside.report.model import Loaded, ReportError, check, load
 
 STALE_AFTER = timedelta(hours=24)      # a record older than this no longer tells the ward how a bed is doing
+PARTIAL_AFTER = timedelta(hours=1)     # a record older than this speaks for part of the window only
 STRIP_DAYS = 3
 _SKIP_DIRS = {".bedside", "System Volume Information", "$RECYCLE.BIN", ".Trashes", ".Spotlight-V100"}
 

@@ -16,7 +16,7 @@ from bedside import sheet
 from bedside.report.html import CSP
 from bedside.report.model import _cell
 from bedside.report.svg import REASONS, hm, when
-from bedside.report.ward import DAY, FLAG_TEXT, FLAGS, Row, Window, said_at
+from bedside.report.ward import DAY, FLAG_TEXT, FLAGS, PARTIAL_AFTER, Row, Window, said_at
 
 STYLE = """
 :root { --ink:#1d2430; --muted:#5b6573; --line:#d5dae1; --done:#2e7d32; --late:#b35c00; --missed:#c62828;
@@ -116,18 +116,22 @@ def _row(r: Row, now: datetime, out: Path) -> str:
     if r.report is not None:
         unit = f'<a href="{escape(_href(r.report, out))}">{unit}</a>'
     flags = "".join(f'<span class="flag f-{f}">{escape(FLAG_TEXT[f])}</span>' for f in r.flags)
-    cells = [f"{unit}<br>{flags}" if flags else unit, _why(r), _patient(r, now), _today(r), _strip(r), _missed(r),
+    cells = [f"{unit}<br>{flags}" if flags else unit, _why(r, now), _patient(r, now), _today(r), _strip(r), _missed(r),
              _taken(r), _journal(r), "<br>".join(escape(f) for f in r.faults) or '<span class="muted">none</span>']
     tds = "".join((f'<td class="why">{c}</td>' if i == 1 else f"<td>{c}</td>") for i, c in enumerate(cells))
     return (f'<tr class="{cls}">' if cls else "<tr>") + tds + "</tr>"
 
 
-def _why(r: Row) -> str:
+def _why(r: Row, now: datetime) -> str:
     if not r.reasons:
         if not (r.admitted or r.never_admitted):
             return '<span class="muted">empty bed</span>'
         w = r.window
         done = f": {w.done} of {w.due} done" if w is not None and w.due else ""
+        if r.taken is not None and r.age is not None and r.age > PARTIAL_AFTER:
+            # "Nothing" would speak for hours the record does not hold.
+            return (f'<span class="ok">nothing{escape(done)}</span> <span class="muted">up to '
+                    f'{escape(said_at(r.taken, now))}; not known since (no newer record)</span>')
         return f'<span class="ok">nothing{escape(done)}</span>'
     return "<ul>" + "".join(f"<li>{escape(x)}</li>" for x in r.reasons) + "</ul>"
 
