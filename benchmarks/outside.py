@@ -55,7 +55,7 @@ def main() -> None:
          f"{base.per_day:,.0f} a day: {base.per_day / max(idle_day, 1):.0f}× the unit's idle day"),
         ("Watchdog pings while idle by day (WatchdogSec from the service)", "—",
          f"{day.pings} in {day.seconds:.0f} s, none waking the unit of its own"),
-        ("While a session is due (the LED's slow blink on the loop's deadlines)", "—",
+        ("While a session is due, every thread (the light blinked by the kernel, or steady)", "≤ 60 an hour",
          f"{per_h:,.0f} wake-ups an hour ({due.total} in {due.seconds:.0f} s)"),
         ("The loop's timed wake-ups over a simulated day: every session unanswered / all answered", "—",
          f"{unanswered.loop_wakeups:,} / {answered.loop_wakeups:,} (the unanswered day is due 7.5 h)"),

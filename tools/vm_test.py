@@ -614,7 +614,7 @@ def s_press(t: Run) -> str:
         press = next((r for r in export(v) if r["type"] == "press"), None)
     if press is None:
         raise Fail("the press through gpio-sim was not recorded")
-    v.ok("while pgrep -f lines.py >/dev/null; do sleep 1; done", timeout=120)
+    v.ok("while pgrep -f 'run/[l]ines.py' >/dev/null; do sleep 1; done", timeout=120)
     lines = json.loads(v.ok("cat /run/lines.json"))
     moves = {pin: len(c) - 1 for pin, c in lines.items()}
     if moves.get("18", 0) < 2 or moves.get("27", 0) < 2:

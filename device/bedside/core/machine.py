@@ -82,7 +82,7 @@ from bedside.core.state import (
     replace,
     seconds_between,
 )
-from bedside.core.views import LATE_AFTER, next_session, nurse_screen, today, view
+from bedside.core.views import LATE_AFTER, PROMPT_ORBIT_S, next_session, nurse_screen, today, view
 
 # --- the records' helpers (shared with restart.py) ----------------------------------
 
@@ -829,9 +829,11 @@ def redraw_due(cfg: Config, st: State, now: Instant) -> float:
     if st.confirm is not None:
         # The countdown (and a clock being set) moves on every second.
         cands.append(next_on_grid(st.confirm.asked, 1.0, t))
-    # The idle clock changes every minute, and the burn-in orbit moves the prompt with it.
-    if o is None and (isinstance(a, Prompting) or (a is None and (
-            st.night_light_until > t or cfg.display.night == "dim" or planner.is_awake(cfg, now.wall)))):
+    # The idle clock changes every minute; a prompt's (or a snooze's) burn-in orbit every two.
+    if o is None and isinstance(a, Prompting):
+        cands.append(t + PROMPT_ORBIT_S - now.wall.timestamp() % PROMPT_ORBIT_S)
+    elif o is None and a is None and (st.night_light_until > t or cfg.display.night == "dim"
+                                      or planner.is_awake(cfg, now.wall)):
         cands.append(t + 60 - (now.wall.second + now.wall.microsecond / 1e6))
     return min(cands)
 

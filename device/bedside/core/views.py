@@ -230,7 +230,7 @@ def _prompt_screen(cfg: Config, a: Prompting, now: Instant) -> sc.Prompt:
     title = first.name if len(s.exercises) == 1 else ("Full routine" if s.kind == planner.ROUTINE else "Exercises")
     late = s.deferred or now.wall - s.offer >= LATE_AFTER
     return sc.Prompt(s.kind, title, _detail(s), a.repeats, cfg.max_snoozes - a.snoozes, late,
-                     guide.icon_for(first) or "bell", guide.minutes(s.exercises), orbit(now))
+                     guide.icon_for(first) or "bell", guide.minutes(s.exercises), orbit(now, PROMPT_ORBIT_S))
 
 
 def _guide_screen(g: Guiding, now: Instant) -> sc.Screen:
@@ -253,9 +253,15 @@ def _guide_screen(g: Guiding, now: Instant) -> sc.Screen:
                     step.icon)
 
 
-def orbit(now: Instant) -> sc.Shift:
-    """Where a long-lived screen sits this minute: it moves with the clock's minute, so no extra frames."""
-    return ORBIT[int(now.wall.timestamp() // 60) % len(ORBIT)]
+# A prompt waiting for its press, or a snooze, shows no clock: its burn-in orbit moves every two
+# minutes, so a session left unanswered wakes the loop about 30 times an hour, not 60.
+PROMPT_ORBIT_S = 120.0
+
+
+def orbit(now: Instant, every: float = 60.0) -> sc.Shift:
+    """Where a long-lived screen sits now: the idle clock moves with its minute, so no extra frames;
+    a prompt or a snooze, which show no clock, every ``PROMPT_ORBIT_S`` (``redraw_due`` agrees)."""
+    return ORBIT[int(now.wall.timestamp() // every) % len(ORBIT)]
 
 
 def _nurse_page(o: Overlay, screen: sc.Nurse, now: Instant) -> sc.Nurse:
@@ -286,7 +292,7 @@ def view(cfg: Config, st: State, now: Instant) -> list[Effect]:
         screen = _guide_screen(a, now)
     elif isinstance(a, Prompting) and a.snoozed_until is not None:
         until = now.wall + timedelta(seconds=a.snoozed_until - now.mono)
-        screen = sc.Snoozed(hhmm(until, cfg), _label(a.session), orbit(now))
+        screen = sc.Snoozed(hhmm(until, cfg), _label(a.session), orbit(now, PROMPT_ORBIT_S))
     elif isinstance(a, Prompting):
         screen = _prompt_screen(cfg, a, now)
     else:
