@@ -101,6 +101,7 @@ bench: apt $(STAMP)
 	$(BIN)/python benchmarks/scaling.py
 	$(BIN)/python benchmarks/ward.py
 	$(BIN)/python benchmarks/realtime.py
+	$(BIN)/python benchmarks/hostile.py
 
 # Every screen, drawn by the unit's own renderer, into docs/gallery/, docs/screens.md and the README.
 gallery: $(STAMP)
