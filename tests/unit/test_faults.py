@@ -356,3 +356,25 @@ def test_under_journald_each_line_carries_its_priority(tmp_path: Path) -> None:
         assert _run_until_ready(tmp_path / "second", {"JOURNAL_STREAM": "1:2"}, f) == 0
     plain = (tmp_path / "plain").read_text().splitlines()
     assert plain and all(line.startswith("bedside") for line in plain), plain
+
+
+def test_a_ward_configuration_the_unit_cannot_use_does_not_stop_it(tmp_path: Path) -> None:
+    """A damaged ``ward-config.toml`` (or one put there by hand): the unit runs on its own
+    configuration, logs why at err and records a config fault; the file is left as it was."""
+    data = tmp_path / "data"
+    data.mkdir()
+    bad = data / "ward-config.toml"
+    bad.write_bytes(b"[unit\x00garbage")
+    log = tmp_path / "stderr"
+    with log.open("w") as f:
+        assert _run_until_ready(tmp_path, {}, f) == 0
+    err = log.read_text()
+    assert "the ward's configuration was refused" in err and "Traceback" not in err
+    assert bad.read_bytes() == b"[unit\x00garbage"
+    import json
+
+    export = subprocess.run([sys.executable, "-m", "bedside", "log", "export", "--data", str(data)],
+                            capture_output=True, text=True, cwd=ROOT, timeout=30)
+    recs = [json.loads(line) for line in export.stdout.splitlines()[1:]]
+    (fault,) = [r for r in recs if r["type"] == "fault" and r.get("part") == "config"]
+    assert "running on the unit's own" in fault["problem"] and "ward-config.toml" in fault["problem"]

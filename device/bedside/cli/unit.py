@@ -79,7 +79,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     unit_libraries("bedside run")
     # The ward's configuration, applied from a ward stick, over the unit's own.
-    cfg = ward_settings.effective(host.find(args.config), Path(args.data))
+    own = host.find(args.config)
+    try:
+        cfg = ward_settings.effective(own, Path(args.data))
+    except config.ConfigError as e:
+        # A ward configuration the unit cannot use (a damaged card, a file put there by hand)
+        # must not stop the prompting: the unit runs on its own and records why. The file stays.
+        cfg = dataclasses.replace(own, refused=(
+            f"the ward's configuration was refused, running on the unit's own ({own.source}) until a ward "
+            f"stick brings the settings again: {' '.join(str(e).split())}",))
     try:
         serve.run_on_pi(cfg, Path(args.data), port=args.serial or cfg.serial.port,
                         listeners=[_sticks(args.stick_socket)])

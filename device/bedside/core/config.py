@@ -170,6 +170,7 @@ class Config:
     ward: Ward = field(default_factory=Ward)
     source: str = "built-in defaults"
     warnings: tuple[str, ...] = ()      # what the file should say more plainly (not errors: the unit runs)
+    refused: tuple[str, ...] = ()       # what the shell could not use and ran without (the unit records it)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -204,6 +205,7 @@ def _plain(cfg: Config) -> dict[str, Any]:
     d = asdict(cfg)
     d.pop("source")
     d.pop("warnings")
+    d.pop("refused")
     if cfg.hospital == Hospital():
         d.pop("hospital")          # a unit that never had the section keeps the fingerprint it had
     return d

@@ -193,6 +193,11 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
         since["vacant"] = True                             # ... and that the bed is empty since a discharge
     fx.insert(0, Record("start", data={"version": version, "config": cfg.fingerprint(), "unit": cfg.unit_id,
                                        **episode_fields(episode), **since}))
+    if cfg.refused:
+        # The ward's configuration could not be used: the unit runs on its own, and says so.
+        problems["config"] = "Ward settings refused: using own"
+        for problem in cfg.refused:
+            fx.append(Record("fault", data={"part": "config", "problem": problem}))
     if episode is not None and cfg.regimen(episode.regimen) is None:
         problems["regimen"] = f"Regimen {episode.regimen} not in config: running {cfg.default_regimen}"
         fx.append(Record("fault", data={"part": "regimen", "problem": problems["regimen"]}))

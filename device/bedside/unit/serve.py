@@ -161,6 +161,8 @@ def run_on_pi(cfg: Config, data: Path, *, port: str, listeners: Sequence[Listene
     log.info(f"version {__version__}, unit {cfg.unit_id} on {where}, config {cfg.source}, data {data}")
     for warning in cfg.warnings:
         log.warning(f"config {cfg.source}: {warning}")
+    for problem in cfg.refused:
+        log.err(problem)
     reason = "error"
     try:
         with serving(wired.unit, data, port=port, baud=cfg.serial.baud, listeners=listeners,
