@@ -37,7 +37,7 @@ def test_scripted_morning_on_mock_pins(tmp_path: Path) -> None:
     times = [s.timestamp for s in buzzer.states]
     assert len(times) == 5
     prompt = render.render(sc.Prompt("hourly", "Ankle pumps", "10 each foot", 0, 2, icon="foot", minutes=2,
-                                     shift=views.orbit(sim.clock.now())), cfg.layout)
+                                     shift=views.orbit(sim.clock.now(), views.PROMPT_ORBIT_S)), cfg.layout)
     assert sim.device.image.tobytes() == prompt.tobytes()
     sim.advance(local(cfg, "2026-11-24T08:20"))
     sim.close()
@@ -58,7 +58,7 @@ def test_restart_on_the_same_data_continues_the_unit(tmp_path: Path) -> None:
     sim.unit.start()
     assert isinstance(sim.unit.state.active, object)
     prompt = render.render(sc.Prompt("hourly", "Ankle pumps", "10 each foot", 1, 2, True, icon="foot", minutes=2,
-                                     shift=views.orbit(sim.clock.now())), cfg.layout)
+                                     shift=views.orbit(sim.clock.now(), views.PROMPT_ORBIT_S)), cfg.layout)
     assert sim.device.image.tobytes() == prompt.tobytes()
     sim.button_pin.drive_low()
     sim.unit.run_once()

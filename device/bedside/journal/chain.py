@@ -19,8 +19,13 @@ from bedside.core.digest import sha256
 GENESIS = "0" * 64
 
 
+# json.dumps with these arguments builds an encoder at every call; the same encoder, made once,
+# gives the same text (a laptop checking a ward's exports hashes hundreds of thousands of records).
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def canonical(body: Mapping[str, Any]) -> str:
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _ENCODER.encode(body)
 
 
 def digest(text: str) -> str:
@@ -35,7 +40,9 @@ def seal_body(body: Mapping[str, Any]) -> tuple[str, str]:
 
 def record_hash(rec: Mapping[str, Any]) -> str:
     """Recompute the hash of an exported record (its ``hash`` key is ignored)."""
-    return digest(canonical({k: v for k, v in rec.items() if k != "hash"}))
+    body = dict(rec)
+    body.pop("hash", None)
+    return digest(canonical(body))
 
 
 def format_time(t: datetime, tz: ZoneInfo) -> str:
