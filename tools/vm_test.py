@@ -744,26 +744,35 @@ def power_cut(n: int) -> Callable[[Run], str]:
         rng = random.Random(t.args.seed * 100 + n)
         data = f"/var/lib/bedside-day{n}"
         v.ok(f"install -d -o bedside -g bedside -m 0750 {data} && {DAY_CONF}")
-        # Odd cuts at a random moment between 07:00 and 21:00; even ones just after a patient
-        # started a guided session, so one is under way when the power goes.
-        hour = rng.randrange(8, 21)
-        at = f"2026-11-24T{rng.randrange(7, 21):02d}:{rng.randrange(60):02d}"
-        want = (f"a random moment ({at[11:]})" if n % 2 else f"the {hour:02d}:00 session under way")
-
-        def due(fx: dict[str, Any]) -> bool:
-            if n % 2:
-                return str(fx.get("time", "")) >= at
-            return fx.get("type") == "press" and fx.get("action") == "start" and \
-                str(fx.get("session", "")).startswith(f"2026-11-24T{hour:02d}")
-
+        # Odd cuts at a random moment of the day; even ones just after a patient started a
+        # guided session, so one is under way when the power goes. The simulator's virtual
+        # clock runs from before its start-up, which under TCG takes long enough to carry it
+        # hours forward (at speed 120, a minute is two hours): so the day starts at 04:30 and
+        # the moment is drawn once the unit's first line shows where the day has got to.
         v.sync_clock()      # the guest's clock runs on with the host's while it is off, as an RTC would
         with trace_reader(v) as got:
             v.ok(f"cd /tmp && nohup runuser -u bedside -- {BEDSIDE} simulate --headless --config /run/day.toml "
-                 f"--data {data} --start 2026-11-24T06:30 --days 1 --speed 300 --script /mnt/payload/day.script "
+                 f"--data {data} --start 2026-11-24T04:30 --days 1 --speed 120 --script /mnt/payload/day.script "
                  f"--trace /dev/virtio-ports/trace > /run/day.log 2>&1 &")
             t0 = time.monotonic()
+            while not got and time.monotonic() - t0 < 600:
+                time.sleep(0.05)
+            if not got:
+                raise Fail(f"the day did not start: {v.sh('cat /run/day.log').out[-300:]}")
+            first = int(str(got[0][1].get("time", "2026-11-24T07"))[11:13])
+            earliest = min(max(first + 1, 8), 20)
+            hour = rng.randrange(earliest, 21)
+            at = f"2026-11-24T{rng.randrange(earliest, 21):02d}:{rng.randrange(60):02d}"
+            want = (f"a random moment ({at[11:]})" if n % 2 else f"the {hour:02d}:00 session under way")
+
+            def due(fx: dict[str, Any]) -> bool:
+                if n % 2:
+                    return str(fx.get("time", "")) >= at
+                return fx.get("type") == "press" and fx.get("action") == "start" and \
+                    str(fx.get("session", "")).startswith(f"2026-11-24T{hour:02d}")
+
             seen = 0
-            while time.monotonic() - t0 < 900:
+            while time.monotonic() - t0 < 1200:
                 if any(due(fx) for _, fx in got[seen:]):
                     break
                 seen = len(got)
