@@ -32,3 +32,35 @@ def test_the_ward_state_file_as_a_fifo_or_deeply_nested(tmp_path: Path) -> None:
     os.unlink(tmp_path / settings.STATE_FILE)
     (tmp_path / settings.STATE_FILE).write_text("[" * 100000)
     assert settings._issued_before(tmp_path) is None
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("damage", ["fifo", "nested", "huge", "not json"])
+def test_the_applied_settings_file_damaged_reads_as_none_applied(tmp_path: Path, damage: str) -> None:
+    """``ward-settings.json`` (the counter and revocation list the daemon checks against) read
+    with a bound, without waiting on a fifo and without a crash on nesting too deep."""
+    from bedside.trust import ward_state
+
+    path = tmp_path / ward_state.STATE_FILE
+    if damage == "fifo":
+        os.mkfifo(path)
+    else:
+        path.write_text({"nested": "[" * 100_000, "huge": " " * (2 << 20) + "{}", "not json": "{,"}[damage])
+    assert ward_state.read(tmp_path) == {}
+    assert ward_state.trusted_counter(tmp_path) == 0 and ward_state.revoked(tmp_path)["sticks"] == frozenset()
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("damage", ["fifo", "nested", "huge"])
+def test_key_files_damaged_are_named_errors(tmp_path: Path, damage: str) -> None:
+    from bedside.trust import keyring, keys
+
+    path = tmp_path / "ward.pub"
+    if damage == "fifo":
+        os.mkfifo(path)
+    else:
+        path.write_text({"nested": "[" * 100_000, "huge": " " * (2 << 20) + "{}"}[damage])
+    with pytest.raises(keyring.KeyringError, match="cannot be read as a public key"):
+        keyring.read_public_key(path, "ward")
+    with pytest.raises(keys.KeyFileError, match="cannot be read as a private key"):
+        keys.load(path, "passphrase")

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bedside.durable import fsync_dir, json_loads, write_atomic
+from bedside.durable import fsync_dir, json_loads, read_bounded, write_atomic
 from bedside.trust import signed
 from bedside.trust.signed import BAD_SIGNATURE, UNKNOWN_KEY, WRONG_KIND, Document, Untrusted
 
@@ -145,7 +145,7 @@ def public_key_file(role: str, name: str, public: bytes) -> dict[str, Any]:
 def read_public_key(path: Path, role: str) -> PinnedKey:
     """A ``.pub`` file written by ``bedside keys new``, of the given role."""
     try:
-        body = json.loads(path.read_text("utf-8"))
+        body = json_loads(read_bounded(path))
     except (OSError, ValueError, UnicodeDecodeError) as e:
         raise KeyringError(f"{path} cannot be read as a public key ({e})") from None
     if not isinstance(body, dict) or body.get("bedside_public_key") != 1:

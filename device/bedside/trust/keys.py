@@ -30,7 +30,7 @@ import nacl.secret
 import nacl.signing
 import nacl.utils
 
-from bedside.durable import write_atomic
+from bedside.durable import json_loads, read_bounded, write_atomic
 from bedside.trust import signed
 from bedside.trust.keyring import public_key_file
 
@@ -105,7 +105,7 @@ def save(key: PrivateKey, folder: Path, stem: str, passphrase: str) -> tuple[Pat
 def load(path: Path, passphrase: str, role: str | None = None) -> PrivateKey:
     """The private key in ``path``, opened with ``passphrase``."""
     try:
-        body = json.loads(path.read_text("utf-8"))
+        body = json_loads(read_bounded(path))
     except (OSError, ValueError, UnicodeDecodeError) as e:
         raise KeyFileError(f"{path} cannot be read as a private key ({e})") from None
     if not isinstance(body, dict) or body.get("bedside_private_key") != FORMAT:

@@ -4,9 +4,10 @@ check against. Written by ``stick/settings.py`` after a press; read here by whoe
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
+
+from bedside.durable import json_loads, read_bounded
 
 STATE_FILE = "ward-settings.json"
 # What the ward may revoke: laptop certificates by id, laptop keys by key id, sticks by id.
@@ -15,7 +16,8 @@ REVOCABLE = ("certs", "laptop_keys", "sticks")
 
 def read(data: Path) -> dict[str, Any]:
     try:
-        body = json.loads((data / STATE_FILE).read_text())
+        # Bounded, never waiting on a fifo, and no crash on nesting too deep (a damaged card).
+        body = json_loads(read_bounded(data / STATE_FILE))
     except (OSError, ValueError):
         return {}
     return body if isinstance(body, dict) else {}
