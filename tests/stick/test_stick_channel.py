@@ -186,7 +186,7 @@ def test_nonsense_on_the_channel_is_answered_and_changes_nothing(tmp_path: Path,
         c.connect(str(sock))
         f = c.makefile("rwb")
         for line in (b"hello\n", b'{"v": 2, "op": "begin"}\n', b'{"v": 1, "op": "end", "stage": "done"}\n',
-                     b"[1]\n"):
+                     b"[1]\n", b"[" * 50_000 + b"\n"):       # nested past the parser's depth: still an answer
             f.write(line)
             f.flush()
             assert json.loads(f.readline())["ok"] is False

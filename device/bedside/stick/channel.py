@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from bedside.core.events import Confirm, Decided, Effect, Exported, Instant, Record, StickExport, Withdraw
+from bedside.durable import json_loads
 from bedside.journal import retention
 from bedside.journal.segments import JournalError
 from bedside.link.unit_port import LoopBusy, UnitPort
@@ -177,7 +178,7 @@ class StickChannel:
                     if not line or len(line) > MAX_LINE:
                         break
                     try:
-                        msg = json.loads(line)
+                        msg = json_loads(line)      # nesting too deep is a ValueError too
                         if not isinstance(msg, dict) or msg.get("v") != VERSION:
                             raise ValueError("not a version 1 message")
                         answer = self._answer(msg, begun)
@@ -399,7 +400,7 @@ class ChannelClient:
         if not line:
             raise ChannelError("the unit's daemon closed the connection (is it stopping?)")
         try:
-            answer = json.loads(line)
+            answer = json_loads(line)
         except ValueError:
             answer = None
         if not isinstance(answer, dict):
