@@ -20,6 +20,7 @@ PLAUSIBLE_FROM = datetime(2026, 1, 1, tzinfo=UTC)
 PLAUSIBLE_UNTIL = datetime(2100, 1, 1, tzinfo=UTC)
 # The longest span one record of care can cover (a year and a bit): longer is a clock fault.
 LONGEST_SPAN = timedelta(days=400)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_TEXT = 40                         # "2026-11-24T09:00:00.000000+00:00" is 32 characters
 
 _SECOND = re.compile(r"T\d{2}:\d{2}:(\d{2})")
@@ -36,19 +37,20 @@ def clock_value(text: object) -> datetime:
         raise ImpossibleTime(f"a time must be text, not {type(text).__name__}")
     if len(text) > MAX_TEXT:
         raise ImpossibleTime(f"a time is at most {MAX_TEXT} characters, not {len(text)}")
-    m = _SECOND.search(text)
-    if m and m[1] == "60":
-        raise ImpossibleTime(f"{text} is a leap second: no unit's clock shows one")
     try:
         t = datetime.fromisoformat(text)
     except ValueError:
+        m = _SECOND.search(text)          # only to say why: fromisoformat refuses second 60 too
+        if m and m[1] == "60":
+            raise ImpossibleTime(f"{text} is a leap second: no unit's clock shows one") from None
         raise ImpossibleTime(f"{text!r} is not a time (YYYY-MM-DDTHH:MM:SS+HH:MM)") from None
     if t.tzinfo is None:
         raise ImpossibleTime(f"{text} has no offset from UTC")
-    try:
-        t.astimezone(UTC)
-    except OverflowError:                 # year 1 or 9999 with an offset that takes it off the calendar
-        raise ImpossibleTime(f"{text} is off the calendar") from None
+    if t.year in (1, 9999):
+        try:
+            t.astimezone(UTC)
+        except OverflowError:             # an offset that takes the first or last year off the calendar
+            raise ImpossibleTime(f"{text} is off the calendar") from None
     return t
 
 
@@ -58,7 +60,7 @@ def parse(text: object, *, earliest: datetime | None = None) -> datetime:
     ``earliest``: the lower bound (default 1970: a unit without a clock that kept time
     honestly writes 1970 and marks it ``distrusted``)."""
     t = clock_value(text)
-    low = earliest if earliest is not None else datetime(1970, 1, 1, tzinfo=UTC)
+    low = earliest if earliest is not None else _EPOCH
     if not low <= t < PLAUSIBLE_UNTIL:
         raise ImpossibleTime(f"{text} is outside the range a unit's clock can give "
                              f"({low:%Y-%m-%d} to {PLAUSIBLE_UNTIL:%Y-%m-%d})")
