@@ -370,7 +370,7 @@ def test_install_refuses_unknown_options_plainly() -> None:
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is missing (Debian package shellcheck)")
 def test_scripts_pass_shellcheck() -> None:
-    scripts = sorted(str(p) for p in (ROOT / "tools").glob("*.sh")) + [str(ROOT / "tools/vm/gpio-sim-setup")]
+    scripts = [*sorted(str(p) for p in (ROOT / "tools").glob("*.sh")), str(ROOT / "tools/vm/gpio-sim-setup")]
     assert scripts
     r = subprocess.run(["shellcheck", *scripts], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout
