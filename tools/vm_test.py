@@ -745,15 +745,15 @@ def power_cut(n: int) -> Callable[[Run], str]:
         data = f"/var/lib/bedside-day{n}"
         v.ok(f"install -d -o bedside -g bedside -m 0750 {data} && {DAY_CONF}")
         # Odd cuts at a random moment of the day; even ones just after a patient started a
-        # guided session, so one is under way when the power goes. The simulator's virtual
-        # clock runs from before its start-up, which under TCG takes long enough to carry it
-        # hours forward (at speed 120, a minute is two hours): so the day starts at 04:30 and
-        # the moment is drawn once the unit's first line shows where the day has got to.
+        # guided session, so one is under way when the power goes. The moment is drawn once
+        # the unit's first trace line shows where its virtual day has got to.
         v.sync_clock()      # the guest's clock runs on with the host's while it is off, as an RTC would
         with trace_reader(v) as got:
-            v.ok(f"cd /tmp && nohup runuser -u bedside -- {BEDSIDE} simulate --headless --config /run/day.toml "
-                 f"--data {data} --start 2026-11-24T04:30 --days 1 --speed 120 --script /mnt/payload/day.script "
-                 f"--trace /dev/virtio-ports/trace > /run/day.log 2>&1 &")
+            # Only the unit in the background, with its own output: `cd && cmd &` would put the
+            # whole list in a background shell holding the agent's pipes until the day ended.
+            v.ok(f"cd /tmp; nohup runuser -u bedside -- {BEDSIDE} simulate --headless --config /run/day.toml "
+                 f"--data {data} --start 2026-11-24T05:30 --days 1 --speed 300 --script /mnt/payload/day.script "
+                 f"--trace /dev/virtio-ports/trace > /run/day.log 2>&1 < /dev/null &")
             t0 = time.monotonic()
             while not got and time.monotonic() - t0 < 600:
                 time.sleep(0.05)
