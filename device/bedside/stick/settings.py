@@ -114,6 +114,20 @@ def parse_config(text: str, source: str) -> Config:
     return config.parse(data, source)
 
 
+def _offered_config(body: Mapping[str, Any], current: Config) -> tuple[Config | None, str | None]:
+    """The configuration the settings carry, over the unit's own, and its text (None, None: none);
+    SettingsRefused when it is there and not one the unit could run."""
+    if not isinstance(body.get("config"), dict):
+        return None, None
+    text = body["config"].get("toml")
+    if not isinstance(text, str):
+        raise SettingsRefused(MALFORMED, "the settings' configuration is missing its text")
+    try:
+        return over(current, parse_config(text, "the ward's configuration")), text
+    except config.ConfigError as e:
+        raise SettingsRefused(INVALID, "; ".join(e.problems)) from None
+
+
 def make(stick_key: bytes, issued: datetime, *, config_text: str | None = None,
          new_secret: str | None = None) -> dict[str, Any]:
     """The body of ``settings.json``. Raises ConfigError for a configuration that would be refused,
@@ -214,15 +228,7 @@ def check_signed(raw: bytes, ring: Keyring, current: Config, data: Path, now: da
     except Untrusted as e:
         reason = {freshness.OLDER: OLDER, freshness.IMPLAUSIBLE: IMPLAUSIBLE}.get(e.reason, MALFORMED)
         raise SettingsRefused(reason, f"{e}; nothing is applied") from None
-    new_cfg, text = None, None
-    if isinstance(body.get("config"), dict):
-        text = body["config"].get("toml")
-        if not isinstance(text, str):
-            raise SettingsRefused(MALFORMED, "the settings' configuration is missing its text")
-        try:
-            new_cfg = over(current, parse_config(text, "the ward's configuration"))
-        except config.ConfigError as e:
-            raise SettingsRefused(INVALID, "; ".join(e.problems)) from None
+    new_cfg, text = _offered_config(body, current)
     r = body.get("revoked") if isinstance(body.get("revoked"), dict) else {}
     assert isinstance(r, dict)
     revoked_now = {k: sorted(str(x) for x in r.get(k, []) if isinstance(x, str)) for k in REVOCABLE}
@@ -282,15 +288,7 @@ def check(raw: bytes, stick_key: bytes, current: Config, data: Path) -> Offer:
     if before is not None and issued <= datetime.fromisoformat(before):
         raise SettingsRefused(OLDER, f"the settings on the stick were issued {body['issued']}, not after the ones "
                               f"this unit applied ({before}): nothing is applied")
-    new_cfg, text = None, None
-    if isinstance(body.get("config"), dict):
-        text = body["config"].get("toml")
-        if not isinstance(text, str):
-            raise SettingsRefused(MALFORMED, "the settings' configuration is missing its text")
-        try:
-            new_cfg = over(current, parse_config(text, "the ward's configuration"))
-        except config.ConfigError as e:
-            raise SettingsRefused(INVALID, "; ".join(e.problems)) from None
+    new_cfg, text = _offered_config(body, current)
     ward = None
     if isinstance(body.get("secret"), dict):
         ward = _unseal(body["secret"], stick_key)
