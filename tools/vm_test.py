@@ -467,7 +467,7 @@ def make_payload(run: Path) -> None:
     with tempfile.TemporaryDirectory() as build:
         shutil.copytree(pay / "src", Path(build) / "src")
         sh(Path(sys.executable).parent / "pip", "wheel", "--quiet", "--wheel-dir", wheels, "--find-links", wheels,
-           Path(build) / "src", "gpiod>=2.1", timeout=900)
+           f"{Path(build) / 'src'}[pi]", "gpiod>=2.1", timeout=900)      # the unit's extra, as install.sh installs it
     shutil.copytree(wheels, pay / "wheels")
     (pay / "secret").write_text(SECRET + "\n")
     shutil.copytree(GUEST / "run", pay / "run")
