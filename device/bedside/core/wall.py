@@ -30,6 +30,17 @@ class ImpossibleTime(ValueError):
     """A time value no clock gives; the message names what is wrong with it."""
 
 
+def aware(v: object) -> datetime | None:
+    """An ISO string's time with its offset kept (the unit's local time), or None for anything
+    else: a lenient read for showing a field, where ``clock_value`` is the boundary's check."""
+    if not isinstance(v, str):
+        return None
+    try:
+        t = datetime.fromisoformat(v)
+    except ValueError:
+        return None
+    return t if t.tzinfo is not None else None
+
 def clock_value(text: object) -> datetime:
     """An ISO 8601 time with its offset (kept) that some clock could show, whatever its year;
     ``ImpossibleTime`` for anything else (not text, too long, a leap second, no offset)."""

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from bedside import __version__, sheet
+from bedside.core import wall
 from bedside.durable import MAX_LINE, json_loads
 from bedside.journal import chain
 from bedside.journal.segments import Journal
@@ -172,18 +173,10 @@ def write_csv(out: IO[str], records: Iterable[Mapping[str, Any]]) -> None:
     for rec in records:
         details = "; ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}"
                             for k, v in sorted(rec.items()) if k not in _CSV_ENVELOPE)
-        t, due = _when(rec.get("time")), _when(rec.get("due"))
+        t, due = wall.aware(rec.get("time")), wall.aware(rec.get("due"))
         text = sheet.cell
         w.writerow([rec["seq"], sheet.stamp(t) or text(str(rec["time"])), sheet.offset(t), text(str(rec["type"])),
                     text(rec.get("session")), sheet.stamp(due) or text(rec.get("due")), text(str(rec["tq"])),
                     text(details), rec["hash"]])
 
 
-def _when(v: Any) -> datetime | None:
-    if not isinstance(v, str):
-        return None
-    try:
-        t = datetime.fromisoformat(v)
-    except ValueError:
-        return None
-    return t if t.tzinfo is not None else None

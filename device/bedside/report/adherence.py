@@ -222,15 +222,7 @@ class Adherence:
 
 # --- reading fields defensively ------------------------------------------------------
 
-def parse_time(v: Any) -> datetime | None:
-    """An aware datetime from an ISO string, keeping its offset (the unit's local time); else None."""
-    if not isinstance(v, str):
-        return None
-    try:
-        t = datetime.fromisoformat(v)
-    except ValueError:
-        return None
-    return t if t.tzinfo is not None else None
+parse_time = wall.aware     # an aware datetime from an ISO string, keeping its offset; else None
 
 
 def _int(v: Any) -> int | None:
