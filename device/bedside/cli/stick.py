@@ -110,6 +110,15 @@ def _open_stick(path: Path) -> int:
         raise UserError(f"cannot open {path}: {e.strerror}") from None
 
 
+def _ward_config_text(args: argparse.Namespace) -> str | None:
+    """The text of ``--ward-config``, if given."""
+    if not args.ward_config:
+        return None
+    try:
+        return Path(args.ward_config).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read the configuration {args.ward_config}: {e}") from None
+
 def _settings_body(args: argparse.Namespace, key: bytes) -> dict[str, Any] | None:
     """The signed ward settings asked for, checked before anything is written; None if none."""
     from bedside import secret
@@ -118,12 +127,7 @@ def _settings_body(args: argparse.Namespace, key: bytes) -> dict[str, Any] | Non
 
     if not args.ward_config and not args.new_secret_file:
         return None
-    text = None
-    if args.ward_config:
-        try:
-            text = Path(args.ward_config).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            raise UserError(f"cannot read the configuration {args.ward_config}: {e}") from None
+    text = _ward_config_text(args)
     new = None
     if args.new_secret_file:
         try:
@@ -162,12 +166,7 @@ def _signed_settings(args: argparse.Namespace, ward: Any) -> Any:
     except (OSError, ValueError) as e:
         raise UserError(f"the ward's ledger {path} cannot be read ({e}); nothing was written") from None
     revoked = {k: sorted(set(ledger.get("revoked", {}).get(k, [])) | set(v)) for k, v in revocations.items()}
-    text = None
-    if args.ward_config:
-        try:
-            text = Path(args.ward_config).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            raise UserError(f"cannot read the configuration {args.ward_config}: {e}") from None
+    text = _ward_config_text(args)
     counter = int(ledger.get("counter", 0)) + 1
     try:
         body = stick_settings.body_signed(counter, datetime.now(UTC), config_text=text, revoked=revoked,
