@@ -24,7 +24,7 @@ from bedside.core import screens as sc
 from bedside.core.events import Instant, Record, Tick
 from bedside.display import render
 from bedside.display.gallery import EXAMPLES
-from bedside.journal.segments import Journal
+from bedside.journal.journal import Journal
 from bedside.unit import simulate
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -29,7 +29,7 @@ from tests.rigs.serial_rig import SECRET, Cable, RunningUnit, cheap_ward
 
 from bedside import secret
 from bedside.core import config, planner
-from bedside.journal.segments import Journal
+from bedside.journal.journal import Journal
 from bedside.laptop import pull
 from bedside.laptop.client import SerialTransport
 from bedside.link import batch

@@ -48,7 +48,7 @@ def _events(mode: str, d: Path, n: int, spacing: float, stat: Path) -> dict[str,
     from zoneinfo import ZoneInfo
 
     from bedside.core.events import Instant, Record
-    from bedside.journal.segments import Journal
+    from bedside.journal.journal import Journal
 
     def dev_stat() -> tuple[int, int]:
         f = stat.read_text().split()
@@ -168,7 +168,7 @@ def year(work: Path) -> dict[str, float]:
     from bedside.core import config
     from bedside.core.events import Instant, Record
     from bedside.journal import export, seal, verify
-    from bedside.journal.segments import Journal
+    from bedside.journal.journal import Journal
     from bedside.unit import simulate
     from bedside.unit.clock import VirtualClock
 

@@ -36,7 +36,7 @@ def day_actions(cfg: Any, start: datetime) -> list[Any]:
 
 
 def _one_day(cfg: Any, work: Path) -> list[dict[str, Any]]:
-    from bedside.journal.segments import Journal
+    from bedside.journal.journal import Journal
     from bedside.unit import simulate
 
     start = datetime.fromisoformat(DAY_START).replace(tzinfo=cfg.tz)
@@ -60,7 +60,7 @@ def build(data: Path, days: int, key_out: Path, cfg: Any = None, *, stay_days: i
     from bedside.core import config
     from bedside.core.events import Instant, Record
     from bedside.journal import seal
-    from bedside.journal.segments import Journal
+    from bedside.journal.journal import Journal
 
     cfg = cfg or config.Config()
     with tempfile.TemporaryDirectory() as w:

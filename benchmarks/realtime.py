@@ -164,7 +164,7 @@ sys.path.insert(0, sys.argv[1])
 import schedule
 from luma.core.device import dummy
 from bedside.display import render
-from bedside.journal.segments import Journal
+from bedside.journal.journal import Journal
 from benchmarks import scaling
 records, screens = pickle.load(open(sys.argv[2], "rb"))
 if sys.argv[3] != "0":

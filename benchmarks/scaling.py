@@ -201,7 +201,7 @@ def schedule_loop(records: list[tuple[datetime, Any]], screens: list[tuple[datet
     from bedside.core import planner
     from bedside.core.events import Instant
     from bedside.display import render
-    from bedside.journal.segments import Journal
+    from bedside.journal.journal import Journal
 
     cfg, start, _ = _guided_day_script()
     offers = [s.offer for s in planner.sessions_between(cfg, start, start + timedelta(days=1))

@@ -474,7 +474,7 @@ def _strace(cmd: list[str], out: Path) -> list[str]:
 def _count_records(data: Path) -> Counter[str]:
     from zoneinfo import ZoneInfo
 
-    from bedside.journal.segments import Journal
+    from bedside.journal.journal import Journal
 
     j = Journal(data, ZoneInfo("UTC"), "bench", readonly=True)
     try:

@@ -101,7 +101,7 @@ def week(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def journal_records(data: Path) -> list[dict[str, Any]]:
     """Every record in a unit's data directory, read as an outsider would (read-only)."""
-    from bedside.journal.segments import Journal
+    from bedside.journal.journal import Journal
 
     j = Journal(data, config.Config().tz, "reader", readonly=True)
     try:

@@ -45,7 +45,7 @@ from typing import Any
 from bedside.core import config, planner
 from bedside.core.events import Admit, Instant, Record
 from bedside.journal import chain, export, retention, seal, verify
-from bedside.journal.segments import Journal
+from bedside.journal.journal import Journal
 from bedside.unit import simulate
 from tools import tamper
 

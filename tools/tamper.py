@@ -38,7 +38,8 @@ from typing import Any
 from bedside.core import config, planner
 from bedside.core.events import Record
 from bedside.journal import chain, export, seal, verify
-from bedside.journal.segments import Journal, segment_files
+from bedside.journal.journal import Journal
+from bedside.journal.segments import segment_files
 from bedside.unit import simulate
 from bedside.unit.clock import VirtualClock
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bedside.journal import chain, verify
-from bedside.journal.segments import Journal
+from bedside.journal.journal import Journal
 
 TOOLS = Path(__file__).resolve().parent
 WORKLOAD = TOOLS / "workload.py"

@@ -33,7 +33,8 @@ from bedside.core import config, screens
 from bedside.core.events import Effect, Instant, Play, Record, Show
 from bedside.display.panel import DisplayOut
 from bedside.journal import heartbeat
-from bedside.journal.segments import Journal, JournalError
+from bedside.journal.journal import Journal
+from bedside.journal.segments import JournalError
 from bedside.unit import simulate, wiring
 from bedside.unit.clock import VirtualClock
 from bedside.unit.loop import NOT_SAVED

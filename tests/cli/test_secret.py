@@ -9,7 +9,7 @@ import pytest
 
 from bedside import secret
 from bedside.cli.main import main
-from bedside.journal.segments import Journal
+from bedside.journal.journal import Journal
 
 
 def test_secret_is_stored_only_as_slow_hashes(tmp_path: Path) -> None:

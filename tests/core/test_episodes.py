@@ -16,7 +16,7 @@ from bedside.core.episodes import Episode
 from bedside.core.events import Admit, Discharge, Exported, Instant, Past, Record
 from bedside.core.machine import step
 from bedside.core.state import State
-from bedside.journal.segments import Journal
+from bedside.journal.journal import Journal
 from bedside.unit import simulate
 from tests.conftest import budget
 from tests.rigs.driver import Driver

@@ -19,7 +19,8 @@ import pytest
 from tools import damage
 
 from bedside.journal import verify
-from bedside.journal.segments import Journal, segment_files
+from bedside.journal.journal import Journal
+from bedside.journal.segments import segment_files
 from tests.conftest import journal_records
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from bedside.core import config
 from bedside.journal import heartbeat
-from bedside.journal.segments import Journal
+from bedside.journal.journal import Journal
 from bedside.unit import host, simulate
 from tests.conftest import journal_records
 

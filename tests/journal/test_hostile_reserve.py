@@ -15,7 +15,7 @@ import pytest
 from bedside.core import config
 from bedside.core.digest import sha256
 from bedside.journal import outage
-from bedside.journal.segments import Journal
+from bedside.journal.journal import Journal
 from bedside.unit import simulate
 from tests.conftest import journal_records
 

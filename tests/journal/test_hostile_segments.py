@@ -16,7 +16,8 @@ import pytest
 
 from bedside.core import config
 from bedside.journal import salvage
-from bedside.journal.segments import Journal, segment_files
+from bedside.journal.journal import Journal
+from bedside.journal.segments import segment_files
 from bedside.unit import simulate
 from tests.conftest import journal_records
 

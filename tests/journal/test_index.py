@@ -18,7 +18,7 @@ from benchmarks import journals
 
 from bedside.core import config
 from bedside.journal import index, verify
-from bedside.journal.segments import Journal
+from bedside.journal.journal import Journal
 from bedside.unit import simulate
 
 

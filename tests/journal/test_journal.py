@@ -9,7 +9,8 @@ import pytest
 
 from bedside.core.events import Instant, Record
 from bedside.journal import chain
-from bedside.journal.segments import Journal, JournalError
+from bedside.journal.journal import Journal
+from bedside.journal.segments import JournalError
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 

@@ -18,7 +18,8 @@ from bedside.core import config
 from bedside.core import screens as sc
 from bedside.core.events import Instant, Play, Record, Show
 from bedside.journal import heartbeat, retention, seal, verify
-from bedside.journal.segments import Journal, segment_files
+from bedside.journal.journal import Journal
+from bedside.journal.segments import segment_files
 from bedside.journal.store import DAMAGE_NOTICE, HOUSEKEEPING_SLACK_S, NOTICE, SEAL_EVERY_S, Store
 from bedside.unit import simulate
 from bedside.unit.loop import NOT_SAVED

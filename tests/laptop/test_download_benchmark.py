@@ -9,7 +9,7 @@ from pathlib import Path
 
 from benchmarks import download as bench
 
-from bedside.journal.segments import Journal
+from bedside.journal.journal import Journal
 from bedside.unit import simulate
 
 

@@ -25,7 +25,7 @@ import pytest
 
 from bedside import secret
 from bedside.core import config
-from bedside.journal.segments import Journal
+from bedside.journal.journal import Journal
 from bedside.laptop import pull
 from bedside.laptop.client import SerialTransport
 from bedside.link import batch

@@ -318,7 +318,7 @@ def test_admit_and_discharge_by_hand_with_presses(tmp_path: Path, cable: Cable) 
     assert "Smith" not in json.dumps(recs)
     assert next(r for r in recs if r["type"] == "admit")["episode"] == "E2026-0042"
     # The new patient's records start a segment of their own, after a seal of the one before.
-    from bedside.journal.segments import Journal
+    from bedside.journal.journal import Journal
 
     j = Journal(data, u.cfg.tz, "reader", readonly=True)
     try:

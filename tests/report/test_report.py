@@ -117,7 +117,7 @@ def test_command_from_a_data_directory_and_from_its_export_agree(week: Path, tmp
 def export_lines(week: Path) -> list[str]:
     from zoneinfo import ZoneInfo
 
-    from bedside.journal.segments import Journal
+    from bedside.journal.journal import Journal
 
     j = Journal(week, ZoneInfo("UTC"), "test", readonly=True)
     try:

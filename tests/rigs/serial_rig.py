@@ -23,7 +23,7 @@ from typing import Any
 
 from bedside import secret
 from bedside.core import config
-from bedside.journal.segments import Journal
+from bedside.journal.journal import Journal
 from bedside.link.on_loop import LinkService
 from bedside.link.port import SerialLink
 from bedside.unit import simulate

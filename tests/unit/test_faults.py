@@ -24,7 +24,7 @@ from bedside.core import screens as sc
 from bedside.core.config import Config, Hardware
 from bedside.core.events import Instant, Led
 from bedside.display.panel import DisplayKeeper
-from bedside.journal.segments import Journal
+from bedside.journal.journal import Journal
 from bedside.unit import pins as hardware
 from bedside.unit.clock import VirtualClock
 from bedside.unit.loop import Outputs, Unit

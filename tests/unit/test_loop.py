@@ -13,7 +13,7 @@ import pytest
 
 from bedside.core.config import Config
 from bedside.core.events import Instant, Record, Tick
-from bedside.journal.segments import Journal
+from bedside.journal.journal import Journal
 from bedside.link.unit_port import LoopBusy, UnitPort
 from bedside.unit.clock import VirtualClock
 from bedside.unit.loop import Outputs, Unit

@@ -19,7 +19,7 @@ import pytest
 from bedside.core.config import Config, Hardware
 from bedside.core.events import Instant
 from bedside.display.panel import DisplayKeeper
-from bedside.journal.segments import Journal
+from bedside.journal.journal import Journal
 from bedside.unit import pins as hardware
 from bedside.unit.clock import SystemClock, VirtualClock
 from bedside.unit.loop import Outputs, Unit

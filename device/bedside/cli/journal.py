@@ -66,7 +66,7 @@ def add_keys_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 def cmd_log_export(args: argparse.Namespace) -> int:
     from bedside.journal import export
-    from bedside.journal.segments import Journal
+    from bedside.journal.journal import Journal
 
     if args.format == "jsonl":
         return export_jsonl(Path(args.data), args.out)
@@ -85,7 +85,7 @@ def cmd_log_export(args: argparse.Namespace) -> int:
 def export_jsonl(data: Path, out_path: str | None) -> int:
     """The header line, then every record; to a file (written whole, then marked exported) or stdout."""
     from bedside.journal import export, retention
-    from bedside.journal.segments import Journal
+    from bedside.journal.journal import Journal
 
     journal = Journal(data, ZoneInfo("UTC"), "export", readonly=True)
     try:

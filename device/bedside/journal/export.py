@@ -26,7 +26,7 @@ from bedside import __version__, sheet
 from bedside.core import wall
 from bedside.durable import MAX_LINE, json_loads
 from bedside.journal import chain
-from bedside.journal.segments import Journal
+from bedside.journal.journal import Journal
 
 FORMAT = 1
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from bedside.core.events import Record
 from bedside.durable import fsync_dir, json_loads, read_text, write_atomic
-from bedside.journal.segments import Journal
+from bedside.journal.journal import Journal
 
 MARKER = "exported.json"
 SEGMENT_BYTES = 8 * 1024 * 1024

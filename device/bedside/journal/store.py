@@ -42,9 +42,9 @@ from zoneinfo import ZoneInfo
 from bedside.core import wall
 from bedside.core.events import Instant, Past, Record
 from bedside.journal import heartbeat, outage, retention, salvage, seal, verify
+from bedside.journal.journal import Journal
 from bedside.journal.seal import Sealer, SealError
 from bedside.journal.segments import (
-    Journal,
     JournalDamaged,
     JournalError,
     chain_shown,

@@ -32,7 +32,8 @@ from typing import Any
 from bedside.core import wall
 from bedside.core.digest import compare_digest
 from bedside.journal import chain, export, seal
-from bedside.journal import segments as journal
+from bedside.journal.journal import Journal
+from bedside.journal.segments import DB_ERRORS, Gap, Segment, connect_reader
 
 MAX_LISTED = 20
 _REQUIRED = {"seq": int, "hash": str, "prev": str, "type": str, "time": str, "boot": str, "mono_ms": int, "tq": str}
@@ -336,11 +337,11 @@ def check_records(records: Iterable[Mapping[str, Any]], key: seal.HospitalKey | 
 def verify_data(data_dir: Path, key: seal.HospitalKey | None = None, *, integrity: bool = True) -> Verdict:
     """Verify a unit's journal in its data directory: every segment file, then the chain through them.
 
-    Reads defensively (segments.Journal.entries): every record that can be read is checked,
+    Reads defensively (Journal.entries): every record that can be read is checked,
     and a break is named where records cannot be."""
     data_dir = Path(data_dir)
     # Every file described by itself, never from the unit's remembered descriptions (index.py).
-    j = journal.Journal(data_dir, chain_tz(), "verify", readonly=True, remembered=False)
+    j = Journal(data_dir, chain_tz(), "verify", readonly=True, remembered=False)
     try:
         segs = j.segments()
         c = Checker(key)
@@ -363,17 +364,17 @@ def verify_data(data_dir: Path, key: seal.HospitalKey | None = None, *, integrit
     return c.verdict(str(data_dir), extra=extra, segments=[s.header() for s in segs])
 
 
-def _feed(c: Checker, j: journal.Journal, since_seq: int, suspect: dict[int, str] | None = None) -> list[Problem]:
+def _feed(c: Checker, j: Journal, since_seq: int, suspect: dict[int, str] | None = None) -> list[Problem]:
     """Feed the journal's records after ``since_seq`` to ``c``; problems where segments join or
     records cannot be read (each named at its first seq)."""
     extra: list[Problem] = []
-    before: journal.Segment | None = None
+    before: Segment | None = None
     for e in j.entries(since_seq, with_segments=True, suspect=suspect):
-        if isinstance(e, journal.Segment):
+        if isinstance(e, Segment):
             if e.known and (before is not None or since_seq == 0):
                 extra += _segment_start(c, e, before)
             before = e
-        elif isinstance(e, journal.Gap):
+        elif isinstance(e, Gap):
             extra.append(Problem(e.first, "file", str(e), e.segment))
             c.gap(e.last)
         else:
@@ -381,7 +382,7 @@ def _feed(c: Checker, j: journal.Journal, since_seq: int, suspect: dict[int, str
     return extra
 
 
-def check_since(j: journal.Journal, link: tuple[int, str]) -> Verdict:
+def check_since(j: Journal, link: tuple[int, str]) -> Verdict:
     """The records after ``link`` (seq, hash), checked to follow it, as ``verify_data`` checks them
     (records that cannot be read named where they are)."""
     c = Checker(link=link)
@@ -389,7 +390,7 @@ def check_since(j: journal.Journal, link: tuple[int, str]) -> Verdict:
     return c.verdict(str(j.data), extra=extra)
 
 
-def _segment_start(c: Checker, seg: journal.Segment, before: journal.Segment | None) -> list[Problem]:
+def _segment_start(c: Checker, seg: Segment, before: Segment | None) -> list[Problem]:
     """A segment must carry the chain on from the one before it (unless that one was damaged)."""
     if before is None:
         if seg.first_seq > 1:
@@ -415,16 +416,16 @@ def _segment_start(c: Checker, seg: journal.Segment, before: journal.Segment | N
     return [p]
 
 
-def _integrity(seg: journal.Segment) -> list[Problem]:
+def _integrity(seg: Segment) -> list[Problem]:
     try:
         # A reader's connection: a file a power cut left with a write to undo is checked as the
         # unit will see it (a private copy; the card is never written).
-        db = journal.connect_reader(seg.path)
+        db = connect_reader(seg.path)
         try:
             rows = [str(r[0]) for r in db.execute("PRAGMA integrity_check").fetchall()]
         finally:
             db.close()
-    except journal.DB_ERRORS as e:
+    except DB_ERRORS as e:
         return [Problem(None, "file", f"segment {seg.n} ({seg.path.name}) fails SQLite's integrity check: {e}",
                         seg.n)]
     if rows == ["ok"]:
@@ -433,7 +434,7 @@ def _integrity(seg: journal.Segment) -> list[Problem]:
                     + "; ".join(rows[:3]), seg.n)]
 
 
-def _journal_start(segs: list[journal.Segment], j: journal.Journal, c: Checker) -> list[Problem]:
+def _journal_start(segs: list[Segment], j: Journal, c: Checker) -> list[Problem]:
     """A journal that starts above seq 1 must say why: ``pruned`` records that account for exactly
     the records before it (retention deletes only exported segments, and records each)."""
     first = next((s for s in segs if s.known), None)
@@ -633,7 +634,7 @@ def with_problems(v: Verdict, more: list[Problem]) -> Verdict:
 def records_of(source: Path, *, data: bool) -> Iterable[Mapping[str, Any]]:
     """Re-read the records of a data directory or export file (for --extends)."""
     if data:
-        j = journal.Journal(source, chain_tz(), "verify", readonly=True)
+        j = Journal(source, chain_tz(), "verify", readonly=True)
         try:
             yield from j.records()
         finally:

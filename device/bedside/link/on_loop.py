@@ -38,7 +38,8 @@ from bedside.core.events import (
     Withdraw,
 )
 from bedside.journal import retention
-from bedside.journal.segments import Journal, JournalError
+from bedside.journal.journal import Journal
+from bedside.journal.segments import JournalError
 from bedside.link import access, changes
 from bedside.link.certified import Verdict
 from bedside.link.unit_port import UnitPort

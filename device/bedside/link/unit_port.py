@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from bedside.core.config import Config
 from bedside.core.events import Decided, Effect, Event, Instant, Record
 from bedside.core.state import State
-from bedside.journal.segments import Journal
+from bedside.journal.journal import Journal
 from bedside.secret import WardSecret
 
 

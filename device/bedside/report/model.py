@@ -95,7 +95,7 @@ def load(path: Path) -> Loaded:
 def _load_dir(path: Path) -> Loaded:
     from zoneinfo import ZoneInfo
 
-    from bedside.journal.segments import Journal
+    from bedside.journal.journal import Journal
 
     # Only reads: the time zone and boot id matter to writers alone.
     journal = Journal(path, ZoneInfo("UTC"), "report", readonly=True)

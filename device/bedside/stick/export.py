@@ -41,7 +41,8 @@ from zoneinfo import ZoneInfo
 from bedside import secret
 from bedside.core.config import Config
 from bedside.journal import chain, export
-from bedside.journal.segments import Journal, JournalError
+from bedside.journal.journal import Journal
+from bedside.journal.segments import JournalError
 from bedside.report import bundle
 from bedside.report import model as report
 from bedside.stick import auth as stick_auth

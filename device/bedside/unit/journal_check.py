@@ -30,7 +30,8 @@ from pathlib import Path
 from bedside.core.events import Instant
 from bedside.core.state import Guiding
 from bedside.journal import verify
-from bedside.journal.segments import Journal, JournalError
+from bedside.journal.journal import Journal
+from bedside.journal.segments import JournalError
 from bedside.unit.loop import Unit
 
 DELAY_S = 5.0           # after the start: the first frame, the self-test's chirp

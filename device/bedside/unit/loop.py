@@ -41,7 +41,7 @@ from bedside.core.events import (
     Tick,
 )
 from bedside.display.surface import Surface
-from bedside.journal.segments import Journal
+from bedside.journal.journal import Journal
 from bedside.journal.store import Store
 from bedside.link.unit_port import Call, LinkHooks, TimedSource
 from bedside.secret import WardSecret

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from bedside.core.events import Instant, Record
 from bedside.journal import chain
-from bedside.journal.segments import Journal
+from bedside.journal.journal import Journal
 from bedside.unit import host
 from bedside.unit.clock import SystemClock
 

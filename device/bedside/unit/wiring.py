@@ -27,7 +27,8 @@ from typing import Any
 from bedside.core.config import Config
 from bedside.core.events import Effect, Instant
 from bedside.display.surface import Surface
-from bedside.journal.segments import Journal, JournalError
+from bedside.journal.journal import Journal
+from bedside.journal.segments import JournalError
 from bedside.journal.store import Store
 from bedside.link.unit_port import TimedSource
 from bedside.unit import pins as hardware
