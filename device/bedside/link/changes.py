@@ -37,7 +37,6 @@ class ChangeError(ValueError):
     """What was typed is not a change the unit can make; the message says how to write it."""
 
 
-
 class Change(Protocol):
     """A change as a value: what the journal says of it, and what the confirmation screen shows."""
 
@@ -100,10 +99,6 @@ def register(kind: Kind[C]) -> Kind[C]:
     return kind
 
 
-def unregister(word: str) -> None:
-    KINDS.pop(word, None)
-
-
 def kind_of(change: Change) -> Kind[Any]:
     """The registered kind of a change value."""
     for kind in KINDS.values():
@@ -112,7 +107,7 @@ def kind_of(change: Change) -> Kind[Any]:
     raise LookupError(f"{type(change).__name__} is not a registered change")
 
 
-def typed(word: str, args: tuple[str, ...]) -> tuple[Kind[Any], tuple[str, ...]] | None:
+def typed_change(word: str, args: tuple[str, ...]) -> tuple[Kind[Any], tuple[str, ...]] | None:
     """The kind a typed line asks for (``word`` lower case, as ``lines.parse_command`` gives it), and
     the arguments after its words; None when the line is no change."""
     for kind in KINDS.values():

@@ -188,7 +188,7 @@ class Connection:
         if not cmd.word:
             self._say(texts.banner(self.unit, __version__))
             return
-        change = changes.typed(cmd.word, cmd.args)
+        change = changes.typed_change(cmd.word, cmd.args)
         if change is not None:
             kind, args = change
             self._ask_change(kind, lambda now: kind.read_typed(args, self.tz, now.wall.astimezone(self.tz).date()))
