@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -205,3 +206,97 @@ def test_the_design_doc_draws_the_arrows_this_test_allows() -> None:
         implied = set() if wing == "core" else {"core", "shared"}
         assert named | implied == ALLOWED[wing] | implied, wing
 
+
+
+# --- One registration per press-confirmed change (link/changes.py) -------------------------------------------
+# docs/design.md, "A press-confirmed change is one registration".
+
+REGISTRY = "link/changes.py"
+# A verb whose press brings the core an event it does not know yet: the event, and the step that handles it.
+CORE_FOR_A_NEW_EVENT = ("core/events.py", "core/machine.py")
+
+
+def _kind_names(kind: Any) -> set[str]:
+    """The registry's names that belong to one kind: its value class and its own functions (not shared defaults)."""
+    from bedside.link import changes
+
+    names = {kind.value.__name__}
+    for value in vars(kind).values():
+        name = getattr(value, "__name__", "")
+        if callable(value) and getattr(changes, name, None) is value and not name.startswith("_no_"):
+            names.add(name)
+    return names
+
+
+def _modules_naming(names: set[str], root: Path = PACKAGE) -> set[str]:
+    """The package's modules, but the registry, that reach any of ``names`` in the registry
+    (``changes.NAME``, or ``from bedside.link.changes import NAME``)."""
+    found = set()
+    for path in sorted(root.rglob("*.py")):
+        rel = str(path.relative_to(root))
+        if rel == REGISTRY:
+            continue
+        for n in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "changes"
+                    and n.attr in names) or (isinstance(n, ast.ImportFrom) and n.module == "bedside.link.changes"
+                                             and any(a.name in names for a in n.names)):
+                found.add(rel)
+    return found
+
+
+def _docs_showing(forms: tuple[tuple[str, str], ...]) -> set[str]:
+    """The documents with a line of ``help`` that shows one of ``forms``."""
+    docs = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
+    return {str(p.relative_to(ROOT)) for p in docs for line in p.read_text(encoding="utf-8").splitlines()
+            if any(line.strip() == form or line.strip().startswith(f"{form}  ") for form, _ in forms)}
+
+
+def test_a_new_press_confirmed_verb_touches_at_most_four_files() -> None:
+    """Files a new press-confirmed serial verb touches, tests aside: 8 before, 4 now.
+
+    Method: for each registered kind, the registry (``link/changes.py``, where it is
+    registered), every other module of the package that names it (its value class or one
+    of its own functions, found in the syntax tree), the core's two files for a new event
+    (``core/events.py``, ``core/machine.py``: a verb that reuses an event the core has needs
+    neither) and the documents that show its typed form; the figure is the most over the
+    kinds. Before, from the commit that added ``pause``: link/changes, commands, on_loop,
+    port and texts, core/events and machine, docs/serial.md (8); texts.py knew the kinds by
+    the keys of their outcomes, which no name scan sees, so the next test adds a kind
+    through the registry alone and drives it over the link."""
+    from bedside.link import changes
+
+    touched = {word: {REGISTRY, *_modules_naming(_kind_names(kind)), *CORE_FOR_A_NEW_EVENT,
+                      *_docs_showing(kind.forms)}
+               for word, kind in changes.KINDS.items()}
+    assert set(touched) == {"time", "admit", "discharge", "pause", "resume"}
+    assert all(_modules_naming(_kind_names(k)) == set() for k in changes.KINDS.values()), touched
+    assert max(len(files) for files in touched.values()) <= 4, touched
+    assert touched["pause"] == {REGISTRY, *CORE_FOR_A_NEW_EVENT, "docs/serial.md"}
+
+
+def test_a_verb_added_through_the_registry_alone_works_over_the_link(tmp_path: Path) -> None:
+    """``hush``, registered in tests/rigs/new_verb.py and nowhere else, in a process of its own:
+    help lists it, a person types it and presses, the unit refuses it when its check says
+    so, a hold cancels it, the nurse tool's frame waits for the press, and the journal holds
+    the core's records and the declined change under the kind's word."""
+    r = subprocess.run([sys.executable, "-m", "tests.rigs.new_verb", str(tmp_path)], capture_output=True, text=True,
+                       cwd=ROOT, timeout=120)
+    assert r.returncode == 0, r.stderr
+    seen = json.loads(r.stdout)
+    assert seen["help"] == ["  hush                         no prompts for an hour"]
+    assert "Press its button within 60 s to confirm" in seen["asked"]
+    assert seen["screens"] == [["Hush?", "No prompts", "for an hour"], ["Resume prompts?", "End the pause", ""],
+                               ["Hush?", "No prompts", "for an hour"], ["Hush?", "No prompts", "for an hour"]]
+    assert "Confirmed on the unit. Hushed until 10:30." in seen["confirmed"]
+    assert "The unit is hushed already." in seen["refused"]
+    assert "Write: hush." in seen["bad"]
+    assert "Not changed: it was cancelled on the unit (button held)." in seen["cancelled"]
+    assert seen["frame"]["status"] == "ok" and seen["frame"]["outcome"] == "confirmed"
+    assert seen["frame"]["hushed_until"].startswith("2026-11-24T")
+    assert seen["frame_refused"][0] == "refused"
+    assert seen["records"] == [
+        {"type": "pause", "via": "serial", "duration": "1h", "what": None, "change": None, "reason": None},
+        {"type": "resume", "via": "serial", "duration": None, "what": None, "change": None, "reason": None},
+        {"type": "change_declined", "via": None, "duration": None, "what": "hush",
+         "change": "hush the unit for an hour", "reason": "cancelled"},
+        {"type": "pause", "via": "serial", "duration": "1h", "what": None, "change": None, "reason": None}]

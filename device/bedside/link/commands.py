@@ -9,14 +9,16 @@ in ``port.py`` (a person gets sentences, pages of records, a prompt for the secr
 
 Adding a command is a row here plus its handlers: the ``LinkService`` method it calls on
 the loop and, if people type it, its ``_typed_`` method. ``tests/link/test_commands.py``
-checks that every row has them.
+checks that every row has them. A change that needs a press is not a row here: it is
+registered once as a kind in ``changes.py``, and its row is made from that (a kind whose
+word is already a row's, as ``time``, lends that row its frame).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from bedside.core.events import Instant
@@ -37,7 +39,7 @@ class Asker(Protocol):
 
 
 Parse = Callable[[tuple[str, ...]], Any]
-OnLoop = Callable[[LinkService, Asker, Any], Callable[[Instant], Any]]
+OnLoop = Callable[[LinkService, Asker, Any, Instant], Any]
 Answer = Callable[[int, Any, Any], bytes]
 
 
@@ -50,7 +52,7 @@ class Verb:
     word: str
     typed: tuple[tuple[str, str], ...] = ()        # (form, what it does), as help lists them; () = not typed
     parse: Parse | None = None                     # a frame's arguments -> what the loop needs; None = not framed
-    on_loop: OnLoop | None = None                  # the loop-side work for a frame (``LinkService``)
+    on_loop: OnLoop | None = None                  # the loop-side work for a frame (``LinkService``), given now
     answer: Answer = _ok                           # the result as a frame (on the serial thread)
     press: bool = False                            # a change: done only after a press on the unit
     also: tuple[str, ...] = ()                     # other words typed for it
@@ -88,12 +90,6 @@ def _done(args: tuple[str, ...]) -> tuple[int, int, str]:
     raise Unknown
 
 
-def _clock(args: tuple[str, ...]) -> changes.Change:
-    if len(args) != 1:
-        raise changes.ChangeError("bad arguments for time")
-    return changes.parse_clock_machine(args[0])
-
-
 # --- answers -------------------------------------------------------------------------------
 
 def unlocked_answer(rid: int, parsed: Any, v: Any) -> bytes:
@@ -113,42 +109,49 @@ def _waiting(rid: int, parsed: Any, token: int) -> bytes:
     return frames.reply(rid, "wait", {"token": token, "seconds": changes.CONFIRM_S})
 
 
-def _ask(svc: LinkService, c: Asker, change: changes.Change) -> Callable[[Instant], Any]:
+def _ask(svc: LinkService, c: Asker, change: changes.Change, now: Instant) -> int:
     notify: Notify = c.notify
-    return lambda now: svc.ask(c.conn, change, notify, now)
+    return svc.ask(c.conn, change, notify, now)
 
 
 # --- the table -------------------------------------------------------------------------------
 
-VERBS: tuple[Verb, ...] = (
+_ROWS: tuple[Verb, ...] = (
     Verb("help", typed=(("help", "this list"),), also=("?",)),
-    Verb("hello", parse=_nonce, on_loop=lambda svc, c, nonce: lambda now: svc.hello(c.conn, nonce, now)),
+    Verb("hello", parse=_nonce, on_loop=lambda svc, c, nonce, now: svc.hello(c.conn, nonce, now)),
     Verb("status", typed=(("status", "unit, time, next session, today, journal head"),), parse=_none,
-         on_loop=lambda svc, c, _: lambda now: svc.status(c.conn, now),
+         on_loop=lambda svc, c, _, now: svc.status(c.conn, now),
          answer=lambda rid, _, st: frames.reply(rid, "ok", st.as_json())),
     Verb("unlock", typed=(("unlock", "unlock with the ward secret (not shown)"),), parse=_one,
-         on_loop=lambda svc, c, mac: lambda now: svc.unlock_mac(c.conn, mac, now), answer=unlocked_answer),
+         on_loop=lambda svc, c, mac, now: svc.unlock_mac(c.conn, mac, now), answer=unlocked_answer),
     Verb("log", typed=(("log [N | all | from SEQ]", "records, one a line (default: the last 20)"),)),
-    Verb("get", parse=_get, on_loop=lambda svc, c, p: lambda now: svc.page(c.conn, p[0], p[1], now), answer=_page),
-    Verb("done", parse=_done, on_loop=lambda svc, c, p: lambda now: svc.downloaded(c.conn, p[0], p[1], p[2], now),
+    Verb("get", parse=_get, on_loop=lambda svc, c, p, now: svc.page(c.conn, p[0], p[1], now), answer=_page),
+    Verb("done", parse=_done, on_loop=lambda svc, c, p, now: svc.downloaded(c.conn, p[0], p[1], p[2], now),
          answer=lambda rid, _, seq: frames.reply(rid, "ok", {"recorded": seq})),
-    Verb("time", typed=(("time", "the unit's clock and how far to trust it"),
-                        ("time set YYYY-MM-DD HH:MM", "set the clock (local time; HH:MM: today)")),
-         parse=_clock, on_loop=_ask, answer=_waiting, press=True),
-    Verb("episode", typed=(("episode", "the current episode"),
-                           ("episode admit EPISODE-ID SURGERY-DATE [REGIMEN] [mrn=NUMBER]",
-                            "admit: hospital visit number or scan, no name"),
-                           ("episode discharge [EPISODE-ID]", "end the episode"))),
-    Verb("admit", parse=changes.parse_admit, on_loop=_ask, answer=_waiting, press=True),
-    Verb("discharge", parse=changes.parse_discharge, on_loop=_ask, answer=_waiting, press=True),
-    Verb("pause", typed=(("pause 1h|2h|4h|morning", "pause prompting: no prompts, no sound"),),
-         parse=changes.parse_pause, on_loop=_ask, answer=_waiting, press=True),
-    Verb("resume", typed=(("resume", "end a pause now"),),
-         parse=changes.parse_resume, on_loop=_ask, answer=_waiting, press=True),
+    Verb("time", typed=(("time", "the unit's clock and how far to trust it"),)),
+    Verb("episode", typed=(("episode", "the current episode"),)),
+)
+_LAST: tuple[Verb, ...] = (
     Verb("lock", typed=(("lock", "lock again (also after 10 idle minutes)"),), parse=_none,
-         on_loop=lambda svc, c, _: lambda now: svc.lock(c.conn, "command", now),
+         on_loop=lambda svc, c, _, now: svc.lock(c.conn, "command", now),
          answer=lambda rid, _, __: frames.reply(rid, "ok", {"locked": True})),
 )
+
+
+def _with_changes(rows: tuple[Verb, ...], last: tuple[Verb, ...]) -> tuple[Verb, ...]:
+    """The rows, with each registered change's frame (``changes.KINDS``): on the row of its word
+    when there is one (``time``), else on a row of its own before ``last``."""
+    def framed(v: Verb, kind: changes.Kind[Any]) -> Verb:
+        return replace(v, parse=kind.parse, on_loop=_ask, answer=_waiting, press=True)
+
+    words = {v.word for v in rows + last}
+    kinds = changes.KINDS
+    return (*(framed(v, kinds[v.word]) if v.word in kinds else v for v in rows),
+            *(framed(Verb(k.word), k) for k in kinds.values() if k.word not in words),
+            *(framed(v, kinds[v.word]) if v.word in kinds else v for v in last))
+
+
+VERBS: tuple[Verb, ...] = _with_changes(_ROWS, _LAST)
 
 TYPED: dict[str, Verb] = {w: v for v in VERBS if v.typed for w in (v.word, *v.also)}
 FRAMED: dict[str, Verb] = {v.word: v for v in VERBS if v.parse is not None}
@@ -160,7 +163,9 @@ def help_lines() -> list[str]:
     """``help`` at a terminal: every typed form and what it does, then what needs what."""
     out = ["Commands (press Enter after each):"]
     for v in VERBS:
-        for form, what in v.typed:
+        # A change's typed forms follow the verb typed first (``time``, then ``time set``).
+        kinds = [form for k in changes.KINDS.values() if k.typed[0] == v.word for form in k.forms]
+        for form, what in (*v.typed, *kinds):
             if len(form) < _COLUMN:
                 out.append(f"  {form:<{_COLUMN}}{what}")
             else:

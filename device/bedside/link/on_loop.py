@@ -25,18 +25,7 @@ from typing import Any
 from bedside import __version__
 from bedside.core import episodes, views
 from bedside.core.digest import compare_digest, hmac_sha256
-from bedside.core.events import (
-    Admit,
-    Confirm,
-    Decided,
-    Discharge,
-    Exported,
-    Instant,
-    Pause,
-    Record,
-    Resume,
-    Withdraw,
-)
+from bedside.core.events import Confirm, Decided, Event, Exported, Instant, Record, SetClock, Withdraw
 from bedside.journal import retention
 from bedside.journal.journal import Journal
 from bedside.journal.segments import JournalError
@@ -66,6 +55,7 @@ Notify = Callable[[int, str, Mapping[str, Any]], None]
 @dataclass
 class Pending:
     conn: int
+    kind: changes.Kind[Any]
     change: changes.Change
     notify: Notify
     asked: float               # monotonic
@@ -304,18 +294,18 @@ class LinkService:
     def ask(self, conn: int, change: changes.Change, notify: Notify, now: Instant) -> int:
         """Show ``change`` on the unit for a press; ``notify(token, outcome, detail)`` tells how it ended."""
         self._require(conn, now)
-        problem = self._problem(change, now)
+        kind = changes.kind_of(change)
+        problem = self._problem(kind, change, now)
         if problem is not None:
-            if isinstance(change, changes.Admit | changes.Discharge):
+            if kind.core_checks:
                 # Refusing changes nothing, so it needs no press; the core records it (``refused``,
                 # without the id, which may be a name typed into the wrong field) and shows it.
-                self.unit.handle(self._event(change), now)
+                self.unit.handle(self._core_event(kind, change, 0.0), now)
             raise Refused("refused", problem)
         token = next(self.tokens)
-        self.pending[token] = Pending(conn, change, notify, now.mono)
-        line1, line2 = changes.screen_lines(change, self.cfg.tz)
-        clock = change.wall if isinstance(change, changes.ClockChange) else None
-        self.unit.handle(Confirm(token, change.title(), line1, line2, clock, changes.CONFIRM_S), now)
+        self.pending[token] = Pending(conn, kind, change, notify, now.mono)
+        line1, line2 = change.lines(self.cfg.tz)
+        self.unit.handle(Confirm(token, kind.title, line1, line2, kind.clock(change), changes.CONFIRM_S), now)
         return token
 
     def withdraw(self, conn: int, token: int, now: Instant) -> None:
@@ -390,57 +380,36 @@ class LinkService:
         self.access = access.touch(self.access, conn, now)
 
     @staticmethod
-    def _event(change: changes.Admit | changes.Discharge) -> Admit | Discharge:
-        if isinstance(change, changes.Admit):
-            return Admit(change.episode, change.surgery, change.regimen, via="serial", mrn=change.mrn)
-        return Discharge(change.episode, via="serial")
+    def _core_event(kind: changes.Kind[Any], change: changes.Change, waited_s: float) -> Event:
+        event = kind.event(change, waited_s)
+        assert not isinstance(event, SetClock), f"{kind.word}: a clock change is set, not checked by the core"
+        return event
 
-    def _problem(self, change: changes.Change, now: Instant) -> str | None:
+    def _problem(self, kind: changes.Kind[Any], change: changes.Change, now: Instant) -> str | None:
         """Why the unit would refuse ``change`` (the core's own rules, asked before the press)."""
         st = self.unit.state
         assert st is not None
-        if isinstance(change, changes.Admit):
-            return episodes.admit_problem(self.cfg, change.episode, change.surgery, change.regimen,
-                                          now.wall.astimezone(self.cfg.tz).date(), change.mrn)
-        if isinstance(change, changes.Discharge):
-            return episodes.discharge_problem(st.episode, change.episode)
-        if isinstance(change, changes.Resume) and st.paused_until is None:
-            return "prompting is not paused"
-        return None
+        return kind.problem(change, self.cfg, st, now)
 
     def _apply(self, token: int, p: Pending, now: Instant) -> None:
-        change = p.change
-        if isinstance(change, changes.Admit | changes.Discharge):
-            # The state may have moved on while the press was awaited: the core checks again.
-            problem = self._problem(change, now)
-            self.unit.handle(self._event(change), now)
-            st = self.unit.state
-            if problem is not None or st is None:
-                p.notify(token, "refused", {"problem": problem or "refused"})
-            elif st.episode is not None:
-                p.notify(token, "confirmed", {"episode": st.episode.id, "regimen": st.episode.regimen,
-                                              "day": episodes.post_op_day(st.episode,
-                                                                          now.wall.astimezone(self.cfg.tz).date())})
-            else:
-                p.notify(token, "confirmed", {"discharged": True})
-            return
-        if isinstance(change, changes.Pause | changes.Resume):
-            self.unit.handle(Pause(change.duration, via="serial") if isinstance(change, changes.Pause)
-                             else Resume(via="serial"), now)
-            st = self.unit.state
-            until = st.paused_until if st is not None else None
-            p.notify(token, "confirmed",
-                     {"paused_until": until.astimezone(self.cfg.tz).isoformat(timespec="seconds") if until else None})
-            return
-        if isinstance(change, changes.ClockChange):
-            # The clock moves on from the time asked while the press was awaited. The loop sets
-            # it (the journal's commanded clock change: ``clock_set``, source nurse, time quality
-            # set-by-nurse); the next piece of its work tells the asker how it went.
-            new = change.wall + timedelta(seconds=now.mono - p.asked)
+        kind, change = p.kind, p.change
+        event = kind.event(change, now.mono - p.asked)
+        if isinstance(event, SetClock):
+            # The loop sets the clock (the journal's commanded clock change: ``clock_set``, source
+            # nurse, time quality set-by-nurse); the next piece of its work tells the asker how it went.
             old = now.wall
-            self.unit.set_time(new, "nurse")
+            self.unit.set_time(event.wall, event.source)
             asked = now.mono
-            self.unit.call_soon(lambda t: self._clock_outcome(token, p, old, new, asked, t))
+            self.unit.call_soon(lambda t: self._clock_outcome(token, p, old, event.wall, asked, t))
+            return
+        # The state may have moved on while the press was awaited: a kind the core checks is checked again.
+        problem = self._problem(kind, change, now) if kind.core_checks else None
+        self.unit.handle(event, now)
+        st = self.unit.state
+        if problem is not None or st is None:
+            p.notify(token, "refused", {"problem": problem or "refused"})
+        else:
+            p.notify(token, "confirmed", kind.outcome(self.cfg, st, now))
 
     def _clock_outcome(self, token: int, p: Pending, old: datetime, new: datetime, asked: float,
                        now: Instant) -> None:
@@ -460,7 +429,7 @@ class LinkService:
 
 
 def _declined_record(p: Pending, reason: str, cfg: Any) -> Record:
-    return Record("change_declined", data={"what": p.change.what, "change": p.change.text(cfg.tz), "reason": reason})
+    return Record("change_declined", data={"what": p.kind.word, "change": p.change.text(cfg.tz), "reason": reason})
 
 
 def _minutes(seconds: int) -> str:

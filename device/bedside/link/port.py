@@ -63,6 +63,7 @@ class Connection:
         self.reader = lines.InputReader()
         self.events: queue.Queue[tuple[int, str, Mapping[str, Any]]] = queue.Queue()
         self.waiting: dict[int, int | None] = {}      # token -> request id (None: the person at the terminal)
+        self.typed_kinds: dict[int, changes.Kind[Any]] = {}   # token -> the kind of a change typed at the terminal
         self.asked_by: dict[int, str] = {}            # token -> the request frame's text, to update its cached answer
         self.cache: OrderedDict[str, bytes] = OrderedDict()
         self.secret_next = False
@@ -115,7 +116,8 @@ class Connection:
             rid = self.waiting.pop(token)
             text = self.asked_by.pop(token, "")
             if rid is None:
-                self._say(texts.decision_lines(outcome, detail))
+                kind = self.typed_kinds.pop(token, None)
+                self._say(texts.decision_lines(outcome, detail, kind.sentence if kind is not None else None))
                 continue
             if outcome == "confirmed":
                 out = frames.reply(rid, "ok", {"outcome": outcome, **detail})
@@ -185,6 +187,11 @@ class Connection:
         cmd = lines.parse_command(text)
         if not cmd.word:
             self._say(texts.banner(self.unit, __version__))
+            return
+        change = changes.typed_change(cmd.word, cmd.args)
+        if change is not None:
+            kind, args = change
+            self._ask_change(kind, lambda now: kind.read_typed(args, self.tz, now.wall.astimezone(self.tz).date()))
             return
         verb = commands.TYPED.get(cmd.word)
         if verb is None:
@@ -259,41 +266,31 @@ class Connection:
     def _page(self, start: int, now: Instant) -> Any:
         return self.svc.page(self.conn, start, 100, now)
 
+    # ``time set`` and ``episode admit``/``discharge`` are changes (``_line`` finds their kind);
+    # these are the rest of what is typed with those words.
     def _typed_time(self, args: tuple[str, ...]) -> None:
         if not args:
             st, why = self._ask_loop(lambda now: self.svc.status(self.conn, now))
             self._say(why or [f"{texts.clock_text(st.time, st.zone)}, {texts.quality(st.time_quality)}"])
             return
-        if args[0].lower() != "set":
-            self._say(["Type time, or time set YYYY-MM-DD HH:MM."])
-            return
-        self._ask_change(lambda now: changes.parse_clock(args[1:], self.tz, now.wall.astimezone(self.tz).date()))
+        self._say(["Type time, or time set YYYY-MM-DD HH:MM."])
 
     def _typed_episode(self, args: tuple[str, ...]) -> None:
-        word = args[0].lower() if args else ""
-        if word == "admit":
-            self._ask_change(lambda now: changes.parse_admit(args[1:]))
-        elif word == "discharge":
-            self._ask_change(lambda now: changes.parse_discharge(args[1:]))
-        elif not args:
+        if not args:
             st, why = self._ask_loop(lambda now: self.svc.status(self.conn, now))
             self._say(why or [texts.episode_line(st.as_json()["episode"])])
         else:
             self._say(["Type episode, episode admit EPISODE-ID SURGERY-DATE [REGIMEN] [mrn=NUMBER] "
                        "or episode discharge."])
 
-    def _typed_pause(self, args: tuple[str, ...]) -> None:
-        self._ask_change(lambda now: changes.parse_pause(args))
-
-    def _typed_resume(self, args: tuple[str, ...]) -> None:
-        self._ask_change(lambda now: changes.parse_resume(args))
-
-    def _ask_change(self, parse: Callable[[Instant], changes.Change]) -> None:
-        token, why = self._ask_loop(lambda now: self.svc.ask(self.conn, parse(now), self.notify, now))
+    def _ask_change(self, kind: changes.Kind[Any], read: Callable[[Instant], changes.Change]) -> None:
+        """A change typed at the terminal: read on the loop (a time typed without a date is today's there)."""
+        token, why = self._ask_loop(lambda now: self.svc.ask(self.conn, read(now), self.notify, now))
         if why:
             self._say(why)
             return
         self.waiting[token] = None
+        self.typed_kinds[token] = kind
         self._say([f"The unit's screen shows the change. Press its button within {changes.CONFIRM_S:.0f} s to "
                    "confirm (hold it 2 s to cancel)."], prompt=False)
 
@@ -339,7 +336,7 @@ class Connection:
                 raise commands.Unknown
             assert verb.parse is not None and verb.on_loop is not None
             parsed = verb.parse(req.args)
-            result = self.call(verb.on_loop(self.svc, self, parsed))
+            result = self.call(functools.partial(verb.on_loop, self.svc, self, parsed))
             if verb.press:
                 self.waiting[result] = rid
                 self.asked_by[result] = text

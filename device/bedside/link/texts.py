@@ -8,7 +8,7 @@ an 80-column terminal where they can; a record's line can run longer with its de
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from bedside.journal import chain
@@ -114,21 +114,11 @@ def verdict_lines(outcome: str, left: int = 0, seconds: int = 0) -> list[str]:
     return [f"Locked out after too many wrong secrets: try again in {(seconds + 59) // 60} minutes."]
 
 
-def decision_lines(outcome: str, detail: Mapping[str, Any]) -> list[str]:
+def decision_lines(outcome: str, detail: Mapping[str, Any],
+                   sentence: Callable[[Mapping[str, Any]], str] | None = None) -> list[str]:
+    """How a change ended; ``sentence`` is its kind's words for it done (``changes.Kind.sentence``)."""
     if outcome == "confirmed":
-        if "new" in detail:
-            return [f"Confirmed on the unit. Clock was {str(detail['old'])[:19].replace('T', ' ')}, "
-                    f"now {str(detail['new'])[:19].replace('T', ' ')}."]
-        if "episode" in detail:
-            return [f"Confirmed on the unit. Episode {detail['episode']} admitted, regimen {detail['regimen']}, "
-                    f"post-operative day {detail['day']}."]
-        if detail.get("discharged"):
-            return ["Confirmed on the unit. The patient is discharged; the episode is closed."]
-        if "paused_until" in detail:
-            until = detail["paused_until"]
-            return [f"Confirmed on the unit. Prompting paused until {str(until)[:16].replace('T', ' ')}: no "
-                    "prompts, no sound." if until else "Confirmed on the unit. Prompting goes on."]
-        return ["Confirmed on the unit. Done."]
+        return [f"Confirmed on the unit. {sentence(detail) if sentence is not None else 'Done.'}"]
     if outcome == "failed":
         return [f"Not changed: {detail.get('problem', 'the unit could not make the change')}."]
     if outcome == "refused":
