@@ -18,9 +18,9 @@ import pytest
 
 from bedside.core.config import Config, Hardware
 from bedside.core.events import Instant
+from bedside.display import device
 from bedside.display.panel import DisplayKeeper
 from bedside.journal.segments import Journal
-from bedside.unit import pins as hardware
 from bedside.unit.clock import SystemClock, VirtualClock
 from bedside.unit.loop import Outputs, Unit
 from bedside.unit.sdnotify import Notifier
@@ -130,7 +130,7 @@ class BlockingBus(Bus):
 def make_unit(tmp_path: Path, clock: Any, bus: Bus) -> tuple[Unit, Journal]:
     cfg = Config(awake_start=dtime(0, 0), awake_end=dtime(0, 0))  # awake around the clock
     journal = Journal(tmp_path / "data", cfg.tz, "boot")
-    keeper = DisplayKeeper(lambda: hardware.build_display(Hardware(), serial_interface=bus), clock.mono)
+    keeper = DisplayKeeper(lambda: device.build_display(Hardware(), serial_interface=bus), clock.mono)
     unit = Unit(cfg, clock, journal, Outputs(keeper, Player(lambda f: None)), boot="boot")
     unit.add_source(keeper)
     return unit, journal
