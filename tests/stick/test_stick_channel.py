@@ -23,8 +23,8 @@ from bedside.core import screens as sc
 from bedside.core.events import Effect, Instant, Led, Show
 from bedside.stick.channel import StickChannel
 from bedside.unit import host, simulate
-from tests.cli.test_cli import run
 from tests.conftest import DATA, journal_records
+from tests.rigs.cli import run
 from tests.rigs.procs import child
 from tests.rigs.serial_rig import wait_for
 from tests.rigs.stick_rig import SECRET, FatStick, needs_fat, unit_data

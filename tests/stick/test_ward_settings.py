@@ -22,8 +22,8 @@ from bedside.core.config import Config
 from bedside.stick import settings
 from bedside.stick.auth import key_id
 from bedside.unit import host
-from tests.cli.test_cli import run
 from tests.conftest import DATA, journal_records
+from tests.rigs.cli import run
 from tests.rigs.stick_rig import SECRET, FatStick, needs_fat, unit_data
 
 KEY = secret.stick_key(SECRET)

@@ -21,8 +21,8 @@ from bedside.stick import auth, software, update
 from bedside.trust import keyring, keys, signed
 from bedside.unit.offline import OfflineWriter
 from bedside.unit.releases import Releases
-from tests.cli.test_cli import run
 from tests.conftest import DATA, journal_records
+from tests.rigs.cli import run
 from tests.rigs.serial_rig import Cable, RunningUnit
 from tests.rigs.stick_rig import SECRET, FatStick, needs_fat, unit_data
 from tests.rigs.trust_rig import Ward
