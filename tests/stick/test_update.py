@@ -373,7 +373,7 @@ def test_the_press_on_the_unit_confirms_through_the_stick_channel(week: Path, tm
     """The real loop and channel: the question on the display, a short press, "confirmed"; a
     refusal recorded by the daemon while it runs."""
     from bedside.core import screens as sc
-    from tests.stick.test_stick_channel import Daemon
+    from tests.rigs.stick_daemon import Daemon
 
     data = unit_data(week, tmp_path)
     sock = tmp_path / "stick.sock"

@@ -123,7 +123,7 @@ def unit_data_plain(tmp_path: Path) -> Path:
 # --- end to end: the real loop, its stick channel, a real FAT stick ----------------------------
 
 def _export_async(mnt: Path, data: Path, sock: Path, out: list[Any]) -> threading.Thread:
-    from tests.stick.test_stick_channel import export
+    from tests.rigs.stick_daemon import export
 
     t = threading.Thread(target=lambda: out.append(export(mnt, data, sock)), daemon=True)
     t.start()
@@ -149,7 +149,7 @@ def _press(d: Any, seconds: float) -> None:
 
 @needs_fat
 def test_a_ward_stick_changes_the_routine_and_the_secret_after_a_press(week: Path, tmp_path: Path) -> None:
-    from tests.stick.test_stick_channel import Daemon
+    from tests.rigs.stick_daemon import Daemon
 
     data = unit_data(week, tmp_path)
     sock = tmp_path / "stick.sock"
@@ -189,7 +189,7 @@ def test_a_ward_stick_changes_the_routine_and_the_secret_after_a_press(week: Pat
 
 @needs_fat
 def test_a_cancelled_or_tampered_change_changes_nothing_and_is_recorded(week: Path, tmp_path: Path) -> None:
-    from tests.stick.test_stick_channel import Daemon
+    from tests.rigs.stick_daemon import Daemon
 
     data = unit_data(week, tmp_path)
     sock = tmp_path / "stick.sock"

@@ -60,7 +60,7 @@ def replace_file(path: Path, data: bytes) -> None:
 @needs_fat
 def test_a_units_card_and_a_stick_give_an_attacker_nothing_to_forge_with(week: Path, tmp_path: Path,
                                                                          ward: Ward) -> None:
-    from tests.stick.test_stick_channel import Daemon
+    from tests.rigs.stick_daemon import Daemon
     from tests.stick.test_ward_settings import _press, _question
 
     # --- commissioning: a unit that had a ward secret gets the ward's keys pinned ---------------

@@ -32,8 +32,8 @@ from bedside.unit.loop import Outputs, Unit
 from bedside.unit.sounds import Player
 from bedside.unit.supervise import GuardedTone, SelfTest, daily_time
 from tests.conftest import ROOT
+from tests.rigs.fake_bus import Bus
 from tests.rigs.procs import reap
-from tests.unit.test_hardware import Bus
 
 
 class FlakyBus(Bus):

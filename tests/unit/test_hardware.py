@@ -18,30 +18,7 @@ from bedside.display.panel import DisplayOut
 from bedside.unit import pins as hardware
 from bedside.unit import sounds
 from tests.rigs import gpiod_rig
-
-
-class Bus:
-    """A fake I2C interface with luma's serial_interface shape; records what the driver sends."""
-
-    def __init__(self) -> None:
-        self.commands: list[tuple[int, ...]] = []
-        self.data_bytes = 0
-        self.frames = 0
-        self.fail = False
-
-    def command(self, *cmd: int) -> None:
-        if self.fail:
-            raise OSError(121, "Remote I/O error")
-        self.commands.append(cmd)
-
-    def data(self, data: list[int]) -> None:
-        if self.fail:
-            raise OSError(121, "Remote I/O error")
-        self.data_bytes += len(data)
-        self.frames += 1
-
-    def cleanup(self) -> None:
-        pass
+from tests.rigs.fake_bus import Bus
 
 
 @pytest.mark.parametrize("model", sorted(PANELS))

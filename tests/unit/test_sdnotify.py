@@ -26,7 +26,7 @@ from bedside.unit.loop import Outputs, Unit
 from bedside.unit.sdnotify import Notifier
 from bedside.unit.sounds import Player
 from bedside.unit.supervise import Watchdog
-from tests.unit.test_hardware import Bus
+from tests.rigs.fake_bus import Bus
 
 # Pings and spins measured over real time: run alone, after the parallel part of `make test`.
 pytestmark = pytest.mark.serial
