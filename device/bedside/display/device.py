@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from bedside.core.config import Hardware
+from bedside.core.panels import Panel
 
 
 class HardwareError(Exception):
@@ -62,18 +63,24 @@ def _held_weakly() -> Iterator[None]:
         luma_device.atexit = real
 
 
+def emulated(panel: Panel, rotate: int = 0) -> Any:
+    """luma's own stand-in for ``panel`` (its ``dummy`` device): the frames kept in memory, for
+    the simulator and for ``[hardware] emulated_display``."""
+    from luma.core.device import dummy
+
+    with _held_weakly():
+        device = dummy(width=panel.width, height=panel.height, rotate=rotate, mode="1")
+    _LIVE.add(device)
+    return device
+
+
 def build_display(hw: Hardware, serial_interface: Any = None) -> Any:
     """The luma device for the configured panel (core/panels.py); over I2C or SPI unless an
     interface is injected."""
     panel = hw.panel
     if hw.emulated_display and serial_interface is None:
         # luma's own stand-in: the same frames, kept in memory (docs/install.md, "What the VM proves").
-        from luma.core.device import dummy
-
-        with _held_weakly():
-            device = dummy(width=panel.width, height=panel.height, rotate=hw.rotate, mode="1")
-        _LIVE.add(device)
-        return device
+        return emulated(panel, hw.rotate)
     try:
         from luma.core.error import DeviceNotFoundError, DevicePermissionError
         from luma.oled import device as oled
