@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -78,3 +79,22 @@ class Daemon:
 def export(mnt: Path, data: Path, sock: Path) -> subprocess.CompletedProcess[str]:
     return run("stick", "export", str(mnt), "--data", str(data), "--socket", str(sock),
                "--config", str(DATA / "week.toml"))
+
+
+def question(d: Daemon, title: str = "Ward settings?") -> sc.Confirm:
+    """The question titled ``title`` once the daemon's display shows it (within a minute)."""
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
+        shown = [s for s in d.screens if isinstance(s, sc.Confirm) and s.title == title]
+        if shown:
+            return shown[-1]
+        time.sleep(0.05)
+    raise AssertionError(f"no question on the display: {d.screens[-5:]}")
+
+
+def press(d: Daemon, seconds: float) -> None:
+    """The patient's (or the nurse's) finger on the daemon's button for ``seconds``."""
+    pin = d.sim.button_pin
+    pin.drive_low()
+    time.sleep(seconds)
+    pin.drive_high()
