@@ -79,9 +79,9 @@ def main() -> int:
 
     from bedside.cli import main as cli
     from bedside.core import planner
+    from bedside.display import device
     from bedside.unit import clock as clocks
     from bedside.unit import host, loop
-    from bedside.unit import pins as hardware
 
     real_pin_init = mock.MockPin.__init__
 
@@ -92,8 +92,8 @@ def main() -> int:
     mock.MockPin.__init__ = bounded_pin_init
 
     bus = CountingBus()
-    real_build_display = hardware.build_display
-    hardware.build_display = lambda hw, serial_interface=None: real_build_display(hw, serial_interface=bus)
+    real_build_display = device.build_display
+    device.build_display = lambda hw, serial_interface=None: real_build_display(hw, serial_interface=bus)
     stats: dict[str, Any] = {}
 
     if args.days:

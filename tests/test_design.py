@@ -20,7 +20,8 @@ PURE_OUTSIDE_CORE = ("journal/chain.py", "link/lines.py", "link/frames.py", "lin
                      "link/changes.py",
                      "report/adherence.py")
 SHELL_ONLY = ("gpiozero", "luma", "serial", "sqlite3", "lgpio", "RPi", "smbus2", "PIL", "gpiod")
-# What each wing may import, besides itself and the standard library (docs/design.md draws it).
+# What each wing may import, besides itself and the standard library (docs/design.md draws it):
+# exactly the arrows the imports use, no more (test_every_allowed_arrow_is_used keeps it so).
 # ``shared`` is the package's top-level modules (durable, secret, sheet), usable from every wing but the core;
 # they may use the core (secret compares in constant time with core/digest.py).
 ALLOWED: dict[str, set[str]] = {
@@ -33,8 +34,8 @@ ALLOWED: dict[str, set[str]] = {
     "unit": {"core", "display", "journal", "link", "trust", "shared"},
     "report": {"core", "journal", "shared"},
     "laptop": {"core", "journal", "link", "report", "trust", "shared"},
-    "stick": {"core", "display", "journal", "link", "report", "unit", "trust", "shared"},
-    "cli": {"core", "display", "journal", "link", "unit", "report", "laptop", "stick", "trust", "shared"},
+    "stick": {"core", "journal", "link", "report", "unit", "trust", "shared"},
+    "cli": {"core", "display", "journal", "unit", "report", "laptop", "stick", "trust", "shared"},
 }
 
 
@@ -147,6 +148,24 @@ def test_wings_import_only_what_the_design_allows() -> None:
     bad = {f"{a} -> {b}" for a, targets in _graph().items() for b in targets
            if _wing(b) != _wing(a) and _wing(b) not in ALLOWED[_wing(a)]}
     assert not bad, sorted(bad)
+
+
+def _arrows() -> dict[str, set[str]]:
+    """Wing -> the other wings its modules import (anywhere in a module, lazy imports too)."""
+    used: dict[str, set[str]] = {wing: set() for wing in ALLOWED}
+    for a, targets in _graph().items():
+        used[_wing(a)].update(_wing(b) for b in targets if _wing(b) != _wing(a))
+    return used
+
+
+def test_every_allowed_arrow_is_used() -> None:
+    """``ALLOWED`` is the arrows that exist, not a wish list: an arrow no import uses is taken
+    out (and out of docs/design.md's picture), so that adding it back is a visible decision.
+    The figure: allowed arrows that no import in the graph (``_graph``, lazy imports too)
+    uses. Before: 2 (stick -> display, cli -> link). Held: 0."""
+    used = _arrows()
+    unused = sorted(f"{wing} -> {target}" for wing, targets in ALLOWED.items() for target in targets - used[wing])
+    assert not unused, unused
 
 
 # The loop's own parts: everything else reaches the unit through its port (link/unit_port.py).
@@ -300,3 +319,61 @@ def test_a_verb_added_through_the_registry_alone_works_over_the_link(tmp_path: P
         {"type": "change_declined", "via": None, "duration": None, "what": "hush",
          "change": "hush the unit for an hour", "reason": "cancelled"},
         {"type": "pause", "via": "serial", "duration": "1h", "what": None, "change": None, "reason": None}]
+# --- The smaller moves (docs/design.md, "Smaller moves: one place each") --------------------
+# Each figure is computed from the source on every run and held; the method is in the docstring,
+# the figure before the moves beside it.
+
+def _trees(root: Path = PACKAGE) -> list[tuple[str, ast.AST]]:
+    return [(str(p.relative_to(root)), ast.parse(p.read_text(encoding="utf-8"))) for p in sorted(root.rglob("*.py"))]
+
+
+def test_only_the_display_imports_luma() -> None:
+    """Modules outside display/ with an ``import luma...`` or ``from luma... import`` anywhere
+    (lazy imports inside functions too), walked in each module's syntax tree. Before: 2
+    (unit/pins.py built the panel's device, unit/simulate.py the simulator's). Held: 0."""
+    found = sorted({rel for rel, tree in _trees() for n in ast.walk(tree)
+                    if (isinstance(n, ast.Import) and any(a.name.split(".")[0] == "luma" for a in n.names))
+                    or (isinstance(n, ast.ImportFrom) and (n.module or "").split(".")[0] == "luma")})
+    assert all(rel.startswith("display/") for rel in found), found
+
+
+def test_a_stick_screen_s_words_are_written_in_one_place() -> None:
+    """String constants equal to a stick screen's words (the titles and what-to-do lines of
+    core/views.py's ``STICK_WORDS``, ``STICK_PROBLEMS`` and ``STICK_PROBLEM_UNKNOWN``), counted
+    in every module of the package but core/views.py. Before: 44 (34 in core/machine.py, 10 in
+    display/gallery.py). Held: 0."""
+    from bedside.core import views
+
+    words = {w for pair in (*views.STICK_WORDS.values(), *views.STICK_PROBLEMS.values(),
+                            views.STICK_PROBLEM_UNKNOWN) for w in pair}
+    found = [rel for rel, tree in _trees() if rel != "core/views.py" for n in ast.walk(tree)
+             if isinstance(n, ast.Constant) and n.value in words]
+    assert not found, found
+
+
+def test_only_the_planner_does_the_awake_window_s_arithmetic() -> None:
+    """Products ``<something>.hour * 60`` (a time of day turned into minutes, the first step of
+    the awake window's arithmetic) outside core/planner.py, found in each module's syntax tree.
+    Before: 4 (2 in unit/supervise.py's daily_time, 2 in report/fhir.py's hourly times).
+    Held: 0."""
+    found = [rel for rel, tree in _trees() if rel != "core/planner.py" for n in ast.walk(tree)
+             if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Mult) and isinstance(n.left, ast.Attribute)
+             and n.left.attr == "hour"]
+    assert not found, found
+
+
+def test_a_wing_s_tests_take_shared_helpers_from_tests_rigs() -> None:
+    """Names a test module imports from another wing's test module (``from tests.<wing>.test_x
+    import ...`` in a module under another ``tests/<wing>/``), counted name by name. Before: 21
+    (14 modules took ``run`` from tests/cli/test_cli.py; the stick channel's daemon, its
+    question and press, and systemd's check of the unit files were imported from the stick's
+    and the unit's test modules). After: 2, the laptop's install test reading the report
+    tests' discharge day and its pull time. Held: no more than 2 (a helper two wings share
+    goes in tests/rigs/)."""
+    import re
+
+    tests = ROOT / "tests"
+    found = [f"{rel} <- {n.module}.{a.name}" for rel, tree in _trees(tests) for n in ast.walk(tree)
+             if isinstance(n, ast.ImportFrom) and re.fullmatch(r"tests\.\w+\.test_\w+", n.module or "")
+             and (n.module or "").split(".")[1] != Path(rel).parts[0] for a in n.names]
+    assert len(found) <= 2, found

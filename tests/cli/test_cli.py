@@ -16,16 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from tests.rigs.cli import BEDSIDE, run
 from tests.rigs.procs import child, reap
-
-BEDSIDE = [sys.executable, "-m", "bedside"]
-
-
-def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    e = {k: v for k, v in os.environ.items() if k != "GPIOZERO_PIN_FACTORY"}
-    e.update(env or {})
-    return subprocess.run([*BEDSIDE, *args], capture_output=True, text=True, timeout=timeout, env=e, cwd=ROOT,
-                          stdin=subprocess.DEVNULL)
 
 
 def test_run_off_a_pi_explains_how_to_simulate(tmp_path: Path) -> None:

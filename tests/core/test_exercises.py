@@ -52,7 +52,7 @@ def test_the_shipped_kinds_guide_as_they_always_have() -> None:
 
 
 def test_config_check_shows_the_warning_and_still_passes(tmp_path: Path) -> None:
-    from tests.cli.test_cli import run
+    from tests.rigs.cli import run
 
     f = tmp_path / "bedside.toml"
     f.write_text('[hourly]\nexercises = [{ name = "Calf raises", reps = 5 }]\n', encoding="utf-8")

@@ -207,3 +207,20 @@ def test_property_care_day_contains_t_and_starts_at_an_opening(cfg: Config, d: d
     assert a <= t < b
     assert planner.next_opening(cfg, a - timedelta(seconds=1)) == a
     assert planner.next_opening(cfg, a) == b
+
+
+_MINUTES = st.builds(time, st.integers(0, 23), st.integers(0, 59))
+
+
+@given(_MINUTES, _MINUTES, st.integers(1, 1440))
+def test_the_window_arithmetic_is_the_clock_walked_minute_by_minute(start: time, end: time, every: int) -> None:
+    """The one place for the awake window's arithmetic (length, middle, an hourly session's
+    times of day) agrees with walking a clock from the start, a minute at a time, to the end
+    (at least one whole turn of the clock when start == end)."""
+    walked = [datetime.combine(date(2026, 1, 1), start)]
+    while len(walked) == 1 or walked[-1].time() != end:
+        walked.append(walked[-1] + timedelta(minutes=1))
+    minutes = [t.time() for t in walked[:-1]]
+    assert planner.window_minutes(start, end) == len(minutes)
+    assert planner.window_middle(start, end) == minutes[len(minutes) // 2]
+    assert planner.window_times(start, end, every) == minutes[::every]

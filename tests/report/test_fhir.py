@@ -20,10 +20,10 @@ from fhir.resources import __fhir_version__, construct_fhir_element
 
 from bedside.laptop import fhir_post
 from bedside.report import fhir, ward
-from tests.cli.test_cli import run
 from tests.report.test_adherence import _discharge_day
 from tests.report.test_ward import NOW, TAKEN, ward_dir  # noqa: F401  (the fixture)
 from tests.rigs import ward_rig as wr
+from tests.rigs.cli import run
 
 
 def units_in(*paths: Path) -> list[ward.UnitRecord]:

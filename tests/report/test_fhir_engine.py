@@ -19,10 +19,10 @@ from fhir.resources import construct_fhir_element
 from bedside.core.config import Config, Hospital
 from bedside.laptop import fhir_post
 from bedside.report import fhir, ward
-from tests.cli.test_cli import run
 from tests.report.test_ward import NOW, TAKEN, ward_dir  # noqa: F401  (the fixture)
 from tests.rigs import fhir_engine
 from tests.rigs import ward_rig as wr
+from tests.rigs.cli import run
 from tests.rigs.records import done, rec, sealed, srec
 
 pytestmark = pytest.mark.skipif(fhir_engine.available() is not None, reason=str(fhir_engine.available()))

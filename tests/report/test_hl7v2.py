@@ -9,10 +9,10 @@ from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 
 from bedside.report import fhir, hl7v2, ward
-from tests.cli.test_cli import run
 from tests.report.test_fhir_engine import HOSPITAL, cut, stay
 from tests.report.test_ward import NOW, TAKEN
 from tests.rigs import ward_rig as wr
+from tests.rigs.cli import run
 
 
 def units(folder: Path, recs: list[dict[str, object]]) -> list[ward.UnitRecord]:

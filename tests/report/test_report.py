@@ -17,7 +17,7 @@ from bedside.journal import chain
 from bedside.report import adherence as ad
 from bedside.report import files as report_files
 from bedside.report import model as report
-from tests.cli.test_cli import run
+from tests.rigs.cli import run
 
 # day: due, done, partly done, late, snoozed, missed, held over the night, power cuts
 EXPECTED = {

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from bedside.report import ward, ward_page
 from bedside.report.model import Loaded, check
-from tests.cli.test_cli import run
 from tests.conftest import budget
 from tests.rigs import ward_rig as wr
+from tests.rigs.cli import run
 from tests.rigs.ward_rig import Bed, aware, local
 
 NOW = aware("2026-11-30T16:00")

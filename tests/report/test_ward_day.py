@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_cli import run
 from tests.report.test_report_browser import CHROMIUM, chromium
 from tests.rigs import ward_day as wd
+from tests.rigs.cli import run
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (make test installs it)")
 

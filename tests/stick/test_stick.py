@@ -238,3 +238,15 @@ def test_a_download_over_the_serial_link_shows_no_stick_screen(
     cfg, st, now = unit
     st, fx = machine.step(cfg, st, Exported("serial", {"to_seq": 3}), now)
     assert not isinstance(_screen(fx), sc.Stick)
+
+
+def test_the_stick_guide_shows_every_problem_in_the_unit_s_own_words() -> None:
+    """docs/stick.md's table of what the display says when a stick got nothing is the core's
+    own table of those words (core/views.py), row for row."""
+    import re
+
+    from tests.conftest import ROOT
+
+    text = (ROOT / "docs" / "stick.md").read_text(encoding="utf-8")
+    rows = set(re.findall(r"^\| (.+?) — (.+?) \|", text, re.M))
+    assert rows == set(views.STICK_PROBLEMS.values())

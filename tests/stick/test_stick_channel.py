@@ -11,83 +11,21 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from bedside.core import screens as sc
-from bedside.core.events import Effect, Instant, Led, Show
-from bedside.stick.channel import StickChannel
 from bedside.unit import host, simulate
-from tests.cli.test_cli import run
 from tests.conftest import DATA, journal_records
+from tests.rigs.cli import run
 from tests.rigs.procs import child
 from tests.rigs.serial_rig import wait_for
+from tests.rigs.stick_daemon import Daemon, export
 from tests.rigs.stick_rig import SECRET, FatStick, needs_fat, unit_data
 
 pytestmark = needs_fat
-
-CFG = host.load(DATA / "week.toml")
-
-
-class Daemon:
-    """The unit's loop in a thread, listening on a stick channel; every screen and light it shows is kept."""
-
-    def __init__(self, data: Path, sock: Path, start: str) -> None:
-        self.data = data
-        self.sock = sock
-        self.start_at = datetime.fromisoformat(start).replace(tzinfo=CFG.tz)
-        self.screens: list[Any] = []
-        self.leds: list[str] = []
-        self.ready = threading.Event()
-        self.error: BaseException | None = None
-        self.sim: Any = None
-        self.channel: StickChannel | None = None
-        self.logs: list[str] = []
-        self.thread = threading.Thread(target=self._main, daemon=True)
-
-    def _observe(self, fx: Effect, now: Instant) -> None:
-        if isinstance(fx, Show) and (not self.screens or self.screens[-1] != fx.screen):
-            self.screens.append(fx.screen)
-        elif isinstance(fx, Led) and (not self.leds or self.leds[-1] != fx.mode):
-            self.leds.append(fx.mode)
-
-    def _main(self) -> None:
-        try:
-            self.sim = simulate.build(CFG, self.data, self.start_at, speed=1.0, observers=[self._observe])
-            self.sim.unit.start()
-            self.channel = StickChannel(self.sim.unit, self.sock, self.logs.append)
-            self.channel.start()
-            self.ready.set()
-            self.sim.unit.run()
-        except BaseException as e:   # surfaced by the test
-            self.error = e
-            self.ready.set()
-        finally:
-            if self.channel is not None:
-                self.channel.stop()
-            if self.sim is not None:
-                self.sim.close()
-
-    def __enter__(self) -> Daemon:
-        self.thread.start()
-        assert self.ready.wait(20) and self.error is None, self.error
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.thread.is_alive():
-            self.sim.unit.request_stop("test over")
-            self.thread.join(10)
-        if self.error is not None:
-            raise self.error
-
-    def stick_screens(self) -> list[sc.Stick]:
-        return [s for s in self.screens if isinstance(s, sc.Stick)]
-
 
 @pytest.fixture
 def data(week: Path, tmp_path: Path) -> Path:
@@ -107,11 +45,6 @@ def fat(tmp_path: Path) -> Iterator[FatStick]:
         s.mount()
         assert run("stick", "prepare", str(s.mnt), "--secret-file", str(secret_file)).returncode == 0
         yield s
-
-
-def export(mnt: Path, data: Path, sock: Path) -> subprocess.CompletedProcess[str]:
-    return run("stick", "export", str(mnt), "--data", str(data), "--socket", str(sock),
-               "--config", str(DATA / "week.toml"))
 
 
 def test_the_daemon_records_and_shows_an_export_and_prompting_carries_on(
@@ -225,7 +158,6 @@ def test_only_root_and_the_daemons_own_user_may_report(tmp_path: Path, data: Pat
 
 def test_a_running_unit_that_does_not_listen_gets_no_unrecorded_export(tmp_path: Path, data: Path,
                                                                         fat: FatStick) -> None:
-    from bedside.unit import host
 
     lock = host.lock_data_dir(data)         # as the daemon holds it
     try:

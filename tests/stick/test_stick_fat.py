@@ -30,8 +30,8 @@ from bedside.stick import export as stick_export
 from bedside.stick import files as stick_files
 from bedside.stick.export import Outcome
 from bedside.unit import host
-from tests.cli.test_cli import run
 from tests.conftest import DATA, journal_records
+from tests.rigs.cli import run
 from tests.rigs.procs import child
 from tests.rigs.stick_rig import OTHER_SECRET, SECRET, FatStick, needs_fat, unit_data, windows_name
 

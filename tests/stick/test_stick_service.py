@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_cli import run
 from tests.conftest import DATA, journal_records
+from tests.rigs.cli import run
 from tests.rigs.procs import child
 from tests.rigs.stick_rig import SECRET, unit_data
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.unit.test_install import verify_installed
+from tests.rigs.systemd_verify import verify_installed
 
 RULE = ROOT / "systemd" / "80-bedside-stick.rules"
 SERVICE = ROOT / "systemd" / "bedside-stick@.service"

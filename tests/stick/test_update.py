@@ -373,7 +373,7 @@ def test_the_press_on_the_unit_confirms_through_the_stick_channel(week: Path, tm
     """The real loop and channel: the question on the display, a short press, "confirmed"; a
     refusal recorded by the daemon while it runs."""
     from bedside.core import screens as sc
-    from tests.stick.test_stick_channel import Daemon
+    from tests.rigs.stick_daemon import Daemon
 
     data = unit_data(week, tmp_path)
     sock = tmp_path / "stick.sock"
@@ -413,7 +413,7 @@ def test_the_export_copies_only_a_signed_update_for_the_updater(week: Path, tmp_
     """On a real FAT stick prepared by the ward authority: the export (no privileges) copies a
     release-signed Bedside/update into the data directory, the signed files only; an unsigned
     one is refused before anything is copied, and the export's record says so."""
-    from tests.cli.test_cli import run
+    from tests.rigs.cli import run
 
     data = unit_data(week, tmp_path, None)
     keys_dir = str(ward.keys_dir)
@@ -543,7 +543,7 @@ def test_the_release_is_signed_with_the_bedside_command(ward: Ward, tmp_path: Pa
     check takes; without the key it refuses, and a transition bundle for units still on a ward
     secret is the old kind, which this version never takes."""
     from bedside.trust import keys as trust_keys
-    from tests.cli.test_cli import run
+    from tests.rigs.cli import run
 
     folder = tmp_path / "wheels"
     folder.mkdir()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import time
 from datetime import UTC, datetime
 from datetime import time as clock
 from pathlib import Path
@@ -17,13 +16,12 @@ from typing import Any
 import pytest
 
 from bedside import secret
-from bedside.core import screens as sc
 from bedside.core.config import Config
 from bedside.stick import settings
 from bedside.stick.auth import key_id
 from bedside.unit import host
-from tests.cli.test_cli import run
 from tests.conftest import DATA, journal_records
+from tests.rigs.cli import run
 from tests.rigs.stick_rig import SECRET, FatStick, needs_fat, unit_data
 
 KEY = secret.stick_key(SECRET)
@@ -123,33 +121,16 @@ def unit_data_plain(tmp_path: Path) -> Path:
 # --- end to end: the real loop, its stick channel, a real FAT stick ----------------------------
 
 def _export_async(mnt: Path, data: Path, sock: Path, out: list[Any]) -> threading.Thread:
-    from tests.stick.test_stick_channel import export
+    from tests.rigs.stick_daemon import export
 
     t = threading.Thread(target=lambda: out.append(export(mnt, data, sock)), daemon=True)
     t.start()
     return t
 
 
-def _question(d: Any, title: str = "Ward settings?") -> sc.Confirm:
-    end = time.monotonic() + 60
-    while time.monotonic() < end:
-        shown = [s for s in d.screens if isinstance(s, sc.Confirm) and s.title == title]
-        if shown:
-            return shown[-1]
-        time.sleep(0.05)
-    raise AssertionError(f"no question on the display: {d.screens[-5:]}")
-
-
-def _press(d: Any, seconds: float) -> None:
-    pin = d.sim.button_pin
-    pin.drive_low()
-    time.sleep(seconds)
-    pin.drive_high()
-
-
 @needs_fat
 def test_a_ward_stick_changes_the_routine_and_the_secret_after_a_press(week: Path, tmp_path: Path) -> None:
-    from tests.stick.test_stick_channel import Daemon
+    from tests.rigs.stick_daemon import Daemon, press, question
 
     data = unit_data(week, tmp_path)
     sock = tmp_path / "stick.sock"
@@ -166,9 +147,9 @@ def test_a_ward_stick_changes_the_routine_and_the_secret_after_a_press(week: Pat
         before = d.sim.unit.cfg
         out: list[Any] = []
         t = _export_async(s.mnt, data, sock, out)
-        q = _question(d)
+        q = question(d)
         assert (q.line1, q.line2) == ("routine times", "and a new ward secret")
-        _press(d, 0.2)
+        press(d, 0.2)
         t.join(60)
         r = out[0]
         assert r.returncode == 0, r.stdout + r.stderr
@@ -189,7 +170,7 @@ def test_a_ward_stick_changes_the_routine_and_the_secret_after_a_press(week: Pat
 
 @needs_fat
 def test_a_cancelled_or_tampered_change_changes_nothing_and_is_recorded(week: Path, tmp_path: Path) -> None:
-    from tests.stick.test_stick_channel import Daemon
+    from tests.rigs.stick_daemon import Daemon, press, question
 
     data = unit_data(week, tmp_path)
     sock = tmp_path / "stick.sock"
@@ -204,8 +185,8 @@ def test_a_cancelled_or_tampered_change_changes_nothing_and_is_recorded(week: Pa
         before = d.sim.unit.cfg
         out: list[Any] = []
         t = _export_async(s.mnt, data, sock, out)
-        _question(d)
-        _press(d, 2.6)                       # a long press: cancelled
+        question(d)
+        press(d, 2.6)                       # a long press: cancelled
         t.join(60)
         assert out[0].returncode == 0 and "was cancelled at the unit" in out[0].stdout, out[0].stdout
         # Someone edits the file on the stick: the signature no longer holds.

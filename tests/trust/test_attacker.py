@@ -21,8 +21,8 @@ from bedside.stick import auth, software, update
 from bedside.trust import keyring, keys, signed
 from bedside.unit.offline import OfflineWriter
 from bedside.unit.releases import Releases
-from tests.cli.test_cli import run
 from tests.conftest import DATA, journal_records
+from tests.rigs.cli import run
 from tests.rigs.serial_rig import Cable, RunningUnit
 from tests.rigs.stick_rig import SECRET, FatStick, needs_fat, unit_data
 from tests.rigs.trust_rig import Ward
@@ -60,8 +60,7 @@ def replace_file(path: Path, data: bytes) -> None:
 @needs_fat
 def test_a_units_card_and_a_stick_give_an_attacker_nothing_to_forge_with(week: Path, tmp_path: Path,
                                                                          ward: Ward) -> None:
-    from tests.stick.test_stick_channel import Daemon
-    from tests.stick.test_ward_settings import _press, _question
+    from tests.rigs.stick_daemon import Daemon, press, question
 
     # --- commissioning: a unit that had a ward secret gets the ward's keys pinned ---------------
     data = unit_data(week, tmp_path / "a")
@@ -100,8 +99,8 @@ def test_a_units_card_and_a_stick_give_an_attacker_nothing_to_forge_with(week: P
         out: list[Any] = []
         t = threading.Thread(target=lambda: out.append(export(s.mnt, data, sock, keys_dir, prefix)), daemon=True)
         t.start()
-        _question(d)
-        _press(d, 0.2)
+        question(d)
+        press(d, 0.2)
         t.join(120)
         assert out[0].returncode == 0 and "applied" in out[0].stdout, out[0].stdout + out[0].stderr
         assert "Software update 0.2.0 copied" in out[0].stdout

@@ -146,7 +146,7 @@ def test_the_units_trust_code_never_loads_libsodium_into_its_process(ward: Ward)
 def test_the_ward_makes_and_certifies_keys_with_the_bedside_command(tmp_path: Path) -> None:
     """``bedside trust new`` and ``certify`` as a ward's laptop runs them; the certificate holds
     against the ward's public key and names the nurse, the laptop and the expiry."""
-    from tests.cli.test_cli import run
+    from tests.rigs.cli import run
 
     (tmp_path / "pass").write_text("a long passphrase here\n")
     for role in ("ward", "release", "laptop"):

@@ -23,6 +23,7 @@ from bedside import __version__
 from bedside.core import screens as sc
 from bedside.core.config import Config, Hardware
 from bedside.core.events import Instant, Led
+from bedside.display import device
 from bedside.display.panel import DisplayKeeper
 from bedside.journal.journal import Journal
 from bedside.unit import pins as hardware
@@ -31,8 +32,8 @@ from bedside.unit.loop import Outputs, Unit
 from bedside.unit.sounds import Player
 from bedside.unit.supervise import GuardedTone, SelfTest, daily_time
 from tests.conftest import ROOT
+from tests.rigs.fake_bus import Bus
 from tests.rigs.procs import reap
-from tests.unit.test_hardware import Bus
 
 
 class FlakyBus(Bus):
@@ -94,7 +95,7 @@ def rig(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
         clock = VirtualClock(datetime.fromisoformat(start).replace(tzinfo=cfg.tz))
         bus = FlakyBus()
         bus.fail = not display_ok
-        keeper = DisplayKeeper(lambda: hardware.build_display(Hardware(), serial_interface=bus), clock.mono)
+        keeper = DisplayKeeper(lambda: device.build_display(Hardware(), serial_interface=bus), clock.mono)
         factory = MockFactory()
         pins = hardware.build_pins(cfg.hardware, pin_factory=factory)
         journal = Journal(tmp_path / "data", cfg.tz, "boot-1")
@@ -180,8 +181,8 @@ def test_probe_notices_an_unplugged_display_whose_picture_is_not_changing(rig: C
 def test_a_failed_rebuild_closes_the_bus_and_builds_no_driver() -> None:
     bus = FlakyBus()
     bus.fail = True
-    with pytest.raises(hardware.HardwareError, match="check the wiring"):
-        hardware.build_display(Hardware(), serial_interface=bus)
+    with pytest.raises(device.HardwareError, match="check the wiring"):
+        device.build_display(Hardware(), serial_interface=bus)
     assert bus.closed == 1 and bus.commands == []
 
 

@@ -15,6 +15,7 @@ from gpiozero.exc import PinEdgeDetectUnsupported, PinPWMUnsupported
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from bedside.core.config import Hardware
+from bedside.display.device import HardwareError
 from bedside.unit import pins
 from bedside.unit.gpiod_pins import GpiodFactory
 from tests.rigs import gpiod_rig
@@ -164,7 +165,7 @@ def test_a_busy_line_says_which_pin_and_what_to_check(monkeypatch: pytest.Monkey
                                                       chip: gpiod_rig.Chip) -> None:
     _pi_with_libgpiod(monkeypatch, chip)
     other = chip.request_lines(chip.path, "another-program", {27: {"direction": Direction.OUTPUT}})
-    with pytest.raises(pins.HardwareError) as e:
+    with pytest.raises(HardwareError) as e:
         pins.build_pins(Hardware(led_pin=27))
     assert str(e.value).startswith("the LED's GPIO line 27 on /dev/gpiochip0 could not be requested")
     assert "Device or resource busy" in str(e.value) and "[hardware] led_pin" in str(e.value)
@@ -173,7 +174,7 @@ def test_a_busy_line_says_which_pin_and_what_to_check(monkeypatch: pytest.Monkey
     assert not any(t.name == "button-edges" for t in threading.enumerate())
     other.release()
     other = chip.request_lines(chip.path, "another-program", {17: {"direction": Direction.INPUT}})
-    with pytest.raises(pins.HardwareError, match=r"^the button's GPIO line 17 on /dev/gpiochip0 .*"
+    with pytest.raises(HardwareError, match=r"^the button's GPIO line 17 on /dev/gpiochip0 .*"
                                                  r"Device or resource busy.*\[hardware\] button_pin"):
         pins.build_pins(Hardware())
     assert chip.open_requests() == [other]

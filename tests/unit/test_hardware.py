@@ -13,42 +13,19 @@ from bedside.core import config
 from bedside.core import screens as sc
 from bedside.core.config import Hardware
 from bedside.core.panels import PANELS
-from bedside.display import pages, render
+from bedside.display import device, pages, render
 from bedside.display.panel import DisplayOut
 from bedside.unit import pins as hardware
 from bedside.unit import sounds
 from tests.rigs import gpiod_rig
-
-
-class Bus:
-    """A fake I2C interface with luma's serial_interface shape; records what the driver sends."""
-
-    def __init__(self) -> None:
-        self.commands: list[tuple[int, ...]] = []
-        self.data_bytes = 0
-        self.frames = 0
-        self.fail = False
-
-    def command(self, *cmd: int) -> None:
-        if self.fail:
-            raise OSError(121, "Remote I/O error")
-        self.commands.append(cmd)
-
-    def data(self, data: list[int]) -> None:
-        if self.fail:
-            raise OSError(121, "Remote I/O error")
-        self.data_bytes += len(data)
-        self.frames += 1
-
-    def cleanup(self) -> None:
-        pass
+from tests.rigs.fake_bus import Bus
 
 
 @pytest.mark.parametrize("model", sorted(PANELS))
 def test_real_driver_gets_a_frame_only_when_pixels_change(model: str) -> None:
     panel = PANELS[model]
     bus = Bus()
-    dev = hardware.build_display(Hardware(display=model), serial_interface=bus)
+    dev = device.build_display(Hardware(display=model), serial_interface=bus)
     assert (dev.width, dev.height) == (panel.width, panel.height)
     out = DisplayOut(dev, layout=panel.default_layout)
     frame = panel.width * panel.height // (2 if panel.greyscale else 8)
@@ -71,7 +48,7 @@ def test_real_driver_gets_a_frame_only_when_pixels_change(model: str) -> None:
 
 def test_brightness_uses_contrast_and_off_hides() -> None:
     bus = Bus()
-    out = DisplayOut(hardware.build_display(Hardware(), serial_interface=bus))
+    out = DisplayOut(device.build_display(Hardware(), serial_interface=bus))
     s = sc.Idle("23:10", None, None, 0, 0, (), night=True)
     out.show(s, "dim")
     assert (0x81, 0x01) in bus.commands  # SSD1306 set-contrast
@@ -83,7 +60,7 @@ def test_brightness_uses_contrast_and_off_hides() -> None:
 
 def test_display_failure_is_reported_not_raised_and_recovers() -> None:
     bus = Bus()
-    out = DisplayOut(hardware.build_display(Hardware(), serial_interface=bus))
+    out = DisplayOut(device.build_display(Hardware(), serial_interface=bus))
     bus.fail = True
     assert out.show(sc.Hint("a"), "normal") is False
     assert out.error is not None and "Remote I/O" in out.error
@@ -93,10 +70,10 @@ def test_display_failure_is_reported_not_raised_and_recovers() -> None:
 
 
 def test_missing_display_says_what_to_check() -> None:
-    with pytest.raises(hardware.HardwareError, match="I2C"):
-        hardware.build_display(Hardware(i2c_port=7))
-    with pytest.raises(hardware.HardwareError, match=r"SPI 5\.0 .*dtparam=spi=on"):
-        hardware.build_display(Hardware(display="ssd1322", spi_port=5))
+    with pytest.raises(device.HardwareError, match="I2C"):
+        device.build_display(Hardware(i2c_port=7))
+    with pytest.raises(device.HardwareError, match=r"SPI 5\.0 .*dtparam=spi=on"):
+        device.build_display(Hardware(display="ssd1322", spi_port=5))
 
 
 def test_render_is_deterministic_and_one_bit() -> None:
@@ -149,7 +126,7 @@ def test_pin_conflict_is_a_clear_error(factory: Any) -> None:
     from gpiozero import LED
 
     holder = LED(17, pin_factory=factory)
-    with pytest.raises(hardware.HardwareError, match="no other program"):
+    with pytest.raises(device.HardwareError, match="no other program"):
         hardware.build_pins(Hardware(), pin_factory=factory)
     holder.close()
 
@@ -220,7 +197,7 @@ def test_the_configured_gpio_backend_is_the_pin_factory(monkeypatch: pytest.Monk
     monkeypatch.delenv("GPIOZERO_PIN_FACTORY", raising=False)
     assert hardware.pin_factory_for("auto") is None
     for backend, package in (("lgpio", "lgpio"), ("rpigpio", "RPi.GPIO")):
-        with pytest.raises(hardware.HardwareError, match=f'gpio = "{backend}"') as e:
+        with pytest.raises(device.HardwareError, match=f'gpio = "{backend}"') as e:
             hardware.pin_factory_for(backend)
         assert package in str(e.value)
     monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
@@ -305,7 +282,7 @@ def test_a_display_rebuilt_every_day_leaves_no_device_behind() -> None:
     built: list[weakref.ref[Any]] = []
 
     def build() -> Any:
-        dev = hardware.build_display(Hardware(), serial_interface=Bus())
+        dev = device.build_display(Hardware(), serial_interface=Bus())
         built.append(weakref.ref(dev))
         return dev
 
@@ -321,7 +298,7 @@ def test_a_display_rebuilt_every_day_leaves_no_device_behind() -> None:
     bus = keeper.out.device._serial_interface if keeper.out else None
     assert isinstance(bus, Bus)
     sent = len(bus.commands)
-    hardware._clean_up_live()
+    device._clean_up_live()
     assert (0xAE,) in bus.commands[sent:]
 
 
@@ -330,7 +307,7 @@ def test_an_emulated_display_takes_the_frames_in_memory() -> None:
     and the config says, as a warning, that no panel shows the screens."""
     from luma.core.device import dummy
 
-    dev = hardware.build_display(Hardware(display="ssd1309", emulated_display=True))
+    dev = device.build_display(Hardware(display="ssd1309", emulated_display=True))
     assert isinstance(dev, dummy) and (dev.width, dev.height) == (128, 64)
     cfg = config.parse({"hardware": {"emulated_display": True}}, "test.toml")
     assert cfg.hardware.emulated_display and any("no panel" in w for w in cfg.warnings)

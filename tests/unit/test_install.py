@@ -16,6 +16,7 @@ import pytest
 
 from bedside.unit import host
 from tests.conftest import ROOT
+from tests.rigs.systemd_verify import verify_installed
 
 SERVICE = ROOT / "systemd" / "bedside.service"
 INSTALL = ROOT / "tools" / "install.sh"
@@ -339,22 +340,6 @@ def test_systemd_accepts_the_updater_as_installed(tmp_path: Path) -> None:
     v = verify_installed(tmp_path, "bedside-update.path", ROOT / "systemd/bedside-update.path",
                          ROOT / "systemd/bedside-update.service", SERVICE)
     assert v.returncode == 0 and v.stderr.strip() == "" and v.stdout.strip() == "", v.stdout + v.stderr
-
-
-def verify_installed(tmp_path: Path, name: str, *units: Path) -> subprocess.CompletedProcess[str]:
-    """`systemd-analyze verify NAME` with ``units`` where the installer puts them, and a
-    stand-in for the venv's executable (verify checks that ExecStart exists)."""
-    root = tmp_path / "root"
-    (root / "etc/systemd/system").mkdir(parents=True)
-    for unit in units:
-        shutil.copy(unit, root / "etc/systemd/system" / unit.name)
-    exe = root / "opt/bedside/venv/bin/bedside"
-    exe.parent.mkdir(parents=True)
-    exe.write_text("#!/bin/sh\n")
-    exe.chmod(0o755)
-    shutil.copytree("/usr/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True)
-    return subprocess.run(["systemd-analyze", "verify", f"--root={root}", name], capture_output=True, text=True,
-                          timeout=60)
 
 
 def test_dry_run_prints_the_plan_and_changes_nothing(tmp_path: Path) -> None:

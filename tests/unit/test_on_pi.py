@@ -12,6 +12,7 @@ import pytest
 
 from bedside.core import config
 from bedside.core import screens as sc
+from bedside.display import device
 from bedside.display.panel import DisplayOut
 from bedside.unit import host
 from bedside.unit import pins as hardware
@@ -30,7 +31,7 @@ def cfg() -> config.Config:
 
 
 def test_display_answers_and_draws(cfg: config.Config) -> None:
-    out = DisplayOut(hardware.build_display(cfg.hardware))
+    out = DisplayOut(device.build_display(cfg.hardware))
     assert out.show(sc.Hint("Bench test", "display OK"), "normal")
     assert out.error is None
     time.sleep(2)

@@ -18,15 +18,15 @@ import pytest
 
 from bedside.core.config import Config, Hardware
 from bedside.core.events import Instant
+from bedside.display import device
 from bedside.display.panel import DisplayKeeper
 from bedside.journal.journal import Journal
-from bedside.unit import pins as hardware
 from bedside.unit.clock import SystemClock, VirtualClock
 from bedside.unit.loop import Outputs, Unit
 from bedside.unit.sdnotify import Notifier
 from bedside.unit.sounds import Player
 from bedside.unit.supervise import Watchdog
-from tests.unit.test_hardware import Bus
+from tests.rigs.fake_bus import Bus
 
 # Pings and spins measured over real time: run alone, after the parallel part of `make test`.
 pytestmark = pytest.mark.serial
@@ -130,7 +130,7 @@ class BlockingBus(Bus):
 def make_unit(tmp_path: Path, clock: Any, bus: Bus) -> tuple[Unit, Journal]:
     cfg = Config(awake_start=dtime(0, 0), awake_end=dtime(0, 0))  # awake around the clock
     journal = Journal(tmp_path / "data", cfg.tz, "boot")
-    keeper = DisplayKeeper(lambda: hardware.build_display(Hardware(), serial_interface=bus), clock.mono)
+    keeper = DisplayKeeper(lambda: device.build_display(Hardware(), serial_interface=bus), clock.mono)
     unit = Unit(cfg, clock, journal, Outputs(keeper, Player(lambda f: None)), boot="boot")
     unit.add_source(keeper)
     return unit, journal

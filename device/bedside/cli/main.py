@@ -60,9 +60,9 @@ def _fatal(text: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from bedside.display.device import HardwareError
     from bedside.journal.segments import JournalError
     from bedside.secret import SecretError
-    from bedside.unit.pins import HardwareError
 
     line = sys.argv[1:] if argv is None else argv
     args = parser(_command(line)).parse_args(line)

@@ -23,7 +23,6 @@ Timing rules (docs/behaviour.md has the nurse-facing version):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from bedside.core import button, episodes, extra, guide, pause, planner
@@ -82,7 +81,7 @@ from bedside.core.state import (
     replace,
     seconds_between,
 )
-from bedside.core.views import LATE_AFTER, PROMPT_ORBIT_S, next_session, nurse_screen, today, view
+from bedside.core.views import LATE_AFTER, PROMPT_ORBIT_S, next_session, nurse_screen, stick_screen, today, view
 
 # --- the records' helpers (shared with restart.py) ----------------------------------
 
@@ -122,7 +121,7 @@ def step(cfg: Config, state: State, event: Event | None, now: Instant) -> tuple[
         # A storage outage is shown to the nurse until the records have been downloaded since.
         st = replace(st, last_export=now.wall, storage_outage=st.storage_outage if "journal" in st.problems else None)
         if event.via == "stick":
-            st = _stick_screen(st, sc.Stick("done", "Export done", "Remove the stick"), STICK_S, now)
+            st = _stick_screen(st, stick_screen("done"), STICK_S, now)
     elif isinstance(event, Confirm | Withdraw):
         st = _confirm_event(st, event, now, fx)
     elif isinstance(event, StickExport):
@@ -176,25 +175,6 @@ def _notice(cfg: Config, st: State, ev: Notice, now: Instant, fx: list[Effect]) 
 
 # --- USB stick exports --------------------------------------------------------------
 
-# What the display says when a stick got nothing, by reason (docs/stick.md): (title, what to do).
-STICK_TEXT: Mapping[str, tuple[str, str]] = {
-    "not_prepared": ("Stick not authorised", "Use a prepared ward stick"),
-    "bad_authorisation": ("Stick not authorised", "Prepare it again"),
-    "other_ward": ("Stick of another ward", "Use this ward's stick"),
-    "no_ward_secret": ("No ward secret", "Tell the engineer"),
-    "revoked": ("Stick revoked", "Use another ward stick"),
-    "no_keys": ("No ward keys", "Tell the engineer"),
-    "full": ("Stick full", "Free space or use another"),
-    "read_only": ("Stick read-only", "Use another stick"),
-    "unreadable": ("Stick unreadable", "Use a FAT32 or exFAT stick"),
-    "removed": ("Stick removed", "Not finished: plug it in again"),
-    "io_error": ("Stick failed", "Try another stick"),
-    "interrupted": ("Export stopped", "Plug the stick in again"),
-    "journal": ("Export failed", "Log unreadable: tell engineer"),
-    "unit": ("Export failed", "Unit busy: try again"),
-}
-
-
 def stick_record(event: StickExport) -> Record | None:
     """The journal record of a stick export that ended without exporting (``export_refused``
     or ``export_failed``); None for one under way. An export itself is recorded as ``export``."""
@@ -208,9 +188,8 @@ def _stick(st: State, ev: StickExport, now: Instant, fx: list[Effect]) -> State:
     rec = stick_record(ev)
     if rec is not None:
         fx.append(rec)
-        title, detail = STICK_TEXT.get(ev.reason, ("Export failed", "Try again"))
-        return _stick_screen(st, sc.Stick("problem", title, detail), STICK_S, now)
-    return _stick_screen(st, sc.Stick("busy", "Exporting", "Keep stick in"), STICK_BUSY_S, now)
+        return _stick_screen(st, stick_screen("problem", ev.reason), STICK_S, now)
+    return _stick_screen(st, stick_screen("busy"), STICK_BUSY_S, now)
 
 
 def _stick_screen(st: State, screen: sc.Stick, seconds: float, now: Instant) -> State:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -96,15 +96,39 @@ def local(t: datetime, tz: ZoneInfo) -> datetime:
     return t.astimezone(tz).replace(tzinfo=None)
 
 
-def _window_minutes(cfg: Config) -> int:
-    s = cfg.awake_start.hour * 60 + cfg.awake_start.minute
-    e = cfg.awake_end.hour * 60 + cfg.awake_end.minute
-    return (e - s) % 1440 or 1440
+# --- the awake window in minutes of the day: the one place for its arithmetic ---------
+# (the planner's days, the daily self-test's time, the FHIR care plan's times of day)
+
+DAY_MINUTES = 24 * 60
+
+
+def _minute_of_day(t: time) -> int:
+    return t.hour * 60 + t.minute
+
+
+def window_minutes(start: time, end: time) -> int:
+    """How long the awake window from ``start`` to ``end`` lasts, in minutes: across midnight
+    when the end is not after the start, the whole day when they are equal."""
+    return (_minute_of_day(end) - _minute_of_day(start)) % DAY_MINUTES or DAY_MINUTES
+
+
+def window_middle(start: time, end: time) -> time:
+    """The minute in the middle of the awake window from ``start`` to ``end``, as a time of day."""
+    mid = (_minute_of_day(start) + window_minutes(start, end) // 2) % DAY_MINUTES
+    return time(mid // 60, mid % 60)
+
+
+def window_times(start: time, end: time, every: int) -> list[time]:
+    """The times of day from ``start`` every ``every`` minutes while the window lasts (start
+    included, end excluded): an hourly session's nominal times."""
+    first = _minute_of_day(start)
+    minutes = ((first + k) % DAY_MINUTES for k in range(0, window_minutes(start, end), every))
+    return [time(m // 60, m % 60) for m in minutes]
 
 
 def _window_naive(cfg: Config, d: date) -> tuple[datetime, datetime]:
     start = datetime.combine(d, cfg.awake_start)
-    return start, start + timedelta(minutes=_window_minutes(cfg))
+    return start, start + timedelta(minutes=window_minutes(cfg.awake_start, cfg.awake_end))
 
 
 @lru_cache(maxsize=DAYS_KEPT)

@@ -6,8 +6,10 @@ the patient sees from it. Nothing here reads a clock: every time is handed in.
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from operator import attrgetter
 from typing import Any, TypeVar
@@ -52,7 +54,9 @@ OUTCOMES = (DONE, MISSED, INTERRUPTED, PAUSED)   # the records that settle a ses
 
 
 _D = TypeVar("_D")
-_FIELDS: dict[type, tuple[Callable[[Any], tuple[Any, ...]], dict[str, int]]] = {}
+# Per class: how to read all its fields at once, and each field's place in that tuple; None
+# when the class cannot be built from its fields in order (then ``dataclasses.replace``).
+_FIELDS: dict[type, tuple[Callable[[Any], tuple[Any, ...]], dict[str, int]] | None] = {}
 
 
 def replace(obj: _D, **changes: Any) -> _D:
@@ -61,14 +65,18 @@ def replace(obj: _D, **changes: Any) -> _D:
     The machine makes a new state several times on every turn of the loop; the standard
     function looks up and filters the class's fields each time. Same result: the class is
     built through its own ``__init__`` from the old values and the changes (an unknown name
-    is a ``TypeError`` as there).
+    is a ``TypeError`` as there). That shortcut holds only when ``__init__`` takes exactly the
+    fields, in order, by position; a class with a field declared ``init=False`` or
+    ``kw_only``, an ``InitVar`` or an ``__init__`` of its own goes to ``dataclasses.replace``
+    itself (tests/core/test_state_replace.py holds the two to the same answers).
     """
     cls = type(obj)
-    known = _FIELDS.get(cls)
+    try:
+        known = _FIELDS[cls]
+    except KeyError:
+        known = _FIELDS[cls] = _positional(cls)
     if known is None:
-        names = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
-        get = attrgetter(*names) if len(names) > 1 else (lambda o, n=names[0]: (getattr(o, n),))
-        known = _FIELDS[cls] = (get, {n: i for i, n in enumerate(names)})
+        return dataclasses.replace(obj, **changes)  # type: ignore[type-var]
     values = list(known[0](obj))       # one call for all the fields
     where = known[1]
     for name, value in changes.items():
@@ -77,6 +85,19 @@ def replace(obj: _D, **changes: Any) -> _D:
             raise TypeError(f"{cls.__name__}.__init__() got an unexpected keyword argument {name!r}")
         values[i] = value
     return cls(*values)
+
+
+def _positional(cls: type) -> tuple[Callable[[Any], tuple[Any, ...]], dict[str, int]] | None:
+    """How ``replace`` reads ``cls``'s fields, or None when its ``__init__`` is not the fields,
+    in order, each taken by position."""
+    names = tuple(f.name for f in dataclasses.fields(cls))
+    params = list(inspect.signature(cls).parameters.values())
+    if tuple(p.name for p in params) != names or any(p.kind is not p.POSITIONAL_OR_KEYWORD for p in params):
+        return None
+    # attrgetter of one name gives the value, not a tuple; of none, it cannot be made.
+    get: Callable[[Any], tuple[Any, ...]] = (attrgetter(*names) if len(names) > 1
+                                             else lambda o: tuple(getattr(o, n) for n in names))
+    return get, {n: i for i, n in enumerate(names)}
 
 
 @dataclass(frozen=True, slots=True)

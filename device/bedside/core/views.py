@@ -7,6 +7,7 @@ golden images and the simulator's frames rely on.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -321,3 +322,37 @@ def _confirm_screen(cfg: Config, c: Confirming, now: Instant) -> sc.Confirm:
         t = (ask.clock + timedelta(seconds=now.mono - c.asked)).astimezone(cfg.tz)
         return sc.Confirm(ask.title, t.strftime("%a %d %b %Y"), t.strftime("%H:%M:%S"), left)
     return sc.Confirm(ask.title, ask.line1, ask.line2, left)
+
+
+# --- a USB stick's export ------------------------------------------------------------
+
+# What the display says of a stick's export (docs/stick.md): (title, what to do), under way
+# and done, and when a stick got nothing, by its reason (stick/files.py).
+STICK_WORDS: Mapping[str, tuple[str, str]] = {
+    "busy": ("Exporting", "Keep stick in"),
+    "done": ("Export done", "Remove the stick"),
+}
+STICK_PROBLEMS: Mapping[str, tuple[str, str]] = {
+    "not_prepared": ("Stick not authorised", "Use a prepared ward stick"),
+    "bad_authorisation": ("Stick not authorised", "Prepare it again"),
+    "other_ward": ("Stick of another ward", "Use this ward's stick"),
+    "no_ward_secret": ("No ward secret", "Tell the engineer"),
+    "revoked": ("Stick revoked", "Use another ward stick"),
+    "no_keys": ("No ward keys", "Tell the engineer"),
+    "full": ("Stick full", "Free space or use another"),
+    "read_only": ("Stick read-only", "Use another stick"),
+    "unreadable": ("Stick unreadable", "Use a FAT32 or exFAT stick"),
+    "removed": ("Stick removed", "Not finished: plug it in again"),
+    "io_error": ("Stick failed", "Try another stick"),
+    "interrupted": ("Export stopped", "Plug the stick in again"),
+    "journal": ("Export failed", "Log unreadable: tell engineer"),
+    "unit": ("Export failed", "Unit busy: try again"),
+}
+STICK_PROBLEM_UNKNOWN = ("Export failed", "Try again")
+
+
+def stick_screen(state: str, reason: str = "") -> sc.Stick:
+    """The screen of a stick's export: ``busy``, ``done``, or a ``problem`` with its reason."""
+    title, detail = (STICK_PROBLEMS.get(reason, STICK_PROBLEM_UNKNOWN) if state == "problem"
+                     else STICK_WORDS[state])
+    return sc.Stick(state, title, detail)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bedside.core import screens as sc
+from bedside.core import views
 
 
 @dataclass(frozen=True)
@@ -94,14 +95,14 @@ EXAMPLES: tuple[Example, ...] = (
             "An admission sent over the serial link (episode, surgery date, regimen), waiting for a press"),
     Example("confirm-update", sc.Confirm("Install update?", "Version 0.2.0", "from 0.1.0", 57),
             "A software update from a ward stick, checked and waiting for a press (docs/install.md)"),
-    Example("stick-busy", sc.Stick("busy", "Exporting", "Keep stick in"),
+    Example("stick-busy", views.stick_screen("busy"),
             "USB stick plugged in: the export under way"),
-    Example("stick-done", sc.Stick("done", "Export done", "Remove the stick"),
+    Example("stick-done", views.stick_screen("done"),
             "Export done: files written, synced and the stick unmounted"),
-    Example("stick-refused", sc.Stick("problem", "Stick not authorised", "Use a prepared ward stick"),
+    Example("stick-refused", views.stick_screen("problem", "not_prepared"),
             "A stick that is not the ward's gets nothing"),
-    Example("stick-full", sc.Stick("problem", "Stick full", "Free space or use another"),
+    Example("stick-full", views.stick_screen("problem", "full"),
             "Stick full: nothing was written to it, nothing lost on the unit"),
-    Example("stick-removed", sc.Stick("problem", "Stick removed", "Not finished: plug it in again"),
+    Example("stick-removed", views.stick_screen("problem", "removed"),
             "Stick pulled out during the export"),
 )

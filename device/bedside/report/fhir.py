@@ -30,6 +30,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from bedside import __version__
+from bedside.core import planner
 from bedside.core.config import Config, Hospital
 from bedside.report import adherence as ad
 from bedside.report.svg import REASONS
@@ -495,10 +496,7 @@ def _hourly_times(cfg: Config, every: int, routine: Sequence[time]) -> list[time
     to its end; a routine at the same time replaces it (as the unit's planner does)."""
     if not every:
         return []
-    start = cfg.awake_start.hour * 60 + cfg.awake_start.minute
-    span = ((cfg.awake_end.hour * 60 + cfg.awake_end.minute) - start) % 1440 or 1440
-    times = [(start + k) % 1440 for k in range(0, span, every)]
-    return [time(t // 60, t % 60) for t in times if time(t // 60, t % 60) not in routine]
+    return [t for t in planner.window_times(cfg.awake_start, cfg.awake_end, every) if t not in routine]
 
 
 # --- the daily summary --------------------------------------------------------------------

@@ -2,6 +2,6 @@
 (``files``), the export itself, the daemon's channel, the privileged mount helper, and
 software updates carried on a stick.
 
-May import ``report``, ``unit``, ``link``, ``journal``, ``display``, ``core`` and the shared
+May import ``report``, ``unit``, ``link``, ``journal``, ``trust``, ``core`` and the shared
 modules.
 """

@@ -1,24 +1,23 @@
-"""Builds the unit's parts with the real libraries: gpiozero for pins, luma.oled for the display.
+"""Builds the unit's pins with the real libraries: gpiozero (and libgpiod on a Pi) for the
+button, the buzzer, the LED and the vibration motor. The display is built in
+``display/device.py``.
 
-Imports of gpiozero and luma happen inside these functions, so importing the package never
-touches hardware. Tests and the simulator inject gpiozero's ``MockFactory`` (the library's
-own ``pin_factory`` seam) and a luma dummy device or a real driver over a fake bus
-(luma's ``serial_interface`` seam).
+Imports of gpiozero happen inside these functions, so importing the package never touches
+hardware. Tests and the simulator inject gpiozero's ``MockFactory`` (the library's own
+``pin_factory`` seam).
 """
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import importlib
 import os
-import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bedside.core.config import Hardware
+from bedside.display.device import HardwareError
 
 MODEL_FILE = Path("/proc/device-tree/model")
 # The status LED as the kernel's own LED device: the installer's boot block has
@@ -30,10 +29,6 @@ LED_LABEL = "bedside-status"
 # [hardware] tone for passive buzzers: the whole set moves a fifth down or up, keeping every
 # sound's shape (a lower pitch suits many older ears; a higher one, a piezo near its resonance).
 TONE = {"low": 2 / 3, "normal": 1.0, "high": 3 / 2}
-
-
-class HardwareError(Exception):
-    """A part could not be set up; the message says what to check."""
 
 
 def pi_model() -> str | None:
@@ -290,107 +285,6 @@ def _close_all(parts: list[Any]) -> None:
     # Devices first, then the factory that holds their lines (the reverse of building).
     for dev in reversed(parts):
         dev.close()
-
-
-# Every luma device registers an exit hook that holds it for the life of the process. The
-# daemon builds a new device at each daily self-test and each recovery of a failed display,
-# so those hooks kept every device it ever built (its frame and two 8192-entry tables: about
-# 0.6 MiB a day). Instead the devices built here are held weakly, and one exit hook of ours
-# cleans up those still in use, as luma's own would.
-_LIVE: weakref.WeakSet[Any] = weakref.WeakSet()
-
-
-def _clean_up_live() -> None:
-    for device in list(_LIVE):
-        with contextlib.suppress(Exception):
-            device.cleanup()
-
-
-atexit.register(_clean_up_live)
-
-
-class _NoExitHooks:
-    """Stands in for the ``atexit`` module inside ``luma.core.device`` while a device is built."""
-
-    @staticmethod
-    def register(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[..., Any]:
-        return fn
-
-
-@contextlib.contextmanager
-def _held_weakly() -> Iterator[None]:
-    # Only luma's module sees the stand-in (not the process's atexit), and only on the loop's
-    # thread, while the driver is constructed.
-    import luma.core.device as luma_device
-
-    real = luma_device.atexit
-    luma_device.atexit = _NoExitHooks
-    try:
-        yield
-    finally:
-        luma_device.atexit = real
-
-
-def build_display(hw: Hardware, serial_interface: Any = None) -> Any:
-    """The luma device for the configured panel (core/panels.py); over I2C or SPI unless an
-    interface is injected."""
-    panel = hw.panel
-    if hw.emulated_display and serial_interface is None:
-        # luma's own stand-in: the same frames, kept in memory (docs/install.md, "What the VM proves").
-        from luma.core.device import dummy
-
-        with _held_weakly():
-            device = dummy(width=panel.width, height=panel.height, rotate=hw.rotate, mode="1")
-        _LIVE.add(device)
-        return device
-    try:
-        from luma.core.error import DeviceNotFoundError, DevicePermissionError
-        from luma.oled import device as oled
-    except ImportError as e:  # pragma: no cover
-        raise HardwareError(f"luma.oled is not installed ({e}); reinstall the bedside package") from None
-    driver = getattr(oled, panel.controller)
-    where = (f"I2C bus {hw.i2c_port} at address {hw.i2c_address:#04x}" if panel.bus == "i2c"
-             else f"SPI {hw.spi_port}.{hw.spi_device} (DC GPIO {hw.dc_pin}, RST GPIO {hw.reset_pin})")
-    try:
-        if serial_interface is None:
-            from luma.core.interface import serial
-
-            if panel.bus == "i2c":
-                serial_interface = serial.i2c(port=hw.i2c_port, address=hw.i2c_address)
-            else:
-                try:
-                    serial_interface = serial.spi(port=hw.spi_port, device=hw.spi_device, gpio_DC=hw.dc_pin,
-                                                  gpio_RST=hw.reset_pin)
-                except ImportError as e:
-                    # luma drives the DC and RST pins through the RPi.GPIO interface.
-                    raise HardwareError(
-                        f"the {hw.display} on SPI {hw.spi_port}.{hw.spi_device} needs the RPi.GPIO interface "
-                        f"({e}); install python3-rpi-lgpio (Raspberry Pi OS) and enable SPI (dtparam=spi=on)"
-                    ) from None
-        try:
-            # Probe with a no-op before building the driver: the daemon's retries while a
-            # display is unplugged then build no driver and leave no bus handle open.
-            serial_interface.command(0xE3)
-        except Exception:
-            with contextlib.suppress(Exception):
-                serial_interface.cleanup()
-            raise
-        # Greyscale controllers are sent one-bit frames: the screens are drawn in one bit.
-        extra = {"mode": "1"} if panel.greyscale else {}
-        with _held_weakly():
-            device = driver(serial_interface=serial_interface, width=panel.width, height=panel.height,
-                            rotate=hw.rotate, **extra)
-        _LIVE.add(device)
-        return device
-    except DevicePermissionError:
-        dev = f"/dev/i2c-{hw.i2c_port}" if panel.bus == "i2c" else f"/dev/spidev{hw.spi_port}.{hw.spi_device}"
-        group = "i2c" if panel.bus == "i2c" else "spi and gpio"
-        raise HardwareError(f"no permission to use {dev}; add the bedside user to the {group} group") from None
-    except (DeviceNotFoundError, OSError) as e:
-        enable = "dtparam=i2c_arm=on" if panel.bus == "i2c" else "dtparam=spi=on"
-        raise HardwareError(
-            f"no {hw.display} display answered on {where} ({e}); "
-            f"check the wiring, that the bus is enabled ({enable}) and, on I2C, the address jumper") from None
 
 
 class Vibration:

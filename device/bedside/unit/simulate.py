@@ -460,15 +460,15 @@ def build(cfg: Any, data: Path, start: datetime, *, speed: float | None = None, 
     import uuid
 
     from gpiozero.pins.mock import MockFactory, MockPWMPin
-    from luma.core.device import dummy
 
+    from bedside.display import device as luma_device
     from bedside.display.panel import DisplayOut
     from bedside.unit import wiring
 
     clock = VirtualClock(start, speed)
     factory = MockFactory(pin_class=MockPWMPin)
     if device is None:
-        device = dummy(width=cfg.hardware.panel.width, height=cfg.hardware.panel.height, mode="1")
+        device = luma_device.emulated(cfg.hardware.panel)
     fingers: list[Finger] = []
 
     def finger(unit: Any) -> Finger:

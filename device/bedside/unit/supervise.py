@@ -140,11 +140,7 @@ def daily_time(cfg_start: time, cfg_end: time) -> time:
     """The daily self-test's local time: the middle hour of the awake window, at a quarter to
     (07:00-22:00 gives 14:45): well away from night, and after an hour's prompt has been
     answered or, with the default 30 minutes, recorded missed."""
-    start = cfg_start.hour * 60 + cfg_start.minute
-    end = cfg_end.hour * 60 + cfg_end.minute
-    length = (end - start) % 1440 or 1440
-    mid = (start + length // 2) % 1440
-    return time(mid // 60, 45)
+    return time(planner.window_middle(cfg_start, cfg_end).hour, 45)
 
 
 class SelfTest:

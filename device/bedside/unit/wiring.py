@@ -106,6 +106,7 @@ def on_pi(cfg: Config, data: Path, *, warn: Callable[[str], None],
     """The unit on a Pi's own parts (``bedside run``): the system clock, a display keeper, a
     guarded buzzer, the daily self-test and, under systemd, its watchdog. Returns the unit and
     the systemd notifier (told when the unit is ready and stopping)."""
+    from bedside.display import device
     from bedside.display.panel import DisplayKeeper
     from bedside.unit import host
     from bedside.unit.clock import SystemClock
@@ -114,7 +115,7 @@ def on_pi(cfg: Config, data: Path, *, warn: Callable[[str], None],
     clock = SystemClock()
     # A missing display is a fault the unit lives with: it prompts by sound and LED, and the
     # keeper rebuilds the display with backoff until it answers (docs/hardening.md).
-    display = DisplayKeeper(lambda: hardware.build_display(cfg.hardware), clock.mono, layout=cfg.layout)
+    display = DisplayKeeper(lambda: device.build_display(cfg.hardware), clock.mono, layout=cfg.layout)
     if display.error is not None:
         warn(f"display not available, prompting with sound and LED and retrying: {display.error}")
     notifier = Notifier.from_env()
