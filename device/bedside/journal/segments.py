@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bedside.core.errors import FAILED, BedsideError
 from bedside.core.events import Past
 from bedside.durable import fsync_dir, json_loads, read_bounded
 from bedside.journal import chain, salvage
@@ -67,8 +68,10 @@ BEGIN SELECT RAISE(ABORT, 'journal records are append-only: record a correction 
 DB_ERRORS = (sqlite3.Error, UnicodeDecodeError)
 
 
-class JournalError(Exception):
+class JournalError(BedsideError):
     """The journal cannot be written or read; the message says what a person can do."""
+
+    exit_code = FAILED
 
 
 class JournalDamaged(JournalError):

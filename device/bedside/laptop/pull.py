@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from bedside.core.errors import BedsideError
 from bedside.durable import write_atomic, write_text_atomic
 from bedside.journal import chain
 from bedside.laptop import client
@@ -42,7 +43,7 @@ PULL_DEADLINE_S = 15 * 60.0
 _UNIT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
 
 
-class PullError(Exception):
+class PullError(BedsideError):
     """The pull cannot go on; the message says what happened and what to do."""
 
     def __init__(self, message: str, code: int = 1) -> None:

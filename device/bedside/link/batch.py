@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bedside.core.errors import BedsideError
 from bedside.journal import chain
 from bedside.link.frames import MAX_REPLY_LINE, Reply, compact_json, frame
 
@@ -24,7 +25,7 @@ from bedside.link.frames import MAX_REPLY_LINE, Reply, compact_json, frame
 MAX_BATCH_RAW = 8 * MAX_REPLY_LINE
 
 
-class BatchError(ValueError):
+class BatchError(BedsideError, ValueError):
     """A batch that does not fit the chain the tool holds (or cannot be decoded)."""
 
 

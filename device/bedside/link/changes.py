@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from bedside.core import pause
+from bedside.core.errors import BedsideError
 
 CONFIRM_S = 60.0
 EARLIEST = datetime(2024, 1, 1, tzinfo=UTC)
@@ -20,7 +21,7 @@ LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 _CLOCK = re.compile(r"(?:(\d{4})-(\d{2})-(\d{2})[ T])?(\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(Z|[+-]\d{2}:\d{2})?")
 
 
-class ChangeError(ValueError):
+class ChangeError(BedsideError, ValueError):
     """What was typed is not a change the unit can make; the message says how to write it."""
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bedside.core.config import Hardware
+from bedside.core.errors import FAILED, BedsideError
 
 MODEL_FILE = Path("/proc/device-tree/model")
 # The status LED as the kernel's own LED device: the installer's boot block has
@@ -32,8 +33,10 @@ LED_LABEL = "bedside-status"
 TONE = {"low": 2 / 3, "normal": 1.0, "high": 3 / 2}
 
 
-class HardwareError(Exception):
+class HardwareError(BedsideError):
     """A part could not be set up; the message says what to check."""
+
+    exit_code = FAILED
 
 
 def pi_model() -> str | None:
