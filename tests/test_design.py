@@ -284,3 +284,48 @@ def test_every_exception_class_derives_from_bedside_error() -> None:
     outside = sorted(f"{m}.{n}" for (m, n), rooted in found.items() if not rooted)
     assert len(found) >= 49
     assert outside == [], outside
+
+
+def _message_tests() -> list[str]:
+    """Every ``except ... as e`` branch in device/bedside that tells errors apart by their text: a
+    comparison (``in``, ``==``, ...) or a string test (startswith, endswith, find, a regular
+    expression) whose operand reads ``str(e)``, ``repr(e)``, ``e.args`` or an f-string of ``e``.
+    Using the text as text (a message passed on, a counter's label) is not a test."""
+
+    def reads_text(node: ast.AST, name: str) -> bool:
+        for n in ast.walk(node):
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("str", "repr") and any(
+                    isinstance(a, ast.Name) and a.id == name for a in n.args):
+                return True
+            if isinstance(n, ast.Attribute) and n.attr == "args" and isinstance(n.value, ast.Name) \
+                    and n.value.id == name:
+                return True
+            if isinstance(n, ast.FormattedValue) and isinstance(n.value, ast.Name) and n.value.id == name:
+                return True
+        return False
+
+    tests = ("startswith", "endswith", "find", "index", "count", "match", "search", "fullmatch")
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for handler in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(handler, ast.ExceptHandler) or handler.name is None:
+                continue
+            for stmt in handler.body:
+                for n in ast.walk(stmt):
+                    if isinstance(n, ast.Compare):
+                        operands = [n.left, *n.comparators]
+                    elif isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in tests:
+                        operands = [n.func.value, *n.args]
+                    else:
+                        continue
+                    if any(reads_text(o, handler.name) for o in operands):
+                        found.append(f"{path.relative_to(PACKAGE)}:{n.lineno}")
+    return sorted(set(found))
+
+
+def test_no_error_is_told_apart_by_its_message() -> None:
+    """The distinct cases have their own class (link/batch.ChainLinkDiffers, journal's
+    JournalDamaged and MetaDamaged, salvage's BadOverflowChain) or attribute (SQLite's error
+    code). Before issue 20: 5 lines (journal/store.py, laptop/pull.py twice, journal/salvage.py,
+    journal/segments.py); after: 0."""
+    assert _message_tests() == []

@@ -79,6 +79,11 @@ class JournalDamaged(JournalError):
     and the chain continues in a new segment."""
 
 
+class MetaDamaged(BedsideError, sqlite3.DatabaseError):
+    """A segment whose ``meta`` table is there but cannot be read as a description. A
+    sqlite3.DatabaseError too, so that it is caught wherever SQLite's own errors are."""
+
+
 def chain_shown(data_dir: Path) -> tuple[int, str, str] | None:
     """The furthest record (seq, hash, which file says so) that files other than the journal
     show existed: the heartbeat's head, the export marker's last record; or (0, "", name) when
@@ -149,9 +154,11 @@ def explain(e: Exception, path: Path) -> JournalError:
     if "locked" in text or "busy" in text:
         return JournalError(f"another program holds the journal ({path}); is a second daemon running?")
     if "malformed" in text or "not a database" in text:
-        return JournalError(f"the journal file is damaged ({path}); keep it for the engineer")
+        return JournalDamaged(f"the journal file is damaged ({path}); keep it for the engineer")
     if "i/o error" in text or "input/output" in text:
         return JournalError(f"the journal's storage failed to read or write (I/O error, {path}); check the card")
+    if isinstance(e, MetaDamaged):
+        return JournalDamaged(f"the journal could not be written ({path}): {e}")
     return JournalError(f"the journal could not be written ({path}): {e}")
 
 
@@ -276,7 +283,7 @@ def connect_reader(path: Path) -> sqlite3.Connection:
     try:
         db.execute("PRAGMA schema_version").fetchone()       # the first read: where SQLite would undo
     except sqlite3.OperationalError as e:
-        if "readonly" not in str(e).lower():
+        if e.sqlite_errorcode & 0xFF != sqlite3.SQLITE_READONLY:      # any SQLITE_READONLY_* (primary code)
             raise
         db.close()
         return _connect_copy(path)
@@ -314,7 +321,7 @@ def read_meta(db: sqlite3.Connection, n: int, path: Path) -> Segment:
             return Segment(n, path, int(meta["first_seq"]), str(meta["prev"]), str(meta.get("reason", "new")),
                            str(meta.get("created", "")), detail if isinstance(detail, dict) else {})
         except (ValueError, TypeError, KeyError):
-            raise sqlite3.DatabaseError("its description (meta table) is damaged") from None
+            raise MetaDamaged("its description (meta table) is damaged") from None
     row = db.execute("SELECT body FROM records ORDER BY seq LIMIT 1").fetchone()
     if row is None:
         raise sqlite3.DatabaseError("the file holds no journal (no description and no records)")

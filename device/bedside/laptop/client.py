@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from bedside.core.digest import hmac_sha256
-from bedside.core.errors import BedsideError
+from bedside.core.errors import FAILED, BedsideError
 from bedside.link import frames
 from bedside.secret import kdf_problem, scrypt
 
@@ -36,6 +36,8 @@ WAIT_MAX_S = 120.0      # the longest "wait" a unit asks for (a press to confirm
 
 class LinkError(BedsideError):
     """The link failed in a way a person can act on; the message says how."""
+
+    exit_code = FAILED
 
 
 class Disconnected(LinkError):

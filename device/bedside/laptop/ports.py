@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bedside.core.errors import BedsideError
+from bedside.core.errors import FAILED, BedsideError
 
 # USB vendor:product → what it is (docs/serial.md's table of cables says the same).
 UNIT_PORTS: dict[tuple[int, int], str] = {
@@ -28,6 +28,8 @@ UNIT_PORTS: dict[tuple[int, int], str] = {
 
 class PortError(BedsideError):
     """No port, or more than one, could be the unit's; the message lists what was seen."""
+
+    exit_code = FAILED           # no unit plugged in: as "no unit answered"
 
 
 def _comports() -> Sequence[Any]:

@@ -29,6 +29,11 @@ class BatchError(BedsideError, ValueError):
     """A batch that does not fit the chain the tool holds (or cannot be decoded)."""
 
 
+class ChainLinkDiffers(BatchError):
+    """The batch's first record does not follow the last record the tool holds: the unit's
+    journal differs from the copy (tampering before what the copy held, damage after)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Batch:
     """Records ``first``..``last`` of the journal, packed for the wire."""
@@ -91,7 +96,8 @@ def unpack(reply_: Reply, after: tuple[int, str] | None) -> list[dict[str, Any]]
     if first != after[0] + 1:
         raise BatchError(f"batch starts at record {first}, expected {after[0] + 1}")
     if prev != after[1]:
-        raise BatchError(f"record {first} does not follow the copy's last record {after[0]} (chain link differs)")
+        raise ChainLinkDiffers(f"record {first} does not follow the copy's last record {after[0]} "
+                               "(chain link differs)")
     if last - first + 1 != count or raw_len > MAX_BATCH_RAW:
         raise BatchError("batch header inconsistent")
     try:
