@@ -1,5 +1,5 @@
 """One root for errors: ``bedside``'s main catches BedsideError and answers with the code the
-error's class carries and its message; one that keeps the root's code is a fault in bedside."""
+error's class carries and its message; one whose class gives no code is a fault in bedside."""
 
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ CASES: list[tuple[Callable[[], BaseException], int]] = [
     (lambda: ConfigError("bedside.toml", ["[unit] id: missing"]), errors.USAGE),
     (lambda: UserError("wrong use"), errors.USAGE),
     (lambda: UserError("could not finish", 1), errors.FAILED),
+    (lambda: UserError("the HL7 messages could not be made", 70), errors.UNEXPECTED),   # worded by the command
     (lambda: JournalError("the journal's storage is full"), errors.FAILED),
     (lambda: JournalDamaged("the journal file is damaged"), errors.FAILED),
     (lambda: HardwareError("check the wiring"), errors.FAILED),

@@ -74,9 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = args.func(args)
         return result
     except BedsideError as e:
-        # The error knows its exit code (core/errors.py); one that keeps the root's was meant to be
-        # caught below the command line, so reaching here it is a fault like any other.
-        if e.exit_code == UNEXPECTED:
+        # The error knows its exit code (core/errors.py); one whose class gives none was meant to
+        # be caught below the command line, so reaching here it is a fault like any other.
+        if e.exit_code is None:
             return _unexpected(e)
         _fatal(f"bedside: {e}")
         return e.exit_code

@@ -6,9 +6,10 @@ exceptions do. The exit code is a fact of the class (``exit_code``), not of the 
 catches it: ``bedside``'s ``main`` catches this one class and answers with the code the error
 carries and its message, which is written for people. The codes are the README's table.
 
-An error that keeps the root's ``UNEXPECTED`` was never meant to reach a person: the layer
-that raises it is always caught by a layer above it, so one that reaches ``main`` is a fault
-in bedside, reported with its details like any other unexpected exception.
+An error whose class gives no code (the root's ``None``) was never meant to reach a person:
+it is caught inside bedside, so one that reaches ``main`` is a fault in bedside, reported with
+its details and ``UNEXPECTED`` like any other unexpected exception. (A command may still
+choose ``UNEXPECTED`` for an error it words itself: ``UserError(message, UNEXPECTED)``.)
 
 The core, pure: it imports nothing, so every wing (the core too) may use it."""
 
@@ -28,4 +29,4 @@ INTERRUPTED = 130    # Ctrl-C
 class BedsideError(Exception):
     """Anything bedside raises on purpose. ``str(e)`` says what is wrong and what to do."""
 
-    exit_code: int = UNEXPECTED
+    exit_code: int | None = None
