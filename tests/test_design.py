@@ -220,8 +220,9 @@ def _exception_classes() -> dict[tuple[str, str], bool]:
     """Every class in device/bedside whose bases make it an exception, as (module, name), with
     whether it derives from BedsideError. Method: parse every module (no import); resolve each
     base, a plain or dotted name, through the module's own classes and its imports (following
-    re-exports) to the class it names, or to a built-in exception; a class is an exception when
-    a base is one, and rooted when a base is BedsideError or rooted, to a fixed point."""
+    re-exports) to the class it names, a built-in exception or another library's class; a class
+    is an exception when a base is one (another library's by its name: ...Error, ...Exception,
+    ...Warning), and rooted when a base is BedsideError or rooted, to a fixed point."""
     mods = _modules()
     classes: dict[tuple[str, str], list[ast.expr]] = {}
     names: dict[str, dict[str, tuple[str, str | None]]] = {}     # module -> local name -> (module, attr|None)
@@ -260,12 +261,15 @@ def _exception_classes() -> dict[tuple[str, str], bool]:
             return resolve(mod, ast.Name(attr), depth + 1) if mod in names else (mod, attr)
         if isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name):
             target = names.get(module, {}).get(expr.value.id)
-            if target is not None and target[1] is None and target[0] in names:
-                return resolve(target[0], ast.Name(expr.attr), depth + 1)
+            if target is not None and target[1] is None:
+                return resolve(target[0], ast.Name(expr.attr), depth + 1) if target[0] in names else (
+                    target[0], expr.attr)
         return None
 
     bases = {cls: [r for b in bs if (r := resolve(cls[0], b)) is not None] for cls, bs in classes.items()}
-    exception = {cls for cls, bs in bases.items() if any(b[0] == "builtins" for b in bs)}
+    # A built-in exception, or another library's (sqlite3.DatabaseError): by its name, as no import is made.
+    exception = {cls for cls, bs in bases.items() if any(
+        b[0] == "builtins" or (b[0] not in mods and b[1].endswith(("Error", "Exception", "Warning"))) for b in bs)}
     rooted = {ROOT_ERROR} if ROOT_ERROR in classes else set()
     while True:
         more = {cls for cls, bs in bases.items() if any(b in exception for b in bs)} - exception
