@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from bedside.core.errors import BedsideError
+
 
 def fsync_dir(directory: Path) -> None:
     """Make a directory's entries (a new or renamed file) survive a power cut."""
@@ -62,7 +64,7 @@ SMALL_FILE = 1024 * 1024           # config, keys, the secret, the heartbeat: fa
 MAX_LINE = 1024 * 1024             # one record of an export: far below this
 
 
-class TooLarge(ValueError):
+class TooLarge(BedsideError, ValueError):
     """A file (or a line of one) longer than any bedside writes: not the file it was said to be."""
 
 

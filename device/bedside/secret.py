@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bedside.core.digest import compare_digest
+from bedside.core.errors import FAILED, BedsideError
 from bedside.durable import json_loads, read_bounded, write_atomic
 
 FILE_NAME = "ward-secret.json"
@@ -73,8 +74,10 @@ def kdf_problem(kdf: object) -> str | None:
     return None
 
 
-class SecretError(Exception):
+class SecretError(BedsideError):
     """The secret is missing, too weak or unreadable; the message says what to do."""
+
+    exit_code = FAILED
 
 
 # The child that computes scrypt: parameters and salts in its arguments, the secret on stdin,

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bedside.core.errors import USAGE, BedsideError
+
 DEFAULT_DATA = Path("/var/lib/bedside")
 
 
-class UserError(Exception):
-    """A problem the person running the command can fix; printed without a traceback."""
+class UserError(BedsideError):
+    """A problem the person running the command can fix; printed without a traceback. The
+    command that raises it knows the exit code (``code``, by default ``USAGE``)."""
 
-    def __init__(self, message: str, code: int = 2) -> None:
+    def __init__(self, message: str, code: int = USAGE) -> None:
         super().__init__(message)
-        self.code = code
+        self.exit_code = code
 
 
 def busy(data: Path) -> UserError:

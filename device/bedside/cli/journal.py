@@ -150,7 +150,7 @@ def cmd_log_verify(args: argparse.Namespace) -> int:
                 v.verdict += f"; extends {name} (its head {head[0]}/{head[1][:8]} is in this journal)" \
                     if v.head and v.head[0] >= head[0] and v.first and v.first[0] <= head[0] \
                     else f"; continues {name} (from its head {head[0]}/{head[1][:8]})"
-    except (export.ExportError, JournalError) as e:
+    except (export.NotAnExport, JournalError) as e:
         raise UserError(str(e), 2) from None
     if args.json:
         print(json.dumps(v.to_json(), indent=1, sort_keys=True))
@@ -176,7 +176,7 @@ def _verify_folder(folder: Path, key: Any, args: argparse.Namespace) -> int:
     for src in found:
         try:
             v = verify.verify_data(src.path, key) if src.path.is_dir() else verify.verify_export(src.path, key)
-        except (export.ExportError, JournalError) as e:
+        except (export.NotAnExport, JournalError) as e:
             problems.append(f"{src.path}: {e}")
             continue
         results.append((src.path, v))

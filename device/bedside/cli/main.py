@@ -1,6 +1,7 @@
 """The ``bedside`` command: its parser, made from each command group's module, and the one
 place every failure a person can cause becomes a plain message and a non-zero exit code,
-never a traceback."""
+never a traceback: every error bedside raises derives from ``BedsideError`` and carries its
+exit code (core/errors.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,7 @@ import traceback
 from collections.abc import Sequence
 
 from bedside import __version__
-from bedside.cli.common import UserError
-from bedside.core import config
+from bedside.core.errors import INTERRUPTED, UNEXPECTED, BedsideError
 
 # Each command: the module of ``bedside.cli`` that adds it and its function there, in the order
 # ``bedside --help`` lists them. A command's parser is built from its own module alone, so a
@@ -59,35 +59,33 @@ def _fatal(text: str) -> None:
     sys.stderr.flush()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from bedside.display.device import HardwareError
-    from bedside.journal.segments import JournalError
-    from bedside.secret import SecretError
+def _unexpected(e: BaseException) -> int:
+    # The details promised, always; the innermost frames only (a runaway recursion has
+    # a thousand identical ones).
+    _fatal(f"bedside: unexpected error: {type(e).__name__}: {str(e)[:500]}\n"
+           "Please report this with the details below.\n" + traceback.format_exc(limit=-30).rstrip("\n"))
+    return UNEXPECTED
 
+
+def main(argv: Sequence[str] | None = None) -> int:
     line = sys.argv[1:] if argv is None else argv
     args = parser(_command(line)).parse_args(line)
     try:
         result: int = args.func(args)
         return result
-    except config.ConfigError as e:
+    except BedsideError as e:
+        # The error knows its exit code (core/errors.py); one whose class gives none was meant to
+        # be caught below the command line, so reaching here it is a fault like any other.
+        if e.exit_code is None:
+            return _unexpected(e)
         _fatal(f"bedside: {e}")
-        return 2
-    except UserError as e:
-        _fatal(f"bedside: {e}")
-        return e.code
-    except (JournalError, HardwareError, SecretError) as e:
-        _fatal(f"bedside: {e}")
-        return 1
+        return e.exit_code
     except KeyboardInterrupt:
-        return 130
+        return INTERRUPTED
     except BrokenPipeError:
         # The reader went away (``bedside log export | head``): not an error worth a word.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     except Exception as e:
-        # The details promised, always; the innermost frames only (a runaway recursion has
-        # a thousand identical ones).
-        _fatal(f"bedside: unexpected error: {type(e).__name__}: {str(e)[:500]}\n"
-               "Please report this with the details below.\n" + traceback.format_exc(limit=-30).rstrip("\n"))
-        return 70
+        return _unexpected(e)

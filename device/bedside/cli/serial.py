@@ -81,14 +81,13 @@ def _open_port(port: str, baud: int) -> Callable[[], Any]:
         try:
             port, what = ports.find()
         except ports.PortError as e:
-            raise UserError(str(e), 1) from None       # no unit plugged in: as "no unit answered"
+            raise UserError(str(e), e.exit_code) from None
         print(f"Using {port}: {what}.", file=sys.stderr)
     return lambda: SerialTransport(port, baud)
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
     from bedside.laptop import pull
-    from bedside.laptop.client import LinkError
 
     out = Path(args.out)
     from bedside.cli.journal import hospital_key
@@ -102,12 +101,6 @@ def cmd_pull(args: argparse.Namespace) -> int:
     try:
         got = pull.pull(_open_port(args.port, args.baud), out, _secret_source(args.secret_file), laptop=_laptop(args))
         files, lines, verdict = pull.write_outputs(out, got, key)
-    except pull.PullError as e:
-        _tidy(out, made)
-        raise UserError(str(e), e.code) from None
-    except LinkError as e:
-        _tidy(out, made)
-        raise UserError(str(e), 1) from None
     except OSError as e:
         _tidy(out, made)
         raise UserError(f"cannot write into {out}: {e.strerror}", 1) from None
@@ -154,14 +147,9 @@ def _tidy(out: Path, made: list[Path]) -> None:
 
 def cmd_set_time(args: argparse.Namespace) -> int:
     from bedside.laptop import pull
-    from bedside.laptop.client import LinkError
 
-    try:
-        res = pull.set_time(_open_port(args.port, args.baud), _secret_source(args.secret_file), laptop=_laptop(args))
-    except pull.PullError as e:
-        raise UserError(str(e), e.code) from None
-    except LinkError as e:
-        raise UserError(str(e), 1) from None
+    # A PullError or LinkError reaches the command line with its own exit code (laptop/pull.py).
+    res = pull.set_time(_open_port(args.port, args.baud), _secret_source(args.secret_file), laptop=_laptop(args))
     print(f"Unit {res['unit']}: clock was {str(res['old'])[:19].replace('T', ' ')}, "
           f"now {str(res['new'])[:19].replace('T', ' ')} (set from this laptop's clock).")
     return 0

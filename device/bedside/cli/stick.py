@@ -279,7 +279,7 @@ def cmd_stick_export(args: argparse.Namespace) -> int:
         rec = stick_export.recorder(Path(args.data), cfg, Path(args.socket))
         outcome = stick_export.run(cfg, Path(args.data), mount, rec, args.device, keys_dir=Path(args.keys_dir),
                                    prefix=Path(args.prefix))
-    except stick_export.ExportError as e:
+    except stick_export.NothingExported as e:
         raise UserError(str(e), 2) from None
     prefix = "bedside: " if args.from_service else ""
     print(prefix + outcome.message.replace("\n", "\n" + prefix), file=out, flush=True)

@@ -16,11 +16,14 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bedside.core import digest, exercises
+from bedside.core.errors import USAGE, BedsideError
 from bedside.core.panels import DEFAULT_PANEL, PANELS, Panel
 
 
-class ConfigError(Exception):
+class ConfigError(BedsideError):
     """One or more problems in a config file, each naming the file, the key and the fix."""
+
+    exit_code = USAGE
 
     def __init__(self, source: str, problems: list[str]) -> None:
         self.source = source

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from bedside.core import planner
 from bedside.core.config import Config
+from bedside.core.errors import BedsideError
 
 # duration -> (how long, or None for "until the awake window next opens"; words on the screen)
 CHOICES: dict[str, tuple[timedelta | None, str]] = {
@@ -26,7 +27,7 @@ MENU = (*CHOICES, CANCEL)
 MENU_S = 15.0                     # the pause menu closes, changing nothing, after this long untouched
 
 
-class PauseError(ValueError):
+class PauseError(BedsideError, ValueError):
     """Not a pause length the unit offers; the message lists them."""
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+from bedside.core.errors import BedsideError
+
 # Before this, no unit's clock can be right: the software did not exist yet.
 PLAUSIBLE_FROM = datetime(2026, 1, 1, tzinfo=UTC)
 # Anything from 2100 on is a clock fault, not a date a unit in service writes.
@@ -26,7 +28,7 @@ MAX_TEXT = 40                         # "2026-11-24T09:00:00.000000+00:00" is 32
 _SECOND = re.compile(r"T\d{2}:\d{2}:(\d{2})")
 
 
-class ImpossibleTime(ValueError):
+class ImpossibleTime(BedsideError, ValueError):
     """A time value no clock gives; the message names what is wrong with it."""
 
 

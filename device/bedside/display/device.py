@@ -16,12 +16,15 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from bedside.core.config import Hardware
+from bedside.core.errors import FAILED, BedsideError
 from bedside.core.panels import Panel
 
 
-class HardwareError(Exception):
+class HardwareError(BedsideError):
     """A part could not be set up; the message says what to check. The display and the pins
     (``unit/pins.py``) both raise it; it lives here, on the lower floor of the two."""
+
+    exit_code = FAILED
 
 
 # Every luma device registers an exit hook that holds it for the life of the process. The

@@ -24,6 +24,7 @@ from typing import IO, Any
 
 from bedside import __version__, sheet
 from bedside.core import wall
+from bedside.core.errors import BedsideError
 from bedside.durable import MAX_LINE, json_loads
 from bedside.journal import chain
 from bedside.journal.journal import Journal
@@ -31,7 +32,7 @@ from bedside.journal.journal import Journal
 FORMAT = 1
 
 
-class ExportError(Exception):
+class NotAnExport(BedsideError):
     """The file is not a bedside export, or cannot be read; the message says which."""
 
 
@@ -111,22 +112,22 @@ def read(path: Path) -> tuple[dict[str, Any], Iterator[tuple[int, Any]]]:
     try:
         f = open(path, "rb")  # noqa: SIM115 - closed by the generator
     except FileNotFoundError:
-        raise ExportError(f"{path} does not exist") from None
+        raise NotAnExport(f"{path} does not exist") from None
     except IsADirectoryError:
-        raise ExportError(f"{path} is a directory, not a bedside export (give --data DIR for a data directory)") \
+        raise NotAnExport(f"{path} is a directory, not a bedside export (give --data DIR for a data directory)") \
             from None
     except OSError as e:
-        raise ExportError(f"{path} cannot be read ({e.strerror})") from None
+        raise NotAnExport(f"{path} cannot be read ({e.strerror})") from None
 
     def line(n: int) -> bytes:
         try:
             raw: bytes = f.readline(MAX_LINE + 1)
         except OSError as e:
             f.close()
-            raise ExportError(f"{path} cannot be read at line {n} ({e.strerror})") from None
+            raise NotAnExport(f"{path} cannot be read at line {n} ({e.strerror})") from None
         if len(raw) > MAX_LINE:
             f.close()
-            raise ExportError(f"{path} is not a bedside export: line {n} is longer than "
+            raise NotAnExport(f"{path} is not a bedside export: line {n} is longer than "
                               f"{MAX_LINE // 1024} KiB, far beyond any record")
         return raw
 
@@ -134,14 +135,14 @@ def read(path: Path) -> tuple[dict[str, Any], Iterator[tuple[int, Any]]]:
         header = json_loads(line(1).decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
         f.close()
-        raise ExportError(f"{path} is not a bedside export (its first line is not a bedside_export header)") \
+        raise NotAnExport(f"{path} is not a bedside export (its first line is not a bedside_export header)") \
             from None
     if not isinstance(header, dict) or "bedside_export" not in header:
         f.close()
-        raise ExportError(f"{path} is not a bedside export (its first line has no bedside_export key)")
+        raise NotAnExport(f"{path} is not a bedside export (its first line has no bedside_export key)")
     if header["bedside_export"] != FORMAT:
         f.close()
-        raise ExportError(f"{path} is a bedside export of format {header['bedside_export']!r}; "
+        raise NotAnExport(f"{path} is a bedside export of format {header['bedside_export']!r}; "
                           f"this version reads format {FORMAT}")
 
     def lines() -> Iterator[tuple[int, Any]]:

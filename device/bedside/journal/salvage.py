@@ -48,6 +48,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bedside.core.errors import BedsideError
+
 _MAGIC = b"SQLite format 3\x00"
 _LEAF_TABLE = 0x0D
 _BTREE_TYPES = (0x02, 0x05, 0x0A, 0x0D)
@@ -374,6 +376,10 @@ def _local(total: int, usable: int, table_leaf: bool = True) -> tuple[int, bool]
     return (k if k <= x else m), True
 
 
+class BadOverflowChain(BedsideError, ValueError):
+    """An overflow chain salvage will not follow; counted among the refusals, by its message."""
+
+
 class _Chains:
     """Overflow chains: each overflow page belongs to one chain, and each chain to one cell
     (SQLite never shares them); a second cell naming a chain, or a chain reaching a page
@@ -386,19 +392,19 @@ class _Chains:
 
     def follow(self, first: int, want: int) -> bytes:
         if first in self.started:
-            raise ValueError("overflow chain named by a second cell")
+            raise BadOverflowChain("overflow chain named by a second cell")
         self.started.add(first)
         u = self.pages.usable
         if want > (len(self.pages.from_wal) + self.pages.db_pages) * (u - 4):
-            raise ValueError("overflow chain longer than the file")
+            raise BadOverflowChain("overflow chain longer than the file")
         out = bytearray()
         nxt = first
         while len(out) < want:
             if nxt in self.owner:
-                raise ValueError("overflow page already in another chain (or a loop)")
+                raise BadOverflowChain("overflow page already in another chain (or a loop)")
             over = self.pages.page(nxt)
             if over is None:
-                raise ValueError("overflow chain broken")
+                raise BadOverflowChain("overflow chain broken")
             self.owner[nxt] = first
             nxt = int.from_bytes(over[:4], "big")
             out += over[4:u][:want - len(out)]
@@ -561,9 +567,10 @@ def _leaf(out: Salvaged, pages: _Pages, chains: _Chains, page: bytes, head: int)
                 first = int.from_bytes(page[i + local:i + local + 4], "big")
                 payload += chains.follow(first, total - local)
             cols = _record(payload)
-        except ValueError as e:
-            if "chain" in str(e) or "overflow" in str(e):
-                out.refused[str(e)] += 1
+        except BadOverflowChain as e:
+            out.refused[str(e)] += 1
+            continue
+        except ValueError:
             continue
         except (IndexError, UnicodeDecodeError):
             continue

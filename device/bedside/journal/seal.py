@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bedside.core.digest import hmac_sha256, sha256
+from bedside.core.errors import BedsideError
 from bedside.durable import json_loads, read_bounded, write_atomic
 
 KEY_FILE = "seal-key.json"
@@ -38,7 +39,7 @@ _EVOLVE = b"bedside seal key evolve\x00"
 _ID = b"bedside seal key id\x00"
 
 
-class SealError(Exception):
+class SealError(BedsideError):
     """A seal key is missing, unreadable or not the one expected; the message says what to do."""
 
 

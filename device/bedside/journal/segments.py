@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bedside.core.errors import FAILED, BedsideError
 from bedside.core.events import Past
 from bedside.durable import fsync_dir, json_loads, read_bounded
 from bedside.journal import chain, salvage
@@ -67,13 +68,20 @@ BEGIN SELECT RAISE(ABORT, 'journal records are append-only: record a correction 
 DB_ERRORS = (sqlite3.Error, UnicodeDecodeError)
 
 
-class JournalError(Exception):
+class JournalError(BedsideError):
     """The journal cannot be written or read; the message says what a person can do."""
+
+    exit_code = FAILED
 
 
 class JournalDamaged(JournalError):
     """The active file is not a usable segment (empty, not a file, not a database): it is kept,
     and the chain continues in a new segment."""
+
+
+class MetaDamaged(BedsideError, sqlite3.DatabaseError):
+    """A segment whose ``meta`` table is there but cannot be read as a description. A
+    sqlite3.DatabaseError too, so that it is caught wherever SQLite's own errors are."""
 
 
 def chain_shown(data_dir: Path) -> tuple[int, str, str] | None:
@@ -146,9 +154,11 @@ def explain(e: Exception, path: Path) -> JournalError:
     if "locked" in text or "busy" in text:
         return JournalError(f"another program holds the journal ({path}); is a second daemon running?")
     if "malformed" in text or "not a database" in text:
-        return JournalError(f"the journal file is damaged ({path}); keep it for the engineer")
+        return JournalDamaged(f"the journal file is damaged ({path}); keep it for the engineer")
     if "i/o error" in text or "input/output" in text:
         return JournalError(f"the journal's storage failed to read or write (I/O error, {path}); check the card")
+    if isinstance(e, MetaDamaged):
+        return JournalDamaged(f"the journal could not be written ({path}): {e}")
     return JournalError(f"the journal could not be written ({path}): {e}")
 
 
@@ -273,7 +283,7 @@ def connect_reader(path: Path) -> sqlite3.Connection:
     try:
         db.execute("PRAGMA schema_version").fetchone()       # the first read: where SQLite would undo
     except sqlite3.OperationalError as e:
-        if "readonly" not in str(e).lower():
+        if e.sqlite_errorcode & 0xFF != sqlite3.SQLITE_READONLY:      # any SQLITE_READONLY_* (primary code)
             raise
         db.close()
         return _connect_copy(path)
@@ -311,7 +321,7 @@ def read_meta(db: sqlite3.Connection, n: int, path: Path) -> Segment:
             return Segment(n, path, int(meta["first_seq"]), str(meta["prev"]), str(meta.get("reason", "new")),
                            str(meta.get("created", "")), detail if isinstance(detail, dict) else {})
         except (ValueError, TypeError, KeyError):
-            raise sqlite3.DatabaseError("its description (meta table) is damaged") from None
+            raise MetaDamaged("its description (meta table) is damaged") from None
     row = db.execute("SELECT body FROM records ORDER BY seq LIMIT 1").fetchone()
     if row is None:
         raise sqlite3.DatabaseError("the file holds no journal (no description and no records)")

@@ -144,7 +144,7 @@ class Store:
             try:
                 self.journal = self.opener()
             except JournalError as e:
-                if (isinstance(e, JournalDamaged) or "damaged" in str(e)) and self.check:
+                if isinstance(e, JournalDamaged) and self.check:
                     records += self._recover_unopenable(str(e))
                 else:
                     self._failing(str(e), now)

@@ -585,7 +585,7 @@ def earlier_head(earlier: str, key: seal.HospitalKey | None = None) -> tuple[tup
         return noted, None
     v = verify_export(Path(earlier), key)
     if v.head is None:
-        raise export.ExportError(f"{earlier} holds no records")
+        raise export.NotAnExport(f"{earlier} holds no records")
     return v.head, v
 
 

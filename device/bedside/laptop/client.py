@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from bedside.core.digest import hmac_sha256
+from bedside.core.errors import FAILED, BedsideError
 from bedside.link import frames
 from bedside.secret import kdf_problem, scrypt
 
@@ -33,8 +34,10 @@ ANSWER_MAX_BYTES = 2 * frames.MAX_REPLY_LINE
 WAIT_MAX_S = 120.0      # the longest "wait" a unit asks for (a press to confirm is 60 s)
 
 
-class LinkError(Exception):
+class LinkError(BedsideError):
     """The link failed in a way a person can act on; the message says how."""
+
+    exit_code = FAILED
 
 
 class Disconnected(LinkError):
@@ -148,7 +151,7 @@ class SerialTransport:
             self.ser.close()
 
 
-class WeakKdf(ValueError):
+class WeakKdf(BedsideError, ValueError):
     """The device asked for a key derivation no bedside unit uses; the message says why."""
 
 

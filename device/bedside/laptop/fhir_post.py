@@ -31,6 +31,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bedside.core.errors import BedsideError
+
 FHIR_JSON = "application/fhir+json"
 TIMEOUT_S = 120.0                   # the whole post, every request and every byte of every answer
 MAX_ANSWER = 32 * 2**20             # a transaction-response for a ward's month is a few MiB at most
@@ -57,7 +59,7 @@ HTTP_HELP = {
 }
 
 
-class PostError(Exception):
+class PostError(BedsideError):
     """The bundle did not reach the server whole; the message (one line) says what the server did
     wrong and what to do."""
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bedside.core.config import Hospital, parse_hospital
+from bedside.core.errors import BedsideError
 from bedside.laptop.fhir_post import MAX_ANSWER, TIMEOUT_S, Auth
 from bedside.report.fhir import DEFAULT_SYSTEM, UnitInfo
 
@@ -32,7 +33,7 @@ KEYS = {
 METHODS = ("none", "token", "client_credentials", "smart_backend")
 
 
-class SettingsError(Exception):
+class SettingsError(BedsideError):
     """The settings file is wrong; the message lists every problem."""
 
 

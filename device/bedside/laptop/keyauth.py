@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bedside.core.errors import BedsideError
 from bedside.link import certified
 from bedside.trust import keys, signed
 from bedside.trust.signed import Untrusted
 
 
-class LaptopKeyError(Exception):
+class LaptopKeyError(BedsideError):
     """The laptop's key or certificate cannot be used; the message says what to do."""
 
 

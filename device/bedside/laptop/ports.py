@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from bedside.core.errors import FAILED, BedsideError
+
 # USB vendor:product → what it is (docs/serial.md's table of cables says the same).
 UNIT_PORTS: dict[tuple[int, int], str] = {
     (0x0525, 0xA4A7): "a Pi Zero's USB port (serial gadget)",
@@ -24,8 +26,10 @@ UNIT_PORTS: dict[tuple[int, int], str] = {
 }
 
 
-class PortError(Exception):
+class PortError(BedsideError):
     """No port, or more than one, could be the unit's; the message lists what was seen."""
+
+    exit_code = FAILED           # no unit plugged in: as "no unit answered"
 
 
 def _comports() -> Sequence[Any]:

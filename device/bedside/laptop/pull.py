@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from bedside.core.errors import BROKEN, FAILED, NOT_CONFIRMED, REFUSED, BedsideError
 from bedside.durable import write_atomic, write_text_atomic
 from bedside.journal import chain
 from bedside.laptop import client
@@ -42,19 +43,28 @@ PULL_DEADLINE_S = 15 * 60.0
 _UNIT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
 
 
-class PullError(Exception):
+class PullError(BedsideError):
     """The pull cannot go on; the message says what happened and what to do."""
 
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
+    exit_code = FAILED
 
 
 class Tampered(PullError):
     """The unit's journal is shorter than, or differs from, what this laptop saw before."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, code=3)
+    exit_code = BROKEN
+
+
+class NotAccepted(PullError):
+    """The unit did not accept the ward secret, or this laptop's key."""
+
+    exit_code = REFUSED
+
+
+class NotConfirmed(PullError):
+    """Nobody pressed the unit's button to confirm the change in time; nothing was changed."""
+
+    exit_code = NOT_CONFIRMED
 
 
 # --- the laptop's copy -------------------------------------------------------------------
@@ -193,8 +203,8 @@ def unlock_with_key(c: Client, hello: dict[str, Any], laptop: Any) -> dict[str, 
         c.request("keyunlock", cert, sig)
     except Refused as e:
         why = str(e.data.get("why", e.code)).replace("_", " ")
-        raise PullError(f"unit {unit} did not accept this laptop's key ({why}): {e}. If the certificate expired or "
-                        "was revoked, ask the ward for a new one", code=4) from None
+        raise NotAccepted(f"unit {unit} did not accept this laptop's key ({why}): {e}. If the certificate expired "
+                          "or was revoked, ask the ward for a new one") from None
     return hello
 
 
@@ -228,13 +238,13 @@ def unlock(c: Client, hello: dict[str, Any], secret: SecretSource, attempts: int
                 print(f"The ward secret was not accepted ({left} attempt{'s' if left != 1 else ''} left before "
                       "the unit locks its port for 10 minutes).", file=sys.stderr)
                 if n == attempts or left == 0:
-                    raise PullError("the ward secret was not accepted", code=4) from None
+                    raise NotAccepted("the ward secret was not accepted") from None
             elif e.code == "lockout":
                 raise PullError(f"unit {unit} has locked its port after too many wrong secrets: {e}") from None
             elif e.code != "stale":
                 raise PullError(f"unit {unit} refused to unlock: {e}") from None
         hello = dict(c.request("hello").data)
-    raise PullError("the ward secret was not accepted", code=4)
+    raise NotAccepted("the ward secret was not accepted")
 
 
 # --- the download ---------------------------------------------------------------------------
@@ -309,12 +319,12 @@ def download(c: Client, store: JournalCopy, progress: Progress | None, stats: di
             return salvage(c, store, progress, stats)
         try:
             recs = batch.unpack(rep, store.head if seq else None)
-        except batch.BatchError as e:
-            if "chain link differs" in str(e) and seq > held:
+        except batch.ChainLinkDiffers:
+            if seq > held:
                 return salvage(c, store, progress, stats)      # within this pull's records: damage
-            if "chain link differs" in str(e):
-                raise Tampered(f"the unit's record {seq + 1} does not follow record {seq} of the copy this laptop "
-                               "made before: the unit's journal was replaced or altered. " + _keep(store)) from None
+            raise Tampered(f"the unit's record {seq + 1} does not follow record {seq} of the copy this laptop "
+                           "made before: the unit's journal was replaced or altered. " + _keep(store)) from None
+        except batch.BatchError:
             failures += 1
             size = max(BATCH_MIN, size // 2)
             if failures == 2:
@@ -567,8 +577,7 @@ def set_time(open_transport: Callable[[], client.Transport], secret: SecretSourc
             rep = c.request("time", laptop.isoformat(timespec="milliseconds"), on_wait=waiting)
         except Refused as e:
             if e.code == "not_confirmed":
-                raise PullError(f"the clock was not changed: {str(e).removeprefix('Not changed: ')}", code=5) \
-                    from None
+                raise NotConfirmed(f"the clock was not changed: {str(e).removeprefix('Not changed: ')}") from None
             raise PullError(f"the unit refused: {e}") from None
         with contextlib.suppress(LinkError):
             c.request("lock")

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bedside.core.errors import BedsideError
 from bedside.journal import chain
 from bedside.link.frames import MAX_REPLY_LINE, Reply, compact_json, frame
 
@@ -24,8 +25,13 @@ from bedside.link.frames import MAX_REPLY_LINE, Reply, compact_json, frame
 MAX_BATCH_RAW = 8 * MAX_REPLY_LINE
 
 
-class BatchError(ValueError):
+class BatchError(BedsideError, ValueError):
     """A batch that does not fit the chain the tool holds (or cannot be decoded)."""
+
+
+class ChainLinkDiffers(BatchError):
+    """The batch's first record does not follow the last record the tool holds: the unit's
+    journal differs from the copy (tampering before what the copy held, damage after)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +96,8 @@ def unpack(reply_: Reply, after: tuple[int, str] | None) -> list[dict[str, Any]]
     if first != after[0] + 1:
         raise BatchError(f"batch starts at record {first}, expected {after[0] + 1}")
     if prev != after[1]:
-        raise BatchError(f"record {first} does not follow the copy's last record {after[0]} (chain link differs)")
+        raise ChainLinkDiffers(f"record {first} does not follow the copy's last record {after[0]} "
+                               "(chain link differs)")
     if last - first + 1 != count or raw_len > MAX_BATCH_RAW:
         raise BatchError("batch header inconsistent")
     try:

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from bedside.core import episodes, events, pause
 from bedside.core.config import Config
+from bedside.core.errors import BedsideError
 from bedside.core.events import Instant, SetClock
 from bedside.core.state import State
 
@@ -33,7 +34,7 @@ LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 _CLOCK = re.compile(r"(?:(\d{4})-(\d{2})-(\d{2})[ T])?(\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(Z|[+-]\d{2}:\d{2})?")
 
 
-class ChangeError(ValueError):
+class ChangeError(BedsideError, ValueError):
     """What was typed is not a change the unit can make; the message says how to write it."""
 
 

@@ -21,12 +21,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from bedside.core.errors import BedsideError
 from bedside.core.events import Instant
 from bedside.link import batch, changes, frames, texts
 from bedside.link.on_loop import LinkService, Notify
 
 
-class Unknown(Exception):
+class Unknown(BedsideError):
     """Not a request this unit knows: its verb, or its number and kind of arguments."""
 
 

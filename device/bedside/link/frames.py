@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bedside.core.errors import BedsideError
 from bedside.durable import json_loads
 from bedside.link.lines import EOL
 
@@ -24,7 +25,7 @@ PROTOCOL = 1
 MAX_REPLY_LINE = 1 << 20  # a frame from the unit, as the tool accepts it (batches are ~5-20 kB)
 
 
-class FrameError(ValueError):
+class FrameError(BedsideError, ValueError):
     """A frame that cannot be trusted (damaged, cut short) or understood."""
 
     def __init__(self, code: str, message: str, request_id: int = 0) -> None:

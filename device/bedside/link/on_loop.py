@@ -25,6 +25,7 @@ from typing import Any
 from bedside import __version__
 from bedside.core import episodes, views
 from bedside.core.digest import compare_digest, hmac_sha256
+from bedside.core.errors import BedsideError
 from bedside.core.events import Confirm, Decided, Event, Exported, Instant, Record, SetClock, Withdraw
 from bedside.journal import retention
 from bedside.journal.journal import Journal
@@ -40,7 +41,7 @@ PAGE_MAX = 256                 # records per page or batch (about 100 kB of JSON
 SET_SLACK_S = 2.0              # a clock set on command lands within this of the time asked
 
 
-class Refused(Exception):
+class Refused(BedsideError):
     """The request is not allowed now; ``code`` for the tool, the message for a person."""
 
     def __init__(self, code: str, message: str, **detail: Any) -> None:

@@ -25,13 +25,14 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from bedside.core.config import Config
+from bedside.core.errors import BedsideError
 from bedside.core.events import Decided, Effect, Event, Instant, Record
 from bedside.core.state import State
 from bedside.journal.journal import Journal
 from bedside.secret import WardSecret
 
 
-class LoopBusy(Exception):
+class LoopBusy(BedsideError):
     """The loop did not get to a call in time."""
 
 

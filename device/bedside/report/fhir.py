@@ -32,6 +32,7 @@ from typing import Any
 from bedside import __version__
 from bedside.core import planner
 from bedside.core.config import Config, Hospital
+from bedside.core.errors import BedsideError
 from bedside.report import adherence as ad
 from bedside.report.svg import REASONS
 from bedside.report.ward import UnitRecord
@@ -119,7 +120,7 @@ COMPONENTS: dict[str, tuple[str, str]] = {
 }
 
 
-class BundleError(Exception):
+class BundleError(BedsideError):
     """The records cannot go into a bundle as asked; the message says why and what to do."""
 
 

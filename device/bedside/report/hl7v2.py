@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from bedside.core.errors import BedsideError
 from bedside.report import fhir
 from bedside.report.ward import UnitRecord
 
@@ -30,7 +31,7 @@ VERSION = "2.5"
 LOCAL = "99BSD"            # HL7's form for a local coding system: the unit's own codes
 
 
-class HL7Error(Exception):
+class HL7Error(BedsideError):
     """The messages cannot be made; the message says why."""
 
 

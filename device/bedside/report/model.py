@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bedside import sheet
+from bedside.core.errors import BedsideError
 from bedside.durable import MAX_LINE, TooLarge, json_loads, read_bounded
 from bedside.journal import chain
 from bedside.report import adherence
@@ -29,7 +30,7 @@ from bedside.report.adherence import Adherence
 EXPORT_FORMAT = 1          # the ``bedside_export`` header version this reader understands
 
 
-class ReportError(Exception):
+class ReportError(BedsideError):
     """The input cannot be read as a bedside record; the message says what to do."""
 
 

@@ -59,7 +59,7 @@ class ExportRecords:
             else:
                 _, plain = export.read(self.path)
                 yield from _records_of(plain)
-        except export.ExportError:
+        except export.NotAnExport:
             return          # changed since it was first read: the verdict already stands
 
     @property
@@ -283,12 +283,12 @@ def _streamed(p: Path) -> Source | None:
         return None
     try:
         header, lines = export.read(p)
-    except export.ExportError:
+    except export.NotAnExport:
         return None
     with contextlib.closing(lines):      # type: ignore[type-var]  # a generator: closing it closes the file
         try:
             first = next(_records_of(lines), None)      # reads up to the first record only
-        except export.ExportError:
+        except export.NotAnExport:
             return None
     if first is None:
         return None          # no record at all: load() says what the file is
@@ -304,7 +304,7 @@ def _judge(p: Path, loaded: Loaded) -> Any:
 
     try:
         return verify.verify_data(p) if p.is_dir() else verify.verify_export(p)
-    except (export.ExportError, JournalError):
+    except (export.NotAnExport, JournalError):
         return check(loaded.records, loaded.header, loaded.damaged, source=str(p))
 
 

@@ -50,6 +50,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bedside.core.errors import BedsideError
 from bedside.core.events import Confirm, Decided, Effect, Exported, Instant, Record, StickExport, Withdraw
 from bedside.durable import json_loads
 from bedside.journal import retention
@@ -70,7 +71,7 @@ SOFTWARE_RECORDS = frozenset({"software_update_refused", "software_update_failed
 _TOKENS = itertools.count(1 << 40)
 
 
-class ChannelError(Exception):
+class ChannelError(BedsideError):
     """The daemon could not be reached, or said no; the message says why."""
 
 

@@ -40,6 +40,7 @@ from zoneinfo import ZoneInfo
 
 from bedside import secret
 from bedside.core.config import Config
+from bedside.core.errors import BedsideError
 from bedside.journal import chain, export
 from bedside.journal.journal import Journal
 from bedside.journal.segments import JournalError
@@ -60,11 +61,11 @@ JOURNAL_FILE, CSV_FILE, REPORT_FILE = "journal.jsonl", "sessions.csv", "report.h
 MOUNT_FLAGS = os.ST_NOSUID | os.ST_NODEV | os.ST_NOEXEC
 
 
-class ExportError(Exception):
+class NothingExported(BedsideError):
     """Nothing was exported, and nothing was written to any stick; the message says why."""
 
 
-class Interrupted(Exception):
+class Interrupted(BedsideError):
     """SIGTERM: systemd stops the export when the stick disappears (or the unit shuts down)."""
 
 
@@ -204,7 +205,7 @@ class DaemonRecorder:
         try:
             self.client.begin(device)
         except ChannelError as e:
-            raise ExportError(f"{e}; nothing was exported") from None
+            raise NothingExported(f"{e}; nothing was exported") from None
 
     def end(self, outcome: Outcome) -> str:
         try:
@@ -257,7 +258,7 @@ class JournalRecorder:
                     self.writer.append("seal", sealer.seal_data(seq, head))
                     sealer.sealed()
         except (JournalError, seal.SealError, OSError) as e:
-            raise ExportError(f"the unit's journal cannot be written ({e}); nothing was exported") from None
+            raise NothingExported(f"the unit's journal cannot be written ({e}); nothing was exported") from None
 
     def end(self, outcome: Outcome) -> str:
         from bedside.core import machine
@@ -294,20 +295,20 @@ class JournalRecorder:
 
 
 def recorder(data: Path, cfg: Config, socket_path: Path) -> Recorder:
-    """The daemon when it listens, else the journal itself; ExportError when neither can record."""
+    """The daemon when it listens, else the journal itself; NothingExported when neither can record."""
     try:
         client = ChannelClient.connect(socket_path)
     except ChannelError as e:
-        raise ExportError(f"{e}; nothing was exported") from None
+        raise NothingExported(f"{e}; nothing was exported") from None
     if client is not None:
         return DaemonRecorder(client, socket_path)
     try:
         writer = OfflineWriter(data)
     except host.DataDirBusy:
-        raise ExportError(f"the unit's daemon is running on {data} but does not answer on {socket_path}, so the "
+        raise NothingExported(f"the unit's daemon is running on {data} but does not answer on {socket_path}, so the "
                           "export could not be recorded; nothing was exported") from None
     except OSError as e:
-        raise ExportError(f"cannot use the data directory {data} ({e.strerror}); nothing was exported") from None
+        raise NothingExported(f"cannot use the data directory {data} ({e.strerror}); nothing was exported") from None
     return JournalRecorder(data, cfg, writer)
 
 
@@ -347,7 +348,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 def run(cfg: Config, data: Path, mount: Mount, rec: Recorder, device: str = "",
         step: Callable[[str], None] = lambda what: None, keys_dir: Path = keyring.KEYS_DIR,
         prefix: Path | None = None) -> Outcome:
-    """Export to the stick and record the outcome. Raises ExportError when nothing could be
+    """Export to the stick and record the outcome. Raises NothingExported when nothing could be
     recorded (then nothing was written either)."""
     old = signal.signal(signal.SIGTERM, _interrupt)
     try:
@@ -358,7 +359,7 @@ def run(cfg: Config, data: Path, mount: Mount, rec: Recorder, device: str = "",
             note += "\nWard settings on the stick: " + rec.settings(outcome.settings, outcome.details.get("stick", ""))
     except Interrupted:
         # Cut off while telling the unit: it records the connection's end as interrupted.
-        raise ExportError("stopped while reporting to the unit") from None
+        raise NothingExported("stopped while reporting to the unit") from None
     finally:
         signal.signal(signal.SIGTERM, old)
         rec.close()

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bedside import durable
+from bedside.core.errors import BedsideError
 
 FOLDER = "Bedside"
 # Room kept free beyond the files themselves: directory entries, and a file system that
@@ -49,7 +50,7 @@ _DEVICE_NAMES = frozenset({"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$",
 _TMP = re.compile(r"^\..+\.tmp$")
 
 
-class StickProblem(Exception):
+class StickProblem(BedsideError):
     """Why a stick got nothing (or not everything): ``reason`` is one word for the journal and
     the display, the message says what happened and what to do."""
 

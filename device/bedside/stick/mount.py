@@ -33,6 +33,8 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+from bedside.core.errors import BedsideError
+
 MOUNT_DIR = Path("/run/bedside-stick")
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_NOATIME = 1, 2, 4, 8, 1024
 MNT_DETACH = 2
@@ -47,7 +49,7 @@ FILE_SYSTEMS: dict[str, str] = {
 _NAME = re.compile(r"^[a-z][a-z0-9]{0,31}$")
 
 
-class NotAStick(Exception):
+class NotAStick(BedsideError):
     """The device is not a stick to export to (in use by the system, or gone)."""
 
 

@@ -49,6 +49,7 @@ from bedside import secret
 from bedside.core import config
 from bedside.core.config import Config
 from bedside.core.digest import compare_digest, hmac_sha256, sha256
+from bedside.core.errors import BedsideError
 from bedside.durable import json_loads, read_text, write_atomic
 from bedside.stick.auth import key_id, signature_problem
 from bedside.stick.files import FOLDER
@@ -74,7 +75,7 @@ KIND = "settings"
 REVOCABLE = ward_state.REVOCABLE
 
 
-class SettingsRefused(Exception):
+class SettingsRefused(BedsideError):
     """The settings are not applied: ``reason`` for the journal, the message for people."""
 
     def __init__(self, reason: str, message: str) -> None:

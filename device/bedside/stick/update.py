@@ -41,6 +41,7 @@ from typing import Any
 
 from bedside.core.digest import compare_digest, hmac_sha256
 from bedside.core.digest import sha256 as new_sha256
+from bedside.core.errors import BedsideError
 from bedside.durable import fsync_dir, write_atomic
 from bedside.stick.files import FOLDER
 from bedside.trust import freshness, signed
@@ -68,7 +69,7 @@ MALFORMED, UNSIGNED, BAD_SIGNATURE, DAMAGED, DOWNGRADE, IMPLAUSIBLE, NO_SPACE, N
     "too_large")
 
 
-class UpdateRefused(Exception):
+class UpdateRefused(BedsideError):
     """The bundle will not be copied or installed: ``reason`` for the journal, the message for people."""
 
     def __init__(self, reason: str, message: str) -> None:

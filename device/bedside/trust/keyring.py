@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bedside.core.errors import BedsideError
 from bedside.durable import fsync_dir, json_loads, read_bounded, write_atomic
 from bedside.trust import signed
 from bedside.trust.signed import BAD_SIGNATURE, UNKNOWN_KEY, WRONG_KIND, Document, Untrusted
@@ -40,7 +41,7 @@ SIGNS: dict[str, tuple[str, ...]] = {
     WARD: ("settings", "stick", "laptop", "release_recovery"),
 }
 
-class KeyringError(Exception):
+class KeyringError(BedsideError):
     """The pinned keyring cannot be trusted or read; the message says what to do."""
 
 @dataclass(frozen=True, slots=True)

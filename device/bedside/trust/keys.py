@@ -30,6 +30,7 @@ import nacl.secret
 import nacl.signing
 import nacl.utils
 
+from bedside.core.errors import BedsideError
 from bedside.durable import json_loads, read_bounded, write_atomic
 from bedside.trust import signed
 from bedside.trust.keyring import public_key_file
@@ -44,7 +45,7 @@ MIN_PASSPHRASE = 10
 MAX_CERT_DAYS = 400            # a laptop certificate lives at most this long
 
 
-class KeyFileError(Exception):
+class KeyFileError(BedsideError):
     """A key file cannot be made, read or opened; the message says what to do."""
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bedside.core.digest import sha256
+from bedside.core.errors import BedsideError
 
 FORMAT = 1
 MESSAGE_LABEL = b"bedside signed v1\x00"
@@ -37,7 +38,7 @@ CHILD_TIMEOUT_S = 60.0
 MALFORMED, UNKNOWN_KEY, BAD_SIGNATURE, WRONG_KIND = "malformed", "unknown_key", "bad_signature", "wrong_kind"
 
 
-class Untrusted(Exception):
+class Untrusted(BedsideError):
     """A document is not trusted: ``reason`` for the journal, the message for people."""
 
     def __init__(self, reason: str, message: str) -> None:
@@ -45,7 +46,7 @@ class Untrusted(Exception):
         self.reason = reason
 
 
-class VerifyError(Exception):
+class VerifyError(BedsideError):
     """The signature check itself could not run (its child process failed)."""
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import IO
 
 from bedside.core import config, wall
+from bedside.core.errors import BedsideError
 from bedside.durable import TooLarge, read_bounded
 
 DEFAULT_PATHS = (Path("/etc/bedside/bedside.toml"),)
@@ -74,7 +75,7 @@ def detect_time_quality(now: datetime | None = None, root: Path = Path("/"),
     return "unverified"
 
 
-class DataDirBusy(Exception):
+class DataDirBusy(BedsideError):
     pass
 
 

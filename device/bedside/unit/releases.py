@@ -25,13 +25,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from bedside.core.errors import BedsideError
+
 PREFIX = Path("/opt/bedside")
 PENDING = ".update-pending"      # an update switched to and not yet proven (bedside-update.path watches it)
 # The release counter last installed (docs/security.md, "Rollback and freeze"): root's, read by all.
 STATE = "release-state.json"
 
 
-class ReleaseError(Exception):
+class ReleaseError(BedsideError):
     """A release could not be made or switched to; the message says why."""
 
 

@@ -23,6 +23,7 @@ from typing import IO, Protocol
 
 from bedside import __version__
 from bedside.core.config import Config
+from bedside.core.errors import BedsideError
 from bedside.link.unit_port import UnitPort
 from bedside.unit import host
 from bedside.unit import pins as hardware
@@ -42,7 +43,7 @@ class Service(Protocol):
 Listener = Callable[[UnitPort, Say, Say], Service | None]
 
 
-class CannotServe(Exception):
+class CannotServe(BedsideError):
     """The unit cannot serve here; the message says why and what to do."""
 
 

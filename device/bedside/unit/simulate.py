@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo
 from PIL import Image
 
 from bedside.core import pause
+from bedside.core.errors import BedsideError
 from bedside.core.events import (
     Admit,
     Discharge,
@@ -59,7 +60,7 @@ NURSE_HOLD_S = 6.0
 PIN_HISTORY = 2000       # changes kept per mock pin (tests look at the first few)
 
 
-class ScriptError(Exception):
+class ScriptError(BedsideError):
     pass
 
 
