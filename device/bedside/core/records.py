@@ -211,7 +211,8 @@ TYPES: Final[Mapping[str, RecordType]] = {r.name: r for r in (
        _f("bytes:int", "on a stick: bytes written"), _f("records:int", "on a stick: records written"),
        _f("seconds:num", "on a stick: how long it took"),
        _f("update:str", "on a stick: a software version staged from it"),
-       _f("update_refused:str", "on a stick: why its software update was not staged")),
+       _f("update_refused:str", "on a stick: why its software update was not staged"),
+       _f("simulated:bool", "`true`: a download the simulator's script made")),
     _t(T.EXPORT_REFUSED, CLINICAL, _NURSES, "a USB stick that is not the ward's got nothing",
        _f("via:str", "`stick`"), _REASON, _PROBLEM),
     _t(T.EXPORT_FAILED, CLINICAL, _NURSES, "a ward stick could not take the export",
@@ -317,11 +318,12 @@ TYPES: Final[Mapping[str, RecordType]] = {r.name: r for r in (
        _f("segment:int", "the segment"), _f("first_seq:int", "its first record"), _f("last_seq:int", "its last"),
        _f("last_hash:str", "its last record's hash"), _f("from_seq:int", "where the pruned part begins: 1"),
        _f("exported_to:str", "where it was exported"), _f("exported_at:str", "when")),
+    # Both are written with data {"type": "press"}, which the envelope's own ``type`` replaces.
     _t(T.FLOOD, BOOKKEEPING, _UPKEEP, "presses that change nothing passed 30 an hour",
-       _f("type:str", "the type flooded: `press`"), _f("limit:int", "records an hour"),
+       _f("limit:int", "records an hour"),
        _f("per_s:num", "the window, seconds")),
     _t(T.FLOOD_END, BOOKKEEPING, _UPKEEP, "the flood ended",
-       _f("type:str", "the type flooded: `press`"), _f("suppressed:int", "how many were counted, not logged")),
+       _f("suppressed:int", "how many were counted, not logged")),
 )}
 
 # Every record may carry this data field too.

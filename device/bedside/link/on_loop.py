@@ -37,6 +37,7 @@ from bedside.core.events import (
     Resume,
     Withdraw,
 )
+from bedside.core.records import T
 from bedside.journal import retention
 from bedside.journal.journal import Journal
 from bedside.journal.segments import JournalError
@@ -134,7 +135,7 @@ class LinkService:
             past = []          # storage trouble: the link starts from scratch (locked) rather than not at all
         self.access = access.restore(past, now)
         for r in reversed(past):
-            if r.type == "export":
+            if r.type == T.EXPORT:
                 self.last_download = {"time": r.time.astimezone(self.cfg.tz).isoformat(timespec="seconds"),
                                       **{k: r.data[k] for k in ("via", "to_seq") if k in r.data}}
                 break
@@ -238,7 +239,7 @@ class LinkService:
         self.access, fx, outcome = access.attempt(self.cfg, self.access, conn, verdict.ok, "laptop", now)
         named = verdict.fields()
         self._record([Record(r.type, r.session, r.due, {**r.data, **named})
-                      if r.type in ("unlock", "unlock_failed") else r for r in fx], now)
+                      if r.type in (T.UNLOCK, T.UNLOCK_FAILED) else r for r in fx], now)
         return outcome
 
     def data_dir(self) -> Path | None:
@@ -340,9 +341,9 @@ class LinkService:
         if problem == self.port_problem:
             return
         if problem is not None:
-            self.unit.record(Record("fault", data={"part": "serial", "problem": problem}), now)
+            self.unit.record(Record(T.FAULT, data={"part": "serial", "problem": problem}), now)
         elif self.port_problem is not None:
-            self.unit.record(Record("fault_cleared", data={"part": "serial"}), now)
+            self.unit.record(Record(T.FAULT_CLEARED, data={"part": "serial"}), now)
         self.port_problem = problem
 
     # --- helpers -------------------------------------------------------------------------
@@ -460,7 +461,7 @@ class LinkService:
 
 
 def _declined_record(p: Pending, reason: str, cfg: Any) -> Record:
-    return Record("change_declined", data={"what": p.change.what, "change": p.change.text(cfg.tz), "reason": reason})
+    return Record(T.CHANGE_DECLINED, data={"what": p.change.what, "change": p.change.text(cfg.tz), "reason": reason})
 
 
 def _minutes(seconds: int) -> str:

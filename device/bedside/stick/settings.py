@@ -49,6 +49,7 @@ from bedside import secret
 from bedside.core import config
 from bedside.core.config import Config
 from bedside.core.digest import compare_digest, hmac_sha256, sha256
+from bedside.core.records import T
 from bedside.durable import json_loads, read_text, write_atomic
 from bedside.stick.auth import key_id, signature_problem
 from bedside.stick.files import FOLDER
@@ -372,13 +373,13 @@ def apply(offer: Offer, data: Path, current: Config, issued_by: str = "") -> lis
     if offer.config is not None and offer.config_text is not None:
         _keep_previous(data / CONFIG_FILE, 0o644)
         write_atomic(data / CONFIG_FILE, offer.config_text.encode("utf-8"))
-        records.append(("config_changed", {"old": current.fingerprint(), "new": offer.config.fingerprint(),
+        records.append((T.CONFIG_CHANGED, {"old": current.fingerprint(), "new": offer.config.fingerprint(),
                                            "changed": _changed(current, offer.config), **extra}))
     if offer.ward is not None:
         old = secret.load(data)
         _keep_previous(data / secret.FILE_NAME, 0o600)
         secret.save(data, offer.ward)
-        records.append(("secret_changed", {"old_key": key_id(old.stick_key) if old else None,
+        records.append((T.SECRET_CHANGED, {"old_key": key_id(old.stick_key) if old else None,
                                            "new_key": key_id(offer.ward.stick_key), **extra}))
     state: dict[str, Any] = {"issued": offer.issued}
     if offer.counter is not None:
