@@ -150,3 +150,29 @@ def test_the_schema_refuses_what_no_unit_writes() -> None:
 def test_docs_link_the_dictionary() -> None:
     root = Path(records_doc.ROOT)
     assert "records.md" in (root / "docs" / "journal.md").read_text(encoding="utf-8")
+
+
+def test_the_folds_read_only_fields_the_dictionary_names() -> None:
+    """The restart's fold and the report's read a record's fields by name: each name is the
+    envelope's or a field of some registered type (a renamed field cannot go unnoticed)."""
+    import ast
+
+    root = Path(records_doc.ROOT) / "device" / "bedside"
+    named = {f.name for r in TYPES.values() for f in r.fields} | records.ENVELOPE_KEYS | {
+        f.name for f in records.COMMON}
+    read: dict[str, set[str]] = {}
+    for module, holders in (("core/restart.py", {"data"}), ("report/adherence.py", {"rec", "out"}),
+                            ("report/ward.py", {"r"})):
+        for n in ast.walk(ast.parse((root / module).read_text(encoding="utf-8"))):
+            key = None
+            if (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "get"
+                    and n.args and isinstance(n.args[0], ast.Constant)):
+                obj, key = n.func.value, n.args[0].value
+            elif isinstance(n, ast.Subscript) and isinstance(n.slice, ast.Constant):
+                obj, key = n.value, n.slice.value
+            if isinstance(key, str) and ((isinstance(obj, ast.Attribute) and obj.attr in holders)
+                                         or (isinstance(obj, ast.Name) and obj.id in holders)):
+                read.setdefault(module, set()).add(key)
+    assert read["core/restart.py"] and read["report/adherence.py"]
+    unknown = {m: sorted(keys - named) for m, keys in read.items() if keys - named}
+    assert not unknown, unknown
