@@ -7,6 +7,7 @@ import ast
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -224,6 +225,14 @@ def _is_type_expr(n: ast.expr) -> bool:
             or (isinstance(n, ast.Name) and n.id in _TYPE_NAMES))
 
 
+def _scoped(tree: ast.AST, scope: ast.AST | None = None) -> Iterator[tuple[ast.AST, ast.AST | None]]:
+    """Every node under ``tree`` with the function it is in (None: module level)."""
+    for child in ast.iter_child_nodes(tree):
+        yield child, scope
+        inner = child if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) else scope
+        yield from _scoped(child, inner)
+
+
 def record_type_literals(package: Path = PACKAGE) -> list[str]:
     """Every bare string literal the package uses as a record type, outside core/records.py.
 
@@ -236,9 +245,10 @@ def record_type_literals(package: Path = PACKAGE) -> list[str]:
     (4) a ``type_, data = …`` assignment; (5) a module-level collection named ``…_TYPES`` or
     ``…_RECORDS``. A string constant there counts when it equals a registered type (a ``"type"``
     key in a FHIR resource does not, nor a FHIR Bundle's ``type``); a tuple, list, set or
-    ``frozenset(...)`` there counts each of its constants; a name there (``MISSED``, ``OUTCOMES``,
-    ``extra.EXTRA``) counts the constants it is bound to at module level, followed through
-    ``from … import`` and module aliases. Docstrings, sounds, press actions, serial verbs and
+    ``frozenset(...)`` there counts each of its constants, a conditional expression both of its
+    values; a name there counts what it is assigned in the same function (``kind = "a" if … else
+    "b"``) or else what it is bound to at module level (``MISSED``, ``OUTCOMES``, ``extra.EXTRA``),
+    followed through ``from … import`` and module aliases. Docstrings, sounds, press actions, serial verbs and
     screen marks that happen to share a spelling are not in such positions and do not count.
     Each literal counts once, as ``path:line: value``. A string there that is no registered type
     is returned too where nothing but a record type can stand (the first argument of ``Record``,
@@ -278,19 +288,28 @@ def record_type_literals(package: Path = PACKAGE) -> list[str]:
     found: set[tuple[str, int, int, str]] = set()
     strict: set[tuple[str, int, int, str]] = set()    # where any string is a record type, registered or not
 
-    def count(module: str, n: ast.expr | None, seen: frozenset[tuple[str, str]] = frozenset()) -> None:
+    def count(module: str, n: ast.expr | None, seen: frozenset[tuple[str, str]] = frozenset(),
+              scope: ast.AST | None = None) -> None:
         if n is None or mods[module] == own:
             return
         if isinstance(n, ast.Constant) and isinstance(n.value, str):
             found.add((str(mods[module].relative_to(package)), n.lineno, n.col_offset, n.value))
         elif isinstance(n, ast.Tuple | ast.List | ast.Set):
             for e in n.elts:
-                count(module, e, seen)
+                count(module, e, seen, scope)
         elif isinstance(n, ast.Starred):
-            count(module, n.value, seen)
+            count(module, n.value, seen, scope)
+        elif isinstance(n, ast.IfExp):
+            count(module, n.body, seen, scope)
+            count(module, n.orelse, seen, scope)
         elif isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("frozenset", "set", "tuple"):
             for a in n.args:
-                count(module, a, seen)
+                count(module, a, seen, scope)
+        elif isinstance(n, ast.Name) and scope is not None and (local := [
+                a.value for a in ast.walk(scope) if isinstance(a, ast.Assign)
+                and any(isinstance(t, ast.Name) and t.id == n.id for t in a.targets)]):
+            for value in local:          # a local bound in the same function
+                count(module, value, seen)
         elif isinstance(n, ast.Name):
             resolve(module, n.id, seen)
         elif isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name):
@@ -312,41 +331,41 @@ def record_type_literals(package: Path = PACKAGE) -> list[str]:
         for name, value in bound[module][0].items():
             if name.endswith(("_TYPES", "_RECORDS")):
                 count(module, value)
-        for node in ast.walk(tree):
+        for node, scope in _scoped(tree):
             if isinstance(node, ast.Call):
                 f = node.func
                 callee = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
                 if callee in ("Record", "of_type", "last_of_type") and node.args:
                     before = set(found)
-                    count(module, node.args[0])
+                    count(module, node.args[0], scope=scope)
                     strict.update(found - before)
                 elif callee in _TYPE_CALLS and len(node.args) >= 2:
-                    count(module, node.args[0])
+                    count(module, node.args[0], scope=scope)
                 elif (callee == "append" and len(node.args) == 1 and isinstance(node.args[0], ast.Tuple)
-                      and len(node.args[0].elts) == 2 and isinstance(node.args[0].elts[1], ast.Dict)):
-                    count(module, node.args[0].elts[0])
+                      and len(node.args[0].elts) == 2):
+                    count(module, node.args[0].elts[0], scope=scope)
                 for kw in node.keywords:
                     if callee in _TYPE_CALLS and kw.arg in ("type", "type_"):
-                        count(module, kw.value)
+                        count(module, kw.value, scope=scope)
             elif isinstance(node, ast.Compare):
                 sides = [node.left, *node.comparators]
                 if any(_is_type_expr(s) for s in sides):
                     before = set(found)
                     for s in sides:
                         if not _is_type_expr(s):
-                            count(module, s)
+                            count(module, s, scope=scope)
                     if any(isinstance(s, ast.Attribute) and s.attr == "type" for s in sides):
                         strict.update(found - before)     # ``r.type``: a Record's or a Past's
             elif isinstance(node, ast.Dict):
                 for k, v in zip(node.keys, node.values, strict=True):
                     if isinstance(k, ast.Constant) and k.value == "type":
-                        count(module, v)
+                        count(module, v, scope=scope)
             elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Tuple):
                 for target in node.targets:
                     if isinstance(target, ast.Tuple):
                         for t, v in zip(target.elts, node.value.elts, strict=False):
                             if isinstance(t, ast.Name) and t.id in _TYPE_NAMES:
-                                count(module, v)
+                                count(module, v, scope=scope)
     from bedside.core.records import TYPES
 
     return [f"{path}:{line}: {value}" for path, line, _, value in sorted(found)
@@ -355,6 +374,6 @@ def record_type_literals(package: Path = PACKAGE) -> list[str]:
 
 def test_no_bare_record_type_literals_outside_core_records() -> None:
     """Every record type is named through ``bedside.core.records.T`` (method: ``record_type_literals``).
-    Before core/records.py the package held 219 such literals in 24 modules; now none, and a
+    Before core/records.py the package held 222 such literals in 24 modules; now none, and a
     string in a place only a record type can stand must be a registered one (no misspelling)."""
     assert record_type_literals() == []

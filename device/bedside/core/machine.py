@@ -200,7 +200,7 @@ def stick_record(event: StickExport) -> Record | None:
     or ``export_failed``); None for one under way. An export itself is recorded as ``export``."""
     if event.stage not in ("refused", "failed"):
         return None
-    kind = "export_refused" if event.stage == "refused" else "export_failed"
+    kind = T.EXPORT_REFUSED if event.stage == "refused" else T.EXPORT_FAILED
     return Record(kind, data={**event.details, "via": "stick", "reason": event.reason})
 
 

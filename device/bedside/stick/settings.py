@@ -390,7 +390,7 @@ def apply(offer: Offer, data: Path, current: Config, issued_by: str = "") -> lis
                                   **{k: v for k, v in fresh.items() if v}}
         if offer.recovery_from is not None:
             fields["recovery_from"] = offer.recovery_from
-        records.append(("settings_applied", fields))
+        records.append((T.SETTINGS_APPLIED, fields))
     write_atomic(data / STATE_FILE, (json.dumps(state) + "\n").encode())
     return records
 
