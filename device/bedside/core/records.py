@@ -109,7 +109,7 @@ class RecordType:
     kind: str                       # CLINICAL | BOOKKEEPING | OFFLINE
     when: str
     fields: tuple[Field, ...]
-    session: bool = False           # carries ``session`` and ``due`` (a press: when made on a session)
+    session: bool = False           # carries ``session`` and ``due`` (a press: ``session`` when made on a session)
     group: str = ""                 # the heading docs/records.md lists it under
 
 
@@ -426,7 +426,8 @@ def markdown() -> str:
             + ", ".join(f"`{o}`" for o in OUTCOMES)
             + ". An extra session, asked for and never due, ends in its `extra` record. "
               "Session records (they carry `session` and `due`): "
-            + ", ".join(f"`{s}`" for s in SESSION_TYPES) + " (a `press` only when made on a session).", "",
+            + ", ".join(f"`{s}`" for s in SESSION_TYPES) + " (a `press` carries `session` only, when made on a "
+              "session).", "",
             "## Record types", ""]
     out += ["| type | kind | when |", "| --- | --- | --- |"]
     out += [f"| [`{r.name}`](#{r.name}) | {r.kind} | {r.when} |" for r in TYPES.values()]
@@ -435,8 +436,9 @@ def markdown() -> str:
         if r.group != group:
             group = r.group
             out += ["", f"## {group}"]
-        out += ["", f"### {r.name}", "", f"{r.kind.capitalize()}: {r.when}."
-                + (" Carries `session` and `due`." if r.session else ""), ""]
+        carries = " Carries `session` when made on a session." if r.name == T.PRESS else \
+            " Carries `session` and `due`." if r.session else ""
+        out += ["", f"### {r.name}", "", f"{r.kind.capitalize()}: {r.when}.{carries}", ""]
         if r.fields:
             out += ["| field | JSON type | meaning |", "| --- | --- | --- |"]
             out += [f"| `{f.name}` | {_types(f.json)} | {f.meaning} |" for f in r.fields]
