@@ -135,6 +135,14 @@ _REPS_CUT = _f("reps:int|str", "repetitions the guide had counted by the unit's 
                "or `\"unknown\"`")
 
 
+# What a download fetched (an ``export`` record; an ``export_failed`` whose copy did not match).
+_EXPORTED = (_f("from_seq:int", "the first record this download fetched"),
+             _f("to_seq:int", "the last record it fetched"), _f("to_hash:str", "the hash of record `to_seq`"),
+             _f("folder:str", "on a stick: the folder written"), _f("files:list", "on a stick: the files written"),
+             _f("bytes:int", "on a stick: bytes written"), _f("records:int", "on a stick: records written"),
+             _f("seconds:num", "on a stick: how long it took"))
+
+
 def _t(name: str, kind: str, group: str, when: str, *fields: Field, session: bool = False) -> RecordType:
     return RecordType(name, kind, when, fields, session, group)
 
@@ -205,18 +213,18 @@ TYPES: Final[Mapping[str, RecordType]] = {r.name: r for r in (
     _t(T.REFUSED, CLINICAL, _NURSES, "an admission or discharge was not accepted",
        _f("command:str", "`admit` or `discharge`"), _PROBLEM, _VIA),
     _t(T.EXPORT, CLINICAL, _NURSES, "the journal was downloaded (the latest is the nurse screen's last download)",
-       _f("via:str", "`serial`, `stick` …"), _f("from_seq:int", "the first record this download fetched"),
-       _f("to_seq:int", "the last record it fetched"), _f("to_hash:str", "the hash of record `to_seq`"),
-       _STICK, _f("folder:str", "on a stick: the folder written"), _f("files:list", "on a stick: the files written"),
-       _f("bytes:int", "on a stick: bytes written"), _f("records:int", "on a stick: records written"),
-       _f("seconds:num", "on a stick: how long it took"),
+       _f("via:str", "`serial`, `stick` …"), *_EXPORTED[:3], _STICK, *_EXPORTED[3:],
        _f("update:str", "on a stick: a software version staged from it"),
        _f("update_refused:str", "on a stick: why its software update was not staged"),
        _f("simulated:bool", "`true`: a download the simulator's script made")),
     _t(T.EXPORT_REFUSED, CLINICAL, _NURSES, "a USB stick that is not the ward's got nothing",
        _f("via:str", "`stick`"), _REASON, _PROBLEM),
-    _t(T.EXPORT_FAILED, CLINICAL, _NURSES, "a ward stick could not take the export",
-       _f("via:str", "`stick`"), _REASON, _PROBLEM, _STICK, _f("written:", "what was written before it failed")),
+    _t(T.EXPORT_FAILED, CLINICAL, _NURSES, "a ward stick could not take the export (reason `journal`: the "
+       "stick's copy did not match the journal; the export's own fields then say what it claimed)",
+       _f("via:str", "`stick`"), _REASON, _PROBLEM, _STICK,
+       _f("written:list", "the files written whole before it failed"),
+       *(_f(f"{f.name}:{f.json}", "reason `journal` only: " + f.meaning.removeprefix("on a stick: "))
+         for f in _EXPORTED)),
     # --- the unit
     _t(T.START, CLINICAL, _UNIT, "the daemon started",
        _f("version:str", "the software version"), _f("config:str", "fingerprint of the settings"),
@@ -263,7 +271,7 @@ TYPES: Final[Mapping[str, RecordType]] = {r.name: r for r in (
        _f("left:int", "attempts before a lockout"),
        _f("why:str", "for `laptop`: `bad_answer`, `bad_certificate`, `unknown_key`, `expired`, `not_yet_valid`, "
           "`revoked`, `no_keys`"), _f("nurse:str", "the nurse named, when known"),
-       _f("cert:str", "the certificate named, when known")),
+       _f("laptop:str", "the laptop key named, when known"), _f("cert:str", "the certificate named, when known")),
     _t(T.LOCKOUT, CLINICAL, _LINK, "the fifth wrong secret in a row: the port refuses every attempt for ten minutes",
        _f("failures:int", "wrong in a row"), _f("minutes:int", "how long"), _f("until:str", "until when")),
     _t(T.LOCKOUT_END, CLINICAL, _LINK, "the lockout is over",
