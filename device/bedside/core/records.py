@@ -77,18 +77,22 @@ class T:
     FLOOD_END: Final = "flood_end"
 
 
-# What a type is to its readers.
-CLINICAL: Final = "clinical"        # what happened at the bed, to the unit or its settings, written by the daemon
-BOOKKEEPING: Final = "bookkeeping"  # the journal's own upkeep: holds no session state
-OFFLINE: Final = "offline"          # only ever written with the daemon stopped (unit/offline.py)
+class Kind:
+    """What a type is to its readers."""
+
+    CLINICAL: Final = "clinical"        # what happened at the bed, to the unit or its settings
+    BOOKKEEPING: Final = "bookkeeping"  # the journal's own upkeep: holds no session state
+    OFFLINE: Final = "offline"          # only ever written with the daemon stopped (unit/offline.py)
+
+
 KINDS: Final = {
-    CLINICAL: "what happened at the bed, to the unit or to its settings: the record of care itself "
-              "(the daemon writes these; a stick export or a refused update may also be written with it stopped, "
-              "marked `offline: true`)",
-    BOOKKEEPING: "the journal's own upkeep: seals, checks, pruning, floods; they hold no session state, "
-                 "and the restart skips them",
-    OFFLINE: "only ever written with the daemon stopped (commissioning, `bedside trust pin`); they say "
-             "nothing of how the daemon's last run ended",
+    Kind.CLINICAL: "what happened at the bed, to the unit or to its settings: the record of care itself "
+                   "(the daemon writes these; a stick export or a refused update may also be written with it stopped, "
+                   "marked `offline: true`)",
+    Kind.BOOKKEEPING: "the journal's own upkeep: seals, checks, pruning, floods; they hold no session state, "
+                      "and the restart skips them",
+    Kind.OFFLINE: "only ever written with the daemon stopped (commissioning, `bedside trust pin`); they say "
+                  "nothing of how the daemon's last run ended",
 }
 
 # JSON types a field may take (the schema's ``type``); "" when it varies.
@@ -106,7 +110,7 @@ class Field:
 @dataclass(frozen=True, slots=True)
 class RecordType:
     name: str
-    kind: str                       # CLINICAL | BOOKKEEPING | OFFLINE
+    kind: str                       # a Kind
     when: str
     fields: tuple[Field, ...]
     session: bool = False           # carries ``session`` and ``due`` (a press: ``session`` when made on a session)
@@ -149,46 +153,46 @@ def _t(name: str, kind: str, group: str, when: str, *fields: Field, session: boo
 
 TYPES: Final[Mapping[str, RecordType]] = {r.name: r for r in (
     # --- a patient's sessions
-    _t(T.PROMPT, CLINICAL, _SESSIONS, "a session is offered",
+    _t(T.PROMPT, Kind.CLINICAL, _SESSIONS, "a session is offered",
        _KIND, _f("exercises:list", "the exercises, by name"), _f("reps:int", "repetitions asked for"),
        _f("deferred:bool", "`true`: held over the night"),
        _f("late_s:int", "seconds it was offered late (after an outage or a clock jump)"), session=True),
-    _t(T.REPEAT, CLINICAL, _SESSIONS, "the soft repeat of an unanswered prompt",
+    _t(T.REPEAT, Kind.CLINICAL, _SESSIONS, "the soft repeat of an unanswered prompt",
        _f("n:int", "the repeat's number"), _f("after_snooze:bool", "`true`: the prompt is back after a snooze"),
        session=True),
-    _t(T.SNOOZE, CLINICAL, _SESSIONS, "a long press snoozed the prompt",
+    _t(T.SNOOZE, Kind.CLINICAL, _SESSIONS, "a long press snoozed the prompt",
        _f("until:str", "when the prompt comes back"), _f("n:int", "1st, 2nd … snooze"),
        _f("held_s:num", "how long the button was held"), session=True),
-    _t(T.PRESS, CLINICAL, _SESSIONS, "a button press",
+    _t(T.PRESS, Kind.CLINICAL, _SESSIONS, "a button press",
        _f("kind:str", "`short`, `long` or `nurse`"), _f("held_s:num", "how long the button was held"),
        _f("action:str", "what it did: `start`, `stop`, `progress`, `dismiss`, `snooze_refused`, `nurse_screen`, "
           "`extra` (with `variation`), `pause_menu`, `pause`, `resume`, `occupied`; `confirm` and `cancel` answer a "
           "change asked for over the serial link"),
        _f("variation:str", "for `extra`: `pumps` or `circles`"), session=True),
-    _t(T.DONE, CLINICAL, _SESSIONS, "a guided session finished or was ended early",
+    _t(T.DONE, Kind.CLINICAL, _SESSIONS, "a guided session finished or was ended early",
        _KIND, _f("reps:int", "repetitions completed"), _f("planned:int", "repetitions planned"),
        _f("early:bool", "ended early by a press (or a discharge)"),
        _f("late_min:int", "minutes from its offer to the press that started it"),
        _f("prompt_to_start_s:int", "seconds from this unit's first prompt of it to the start"),
        _f("duration_s:int", "seconds the guide ran"), _f("snoozes:int", "how often it was put off"), session=True),
-    _t(T.MISSED, CLINICAL, _SESSIONS, "a session ended without being done",
+    _t(T.MISSED, Kind.CLINICAL, _SESSIONS, "a session ended without being done",
        _f("reason:str", "`unanswered`, `superseded` (a newer session came), `power_loss`, `unit_off`, `clock_jump`, "
           "`busy`, `late`, `discharged`"),
        _KIND, _f("by:str", "for `superseded`: the session that came"),
        _f("repeats:int", "repeats made (unanswered)"), _f("snoozes:int", "snoozes taken (unanswered)"),
        session=True),
-    _t(T.INTERRUPTED, CLINICAL, _SESSIONS, "at start: a guided session was under way when the unit stopped; "
+    _t(T.INTERRUPTED, Kind.CLINICAL, _SESSIONS, "at start: a guided session was under way when the unit stopped; "
        "the session is settled, never recorded `missed`",
        _f("reason:str", "`power_loss` or `unit_off`"), _f("started:str", "the press that began it"),
        _REPS_CUT, _f("reps_known_at:str", "the last sign of life the reps are counted to"),
        _f("planned:int", "repetitions planned"), _KIND, _f("late_min:int", "minutes from its offer to the start"),
        _f("snoozes:int", "how often it was put off"), session=True),
-    _t(T.DEFERRED, CLINICAL, _SESSIONS, "a session fell due at night, or shares another session's prompt",
+    _t(T.DEFERRED, Kind.CLINICAL, _SESSIONS, "a session fell due at night, or shares another session's prompt",
        _f("offer:str", "when it is offered (equal to `due`: not held over)"), _KIND,
        _f("merged_into:str", "the session whose prompt it shares"), session=True),
-    _t(T.PAUSED, CLINICAL, _SESSIONS, "a session fell inside a nurse's pause: neither missed nor due",
+    _t(T.PAUSED, Kind.CLINICAL, _SESSIONS, "a session fell inside a nurse's pause: neither missed nor due",
        _KIND, _f("until:str", "when the pause ends"), session=True),
-    _t(T.EXTRA, CLINICAL, _SESSIONS, "an extra session the patient asked for ended: done, never due "
+    _t(T.EXTRA, Kind.CLINICAL, _SESSIONS, "an extra session the patient asked for ended: done, never due "
        "(its session id is the local start time and `extra`)",
        _KIND, _f("exercises:list", "the exercises, by name"), _f("reps:int|str", "repetitions completed "
        "(when interrupted: as for `interrupted`)"), _f("planned:int", "repetitions planned"),
@@ -198,48 +202,48 @@ TYPES: Final[Mapping[str, RecordType]] = {r.name: r for r in (
        _f("started:str", "when interrupted: the press that began it"),
        _f("reps_known_at:str", "when interrupted: the last sign of life the reps are counted to"), session=True),
     # --- nurses, episodes and downloads
-    _t(T.PAUSE, CLINICAL, _NURSES, "a nurse paused prompting",
+    _t(T.PAUSE, Kind.CLINICAL, _NURSES, "a nurse paused prompting",
        _f("until:str", "when the pause ends"), _f("duration:str", "`1h`, `2h`, `4h`, `morning`"), _VIA),
-    _t(T.RESUME, CLINICAL, _NURSES, "a pause ended",
+    _t(T.RESUME, Kind.CLINICAL, _NURSES, "a pause ended",
        _f("via:str", "`button`, `serial`, `simulator`, or `timer` when it ran its time"),
        _f("early:bool", "ended before its time"), _f("until:str", "when it would have ended")),
-    _t(T.ADMIT, CLINICAL, _NURSES, "a patient was admitted: an episode starts",
+    _t(T.ADMIT, Kind.CLINICAL, _NURSES, "a patient was admitted: an episode starts",
        _f("episode:str", "the hospital's id, never a name"), _f("surgery:str", "the date of surgery, YYYY-MM-DD"),
        _f("regimen:str", "the regimen followed"), _f("day:int", "post-operative day at admission (0: surgery)"),
        _VIA, _f("amended:bool", "`true`: it corrects the open episode")),
-    _t(T.DISCHARGE, CLINICAL, _NURSES, "the episode ended",
+    _t(T.DISCHARGE, Kind.CLINICAL, _NURSES, "the episode ended",
        _f("episode:str", "the hospital's id"), _f("day:int", "post-operative day"), _VIA,
        _f("reason:str", "`new admission` when another admission closed it")),
-    _t(T.REFUSED, CLINICAL, _NURSES, "an admission or discharge was not accepted",
+    _t(T.REFUSED, Kind.CLINICAL, _NURSES, "an admission or discharge was not accepted",
        _f("command:str", "`admit` or `discharge`"), _PROBLEM, _VIA),
-    _t(T.EXPORT, CLINICAL, _NURSES, "the journal was downloaded (the latest is the nurse screen's last download)",
+    _t(T.EXPORT, Kind.CLINICAL, _NURSES, "the journal was downloaded (the latest is the nurse screen's last download)",
        _f("via:str", "`serial`, `stick` …"), *_EXPORTED[:3], _STICK, *_EXPORTED[3:],
        _f("update:str", "on a stick: a software version staged from it"),
        _f("update_refused:str", "on a stick: why its software update was not staged"),
        _f("simulated:bool", "`true`: a download the simulator's script made")),
-    _t(T.EXPORT_REFUSED, CLINICAL, _NURSES, "a USB stick that is not the ward's got nothing",
+    _t(T.EXPORT_REFUSED, Kind.CLINICAL, _NURSES, "a USB stick that is not the ward's got nothing",
        _f("via:str", "`stick`"), _REASON, _PROBLEM),
-    _t(T.EXPORT_FAILED, CLINICAL, _NURSES, "a ward stick could not take the export (reason `journal`: the "
+    _t(T.EXPORT_FAILED, Kind.CLINICAL, _NURSES, "a ward stick could not take the export (reason `journal`: the "
        "stick's copy did not match the journal; the export's own fields then say what it claimed)",
        _f("via:str", "`stick`"), _REASON, _PROBLEM, _STICK,
        _f("written:list", "the files written whole before it failed"),
        *(_f(f"{f.name}:{f.json}", "reason `journal` only: " + f.meaning.removeprefix("on a stick: "))
          for f in _EXPORTED)),
     # --- the unit
-    _t(T.START, CLINICAL, _UNIT, "the daemon started",
+    _t(T.START, Kind.CLINICAL, _UNIT, "the daemon started",
        _f("version:str", "the software version"), _f("config:str", "fingerprint of the settings"),
        _f("unit:str", "the unit's id"), _f("episode:str", "the open episode (while a patient is admitted)"),
        _f("surgery:str", "its date of surgery"), _f("regimen:str", "its regimen"),
        _f("unadmitted_since:str", "with no one admitted: the date the unadmitted unit's days count from"),
        _f("vacant:bool", "`true`: the bed is empty since a discharge")),
-    _t(T.STOP, CLINICAL, _UNIT, "the daemon stopped cleanly", _REASON),
-    _t(T.POWER_LOSS, CLINICAL, _UNIT, "at start, when the previous run did not stop cleanly",
+    _t(T.STOP, Kind.CLINICAL, _UNIT, "the daemon stopped cleanly", _REASON),
+    _t(T.POWER_LOSS, Kind.CLINICAL, _UNIT, "at start, when the previous run did not stop cleanly",
        _f("last_known:str", "when the unit was last known running (its last record or, if later, its heartbeat)"),
        _f("last_record:str", "its last record's time, when it differs"), _f("last_seq:int", "its last record")),
-    _t(T.CLOCK_SET, CLINICAL, _UNIT, "the clock was set on command, or moved more than 2 s against the monotonic "
+    _t(T.CLOCK_SET, Kind.CLINICAL, _UNIT, "the clock was set on command, or moved more than 2 s against the monotonic "
        "clock", _f("old:str", "the time before"), _f("new:str", "the time after"),
        _f("jump_s:num", "seconds it moved"), _f("source:str", "`nurse`, `detected` …")),
-    _t(T.FAULT, CLINICAL, _UNIT, "a part failed",
+    _t(T.FAULT, Kind.CLINICAL, _UNIT, "a part failed",
        _f("part:str", "`display`, `buzzer`, `button`, `storage`, `clock`, `journal`, `seal`, `serial`, `config`, "
           "`regimen`"), _PROBLEM,
        _f("damage:bool", "`true`: the journal's own damage"), _f("first_bad:int|null", "the first damaged record"),
@@ -250,87 +254,88 @@ TYPES: Final[Mapping[str, RecordType]] = {r.name: r for r in (
        _f("key_id:str|null", "for a lost seal key: the key the journal was commissioned with"),
        _f("source:str", "for the clock: who set it"), _f("last_record:str", "for the clock: the last record's time"),
        _f("now:str", "for the clock: the clock's time")),
-    _t(T.FAULT_CLEARED, CLINICAL, _UNIT, "a part recovered",
+    _t(T.FAULT_CLEARED, Kind.CLINICAL, _UNIT, "a part recovered",
        _f("part:str", "the part"), _f("held_s:num", "for the button: how long it was held"),
        _f("written_late:int", "records kept in memory and written now"),
        _f("lost:obj", "records lost, by type (memory ran out)"),
        _f("from_reserve:bool", "`true`: after a restart from the outage reserve"), _f("restarted:bool", "`true`"),
        _f("until:", "the last record kept"), _f("kept_prompting:bool", "prompts were made during the outage"),
        _f("not_saved:obj", "records the reserve had no room for, by type")),
-    _t(T.SELFTEST, CLINICAL, _UNIT, "at start and daily",
+    _t(T.SELFTEST, Kind.CLINICAL, _UNIT, "at start and daily",
        _f("trigger:str", "`start` or `daily`"), _f("display:", "the display's result"),
        _f("buzzer:", "`chirped`, `skipped: night` …"), _f("journal:", "the journal's result"),
        _f("free_mb:", "free space on the card, MB")),
     # --- the serial link
-    _t(T.UNLOCK, CLINICAL, _LINK, "the serial link was unlocked",
+    _t(T.UNLOCK, Kind.CLINICAL, _LINK, "the serial link was unlocked",
        _f("via:str", "`laptop` (a certified laptop key), or `terminal` or `tool` (the ward secret)"),
        _f("nurse:str", "the nurse's name on the certificate"), _f("laptop:str", "the laptop's key"),
        _f("cert:str", "the certificate's id")),
-    _t(T.UNLOCK_FAILED, CLINICAL, _LINK, "a refused answer or a wrong secret",
+    _t(T.UNLOCK_FAILED, Kind.CLINICAL, _LINK, "a refused answer or a wrong secret",
        _f("via:str", "as for `unlock`"), _f("failures:int", "wrong in a row"),
        _f("left:int", "attempts before a lockout"),
        _f("why:str", "for `laptop`: `bad_answer`, `bad_certificate`, `unknown_key`, `expired`, `not_yet_valid`, "
           "`revoked`, `no_keys`"), _f("nurse:str", "the nurse named, when known"),
        _f("laptop:str", "the laptop key named, when known"), _f("cert:str", "the certificate named, when known")),
-    _t(T.LOCKOUT, CLINICAL, _LINK, "the fifth wrong secret in a row: the port refuses every attempt for ten minutes",
+    _t(T.LOCKOUT, Kind.CLINICAL, _LINK, "the fifth wrong secret in a row: the port refuses every attempt for ten "
+       "minutes",
        _f("failures:int", "wrong in a row"), _f("minutes:int", "how long"), _f("until:str", "until when")),
-    _t(T.LOCKOUT_END, CLINICAL, _LINK, "the lockout is over",
+    _t(T.LOCKOUT_END, Kind.CLINICAL, _LINK, "the lockout is over",
        _f("refused:int", "attempts refused, unchecked, during it")),
-    _t(T.LOCK, CLINICAL, _LINK, "the link is locked again",
+    _t(T.LOCK, Kind.CLINICAL, _LINK, "the link is locked again",
        _f("reason:str", "`command`, `idle`, `unplugged`, `stopped`, `wrong_secret`, `other_connection`")),
-    _t(T.CHANGE_DECLINED, CLINICAL, _LINK, "a change asked for over the link was not made",
+    _t(T.CHANGE_DECLINED, Kind.CLINICAL, _LINK, "a change asked for over the link was not made",
        _f("what:str", "`time`, `admit`, `discharge` …"), _f("change:str", "the change, in words"),
        _f("reason:str", "`timeout`, `cancelled`, `busy`, `superseded`, `withdrawn`, `stopped`")),
     # --- keys, ward settings and software
-    _t(T.SEAL_KEY, OFFLINE, _TRUST, "`bedside keys init` (commissioning)",
+    _t(T.SEAL_KEY, Kind.OFFLINE, _TRUST, "`bedside keys init` (commissioning)",
        _f("key_id:str", "the seal key's public id"), _f("unit:str", "the unit's id")),
-    _t(T.SECRET_SET, OFFLINE, _TRUST, "`bedside secret set` (a unit not yet moved to keys)",
+    _t(T.SECRET_SET, Kind.OFFLINE, _TRUST, "`bedside secret set` (a unit not yet moved to keys)",
        _f("replaced:bool", "a secret was there before")),
-    _t(T.KEYS_PINNED, OFFLINE, _TRUST, "`bedside trust pin` pinned the ward's public keys",
+    _t(T.KEYS_PINNED, Kind.OFFLINE, _TRUST, "`bedside trust pin` pinned the ward's public keys",
        _f("ward:str", "the ward's name"), _f("keys:list", "key ids"), _f("roles:list", "their roles"),
        _f("secret_removed:bool", "a ward secret was removed")),
-    _t(T.SETTINGS_APPLIED, CLINICAL, _TRUST, "signed ward settings were applied after a press",
+    _t(T.SETTINGS_APPLIED, Kind.CLINICAL, _TRUST, "signed ward settings were applied after a press",
        _f("counter:int", "the settings' counter"), _f("key:str", "the ward authority key's id"), _ISSUED, _STICK,
        _f("certs:list", "laptop certificates newly revoked"), _f("laptop_keys:list", "laptop keys newly revoked"),
        _f("sticks:list", "sticks newly revoked"), _f("recovery_from:", "a recovery let them in")),
-    _t(T.CONFIG_CHANGED, CLINICAL, _TRUST, "the ward's configuration from a ward stick was applied after a press",
+    _t(T.CONFIG_CHANGED, Kind.CLINICAL, _TRUST, "the ward's configuration from a ward stick was applied after a press",
        _f("old:str", "the configuration's fingerprint before"), _f("new:str", "after"),
        _f("changed:list", "what a nurse would call the parts that changed"), _ISSUED, _STICK),
-    _t(T.SECRET_CHANGED, CLINICAL, _TRUST, "a new ward secret from a ward stick was applied after a press",
+    _t(T.SECRET_CHANGED, Kind.CLINICAL, _TRUST, "a new ward secret from a ward stick was applied after a press",
        _f("old_key:str|null", "the old stick key's public id"), _f("new_key:str", "the new one's"), _ISSUED, _STICK),
-    _t(T.SETTINGS_REFUSED, CLINICAL, _TRUST, "ward settings on a stick were not applied; nothing changed",
+    _t(T.SETTINGS_REFUSED, Kind.CLINICAL, _TRUST, "ward settings on a stick were not applied; nothing changed",
        _f("reason:str", "`bad_signature`, `other_ward`, `malformed`, `invalid`, `older`, `implausible`, "
           "`not_confirmed`, `no_secret`, `no_keys`, `failed`"), _PROBLEM, _STICK),
-    _t(T.SOFTWARE_UPDATE, CLINICAL, _TRUST, "a newer release from a ward stick was switched to",
+    _t(T.SOFTWARE_UPDATE, Kind.CLINICAL, _TRUST, "a newer release from a ward stick was switched to",
        _f("old:str", "the version before"), _f("new:str", "the version now"),
        _f("counter:int", "the release counter"), _f("key:str", "the release key's id"),
        _f("recovery_from:", "a ward recovery let it in")),
-    _t(T.SOFTWARE_ROLLBACK, CLINICAL, _TRUST, "that version failed its first watchdog period or self-test and the "
+    _t(T.SOFTWARE_ROLLBACK, Kind.CLINICAL, _TRUST, "that version failed its first watchdog period or self-test and the "
        "one before runs again", _f("from:str", "the version that failed"), _f("to:str", "the version running"),
        _REASON),
-    _t(T.SOFTWARE_UPDATE_REFUSED, CLINICAL, _TRUST, "a stick's update was not installed",
+    _t(T.SOFTWARE_UPDATE_REFUSED, Kind.CLINICAL, _TRUST, "a stick's update was not installed",
        _f("current:str", "the version running"), _f("version:str|null", "the version the bundle claims"),
        _f("reason:str", "`unsigned`, `bad_signature`, `damaged`, `malformed`, `downgrade`, `implausible`, "
           "`too_large`, `no_space`, `no_keys`")),
-    _t(T.SOFTWARE_UPDATE_FAILED, CLINICAL, _TRUST, "a confirmed update could not be installed (nothing that runs "
+    _t(T.SOFTWARE_UPDATE_FAILED, Kind.CLINICAL, _TRUST, "a confirmed update could not be installed (nothing that runs "
        "changed)", _f("old:str", "the version running"), _f("new:str", "the version it could not install"),
        _REASON),
     # --- the journal's own upkeep
-    _t(T.SEAL, BOOKKEEPING, _UPKEEP, "about every three hours while records are written, before a new segment, and "
-       "at a clean stop", _f("epoch:int", "the seal's place in the key's evolution"),
+    _t(T.SEAL, Kind.BOOKKEEPING, _UPKEEP, "about every three hours while records are written, before a new segment, "
+       "and at a clean stop", _f("epoch:int", "the seal's place in the key's evolution"),
        _f("key_id:str", "the seal key's public id"), _f("mac:str", "HMAC-SHA256 over the chain head it follows")),
-    _t(T.VERIFIED, BOOKKEEPING, _UPKEEP, "after each start's whole check of the journal found nothing new",
+    _t(T.VERIFIED, Kind.BOOKKEEPING, _UPKEEP, "after each start's whole check of the journal found nothing new",
        _f("seq_checked:int", "the head it reached"), _f("hash_checked:str", "that head's hash"),
        _f("records_checked:int", "records checked")),
-    _t(T.PRUNED, BOOKKEEPING, _UPKEEP, "retention deleted an old, exported segment",
+    _t(T.PRUNED, Kind.BOOKKEEPING, _UPKEEP, "retention deleted an old, exported segment",
        _f("segment:int", "the segment"), _f("first_seq:int", "its first record"), _f("last_seq:int", "its last"),
        _f("last_hash:str", "its last record's hash"), _f("from_seq:int", "where the pruned part begins: 1"),
        _f("exported_to:str", "where it was exported"), _f("exported_at:str", "when")),
     # Both are written with data {"type": "press"}, which the envelope's own ``type`` replaces.
-    _t(T.FLOOD, BOOKKEEPING, _UPKEEP, "presses that change nothing passed 30 an hour",
+    _t(T.FLOOD, Kind.BOOKKEEPING, _UPKEEP, "presses that change nothing passed 30 an hour",
        _f("limit:int", "records an hour"),
        _f("per_s:num", "the window, seconds")),
-    _t(T.FLOOD_END, BOOKKEEPING, _UPKEEP, "the flood ended",
+    _t(T.FLOOD_END, Kind.BOOKKEEPING, _UPKEEP, "the flood ended",
        _f("suppressed:int", "how many were counted, not logged")),
 )}
 

@@ -29,7 +29,7 @@ from bedside.core.extra import EXTRA
 
 # A restart records and settles sessions as the step does.
 from bedside.core.machine import OCCUPIED, episode_fields, may_sound, set_outcome, step
-from bedside.core.records import OFFLINE, OUTCOMES, T, of_kind
+from bedside.core.records import OUTCOMES, Kind, T, of_kind
 from bedside.core.state import (
     DEFERRED,
     INTERRUPTED,
@@ -241,7 +241,7 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
     return state, fx + more
 
 
-OFFLINE_TYPES = of_kind(OFFLINE)     # only ever written with the daemon stopped
+OFFLINE_TYPES = of_kind(Kind.OFFLINE)     # only ever written with the daemon stopped
 
 
 def offline_record(r: Past) -> bool:

@@ -39,9 +39,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bedside.core import records, wall
+from bedside.core import wall
 from bedside.core.events import Instant, Past, Record
-from bedside.core.records import T
+from bedside.core.records import Kind, T, of_kind
 from bedside.journal import heartbeat, outage, retention, salvage, seal, verify
 from bedside.journal.journal import Journal
 from bedside.journal.seal import Sealer, SealError
@@ -70,7 +70,7 @@ DAMAGE_NOTICE = "Log damaged: tell engineer"
 KEY_NOTICE = "Seal key unreadable"
 KEY_LOST_NOTICE = "Seal key lost: tell engineer"
 # Records that hold no session state: skipped when handing the past to the core.
-BOOKKEEPING = records.of_kind(records.BOOKKEEPING)
+BOOKKEEPING = of_kind(Kind.BOOKKEEPING)
 # The newest records the state is rebuilt from: sessions, outcomes and repeats of the last
 # days (a day is 30-130 records); older facts that still matter (the open episode, the last
 # download) come from the newest record of each of EPISODE_TYPES.

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from bedside.core import records, wall
-from bedside.core.records import OUTCOMES, T
+from bedside.core import wall
+from bedside.core.records import OUTCOMES, SESSION_TYPES, T
 
 LATE_AFTER_MIN = 15        # half the default missed window: the patient needed reminding
 _OPEN_AT_CHANGE = timedelta(hours=12)   # a prompt older than this with no outcome was lost, not open
@@ -48,7 +48,6 @@ CHANGEOVER = "changeover"  # open when a patient was admitted or discharged: nob
 NO_ONE = "no_one"          # unanswered while no patient was admitted (at a bed that has admissions): not missed
 DECIDED = (DONE, PARTIAL, INTERRUPTED, MISSED, PAUSED, EXTRA, CHANGEOVER, NO_ONE)
 DONE_LIKE = (DONE, PARTIAL, INTERRUPTED)
-SESSION_TYPES = records.SESSION_TYPES
 # The types this report reads; the others are named as "not used in this report".
 KNOWN_TYPES = frozenset({*SESSION_TYPES, T.START, T.STOP, T.POWER_LOSS, T.CLOCK_SET, T.FAULT, T.FAULT_CLEARED,
                          T.ADMIT, T.DISCHARGE, T.REFUSED, T.EXPORT, T.SECRET_SET, T.PAUSE, T.RESUME,
