@@ -377,3 +377,23 @@ def test_no_bare_record_type_literals_outside_core_records() -> None:
     Before core/records.py the package held 222 such literals in 24 modules; now none, and a
     string in a place only a record type can stand must be a registered one (no misspelling)."""
     assert record_type_literals() == []
+
+
+def test_the_record_type_scan_finds_bare_and_misspelled_types(tmp_path: Path) -> None:
+    """The method above can fail: a bare type, a misspelled one, a set of them and a local bound to
+    one are found; a sound or a press action of the same spelling is not."""
+    pkg = tmp_path / "bedside"
+    (pkg / "core").mkdir(parents=True)
+    (pkg / "core" / "records.py").write_text('PROMPT = "prompt"\n')
+    (pkg / "wing.py").write_text(
+        "EPISODE_TYPES = ('admit', 'discharge')\n"
+        "def f(r, fx, stage):\n"
+        "    fx.append(Record('fault', data={}))\n"
+        "    fx.append(Record('stopp', data={}))\n"
+        "    fx.append(Play('fault'))\n"
+        "    kind = 'export_refused' if stage else 'export_failed'\n"
+        "    fx.append(Record(kind, data={'action': 'start'}))\n"
+        "    return r.type == 'pause' or r.data.get('action') == 'start'\n")
+    found = record_type_literals(pkg)
+    assert found == ["wing.py:1: admit", "wing.py:1: discharge", "wing.py:3: fault", "wing.py:4: stopp",
+                     "wing.py:6: export_refused", "wing.py:6: export_failed", "wing.py:8: pause"], found
