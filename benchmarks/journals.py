@@ -93,7 +93,7 @@ def build(data: Path, days: int, key_out: Path, cfg: Any = None, *, stay_days: i
         # Where the last clean whole check left its checkpoint: at the head, as a unit that
         # ran its check after its last start would have.
         seq, h = j.head()
-        j.append(Record("verified", data={"seq_checked": seq, "hash_checked": h, "records_checked": seq}), at, "rtc")
+        j.append(Record(T.VERIFIED, data={"seq_checked": seq, "hash_checked": h, "records_checked": seq}), at, "rtc")
         return j.head()[0]
     finally:
         j.close()
