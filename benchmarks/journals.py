@@ -16,7 +16,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DAY_START = "2026-11-24T06:00"
-_ENVELOPE = {"seq", "time", "type", "session", "due", "boot", "mono_ms", "tq", "prev", "hash"}
 
 
 def day_actions(cfg: Any, start: datetime) -> list[Any]:
@@ -36,6 +35,7 @@ def day_actions(cfg: Any, start: datetime) -> list[Any]:
 
 
 def _one_day(cfg: Any, work: Path) -> list[dict[str, Any]]:
+    from bedside.core.records import T
     from bedside.journal.journal import Journal
     from bedside.unit import simulate
 
@@ -46,7 +46,7 @@ def _one_day(cfg: Any, work: Path) -> list[dict[str, Any]]:
     j = Journal(work, cfg.tz, "r", readonly=True)
     try:
         # The day's own checkpoints name seqs of that day's journal: the built one gets its own.
-        return [r for r in j.records() if r["type"] not in ("seal", "start", "stop", "verified")]
+        return [r for r in j.records() if r["type"] not in (T.SEAL, T.START, T.STOP, T.VERIFIED)]
     finally:
         j.close()
 
@@ -59,6 +59,7 @@ def build(data: Path, days: int, key_out: Path, cfg: Any = None, *, stay_days: i
     of three-day stays is 122 segments."""
     from bedside.core import config
     from bedside.core.events import Instant, Record
+    from bedside.core.records import ENVELOPE_KEYS, T
     from bedside.journal import seal
     from bedside.journal.journal import Journal
 
@@ -74,25 +75,25 @@ def build(data: Path, days: int, key_out: Path, cfg: Any = None, *, stay_days: i
             if stay_days and d and d % stay_days == 0:
                 at = Instant(datetime.fromisoformat(day[0]["time"]) + timedelta(days=d), d * 86400.0)
                 seq, h = j.head()
-                j.append(Record("seal", data=sealer.seal_data(seq, h)), at, "rtc")
+                j.append(Record(T.SEAL, data=sealer.seal_data(seq, h)), at, "rtc")
                 sealer.sealed()
                 since = 0
                 j.new_segment("episode", {"episode": f"stay-{d // stay_days + 1}"})
             for r in day:
                 when = datetime.fromisoformat(r["time"]) + timedelta(days=d)
                 at = Instant(when, d * 86400 + r["mono_ms"] / 1000)
-                j.append(Record(r["type"], r.get("session"), None, {k: v for k, v in r.items() if k not in _ENVELOPE}),
-                         at, "rtc")
+                fields = {k: v for k, v in r.items() if k not in ENVELOPE_KEYS}
+                j.append(Record(r["type"], r.get("session"), None, fields), at, "rtc")
                 since += 1
                 if since >= 12:          # about hourly, as the unit seals
                     seq, h = j.head()
-                    j.append(Record("seal", data=sealer.seal_data(seq, h)), at, "rtc")
+                    j.append(Record(T.SEAL, data=sealer.seal_data(seq, h)), at, "rtc")
                     sealer.sealed()
                     since = 0
         # Where the last clean whole check left its checkpoint: at the head, as a unit that
         # ran its check after its last start would have.
         seq, h = j.head()
-        j.append(Record("verified", data={"seq_checked": seq, "hash_checked": h, "records_checked": seq}), at, "rtc")
+        j.append(Record(T.VERIFIED, data={"seq_checked": seq, "hash_checked": h, "records_checked": seq}), at, "rtc")
         return j.head()[0]
     finally:
         j.close()

@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bedside.cli.common import DEFAULT_DATA, UserError, busy
+from bedside.core.records import T
 from bedside.journal import seal
 
 
@@ -214,7 +215,7 @@ def cmd_keys_init(args: argparse.Namespace) -> int:
     with writer:
         cfg = host.find(args.config)
         writer.tz = cfg.tz
-        earlier = writer.journal.last_of_type("seal_key")
+        earlier = writer.journal.last_of_type(T.SEAL_KEY)
         if earlier is not None:
             raise UserError(f"this unit was already given seal key {earlier.get('key_id')} on "
                             f"{earlier['time'][:10]} (journal seq {earlier['seq']}); a unit is commissioned "
@@ -224,7 +225,7 @@ def cmd_keys_init(args: argparse.Namespace) -> int:
         except seal.SealError as e:
             raise UserError(str(e)) from None
         try:
-            writer.append("seal_key", {"key_id": key.key_id, "unit": cfg.unit_id})
+            writer.append(T.SEAL_KEY, {"key_id": key.key_id, "unit": cfg.unit_id})
         except JournalError as e:
             raise UserError(f"the key was created but could not be recorded in the journal: {e}", 1) from None
     print(f"Seal key {key.key_id} created for unit {cfg.unit_id}.\n"

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from bedside.cli.common import DEFAULT_DATA, UserError, busy
+from bedside.core.records import T
 from bedside.unit import host
 
 
@@ -58,6 +59,6 @@ def cmd_secret_set(args: argparse.Namespace) -> int:
         writer.tz = host.find(args.config).tz
         replacing = secret.load(data) is not None
         secret.set_secret(data, value)
-        writer.append("secret_set", {"replaced": replacing})
+        writer.append(T.SECRET_SET, {"replaced": replacing})
     print(f"Ward secret {'changed' if replacing else 'set'} for the unit at {data}.")
     return 0

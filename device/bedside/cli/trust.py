@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bedside.cli.common import DEFAULT_DATA, UserError, busy
+from bedside.core.records import T
 
 
 def add_trust_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -159,7 +160,7 @@ def cmd_pin(args: argparse.Namespace) -> int:
             raise busy(data) from None
         with writer:
             writer.tz = host.find(args.config).tz
-            writer.append("keys_pinned", fields)
+            writer.append(T.KEYS_PINNED, fields)
 
     as_owner(data, record)
     print("Pinned:\n  " + "\n  ".join(ring.fingerprints()))

@@ -14,6 +14,7 @@ from typing import Any
 
 from bedside import __version__
 from bedside.cli.common import DEFAULT_DATA, UserError
+from bedside.core.records import T
 
 SERVICE = "bedside.service"
 
@@ -281,7 +282,7 @@ def cmd_update_apply(args: argparse.Namespace) -> int:
     try:
         ring = keyring.load(Path(args.keys_dir))
     except keyring.KeyringError as e:
-        record("software_update_refused", {"current": current, "version": None, "reason": "no_keys"})
+        record(T.SOFTWARE_UPDATE_REFUSED, {"current": current, "version": None, "reason": "no_keys"})
         raise UserError(str(e), code=3) from None
     out = software.apply(Path(args.folder), Path(args.staging), ring, current, releases, service, record,
                          press_to_confirm(socket_path), datetime.now(UTC), extra)

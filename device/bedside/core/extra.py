@@ -13,8 +13,9 @@ from datetime import datetime
 
 from bedside.core import planner
 from bedside.core.config import Config, Exercise
+from bedside.core.records import T
 
-EXTRA = "extra"
+EXTRA = T.EXTRA
 
 # variation -> (its exercises, what the progress screen calls it)
 VARIATIONS: dict[str, tuple[tuple[Exercise, ...], str]] = {

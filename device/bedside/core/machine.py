@@ -48,6 +48,7 @@ from bedside.core.events import (
     StickExport,
     Withdraw,
 )
+from bedside.core.records import OUTCOMES, T
 from bedside.core.state import (
     DEFERRED,
     DONE,
@@ -63,7 +64,6 @@ from bedside.core.state import (
     NURSE_PAGE_S,
     NURSE_S,
     OUTAGE_LOOKBACK,
-    OUTCOMES,
     PAUSED,
     PROGRESS_S,
     PROMPTED,
@@ -117,7 +117,7 @@ def step(cfg: Config, state: State, event: Event | None, now: Instant) -> tuple[
     elif isinstance(event, Resume):
         st = _resume(cfg, st, event.via, now, fx)
     elif isinstance(event, Exported):
-        fx.append(Record("export", data={**event.details, "via": event.via}))
+        fx.append(Record(T.EXPORT, data={**event.details, "via": event.via}))
         # A storage outage is shown to the nurse until the records have been downloaded since.
         st = replace(st, last_export=now.wall, storage_outage=st.storage_outage if "journal" in st.problems else None)
         if event.via == "stick":
@@ -139,7 +139,7 @@ def with_head(state: State, seq: int, digest: str) -> State:
 
 
 def stop(cfg: Config, state: State, now: Instant, reason: str) -> list[Effect]:
-    return [Record("stop", data={"reason": reason})]
+    return [Record(T.STOP, data={"reason": reason})]
 
 
 def with_problem(state: State, part: str, problem: str | None) -> State:
@@ -165,11 +165,11 @@ def _notice(cfg: Config, st: State, ev: Notice, now: Instant, fx: list[Effect]) 
     if ev.part == "journal" or was_faulty == (ev.problem is not None):
         return st
     if ev.problem is not None:
-        fx.append(Record("fault", data={"part": ev.part, "problem": ev.detail or ev.problem}))
+        fx.append(Record(T.FAULT, data={"part": ev.part, "problem": ev.detail or ev.problem}))
         if may_sound(cfg, st, now):
             fx.append(Play("fault"))   # once when a part fails; never repeated, never at night
     else:
-        fx.append(Record("fault_cleared", data={"part": ev.part}))
+        fx.append(Record(T.FAULT_CLEARED, data={"part": ev.part}))
     return st
 
 
@@ -180,7 +180,7 @@ def stick_record(event: StickExport) -> Record | None:
     or ``export_failed``); None for one under way. An export itself is recorded as ``export``."""
     if event.stage not in ("refused", "failed"):
         return None
-    kind = "export_refused" if event.stage == "refused" else "export_failed"
+    kind = T.EXPORT_REFUSED if event.stage == "refused" else T.EXPORT_FAILED
     return Record(kind, data={**event.details, "via": "stick", "reason": event.reason})
 
 
@@ -206,7 +206,7 @@ def _stick_screen(st: State, screen: sc.Stick, seconds: float, now: Instant) -> 
 
 def _refuse(st: State, command: str, problem: str, via: str, now: Instant, fx: list[Effect]) -> State:
     # The refused id is neither recorded nor shown: it may be exactly what was wrong (a name).
-    fx.append(Record("refused", data={"command": command, "problem": problem, "via": via}))
+    fx.append(Record(T.REFUSED, data={"command": command, "problem": problem, "via": via}))
     return replace(st, overlay=Overlay(sc.EpisodeChange("refused", command.capitalize(), problem=problem),
                                        now.mono + EPISODE_S, now.mono))
 
@@ -229,7 +229,7 @@ def _admit(cfg: Config, st: State, ev: Admit, now: Instant, fx: list[Effect]) ->
                                    ("mrn_system", h.mrn_system if mrn else "")) if v})
     if old is not None and old.id == ep.id:
         data["amended"] = True      # a correction (say, of the surgery date): records are never rewritten
-    fx.append(Record("admit", data=data))
+    fx.append(Record(T.ADMIT, data=data))
     problems = {k: v for k, v in st.problems.items() if k != "regimen"}
     return replace(st, episode=ep, plan_changed=now.wall, activity=now.mono, problems=problems, vacant=False,
                    overlay=Overlay(sc.EpisodeChange("admitted", ep.id, day, ep.regimen), now.mono + EPISODE_S,
@@ -263,7 +263,7 @@ def _close_episode(cfg: Config, st: State, now: Instant, fx: list[Effect], via: 
     data: dict[str, object] = {"episode": ep.id, "day": episodes.post_op_day(ep, local_date(cfg, now)), "via": via}
     if reason:
         data["reason"] = reason
-    fx.append(Record("discharge", data=data))
+    fx.append(Record(T.DISCHARGE, data=data))
     # The bed is empty: silent, showing it is ready for the next patient, until an admission or a press.
     return replace(st, episode=None, plan_changed=now.wall, activity=now.mono, unadmitted_since=local_date(cfg, now),
                    vacant=True)
@@ -280,7 +280,7 @@ def _check_clock(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> Stat
     drift = seconds_between(now.wall, expected)
     if abs(drift) <= JUMP_S:
         return st
-    fx.append(Record("clock_set", data={"old": iso(expected, cfg), "new": iso(now.wall, cfg),
+    fx.append(Record(T.CLOCK_SET, data={"old": iso(expected, cfg), "new": iso(now.wall, cfg),
                                         "jump_s": round(drift, 1), "source": "detected"}))
     if st.resume_from is not None and drift > 0 and now.wall >= st.resume_from:
         # A distrusted clock set past the journal's last record (e.g. by NTP): plausible now,
@@ -305,12 +305,12 @@ def _jumped(st: State, drift: float, now: Instant) -> State:
 def _clock_set(cfg: Config, st: State, ev: ClockSet, now: Instant, fx: list[Effect]) -> State:
     """The clock was set on command (a nurse): logged with its source, and the time now trusted."""
     if ev.error is not None:
-        fx.append(Record("fault", data={"part": "clock", "problem": f"the clock could not be set: {ev.error}",
+        fx.append(Record(T.FAULT, data={"part": "clock", "problem": f"the clock could not be set: {ev.error}",
                                         "source": ev.source}))
         return st
     expected = st.last.wall + timedelta(seconds=now.mono - st.last.mono)
     drift = seconds_between(now.wall, expected)
-    fx.append(Record("clock_set", data={"old": iso(ev.old, cfg), "new": iso(ev.new, cfg),
+    fx.append(Record(T.CLOCK_SET, data={"old": iso(ev.old, cfg), "new": iso(ev.new, cfg),
                                         "jump_s": round(drift, 1), "source": ev.source}))
     problems = dict(st.problems)
     problems.pop("clock", None)
@@ -395,7 +395,7 @@ def _pause(cfg: Config, st: State, duration: str, via: str, now: Instant, fx: li
     if duration not in pause.CHOICES:
         return st
     until = pause.until(cfg, duration, now.wall)
-    fx.append(Record("pause", data={"until": iso(until, cfg), "duration": duration, "via": via}))
+    fx.append(Record(T.PAUSE, data={"until": iso(until, cfg), "duration": duration, "via": via}))
     st = replace(st, paused_until=until, activity=now.mono)
     for s in st.waiting:
         fx.append(_paused(cfg, s, until))
@@ -413,7 +413,7 @@ def _pause(cfg: Config, st: State, duration: str, via: str, now: Instant, fx: li
 def _resume(cfg: Config, st: State, via: str, now: Instant, fx: list[Effect]) -> State:
     if st.paused_until is None:
         return st
-    fx.append(Record("resume", data={"via": via, "early": True, "until": iso(st.paused_until, cfg)}))
+    fx.append(Record(T.RESUME, data={"via": via, "early": True, "until": iso(st.paused_until, cfg)}))
     return replace(st, paused_until=None, activity=now.mono)
 
 
@@ -421,7 +421,7 @@ def _pause_ends(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> State
     """A pause that has run its time ends by itself (after the sessions inside it were settled)."""
     if st.paused_until is None or now.wall < st.paused_until:
         return st
-    fx.append(Record("resume", data={"via": "timer", "early": False, "until": iso(st.paused_until, cfg)}))
+    fx.append(Record(T.RESUME, data={"via": "timer", "early": False, "until": iso(st.paused_until, cfg)}))
     return replace(st, paused_until=None)
 
 
@@ -446,7 +446,7 @@ def _offer(cfg: Config, st: State, s: planner.Session, now: Instant, fx: list[Ef
         data["deferred"] = True
     if late_s >= 60:
         data["late_s"] = round(late_s)
-    fx.append(Record("prompt", s.id, s.due, data))
+    fx.append(Record(T.PROMPT, s.id, s.due, data))
     if may_sound(cfg, st, now):
         fx.append(Play("prompt"))
     remaining = cfg.missed_after_minutes * 60 - late_s
@@ -487,7 +487,7 @@ def _timers(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> State:
         st = replace(st, button=replace(st.button, stage=button.NURSE),
                      overlay=Overlay(nurse, t + 2 * nurse.pages * NURSE_PAGE_S, t))
     if button.reached(st.button, button.STUCK, t):
-        fx.append(Record("fault", data={"part": "button",
+        fx.append(Record(T.FAULT, data={"part": "button",
                                         "problem": "held down over 60 s; ignored until released"}))
         if "button" not in st.problems and may_sound(cfg, st, now):
             fx.append(Play("fault"))
@@ -498,7 +498,7 @@ def _timers(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> State:
     if isinstance(a, Prompting):
         if a.snoozed_until is not None:
             if t >= a.snoozed_until:
-                fx.append(Record("repeat", a.session.id, a.session.due, {"after_snooze": True}))
+                fx.append(Record(T.REPEAT, a.session.id, a.session.due, {"after_snooze": True}))
                 if may_sound(cfg, st, now):
                     fx.append(Play("prompt"))
                 st = replace(st, active=replace(a, snoozed_until=None, repeats=a.repeats + 1,
@@ -509,7 +509,7 @@ def _timers(cfg: Config, st: State, now: Instant, fx: list[Effect]) -> State:
             st = set_outcome(st, a.session.id, MISSED)
             st = _next_waiting(cfg, st, now, fx)
         elif t >= a.next_repeat:
-            fx.append(Record("repeat", a.session.id, a.session.due, {"n": a.repeats + 1}))
+            fx.append(Record(T.REPEAT, a.session.id, a.session.due, {"n": a.repeats + 1}))
             if may_sound(cfg, st, now):
                 fx.append(Play("repeat"))
             st = replace(st, active=replace(a, repeats=a.repeats + 1,
@@ -582,12 +582,12 @@ def _accept(cfg: Config, st: State, pressed: bool, now: Instant, fx: list[Effect
     let_go, held = button.released(b, now.mono)
     st = replace(st, button=let_go)
     if b.stage >= button.STUCK:
-        fx.append(Record("fault_cleared", data={"part": "button", "held_s": round(held, 1)}))
+        fx.append(Record(T.FAULT_CLEARED, data={"part": "button", "held_s": round(held, 1)}))
         problems = dict(st.problems)
         problems.pop("button", None)
         return replace(st, problems=problems)
     if b.stage >= button.NURSE:
-        fx.append(Record("press", data={"kind": "nurse", "held_s": round(held, 2), "action": "nurse_screen"}))
+        fx.append(Record(T.PRESS, data={"kind": "nurse", "held_s": round(held, 2), "action": "nurse_screen"}))
         return st
     if st.confirm is not None and b.down_at >= st.confirm.asked:
         # The question asked over the serial link is on the screen: the press answers it.
@@ -626,7 +626,7 @@ def _extra_offered(st: State) -> bool:
 def _start_extra(cfg: Config, st: State, variation: str, held: float, now: Instant, fx: list[Effect]) -> State:
     """An extra session on request: guided at once, recorded ``extra`` when it ends."""
     s = extra.session(cfg, variation, now.wall)
-    fx.append(Record("press", s.id, None, {"kind": "long" if held >= LONG_S else "short", "held_s": round(held, 2),
+    fx.append(Record(T.PRESS, s.id, None, {"kind": "long" if held >= LONG_S else "short", "held_s": round(held, 2),
                                            "action": "extra", "variation": variation}))
     never = float("inf")
     prompt = Prompting(s, now.wall, now.mono, next_repeat=never, missed_at=never)
@@ -669,7 +669,7 @@ OCCUPIED = "occupied"      # a press at a bed a discharge left empty: someone is
 
 
 def _press(held: float, kind: str, action: str, session: str | None = None) -> Record:
-    return Record("press", session, None, {"kind": kind, "held_s": round(held, 2), "action": action})
+    return Record(T.PRESS, session, None, {"kind": kind, "held_s": round(held, 2), "action": action})
 
 
 def _short_press(cfg: Config, st: State, held: float, now: Instant, fx: list[Effect]) -> State:
@@ -700,7 +700,7 @@ def _long_press(cfg: Config, st: State, held: float, now: Instant, fx: list[Effe
         base = a.snoozed_until if a.snoozed_until is not None else now.mono
         until_mono = base + snooze_s
         until_wall = now.wall + timedelta(seconds=until_mono - now.mono)
-        fx.append(Record("snooze", a.session.id, a.session.due, {
+        fx.append(Record(T.SNOOZE, a.session.id, a.session.due, {
             "until": iso(until_wall, cfg), "n": a.snoozes + 1, "held_s": round(held, 2)}))
         if may_sound(cfg, st, now):
             fx.append(Play("snooze"))

@@ -29,13 +29,13 @@ from bedside.core.extra import EXTRA
 
 # A restart records and settles sessions as the step does.
 from bedside.core.machine import OCCUPIED, episode_fields, may_sound, set_outcome, step
+from bedside.core.records import OUTCOMES, Kind, T, of_kind
 from bedside.core.state import (
     DEFERRED,
     INTERRUPTED,
     JUMP_S,
     MISSED,
     OUTAGE_LOOKBACK,
-    OUTCOMES,
     PROMPTED,
     Prompting,
     State,
@@ -88,55 +88,55 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
             # a software update) say nothing of how its last run ended.
             last_run = r
         sid = r.session
-        if r.type == "pause":
+        if r.type == T.PAUSE:
             paused_until = _parse(r.data.get("until")) if isinstance(r.data.get("until"), str) else None
-        elif r.type == "resume":
+        elif r.type == T.RESUME:
             paused_until = None
-        elif r.type == "power_loss" and isinstance(r.data.get("last_known"), str):
+        elif r.type == T.POWER_LOSS and isinstance(r.data.get("last_known"), str):
             began = datetime.fromisoformat(r.data["last_known"])
             power_cut = (began, seconds_between(r.time, began))
-        elif r.type == "fault" and r.data.get("part") == "journal" and storage_outage is None:
+        elif r.type == T.FAULT and r.data.get("part") == "journal" and storage_outage is None:
             storage_outage = r.time
-        if r.type == "start" and isinstance(r.data.get("unadmitted_since"), str):
+        if r.type == T.START and isinstance(r.data.get("unadmitted_since"), str):
             unadmitted_since = _date(r.data["unadmitted_since"])
             vacant = r.data.get("vacant") is True
             gap_since_vacant = False
-        elif r.type == "discharge":
+        elif r.type == T.DISCHARGE:
             unadmitted_since = planner.local(r.time, cfg.tz).date()
             # A discharge made by the next admission is followed by that admission in the same step:
             # were the admission lost with a damaged segment, the unit must not fall silent at a bed
             # that has a patient.
             vacant = r.data.get("reason") != "new admission"
             gap_since_vacant = False
-        elif r.type == "admit":
+        elif r.type == T.ADMIT:
             unadmitted_since = None
             vacant = False
-        elif r.type == "press" and r.data.get("action") == OCCUPIED:
+        elif r.type == T.PRESS and r.data.get("action") == OCCUPIED:
             vacant = False
-        if r.type in ("admit", "discharge", "start"):
+        if r.type in (T.ADMIT, T.DISCHARGE, T.START):
             # Every start restates the open episode, so it survives however old its admission is.
             before = episode
-            episode = _episode_from(r.data) if r.type != "discharge" else None
-            if r.type != "start" or episode != before:
+            episode = _episode_from(r.data) if r.type != T.DISCHARGE else None
+            if r.type != T.START or episode != before:
                 plan_changed = r.time
-        elif r.type == "export":
+        elif r.type == T.EXPORT:
             last_export = r.time
             storage_outage = None
         if sid is None:
             continue
-        if r.type == "prompt":
+        if r.type == T.PROMPT:
             prompts[sid] = _PastPrompt(sid, r.data.get("due"), r.time, r.time)
             outcomes[sid] = PROMPTED
-        elif r.type == "repeat" and sid in prompts:
+        elif r.type == T.REPEAT and sid in prompts:
             prompts[sid].last_ring = r.time
             prompts[sid].repeats += 1
-        elif r.type == "snooze" and sid in prompts:
+        elif r.type == T.SNOOZE and sid in prompts:
             prompts[sid].snoozes += 1
             until = r.data.get("until")
             prompts[sid].snooze_until = datetime.fromisoformat(until) if isinstance(until, str) else None
-        elif r.type == "press" and r.data.get("action") == "start" and sid in prompts:
+        elif r.type == T.PRESS and r.data.get("action") == "start" and sid in prompts:
             prompts[sid].started = r.time
-        elif r.type == "press" and r.data.get("action") == "extra":
+        elif r.type == T.PRESS and r.data.get("action") == "extra":
             extras[sid] = (r.time, r.data.get("variation"))
         elif r.type == EXTRA:
             extras.pop(sid, None)
@@ -147,7 +147,7 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
             outcomes.setdefault(sid, DEFERRED)
 
     fx: list[Effect] = []
-    clean_stop = last_run is None or last_run.type == "stop"
+    clean_stop = last_run is None or last_run.type == T.STOP
     stale_reason = "unit_off" if clean_stop else "power_loss"
     known = max(last.time, alive) if last is not None and alive is not None else (last.time if last else None)
     if last_run is not None and not clean_stop:
@@ -155,7 +155,7 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
         lost = {"last_known": iso(seen, cfg), "last_seq": last_run.seq}
         if seen != last_run.time:
             lost["last_record"] = iso(last_run.time, cfg)
-        fx.append(Record("power_loss", data=lost))
+        fx.append(Record(T.POWER_LOSS, data=lost))
         power_cut = (seen, seconds_between(now.wall, seen))
     problems: dict[str, str] = {}
     tq = time_quality
@@ -173,7 +173,7 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
             cursor = now.wall
             resume_from = known
             problems["clock"] = "Clock behind log: set time"
-            fx.append(Record("fault", data={"part": "clock", "problem": "clock is earlier than the last record",
+            fx.append(Record(T.FAULT, data={"part": "clock", "problem": "clock is earlier than the last record",
                                             "last_record": iso(known, cfg), "now": iso(now.wall, cfg)}))
         elif tq == "distrusted":
             cursor = now.wall
@@ -191,16 +191,16 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
         vacant = False
     if episode is None and vacant:
         since["vacant"] = True                             # ... and that the bed is empty since a discharge
-    fx.insert(0, Record("start", data={"version": version, "config": cfg.fingerprint(), "unit": cfg.unit_id,
+    fx.insert(0, Record(T.START, data={"version": version, "config": cfg.fingerprint(), "unit": cfg.unit_id,
                                        **episode_fields(episode), **since}))
     if cfg.refused:
         # The ward's configuration could not be used: the unit runs on its own, and says so.
         problems["config"] = "Ward settings refused: using own"
         for problem in cfg.refused:
-            fx.append(Record("fault", data={"part": "config", "problem": problem}))
+            fx.append(Record(T.FAULT, data={"part": "config", "problem": problem}))
     if episode is not None and cfg.regimen(episode.regimen) is None:
         problems["regimen"] = f"Regimen {episode.regimen} not in config: running {cfg.default_regimen}"
-        fx.append(Record("fault", data={"part": "regimen", "problem": problems["regimen"]}))
+        fx.append(Record(T.FAULT, data={"part": "regimen", "problem": problems["regimen"]}))
 
     state = State(last=now, cursor=cursor, outcomes=outcomes, time_quality=tq, stale_reason=stale_reason,
                   problems=problems, episode=episode, plan_changed=plan_changed, last_export=last_export,
@@ -241,7 +241,7 @@ def start(cfg: Config, past: Iterable[Past], now: Instant, *, time_quality: str,
     return state, fx + more
 
 
-OFFLINE_TYPES = ("seal_key", "secret_set")     # only ever written with the daemon stopped
+OFFLINE_TYPES = of_kind(Kind.OFFLINE)     # only ever written with the daemon stopped
 
 
 def offline_record(r: Past) -> bool:

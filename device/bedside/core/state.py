@@ -19,6 +19,7 @@ from bedside.core import screens as sc
 from bedside.core.config import Config
 from bedside.core.episodes import UNADMITTED, VACANT, Episode
 from bedside.core.events import Confirm, Instant
+from bedside.core.records import T
 
 DEBOUNCE_S = 0.05          # edges closer than this to the last accepted one are contact bounce
 LONG_S = 2.0               # released after this: snooze
@@ -48,9 +49,11 @@ ORBIT = ((-2, -2), (-1, -2), (0, -2), (1, -2), (2, -2), (2, -1), (2, 0), (2, 1),
          (-1, 2), (-2, 2), (-2, 1), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (0, 0), (-1, 0),
          (-2, 0), (-2, -1), (-1, -1))
 
-DONE, MISSED, PROMPTED, DEFERRED, PAUSED = "done", "missed", "prompted", "deferred", "paused"
-INTERRUPTED = "interrupted"    # started, then the unit stopped (a power cut) before it ended
-OUTCOMES = (DONE, MISSED, INTERRUPTED, PAUSED)   # the records that settle a session
+# What the state remembers of each session: the record that settled it (``records.OUTCOMES``; an
+# extra session's ``extra``), ``deferred``, or ``prompted`` while it is open.
+DONE, MISSED, DEFERRED, PAUSED = T.DONE, T.MISSED, T.DEFERRED, T.PAUSED
+INTERRUPTED = T.INTERRUPTED    # started, then the unit stopped (a power cut) before it ended
+PROMPTED = "prompted"          # no record type: offered, not yet settled
 
 
 _D = TypeVar("_D")

@@ -25,6 +25,7 @@ from typing import IO, Any
 from bedside import __version__, sheet
 from bedside.core import wall
 from bedside.core.errors import BedsideError
+from bedside.core.records import ENVELOPE_KEYS, T
 from bedside.durable import MAX_LINE, json_loads
 from bedside.journal import chain
 from bedside.journal.journal import Journal
@@ -64,9 +65,9 @@ def header_for(records: Sequence[Mapping[str, Any]], *, since_seq: int = 0, segm
     for rec in records:
         if first is None:
             first = {"seq": rec["seq"], "prev": rec["prev"]}
-        if rec["type"] == "start" and isinstance(rec.get("unit"), str):
+        if rec["type"] == T.START and isinstance(rec.get("unit"), str):
             unit = rec["unit"]
-        if rec["type"] == "seal":
+        if rec["type"] == T.SEAL:
             if not seals:
                 seals = {"key_id": rec.get("key_id"), "count": 0, "first_epoch": rec.get("epoch")}
             seals["count"] += 1
@@ -161,7 +162,6 @@ def read(path: Path) -> tuple[dict[str, Any], Iterator[tuple[int, Any]]]:
 
 
 CSV_FIELDS = ["seq", "time", "utc_offset", "type", "session", "due", "tq", "details", "hash"]
-_CSV_ENVELOPE = {"seq", "time", "type", "session", "due", "tq", "hash", "prev", "boot", "mono_ms"}
 
 
 def write_csv(out: IO[str], records: Iterable[Mapping[str, Any]]) -> None:
@@ -173,7 +173,7 @@ def write_csv(out: IO[str], records: Iterable[Mapping[str, Any]]) -> None:
     w.writerow(CSV_FIELDS)
     for rec in records:
         details = "; ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}"
-                            for k, v in sorted(rec.items()) if k not in _CSV_ENVELOPE)
+                            for k, v in sorted(rec.items()) if k not in ENVELOPE_KEYS)
         t, due = wall.aware(rec.get("time")), wall.aware(rec.get("due"))
         text = sheet.cell
         w.writerow([rec["seq"], sheet.stamp(t) or text(str(rec["time"])), sheet.offset(t), text(str(rec["type"])),

@@ -31,6 +31,7 @@ from typing import Any
 
 from bedside.core import wall
 from bedside.core.digest import sha256
+from bedside.core.records import T
 from bedside.durable import read_bounded
 
 FILE_NAME = "outage.reserve"
@@ -168,7 +169,7 @@ def read_checked(data_dir: Path, now: datetime | None = None) -> Reading:
     out.head = (body["head"][0], body["head"][1])
     bad: list[str] = []
     try:
-        out.since = _kept({"type": "fault", "session": None, "due": None, "data": {},
+        out.since = _kept({"type": T.FAULT, "session": None, "due": None, "data": {},
                            "wall": body.get("since"), "mono": body.get("since_mono"),
                            "tq": body.get("since_tq")}, now)
     except ValueError as e:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bedside.core.events import Record
+from bedside.core.records import T
 from bedside.durable import fsync_dir, json_loads, read_text, write_atomic
 from bedside.journal.journal import Journal
 
@@ -105,7 +106,7 @@ def prune_record(n: int, first: int, last: int, last_hash: str, marker: Marker, 
     """``from_seq``: where the pruned part of the journal begins (1), so that this record alone
     accounts for every record before the journal's new start, even once older ``pruned``
     records are pruned in their turn."""
-    return Record("pruned", data={"segment": n, "first_seq": first, "last_seq": last, "last_hash": last_hash,
+    return Record(T.PRUNED, data={"segment": n, "first_seq": first, "last_seq": last, "last_hash": last_hash,
                                   "from_seq": first if from_seq is None else from_seq,
                                   "exported_to": marker.to, "exported_at": marker.at})
 
@@ -127,7 +128,7 @@ class FloodGuard:
         self.suppressed = 0
 
     def _idle_press(self, rec: Record) -> bool:
-        return rec.type == "press" and rec.data.get("action") in IDLE_ACTIONS
+        return rec.type == T.PRESS and rec.data.get("action") in IDLE_ACTIONS
 
     def filter(self, rec: Record, mono: float) -> list[Record]:
         """The records to write in place of ``rec`` (itself, nothing, or a flood notice)."""
@@ -135,13 +136,13 @@ class FloodGuard:
             self.times.popleft()
         out: list[Record] = []
         if self.suppressed and len(self.times) < self.limit // 2:
-            out.append(Record("flood_end", data={"type": "press", "suppressed": self.suppressed}))
+            out.append(Record(T.FLOOD_END, data={"type": T.PRESS, "suppressed": self.suppressed}))
             self.suppressed = 0
         if not self._idle_press(rec):
             return [*out, rec]
         if len(self.times) >= self.limit:
             if self.suppressed == 0:
-                out.append(Record("flood", data={"type": "press", "limit": self.limit,
+                out.append(Record(T.FLOOD, data={"type": T.PRESS, "limit": self.limit,
                                                  "per_s": int(self.window_s)}))
             self.suppressed += 1
             return out

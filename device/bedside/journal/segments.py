@@ -37,6 +37,7 @@ from typing import Any
 
 from bedside.core.errors import FAILED, BedsideError
 from bedside.core.events import Past
+from bedside.core.records import ENVELOPE_KEYS
 from bedside.durable import fsync_dir, json_loads, read_bounded
 from bedside.journal import chain, salvage
 from bedside.journal import index as closed_index
@@ -441,11 +442,8 @@ def make_read_only(path: Path) -> None:
             p.chmod(p.stat().st_mode & 0o444)
 
 
-_ENVELOPE = {"seq", "time", "type", "session", "due", "boot", "mono_ms", "tq", "prev", "hash"}
-
-
 def to_past(rec: Mapping[str, Any]) -> Past:
-    data = {k: v for k, v in rec.items() if k not in _ENVELOPE}
+    data = {k: v for k, v in rec.items() if k not in ENVELOPE_KEYS}
     if "due" in rec:
         data["due"] = rec["due"]
     return Past(int(rec["seq"]), str(rec["type"]), chain.parse_time(rec["time"]), rec.get("session"), data)

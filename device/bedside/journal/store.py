@@ -41,6 +41,7 @@ from zoneinfo import ZoneInfo
 
 from bedside.core import wall
 from bedside.core.events import Instant, Past, Record
+from bedside.core.records import Kind, T, of_kind
 from bedside.journal import heartbeat, outage, retention, salvage, seal, verify
 from bedside.journal.journal import Journal
 from bedside.journal.seal import Sealer, SealError
@@ -69,13 +70,13 @@ DAMAGE_NOTICE = "Log damaged: tell engineer"
 KEY_NOTICE = "Seal key unreadable"
 KEY_LOST_NOTICE = "Seal key lost: tell engineer"
 # Records that hold no session state: skipped when handing the past to the core.
-BOOKKEEPING = frozenset({"seal", "flood", "flood_end", "pruned", "verified"})
+BOOKKEEPING = of_kind(Kind.BOOKKEEPING)
 # The newest records the state is rebuilt from: sessions, outcomes and repeats of the last
 # days (a day is 30-130 records); older facts that still matter (the open episode, the last
 # download) come from the newest record of each of EPISODE_TYPES.
 PAST_RECORDS = 600
-EPISODE_TYPES = ("admit", "discharge", "start", "export")
-CHECKPOINT = "verified"
+EPISODE_TYPES = (T.ADMIT, T.DISCHARGE, T.START, T.EXPORT)
+CHECKPOINT = T.VERIFIED
 
 
 @dataclass
@@ -159,14 +160,14 @@ class Store:
                 records += self._check(records)
         except Exception as e:        # whatever the files hold, the unit starts and prompts
             self.damage = DAMAGE_NOTICE
-            records.append(Record("fault", data={"part": "journal", "damage": True,
+            records.append(Record(T.FAULT, data={"part": "journal", "damage": True,
                                                  "problem": f"the start-up check failed: {type(e).__name__}: {e}"}))
         records += self._key_check()
         records += self._from_reserve(now, time_quality)
         past, alive = self._past()
         if alive is not None and time_quality in TRUSTED_CLOCKS and alive > now.wall + timedelta(minutes=1):
             # A heartbeat from the future: no clock that kept time wrote it. It bounds nothing.
-            records.append(Record("fault", data={"part": "journal", "problem": f"the heartbeat's time "
+            records.append(Record(T.FAULT, data={"part": "journal", "problem": f"the heartbeat's time "
                                                  f"({alive.isoformat()}) is later than now; it was not used"}))
             alive = None
         self.last_seal_mono = now.mono
@@ -184,13 +185,13 @@ class Store:
             self.sealer = Sealer(self.data)
         except SealError as e:
             self.key_problem = str(e)
-            return [Record("fault", data={"part": "seal", "problem": str(e)})]
+            return [Record(T.FAULT, data={"part": "seal", "problem": str(e)})]
         if self.journal is None:
             return []
         try:
-            commissioned = self.journal.last_of_type("seal_key")
+            commissioned = self.journal.last_of_type(T.SEAL_KEY)
             if self.sealer.available:
-                self.sealer.catch_up(self.journal.last_of_type("seal"))
+                self.sealer.catch_up(self.journal.last_of_type(T.SEAL))
         except JournalError:
             return []
         key = self.sealer.key
@@ -208,7 +209,7 @@ class Store:
             return []
         self.key_problem = why
         self.key_lost = True
-        return [Record("fault", data={"part": "seal", "problem": why, "key_id": commissioned.get("key_id")})]
+        return [Record(T.FAULT, data={"part": "seal", "problem": why, "key_id": commissioned.get("key_id")})]
 
     def _from_reserve(self, now: Instant, time_quality: str) -> list[Record]:
         """An outage the last run could only write to the reserve (outage.py): into the journal now,
@@ -227,7 +228,7 @@ class Store:
             found = outage.read_checked(self.data, limit)
         except Exception as e:        # whatever the file holds, the unit starts and prompts
             found = outage.Reading(refused=[f"the reserve could not be read: {type(e).__name__}: {e}"])
-        refusal = ([Record("fault", data={"part": "journal", "reserve_refused": found.refused[:6],
+        refusal = ([Record(T.FAULT, data={"part": "journal", "reserve_refused": found.refused[:6],
                                           "problem": "the outage reserve held values the unit does not write; "
                                                      "they were refused and not written into the journal"})]
                    if found.refused else [])
@@ -247,7 +248,7 @@ class Store:
                 self.journal.append(Record(r.type, r.session, r.due, details), Instant(r.wall, r.mono), r.tq)
                 written += 1
         except (JournalError, TypeError, ValueError) as e:
-            refusal.append(Record("fault", data={"part": "journal", "problem": f"the outage reserve's records "
+            refusal.append(Record(T.FAULT, data={"part": "journal", "problem": f"the outage reserve's records "
                                                  f"could not all be written: {type(e).__name__}: {e}"}))
         finally:
             self.journal.boot = boot
@@ -256,10 +257,10 @@ class Store:
         data: dict[str, Any] = {"part": "journal", "written_late": max(0, written - (found.since is not None)),
                                 "from_reserve": True, "restarted": True,
                                 "until": body.get("until"),
-                                "kept_prompting": any(r.type == "prompt" for r in found.records)}
+                                "kept_prompting": any(r.type == T.PROMPT for r in found.records)}
         if found.more:
             data["not_saved"] = found.more
-        return [*refusal, Record("fault_cleared", data=data)]
+        return [*refusal, Record(T.FAULT_CLEARED, data=data)]
 
     def _save_outage(self) -> None:
         """The outage so far, to the reserve: what a power cut would otherwise take with it."""
@@ -271,7 +272,7 @@ class Store:
         first_at = self.failed_at[0] if self.failed_at is not None else self.pending[0][1]
         recs = [{"type": r.type, "session": r.session, "due": r.due.isoformat() if r.due else None,
                  "data": dict(r.data), "wall": at.wall.isoformat(), "mono": at.mono, "tq": tq}
-                for r, at, tq in self.pending if not (r.type == "fault" and r.data.get("part") == "journal")]
+                for r, at, tq in self.pending if not (r.type == T.FAULT and r.data.get("part") == "journal")]
         self._outage_gen += 1
         outage.write(self.data, {
             "gen": self._outage_gen, "boot": self.boot, "head": [head[0], head[1]], "why": self.error,
@@ -285,7 +286,7 @@ class Store:
             last = self.journal.last_record()
         except JournalError:
             return False
-        return last is not None and last.get("type") not in ("seal", "seal_key")
+        return last is not None and last.get("type") not in (T.SEAL, T.SEAL_KEY)
 
     def _past(self) -> tuple[list[Past], datetime | None]:
         reader = self.journal
@@ -319,7 +320,7 @@ class Store:
         try:
             v = verify.verify_data(self.data)
         except JournalError as e:
-            return [Record("fault", data={"part": "journal", "problem": f"journal check failed: {e}"})]
+            return [Record(T.FAULT, data={"part": "journal", "problem": f"journal check failed: {e}"})]
         return self._findings(v, found)
 
     def checkpoint(self) -> tuple[int, str] | None:
@@ -351,12 +352,12 @@ class Store:
         records: list[Record] = []
         if any(p.kind == "file" and p.segment == active for p in v.problems):
             records += self._start_after_damage(active, v)
-        earlier = [*self.journal.of_type("fault"), *(dict(r.data) for r in [*found, *records])]
+        earlier = [*self.journal.of_type(T.FAULT), *(dict(r.data) for r in [*found, *records])]
         known = {s for r in earlier if r.get("part") == "journal" for s in r.get("signatures", [])}
         fresh = [p for p in v.problems if p.kind != "damage" and _signature(p) not in known]
         if fresh:
             self.damage = DAMAGE_NOTICE
-            records.append(Record("fault", data={
+            records.append(Record(T.FAULT, data={
                 "part": "journal", "damage": True, "problem": str(fresh[0]), "problems": len(fresh),
                 "first_bad": v.first_bad, "signatures": [_signature(p) for p in fresh[:20]]}))
         return records
@@ -381,7 +382,7 @@ class Store:
             self._failing(str(e), None)
             return []
         self.damage = DAMAGE_NOTICE
-        return [Record("fault", data={
+        return [Record(T.FAULT, data={
             "part": "journal", "damage": True, "segment": n,
             "problem": f"segment {n} is damaged; it is kept read-only and segment {n + 1} continues from seq {seq}",
             "signatures": [_signature(p) for p in v.problems if p.kind != "damage"][:20]})]
@@ -399,7 +400,7 @@ class Store:
             self._failing(str(e), None)
             return []
         self.damage = DAMAGE_NOTICE
-        return [Record("fault", data={
+        return [Record(T.FAULT, data={
             "part": "journal", "damage": True, "segment": n, "first_bad": head + 1,
             "problem": f"records {head + 1}–{seq} are missing: the journal ends at seq {head} but {where} shows "
                        f"seq {seq}; segment {n + 1} continues from seq {seq}"})]
@@ -425,7 +426,7 @@ class Store:
             self._failing(str(e), None)
             return []
         self.damage = DAMAGE_NOTICE
-        return [Record("fault", data={
+        return [Record(T.FAULT, data={
             "part": "journal", "damage": True, "segment": n,
             "problem": (f"segment {n} cannot be opened ({why}); it is kept read-only and segment {n + 1} "
                         f"continues from seq {seq}") if path is not None else
@@ -482,7 +483,7 @@ class Store:
     def _committed(self, body: dict[str, Any], rec: Record, at: Instant) -> None:
         self.last_durable_mono = at.mono
         self.since_retention += 1
-        if rec.type == "seal":
+        if rec.type == T.SEAL:
             self.since_seal = 0
             self.last_seal_mono = at.mono
         else:
@@ -508,7 +509,7 @@ class Store:
             # The fault goes in right after the record whose write failed: that record is retried
             # first, so that if the failed commit reached the card after all it is not written twice.
             at, why = self.failed_at
-            self.pending.insert(1 if self.pending else 0, (Record("fault", data={"part": "journal", "problem": why}),
+            self.pending.insert(1 if self.pending else 0, (Record(T.FAULT, data={"part": "journal", "problem": why}),
                                                            at, self.pending[0][2] if self.pending else tq))
             self.failed_at = None
         while self.pending:
@@ -531,11 +532,11 @@ class Store:
                 self.lost.clear()
             self.error = None
             self.retry_at = None
-            self._write_one(Record("fault_cleared", data=data), now, tq)
+            self._write_one(Record(T.FAULT_CLEARED, data=data), now, tq)
             outage.clear(self.data)
         if self._seal_uncertain and self.sealer is not None:
             with contextlib.suppress(JournalError):
-                self.sealer.catch_up(self.journal.last_of_type("seal"))
+                self.sealer.catch_up(self.journal.last_of_type(T.SEAL))
             self._seal_uncertain = False
         return not self.pending
 
@@ -551,7 +552,7 @@ class Store:
         if s is None or not s.available or self.journal is None or self.pending or self.since_seal == 0:
             return False
         seq, h = self.journal.head()
-        rec = Record("seal", data=s.seal_data(seq, h))
+        rec = Record(T.SEAL, data=s.seal_data(seq, h))
         try:
             body = self.journal.append(rec, now, tq)
         except JournalError as e:
@@ -619,7 +620,7 @@ class Store:
                 assert marker is not None
                 last_hash = next((r["hash"] for r in self.journal.records(last - 1) if r["seq"] == last), "")
                 # The journal starts at `first` now; earlier prunes (if any) account for what came before.
-                before = [r for r in self.journal.of_type("pruned") if r.get("last_seq") == first - 1]
+                before = [r for r in self.journal.of_type(T.PRUNED) if r.get("last_seq") == first - 1]
                 since = before[-1].get("from_seq", before[-1].get("first_seq")) if before else first
                 rec = retention.prune_record(n, first, last, last_hash, marker, since if isinstance(since, int)
                                              else first)

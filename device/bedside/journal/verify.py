@@ -31,12 +31,13 @@ from typing import Any
 
 from bedside.core import wall
 from bedside.core.digest import compare_digest
+from bedside.core.records import ENVELOPE, T
 from bedside.journal import chain, export, seal
 from bedside.journal.journal import Journal
 from bedside.journal.segments import DB_ERRORS, Gap, Segment, connect_reader
 
 MAX_LISTED = 20
-_REQUIRED = {"seq": int, "hash": str, "prev": str, "type": str, "time": str, "boot": str, "mono_ms": int, "tq": str}
+_REQUIRED = {k.name: k.py for k in ENVELOPE.values() if k.required}     # seq, hash, prev, type, time, boot, mono_ms, tq
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,9 +205,9 @@ class Checker:
                              "reordered, or this one was re-hashed after a change")
         self._boot(rec, seq)
         self._seal(rec, seq)
-        if rec["type"] == "start" and isinstance(rec.get("unit"), str):
+        if rec["type"] == T.START and isinstance(rec.get("unit"), str):
             self.unit = rec["unit"]
-        if rec["type"] == "fault" and rec.get("part") == "journal" and rec.get("damage"):
+        if rec["type"] == T.FAULT and rec.get("part") == "journal" and rec.get("damage"):
             self.problem(seq, "damage", f"the unit found its journal damaged: {rec.get('problem', 'see record')}")
         self.last_seq, self.last_hash = seq, digest
 
@@ -224,15 +225,15 @@ class Checker:
 
     def _tail(self, rec: Mapping[str, Any], seq: int) -> None:
         """How long, in one run's running time, the records since the last seal went unsealed."""
-        if rec["type"] == "seal":
+        if rec["type"] == T.SEAL:
             self.tail_first, self.tail_run, self.tail_span_ms = None, None, 0
             return
-        if rec["type"] == "seal_key":
+        if rec["type"] == T.SEAL_KEY:
             self.commissioned = seq
         boot, mono = str(rec["boot"]), int(rec["mono_ms"])
         if self.tail_first is None:
             self.tail_first = seq
-        if self.tail_run is None or self.tail_run[0] != boot or rec["type"] == "start" or mono < self.tail_run[1]:
+        if self.tail_run is None or self.tail_run[0] != boot or rec["type"] == T.START or mono < self.tail_run[1]:
             self.tail_run = (boot, mono)
         self.tail_span_ms = max(self.tail_span_ms, mono - self.tail_run[1])
 
@@ -251,7 +252,7 @@ class Checker:
 
     def _seal(self, rec: Mapping[str, Any], seq: int) -> None:
         self._tail(rec, seq)
-        if rec["type"] != "seal":
+        if rec["type"] != T.SEAL:
             self.since_seal += 1
             return
         self.since_seal = 0
@@ -442,7 +443,7 @@ def _journal_start(segs: list[Segment], j: Journal, c: Checker) -> list[Problem]
         return []        # (segment 1 starts the chain; if it cannot be read, that is a break of its own)
     start = first.first_seq
     pruned: dict[int, tuple[int, Any]] = {}
-    for r in j.of_type("pruned"):
+    for r in j.of_type(T.PRUNED):
         lo, hi, since = r.get("first_seq"), r.get("last_seq"), r.get("from_seq")
         if isinstance(lo, int) and isinstance(hi, int):
             # from_seq: where the pruned part of the journal begins (1), so that a pruned record

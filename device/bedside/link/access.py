@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 
 from bedside.core.config import Config
 from bedside.core.events import Instant, Past, Record
+from bedside.core.records import T
 
 MAX_FAILURES = 5
 LOCKOUT_S = 600.0
@@ -69,20 +70,20 @@ def attempt(cfg: Config, a: Access, conn: int, ok: bool, via: str,
         return replace(a, refused=a.refused + 1), [], UnlockOutcome("lockout", seconds=left)
     fx: list[Record] = []
     if a.conn is not None and a.conn != conn:
-        fx.append(Record("lock", data={"reason": "other_connection"}))
+        fx.append(Record(T.LOCK, data={"reason": "other_connection"}))
     if ok:
         a = replace(a, conn=conn, idle_until=now.mono + IDLE_S, failures=0)
-        fx.append(Record("unlock", data={"via": via}))
+        fx.append(Record(T.UNLOCK, data={"via": via}))
         return a, fx, UnlockOutcome("unlocked")
     failures = a.failures + 1
     if a.conn == conn:
-        fx.append(Record("lock", data={"reason": "wrong_secret"}))
-    fx.append(Record("unlock_failed", data={"via": via, "failures": failures,
+        fx.append(Record(T.LOCK, data={"reason": "wrong_secret"}))
+    fx.append(Record(T.UNLOCK_FAILED, data={"via": via, "failures": failures,
                                             "left": max(0, MAX_FAILURES - failures)}))
     a = replace(a, conn=None, failures=failures)
     if failures >= MAX_FAILURES:
         until = now.wall + timedelta(seconds=LOCKOUT_S)
-        fx.append(Record("lockout", data={"failures": failures, "minutes": round(LOCKOUT_S / 60),
+        fx.append(Record(T.LOCKOUT, data={"failures": failures, "minutes": round(LOCKOUT_S / 60),
                                           "until": _iso(until, cfg)}))
         a = replace(a, lockout_until=now.mono + LOCKOUT_S, refused=0)
         return a, fx, UnlockOutcome("lockout", seconds=int(LOCKOUT_S))
@@ -100,7 +101,7 @@ def lock(a: Access, reason: str, conn: int | None = None) -> tuple[Access, list[
     """Lock (for ``conn`` only, when given); recorded only if it was unlocked."""
     if a.conn is None or (conn is not None and a.conn != conn):
         return a, []
-    return replace(a, conn=None), [Record("lock", data={"reason": reason})]
+    return replace(a, conn=None), [Record(T.LOCK, data={"reason": reason})]
 
 
 def tick(a: Access, now: Instant) -> tuple[Access, list[Record]]:
@@ -110,7 +111,7 @@ def tick(a: Access, now: Instant) -> tuple[Access, list[Record]]:
         a, more = lock(a, "idle")
         fx += more
     if a.lockout_until is not None and now.mono >= a.lockout_until:
-        fx.append(Record("lockout_end", data={"refused": a.refused}))
+        fx.append(Record(T.LOCKOUT_END, data={"refused": a.refused}))
         a = replace(a, lockout_until=None, failures=0, refused=0)
     return a, fx
 
@@ -129,16 +130,16 @@ def restore(past: Iterable[Past], now: Instant) -> Access:
     failures = 0
     lockout_wall: datetime | None = None
     for r in past:
-        if r.type == "unlock":
+        if r.type == T.UNLOCK:
             failures, lockout_wall = 0, None
-        elif r.type == "unlock_failed":
+        elif r.type == T.UNLOCK_FAILED:
             failures = int(r.data.get("failures", failures + 1))
-        elif r.type == "lockout":
+        elif r.type == T.LOCKOUT:
             try:
                 lockout_wall = datetime.fromisoformat(str(r.data.get("until")))
             except ValueError:
                 lockout_wall = r.time + timedelta(seconds=LOCKOUT_S)
-        elif r.type == "lockout_end":
+        elif r.type == T.LOCKOUT_END:
             failures, lockout_wall = 0, None
     a = Access(failures=min(failures, MAX_FAILURES))
     if lockout_wall is not None:

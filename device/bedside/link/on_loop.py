@@ -27,6 +27,7 @@ from bedside.core import episodes, views
 from bedside.core.digest import compare_digest, hmac_sha256
 from bedside.core.errors import BedsideError
 from bedside.core.events import Confirm, Decided, Event, Exported, Instant, Record, SetClock, Withdraw
+from bedside.core.records import T
 from bedside.journal import retention
 from bedside.journal.journal import Journal
 from bedside.journal.segments import JournalError
@@ -125,7 +126,7 @@ class LinkService:
             past = []          # storage trouble: the link starts from scratch (locked) rather than not at all
         self.access = access.restore(past, now)
         for r in reversed(past):
-            if r.type == "export":
+            if r.type == T.EXPORT:
                 self.last_download = {"time": r.time.astimezone(self.cfg.tz).isoformat(timespec="seconds"),
                                       **{k: r.data[k] for k in ("via", "to_seq") if k in r.data}}
                 break
@@ -229,7 +230,7 @@ class LinkService:
         self.access, fx, outcome = access.attempt(self.cfg, self.access, conn, verdict.ok, "laptop", now)
         named = verdict.fields()
         self._record([Record(r.type, r.session, r.due, {**r.data, **named})
-                      if r.type in ("unlock", "unlock_failed") else r for r in fx], now)
+                      if r.type in (T.UNLOCK, T.UNLOCK_FAILED) else r for r in fx], now)
         return outcome
 
     def data_dir(self) -> Path | None:
@@ -331,9 +332,9 @@ class LinkService:
         if problem == self.port_problem:
             return
         if problem is not None:
-            self.unit.record(Record("fault", data={"part": "serial", "problem": problem}), now)
+            self.unit.record(Record(T.FAULT, data={"part": "serial", "problem": problem}), now)
         elif self.port_problem is not None:
-            self.unit.record(Record("fault_cleared", data={"part": "serial"}), now)
+            self.unit.record(Record(T.FAULT_CLEARED, data={"part": "serial"}), now)
         self.port_problem = problem
 
     # --- helpers -------------------------------------------------------------------------
@@ -430,7 +431,7 @@ class LinkService:
 
 
 def _declined_record(p: Pending, reason: str, cfg: Any) -> Record:
-    return Record("change_declined", data={"what": p.kind.word, "change": p.change.text(cfg.tz), "reason": reason})
+    return Record(T.CHANGE_DECLINED, data={"what": p.kind.word, "change": p.change.text(cfg.tz), "reason": reason})
 
 
 def _minutes(seconds: int) -> str:

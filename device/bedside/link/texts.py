@@ -11,9 +11,9 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from bedside.core.records import ENVELOPE_KEYS
 from bedside.journal import chain
 
-_ENVELOPE = {"seq", "time", "type", "session", "due", "boot", "mono_ms", "tq", "prev", "hash"}
 LOG_LIMIT = 500
 
 
@@ -90,7 +90,7 @@ def record_line(rec: Mapping[str, Any]) -> str:
     sid = str(rec.get("session") or "")
     if sid[:10] == when[:10]:
         sid = sid[11:]          # same day: the time and kind say it
-    details = " ".join(f"{k}={_value(v)}" for k, v in sorted(rec.items()) if k not in _ENVELOPE)
+    details = " ".join(f"{k}={_value(v)}" for k, v in sorted(rec.items()) if k not in ENVELOPE_KEYS)
     flag = " [time distrusted]" if rec.get("tq") == "distrusted" else ""
     sid = f"{sid}  " if sid else ""
     return f"{rec.get('seq', '?'):>6}  {when}  {rec.get('type', '?'):<13} {sid}{details}{flag}".rstrip()

@@ -33,24 +33,26 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from bedside.core import wall
+from bedside.core.records import OUTCOMES, SESSION_TYPES, T
 
 LATE_AFTER_MIN = 15        # half the default missed window: the patient needed reminding
 _OPEN_AT_CHANGE = timedelta(hours=12)   # a prompt older than this with no outcome was lost, not open
 
-DONE, PARTIAL, MISSED, MERGED, OPEN, WAITING = "done", "partial", "missed", "merged", "open", "waiting"
-INTERRUPTED = "interrupted"
-PAUSED = "paused"          # fell inside a nurse's pause: neither due nor missed
-EXTRA = "extra"            # done on the patient's request: a session done, never one due
+# A session's outcome here: the record that settled it (``records.OUTCOMES``, an extra session's
+# ``extra``), named as the record is, or what the report makes of the records.
+DONE, MISSED, INTERRUPTED = T.DONE, T.MISSED, T.INTERRUPTED
+PARTIAL, MERGED, OPEN, WAITING = "partial", "merged", "open", "waiting"
+PAUSED = T.PAUSED          # fell inside a nurse's pause: neither due nor missed
+EXTRA = T.EXTRA            # done on the patient's request: a session done, never one due
 CHANGEOVER = "changeover"  # open when a patient was admitted or discharged: nobody's, neither due nor missed
 NO_ONE = "no_one"          # unanswered while no patient was admitted (at a bed that has admissions): not missed
 DECIDED = (DONE, PARTIAL, INTERRUPTED, MISSED, PAUSED, EXTRA, CHANGEOVER, NO_ONE)
 DONE_LIKE = (DONE, PARTIAL, INTERRUPTED)
-SESSION_TYPES = ("prompt", "repeat", "snooze", "done", "missed", "interrupted", "deferred", "press", "paused",
-                 "extra")
-KNOWN_TYPES = frozenset({*SESSION_TYPES, "start", "stop", "power_loss", "clock_set", "fault", "fault_cleared",
-                         "admit", "discharge", "refused", "export", "secret_set", "pause", "resume",
-                         "software_update", "software_rollback", "software_update_refused",
-                         "config_changed", "secret_changed", "settings_refused"})
+# The types this report reads; the others are named as "not used in this report".
+KNOWN_TYPES = frozenset({*SESSION_TYPES, T.START, T.STOP, T.POWER_LOSS, T.CLOCK_SET, T.FAULT, T.FAULT_CLEARED,
+                         T.ADMIT, T.DISCHARGE, T.REFUSED, T.EXPORT, T.SECRET_SET, T.PAUSE, T.RESUME,
+                         T.SOFTWARE_UPDATE, T.SOFTWARE_ROLLBACK, T.SOFTWARE_UPDATE_REFUSED,
+                         T.CONFIG_CHANGED, T.SECRET_CHANGED, T.SETTINGS_REFUSED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +285,7 @@ class _Acc:
     changeover: bool = False       # still open when an admission or discharge was recorded
 
 
+_SETTLING = (*OUTCOMES, T.EXTRA)     # the records that settle a session, an extra one's included
 _OUTCOME_FIELDS = ("type", "snoozes", "reason", "started", "late_min", "reps", "planned", "early", "duration_s",
                    "interrupted")
 
@@ -290,11 +293,11 @@ _OUTCOME_FIELDS = ("type", "snoozes", "reason", "started", "late_min", "reps", "
 def _feed(acc: _Acc, rec: Mapping[str, Any], t: datetime) -> None:
     typ = rec.get("type")
     kind = rec.get("kind")
-    if typ != "press" and isinstance(kind, str) and acc.kind is None:
+    if typ != T.PRESS and isinstance(kind, str) and acc.kind is None:
         acc.kind = kind
     if acc.due is None:
         acc.due = parse_time(rec.get("due"))
-    if typ == "deferred":
+    if typ == T.DEFERRED:
         acc.offer = acc.offer or parse_time(rec.get("offer"))
         # Held over the night, unless only merged into a prompt at its own time (a DST gap,
         # or an hourly session meeting a held-over routine).
@@ -302,17 +305,17 @@ def _feed(acc: _Acc, rec: Mapping[str, Any], t: datetime) -> None:
         merged = rec.get("merged_into")
         if isinstance(merged, str):
             acc.merged_into = merged
-    elif typ == "prompt":
+    elif typ == T.PROMPT:
         if acc.prompted is None:
             acc.prompted = t
         if rec.get("deferred") is True:
             acc.deferred = True
             acc.offer = acc.offer or t
-    elif typ == "snooze":
+    elif typ == T.SNOOZE:
         acc.snoozes += 1
-    elif typ == "press" and rec.get("action") == "start" and acc.started is None:
+    elif typ == T.PRESS and rec.get("action") == "start" and acc.started is None:
         acc.started = t            # the patient began the guide, whatever happened next
-    elif typ in ("done", "missed", "interrupted", "paused", "extra") and acc.outcome is None:
+    elif typ in _SETTLING and acc.outcome is None:
         # The unit records one outcome per session; anything after it is not believed.
         # Only the fields _session reads: a whole record per session (its hashes, boot, links)
         # made a long export's model several times the size it needs.
@@ -333,7 +336,7 @@ def _session(acc: _Acc) -> SessionOutcome | None:
         # on a first draft cost a third of this function).
         return SessionOutcome(acc.id, kind, due, offer, **{**common, **fields})
     out = acc.outcome
-    if acc.changeover or (out is not None and out.get("type") == "missed" and out.get("reason") == "discharged"):
+    if acc.changeover or (out is not None and out.get("type") == T.MISSED and out.get("reason") == "discharged"):
         # Open across an admission or discharge: it belongs to neither patient's numbers.
         return make(outcome=CHANGEOVER, reason="discharged" if not acc.changeover else "changeover",
                     finished=acc.outcome_time)
@@ -342,13 +345,13 @@ def _session(acc: _Acc) -> SessionOutcome | None:
             return make(outcome=MERGED)
         return make(outcome=OPEN if acc.prompted is not None else WAITING)
     snoozes = max(acc.snoozes, _int(out.get("snoozes")) or 0)
-    if out.get("type") == "paused":
+    if out.get("type") == T.PAUSED:
         return make(outcome=PAUSED, snoozes=snoozes, finished=acc.outcome_time)
-    if out.get("type") == "missed":
+    if out.get("type") == T.MISSED:
         reason = out.get("reason")
         return make(outcome=MISSED, reason=reason if isinstance(reason, str) else "unknown",
                         snoozes=snoozes, finished=acc.outcome_time, started=acc.started)
-    if out.get("type") == "interrupted":
+    if out.get("type") == T.INTERRUPTED:
         # Begun, never finished: reps only as far as they are known (None: unknown), no end time.
         reason = out.get("reason")
         started = acc.started or parse_time(out.get("started"))
@@ -427,33 +430,33 @@ def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None) -
             if acc is None:
                 acc = accs[sid] = _Acc(sid, t, episode=current)
             _feed(acc, rec, t)
-        elif typ == "start":
+        elif typ == T.START:
             unit = rec.get("unit")
             if isinstance(unit, str) and unit not in units:
                 units.append(unit)
-            if prev_type == "stop" and prev_time is not None:
+            if prev_type == T.STOP and prev_time is not None:
                 gaps.append(Gap("unit_off", prev_time, t))
-        elif typ == "power_loss":
+        elif typ == T.POWER_LOSS:
             since = parse_time(rec.get("last_known")) or prev_time or t
             gaps.append(Gap("power_loss", since, max(since, t)))
-        elif typ == "clock_set":
+        elif typ == T.CLOCK_SET:
             events.append(Event(t, typ, _clock_text(rec)))
-        elif typ in ("fault", "fault_cleared"):
+        elif typ in (T.FAULT, T.FAULT_CLEARED):
             part = _text(rec.get("part")) or "a part"
             problem = _text(rec.get("problem"))
-            events.append(Event(t, typ, f"{part}: {problem}" if typ == "fault" and problem
-                                else f"{part} recovered" if typ == "fault_cleared" else part))
-        elif typ in ("admit", "discharge"):
+            events.append(Event(t, typ, f"{part}: {problem}" if typ == T.FAULT and problem
+                                else f"{part} recovered" if typ == T.FAULT_CLEARED else part))
+        elif typ in (T.ADMIT, T.DISCHARGE):
             for acc in accs.values():
                 if acc.outcome is None and acc.merged_into is None and acc.prompted is not None \
                         and (t - acc.first_time) < _OPEN_AT_CHANGE:
                     acc.changeover = True
-        if typ == "admit":
+        if typ == T.ADMIT:
             eid = _text(rec.get("episode")) or f"#{rec.get('seq')}"
             episodes[eid] = RecordedEpisode(eid, t, _date(rec.get("surgery")), _text(rec.get("regimen")))
             current = eid
             events.append(Event(t, typ, f"Admitted: episode {eid}"))
-        elif typ == "discharge":
+        elif typ == T.DISCHARGE:
             gone = _text(rec.get("episode")) or current
             if gone is not None and gone in episodes:
                 e = episodes[gone]
@@ -461,26 +464,26 @@ def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None) -
             if gone == current:
                 current = None
             events.append(Event(t, typ, f"Discharged: episode {gone}"))
-        elif typ == "refused":
+        elif typ == T.REFUSED:
             command = _text(rec.get("command")) or "a command"
             events.append(Event(t, typ, f"Not accepted ({command}): {_text(rec.get('problem')) or 'no reason given'}"))
-        elif typ == "export":
+        elif typ == T.EXPORT:
             via = _text(rec.get("via")) or "?"
             events.append(Event(t, typ, f"Record downloaded ({via})"))
-        elif typ == "secret_set":
+        elif typ == T.SECRET_SET:
             events.append(Event(t, typ, "Ward secret changed" if rec.get("replaced") is True else "Ward secret set"))
-        elif typ == "software_update":
+        elif typ == T.SOFTWARE_UPDATE:
             events.append(Event(t, typ, f"Software updated from {rec.get('old')} to {rec.get('new')}"))
-        elif typ == "software_rollback":
+        elif typ == T.SOFTWARE_ROLLBACK:
             events.append(Event(t, typ, f"Software {rec.get('from')} failed its check; back on {rec.get('to')}"))
-        elif typ == "software_update_refused":
+        elif typ == T.SOFTWARE_UPDATE_REFUSED:
             events.append(Event(t, typ, f"Software update refused ({rec.get('reason')})"))
-        elif typ == "config_changed":
+        elif typ == T.CONFIG_CHANGED:
             what = _text(rec.get("changed")) or "nothing visible"
             events.append(Event(t, typ, f"Ward configuration applied from a stick ({what})"))
-        elif typ == "secret_changed":
+        elif typ == T.SECRET_CHANGED:
             events.append(Event(t, typ, "Ward secret changed from a stick"))
-        elif typ == "settings_refused":
+        elif typ == T.SETTINGS_REFUSED:
             events.append(Event(t, typ, f"Ward settings from a stick not applied: {_text(rec.get('problem')) or '?'}"))
         prev_type, prev_time = typ, t
 

@@ -33,6 +33,7 @@ from bedside import __version__
 from bedside.core import planner
 from bedside.core.config import Config, Hospital
 from bedside.core.errors import BedsideError
+from bedside.core.records import T
 from bedside.report import adherence as ad
 from bedside.report.svg import REASONS
 from bedside.report.ward import UnitRecord
@@ -208,13 +209,13 @@ def stays(unit: str, records: Iterable[Mapping[str, Any]], sessions: Sequence[ad
     current: int | None = None
     for rec in records:
         typ = rec.get("type")
-        if typ not in ("admit", "discharge"):
+        if typ not in (T.ADMIT, T.DISCHARGE):
             continue
         t = ad.parse_time(rec.get("time"))
         eid = rec.get("episode")
-        if t is None or (typ == "admit" and not isinstance(eid, str)):
+        if t is None or (typ == T.ADMIT and not isinstance(eid, str)):
             continue
-        if typ == "admit":
+        if typ == T.ADMIT:
             assert isinstance(eid, str)
             fields = {k: rec[k] for k in ("mrn", "visit_system", "mrn_system") if isinstance(rec.get(k), str)}
             surgery, regimen = ad._date(rec.get("surgery")), ad._text(rec.get("regimen"))
@@ -377,7 +378,7 @@ def unit_entries(u: UnitRecord, unit_stays: list[Stay], m: ad.Adherence, s: Sett
 
 
 def _device(u: UnitRecord, s: Settings) -> dict[str, Any]:
-    versions = [r.get("version") for r in u.records if r.get("type") == "start" and isinstance(r.get("version"), str)]
+    versions = [r.get("version") for r in u.records if r.get("type") == T.START and isinstance(r.get("version"), str)]
     info = s.units.get(u.unit, UnitInfo())
     device: dict[str, Any] = {
         "identifier": [{"system": s.of("unit"), "value": u.unit}], "status": "active",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from html import escape
 
+from bedside.core.records import T
 from bedside.report import adherence as ad
 
 REASONS = {
@@ -92,16 +93,16 @@ def timeline(d: ad.Day) -> str:
     for kind, y in LANE_Y.items():
         out.append(f'<text class="lbl" x="4" y="{y + 4}">{kind.capitalize()}</text>')
     for e in d.events:
-        if e.kind == "clock_set":
+        if e.kind == T.CLOCK_SET:
             xc = _x(e.at, d.day)
             if xc is not None:
                 out.append(f'<line class="clock" x1="{xc:.1f}" y1="4" x2="{xc:.1f}" y2="{AXIS_Y}" stroke="#1565c0" '
                            f'stroke-dasharray="3 2"><title>{escape(e.text)}</title></line>')
     for e in d.events:
-        if e.kind in ("admit", "discharge"):
+        if e.kind in (T.ADMIT, T.DISCHARGE):
             xc = _x(e.at, d.day)
             if xc is not None:
-                word = "admitted" if e.kind == "admit" else "discharged"
+                word = "admitted" if e.kind == T.ADMIT else "discharged"
                 out.append(f'<g class="ep-{e.kind}"><line x1="{xc:.1f}" y1="2" x2="{xc:.1f}" y2="{AXIS_Y}" '
                            f'stroke="#37474f" stroke-width="2"/><text class="lbl" x="{xc + 3:.1f}" y="10">'
                            f'{word} {hm(e.at)}</text><title>{escape(e.text)}</title></g>')

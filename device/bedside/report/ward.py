@@ -29,6 +29,7 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+from bedside.core.records import T
 from bedside.report import adherence as ad
 from bedside.report.model import Loaded, ReportError, check, load
 
@@ -262,7 +263,7 @@ def _described(p: Path, loaded: Loaded, records: Iterable[dict[str, Any]], verdi
     header = loaded.header or {}
     unit = header.get("unit") if isinstance(header.get("unit"), str) else None
     if unit is None:
-        units = [r.get("unit") for r in records if r.get("type") == "start" and isinstance(r.get("unit"), str)]
+        units = [r.get("unit") for r in records if r.get("type") == T.START and isinstance(r.get("unit"), str)]
         unit = units[-1] if units else _unit_by_name(p)
     taken = ad.parse_time(header.get("exported")) if isinstance(header.get("exported"), str) else None
     if taken is None:
@@ -579,9 +580,9 @@ class _Seen:
 def _tap(records: Iterable[dict[str, Any]], into: _Seen) -> Iterator[dict[str, Any]]:
     for r in records:
         typ = r.get("type")
-        if typ in ("fault", "fault_cleared"):
+        if typ in (T.FAULT, T.FAULT_CLEARED):
             into.faults.append(r)
-        elif typ == "clock_set":
+        elif typ == T.CLOCK_SET:
             into.clock_sets.append(r)
         if "tq" in r:
             into.tq = r["tq"]
@@ -593,9 +594,9 @@ def _open_faults(records: Iterable[dict[str, Any]]) -> tuple[str, ...]:
     open_: dict[str, str] = {}
     for r in records:
         part = str(r.get("part") or "a part")
-        if r.get("type") == "fault":
+        if r.get("type") == T.FAULT:
             open_[part] = f"{part}: {r.get('problem') or 'fault'}"
-        elif r.get("type") == "fault_cleared":
+        elif r.get("type") == T.FAULT_CLEARED:
             open_.pop(part, None)
     return tuple(open_.values())
 

@@ -52,6 +52,7 @@ from typing import Any
 
 from bedside.core.errors import BedsideError
 from bedside.core.events import Confirm, Decided, Effect, Exported, Instant, Record, StickExport, Withdraw
+from bedside.core.records import T
 from bedside.durable import json_loads
 from bedside.journal import retention
 from bedside.journal.segments import JournalError
@@ -66,7 +67,7 @@ EXPORT_TIMEOUT_S = 600.0       # an export that says nothing for this long is ta
 MAX_CONNECTIONS = 4
 # What an update may record through the daemon (its switch and rollback are written while the
 # daemon is stopped, by the offline writer).
-SOFTWARE_RECORDS = frozenset({"software_update_refused", "software_update_failed"})
+SOFTWARE_RECORDS = frozenset({T.SOFTWARE_UPDATE_REFUSED, T.SOFTWARE_UPDATE_FAILED})
 # Confirmation tokens of their own, far from the serial link's (which count from 1).
 _TOKENS = itertools.count(1 << 40)
 
@@ -254,7 +255,7 @@ class StickChannel:
         data = self.data or (self.unit.journal.data if self.unit.journal is not None else None)
 
         def refuse(reason: str, message: str) -> dict[str, str]:
-            rec = Record("settings_refused", data={"reason": reason, "problem": message[:300],
+            rec = Record(T.SETTINGS_REFUSED, data={"reason": reason, "problem": message[:300],
                                                    **({"stick": stick} if stick else {})})
             self._call(lambda now: self._record(rec, now))
             self.log(f"ward settings from a stick refused: {message}")

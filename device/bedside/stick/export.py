@@ -41,6 +41,7 @@ from zoneinfo import ZoneInfo
 from bedside import secret
 from bedside.core.config import Config
 from bedside.core.errors import BedsideError
+from bedside.core.records import T
 from bedside.journal import chain, export
 from bedside.journal.journal import Journal
 from bedside.journal.segments import JournalError
@@ -251,11 +252,11 @@ class JournalRecorder:
             sealer = seal.Sealer(self.data)
             if sealer.available:
                 # Seal first, so that the export ends with a seal (as the daemon does).
-                last = journal.last_of_type("seal")
+                last = journal.last_of_type(T.SEAL)
                 sealer.catch_up(last)
                 seq, head = journal.head()
                 if seq and (last is None or last["seq"] < seq):
-                    self.writer.append("seal", sealer.seal_data(seq, head))
+                    self.writer.append(T.SEAL, sealer.seal_data(seq, head))
                     sealer.sealed()
         except (JournalError, seal.SealError, OSError) as e:
             raise NothingExported(f"the unit's journal cannot be written ({e}); nothing was exported") from None
@@ -266,7 +267,7 @@ class JournalRecorder:
         from bedside.journal import retention
 
         if outcome.stage == "done":
-            type_, data = "export", {**outcome.details, "via": "stick"}
+            type_, data = T.EXPORT, {**outcome.details, "via": "stick"}
         else:
             rec = machine.stick_record(StickExport(outcome.stage, outcome.reason, outcome.details))
             assert rec is not None
@@ -286,7 +287,7 @@ class JournalRecorder:
 
         problem = "not applied: the unit's program is not running, so nobody could confirm them with a press"
         with contextlib.suppress(JournalError):
-            self.writer.append("settings_refused", {"reason": stick_settings.NOT_CONFIRMED, "problem": problem,
+            self.writer.append(T.SETTINGS_REFUSED, {"reason": stick_settings.NOT_CONFIRMED, "problem": problem,
                                                     **({"stick": stick} if stick else {})})
         return problem
 

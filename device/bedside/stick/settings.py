@@ -50,6 +50,7 @@ from bedside.core import config
 from bedside.core.config import Config
 from bedside.core.digest import compare_digest, hmac_sha256, sha256
 from bedside.core.errors import BedsideError
+from bedside.core.records import T
 from bedside.durable import json_loads, read_text, write_atomic
 from bedside.stick.auth import key_id, signature_problem
 from bedside.stick.files import FOLDER
@@ -373,13 +374,13 @@ def apply(offer: Offer, data: Path, current: Config, issued_by: str = "") -> lis
     if offer.config is not None and offer.config_text is not None:
         _keep_previous(data / CONFIG_FILE, 0o644)
         write_atomic(data / CONFIG_FILE, offer.config_text.encode("utf-8"))
-        records.append(("config_changed", {"old": current.fingerprint(), "new": offer.config.fingerprint(),
+        records.append((T.CONFIG_CHANGED, {"old": current.fingerprint(), "new": offer.config.fingerprint(),
                                            "changed": _changed(current, offer.config), **extra}))
     if offer.ward is not None:
         old = secret.load(data)
         _keep_previous(data / secret.FILE_NAME, 0o600)
         secret.save(data, offer.ward)
-        records.append(("secret_changed", {"old_key": key_id(old.stick_key) if old else None,
+        records.append((T.SECRET_CHANGED, {"old_key": key_id(old.stick_key) if old else None,
                                            "new_key": key_id(offer.ward.stick_key), **extra}))
     state: dict[str, Any] = {"issued": offer.issued}
     if offer.counter is not None:
@@ -390,7 +391,7 @@ def apply(offer: Offer, data: Path, current: Config, issued_by: str = "") -> lis
                                   **{k: v for k, v in fresh.items() if v}}
         if offer.recovery_from is not None:
             fields["recovery_from"] = offer.recovery_from
-        records.append(("settings_applied", fields))
+        records.append((T.SETTINGS_APPLIED, fields))
     write_atomic(data / STATE_FILE, (json.dumps(state) + "\n").encode())
     return records
 

@@ -46,6 +46,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from bedside.core.records import T
 from bedside.stick import update
 from bedside.trust.keyring import Keyring
 from bedside.unit.releases import ReleaseError, Releases
@@ -103,7 +104,7 @@ def apply(incoming: Path, staging: Path, ring: Keyring | None, current: str, rel
         m, _ = verify_and_copy(incoming, staging, ring, releases.trusted_counter(), now, reserve, current)
     except update.UpdateRefused as e:
         claimed = _claimed_version(incoming)
-        record("software_update_refused", {"current": current, "version": claimed, "reason": e.reason})
+        record(T.SOFTWARE_UPDATE_REFUSED, {"current": current, "version": claimed, "reason": e.reason})
         return Outcome("refused", current, claimed, str(e))
     try:
         if not confirm(current, m.version):
@@ -112,7 +113,7 @@ def apply(incoming: Path, staging: Path, ring: Keyring | None, current: str, rel
         try:
             releases.install(m.version, staging, extra, hashes={n: w.sha256 for n, w in m.wheels.items()})
         except ReleaseError as e:
-            record("software_update_failed", {"old": current, "new": m.version, "reason": str(e)[:300]})
+            record(T.SOFTWARE_UPDATE_FAILED, {"old": current, "new": m.version, "reason": str(e)[:300]})
             return Outcome("failed", current, m.version, str(e))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -127,7 +128,7 @@ def apply(incoming: Path, staging: Path, ring: Keyring | None, current: str, rel
         fields: dict[str, Any] = {"old": current, "new": m.version, "counter": m.counter, "key": m.signer}
         if m.recovery_from is not None:
             fields["recovery_from"] = m.recovery_from
-        record("software_update", fields)
+        record(T.SOFTWARE_UPDATE, fields)
     finally:
         service.start()
     return prove(releases, service, record, current, m.version)
@@ -144,7 +145,7 @@ def prove(releases: Releases, service: Service, record: Recorder, old: str, new:
     service.stop()
     try:
         releases.switch(old)
-        record("software_rollback", {"from": new, "to": old, "reason": problem[:300]})
+        record(T.SOFTWARE_ROLLBACK, {"from": new, "to": old, "reason": problem[:300]})
     finally:
         service.start()
     releases.prune(set(releases.installed()) - {new})     # only the failed one goes

@@ -40,6 +40,7 @@ from bedside.core.events import (
     Show,
     Tick,
 )
+from bedside.core.records import T
 from bedside.display.surface import Surface
 from bedside.journal.journal import Journal
 from bedside.journal.store import Store
@@ -382,7 +383,7 @@ class Unit:
         saved = self.store.retry(now, tq)
         for fx in effects:
             if isinstance(fx, Record):
-                if fx.type == "admit" and not fx.data.get("amended"):
+                if fx.type == T.ADMIT and not fx.data.get("amended"):
                     # A new patient's records start a segment of their own (docs/journal.md, Segments).
                     self.store.start_segment("episode", {"episode": fx.data.get("episode")}, now, tq)
                 saved = self.store.write(fx, now, tq) and saved

@@ -18,6 +18,7 @@ from typing import IO, TYPE_CHECKING
 
 from bedside.core import planner
 from bedside.core.events import Instant, Notice, Record
+from bedside.core.records import T
 from bedside.unit.systemlog import ERR, INFO, SystemLog
 
 if TYPE_CHECKING:
@@ -232,7 +233,7 @@ class SelfTest:
 
         result: dict[str, object] = {"trigger": trigger, "display": display, "buzzer": buzzer, "journal": journal,
                                      "free_mb": free_mb}
-        u.record(Record("selftest", data=result), now)
+        u.record(Record(T.SELFTEST, data=result), now)
         # Low space is not yet a failure, but the nurse should hear of it before it is one.
         storage = f"{free_mb} MB free on the card" if journal.startswith("low space") else None
         if ("storage" in u.state.problems) != (storage is not None):
