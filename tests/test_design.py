@@ -205,3 +205,54 @@ def test_the_design_doc_draws_the_arrows_this_test_allows() -> None:
         implied = set() if wing == "core" else {"core", "shared"}
         assert named | implied == ALLOWED[wing] | implied, wing
 
+
+
+# --- One place per config key (issue 20): each setting is named once, by its schema row -------------------
+
+def _config_key_places(source: str) -> dict[str, set[str]]:
+    """For each setting of the schema (core/config.py's ``SCHEMA``), the places in ``source`` that name it.
+
+    A place is a top-level statement (a function, a class, an assignment), or one statement of a
+    class's body. A place names the setting ``[section] key`` when it holds the string constant
+    ``key`` (not as a section's name: not ``Section(...)``'s first argument nor a ``section=`` value,
+    and not inside a field declared for another section), or when it declares the field that holds
+    the setting (its name, in ``Config`` for the top-level settings, else in the section's dataclass).
+
+    Before the schema, every one of the 46 settings was named in 3 places: the key set (``_SCHEMA``),
+    the hand-written reader (``parse``, or ``parse_hospital``) and the dataclass default."""
+    from bedside.core import config
+
+    stmts: list[tuple[str, str | None, ast.stmt]] = []
+    for top in ast.parse(source).body:
+        if isinstance(top, ast.ClassDef):
+            stmts += [(f"{top.name} line {s.lineno}", top.name, s) for s in top.body]
+        else:
+            stmts.append((f"line {top.lineno}", None, top))
+    out: dict[str, set[str]] = {}
+    for s in config.SCHEMA:
+        head, _, name = s.path.rpartition(".")
+        holder = type(getattr(config.Config(), head)).__name__ if head else "Config"
+        found = set()
+        for place, cls, st in stmts:
+            nodes = list(ast.walk(st))
+            sections = {id(n.args[0]) for n in nodes if isinstance(n, ast.Call) and n.args
+                        and isinstance(n.func, ast.Name) and n.func.id == "Section"}
+            sections |= {id(n.value) for n in nodes if isinstance(n, ast.keyword) and n.arg == "section"}
+            other = any(isinstance(n, ast.keyword) and n.arg == "section" and isinstance(n.value, ast.Constant)
+                        and n.value.value != s.section for n in nodes)
+            if not other and any(isinstance(n, ast.Constant) and n.value == s.key and id(n) not in sections
+                                 for n in nodes):
+                found.add(place)
+            if cls == holder and isinstance(st, ast.AnnAssign) and isinstance(st.target, ast.Name) \
+                    and st.target.id == name:
+                found.add(place)
+        out[s.where] = found
+    return out
+
+
+def test_each_config_key_is_named_in_one_place() -> None:
+    """Places in core/config.py that name a config key: 3 → 1 for each of the 46 settings (docs/design.md,
+    "One row per setting"). The row is the field: its section, key, type and bounds, default and help."""
+    places = _config_key_places((PACKAGE / "core" / "config.py").read_text(encoding="utf-8"))
+    assert len(places) == 46
+    assert {where: len(found) for where, found in places.items() if len(found) != 1} == {}
