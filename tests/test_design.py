@@ -214,8 +214,9 @@ def _config_key_places(source: str) -> dict[str, set[str]]:
 
     A place is a top-level statement (a function, a class, an assignment), or one statement of a
     class's body. A place names the setting ``[section] key`` when it holds the string constant
-    ``key`` (not as a section's name: not ``Section(...)``'s first argument nor a ``section=`` value,
-    and not inside a field declared for another section), or when it declares the field that holds
+    ``key`` (not as a section's name or a word for people: not ``Section(...)``'s first argument nor a
+    ``section=`` or ``called=`` value, and not inside a field declared for another section), or when it
+    declares the field that holds
     the setting (its name, in ``Config`` for the top-level settings, else in the section's dataclass).
 
     Before the schema, every one of the 46 settings was named in 3 places: the key set (``_SCHEMA``),
@@ -237,7 +238,7 @@ def _config_key_places(source: str) -> dict[str, set[str]]:
             nodes = list(ast.walk(st))
             sections = {id(n.args[0]) for n in nodes if isinstance(n, ast.Call) and n.args
                         and isinstance(n.func, ast.Name) and n.func.id == "Section"}
-            sections |= {id(n.value) for n in nodes if isinstance(n, ast.keyword) and n.arg == "section"}
+            sections |= {id(n.value) for n in nodes if isinstance(n, ast.keyword) and n.arg in ("section", "called")}
             other = any(isinstance(n, ast.keyword) and n.arg == "section" and isinstance(n.value, ast.Constant)
                         and n.value.value != s.section for n in nodes)
             if not other and any(isinstance(n, ast.Constant) and n.value == s.key and id(n) not in sections
@@ -256,3 +257,18 @@ def test_each_config_key_is_named_in_one_place() -> None:
     places = _config_key_places((PACKAGE / "core" / "config.py").read_text(encoding="utf-8"))
     assert len(places) == 46
     assert {where: len(found) for where, found in places.items() if len(found) != 1} == {}
+
+
+def test_the_other_readers_of_a_config_name_no_key() -> None:
+    """The ward's configuration offered by a stick (stick/settings.py: what the unit keeps as its own, and
+    what a change is called) and the laptop's settings ([hospital], laptop/fhir_settings.py) take the keys
+    from the schema's rows: no string constant there is a setting's key or field name. Before: 21 (in
+    stick/settings.py, 16: the 14 settings a change is named by, [display] twice, the unit id it keeps;
+    in laptop/fhir_settings.py, the 5 keys of [hospital])."""
+    from bedside.core import config
+
+    names = {s.key for s in config.SCHEMA} | {s.path.rpartition(".")[2] for s in config.SCHEMA}
+    found = [f"{path}:{n.lineno} {n.value!r}" for path in ("stick/settings.py", "laptop/fhir_settings.py")
+             for n in ast.walk(ast.parse((PACKAGE / path).read_text(encoding="utf-8")))
+             if isinstance(n, ast.Constant) and n.value in names]
+    assert found == []

@@ -184,3 +184,11 @@ def test_the_laptop_reads_the_hospital_table_by_the_same_rows() -> None:
                               lambda where, what: problems.append((where, what)))
     assert h == config.Hospital(visit_system="urn:x")
     assert [w for w, _ in problems] == ["[hospital] wristband", "[hospital] create_patient"]
+
+
+def test_a_change_is_named_in_a_nurses_words_and_the_units_own_parts_are_marked() -> None:
+    new = config.parse({"display": {"night": "dim"}, "reminders": {"max_snoozes": 0, "snooze_minutes": 5},
+                        "unit": {"timezone": "Europe/Paris", "id": "other"}, "hardware": {"rotate": 2},
+                        "regimens": {"standard": {"stages": [{"from_day": 0}]}}})
+    assert config.changed(config.Config(), new) == ["time zone", "snooze", "regimens", "display"]
+    assert config.OWN == ("unit_id", "hardware", "serial")       # a ward's configuration never sets these

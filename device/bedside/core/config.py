@@ -252,15 +252,15 @@ class Hardware:
 class Display:
     night: str = setting("off", Choice(("off", "dim")),
                          'outside the awake window: "off" (a press lights it, dimmed, for 15 s)\n'
-                         'or "dim" (a dim clock all night)')
+                         'or "dim" (a dim clock all night)', called="display")
     dim_after_minutes: int = setting(10, Int(0, 1440, "of minutes (0 never dims)"),
                                      "by day the idle clock dims after this long untouched (saves the OLED); "
-                                     "0 = never")
+                                     "0 = never", called="display")
     layout: str = setting("", Deferred(),       # checked against the panel's own layouts
                           '"" = the panel\'s own: "large" on 128x64 panels (big type, few words), "wide" on\n'
                           'the ssd1322, "square" on 128x128; "standard" = more detail in smaller type\n'
                           "(128x64 panels only). docs/screens.md gives each one's text height at 1 m.",
-                          check=_layout_fits_panel)
+                          check=_layout_fits_panel, called="display")
 
 
 @dataclass(frozen=True)
@@ -349,40 +349,45 @@ class Config:
                                                   "1 to 32 letters, digits, '.', '_' or '-' (it names export "
                                                   "folders)"),
                            "printed on every export and names export folders (letters, digits, . _ -)",
-                           section="unit", key="id")
+                           section="unit", key="id", own=True)
     timezone: str = setting("Europe/London", Zone(),
-                            "IANA name; all schedule times below are local wall-clock times", section="unit")
-    awake_start: time = setting(time(7, 0), Clock(), section="awake", key="start")
+                            "IANA name; all schedule times below are local wall-clock times", section="unit",
+                            called="time zone")
+    awake_start: time = setting(time(7, 0), Clock(), section="awake", key="start", called="quiet hours")
     awake_end: time = setting(time(22, 0), Clock(), 'may cross midnight (e.g. start "20:00", end "12:00");\n'
-                              "start == end means awake around the clock", section="awake", key="end")
+                              "start == end means awake around the clock", section="awake", key="end",
+                              called="quiet hours")
     hourly_every_minutes: int = setting(60, EveryMinutes(), "sessions fall at awake.start + k x every_minutes, "
-                                        "inside the window; 0 = off", section="hourly", key="every_minutes")
+                                        "inside the window; 0 = off", section="hourly", key="every_minutes",
+                                        called="hourly sessions")
     hourly_exercises: tuple[Exercise, ...] = setting(
-        DEFAULT_HOURLY, Exercises(), section="hourly", key="exercises", note=_EXERCISE_NOTE,
+        DEFAULT_HOURLY, Exercises(), section="hourly", key="exercises", note=_EXERCISE_NOTE, called="hourly sessions",
         check=lambda c: "must name at least one exercise while every_minutes is above 0"
         if c.hourly_every_minutes and not c.hourly_exercises else None)
-    routine_at: tuple[time, ...] = setting((time(9, 0), time(19, 0)), Times(), section="routine", key="at")
+    routine_at: tuple[time, ...] = setting((time(9, 0), time(19, 0)), Times(), section="routine", key="at",
+                                            called="routine times")
     routine_exercises: tuple[Exercise, ...] = setting(
-        DEFAULT_ROUTINE, Exercises(), section="routine", key="exercises",
+        DEFAULT_ROUTINE, Exercises(), section="routine", key="exercises", called="routine",
         check=lambda c: "must name at least one exercise while routine times are set"
         if c.routine_at and not c.routine_exercises else None)
     repeat_every_minutes: int = setting(10, Int(1, 120, "of minutes"),
-                                        "soft repeat while a prompt is unanswered (never louder)", section="reminders")
+                                        "soft repeat while a prompt is unanswered (never louder)", section="reminders",
+                                        called="reminders")
     missed_after_minutes: int = setting(30, Int(1, 240, "of minutes"),
                                         "then the session is logged missed (snoozing pauses this count)",
-                                        section="reminders")
+                                        section="reminders", called="reminders")
     snooze_minutes: int = setting(10, Int(1, 60, "of minutes"), "long press (about 2 s, released before 5 s)",
-                                  section="reminders")
-    max_snoozes: int = setting(2, Int(0, 5), section="reminders")
+                                  section="reminders", called="snooze")
+    max_snoozes: int = setting(2, Int(0, 5), section="reminders", called="snooze")
     default_regimen: str = setting("standard", RegimenName(),
                                    "for an admission that names none, and while no one is admitted",
-                                   section="episodes", check=_names_a_regimen)
+                                   section="episodes", check=_names_a_regimen, called="regimens")
     without_episode: str = setting("default", Choice(("default", "quiet")),
                                    'with no one ever admitted: "default" runs the default regimen as if the first\n'
                                    "start at this bed were the day of surgery, stepping down as it does, so a\n"
                                    'unit works out of the box; "quiet" prompts nothing. After a discharge the\n'
                                    'bed is silent ("Ready for next patient") until an admission or a press',
-                                   section="episodes")
+                                   section="episodes", called="regimens")
     regimens: tuple[Regimen, ...] = DEFAULT_REGIMENS     # [regimens.NAME] tables, read by _regimens
     display: Display = field(default_factory=Display)
     hardware: Hardware = field(default_factory=Hardware)
@@ -468,11 +473,11 @@ SECTIONS = (
     Section("reminders"),
     Section("episodes", "one patient's stay: admitted with an episode id (never a name), the date of\n"
             "surgery and a regimen; discharged at the end (see docs/behaviour.md#episodes)"),
-    Section("regimens", text=_REGIMENS_TEXT),
+    Section("regimens", text=_REGIMENS_TEXT, called="regimens"),
     Section("hospital", "the hospital's own numbers, for bedside fhir (docs/fhir.md#the-hospitals-identifiers)"),
     Section("display"),
-    Section("hardware"),
-    Section("serial", "nurse download link"),
+    Section("hardware", own=True),
+    Section("serial", "nurse download link", own=True),
     Section("ward", "read by `bedside ward --config THIS_FILE` on the nurse's laptop; units ignore it"),
 )
 _ORDER = {s.name: i for i, s in enumerate(SECTIONS)}
@@ -481,6 +486,10 @@ SCHEMA: tuple[Setting, ...] = tuple(sorted(rows(Config), key=lambda s: _ORDER[s.
 _AT = {s.where: i for i, s in enumerate(SCHEMA)}       # a problem's place in the list: its key's in the file
 _KEYS = {sec.name: {s.key for s in SCHEMA if s.section == sec.name} for sec in SECTIONS}
 HOSPITAL = tuple(s for s in SCHEMA if s.path.startswith("hospital."))
+# The config's parts that are the unit's own (its id, its hardware, its serial port): a ward's configuration
+# from a stick lies over the unit's, but never over these.
+_OWN_SECTIONS = {sec.name for sec in SECTIONS if sec.own}
+OWN = tuple(dict.fromkeys(s.path.split(".")[0] for s in SCHEMA if s.own or s.section in _OWN_SECTIONS))
 
 _HEADER = """\
 # Bedside unit configuration.
@@ -488,6 +497,18 @@ _HEADER = """\
 # Every key below is shown with its default value: a ward's own file only needs the
 # keys it changes. Unknown keys are an error (a typo must not fall back silently).
 # Check a file with:  bedside config check /etc/bedside/bedside.toml"""
+
+
+def changed(old: Config, new: Config) -> list[str]:
+    """What a nurse or engineer calls each part that differs between two configurations, in the file's
+    order (a ward's new configuration is shown, and recorded in ``config_changed``, by these)."""
+    out: list[str] = []
+    for sec in SECTIONS:
+        parts = [(s.called, s.path) for s in SCHEMA if s.section == sec.name and s.called]
+        for called, path in parts or ([(sec.called, sec.name)] if sec.called else []):
+            if get(old, path) != get(new, path) and called not in out:
+                out.append(called)
+    return out
 
 
 def example_file() -> str:

@@ -211,6 +211,8 @@ class Setting:
     note: str = ""                 # a comment block after the key, from the line's start
     check: Check | None = None     # a rule relating this key to others, run on the whole config
     warn: Check | None = None      # a warning (not an error) about the whole config, said for this key
+    called: str = ""               # what a nurse or engineer calls it (a ward's new configuration names its changes)
+    own: bool = False              # the unit's own: never taken from a ward's configuration offered by a stick
     path: str = ""                 # the attribute on the config: "snooze_minutes", "hardware.button_pin"
 
     @property
@@ -219,10 +221,10 @@ class Setting:
 
 
 def setting(default: T, type_: Type, help: str = "", *, section: str = "", key: str = "", note: str = "",
-            check: Check | None = None, warn: Check | None = None) -> T:
+            check: Check | None = None, warn: Check | None = None, called: str = "", own: bool = False) -> T:
     """A dataclass field that is a row of the schema. ``section`` and ``key`` default to the section's
     dataclass and the field's own name."""
-    row = Setting(section, key, type_, default, help, note, check, warn)
+    row = Setting(section, key, type_, default, help, note, check, warn, called, own)
     out: T = field(default=default, metadata={SETTING: row})
     return out
 
@@ -263,6 +265,8 @@ class Section:
     name: str
     help: str = ""
     text: str = ""
+    called: str = ""               # for a section of named tables: what a nurse or engineer calls it
+    own: bool = False              # every key of it is the unit's own (Setting.own)
 
 
 def _commented(head: str, help: str) -> list[str]:
