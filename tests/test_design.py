@@ -210,7 +210,8 @@ def test_the_design_doc_draws_the_arrows_this_test_allows() -> None:
 # --- One place per config key (issue 20): each setting is named once, by its schema row -------------------
 
 def _config_key_places(source: str) -> dict[str, set[str]]:
-    """For each setting of the schema (core/config.py's ``SCHEMA``), the places in ``source`` that name it.
+    """For each setting of the schema (core/config.py's ``SCHEMA``) and each key of an exercise
+    (``EXERCISE``), the places in ``source`` that name it.
 
     A place is a top-level statement (a function, a class, an assignment), or one statement of a
     class's body. A place names the setting ``[section] key`` when it holds the string constant
@@ -219,8 +220,9 @@ def _config_key_places(source: str) -> dict[str, set[str]]:
     declares the field that holds
     the setting (its name, in ``Config`` for the top-level settings, else in the section's dataclass).
 
-    Before the schema, every one of the 46 settings was named in 3 places: the key set (``_SCHEMA``),
-    the hand-written reader (``parse``, or ``parse_hospital``) and the dataclass default."""
+    Before the schema, every one of the 46 settings and 7 exercise keys was named in 3 places: the key
+    set (``_SCHEMA``, ``_EXERCISE_KEYS``), the hand-written reader (``parse``, ``parse_hospital``,
+    ``exercise_list``) and the dataclass default."""
     from bedside.core import config
 
     stmts: list[tuple[str, str | None, ast.stmt]] = []
@@ -230,9 +232,13 @@ def _config_key_places(source: str) -> dict[str, set[str]]:
         else:
             stmts.append((f"line {top.lineno}", None, top))
     out: dict[str, set[str]] = {}
-    for s in config.SCHEMA:
-        head, _, name = s.path.rpartition(".")
-        holder = type(getattr(config.Config(), head)).__name__ if head else "Config"
+    def holder_of(path: str) -> str:
+        head = path.rpartition(".")[0]
+        return type(getattr(config.Config(), head)).__name__ if head else "Config"
+
+    items = [(s, f"[exercises] {s.key}", "Exercise") for s in config.EXERCISE]
+    for s, where, holder in [(s, s.where, holder_of(s.path)) for s in config.SCHEMA] + items:
+        name = s.path.rpartition(".")[2]
         found = set()
         for place, cls, st in stmts:
             nodes = list(ast.walk(st))
@@ -247,15 +253,16 @@ def _config_key_places(source: str) -> dict[str, set[str]]:
             if cls == holder and isinstance(st, ast.AnnAssign) and isinstance(st.target, ast.Name) \
                     and st.target.id == name:
                 found.add(place)
-        out[s.where] = found
+        out[where] = found
     return out
 
 
 def test_each_config_key_is_named_in_one_place() -> None:
-    """Places in core/config.py that name a config key: 3 → 1 for each of the 46 settings (docs/design.md,
-    "One row per setting"). The row is the field: its section, key, type and bounds, default and help."""
+    """Places in core/config.py that name a config key: 3 → 1 for each of the 46 settings and the 7 keys
+    of an exercise (docs/design.md, "One row per setting"). The row is the field: its section, key, type
+    and bounds, default and help."""
     places = _config_key_places((PACKAGE / "core" / "config.py").read_text(encoding="utf-8"))
-    assert len(places) == 46
+    assert len(places) == 53
     assert {where: len(found) for where, found in places.items() if len(found) != 1} == {}
 
 

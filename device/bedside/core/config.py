@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from bedside.core import digest, exercises
 from bedside.core.panels import DEFAULT_PANEL, PANELS, Panel
 from bedside.core.schema import (
+    REQUIRED,
     Bool,
     Choice,
     Clock,
@@ -36,6 +37,9 @@ from bedside.core.schema import (
     Type,
     example,
     get,
+    item_rows,
+    read_item,
+    required,
     rows,
     setting,
 )
@@ -56,14 +60,74 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
+class ExerciseName(Type):
+    """Shown on the display in large type: 1 to 15 characters its fonts have."""
+
+    def read(self, r: Reader, s: Setting, v: Any) -> Any:
+        if not isinstance(v, str) or not 1 <= len(v.strip()) <= 15:
+            r.fail(s.where, "must be text of 1 to 15 characters (it is shown on the display in large type), "
+                   f"got {v!r}")
+            return None
+        if not _displayable(v):
+            r.fail(s.where, "has characters the display cannot show (it has Western European letters, digits and "
+                   f"punctuation), got {v!r}")
+            return None
+        return v.strip()
+
+
+@dataclass(frozen=True)
+class Tip(Type):
+    def read(self, r: Reader, s: Setting, v: Any) -> Any:
+        if not isinstance(v, str) or len(v) > 40 or not _displayable(v):
+            r.fail(s.where, "must be text of at most 40 characters the display can show, such as "
+                   f'"Raise your leg on a pillow", got {v!r}')
+            return s.default
+        return v.strip()
+
+
+@dataclass(frozen=True)
+class Kind(Type):
+    """An exercise's kind (a key of exercises.KINDS): as written, or told from its name with a warning."""
+
+    def read(self, r: Reader, s: Setting, v: Any) -> Any:
+        return self.named(r, s, v, None)
+
+    def named(self, r: Reader, s: Setting, v: Any, name: Any) -> str | None:
+        known = ", ".join(exercises.KINDS)
+        if v is not REQUIRED:
+            if v not in exercises.KINDS:
+                r.fail(s.where, f"must be one of {known}, got {v!r}")
+                return None
+            return str(v)
+        if not isinstance(name, str):
+            return None
+        told = exercises.from_name(name)
+        if told is None:
+            r.warnings.append(f'{s.within}: no kind, and the name {name.strip()!r} tells none, so it is guided as '
+                              f'"{exercises.OTHER}" (its name, then relax, with no picture); add kind = one of '
+                              f"{known}")
+            return exercises.OTHER
+        r.warnings.append(f'{s.within}: no kind; taken as "{told}" from the name {name.strip()!r} '
+                          f'(add kind = "{told}")')
+        return told
+
+
+@dataclass(frozen=True)
 class Exercise:
-    name: str
-    reps: int
-    per_foot: bool = False
-    hold_seconds: int = 0
-    kind: str | None = None     # a key of exercises.KINDS; None: told from the name (exercises.from_name)
-    sets: int = 1               # sets of ``reps``, with a rest between them
-    tip: str = ""               # shown before the exercise's guide: "Raise your leg on a pillow"
+    """One exercise of a list ([hourly] exercises, [routine] exercises, a stage's): each field a row."""
+
+    name: str = required(ExerciseName())
+    reps: int = required(Int(1, 100))
+    per_foot: bool = setting(False, Bool())
+    hold_seconds: int = setting(0, Int(0, 30, "of seconds"))
+    kind: str | None = setting(None, Kind())   # None: told from the name (exercises.from_name)
+    sets: int = setting(1, Int(1, 5))           # sets of ``reps``, with a rest between them
+    tip: str = setting("", Tip())               # shown before the exercise's guide: "Raise your leg on a pillow"
+
+
+EXERCISE = item_rows(Exercise)
+_NAME = next(s for s in EXERCISE if isinstance(s.type, ExerciseName))
+_KIND = next(s for s in EXERCISE if isinstance(s.type, Kind))
 
 
 # --- the value types of this file's own settings (the general ones are in core/schema.py) ------
@@ -108,14 +172,11 @@ class Exercises(Type):
 
 
 def _exercise_toml(e: Exercise) -> list[str]:
-    """An exercise's keys as the example file writes them: name and kind first, then what differs from
-    an exercise's defaults."""
-    out = [f"name = {json.dumps(e.name)}", f"kind = {json.dumps(e.kind)}", f"reps = {e.reps}"]
-    out += ["per_foot = true"] if e.per_foot else []
-    out += [f"hold_seconds = {e.hold_seconds}"] if e.hold_seconds else []
-    out += [f"sets = {e.sets}"] if e.sets != 1 else []
-    out += [f"tip = {json.dumps(e.tip)}"] if e.tip else []
-    return out
+    """An exercise's keys as the example file writes them: its name and kind first, then the others
+    that it must say or that differ from their defaults."""
+    first = sorted(EXERCISE, key=lambda s: (s is not _NAME, s is not _KIND))
+    return [f"{s.key} = {s.type.toml(get(e, s.path))}" for s in first
+            if s.default is REQUIRED or get(e, s.path) != s.default]
 
 
 @dataclass(frozen=True)
@@ -518,7 +579,8 @@ def example_file() -> str:
 
 # --- parsing -------------------------------------------------------------------------------
 
-_EXERCISE_KEYS = {"name", "reps", "per_foot", "hold_seconds", "kind", "sets", "tip"}
+_EXERCISE_KEYS = {s.key for s in EXERCISE}
+_EXERCISE_READ = tuple(s for s in EXERCISE if s is not _KIND)
 _STAGE_KEYS = {"from_day", "hourly_every_minutes", "hourly_exercises", "routine_at", "routine_exercises"}
 # Regimen names are shown on the nurse screen and recorded on admission.
 _REGIMEN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,11}$")
@@ -600,26 +662,6 @@ def parse_hospital(table: Mapping[str, Any], fail: Callable[[str, str], None]) -
     return Hospital(**out)
 
 
-def _exercise_kind(r: Reader, key: str, v: Any, name: Any) -> str | None:
-    """The exercise's kind: as written (checked), or told from its name with a warning."""
-    known = ", ".join(exercises.KINDS)
-    if v is not _MISSING:
-        if v not in exercises.KINDS:
-            r.fail(f"{key} kind", f"must be one of {known}, got {v!r}")
-            return None
-        return str(v)
-    if not isinstance(name, str):
-        return None
-    told = exercises.from_name(name)
-    if told is None:
-        r.warnings.append(f'{key}: no kind, and the name {name.strip()!r} tells none, so it is guided as '
-                             f'"{exercises.OTHER}" (its name, then relax, with no picture); add kind = one of '
-                             f"{known}")
-        return exercises.OTHER
-    r.warnings.append(f'{key}: no kind; taken as "{told}" from the name {name.strip()!r} (add kind = "{told}")')
-    return told
-
-
 def _every_minutes(r: Reader, key: str, v: Any, default: int) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 1440:
         r.fail(key, f"must be a whole number of minutes from 0 to 1440 (0 turns hourly prompts off), got {v!r}")
@@ -642,38 +684,13 @@ def _exercise_list(r: Reader, key: str, v: Any, default: tuple[Exercise, ...]) -
             continue
         for extra in sorted(set(e) - _EXERCISE_KEYS):
             r.fail(f"{k} {extra}", f"unknown key (known: {', '.join(sorted(_EXERCISE_KEYS))})")
-        name, reps = e.get("name"), e.get("reps")
-        per_foot, hold = e.get("per_foot", False), e.get("hold_seconds", 0)
-        ok = True
-        if not isinstance(name, str) or not 1 <= len(name.strip()) <= 15:
-            r.fail(f"{k} name", "must be text of 1 to 15 characters (it is shown on the display in large "
-                      f"type), got {name!r}")
-            ok = False
-        elif not _displayable(name):
-            r.fail(f"{k} name", f"has characters the display cannot show (it has Western European letters, "
-                      f"digits and punctuation), got {name!r}")
-            ok = False
-        if isinstance(reps, bool) or not isinstance(reps, int) or not 1 <= reps <= 100:
-            r.fail(f"{k} reps", f"must be a whole number from 1 to 100, got {reps!r}")
-            ok = False
-        if not isinstance(per_foot, bool):
-            r.fail(f"{k} per_foot", f"must be true or false, got {per_foot!r}")
-            ok = False
-        if isinstance(hold, bool) or not isinstance(hold, int) or not 0 <= hold <= 30:
-            r.fail(f"{k} hold_seconds", f"must be a whole number of seconds from 0 to 30, got {hold!r}")
-            ok = False
-        sets, tip = e.get("sets", 1), e.get("tip", "")
-        if isinstance(sets, bool) or not isinstance(sets, int) or not 1 <= sets <= 5:
-            r.fail(f"{k} sets", f"must be a whole number from 1 to 5, got {sets!r}")
-            ok = False
-        if not isinstance(tip, str) or len(tip) > 40 or not _displayable(tip):
-            r.fail(f"{k} tip", "must be text of at most 40 characters the display can show, such as "
-                      f'"Raise your leg on a pillow", got {tip!r}')
-            ok = False
-        kind = _exercise_kind(r, k, e.get("kind", _MISSING), name)
-        if ok and isinstance(name, str) and isinstance(reps, int) and isinstance(hold, int) and kind \
-                and isinstance(sets, int) and isinstance(tip, str):
-            out.append(Exercise(name.strip(), reps, bool(per_foot), hold, kind, sets, tip.strip()))
+        before = len(r.problems)
+        values = read_item(r, _EXERCISE_READ, e, k)         # every key but the kind, told from the name
+        kind = _KIND.type
+        assert isinstance(kind, Kind)
+        values[_KIND.path] = kind.named(r, replace(_KIND, within=k), e.get(_KIND.key, REQUIRED), e.get(_NAME.key))
+        if len(r.problems) == before and values[_KIND.path]:
+            out.append(Exercise(**values))
     return tuple(out) if out or not v else default
 
 

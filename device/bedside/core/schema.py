@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from datetime import time
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 SETTING = "bedside.setting"        # the dataclass field's metadata key that holds its row
+REQUIRED: Any = type("Required", (), {"__repr__": lambda self: "REQUIRED"})()   # a row with no default
 COLUMN = 31                        # where the example file's comments start
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -214,10 +215,11 @@ class Setting:
     called: str = ""               # what a nurse or engineer calls it (a ward's new configuration names its changes)
     own: bool = False              # the unit's own: never taken from a ward's configuration offered by a stick
     path: str = ""                 # the attribute on the config: "snooze_minutes", "hardware.button_pin"
+    within: str = ""               # for a key of a list's item: where the item is ("[hourly] exercises #2")
 
     @property
     def where(self) -> str:
-        return f"[{self.section}] {self.key}"
+        return f"{self.within} {self.key}" if self.within else f"[{self.section}] {self.key}"
 
 
 def setting(default: T, type_: Type, help: str = "", *, section: str = "", key: str = "", note: str = "",
@@ -226,6 +228,29 @@ def setting(default: T, type_: Type, help: str = "", *, section: str = "", key: 
     dataclass and the field's own name."""
     row = Setting(section, key, type_, default, help, note, check, warn, called, own)
     out: T = field(default=default, metadata={SETTING: row})
+    return out
+
+
+def required(type_: Type, help: str = "") -> Any:
+    """A dataclass field that is a row with no default: an item (an exercise) must say it."""
+    return field(metadata={SETTING: Setting("", "", type_, REQUIRED, help)})
+
+
+def item_rows(item_class: type) -> tuple[Setting, ...]:
+    """The rows of a table that is an item of a list (an exercise): one per field, keyed by its name."""
+    return tuple(_complete(f.metadata[SETTING], "", f.name, f.name) for f in fields(item_class))
+
+
+def read_item(r: Reader, item_rows: tuple[Setting, ...], table: Any, within: str) -> dict[str, Any]:
+    """Each row's value from an item's table, by field name: as written and read by its type, or its
+    default when absent (a required key absent is read as None, so its type says what it wants)."""
+    out: dict[str, Any] = {}
+    for s in item_rows:
+        v = table.get(s.key, REQUIRED)
+        if v is REQUIRED and s.default is not REQUIRED:
+            out[s.path] = s.default
+        else:
+            out[s.path] = s.type.read(r, replace(s, within=within), None if v is REQUIRED else v)
     return out
 
 
@@ -245,8 +270,6 @@ def rows(config_class: type) -> Iterator[Setting]:
 
 
 def _complete(row: Setting, section: str, key: str, path: str) -> Setting:
-    from dataclasses import replace
-
     return replace(row, section=section, key=key, path=path)
 
 
