@@ -210,8 +210,8 @@ def test_the_design_doc_draws_the_arrows_this_test_allows() -> None:
 # --- One place per config key (issue 20): each setting is named once, by its schema row -------------------
 
 def _config_key_places(source: str) -> dict[str, set[str]]:
-    """For each setting of the schema (core/config.py's ``SCHEMA``) and each key of an exercise
-    (``EXERCISE``), the places in ``source`` that name it.
+    """For each setting of the schema (core/config.py's ``SCHEMA``) and each key of an exercise or a
+    regimen's stage (``EXERCISE``, ``STAGE``), the places in ``source`` that name it.
 
     A place is a top-level statement (a function, a class, an assignment), or one statement of a
     class's body. A place names the setting ``[section] key`` when it holds the string constant
@@ -220,9 +220,9 @@ def _config_key_places(source: str) -> dict[str, set[str]]:
     declares the field that holds
     the setting (its name, in ``Config`` for the top-level settings, else in the section's dataclass).
 
-    Before the schema, every one of the 46 settings and 7 exercise keys was named in 3 places: the key
-    set (``_SCHEMA``, ``_EXERCISE_KEYS``), the hand-written reader (``parse``, ``parse_hospital``,
-    ``exercise_list``) and the dataclass default."""
+    Before the schema, every one of the 46 settings, 7 exercise keys and 5 stage keys was named in 3
+    places: the key set (``_SCHEMA``, ``_EXERCISE_KEYS``, ``_STAGE_KEYS``), the hand-written reader
+    (``parse``, ``parse_hospital``, ``exercise_list``, ``_stage``) and the dataclass default."""
     from bedside.core import config
 
     stmts: list[tuple[str, str | None, ast.stmt]] = []
@@ -237,6 +237,7 @@ def _config_key_places(source: str) -> dict[str, set[str]]:
         return type(getattr(config.Config(), head)).__name__ if head else "Config"
 
     items = [(s, f"[exercises] {s.key}", "Exercise") for s in config.EXERCISE]
+    items += [(s, f"[regimens.NAME] stages {s.key}", "Stage") for s in config.STAGE]
     for s, where, holder in [(s, s.where, holder_of(s.path)) for s in config.SCHEMA] + items:
         name = s.path.rpartition(".")[2]
         found = set()
@@ -258,11 +259,11 @@ def _config_key_places(source: str) -> dict[str, set[str]]:
 
 
 def test_each_config_key_is_named_in_one_place() -> None:
-    """Places in core/config.py that name a config key: 3 → 1 for each of the 46 settings and the 7 keys
-    of an exercise (docs/design.md, "One row per setting"). The row is the field: its section, key, type
-    and bounds, default and help."""
+    """Places in core/config.py that name a config key: 3 → 1 for each of the 46 settings, the 7 keys
+    of an exercise and the 5 of a stage (docs/design.md, "One row per setting"). The row is the field:
+    its section, key, type and bounds, default and help."""
     places = _config_key_places((PACKAGE / "core" / "config.py").read_text(encoding="utf-8"))
-    assert len(places) == 53
+    assert len(places) == 58
     assert {where: len(found) for where, found in places.items() if len(found) != 1} == {}
 
 

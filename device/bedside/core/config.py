@@ -42,6 +42,7 @@ from bedside.core.schema import (
     required,
     rows,
     setting,
+    whole,
 )
 
 
@@ -325,14 +326,28 @@ class Display:
 
 
 @dataclass(frozen=True)
-class Stage:
-    """Part of a regimen, from a post-operative day on; None keeps the [hourly]/[routine] setting."""
+class FromDay(Type):
+    def read(self, r: Reader, s: Setting, v: Any) -> Any:
+        if not whole(v, -30, 365):
+            r.fail(s.where, "must be the post-operative day the stage starts, a whole number from -30 to 365 "
+                   f"(0 is the day of surgery), got {'nothing' if v is None else repr(v)}")
+            return None
+        return v
 
-    from_day: int
-    hourly_every_minutes: int | None = None
-    hourly_exercises: tuple[Exercise, ...] | None = None
-    routine_at: tuple[time, ...] | None = None
-    routine_exercises: tuple[Exercise, ...] | None = None
+
+@dataclass(frozen=True)
+class Stage:
+    """Part of a regimen, from a post-operative day on; None keeps the [hourly]/[routine] setting.
+    Each field is a row; a key written wrongly reads as no prompts (0) or nothing (an empty list)."""
+
+    from_day: int = required(FromDay())
+    hourly_every_minutes: int | None = setting(None, EveryMinutes(), fallback=0)
+    hourly_exercises: tuple[Exercise, ...] | None = setting(None, Exercises(), fallback=())
+    routine_at: tuple[time, ...] | None = setting(None, Times(), fallback=())
+    routine_exercises: tuple[Exercise, ...] | None = setting(None, Exercises(), fallback=())
+
+
+STAGE = item_rows(Stage)
 
 
 @dataclass(frozen=True)
@@ -581,7 +596,7 @@ def example_file() -> str:
 
 _EXERCISE_KEYS = {s.key for s in EXERCISE}
 _EXERCISE_READ = tuple(s for s in EXERCISE if s is not _KIND)
-_STAGE_KEYS = {"from_day", "hourly_every_minutes", "hourly_exercises", "routine_at", "routine_exercises"}
+_STAGE_KEYS = {s.key for s in STAGE}
 # Regimen names are shown on the nurse screen and recorded on admission.
 _REGIMEN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,11}$")
 _MISSING: Any = object()
@@ -706,20 +721,11 @@ def _stage(r: Reader, key: str, v: Any) -> Stage | None:
         return None
     for extra in sorted(set(v) - _STAGE_KEYS):
         r.fail(f"{key} {extra}", f"unknown key (known: {', '.join(sorted(_STAGE_KEYS))})")
-    day = v.get("from_day", _MISSING)
-    if isinstance(day, bool) or not isinstance(day, int) or not -30 <= day <= 365:
-        r.fail(f"{key} from_day", "must be the post-operative day the stage starts, a whole number from -30 to 365 "
-               f"(0 is the day of surgery), got {'nothing' if day is _MISSING else repr(day)}")
-        return None
-    every = v.get("hourly_every_minutes")
-    if every is not None:
-        every = _every_minutes(r, f"{key} hourly_every_minutes", every, 0)
-    at = r.times(f"{key} routine_at", v["routine_at"], ()) if "routine_at" in v else None
-    hourly_ex = _exercise_list(r, f"{key} hourly_exercises", v["hourly_exercises"], ()) \
-        if "hourly_exercises" in v else None
-    routine_ex = _exercise_list(r, f"{key} routine_exercises", v["routine_exercises"], ()) \
-        if "routine_exercises" in v else None
-    return Stage(day, every, hourly_ex, at, routine_ex)
+    before = len(r.problems)
+    values = read_item(r, tuple(s for s in STAGE if s.default is REQUIRED), v, key)
+    if len(r.problems) > before:
+        return None                 # a stage without its day: its other keys are not read
+    return Stage(**values, **read_item(r, tuple(s for s in STAGE if s.default is not REQUIRED), v, key))
 
 
 def _regimens(r: Reader, data: Mapping[str, Any], base: Config) -> tuple[Regimen, ...]:

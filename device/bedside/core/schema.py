@@ -214,6 +214,7 @@ class Setting:
     warn: Check | None = None      # a warning (not an error) about the whole config, said for this key
     called: str = ""               # what a nurse or engineer calls it (a ward's new configuration names its changes)
     own: bool = False              # the unit's own: never taken from a ward's configuration offered by a stick
+    fallback: Any = REQUIRED       # taken when the key is written wrongly, if not the default (items only)
     path: str = ""                 # the attribute on the config: "snooze_minutes", "hardware.button_pin"
     within: str = ""               # for a key of a list's item: where the item is ("[hourly] exercises #2")
 
@@ -223,10 +224,11 @@ class Setting:
 
 
 def setting(default: T, type_: Type, help: str = "", *, section: str = "", key: str = "", note: str = "",
-            check: Check | None = None, warn: Check | None = None, called: str = "", own: bool = False) -> T:
+            check: Check | None = None, warn: Check | None = None, called: str = "", own: bool = False,
+            fallback: Any = REQUIRED) -> T:
     """A dataclass field that is a row of the schema. ``section`` and ``key`` default to the section's
     dataclass and the field's own name."""
-    row = Setting(section, key, type_, default, help, note, check, warn, called, own)
+    row = Setting(section, key, type_, default, help, note, check, warn, called, own, fallback)
     out: T = field(default=default, metadata={SETTING: row})
     return out
 
@@ -250,7 +252,8 @@ def read_item(r: Reader, item_rows: tuple[Setting, ...], table: Any, within: str
         if v is REQUIRED and s.default is not REQUIRED:
             out[s.path] = s.default
         else:
-            out[s.path] = s.type.read(r, replace(s, within=within), None if v is REQUIRED else v)
+            at = replace(s, within=within) if s.fallback is REQUIRED else replace(s, within=within, default=s.fallback)
+            out[s.path] = s.type.read(r, at, None if v is REQUIRED else v)
     return out
 
 
