@@ -255,6 +255,11 @@ before the exercise's guide, e.g. tip = "Raise your leg on a pillow" (at most 40
 
 # --- the sections that are tables of settings -------------------------------------------------
 
+# The pin backends a unit can use (hardware/README.md, the board matrix): lgpio on Bookworm and
+# the only one a Pi 5 has; RPi.GPIO on Bullseye and older systems.
+GPIO_BACKENDS = ("auto", "lgpio", "rpigpio")
+
+
 @dataclass(frozen=True)
 class Hardware:
     display: str = setting(DEFAULT_PANEL, Choice(tuple(PANELS)),      # a row of core/panels.py
@@ -277,7 +282,7 @@ class Hardware:
                           "passive buzzers only: PWM duty in percent (lower is quieter)")
     tone: str = setting("normal", Choice(("low", "normal", "high")),
                         'passive buzzers only: "low", "normal" or "high" pitch (a fifth apart)')
-    gpio: str = setting("auto", Choice(("auto", "lgpio", "rpigpio")),
+    gpio: str = setting("auto", Choice(GPIO_BACKENDS),
                         'pin backend: "auto" (lgpio, else RPi.GPIO), "lgpio" (Bookworm; the only one\n'
                         'on a Pi 5) or "rpigpio" (Bullseye and older). The installer installs it.')
     spi_port: int = setting(0, Int(0, 6), "SPI panels (ssd1322) only: SPI bus and chip select (CE0) ...")
@@ -379,10 +384,6 @@ class Ward:
     stale_after_hours: int = setting(24, Int(1, 336, "hours"),
                                      'a bed whose newest record is older than this is flagged "old record"')
 
-
-# The pin backends a unit can use (hardware/README.md, the board matrix): lgpio on Bookworm and
-# the only one a Pi 5 has; RPi.GPIO on Bullseye and older systems.
-GPIO_BACKENDS = ("auto", "lgpio", "rpigpio")
 
 DEFAULT_HOURLY = (Exercise("Ankle pumps", 10, per_foot=True, hold_seconds=3, kind="ankle_pump"),)
 DEFAULT_ROUTINE = (
@@ -524,9 +525,10 @@ def _zone(name: str) -> ZoneInfo:
     return z
 
 
-
 # --- the file's sections, and the schema -----------------------------------------------------------
 
+# The default regimens as the annotated file writes them, with a word on each stage (a test reads the
+# file back and compares it with DEFAULT_REGIMENS).
 _REGIMENS_TEXT = """\
 # A regimen steps down by post-operative day (day 0 = the day of surgery; days before the first
 # stage follow it). A stage may set hourly_every_minutes, hourly_exercises, routine_at and
