@@ -562,6 +562,9 @@ _ORDER = {s.name: i for i, s in enumerate(SECTIONS)}
 # Every setting, in the file's order: section by section, each section's keys in its fields' order.
 SCHEMA: tuple[Setting, ...] = tuple(sorted(rows(Config), key=lambda s: _ORDER[s.section]))
 _AT = {s.where: i for i, s in enumerate(SCHEMA)}       # a problem's place in the list: its key's in the file
+_REGIMENS_AT = min((_AT[s.where] for s in SCHEMA if _ORDER[s.section] > _ORDER["regimens"]), default=len(SCHEMA))
+_SECTION_CLASS: dict[str, Any] = {f.name: f.default_factory for f in fields(Config)
+                                  if isinstance(f.default_factory, type)}
 _KEYS = {sec.name: {s.key for s in SCHEMA if s.section == sec.name} for sec in SECTIONS}
 HOSPITAL = tuple(s for s in SCHEMA if s.path.startswith("hospital."))
 # The config's parts that are the unit's own (its id, its hardware, its serial port): a ward's configuration
@@ -617,16 +620,14 @@ def parse(data: Mapping[str, Any], source: str = "<config>") -> Config:
                 r.fail(f"[{section}] {key}", f"unknown key (known: {', '.join(sorted(_KEYS[section]))})")
 
     values: dict[str, Any] = {}
-    for s in SCHEMA:
-        r.at = _AT[s.where]
+    for r.at, s in enumerate(SCHEMA):           # r.at: the row's place in the file, for the problems' order
         table = data.get(s.section, {})
         v = table.get(s.key, _MISSING) if isinstance(table, Mapping) else _MISSING
         values[s.path] = s.default if v is _MISSING else s.type.read(r, s, v)
     cfg = _build(values, source)
-    r.at = min((_AT[s.where] for s in SCHEMA if _ORDER[s.section] > _ORDER["regimens"]), default=len(SCHEMA))
+    r.at = _REGIMENS_AT
     cfg = replace(cfg, regimens=_regimens(r, data, cfg))    # a stage takes what it leaves out from cfg
-    for s in SCHEMA:
-        r.at = _AT[s.where]
+    for r.at, s in enumerate(SCHEMA):
         if s.check is not None and (problem := s.check(cfg)) is not None:
             r.fail(s.where, problem)
         if s.warn is not None and (warning := s.warn(cfg)) is not None:
@@ -639,12 +640,15 @@ def parse(data: Mapping[str, Any], source: str = "<config>") -> Config:
 
 def _build(values: Mapping[str, Any], source: str) -> Config:
     """The Config the rows' values make: the top-level ones, and each section dataclass from its own."""
-    top: dict[str, Any] = {p: v for p, v in values.items() if "." not in p}
-    for f in fields(Config):
-        if callable(f.default_factory) and any(p.startswith(f"{f.name}.") for p in values):
-            top[f.name] = f.default_factory(**{p.split(".", 1)[1]: v for p, v in values.items()
-                                               if p.startswith(f"{f.name}.")})
-    return Config(**top, source=source)
+    top: dict[str, Any] = {}
+    sections: dict[str, dict[str, Any]] = {}
+    for path, v in values.items():
+        head, dot, name = path.partition(".")
+        if dot:
+            sections.setdefault(head, {})[name] = v
+        else:
+            top[path] = v
+    return Config(**top, **{head: _SECTION_CLASS[head](**kw) for head, kw in sections.items()}, source=source)
 
 
 _SPI_BUS, _I2C_BUS = (7, 8, 9, 10, 11), (2, 3)
@@ -705,7 +709,7 @@ def _exercise_list(r: Reader, key: str, v: Any, default: tuple[Exercise, ...]) -
         values = read_item(r, _EXERCISE_READ, e, k)         # every key but the kind, told from the name
         kind = _KIND.type
         assert isinstance(kind, Kind)
-        values[_KIND.path] = kind.named(r, replace(_KIND, within=k), e.get(_KIND.key, REQUIRED), e.get(_NAME.key))
+        values[_KIND.path] = kind.named(r, _KIND.located(k), e.get(_KIND.key, REQUIRED), e.get(_NAME.key))
         if len(r.problems) == before and values[_KIND.path]:
             out.append(Exercise(**values))
     return tuple(out) if out or not v else default

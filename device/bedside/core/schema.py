@@ -224,6 +224,13 @@ class Setting:
     def where(self) -> str:
         return f"{self.within} {self.key}" if self.within else f"[{self.section}] {self.key}"
 
+    def located(self, within: str) -> Setting:
+        """This row as read in one item of a list: its problems say where the item is, and a key written
+        wrongly reads as its fallback."""
+        if self.fallback is REQUIRED:
+            return replace(self, within=within)
+        return replace(self, within=within, default=self.fallback)
+
 
 def setting(default: T, type_: Type, help: str = "", *, section: str = "", key: str = "", note: str = "",
             check: Check | None = None, warn: Check | None = None, called: str = "", own: bool = False,
@@ -254,8 +261,7 @@ def read_item(r: Reader, item_rows: tuple[Setting, ...], table: Any, within: str
         if v is REQUIRED and s.default is not REQUIRED:
             out[s.path] = s.default
         else:
-            at = replace(s, within=within) if s.fallback is REQUIRED else replace(s, within=within, default=s.fallback)
-            out[s.path] = s.type.read(r, at, None if v is REQUIRED else v)
+            out[s.path] = s.type.read(r, s.located(within), None if v is REQUIRED else v)
     return out
 
 
