@@ -1,11 +1,13 @@
 """The unit's configuration: one TOML file, validated in full before anything starts.
 
 Every setting is one row of the schema (core/schema.py), declared on the field that holds it:
-its section and key, its type and bounds, its default and its help. The parser, the unknown-key
-check, ``bedside config check``'s messages and the annotated file ``config/bedside.toml``
-(generated from the rows, and a test keeps it so) all read those rows, so a ward's file only
-needs the keys it changes, and adding a setting is one field. Unknown keys are errors: a
-misspelt ``snooze_minuts`` must not silently fall back to the default.
+its section and key, its type and bounds, its default and its help; an exercise's and a regimen
+stage's keys are rows of ``Exercise`` and ``Stage`` the same way. The parser, the unknown-key
+check, ``bedside config check``'s messages, the rules between keys, the annotated file
+``config/bedside.toml`` (generated from the rows, and a test keeps it so) and the words a ward
+stick's change is shown by all read those rows (docs/config.md). So a ward's file only needs the
+keys it changes, and adding a setting is one field. Unknown keys are errors: a misspelt
+``snooze_minuts`` must not silently fall back to the default.
 """
 
 from __future__ import annotations
