@@ -734,3 +734,76 @@ def test_the_record_type_scan_finds_bare_and_misspelled_types(tmp_path: Path) ->
     found = record_type_literals(pkg)
     assert found == ["wing.py:1: admit", "wing.py:1: discharge", "wing.py:3: fault", "wing.py:4: stopp",
                      "wing.py:6: export_refused", "wing.py:6: export_failed", "wing.py:8: pause"], found
+# --- One place per config key (issue 20): each setting is named once, by its schema row -------------------
+
+def _config_key_places(source: str) -> dict[str, set[str]]:
+    """For each setting of the schema (core/config.py's ``SCHEMA``) and each key of an exercise or a
+    regimen's stage (``EXERCISE``, ``STAGE``), the places in ``source`` that name it.
+
+    A place is a top-level statement (a function, a class, an assignment), or one statement of a
+    class's body. A place names the setting ``[section] key`` when it holds the string constant
+    ``key`` (not as a section's name or a word for people: not ``Section(...)``'s first argument nor a
+    ``section=`` or ``called=`` value, and not inside a field declared for another section), or when it
+    declares the field that holds
+    the setting (its name, in ``Config`` for the top-level settings, else in the section's dataclass).
+
+    Before the schema, every one of the 46 settings, 7 exercise keys and 5 stage keys was named in 3
+    places: the key set (``_SCHEMA``, ``_EXERCISE_KEYS``, ``_STAGE_KEYS``), the hand-written reader
+    (``parse``, ``parse_hospital``, ``exercise_list``, ``_stage``) and the dataclass default."""
+    from bedside.core import config
+
+    stmts: list[tuple[str, str | None, ast.stmt]] = []
+    for top in ast.parse(source).body:
+        if isinstance(top, ast.ClassDef):
+            stmts += [(f"{top.name} line {s.lineno}", top.name, s) for s in top.body]
+        else:
+            stmts.append((f"line {top.lineno}", None, top))
+    out: dict[str, set[str]] = {}
+    def holder_of(path: str) -> str:
+        head = path.rpartition(".")[0]
+        return type(getattr(config.Config(), head)).__name__ if head else "Config"
+
+    items = [(s, f"[exercises] {s.key}", "Exercise") for s in config.EXERCISE]
+    items += [(s, f"[regimens.NAME] stages {s.key}", "Stage") for s in config.STAGE]
+    for s, where, holder in [(s, s.where, holder_of(s.path)) for s in config.SCHEMA] + items:
+        name = s.path.rpartition(".")[2]
+        found = set()
+        for place, cls, st in stmts:
+            nodes = list(ast.walk(st))
+            sections = {id(n.args[0]) for n in nodes if isinstance(n, ast.Call) and n.args
+                        and isinstance(n.func, ast.Name) and n.func.id == "Section"}
+            sections |= {id(n.value) for n in nodes if isinstance(n, ast.keyword) and n.arg in ("section", "called")}
+            other = any(isinstance(n, ast.keyword) and n.arg == "section" and isinstance(n.value, ast.Constant)
+                        and n.value.value != s.section for n in nodes)
+            if not other and any(isinstance(n, ast.Constant) and n.value == s.key and id(n) not in sections
+                                 for n in nodes):
+                found.add(place)
+            if cls == holder and isinstance(st, ast.AnnAssign) and isinstance(st.target, ast.Name) \
+                    and st.target.id == name:
+                found.add(place)
+        out[where] = found
+    return out
+
+
+def test_each_config_key_is_named_in_one_place() -> None:
+    """Places in core/config.py that name a config key: 3 → 1 for each of the 46 settings, the 7 keys
+    of an exercise and the 5 of a stage (docs/design.md, "One row per setting"). The row is the field:
+    its section, key, type and bounds, default and help."""
+    places = _config_key_places((PACKAGE / "core" / "config.py").read_text(encoding="utf-8"))
+    assert len(places) == 58
+    assert {where: len(found) for where, found in places.items() if len(found) != 1} == {}
+
+
+def test_the_other_readers_of_a_config_name_no_key() -> None:
+    """The ward's configuration offered by a stick (stick/settings.py: what the unit keeps as its own, and
+    what a change is called) and the laptop's settings ([hospital], laptop/fhir_settings.py) take the keys
+    from the schema's rows: no string constant there is a setting's key or field name. Before: 21 (in
+    stick/settings.py, 16: the 14 settings a change is named by, [display] twice, the unit id it keeps;
+    in laptop/fhir_settings.py, the 5 keys of [hospital])."""
+    from bedside.core import config
+
+    names = {s.key for s in config.SCHEMA} | {s.path.rpartition(".")[2] for s in config.SCHEMA}
+    found = [f"{path}:{n.lineno} {n.value!r}" for path in ("stick/settings.py", "laptop/fhir_settings.py")
+             for n in ast.walk(ast.parse((PACKAGE / path).read_text(encoding="utf-8")))
+             if isinstance(n, ast.Constant) and n.value in names]
+    assert found == []

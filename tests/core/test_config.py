@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import re
 from datetime import time
 from pathlib import Path
 
 import pytest
 
-from bedside.core import config
+from bedside.core import config, schema
 from bedside.unit import host
 from tests.conftest import ROOT
 
@@ -127,3 +128,67 @@ def test_panels_layouts_and_the_vibration_motor() -> None:
         config.parse({"hardware": {"display": "ssd1322", "led_pin": 10}}, "x")
     with pytest.raises(config.ConfigError, match="display: must be one of"):
         config.parse({"hardware": {"display": "st7735"}}, "x")
+
+
+# --- the schema: one row per setting feeds the parser, the key check, the messages and the annotated file ---
+
+def test_the_annotated_file_is_the_schema_written_out() -> None:
+    """config/bedside.toml is generated from the rows (tools/config_example.py), so its keys, defaults
+    and comments cannot drift from what the parser reads."""
+    assert (ROOT / "config" / "bedside.toml").read_text(encoding="utf-8") == config.example_file(), \
+        "config/bedside.toml differs from the schema: run python tools/config_example.py"
+
+
+def test_every_row_is_a_field_default_and_a_known_key() -> None:
+    c = config.Config()
+    for s in config.SCHEMA:
+        assert schema.get(c, s.path) == s.default, s.where
+        with pytest.raises(config.ConfigError, match=rf"\[{s.section}\] {s.key}x: unknown key \(known: .*{s.key}"):
+            config.parse({s.section: {s.key + "x": 1}})
+    assert len({s.where for s in config.SCHEMA}) == len(config.SCHEMA)
+
+
+@pytest.mark.parametrize("where", [s.where for s in config.SCHEMA])
+def test_every_key_refuses_a_value_of_the_wrong_kind_and_names_itself(where: str) -> None:
+    s = next(s for s in config.SCHEMA if s.where == where)
+    with pytest.raises(config.ConfigError) as e:
+        config.parse({s.section: {s.key: {"a": 1}}}, "x.toml")
+    assert [p for p in e.value.problems if p.startswith(f"{where}: ")], e.value.problems
+
+
+def test_problems_come_in_the_files_order() -> None:
+    # [display] comes before [hardware] in the file, so its layout's problem is listed first.
+    with pytest.raises(config.ConfigError) as e:
+        config.parse({"hardware": {"display": "bogus", "led_pin": 3}, "display": {"layout": "wide"},
+                      "unit": {"id": ""}, "nurse": {}}, "x")
+    assert [p.split(":")[0] for p in e.value.problems] == [
+        "[nurse]", "[unit] id", "[display] layout", "[hardware] display", "[hardware] led_pin"]
+
+
+@pytest.mark.parametrize(("key", "good", "bad"), [
+    ("board", "Rock Pi 4 (v1.4)", "Rock/Pi"),
+    ("gpio_chip", "/dev/gpiochip4", "/dev/gpiochip"),
+    ("gpio_chip", "pinctrl-rp1", "pinctrl rp1"),
+])
+def test_board_and_chip_are_text_matching_a_pattern(key: str, good: str, bad: str) -> None:
+    chip = {"gpio_chip": "c"} if key == "board" else {}
+    assert getattr(config.parse({"hardware": {key: good, **chip}}).hardware, key) == good
+    assert config.parse({"hardware": {key: ""}}).hardware == config.Hardware()     # "": a Raspberry Pi's own
+    with pytest.raises(config.ConfigError, match=rf"\[hardware\] {key}: must be .*got '{re.escape(bad)}'"):
+        config.parse({"hardware": {key: bad, **chip}})
+
+
+def test_the_laptop_reads_the_hospital_table_by_the_same_rows() -> None:
+    problems: list[tuple[str, str]] = []
+    h = config.parse_hospital({"visit_system": "urn:x", "wristband": "(", "create_patient": 1},
+                              lambda where, what: problems.append((where, what)))
+    assert h == config.Hospital(visit_system="urn:x")
+    assert [w for w, _ in problems] == ["[hospital] wristband", "[hospital] create_patient"]
+
+
+def test_a_change_is_named_in_a_nurses_words_and_the_units_own_parts_are_marked() -> None:
+    new = config.parse({"display": {"night": "dim"}, "reminders": {"max_snoozes": 0, "snooze_minutes": 5},
+                        "unit": {"timezone": "Europe/Paris", "id": "other"}, "hardware": {"rotate": 2},
+                        "regimens": {"standard": {"stages": [{"from_day": 0}]}}})
+    assert config.changed(config.Config(), new) == ["time zone", "snooze", "regimens", "display"]
+    assert config.OWN == ("unit_id", "hardware", "serial")       # a ward's configuration never sets these

@@ -1,8 +1,13 @@
 """The unit's configuration: one TOML file, validated in full before anything starts.
 
-Every key has a default (the values in ``config/bedside.toml``, which a test keeps in
-step with this module), so a ward's file only needs the keys it changes. Unknown keys
-are errors: a misspelt ``snooze_minuts`` must not silently fall back to the default.
+Every setting is one row of the schema (core/schema.py), declared on the field that holds it:
+its section and key, its type and bounds, its default and its help; an exercise's and a regimen
+stage's keys are rows of ``Exercise`` and ``Stage`` the same way. The parser, the unknown-key
+check, ``bedside config check``'s messages, the rules between keys, the annotated file
+``config/bedside.toml`` (generated from the rows, and a test keeps it so) and the words a ward
+stick's change is shown by all read those rows (docs/config.md). So a ward's file only needs the
+keys it changes, and adding a setting is one field. Unknown keys are errors: a misspelt
+``snooze_minuts`` must not silently fall back to the default.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -18,6 +23,30 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from bedside.core import digest, exercises
 from bedside.core.errors import USAGE, BedsideError
 from bedside.core.panels import DEFAULT_PANEL, PANELS, Panel
+from bedside.core.schema import (
+    REQUIRED,
+    Bool,
+    Choice,
+    Clock,
+    Deferred,
+    Int,
+    Pattern,
+    Pin,
+    Reader,
+    Section,
+    Setting,
+    Text,
+    Times,
+    Type,
+    example,
+    get,
+    item_rows,
+    read_item,
+    required,
+    rows,
+    setting,
+    whole,
+)
 
 
 class ConfigError(BedsideError):
@@ -37,39 +66,254 @@ class ConfigError(BedsideError):
 
 
 @dataclass(frozen=True)
+class ExerciseName(Type):
+    """Shown on the display in large type: 1 to 15 characters its fonts have."""
+
+    def read(self, r: Reader, s: Setting, v: Any) -> Any:
+        if not isinstance(v, str) or not 1 <= len(v.strip()) <= 15:
+            r.fail(s.where, "must be text of 1 to 15 characters (it is shown on the display in large type), "
+                   f"got {v!r}")
+            return None
+        if not _displayable(v):
+            r.fail(s.where, "has characters the display cannot show (it has Western European letters, digits and "
+                   f"punctuation), got {v!r}")
+            return None
+        return v.strip()
+
+
+@dataclass(frozen=True)
+class Tip(Type):
+    def read(self, r: Reader, s: Setting, v: Any) -> Any:
+        if not isinstance(v, str) or len(v) > 40 or not _displayable(v):
+            r.fail(s.where, "must be text of at most 40 characters the display can show, such as "
+                   f'"Raise your leg on a pillow", got {v!r}')
+            return s.default
+        return v.strip()
+
+
+@dataclass(frozen=True)
+class Kind(Type):
+    """An exercise's kind (a key of exercises.KINDS): as written, or told from its name with a warning."""
+
+    def read(self, r: Reader, s: Setting, v: Any) -> Any:
+        return self.named(r, s, v, None)
+
+    def named(self, r: Reader, s: Setting, v: Any, name: Any) -> str | None:
+        known = ", ".join(exercises.KINDS)
+        if v is not REQUIRED:
+            if v not in exercises.KINDS:
+                r.fail(s.where, f"must be one of {known}, got {v!r}")
+                return None
+            return str(v)
+        if not isinstance(name, str):
+            return None
+        told = exercises.from_name(name)
+        if told is None:
+            r.warnings.append(f'{s.within}: no kind, and the name {name.strip()!r} tells none, so it is guided as '
+                              f'"{exercises.OTHER}" (its name, then relax, with no picture); add kind = one of '
+                              f"{known}")
+            return exercises.OTHER
+        r.warnings.append(f'{s.within}: no kind; taken as "{told}" from the name {name.strip()!r} '
+                          f'(add kind = "{told}")')
+        return told
+
+
+@dataclass(frozen=True)
 class Exercise:
-    name: str
-    reps: int
-    per_foot: bool = False
-    hold_seconds: int = 0
-    kind: str | None = None     # a key of exercises.KINDS; None: told from the name (exercises.from_name)
-    sets: int = 1               # sets of ``reps``, with a rest between them
-    tip: str = ""               # shown before the exercise's guide: "Raise your leg on a pillow"
+    """One exercise of a list ([hourly] exercises, [routine] exercises, a stage's): each field a row."""
+
+    name: str = required(ExerciseName())
+    reps: int = required(Int(1, 100))
+    per_foot: bool = setting(False, Bool())
+    hold_seconds: int = setting(0, Int(0, 30, "of seconds"))
+    kind: str | None = setting(None, Kind())   # None: told from the name (exercises.from_name)
+    sets: int = setting(1, Int(1, 5))           # sets of ``reps``, with a rest between them
+    tip: str = setting("", Tip())               # shown before the exercise's guide: "Raise your leg on a pillow"
+
+
+EXERCISE = item_rows(Exercise)
+_NAME = next(s for s in EXERCISE if isinstance(s.type, ExerciseName))
+_KIND = next(s for s in EXERCISE if isinstance(s.type, Kind))
+
+
+# --- the value types of this file's own settings (the general ones are in core/schema.py) ------
+
+@dataclass(frozen=True)
+class Zone(Type):
+    def read(self, r: Reader, s: Setting, v: Any) -> Any:
+        try:
+            if not isinstance(v, str) or not v:
+                raise ValueError
+            _zone(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            r.fail(s.where, f'must be an IANA time zone name such as "Europe/London", got {v!r}')
+            return s.default
+        return v
+
+
+@dataclass(frozen=True)
+class EveryMinutes(Type):
+    def read(self, r: Reader, s: Setting, v: Any) -> Any:
+        return _every_minutes(r, s.where, v, s.default)
+
+
+@dataclass(frozen=True)
+class Exercises(Type):
+    def read(self, r: Reader, s: Setting, v: Any) -> Any:
+        return _exercise_list(r, s.where, v, s.default)
+
+    def toml(self, value: Any) -> str:
+        """Inline tables, one a line when there are several, with the keys they all begin with lined up."""
+        items = [_exercise_toml(e) for e in value]
+        if len(items) == 1:
+            return f"[{{ {', '.join(items[0])} }}]"
+        widths: list[int] = []
+        for col in range(min(len(i) for i in items) - 1):
+            if len({i[col].split(" = ")[0] for i in items}) > 1:
+                break
+            widths.append(max(len(i[col]) for i in items))
+        lines = ["  { " + "".join((p + ",").ljust(w + 1) + " " for p, w in zip(i, widths, strict=False))
+                 + ", ".join(i[len(widths):]) + " }," for i in items]
+        return "[\n" + "\n".join(lines) + "\n]"
+
+
+def _exercise_toml(e: Exercise) -> list[str]:
+    """An exercise's keys as the example file writes them: its name and kind first, then the others
+    that it must say or that differ from their defaults."""
+    first = sorted(EXERCISE, key=lambda s: (s is not _NAME, s is not _KIND))
+    return [f"{s.key} = {s.type.toml(get(e, s.path))}" for s in first
+            if s.default is REQUIRED or get(e, s.path) != s.default]
+
+
+@dataclass(frozen=True)
+class RegimenName(Type):
+    """Any value; the row's check says whether a regimen has that name."""
+
+    def read(self, r: Reader, s: Setting, v: Any) -> Any:
+        return v if isinstance(v, str) else repr(v)
+
+
+@dataclass(frozen=True)
+class Uri(Type):
+    """The hospital's URI for a kind of identifier; the example names the key's first word."""
+
+    def read(self, r: Reader, s: Setting, v: Any) -> Any:
+        if not isinstance(v, str) or (v and (":" not in v or any(c.isspace() or c in "|?#" for c in v))):
+            r.fail(s.where, f"must be the hospital's URI for it, e.g. \"https://hospital.example/ids/"
+                   f"{s.key.split('_')[0]}\", got {v!r}")
+            return s.default
+        return v
+
+
+@dataclass(frozen=True)
+class Wristband(Type):
+    """A regular expression for a scanned wristband: group ``visit``, optional ``mrn``."""
+
+    def read(self, r: Reader, s: Setting, v: Any) -> Any:
+        if not isinstance(v, str):
+            r.fail(s.where, f"must be a regular expression in quotes, got {v!r}")
+            return s.default
+        if v:
+            try:
+                groups = re.compile(v).groupindex
+            except re.error as e:
+                r.fail(s.where, f"is not a regular expression: {e}")
+                return s.default
+            if "visit" not in groups:
+                r.fail(s.where, 'must name the visit number\'s group: (?P<visit>...)')
+                return s.default
+            if set(groups) - {"visit", "mrn"}:
+                r.fail(s.where, "may name only the groups visit and mrn (the unit keeps no name)")
+                return s.default
+        return v
+
+
+# --- rules relating one key to others (run on the whole config once every key is read) ---------
+
+def _layout_fits_panel(c: Config) -> str | None:
+    options = ("", *c.hardware.panel.layouts)
+    if c.display.layout not in options:
+        return f"must be one of {', '.join(repr(o) for o in options)}, got {c.display.layout!r}"
+    return None
+
+
+def _chip_for_board(c: Config) -> str | None:
+    if c.hardware.board and not c.hardware.gpio_chip:
+        return (f'board = "{c.hardware.board}" is not a Raspberry Pi: name its GPIO chip too '
+                "(its label, as `gpiodetect` prints it, or /dev/gpiochipN)")
+    return None
+
+
+def _names_a_regimen(c: Config) -> str | None:
+    if not any(g.name == c.default_regimen for g in c.regimens):
+        return f"must name one of the regimens ({', '.join(g.name for g in c.regimens)}), got {c.default_regimen!r}"
+    return None
+
+
+_EXERCISE_NOTE = """\
+An exercise's kind says how each rep is guided and which picture it shows: ankle_pump,
+quad_set, glute_set, ankle_circle, or other (its name, held, then relax; no picture).
+Without a kind it is told from the name (a warning says so; bedside config check shows it).
+Optional: sets = 2 (sets of reps with a 20 s rest between, "Set 1 of 2"), and a tip shown
+before the exercise's guide, e.g. tip = "Raise your leg on a pillow" (at most 40 characters)."""
+
+
+# --- the sections that are tables of settings -------------------------------------------------
+
+# The pin backends a unit can use (hardware/README.md, the board matrix): lgpio on Bookworm and
+# the only one a Pi 5 has; RPi.GPIO on Bullseye and older systems.
+GPIO_BACKENDS = ("auto", "lgpio", "rpigpio")
 
 
 @dataclass(frozen=True)
 class Hardware:
-    display: str = DEFAULT_PANEL   # a row of core/panels.py
-    i2c_port: int = 1
-    i2c_address: int = 0x3C
-    spi_port: int = 0              # SPI panels (ssd1322): bus, chip select, data/command and reset pins
-    spi_device: int = 0
-    dc_pin: int = 24
-    reset_pin: int = 25
-    button_pin: int = 17
-    buzzer_pin: int = 18
-    buzzer: str = "active"
-    led_pin: int | None = 27
-    rotate: int = 0
-    volume: int = 50
-    tone: str = "normal"           # passive buzzers: low | normal | high pitch
-    gpio: str = "auto"             # pin backend: auto (gpiozero's choice) | lgpio | rpigpio
-    vibration_pin: int | None = None   # a vibration motor (through a transistor) that pulses with each prompt
-    # "" = a Raspberry Pi, named by its device tree (the supported target). Another Linux board
-    # with a GPIO chip is named here, with its chip in gpio_chip (docs/install.md, "Other boards").
-    board: str = ""
-    gpio_chip: str = ""            # "" = the Pi header's chip, found by its kernel label; else a label or /dev path
-    emulated_display: bool = False     # draw into a panel in memory: a board under test with no panel fitted
+    display: str = setting(DEFAULT_PANEL, Choice(tuple(PANELS)),      # a row of core/panels.py
+                           'the panel fitted: ssd1309 (2.42", I2C, the one in hardware/bom.csv),\n'
+                           'ssd1306 (0.96", I2C, the budget option: too small to read from the pillow),\n'
+                           'sh1106 (1.3", I2C), ssd1322 (3.12" 256x64, SPI), ssd1327 (1.5" 128x128, I2C),\n'
+                           'sh1107 (1.12" 128x128, I2C)')
+    i2c_port: int = setting(1, Int(0, 22))
+    i2c_address: int = setting(0x3C, Int(0x03, 0x77, hex=True), "0x3D on some boards (address jumper)")
+    button_pin: int = setting(17, Pin(), "BCM numbers; see hardware/wiring.md")
+    buzzer_pin: int = setting(18, Pin())
+    buzzer: str = setting("active", Choice(("active", "passive")),
+                          "active (on/off; recommended) | passive (tones via PWM: lgpio's timing\n"
+                          "thread then wakes the unit 50 times a second for ever, docs/design.md)")
+    led_pin: int | None = setting(27, Pin(optional=True, unit="(BCM GPIO number, or -1 for no LED)"),
+                                  "optional status LED; -1 = none fitted")
+    rotate: int = setting(0, Int(0, 3, "of quarter turns"),
+                          "quarter turns of the display, for how the enclosure mounts it")
+    volume: int = setting(50, Int(1, 100, "(percent; passive buzzers only)"),
+                          "passive buzzers only: PWM duty in percent (lower is quieter)")
+    tone: str = setting("normal", Choice(("low", "normal", "high")),
+                        'passive buzzers only: "low", "normal" or "high" pitch (a fifth apart)')
+    gpio: str = setting("auto", Choice(GPIO_BACKENDS),
+                        'pin backend: "auto" (lgpio, else RPi.GPIO), "lgpio" (Bookworm; the only one\n'
+                        'on a Pi 5) or "rpigpio" (Bullseye and older). The installer installs it.')
+    spi_port: int = setting(0, Int(0, 6), "SPI panels (ssd1322) only: SPI bus and chip select (CE0) ...")
+    spi_device: int = setting(0, Int(0, 2))
+    dc_pin: int = setting(24, Pin(spi=True), "... and the data/command and reset pins (BCM)")
+    reset_pin: int = setting(25, Pin(spi=True))
+    vibration_pin: int | None = setting(None, Pin(optional=True, unit="(BCM GPIO number, or -1 for none)"),
+                                        "optional vibration motor, pulsing with each prompt for a patient who "
+                                        "cannot\nhear the chime (through a transistor, see hardware/wiring.md); "
+                                        "-1 = none")
+    board: str = setting("", Pattern(r"^[A-Za-z0-9][A-Za-z0-9 ._()+-]{0,39}$",
+                                     '"" (a Raspberry Pi) or the name of another board, such as "Rock Pi 4" '
+                                     "(letters, digits, spaces and ._()+-, at most 40)", empty=True),
+                         '"" = a Raspberry Pi (the supported unit), named by its device tree. On another\n'
+                         'Linux board with a GPIO chip, its name (docs/install.md, "Other boards"), and:')
+    gpio_chip: str = setting("", Pattern(r"^(/dev/gpiochip[0-9]{1,3}|[A-Za-z0-9][A-Za-z0-9._:+-]{0,63})$",
+                                         '"" (the Pi header\'s chip), a GPIO chip\'s label such as '
+                                         '"pinctrl-bcm2711" or its device such as "/dev/gpiochip0"', empty=True),
+                             "\"\" = the Pi header's chip; else that board's GPIO chip: its label (gpiodetect)\n"
+                             "or /dev/gpiochipN. The pin numbers above are then the chip's line offsets.",
+                             check=_chip_for_board)
+    emulated_display: bool = setting(False, Bool(), "true: screens drawn into memory, no panel driven (a board "
+                                     "under test only)",
+                                     warn=lambda c: "= true: the screens are drawn into memory, and no panel shows "
+                                     "them (a board under test only, never a unit on a ward)"
+                                     if c.hardware.emulated_display else None)
 
     @property
     def panel(self) -> Panel:
@@ -78,20 +322,42 @@ class Hardware:
 
 @dataclass(frozen=True)
 class Display:
-    night: str = "off"             # outside the awake window: off (a press lights it) | dim (a dim clock)
-    dim_after_minutes: int = 10    # daytime idle clock dims after this long untouched; 0 = never
-    layout: str = ""               # "" = the panel's own default (core/panels.py)
+    night: str = setting("off", Choice(("off", "dim")),
+                         'outside the awake window: "off" (a press lights it, dimmed, for 15 s)\n'
+                         'or "dim" (a dim clock all night)', called="display")
+    dim_after_minutes: int = setting(10, Int(0, 1440, "of minutes (0 never dims)"),
+                                     "by day the idle clock dims after this long untouched (saves the OLED); "
+                                     "0 = never", called="display")
+    layout: str = setting("", Deferred(),       # checked against the panel's own layouts
+                          '"" = the panel\'s own: "large" on 128x64 panels (big type, few words), "wide" on\n'
+                          'the ssd1322, "square" on 128x128; "standard" = more detail in smaller type\n'
+                          "(128x64 panels only). docs/screens.md gives each one's text height at 1 m.",
+                          check=_layout_fits_panel, called="display")
+
+
+@dataclass(frozen=True)
+class FromDay(Type):
+    def read(self, r: Reader, s: Setting, v: Any) -> Any:
+        if not whole(v, -30, 365):
+            r.fail(s.where, "must be the post-operative day the stage starts, a whole number from -30 to 365 "
+                   f"(0 is the day of surgery), got {'nothing' if v is None else repr(v)}")
+            return None
+        return v
 
 
 @dataclass(frozen=True)
 class Stage:
-    """Part of a regimen, from a post-operative day on; None keeps the [hourly]/[routine] setting."""
+    """Part of a regimen, from a post-operative day on; None keeps the [hourly]/[routine] setting.
+    Each field is a row; a key written wrongly reads as no prompts (0) or nothing (an empty list)."""
 
-    from_day: int
-    hourly_every_minutes: int | None = None
-    hourly_exercises: tuple[Exercise, ...] | None = None
-    routine_at: tuple[time, ...] | None = None
-    routine_exercises: tuple[Exercise, ...] | None = None
+    from_day: int = required(FromDay())
+    hourly_every_minutes: int | None = setting(None, EveryMinutes(), fallback=0)
+    hourly_exercises: tuple[Exercise, ...] | None = setting(None, Exercises(), fallback=())
+    routine_at: tuple[time, ...] | None = setting(None, Times(), fallback=())
+    routine_exercises: tuple[Exercise, ...] | None = setting(None, Exercises(), fallback=())
+
+
+STAGE = item_rows(Stage)
 
 
 @dataclass(frozen=True)
@@ -102,8 +368,10 @@ class Regimen:
 
 @dataclass(frozen=True)
 class Serial:
-    port: str = ""
-    baud: int = 115200
+    port: str = setting("", Text(rule='a device path such as "/dev/ttyGS0" or a pyserial URL'),
+                        '"/dev/ttyGS0" (Zero 2 W gadget), "/dev/serial0" (GPIO14/15 on a Zero 2 W, 3 or 4),\n'
+                        '"/dev/ttyAMA0" (GPIO14/15 on a Pi 5); "" = off. The installer sets the one it set up.')
+    baud: int = setting(115200, Int(300, 4_000_000))
 
 
 @dataclass(frozen=True)
@@ -112,14 +380,15 @@ class Ward:
     attention looks (the last ``attention_hours``, or with ``handovers`` since the handover before
     the last one) and when a record is too old to say how a bed is doing."""
 
-    attention_hours: int = 24
-    handovers: tuple[time, ...] = ()
-    stale_after_hours: int = 24
+    attention_hours: int = setting(24, Int(1, 336, "hours"),
+                                   "the page looks back this far for missed sessions and clock changes ...")
+    handovers: tuple[time, ...] = setting((), Times(),
+                                          '... or, given the ward\'s handover times (e.g. ["07:00", "19:00"]), '
+                                          "since the\nhandover before the last one: at 07:00 the shift just "
+                                          "ended, whole")
+    stale_after_hours: int = setting(24, Int(1, 336, "hours"),
+                                     'a bed whose newest record is older than this is flagged "old record"')
 
-
-# The pin backends a unit can use (hardware/README.md, the board matrix): lgpio on Bookworm and
-# the only one a Pi 5 has; RPi.GPIO on Bullseye and older systems.
-GPIO_BACKENDS = ("auto", "lgpio", "rpigpio")
 
 DEFAULT_HOURLY = (Exercise("Ankle pumps", 10, per_foot=True, hold_seconds=3, kind="ankle_pump"),)
 DEFAULT_ROUTINE = (
@@ -142,30 +411,66 @@ class Hospital:
     """The hospital's own identifier systems and what the FHIR export may create ([hospital] in the
     ward's file; the laptop's settings file may say the same). docs/fhir.md explains each."""
 
-    visit_system: str = ""         # the URI of the hospital's visit (encounter) numbers
-    mrn_system: str = ""           # the URI of its medical record numbers
-    wristband: str = ""            # a regular expression for a scanned wristband: group "visit", optional "mrn"
-    create_patient: bool = False   # the bundle may create a Patient (identifier only) the server lacks
-    create_encounter: bool = False  # the bundle owns the Encounter (creates it, updates its status and end)
+    visit_system: str = setting("", Uri(), "the URI of its visit (encounter) numbers, e.g. "
+                                '"https://hospital.example/ids/visit":\nthen an admission\'s episode id is the '
+                                "visit number, and the export points at\nthe hospital's own Encounter")
+    mrn_system: str = setting("", Uri(), "the URI of its medical record numbers (an admission may give the MRN "
+                              "too)")
+    wristband: str = setting("", Wristband(), "a scanned wristband's text, e.g. "
+                             '"^V(?P<visit>[0-9]{6,12})\\\\^(?P<mrn>[0-9]{6,10})$":\n'
+                             "then episode admit takes the scan in place of the episode id")
+    create_patient: bool = setting(False, Bool(), "may the export create a Patient (its MRN alone) the server "
+                                   "does not have?")
+    create_encounter: bool = setting(False, Bool(), "does the export own the Encounter (creates it, sets its "
+                                     "status and end)?")
 
 
 @dataclass(frozen=True)
 class Config:
-    unit_id: str = "ward7-bed12"
-    timezone: str = "Europe/London"
-    awake_start: time = time(7, 0)
-    awake_end: time = time(22, 0)
-    hourly_every_minutes: int = 60
-    hourly_exercises: tuple[Exercise, ...] = DEFAULT_HOURLY
-    routine_at: tuple[time, ...] = (time(9, 0), time(19, 0))
-    routine_exercises: tuple[Exercise, ...] = DEFAULT_ROUTINE
-    repeat_every_minutes: int = 10
-    missed_after_minutes: int = 30
-    snooze_minutes: int = 10
-    max_snoozes: int = 2
-    default_regimen: str = "standard"
-    without_episode: str = "default"   # default: the default regimen, from first start or discharge | quiet
-    regimens: tuple[Regimen, ...] = DEFAULT_REGIMENS
+    unit_id: str = setting("ward7-bed12", Pattern(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$",
+                                                  "1 to 32 letters, digits, '.', '_' or '-' (it names export "
+                                                  "folders)"),
+                           "printed on every export and names export folders (letters, digits, . _ -)",
+                           section="unit", key="id", own=True)
+    timezone: str = setting("Europe/London", Zone(),
+                            "IANA name; all schedule times below are local wall-clock times", section="unit",
+                            called="time zone")
+    awake_start: time = setting(time(7, 0), Clock(), section="awake", key="start", called="quiet hours")
+    awake_end: time = setting(time(22, 0), Clock(), 'may cross midnight (e.g. start "20:00", end "12:00");\n'
+                              "start == end means awake around the clock", section="awake", key="end",
+                              called="quiet hours")
+    hourly_every_minutes: int = setting(60, EveryMinutes(), "sessions fall at awake.start + k x every_minutes, "
+                                        "inside the window; 0 = off", section="hourly", key="every_minutes",
+                                        called="hourly sessions")
+    hourly_exercises: tuple[Exercise, ...] = setting(
+        DEFAULT_HOURLY, Exercises(), section="hourly", key="exercises", note=_EXERCISE_NOTE, called="hourly sessions",
+        check=lambda c: "must name at least one exercise while every_minutes is above 0"
+        if c.hourly_every_minutes and not c.hourly_exercises else None)
+    routine_at: tuple[time, ...] = setting((time(9, 0), time(19, 0)), Times(), section="routine", key="at",
+                                            called="routine times")
+    routine_exercises: tuple[Exercise, ...] = setting(
+        DEFAULT_ROUTINE, Exercises(), section="routine", key="exercises", called="routine",
+        check=lambda c: "must name at least one exercise while routine times are set"
+        if c.routine_at and not c.routine_exercises else None)
+    repeat_every_minutes: int = setting(10, Int(1, 120, "of minutes"),
+                                        "soft repeat while a prompt is unanswered (never louder)", section="reminders",
+                                        called="reminders")
+    missed_after_minutes: int = setting(30, Int(1, 240, "of minutes"),
+                                        "then the session is logged missed (snoozing pauses this count)",
+                                        section="reminders", called="reminders")
+    snooze_minutes: int = setting(10, Int(1, 60, "of minutes"), "long press (about 2 s, released before 5 s)",
+                                  section="reminders", called="snooze")
+    max_snoozes: int = setting(2, Int(0, 5), section="reminders", called="snooze")
+    default_regimen: str = setting("standard", RegimenName(),
+                                   "for an admission that names none, and while no one is admitted",
+                                   section="episodes", check=_names_a_regimen, called="regimens")
+    without_episode: str = setting("default", Choice(("default", "quiet")),
+                                   'with no one ever admitted: "default" runs the default regimen as if the first\n'
+                                   "start at this bed were the day of surgery, stepping down as it does, so a\n"
+                                   'unit works out of the box; "quiet" prompts nothing. After a discharge the\n'
+                                   'bed is silent ("Ready for next patient") until an admission or a press',
+                                   section="episodes", called="regimens")
+    regimens: tuple[Regimen, ...] = DEFAULT_REGIMENS     # [regimens.NAME] tables, read by _regimens
     display: Display = field(default_factory=Display)
     hardware: Hardware = field(default_factory=Hardware)
     serial: Serial = field(default_factory=Serial)
@@ -225,169 +530,194 @@ def _zone(name: str) -> ZoneInfo:
     return z
 
 
-# --- parsing -------------------------------------------------------------------------
+# --- the file's sections, and the schema -----------------------------------------------------------
 
-_SCHEMA: dict[str, set[str]] = {
-    "unit": {"id", "timezone"},
-    "awake": {"start", "end"},
-    "hourly": {"every_minutes", "exercises"},
-    "routine": {"at", "exercises"},
-    "reminders": {"repeat_every_minutes", "missed_after_minutes", "snooze_minutes", "max_snoozes"},
-    "episodes": {"default_regimen", "without_episode"},
-    "hospital": {"visit_system", "mrn_system", "wristband", "create_patient", "create_encounter"},
-    "regimens": set(),               # one table per regimen, checked on its own
-    "display": {"night", "dim_after_minutes", "layout"},
-    "hardware": {
-        "display", "i2c_port", "i2c_address", "button_pin", "buzzer_pin", "buzzer", "led_pin", "rotate", "volume",
-        "tone", "gpio", "spi_port", "spi_device", "dc_pin", "reset_pin", "vibration_pin", "board", "gpio_chip",
-        "emulated_display",
-    },
-    "serial": {"port", "baud"},
-    "ward": {"attention_hours", "handovers", "stale_after_hours"},
-}
-_EXERCISE_KEYS = {"name", "reps", "per_foot", "hold_seconds", "kind", "sets", "tip"}
-_STAGE_KEYS = {"from_day", "hourly_every_minutes", "hourly_exercises", "routine_at", "routine_exercises"}
+# The default regimens as the annotated file writes them, with a word on each stage (a test reads the
+# file back and compares it with DEFAULT_REGIMENS).
+_REGIMENS_TEXT = """\
+# A regimen steps down by post-operative day (day 0 = the day of surgery; days before the first
+# stage follow it). A stage may set hourly_every_minutes, hourly_exercises, routine_at and
+# routine_exercises; whatever it leaves out comes from [hourly] and [routine] above.
+[regimens.standard]                              # the brief's regimen (docs/behaviour.md#the-regimen)
+stages = [
+  # before surgery (from admission): 20 ankle pumps a foot at the routine's times, nothing hourly
+  { from_day = -30, hourly_every_minutes = 0, routine_exercises = [{ name = "Ankle pumps", kind = "ankle_pump", \
+reps = 20, per_foot = true, hold_seconds = 3 }] },
+  { from_day = 0 },                              # days 0-2: hourly ankle pumps and the routine
+  { from_day = 3, hourly_every_minutes = 0 },    # from day 3: only the twice-daily routine
+]"""
+
+# The sections in the file's order; [regimens] is a table of named regimens, each read by _regimens.
+SECTIONS = (
+    Section("unit"),
+    Section("awake", "prompts only inside this window; outside it the ward is asleep"),
+    Section("hourly", "short ankle-pump prompt every waking hour"),
+    Section("routine", "fuller routine at fixed times; replaces an hourly prompt at the same time"),
+    Section("reminders"),
+    Section("episodes", "one patient's stay: admitted with an episode id (never a name), the date of\n"
+            "surgery and a regimen; discharged at the end (see docs/behaviour.md#episodes)"),
+    Section("regimens", text=_REGIMENS_TEXT, called="regimens"),
+    Section("hospital", "the hospital's own numbers, for bedside fhir (docs/fhir.md#the-hospitals-identifiers)"),
+    Section("display"),
+    Section("hardware", own=True),
+    Section("serial", "nurse download link", own=True),
+    Section("ward", "read by `bedside ward --config THIS_FILE` on the nurse's laptop; units ignore it"),
+)
+_ORDER = {s.name: i for i, s in enumerate(SECTIONS)}
+# Every setting, in the file's order: section by section, each section's keys in its fields' order.
+SCHEMA: tuple[Setting, ...] = tuple(sorted(rows(Config), key=lambda s: _ORDER[s.section]))
+_AT = {s.where: i for i, s in enumerate(SCHEMA)}       # a problem's place in the list: its key's in the file
+_REGIMENS_AT = min((_AT[s.where] for s in SCHEMA if _ORDER[s.section] > _ORDER["regimens"]), default=len(SCHEMA))
+_SECTION_CLASS: dict[str, Any] = {f.name: f.default_factory for f in fields(Config)
+                                  if isinstance(f.default_factory, type)}
+_KEYS = {sec.name: {s.key for s in SCHEMA if s.section == sec.name} for sec in SECTIONS}
+HOSPITAL = tuple(s for s in SCHEMA if s.path.startswith("hospital."))
+# The config's parts that are the unit's own (its id, its hardware, its serial port): a ward's configuration
+# from a stick lies over the unit's, but never over these.
+_OWN_SECTIONS = {sec.name for sec in SECTIONS if sec.own}
+OWN = tuple(dict.fromkeys(s.path.split(".")[0] for s in SCHEMA if s.own or s.section in _OWN_SECTIONS))
+
+_HEADER = """\
+# Bedside unit configuration.
+#
+# Every key below is shown with its default value: a ward's own file only needs the
+# keys it changes. Unknown keys are an error (a typo must not fall back silently).
+# Check a file with:  bedside config check /etc/bedside/bedside.toml"""
+
+
+def changed(old: Config, new: Config) -> list[str]:
+    """What a nurse or engineer calls each part that differs between two configurations, in the file's
+    order (a ward's new configuration is shown, and recorded in ``config_changed``, by these)."""
+    out: list[str] = []
+    for sec in SECTIONS:
+        parts = [(s.called, s.path) for s in SCHEMA if s.section == sec.name and s.called]
+        for called, path in parts or ([(sec.called, sec.name)] if sec.called else []):
+            if get(old, path) != get(new, path) and called not in out:
+                out.append(called)
+    return out
+
+
+def example_file() -> str:
+    """The annotated config file, config/bedside.toml: every key with its default and what it means."""
+    return example(_HEADER, SECTIONS, SCHEMA)
+
+
+# --- parsing -------------------------------------------------------------------------------
+
+_EXERCISE_KEYS = {s.key for s in EXERCISE}
+_EXERCISE_READ = tuple(s for s in EXERCISE if s is not _KIND)
+_STAGE_KEYS = {s.key for s in STAGE}
 # Regimen names are shown on the nurse screen and recorded on admission.
 _REGIMEN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,11}$")
-_UNIT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
-_BOARD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._()+-]{0,39}$")
-_GPIO_CHIP = re.compile(r"^(/dev/gpiochip[0-9]{1,3}|[A-Za-z0-9][A-Za-z0-9._:+-]{0,63})$")
-_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
-
-
-class _Reader:
-    """Collects every problem instead of stopping at the first, so one edit fixes them all."""
-
-    def __init__(self, data: Mapping[str, Any]) -> None:
-        self.data = data
-        self.problems: list[str] = []
-        self.warnings: list[str] = []
-
-    def fail(self, key: str, message: str) -> None:
-        self.problems.append(f"{key}: {message}")
-
-    def get(self, section: str, key: str) -> Any:
-        sec = self.data.get(section, {})
-        return sec.get(key, _MISSING) if isinstance(sec, Mapping) else _MISSING
-
-    def integer(self, section: str, key: str, default: int, lo: int, hi: int, unit: str = "") -> int:
-        v = self.get(section, key)
-        if v is _MISSING:
-            return default
-        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-            what = f" {unit}" if unit else ""
-            self.fail(f"[{section}] {key}", f"must be a whole number{what} from {lo} to {hi}, got {v!r}")
-            return default
-        return v
-
-    def choice(self, section: str, key: str, default: str, options: tuple[str, ...]) -> str:
-        v = self.get(section, key)
-        if v is _MISSING:
-            return default
-        if v not in options:
-            self.fail(f"[{section}] {key}", f"must be one of {', '.join(repr(o) for o in options)}, got {v!r}")
-            return default
-        return str(v)
-
-    def clock_time(self, key: str, v: Any) -> time | None:
-        m = _HHMM.match(v) if isinstance(v, str) else None
-        if not m:
-            self.fail(key, f'must be a 24-hour time written "HH:MM" such as "07:00", got {v!r}')
-            return None
-        return time(int(m.group(1)), int(m.group(2)))
-
-    def exercises(self, section: str, default: tuple[Exercise, ...]) -> tuple[Exercise, ...]:
-        v = self.get(section, "exercises")
-        if v is _MISSING:
-            return default
-        return self.exercise_list(f"[{section}] exercises", v, default)
-
-    def exercise_kind(self, key: str, v: Any, name: Any) -> str | None:
-        """The exercise's kind: as written (checked), or told from its name with a warning."""
-        known = ", ".join(exercises.KINDS)
-        if v is not _MISSING:
-            if v not in exercises.KINDS:
-                self.fail(f"{key} kind", f"must be one of {known}, got {v!r}")
-                return None
-            return str(v)
-        if not isinstance(name, str):
-            return None
-        told = exercises.from_name(name)
-        if told is None:
-            self.warnings.append(f'{key}: no kind, and the name {name.strip()!r} tells none, so it is guided as '
-                                 f'"{exercises.OTHER}" (its name, then relax, with no picture); add kind = one of '
-                                 f"{known}")
-            return exercises.OTHER
-        self.warnings.append(f'{key}: no kind; taken as "{told}" from the name {name.strip()!r} (add kind = "{told}")')
-        return told
-
-    def every_minutes(self, key: str, v: Any, default: int) -> int:
-        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 1440:
-            self.fail(key, f"must be a whole number of minutes from 0 to 1440 (0 turns hourly prompts off), got {v!r}")
-            return default
-        if 0 < v < 15:
-            self.fail(key, f"prompts less than 15 minutes apart would never let a session finish, got {v}")
-            return default
-        return v
-
-    def times(self, key: str, v: Any, default: tuple[time, ...]) -> tuple[time, ...]:
-        if not isinstance(v, list):
-            self.fail(key, 'must be a list of times such as ["09:00", "19:00"]')
-            return default
-        found = [self.clock_time(f"{key} #{i}", t) for i, t in enumerate(v, 1)]
-        good = [t for t in found if t is not None]
-        if len(set(good)) != len(good):
-            self.fail(key, "lists the same time twice")
-        return tuple(sorted(set(good)))
-
-    def exercise_list(self, key: str, v: Any, default: tuple[Exercise, ...]) -> tuple[Exercise, ...]:
-        if not isinstance(v, list):
-            self.fail(key, "must be a list of exercises like { name = \"Ankle pumps\", reps = 10 }")
-            return default
-        out = []
-        for i, e in enumerate(v, 1):
-            k = f"{key} #{i}"
-            if not isinstance(e, Mapping):
-                self.fail(k, "must be a table like { name = \"Ankle pumps\", reps = 10 }")
-                continue
-            for extra in sorted(set(e) - _EXERCISE_KEYS):
-                self.fail(f"{k} {extra}", f"unknown key (known: {', '.join(sorted(_EXERCISE_KEYS))})")
-            name, reps = e.get("name"), e.get("reps")
-            per_foot, hold = e.get("per_foot", False), e.get("hold_seconds", 0)
-            ok = True
-            if not isinstance(name, str) or not 1 <= len(name.strip()) <= 15:
-                self.fail(f"{k} name", "must be text of 1 to 15 characters (it is shown on the display in large "
-                          f"type), got {name!r}")
-                ok = False
-            elif not _displayable(name):
-                self.fail(f"{k} name", f"has characters the display cannot show (it has Western European letters, "
-                          f"digits and punctuation), got {name!r}")
-                ok = False
-            if isinstance(reps, bool) or not isinstance(reps, int) or not 1 <= reps <= 100:
-                self.fail(f"{k} reps", f"must be a whole number from 1 to 100, got {reps!r}")
-                ok = False
-            if not isinstance(per_foot, bool):
-                self.fail(f"{k} per_foot", f"must be true or false, got {per_foot!r}")
-                ok = False
-            if isinstance(hold, bool) or not isinstance(hold, int) or not 0 <= hold <= 30:
-                self.fail(f"{k} hold_seconds", f"must be a whole number of seconds from 0 to 30, got {hold!r}")
-                ok = False
-            sets, tip = e.get("sets", 1), e.get("tip", "")
-            if isinstance(sets, bool) or not isinstance(sets, int) or not 1 <= sets <= 5:
-                self.fail(f"{k} sets", f"must be a whole number from 1 to 5, got {sets!r}")
-                ok = False
-            if not isinstance(tip, str) or len(tip) > 40 or not _displayable(tip):
-                self.fail(f"{k} tip", "must be text of at most 40 characters the display can show, such as "
-                          f'"Raise your leg on a pillow", got {tip!r}')
-                ok = False
-            kind = self.exercise_kind(k, e.get("kind", _MISSING), name)
-            if ok and isinstance(name, str) and isinstance(reps, int) and isinstance(hold, int) and kind \
-                    and isinstance(sets, int) and isinstance(tip, str):
-                out.append(Exercise(name.strip(), reps, bool(per_foot), hold, kind, sets, tip.strip()))
-        return tuple(out) if out or not v else default
-
-
 _MISSING: Any = object()
+
+
+def parse(data: Mapping[str, Any], source: str = "<config>") -> Config:
+    """Build a Config from parsed TOML, raising ConfigError listing every problem (in the file's order)."""
+    r = Reader()
+    for section, value in data.items():
+        if section not in _KEYS:
+            r.fail(f"[{section}]", f"unknown section (known: {', '.join(sorted(_KEYS))})")
+        elif not isinstance(value, Mapping):
+            r.fail(f"[{section}]", "must be a table (a [section] heading)")
+        elif section != "regimens":     # its keys are the regimens' names
+            for key in sorted(set(value) - _KEYS[section]):
+                r.fail(f"[{section}] {key}", f"unknown key (known: {', '.join(sorted(_KEYS[section]))})")
+
+    values: dict[str, Any] = {}
+    for r.at, s in enumerate(SCHEMA):           # r.at: the row's place in the file, for the problems' order
+        table = data.get(s.section, {})
+        v = table.get(s.key, _MISSING) if isinstance(table, Mapping) else _MISSING
+        values[s.path] = s.default if v is _MISSING else s.type.read(r, s, v)
+    cfg = _build(values, source)
+    r.at = _REGIMENS_AT
+    cfg = replace(cfg, regimens=_regimens(r, data, cfg))    # a stage takes what it leaves out from cfg
+    for r.at, s in enumerate(SCHEMA):
+        if s.check is not None and (problem := s.check(cfg)) is not None:
+            r.fail(s.where, problem)
+        if s.warn is not None and (warning := s.warn(cfg)) is not None:
+            r.warnings.append(f"{s.where} {warning}")
+    _pins(r, cfg)
+    if r.problems:
+        raise ConfigError(source, r.listed())
+    return replace(cfg, warnings=tuple(dict.fromkeys(r.warnings)))
+
+
+def _build(values: Mapping[str, Any], source: str) -> Config:
+    """The Config the rows' values make: the top-level ones, and each section dataclass from its own."""
+    top: dict[str, Any] = {}
+    sections: dict[str, dict[str, Any]] = {}
+    for path, v in values.items():
+        head, dot, name = path.partition(".")
+        if dot:
+            sections.setdefault(head, {})[name] = v
+        else:
+            top[path] = v
+    return Config(**top, **{head: _SECTION_CLASS[head](**kw) for head, kw in sections.items()}, source=source)
+
+
+_SPI_BUS, _I2C_BUS = (7, 8, 9, 10, 11), (2, 3)
+
+
+def _pins(r: Reader, cfg: Config) -> None:
+    """The pin rows in use against each other and the display's bus: each part needs a pin of its own."""
+    spi = cfg.hardware.panel.bus == "spi"
+    rows_ = sorted((s for s in SCHEMA if isinstance(s.type, Pin) and (spi or not s.type.spi)),
+                   key=lambda s: isinstance(s.type, Pin) and s.type.spi)
+    used = [(s, pin) for s in rows_ if (pin := get(cfg, s.path)) is not None]
+    for s, pin in used:
+        r.at = _AT[s.where]
+        if spi and pin in _SPI_BUS:
+            r.fail(s.where, f"GPIO {pin} is the SPI bus the display uses; choose another pin")
+        if pin in _I2C_BUS:
+            r.fail(s.where, f"GPIO {pin} is the I2C bus the display uses; choose another pin")
+    pins = {s.key: pin for s, pin in used}
+    if len(set(pins.values())) != len(pins):
+        section = used[0][0].section
+        r.at = max(_AT[s.where] for s in SCHEMA if s.section == section)
+        r.fail(f"[{section}]", f"two parts share one GPIO pin: {pins}")
+
+
+def parse_hospital(table: Mapping[str, Any], fail: Callable[[str, str], None]) -> Hospital:
+    """The [hospital] table (the unit's file and the laptop's settings share it); ``fail(where, what)``
+    is told every problem."""
+    r = Reader()
+    out = {s.path.split(".", 1)[1]: s.type.read(r, s, table[s.key]) for s in HOSPITAL if s.key in table}
+    for _, where, what in r.problems:
+        fail(where, what)
+    return Hospital(**out)
+
+
+def _every_minutes(r: Reader, key: str, v: Any, default: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 1440:
+        r.fail(key, f"must be a whole number of minutes from 0 to 1440 (0 turns hourly prompts off), got {v!r}")
+        return default
+    if 0 < v < 15:
+        r.fail(key, f"prompts less than 15 minutes apart would never let a session finish, got {v}")
+        return default
+    return v
+
+
+def _exercise_list(r: Reader, key: str, v: Any, default: tuple[Exercise, ...]) -> tuple[Exercise, ...]:
+    if not isinstance(v, list):
+        r.fail(key, "must be a list of exercises like { name = \"Ankle pumps\", reps = 10 }")
+        return default
+    out = []
+    for i, e in enumerate(v, 1):
+        k = f"{key} #{i}"
+        if not isinstance(e, Mapping):
+            r.fail(k, "must be a table like { name = \"Ankle pumps\", reps = 10 }")
+            continue
+        for extra in sorted(set(e) - _EXERCISE_KEYS):
+            r.fail(f"{k} {extra}", f"unknown key (known: {', '.join(sorted(_EXERCISE_KEYS))})")
+        before = len(r.problems)
+        values = read_item(r, _EXERCISE_READ, e, k)         # every key but the kind, told from the name
+        kind = _KIND.type
+        assert isinstance(kind, Kind)
+        values[_KIND.path] = kind.named(r, _KIND.located(k), e.get(_KIND.key, REQUIRED), e.get(_NAME.key))
+        if len(r.problems) == before and values[_KIND.path]:
+            out.append(Exercise(**values))
+    return tuple(out) if out or not v else default
 
 
 def _displayable(text: str) -> bool:
@@ -395,29 +725,21 @@ def _displayable(text: str) -> bool:
     return all(" " <= ch <= "~" or "\xa0" <= ch <= "\xff" for ch in text)
 
 
-def _stage(r: _Reader, key: str, v: Any) -> Stage | None:
+
+def _stage(r: Reader, key: str, v: Any) -> Stage | None:
     if not isinstance(v, Mapping):
         r.fail(key, "must be a table like { from_day = 3, hourly_every_minutes = 0 }")
         return None
     for extra in sorted(set(v) - _STAGE_KEYS):
         r.fail(f"{key} {extra}", f"unknown key (known: {', '.join(sorted(_STAGE_KEYS))})")
-    day = v.get("from_day", _MISSING)
-    if isinstance(day, bool) or not isinstance(day, int) or not -30 <= day <= 365:
-        r.fail(f"{key} from_day", "must be the post-operative day the stage starts, a whole number from -30 to 365 "
-               f"(0 is the day of surgery), got {'nothing' if day is _MISSING else repr(day)}")
-        return None
-    every = v.get("hourly_every_minutes")
-    if every is not None:
-        every = r.every_minutes(f"{key} hourly_every_minutes", every, 0)
-    at = r.times(f"{key} routine_at", v["routine_at"], ()) if "routine_at" in v else None
-    hourly_ex = r.exercise_list(f"{key} hourly_exercises", v["hourly_exercises"], ()) \
-        if "hourly_exercises" in v else None
-    routine_ex = r.exercise_list(f"{key} routine_exercises", v["routine_exercises"], ()) \
-        if "routine_exercises" in v else None
-    return Stage(day, every, hourly_ex, at, routine_ex)
+    before = len(r.problems)
+    values = read_item(r, tuple(s for s in STAGE if s.default is REQUIRED), v, key)
+    if len(r.problems) > before:
+        return None                 # a stage without its day: its other keys are not read
+    return Stage(**values, **read_item(r, tuple(s for s in STAGE if s.default is not REQUIRED), v, key))
 
 
-def _regimens(r: _Reader, data: Mapping[str, Any], base: Config) -> tuple[Regimen, ...]:
+def _regimens(r: Reader, data: Mapping[str, Any], base: Config) -> tuple[Regimen, ...]:
     raw = data.get("regimens", _MISSING)
     if raw is _MISSING or not isinstance(raw, Mapping):
         return DEFAULT_REGIMENS
@@ -455,229 +777,3 @@ def _regimens(r: _Reader, data: Mapping[str, Any], base: Config) -> tuple[Regime
         if len(good) == len(stages):
             out.append(Regimen(name, tuple(good)))
     return tuple(out) if out else DEFAULT_REGIMENS
-
-
-def parse(data: Mapping[str, Any], source: str = "<config>") -> Config:
-    """Build a Config from parsed TOML, raising ConfigError listing every problem."""
-    r = _Reader(data)
-    d = Config()
-    for section, value in data.items():
-        if section not in _SCHEMA:
-            r.fail(f"[{section}]", f"unknown section (known: {', '.join(sorted(_SCHEMA))})")
-        elif not isinstance(value, Mapping):
-            r.fail(f"[{section}]", "must be a table (a [section] heading)")
-        elif section != "regimens":     # its keys are the regimens' names
-            for key in sorted(set(value) - _SCHEMA[section]):
-                r.fail(f"[{section}] {key}", f"unknown key (known: {', '.join(sorted(_SCHEMA[section]))})")
-
-    unit_id = r.get("unit", "id")
-    if unit_id is _MISSING:
-        unit_id = d.unit_id
-    elif not isinstance(unit_id, str) or not _UNIT_ID.match(unit_id):
-        r.fail("[unit] id", "must be 1 to 32 letters, digits, '.', '_' or '-' (it names export folders), "
-               f"got {unit_id!r}")
-        unit_id = d.unit_id
-    timezone = r.get("unit", "timezone")
-    if timezone is _MISSING:
-        timezone = d.timezone
-    else:
-        try:
-            if not isinstance(timezone, str) or not timezone:
-                raise ValueError
-            _zone(timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            r.fail("[unit] timezone", f'must be an IANA time zone name such as "Europe/London", got {timezone!r}')
-            timezone = d.timezone
-
-    def hhmm(section: str, key: str, default: time) -> time:
-        v = r.get(section, key)
-        if v is _MISSING:
-            return default
-        return r.clock_time(f"[{section}] {key}", v) or default
-
-    awake_start = hhmm("awake", "start", d.awake_start)
-    awake_end = hhmm("awake", "end", d.awake_end)
-
-    every_raw = r.get("hourly", "every_minutes")
-    every = d.hourly_every_minutes if every_raw is _MISSING else \
-        r.every_minutes("[hourly] every_minutes", every_raw, d.hourly_every_minutes)
-    hourly_ex = r.exercises("hourly", d.hourly_exercises)
-
-    at_raw = r.get("routine", "at")
-    routine_at = d.routine_at if at_raw is _MISSING else r.times("[routine] at", at_raw, d.routine_at)
-    routine_ex = r.exercises("routine", d.routine_exercises)
-    if every and not hourly_ex:
-        r.fail("[hourly] exercises", "must name at least one exercise while every_minutes is above 0")
-    if routine_at and not routine_ex:
-        r.fail("[routine] exercises", "must name at least one exercise while routine times are set")
-
-    repeat = r.integer("reminders", "repeat_every_minutes", d.repeat_every_minutes, 1, 120, "of minutes")
-    missed = r.integer("reminders", "missed_after_minutes", d.missed_after_minutes, 1, 240, "of minutes")
-    snooze = r.integer("reminders", "snooze_minutes", d.snooze_minutes, 1, 60, "of minutes")
-    max_snoozes = r.integer("reminders", "max_snoozes", d.max_snoozes, 0, 5)
-
-    base = Config(hourly_every_minutes=every, hourly_exercises=hourly_ex, routine_at=routine_at,
-                  routine_exercises=routine_ex)
-    regimens = _regimens(r, data, base)
-    default_regimen = d.default_regimen
-    dr = r.get("episodes", "default_regimen")
-    if dr is not _MISSING:
-        default_regimen = dr if isinstance(dr, str) else repr(dr)
-    if not any(g.name == default_regimen for g in regimens):
-        r.fail("[episodes] default_regimen", f"must name one of the regimens ({', '.join(g.name for g in regimens)}), "
-               f"got {default_regimen!r}")
-    without = r.choice("episodes", "without_episode", d.without_episode, ("default", "quiet"))
-    dd = Display()
-    hd = Hardware()
-    hw_display = r.choice("hardware", "display", hd.display, tuple(PANELS))
-    panel = PANELS.get(hw_display, PANELS[hd.display])
-    layout = r.choice("display", "layout", "", ("", *panel.layouts))
-    display = Display(r.choice("display", "night", dd.night, ("off", "dim")),
-                      r.integer("display", "dim_after_minutes", dd.dim_after_minutes, 0, 1440,
-                                "of minutes (0 never dims)"), layout)
-
-    i2c_port = r.integer("hardware", "i2c_port", hd.i2c_port, 0, 22)
-    i2c_address = r.integer("hardware", "i2c_address", hd.i2c_address, 0x03, 0x77)
-    button_pin = r.integer("hardware", "button_pin", hd.button_pin, 0, 27, "(BCM GPIO number)")
-    buzzer_pin = r.integer("hardware", "buzzer_pin", hd.buzzer_pin, 0, 27, "(BCM GPIO number)")
-    buzzer = r.choice("hardware", "buzzer", hd.buzzer, ("active", "passive"))
-    led_raw = r.get("hardware", "led_pin")
-    led_pin: int | None = hd.led_pin
-    if led_raw is not _MISSING:
-        led_pin = r.integer("hardware", "led_pin", -1, -1, 27, "(BCM GPIO number, or -1 for no LED)")
-        led_pin = None if led_pin == -1 else led_pin
-    rotate = r.integer("hardware", "rotate", hd.rotate, 0, 3, "of quarter turns")
-    volume = r.integer("hardware", "volume", hd.volume, 1, 100, "(percent; passive buzzers only)")
-    tone = r.choice("hardware", "tone", hd.tone, ("low", "normal", "high"))
-    gpio = r.choice("hardware", "gpio", hd.gpio, GPIO_BACKENDS)
-    spi_port = r.integer("hardware", "spi_port", hd.spi_port, 0, 6)
-    spi_device = r.integer("hardware", "spi_device", hd.spi_device, 0, 2)
-    dc_pin = r.integer("hardware", "dc_pin", hd.dc_pin, 0, 27, "(BCM GPIO number)")
-    reset_pin = r.integer("hardware", "reset_pin", hd.reset_pin, 0, 27, "(BCM GPIO number)")
-    vib_raw = r.get("hardware", "vibration_pin")
-    vibration_pin: int | None = hd.vibration_pin
-    if vib_raw is not _MISSING:
-        vibration_pin = r.integer("hardware", "vibration_pin", -1, -1, 27, "(BCM GPIO number, or -1 for none)")
-        vibration_pin = None if vibration_pin == -1 else vibration_pin
-    board = r.get("hardware", "board")
-    if board is _MISSING:
-        board = hd.board
-    elif not isinstance(board, str) or (board and not _BOARD.match(board)):
-        r.fail("[hardware] board", f'must be "" (a Raspberry Pi) or the name of another board, such as "Rock Pi 4" '
-               f"(letters, digits, spaces and ._()+-, at most 40), got {board!r}")
-        board = hd.board
-    gpio_chip = r.get("hardware", "gpio_chip")
-    if gpio_chip is _MISSING:
-        gpio_chip = hd.gpio_chip
-    elif not isinstance(gpio_chip, str) or (gpio_chip and not _GPIO_CHIP.match(gpio_chip)):
-        r.fail("[hardware] gpio_chip", f'must be "" (the Pi header\'s chip), a GPIO chip\'s label such as '
-               f'"pinctrl-bcm2711" or its device such as "/dev/gpiochip0", got {gpio_chip!r}')
-        gpio_chip = hd.gpio_chip
-    if board and not gpio_chip:
-        r.fail("[hardware] gpio_chip", f'board = "{board}" is not a Raspberry Pi: name its GPIO chip too '
-               '(its label, as `gpiodetect` prints it, or /dev/gpiochipN)')
-    emulated = r.get("hardware", "emulated_display")
-    if emulated is _MISSING:
-        emulated = hd.emulated_display
-    elif not isinstance(emulated, bool):
-        r.fail("[hardware] emulated_display", f"must be true or false, got {emulated!r}")
-        emulated = hd.emulated_display
-    if emulated:
-        r.warnings.append("[hardware] emulated_display = true: the screens are drawn into memory, and no panel "
-                          "shows them (a board under test only, never a unit on a ward)")
-    pins = {"button_pin": button_pin, "buzzer_pin": buzzer_pin}
-    if led_pin is not None:
-        pins["led_pin"] = led_pin
-    if vibration_pin is not None:
-        pins["vibration_pin"] = vibration_pin
-    if panel.bus == "spi":
-        pins |= {"dc_pin": dc_pin, "reset_pin": reset_pin}
-        for name, pin in pins.items():
-            if pin in (8, 9, 10, 11, 7):
-                r.fail(f"[hardware] {name}", f"GPIO {pin} is the SPI bus the display uses; choose another pin")
-    if len(set(pins.values())) != len(pins):
-        r.fail("[hardware]", f"two parts share one GPIO pin: {pins}")
-    for name, pin in pins.items():
-        if pin in (2, 3):
-            r.fail(f"[hardware] {name}", f"GPIO {pin} is the I2C bus the display uses; choose another pin")
-
-    port = r.get("serial", "port")
-    if port is _MISSING:
-        port = Serial().port
-    elif not isinstance(port, str):
-        r.fail("[serial] port", f'must be a device path such as "/dev/ttyGS0" or a pyserial URL, got {port!r}')
-        port = ""
-    baud = r.integer("serial", "baud", Serial().baud, 300, 4_000_000)
-    table = data.get("hospital")
-    hospital = parse_hospital(table if isinstance(table, Mapping) else {}, r.fail)
-
-    attention = r.integer("ward", "attention_hours", Ward().attention_hours, 1, 336, "hours")
-    handovers_v = r.get("ward", "handovers")
-    handovers = () if handovers_v is _MISSING else r.times("[ward] handovers", handovers_v, ())
-    stale = r.integer("ward", "stale_after_hours", Ward().stale_after_hours, 1, 336, "hours")
-
-    if r.problems:
-        raise ConfigError(source, r.problems)
-    return Config(
-        warnings=tuple(dict.fromkeys(r.warnings)),
-        unit_id=unit_id,
-        timezone=timezone,
-        awake_start=awake_start,
-        awake_end=awake_end,
-        hourly_every_minutes=every,
-        hourly_exercises=hourly_ex,
-        routine_at=routine_at,
-        routine_exercises=routine_ex,
-        repeat_every_minutes=repeat,
-        missed_after_minutes=missed,
-        snooze_minutes=snooze,
-        max_snoozes=max_snoozes,
-        default_regimen=default_regimen,
-        without_episode=without,
-        regimens=regimens,
-        display=display,
-        hardware=Hardware(display=hw_display, i2c_port=i2c_port, i2c_address=i2c_address, button_pin=button_pin,
-                          buzzer_pin=buzzer_pin, buzzer=buzzer, led_pin=led_pin, rotate=rotate, volume=volume,
-                          tone=tone, gpio=gpio, spi_port=spi_port, spi_device=spi_device, dc_pin=dc_pin,
-                          reset_pin=reset_pin, vibration_pin=vibration_pin, board=board, gpio_chip=gpio_chip,
-                          emulated_display=emulated),
-        serial=Serial(port, baud),
-        hospital=hospital,
-        ward=Ward(attention, handovers, stale),
-        source=source,
-    )
-
-
-def parse_hospital(table: Mapping[str, Any], fail: Callable[[str, str], None]) -> Hospital:
-    """The [hospital] table (the unit's file and the laptop's settings share it); ``fail(where, what)``
-    is told every problem."""
-    out: dict[str, Any] = {}
-    for key in ("visit_system", "mrn_system"):
-        v = table.get(key, "")
-        if not isinstance(v, str) or (v and (":" not in v or any(c.isspace() or c in "|?#" for c in v))):
-            fail(f"[hospital] {key}", f"must be the hospital's URI for it, e.g. \"https://hospital.example/ids/"
-                 f"{key.split('_')[0]}\", got {v!r}")
-        else:
-            out[key] = v
-    band = table.get("wristband", "")
-    if not isinstance(band, str):
-        fail("[hospital] wristband", f"must be a regular expression in quotes, got {band!r}")
-    elif band:
-        try:
-            groups = re.compile(band).groupindex
-        except re.error as e:
-            fail("[hospital] wristband", f"is not a regular expression: {e}")
-        else:
-            if "visit" not in groups:
-                fail("[hospital] wristband", 'must name the visit number\'s group: (?P<visit>...)')
-            elif set(groups) - {"visit", "mrn"}:
-                fail("[hospital] wristband", "may name only the groups visit and mrn (the unit keeps no name)")
-            else:
-                out["wristband"] = band
-    for key in ("create_patient", "create_encounter"):
-        v = table.get(key, False)
-        if not isinstance(v, bool):
-            fail(f"[hospital] {key}", f"must be true or false, got {v!r}")
-        else:
-            out[key] = v
-    return Hospital(**out)

@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bedside.core.config import Hospital, parse_hospital
+from bedside.core.config import HOSPITAL, Hospital, parse_hospital
 from bedside.core.errors import BedsideError
 from bedside.laptop.fhir_post import MAX_ANSWER, TIMEOUT_S, Auth
 from bedside.report.fhir import DEFAULT_SYSTEM, UnitInfo
 
 KEYS = {
-    "hospital": {"visit_system", "mrn_system", "wristband", "create_patient", "create_encounter"},
+    "hospital": {s.key for s in HOSPITAL},       # the same rows as the ward's file
     "fhir": {"base_url", "identifier_system", "organization", "per_session", "max_entries", "timeout_seconds",
              "max_answer_mib"},
     "auth": {"method", "token_file", "token_url", "client_id", "client_secret_file", "private_key_file", "key_id",

@@ -40,7 +40,7 @@ import json
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -65,8 +65,9 @@ CONFIG_FILE = "ward-config.toml"            # in the data directory
 STATE_FILE = ward_state.STATE_FILE          # in the data directory: what was applied last
 _MAC_LABEL = b"bedside ward settings v1\x00"
 _SEAL_LABEL = b"bedside ward secret seal v1\x00"
-# The unit's own: never taken from the ward's configuration.
-KEPT = ("unit_id", "hardware", "serial")
+# The unit's own (its id, hardware and serial port, as the schema marks them): never taken from the ward's
+# configuration.
+KEPT = config.OWN
 
 # Why settings were refused (the journal's ``settings_refused`` ``reason``).
 MALFORMED, OTHER_WARD, BAD_SIGNATURE, INVALID, OLDER, NOT_CONFIRMED, NO_SECRET = (
@@ -236,7 +237,7 @@ def check_signed(raw: bytes, ring: Keyring, current: Config, data: Path, now: da
     revoked_now = {k: sorted(str(x) for x in r.get(k, []) if isinstance(x, str)) for k in REVOCABLE}
     before = revoked(data)
     added = sum(len(set(revoked_now[k]) - before[k]) for k in REVOCABLE)
-    changed = _changed(current, new_cfg) if new_cfg is not None else []
+    changed = config.changed(current, new_cfg) if new_cfg is not None else []
     parts = [f"configuration: {', '.join(changed) or 'nothing changes'}"] if new_cfg is not None else []
     if added:
         parts.append(f"{added} revoked")
@@ -294,7 +295,7 @@ def check(raw: bytes, stick_key: bytes, current: Config, data: Path) -> Offer:
     ward = None
     if isinstance(body.get("secret"), dict):
         ward = _unseal(body["secret"], stick_key)
-    changed = _changed(current, new_cfg) if new_cfg is not None else []
+    changed = config.changed(current, new_cfg) if new_cfg is not None else []
     line1 = ", ".join(changed) if changed else ("same settings" if new_cfg is not None else "")
     line2 = "and a new ward secret" if ward is not None else ""
     if not line1:
@@ -328,24 +329,6 @@ def _unseal(s: Mapping[str, Any], stick_key: bytes) -> secret.WardSecret:
     return secret.WardSecret(salt, unlock, new_key, n, r, p)
 
 
-# What a nurse or engineer calls each part of the configuration.
-_NAMES = {"timezone": "time zone", "awake_start": "quiet hours", "awake_end": "quiet hours",
-          "hourly_every_minutes": "hourly sessions", "hourly_exercises": "hourly sessions",
-          "routine_at": "routine times", "routine_exercises": "routine", "repeat_every_minutes": "reminders",
-          "missed_after_minutes": "reminders", "snooze_minutes": "snooze", "max_snoozes": "snooze",
-          "default_regimen": "regimens", "without_episode": "regimens", "regimens": "regimens",
-          "display": "display"}
-
-
-def _changed(old: Config, new: Config) -> list[str]:
-    out: list[str] = []
-    for f in fields(Config):
-        name = _NAMES.get(f.name)
-        if name and getattr(old, f.name) != getattr(new, f.name) and name not in out:
-            out.append(name)
-    return out
-
-
 def over(unit: Config, ward: Config) -> Config:
     """The ward's configuration with the unit's own id, hardware and serial port."""
     return replace(ward, **{k: getattr(unit, k) for k in KEPT})
@@ -375,7 +358,7 @@ def apply(offer: Offer, data: Path, current: Config, issued_by: str = "") -> lis
         _keep_previous(data / CONFIG_FILE, 0o644)
         write_atomic(data / CONFIG_FILE, offer.config_text.encode("utf-8"))
         records.append((T.CONFIG_CHANGED, {"old": current.fingerprint(), "new": offer.config.fingerprint(),
-                                           "changed": _changed(current, offer.config), **extra}))
+                                           "changed": config.changed(current, offer.config), **extra}))
     if offer.ward is not None:
         old = secret.load(data)
         _keep_previous(data / secret.FILE_NAME, 0o600)
