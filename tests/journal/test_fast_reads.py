@@ -1,5 +1,6 @@
-"""The record check's encoder, made once, gives the canonical text: the hash of any record read
-from JSON is the one ``canonical`` gives (journal/chain.py)."""
+"""The export's reading shortcuts give the same answers: the record check's encoder, made once,
+gives the canonical text (journal/chain.py), and a line is read as ``json_loads`` reads it
+(journal/export.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bedside.journal import chain
+from bedside.durable import json_loads
+from bedside.journal import chain, export
 
 _scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text()
 _values = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner,
@@ -33,3 +35,23 @@ def test_out_of_range_floats_are_refused_as_before() -> None:
         except ValueError:
             continue
         raise AssertionError(f"{f.__name__} encoded NaN")
+
+
+def _read(f: Any, text: str) -> tuple[str, Any]:
+    try:
+        return "value", json.dumps(f(text), sort_keys=True)
+    except ValueError as e:
+        return "error", f"{type(e).__name__}: {e}"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(
+    st.builds(lambda v, tail: json.dumps(v) + tail, _values, st.sampled_from(["", "\n", " \n", "\r\n", "x", "{}"])),
+    st.text(alphabet='{}[]":,0123456789 \n\tabe-.\ufeff', max_size=30)))
+def test_a_line_reads_as_json_loads_reads_it(text: str) -> None:
+    assert _read(export._line_json, text) == _read(json_loads, text)
+
+
+def test_a_line_nested_past_the_parser_is_refused_as_before() -> None:
+    text = "[" * 100_000 + "\n"
+    assert _read(export._line_json, text) == _read(json_loads, text)
