@@ -171,18 +171,21 @@ def _tip(c: Canvas, layout: str, s: sc.Tip) -> None:
     stack(c, layout, [Line(s.exercise, "small"), Line(s.text, "second", 3)])
 
 
-def _guide(c: Canvas, layout: str, s: sc.Guide) -> None:
+def _guide(layout: str, s: sc.Guide) -> Image.Image:
     bar = 7   # the hold's bar along the bottom, emptying as the seconds pass
+    width, height = LAYOUT_SIZES[layout]
     label = {"left": "Left foot", "right": "Right foot"}.get(s.foot or "", s.exercise)
     count = f"Hold {s.hold_left}" if s.hold_left is not None else f"{s.rep} of {s.reps}"
     held = s.hold_left is not None
-    # A copy of the words (and the bar's empty frame): nothing else to draw under a hold's
-    # count but the bar's fill, one rectangle (pasted: ImageDraw's rectangle, corners inclusive).
-    c.image = _guide_words(layout, c.width, c.height, bar, label, s.instruction, count, held).copy()
+    # A copy of the words (and the bar's empty frame), no blank canvas first: nothing else to
+    # draw under a hold's count but the bar's fill, one rectangle (pasted: ImageDraw's
+    # rectangle has inclusive corners, a paste's box does not).
+    image = _guide_words(layout, width, height, bar, label, s.instruction, count, held).copy()
     if held:
-        fill = round((c.width - 4) * s.hold_fraction)
+        fill = round((width - 4) * s.hold_fraction)
         if fill > 0:
-            c.image.paste(1, (2, c.height - bar + 2, 2 + fill, c.height - 2))
+            image.paste(1, (2, height - bar + 2, 2 + fill, height - 2))
+    return image
 
 
 # A guided day shows about a hundred distinct sets of words (each foot, move and count). 32
@@ -228,7 +231,7 @@ def _hint(c: Canvas, layout: str, s: sc.Hint) -> None:
 
 
 _PATIENT: dict[type, Callable[[Canvas, str, object], None]] = {
-    sc.Idle: _idle, sc.Prompt: _prompt, sc.Snoozed: _snoozed, sc.Intro: _intro, sc.Guide: _guide,  # type: ignore[dict-item]
+    sc.Idle: _idle, sc.Prompt: _prompt, sc.Snoozed: _snoozed, sc.Intro: _intro,  # type: ignore[dict-item]
     sc.Rest: _rest, sc.Tip: _tip,  # type: ignore[dict-item]
     sc.Done: _done, sc.Progress: _progress, sc.Hint: _hint,  # type: ignore[dict-item]
 }
@@ -237,6 +240,8 @@ _SHIFTS = (sc.Idle, sc.Prompt, sc.Snoozed)
 
 def draw(layout: str, screen: sc.Screen) -> Image.Image | None:
     """``screen`` in a large layout; None for the nurse's screens, which keep the standard drawing."""
+    if type(screen) is sc.Guide:
+        return _guide(layout, screen)
     patient = _PATIENT.get(type(screen))
     if patient is None:
         return None
