@@ -23,7 +23,9 @@ Every figure is a whole process measured from outside:
   and in real time over a window, where the CPU past start-up is read from /proc.
 
 Run alone with ``python benchmarks/realtime.py`` (about fifteen minutes) or through ``make
-bench``. It writes the ``realtime`` section of docs/performance.md.
+bench``. It writes the ``realtime`` section of docs/performance.md. With
+``BEDSIDE_BENCH_BASE=<git ref>`` (e.g. the previous release's commit) the ward's 200 units run
+in turn with that version's code too (benchmarks/ward.py).
 """
 
 from __future__ import annotations

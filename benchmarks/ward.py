@@ -11,6 +11,7 @@ Results go between the ``bench:ward`` and ``bench:fhir`` markers of docs/perform
 from __future__ import annotations
 
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -137,14 +138,28 @@ def measure() -> list[tuple[str, str, str]]:
     return rows
 
 
-def outside(*args: str) -> tuple[float, float]:
-    """(CPU seconds, peak resident MiB) of one ``bedside`` run, from outside (GNU time)."""
+def outside(*args: str, code: Path | None = None) -> tuple[float, float]:
+    """(CPU seconds, peak resident MiB) of one ``bedside`` run, from outside (GNU time); with
+    ``code``, the package found there (an earlier version's, ``base_code``) instead of this one."""
+    env = {**os.environ, "PYTHONPATH": str(code)} if code is not None else None
     r = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", sys.executable, "-m", "bedside", *args],
-                       capture_output=True, text=True, cwd=ROOT, check=False)
+                       capture_output=True, text=True, cwd=ROOT, check=False, env=env)
     if r.returncode not in (0, 3):
         raise SystemExit(f"bedside {args[0]} failed:\n{r.stdout}{r.stderr}")
     user, system, kib = r.stderr.strip().splitlines()[-1].split()
     return float(user) + float(system), int(kib) / 1024
+
+
+# The version to run beside this one, as a git ref (e.g. the previous release's commit):
+# BEDSIDE_BENCH_BASE=<ref>. Its package is taken from git into a temporary folder.
+BASE = os.environ.get("BEDSIDE_BENCH_BASE")
+
+
+def base_code(ref: str, into: Path) -> Path:
+    """The ``device`` folder (the package) as it was at git ``ref``."""
+    tar = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "device"], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=tar, check=True)
+    return into / "device"
 
 
 def long_export(folder: Path, records: int) -> Path:
@@ -160,17 +175,37 @@ def long_export(folder: Path, records: int) -> Path:
 def streaming_rows(runs: int = RUNS) -> list[tuple[str, str, str]]:
     """``bedside ward`` over 200 units, and over one unit's export of 400,000 records: CPU and
     peak memory of the whole command (medians of ``runs``), beside the size of what it read."""
-    rows = []
+    return [two_hundred(runs), one_long(runs)]
+
+
+def two_hundred(runs: int = RUNS) -> tuple[str, str, str]:
+    """``bedside ward`` over 200 units (in turn with ``BASE``'s code when it is given)."""
     with tempfile.TemporaryDirectory() as d:
         folder = Path(d) / "pulls"
         records = ward_folder(folder, 200)
         size = sum(p.stat().st_size for p in folder.glob("*.jsonl"))
-        got = [outside("ward", str(folder), "-o", str(Path(d) / "w.html"), "--csv", str(Path(d) / "w.csv"),
-                       "--as-of", "2026-11-30T16:00+01:00") for _ in range(runs)]
+        args = ("ward", str(folder), "-o", str(Path(d) / "w.html"), "--csv", str(Path(d) / "w.csv"),
+                "--as-of", "2026-11-30T16:00+01:00")
+        base = base_code(BASE, Path(d)) if BASE else None
+        got, was = [], []
+        for _ in range(runs):           # in turn, this version and the base, so both see the same machine
+            got.append(outside(*args))
+            if base is not None:
+                was.append(outside(*args, code=base))
         cpu, mib = statistics.median(g[0] for g in got), statistics.median(g[1] for g in got)
-        rows.append((f"`bedside ward`, 200 units × 30 days ({records:,} records, {size / 1e6:.1f} MB of exports), "
-                     "whole command", "≤ 4 CPU-s, ≤ 100 MiB",
-                     f"{cpu:.2f} CPU-s, peak {mib:.0f} MiB (medians of {runs}). Before: 9.6 CPU-s, 348 MiB"))
+        beside = ""
+        if was:
+            ratios = sorted(g[0] / w[0] for g, w in zip(got, was, strict=True))
+            beside = (f"; in turn with {BASE}'s code on the same exports: {statistics.median(w[0] for w in was):.2f} "
+                      f"CPU-s, peak {statistics.median(w[1] for w in was):.0f} MiB, ratio "
+                      f"**{statistics.median(ratios):.2f}×** ({ratios[0]:.2f}–{ratios[-1]:.2f})")
+        return (f"`bedside ward`, 200 units × 30 days ({records:,} records, {size / 1e6:.1f} MB of exports), "
+                "whole command", "≤ 4 CPU-s, ≤ 100 MiB",
+                f"{cpu:.2f} CPU-s, peak {mib:.0f} MiB (medians of {runs}){beside}. Before: 9.6 CPU-s, 348 MiB")
+
+
+def one_long(runs: int = RUNS) -> tuple[str, str, str]:
+    """``bedside ward`` on one export of 400,000 records: its peak memory against the file's size."""
     with tempfile.TemporaryDirectory() as d:
         path = long_export(Path(d) / "pulls", 400_000)
         n = sum(1 for _ in path.open()) - 1
@@ -178,10 +213,8 @@ def streaming_rows(runs: int = RUNS) -> list[tuple[str, str, str]]:
                for _ in range(max(1, runs - 2))]
         cpu, mib = statistics.median(g[0] for g in got), statistics.median(g[1] for g in got)
         mib_file = path.stat().st_size / 2**20
-        rows.append((f"`bedside ward` on one export of {n:,} records ({mib_file:.0f} MiB)", "not ~8× its size",
-                     f"peak {mib:.0f} MiB = {mib / mib_file:.2f}× the file, {cpu:.1f} CPU-s. Before: about 8× "
-                     "(1.4 GB)"))
-    return rows
+        return (f"`bedside ward` on one export of {n:,} records ({mib_file:.0f} MiB)", "not ~8× its size",
+                f"peak {mib:.0f} MiB = {mib / mib_file:.2f}× the file, {cpu:.1f} CPU-s. Before: about 8× (1.4 GB)")
 
 
 def main() -> None:

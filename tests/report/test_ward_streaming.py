@@ -63,3 +63,32 @@ def test_a_streamed_export_is_judged_as_when_it_was_held(tmp_path: Path) -> None
     assert ward.row(u, now) == ward.row(whole, now)
     assert list(u.records) == list(whole.records) and u.verdict.ok and u.broken == []
     assert date(2026, 11, 30) == ward.row(u, now).today.day
+
+
+def test_a_rows_model_of_the_stay_now_is_that_stay_of_the_whole_model() -> None:
+    """A row asks the model for the bed's stay now only (``stay_now``): the same stay, days and
+    sessions as the whole model gives for it, at a bed never admitted, admitted, discharged,
+    and admitted again; the whole record's days, which a row never reads, are not made."""
+    from bedside.report import adherence as ad
+
+    first = date(2026, 11, 20)
+    nine = datetime(2026, 11, 22, 9)
+    beds = [
+        wr.Bed("never", first, END, missed=lambda d, h: h % 5 == 0),
+        wr.Bed("in", first, END, admits=[(nine, "E1", nine.date())], missed=lambda d, h: (d.day + h) % 7 == 0),
+        wr.Bed("out", first, END, admits=[(nine, "E1", nine.date())], discharges=[nine + timedelta(days=3)]),
+        wr.Bed("again", first, END, admits=[(nine, "E1", nine.date()), (nine + timedelta(days=4), "E2", nine.date())],
+               discharges=[nine + timedelta(days=3)], missed=lambda d, h: h == 10),
+    ]
+    for bed in beds:
+        recs = wr.records(bed)
+        whole, now = ad.build(recs), ad.build(recs, stay_now=True)
+        ep = ad.current_stay(whole.episodes)
+        if not whole.episodes:
+            want = whole.stays[:1]
+        else:
+            want = tuple(s for s in whole.stays if ep is not None and s.episode == ep)
+        assert now.stays == tuple(want), bed.unit
+        assert (now.last, now.episodes, now.first) == (whole.last, whole.episodes, whole.first)
+        assert now.days == ()
+        assert [len(s.days) > 0 for s in now.stays] == ([] if bed.unit == "out" else [True]), bed.unit

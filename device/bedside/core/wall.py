@@ -12,7 +12,7 @@ or cut there, and says so.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from bedside.core.errors import BedsideError
 
@@ -43,9 +43,34 @@ def aware(v: object) -> datetime | None:
         return None
     return t if t.tzinfo is not None else None
 
+# One offset object per offset: two aware times with the same tzinfo object compare field by
+# field, while equal offsets in two objects make each comparison ask both for their offsets
+# (about ten times the cost; a ward compares every record's time). At most ``_ZONES_KEPT``.
+_ZONES: dict[tzinfo, tzinfo] = {}
+_ZONES_KEPT = 64
+# The last value read (one tuple, replaced whole, so threads never see half of one): a laptop's
+# checker and then its report read each record's time in turn. The first key equals no text.
+_LAST: list[tuple[object, datetime]] = [(object(), _EPOCH)]
+
+
 def clock_value(text: object) -> datetime:
     """An ISO 8601 time with its offset (kept) that some clock could show, whatever its year;
     ``ImpossibleTime`` for anything else (not text, too long, a leap second, no offset)."""
+    last = _LAST[0]
+    if text is last[0] or (type(text) is str and text == last[0]):
+        return last[1]
+    t = _clock_value(text)
+    assert isinstance(text, str) and t.tzinfo is not None
+    zone = _ZONES.get(t.tzinfo)
+    if zone is None and len(_ZONES) < _ZONES_KEPT:
+        zone = _ZONES.setdefault(t.tzinfo, t.tzinfo)
+    if zone is not None and zone is not t.tzinfo:
+        t = t.replace(tzinfo=zone)
+    _LAST[0] = (text, t)
+    return t
+
+
+def _clock_value(text: object) -> datetime:
     if not isinstance(text, str):
         raise ImpossibleTime(f"a time must be text, not {type(text).__name__}")
     if len(text) > MAX_TEXT:
@@ -73,6 +98,8 @@ def parse(text: object, *, earliest: datetime | None = None) -> datetime:
     ``earliest``: the lower bound (default 1970: a unit without a clock that kept time
     honestly writes 1970 and marks it ``distrusted``)."""
     t = clock_value(text)
+    if earliest is None and _EPOCH.year < t.year < PLAUSIBLE_UNTIL.year - 1:
+        return t          # inside the range whatever its offset (at most a day): no comparison needed
     low = earliest if earliest is not None else _EPOCH
     if not low <= t < PLAUSIBLE_UNTIL:
         raise ImpossibleTime(f"{text} is outside the range a unit's clock can give "

@@ -124,7 +124,14 @@ class Canvas:
     def __init__(self, width: int = WIDTH, height: int = HEIGHT) -> None:
         self.width, self.height = width, height
         self.image = Image.new("1", (width, height), 0)
-        self.draw = ImageDraw.Draw(self.image)
+        self._draw: ImageDraw.ImageDraw | None = None
+
+    @property
+    def draw(self) -> ImageDraw.ImageDraw:
+        # Made when a rectangle is first drawn: most frames are only text and icons, pasted.
+        if self._draw is None or self._draw.im is not self.image.im:
+            self._draw = ImageDraw.Draw(self.image)
+        return self._draw
 
     def text(self, x: int, y: int, text: str, size: str, fill: int = 1) -> None:
         """``text`` with its cell's top-left at (x, y)."""

@@ -63,31 +63,43 @@ def _height(size: str, n: int) -> int:
     return n * cap + (n - 1) * (depth + 3)
 
 
-@lru_cache(maxsize=256)
 def plan(layout: str, items: tuple[Line, ...], width: int, height: int) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """The size and lines of each item: the largest main words that fit, then second, then small."""
+    sizes = _sizes(layout, tuple((_shape(it.text), it.role, it.lines) for it in items), width, height)
+    return tuple((z, tuple(canvas.wrap(it.text, z, width)[:it.lines])) for it, z in zip(items, sizes, strict=True))
+
+
+def _shape(text: str) -> str:
+    """``text`` with each word's letters made alike. The fonts are monospaced, so where the lines
+    of a text break, and so the sizes its layout takes, depend only on its words' lengths: the
+    idle clock's every minute shares one plan instead of searching the ladders afresh."""
+    return " ".join("x" * len(w) for w in text.split())
+
+
+@lru_cache(maxsize=256)
+def _sizes(layout: str, shapes: tuple[tuple[str, str, int], ...], width: int, height: int) -> tuple[str, ...]:
+    items = [Line(*sh) for sh in shapes]
     ladders = LADDERS[layout]
     order = sorted(range(len(items)), key=lambda i: _RANK[items[i].role])
     choices = [getattr(ladders, items[i].role) for i in order]
-    fallback: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    fallback: tuple[str, ...] = ()
     for combo in itertools.product(*choices):
-        sized: dict[int, tuple[str, tuple[str, ...]]] = {}
+        sized: dict[int, tuple[str, int]] = {}
         for i, size in zip(order, combo, strict=True):
             lines = _words(items[i].text, size, width)
             if lines is None or len(lines) > items[i].lines:
                 break
-            sized[i] = (size, tuple(lines))
+            sized[i] = (size, len(lines))
         else:
-            result = tuple(sized[i] for i in range(len(items)))
+            result = [sized[i] for i in range(len(items))]
             gaps = sum(metrics(result[i][0])[1] + 3 for i in range(len(items) - 1))
-            if sum(_height(z, len(ls)) for z, ls in result) + gaps <= height:
-                return result
-            fallback = fallback or result
+            if sum(_height(z, n) for z, n in result) + gaps <= height:
+                return tuple(z for z, _ in result)
+            fallback = fallback or tuple(z for z, _ in result)
     if fallback:
         return fallback
     # Nothing fits whole (a very long configured name): the smallest sizes, words cut.
-    return tuple((getattr(ladders, it.role)[-1], tuple(canvas.wrap(it.text, getattr(ladders, it.role)[-1],
-                                                                   width)[:it.lines])) for it in items)
+    return tuple(getattr(ladders, it.role)[-1] for it in items)
 
 
 def stack(c: Canvas, layout: str, items: list[Line], top: int = M, bottom: int | None = None,
@@ -159,16 +171,21 @@ def _tip(c: Canvas, layout: str, s: sc.Tip) -> None:
     stack(c, layout, [Line(s.exercise, "small"), Line(s.text, "second", 3)])
 
 
-def _guide(c: Canvas, layout: str, s: sc.Guide) -> None:
+def _guide(layout: str, s: sc.Guide) -> Image.Image:
     bar = 7   # the hold's bar along the bottom, emptying as the seconds pass
+    width, height = LAYOUT_SIZES[layout]
     label = {"left": "Left foot", "right": "Right foot"}.get(s.foot or "", s.exercise)
     count = f"Hold {s.hold_left}" if s.hold_left is not None else f"{s.rep} of {s.reps}"
-    c.image.paste(_guide_words(layout, c.width, c.height, bar, label, s.instruction, count))
-    if s.hold_left is not None:
-        fill = round((c.width - 4) * s.hold_fraction)
-        c.frame(0, c.height - bar, c.width - 1, c.height - 1)
+    held = s.hold_left is not None
+    # A copy of the words (and the bar's empty frame), no blank canvas first: nothing else to
+    # draw under a hold's count but the bar's fill, one rectangle (pasted: ImageDraw's
+    # rectangle has inclusive corners, a paste's box does not).
+    image = _guide_words(layout, width, height, bar, label, s.instruction, count, held).copy()
+    if held:
+        fill = round((width - 4) * s.hold_fraction)
         if fill > 0:
-            c.box(2, c.height - bar + 2, 1 + fill, c.height - 3)
+            image.paste(1, (2, height - bar + 2, 2 + fill, height - 2))
+    return image
 
 
 # A guided day shows about a hundred distinct sets of words (each foot, move and count). 32
@@ -176,12 +193,15 @@ def _guide(c: Canvas, layout: str, s: sc.Guide) -> None:
 # Keeping all hundred (96 draws) would hold about 0.6 MiB more (Pillow keeps a byte a pixel).
 @lru_cache(maxsize=32)
 def _guide_words(layout: str, width: int, height: int, bar: int, label: str, instruction: str,
-                 count: str) -> Image.Image:
-    """The guide's words, drawn once and reused: a hold's bar empties over several frames under
-    the same words, and measuring and drawing them is most of a frame's cost."""
+                 count: str, held: bool) -> Image.Image:
+    """The guide's words, and the frame of the hold's bar while a hold counts down, drawn once
+    and reused: a hold's bar empties over several frames under the same words, and measuring
+    and drawing them is most of a frame's cost."""
     c = Canvas(width, height)
     stack(c, layout, [Line(label, "small"), Line(instruction, "main", 2), Line(count, "second")],
           top=0, bottom=height - bar - 1, x0=0, x1=width)
+    if held:
+        c.frame(0, height - bar, width - 1, height - 1)
     return c.image
 
 
@@ -211,7 +231,7 @@ def _hint(c: Canvas, layout: str, s: sc.Hint) -> None:
 
 
 _PATIENT: dict[type, Callable[[Canvas, str, object], None]] = {
-    sc.Idle: _idle, sc.Prompt: _prompt, sc.Snoozed: _snoozed, sc.Intro: _intro, sc.Guide: _guide,  # type: ignore[dict-item]
+    sc.Idle: _idle, sc.Prompt: _prompt, sc.Snoozed: _snoozed, sc.Intro: _intro,  # type: ignore[dict-item]
     sc.Rest: _rest, sc.Tip: _tip,  # type: ignore[dict-item]
     sc.Done: _done, sc.Progress: _progress, sc.Hint: _hint,  # type: ignore[dict-item]
 }
@@ -220,6 +240,8 @@ _SHIFTS = (sc.Idle, sc.Prompt, sc.Snoozed)
 
 def draw(layout: str, screen: sc.Screen) -> Image.Image | None:
     """``screen`` in a large layout; None for the nurse's screens, which keep the standard drawing."""
+    if type(screen) is sc.Guide:
+        return _guide(layout, screen)
     patient = _PATIENT.get(type(screen))
     if patient is None:
         return None

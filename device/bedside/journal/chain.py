@@ -38,11 +38,22 @@ def seal_body(body: Mapping[str, Any]) -> tuple[str, str]:
     return text, digest(text)
 
 
+# ``_ENCODER.encode`` makes its C encoder afresh at every call, with a table to catch cycles; a
+# record read back from JSON text can hold no cycle, so its check uses one made once (the same
+# text: the same C encoder, arguments and float repr). Elsewhere (no C encoder): ``canonical``.
+_c_make = getattr(json.encoder, "c_make_encoder", None)
+_PARSED = _c_make(None, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", True, False, False) \
+    if _c_make is not None else None
+
+
 def record_hash(rec: Mapping[str, Any]) -> str:
-    """Recompute the hash of an exported record (its ``hash`` key is ignored)."""
+    """Recompute the hash of an exported record (its ``hash`` key is ignored). ``rec`` is one
+    read from JSON text (an export's line, a journal's stored text), never one holding itself."""
     body = dict(rec)
     body.pop("hash", None)
-    return digest(canonical(body))
+    if _PARSED is None:
+        return digest(canonical(body))
+    return digest("".join(_PARSED(body, 0)))
 
 
 def format_time(t: datetime, tz: ZoneInfo) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -105,6 +105,22 @@ def write(out: IO[str], header: dict[str, Any], lines: list[str]) -> None:
         out.write(line + "\n")
 
 
+# A line as ``json_loads`` reads it, without json.loads' wrappers for the usual line (JSON from
+# its first character to a newline): a ward reads hundreds of thousands. Anything else, and
+# every failure, is left to ``json_loads`` itself, which gives the same value or error.
+_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _line_json(text: str) -> Any:
+    try:
+        obj, end = _scan(text, 0)
+    except (StopIteration, RecursionError):
+        return json_loads(text)
+    if end == len(text) or text[end:] == "\n":
+        return obj
+    return json_loads(text)
+
+
 def read(path: Path) -> tuple[dict[str, Any], Iterator[tuple[int, Any]]]:
     """The header and an iterator of (line number, parsed line or the raw text if it is not JSON).
 
@@ -154,7 +170,7 @@ def read(path: Path) -> tuple[dict[str, Any], Iterator[tuple[int, Any]]]:
                 if not text.strip():
                     continue
                 try:
-                    yield n, json_loads(text)
+                    yield n, _line_json(text)
                 except ValueError:
                     yield n, text.rstrip("\n")
 

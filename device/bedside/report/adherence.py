@@ -382,11 +382,17 @@ def _session(acc: _Acc) -> SessionOutcome | None:
 
 # --- the whole record ----------------------------------------------------------------
 
-def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None) -> Adherence:
+def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None,
+          stay_now: bool = False) -> Adherence:
     """The adherence model of a journal's records (in seq order, as exported).
 
     ``episode`` limits sessions and days to one admission (records between its ``admit``
     and ``discharge``); totals then cover that episode only.
+
+    ``stay_now``: only what a ward's row reads, the bed's stay now (``current_stay``): its
+    sessions and its one ``Stay``; ``days`` and ``totals`` are left empty. The row's numbers
+    are the same (each stay's days are made from its own sessions); the whole record's days
+    and the other stays, which it never reads, are not made.
     """
     accs: dict[str, _Acc] = {}
     gaps: list[Gap] = []
@@ -487,8 +493,16 @@ def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None) -
             events.append(Event(t, typ, f"Ward settings from a stick not applied: {_text(rec.get('problem')) or '?'}"))
         prev_type, prev_time = typ, t
 
-    sessions = sorted((s for s in map(_session, accs.values()) if s is not None), key=lambda s: (s.offer, s.due, s.id))
     eps = tuple(episodes.values())
+    ids = set(episodes)
+    now_ep = current_stay(eps) if stay_now else None
+    if stay_now:
+        # The current stay's sessions alone: its episode's, or with no admission ever recorded
+        # every session (no episode at all is open then: the bed's only stay).
+        wanted = (lambda a: a.episode == now_ep.id) if now_ep is not None else \
+            (lambda a: not eps and (a.episode is None or a.episode not in ids))
+        accs = {k: a for k, a in accs.items() if wanted(a)}
+    sessions = sorted((s for s in map(_session, accs.values()) if s is not None), key=lambda s: (s.offer, s.due, s.id))
     fault = None
     if lowest is not None and highest is not None and not wall.span_ok(lowest, highest):
         # No stay lasts this long: the unit's clock was wrong for part of the record. Only the
@@ -497,9 +511,14 @@ def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None) -
                  "unit's clock was wrong for part of it. Only days with records are shown.")
     if eps:
         # A bed that records admissions: with no patient admitted, nobody missed anything.
-        ids = set(episodes)
         sessions = [replace(s, outcome=NO_ONE) if s.outcome == MISSED and s.episode not in ids else s
                     for s in sessions]
+    if stay_now:
+        stays = _stays(sessions, gaps, events, (now_ep,) if now_ep is not None else (), first, last,
+                       sparse=fault is not None, alone=not eps)
+        return Adherence(tuple(units), first, last, tuple(sessions), (), tuple(gaps), eps, Counts(), count,
+                         dict(types), {k: v for k, v in types.items() if k not in KNOWN_TYPES}, dict(tq), skipped,
+                         None, tuple(stays), impossible, impossible_example, fault)
     stays = _stays(sessions, gaps, events, eps, first, last, sparse=fault is not None)
     if episode is not None:
         sessions = [s for s in sessions if s.episode == episode]
@@ -518,17 +537,26 @@ def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None) -
                      fault)
 
 
+def current_stay(episodes: Iterable[RecordedEpisode]) -> RecordedEpisode | None:
+    """The episode a bed has now: the newest not discharged (None: an empty bed, or a bed that
+    never recorded an admission, whose only stay is the one with no patient)."""
+    return next((e for e in reversed(tuple(episodes)) if e.discharged is None), None)
+
+
 def _stays(sessions: list[SessionOutcome], gaps: list[Gap], events: list[Event], eps: tuple[RecordedEpisode, ...],
-           first: datetime | None, last: datetime | None, *, sparse: bool = False) -> list[Stay]:
+           first: datetime | None, last: datetime | None, *, sparse: bool = False, alone: bool = True) -> list[Stay]:
     out = []
     for e in eps:
         mine = [s for s in sessions if s.episode == e.id]
         days = _days(mine, gaps, events, (e,), first, last, e, sparse=sparse)
         out.append(Stay(e, tuple(days), _totals(days, gaps)))
-    alone = [s for s in sessions if s.episode is None or s.episode not in {e.id for e in eps}]
-    if alone:
+    if not alone:
+        return out
+    ids = {e.id for e in eps}
+    alone_sessions = [s for s in sessions if s.episode is None or s.episode not in ids]
+    if alone_sessions:
         # Only the days that have such sessions: an empty bed's quiet days say nothing.
-        days = [x for x in _days(alone, gaps, events, (), None, None, None, sparse=sparse) if x.sessions]
+        days = [x for x in _days(alone_sessions, gaps, events, (), None, None, None, sparse=sparse) if x.sessions]
         out.append(Stay(None, tuple(days), _totals(days, gaps)))
     return out
 

@@ -418,7 +418,7 @@ def row(u: UnitRecord, now: datetime, stale_after: timedelta = STALE_AFTER, wind
     seen = _Seen()
     # One pass over the records (streamed from the file): the model, and on the way the
     # faults and the clock's marks that the row's words need.
-    m = ad.build(_tap(u.records, seen))
+    m = ad.build(_tap(u.records, seen), stay_now=True)
     last = m.last
     local_now = now.astimezone(last.tzinfo) if last is not None and last.tzinfo is not None else now
     today = local_now.date()
