@@ -109,7 +109,7 @@ SQLITE_TROUBLE = {sqlite3.SQLITE_FULL: FULL, sqlite3.SQLITE_READONLY: READ_ONLY,
                   sqlite3.SQLITE_LOCKED: HELD, sqlite3.SQLITE_CORRUPT: DAMAGED, sqlite3.SQLITE_NOTADB: DAMAGED,
                   sqlite3.SQLITE_IOERR: IO, sqlite3.SQLITE_CANTOPEN: CANNOT_OPEN}
 ERRNO_TROUBLE = {errno.ENOSPC: FULL, errno.EROFS: READ_ONLY, errno.EBUSY: HELD, errno.ETXTBSY: HELD,
-                 errno.EIO: IO}
+                 errno.EIO: IO, getattr(errno, "EREMOTEIO", errno.EIO): IO}      # EREMOTEIO: Linux only
 STORAGE_TROUBLE = frozenset({FULL, READ_ONLY, HELD, IO, CANNOT_OPEN})
 
 
