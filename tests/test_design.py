@@ -532,18 +532,22 @@ def _message_tests(root: Path = PACKAGE) -> set[str]:
     return found
 
 
-# What is still read by its words: SQLite's, the OS's and pyserial's own errors, which one class
-# carries for many causes (SQLite's OperationalError; pyserial's SerialException, with no errno on
-# Windows). docs/design.md says why they stay.
-TRANSLATORS_OF_OTHERS_ERRORS = {"journal/segments.py:storage_trouble", "journal/segments.py:explain",
-                                "link/port.py:explain_port_error", "laptop/client.py:port_problem"}
+# What is still read from its text: pyserial's errors on Windows, where the Windows error is
+# only in the message (the repr of ctypes.WinError()); ``port_errno`` reads the error's number out
+# of it, never its words. Everything else is told apart by SQLite's result code, the OS's errno
+# or bedside's own class. docs/design.md says why this one stays.
+TRANSLATORS_OF_OTHERS_ERRORS = {"link/port.py:port_errno"}
 
 
 def test_no_error_is_told_apart_by_its_message() -> None:
     """The distinct cases have their own class (link/batch.ChainLinkDiffers, journal's
     JournalDamaged and MetaDamaged, salvage's BadOverflowChain) or attribute (SQLite's error
     code). Before issue 20: 5 except branches (journal/store.py, laptop/pull.py twice,
-    journal/salvage.py, journal/segments.py) and the 4 translators; after: 0 and the 4."""
+    journal/salvage.py, journal/segments.py) and the 4 translators; after: 0 and the 4.
+    Then the 4 translators of SQLite's, the OS's and pyserial's errors (segments.storage_trouble
+    and explain, port.explain_port_error, client.port_problem) sort by code (SQLite's result
+    code, errno, bedside's classes): 0 except branches and 1 (port.port_errno's Windows
+    fallback, which reads the error's number from pyserial's Windows message)."""
     assert _message_tests() == TRANSLATORS_OF_OTHERS_ERRORS
 # --- The record of care's one vocabulary (core/records.py) ------------------------------------
 

@@ -27,6 +27,7 @@ from bedside.journal.segments import (
     FILE_NAME,
     SCHEMA,
     SEGMENT_NAME,
+    CheckpointBusy,
     Gap,
     JournalDamaged,
     JournalError,
@@ -216,7 +217,7 @@ class Journal:
                 # the WAL into the database file (and syncing it) makes what is readable durable.
                 row = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
                 if row is not None and int(row[0]) != 0:
-                    raise sqlite3.OperationalError("database is busy: checkpoint after a storage error")
+                    raise CheckpointBusy("database is busy: checkpoint after a storage error")
             except DB_ERRORS:
                 db.close()
                 raise

@@ -22,6 +22,7 @@ why the segment was started.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -85,6 +86,34 @@ class MetaDamaged(BedsideError, sqlite3.DatabaseError):
     sqlite3.DatabaseError too, so that it is caught wherever SQLite's own errors are."""
 
 
+class NotASegment(BedsideError, sqlite3.DatabaseError):
+    """A file that bedside itself finds cannot be read as a segment (not a file, no description,
+    a private copy that could not be made). A sqlite3.DatabaseError too, so that it is caught
+    wherever SQLite's own errors are; ``errno`` is the OS's code when an OS error was the cause."""
+
+    def __init__(self, message: str, os_errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = os_errno
+
+
+class CheckpointBusy(BedsideError, sqlite3.OperationalError):
+    """Reopening after a storage error, the WAL could not be folded into the file: another
+    connection holds it. A sqlite3.OperationalError too, as SQLite's own SQLITE_BUSY is."""
+
+
+# --- what kind of storage failure an error is: by its code, never by its words -----------
+# SQLite's primary result code (``sqlite_errorcode & 0xFF``: every SQLITE_READONLY_*,
+# SQLITE_IOERR_* … with it), the OS's errno, or bedside's own class. Messages carry paths and
+# differ between versions and languages; the codes do not.
+FULL, READ_ONLY, HELD, DAMAGED, IO, CANNOT_OPEN = "full", "read-only", "held", "damaged", "I/O", "cannot open"
+SQLITE_TROUBLE = {sqlite3.SQLITE_FULL: FULL, sqlite3.SQLITE_READONLY: READ_ONLY, sqlite3.SQLITE_BUSY: HELD,
+                  sqlite3.SQLITE_LOCKED: HELD, sqlite3.SQLITE_CORRUPT: DAMAGED, sqlite3.SQLITE_NOTADB: DAMAGED,
+                  sqlite3.SQLITE_IOERR: IO, sqlite3.SQLITE_CANTOPEN: CANNOT_OPEN}
+ERRNO_TROUBLE = {errno.ENOSPC: FULL, errno.EROFS: READ_ONLY, errno.EBUSY: HELD, errno.ETXTBSY: HELD,
+                 errno.EIO: IO, getattr(errno, "EREMOTEIO", errno.EIO): IO}      # EREMOTEIO: Linux only
+STORAGE_TROUBLE = frozenset({FULL, READ_ONLY, HELD, IO, CANNOT_OPEN})
+
+
 def chain_shown(data_dir: Path) -> tuple[int, str, str] | None:
     """The furthest record (seq, hash, which file says so) that files other than the journal
     show existed: the heartbeat's head, the export marker's last record; or (0, "", name) when
@@ -139,27 +168,40 @@ def is_closed(path: Path) -> bool:
         return False
 
 
+def trouble(e: BaseException) -> str | None:
+    """What kind of failure ``e`` is (FULL, READ_ONLY, HELD, DAMAGED, IO, CANNOT_OPEN), from
+    its code; None for any other error (a full disk is never guessed from a message)."""
+    if isinstance(e, CheckpointBusy):
+        return HELD
+    if isinstance(e, MetaDamaged):
+        return DAMAGED
+    code = getattr(e, "sqlite_errorcode", None)       # set by SQLite on the errors it raises
+    if isinstance(e, sqlite3.Error) and isinstance(code, int):
+        return SQLITE_TROUBLE.get(code & 0xFF)
+    os_errno = getattr(e, "errno", None)             # OSError, and NotASegment with an OS cause
+    return ERRNO_TROUBLE.get(os_errno) if isinstance(os_errno, int) else None
+
+
 def storage_trouble(e: Exception) -> bool:
-    """A failure of the card (full, read-only, I/O, locked), not of the file's contents."""
-    text = str(e).lower()
-    return any(w in text for w in ("full", "no space", "readonly", "read-only", "locked", "busy", "i/o error",
-                                   "input/output", "unable to open"))
+    """A failure of the card (full, read-only, I/O, held by another program, cannot be opened),
+    not of the file's contents."""
+    return trouble(e) in STORAGE_TROUBLE
 
 
 def explain(e: Exception, path: Path) -> JournalError:
-    text = str(e).lower()
-    if "full" in text or "no space" in text:
-        return JournalError(f"the journal's storage is full ({path}); free space on the card")
-    if "readonly" in text or "read-only" in text:
-        return JournalError(f"the journal's storage is read-only ({path}); check the card and its mount")
-    if "locked" in text or "busy" in text:
-        return JournalError(f"another program holds the journal ({path}); is a second daemon running?")
-    if "malformed" in text or "not a database" in text:
-        return JournalDamaged(f"the journal file is damaged ({path}); keep it for the engineer")
-    if "i/o error" in text or "input/output" in text:
-        return JournalError(f"the journal's storage failed to read or write (I/O error, {path}); check the card")
     if isinstance(e, MetaDamaged):
         return JournalDamaged(f"the journal could not be written ({path}): {e}")
+    kind = trouble(e)
+    if kind == FULL:
+        return JournalError(f"the journal's storage is full ({path}); free space on the card")
+    if kind == READ_ONLY:
+        return JournalError(f"the journal's storage is read-only ({path}); check the card and its mount")
+    if kind == HELD:
+        return JournalError(f"another program holds the journal ({path}); is a second daemon running?")
+    if kind == DAMAGED:
+        return JournalDamaged(f"the journal file is damaged ({path}); keep it for the engineer")
+    if kind == IO:
+        return JournalError(f"the journal's storage failed to read or write (I/O error, {path}); check the card")
     return JournalError(f"the journal could not be written ({path}): {e}")
 
 
@@ -233,20 +275,26 @@ def not_a_file(path: Path) -> str | None:
 
     Checked before SQLite touches it: SQLite would block on a fifo, and would quietly make a
     new database of an empty file."""
+    why = unusable(path)
+    return None if why is None else str(why)
+
+
+def unusable(path: Path) -> NotASegment | None:
+    """``not_a_file``'s answer as an error to raise, with the OS's errno where one was the cause."""
     try:
         st = os.stat(path)
-    except FileNotFoundError:
-        return "the file is missing"
+    except FileNotFoundError as e:
+        return NotASegment("the file is missing", e.errno)
     except OSError as e:
-        return f"the file cannot be examined ({e.strerror})"
+        return NotASegment(f"the file cannot be examined ({e.strerror})", e.errno)
     if stat.S_ISDIR(st.st_mode):
-        return "a directory is in place of the file"
+        return NotASegment("a directory is in place of the file")
     if not stat.S_ISREG(st.st_mode):
-        return "something other than a file is in its place"
+        return NotASegment("something other than a file is in its place")
     if st.st_size == 0:
-        return "the file is empty"
+        return NotASegment("the file is empty")
     if not os.access(path, os.R_OK):
-        return "the file cannot be read (permission denied)"
+        return NotASegment("the file cannot be read (permission denied)", errno.EACCES)
     return None
 
 
@@ -276,9 +324,9 @@ def connect_reader(path: Path) -> sqlite3.Connection:
     reader ("attempt to write a readonly database"). That is not damage: the reader then reads
     a private copy of the file and its journal files, where SQLite can undo the cut-off write,
     and sees what the unit will see."""
-    why = not_a_file(path)
+    why = unusable(path)
     if why is not None:
-        raise sqlite3.DatabaseError(why)
+        raise why
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
     db.text_factory = lenient_text
     try:
@@ -303,7 +351,7 @@ def _connect_copy(path: Path) -> sqlite3.Connection:
     except OSError as e:
         # Said as every reader already hears a file it cannot read (``DB_ERRORS``).
         scratch.cleanup()
-        raise sqlite3.DatabaseError(f"a copy to read could not be made: {e}") from None
+        raise NotASegment(f"a copy to read could not be made: {e}", e.errno) from None
     except BaseException:
         scratch.cleanup()
         raise
@@ -314,7 +362,8 @@ def _connect_copy(path: Path) -> sqlite3.Connection:
 def read_meta(db: sqlite3.Connection, n: int, path: Path) -> Segment:
     """A segment's description from its ``meta`` table (or, for files from before segments, its records).
 
-    Raises sqlite3.DatabaseError when the file holds neither (it is not a segment, or it was emptied)."""
+    Raises NotASegment (a sqlite3.DatabaseError) when the file holds neither (it is not a
+    segment, or it was emptied)."""
     meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
     if "first_seq" in meta:
         try:
@@ -325,10 +374,10 @@ def read_meta(db: sqlite3.Connection, n: int, path: Path) -> Segment:
             raise MetaDamaged("its description (meta table) is damaged") from None
     row = db.execute("SELECT body FROM records ORDER BY seq LIMIT 1").fetchone()
     if row is None:
-        raise sqlite3.DatabaseError("the file holds no journal (no description and no records)")
+        raise NotASegment("the file holds no journal (no description and no records)")
     first = decode(row[0], "")
     if first is None or not isinstance(first.get("seq"), int):
-        raise sqlite3.DatabaseError("its first record cannot be read")
+        raise NotASegment("its first record cannot be read")
     return Segment(n, path, int(first["seq"]), str(first.get("prev", "")), "new", "")
 
 

@@ -11,6 +11,7 @@ can act on (Linux, macOS and Windows port names all work).
 from __future__ import annotations
 
 import contextlib
+import errno
 import platform
 import random
 import sys
@@ -21,6 +22,7 @@ from typing import Any, Protocol
 from bedside.core.digest import hmac_sha256
 from bedside.core.errors import FAILED, BedsideError
 from bedside.link import frames
+from bedside.link.port import port_errno
 from bedside.secret import kdf_problem, scrypt
 
 ANSWER_S = 3.0          # a small answer takes milliseconds; allow for a busy unit
@@ -87,23 +89,22 @@ def list_ports() -> list[str]:
 
 
 def port_problem(port: str, e: BaseException) -> str:
-    """What went wrong opening ``port``, for a nurse."""
-    text = str(e)
+    """What went wrong opening ``port``, for a nurse (by the errno behind it: ``port_errno``)."""
+    code = port_errno(e)
     found = list_ports()
     ports = f" Ports on this computer: {', '.join(found)}." if found else " This computer shows no serial ports."
-    if "No such file" in text or "FileNotFoundError" in text or "could not find" in text.lower() or \
-            "[Errno 2]" in text or "WinError 2" in text:
+    if code == errno.ENOENT:
         return f"There is no port called {port}: is the unit's cable plugged in?{ports}"
-    if "Permission denied" in text or "[Errno 13]" in text or "Access is denied" in text or "WinError 5" in text:
+    if code == errno.EACCES:
         if platform.system() == "Linux":
             return (f"No permission to open {port}. Add yourself to the dialout group (sudo adduser $USER "
                     "dialout), then log out and in again. If the unit was plugged in just now, ModemManager "
                     "may be probing it: wait half a minute (see docs/serial.md).")
         return f"{port} is in use by another program (a terminal program?): close it and try again."
-    if "busy" in text.lower() or "[Errno 16]" in text or "resource temporarily unavailable" in text.lower():
+    if code in (errno.EBUSY, errno.EAGAIN):      # EAGAIN: the exclusive lock is held by another program
         return (f"{port} is in use by another program (a terminal program, or ModemManager probing a newly "
                 "plugged unit): close it or wait half a minute, then try again.")
-    return f"{port} cannot be opened: {text}"
+    return f"{port} cannot be opened: {e}"
 
 
 class SerialTransport:

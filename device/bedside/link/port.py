@@ -16,10 +16,12 @@ pyserial is imported only when a port is opened.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import itertools
 import os
 import queue
+import re
 import sys
 import threading
 import time
@@ -361,18 +363,50 @@ def _sentence(text: str) -> str:
 
 # --- the thread -------------------------------------------------------------------------------
 
+# pyserial on Windows makes no OSError of a failed open: the Windows error is only in its
+# message, as the repr of ctypes.WinError() (``PermissionError(13, 'Access is denied.', None, 5)``:
+# errno first, the Windows code last) or, as str, ``[WinError 5] …`` (the Windows code).
+_REPR_ERRNO = re.compile(r"\b[A-Za-z]*Error\((\d+), ")
+_WINERROR = re.compile(r"\[WinError (\d+)\]")
+_WINDOWS_ERRNO = {2: errno.ENOENT, 5: errno.EACCES}      # ERROR_FILE_NOT_FOUND, ERROR_ACCESS_DENIED
+
+
+def port_errno(e: BaseException) -> int | None:
+    """The OS's errno behind a port error, or None: never told from the message's words.
+
+    pyserial's SerialException is an OSError and carries the errno when it made one from an
+    OSError (opening and locking the port: ``SerialException(errno, text)``); otherwise the errno
+    is on the error it was raised while handling (``__cause__``/``__context__``): an OSError, or
+    termios.error, whose args are (errno, text) though it is no OSError. The one case with no
+    code anywhere but the text is pyserial on Windows: the number is read out of its message."""
+    cur: BaseException | None = e
+    for _ in range(8):                 # a chain is short; a cycle is not followed for ever
+        if cur is None:
+            break
+        code = getattr(cur, "errno", None)
+        if isinstance(code, int):
+            return code
+        if type(cur).__module__ == "termios" and cur.args and isinstance(cur.args[0], int):
+            return int(cur.args[0])
+        cur = cur.__cause__ or (None if cur.__suppress_context__ else cur.__context__)
+    if (m := _REPR_ERRNO.search(str(e))) is not None:
+        return int(m.group(1))
+    if (m := _WINERROR.search(str(e))) is not None:
+        return _WINDOWS_ERRNO.get(int(m.group(1)))
+    return None
+
+
 def explain_port_error(port: str, e: BaseException) -> str:
     """A port problem in words an engineer can act on."""
-    text = str(e)
-    errno = getattr(e, "errno", None)
-    if errno == 2 or "No such file" in text or "[Errno 2]" in text:
+    code = port_errno(e)
+    if code == errno.ENOENT:
         return (f"{port} does not exist (yet): a USB gadget port appears once the gadget driver is up; "
                 "a UART needs enable_uart=1")
-    if errno == 13 or "Permission denied" in text or "[Errno 13]" in text:
+    if code == errno.EACCES:
         return f"no permission to open {port}: the unit's user needs to be in the dialout group"
-    if errno in (11, 16) or "busy" in text.lower() or "lock" in text.lower():
+    if code in (errno.EAGAIN, errno.EBUSY):      # EAGAIN: pyserial's exclusive lock is held by another
         return f"{port} is in use by another program (a login console on it? see docs/serial.md)"
-    return f"{port} cannot be used: {text}"
+    return f"{port} cannot be used: {e}"
 
 
 class SerialLink:
