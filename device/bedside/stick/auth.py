@@ -171,23 +171,12 @@ def read_authorisation(root_fd: int) -> bytes | None:
     except OSError as e:
         raise files.problem(e, "reading the stick") from None
     try:
-        fd = os.open(AUTH_FILE, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=folder)
-    except (FileNotFoundError, IsADirectoryError):
-        return None
+        # Too large, a link, a folder or a fifo: b"", refused as damaged (never waited on or read on).
+        return files.read_small(folder, AUTH_FILE, MAX_AUTH_BYTES)
     except OSError as e:
         raise files.problem(e, "reading the stick") from None
     finally:
         os.close(folder)
-    try:
-        data = os.read(fd, MAX_AUTH_BYTES + 1)
-    except OSError as e:
-        raise files.problem(e, "reading the stick") from None
-    finally:
-        os.close(fd)
-    if len(data) > MAX_AUTH_BYTES:
-        # Not something a unit wrote: read no further.
-        return b""
-    return data
 
 
 README = """Bedside export stick

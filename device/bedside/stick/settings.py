@@ -51,7 +51,7 @@ from bedside.core.config import Config
 from bedside.core.digest import compare_digest, hmac_sha256, sha256
 from bedside.durable import json_loads, read_text, write_atomic
 from bedside.stick.auth import key_id, signature_problem
-from bedside.stick.files import FOLDER
+from bedside.stick.files import FOLDER, read_small
 from bedside.trust import freshness, signed, ward_state
 from bedside.trust.keyring import Keyring
 from bedside.trust.signed import Untrusted
@@ -167,16 +167,9 @@ def read(root_fd: int) -> bytes | None:
     except (FileNotFoundError, NotADirectoryError):
         return None
     try:
-        fd = os.open(SETTINGS_FILE, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=folder)
-    except (FileNotFoundError, IsADirectoryError):
-        return None
+        return read_small(folder, SETTINGS_FILE, MAX_BYTES)     # a link, folder or fifo: b"" too
     finally:
         os.close(folder)
-    try:
-        data = os.read(fd, MAX_BYTES + 1)
-    finally:
-        os.close(fd)
-    return data if len(data) <= MAX_BYTES else b""
 
 
 # --- checking them (the unit) -----------------------------------------------------------
@@ -267,7 +260,7 @@ def _issued_before(data: Path) -> str | None:
 def check(raw: bytes, stick_key: bytes, current: Config, data: Path) -> Offer:
     """The settings in ``raw`` if this unit may apply them, else SettingsRefused."""
     try:
-        body = json.loads(raw.decode("utf-8")) if raw else None
+        body = json_loads(raw.decode("utf-8")) if raw else None     # nesting too deep: a ValueError
     except (UnicodeDecodeError, ValueError):
         body = None
     if not isinstance(body, dict) or body.get("bedside_settings") != FORMAT or not all(
@@ -305,7 +298,7 @@ def check(raw: bytes, stick_key: bytes, current: Config, data: Path) -> Offer:
 def already(raw: bytes, data: Path) -> bool:
     """The settings are the very ones applied last (the same stick plugged in again)."""
     try:
-        body = json.loads(raw.decode("utf-8"))
+        body = json_loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         return False
     return isinstance(body, dict) and body.get("issued") == _issued_before(data)

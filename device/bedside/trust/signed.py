@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bedside.core.digest import sha256
+from bedside.durable import json_loads
 
 FORMAT = 1
 MESSAGE_LABEL = b"bedside signed v1\x00"
@@ -82,7 +83,7 @@ def parse(raw: bytes | str, what: str) -> Document:
     if len(raw) > MAX_BYTES:
         raise bad
     try:
-        doc = json.loads(raw.decode("utf-8"))
+        doc = json_loads(raw.decode("utf-8"))     # nesting past the parser's limit is a ValueError too
     except (UnicodeDecodeError, ValueError):
         raise bad from None
     return from_json(doc, what)
