@@ -224,7 +224,9 @@ def check_signed(raw: bytes, ring: Keyring, current: Config, data: Path, now: da
     new_cfg, text = _offered_config(body, current)
     r = body.get("revoked") if isinstance(body.get("revoked"), dict) else {}
     assert isinstance(r, dict)
-    revoked_now = {k: sorted(str(x) for x in r.get(k, []) if isinstance(x, str)) for k in REVOCABLE}
+    lists = {k: r.get(k) for k in REVOCABLE}
+    revoked_now = {k: sorted(x for x in v if isinstance(x, str)) if isinstance(v, list) else []
+                   for k, v in lists.items()}
     before = revoked(data)
     added = sum(len(set(revoked_now[k]) - before[k]) for k in REVOCABLE)
     changed = _changed(current, new_cfg) if new_cfg is not None else []

@@ -86,7 +86,12 @@ def parse(raw: bytes | str, what: str) -> Document:
         doc = json_loads(raw.decode("utf-8"))     # nesting past the parser's limit is a ValueError too
     except (UnicodeDecodeError, ValueError):
         raise bad from None
-    return from_json(doc, what)
+    got = from_json(doc, what)
+    try:
+        got.message()         # a lone surrogate (``\\ud800``) has no UTF-8: no signature can cover it
+    except (ValueError, RecursionError):
+        raise bad from None
+    return got
 
 
 def from_json(doc: object, what: str) -> Document:
