@@ -347,3 +347,15 @@ def test_signed_settings_whose_revocations_are_not_lists_are_read_as_none(kinds:
     result, asked, peak = read_and_check(kind, tmp_path / "stick", tmp_path / "data", hostile_json.dumps(doc))
     assert isinstance(result, settings.Offer) and result.revoked == {k: [] for k in settings.REVOCABLE}
     check_example(kind, result, asked, peak, hostile_json.dumps(doc))
+
+
+@pytest.mark.parametrize(("given", "seconds"), [
+    (None, 60.0), (0, 60.0), (30, 30.0), (5, 10.0), (1e9, 120.0), (float("nan"), 60.0), (float("inf"), 60.0),
+    (float("-inf"), 60.0), ("45", 45.0), ("nan", 60.0), ("soon", 60.0), ([1], 60.0), ({"a": 1}, 60.0),
+    (10**400, 60.0)])
+def test_a_confirmation_on_the_stick_channel_waits_a_finite_bounded_time(given: object, seconds: float) -> None:
+    """The channel's ``confirm`` request: a NaN or infinity (JSON's ``NaN``, which Python's
+    parser takes) reached the loop as the confirmation's deadline; now 10–120 s, else 60."""
+    from bedside.stick.channel import confirm_seconds
+
+    assert confirm_seconds(given) == seconds
