@@ -201,12 +201,55 @@ def start_row(tmp: Path, segments: int) -> tuple[str, str, str]:
             f"{sum(passes):.1f} s in all; the loop's own CPU over those 5 hours {loop:.1f} s")
 
 
+def stick_rows(tmp: Path) -> list[tuple[str, str, str]]:
+    """Each reader of a ward stick's files, on the costliest shapes at its limit and past it: CPU
+    time of one read and check (median of 5; the file written beforehand), its peak traced
+    memory (a separate run under tracemalloc) and the reads made of the stick."""
+    from tests.stick import test_fuzz_stick_files as fuzz
+
+    kinds = fuzz._kinds(fuzz.Ring(tmp / "ward"))
+    rows: list[tuple[str, str, str]] = []
+    for kind in kinds.values():
+        limit = kind.limit
+        shapes = {
+            "arrays nested to its limit": b"[" * (limit - 2) + b"]",
+            "small objects to its limit": b"[" + b"{}," * ((limit - 4) // 3) + b"{}]",
+            "one string to its limit": b'{"' + b"x" * (limit - 8) + b'": 1}',
+            "a file 1000 times its limit": b" " * (1000 * limit),
+        }
+        for shape, raw in shapes.items():
+            d = tmp / f"stick-{len(rows)}"
+            fd = fuzz.on_stick(d, kind.where, raw)
+            times = []
+            try:
+                for _ in range(5):
+                    t = time.process_time()
+                    with fuzz.counted_reads() as asked:
+                        got = kind.read(fd)
+                    try:
+                        kind.check(got, d / "data")
+                        outcome = "accepted"
+                    except kind.refusal as e:
+                        outcome = f"refused ({getattr(e, 'reason', '')})"
+                    times.append(time.process_time() - t)
+            finally:
+                os.close(fd)
+            _, _, peak = fuzz.read_and_check(kind, tmp / f"peak-{len(rows)}", d / "data", raw)
+            ms = statistics.median(times) * 1000
+            rows.append((f"stick: {kind.name}, {shape} ({len(raw) / 1024:.0f} KiB)",
+                         f"one read of ≤ {limit // 1024} KiB + 1 byte; peak ≤ 64 × {limit // 1024} KiB",
+                         f"{ms:.1f} ms (Zero 2 W ~{ms * ZERO:.0f} ms); peak {peak / 1024:.0f} KiB; "
+                         f"reads {asked}; {outcome}"))
+    return rows
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
         rows = salvage_rows(tmp)
         rows.append(start_row(tmp, 4))
         rows.append(start_row(tmp, 31))
+        rows += stick_rows(tmp)
     note = ("Salvage reads a file only when SQLite refuses it; the figures are a whole scan by "
             "`journal/salvage.py` in a child process: its CPU time (not wall time, so that the figures do not "
             "depend on the machine's load) and its peak RSS (VmHWM) above the same child scanning an empty file. "
