@@ -162,6 +162,7 @@ def test_hostile_segments_are_read_over_passes_each_within_its_budget(
     sim.advance(local("2026-11-26T20:00"))
     sim.unit.shutdown("test")
     sim.close()
+    run(tmp_path, "2026-11-26T20:05", "2026-11-26T20:10")       # a checkpoint in the newest file
     files = segment_files(tmp_path)
     assert len(files) >= 4
     hostile_names = []
@@ -187,6 +188,7 @@ def test_hostile_segments_are_read_over_passes_each_within_its_budget(
     sim.unit.shutdown("test")
     sim.close()
     whole = [v for which, v, _ in check.results if which == "whole"]
+    assert [which for which, _, _ in check.results][:2] == ["newest", "whole"]     # both within the first pass
     assert len(check.passes) == len(whole) == 3                  # ceil(3 files / one a pass), then no more
     assert [p.read for p in check.passes] == [[n] for n in hostile_names]
     for k, (spent, v) in enumerate(zip(check.passes, whole, strict=True)):

@@ -117,22 +117,20 @@ class JournalCheck:
     def _checks(self, checkpoint: tuple[int, str] | None,
                 post: Callable[[Callable[[Instant], None]], object]) -> None:
         tz = self.unit.cfg.tz
-        for which in ("newest", "whole"):
-            t0 = time.monotonic()
-            spent: salvage.Budget | None = None
-            try:
-                if which == "newest":
-                    v = newest(self.data, tz, checkpoint)
-                else:
-                    with salvage.bounded(salvage.CHECK_BYTES, after=self.after, later=LATER) as spent:
-                        v = verify.verify_data(self.data)
-            except JournalError as e:
-                self.say(f"journal check ({which}) could not run: {e}")
-                continue
-            if v is None:
-                continue
-            took = time.monotonic() - t0
-            post(functools.partial(self._deliver, which, v, took, spent))
+        # One salvage budget for the pass, both checks together (describing the segments to find
+        # the newest records would otherwise salvage every damaged file, unbounded).
+        with salvage.bounded(salvage.CHECK_BYTES, after=self.after, later=LATER) as spent:
+            for which in ("newest", "whole"):
+                t0 = time.monotonic()
+                try:
+                    v = newest(self.data, tz, checkpoint) if which == "newest" else verify.verify_data(self.data)
+                except JournalError as e:
+                    self.say(f"journal check ({which}) could not run: {e}")
+                    continue
+                if v is None:
+                    continue
+                took = time.monotonic() - t0
+                post(functools.partial(self._deliver, which, v, took, spent if which == "whole" else None))
 
     def _deliver(self, which: str, v: verify.Verdict, took: float, spent: salvage.Budget | None,
                  now: Instant) -> None:
