@@ -91,6 +91,10 @@ def prunable(journal: Journal, keep: int = KEEP_BYTES) -> list[tuple[int, Path, 
     segs = journal.segments()
     out = []
     for seg, nxt in itertools.pairwise(segs):
+        if not (seg.known and nxt.known):
+            # Where this segment ends is the next one's start: not known (a file whose start
+            # cannot be read, or not read yet), nothing from here on is pruned.
+            break
         last = nxt.first_seq - 1
         if seg.path == journal.path or last > marker.seq or total <= keep:
             break
