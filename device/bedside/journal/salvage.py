@@ -72,7 +72,8 @@ START_BYTES = 48 * 1024 * 1024
 # Each pass of the whole-journal check after the start (unit/journal_check.py) reads at most
 # this many bytes of files SQLite refuses (about 15 s of a worker thread on a Pi Zero 2 W at the
 # worst rate measured); files past it are read by the next passes, in file order from where
-# this one stopped, so that every file is read once within ceil(bytes / CHECK_BYTES) passes.
+# this one stopped (the first file of a pass whatever its size), so every file is read once
+# within one pass per file at most, about ceil(bytes / CHECK_BYTES) passes for small files.
 CHECK_BYTES = 32 * 1024 * 1024
 
 

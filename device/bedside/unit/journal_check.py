@@ -15,19 +15,22 @@ segment through SQLite (its integrity check, then every record hashed once: line
 records, memory one record at a time), and the raw pages of files SQLite refuses through
 salvage (salvage.py: linear in their bytes). Salvage is the part a crafted data directory can
 make large (31 crafted 8 MiB segments: 25 s of CPU here, 4 minutes on a Pi Zero 2 W), so each
-pass of the whole check reads at most ``salvage.CHECK_BYTES`` (32 MiB) of such files. A file
+pass (both checks under one budget) reads at most ``salvage.CHECK_BYTES`` (32 MiB) of such files. A file
 past it is named in that pass's verdict ("its raw pages are read at the next pass of the
 journal check"), and the check runs again ``CARRY_S`` later, at the next quiet moment, reading
 the files after the last one read (the first of them whatever its size, up to salvage's read
-limits, so each pass moves on). Every damaged file is thus read within
-ceil(damaged bytes / 32 MiB) passes; then the passes stop until the next start. Each pass
-also re-checks every healthy file: decay inside a closed file is found at every start.
+limits, so each pass moves on). Every damaged file is thus read within one pass per damaged
+file at most, about ceil(damaged bytes / 32 MiB) passes when they are small (nine for 31
+crafted 8–10 MiB files); then the passes stop until the next start. Each pass also re-checks
+every healthy file: decay inside a closed file is found at every start. The loop itself
+salvages nothing for the check: its look-ups (the checkpoint, earlier faults) run with a
+salvage budget of nothing.
 
 Each check runs on a worker thread that only reads (its own read-only SQLite connections)
 and posts its verdict to the loop as a ``Call``; the loop records what it found (a ``fault``
 and the nurse's notice, a new segment after a damaged one) and, after a clean whole check,
-the new checkpoint. The loop never waits for the worker and nothing polls. The worker is
-started at most once per start; a prompt that falls due meanwhile is not delayed beyond
+the new checkpoint. The loop never waits for the worker and nothing polls. A worker is
+started once per pass, never two at a time; a prompt that falls due meanwhile is not delayed beyond
 Python's thread switch (5 ms). In simulation (``in_thread=False``) the same checks run on
 the loop at the same moment, so fast-forwarded runs stay deterministic.
 """
