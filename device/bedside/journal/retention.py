@@ -62,7 +62,7 @@ def read_marker(data_dir: Path) -> Marker | None:
             return None
         b = json_loads(text)
         return Marker(int(b["seq"]), str(b["hash"]), str(b.get("to", "")), str(b.get("at", "")))
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, OverflowError):     # (a seq of Infinity: no whole number)
         return None
 
 
