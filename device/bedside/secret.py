@@ -184,7 +184,7 @@ def load(data_dir: Path) -> WardSecret | None:
     try:
         return WardSecret(bytes.fromhex(body["salt"]), bytes.fromhex(body["unlock"]),
                           bytes.fromhex(body["stick_key"]), int(body["n"]), int(body["r"]), int(body["p"]))
-    except (KeyError, ValueError, TypeError):
+    except (KeyError, ValueError, TypeError, OverflowError):       # (Infinity: no whole number)
         raise SecretError(f"the ward secret file {path} is damaged; set the secret again") from None
 
 

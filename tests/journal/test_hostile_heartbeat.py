@@ -72,3 +72,43 @@ def test_a_clock_in_the_next_century_is_distrusted(tmp_path: Path) -> None:
 
     assert quality(datetime(2150, 1, 1, tzinfo=UTC)) == "distrusted"
     assert quality(datetime(2026, 11, 24, tzinfo=UTC)) == "ntp"
+
+
+def _infinite_beat(data: Path, seq: object, mono_ms: object) -> None:
+    """A heartbeat slot whose check holds (anyone can compute it) and whose numbers are not
+    whole: JSON's ``Infinity`` and ``1e400`` parse to a float no int() takes (OverflowError)."""
+    import json
+
+    body = {"time": "2026-11-24T09:00:00+00:00", "boot": "b", "mono_ms": mono_ms, "seq": seq, "hash": "ab", "n": 1}
+    body["check"] = heartbeat._check(dict(body))
+    (data / heartbeat.FILE_NAME).write_bytes(json.dumps(body).encode().ljust(heartbeat.SLOT - 1) + b"\n")
+
+
+@pytest.mark.parametrize(("seq", "mono_ms"), [(3, float("inf")), (float("inf"), 5), (1e300, 5), (2**70, 5),
+                                              (3, 2**64), (3, 1.5), (True, 5)])
+def test_a_heartbeat_of_infinite_numbers_is_passed_over(day: Path, tmp_path: Path, seq: object,
+                                                        mono_ms: object) -> None:
+    """An OverflowError before: from int() of Infinity when the heartbeat was read (at start, by
+    verify, by the check), and from SQLite for a seq of 1e300 (no INTEGER holds it)."""
+    import shutil
+
+    data = tmp_path / "d"
+    shutil.copytree(day, data)
+    _infinite_beat(data, seq, mono_ms)
+    assert heartbeat.read(data) is None
+    sim = simulate.build(CFG, data, local("2026-11-24T10:30"))
+    sim.unit.start()
+    assert sim.unit.state is not None
+    sim.unit.run(until=local("2026-11-24T11:01"))
+    sim.close()
+    assert any(r["type"] == "prompt" and r["time"] >= "2026-11-24T11:00" for r in journal_records(data))
+
+
+def test_an_export_marker_of_infinite_seq_is_no_marker(tmp_path: Path) -> None:
+    """``exported.json`` with a seq of ``1e400``: an OverflowError in retention (on the loop) before."""
+    from bedside.journal import retention
+
+    (tmp_path / retention.MARKER).write_text('{"seq": 1e400, "hash": "x"}')
+    assert retention.read_marker(tmp_path) is None
+    (tmp_path / retention.MARKER).write_text('{"seq": Infinity, "hash": "x"}')
+    assert retention.read_marker(tmp_path) is None

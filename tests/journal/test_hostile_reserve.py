@@ -148,3 +148,13 @@ def test_a_reserve_that_is_a_directory_is_refused_by_name(tmp_path: Path) -> Non
     (tmp_path / outage.FILE_NAME).mkdir()
     got = outage.read_checked(tmp_path)
     assert got.body is None and got.refused and "cannot be read" in got.refused[0]
+
+
+def test_a_kept_record_holding_nan_is_refused_and_the_records_after_it_written(day: Path, tmp_path: Path) -> None:
+    """A record whose details hold NaN (JSON's ``NaN``, which Python's parser takes) could not be
+    written into the chain (which holds JSON only), and it stopped the records after it."""
+    bad = {**kept("2026-11-24T07:14:00+00:00"), "data": {"n": 2, "x": float("nan")}}
+    recs = start_with(day, tmp_path, lambda h: slot(outage_body(h, [bad, kept("2026-11-24T07:16:00+00:00")])))
+    assert any("record 0" in p and "NaN" in p for p in refusals(recs))
+    assert [r["time"][:16] for r in recs if r["type"] == "press" and r.get("n") == 1] == ["2026-11-24T07:16"]
+    assert not any("could not all be written" in str(r.get("problem")) for r in recs)

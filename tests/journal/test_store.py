@@ -367,3 +367,38 @@ def test_an_outage_that_ends_in_a_power_cut_is_recorded_as_it_was(small_fs: Path
     assert loss["last_known"] >= "2026-11-24T09:0"                           # not 08:00
     assert verify.verify_data(data).ok
     assert not any(r.get("tq") != "simulated" for r in recs)
+
+
+def test_a_segment_whose_neighbour_cannot_be_described_is_not_pruned(tmp_path: Path) -> None:
+    """Retention prunes a closed segment only up to where the next one starts. A next segment
+    whose start cannot be read at all (a file of noise) gave -1 as that end, and the segment
+    before it, holding records never exported, was deleted: now pruning stops there."""
+    import os
+
+    j = Journal(tmp_path, CFG.tz, "b")
+    store = Store(tmp_path, CFG.tz, "b", journal=j, segment_bytes=16 * 1024, keep_bytes=40 * 1024)
+    store.start(Instant(local("2026-11-24T09:00"), 0.0))
+    t = 0.0
+    for i in range(40):
+        t += 70.0
+        store.write(Record("press", data={"kind": "short", "action": "start", "i": i, "pad": "x" * 400}),
+                    Instant(local("2026-11-24T09:00") + timedelta(seconds=t), t), "rtc")
+        store.tick(Instant(local("2026-11-24T09:00") + timedelta(seconds=t), t), "rtc")
+    segs = j.segments()
+    assert len(segs) >= 6
+    exported_to = segs[2].first_seq - 1                     # segments 1 and 2 exported, not 3 on
+    kept = {r["seq"] for r in j.records() if r["seq"] > exported_to}
+    rec = next(r for r in j.records(exported_to - 1) if r["seq"] == exported_to)
+    retention.mark_exported(tmp_path, exported_to, rec["hash"], "stick", local("2026-11-25T09:00"))
+    noise = segs[3].path                                     # segment 4: noise, its start unknown
+    os.chmod(noise, 0o644)
+    noise.write_bytes(os.urandom(noise.stat().st_size))
+    os.chmod(noise, 0o444)
+    store.since_retention, store.last_retention_mono = 1, None
+    store.tick(Instant(local("2026-11-25T09:00"), t + 10), "rtc")
+    left = {n for n, _ in segment_files(tmp_path)}
+    assert {segs[2].n, segs[3].n} <= left                    # segment 3's records were never exported
+    given = {r["seq"] for r in j.records()}
+    lost = {s for s in kept if s not in given and not segs[3].first_seq <= s < segs[4].first_seq}
+    assert not lost
+    store.close()

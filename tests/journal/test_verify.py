@@ -276,3 +276,19 @@ def test_a_file_a_power_cut_left_with_a_journal_to_undo_verifies_and_is_not_writ
     v = verify.verify_data(data, genuine.key)
     assert v.ok, v.report()
     assert (seg.read_bytes(), hot.read_bytes()) == before and os.stat(seg).st_mode == mode
+
+
+def test_a_check_keeps_at_most_a_thousand_problems_and_counts_the_rest(genuine: tamper.Genuine,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every record changed: the check's memory does not grow with the problems past
+    ``verify.MAX_KEPT`` (counted, named in one problem), and the verdict still counts them all."""
+    monkeypatch.setattr(verify, "MAX_KEPT", 10)
+    recs = [{**r, "hash": "0" * 64} for r in genuine.records]
+    c = verify.Checker()
+    for r in recs:
+        c.feed(r)
+    assert len(c.problems) == 10 and c.not_kept > len(recs) - 10
+    v = c.verdict("records")
+    assert not v.ok and v.first_bad == recs[0]["seq"]
+    assert len(v.problems) == 11 and v.problems[-1].kind == "more"
+    assert f"({10 + c.not_kept} problems in all)" in v.verdict

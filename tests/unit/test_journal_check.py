@@ -142,3 +142,68 @@ def test_a_guided_exercise_puts_the_check_off(tmp_path: Path) -> None:
     sim.close()
     assert [which for which, _, _ in check.results] == ["whole"]      # no checkpoint yet: whole only
     assert timedelta(seconds=journal_check.BUSY_RETRY_S) > timedelta(0)
+
+
+# --- the whole check's budget: passes of at most salvage.CHECK_BYTES of damaged files ------------
+
+def test_hostile_segments_are_read_over_passes_each_within_its_budget(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three crafted closed segments (header broken, every page naming one long overflow chain),
+    2 MiB each, with a pass budget that has room for one: each pass reads one of them (counted:
+    files, bytes, page reads), names the others as read at a later pass, never hides a readable
+    record, and the passes stop once every file was read; the unit prompts throughout."""
+    import os
+
+    from bedside.journal import salvage
+    from tests.rigs import hostile
+
+    sim = simulate.build(CFG, tmp_path, local("2026-11-24T06:58"))
+    sim.unit.store.segment_bytes = 48 * 1024
+    sim.advance(local("2026-11-26T20:00"))
+    sim.unit.shutdown("test")
+    sim.close()
+    run(tmp_path, "2026-11-26T20:05", "2026-11-26T20:10")       # a checkpoint in the newest file
+    files = segment_files(tmp_path)
+    assert len(files) >= 4
+    hostile_names = []
+    for _, path in files[:3]:
+        os.chmod(path, 0o644)
+        raw = bytearray(hostile.one_cell_attack(path.read_bytes(), 2 * 2**20, chain_pages=50))
+        raw[:16] = b"not a database!!"
+        path.write_bytes(bytes(raw))
+        os.chmod(path, 0o444)
+        hostile_names.append(path.name)
+    size = files[0][1].stat().st_size
+    healthy: set[int] = set()                                    # what SQLite still reads: the later files
+    for _, path in files[3:]:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        healthy |= {seq for (seq,) in db.execute("SELECT seq FROM records")}
+        db.close()
+    monkeypatch.setattr(salvage, "CHECK_BYTES", size + size // 2)     # room for one file a pass
+    monkeypatch.setattr(salvage, "START_BYTES", 1)                # (the start reads none of them)
+    salvage.forget()
+    sim = simulate.build(CFG, tmp_path, local("2026-11-26T20:50"))
+    check = next(s for s in sim.unit.sources if isinstance(s, journal_check.JournalCheck))
+    sim.advance(local("2026-11-26T22:01"))
+    sim.unit.shutdown("test")
+    sim.close()
+    whole = [v for which, v, _ in check.results if which == "whole"]
+    assert [which for which, _, _ in check.results][:2] == ["newest", "whole"]     # both within the first pass
+    assert len(check.passes) == len(whole) == 3                  # ceil(3 files / one a pass), then no more
+    assert [p.read for p in check.passes] == [[n] for n in hostile_names]
+    for k, (spent, v) in enumerate(zip(check.passes, whole, strict=True)):
+        assert spent.bytes_read == size                          # the counted figures: one file's bytes …
+        assert spent.pages_read <= 2 * size // 4096 + 16 * salvage._SAMPLES    # … and its page reads
+        assert not v.ok
+        later = [p for p in v.problems if journal_check.LATER in p.text]
+        # The files later passes read are named as such (one an earlier pass read is served from
+        # salvage's cache while its rows fit: no work).
+        assert {p.segment for p in later} == {n for n, _ in files[k + 1:3]}
+        assert v.records >= len(healthy)                          # the readable records, all hashed each pass
+    assert check.after == ""
+    recs = records(tmp_path)
+    assert {r["seq"] for r in recs} >= healthy
+    assert any(r["type"] == "prompt" and r["time"] >= "2026-11-26T21:00" for r in recs)
+    faults = [r for r in recs if r["type"] == "fault" and r.get("part") == "journal"]
+    assert faults and all(len(r["signatures"]) <= 20 for r in faults)
+    assert len(faults) <= 3                                      # each file's refusal recorded once, not per pass

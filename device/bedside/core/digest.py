@@ -16,12 +16,25 @@ computes it; the tests check it against the standard library and RFC 4231's vect
 from __future__ import annotations
 
 import importlib
-from _operator import _compare_digest as compare_digest
+from _operator import _compare_digest
 from typing import Protocol, cast
 
 __all__ = ["BLOCK", "Hash", "compare_digest", "hmac_sha256", "sha256"]
 
 BLOCK = 64          # SHA-256's block size in bytes: HMAC pads its key to it
+
+
+def compare_digest(a: str | bytes, b: str | bytes) -> bool:
+    """Whether ``a`` equals ``b``, in time that does not depend on where they differ.
+
+    Text is compared as its UTF-8 bytes: ``_compare_digest`` refuses text with a character
+    outside ASCII (a TypeError), and a crafted file's MAC or key id may hold one (a lone
+    surrogate from a ``\\ud800`` escape included)."""
+    if isinstance(a, str):
+        a = a.encode("utf-8", "surrogatepass")
+    if isinstance(b, str):
+        b = b.encode("utf-8", "surrogatepass")
+    return _compare_digest(a, b)
 
 
 class Hash(Protocol):

@@ -62,12 +62,20 @@ def _slot(body: dict[str, Any], n: int) -> bytes:
     return text.ljust(SLOT - 1) + b"\n"
 
 
+def _whole(value: Any) -> int:
+    """A count the unit writes (a seq, milliseconds): a whole number that SQLite's INTEGER holds."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        raise ValueError("not a count the unit writes")
+    return value
+
+
 def _parse(body: dict[str, Any]) -> Beat:
     seq = body.get("seq")
-    # Only a time a clock gives (aware, no leap second, within the plausible years): anything
-    # else is a slot the unit did not write, passed over like a torn one.
-    return Beat(wall.parse(body["time"]), str(body["boot"])[:64], int(body["mono_ms"]),
-                int(seq) if seq is not None else None, body.get("hash"))
+    # Only a time a clock gives (aware, no leap second, within the plausible years), and counts
+    # that are whole numbers SQLite holds (not 1e300, not Infinity): anything else is a slot the
+    # unit did not write, passed over like a torn one.
+    return Beat(wall.parse(body["time"]), str(body["boot"])[:64], _whole(body["mono_ms"]),
+                _whole(seq) if seq is not None else None, body.get("hash"))
 
 
 def _slots(raw: bytes) -> list[tuple[int, Beat]]:
@@ -80,7 +88,7 @@ def _slots(raw: bytes) -> list[tuple[int, Beat]]:
             if check != _check(body):
                 continue
             out.append((int(body.pop("n")), _parse(body)))
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError):   # (Infinity: no whole number)
             continue
     return out
 
@@ -142,5 +150,5 @@ def read(data_dir: Path) -> Beat | None:
     try:
         text = read_text(Path(data_dir) / LEGACY_NAME)
         return None if text is None else _parse(json_loads(text))
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, OverflowError):
         return None

@@ -227,6 +227,11 @@ def _kept(r: object, now: datetime | None) -> Kept:
         raise ValueError(f"its session is not a session ({_show(session)})")
     if data is not None and not isinstance(data, dict):
         raise ValueError(f"its details are not a table ({_show(data)})")
+    if data:
+        try:
+            json.dumps(data, allow_nan=False)     # the journal holds JSON only: no NaN or Infinity
+        except (ValueError, TypeError, RecursionError):
+            raise ValueError("its details hold a number JSON has not (NaN or Infinity)") from None
     if not isinstance(tq, str) or len(tq) > 20:
         raise ValueError(f"its time quality is not one ({_show(tq)})")
     if (not isinstance(mono, int | float) or isinstance(mono, bool) or not math.isfinite(mono)

@@ -63,7 +63,7 @@ def read_marker(data_dir: Path) -> Marker | None:
             return None
         b = json_loads(text)
         return Marker(int(b["seq"]), str(b["hash"]), str(b.get("to", "")), str(b.get("at", "")))
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, OverflowError):     # (a seq of Infinity: no whole number)
         return None
 
 
@@ -92,6 +92,10 @@ def prunable(journal: Journal, keep: int = KEEP_BYTES) -> list[tuple[int, Path, 
     segs = journal.segments()
     out = []
     for seg, nxt in itertools.pairwise(segs):
+        if not (seg.known and nxt.known):
+            # Where this segment ends is the next one's start: not known (a file whose start
+            # cannot be read, or not read yet), nothing from here on is pruned.
+            break
         last = nxt.first_seq - 1
         if seg.path == journal.path or last > marker.seq or total <= keep:
             break

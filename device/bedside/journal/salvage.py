@@ -71,6 +71,12 @@ CACHE_BYTES = 32 * 1024 * 1024    # rows kept for the read paths to share, all f
 # timeout. A file past it is left for later (``Salvaged.deferred``: described as unreadable
 # for now) and read in full by the first read after the start, from its own budget.
 START_BYTES = 48 * 1024 * 1024
+# Each pass of the whole-journal check after the start (unit/journal_check.py) reads at most
+# this many bytes of files SQLite refuses (about 15 s of a worker thread on a Pi Zero 2 W at the
+# worst rate measured); files past it are read by the next passes, in file order from where
+# this one stopped (the first file of a pass whatever its size), so every file is read once
+# within one pass per file at most, about ceil(bytes / CHECK_BYTES) passes for small files.
+CHECK_BYTES = 32 * 1024 * 1024
 
 
 @dataclass
@@ -87,6 +93,7 @@ class Salvaged:
     refused: Counter[str] = field(default_factory=Counter)   # structures refused, by what was wrong
     pages_read: int = 0            # page reads, overflow and WAL included: the work, counted
     deferred: bool = False         # not read: past the start's budget (``bounded``); read again later
+    later: str = ""                # when a deferred file is read (for its description)
 
 
 def _varint(buf: bytes, i: int, end: int) -> tuple[int, int]:
@@ -413,22 +420,46 @@ class _Chains:
 
 _cache: OrderedDict[tuple[object, ...], tuple[int, Salvaged]] = OrderedDict()
 _cache_lock = threading.Lock()
-_budget: list[int] = []           # bytes left while ``bounded`` is in force (empty: no limit)
+
+
+@dataclass
+class Budget:
+    """The salvage work allowed to one thread while ``bounded`` is in force, and what it spent."""
+
+    limit: int                     # bytes of uncached files to read in all
+    after: str | None = None       # files named up to this one are not read (an earlier pass read them)
+    later: str = "once the unit has started"    # when a file past the budget is read, for its description
+    left: int = 0
+    read: list[str] = field(default_factory=list)       # files read in full, in order
+    deferred: list[str] = field(default_factory=list)   # files not read: past the budget or ``after``
+    bytes_read: int = 0            # their sizes (file and WAL, up to the read limits)
+    pages_read: int = 0            # page reads of those scans (salvage's counted work)
+    rows: int = 0                  # rows they gave
+
+    def __post_init__(self) -> None:
+        self.left = self.limit
+
+
+_per_thread = threading.local()      # .budget: the Budget of this thread while ``bounded`` is in force
 
 
 @contextlib.contextmanager
-def bounded(limit: int | None) -> Iterator[None]:
-    """Within this, scans that are not already cached read at most ``limit`` bytes in all (None: no limit)."""
+def bounded(limit: int | None, *, after: str | None = None, later: str = "once the unit has started",
+            ) -> Iterator[Budget | None]:
+    """Within this, scans on this thread that are not already cached read at most ``limit``
+    bytes in all (None: no limit), and none of a file whose name sorts at or before ``after``.
+    Files past it are ``deferred``. The first file of a pass with ``after`` is read whatever its
+    size (up to the read limits), so that each pass moves on. Other threads are not bounded."""
     if limit is None:
-        yield
+        yield None
         return
-    with _cache_lock:
-        _budget[:] = [limit]
+    budget = Budget(limit, after, later)
+    outer = getattr(_per_thread, "budget", None)
+    _per_thread.budget = budget
     try:
-        yield
+        yield budget
     finally:
-        with _cache_lock:
-            _budget.clear()
+        _per_thread.budget = outer
 
 
 def _sizes(path: Path) -> int:
@@ -494,12 +525,25 @@ def scan(path: Path) -> Salvaged:
         if key is not None and key in _cache:
             _cache.move_to_end(key)
             return _cache[key][1]
-        if _budget:
-            size = _sizes(path)
-            if size > _budget[0]:
-                return Salvaged(deferred=True)
-            _budget[0] -= size
+    budget: Budget | None = getattr(_per_thread, "budget", None)
+    again = budget is not None and path.name in budget.read
+    if budget is not None and not again:
+        # (A file this pass already read is read again only when its rows did not stay in the
+        # cache: at most once per read path of the pass, never charged twice.)
+        size = _sizes(path)
+        first = budget.after is not None and not budget.read
+        if (budget.after is not None and path.name <= budget.after) or (size > budget.left and not first):
+            if path.name not in budget.deferred:
+                budget.deferred.append(path.name)
+            return Salvaged(deferred=True, later=budget.later)
+        budget.left -= size
     found = _scan(path)
+    if budget is not None:
+        if not again:
+            budget.read.append(path.name)
+        budget.bytes_read += _sizes(path)
+        budget.pages_read += found.pages_read
+        budget.rows += len(found.rows)
     size = sum(len(b) + len(h) + 100 for b, h in found.rows.values()) + 1000
     if key is not None and key == _identity(path):
         with _cache_lock:

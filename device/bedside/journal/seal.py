@@ -111,7 +111,7 @@ def load_hospital_key(path: Path) -> HospitalKey:
         if len(k0) != 32 or key_id(k0) != body["key_id"]:
             raise ValueError
         return HospitalKey(str(body.get("unit", "")), body["key_id"], k0, str(body.get("created", "")))
-    except (KeyError, ValueError, TypeError, AttributeError):
+    except (KeyError, ValueError, TypeError, AttributeError, OverflowError):   # (Infinity: no whole number)
         raise SealError(f"{path} is not a bedside seal key file (made by bedside keys init), or it is damaged") \
             from None
 
@@ -162,7 +162,7 @@ def _key_slots(raw: bytes) -> list[tuple[int, UnitKey]]:
                                                                                      key.key)):
                 continue
             out.append((i // SLOT, key))
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError):
             continue          # torn by a power cut mid-write: the other slot holds a whole key
     return out
 

@@ -393,10 +393,10 @@ def describe(n: int, path: Path) -> Segment:
         problem = str(e)
     found = salvage.head(path)
     if found.deferred:
-        # Past the start's salvage budget: described as unreadable for now (not to be kept), its
-        # raw pages read by the first read after the start.
+        # Past the start's (or a check pass's) salvage budget: described as unreadable for now
+        # (not to be kept), its raw pages read later (the first read after the start, the next pass).
         return Segment(n, path, 0, "", "unreadable", "", {}, known=False,
-                       problem=f"{problem}; its raw pages are read once the unit has started")
+                       problem=f"{problem}; its raw pages are read {found.later}")
     meta = found.meta
     detail: dict[str, Any] = {}
     with contextlib.suppress(ValueError, TypeError):

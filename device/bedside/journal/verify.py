@@ -37,13 +37,16 @@ from bedside.journal.journal import Journal
 from bedside.journal.segments import DB_ERRORS, Gap, Segment, connect_reader
 
 MAX_LISTED = 20
+# Problems kept whole by one check; past this many they are counted, so that a journal of
+# crafted records (every one failing its hash) cannot make the check's memory grow with it.
+MAX_KEPT = 1000
 _REQUIRED = {k.name: k.py for k in ENVELOPE.values() if k.required}     # seq, hash, prev, type, time, boot, mono_ms, tq
 
 
 @dataclass(frozen=True, slots=True)
 class Problem:
     seq: int | None            # the record it concerns (None: the file or the whole journal)
-    # format | hash | link | seq | boot | seal | key | damage | file | segment | truncated | extends
+    # format | hash | link | seq | boot | seal | key | damage | file | segment | truncated | extends | more
     kind: str
     text: str
     segment: int | None = None  # the segment file it concerns, when it is about a file
@@ -119,6 +122,7 @@ class Checker:
         self.keys = key.checker() if key else None
         self.link = link                   # (seq, hash) the first record must follow, when known
         self.problems: list[Problem] = []
+        self.not_kept = 0                  # problems past MAX_KEPT: counted, not kept
         self.records = 0
         self.first: tuple[int, str] | None = None
         self.last_seq: int | None = None
@@ -149,7 +153,10 @@ class Checker:
             self.last_seq = last
 
     def problem(self, seq: int | None, kind: str, text: str) -> None:
-        self.problems.append(Problem(seq, kind, text))
+        if len(self.problems) < MAX_KEPT:
+            self.problems.append(Problem(seq, kind, text))
+        else:
+            self.not_kept += 1
 
     def feed(self, rec: Any, where: str = "") -> None:
         if not isinstance(rec, Mapping):
@@ -297,7 +304,9 @@ class Checker:
 
     def verdict(self, source: str, *, extra: Iterable[Problem] = (), segments: list[dict[str, Any]] | None = None,
                 ) -> Verdict:
-        problems = sorted([*self.problems, *extra, *self.unsealed_too_long()],
+        counted = [Problem(None, "more", f"{self.not_kept} more problems of the records after the first {MAX_KEPT} "
+                           "(counted, not listed)")] if self.not_kept else []
+        problems = sorted([*self.problems, *extra, *self.unsealed_too_long(), *counted],
                           key=lambda p: (p.seq is None, p.seq or 0))
         head = (self.last_seq, self.last_hash) if self.last_seq is not None and self.last_hash is not None else None
         seq_problems = [p.seq for p in problems if p.seq is not None]
@@ -317,7 +326,8 @@ class Checker:
         else:
             first = problems[0]
             where = f" at seq {first_bad}" if first_bad is not None else ""
-            more = f" ({len(problems)} problems in all)" if len(problems) > 1 else ""
+            total = len(problems) - len(counted) + self.not_kept
+            more = f" ({total} problems in all)" if total > 1 else ""
             line = f"BROKEN{where}: {first.text}{more}"
         return Verdict(ok, line, first_bad, problems, head, self.first, self.records, self.seals_checked,
                        self.seals_unchecked, self.since_seal if self.key_ids else 0, key_id, self.unit, source,

@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import math
 import os
 import socket
 import stat
@@ -94,6 +95,16 @@ def listen(unit: UnitPort, say: Callable[[str], None], warn: Callable[[str], Non
         warn(f"cannot listen for USB stick exports on {path} ({e.strerror}); sticks get nothing until this is fixed")
         return None
     return channel
+
+
+def confirm_seconds(value: object) -> float:
+    """How long a confirmation asked on the channel waits for its press: 10–120 s, 60 when the
+    request gives no finite number (a NaN or infinity would reach the loop as a deadline)."""
+    try:
+        seconds = float(value or 60)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        seconds = 60.0
+    return min(max(seconds if math.isfinite(seconds) else 60.0, 10.0), 120.0)
 
 
 class StickChannel:
@@ -234,7 +245,7 @@ class StickChannel:
     def _confirm(self, msg: Mapping[str, Any]) -> str:
         """Show the question and wait for the press (or its absence): how it ended."""
         title, line1, line2 = (str(msg.get(k) or "")[:24] for k in ("title", "line1", "line2"))
-        seconds = min(max(float(msg.get("seconds") or 60), 10.0), 120.0)
+        seconds = confirm_seconds(msg.get("seconds"))
         token = next(_TOKENS)
         done, outcome = threading.Event(), list[str]()
         self._waiting[token] = (done, outcome)

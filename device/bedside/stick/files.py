@@ -26,6 +26,7 @@ import contextlib
 import errno
 import os
 import re
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -78,6 +79,36 @@ def safe_name(text: str, limit: int = 100) -> str:
 def folder_name(unit: str, when: datetime) -> str:
     """The export folder: unit, local date and time (``ward7-bed12_2026-11-24_0941``)."""
     return safe_name(f"{unit}_{when:%Y-%m-%d_%H%M}")
+
+
+# --- reading --------------------------------------------------------------------------
+
+def read_small(dir_fd: int, name: str, limit: int) -> bytes | None:
+    """The file ``name`` in the directory ``dir_fd`` of a stick, at most ``limit`` bytes: None when
+    there is none, b"" when it cannot be one a bedside tool wrote (larger than ``limit``, a link,
+    a directory, a fifo or a device: read no further). OSError when the stick cannot be read.
+
+    Every reader of a stick's small files (the authorisation, the ward settings, an update's
+    manifest and recovery) goes through here: one read of at most ``limit`` + 1 bytes, opened
+    without following a link and without blocking (a fifo gives nothing at once), whatever the
+    stick holds (docs/stick.md, "Hostile sticks")."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except IsADirectoryError:
+        return b""
+    except OSError as e:
+        if e.errno == errno.ELOOP:      # a link, never followed
+            return b""
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return b""
+        data = os.read(fd, limit + 1)
+    finally:
+        os.close(fd)
+    return data if len(data) <= limit else b""
 
 
 # --- writing -------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from types import FrameType
 from typing import IO, Any
 
 from bedside.core.errors import BedsideError
+from bedside.durable import json_loads
 
 MOUNT_DIR = Path("/run/bedside-stick")
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_NOATIME = 1, 2, 4, 8, 1024
@@ -224,7 +225,9 @@ def serve(name: str, child: Callable[[Path], Sequence[str]], *, mount_dir: Path 
             if not line:
                 break
             try:
-                op = json.loads(line).get("op")
+                # The child reads the stick's bytes: its requests are read as hostile too (a line of
+                # at most 64 KiB; nesting past the parser's limit is a ValueError, not a crash here).
+                op = json_loads(line).get("op")
             except (ValueError, AttributeError):
                 op = None
             if op == "mount" and not m.mounted:

@@ -53,7 +53,7 @@ from bedside.core.errors import BedsideError
 from bedside.core.records import T
 from bedside.durable import json_loads, read_text, write_atomic
 from bedside.stick.auth import key_id, signature_problem
-from bedside.stick.files import FOLDER
+from bedside.stick.files import FOLDER, read_small
 from bedside.trust import freshness, signed, ward_state
 from bedside.trust.keyring import Keyring
 from bedside.trust.signed import Untrusted
@@ -170,16 +170,9 @@ def read(root_fd: int) -> bytes | None:
     except (FileNotFoundError, NotADirectoryError):
         return None
     try:
-        fd = os.open(SETTINGS_FILE, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=folder)
-    except (FileNotFoundError, IsADirectoryError):
-        return None
+        return read_small(folder, SETTINGS_FILE, MAX_BYTES)     # a link, folder or fifo: b"" too
     finally:
         os.close(folder)
-    try:
-        data = os.read(fd, MAX_BYTES + 1)
-    finally:
-        os.close(fd)
-    return data if len(data) <= MAX_BYTES else b""
 
 
 # --- checking them (the unit) -----------------------------------------------------------
@@ -234,7 +227,9 @@ def check_signed(raw: bytes, ring: Keyring, current: Config, data: Path, now: da
     new_cfg, text = _offered_config(body, current)
     r = body.get("revoked") if isinstance(body.get("revoked"), dict) else {}
     assert isinstance(r, dict)
-    revoked_now = {k: sorted(str(x) for x in r.get(k, []) if isinstance(x, str)) for k in REVOCABLE}
+    lists = {k: r.get(k) for k in REVOCABLE}
+    revoked_now = {k: sorted(x for x in v if isinstance(x, str)) if isinstance(v, list) else []
+                   for k, v in lists.items()}
     before = revoked(data)
     added = sum(len(set(revoked_now[k]) - before[k]) for k in REVOCABLE)
     changed = config.changed(current, new_cfg) if new_cfg is not None else []
@@ -270,7 +265,7 @@ def _issued_before(data: Path) -> str | None:
 def check(raw: bytes, stick_key: bytes, current: Config, data: Path) -> Offer:
     """The settings in ``raw`` if this unit may apply them, else SettingsRefused."""
     try:
-        body = json.loads(raw.decode("utf-8")) if raw else None
+        body = json_loads(raw.decode("utf-8")) if raw else None     # nesting too deep: a ValueError
     except (UnicodeDecodeError, ValueError):
         body = None
     if not isinstance(body, dict) or body.get("bedside_settings") != FORMAT or not all(
@@ -308,7 +303,7 @@ def check(raw: bytes, stick_key: bytes, current: Config, data: Path) -> Offer:
 def already(raw: bytes, data: Path) -> bool:
     """The settings are the very ones applied last (the same stick plugged in again)."""
     try:
-        body = json.loads(raw.decode("utf-8"))
+        body = json_loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         return False
     return isinstance(body, dict) and body.get("issued") == _issued_before(data)

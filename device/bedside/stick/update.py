@@ -42,8 +42,8 @@ from typing import Any
 from bedside.core.digest import compare_digest, hmac_sha256
 from bedside.core.digest import sha256 as new_sha256
 from bedside.core.errors import BedsideError
-from bedside.durable import fsync_dir, write_atomic
-from bedside.stick.files import FOLDER
+from bedside.durable import fsync_dir, json_loads, write_atomic
+from bedside.stick.files import FOLDER, read_small
 from bedside.trust import freshness, signed
 from bedside.trust.keyring import Keyring
 from bedside.trust.signed import Untrusted
@@ -141,21 +141,7 @@ def write_manifest(folder: Path, doc: signed.Document, name: str = MANIFEST) -> 
 def _read_small(dir_fd: int, name: str) -> bytes | None:
     """A small file of the bundle (the manifest), or None when there is none. Larger than a
     manifest can be: b"" (read no further)."""
-    try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        return None
-    except OSError as e:
-        if e.errno == 40:            # ELOOP: a link, never followed
-            return b""
-        raise
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return b""
-        data = os.read(fd, MAX_MANIFEST_BYTES + 1)
-    finally:
-        os.close(fd)
-    return data if len(data) <= MAX_MANIFEST_BYTES else b""
+    return read_small(dir_fd, name, MAX_MANIFEST_BYTES)
 
 
 def check_manifest(raw: bytes | None, ring: Keyring | None, trusted: int, now: datetime,
@@ -321,7 +307,7 @@ def stage(root_fd: int, data: Path, ring: Keyring | None, trusted: int, now: dat
 def claimed_version(raw: bytes | None) -> str | None:
     """The version a refused manifest claims, for the record (it proves nothing)."""
     try:
-        body = json.loads(raw or b"").get("body", {})
+        body = json_loads(raw or b"").get("body", {})
         v = body.get("version") if isinstance(body, dict) else None
     except (ValueError, AttributeError):
         return None

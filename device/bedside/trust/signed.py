@@ -27,6 +27,7 @@ from typing import Any
 
 from bedside.core.digest import sha256
 from bedside.core.errors import BedsideError
+from bedside.durable import json_loads
 
 FORMAT = 1
 MESSAGE_LABEL = b"bedside signed v1\x00"
@@ -83,10 +84,15 @@ def parse(raw: bytes | str, what: str) -> Document:
     if len(raw) > MAX_BYTES:
         raise bad
     try:
-        doc = json.loads(raw.decode("utf-8"))
+        doc = json_loads(raw.decode("utf-8"))     # nesting past the parser's limit is a ValueError too
     except (UnicodeDecodeError, ValueError):
         raise bad from None
-    return from_json(doc, what)
+    got = from_json(doc, what)
+    try:
+        got.message()         # a lone surrogate (``\\ud800``) has no UTF-8: no signature can cover it
+    except (ValueError, RecursionError):
+        raise bad from None
+    return got
 
 
 def from_json(doc: object, what: str) -> Document:

@@ -10,11 +10,27 @@ source checks a few seconds later, when no guided exercise or sound is in progre
    written since the last check are few, so a cut or altered tail is reported in moments;
 2. **the whole journal** — every segment file and the whole chain, as ``bedside log verify``.
 
+**Its budget** (docs/journal.md, "The check after the start"). The whole check reads every
+segment through SQLite (its integrity check, then every record hashed once: linear in the
+records, memory one record at a time), and the raw pages of files SQLite refuses through
+salvage (salvage.py: linear in their bytes). Salvage is the part a crafted data directory can
+make large (31 crafted 8 MiB segments: 25 s of CPU here, 4 minutes on a Pi Zero 2 W), so each
+pass (both checks under one budget) reads at most ``salvage.CHECK_BYTES`` (32 MiB) of such files. A file
+past it is named in that pass's verdict ("its raw pages are read at the next pass of the
+journal check"), and the check runs again ``CARRY_S`` later, at the next quiet moment, reading
+the files after the last one read (the first of them whatever its size, up to salvage's read
+limits, so each pass moves on). Every damaged file is thus read within one pass per damaged
+file at most, about ceil(damaged bytes / 32 MiB) passes when they are small (nine for 31
+crafted 8–10 MiB files); then the passes stop until the next start. Each pass also re-checks
+every healthy file: decay inside a closed file is found at every start. The loop itself
+salvages nothing for the check: its look-ups (the checkpoint, earlier faults) run with a
+salvage budget of nothing.
+
 Each check runs on a worker thread that only reads (its own read-only SQLite connections)
 and posts its verdict to the loop as a ``Call``; the loop records what it found (a ``fault``
 and the nurse's notice, a new segment after a damaged one) and, after a clean whole check,
-the new checkpoint. The loop never waits for the worker and nothing polls. The worker is
-started at most once per start; a prompt that falls due meanwhile is not delayed beyond
+the new checkpoint. The loop never waits for the worker and nothing polls. A worker is
+started once per pass, never two at a time; a prompt that falls due meanwhile is not delayed beyond
 Python's thread switch (5 ms). In simulation (``in_thread=False``) the same checks run on
 the loop at the same moment, so fast-forwarded runs stay deterministic.
 """
@@ -29,13 +45,15 @@ from pathlib import Path
 
 from bedside.core.events import Instant
 from bedside.core.state import Guiding
-from bedside.journal import verify
+from bedside.journal import salvage, verify
 from bedside.journal.journal import Journal
 from bedside.journal.segments import JournalError
 from bedside.unit.loop import Unit
 
 DELAY_S = 5.0           # after the start: the first frame, the self-test's chirp
 BUSY_RETRY_S = 60.0     # a guide or sound in progress: try again this much later
+CARRY_S = 600.0         # damaged files left by one pass's salvage budget: the next pass this much later
+LATER = "at the next pass of the journal check"
 
 
 def newest(data: Path, tz: object, checkpoint: tuple[int, str] | None) -> verify.Verdict | None:
@@ -61,6 +79,10 @@ class JournalCheck:
         self.due: float | None = unit.clock.now().mono + DELAY_S
         self.thread: threading.Thread | None = None
         self.results: list[tuple[str, verify.Verdict, float]] = []     # (which, verdict, seconds)
+        # The whole check's passes: the last file an earlier pass read ("" before the first), and
+        # what each pass's salvage spent (the counted figures the tests hold).
+        self.after = ""
+        self.passes: list[salvage.Budget] = []
 
     def deadline(self) -> float | None:
         return self.due
@@ -77,7 +99,11 @@ class JournalCheck:
         self.due = None
         if u.store.journal is None:
             return          # storage is failing: the store's own retries and faults cover it
-        checkpoint = u.store.checkpoint()
+        # The first pass checks the newest records too; later passes only carry the whole check on.
+        # Looked up on the loop with no salvage at all: a file SQLite refuses is read by the
+        # worker's passes, never here (266 MiB of crafted files once cost the loop 25 s here).
+        with salvage.bounded(0, later=LATER):
+            checkpoint = u.store.checkpoint() if not self.passes else None
         if not self.in_thread:
             self._checks(checkpoint, lambda fn: fn(u.clock.now()))
             return
@@ -94,22 +120,37 @@ class JournalCheck:
     def _checks(self, checkpoint: tuple[int, str] | None,
                 post: Callable[[Callable[[Instant], None]], object]) -> None:
         tz = self.unit.cfg.tz
-        for which in ("newest", "whole"):
-            t0 = time.monotonic()
-            try:
-                v = newest(self.data, tz, checkpoint) if which == "newest" else verify.verify_data(self.data)
-            except JournalError as e:
-                self.say(f"journal check ({which}) could not run: {e}")
-                continue
-            if v is None:
-                continue
-            took = time.monotonic() - t0
-            post(functools.partial(self._deliver, which, v, took))
+        # One salvage budget for the pass, both checks together (describing the segments to find
+        # the newest records would otherwise salvage every damaged file, unbounded).
+        with salvage.bounded(salvage.CHECK_BYTES, after=self.after, later=LATER) as spent:
+            for which in ("newest", "whole"):
+                t0 = time.monotonic()
+                try:
+                    v = newest(self.data, tz, checkpoint) if which == "newest" else verify.verify_data(self.data)
+                except JournalError as e:
+                    self.say(f"journal check ({which}) could not run: {e}")
+                    continue
+                if v is None:
+                    continue
+                took = time.monotonic() - t0
+                post(functools.partial(self._deliver, which, v, took, spent if which == "whole" else None))
 
-    def _deliver(self, which: str, v: verify.Verdict, took: float, now: Instant) -> None:
-        """On the loop: record what the check found (and the checkpoint after a clean whole check)."""
+    def _deliver(self, which: str, v: verify.Verdict, took: float, spent: salvage.Budget | None,
+                 now: Instant) -> None:
+        """On the loop: record what the check found (and the checkpoint after a clean whole check);
+        after a pass that left damaged files unread, the next pass ``CARRY_S`` later."""
         self.results.append((which, v, took))
-        for rec in self.unit.store.checked(v, whole=which == "whole"):
+        with salvage.bounded(0, later=LATER):      # (the earlier faults looked up: no salvage on the loop)
+            found = self.unit.store.checked(v, whole=which == "whole")
+        for rec in found:
             self.unit.record(rec, now)
+        if spent is not None:
+            self.passes.append(spent)
+            left = [name for name in spent.deferred if name > self.after]
+            if left and spent.read:
+                self.after = spent.read[-1]
+                self.due = now.mono + CARRY_S
+            else:
+                self.after = ""      # every damaged file was read in this round of passes
         if not v.ok:        # a clean check speaks through its checkpoint record
             self.say(f"journal check ({which}): {v.verdict} ({v.records} records, {took:.2f} s)")
