@@ -538,6 +538,35 @@ def test_the_watchdog_period_is_read_as_systemctl_prints_it() -> None:
     assert _seconds("infinity") == 0.0 and _seconds("") == 0.0
 
 
+def test_the_updaters_outcome_goes_to_the_journal_at_its_priority(tmp_path: Path) -> None:
+    """Under systemd the updater's standard output is journald's stream: a rollback and a
+    failed install go out at err, a refused bundle at warning, so `journalctl -u
+    bedside-update -p warning` shows each; an installed update at info. Elsewhere (a terminal,
+    a pipe) the line is plain. (Before, every outcome was filed at info.)"""
+    from bedside.cli.update import say
+
+    out = tmp_path / "stdout"
+    with out.open("w") as f:
+        st = os.fstat(f.fileno())
+        env = {"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}
+        old = os.environ.get("JOURNAL_STREAM")
+        os.environ.update(env)
+        try:
+            for result in ("rolled_back", "failed", "refused", "not_confirmed", "installed"):
+                say(result, f"bedside update: {result}: two\nlines", f)
+        finally:
+            if old is None:
+                del os.environ["JOURNAL_STREAM"]
+            else:
+                os.environ["JOURNAL_STREAM"] = old
+    lines = out.read_text().splitlines()
+    assert [line[:3] for line in lines] == ["<3>", "<3>", "<3>", "<3>", "<4>", "<4>", "<5>", "<5>", "<6>", "<6>"]
+    plain = tmp_path / "plain"
+    with plain.open("w") as f:
+        say("rolled_back", "bedside update: rolled_back: x", f)
+    assert plain.read_text() == "bedside update: rolled_back: x\n"
+
+
 def test_the_release_is_signed_with_the_bedside_command(ward: Ward, tmp_path: Path, cheap_argon: None) -> None:
     """``bedside update bundle --key --counter`` where releases are built: a manifest the unit's
     check takes; without the key it refuses, and a transition bundle for units still on a ward
