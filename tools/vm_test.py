@@ -262,6 +262,11 @@ class VM:
     buf: bytes = b""
     ids: int = 0
     boots: list[float] = field(default_factory=list)
+    share: Path | None = None        # the first VM's run folder (payload, keys), for a second VM
+
+    @property
+    def shared(self) -> Path:
+        return self.share or self.run
 
     @property
     def accel(self) -> str:
@@ -270,7 +275,7 @@ class VM:
     def disks(self) -> list[str]:
         r = self.run
         return [f"file={r / 'root.qcow2'},if=virtio,format=qcow2,cache=writeback",
-                f"file={r / 'payload.img'},if=virtio,format=raw,readonly=on",
+                f"file={self.shared / 'payload.img'},if=virtio,format=raw,readonly=on",
                 f"file={r / 'lw-data.img'},if=virtio,format=raw,cache=writeback",
                 f"file={r / 'lw-log.img'},if=virtio,format=raw,cache=writeback"]
 
@@ -538,12 +543,12 @@ class Run:
 
     def pull(self, out: Path) -> str:
         """`bedside pull` on the host, over the guest's serial port; verified."""
-        keys = self.vm.run / "keys"
+        keys = self.vm.shared / "keys"
         # A unit on the ward secret takes the secret; once the ward's keys are pinned (the
         # upgrade install), a nurse's laptop key certified by the ward authority.
         auth = (["--laptop-key", str(keys / "laptop.key"), "--laptop-cert", str(keys / "laptop.cert"),
                  "--passphrase-file", str(keys / "pass")] if self.seen.get("pinned") else
-                ["--secret-file", str(self.vm.run / "payload" / "secret")])
+                ["--secret-file", str(self.vm.shared / "payload" / "secret")])
         with host_port(self.vm) as tty:
             r = subprocess.run([str(HOST_BEDSIDE), "pull", "--port", str(tty), "--out", str(out), *auth],
                                capture_output=True, text=True, timeout=600)
@@ -875,7 +880,7 @@ def make_stick(t: Run, version: str, counter: int, broken: bool = False) -> Path
     prepare`), carrying release ``version`` of this checkout (every wheel it needs, the
     bedside wheel built here with that version) signed with the release key (`bedside update
     bundle`). ``broken``: a release whose daemon stops at its start, as a bad release would."""
-    run, keys = t.vm.run, t.vm.run / "keys"
+    run, keys = t.vm.shared, t.vm.shared / "keys"
     work = run / f"stick-{version}"
     shutil.rmtree(work, ignore_errors=True)
     src = work / "src"
@@ -1133,6 +1138,83 @@ def save_installed(t: Run, key: str) -> None:
             old.unlink()
 
 
+# Scenarios a second VM runs from the installed image, when there are two cores.
+SECOND = {"cut1", "cut2", "cut3", "cut4", "crash"}
+
+
+def make_scratch(run: Path) -> None:
+    """The dm-log-writes scenario's empty data and log disks."""
+    for name, size in (("lw-data.img", 64 << 20), ("lw-log.img", 1 << 30)):
+        with (run / name).open("wb") as f:
+            f.truncate(size)
+
+
+@dataclass
+class Lane:
+    """One VM's share of the scenarios, run in order; its counts."""
+    label: str
+    t: Run | None
+    chosen: list[tuple[str, str, Callable[[Run], str]]]
+    passed: int = 0
+    failed: int = 0
+    done: Any = None
+
+    def __post_init__(self) -> None:
+        import threading
+
+        self.done = threading.Event()
+
+    def fail_all(self, why: str) -> None:
+        for _, name, _ in self.chosen:
+            self.failed += 1
+            print(f"FAIL {name}{self.label}: {why}", flush=True)
+
+    def run(self, after_ready: Callable[[Lane], None] | None = None) -> None:
+        assert self.t is not None
+        try:
+            for sid, name, fn in self.chosen:
+                s0 = time.monotonic()
+                try:
+                    detail = fn(self.t)
+                    self.passed += 1
+                    print(f"PASS {name}{self.label}: {detail} [{time.monotonic() - s0:.0f} s]", flush=True)
+                    if sid == "ready" and after_ready is not None:
+                        after_ready(self)
+                except Exception as e:     # every failure is a scenario's result
+                    self.failed += 1
+                    what = str(e) if isinstance(e, Fail) else f"{type(e).__name__}: {e}"
+                    print(f"FAIL {name}{self.label}: {what[:1500]} [{time.monotonic() - s0:.0f} s]", flush=True)
+        finally:
+            self.t.vm.shutdown()
+            self.done.set()
+
+
+def second_lane(lane: Lane, image: Image, snap: Path, share: Path, have_snap: Any, a: argparse.Namespace) -> None:
+    """The second VM: waits for the installed image (kept after READY), boots from it, runs its share."""
+    try:
+        have_snap.wait()
+        if not snap.exists():
+            lane.fail_all("no installed image to start from (the install or READY failed)")
+            return
+        run = CACHE / "run-2"
+        shutil.rmtree(run, ignore_errors=True)
+        run.mkdir()
+        saved = json.loads(snap.with_suffix(".json").read_text())
+        sh("qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", snap, run / "root.qcow2")
+        make_scratch(run)
+        vm = VM(image, run, offset=saved["guest_time"] - time.time(), share=share)
+        lane.t = Run(vm, a)
+        lane.t.seen.update(saved.get("seen", {}))
+        lane.chosen = [("boot", "boot", s_boot), *lane.chosen]
+    except Exception as e:
+        lane.fail_all(f"{type(e).__name__}: {e}")
+        return
+    finally:
+        if lane.t is None:
+            lane.done.set()
+    lane.run()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cuts", type=int, default=2, help="power cuts at random moments (default 2)")
@@ -1140,6 +1222,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=int(time.time()) % 100000, help="for the cuts' moments")
     ap.add_argument("--rebuild", action="store_true", help="build the image again")
     ap.add_argument("--build-only", action="store_true", help="build (or find) the image and stop")
+    ap.add_argument("--vms", type=int, choices=(1, 2), help="VMs at once (default: 2 where there are two cores): "
+                    "the second runs the power cuts and crash states from the installed image")
     ap.add_argument("--only", metavar="ID[,ID]", help="run only these scenarios (and what they need): "
                     "boot, install, fatal, ready, press, watchdog, priorities, pull, again, update, rollback, "
                     "cut1.., crash, uninstall. Without install, fatal or ready among them, they start from the "
@@ -1186,33 +1270,46 @@ def main() -> int:
         chosen = [c for c in chosen if c[0] not in INSTALLED]
     else:
         sh("qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", image.disk, run / "root.qcow2")
-    for name, size in (("lw-data.img", 64 << 20), ("lw-log.img", 1 << 30)):
-        with (run / name).open("wb") as f:
-            f.truncate(size)
+    make_scratch(run)
     vm = VM(image, run, offset=offset)
     t = Run(vm, a)
     t.seen.update(saved.get("seen", {}))
-    print(f"seed {a.seed}; QEMU {vm.accel}, 1 vCPU, 1 GiB", flush=True)
-    passed = failed = 0
+    # A second VM, from the installed image, for the power cuts and the crash states: they need
+    # an installed unit but not this one's history, and each keeps one core busy.
+    vms = a.vms or (2 if (os.cpu_count() or 1) >= 2 else 1)
+    second = [c for c in chosen if c[0] in SECOND] if vms == 2 else []
+    if second and any(c[0] not in SECOND | {"boot"} for c in chosen):
+        chosen = [c for c in chosen if c[0] not in SECOND]
+    else:
+        second = []
+    print(f"seed {a.seed}; QEMU {vm.accel}, 1 vCPU, 1 GiB, {2 if second else 1} VM(s) at once", flush=True)
+    import threading
+
+    have_snap = threading.Event()
+    if snap.exists():
+        have_snap.set()
+
+    def after_ready(lane: Lane) -> None:
+        if not snap.exists() and lane.t is not None:
+            k0 = time.monotonic()
+            save_installed(lane.t, key)
+            print(f"  kept the installed image: {snap.name} ({time.monotonic() - k0:.0f} s)", flush=True)
+        have_snap.set()
+
+    first = Lane("", t, chosen)
+    lanes = [first]
+    if second:
+        lanes.append(Lane(" [vm 2]", None, second))
+        threading.Thread(target=second_lane, args=(lanes[1], image, snap, run, have_snap, a), daemon=True).start()
     try:
-        for sid, name, fn in chosen:
-            s0 = time.monotonic()
-            try:
-                detail = fn(t)
-                passed += 1
-                print(f"PASS {name}: {detail} [{time.monotonic() - s0:.0f} s]", flush=True)
-                if sid == "ready" and not snap.exists():
-                    k0 = time.monotonic()
-                    save_installed(t, key)
-                    print(f"  kept the installed image for --only runs: {snap.name} "
-                          f"({time.monotonic() - k0:.0f} s)", flush=True)
-            except Exception as e:     # every failure is a scenario's result
-                failed += 1
-                what = str(e) if isinstance(e, Fail) else f"{type(e).__name__}: {e}"
-                print(f"FAIL {name}: {what[:1500]} [{time.monotonic() - s0:.0f} s]", flush=True)
+        first.run(after_ready)
     finally:
-        vm.shutdown()
-    boots = ", ".join(f"{b:.0f}" for b in vm.boots)
+        have_snap.set()           # a failed install or READY: the second VM has nothing to start from
+    for lane in lanes[1:]:
+        lane.done.wait()
+    passed = sum(x.passed for x in lanes)
+    failed = sum(x.failed for x in lanes)
+    boots = "; ".join(", ".join(f"{b:.0f}" for b in x.t.vm.boots) for x in lanes if x.t is not None)
     import resource
 
     # QEMU's own CPU time: about what the run would take on a quiet machine (TCG keeps one core busy).
