@@ -633,6 +633,11 @@ if [ "$LIVE" = 1 ] && [ "$DRY" = 0 ]; then
     run systemctl daemon-reload
     run udevadm control --reload-rules
     case $BOARD in zero2w|3|4|5) ;; *) run udevadm trigger --subsystem-match=gpio --action=change ;; esac
+    # Enabled is not started: without this a stick's update would wait for the next boot
+    # (the stick export, started by udev, works at once and copies it).
+    if ! run systemctl start bedside-update.path; then
+        say "bedside-update.path did not start: software updates by stick wait for the next boot"
+    fi
     if [ "$START" = 1 ]; then
         if run systemctl restart bedside.service; then started=yes; else started=failed; fi
     fi

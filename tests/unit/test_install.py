@@ -266,6 +266,9 @@ def test_the_service_starts_last_and_a_failed_start_leaves_a_complete_explained_
     assert restart == ["systemctl restart bedside.service configured=yes"], calls
     # The start is the last thing done to the system: after every enable, mask and reload.
     assert calls[-1] == restart[0] and any("daemon-reload configured=yes" in c for c in calls), calls
+    # The update path watches from now, not from the next boot (found in the VM: a stick's
+    # update was copied and then waited for a reboot).
+    assert "systemctl start bedside-update.path configured=yes" in calls, calls
     assert _block((root / "boot/firmware/config.txt").read_text())[0] == "[all]"
     assert (root / "etc/modules").read_text() == PI_OS_MODULES + "i2c-dev\n"
     assert (root / "etc/bedside/bedside.toml").exists()

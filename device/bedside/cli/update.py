@@ -243,13 +243,14 @@ def press_to_confirm(socket_path: Path) -> Any:
     def confirm(old: str, new: str) -> bool:
         client = ChannelClient.connect(socket_path)
         if client is None:
-            print("bedside: the unit's service is not running, so nobody can confirm the update with a press")
+            print("bedside: the unit's service is not running, so nobody can confirm the update with a press",
+                  flush=True)
             return False
         try:
-            print(f"bedside: press the unit's button to install version {new} (hold it to cancel)")
+            print(f"bedside: press the unit's button to install version {new} (hold it to cancel)", flush=True)
             return client.confirm("Install update?", f"Version {new}", f"from {old}") == "confirmed"
         except ChannelError as e:
-            print(f"bedside: the update could not be confirmed: {e}")
+            print(f"bedside: the update could not be confirmed: {e}", flush=True)
             return False
         finally:
             client.close()
