@@ -446,7 +446,7 @@ def host_port(vm: VM) -> Iterator[Path]:
     p = subprocess.Popen(["socat", f"PTY,link={tty},raw,echo=0", f"UNIX-CONNECT:{vm.run / 'link.sock'}"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        end = time.monotonic() + 10
+        end = time.monotonic() + 120       # socat starting on a loaded host
         while not tty.exists() and time.monotonic() < end:
             time.sleep(0.05)
         yield tty
@@ -1235,6 +1235,16 @@ def main() -> int:
         return 2
     t0 = time.monotonic()
     CACHE.mkdir(parents=True, exist_ok=True)
+    import fcntl
+
+    # One run at a time per cache: a second would remove the first's run folder, and a QEMU
+    # that exits unlinks its socket paths, which the other's QEMU would be using.
+    lock = (CACHE / "vm-test.lock").open("w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"vm-test: another run is using {CACHE}; wait for it to finish", file=sys.stderr)
+        return 2
     image, built = build_image(a.rebuild)
     print(f"image: {image.dir.name} ({f'built in {built:.0f} s' if built else 'cached'})", flush=True)
     if a.build_only:
