@@ -1011,10 +1011,14 @@ def s_update(t: Run) -> str:
     asked = press_when_asked(t, since, "0.1.1")
     # In the proof (switched, pending, the new version started): stop the service and kill the updater.
     # (pip installs the release in the guest meanwhile: minutes under TCG.)
-    v.ok("end=$((SECONDS + 1800)); while [ $SECONDS -lt $end ]; do [ -e /opt/bedside/.update-pending ] && "
-         "readlink /opt/bedside/venv | grep -q /0.1.1/ && systemctl is-active -q bedside.service && break; "
-         "sleep 0.2; done; [ -e /opt/bedside/.update-pending ] && systemctl stop bedside.service && "
-         "systemctl kill -s KILL bedside-update.service", timeout=1900)
+    # The updater ending first (not confirmed, refused, failed) ends the wait too, and says why.
+    r = v.sh("end=$((SECONDS + 1800)); while [ $SECONDS -lt $end ]; do [ -e /opt/bedside/.update-pending ] && "
+             "readlink /opt/bedside/venv | grep -q /0.1.1/ && systemctl is-active -q bedside.service && break; "
+             "systemctl is-active -q bedside-update.service || [ -e /opt/bedside/.update-pending ] || exit 9; "
+             "sleep 0.2; done; [ -e /opt/bedside/.update-pending ] && systemctl stop bedside.service && "
+             "systemctl kill -s KILL bedside-update.service", timeout=1900)
+    if r.rc != 0:
+        raise Fail(f"the updater did not reach its proof (exit {r.rc}): {updater_log(v, since).strip()[-700:]}")
     back = wait_for(v, "the service started again after the updater's kill", "systemctl is-active -q bedside.service",
                     120, every=1)
     wait_for(v, "the updater started again and proved the release",
