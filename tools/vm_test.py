@@ -990,6 +990,8 @@ def running_version(v: VM) -> str:
     return v.ok(f"readlink /opt/bedside/venv; {BEDSIDE} --version; systemctl is-active bedside.service").strip()
 
 
+# The updater is a oneshot: "activating" while it runs, which `systemctl is-active -q` counts as not active.
+UPDATER_RUNS = "systemctl is-active bedside-update.service | grep -qx -e active -e activating"
 # The proof's watchdog period: ten minutes as shipped; twenty seconds here, as in the watchdog scenario.
 FAST_WATCHDOG = ("mkdir -p /run/systemd/system/bedside.service.d && printf '[Service]\\nWatchdogSec=20s\\n' > "
                  "/run/systemd/system/bedside.service.d/vm-watchdog.conf && systemctl daemon-reload")
@@ -1014,15 +1016,18 @@ def s_update(t: Run) -> str:
     # The updater ending first (not confirmed, refused, failed) ends the wait too, and says why.
     r = v.sh("end=$((SECONDS + 1800)); while [ $SECONDS -lt $end ]; do [ -e /opt/bedside/.update-pending ] && "
              "readlink /opt/bedside/venv | grep -q /0.1.1/ && systemctl is-active -q bedside.service && break; "
-             "systemctl is-active -q bedside-update.service || [ -e /opt/bedside/.update-pending ] || exit 9; "
+             f"{UPDATER_RUNS} || [ -e /opt/bedside/.update-pending ] || exit 9; "
              "sleep 0.2; done; [ -e /opt/bedside/.update-pending ] && systemctl stop bedside.service && "
              "systemctl kill -s KILL bedside-update.service", timeout=1900)
     if r.rc != 0:
-        raise Fail(f"the updater did not reach its proof (exit {r.rc}): {updater_log(v, since).strip()[-700:]}")
+        why = v.sh(f"journalctl -u bedside.service --since @{since} -p warning -o cat --no-pager | tail -12; "
+                   "ls -ln /var/lib/bedside | head -20").out
+        raise Fail(f"the updater did not reach its proof (exit {r.rc}): {updater_log(v, since).strip()[-700:]}; "
+                   f"the service said: {why.strip()[-1500:]}")
     back = wait_for(v, "the service started again after the updater's kill", "systemctl is-active -q bedside.service",
                     120, every=1)
     wait_for(v, "the updater started again and proved the release",
-             "[ ! -e /opt/bedside/.update-pending ] && ! systemctl is-active -q bedside-update.service", 900)
+             f"[ ! -e /opt/bedside/.update-pending ] && ! {UPDATER_RUNS}", 900)
     took = time.monotonic() - t0
     unplug(v, "stick1")
     now = running_version(v)
@@ -1058,7 +1063,7 @@ def s_update_rollback(t: Run) -> str:
     press_when_asked(t, since, "0.1.2")
     wait_for(v, "the failing update's end",
              f"journalctl -u bedside-update.service --since @{since} -o cat | grep -q 'bedside update: ' && "
-             "! systemctl is-active -q bedside-update.service", 900)
+             f"! {UPDATER_RUNS}", 900)
     took = time.monotonic() - t0
     unplug(v, "stick2")
     wait_for(v, "the service running again", "systemctl is-active -q bedside.service", 120, every=1)
