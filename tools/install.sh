@@ -492,6 +492,9 @@ if [ -n "$WARD_KEY$RELEASE_KEY" ]; then
         die "pinning keys takes --ward-key, --release-key and --ward-name together"
     fi
     run install -d -m 0755 "$(r "$CONF_DIR/keys")"
+    # The pin is journaled, and one program writes the journal at a time: a running unit (an
+    # upgrade install that pins keys) is stopped here and started again last, as always.
+    if [ "$LIVE" = 1 ] && [ "$DRY" = 0 ]; then run systemctl stop bedside.service || true; fi
     if [ "$ROOT" = / ] && [ "$VENV" = 1 ]; then pin_with="$VENV_DIR/bin/bedside"; else pin_with="python3 -m bedside"; fi
     # shellcheck disable=SC2086 # pin_with is one command or a command and its arguments
     run env PYTHONPATH="$SOURCE/device" $pin_with trust pin --ward "$WARD_KEY" --release "$RELEASE_KEY" \
@@ -633,6 +636,11 @@ if [ "$LIVE" = 1 ] && [ "$DRY" = 0 ]; then
     run systemctl daemon-reload
     run udevadm control --reload-rules
     case $BOARD in zero2w|3|4|5) ;; *) run udevadm trigger --subsystem-match=gpio --action=change ;; esac
+    # Enabled is not started: without this a stick's update would wait for the next boot
+    # (the stick export, started by udev, works at once and copies it).
+    if ! run systemctl start bedside-update.path; then
+        say "bedside-update.path did not start: software updates by stick wait for the next boot"
+    fi
     if [ "$START" = 1 ]; then
         if run systemctl restart bedside.service; then started=yes; else started=failed; fi
     fi

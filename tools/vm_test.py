@@ -10,7 +10,7 @@ service. One line per scenario, then ``N passed, N failed`` alone on the last li
 What each scenario proves, and what only a real Pi can, is in docs/install.md ("What the VM
 proves"). Run as root: debootstrap, chroot and the image's ownership need it.
 
-    tools/vm_test.py [--only NAME[,NAME]] [--cuts N] [--states N] [--keep] [--rebuild]
+    tools/vm_test.py [--only ID[,ID]] [--cuts N] [--states N] [--seed N] [--rebuild] [--build-only]
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 SRC = Path(__file__).resolve().parent.parent
+HOST_BEDSIDE = Path(sys.executable).parent / "bedside"
 GUEST = SRC / "tools" / "vm"
 CACHE = Path(os.environ.get("BEDSIDE_VM_CACHE", SRC / "var" / "vm"))
 SUITE = "bookworm"
@@ -50,6 +51,9 @@ IMAGE_REV = "1"
 GUEST_EPOCH = datetime(2026, 11, 24, 6, 20, tzinfo=UTC)
 # The ward secret of the test unit (the scenarios pull with it over the serial port).
 SECRET = "vm-test ward secret 7f3a"
+# The passphrase the test's ward, release and laptop keys are sealed under (host side only).
+PASSPHRASE = "vm-test passphrase 2c9e"
+WARD_NAME = "VM ward"
 BOARD = "qemu-x86_64"
 CHIP = "pinctrl-bcm2711"
 # Pi OS's own boot files, as tests/unit/test_install.py has them: the installer edits these.
@@ -258,6 +262,11 @@ class VM:
     buf: bytes = b""
     ids: int = 0
     boots: list[float] = field(default_factory=list)
+    share: Path | None = None        # the first VM's run folder (payload, keys), for a second VM
+
+    @property
+    def shared(self) -> Path:
+        return self.share or self.run
 
     @property
     def accel(self) -> str:
@@ -266,7 +275,7 @@ class VM:
     def disks(self) -> list[str]:
         r = self.run
         return [f"file={r / 'root.qcow2'},if=virtio,format=qcow2,cache=writeback",
-                f"file={r / 'payload.img'},if=virtio,format=raw,readonly=on",
+                f"file={self.shared / 'payload.img'},if=virtio,format=raw,readonly=on",
                 f"file={r / 'lw-data.img'},if=virtio,format=raw,cache=writeback",
                 f"file={r / 'lw-log.img'},if=virtio,format=raw,cache=writeback"]
 
@@ -437,7 +446,7 @@ def host_port(vm: VM) -> Iterator[Path]:
     p = subprocess.Popen(["socat", f"PTY,link={tty},raw,echo=0", f"UNIX-CONNECT:{vm.run / 'link.sock'}"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        end = time.monotonic() + 10
+        end = time.monotonic() + 120       # socat starting on a loaded host
         while not tty.exists() and time.monotonic() < end:
             time.sleep(0.05)
         yield tty
@@ -470,9 +479,28 @@ def make_payload(run: Path) -> None:
            f"{Path(build) / 'src'}[pi]", "gpiod>=2.1", timeout=900)      # the unit's extra, as install.sh installs it
     shutil.copytree(wheels, pay / "wheels")
     (pay / "secret").write_text(SECRET + "\n")
+    make_keys(run, pay / "keys")
     shutil.copytree(GUEST / "run", pay / "run")
     (pay / "day.script").write_text(day_script())
     sh("mkfs.ext4", "-q", "-F", "-L", "payload", "-d", pay, run / "payload.img", "512M")
+
+
+def make_keys(run: Path, pub: Path) -> None:
+    """The ward's keys, made here as docs/install.md has them: the ward authority, the release
+    key (its public half pinned by the upgrade install), a nurse's laptop key certified by the
+    ward. The private halves stay on the host (run/keys); the public ones go to the guest."""
+    keys = run / "keys"
+    shutil.rmtree(keys, ignore_errors=True)
+    keys.mkdir()
+    (keys / "pass").write_text(PASSPHRASE + "\n")
+    for role, name in (("ward", "VM ward authority"), ("release", "Bedside releases, vm-test"),
+                       ("laptop", "Laptop VM-1")):
+        sh(HOST_BEDSIDE, "trust", "new", role, "--name", name, "--out", keys, "--passphrase-file", keys / "pass")
+    sh(HOST_BEDSIDE, "trust", "certify", keys / "laptop.pub", "--key", keys / "ward.key", "--nurse", "Vm Nurse",
+       "--laptop", "VM-1", "--days", "180", "--out", keys / "laptop.cert", "--passphrase-file", keys / "pass")
+    pub.mkdir()
+    for f in ("ward.pub", "release.pub"):
+        shutil.copy(keys / f, pub / f)
 
 
 def day_script(day: str = "2026-11-24") -> str:
@@ -495,7 +523,7 @@ PY = "/opt/bedside/venv/bin/python"
 CONF = "/etc/bedside/bedside.toml"
 INSTALL = (f"cd /mnt/payload/src && tools/install.sh --wheels /mnt/payload/wheels --no-apt --board {BOARD} "
            f"--gpio-chip {CHIP} --apply-boot-config")
-HOST_BEDSIDE = Path(sys.executable).parent / "bedside"
+PIN = f" --ward-key /mnt/payload/keys/ward.pub --release-key /mnt/payload/keys/release.pub --ward-name '{WARD_NAME}'"
 
 
 @dataclass
@@ -515,10 +543,15 @@ class Run:
 
     def pull(self, out: Path) -> str:
         """`bedside pull` on the host, over the guest's serial port; verified."""
-        secret = self.vm.run / "payload" / "secret"
+        keys = self.vm.shared / "keys"
+        # A unit on the ward secret takes the secret; once the ward's keys are pinned (the
+        # upgrade install), a nurse's laptop key certified by the ward authority.
+        auth = (["--laptop-key", str(keys / "laptop.key"), "--laptop-cert", str(keys / "laptop.cert"),
+                 "--passphrase-file", str(keys / "pass")] if self.seen.get("pinned") else
+                ["--secret-file", str(self.vm.shared / "payload" / "secret")])
         with host_port(self.vm) as tty:
-            r = subprocess.run([str(HOST_BEDSIDE), "pull", "--port", str(tty), "--out", str(out), "--secret-file",
-                                str(secret)], capture_output=True, text=True, timeout=600)
+            r = subprocess.run([str(HOST_BEDSIDE), "pull", "--port", str(tty), "--out", str(out), *auth],
+                               capture_output=True, text=True, timeout=600)
         if r.returncode != 0:
             raise Fail(f"bedside pull exited {r.returncode}: {(r.stderr or r.stdout).strip()[-500:]}")
         exports = sorted(out.rglob("*.jsonl"), key=lambda p: p.stat().st_mtime)
@@ -695,7 +728,7 @@ def s_install_again(t: Run) -> str:
     before = json.loads(v.ok("python3 /mnt/payload/run/snapshot.py /boot/firmware /etc/modules"))
     conf = v.ok(f"sha256sum {CONF}")
     t0 = time.monotonic()
-    r = v.sh(INSTALL, timeout=1800)
+    r = v.sh(INSTALL + PIN, timeout=1800)
     took = time.monotonic() - t0
     if r.rc != 0:
         raise Fail(f"the upgrade install exited {r.rc}: {(r.out + r.err)[-600:]}")
@@ -707,7 +740,12 @@ def s_install_again(t: Run) -> str:
     s = t.service()
     if s["ActiveState"] != "active":
         raise Fail(f"not running after the upgrade: {s}")
-    return f"exit 0, restarted and READY; boot files and commissioned config unchanged ({took:.0f} s)"
+    pinned = v.ok(f"{BEDSIDE} trust show")
+    if WARD_NAME not in pinned or "release" not in pinned.lower():
+        raise Fail(f"the ward's keys are not pinned after --ward-key/--release-key: {pinned[-300:]}")
+    t.seen["pinned"] = True
+    return (f"exit 0, restarted and READY; boot files and commissioned config unchanged; ward and release keys "
+            f"pinned ({took:.0f} s)")
 
 
 def s_uninstall(t: Run) -> str:
@@ -830,26 +868,363 @@ def s_crash_states(t: Run) -> str:
             "keep every confirmed record, verify, and restart honestly")
 
 
-def scenarios(args: argparse.Namespace) -> list[tuple[str, Callable[[Run], str]]]:
-    out: list[tuple[str, Callable[[Run], str]]] = [
-        ("boot", s_boot),
-        ("install: fresh, start fails (no GPIO chip yet), install whole", s_install_fresh),
-        ("the fatal reason at err", s_fatal_at_err),
-        ("service READY", s_ready),
-        ("press through gpio-sim -> record; buzzer and LED lines move", s_press),
-        ("SIGSTOP -> watchdog restart", s_watchdog),
-        ("journalctl -p warning: every fault at its priority", s_priorities),
-        ("bedside pull over the QEMU serial port", s_serial_pull),
-        ("install: again (upgrade)", s_install_again),
+# --- software updates by stick ---------------------------------------------------------------
+
+OLD_VERSION = "0.1.0"      # pyproject.toml's, as installed
+BROKEN = ("    unit_libraries(\"bedside run\")\n",
+          "    raise RuntimeError(\"this release cannot start (make vm-test's failing update)\")\n")
+
+
+def make_stick(t: Run, version: str, counter: int, broken: bool = False) -> Path:
+    """A ward stick, as a FAT image: authorised by the ward authority key (`bedside stick
+    prepare`), carrying release ``version`` of this checkout (every wheel it needs, the
+    bedside wheel built here with that version) signed with the release key (`bedside update
+    bundle`). ``broken``: a release whose daemon stops at its start, as a bad release would."""
+    run, keys = t.vm.shared, t.vm.shared / "keys"
+    work = run / f"stick-{version}"
+    shutil.rmtree(work, ignore_errors=True)
+    src = work / "src"
+    shutil.copytree(run / "payload" / "src", src)
+    for rel in ("pyproject.toml", "device/bedside/__init__.py"):
+        f = src / rel
+        text = f.read_text()
+        if f'"{OLD_VERSION}"' not in text:
+            raise Fail(f"{rel} does not say version {OLD_VERSION}")
+        f.write_text(text.replace(f'"{OLD_VERSION}"', f'"{version}"', 1))
+    if broken:
+        f = src / "device/bedside/cli/unit.py"
+        text = f.read_text()
+        if BROKEN[0] not in text:
+            raise Fail("cli/unit.py has changed: the failing release cannot be made")
+        f.write_text(text.replace(BROKEN[0], BROKEN[1] + BROKEN[0], 1))
+    built = work / "built"
+    sh(Path(sys.executable).parent / "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--wheel-dir",
+       built, src, timeout=600)
+    wheels = [w for w in (run / "payload" / "wheels").glob("*.whl") if not w.name.startswith("bedside-")]
+    wheels.append(built / f"bedside-{version}-py3-none-any.whl")
+    img = run / f"stick-{version}.img"
+    img.unlink(missing_ok=True)
+    with img.open("wb") as fat:
+        fat.truncate(((sum(w.stat().st_size for w in wheels) + (48 << 20)) >> 20) << 20)
+    sh("mkfs.vfat", "-F", "32", "-n", "WARDSTICK", img)
+    # `bedside stick prepare` wants a mounted stick, and this host's kernel has no vfat: the
+    # files are made on a tmpfs mounted for it and copied onto the FAT image with mtools.
+    stick = work / "mnt"
+    stick.mkdir()
+    sh("mount", "-t", "tmpfs", "-o", "size=512m", "vm-stick", stick)
+    try:
+        upd = stick / "Bedside" / "update"
+        sh(HOST_BEDSIDE, "stick", "prepare", stick, "--key", keys / "ward.key", "--passphrase-file", keys / "pass",
+           "--label", f"VM stick {counter}")
+        upd.mkdir(parents=True)
+        for w in wheels:
+            shutil.copyfile(w, upd / w.name)
+        sh(HOST_BEDSIDE, "update", "bundle", upd, "--key", keys / "release.key", "--counter", str(counter),
+           "--passphrase-file", keys / "pass")
+        sh("mcopy", "-s", "-i", img, stick / "Bedside", "::/")
+    finally:
+        sh("umount", stick)
+    return img
+
+
+def plug(v: VM, img: Path, name: str) -> None:
+    """The stick into the unit's USB port: a usb-storage device hot-plugged on the xHCI bus."""
+    v.monitor(f"drive_add 0 if=none,id={name},file={img},format=raw")
+    out = v.monitor(f"device_add usb-storage,bus=xhci.0,drive={name},id={name},removable=on")
+    if "rror" in out:
+        raise Fail(f"QEMU's monitor refused the stick: {out.strip()[-300:]}")
+
+
+def unplug(v: VM, name: str) -> None:
+    v.monitor(f"device_del {name}")
+
+
+def updater_log(v: VM, since: str, *opts: str) -> str:
+    return v.ok(f"journalctl -u bedside-update.service -u 'bedside-stick@*' --since @{since} --no-pager -o cat "
+                + " ".join(opts))
+
+
+def wait_for(v: VM, what: str, test: str, timeout: float, every: float = 3) -> float:
+    """Polls ``test`` (a guest shell condition) until it holds; the seconds it took."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if v.sh(test).rc == 0:
+            return time.monotonic() - t0
+        time.sleep(every)
+    raise Fail(f"{what}: not within {timeout:.0f} s")
+
+
+def press_when_asked(t: Run, since: str, version: str) -> float:
+    """Waits for the updater to ask for the press (the stick exported, the release checked and
+    copied) and presses the button once, through gpio-sim, as the person at the bed would."""
+    v = t.vm
+    ask = "press the unit's button to install version"
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 900:
+        log_ = updater_log(v, since)
+        if f"{ask} {version}" in log_:
+            break
+        if "bedside update:" in log_ or "update_refused" in log_ or "not authorised" in log_:
+            raise Fail(f"the update ended before asking for a press: {log_.strip()[-600:]}")
+        time.sleep(3)
+    else:
+        raise Fail(f"the updater never asked for the press: {updater_log(v, since).strip()[-600:]}")
+    took = time.monotonic() - t0
+    time.sleep(2)      # the confirmation screen is up
+    v.ok("echo pull-down > /run/gpio-sim/sim_gpio17/pull; sleep 0.3; echo pull-up > /run/gpio-sim/sim_gpio17/pull")
+    return took
+
+
+def ensure_pinned(t: Run) -> None:
+    """The ward's keys pinned, as the upgrade install does; by `bedside trust pin` (the
+    documented way on an installed unit) when that scenario did not run."""
+    if t.seen.get("pinned"):
+        return
+    t.vm.ok(f"systemctl stop bedside.service && {BEDSIDE} trust pin --ward /mnt/payload/keys/ward.pub --release "
+            f"/mnt/payload/keys/release.pub --ward-name '{WARD_NAME}' && "
+            "systemctl start bedside.service", timeout=600)
+    t.seen["pinned"] = True
+
+
+def running_version(v: VM) -> str:
+    return v.ok(f"readlink /opt/bedside/venv; {BEDSIDE} --version; systemctl is-active bedside.service").strip()
+
+
+# The updater is a oneshot: "activating" while it runs, which `systemctl is-active -q` counts as not active.
+UPDATER_RUNS = "systemctl is-active bedside-update.service | grep -qx -e active -e activating"
+# The proof's watchdog period: ten minutes as shipped; twenty seconds here, as in the watchdog scenario.
+FAST_WATCHDOG = ("mkdir -p /run/systemd/system/bedside.service.d && printf '[Service]\\nWatchdogSec=20s\\n' > "
+                 "/run/systemd/system/bedside.service.d/vm-watchdog.conf && systemctl daemon-reload")
+
+
+def s_update(t: Run) -> str:
+    """A signed release from a hot-plugged stick: exported, checked, copied, confirmed by a
+    press through gpio-sim, installed beside, switched. In its proof the service is stopped and
+    the updater killed -9 (the window a power cut or the OOM killer would hit): systemd starts
+    the service again by itself (ExecStopPost=), the path unit starts the updater again for
+    the pending note, and it proves the new version."""
+    v = t.vm
+    ensure_pinned(t)
+    img = make_stick(t, "0.1.1", 1)
+    v.ok(FAST_WATCHDOG + " && systemctl restart bedside.service", timeout=600)
+    since = v.ok("date +%s").strip()
+    t0 = time.monotonic()
+    plug(v, img, "stick1")
+    asked = press_when_asked(t, since, "0.1.1")
+    # In the proof (switched, pending, the new version started): stop the service and kill the updater.
+    # (pip installs the release in the guest meanwhile: minutes under TCG.)
+    # The updater ending first (not confirmed, refused, failed) ends the wait too, and says why.
+    r = v.sh("end=$((SECONDS + 1800)); while [ $SECONDS -lt $end ]; do [ -e /opt/bedside/.update-pending ] && "
+             "readlink /opt/bedside/venv | grep -q /0.1.1/ && systemctl is-active -q bedside.service && break; "
+             f"{UPDATER_RUNS} || [ -e /opt/bedside/.update-pending ] || exit 9; "
+             "sleep 0.2; done; [ -e /opt/bedside/.update-pending ] && systemctl stop bedside.service && "
+             "systemctl kill -s KILL bedside-update.service", timeout=1900)
+    if r.rc != 0:
+        why = v.sh(f"journalctl -u bedside.service --since @{since} -p warning -o cat --no-pager | tail -12; "
+                   "ls -ln /var/lib/bedside | head -20").out
+        raise Fail(f"the updater did not reach its proof (exit {r.rc}): {updater_log(v, since).strip()[-700:]}; "
+                   f"the service said: {why.strip()[-1500:]}")
+    back = wait_for(v, "the service started again after the updater's kill", "systemctl is-active -q bedside.service",
+                    120, every=1)
+    wait_for(v, "the updater started again and proved the release",
+             f"[ ! -e /opt/bedside/.update-pending ] && ! {UPDATER_RUNS}", 900)
+    took = time.monotonic() - t0
+    unplug(v, "stick1")
+    now = running_version(v)
+    if "/0.1.1/" not in now or "0.1.1" not in now.splitlines()[1] or not now.endswith("active"):
+        raise Fail(f"not running 0.1.1 after the update: {now}")
+    recs = export(v)
+    upd = [r for r in recs if r["type"] == "software_update"]
+    if not upd or upd[-1].get("old") != OLD_VERSION or upd[-1].get("new") != "0.1.1":
+        raise Fail(f"no software_update {OLD_VERSION} -> 0.1.1 in the journal: {[r['type'] for r in recs[-8:]]}")
+    if any(r["type"] == "software_rollback" for r in recs):
+        raise Fail("the good release was rolled back")
+    log_ = updater_log(v, since)
+    if "cut off before its proof: installed" not in log_:
+        raise Fail(f"the updater started again did not prove the release: {log_.strip()[-600:]}")
+    exports = [r for r in recs if r["type"] == "export"]
+    return (f"stick exported ({len(exports)} export record), release 0.1.1 checked and copied, press asked after "
+            f"{asked:.0f} s and given through gpio-sim; in its proof the service stopped and the updater killed -9: "
+            f"the service ran again {back:.0f} s later (ExecStopPost=), the updater came back for the pending "
+            f"note and kept 0.1.1; software_update recorded ({took:.0f} s)")
+
+
+def s_update_rollback(t: Run) -> str:
+    """A signed release whose daemon cannot start: installed, switched, failed, switched back;
+    the old version runs again, software_rollback is recorded and the updater says why at err."""
+    v = t.vm
+    before = running_version(v)
+    old = before.splitlines()[1].split()[-1]
+    img = make_stick(t, "0.1.2", 2, broken=True)
+    v.ok(FAST_WATCHDOG)
+    since = v.ok("date +%s").strip()
+    t0 = time.monotonic()
+    plug(v, img, "stick2")
+    press_when_asked(t, since, "0.1.2")
+    wait_for(v, "the failing update's end",
+             f"journalctl -u bedside-update.service --since @{since} -o cat | grep -q 'bedside update: ' && "
+             f"! {UPDATER_RUNS}", 900)
+    took = time.monotonic() - t0
+    unplug(v, "stick2")
+    wait_for(v, "the service running again", "systemctl is-active -q bedside.service", 120, every=1)
+    now = running_version(v)
+    if now != before:
+        raise Fail(f"after the rollback the unit runs {now!r}, not {before!r}")
+    if v.sh("test -e /opt/bedside/releases/0.1.2").rc == 0:
+        raise Fail("the failed release was kept")
+    recs = export(v)
+    rb = [r for r in recs if r["type"] == "software_rollback"]
+    if not rb or rb[-1].get("from") != "0.1.2" or rb[-1].get("to") != old:
+        raise Fail(f"no software_rollback 0.1.2 -> {old}: {[r['type'] for r in recs[-8:]]}")
+    lines = [json.loads(x) for x in v.ok(f"journalctl -u bedside-update.service --since @{since} -o json "
+                                         "--no-pager").splitlines() if x.strip()]
+    said = [x for x in lines if "rolled_back" in str(x.get("MESSAGE"))]
+    if not said or {str(x.get("PRIORITY")) for x in said} != {"3"}:
+        raise Fail(f"the rollback is not logged at err: {[(x.get('PRIORITY'), x.get('MESSAGE')) for x in said]}")
+    shown = v.ok(f"journalctl -u bedside-update.service --since @{since} -p warning --no-pager -o cat")
+    if "rolled_back" not in shown:
+        raise Fail("journalctl -p warning does not show the rollback")
+    v.ok("rm -r /run/systemd/system/bedside.service.d && systemctl daemon-reload")
+    return (f"0.1.2 (daemon stops at its start) installed, switched, failed its start, switched back: "
+            f"{old} running again, 0.1.2 removed, software_rollback recorded (\"{rb[-1].get('reason', '')[:50]}\"), "
+            f"the updater's line at err ({took:.0f} s)")
+
+
+def scenarios(args: argparse.Namespace) -> list[tuple[str, str, Callable[[Run], str]]]:
+    """(id for --only, the line's name, the scenario), in the order they run."""
+    out: list[tuple[str, str, Callable[[Run], str]]] = [
+        ("boot", "boot", s_boot),
+        ("install", "install: fresh, start fails (no GPIO chip yet), install whole", s_install_fresh),
+        ("fatal", "the fatal reason at err", s_fatal_at_err),
+        ("ready", "service READY", s_ready),
+        ("press", "press through gpio-sim -> record; buzzer and LED lines move", s_press),
+        ("watchdog", "SIGSTOP -> watchdog restart", s_watchdog),
+        ("priorities", "journalctl -p warning: every fault at its priority", s_priorities),
+        ("pull", "bedside pull over the QEMU serial port", s_serial_pull),
+        ("again", "install: again (upgrade), pinning the ward's keys", s_install_again),
     ]
-    out += [(f"power cut {n} (QEMU killed) in a guided day", power_cut(n)) for n in range(1, args.cuts + 1)]
-    out += [("block-level crash states (dm-log-writes)", s_crash_states),
-            ("install: --uninstall, every claimed file back", s_uninstall)]
+    out += [(f"cut{n}", f"power cut {n} (QEMU killed) in a guided day", power_cut(n)) for n in range(1, args.cuts + 1)]
+    # The updates after the cuts: the press scenario's guided session is long over (a unit in
+    # the middle of a session answers an update's question "busy", and the update is not made).
+    out += [("crash", "block-level crash states (dm-log-writes)", s_crash_states),
+            ("update", "software update from a hot-plugged USB stick; updater killed in its proof", s_update),
+            ("rollback", "a failing software update from a stick rolls back", s_update_rollback),
+            ("uninstall", "install: --uninstall, every claimed file back", s_uninstall)]
     return out
 
 
-NOT_BUILT = ["software update from a hot-plugged virtual USB stick (with a failing update that rolls back): "
-             "not built yet (docs/install.md, \"What the VM proves\")"]
+# What a scenario needs to have run before it, when --only leaves it out (and no installed
+# image stands in for install and ready).
+NEEDS = {"fatal": ["install"], "ready": ["install"], "priorities": ["install", "ready", "watchdog"],
+         "uninstall": ["install"]}
+INSTALLED = ("install", "ready")     # what an installed image stands in for
+
+
+def installed_key(image: Image) -> str:
+    """What the installed image depends on: the base image and everything the install reads."""
+    h = hashlib.sha256(image.dir.name.encode())
+    for top in ("device", "systemd", "config", "tools/install.sh", "pyproject.toml", "tools/vm"):
+        path = SRC / top
+        for f in sorted([path] if path.is_file() else path.rglob("*")):
+            if f.is_file() and "__pycache__" not in f.parts:
+                h.update(str(f.relative_to(SRC)).encode() + f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def save_installed(t: Run, key: str) -> None:
+    """Keeps the guest's disk as it is now (installed, commissioned, READY) for the next run's
+    scenarios that do not test the install: the file system frozen (synced, and every write
+    flushed through QEMU to the qcow2 file), the overlay copied, thawed."""
+    v = t.vm
+    dest = CACHE / f"installed-{key}"
+    v.ok("sync && fsfreeze -f /", timeout=120)
+    try:
+        shutil.copy(v.run / "root.qcow2", f"{dest}.qcow2.part")
+    finally:
+        v.ok("fsfreeze -u /", timeout=120)
+    guest_now = float(v.ok("date +%s.%N"))
+    Path(f"{dest}.json").write_text(json.dumps({"guest_time": guest_now, "seen": {"before": t.seen["before"]}}))
+    os.replace(f"{dest}.qcow2.part", f"{dest}.qcow2")
+    for old in CACHE.glob("installed-*"):
+        if not old.name.startswith(f"installed-{key}."):
+            old.unlink()
+
+
+# Scenarios a second VM runs from the installed image, when there are two cores.
+SECOND = {"cut1", "cut2", "cut3", "cut4", "crash", "update", "rollback"}
+
+
+def make_scratch(run: Path) -> None:
+    """The dm-log-writes scenario's empty data and log disks."""
+    for name, size in (("lw-data.img", 64 << 20), ("lw-log.img", 1 << 30)):
+        with (run / name).open("wb") as f:
+            f.truncate(size)
+
+
+@dataclass
+class Lane:
+    """One VM's share of the scenarios, run in order; its counts."""
+    label: str
+    t: Run | None
+    chosen: list[tuple[str, str, Callable[[Run], str]]]
+    passed: int = 0
+    failed: int = 0
+    done: Any = None
+
+    def __post_init__(self) -> None:
+        import threading
+
+        self.done = threading.Event()
+
+    def fail_all(self, why: str) -> None:
+        for _, name, _ in self.chosen:
+            self.failed += 1
+            print(f"FAIL {name}{self.label}: {why}", flush=True)
+
+    def run(self, after_ready: Callable[[Lane], None] | None = None) -> None:
+        assert self.t is not None
+        try:
+            for sid, name, fn in self.chosen:
+                s0 = time.monotonic()
+                try:
+                    detail = fn(self.t)
+                    self.passed += 1
+                    print(f"PASS {name}{self.label}: {detail} [{time.monotonic() - s0:.0f} s]", flush=True)
+                    if sid == "ready" and after_ready is not None:
+                        after_ready(self)
+                except Exception as e:     # every failure is a scenario's result
+                    self.failed += 1
+                    what = str(e) if isinstance(e, Fail) else f"{type(e).__name__}: {e}"
+                    print(f"FAIL {name}{self.label}: {what[:1500]} [{time.monotonic() - s0:.0f} s]", flush=True)
+        finally:
+            self.t.vm.shutdown()
+            self.done.set()
+
+
+def second_lane(lane: Lane, image: Image, snap: Path, share: Path, have_snap: Any, a: argparse.Namespace) -> None:
+    """The second VM: waits for the installed image (kept after READY), boots from it, runs its share."""
+    try:
+        have_snap.wait()
+        if not snap.exists():
+            lane.fail_all("no installed image to start from (the install or READY failed)")
+            return
+        run = CACHE / "run-2"
+        shutil.rmtree(run, ignore_errors=True)
+        run.mkdir()
+        saved = json.loads(snap.with_suffix(".json").read_text())
+        sh("qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", snap, run / "root.qcow2")
+        make_scratch(run)
+        vm = VM(image, run, offset=saved["guest_time"] - time.time(), share=share)
+        lane.t = Run(vm, a)
+        lane.t.seen.update(saved.get("seen", {}))
+        lane.chosen = [("boot", "boot", s_boot), *lane.chosen]
+    except Exception as e:
+        lane.fail_all(f"{type(e).__name__}: {e}")
+        return
+    finally:
+        if lane.t is None:
+            lane.done.set()
+    lane.run()
 
 
 def main() -> int:
@@ -859,12 +1234,28 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=int(time.time()) % 100000, help="for the cuts' moments")
     ap.add_argument("--rebuild", action="store_true", help="build the image again")
     ap.add_argument("--build-only", action="store_true", help="build (or find) the image and stop")
+    ap.add_argument("--vms", type=int, choices=(1, 2), help="VMs at once (default: 2 where there are two cores): "
+                    "the second runs the power cuts and crash states from the installed image")
+    ap.add_argument("--only", metavar="ID[,ID]", help="run only these scenarios (and what they need): "
+                    "boot, install, fatal, ready, press, watchdog, priorities, pull, again, update, rollback, "
+                    "cut1.., crash, uninstall. Without install, fatal or ready among them, they start from the "
+                    "installed image a whole run keeps (var/vm/installed-*), when it matches this checkout")
     a = ap.parse_args()
     if os.geteuid() != 0:
         print("vm-test: run as root (debootstrap, chroot and the image's file ownership need it)", file=sys.stderr)
         return 2
     t0 = time.monotonic()
     CACHE.mkdir(parents=True, exist_ok=True)
+    import fcntl
+
+    # One run at a time per cache: a second would remove the first's run folder, and a QEMU
+    # that exits unlinks its socket paths, which the other's QEMU would be using.
+    lock = (CACHE / "vm-test.lock").open("w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"vm-test: another run is using {CACHE}; wait for it to finish", file=sys.stderr)
+        return 2
     image, built = build_image(a.rebuild)
     print(f"image: {image.dir.name} ({f'built in {built:.0f} s' if built else 'cached'})", flush=True)
     if a.build_only:
@@ -873,30 +1264,74 @@ def main() -> int:
     shutil.rmtree(run, ignore_errors=True)
     run.mkdir()
     make_payload(run)
-    sh("qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", image.disk, run / "root.qcow2")
-    for name, size in (("lw-data.img", 64 << 20), ("lw-log.img", 1 << 30)):
-        with (run / name).open("wb") as f:
-            f.truncate(size)
-    vm = VM(image, run, offset=GUEST_EPOCH.timestamp() - time.time())
+    chosen = scenarios(a)
+    ids = [i for i, _, _ in chosen]
+    key = installed_key(image)
+    snap = CACHE / f"installed-{key}.qcow2"
+    from_snap = False
+    if a.only:
+        want = set(a.only.split(","))
+        if want - set(ids):
+            print(f"vm-test: no scenario {sorted(want - set(ids))}; there are {', '.join(ids)}", file=sys.stderr)
+            return 2
+        from_snap = snap.exists() and not want & {"install", "fatal", "ready"}
+        need = want | {"boot"}
+        for w in want:
+            need |= set(NEEDS.get(w, []))
+        if not from_snap and need - {"boot"}:
+            need |= set(INSTALLED)
+        chosen = [c for c in chosen if c[0] in need]
+        print(f"only: {', '.join(c[0] for c in chosen)}" + (f" (from the installed image {snap.name})"
+                                                             if from_snap else ""), flush=True)
+    offset = GUEST_EPOCH.timestamp() - time.time()
+    saved: dict[str, Any] = {}
+    if from_snap:
+        saved = json.loads(snap.with_suffix(".json").read_text())
+        sh("qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", snap, run / "root.qcow2")
+        offset = saved["guest_time"] - time.time()
+        chosen = [c for c in chosen if c[0] not in INSTALLED]
+    else:
+        sh("qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", image.disk, run / "root.qcow2")
+    make_scratch(run)
+    vm = VM(image, run, offset=offset)
     t = Run(vm, a)
-    print(f"seed {a.seed}; QEMU {vm.accel}, 1 vCPU, 1 GiB", flush=True)
-    passed = failed = 0
+    t.seen.update(saved.get("seen", {}))
+    # A second VM, from the installed image, for the power cuts and the crash states: they need
+    # an installed unit but not this one's history, and each keeps one core busy.
+    vms = a.vms or (2 if (os.cpu_count() or 1) >= 2 else 1)
+    second = [c for c in chosen if c[0] in SECOND] if vms == 2 else []
+    if second and any(c[0] not in SECOND | {"boot"} for c in chosen):
+        chosen = [c for c in chosen if c[0] not in SECOND]
+    else:
+        second = []
+    print(f"seed {a.seed}; QEMU {vm.accel}, 1 vCPU, 1 GiB, {2 if second else 1} VM(s) at once", flush=True)
+    import threading
+
+    have_snap = threading.Event()
+    if snap.exists():
+        have_snap.set()
+
+    def after_ready(lane: Lane) -> None:
+        if not snap.exists() and lane.t is not None:
+            k0 = time.monotonic()
+            save_installed(lane.t, key)
+            print(f"  kept the installed image: {snap.name} ({time.monotonic() - k0:.0f} s)", flush=True)
+        have_snap.set()
+
+    first = Lane("", t, chosen)
+    lanes = [first]
+    if second:
+        lanes.append(Lane(" [vm 2]", None, second))
+        threading.Thread(target=second_lane, args=(lanes[1], image, snap, run, have_snap, a), daemon=True).start()
     try:
-        for name, fn in scenarios(a):
-            s0 = time.monotonic()
-            try:
-                detail = fn(t)
-                passed += 1
-                print(f"PASS {name}: {detail} [{time.monotonic() - s0:.0f} s]", flush=True)
-            except Exception as e:     # every failure is a scenario's result
-                failed += 1
-                what = str(e) if isinstance(e, Fail) else f"{type(e).__name__}: {e}"
-                print(f"FAIL {name}: {what[:1500]} [{time.monotonic() - s0:.0f} s]", flush=True)
+        first.run(after_ready)
     finally:
-        vm.shutdown()
-    for text in NOT_BUILT:
-        print(f"NOT RUN {text}", flush=True)
-    boots = ", ".join(f"{b:.0f}" for b in vm.boots)
+        have_snap.set()           # a failed install or READY: the second VM has nothing to start from
+    for lane in lanes[1:]:
+        lane.done.wait()
+    passed = sum(x.passed for x in lanes)
+    failed = sum(x.failed for x in lanes)
+    boots = "; ".join(", ".join(f"{b:.0f}" for b in x.t.vm.boots) for x in lanes if x.t is not None)
     import resource
 
     # QEMU's own CPU time: about what the run would take on a quiet machine (TCG keeps one core busy).

@@ -538,6 +538,72 @@ def test_the_watchdog_period_is_read_as_systemctl_prints_it() -> None:
     assert _seconds("infinity") == 0.0 and _seconds("") == 0.0
 
 
+def test_the_updaters_outcome_goes_to_the_journal_at_its_priority(tmp_path: Path) -> None:
+    """Under systemd the updater's standard output is journald's stream: a rollback and a
+    failed install go out at err, a refused bundle at warning, so `journalctl -u
+    bedside-update -p warning` shows each; an installed update at info. Elsewhere (a terminal,
+    a pipe) the line is plain. (Before, every outcome was filed at info.)"""
+    from bedside.cli.update import say
+
+    out = tmp_path / "stdout"
+    with out.open("w") as f:
+        st = os.fstat(f.fileno())
+        env = {"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}
+        old = os.environ.get("JOURNAL_STREAM")
+        os.environ.update(env)
+        try:
+            for result in ("rolled_back", "failed", "refused", "not_confirmed", "installed"):
+                say(result, f"bedside update: {result}: two\nlines", f)
+        finally:
+            if old is None:
+                del os.environ["JOURNAL_STREAM"]
+            else:
+                os.environ["JOURNAL_STREAM"] = old
+    lines = out.read_text().splitlines()
+    assert [line[:3] for line in lines] == ["<3>", "<3>", "<3>", "<3>", "<4>", "<4>", "<5>", "<5>", "<6>", "<6>"]
+    plain = tmp_path / "plain"
+    with plain.open("w") as f:
+        say("rolled_back", "bedside update: rolled_back: x", f)
+    assert plain.read_text() == "bedside update: rolled_back: x\n"
+
+
+def test_the_request_for_a_press_reaches_the_log_while_the_updater_waits(tmp_path: Path) -> None:
+    """The updater's "press the unit's button" line is in the journal while it waits for the
+    press, not when it ends: under systemd standard output is a stream into journald, which
+    Python buffers (found in the VM: the line came only after the minute's wait was over)."""
+    import select
+    import socket
+    import sys
+
+    from tests.conftest import ROOT
+
+    path = tmp_path / "stick.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+    code = ("from pathlib import Path; from bedside.cli.update import press_to_confirm; "
+            f"print(press_to_confirm(Path({str(path)!r}))('0.1.0', '0.2.0'), flush=True)")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}     # as systemd runs it
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=ROOT,
+                            stdin=subprocess.DEVNULL, env=env)
+    try:
+        server.settimeout(30)
+        conn, _ = server.accept()
+        with conn:
+            conn.makefile("rb").readline()        # the question: the updater now waits for the answer
+            assert proc.stdout is not None
+            # A buffered line would come only when the updater ends, which it does not: it waits.
+            assert select.select([proc.stdout], [], [], 60)[0], "no line while the updater waits for the press"
+            seen = proc.stdout.readline()
+            assert "press the unit's button to install version 0.2.0" in seen
+            conn.sendall(json.dumps({"ok": True, "outcome": "confirmed"}).encode() + b"\n")
+        assert proc.stdout.readline().strip() == "True"
+    finally:
+        proc.kill()
+        proc.wait(10)
+        server.close()
+
+
 def test_the_release_is_signed_with_the_bedside_command(ward: Ward, tmp_path: Path, cheap_argon: None) -> None:
     """``bedside update bundle --key --counter`` where releases are built: a manifest the unit's
     check takes; without the key it refuses, and a transition bundle for units still on a ward

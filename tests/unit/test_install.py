@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import types
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -243,6 +244,8 @@ def _stand_ins(tmp_path: Path, root: Path, restart_rc: int) -> tuple[dict[str, s
 done=no
 grep -q '^# bedside: begin' '{root}/boot/firmware/config.txt' && grep -q '^i2c-dev' '{root}/etc/modules' && done=yes
 echo "{name} $* configured=$done" >> '{log}'
+k=no; [ -e '{root}/etc/bedside/keys/keyring.json' ] && k=yes
+echo "{name} $* keys=$k" >> '{log}.keys'
 case "$*" in *restart*) exit {rc} ;; esac
 exit 0
 """)
@@ -267,6 +270,9 @@ def test_the_service_starts_last_and_a_failed_start_leaves_a_complete_explained_
     assert restart == ["systemctl restart bedside.service configured=yes"], calls
     # The start is the last thing done to the system: after every enable, mask and reload.
     assert calls[-1] == restart[0] and any("daemon-reload configured=yes" in c for c in calls), calls
+    # The update path watches from now, not from the next boot (found in the VM: a stick's
+    # update was copied and then waited for a reboot).
+    assert "systemctl start bedside-update.path configured=yes" in calls, calls
     assert _block((root / "boot/firmware/config.txt").read_text())[0] == "[all]"
     assert (root / "etc/modules").read_text() == PI_OS_MODULES + "i2c-dev\n"
     assert (root / "etc/bedside/bedside.toml").exists()
@@ -278,6 +284,40 @@ def test_the_service_starts_last_and_a_failed_start_leaves_a_complete_explained_
         assert "The install is complete" in r.stdout and "journalctl -u bedside -b -p warning" in r.stdout
         # The rest of the guidance is still printed after the failed start.
         assert "commissioning checklist" in r.stdout
+
+
+@needs_root
+def test_pinning_keys_on_a_running_unit_stops_it_first(tmp_path: Path) -> None:
+    """An upgrade install with --ward-key/--release-key on a running unit: the pin is journaled
+    and the daemon holds the journal, so the service is stopped before the pin and started
+    last (found in the VM: the pin refused to write beside the running daemon and the
+    install stopped there, exit 1)."""
+    from bedside.trust import keyring, keys
+
+    # The unit's user walks to its data directory (not so under pytest's folder, mode 700).
+    card = Path(tempfile.mkdtemp(prefix="bedside-card-"))
+    card.chmod(0o755)
+    try:
+        _pin_on_a_running_unit(card, tmp_path, keyring, keys)
+    finally:
+        shutil.rmtree(card, ignore_errors=True)
+
+
+def _pin_on_a_running_unit(card: Path, tmp_path: Path, keyring: types.ModuleType, keys: types.ModuleType) -> None:
+    root = _fake_root(card)
+    env, log = _stand_ins(tmp_path, root, 0)
+    pubs = tmp_path / "pubs"
+    pubs.mkdir()
+    for role in ("ward", "release"):
+        k = keys.generate(role, f"the {role} key")
+        (pubs / f"{role}.pub").write_text(json.dumps(keyring.public_key_file(role, k.name, k.public)))
+    r = subprocess.run(["bash", str(INSTALL), "--root", str(root), "--board", "4", "--ward-key", str(pubs / "ward.pub"),
+                        "--release-key", str(pubs / "release.pub"), "--ward-name", "Ward 7"],
+                       capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    calls = Path(f"{log}.keys").read_text().splitlines()
+    assert "systemctl stop bedside.service keys=no" in calls, calls
+    assert calls[-1] == "systemctl restart bedside.service keys=yes", calls
 
 
 @needs_root

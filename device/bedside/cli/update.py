@@ -7,6 +7,7 @@ import argparse
 import importlib
 import pkgutil
 import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -243,13 +244,14 @@ def press_to_confirm(socket_path: Path) -> Any:
     def confirm(old: str, new: str) -> bool:
         client = ChannelClient.connect(socket_path)
         if client is None:
-            print("bedside: the unit's service is not running, so nobody can confirm the update with a press")
+            print("bedside: the unit's service is not running, so nobody can confirm the update with a press",
+                  flush=True)
             return False
         try:
-            print(f"bedside: press the unit's button to install version {new} (hold it to cancel)")
+            print(f"bedside: press the unit's button to install version {new} (hold it to cancel)", flush=True)
             return client.confirm("Install update?", f"Version {new}", f"from {old}") == "confirmed"
         except ChannelError as e:
-            print(f"bedside: the update could not be confirmed: {e}")
+            print(f"bedside: the update could not be confirmed: {e}", flush=True)
             return False
         finally:
             client.close()
@@ -275,7 +277,7 @@ def cmd_update_apply(args: argparse.Namespace) -> int:
     record = recorder(data, socket_path, cfg.tz)
     resumed = software.resume(releases, service, record)
     if resumed is not None:
-        print(f"bedside update: an update cut off before its proof: {resumed.result}: {resumed.message}")
+        say(resumed.result, f"bedside update: an update cut off before its proof: {resumed.result}: {resumed.message}")
         current = releases.current() or current
     if not (Path(args.folder) / "manifest.json").exists():
         return 0 if resumed is None or resumed.result == "installed" else 1
@@ -286,5 +288,21 @@ def cmd_update_apply(args: argparse.Namespace) -> int:
         raise UserError(str(e), code=3) from None
     out = software.apply(Path(args.folder), Path(args.staging), ring, current, releases, service, record,
                          press_to_confirm(socket_path), datetime.now(UTC), extra)
-    print(f"bedside update: {out.result}: {out.message}")
+    say(out.result, f"bedside update: {out.result}: {out.message}")
     return {"installed": 0, "refused": 3, "not_confirmed": 4}.get(out.result, 1)
+
+
+# How each outcome goes to the system log: a rollback or a failed install is an error on the
+# unit (`journalctl -u bedside-update -p warning` shows it), a refused bundle a warning.
+PRIORITY = {"installed": 6, "not_confirmed": 5, "refused": 4, "rolled_back": 3, "failed": 3}
+
+
+def say(result: str, text: str, stream: Any = None) -> None:
+    """The updater's outcome on standard output, at its priority when that is journald's
+    stream (the updater runs under systemd; an unmarked line would be filed at info)."""
+    from bedside.unit.systemlog import ERR, is_journal
+
+    out = sys.stdout if stream is None else stream
+    prefix = f"<{PRIORITY.get(result, ERR)}>" if is_journal(out) else ""
+    out.write("".join(f"{prefix}{line}\n" for line in text.splitlines()))
+    out.flush()
