@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,7 +31,7 @@ from bedside.stick import software, update
 from bedside.stick.channel import ChannelClient
 from bedside.trust import keys
 from bedside.unit.offline import OfflineWriter
-from bedside.unit.releases import ReleaseError, Releases
+from bedside.unit.releases import ReleaseError, Releases, holds_gpiod
 from tests.conftest import journal_records
 from tests.rigs import wheelhouse
 from tests.rigs.stick_rig import SECRET, FatStick, needs_fat, unit_data
@@ -320,6 +321,58 @@ def test_pip_installs_only_files_with_their_signed_hashes(wheel_folder: Path, tm
     shutil.copy(wheel_folder / dep.name, dep)
     with pytest.raises(ReleaseError, match="does not sign"):
         releases.install("0.1.0", staging, hashes=hashes)
+
+
+def _gpiod_wheel(out: Path) -> Path:
+    """A wheel of a distribution called gpiod whose module does nothing. What is tested is that
+    the updater carries the dependency into the new venv, to its signed hash; libgpiod itself is
+    the VM's to prove (make vm-test, the update scenario)."""
+    path = out / "gpiod-2.5.0-py3-none-any.whl"
+    files = {"gpiod/__init__.py": b"",
+             "gpiod-2.5.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: gpiod\nVersion: 2.5.0\n",
+             "gpiod-2.5.0.dist-info/WHEEL":
+                 b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+        record = "".join(f"{n},,\n" for n in [*files, "gpiod-2.5.0.dist-info/RECORD"])
+        z.writestr("gpiod-2.5.0.dist-info/RECORD", record)
+    return path
+
+
+def test_a_unit_reading_its_pins_through_gpiod_keeps_gpiod_across_an_update(wheel_folder: Path, tmp_path: Path) -> None:
+    """tools/install.sh puts libgpiod 2's bindings beside the pi extra. A release that replaced
+    that venv without them would poll the button (a Pi) or not start (a board named by
+    gpio_chip, as the VM found): the new venv gets gpiod from the release's own signed wheel, a
+    release without one is refused before any venv is made, and a unit without gpiod gets none."""
+    staging = tmp_path / "staging"
+    shutil.copytree(wheel_folder, staging)
+    gpiod = _gpiod_wheel(staging)
+    hashes = {p.name: update.sha256(p) for p in staging.glob("*.whl")}
+
+    with_gpiod = Releases(tmp_path / "with/opt/bedside")
+    in_use = with_gpiod.venv("0.0.9")
+    (in_use / "lib/python3.11/site-packages/gpiod-2.5.0.dist-info").mkdir(parents=True)
+    with_gpiod.link.symlink_to(in_use)
+    assert holds_gpiod(with_gpiod.venv("0.1.0")) is False
+    new = with_gpiod.install("0.1.0", staging, hashes=hashes)
+    assert holds_gpiod(new)
+    assert subprocess.run([str(new / "bin/python"), "-c", "import gpiod"], timeout=60).returncode == 0
+
+    # The same unit, a release whose wheels hold no gpiod: refused, nothing made.
+    shutil.rmtree(new.parent)
+    without = {n: h for n, h in hashes.items() if n != gpiod.name}
+    gpiod.unlink()
+    with pytest.raises(ReleaseError, match="no gpiod wheel"):
+        with_gpiod.install("0.1.0", staging, hashes=without)
+    assert not with_gpiod.venv("0.1.0").parent.exists()
+
+    # A unit without gpiod (the installer could not build it) is not given one.
+    _gpiod_wheel(staging)
+    plain = Releases(tmp_path / "plain/opt/bedside")
+    (plain.venv("0.0.9")).mkdir(parents=True)
+    plain.link.symlink_to(plain.venv("0.0.9"))
+    assert not holds_gpiod(plain.install("0.1.0", staging, hashes=hashes))
 
 
 def test_copying_checks_sizes_hashes_links_and_the_reserve(ward: Ward, tmp_path: Path) -> None:

@@ -37,6 +37,20 @@ class ReleaseError(BedsideError):
     """A release could not be made or switched to; the message says why."""
 
 
+# libgpiod 2's bindings: tools/install.sh installs them beside the ``pi`` extra (best effort:
+# they are built from source where there is no wheel), so that the button is read from the
+# kernel's line events and the outputs need no lgpio timing thread. A release that replaces a
+# venv holding them must hold them too, or it would fall back to polling (a Pi) or not start at
+# all (a board named by ``[hardware] gpio_chip``).
+GPIOD = "gpiod>=2.1"
+
+
+def holds_gpiod(venv: Path) -> bool:
+    """Whether ``venv`` has the gpiod distribution installed in its own site-packages (apt's
+    older bindings, seen through ``--system-site-packages``, do not count)."""
+    return any(venv.glob("lib/python3*/site-packages/gpiod-*.dist-info"))
+
+
 def pip_command() -> list[str]:
     """A pip that can install into another venv (``--python``): this interpreter's, or the
     system's (a venv made by an update has none of its own)."""
@@ -76,25 +90,36 @@ class Releases:
         (``--no-index --require-hashes``) from a requirements file that pins every distribution
         it installs to a signed hash. pip first says what it would install here (``--dry-run
         --report``: the platform's own wheels, markers applied); each of those files must be in
-        the signed list, or nothing is installed."""
+        the signed list, or nothing is installed.
+
+        When the venv in use holds libgpiod 2's bindings (``GPIOD``), the new one gets them too,
+        from the release's own wheel and pinned to its signed hash like every other; a release
+        without that wheel is refused here, before anything is switched."""
         if version == self.current():
             raise ReleaseError(f"version {version} is the one in use; it is not installed over itself")
+        wants = [f"bedside[{extra}]=={version}"]
+        if holds_gpiod(self.link):
+            if not any(wheels.glob("gpiod-*.whl")):
+                raise ReleaseError(f"release {version} has no gpiod wheel, and this unit reads its pins through "
+                                   "libgpiod 2's bindings (the gpiod package): without them the new version would "
+                                   "poll the button or not start. Build the release's wheels with gpiod "
+                                   "(docs/install.md, \"Making the update\") and bundle them again")
+            wants.append(GPIOD)
         venv = self.venv(version)
         if venv.parent.exists():
             shutil.rmtree(venv.parent)       # a half-made one from an earlier attempt
         venv.parent.mkdir(parents=True)
         python = str(venv / "bin" / "python")
-        want = f"bedside[{extra}]=={version}"
         pip = [*self.pip, "--python", python, "install", "--quiet", "--no-index", "--no-cache-dir",
                "--find-links", str(wheels)]
         # --system-site-packages: apt's GPIO backend stays visible, as in the installed venv.
         self._run([self.python, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], timeout, version)
         if hashes is None:
-            self._run([*pip, want], timeout, version)
+            self._run([*pip, *wants], timeout, version)
             return venv
         with tempfile.TemporaryDirectory(prefix="bedside-pins-") as tmp:
             report = Path(tmp) / "report.json"
-            self._run([*pip, "--dry-run", "--report", str(report), want], timeout, version)
+            self._run([*pip, "--dry-run", "--report", str(report), *wants], timeout, version)
             lines = self._pinned(json.loads(report.read_text()), hashes, extra, version)
             reqs = Path(tmp) / "requirements.txt"
             reqs.write_text("\n".join(lines) + "\n")
