@@ -188,12 +188,15 @@ class Store:
             return [Record(T.FAULT, data={"part": "seal", "problem": str(e)})]
         if self.journal is None:
             return []
+        caught = None
         try:
             commissioned = self.journal.last_of_type(T.SEAL_KEY)
             if self.sealer.available:
-                self.sealer.catch_up(self.journal.last_of_type(T.SEAL))
+                caught = self.sealer.catch_up(self.journal.last_of_type(T.SEAL))
         except JournalError:
             return []
+        if caught is not None:
+            return [Record(T.FAULT, data={"part": "seal", "problem": caught})]
         key = self.sealer.key
         if commissioned is None:
             return []
