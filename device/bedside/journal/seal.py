@@ -73,15 +73,27 @@ class HospitalKey:
 
 
 class KeyChain:
-    """k₀, k₁, k₂ … computed forward on demand (epochs are checked in order)."""
+    """k₀, k₁, k₂ … computed forward on demand (epochs are checked in order). Only k₀ and the
+    latest key are kept: memory does not grow with the seals. An epoch further than
+    ``MAX_EPOCH`` (a seal every three hours for over three centuries) is refused with a
+    ValueError: a crafted seal record would otherwise make the verifier hash for ever."""
 
     def __init__(self, k0: bytes) -> None:
-        self._keys = [k0]
+        self._k0 = k0
+        self._epoch, self._key = 0, k0
 
     def at(self, epoch: int) -> bytes:
-        while len(self._keys) <= epoch:
-            self._keys.append(evolve(self._keys[-1]))
-        return self._keys[epoch]
+        if not 0 <= epoch <= MAX_EPOCH:
+            raise ValueError(f"epoch {epoch} is past any unit's seals")
+        if epoch < self._epoch:
+            self._epoch, self._key = 0, self._k0
+        while self._epoch < epoch:
+            self._key = evolve(self._key)
+            self._epoch += 1
+        return self._key
+
+
+MAX_EPOCH = 1_000_000
 
 
 def hospital_file(unit: str, k0: bytes, created: str) -> bytes:
