@@ -42,6 +42,7 @@ from bedside import secret
 from bedside.core.config import Config
 from bedside.core.errors import BedsideError
 from bedside.core.records import T
+from bedside.durable import json_loads
 from bedside.journal import chain, export
 from bedside.journal.journal import Journal
 from bedside.journal.segments import JournalError
@@ -136,7 +137,7 @@ class ServiceMount:
             self.wfile.write(json.dumps({"op": op}).encode() + b"\n")
             self.wfile.flush()
             line = self.rfile.readline(65536)
-            answer = json.loads(line) if line else None
+            answer = json_loads(line) if line else None       # (nesting too deep: a ValueError, not a crash)
         except (OSError, ValueError):
             answer = None
         if not isinstance(answer, dict):
