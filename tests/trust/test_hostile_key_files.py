@@ -202,3 +202,18 @@ def test_the_unit_starts_and_seals_with_a_key_of_the_largest_epoch_a_record_hold
     sim.close()
     recs = journal_records(data)
     assert any(r["type"] == "prompt" and r["time"] >= "2026-11-24T14:00" for r in recs)
+
+
+def test_a_key_file_naming_a_long_role_is_refused_in_a_sentence_not_the_file(key_file: Path, tmp_path: Path) -> None:
+    """The role was quoted whole in the refusal: a 5,000-character role made a 5 KB message."""
+    from bedside.trust import keyring
+
+    (tmp_path / "w.pub").write_text(json.dumps({"bedside_public_key": 1, "role": "x" * 5000, "public": "ab" * 32}))
+    with pytest.raises(keyring.KeyringError) as e:
+        keyring.read_public_key(tmp_path / "w.pub", "ward")
+    assert len(str(e.value)) < 400
+    body = json.loads(key_file.read_text())
+    key_file.write_text(json.dumps({**body, "role": "x" * 5000}))
+    with pytest.raises(keys.KeyFileError) as f:
+        keys.load(key_file, PASS, "laptop")
+    assert len(str(f.value)) < 400

@@ -154,7 +154,7 @@ def read_public_key(path: Path, role: str) -> PinnedKey:
     if not isinstance(body, dict) or body.get("bedside_public_key") != 1:
         raise KeyringError(f"{path} is not a bedside public key file")
     if body.get("role") != role:
-        raise KeyringError(f"{path} is a {body.get('role')} key, not a {role} key")
+        raise KeyringError(f"{path} is a {str(body.get('role'))[:20]} key, not a {role} key")
     try:
         return _key_from(body, (*SIGNS, "laptop"))
     except ValueError as e:

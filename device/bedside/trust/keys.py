@@ -121,7 +121,7 @@ def load(path: Path, passphrase: str, role: str | None = None) -> PrivateKey:
     if not isinstance(body, dict) or body.get("bedside_private_key") != FORMAT:
         raise KeyFileError(f"{path} is not a bedside private key file")
     if role is not None and body.get("role") != role:
-        raise KeyFileError(f"{path} is a {body.get('role')} key; this needs the {role} key")
+        raise KeyFileError(f"{path} is a {str(body.get('role'))[:20]} key; this needs the {role} key")
     try:
         kdf = body["kdf"]
         salt, ops, mem, sealed = bytes.fromhex(kdf["salt"]), kdf["ops"], kdf["mem"], bytes.fromhex(body["sealed"])
