@@ -217,3 +217,32 @@ def test_a_key_file_naming_a_long_role_is_refused_in_a_sentence_not_the_file(key
     with pytest.raises(keys.KeyFileError) as f:
         keys.load(key_file, PASS, "laptop")
     assert len(str(f.value)) < 400
+
+
+def test_a_seal_record_naming_an_unreachable_epoch_is_a_fault_at_the_start_not_a_hang(commissioned: Path,
+                                                                                     tmp_path: Path) -> None:
+    """A seal record appended to the chain by someone with the card (the chain is no secret) naming
+    epoch 10**12: the start evolved and synced the key once per epoch, for ever. Now a fault, the
+    key not moved, and the unit prompts."""
+    from bedside.core.events import Record
+    from bedside.core.records import T
+    from bedside.journal.journal import Journal
+    from bedside.unit.clock import VirtualClock
+
+    data = tmp_path / "d"
+    shutil.copytree(commissioned, data)
+    key = seal.load_unit_key(data)
+    assert key is not None
+    j = Journal(data, CFG.tz, "crafted")
+    j.append(Record(T.SEAL, data={"epoch": 10**12, "key_id": key.key_id, "mac": "00" * 32}),
+             VirtualClock(local("2026-11-24T09:00")).now(), "rtc")
+    j.close()
+    sim = simulate.build(CFG, data, local("2026-11-24T10:30"))
+    sim.unit.start()
+    sim.unit.run(until=local("2026-11-24T11:01"))
+    sim.close()
+    recs = journal_records(data)
+    assert any(r["type"] == "fault" and "epochs past the seal key's" in str(r.get("problem")) for r in recs)
+    assert any(r["type"] == "prompt" and r["time"] >= "2026-11-24T11:00" for r in recs)
+    after = seal.load_unit_key(data)
+    assert after is not None and after.epoch < 10**6
