@@ -138,7 +138,7 @@ arm64-smoke:
 # The random exploration: the default test run draws the same examples every time (the "ci"
 # hypothesis profile); this runs every property test (`-m hypothesis`) with fresh random
 # examples and many more of them, the structure-aware fuzzers of hostile segments, WALs,
-# reserves, answer frames, exports and ward stick files among them (docs/journal.md,
+# reserves, answer frames, exports, ward stick files and key files among them (docs/journal.md,
 # "Hostile files"; docs/stick.md, "Hostile sticks"). A
 # failure prints the example and a blob to reproduce it.
 fuzz: apt $(STAMP)

@@ -11,6 +11,7 @@ markers of docs/performance.md.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -246,13 +247,50 @@ def stick_rows(tmp: Path) -> list[tuple[str, str, str]]:
     return rows
 
 
+def key_rows(tmp: Path) -> list[tuple[str, str, str]]:
+    """Each reader of a key file, on the costliest shapes at its limit and past it: CPU time of
+    one read (median of 5), its peak traced memory and the reads made (tests/trust/test_fuzz_key_files.py)."""
+    from tests.trust import test_fuzz_key_files as fuzz
+
+    kinds = fuzz._kinds(fuzz.Keys(tmp / "keys"))
+    rows: list[tuple[str, str, str]] = []
+    for kind in kinds.values():
+        limit = kind.limit
+        shapes = {
+            "small objects to its limit": b"[" + b"{}," * ((limit - 4) // 3) + b"{}]",
+            "a file 1000 times its limit": b" " * (1000 * limit),
+        }
+        for shape, raw in shapes.items():
+            d = tmp / f"key-{len(rows)}"
+            times = []
+            for _ in range(5):
+                result, seen, peak = fuzz.read_one(kind, d, raw)       # (the file written before the clock)
+                t = time.process_time()
+                with fuzz.counted(), contextlib.suppress(Exception):     # (its refusal: judged by the fuzzer)
+                    kind.read(d)
+                times.append(time.process_time() - t)
+            outcome = type(result).__name__ if isinstance(result, Exception) else "read as nothing"
+            ms = statistics.median(times) * 1000
+            rows.append((f"key file: {kind.name}, {shape} ({len(raw) / 1024:.0f} KiB)",
+                         f"reads of ≤ {limit // 1024} KiB + 1 byte; peak ≤ {limit // 1024} KiB + 64 × the bytes read "
+                         "+ 256 KiB",
+                         f"{ms:.1f} ms (Zero 2 W ~{ms * ZERO:.0f} ms); peak {peak / 1024:.0f} KiB; "
+                         f"reads {seen['read']}; {outcome}"))
+    return rows
+
+
 def main() -> None:
+    if "--keys" in sys.argv[1:]:                # only the key files' rows, printed (a few seconds)
+        with tempfile.TemporaryDirectory() as td:
+            print("\n".join(docs.table(key_rows(Path(td)))))
+        return
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
         rows = salvage_rows(tmp)
         rows.append(start_row(tmp, 4))
         rows.append(start_row(tmp, 31))
         rows += stick_rows(tmp)
+        rows += key_rows(tmp)
     note = ("Salvage reads a file only when SQLite refuses it; the figures are a whole scan by "
             "`journal/salvage.py` in a child process: its CPU time (not wall time, so that the figures do not "
             "depend on the machine's load) and its peak RSS (VmHWM) above the same child scanning an empty file. "

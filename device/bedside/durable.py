@@ -62,6 +62,10 @@ def write_text_atomic(path: Path, text: str) -> None:
 # can be damaged, replaced by a device that never ends (/dev/zero), or hold one endless line.
 SMALL_FILE = 1024 * 1024           # config, keys, the secret, the heartbeat: far below this
 MAX_LINE = 1024 * 1024             # one record of an export: far below this
+# Key files (the seal key slots, the hospital's seal key, the ward secret, a private or public key,
+# the ward settings state with its revocation lists): each under a few KiB, the state under the
+# signed settings' 48 KiB. The read's buffer is its limit, so the limit is kept near the need.
+KEY_FILE = 64 * 1024
 
 
 class TooLarge(BedsideError, ValueError):

@@ -32,7 +32,7 @@ from typing import Any
 
 from bedside.core.digest import compare_digest
 from bedside.core.errors import FAILED, BedsideError
-from bedside.durable import json_loads, read_bounded, write_atomic
+from bedside.durable import KEY_FILE, json_loads, read_bounded, write_atomic
 
 FILE_NAME = "ward-secret.json"
 STICK_SALT = b"bedside stick authorisation v1"
@@ -176,16 +176,23 @@ def load(data_dir: Path) -> WardSecret | None:
     """The unit's stored secret hashes, or None if no secret has been set."""
     path = data_dir / FILE_NAME
     try:
-        body: dict[str, Any] = json_loads(read_bounded(path))
+        body: dict[str, Any] = json_loads(read_bounded(path, KEY_FILE))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as e:
         raise SecretError(f"the ward secret file {path} cannot be read ({e}); set the secret again") from None
     try:
-        return WardSecret(bytes.fromhex(body["salt"]), bytes.fromhex(body["unlock"]),
-                          bytes.fromhex(body["stick_key"]), int(body["n"]), int(body["r"]), int(body["p"]))
+        ws = WardSecret(bytes.fromhex(body["salt"]), bytes.fromhex(body["unlock"]),
+                        bytes.fromhex(body["stick_key"]), int(body["n"]), int(body["r"]), int(body["p"]))
     except (KeyError, ValueError, TypeError, OverflowError):       # (Infinity: no whole number)
         raise SecretError(f"the ward secret file {path} is damaged; set the secret again") from None
+    # Every check of a typed secret spends the scrypt cost the file names: no more than a laptop
+    # answers (else a damaged file makes each unlock attempt a minute's work, or a refusal).
+    if len(ws.unlock) != 32 or len(ws.stick_key) != 32 or \
+            kdf_problem({"n": ws.n, "r": ws.r, "p": ws.p, "salt": ws.salt.hex()}) is not None:
+        raise SecretError(f"the ward secret file {path} is damaged (its hashes or their cost are not what "
+                          "bedside writes); set the secret again")
+    return ws
 
 
 def read_secret_file(path: Path) -> str:

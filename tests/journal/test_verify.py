@@ -292,3 +292,68 @@ def test_a_check_keeps_at_most_a_thousand_problems_and_counts_the_rest(genuine: 
     assert not v.ok and v.first_bad == recs[0]["seq"]
     assert len(v.problems) == 11 and v.problems[-1].kind == "more"
     assert f"({10 + c.not_kept} problems in all)" in v.verdict
+
+
+def _crafted(n: int, **each: Any) -> list[dict[str, Any]]:
+    """A valid chain of ``n`` records made by hand (anyone can compute it), ``each`` computing fields."""
+    out: list[dict[str, Any]] = []
+    prev = chain.GENESIS
+    for i in range(n):
+        rec: dict[str, Any] = {"seq": i + 1, "prev": prev, "type": "note", "time": "2026-11-24T09:00:00+00:00",
+                               "boot": "b" * 32, "mono_ms": i, "tq": "rtc"}
+        rec.update({k: f(i) for k, f in each.items()})
+        rec["hash"] = chain.record_hash(rec)
+        prev = rec["hash"]
+        out.append(rec)
+    return out
+
+
+def test_a_check_remembers_at_most_max_boots_and_names_the_rest(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new boot on every record (a crafted chain): the boots remembered stop at
+    ``verify.MAX_BOOTS`` and the verdict says how many were not compared; a boot longer than any
+    unit writes is remembered by its digest, not its text."""
+    monkeypatch.setattr(verify, "MAX_BOOTS", 10)
+    recs = _crafted(50, boot=lambda i: f"{i:032x}" if i % 2 else f"{i:032x}" + "x" * 5000)
+    c = verify.Checker()
+    for r in recs:
+        c.feed(r)
+    assert len(c.boots_seen) == 10 and c.boots_not_kept == 40
+    assert all(len(b) <= 64 for b in c.boots_seen)
+    v = c.verdict("records")
+    assert v.ok and "40 boots after the first 10 not compared" in v.verdict
+
+
+def test_a_reappearing_boot_among_those_kept_is_still_found() -> None:
+    recs = _crafted(6, boot=lambda i: ["a" * 32, "b" * 32, "a" * 32][i % 3])
+    c = verify.Checker()
+    for r in recs:
+        c.feed(r)
+    assert any(p.kind == "boot" and "reappears" in p.text for p in c.problems)
+
+
+def test_seals_of_a_new_key_id_on_every_record_cost_bounded_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each seal's key id was looked up in a list growing with the seals (quadratic) and its
+    epoch kept in a dict of the same size."""
+    monkeypatch.setattr(verify, "MAX_KEY_IDS", 5)
+    recs = _crafted(40, type=lambda i: "seal", key_id=lambda i: f"{i:016x}", epoch=lambda i: 0,
+                    mac=lambda i: "00" * 32)
+    c = verify.Checker()
+    for r in recs:
+        c.feed(r)
+    assert len(c.key_ids) <= 5 and len(c.next_epoch) <= 5
+    assert any(p.kind == "key" and "more than 5 key ids" in p.text for p in c.problems)
+
+
+def test_a_seal_claiming_an_epoch_past_any_units_is_a_problem_not_a_hang(tmp_path: Path) -> None:
+    """A partial chain's first seal sets the epoch followed from it: 10**15 made the verifier
+    hash 10**15 times (and keep every key) before."""
+    key = seal.create(tmp_path / "d", tmp_path / "h.key", "u")
+    hk = seal.load_hospital_key(tmp_path / "h.key")
+    recs = _crafted(3, type=lambda i: "seal", key_id=lambda i: key.key_id, epoch=lambda i: 10**15 + i,
+                    mac=lambda i: "00" * 32)
+    c = verify.Checker(hk, link=(0, chain.GENESIS))
+    for r in recs:
+        c.feed(r)
+    assert c.seals_unchecked == 3 and any("past any unit's seals" in p.text for p in c.problems)
+    k = seal.KeyChain(b"k" * 32)
+    assert k.at(3) == seal.evolve(seal.evolve(seal.evolve(b"k" * 32))) and k.at(1) == seal.evolve(b"k" * 32)

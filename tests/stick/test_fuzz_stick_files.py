@@ -359,3 +359,16 @@ def test_a_confirmation_on_the_stick_channel_waits_a_finite_bounded_time(given: 
     from bedside.stick.channel import confirm_seconds
 
     assert confirm_seconds(given) == seconds
+
+
+def test_an_answer_of_the_mount_service_nested_too_deeply_is_a_stopped_service_not_a_crash() -> None:
+    """The export's side of the privileged mount service's pipe parsed its answers with
+    ``json.loads``: nesting past the parser's limit was a RecursionError (the export cut off)."""
+    import io
+
+    from bedside.stick.export import ServiceMount
+
+    mount = ServiceMount(io.BytesIO(b"[" * 60_000 + b"\n"), io.BytesIO())
+    with pytest.raises(stick_files.StickProblem) as e:
+        mount._ask("mount")
+    assert e.value.reason == stick_files.REMOVED

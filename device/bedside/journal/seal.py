@@ -24,6 +24,7 @@ from typing import Any
 
 from bedside.core.digest import hmac_sha256, sha256
 from bedside.core.errors import BedsideError
+from bedside.durable import KEY_FILE as KEY_FILE_BYTES
 from bedside.durable import json_loads, read_bounded, write_atomic
 
 KEY_FILE = "seal-key.json"
@@ -72,15 +73,27 @@ class HospitalKey:
 
 
 class KeyChain:
-    """k₀, k₁, k₂ … computed forward on demand (epochs are checked in order)."""
+    """k₀, k₁, k₂ … computed forward on demand (epochs are checked in order). Only k₀ and the
+    latest key are kept: memory does not grow with the seals. An epoch further than
+    ``MAX_EPOCH`` (a seal every three hours for over three centuries) is refused with a
+    ValueError: a crafted seal record would otherwise make the verifier hash for ever."""
 
     def __init__(self, k0: bytes) -> None:
-        self._keys = [k0]
+        self._k0 = k0
+        self._epoch, self._key = 0, k0
 
     def at(self, epoch: int) -> bytes:
-        while len(self._keys) <= epoch:
-            self._keys.append(evolve(self._keys[-1]))
-        return self._keys[epoch]
+        if not 0 <= epoch <= MAX_EPOCH:
+            raise ValueError(f"epoch {epoch} is past any unit's seals")
+        if epoch < self._epoch:
+            self._epoch, self._key = 0, self._k0
+        while self._epoch < epoch:
+            self._key = evolve(self._key)
+            self._epoch += 1
+        return self._key
+
+
+MAX_EPOCH = 1_000_000
 
 
 def hospital_file(unit: str, k0: bytes, created: str) -> bytes:
@@ -99,7 +112,7 @@ def hospital_file(unit: str, k0: bytes, created: str) -> bytes:
 
 def load_hospital_key(path: Path) -> HospitalKey:
     try:
-        body = json_loads(read_bounded(Path(path)))
+        body = json_loads(read_bounded(Path(path), KEY_FILE_BYTES))
     except FileNotFoundError:
         raise SealError(f"the key file {path} does not exist") from None
     except (OSError, ValueError, UnicodeDecodeError) as e:
@@ -140,11 +153,17 @@ def key_check(kid: str, epoch: int, key: bytes) -> str:
 # that does not hold the previous one, and the previous one is then blanked (see Sealer.persist).
 # A file from ``create`` (or an earlier version) is one JSON object: slot 0 with no check.
 SLOT = 512
+# The most epochs ``Sealer.catch_up`` moves the key on at once: ~34 years of a seal every three hours.
+MAX_CATCH_UP = 100_000
 BLANK = b" " * (SLOT - 1) + b"\n"
 
 
 def _key_slot(key: UnitKey) -> bytes:
     return key.to_bytes().rstrip(b"\n").ljust(SLOT - 1) + b"\n"
+
+
+def _whole(n: object) -> bool:
+    return type(n) is int and 0 <= n < 2**63
 
 
 def _key_slots(raw: bytes) -> list[tuple[int, UnitKey]]:
@@ -157,9 +176,10 @@ def _key_slots(raw: bytes) -> list[tuple[int, UnitKey]]:
         try:
             body: dict[str, Any] = json_loads(chunk)
             key = UnitKey(str(body["unit"]), str(body["key_id"]), int(body["epoch"]), bytes.fromhex(body["key"]))
-            # A damaged key is never used (it would seal wrongly): the other slot, or a fault.
-            if len(key.key) != 32 or ("check" in body and body["check"] != key_check(key.key_id, key.epoch,
-                                                                                     key.key)):
+            # A damaged key is never used (it would seal wrongly): the other slot, or a fault. Its
+            # check is no secret, so the epoch must also be a whole number a record can hold.
+            if len(key.key) != 32 or not _whole(body["epoch"]) or \
+                    ("check" in body and body["check"] != key_check(key.key_id, key.epoch, key.key)):
                 continue
             out.append((i // SLOT, key))
         except (ValueError, KeyError, TypeError, AttributeError, OverflowError):
@@ -170,7 +190,7 @@ def _key_slots(raw: bytes) -> list[tuple[int, UnitKey]]:
 def load_unit_key(data_dir: Path) -> UnitKey | None:
     path = Path(data_dir) / KEY_FILE
     try:
-        slots = _key_slots(read_bounded(path))
+        slots = _key_slots(read_bounded(path, KEY_FILE_BYTES))
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
@@ -216,12 +236,31 @@ class Sealer:
     def available(self) -> bool:
         return self.key is not None
 
-    def catch_up(self, last_seal: dict[str, Any] | None) -> None:
-        """After a crash between a seal's commit and the key's evolution, move the key on."""
+    def catch_up(self, last_seal: dict[str, Any] | None) -> str | None:
+        """After a crash between a seal's commit and the key's evolution (or seals whose evolved
+        key could not be written), move the key on, in memory, and write it once. Why not, when
+        the last seal's epoch is not one the key can reach (None when moved or nothing to do)."""
         if self.key is None or last_seal is None or last_seal.get("key_id") != self.key.key_id:
-            return
-        while self.key.epoch <= int(last_seal.get("epoch", -1)):
-            self._evolve()
+            return None
+        epoch = last_seal.get("epoch", -1)
+        if not _whole(epoch) and epoch != -1:
+            return f"the journal's last seal (seq {last_seal.get('seq')}) names no whole epoch; the key was not moved"
+        assert isinstance(epoch, int)
+        steps = epoch - self.key.epoch + 1
+        if steps <= 0:
+            return None
+        if steps > MAX_CATCH_UP:
+            # A crafted seal record (its chain is no secret) would otherwise hold the start for
+            # as many hashes as it names: a year of seals is under 3,000.
+            return (f"the journal's last seal (seq {last_seal.get('seq')}) is {steps} epochs past the seal key's, "
+                    f"more than {MAX_CATCH_UP:,} (decades of seals): the key was not moved; the records are sealed "
+                    "with it as it is, and verify with the hospital's key will say where the epochs break")
+        key = self.key.key
+        for _ in range(steps):
+            key = evolve(key)
+        self.key = UnitKey(self.key.unit, self.key.key_id, epoch + 1, key)
+        self.persist()
+        return None
 
     def seal_data(self, seq: int, head: str) -> dict[str, Any]:
         """The fields of the ``seal`` record that seals the head (seq, head)."""

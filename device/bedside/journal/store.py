@@ -188,12 +188,15 @@ class Store:
             return [Record(T.FAULT, data={"part": "seal", "problem": str(e)})]
         if self.journal is None:
             return []
+        caught = None
         try:
             commissioned = self.journal.last_of_type(T.SEAL_KEY)
             if self.sealer.available:
-                self.sealer.catch_up(self.journal.last_of_type(T.SEAL))
+                caught = self.sealer.catch_up(self.journal.last_of_type(T.SEAL))
         except JournalError:
             return []
+        if caught is not None:
+            return [Record(T.FAULT, data={"part": "seal", "problem": caught})]
         key = self.sealer.key
         if commissioned is None:
             return []
@@ -535,9 +538,12 @@ class Store:
             self._write_one(Record(T.FAULT_CLEARED, data=data), now, tq)
             outage.clear(self.data)
         if self._seal_uncertain and self.sealer is not None:
+            caught = None
             with contextlib.suppress(JournalError):
-                self.sealer.catch_up(self.journal.last_of_type(T.SEAL))
+                caught = self.sealer.catch_up(self.journal.last_of_type(T.SEAL))
             self._seal_uncertain = False
+            if caught is not None:
+                self._write_one(Record(T.FAULT, data={"part": "seal", "problem": caught}), now, tq)
         return not self.pending
 
     def _backoff(self, now: Instant) -> None:

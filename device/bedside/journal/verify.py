@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bedside.core import wall
-from bedside.core.digest import compare_digest
+from bedside.core.digest import compare_digest, sha256
 from bedside.core.records import ENVELOPE, T
 from bedside.journal import chain, export, seal
 from bedside.journal.journal import Journal
@@ -40,6 +40,15 @@ MAX_LISTED = 20
 # Problems kept whole by one check; past this many they are counted, so that a journal of
 # crafted records (every one failing its hash) cannot make the check's memory grow with it.
 MAX_KEPT = 1000
+# Boots remembered by one check, to find a boot that reappears (records spliced). A unit boots a
+# few times a day: 20,000 is nearly twenty years of three a day. Past it a crafted journal (a new
+# boot on every record) cannot make the check's memory grow: later boots are not remembered, and
+# the verdict says how many were not compared. A boot longer than any unit writes (a uuid's 32
+# hex digits) is remembered by its SHA-256.
+MAX_BOOTS = 20_000
+# Seal key ids followed by one check: a unit has one key (it is commissioned once); past this
+# many the check names the journal as broken and forgets the oldest key id's epoch.
+MAX_KEY_IDS = 100
 _REQUIRED = {k.name: k.py for k in ENVELOPE.values() if k.required}     # seq, hash, prev, type, time, boot, mono_ms, tq
 
 
@@ -129,7 +138,8 @@ class Checker:
         self.last_hash: str | None = None
         self.boot: str | None = None
         self.boot_mono = 0
-        self.boots_seen: set[str] = set()
+        self.boots_seen: set[str | bytes] = set()
+        self.boots_not_kept = 0            # distinct boots past MAX_BOOTS: not compared for reappearance
         self.next_epoch: dict[str, int] = dict([seal_epoch]) if seal_epoch else {}
         self.seals_checked = 0
         self.seals_unchecked = 0
@@ -221,10 +231,14 @@ class Checker:
     def _boot(self, rec: Mapping[str, Any], seq: int) -> None:
         boot, mono = str(rec["boot"]), int(rec["mono_ms"])
         if boot != self.boot:
-            if boot in self.boots_seen:
+            seen: str | bytes = boot if len(boot) <= 64 else sha256(boot.encode("utf-8", "surrogatepass")).digest()
+            if seen in self.boots_seen:
                 self.problem(seq, "boot", f"boot {boot[:8]} reappears after another boot began: records out of "
                              "order or spliced")
-            self.boots_seen.add(boot)
+            elif len(self.boots_seen) < MAX_BOOTS:
+                self.boots_seen.add(seen)
+            else:
+                self.boots_not_kept += 1
             self.boot = boot
         elif mono < self.boot_mono:
             self.problem(seq, "boot", "monotonic time runs backwards within one boot: records reordered or spliced")
@@ -268,6 +282,12 @@ class Checker:
             self.problem(seq, "seal", "a seal without key_id, epoch and mac")
             return
         if kid not in self.key_ids:
+            if len(self.key_ids) == MAX_KEY_IDS:
+                # Each check of a seal looks its key id up: a new one on every record would be
+                # quadratic work and memory growing with the journal.
+                self.problem(seq, "key", f"seals with more than {MAX_KEY_IDS} key ids (a unit has one): the oldest "
+                             "are forgotten, so their seals' epochs are no longer followed")
+                self.next_epoch.pop(self.key_ids.pop(0), None)
             self.key_ids.append(kid)
         expected = self.next_epoch.get(kid)
         if expected is None:
@@ -294,13 +314,26 @@ class Checker:
                              "is it this unit's key file?")
             return
         # The key of the epoch this seal holds in the chain, never the one it claims.
-        want = seal.mac(self.keys.at(expected), kid, expected, seq - 1, str(rec["prev"]))
+        try:
+            key = self.keys.at(expected)
+        except ValueError:
+            self.seals_unchecked += 1
+            self.problem(seq, "seal", f"seal epoch {expected} is past any unit's seals (at most {seal.MAX_EPOCH:,}): "
+                         "not checked")
+            return
+        want = seal.mac(key, kid, expected, seq - 1, str(rec["prev"]))
         if compare_digest(want, got):
             self.seals_checked += 1
         else:
             self.seals_checked += 1
             self.problem(seq, "seal", "the seal does not match the hospital's key: records before it were changed "
                          "and re-chained, or the seal was forged")
+
+    def _boots_note(self) -> str:
+        if not self.boots_not_kept:
+            return ""
+        return (f" ({self.boots_not_kept} boots after the first {MAX_BOOTS:,} not compared with earlier boots: "
+                "a boot reappearing among them would not be found)")
 
     def verdict(self, source: str, *, extra: Iterable[Problem] = (), segments: list[dict[str, Any]] | None = None,
                 ) -> Verdict:
@@ -322,13 +355,13 @@ class Checker:
             else:
                 seals = ", not sealed"
             tail = f"; head {head[0]}/{chain.short(head[1])}" if head else ""
-            line = f"OK: chain intact, {what}{seals}{tail}"
+            line = f"OK: chain intact, {what}{seals}{tail}{self._boots_note()}"
         else:
             first = problems[0]
             where = f" at seq {first_bad}" if first_bad is not None else ""
             total = len(problems) - len(counted) + self.not_kept
             more = f" ({total} problems in all)" if total > 1 else ""
-            line = f"BROKEN{where}: {first.text}{more}"
+            line = f"BROKEN{where}: {first.text}{more}{self._boots_note()}"
         return Verdict(ok, line, first_bad, problems, head, self.first, self.records, self.seals_checked,
                        self.seals_unchecked, self.since_seal if self.key_ids else 0, key_id, self.unit, source,
                        segments or [], self.last_epoch)

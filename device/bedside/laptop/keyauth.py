@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bedside.core.errors import BedsideError
+from bedside.durable import read_bounded
 from bedside.link import certified
 from bedside.trust import keys, signed
 from bedside.trust.signed import Untrusted
@@ -44,9 +45,11 @@ def load(key_path: Path, cert_path: Path, passphrase: str, now: datetime | None 
     except keys.KeyFileError as e:
         raise LaptopKeyError(str(e)) from None
     try:
-        cert = signed.parse(cert_path.read_bytes(), f"the certificate {cert_path}")
+        cert = signed.parse(read_bounded(cert_path, signed.MAX_BYTES), f"the certificate {cert_path}")
     except OSError as e:
         raise LaptopKeyError(f"the certificate {cert_path} cannot be read ({e.strerror or e})") from None
+    except ValueError as e:                        # larger than any certificate (durable.TooLarge)
+        raise LaptopKeyError(f"the certificate {cert_path} cannot be read ({e})") from None
     except Untrusted as e:
         raise LaptopKeyError(str(e)) from None
     if cert.kind != "laptop" or cert.body.get("public") != key.public.hex():
@@ -55,6 +58,8 @@ def load(key_path: Path, cert_path: Path, passphrase: str, now: datetime | None 
         expires = datetime.fromisoformat(str(cert.body.get("expires")))
     except ValueError:
         raise LaptopKeyError(f"{cert_path} is damaged (no expiry)") from None
+    if expires.tzinfo is None:                     # a time of no zone compares with none of ours
+        raise LaptopKeyError(f"{cert_path} is damaged (its expiry names no time zone)")
     if (now or datetime.now(UTC)) >= expires:
         raise LaptopKeyError(f"the certificate in {cert_path} expired on {expires.date()}: ask the ward for a new one "
                              "(bedside trust certify)")

@@ -42,6 +42,7 @@ from bedside import secret
 from bedside.core.config import Config
 from bedside.core.errors import BedsideError
 from bedside.core.records import T
+from bedside.durable import json_loads
 from bedside.journal import chain, export
 from bedside.journal.journal import Journal
 from bedside.journal.segments import JournalError
@@ -136,7 +137,7 @@ class ServiceMount:
             self.wfile.write(json.dumps({"op": op}).encode() + b"\n")
             self.wfile.flush()
             line = self.rfile.readline(65536)
-            answer = json.loads(line) if line else None
+            answer = json_loads(line) if line else None       # (nesting too deep: a ValueError, not a crash)
         except (OSError, ValueError):
             answer = None
         if not isinstance(answer, dict):
@@ -253,9 +254,11 @@ class JournalRecorder:
             if sealer.available:
                 # Seal first, so that the export ends with a seal (as the daemon does).
                 last = journal.last_of_type(T.SEAL)
-                sealer.catch_up(last)
+                # A seal record naming an epoch the key cannot reach: no seal from this export (the
+                # daemon records the fault at its next start); the records are exported as they are.
+                caught = sealer.catch_up(last)
                 seq, head = journal.head()
-                if seq and (last is None or last["seq"] < seq):
+                if caught is None and seq and (last is None or last["seq"] < seq):
                     self.writer.append(T.SEAL, sealer.seal_data(seq, head))
                     sealer.sealed()
         except (JournalError, seal.SealError, OSError) as e:

@@ -313,9 +313,10 @@ def _unseal(s: Mapping[str, Any], stick_key: bytes) -> secret.WardSecret:
     try:
         salt, sealed = bytes.fromhex(str(s["salt"])), bytes.fromhex(str(s["sealed"]))
         n, r, p = int(s["n"]), int(s["r"]), int(s["p"])
-    except (KeyError, ValueError, TypeError):
+    except (KeyError, ValueError, TypeError, OverflowError):
         raise SettingsRefused(MALFORMED, "the settings' new secret is damaged") from None
-    if len(sealed) != 64 or len(salt) < 16:
+    # Its scrypt cost is what every check of a typed secret will spend: the laptop's bounds.
+    if len(sealed) != 64 or len(salt) < 16 or secret.kdf_problem({"n": n, "r": r, "p": p, "salt": salt.hex()}):
         raise SettingsRefused(MALFORMED, "the settings' new secret is damaged")
     plain = _xor(sealed, _keystream(stick_key, salt, 64))
     unlock, new_key = plain[:32], plain[32:]

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bedside.core.errors import BedsideError
-from bedside.durable import fsync_dir, json_loads, read_bounded, write_atomic
+from bedside.durable import KEY_FILE, fsync_dir, json_loads, read_bounded, write_atomic
 from bedside.trust import signed
 from bedside.trust.signed import BAD_SIGNATURE, UNKNOWN_KEY, WRONG_KIND, Document, Untrusted
 
@@ -109,7 +109,7 @@ def load(directory: Path = KEYS_DIR, owner: int = 0) -> Keyring | None:
     KeyringError when it exists and cannot be trusted or read."""
     path = directory / FILE_NAME
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)      # a fifo: never waited on
     except FileNotFoundError:
         return None
     except OSError as e:
@@ -127,6 +127,8 @@ def load(directory: Path = KEYS_DIR, owner: int = 0) -> Keyring | None:
     finally:
         os.close(fd)
     try:
+        if len(raw) > signed.MAX_BYTES:
+            raise ValueError(f"it is larger than {signed.MAX_BYTES // 1024} KiB")
         body = json_loads(raw)
         if not isinstance(body, dict) or body.get("bedside_keyring") != FORMAT:
             raise ValueError("not a bedside keyring")
@@ -146,13 +148,13 @@ def public_key_file(role: str, name: str, public: bytes) -> dict[str, Any]:
 def read_public_key(path: Path, role: str) -> PinnedKey:
     """A ``.pub`` file written by ``bedside keys new``, of the given role."""
     try:
-        body = json_loads(read_bounded(path))
+        body = json_loads(read_bounded(path, KEY_FILE))
     except (OSError, ValueError, UnicodeDecodeError) as e:
         raise KeyringError(f"{path} cannot be read as a public key ({e})") from None
     if not isinstance(body, dict) or body.get("bedside_public_key") != 1:
         raise KeyringError(f"{path} is not a bedside public key file")
     if body.get("role") != role:
-        raise KeyringError(f"{path} is a {body.get('role')} key, not a {role} key")
+        raise KeyringError(f"{path} is a {str(body.get('role'))[:20]} key, not a {role} key")
     try:
         return _key_from(body, (*SIGNS, "laptop"))
     except ValueError as e:

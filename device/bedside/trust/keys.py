@@ -31,7 +31,7 @@ import nacl.signing
 import nacl.utils
 
 from bedside.core.errors import BedsideError
-from bedside.durable import json_loads, read_bounded, write_atomic
+from bedside.durable import KEY_FILE, json_loads, read_bounded, write_atomic
 from bedside.trust import signed
 from bedside.trust.keyring import public_key_file
 
@@ -43,6 +43,11 @@ OPS = nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE
 MEM = nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE
 MIN_PASSPHRASE = 10
 MAX_CERT_DAYS = 400            # a laptop certificate lives at most this long
+# The most a private key file may ask its key stretch to spend: libsodium's "sensitive" limits
+# (4 passes, 1 GiB; a few seconds on a laptop). A file asking for more is damaged or crafted to
+# hold the laptop for hours or exhaust its memory, and is refused before any work is done.
+MAX_OPS = nacl.pwhash.argon2id.OPSLIMIT_SENSITIVE
+MAX_MEM = nacl.pwhash.argon2id.MEMLIMIT_SENSITIVE
 
 
 class KeyFileError(BedsideError):
@@ -71,6 +76,10 @@ class PrivateKey:
 def _box_key(passphrase: str, salt: bytes, ops: int, mem: int) -> bytes:
     return bytes(nacl.pwhash.argon2id.kdf(nacl.secret.SecretBox.KEY_SIZE, passphrase.encode("utf-8"), salt,
                                           opslimit=ops, memlimit=mem))
+
+
+def _whole(n: object, low: int, high: int) -> bool:
+    return type(n) is int and low <= n <= high
 
 
 def check_passphrase(passphrase: str) -> str:
@@ -106,23 +115,30 @@ def save(key: PrivateKey, folder: Path, stem: str, passphrase: str) -> tuple[Pat
 def load(path: Path, passphrase: str, role: str | None = None) -> PrivateKey:
     """The private key in ``path``, opened with ``passphrase``."""
     try:
-        body = json_loads(read_bounded(path))
+        body = json_loads(read_bounded(path, KEY_FILE))
     except (OSError, ValueError, UnicodeDecodeError) as e:
         raise KeyFileError(f"{path} cannot be read as a private key ({e})") from None
     if not isinstance(body, dict) or body.get("bedside_private_key") != FORMAT:
         raise KeyFileError(f"{path} is not a bedside private key file")
     if role is not None and body.get("role") != role:
-        raise KeyFileError(f"{path} is a {body.get('role')} key; this needs the {role} key")
+        raise KeyFileError(f"{path} is a {str(body.get('role'))[:20]} key; this needs the {role} key")
     try:
         kdf = body["kdf"]
-        box = nacl.secret.SecretBox(_box_key(passphrase.strip("\r\n"), bytes.fromhex(kdf["salt"]), int(kdf["ops"]),
-                                             int(kdf["mem"])))
-        seed = box.decrypt(bytes.fromhex(body["sealed"]))
-    except nacl.exceptions.CryptoError:
-        raise KeyFileError(f"the passphrase does not open {path}") from None
+        salt, ops, mem, sealed = bytes.fromhex(kdf["salt"]), kdf["ops"], kdf["mem"], bytes.fromhex(body["sealed"])
     except (KeyError, ValueError, TypeError) as e:
         raise KeyFileError(f"{path} is damaged ({e})") from None
-    key = PrivateKey(str(body["role"]), str(body.get("name", "")), nacl.signing.SigningKey(seed))
+    argon = nacl.pwhash.argon2id
+    if kdf.get("name") != "argon2id" or len(salt) != argon.SALTBYTES or not _whole(ops, argon.OPSLIMIT_MIN, MAX_OPS) \
+            or not _whole(mem, argon.MEMLIMIT_MIN, MAX_MEM):
+        raise KeyFileError(f"{path} is damaged (its key stretch is not Argon2id with a {argon.SALTBYTES}-byte salt "
+                           f"and at most {MAX_OPS} passes over {MAX_MEM // 2**20} MiB)")
+    try:
+        seed = nacl.secret.SecretBox(_box_key(passphrase.strip("\r\n"), salt, ops, mem)).decrypt(sealed)
+    except nacl.exceptions.CryptoError:
+        raise KeyFileError(f"the passphrase does not open {path}") from None
+    if len(seed) != 32:                    # an Ed25519 seed
+        raise KeyFileError(f"{path} is damaged (what it seals is not a key)")
+    key = PrivateKey(str(body.get("role")), str(body.get("name", "")), nacl.signing.SigningKey(seed))
     if key.public.hex() != body.get("public"):
         raise KeyFileError(f"{path} is damaged (its private and public halves do not match)")
     return key

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bedside.durable import json_loads, read_bounded
+from bedside.durable import KEY_FILE, json_loads, read_bounded
 
 STATE_FILE = "ward-settings.json"
 # What the ward may revoke: laptop certificates by id, laptop keys by key id, sticks by id.
@@ -17,7 +17,7 @@ REVOCABLE = ("certs", "laptop_keys", "sticks")
 def read(data: Path) -> dict[str, Any]:
     try:
         # Bounded, never waiting on a fifo, and no crash on nesting too deep (a damaged card).
-        body = json_loads(read_bounded(data / STATE_FILE))
+        body = json_loads(read_bounded(data / STATE_FILE, KEY_FILE))
     except (OSError, ValueError):
         return {}
     return body if isinstance(body, dict) else {}
@@ -32,4 +32,7 @@ def revoked(data: Path) -> dict[str, frozenset[str]]:
     """The revocation list the unit applied last (empty sets when none)."""
     r = read(data).get("revoked")
     r = r if isinstance(r, dict) else {}
-    return {k: frozenset(str(x) for x in r.get(k, []) if isinstance(x, str)) for k in REVOCABLE}
+    lists = {k: r.get(k) for k in REVOCABLE}
+    # A list that is not one (a damaged card): nothing revoked by it, never a TypeError.
+    return {k: frozenset(x for x in v if isinstance(x, str)) if isinstance(v, list) else frozenset()
+            for k, v in lists.items()}
