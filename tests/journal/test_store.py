@@ -19,7 +19,7 @@ from bedside.core import screens as sc
 from bedside.core.events import Instant, Play, Record, Show
 from bedside.journal import heartbeat, retention, seal, verify
 from bedside.journal.journal import Journal
-from bedside.journal.segments import segment_files
+from bedside.journal.segments import JournalError, segment_files
 from bedside.journal.store import DAMAGE_NOTICE, HOUSEKEEPING_SLACK_S, NOTICE, SEAL_EVERY_S, Store
 from bedside.unit import simulate
 from bedside.unit.loop import NOT_SAVED
@@ -402,3 +402,73 @@ def test_a_segment_whose_neighbour_cannot_be_described_is_not_pruned(tmp_path: P
     lost = {s for s in kept if s not in given and not segs[3].first_seq <= s < segs[4].first_seq}
     assert not lost
     store.close()
+
+
+# --- a failure that kept no record (a seal, a new segment) and the records after it --------
+# A full disk fails a new segment or a seal now and then while letting a record through (or
+# not). Its ``fault`` record is stamped when it failed, so it must be committed before any
+# record stamped later: otherwise the journal holds monotonic time running backwards within
+# one boot, and `bedside verify` flags a healthy unit.
+
+class FailOnDemand(Journal):
+    """A real journal whose next new segment, next seal or next record fails as on a full card."""
+
+    fail_segment = False
+    fail_seal = False
+    fail_record = False
+
+    def new_segment(self, *args: Any, **kwargs: Any) -> Any:
+        if self.fail_segment:
+            self.fail_segment = False
+            raise JournalError("the journal's storage is full; free space on the card")
+        return super().new_segment(*args, **kwargs)
+
+    def append(self, rec: Record, at: Instant, time_quality: str) -> dict[str, Any]:
+        if (self.fail_seal and rec.type == "seal") or (self.fail_record and rec.type != "seal"):
+            self.fail_seal = self.fail_record = False
+            raise JournalError("the journal's storage is full; free space on the card")
+        return super().append(rec, at, time_quality)
+
+
+def _at(s: float) -> Instant:
+    return Instant(local("2026-11-24T09:00") + timedelta(seconds=s), 1000.0 + s)
+
+
+def _in_stamp_order(data: Path) -> list[str]:
+    recs = records(data)
+    assert [r["mono_ms"] for r in recs] == sorted(r["mono_ms"] for r in recs)
+    assert verify.verify_data(data).ok, verify.verify_data(data).verdict
+    return [str(r["type"]) for r in recs]
+
+
+def test_a_new_segment_that_fails_is_recorded_before_later_records(tmp_path: Path) -> None:
+    j = FailOnDemand(tmp_path, CFG.tz, "b")
+    store = Store(tmp_path, CFG.tz, "b", journal=j, check=False, segment_bytes=1)
+    store.start(_at(0), "rtc")
+    store.write(Record("press", data={"i": 0}), _at(1), "rtc")
+    j.fail_segment = True
+    store.tick(_at(2), "rtc")                    # the segment is full: its successor cannot be made
+    assert store.error is not None and j.fail_segment is False
+    # The disk would let this one through; it waits behind the fault all the same.
+    assert not store.write(Record("press", data={"i": 1}), _at(5), "rtc")
+    j.fail_record = True
+    assert not store.retry(_at(10), "rtc")      # still full: the fault and the press stay in memory
+    assert store.retry(_at(20), "rtc")
+    store.close()
+    assert _in_stamp_order(tmp_path) == ["press", "fault", "press", "fault_cleared"]
+
+
+def test_a_seal_that_fails_is_recorded_before_later_records(tmp_path: Path) -> None:
+    seal.create(tmp_path, tmp_path.parent / "hospital.key", CFG.unit_id)
+    j = FailOnDemand(tmp_path, CFG.tz, "b")
+    store = Store(tmp_path, CFG.tz, "b", journal=j, check=False)
+    store.start(_at(0), "rtc")
+    store.write(Record("press", data={"i": 0}), _at(1), "rtc")
+    j.fail_seal = True
+    assert not store.seal(_at(2), "rtc")
+    assert not store.write(Record("press", data={"i": 1}), _at(5), "rtc")
+    assert not store.seal(_at(6), "rtc")        # nothing is sealed past a fault not yet written
+    assert store.retry(_at(10), "rtc")
+    assert store.seal(_at(11), "rtc")
+    store.close()
+    assert _in_stamp_order(tmp_path) == ["press", "fault", "press", "fault_cleared", "seal"]
