@@ -472,3 +472,34 @@ def test_a_seal_that_fails_is_recorded_before_later_records(tmp_path: Path) -> N
     assert store.seal(_at(11), "rtc")
     store.close()
     assert _in_stamp_order(tmp_path) == ["press", "fault", "press", "fault_cleared", "seal"]
+
+
+def test_the_daemon_records_a_failed_new_segment_before_the_press_that_follows(tmp_path: Path) -> None:
+    """The torture's pattern, on the whole simulated daemon: a press starts the guide and the
+    tick after it cannot make the next segment (full card); 0.6 s later a second press ends the
+    guide, before the first retry. Its records come after the fault, as they happened."""
+    data = tmp_path / "data"
+    sim = simulate.build(CFG, data, local("2026-11-24T06:58"))
+    sim.advance(local("2026-11-24T07:00:30"))
+    store = sim.unit.store
+    j = store.journal
+    assert j is not None
+    real = j.new_segment
+
+    def full_once(*args: Any, **kwargs: Any) -> Any:
+        j.new_segment = real
+        raise JournalError("the journal's storage is full; free space on the card")
+
+    j.new_segment = full_once
+    store.segment_bytes, store.last_retention_mono = 1, None    # the next tick wants a new segment
+    pin = sim.button_pin
+    for release, next_press in (("07:00:30.3", "07:00:30.6"), ("07:00:30.9", "07:00:31.2")):
+        pin.drive_low()
+        sim.advance(local(f"2026-11-24T{release}"))
+        pin.drive_high()
+        sim.advance(local(f"2026-11-24T{next_press}"))
+    sim.advance(local("2026-11-24T07:00:45"))
+    sim.unit.shutdown("test")
+    sim.close()
+    types = _in_stamp_order(data)
+    assert types[types.index("fault"):] == ["fault", "press", "done", "fault_cleared", "stop"]
