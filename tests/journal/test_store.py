@@ -503,3 +503,26 @@ def test_the_daemon_records_a_failed_new_segment_before_the_press_that_follows(t
     sim.close()
     types = _in_stamp_order(data)
     assert types[types.index("fault"):] == ["fault", "press", "done", "fault_cleared", "stop"]
+
+
+def test_a_new_segment_made_but_not_opened_does_not_restart_the_chain(tmp_path: Path) -> None:
+    """The card fills between making the next segment's file and opening it: the next records
+    go into that file, numbered on from the head, never from the closed segment's start."""
+    j = Journal(tmp_path, CFG.tz, "b")
+    for i in range(3):
+        j.append(Record("press", data={"i": i}), _at(i), "rtc")
+    real, calls = j._open, []
+
+    def full_once(path: Path, *args: Any, **kwargs: Any) -> Any:
+        calls.append(path)
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("database or disk is full")
+        return real(path, *args, **kwargs)
+
+    j._open = full_once                                         # type: ignore[method-assign]
+    with pytest.raises(JournalError):
+        j.new_segment("size", {})
+    assert [j.append(Record("press", data={"i": 10 + k}), _at(10 + k), "rtc")["seq"] for k in range(2)] == [4, 5]
+    j.close()
+    assert [r["seq"] for r in records(tmp_path)] == [1, 2, 3, 4, 5]
+    assert verify.verify_data(tmp_path).ok
