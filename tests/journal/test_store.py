@@ -459,9 +459,10 @@ def test_a_new_segment_that_fails_is_recorded_before_later_records(tmp_path: Pat
 
 
 def test_a_seal_that_fails_is_recorded_before_later_records(tmp_path: Path) -> None:
-    seal.create(tmp_path, tmp_path.parent / "hospital.key", CFG.unit_id)
-    j = FailOnDemand(tmp_path, CFG.tz, "b")
-    store = Store(tmp_path, CFG.tz, "b", journal=j, check=False)
+    data = tmp_path / "unit"
+    seal.create(data, tmp_path / "hospital.key", CFG.unit_id)
+    j = FailOnDemand(data, CFG.tz, "b")
+    store = Store(data, CFG.tz, "b", journal=j, check=False)
     store.start(_at(0), "rtc")
     store.write(Record("press", data={"i": 0}), _at(1), "rtc")
     j.fail_seal = True
@@ -471,7 +472,7 @@ def test_a_seal_that_fails_is_recorded_before_later_records(tmp_path: Path) -> N
     assert store.retry(_at(10), "rtc")
     assert store.seal(_at(11), "rtc")
     store.close()
-    assert _in_stamp_order(tmp_path) == ["press", "fault", "press", "fault_cleared", "seal"]
+    assert _in_stamp_order(data) == ["press", "fault", "press", "fault_cleared", "seal"]
 
 
 def test_the_daemon_records_a_failed_new_segment_before_the_press_that_follows(tmp_path: Path) -> None:
