@@ -19,7 +19,7 @@ from bedside.core import screens as sc
 from bedside.core.events import Instant, Play, Record, Show
 from bedside.journal import heartbeat, retention, seal, verify
 from bedside.journal.journal import Journal
-from bedside.journal.segments import segment_files
+from bedside.journal.segments import JournalError, segment_files
 from bedside.journal.store import DAMAGE_NOTICE, HOUSEKEEPING_SLACK_S, NOTICE, SEAL_EVERY_S, Store
 from bedside.unit import simulate
 from bedside.unit.loop import NOT_SAVED
@@ -402,3 +402,128 @@ def test_a_segment_whose_neighbour_cannot_be_described_is_not_pruned(tmp_path: P
     lost = {s for s in kept if s not in given and not segs[3].first_seq <= s < segs[4].first_seq}
     assert not lost
     store.close()
+
+
+# --- a failure that kept no record (a seal, a new segment) and the records after it --------
+# A full disk fails a new segment or a seal now and then while letting a record through (or
+# not). Its ``fault`` record is stamped when it failed, so it must be committed before any
+# record stamped later: otherwise the journal holds monotonic time running backwards within
+# one boot, and `bedside verify` flags a healthy unit.
+
+class FailOnDemand(Journal):
+    """A real journal whose next new segment, next seal or next record fails as on a full card."""
+
+    fail_segment = False
+    fail_seal = False
+    fail_record = False
+
+    def new_segment(self, *args: Any, **kwargs: Any) -> Any:
+        if self.fail_segment:
+            self.fail_segment = False
+            raise JournalError("the journal's storage is full; free space on the card")
+        return super().new_segment(*args, **kwargs)
+
+    def append(self, rec: Record, at: Instant, time_quality: str) -> dict[str, Any]:
+        if (self.fail_seal and rec.type == "seal") or (self.fail_record and rec.type != "seal"):
+            self.fail_seal = self.fail_record = False
+            raise JournalError("the journal's storage is full; free space on the card")
+        return super().append(rec, at, time_quality)
+
+
+def _at(s: float) -> Instant:
+    return Instant(local("2026-11-24T09:00") + timedelta(seconds=s), 1000.0 + s)
+
+
+def _in_stamp_order(data: Path) -> list[str]:
+    recs = records(data)
+    assert [r["mono_ms"] for r in recs] == sorted(r["mono_ms"] for r in recs)
+    assert verify.verify_data(data).ok, verify.verify_data(data).verdict
+    return [str(r["type"]) for r in recs]
+
+
+def test_a_new_segment_that_fails_is_recorded_before_later_records(tmp_path: Path) -> None:
+    j = FailOnDemand(tmp_path, CFG.tz, "b")
+    store = Store(tmp_path, CFG.tz, "b", journal=j, check=False, segment_bytes=1)
+    store.start(_at(0), "rtc")
+    store.write(Record("press", data={"i": 0}), _at(1), "rtc")
+    j.fail_segment = True
+    store.tick(_at(2), "rtc")                    # the segment is full: its successor cannot be made
+    assert store.error is not None and j.fail_segment is False
+    # The disk would let this one through; it waits behind the fault all the same.
+    assert not store.write(Record("press", data={"i": 1}), _at(5), "rtc")
+    j.fail_record = True
+    assert not store.retry(_at(10), "rtc")      # still full: the fault and the press stay in memory
+    assert store.retry(_at(20), "rtc")
+    store.close()
+    assert _in_stamp_order(tmp_path) == ["press", "fault", "press", "fault_cleared"]
+
+
+def test_a_seal_that_fails_is_recorded_before_later_records(tmp_path: Path) -> None:
+    data = tmp_path / "unit"
+    seal.create(data, tmp_path / "hospital.key", CFG.unit_id)
+    j = FailOnDemand(data, CFG.tz, "b")
+    store = Store(data, CFG.tz, "b", journal=j, check=False)
+    store.start(_at(0), "rtc")
+    store.write(Record("press", data={"i": 0}), _at(1), "rtc")
+    j.fail_seal = True
+    assert not store.seal(_at(2), "rtc")
+    assert not store.write(Record("press", data={"i": 1}), _at(5), "rtc")
+    assert not store.seal(_at(6), "rtc")        # nothing is sealed past a fault not yet written
+    assert store.retry(_at(10), "rtc")
+    assert store.seal(_at(11), "rtc")
+    store.close()
+    assert _in_stamp_order(data) == ["press", "fault", "press", "fault_cleared", "seal"]
+
+
+def test_the_daemon_records_a_failed_new_segment_before_the_press_that_follows(tmp_path: Path) -> None:
+    """The torture's pattern, on the whole simulated daemon: a press starts the guide and the
+    tick after it cannot make the next segment (full card); 0.6 s later a second press ends the
+    guide, before the first retry. Its records come after the fault, as they happened."""
+    data = tmp_path / "data"
+    sim = simulate.build(CFG, data, local("2026-11-24T06:58"))
+    sim.advance(local("2026-11-24T07:00:30"))
+    store = sim.unit.store
+    j = store.journal
+    assert j is not None
+    real = j.new_segment
+
+    def full_once(*args: Any, **kwargs: Any) -> Any:
+        j.new_segment = real
+        raise JournalError("the journal's storage is full; free space on the card")
+
+    j.new_segment = full_once
+    store.segment_bytes, store.last_retention_mono = 1, None    # the next tick wants a new segment
+    pin = sim.button_pin
+    for release, next_press in (("07:00:30.3", "07:00:30.6"), ("07:00:30.9", "07:00:31.2")):
+        pin.drive_low()
+        sim.advance(local(f"2026-11-24T{release}"))
+        pin.drive_high()
+        sim.advance(local(f"2026-11-24T{next_press}"))
+    sim.advance(local("2026-11-24T07:00:45"))
+    sim.unit.shutdown("test")
+    sim.close()
+    types = _in_stamp_order(data)
+    assert types[types.index("fault"):] == ["fault", "press", "done", "fault_cleared", "stop"]
+
+
+def test_a_new_segment_made_but_not_opened_does_not_restart_the_chain(tmp_path: Path) -> None:
+    """The card fills between making the next segment's file and opening it: the next records
+    go into that file, numbered on from the head, never from the closed segment's start."""
+    j = Journal(tmp_path, CFG.tz, "b")
+    for i in range(3):
+        j.append(Record("press", data={"i": i}), _at(i), "rtc")
+    real, calls = j._open, []
+
+    def full_once(path: Path, *args: Any, **kwargs: Any) -> Any:
+        calls.append(path)
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("database or disk is full")
+        return real(path, *args, **kwargs)
+
+    j._open = full_once                                         # type: ignore[method-assign]
+    with pytest.raises(JournalError):
+        j.new_segment("size", {})
+    assert [j.append(Record("press", data={"i": 10 + k}), _at(10 + k), "rtc")["seq"] for k in range(2)] == [4, 5]
+    j.close()
+    assert [r["seq"] for r in records(tmp_path)] == [1, 2, 3, 4, 5]
+    assert verify.verify_data(tmp_path).ok

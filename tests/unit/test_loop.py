@@ -77,3 +77,35 @@ def test_a_call_runs_on_the_loop_and_answers_the_caller(tmp_path: Path) -> None:
     assert answer and answer[0] is not None and answer[0][0] >= 2 and port.saved
     with pytest.raises(LoopBusy):
         port.call(on_loop, 0.01)        # nobody runs the loop: the caller is told, not stuck
+
+
+def test_an_input_the_loop_gets_to_late_is_not_recorded_before_what_it_did_meanwhile(tmp_path: Path) -> None:
+    """A press is stamped when it happened, and may wait in the inbox behind a call the loop
+    gets to later, which records something (the journal check's verdict, a self-test, a link
+    command). The press's record must not carry an earlier monotonic time than the record
+    committed before it: within one boot the journal's seq order is the order of its stamps,
+    and `bedside verify` reports time running backwards as records reordered or spliced."""
+    from bedside.core.events import ButtonEdge
+    from bedside.core.records import T
+    from bedside.journal import verify
+    from tests.conftest import journal_records
+
+    unit = make_unit(tmp_path)
+    unit.start()
+    clock = unit.clock
+    assert isinstance(clock, VirtualClock)
+    m0 = clock.now().mono
+    clock.skip(0.1)
+    unit.post(ButtonEdge(True), m0 + 0.1)        # pressed
+    unit.run_once()
+    unit.call_soon(lambda now: unit.record(Record(T.SELFTEST, data={"ok": True}), now))
+    unit.post(ButtonEdge(False), m0 + 0.4)       # released while the loop was busy, behind the call
+    clock.skip(0.9)                              # the loop takes the call at m0 + 1.0
+    unit.run_once()
+    unit.run_once()
+    unit.shutdown("test")
+    recs = journal_records(tmp_path / "data")
+    types = [r["type"] for r in recs]
+    assert types.index(T.SELFTEST) < types.index(T.PRESS)
+    assert [r["mono_ms"] for r in recs] == sorted(r["mono_ms"] for r in recs)
+    assert verify.verify_data(tmp_path / "data").ok

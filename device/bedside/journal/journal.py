@@ -218,6 +218,11 @@ class Journal:
                 row = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
                 if row is not None and int(row[0]) != 0:
                     raise CheckpointBusy("database is busy: checkpoint after a storage error")
+                if self.active.path != self.path:
+                    # new_segment() made this file but failed to open it: its own description,
+                    # or the chain would go on from the closed segment's start (seq used twice).
+                    n = next(k for k, f in self._files if f == self.path)
+                    self.active = read_meta(db, n, self.path)
             except DB_ERRORS:
                 db.close()
                 raise

@@ -119,7 +119,8 @@ class Store:
         self.written_late = 0
         self.retry_at: float | None = None
         self.retry_delay = RETRY_FIRST_S
-        self.failed_at: tuple[Instant, str] | None = None
+        self.failed_at: tuple[Instant, str] | None = None     # a failure whose fault record is not yet kept
+        self._failed_record: Record | None = None             # the record whose write failed then, if any
         self.last_seal_mono: float | None = None
         self.since_seal = 0
         self.last_durable_mono: float | None = None
@@ -455,14 +456,21 @@ class Store:
             ok = self._write_one(r, at, tq) and ok
         return ok
 
+    @property
+    def _holding(self) -> bool:
+        """Records wait in memory: kept ones, or a failure whose ``fault`` record is not yet kept
+        (a seal or a new segment that failed). Nothing is written past them, so the journal's
+        seq order stays the order of its stamps."""
+        return bool(self.pending) or self.failed_at is not None
+
     def _write_one(self, rec: Record, at: Instant, tq: str) -> bool:
-        if self.pending or self.journal is None:
+        if self._holding or self.journal is None:
             self._keep(rec, at, tq)
             return False
         try:
             body = self.journal.append(rec, at, tq)
         except JournalError as e:
-            self._failing(str(e), at)
+            self._failing(str(e), at, kept=rec)
             self._keep(rec, at, tq)
             return False
         self._committed(body, rec, at)
@@ -475,9 +483,11 @@ class Store:
             self.pending.append((rec, at, tq))
         self._save_outage()
 
-    def _failing(self, why: str, at: Instant | None) -> None:
+    def _failing(self, why: str, at: Instant | None, kept: Record | None = None) -> None:
+        """Storage failed at ``at``; ``kept``: the record whose write failed (kept first in memory)."""
         if self.error is None and at is not None:
             self.failed_at = (at, why)
+            self._failed_record = kept
         self.error = why
         if self.retry_at is None:
             self.retry_delay = RETRY_FIRST_S
@@ -511,10 +521,13 @@ class Store:
         if self.failed_at is not None:
             # The fault goes in right after the record whose write failed: that record is retried
             # first, so that if the failed commit reached the card after all it is not written twice.
+            # A failure that kept no record (a seal, a new segment) goes before everything kept
+            # since: the journal's seq order is the order of its stamps (verify checks monotonic time).
             at, why = self.failed_at
-            self.pending.insert(1 if self.pending else 0, (Record(T.FAULT, data={"part": "journal", "problem": why}),
-                                                           at, self.pending[0][2] if self.pending else tq))
-            self.failed_at = None
+            after = 1 if self.pending and self.pending[0][0] is self._failed_record else 0
+            self.pending.insert(after, (Record(T.FAULT, data={"part": "journal", "problem": why}),
+                                        at, self.pending[0][2] if self.pending else tq))
+            self.failed_at, self._failed_record = None, None
         while self.pending:
             rec, at, tq = self.pending[0]
             try:
@@ -555,7 +568,7 @@ class Store:
     def seal(self, now: Instant, tq: str) -> bool:
         """Seal the chain head now (if there is a key and anything new); True if a seal was committed."""
         s = self.sealer
-        if s is None or not s.available or self.journal is None or self.pending or self.since_seal == 0:
+        if s is None or not s.available or self.journal is None or self._holding or self.since_seal == 0:
             return False
         seq, h = self.journal.head()
         rec = Record(T.SEAL, data=s.seal_data(seq, h))
@@ -588,7 +601,7 @@ class Store:
 
     def tick(self, now: Instant, tq: str) -> None:
         """After the loop's effects: seal when due, beat when quiet, keep the journal bounded."""
-        if self.journal is None or self.pending:
+        if self.journal is None or self._holding:
             return
         if self.sealer is not None and self.sealer.unsaved:
             self.sealer.persist()

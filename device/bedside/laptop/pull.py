@@ -36,6 +36,7 @@ from bedside.secret import kdf_problem
 
 # 128 records: about 1.5 ms of the unit's loop on a laptop, 15 ms on a Pi Zero 2 W, per request.
 BATCH_START, BATCH_MIN, BATCH_MAX = 128, 8, 128
+BUSY, BUSY_TRIES = "busy", 3      # the unit's answer when its loop cannot get to a request in time
 RECONNECT_S = 60.0
 # The whole pull's limit, reconnections included: a year of a busy ward's records takes
 # about 20 s at 115200 baud (docs/performance.md); a device that keeps it busy longer is stopped.
@@ -366,7 +367,7 @@ def salvage(c: Client, store: JournalCopy, progress: Progress | None, stats: dic
     not (missing, altered, out of order) everything is kept apart as given, to be judged by
     verification and shown in the report, never silently left out."""
     brk: Break | None = None
-    nxt, errors = store.head[0] + 1, 0
+    nxt, errors, busy = store.head[0] + 1, 0, 0
     head = store.head
     while True:
         try:
@@ -378,6 +379,13 @@ def salvage(c: Client, store: JournalCopy, progress: Progress | None, stats: dic
                 break
             continue
         except Refused as e:
+            if e.code == BUSY:
+                # The unit's loop did not get to the request in time: nothing about its journal.
+                # Asked again; a unit that stays busy fails the pull as in download(), no break.
+                busy += 1
+                if busy > BUSY_TRIES:
+                    raise
+                continue
             if brk is None:
                 brk = Break(nxt, f"the unit cannot read its journal at record {nxt} ({e})", [])
             break

@@ -158,6 +158,10 @@ class Unit:
         self._due_of: tuple[state.State | None, Config | None] = (None, None)
         self._redraw_due = float("-inf")
         self._drawn_at: Instant | None = None
+        # The latest instant the loop has acted at (anything it did may have been recorded):
+        # an input it gets to later is never stamped before it, so within one boot the
+        # journal's seq order is the order of its monotonic stamps (verify checks it).
+        self._acted_mono = float("-inf")
 
     @property
     def journal(self) -> Journal | None:
@@ -206,6 +210,7 @@ class Unit:
     def seal(self, now: Instant) -> None:
         """Seal the journal so far (on the loop; e.g. before an export, so that it ends with a seal)."""
         if self.state is not None:
+            self._acted_mono = max(self._acted_mono, now.mono)
             self.store.seal(now, self.state.time_quality)
 
     # Called from any thread (gpiozero callbacks, signal handlers).
@@ -323,8 +328,9 @@ class Unit:
             event = clock_set
         elif isinstance(item, Input) and not isinstance(item.event, SetClock):
             event = item.event
-            # Stamped when it happened, but never before the state's own time.
-            now = self.clock.at(max(item.mono, self.state.last.mono))
+            # Stamped when it happened, but never before the state's own time, nor before
+            # anything the loop did (and may have recorded) while the input waited in the inbox.
+            now = self.clock.at(max(item.mono, self.state.last.mono, self._acted_mono))
         self.handle(event, now)
 
     def _set_clock(self, req: SetClock) -> ClockSet:
@@ -379,6 +385,7 @@ class Unit:
     def _apply(self, effects: Iterable[Effect], now: Instant) -> None:
         assert self.state is not None
         tq = self.state.time_quality
+        self._acted_mono = max(self._acted_mono, now.mono)
         # Everything kept in memory goes first; while anything is, new records queue behind it.
         saved = self.store.retry(now, tq)
         for fx in effects:
