@@ -47,6 +47,7 @@ from bedside.stick import files as stick_files
 from bedside.trust import keyring, keys, signed
 from tests.conftest import DATA, PROFILE, budget
 from tests.rigs import hostile_json
+from tests.rigs.trust_rig import resigned
 
 LONG = pytest.mark.timeout(0 if PROFILE == "long" else 300)
 
@@ -100,18 +101,6 @@ def _resign_legacy_settings(doc: dict[str, Any]) -> dict[str, Any]:
         return doc
 
 
-def _resigned(key: keys.PrivateKey) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    def sign(doc: dict[str, Any]) -> dict[str, Any]:
-        body, kind = doc.get("body"), doc.get("kind")
-        if not isinstance(body, dict) or not isinstance(kind, str):
-            return doc
-        try:
-            return {**doc, "sig": key.sign(kind, body).sig.hex()}
-        except (TypeError, ValueError):
-            return doc
-    return sign
-
-
 def _read_manifest(root: int) -> bytes | None:
     try:
         folder = os.open(f"{stick_files.FOLDER}/{update.UPDATE_DIR}", os.O_RDONLY | os.O_DIRECTORY, dir_fd=root)
@@ -143,7 +132,7 @@ def _kinds(r: Ring) -> dict[str, Kind]:
              stick_files.StickProblem, stick_files.REFUSALS),
         Kind("authorisation, signed", auth_where, auth.MAX_AUTH_BYTES,
              lambda: signed.to_json(r.authority.sign(auth.STICK_KIND, auth.signed_body(MADE, "stick 1", "Ward 7"))),
-             _resigned(r.authority), auth.read_authorisation, lambda raw, data: auth.check_signed(raw, r.ring),
+             resigned(r.authority), auth.read_authorisation, lambda raw, data: auth.check_signed(raw, r.ring),
              stick_files.StickProblem, stick_files.REFUSALS),
         Kind("settings, ward secret", settings_where, settings.MAX_BYTES,
              lambda: settings.make(KEY, MADE, config_text=week_toml), _resign_legacy_settings, settings.read,
@@ -152,11 +141,11 @@ def _kinds(r: Ring) -> dict[str, Kind]:
         Kind("settings, signed", settings_where, settings.MAX_BYTES,
              lambda: signed.to_json(r.authority.sign(settings.KIND, settings.body_signed(
                  1, MADE, config_text=week_toml, revoked={"sticks": ["ab" * 16]}))),
-             _resigned(r.authority), settings.read,
+             resigned(r.authority), settings.read,
              lambda raw, data: settings.check_signed(raw or b"", r.ring, unit, data, NOW),
              settings.SettingsRefused, settings_reasons),
         Kind("update manifest", (stick_files.FOLDER, update.UPDATE_DIR, update.MANIFEST), update.MAX_MANIFEST_BYTES,
-             lambda: signed.to_json(r.release.sign(update.KIND, manifest_body)), _resigned(r.release),
+             lambda: signed.to_json(r.release.sign(update.KIND, manifest_body)), resigned(r.release),
              _read_manifest, lambda raw, data: update.check_manifest(raw, r.ring, 0, NOW),
              update.UpdateRefused, update_reasons),
     ]}

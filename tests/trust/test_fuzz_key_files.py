@@ -54,6 +54,7 @@ from bedside.laptop import keyauth
 from bedside.trust import keyring, keys, signed, ward_state
 from tests.conftest import PROFILE, budget
 from tests.rigs import hostile_json
+from tests.rigs.trust_rig import resigned
 
 LONG = pytest.mark.timeout(0 if PROFILE == "long" else 300)
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -141,18 +142,6 @@ def _ward_state_bytes() -> bytes:
     return json.dumps(body).encode()
 
 
-def _resigned(key: keys.PrivateKey) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    def sign(doc: dict[str, Any]) -> dict[str, Any]:
-        body, kind = doc.get("body"), doc.get("kind")
-        if not isinstance(body, dict) or not isinstance(kind, str):
-            return doc
-        try:
-            return {**doc, "sig": key.sign(kind, body).sig.hex()}
-        except (TypeError, ValueError):
-            return doc
-    return sign
-
-
 def _is(*types: type) -> Callable[[object], None]:
     def check(value: object) -> None:
         assert isinstance(value, types), value
@@ -204,7 +193,7 @@ def _kinds(k: Keys) -> dict[str, Kind]:
              lambda d: d, lambda d: keyring.read_public_key(d / "ward.pub", "ward"), keyring.KeyringError,
              _is(keyring.PinnedKey)),
         Kind("laptop certificate", cert_file, signed.MAX_BYTES, lambda: hostile_json.dumps(signed.to_json(k.cert)),
-             _resigned(k.authority), lambda d: _read_cert(k, d / cert_file), keyauth.LaptopKeyError,
+             resigned(k.authority), lambda d: _read_cert(k, d / cert_file), keyauth.LaptopKeyError,
              _is(keyauth.LaptopKey)),
     ]}
 
