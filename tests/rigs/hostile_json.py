@@ -164,3 +164,12 @@ RAW_MUTATORS: dict[str, Callable[[random.Random, bytes], bytes]] = {
 
 def dumps(doc: Doc) -> bytes:
     return json.dumps(doc, indent=1, sort_keys=True).encode("utf-8")
+
+
+def encoded(doc: Doc) -> bytes:
+    """A mutated document's bytes: ``dumps``, or, for what JSON cannot hold as it is (a lone
+    surrogate, a key that is no string), every such value as its text."""
+    try:
+        return dumps(doc)
+    except (TypeError, ValueError):
+        return json.dumps(doc, default=str).encode()

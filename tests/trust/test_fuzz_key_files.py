@@ -292,10 +292,7 @@ def mutate(kind: Kind, rng: random.Random, rounds: int, fix: bool, on_bytes: boo
                 doc = hostile_json.DOC_MUTATORS[name](rng, doc)
         if fix:
             doc = kind.fix(doc)
-        try:
-            out = hostile_json.dumps(doc)
-        except (TypeError, ValueError):
-            out = json.dumps(doc, default=str).encode()
+        out = hostile_json.encoded(doc)
         if slots:
             # The mutated key in one slot, the valid one (or a blank) in the other.
             out = out.replace(b"\n", b" ")[:seal.SLOT - 1].ljust(seal.SLOT - 1) + b"\n"
