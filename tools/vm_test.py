@@ -263,6 +263,7 @@ class VM:
     ids: int = 0
     boots: list[float] = field(default_factory=list)
     share: Path | None = None        # the first VM's run folder (payload, keys), for a second VM
+    cpu_s: float = 0.0               # QEMU's CPU time over this VM's boots so far (ended boots)
 
     @property
     def shared(self) -> Path:
@@ -357,9 +358,18 @@ class VM:
         """Keeps the guest's clock across boots (a real unit's RTC would)."""
         self.offset = float(self.ok("date +%s.%N")) - time.time()
 
+    def qemu_cpu(self) -> float:
+        """The CPU seconds the running QEMU has used (0 when it has ended)."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split() if self.proc else []
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") if fields else 0.0
+
     def power_cut(self) -> None:
         """The power goes: QEMU is killed, the guest's page cache and queued writes with it."""
         if self.proc is not None and self.proc.poll() is None:
+            self.cpu_s += self.qemu_cpu()
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
         if self.sock is not None:
@@ -373,10 +383,15 @@ class VM:
             self.sync_clock()
             assert self.sock is not None
             self.sock.sendall((json.dumps({"id": -1, "sh": "systemctl poweroff", "timeout": 10}) + "\n").encode())
-        try:
-            self.proc.wait(120)
-        except subprocess.TimeoutExpired:
+        last = self.qemu_cpu()
+        end = time.monotonic() + 120
+        while self.proc.poll() is None and time.monotonic() < end:
+            last = self.qemu_cpu() or last
+            time.sleep(0.2)
+        if self.proc.poll() is None:
             self.power_cut()
+        else:
+            self.cpu_s += last
         if self.sock is not None:
             self.sock.close()
             self.sock = None
@@ -1053,8 +1068,10 @@ def s_update_rollback(t: Run) -> str:
     """A signed release whose daemon cannot start: installed, switched, failed, switched back;
     the old version runs again, software_rollback is recorded and the updater says why at err."""
     v = t.vm
+    ensure_pinned(t)
     before = running_version(v)
     old = before.splitlines()[1].split()[-1]
+    # From whatever runs (0.1.0 as installed, or 0.1.1 after the good update on one VM).
     img = make_stick(t, "0.1.2", 2, broken=True)
     v.ok(FAST_WATCHDOG)
     since = v.ok("date +%s").strip()
@@ -1102,12 +1119,12 @@ def scenarios(args: argparse.Namespace) -> list[tuple[str, str, Callable[[Run], 
         ("priorities", "journalctl -p warning: every fault at its priority", s_priorities),
         ("pull", "bedside pull over the QEMU serial port", s_serial_pull),
         ("again", "install: again (upgrade), pinning the ward's keys", s_install_again),
+        # After the watchdog's and the upgrade's restarts: the press scenario's guided session
+        # is over (a unit in the middle of a session answers an update's question "busy").
+        ("update", "software update from a hot-plugged USB stick; updater killed in its proof", s_update),
     ]
     out += [(f"cut{n}", f"power cut {n} (QEMU killed) in a guided day", power_cut(n)) for n in range(1, args.cuts + 1)]
-    # The updates after the cuts: the press scenario's guided session is long over (a unit in
-    # the middle of a session answers an update's question "busy", and the update is not made).
     out += [("crash", "block-level crash states (dm-log-writes)", s_crash_states),
-            ("update", "software update from a hot-plugged USB stick; updater killed in its proof", s_update),
             ("rollback", "a failing software update from a stick rolls back", s_update_rollback),
             ("uninstall", "install: --uninstall, every claimed file back", s_uninstall)]
     return out
@@ -1126,7 +1143,8 @@ def installed_key(image: Image) -> str:
     for top in ("device", "systemd", "config", "tools/install.sh", "pyproject.toml", "tools/vm"):
         path = SRC / top
         for f in sorted([path] if path.is_file() else path.rglob("*")):
-            if f.is_file() and "__pycache__" not in f.parts:
+            # tools/vm/run/ is copied in at each run (the payload), never installed.
+            if f.is_file() and "__pycache__" not in f.parts and "run" not in f.relative_to(SRC).parts[2:3]:
                 h.update(str(f.relative_to(SRC)).encode() + f.read_bytes())
     return h.hexdigest()[:12]
 
@@ -1150,8 +1168,27 @@ def save_installed(t: Run, key: str) -> None:
             old.unlink()
 
 
-# Scenarios a second VM runs from the installed image, when there are two cores.
-SECOND = {"cut1", "cut2", "cut3", "cut4", "crash", "update", "rollback"}
+# Where each scenario runs when there are more VMs than one: the first VM installs; the others
+# start from the installed image, so their scenarios must not need this run's install. With
+# two, the second cuts the power, replays the crash states and rolls a failing update back
+# (from the version installed); with three, the second updates and then rolls back, and the
+# third cuts the power and replays the crash states, whose simulated days leave the guest idle
+# most of the time. Chosen so that the VMs take about as long (docs/install.md).
+PLACES = {2: {"cut": 1, "crash": 1, "rollback": 1},
+          3: {"update": 1, "rollback": 1, "cut": 2, "crash": 2}}
+
+
+def place(sid: str, vms: int) -> int:
+    """The VM (0 for the first) that runs scenario ``sid`` when there are ``vms`` of them."""
+    return PLACES.get(vms, {}).get(sid.rstrip("0123456789"), 0)
+
+
+def free_memory() -> int:
+    """Bytes of memory available (MemAvailable): each VM takes 1 GiB."""
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def make_scratch(run: Path) -> None:
@@ -1201,14 +1238,15 @@ class Lane:
             self.done.set()
 
 
-def second_lane(lane: Lane, image: Image, snap: Path, share: Path, have_snap: Any, a: argparse.Namespace) -> None:
-    """The second VM: waits for the installed image (kept after READY), boots from it, runs its share."""
+def other_lane(lane: Lane, k: int, image: Image, snap: Path, share: Path, have_snap: Any,
+               a: argparse.Namespace) -> None:
+    """VM ``k`` (1 or more): waits for the installed image (kept after READY), boots from it, runs its share."""
     try:
         have_snap.wait()
         if not snap.exists():
             lane.fail_all("no installed image to start from (the install or READY failed)")
             return
-        run = CACHE / "run-2"
+        run = CACHE / f"run-{k + 1}"
         shutil.rmtree(run, ignore_errors=True)
         run.mkdir()
         saved = json.loads(snap.with_suffix(".json").read_text())
@@ -1234,8 +1272,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=int(time.time()) % 100000, help="for the cuts' moments")
     ap.add_argument("--rebuild", action="store_true", help="build the image again")
     ap.add_argument("--build-only", action="store_true", help="build (or find) the image and stop")
-    ap.add_argument("--vms", type=int, choices=(1, 2), help="VMs at once (default: 2 where there are two cores): "
-                    "the second runs the power cuts and crash states from the installed image")
+    ap.add_argument("--vms", type=int, choices=(1, 2, 3), help="VMs at once (default: 3 where there are two cores "
+                    "and 4 GiB of memory free, else 1): the others start from the installed image and run the "
+                    "updates, the power cuts and the crash states")
     ap.add_argument("--only", metavar="ID[,ID]", help="run only these scenarios (and what they need): "
                     "boot, install, fatal, ready, press, watchdog, priorities, pull, again, update, rollback, "
                     "cut1.., crash, uninstall. Without install, fatal or ready among them, they start from the "
@@ -1296,15 +1335,17 @@ def main() -> int:
     vm = VM(image, run, offset=offset)
     t = Run(vm, a)
     t.seen.update(saved.get("seen", {}))
-    # A second VM, from the installed image, for the power cuts and the crash states: they need
-    # an installed unit but not this one's history, and each keeps one core busy.
-    vms = a.vms or (2 if (os.cpu_count() or 1) >= 2 else 1)
-    second = [c for c in chosen if c[0] in SECOND] if vms == 2 else []
-    if second and any(c[0] not in SECOND | {"boot"} for c in chosen):
-        chosen = [c for c in chosen if c[0] not in SECOND]
+    # More VMs, from the installed image, for the updates, the power cuts and the crash states:
+    # they need an installed unit but not this one's history, and each keeps a core busy at
+    # times and leaves it idle at others (a simulated day at 600 times real time sleeps).
+    vms = a.vms or (3 if (os.cpu_count() or 1) >= 2 and free_memory() >= 4 << 30 else 1)
+    others = [[c for c in chosen if place(c[0], vms) == k] for k in range(1, vms)]
+    if any(c[0] != "boot" and place(c[0], vms) == 0 for c in chosen):
+        chosen = [c for c in chosen if place(c[0], vms) == 0]
+        others = [o for o in others if o]
     else:
-        second = []
-    print(f"seed {a.seed}; QEMU {vm.accel}, 1 vCPU, 1 GiB, {2 if second else 1} VM(s) at once", flush=True)
+        others = []
+    print(f"seed {a.seed}; QEMU {vm.accel}, 1 vCPU, 1 GiB, {1 + len(others)} VM(s) at once", flush=True)
     import threading
 
     have_snap = threading.Event()
@@ -1320,9 +1361,9 @@ def main() -> int:
 
     first = Lane("", t, chosen)
     lanes = [first]
-    if second:
-        lanes.append(Lane(" [vm 2]", None, second))
-        threading.Thread(target=second_lane, args=(lanes[1], image, snap, run, have_snap, a), daemon=True).start()
+    for k, share in enumerate(others, start=1):
+        lanes.append(Lane(f" [vm {k + 1}]", None, share))
+        threading.Thread(target=other_lane, args=(lanes[k], k, image, snap, run, have_snap, a), daemon=True).start()
     try:
         first.run(after_ready)
     finally:
@@ -1335,6 +1376,10 @@ def main() -> int:
     import resource
 
     # QEMU's own CPU time: about what the run would take on a quiet machine (TCG keeps one core busy).
+    for x in lanes:
+        if x.t is not None:
+            print(f"  vm {lanes.index(x) + 1}: {x.t.vm.cpu_s:.0f} s of QEMU's CPU over {len(x.t.vm.boots)} boot(s)",
+                  flush=True)
     cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(f"QEMU and other children: {cpu.ru_utime + cpu.ru_stime:.0f} s of CPU; load average "
           f"{os.getloadavg()[0]:.1f} at the end (2 cores shared)", flush=True)

@@ -152,6 +152,7 @@ def replay(a: argparse.Namespace) -> None:
             t.flush()
 
         for i, kind in points:
+            s0 = time.monotonic()
             apply(i)
             # A mark carries no write: the state at it holds everything logged before it.
             confirmed = [r for r in records if mark_at.get(f"rec-{r['n']}", len(es)) <= i]
@@ -178,7 +179,7 @@ def replay(a: argparse.Namespace) -> None:
                 finally:
                     subprocess.run(["umount", str(mnt)], check=False)
             failed += not res["ok"]
-            print(json.dumps({"entry": i, "kind": kind, **res}), flush=True)
+            print(json.dumps({"entry": i, "kind": kind, **res, "s": round(time.monotonic() - s0, 1)}), flush=True)
         apply(len(es) - 1)
     with target.open("rb") as whole, open(a.data_dev, "rb") as d:
         same = hashlib.sha256(whole.read()).digest() == hashlib.sha256(d.read(size)).digest()
