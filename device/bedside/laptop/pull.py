@@ -733,10 +733,16 @@ def summary_lines(got: Outcome, store: JournalCopy, made: Any, verdict: Any, brk
 
 
 def unread_line(unread: list[dict[str, Any]]) -> str:
-    """One line: which records the unit has not read yet, where, and what to do."""
-    named = [f"{texts.seqs_text(u['first_seq'], u['last_seq'])} ({u['file']}, {texts.mib(u['size'])})"
-             for u in unread[:UNREAD_SHOWN]]
-    more = f" and {len(unread) - UNREAD_SHOWN} more file(s)" if len(unread) > UNREAD_SHOWN else ""
+    """One line: which records the unit has not read yet, in which files, and what to do."""
+    groups: dict[tuple[Any, Any], list[dict[str, Any]]] = {}
+    for u in unread:            # files in a row the unit read none of share one range
+        groups.setdefault((u["first_seq"], u["last_seq"]), []).append(u)
+    named = []
+    for (lo, hi), files in list(groups.items())[:UNREAD_SHOWN]:
+        which = files[0]["file"] if len(files) == 1 else f"{files[0]['file']} and {len(files) - 1} more files"
+        size = sum(u["size"] or 0 for u in files)
+        named.append(f"{texts.seqs_text(lo, hi)} ({which}, {texts.mib(size)})")
+    more = f"; and {len(groups) - UNREAD_SHOWN} more ranges" if len(groups) > UNREAD_SHOWN else ""
     return (f"NOT READ YET on the unit: {'; '.join(named)}{more}. The unit reads damaged files in the "
             "background: pull again later, or use the ward stick (its export runs in its own process).")
 
