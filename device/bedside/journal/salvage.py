@@ -77,14 +77,14 @@ START_BYTES = 48 * 1024 * 1024
 # this one stopped (the first file of a pass whatever its size), so every file is read once
 # within one pass per file at most, about ceil(bytes / CHECK_BYTES) passes for small files.
 CHECK_BYTES = 32 * 1024 * 1024
-# Each step of the unit's loop that reads the journal for someone (a serial ``hello``, ``get`` or
-# ``done``, the link's attach, the seal catch-up after a storage failure, retention's prune)
-# reads at most this many bytes of files SQLite refuses: one segment the unit closes, so a unit
-# with one damaged file still gives its records at once. About 0.5 s here and 5 s on a Pi Zero 2 W
-# at the worst rate measured (58 ms/MiB, a WAL of cell-dense frames), 2 s at the rate of a
-# damaged segment of the unit's own records; docs/performance.md. A file past it is left to the
-# whole-journal check's passes (``CHECK_BYTES``), whose rows salvage's cache then serves.
-STEP_BYTES = 8 * 1024 * 1024
+# Each step of the unit's loop that reads the journal for someone (the serial link's attach, a
+# ``hello``, ``get`` or ``done``; the seal catch-up after a storage failure; retention's prune)
+# reads at most this many bytes of files SQLite refuses, whatever the data directory holds: the
+# costliest step measured took 0.46 s of CPU here, about 5 s on a Pi Zero 2 W (docs/performance.md),
+# within the 10 s the serial thread waits for the loop (before: one hello salvaged every file).
+# A file past it is named as not read yet and left to the whole-journal check's passes
+# (``CHECK_BYTES``, a worker thread), whose rows salvage's cache then serves to the loop at no cost.
+STEP_BYTES = 4 * 1024 * 1024
 
 
 @dataclass
