@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -160,3 +160,34 @@ def test_a_healthy_journal_is_read_with_no_salvage_and_named_nothing(healthy: Pa
     assert "unread" not in hello and not page.unread
     assert all(s.bytes_read == 0 and not s.deferred for s in svc.salvaged)
     assert [r["seq"] for r in page.records] == list(range(1, page.head[0] + 1))
+
+
+def test_files_left_unread_are_read_by_the_check_in_order_at_most_every_carry(
+        hostile_dir: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a page left unread the journal check reads (once its own passes are over), at most
+    ``CHECK_BYTES`` a time and every ``CARRY_S``, the earliest files first; the next page then
+    gives their records with no salvage on the loop."""
+    data, names = hostile_dir
+    monkeypatch.setattr(salvage, "CHECK_BYTES", 2 * CRAFTED_BYTES)            # two files a read
+    sim, svc = service(data)
+    try:
+        check = next(s for s in sim.unit.sources if isinstance(s, journal_check.JournalCheck))
+        check.due = None                                     # (its own passes are over)
+        t0 = sim.clock.now()
+        page = svc.page(1, 1, 256, t0)
+        assert [u["file"] for u in page.unread] == names[2:]
+        assert [p.name for p in salvage.wanted(data)] == names[2:]
+        sim.advance(t0.wall + timedelta(seconds=journal_check.CARRY_S - 60))
+        assert check.reads == []                             # not before CARRY_S after the start
+        sim.advance(t0.wall + timedelta(seconds=journal_check.CARRY_S + 60))
+        assert [r.read for r in check.reads] == [names[2:4][::-1]]      # the earliest two, the first read last
+        assert [p.name for p in salvage.wanted(data)] == names[4:]
+        svc.unlock_typed(1, True, sim.clock.now())            # (the link locks itself after ten idle minutes)
+        page = svc.page(1, 1, 256, sim.clock.now())
+        # The two the check read come from the cache; the step reads the last one itself (room for one).
+        assert not page.unread and svc.salvaged[-1].read == names[4:] and not salvage.wanted(data)
+        assert {r["seq"] for r in page.records} == set(range(1, page.head[0] + 1))
+        sim.advance(t0.wall + timedelta(seconds=3 * journal_check.CARRY_S))
+        assert len(check.reads) == 1                          # nothing left: no more reads
+    finally:
+        sim.close()

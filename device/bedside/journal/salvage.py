@@ -44,7 +44,7 @@ import stat
 import struct
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -500,6 +500,34 @@ def forget() -> None:
     with _cache_lock:
         _cache.clear()
         _heads.clear()
+        _wanted.clear()
+
+
+# Files a step of the loop left unread while serving a person (the serial link named them as not
+# read yet): the journal check reads them on its worker thread so that the next request finds
+# their rows in the cache. At most ``_HEADS`` names, oldest dropped first.
+_wanted: OrderedDict[str, None] = OrderedDict()
+
+
+def want(paths: Iterable[Path]) -> None:
+    with _cache_lock:
+        for p in paths:
+            _wanted[str(p)] = None
+            _wanted.move_to_end(str(p))
+        while len(_wanted) > _HEADS:
+            _wanted.popitem(last=False)
+
+
+def wanted(data_dir: Path) -> list[Path]:
+    """The files of ``data_dir`` a loop step left unread for someone, in name order."""
+    with _cache_lock:
+        return sorted(p for p in map(Path, _wanted) if p.parent == Path(data_dir))
+
+
+def unwant(paths: Iterable[Path]) -> None:
+    with _cache_lock:
+        for p in paths:
+            _wanted.pop(str(p), None)
 
 
 def head(path: Path) -> Salvaged:

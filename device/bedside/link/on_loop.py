@@ -394,6 +394,12 @@ class LinkService:
                 yield spent
             finally:
                 self.salvaged.append(spent)
+                journal = self.unit.journal
+                if journal is not None and (spent.read or spent.deferred):
+                    # What this step left is asked of the journal check: read on its worker
+                    # thread, for the next request (what it read is in the cache now).
+                    salvage.unwant(journal.data / name for name in spent.read)
+                    salvage.want(journal.data / name for name in spent.deferred)
 
     @staticmethod
     def _unread(data: Path, name: str, segment: int | None = None) -> dict[str, Any]:
