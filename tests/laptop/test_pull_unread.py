@@ -11,17 +11,22 @@ worker thread), the next pull gives every record and verifies.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from bedside.core import config
+from bedside.core.events import Instant, Record
+from bedside.core.records import T
 from bedside.journal import salvage
 from bedside.journal.journal import Journal
 from bedside.journal.segments import segment_files
 from bedside.laptop import client, pull
+from bedside.link import batch, frames
+from bedside.link.on_loop import NOT_READ_YET
 from bedside.unit import journal_check
 from tests.rigs import hostile
 from tests.rigs.serial_rig import SECRET, Cable, RunningUnit, cheap_ward, unit_with_days, wait_for
@@ -122,3 +127,41 @@ def test_a_pull_names_what_the_unit_has_not_read_yet_and_a_later_pull_gives_ever
     assert [s for s, _ in pulled2] == list(range(1, len(pulled2) + 1))
     assert not any(x.startswith("NOT READ YET") for x in lines2)
     assert verdict2.ok, verdict2.report()
+
+
+class NamesUnread:
+    """A unit whose journal holds records 1-20 but has not read the file of 11-14: a page from
+    11 names it and gives nothing (as one that named as many files as it may), one from 15 on
+    gives the rest."""
+
+    def __init__(self, records: list[dict[str, Any]]) -> None:
+        self.records = records
+
+    def request(self, verb: str, *args: str) -> frames.Reply:
+        first, limit = int(args[0]), int(args[1])
+        head = (self.records[-1]["seq"], self.records[-1]["hash"])
+        if 11 <= first <= 14:
+            b = batch.pack([], head=head, lean=False, unread=[{"segment": 3, "file": "journal-000003.sqlite",
+                                                                 "size": 4096, "first_seq": 11, "last_seq": 14,
+                                                                 "problem": NOT_READ_YET}])
+        else:
+            recs = [r for r in self.records if r["seq"] >= first and not 11 <= r["seq"] <= 14][:limit]
+            b = batch.pack(recs, head=head, lean="full" not in args)
+        return frames.Reply(1, "batch", b.meta, b.payload)
+
+
+def test_the_laptop_goes_on_past_a_range_named_not_read_yet(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "unit", ZoneInfo("UTC"), "b")
+    t = datetime(2026, 11, 24, 9, tzinfo=UTC)
+    for i in range(20):
+        j.append(Record(T.PRESS, data={"i": i}), Instant(t + timedelta(seconds=i), float(i)), "rtc")
+    recs = list(j.records())
+    j.close()
+    store = pull.JournalCopy(tmp_path / "laptop", "u").open()
+    store.append(recs[:10])
+    unread = pull.Unread()
+    head, brk = pull.salvage(NamesUnread(recs), store, None, {}, unread)       # type: ignore[arg-type]
+    assert head[0] == 20 and store.head[0] == 10
+    assert brk is not None and brk.at == 11 and "not read yet" in brk.problem
+    assert [r["seq"] for r in brk.records] == list(range(15, 21))
+    assert [(e["first_seq"], e["last_seq"]) for e in unread.lacking(store.head[0])] == [(11, 14)]

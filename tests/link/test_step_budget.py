@@ -191,3 +191,21 @@ def test_files_left_unread_are_read_by_the_check_in_order_at_most_every_carry(
         assert len(check.reads) == 1                          # nothing left: no more reads
     finally:
         sim.close()
+
+
+def test_a_page_that_would_name_too_many_files_ends_before_the_next(
+        hostile_dir: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past ``UNREAD_MAX`` files named, a page ends where the next one would be: no record after an
+    unnamed file's records is given."""
+    from bedside.link import on_loop
+
+    data, names = hostile_dir
+    monkeypatch.setattr(on_loop, "UNREAD_MAX", 1)
+    sim, svc = service(data)
+    try:
+        page = svc.page(1, 1, 256, sim.clock.now())
+    finally:
+        sim.close()
+    [u] = page.unread
+    assert u["file"] == names[2]
+    assert page.records and all(r["seq"] < u["first_seq"] for r in page.records)

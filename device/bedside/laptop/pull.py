@@ -303,10 +303,10 @@ class Unread:
         self.tries = 0
         self.sleep = sleep
 
-    def seen(self, data: Any, after: int) -> bool:
-        """Note the answer's ``unread`` entries; whether any lies past ``after`` (records the copy lacks)."""
+    def seen(self, data: Any, after: int) -> list[dict[str, Any]]:
+        """Note the answer's ``unread`` entries; those past ``after`` (records the copy lacks)."""
         given = data.get("unread") if isinstance(data, dict) else None
-        found = False
+        found: list[dict[str, Any]] = []
         for u in given if isinstance(given, list) else []:
             if not isinstance(u, dict):
                 continue
@@ -317,7 +317,7 @@ class Unread:
                                  "problem": str(u.get("problem", "not read yet"))[:200]}
             if e["last_seq"] is not None and e["last_seq"] <= after:
                 continue
-            found = True
+            found.append(e)
             if len(self.entries) < self.MAX or (e["file"], e["first_seq"]) in self.entries:
                 self.entries[(e["file"], e["first_seq"])] = e
         return found
@@ -439,8 +439,7 @@ def salvage(c: Client, store: JournalCopy, progress: Progress | None, stats: dic
     while True:
         try:
             rep = c.request("get", str(nxt), str(BATCH_MAX), "full")
-            if unread is not None:
-                unread.seen(rep.data, nxt - 1)
+            passed = unread.seen(rep.data, nxt - 1) if unread is not None else []
             recs = batch.unpack_as_given(rep)
         except batch.BatchError:
             errors += 1
@@ -461,6 +460,13 @@ def salvage(c: Client, store: JournalCopy, progress: Progress | None, stats: dic
         errors = 0
         head = (int(rep.data["head"][0]), str(rep.data["head"][1]))
         if not recs:
+            # A page that named only files not read yet: on after the last record they hold.
+            skip = max((e["last_seq"] for e in passed if e["last_seq"] is not None), default=None)
+            if skip is not None and nxt <= skip < head[0]:
+                if brk is None:
+                    brk = Break(nxt, _why(nxt - 1, "", {"seq": skip + 1}, unread), [])
+                nxt = skip + 1
+                continue
             break
         follow: list[dict[str, Any]] = []
         seq, h = store.head

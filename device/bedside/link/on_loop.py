@@ -3,11 +3,12 @@
 The serial thread (``port.py``) only moves bytes. Whenever a request needs the journal,
 the unit's state or a change, it calls the loop (``unit_port.Call``) and this service answers
 it on the loop, between a patient's button presses, with quick work only (a page of
-records, a status, a decision). Each step that reads the journal salvages at most
-``salvage.STEP_BYTES`` of files SQLite refuses (``_step``); a file past that is named in the
-answer as not read yet (``unread``), never silently left out. It owns the link's access state (``access.py``), asks the
+records, a status, a decision). It owns the link's access state (``access.py``), asks the
 core for physical confirmation of changes (``events.Confirm``) and commits every attempt,
-success and change to the journal through the loop, the journal's only writer.
+success and change to the journal through the loop, the journal's only writer. Each step
+that reads the journal salvages at most ``salvage.STEP_BYTES`` of files SQLite refuses
+(``_step``); a file past that is named in the answer as not read yet (``unread``), never
+silently left out.
 
 Methods taking ``now`` run on the loop; ``Refused`` is raised for anything the caller may
 not do, with a message for a person.
@@ -207,7 +208,10 @@ class LinkService:
             # (a file past this step's salvage budget described as unreadable for now, and named).
             with contextlib.suppress(JournalError), self._step() as spent:
                 out["segments"] = [seg.header() for seg in journal.segments()]
-                self._name_unread(out, [self._unread(journal.data, name) for name in spent.deferred])
+                if spent.deferred:
+                    out["unread"] = [self._unread(journal.data, name) for name in spent.deferred[:UNREAD_MAX]]
+                    if len(spent.deferred) > UNREAD_MAX:
+                        out["unread_more"] = len(spent.deferred) - UNREAD_MAX
         if self.ward is not None:
             out["kdf"] = {"name": "scrypt", "salt": self.ward.salt.hex(), "n": self.ward.n, "r": self.ward.r,
                           "p": self.ward.p}
@@ -289,9 +293,12 @@ class LinkService:
                 for e in journal.entries(from_seq - 1):
                     if isinstance(e, Gap):
                         # Records of a file this step's budget left unread: named with their seqs
-                        # (as far as known), and the page goes on after them. (A gap of damage
-                        # goes unnamed here, as before: the laptop finds it as a break.)
-                        if e.file in spent.deferred and len(unread) < UNREAD_MAX:
+                        # (as far as known), and the page goes on after them; past UNREAD_MAX
+                        # named, the page ends there. (A gap of damage goes unnamed here, as
+                        # before: the laptop finds it as a break.)
+                        if e.file in spent.deferred:
+                            if len(unread) >= UNREAD_MAX:
+                                break
                             lo = e.first if e.first is not None else recs[-1]["seq"] + 1 if recs else from_seq
                             unread.append({**self._unread(journal.data, e.file, e.segment), "first_seq": lo,
                                            "last_seq": e.last})
@@ -412,13 +419,6 @@ class LinkService:
             digits = name.removeprefix("journal-").removesuffix(".sqlite")
             segment = int(digits) if digits.isdigit() else None
         return {"segment": segment, "file": name, "size": size, "problem": NOT_READ_YET}
-
-    @staticmethod
-    def _name_unread(out: dict[str, Any], unread: list[dict[str, Any]]) -> None:
-        if unread:
-            out["unread"] = unread[:UNREAD_MAX]
-            if len(unread) > UNREAD_MAX:
-                out["unread_more"] = len(unread) - UNREAD_MAX
 
     def _record(self, records: list[Record], now: Instant) -> None:
         for rec in records:
