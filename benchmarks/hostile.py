@@ -205,6 +205,87 @@ def start_row(tmp: Path, segments: int) -> tuple[str, str, str]:
             f"{sum(passes):.1f} s in all; the loop's own CPU over those 5 hours {loop:.1f} s")
 
 
+def link_row(tmp: Path, segments: int = 31, steps: int = 12) -> tuple[str, str, str]:
+    """The serial link on the unit's loop with ``segments`` hostile closed segments of
+    ``salvage.STEP_BYTES`` each (the start row's kinds and a flooded WAL): one ``hello``, then ``get``
+    pages, each a loop step whose salvage reads at most ``salvage.STEP_BYTES``. CPU and the counted
+    salvage of the costliest step, beside one ``hello`` with no step budget (as before)."""
+    from tests.rigs.serial_rig import cheap_ward
+
+    from bedside.core import config
+    from bedside.journal import salvage
+    from bedside.journal.segments import segment_files
+    from bedside.link.on_loop import LinkService
+    from bedside.unit import simulate
+
+    cfg = config.Config()
+    d = tmp / f"link{segments}"
+    sim = simulate.build(cfg, d, datetime(2026, 11, 24, 6, 58, tzinfo=cfg.tz))
+    sim.unit.run(until=datetime(2026, 11, 24, 12, 0, tzinfo=cfg.tz))
+    sim.close()
+    [(_, real)] = segment_files(d)
+    for side in ("", "-wal", "-shm"):
+        if real.with_name(real.name + side).exists():
+            shutil.move(real.with_name(real.name + side), d / f"journal-{segments + 1:06d}.sqlite{side}")
+    # Each file as large as a step may read (the costliest directory for one step: every step
+    # reads one), of the start row's kinds and a flooded WAL (the costliest rate measured).
+    kinds = [one_cell, dense, mutated, wal_flood]
+    for n in range(1, segments + 1):
+        p = d / f"journal-{n:06d}.sqlite"
+        kinds[n % len(kinds)](p, salvage.STEP_BYTES)
+        os.chmod(p, 0o444)
+    ward = cheap_ward(d)
+
+    def unit() -> tuple[Any, LinkService, float]:
+        """The unit started (its own start budget), and the link attached: the first loop step
+        that reads the journal for the link (the CPU of the attach returned)."""
+        salvage.forget()
+        sim = simulate.build(cfg, d, datetime(2026, 11, 24, 12, 59, 30, tzinfo=cfg.tz))
+        sim.unit.start()
+        svc = LinkService(sim.unit, ward)
+        t = time.process_time()
+        svc.attach(sim.clock.now())
+        attach = time.process_time() - t
+        svc.unlock_typed(1, True, sim.clock.now())
+        return sim, svc, attach
+
+    sim, svc, attach = unit()
+    costs: list[tuple[float, salvage.Budget, int]] = [(attach, svc.salvaged[-1], 0)]
+    try:
+        for k in range(steps):
+            now = sim.clock.now()
+            t = time.process_time()
+            named = len(svc.hello(1, "n", now).get("unread", [])) if k == 0 else len(svc.page(1, 1, 256, now).unread)
+            costs.append((time.process_time() - t, svc.salvaged[-1], named))
+    finally:
+        sim.close()
+    step = salvage.STEP_BYTES
+    salvage.STEP_BYTES = 1 << 40                   # as before: no budget on the loop
+    try:
+        sim, svc, attach = unit()
+        t = time.process_time()
+        svc.hello(1, "n", sim.clock.now())
+        before = max(attach, time.process_time() - t)
+        before_read = max(b.bytes_read for b in svc.salvaged)
+        sim.close()
+    finally:
+        salvage.STEP_BYTES = step
+        salvage.forget()
+    worst = max(costs, key=lambda c: c[0])
+    most = max(b.bytes_read for _, b, _ in costs)
+    total = sum(p.stat().st_size for p in d.glob("journal-*.sqlite*")) / MIB
+    return (f"serial link, {segments} hostile closed segments ({total:.0f} MiB): one loop step (the link's attach, "
+            f"a `hello`, then `get` pages; {steps + 1} steps), its CPU and the salvage it did",
+            f"a step: ≤ {step // MIB} MiB of salvage (`salvage.STEP_BYTES`); the rest named as not read yet",
+            f"the costliest step {worst[0]:.2f} s (Zero 2 W ~{worst[0] * ZERO:.1f} s), "
+            f"{worst[1].bytes_read / MIB:.0f} MiB and {worst[1].pages_read} page reads salvaged; at most "
+            f"{most / MIB:.0f} MiB in any step (median step {statistics.median(c[0] for c in costs):.2f} s, "
+            f"of which salvage {statistics.median(c[1].bytes_read for c in costs) / MIB:.0f} MiB); "
+            f"the hello named {costs[1][2]} files not read yet. Before (no "
+            f"step budget): the first such step (the link's attach) {before:.1f} s (Zero 2 W ~{before * ZERO:.0f} s), "
+            f"{before_read / MIB:.0f} MiB salvaged")
+
+
 def stick_rows(tmp: Path) -> list[tuple[str, str, str]]:
     """Each reader of a ward stick's files, on the costliest shapes at its limit and past it: CPU
     time of one read and check (median of 5; the file written beforehand), its peak traced
@@ -280,6 +361,10 @@ def key_rows(tmp: Path) -> list[tuple[str, str, str]]:
 
 
 def main() -> None:
+    if "--link" in sys.argv[1:]:                # only the serial link's row, printed (about a minute)
+        with tempfile.TemporaryDirectory() as td:
+            print("\n".join(docs.table([link_row(Path(td))])))
+        return
     if "--keys" in sys.argv[1:]:                # only the key files' rows, printed (a few seconds)
         with tempfile.TemporaryDirectory() as td:
             print("\n".join(docs.table(key_rows(Path(td)))))
@@ -289,6 +374,7 @@ def main() -> None:
         rows = salvage_rows(tmp)
         rows.append(start_row(tmp, 4))
         rows.append(start_row(tmp, 31))
+        rows.append(link_row(tmp))
         rows += stick_rows(tmp)
         rows += key_rows(tmp)
     note = ("Salvage reads a file only when SQLite refuses it; the figures are a whole scan by "

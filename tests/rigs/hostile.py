@@ -8,9 +8,11 @@ deterministic given their ``random.Random``.
 
 from __future__ import annotations
 
+import os
 import random
 import struct
 from collections.abc import Callable
+from pathlib import Path
 
 PAGE = 4096
 LEAF, INTERIOR = 0x0D, 0x05
@@ -61,6 +63,17 @@ def one_cell_attack(raw: bytes, target: int, chain_pages: int = 600) -> bytes:
     if out[:16] == b"SQLite format 3\x00":
         out[28:32] = (len(out) // PAGE).to_bytes(4, "big")
     return bytes(out)
+
+
+def craft_segment(path: Path, size: int, chain_pages: int = 50) -> None:
+    """A closed segment of the unit's own records made hostile in place: its header broken (SQLite
+    refuses it) and ``one_cell_attack`` pages appended up to ``size``. Its records are still in its
+    pages: salvage gives them back once it reads the file."""
+    os.chmod(path, 0o644)
+    raw = bytearray(one_cell_attack(path.read_bytes(), size, chain_pages=chain_pages))
+    raw[:16] = b"not a database!!"
+    path.write_bytes(bytes(raw))
+    os.chmod(path, 0o444)
 
 
 def pages_of(raw: bytes) -> int:

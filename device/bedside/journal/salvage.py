@@ -44,7 +44,7 @@ import stat
 import struct
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,6 +77,14 @@ START_BYTES = 48 * 1024 * 1024
 # this one stopped (the first file of a pass whatever its size), so every file is read once
 # within one pass per file at most, about ceil(bytes / CHECK_BYTES) passes for small files.
 CHECK_BYTES = 32 * 1024 * 1024
+# Each step of the unit's loop that reads the journal for someone (the serial link's attach, a
+# ``hello``, ``get`` or ``done``; the seal catch-up after a storage failure; retention's prune)
+# reads at most this many bytes of files SQLite refuses, whatever the data directory holds: the
+# costliest step measured took 0.46 s of CPU here, about 5 s on a Pi Zero 2 W (docs/performance.md),
+# within the 10 s the serial thread waits for the loop (before: one hello salvaged every file).
+# A file past it is named as not read yet and left to the whole-journal check's passes
+# (``CHECK_BYTES``, a worker thread), whose rows salvage's cache then serves to the loop at no cost.
+STEP_BYTES = 4 * 1024 * 1024
 
 
 @dataclass
@@ -492,6 +500,34 @@ def forget() -> None:
     with _cache_lock:
         _cache.clear()
         _heads.clear()
+        _wanted.clear()
+
+
+# Files a step of the loop left unread while serving a person (the serial link named them as not
+# read yet): the journal check reads them on its worker thread so that the next request finds
+# their rows in the cache. At most ``_HEADS`` names, oldest dropped first.
+_wanted: OrderedDict[str, None] = OrderedDict()
+
+
+def want(paths: Iterable[Path]) -> None:
+    with _cache_lock:
+        for p in paths:
+            _wanted[str(p)] = None
+            _wanted.move_to_end(str(p))
+        while len(_wanted) > _HEADS:
+            _wanted.popitem(last=False)
+
+
+def wanted(data_dir: Path) -> list[Path]:
+    """The files of ``data_dir`` a loop step left unread for someone, in name order."""
+    with _cache_lock:
+        return sorted(p for p in map(Path, _wanted) if p.parent == Path(data_dir))
+
+
+def unwant(paths: Iterable[Path]) -> None:
+    with _cache_lock:
+        for p in paths:
+            _wanted.pop(str(p), None)
 
 
 def head(path: Path) -> Salvaged:

@@ -68,6 +68,8 @@ RETRY_MAX_S = 60.0
 NOTICE = "Log not saved: tell nurse"
 DAMAGE_NOTICE = "Log damaged: tell engineer"
 KEY_NOTICE = "Seal key unreadable"
+# How a file left unread by a loop step's salvage budget is described (read by the journal check's passes).
+LATER = "at the next pass of the journal check"
 KEY_LOST_NOTICE = "Seal key lost: tell engineer"
 # Records that hold no session state: skipped when handing the past to the core.
 BOOKKEEPING = of_kind(Kind.BOOKKEEPING)
@@ -552,7 +554,8 @@ class Store:
             outage.clear(self.data)
         if self._seal_uncertain and self.sealer is not None:
             caught = None
-            with contextlib.suppress(JournalError):
+            # On the loop: the search back for the last seal salvages at most one step's budget.
+            with contextlib.suppress(JournalError), salvage.bounded(salvage.STEP_BYTES, later=LATER):
                 caught = self.sealer.catch_up(self.journal.last_of_type(T.SEAL))
             self._seal_uncertain = False
             if caught is not None:
@@ -637,19 +640,21 @@ class Store:
             marker = retention.read_marker(self.data)
             # No salvage on the loop to decide what to prune: a damaged file not yet read (by the
             # check's passes, unit/journal_check.py) is not known, and pruning stops before it.
-            with salvage.bounded(0, later="at the next pass of the journal check"):
+            with salvage.bounded(0, later=LATER):
                 prunable = retention.prunable(self.journal, self.keep_bytes)
-            for n, path, first, last in prunable:
-                assert marker is not None
-                last_hash = next((r["hash"] for r in self.journal.records(last - 1) if r["seq"] == last), "")
-                # The journal starts at `first` now; earlier prunes (if any) account for what came before.
-                before = [r for r in self.journal.of_type(T.PRUNED) if r.get("last_seq") == first - 1]
-                since = before[-1].get("from_seq", before[-1].get("first_seq")) if before else first
-                rec = retention.prune_record(n, first, last, last_hash, marker, since if isinstance(since, int)
-                                             else first)
-                if not self._write_one(rec, now, tq):
-                    return
-                retention.delete_segment(path)
+            # What pruning them looks up (each one's last hash, earlier prunes): one step's budget.
+            with salvage.bounded(salvage.STEP_BYTES, later=LATER):
+                for n, path, first, last in prunable:
+                    assert marker is not None
+                    last_hash = next((r["hash"] for r in self.journal.records(last - 1) if r["seq"] == last), "")
+                    # The journal starts at `first` now; earlier prunes (if any) account for what came before.
+                    before = [r for r in self.journal.of_type(T.PRUNED) if r.get("last_seq") == first - 1]
+                    since = before[-1].get("from_seq", before[-1].get("first_seq")) if before else first
+                    rec = retention.prune_record(n, first, last, last_hash, marker, since if isinstance(since, int)
+                                                 else first)
+                    if not self._write_one(rec, now, tq):
+                        return
+                    retention.delete_segment(path)
         except (JournalError, OSError) as e:
             self._failing(str(e), now)
 

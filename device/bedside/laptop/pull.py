@@ -21,7 +21,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -31,7 +31,7 @@ from bedside.durable import write_atomic, write_text_atomic
 from bedside.journal import chain
 from bedside.laptop import client
 from bedside.laptop.client import Client, Disconnected, LinkError, Misbehaved, NoAnswer, Refused, TimedOut
-from bedside.link import batch, frames
+from bedside.link import batch, frames, texts
 from bedside.secret import kdf_problem
 
 # 128 records: about 1.5 ms of the unit's loop on a laptop, 15 ms on a Pi Zero 2 W, per request.
@@ -41,6 +41,11 @@ RECONNECT_S = 60.0
 # The whole pull's limit, reconnections included: a year of a busy ward's records takes
 # about 20 s at 115200 baud (docs/performance.md); a device that keeps it busy longer is stopped.
 PULL_DEADLINE_S = 15 * 60.0
+# A page that passes over files the unit has not read yet (past its loop's salvage budget,
+# docs/serial.md): asked again this many times, this long apart, within the pull's deadline;
+# then the pull goes on past them and the export names what it lacks.
+UNREAD_TRIES, UNREAD_WAIT_S = 3, 5.0
+UNREAD_SHOWN = 3                  # files named in the summary's line (the export names them all)
 _UNIT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
 
 
@@ -287,6 +292,58 @@ class Break:
     records: list[dict[str, Any]]
 
 
+class Unread:
+    """What the unit said it has not read yet (``unread`` in its answers), by file and first record,
+    and how often the pull asked again for it."""
+
+    MAX = 256                     # entries kept, whatever a device sends
+
+    def __init__(self, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.entries: dict[tuple[str, int | None], dict[str, Any]] = {}
+        self.tries = 0
+        self.sleep = sleep
+
+    def seen(self, data: Any, after: int) -> list[dict[str, Any]]:
+        """Note the answer's ``unread`` entries; those past ``after`` (records the copy lacks)."""
+        given = data.get("unread") if isinstance(data, dict) else None
+        found: list[dict[str, Any]] = []
+        for u in given if isinstance(given, list) else []:
+            if not isinstance(u, dict):
+                continue
+            lo, hi, size, n = (u.get(k) for k in ("first_seq", "last_seq", "size", "segment"))
+            e: dict[str, Any] = {"segment": n if _whole(n) else None, "file": str(u.get("file", "?"))[:64],
+                                 "first_seq": lo if _whole(lo) else None, "last_seq": hi if _whole(hi) else None,
+                                 "size": size if _whole(size) else None,
+                                 "problem": str(u.get("problem", "not read yet"))[:200]}
+            if e["last_seq"] is not None and e["last_seq"] <= after:
+                continue
+            found.append(e)
+            if len(self.entries) < self.MAX or (e["file"], e["first_seq"]) in self.entries:
+                self.entries[(e["file"], e["first_seq"])] = e
+        return found
+
+    def again(self, c: Client) -> bool:
+        """Wait a little and ask again (True), unless the tries or the pull's deadline are used up."""
+        if self.tries >= UNREAD_TRIES or (c.deadline is not None and c.monotonic() + UNREAD_WAIT_S >= c.deadline):
+            return False
+        self.tries += 1
+        self.sleep(UNREAD_WAIT_S)
+        return True
+
+    def lacking(self, head: int) -> list[dict[str, Any]]:
+        """The entries the copy still lacks (past its head), in order."""
+        out = [e for e in self.entries.values() if e["first_seq"] is None or e["first_seq"] > head]
+        return sorted(out, key=lambda e: (e["first_seq"] or 0, e["file"]))
+
+    def covering(self, seq: int) -> dict[str, Any] | None:
+        return next((e for e in self.entries.values() if e["first_seq"] is not None and e["first_seq"] <= seq
+                     and (e["last_seq"] is None or seq <= e["last_seq"])), None)
+
+
+def _whole(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
 @dataclass
 class Outcome:
     unit: str
@@ -297,12 +354,18 @@ class Outcome:
     seconds: float = 0.0
     resumed_from: int = 0
     broken: Break | None = None
+    unread: list[dict[str, Any]] = field(default_factory=list)   # records the unit has not read yet
 
 
-def download(c: Client, store: JournalCopy, progress: Progress | None, stats: dict[str, int]
-             ) -> tuple[tuple[int, str], Break | None]:
+def download(c: Client, store: JournalCopy, progress: Progress | None, stats: dict[str, int],
+             unread: Unread | None = None) -> tuple[tuple[int, str], Break | None]:
     """Fetch every record after the copy's head, batch by batch; returns the unit's head seen last
-    and, for a journal whose chain breaks, where and what the unit could read after it."""
+    and, for a journal whose chain breaks, where and what the unit could read after it.
+
+    A batch that passes over records the unit has not read yet (``unread``) is asked for again
+    a few times, a few seconds apart; then the rest is taken as after a break, and ``unread``
+    keeps what is missing for the export's header."""
+    unread = unread if unread is not None else Unread()
     size = stats.get("batch", BATCH_START)
     failures = 0
     full = False
@@ -310,6 +373,10 @@ def download(c: Client, store: JournalCopy, progress: Progress | None, stats: di
     while True:
         seq, _h = store.head
         rep = c.request("get", str(seq + 1), str(size), *(["full"] if full else []))
+        if unread.seen(rep.data, seq):
+            if unread.again(c):
+                continue
+            return salvage(c, store, progress, stats, unread)
         first = rep.data.get("first")
         if seq and isinstance(first, int) and first > seq + 1 and not _holds_older(c, seq):
             raise PullError(f"unit {store.unit} no longer holds records {seq + 1}-{first - 1}: they were exported "
@@ -359,8 +426,8 @@ def _holds_older(c: Client, seq: int) -> bool:
     return isinstance(first, int) and first <= seq
 
 
-def salvage(c: Client, store: JournalCopy, progress: Progress | None, stats: dict[str, int]
-            ) -> tuple[tuple[int, str], Break | None]:
+def salvage(c: Client, store: JournalCopy, progress: Progress | None, stats: dict[str, int],
+            unread: Unread | None = None) -> tuple[tuple[int, str], Break | None]:
     """Every record the unit can read from the copy's head on, as stored (full form, unchecked).
 
     Records that still follow the chain extend the verified copy; from the first that does
@@ -372,6 +439,7 @@ def salvage(c: Client, store: JournalCopy, progress: Progress | None, stats: dic
     while True:
         try:
             rep = c.request("get", str(nxt), str(BATCH_MAX), "full")
+            passed = unread.seen(rep.data, nxt - 1) if unread is not None else []
             recs = batch.unpack_as_given(rep)
         except batch.BatchError:
             errors += 1
@@ -392,6 +460,13 @@ def salvage(c: Client, store: JournalCopy, progress: Progress | None, stats: dic
         errors = 0
         head = (int(rep.data["head"][0]), str(rep.data["head"][1]))
         if not recs:
+            # A page that named only files not read yet: on after the last record they hold.
+            skip = max((e["last_seq"] for e in passed if e["last_seq"] is not None), default=None)
+            if skip is not None and nxt <= skip < head[0]:
+                if brk is None:
+                    brk = Break(nxt, _why(nxt - 1, "", {"seq": skip + 1}, unread), [])
+                nxt = skip + 1
+                continue
             break
         follow: list[dict[str, Any]] = []
         seq, h = store.head
@@ -401,7 +476,7 @@ def salvage(c: Client, store: JournalCopy, progress: Progress | None, stats: dic
                 seq, h = r["seq"], r["hash"]
                 continue
             if brk is None:
-                brk = Break(seq + 1, _why(seq, h, r), [])
+                brk = Break(seq + 1, _why(seq, h, r, unread), [])
             brk.records.append(r)
         store.append(follow)
         stats["records"] = stats.get("records", 0) + len(recs)
@@ -417,7 +492,11 @@ def salvage(c: Client, store: JournalCopy, progress: Progress | None, stats: dic
     return head, brk
 
 
-def _why(seq: int, h: str, r: dict[str, Any]) -> str:
+def _why(seq: int, h: str, r: dict[str, Any], unread: Unread | None = None) -> str:
+    u = unread.covering(seq + 1) if unread is not None and r["seq"] > seq + 1 else None
+    if u is not None:
+        return (f"records {seq + 1}-{r['seq'] - 1} are not read yet at the unit ({u['file']}, "
+                f"{texts.mib(u['size'])}): pull again later")
     if r["seq"] > seq + 1:
         return f"records {seq + 1}-{r['seq'] - 1} are missing from the unit's journal"
     if r["seq"] <= seq:
@@ -478,6 +557,7 @@ def pull(open_transport: Callable[[], client.Transport], out: Path, secret: Secr
     transport: client.Transport | None = None
     c: Client | None = None
     secrets_cache: dict[str, str] = {}
+    unread = Unread()
 
     def remembered(unit: str, n: int) -> str:
         if n == 1 and unit in secrets_cache:
@@ -504,7 +584,7 @@ def pull(open_transport: Callable[[], client.Transport], out: Path, secret: Secr
             progress = Progress(unit_head[0] - store.head[0], progress_out or sys.stderr)
             held = store.head[0]
             try:
-                head, broken = download(c, store, progress, stats)
+                head, broken = download(c, store, progress, stats, unread)
                 store.keep_after_break(broken)
             finally:
                 progress.finish()
@@ -512,13 +592,19 @@ def pull(open_transport: Callable[[], client.Transport], out: Path, secret: Secr
                     progress_at = monotonic()
             if store.head[0] > resumed_from:
                 first_new = resumed_from + 1
-            c.request("done", str(first_new or store.head[0]), str(store.head[0]), store.head[1])
+            try:
+                c.request("done", str(first_new or store.head[0]), str(store.head[0]), store.head[1])
+            except Refused as e:
+                if e.code != "unread":
+                    raise
+                say(f"The unit could not note this download yet ({e}); the next pull notes it.")
             with contextlib.suppress(LinkError):     # it locks itself after ten idle minutes anyway
                 c.request("lock")
             bytes_in += c.received
             c = None
             transport.close()
-            outcome = Outcome(unit, hello, first_new, head, bytes_in, time.monotonic() - t0, resumed_from, broken)
+            outcome = Outcome(unit, hello, first_new, head, bytes_in, time.monotonic() - t0, resumed_from, broken,
+                              unread.lacking(store.head[0]))
             store.note_pull({"time": datetime.now(UTC).isoformat(timespec="seconds"), "from": first_new,
                              "to": store.head[0], "hash": store.head[1], "bytes": bytes_in})
             return outcome
@@ -616,6 +702,10 @@ def write_outputs(out: Path, got: Outcome, key: Any = None) -> tuple[list[Path],
     segments: list[dict[str, Any]] = [x for x in given if isinstance(x, dict)] if isinstance(given, list) else []
     header = export.header_for(records, since_seq=store.start - 1, segments=segments)
     header["via"] = "serial"
+    if got.unread:
+        # What the unit has not read yet, named as the unit's own export names what it cannot read.
+        header["unreadable"] = [{"segment": u["segment"], "file": u["file"], "first_seq": u["first_seq"],
+                                 "last_seq": u["last_seq"], "problem": u["problem"]} for u in got.unread]
     path = out / f"{got.unit}-journal.jsonl"
     made = bundle.make(header, [batch.export_line(r) for r in records], source=path.name,
                        generated=datetime.now().astimezone())
@@ -639,11 +729,28 @@ def summary_lines(got: Outcome, store: JournalCopy, made: Any, verdict: Any, brk
     if brk is not None:
         lines.append(f"BREAK at record {brk.at}: {brk.problem}. {len(brk.records)} record(s) the unit could read "
                      "after it are in the export and the report, flagged as not verified.")
+    if got.unread:
+        lines.append(unread_line(got.unread))
     if store.start > 1:
         lines.append(f"The unit's journal starts at record {store.start}: older records were exported earlier "
                      "and removed from the unit to make room.")
     lines.extend(stay_lines(made.model))
     return lines
+
+
+def unread_line(unread: list[dict[str, Any]]) -> str:
+    """One line: which records the unit has not read yet, in which files, and what to do."""
+    groups: dict[tuple[Any, Any], list[dict[str, Any]]] = {}
+    for u in unread:            # files in a row the unit read none of share one range
+        groups.setdefault((u["first_seq"], u["last_seq"]), []).append(u)
+    named = []
+    for (lo, hi), files in list(groups.items())[:UNREAD_SHOWN]:
+        which = files[0]["file"] if len(files) == 1 else f"{files[0]['file']} and {len(files) - 1} more files"
+        size = sum(u["size"] or 0 for u in files)
+        named.append(f"{texts.seqs_text(lo, hi)} ({which}, {texts.mib(size)})")
+    more = f"; and {len(groups) - UNREAD_SHOWN} more ranges" if len(groups) > UNREAD_SHOWN else ""
+    return (f"NOT READ YET on the unit: {'; '.join(named)}{more}. The unit reads damaged files in the "
+            "background: pull again later, or use the ward stick (its export runs in its own process).")
 
 
 def stay_lines(model: Any) -> list[str]:

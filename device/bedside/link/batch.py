@@ -45,7 +45,8 @@ class Batch:
         return frame(f"{request_id} batch {compact_json(self.meta)} {self.payload or '-'}")
 
 
-def pack(records: Sequence[Mapping[str, Any]], *, head: tuple[int, str], lean: bool = True, level: int = 6) -> Batch:
+def pack(records: Sequence[Mapping[str, Any]], *, head: tuple[int, str], lean: bool = True, level: int = 6,
+         unread: Sequence[Mapping[str, Any]] = ()) -> Batch:
     """Pack journal records (as exported) for the wire.
 
     In the lean form each record goes without ``prev`` and ``hash``: the tool recomputes
@@ -54,8 +55,13 @@ def pack(records: Sequence[Mapping[str, Any]], *, head: tuple[int, str], lean: b
     most of a compressed record; leaving them off makes a download over three times faster.
     The full form sends records exactly as stored, for diagnosing a journal whose stored
     hashes do not match its records.
+
+    ``unread``: records the unit passed over because their file was not read yet (docs/serial.md);
+    named in the header only when there are any, so a healthy journal's batch is as before.
     """
     meta: dict[str, Any] = {"count": len(records), "head": [head[0], head[1]], "form": "lean" if lean else "full"}
+    if unread:
+        meta["unread"] = [dict(u) for u in unread]
     if not records:
         return Batch(meta, "")
     lines = []

@@ -103,7 +103,7 @@ def unlocked_answer(rid: int, parsed: Any, v: Any) -> bytes:
 
 def _page(rid: int, parsed: tuple[int, int, bool], page: Any) -> bytes:
     # Packing (compression) happens here, on the serial thread, not on the loop.
-    return batch.pack(page.records, head=page.head, lean=parsed[2]).encode(rid)
+    return batch.pack(page.records, head=page.head, lean=parsed[2], unread=page.unread).encode(rid)
 
 
 def _waiting(rid: int, parsed: Any, token: int) -> bytes:

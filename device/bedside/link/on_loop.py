@@ -5,7 +5,10 @@ the unit's state or a change, it calls the loop (``unit_port.Call``) and this se
 it on the loop, between a patient's button presses, with quick work only (a page of
 records, a status, a decision). It owns the link's access state (``access.py``), asks the
 core for physical confirmation of changes (``events.Confirm``) and commits every attempt,
-success and change to the journal through the loop, the journal's only writer.
+success and change to the journal through the loop, the journal's only writer. Each step
+that reads the journal salvages at most ``salvage.STEP_BYTES`` of files SQLite refuses
+(``_step``); a file past that is named in the answer as not read yet (``unread``), never
+silently left out.
 
 Methods taking ``now`` run on the loop; ``Refused`` is raised for anything the caller may
 not do, with a message for a person.
@@ -15,10 +18,11 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Callable, Mapping
+import os
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +32,9 @@ from bedside.core.digest import compare_digest, hmac_sha256
 from bedside.core.errors import BedsideError
 from bedside.core.events import Confirm, Decided, Event, Exported, Instant, Record, SetClock, Withdraw
 from bedside.core.records import T
-from bedside.journal import retention
+from bedside.journal import retention, salvage
 from bedside.journal.journal import Journal
-from bedside.journal.segments import JournalError
+from bedside.journal.segments import Gap, JournalError
 from bedside.link import access, changes
 from bedside.link.certified import Verdict
 from bedside.link.unit_port import UnitPort
@@ -40,6 +44,12 @@ from bedside.trust.keyring import Keyring
 NONCE_S = 120.0
 PAGE_MAX = 256                 # records per page or batch (about 100 kB of JSON at most)
 SET_SLACK_S = 2.0              # a clock set on command lands within this of the time asked
+# Files a step's salvage budget left unread, named in one answer at most (the rest counted):
+# a data directory of thousands of crafted files keeps an answer within a frame.
+UNREAD_MAX = 32
+# How a segment left unread is described (``segments.describe``: "its raw pages are read ...").
+LATER = "later, in the background (the unit's journal check) or at a later request"
+NOT_READ_YET = "not read yet: the unit reads it in its background check; pull again later"
 
 
 class Refused(BedsideError):
@@ -67,6 +77,9 @@ class Pending:
 class Page:
     records: list[dict[str, Any]]
     head: tuple[int, str]
+    # Records the page passed over because their file was not read yet (past this step's salvage
+    # budget): {segment, file, size, first_seq, last_seq, problem}; the page goes on after them.
+    unread: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -117,11 +130,14 @@ class LinkService:
         # (conn, to_seq) of the last download recorded, so that a retried request is not recorded twice.
         self.exported: tuple[int, int] | None = None
         self.port_problem: str | None = None
+        # What the salvage of each recent step spent (``_step``): the counted figures tests and benchmarks hold.
+        self.salvaged: deque[salvage.Budget] = deque(maxlen=64)
 
     def attach(self, now: Instant) -> None:
         """Join the unit (after its start, before its loop runs): resume lockouts and failures from the journal."""
         try:
-            past = self.unit.journal.recent(2000) if self.unit.journal is not None else []
+            with self._step():
+                past = self.unit.journal.recent(2000) if self.unit.journal is not None else []
         except JournalError:
             past = []          # storage trouble: the link starts from scratch (locked) rather than not at all
         self.access = access.restore(past, now)
@@ -188,9 +204,14 @@ class LinkService:
         }
         journal = self.unit.journal
         if journal is not None:
-            # Which segment files the records are in, for the export header the laptop writes.
-            with contextlib.suppress(JournalError):
+            # Which segment files the records are in, for the export header the laptop writes
+            # (a file past this step's salvage budget described as unreadable for now, and named).
+            with contextlib.suppress(JournalError), self._step() as spent:
                 out["segments"] = [seg.header() for seg in journal.segments()]
+                if spent.deferred:
+                    out["unread"] = [self._unread(journal.data, name) for name in spent.deferred[:UNREAD_MAX]]
+                    if len(spent.deferred) > UNREAD_MAX:
+                        out["unread_more"] = len(spent.deferred) - UNREAD_MAX
         if self.ward is not None:
             out["kdf"] = {"name": "scrypt", "salt": self.ward.salt.hex(), "n": self.ward.n, "r": self.ward.r,
                           "p": self.ward.p}
@@ -263,11 +284,36 @@ class LinkService:
         if from_seq <= 0:
             from_seq = max(1, head[0] + from_seq + 1)
         limit = max(0, min(limit, PAGE_MAX))
+        recs: list[dict[str, Any]] = []
+        unread: list[dict[str, Any]] = []
+        if from_seq > head[0] or limit == 0:
+            return Page(recs, head)
         try:
-            recs = list(islice(journal.records(from_seq - 1), limit)) if from_seq <= head[0] else []
+            with self._step() as spent:
+                for e in journal.entries(from_seq - 1):
+                    if isinstance(e, Gap):
+                        # Records of a file this step's budget left unread: named with their seqs
+                        # (as far as known), and the page goes on after them; past UNREAD_MAX
+                        # named, the page ends there. (A gap of damage goes unnamed here, as
+                        # before: the laptop finds it as a break.)
+                        if e.file in spent.deferred:
+                            if len(unread) >= UNREAD_MAX:
+                                break
+                            lo = e.first if e.first is not None else recs[-1]["seq"] + 1 if recs else from_seq
+                            unread.append({**self._unread(journal.data, e.file, e.segment), "first_seq": lo,
+                                           "last_seq": e.last})
+                        continue
+                    if not isinstance(e, dict):
+                        continue
+                    for u in unread:
+                        if u["last_seq"] is None:
+                            u["last_seq"] = e["seq"] - 1       # the gap ends where the records go on
+                    recs.append(e)
+                    if len(recs) >= limit:
+                        break
         except JournalError as e:
             raise Refused("unavailable", f"the journal cannot be read now ({e})") from None
-        return Page(recs, head)
+        return Page(recs, head, tuple(unread))
 
     def downloaded(self, conn: int, from_seq: int, to_seq: int, digest: str, now: Instant) -> int:
         """The tool holds and has verified records up to ``to_seq``: record the download."""
@@ -276,9 +322,15 @@ class LinkService:
         if self.exported == (conn, to_seq):
             return journal.head()[0]
         try:
-            rec = next(iter(journal.records(to_seq - 1)), None) if to_seq >= 1 else None
+            with self._step() as spent:
+                rec = next(iter(journal.records(to_seq - 1)), None) if to_seq >= 1 else None
         except JournalError as e:
             raise Refused("unavailable", f"the journal cannot be read now ({e})") from None
+        if (rec is None or rec["seq"] != to_seq) and any(
+                g.file in spent.deferred and (g.first is None or g.first <= to_seq)
+                and (g.last is None or to_seq <= g.last) for g in journal.gaps):
+            raise Refused("unread", f"record {to_seq} is in a file the unit has {NOT_READ_YET}",
+                          unread=[self._unread(journal.data, name) for name in spent.deferred[:UNREAD_MAX]])
         if rec is None or rec["seq"] != to_seq or rec["hash"] != digest:
             raise Refused("mismatch", f"record {to_seq} on the unit does not match the copy")
         # Retention may one day prune what the laptop holds, and only that (docs/journal.md).
@@ -338,6 +390,35 @@ class LinkService:
         self.port_problem = problem
 
     # --- helpers -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _step(self) -> Iterator[salvage.Budget]:
+        """This loop step's salvage budget (``salvage.STEP_BYTES``): whatever the data directory
+        holds, one request's salvage reads at most that many bytes of files SQLite refuses."""
+        with salvage.bounded(salvage.STEP_BYTES, later=LATER) as spent:
+            assert spent is not None
+            try:
+                yield spent
+            finally:
+                self.salvaged.append(spent)
+                journal = self.unit.journal
+                if journal is not None and (spent.read or spent.deferred):
+                    # What this step left is asked of the journal check: read on its worker
+                    # thread, for the next request (what it read is in the cache now).
+                    salvage.unwant(journal.data / name for name in spent.read)
+                    salvage.want(journal.data / name for name in spent.deferred)
+
+    @staticmethod
+    def _unread(data: Path, name: str, segment: int | None = None) -> dict[str, Any]:
+        """A file left unread, as an answer names it: its segment number, name, bytes (and its WAL's)."""
+        size = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(OSError):
+                size += os.stat(data / (name + suffix)).st_size
+        if segment is None:
+            digits = name.removeprefix("journal-").removesuffix(".sqlite")
+            segment = int(digits) if digits.isdigit() else None
+        return {"segment": segment, "file": name, "size": size, "problem": NOT_READ_YET}
 
     def _record(self, records: list[Record], now: Instant) -> None:
         for rec in records:

@@ -254,6 +254,8 @@ class Connection:
             if why:
                 self._say(why)
                 return
+            if page.unread:
+                self.write(lines.crlf(texts.unread_line(u) for u in page.unread))
             if not page.records:
                 break
             self.write(lines.crlf(texts.record_line(r) for r in page.records))

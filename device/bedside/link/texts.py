@@ -96,6 +96,25 @@ def record_line(rec: Mapping[str, Any]) -> str:
     return f"{rec.get('seq', '?'):>6}  {when}  {rec.get('type', '?'):<13} {sid}{details}{flag}".rstrip()
 
 
+def seqs_text(lo: Any, hi: Any) -> str:
+    """"records 11–14", "record 11", "records from 11" or "records" (range not known)."""
+    if not isinstance(lo, int):
+        return "records"
+    if not isinstance(hi, int):
+        return f"records from {lo}"
+    return f"record {lo}" if lo == hi else f"records {lo}–{hi}"
+
+
+def mib(size: Any) -> str:
+    return f"{size / 2**20:.1f} MiB" if isinstance(size, int) else "? MiB"
+
+
+def unread_line(u: Mapping[str, Any]) -> str:
+    """A file a page passed over, at the terminal: which records, which file, what to do."""
+    return (f"     (not shown: {seqs_text(u.get('first_seq'), u.get('last_seq'))}, in {u.get('file')} "
+            f"({mib(u.get('size'))}): {u.get('problem')})")
+
+
 def _value(v: Any) -> str:
     if isinstance(v, str):
         if len(v) == 64 and all(c in "0123456789abcdef" for c in v):

@@ -26,6 +26,15 @@ every healthy file: decay inside a closed file is found at every start. The loop
 salvages nothing for the check: its look-ups (the checkpoint, earlier faults) run with a
 salvage budget of nothing.
 
+**Files a person is waiting for.** A step of the loop serving the serial link salvages at most
+``salvage.STEP_BYTES`` and names the rest to the laptop as not read yet (link/on_loop.py); it
+leaves them here (``salvage.want``). At the next quiet moment, at most once every ``CARRY_S``
+(counted from the start and from the last pass), a worker reads them alone, without a check:
+the first ``salvage.CHECK_BYTES`` of them in file order (the first whatever its size), the
+earliest read last so that its rows are the last to leave salvage's cache, where the next
+pull's steps then find them at no cost. A pull that lacks many large files thus gets them in
+order, one such read every ten minutes.
+
 Each check runs on a worker thread that only reads (its own read-only SQLite connections)
 and posts its verdict to the loop as a ``Call``; the loop records what it found (a ``fault``
 and the nurse's notice, a new segment after a damaged one) and, after a clean whole check,
@@ -37,6 +46,7 @@ the loop at the same moment, so fast-forwarded runs stay deterministic.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 import time
@@ -83,8 +93,21 @@ class JournalCheck:
         # what each pass's salvage spent (the counted figures the tests hold).
         self.after = ""
         self.passes: list[salvage.Budget] = []
+        # The files the serial link left unread (``salvage.wanted``): when they were last read
+        # for it (or the start), whether the next firing reads them, and what each read spent.
+        self.read_at = unit.clock.now().mono
+        self.reading = False
+        self.reads: list[salvage.Budget] = []
+
+    def _idle(self) -> bool:
+        return self.due is None and (self.thread is None or not self.thread.is_alive())
 
     def deadline(self) -> float | None:
+        wanted = bool(salvage.wanted(self.data))
+        if self.reading and not wanted:
+            self.due, self.reading = None, False       # read meanwhile by the link's own steps
+        elif wanted and self._idle():
+            self.due, self.reading = self.read_at + CARRY_S, True
         return self.due
 
     def fire(self, now: Instant) -> None:
@@ -99,6 +122,15 @@ class JournalCheck:
         self.due = None
         if u.store.journal is None:
             return          # storage is failing: the store's own retries and faults cover it
+        self.read_at = now.mono
+        if self.reading:
+            self.reading = False
+            if not self.in_thread:
+                self._read_wanted()
+                return
+            self.thread = threading.Thread(target=self._read_wanted, name="journal-read", daemon=True)
+            self.thread.start()
+            return
         # The first pass checks the newest records too; later passes only carry the whole check on.
         # Looked up on the loop with no salvage at all: a file SQLite refuses is read by the
         # worker's passes, never here (266 MiB of crafted files once cost the loop 25 s here).
@@ -109,6 +141,28 @@ class JournalCheck:
             return
         self.thread = threading.Thread(target=self._worker, args=(checkpoint,), name="journal-check", daemon=True)
         self.thread.start()
+
+    def _read_wanted(self) -> None:
+        """Read the files the link left unread, for the next request to find in salvage's cache."""
+        take: list[Path] = []
+        size = 0
+        for path in salvage.wanted(self.data):
+            n = 0
+            for p in (path, path.with_name(path.name + "-wal")):
+                with contextlib.suppress(OSError):
+                    n += p.stat().st_size
+            if take and size + n > salvage.CHECK_BYTES:
+                break
+            take.append(path)
+            size += n
+        if not take:
+            return
+        with salvage.bounded(1 << 62, later=LATER) as spent:
+            assert spent is not None
+            for path in reversed(take):        # the earliest last: the last to leave the cache
+                salvage.scan(path)
+        salvage.unwant(take)
+        self.reads.append(spent)
 
     def _worker(self, checkpoint: tuple[int, str] | None) -> None:
         # No lower priority for this thread: the service's system-call filter refuses
@@ -146,6 +200,7 @@ class JournalCheck:
             self.unit.record(rec, now)
         if spent is not None:
             self.passes.append(spent)
+            salvage.unwant(self.data / name for name in spent.read)     # (read: in the cache for the link too)
             left = [name for name in spent.deferred if name > self.after]
             if left and spent.read:
                 self.after = spent.read[-1]
