@@ -11,6 +11,8 @@ with the installed unit's Python: /opt/bedside/venv/bin/python check_state.py ..
 Prints one JSON object: ok, problems, and what was found. Exit 0 whatever the verdict."""
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -23,16 +25,31 @@ BEDSIDE = os.environ.get("BEDSIDE_BIN", "/opt/bedside/venv/bin/bedside")
 ENDS = {"done", "missed", "interrupted"}
 
 
+def cli(*args: str) -> tuple[int, str, str]:
+    """`bedside ARGS` as the installed command runs it (its own entry point, this interpreter
+    being the installed venv's), in this process: under TCG each Python start costs seconds,
+    and a crash state is checked with four of these."""
+    from bedside.cli.main import main as bedside
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = bedside(list(args))
+        except SystemExit as e:
+            rc = e.code if isinstance(e.code, int) else 1
+    return rc, out.getvalue(), err.getvalue()
+
+
 def export(data: Path) -> list[dict[str, Any]]:
-    r = subprocess.run([BEDSIDE, "log", "export", "--data", str(data)], capture_output=True, text=True, timeout=300)
-    if r.returncode != 0:
-        raise RuntimeError(f"log export exited {r.returncode}: {r.stderr.strip()[-400:]}")
-    return [json.loads(line) for line in r.stdout.splitlines()[1:] if line.strip()]
+    rc, out, err = cli("log", "export", "--data", str(data))
+    if rc != 0:
+        raise RuntimeError(f"log export exited {rc}: {err.strip()[-400:]}")
+    return [json.loads(line) for line in out.splitlines()[1:] if line.strip()]
 
 
 def verify(data: Path) -> tuple[int, str]:
-    r = subprocess.run([BEDSIDE, "log", "verify", "--data", str(data)], capture_output=True, text=True, timeout=300)
-    return r.returncode, (r.stdout.strip().splitlines() or [r.stderr.strip()])[0]
+    rc, out, err = cli("log", "verify", "--data", str(data))
+    return rc, (out.strip().splitlines() or [err.strip()])[0]
 
 
 def open_sessions(records: list[dict[str, Any]]) -> set[str]:
