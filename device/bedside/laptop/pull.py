@@ -702,6 +702,9 @@ def write_outputs(out: Path, got: Outcome, key: Any = None) -> tuple[list[Path],
     segments: list[dict[str, Any]] = [x for x in given if isinstance(x, dict)] if isinstance(given, list) else []
     header = export.header_for(records, since_seq=store.start - 1, segments=segments)
     header["via"] = "serial"
+    more = got.hello.get("segments_more")
+    if isinstance(more, int) and not isinstance(more, bool) and more > 0:
+        header["segments_more"] = more      # older segment files the unit counted but did not list
     if got.unread:
         # What the unit has not read yet, named as the unit's own export names what it cannot read.
         header["unreadable"] = [{"segment": u["segment"], "file": u["file"], "first_seq": u["first_seq"],
