@@ -25,6 +25,17 @@ def test_a_huge_ward_config_is_an_error(tmp_path: Path) -> None:
         settings.effective(config.Config(), tmp_path)
 
 
+@pytest.mark.parametrize("nested", ["a=" + "[" * 100_000 + "]" * 100_000, "a=" + "{b=" * 50_000 + "1" + "}" * 50_000])
+def test_a_deeply_nested_ward_config_is_an_error_not_a_crash(tmp_path: Path, nested: str) -> None:
+    """Within the size limit, TOML nested thousands deep (tomllib recurses: a RecursionError
+    before, so the daemon stopped at every start) is a ConfigError: the unit runs on its own."""
+    (tmp_path / settings.CONFIG_FILE).write_text(nested)
+    with pytest.raises(config.ConfigError, match="nested too deeply"):
+        settings.effective(config.Config(), tmp_path)
+    with pytest.raises(settings.SettingsRefused, match="nested too deeply"):
+        settings._offered_config({"config": {"toml": nested}}, config.Config())
+
+
 @pytest.mark.timeout(20)
 def test_the_ward_state_file_as_a_fifo_or_deeply_nested(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / settings.STATE_FILE)

@@ -114,6 +114,8 @@ def parse_config(text: str, source: str) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise config.ConfigError(source, [f"is not valid TOML: {e}"]) from None
+    except RecursionError:      # (arrays or tables nested a few thousand deep: tomllib recurses)
+        raise config.ConfigError(source, ["is not a bedside configuration: it is nested too deeply"]) from None
     return config.parse(data, source)
 
 
