@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -122,3 +123,69 @@ def test_a_token_or_key_file_for_the_fhir_post(tmp_path: Path, kind: str) -> Non
         assert "larger than any token" in str(e.value)
 
 
+
+
+def _copy_with(tmp_path: Path, n: int = 3) -> tuple[Any, list[dict[str, Any]]]:
+    """A laptop's copy of a unit's journal holding ``n`` chained records."""
+    from bedside.journal import chain
+    from bedside.laptop import pull
+
+    recs, prev = [], chain.GENESIS
+    for seq in range(1, n + 1):
+        rec: dict[str, Any] = {"seq": seq, "prev": prev, "type": "start", "unit": "u", "t": "2026-11-17T06:05:00Z"}
+        rec["hash"] = prev = chain.record_hash(rec)
+        recs.append(rec)
+    store = pull.JournalCopy(tmp_path, "u").open()
+    store.append(recs)
+    return store, recs
+
+
+@pytest.mark.parametrize("damage", ["long line", "nested"])
+def test_the_laptops_copy_with_a_long_or_nested_line_is_named_as_damaged(tmp_path: Path, damage: str) -> None:
+    """Each line is read with a bound (``MAX_LINE``); a long one in the middle is damage, named,
+    not a torn tail cut off with the valid records after it, and nesting is not a traceback."""
+    from bedside.durable import MAX_LINE
+    from bedside.laptop import pull
+
+    store, _recs = _copy_with(tmp_path)
+    lines = store.path.read_bytes().splitlines(keepends=True)
+    bad_line = b"a" * (3 * MAX_LINE) + b"\n" if damage == "long line" else b"[" * DEPTH + b"\n"
+    store.path.write_bytes(lines[0] + bad_line + b"".join(lines[1:]))
+    size = store.path.stat().st_size
+    with pytest.raises(pull.PullError, match="copy of u is damaged at record 2"):
+        pull.JournalCopy(tmp_path, "u").open()
+    assert store.path.stat().st_size == size                 # nothing after it cut off
+
+
+def test_a_torn_last_line_is_still_dropped(tmp_path: Path) -> None:
+    from bedside.laptop import pull
+
+    store, recs = _copy_with(tmp_path)
+    with open(store.path, "ab") as f:
+        f.write(b'{"seq": 4, "pr')
+    assert pull.JournalCopy(tmp_path, "u").open().head == (3, recs[-1]["hash"])
+
+
+@pytest.mark.parametrize("damage", ["nested", "not records", "long"])
+def test_what_followed_a_break_damaged_is_named(tmp_path: Path, damage: str) -> None:
+    from bedside.durable import MAX_LINE
+    from bedside.laptop import pull
+
+    store, _ = _copy_with(tmp_path)
+    meta = b'{"break_at": 4, "problem": "p"}\n'
+    store.after_path.write_bytes(meta + {"nested": b"[" * DEPTH, "not records": b"[1]\n",
+                                         "long": b"{" + b" " * (2 * MAX_LINE) + b"}\n"}[damage])
+    with pytest.raises(pull.PullError, match=r"what followed the break .* cannot be read"):
+        store.after_break()
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("kind", ["nested-json", "dev-zero", "fifo", "huge"])
+def test_the_log_of_pulls_damaged_is_no_log(tmp_path: Path, kind: str) -> None:
+    store, _ = _copy_with(tmp_path)
+    made = bad(tmp_path, kind)
+    if kind == "dev-zero":
+        store.log_path.symlink_to(made)
+    else:
+        made.rename(store.log_path)
+    assert store.pulls() == []
