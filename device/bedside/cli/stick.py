@@ -114,10 +114,10 @@ def _ward_config_text(args: argparse.Namespace) -> str | None:
     """The text of ``--ward-config``, if given."""
     if not args.ward_config:
         return None
-    from bedside.durable import read_bounded
+    from bedside.durable import CONFIG_FILE, read_bounded
 
     try:
-        return read_bounded(Path(args.ward_config)).decode("utf-8")     # at most 1 MiB (TooLarge)
+        return read_bounded(Path(args.ward_config), CONFIG_FILE).decode("utf-8")     # (TooLarge)
     except (OSError, ValueError) as e:
         raise UserError(f"cannot read the configuration {args.ward_config}: {e}") from None
 

@@ -82,7 +82,7 @@ def _fhir_settings(args: argparse.Namespace) -> tuple[Any, Any]:
         if not Path(args.config).exists():
             raise UserError(f"cannot read the ward's configuration {args.config}: No such file or directory")
         try:
-            ward = host.load(args.config)      # as the unit reads its own: at most 1 MiB, any failure named
+            ward = host.load(args.config)      # as the unit reads its own: bounded, any failure named
         except config.ConfigError as e:
             raise UserError("; ".join([f"the ward's configuration {args.config}", *e.problems])) from None
     laptop = fhir_settings.LaptopSettings()

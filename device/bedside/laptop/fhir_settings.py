@@ -19,7 +19,7 @@ from typing import Any
 
 from bedside.core.config import HOSPITAL, Hospital, parse_hospital
 from bedside.core.errors import BedsideError
-from bedside.durable import TooLarge, read_bounded
+from bedside.durable import CONFIG_FILE, TooLarge, read_bounded
 from bedside.laptop.fhir_post import MAX_ANSWER, TIMEOUT_S, Auth
 from bedside.report.fhir import DEFAULT_SYSTEM, UnitInfo
 
@@ -54,7 +54,7 @@ class LaptopSettings:
 
 def load(path: Path) -> LaptopSettings:
     try:
-        data = tomllib.loads(read_bounded(path).decode("utf-8"))   # at most 1 MiB; a fifo is not waited on
+        data = tomllib.loads(read_bounded(path, CONFIG_FILE).decode("utf-8"))   # a fifo is not waited on
     except OSError as e:
         raise SettingsError(f"cannot read the settings file {path}: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
