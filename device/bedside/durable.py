@@ -66,6 +66,11 @@ MAX_LINE = 1024 * 1024             # one record of an export: far below this
 # the ward settings state with its revocation lists): each under a few KiB, the state under the
 # signed settings' 48 KiB. The read's buffer is its limit, so the limit is kept near the need.
 KEY_FILE = 64 * 1024
+# A configuration (the unit's bedside.toml, the ward's in the data directory, the laptop's
+# settings): the annotated one is 9 KiB. tomllib takes up to about 1.1 s and 31 MiB of memory
+# for a MiB of small inline tables here (ten times the time on a Pi Zero 2 W); at this limit a
+# quarter of that (benchmarks: docs/security.md, "Readers of outside bytes").
+CONFIG_FILE = 256 * 1024
 
 
 class TooLarge(BedsideError, ValueError):

@@ -25,6 +25,17 @@ def test_a_huge_ward_config_is_an_error(tmp_path: Path) -> None:
         settings.effective(config.Config(), tmp_path)
 
 
+@pytest.mark.parametrize("nested", ["a=" + "[" * 100_000 + "]" * 100_000, "a=" + "{b=" * 50_000 + "1" + "}" * 50_000])
+def test_a_deeply_nested_ward_config_is_an_error_not_a_crash(tmp_path: Path, nested: str) -> None:
+    """Within the size limit, TOML nested thousands deep (tomllib recurses: a RecursionError
+    before, so the daemon stopped at every start) is a ConfigError: the unit runs on its own."""
+    (tmp_path / settings.CONFIG_FILE).write_text(nested)
+    with pytest.raises(config.ConfigError, match="nested too deeply"):
+        settings.effective(config.Config(), tmp_path)
+    with pytest.raises(settings.SettingsRefused, match="nested too deeply"):
+        settings._offered_config({"config": {"toml": nested}}, config.Config())
+
+
 @pytest.mark.timeout(20)
 def test_the_ward_state_file_as_a_fifo_or_deeply_nested(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / settings.STATE_FILE)
@@ -64,3 +75,23 @@ def test_key_files_damaged_are_named_errors(tmp_path: Path, damage: str) -> None
         keyring.read_public_key(path, "ward")
     with pytest.raises(keys.KeyFileError, match="cannot be read as a private key"):
         keys.load(path, "passphrase")
+
+
+def test_a_configuration_is_read_up_to_256_kib(tmp_path: Path) -> None:
+    """tomllib spends about a second and 31 MiB on a MiB of small inline tables: a configuration
+    is read up to ``durable.CONFIG_FILE`` (256 KiB, 30 times the annotated one), the unit's own
+    and the ward's alike."""
+    from bedside import durable
+    from bedside.unit import host
+    from tests.conftest import ROOT
+
+    assert (ROOT / "config" / "bedside.toml").stat().st_size * 20 < durable.CONFIG_FILE
+    over = "#" * durable.CONFIG_FILE + "\n"
+    (tmp_path / settings.CONFIG_FILE).write_text(over)
+    with pytest.raises(config.ConfigError, match="larger than 256 KiB"):
+        settings.effective(config.Config(), tmp_path)
+    (tmp_path / "bedside.toml").write_text(over)
+    with pytest.raises(config.ConfigError, match="larger than 256 KiB"):
+        host.load(tmp_path / "bedside.toml")
+    (tmp_path / "bedside.toml").write_text(over[2:])
+    assert isinstance(host.load(tmp_path / "bedside.toml"), config.Config)       # just within: read

@@ -114,9 +114,11 @@ def _ward_config_text(args: argparse.Namespace) -> str | None:
     """The text of ``--ward-config``, if given."""
     if not args.ward_config:
         return None
+    from bedside.durable import CONFIG_FILE, read_bounded
+
     try:
-        return Path(args.ward_config).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
+        return read_bounded(Path(args.ward_config), CONFIG_FILE).decode("utf-8")     # (TooLarge)
+    except (OSError, ValueError) as e:
         raise UserError(f"cannot read the configuration {args.ward_config}: {e}") from None
 
 def _settings_body(args: argparse.Namespace, key: bytes) -> dict[str, Any] | None:
@@ -152,7 +154,7 @@ def _signed_settings(args: argparse.Namespace, ward: Any) -> Any:
     import json
 
     from bedside.core.config import ConfigError
-    from bedside.durable import write_atomic
+    from bedside.durable import KEY_FILE, json_loads, read_bounded, write_atomic
     from bedside.stick import settings as stick_settings
 
     revocations = {"certs": args.revoke_cert, "laptop_keys": args.revoke_laptop_key, "sticks": args.revoke_stick}
@@ -162,12 +164,16 @@ def _signed_settings(args: argparse.Namespace, ward: Any) -> Any:
         raise UserError("a unit with pinned keys has no ward secret to change; revoke laptops and sticks instead")
     path = ledger_path(args.key)
     try:
-        ledger: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"counter": 0, "revoked": {}}
-    except (OSError, ValueError) as e:
-        raise UserError(f"the ward's ledger {path} cannot be read ({e}); nothing was written") from None
-    revoked = {k: sorted(set(ledger.get("revoked", {}).get(k, [])) | set(v)) for k, v in revocations.items()}
+        # (at most 64 KiB: more revocations than that would not fit the settings a stick carries)
+        ledger: Any = json_loads(read_bounded(path, KEY_FILE)) if path.exists() else {"counter": 0, "revoked": {}}
+        revoked = {k: sorted(set(ledger.get("revoked", {}).get(k, [])) | set(v)) for k, v in revocations.items()}
+        if not all(isinstance(x, str) for ids in revoked.values() for x in ids):
+            raise ValueError("its revocations are not lists of ids")
+        counter = int(ledger.get("counter", 0)) + 1
+    except (OSError, ValueError, TypeError, AttributeError, OverflowError) as e:
+        raise UserError(f"the ward's ledger {path} cannot be read ({e or 'it is not a ledger bedside writes'}); "
+                        "nothing was written") from None
     text = _ward_config_text(args)
-    counter = int(ledger.get("counter", 0)) + 1
     try:
         body = stick_settings.body_signed(counter, datetime.now(UTC), config_text=text, revoked=revoked,
                                           recovery_from=args.recovery_from)

@@ -76,9 +76,11 @@ def add_trust_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 
 def passphrase(path: str | None, prompt: str, twice: bool = False) -> str:
     if path:
+        from bedside.durable import KEY_FILE, read_bounded
+
         try:
-            text = Path(path).read_text("utf-8")
-        except (OSError, UnicodeDecodeError) as e:
+            text = read_bounded(Path(path), KEY_FILE).decode("utf-8")   # at most 64 KiB (TooLarge)
+        except (OSError, ValueError) as e:
             raise UserError(f"the passphrase file {path} cannot be read ({e})") from None
         return text.splitlines()[0] if text else ""
     if not sys.stdin.isatty():

@@ -77,17 +77,14 @@ def _fhir_settings(args: argparse.Namespace) -> tuple[Any, Any]:
 
     ward = None
     if args.config:
-        import tomllib
+        from bedside.unit import host
 
+        if not Path(args.config).exists():
+            raise UserError(f"cannot read the ward's configuration {args.config}: No such file or directory")
         try:
-            with open(args.config, "rb") as fh:
-                ward = config.parse(tomllib.load(fh), args.config)
+            ward = host.load(args.config)      # as the unit reads its own: bounded, any failure named
         except config.ConfigError as e:
             raise UserError("; ".join([f"the ward's configuration {args.config}", *e.problems])) from None
-        except tomllib.TOMLDecodeError as e:
-            raise UserError(f"the ward's configuration {args.config} is not TOML: {e}") from None
-        except OSError as e:
-            raise UserError(f"cannot read the ward's configuration {args.config}: {e.strerror}") from None
     laptop = fhir_settings.LaptopSettings()
     if args.settings:
         try:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bedside.core.errors import BedsideError
+from bedside.durable import TooLarge, read_bounded
 
 FHIR_JSON = "application/fhir+json"
 TIMEOUT_S = 120.0                   # the whole post, every request and every byte of every answer
@@ -183,12 +184,11 @@ def _read_secret(path: Path | None, what: str) -> str:
     if path is None:
         raise PostError(f"the {what} file is not set (docs/fhir.md, Credentials)")
     try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_TOKEN_FILE + 1)
+        data = read_bounded(path, MAX_TOKEN_FILE)      # a fifo is not waited on
     except OSError as e:
         raise PostError(f"cannot read the {what} file {path}: {e.strerror}") from None
-    if len(data) > MAX_TOKEN_FILE:
-        raise PostError(f"the {what} file {path} is larger than any {what}: is it the right file?")
+    except TooLarge:
+        raise PostError(f"the {what} file {path} is larger than any {what}: is it the right file?") from None
     text = data.decode("utf-8", "replace").strip()
     if not text or (any(c.isspace() for c in text) and what != "private key"):
         raise PostError(f"the {what} file {path} is empty or holds more than one word: it must hold the {what} alone")

@@ -19,6 +19,7 @@ from typing import Any
 
 from bedside.core.config import HOSPITAL, Hospital, parse_hospital
 from bedside.core.errors import BedsideError
+from bedside.durable import CONFIG_FILE, TooLarge, read_bounded
 from bedside.laptop.fhir_post import MAX_ANSWER, TIMEOUT_S, Auth
 from bedside.report.fhir import DEFAULT_SYSTEM, UnitInfo
 
@@ -53,12 +54,14 @@ class LaptopSettings:
 
 def load(path: Path) -> LaptopSettings:
     try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
+        data = tomllib.loads(read_bounded(path, CONFIG_FILE).decode("utf-8"))   # a fifo is not waited on
     except OSError as e:
         raise SettingsError(f"cannot read the settings file {path}: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
         raise SettingsError(f"{path} is not TOML: {e}") from None
+    except (TooLarge, UnicodeDecodeError, RecursionError) as e:
+        why = "it is nested too deeply" if isinstance(e, RecursionError) else str(e)
+        raise SettingsError(f"{path} is not a settings file: {why}") from None
     return parse(data, path)
 
 

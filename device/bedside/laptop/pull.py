@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from bedside.core.errors import BROKEN, FAILED, NOT_CONFIRMED, REFUSED, BedsideError
-from bedside.durable import write_atomic, write_text_atomic
+from bedside.durable import MAX_LINE, SMALL_FILE, json_loads, read_bounded, write_atomic, write_text_atomic
 from bedside.journal import chain
 from bedside.laptop import client
 from bedside.laptop.client import Client, Disconnected, LinkError, Misbehaved, NoAnswer, Refused, TimedOut
@@ -96,11 +96,12 @@ class JournalCopy:
             return self
         seq, h, good = 0, chain.GENESIS, 0
         with open(self.path, "rb") as f:
-            for raw in f:
-                if not raw.endswith(b"\n"):
+            # A line at most MAX_LINE (a record is a few hundred bytes): a longer one is damage.
+            for raw in iter(lambda: f.readline(MAX_LINE + 1), b""):
+                if not raw.endswith(b"\n") and len(raw) <= MAX_LINE:
                     break              # a line cut short by a crash while appending: dropped below
                 try:
-                    rec = json.loads(raw)
+                    rec = json_loads(raw)
                 except ValueError:
                     rec = None
                 if good == 0 and isinstance(rec, dict) and isinstance(rec.get("seq"), int) and rec["seq"] > 1:
@@ -156,8 +157,11 @@ class JournalCopy:
     def after_break(self) -> Break | None:
         try:
             with open(self.after_path, "rb") as f:
-                meta = json.loads(f.readline())
-                recs = [json.loads(line) for line in f if line.strip()]
+                lines = iter(lambda: f.readline(MAX_LINE + 1), b"")
+                meta = json_loads(next(lines, b""))
+                recs = [json_loads(line) for line in lines if line.strip()]
+                if any(not isinstance(r, dict) for r in recs):
+                    raise ValueError("a line is not a record")
             return Break(int(meta["break_at"]), str(meta["problem"]), recs)
         except FileNotFoundError:
             return None
@@ -167,7 +171,7 @@ class JournalCopy:
 
     def pulls(self) -> list[dict[str, Any]]:
         try:
-            data = json.loads(self.log_path.read_text(encoding="utf-8"))
+            data = json_loads(read_bounded(self.log_path, SMALL_FILE))
             return list(data.get("pulls", []))
         except (OSError, ValueError, AttributeError):
             return []
@@ -702,6 +706,9 @@ def write_outputs(out: Path, got: Outcome, key: Any = None) -> tuple[list[Path],
     segments: list[dict[str, Any]] = [x for x in given if isinstance(x, dict)] if isinstance(given, list) else []
     header = export.header_for(records, since_seq=store.start - 1, segments=segments)
     header["via"] = "serial"
+    more = got.hello.get("segments_more")
+    if isinstance(more, int) and not isinstance(more, bool) and more > 0:
+        header["segments_more"] = more      # older segment files the unit counted but did not list
     if got.unread:
         # What the unit has not read yet, named as the unit's own export names what it cannot read.
         header["unreadable"] = [{"segment": u["segment"], "file": u["file"], "first_seq": u["first_seq"],

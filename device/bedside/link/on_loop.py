@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -47,6 +48,13 @@ SET_SLACK_S = 2.0              # a clock set on command lands within this of the
 # Files a step's salvage budget left unread, named in one answer at most (the rest counted):
 # a data directory of thousands of crafted files keeps an answer within a frame.
 UNREAD_MAX = 32
+# Segment files listed in a hello at most: the newest, the rest counted (``segments_more``); a
+# field of a description longer than FIELD_MAX characters of JSON (a crafted file's ``meta``
+# table can hold megabytes) is cut there (text) or replaced by ``{"too_long": true}``. A
+# data directory of thousands of files keeps the answer within a frame (frames.MAX_REPLY_LINE):
+# at most SEGMENTS_MAX × 8 fields × FIELD_MAX, about 600 KiB (tests/link/test_hello_bounded.py).
+SEGMENTS_MAX = 256
+FIELD_MAX = 300
 # How a segment left unread is described (``segments.describe``: "its raw pages are read ...").
 LATER = "later, in the background (the unit's journal check) or at a later request"
 NOT_READ_YET = "not read yet: the unit reads it in its background check; pull again later"
@@ -207,7 +215,10 @@ class LinkService:
             # Which segment files the records are in, for the export header the laptop writes
             # (a file past this step's salvage budget described as unreadable for now, and named).
             with contextlib.suppress(JournalError), self._step() as spent:
-                out["segments"] = [seg.header() for seg in journal.segments()]
+                segs = journal.segments()
+                out["segments"] = [_listed(seg.header()) for seg in segs[-SEGMENTS_MAX:]]
+                if len(segs) > SEGMENTS_MAX:
+                    out["segments_more"] = len(segs) - SEGMENTS_MAX
                 if spent.deferred:
                     out["unread"] = [self._unread(journal.data, name) for name in spent.deferred[:UNREAD_MAX]]
                     if len(spent.deferred) > UNREAD_MAX:
@@ -509,6 +520,41 @@ class LinkService:
     def _declined(self, token: int, p: Pending, outcome: str, now: Instant) -> None:
         self.unit.record(_declined_record(p, outcome, self.cfg), now)
         p.notify(token, outcome, {})
+
+
+def _listed(header: Mapping[str, Any]) -> dict[str, Any]:
+    """A segment's description as a hello lists it: each field at most FIELD_MAX characters of
+    JSON (measured without encoding more than that much of it)."""
+    out: dict[str, Any] = {}
+    for key, value in header.items():
+        if _json_size(value) <= FIELD_MAX:
+            out[key] = value
+        elif isinstance(value, str):
+            cut = value[:FIELD_MAX]
+            while (size := _json_size(cut)) > FIELD_MAX - 3:      # (an escape is up to 12 characters)
+                cut = cut[:min(len(cut) - 1, len(cut) * (FIELD_MAX - 3) // size)]
+            out[key] = cut + "…"
+        else:
+            out[key] = {"too_long": True}
+    return out
+
+
+def _json_size(value: Any) -> int:
+    """The length of ``value``'s JSON, or some number past FIELD_MAX once it is longer."""
+    total, todo = 0, [value]
+    while todo and total <= FIELD_MAX:
+        v = todo.pop()
+        if isinstance(v, str):
+            total += len(json.dumps(v[:FIELD_MAX + 1]))
+        elif isinstance(v, Mapping):
+            total += 2 + 2 * len(v)
+            todo.extend(itertools.islice(itertools.chain.from_iterable(v.items()), FIELD_MAX))
+        elif isinstance(v, list | tuple):
+            total += 2 + len(v)
+            todo.extend(itertools.islice(v, FIELD_MAX))
+        else:
+            total += len(json.dumps(v)) if not isinstance(v, int) or abs(v) < 10**FIELD_MAX else FIELD_MAX + 1
+    return total
 
 
 def _declined_record(p: Pending, reason: str, cfg: Any) -> Record:

@@ -174,19 +174,26 @@ def open_folder(parent_fd: int, name: str, *, create: bool) -> int:
 
 
 def _leftovers(folder_fd: int) -> None:
-    """Remove temporary files of exports that were cut short (never a whole file)."""
-    for entry in os.listdir(folder_fd):
-        try:
-            sub = os.open(entry, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=folder_fd)
-        except OSError:
-            continue
-        try:
-            for name in os.listdir(sub):
-                if _TMP.match(name):
-                    with contextlib.suppress(OSError):
-                        os.unlink(name, dir_fd=sub)
-        finally:
-            os.close(sub)
+    """Remove temporary files of exports that were cut short (never a whole file).
+
+    The folders are walked an entry at a time (``os.scandir``), never listed whole: an exFAT
+    stick's folder may hold millions of names."""
+    with os.scandir(folder_fd) as entries:
+        for entry in entries:
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            try:
+                sub = os.open(entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=folder_fd)
+            except OSError:
+                continue
+            try:
+                with os.scandir(sub) as names:
+                    for e in names:
+                        if _TMP.match(e.name):
+                            with contextlib.suppress(OSError):
+                                os.unlink(e.name, dir_fd=sub)
+            finally:
+                os.close(sub)
 
 
 def free_bytes(fd: int) -> tuple[int, int, bool]:

@@ -51,6 +51,7 @@ from bedside.core.config import Config
 from bedside.core.digest import compare_digest, hmac_sha256, sha256
 from bedside.core.errors import BedsideError
 from bedside.core.records import T
+from bedside.durable import CONFIG_FILE as CONFIG_BYTES
 from bedside.durable import json_loads, read_text, write_atomic
 from bedside.stick.auth import key_id, signature_problem
 from bedside.stick.files import FOLDER, read_small
@@ -114,6 +115,8 @@ def parse_config(text: str, source: str) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise config.ConfigError(source, [f"is not valid TOML: {e}"]) from None
+    except RecursionError:      # (arrays or tables nested a few thousand deep: tomllib recurses)
+        raise config.ConfigError(source, ["is not a bedside configuration: it is nested too deeply"]) from None
     return config.parse(data, source)
 
 
@@ -334,7 +337,7 @@ def effective(unit: Config, data: Path) -> Config:
     """The configuration the unit runs: the ward's (applied from a stick) over its own, if any."""
     path = data / CONFIG_FILE
     try:
-        text = read_text(path)                           # bounded, and never waits on a fifo
+        text = read_text(path, CONFIG_BYTES)             # bounded, and never waits on a fifo
     except (OSError, ValueError) as e:                  # TooLarge and UnicodeDecodeError are ValueErrors
         raise config.ConfigError(str(path), [f"cannot be read ({e}); remove it to run on the unit's own "
                                              "configuration"]) from None

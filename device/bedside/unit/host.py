@@ -13,7 +13,7 @@ from typing import IO
 
 from bedside.core import config, wall
 from bedside.core.errors import BedsideError
-from bedside.durable import TooLarge, read_bounded
+from bedside.durable import CONFIG_FILE, TooLarge, read_bounded
 
 DEFAULT_PATHS = (Path("/etc/bedside/bedside.toml"),)
 
@@ -99,7 +99,7 @@ def load(path: Path | str) -> config.Config:
     """Read and validate a config file; every failure is a ConfigError a person can act on."""
     p = Path(path)
     try:
-        raw = read_bounded(p)
+        raw = read_bounded(p, CONFIG_FILE)
     except TooLarge as e:
         raise config.ConfigError(str(p), [f"is not a bedside config file: {e}"]) from None
     except IsADirectoryError:

@@ -26,6 +26,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from bedside.core.errors import BedsideError
+from bedside.durable import KEY_FILE, json_loads, read_bounded
 
 PREFIX = Path("/opt/bedside")
 PENDING = ".update-pending"      # an update switched to and not yet proven (bedside-update.path watches it)
@@ -155,7 +156,7 @@ class Releases:
     def trusted_counter(self) -> int:
         """The release counter of the last release installed here (0: none yet)."""
         try:
-            body = json.loads((self.prefix / STATE).read_text())
+            body = json_loads(read_bounded(self.prefix / STATE, KEY_FILE))    # bounded, a fifo not waited on
             c = body["counter"]
             return c if isinstance(c, int) and c >= 0 else 0
         except (OSError, ValueError, KeyError, TypeError):
@@ -194,8 +195,11 @@ class Releases:
 
     def pending(self) -> tuple[str, str] | None:
         try:
-            body = json.loads((self.prefix / PENDING).read_text())
-            return str(body["old"]), str(body["new"])
+            body = json_loads(read_bounded(self.prefix / PENDING, KEY_FILE))
+            old, new = body["old"], body["new"]
+            if not (isinstance(old, str) and isinstance(new, str) and len(old) + len(new) < 200):
+                return None
+            return old, new
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
