@@ -212,7 +212,9 @@ def configure_guest(root: Path) -> None:
     (units / "sysinit.target.wants/vm-agent.service").symlink_to("/etc/systemd/system/vm-agent.service")
     # Nothing that wakes up on its own in the middle of a test.
     for unit in ("apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer", "e2scrub_reap.service",
-                 "fstrim.timer", "systemd-timesyncd.service"):
+                 "fstrim.timer", "systemd-timesyncd.service",
+                 # No consoles but the serial one: this getty only fails (and costs seconds) at each boot.
+                 "getty-static.service"):
         (units / unit).unlink(missing_ok=True)
         (units / unit).symlink_to("/dev/null")
     # The guest's second serial port is the unit's GPIO14/15 UART: /dev/serial0, as on a Pi.
