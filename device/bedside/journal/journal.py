@@ -9,9 +9,10 @@ their names, their metadata and how a stored row becomes a record are in ``segme
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -423,10 +424,8 @@ class Journal:
                 problems.append(f"{e}")
         else:
             problems.append(seg.problem)
-        found = salvage.scan(seg.path)
-        for seq in sorted(found.rows):
-            if seq > last and (below is None or seq < below):
-                yield (seq, *found.rows[seq])
+        # One row in memory at a time: salvage keeps where each row is, and reads it when given.
+        yield from salvage.scan(seg.path).between(last, below)
 
     def entries(self, since_seq: int = 0, *, with_segments: bool = False, suspect: Mapping[int, str] | None = None,
                 ) -> Iterator[dict[str, Any] | Gap | Segment]:
@@ -509,9 +508,8 @@ class Journal:
             q = "SELECT body, hash FROM records WHERE seq < ? ORDER BY seq DESC LIMIT ?"
             rows = self._query(seg, q, (below if below is not None else 2**62, limit - len(out)))
             if rows is None:
-                found = salvage.scan(seg.path)
-                rows = [found.rows[k] for k in sorted(found.rows, reverse=True) if below is None or k < below]
-                rows = rows[:limit - len(out)]
+                newest = salvage.scan(seg.path).between(0, below, reverse=True)
+                rows = [(b, h) for _, b, h in itertools.islice(newest, limit - len(out))]
             for body, digest in rows:
                 rec = decode(body, digest)
                 if rec is None:
@@ -534,10 +532,9 @@ class Journal:
             if closed is not None and not closed.holds(type_):
                 continue            # a closed segment known to hold none: not opened
             found: list[dict[str, Any]] = []
-            rows = self._query(seg, "SELECT body, hash FROM records WHERE type = ? ORDER BY seq", (type_,))
-            if rows is None:
-                scanned = salvage.scan(seg.path)
-                rows = [scanned.rows[k] for k in sorted(scanned.rows)]
+            got = self._query(seg, "SELECT body, hash FROM records WHERE type = ? ORDER BY seq", (type_,))
+            rows: Iterable[tuple[Any, ...]] = (
+                got if got is not None else ((b, h) for _, b, h in salvage.scan(seg.path).between(0)))
             for b, h in rows:
                 rec = decode(b, h)
                 if rec is not None and rec.get("type") == type_:
