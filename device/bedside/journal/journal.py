@@ -72,6 +72,10 @@ class Journal:
         self._reopened = False
         self.read_errors: list[str] = []
         self.gaps: list[Gap] = []
+        # At most this many gaps kept in ``gaps`` (None: all), the rest counted: a reader that keeps
+        # no records (verify) sets it, so that a file of many unreadable rows costs it a count.
+        self.keep_gaps: int | None = None
+        self.gaps_not_kept = 0
         try:
             if readonly:
                 files = segment_files(self.data)
@@ -150,10 +154,17 @@ class Journal:
                         db.close()
                     if row is not None and decode(row[1], row[2]) is not None:
                         return int(row[0]), str(row[2])
-            for seq, body, digest in self._rows(seg, 0, None, []):
-                rec = decode(body, digest)
-                if rec is not None:
-                    last = (seq, digest)
+            if seg.problem is not None:
+                # SQLite refuses the file: its salvaged rows newest first, up to the first that decodes.
+                for seq, body, digest in salvage.scan(seg.path).between(0, reverse=True):
+                    if decode(body, digest) is not None:
+                        last = (seq, digest)
+                        break
+            else:
+                for seq, body, digest in self._rows(seg, 0, None, []):
+                    rec = decode(body, digest)
+                    if rec is not None:
+                        last = (seq, digest)
             if last is not None:
                 return last
             if seg.known and seg.problem is None:
@@ -430,7 +441,9 @@ class Journal:
     def entries(self, since_seq: int = 0, *, with_segments: bool = False, suspect: Mapping[int, str] | None = None,
                 ) -> Iterator[dict[str, Any] | Gap | Segment]:
         """Records after ``since_seq`` in order across segments, as exported (body plus hash), and
-        a ``Gap`` where records cannot be read (at the place they belong).
+        a ``Gap`` where records cannot be read (at the place they belong; adjacent unreadable
+        records of one segment for one reason are one gap, so that the gaps are never more than
+        the records given plus one a segment).
 
         Every readable record of every segment is given: a damaged file gives what SQLite can
         read of it and then what its raw pages still hold. Where a later segment restarted the
@@ -439,6 +452,33 @@ class Journal:
         failed SQLite's integrity check) whose missing rows are named as gaps even where SQLite
         reads on without an error.
         """
+        pending: Gap | None = None
+        for e in self._entries(since_seq, with_segments=with_segments, suspect=suspect):
+            if isinstance(e, Gap):
+                if (pending is not None and (pending.segment, pending.problem) == (e.segment, e.problem)
+                        and pending.last is not None and e.first == pending.last + 1 and e.last is not None):
+                    pending = Gap(e.segment, e.file, pending.first, e.last, e.problem)
+                    continue
+                if pending is not None:
+                    yield self._kept(pending)
+                pending = e
+                continue
+            if pending is not None:
+                yield self._kept(pending)
+                pending = None
+            yield e
+        if pending is not None:
+            yield self._kept(pending)
+
+    def _kept(self, g: Gap) -> Gap:
+        if self.keep_gaps is None or len(self.gaps) < self.keep_gaps:
+            self.gaps.append(g)
+        else:
+            self.gaps_not_kept += 1
+        return g
+
+    def _entries(self, since_seq: int, *, with_segments: bool, suspect: Mapping[int, str] | None,
+                 ) -> Iterator[dict[str, Any] | Gap | Segment]:
         segs = self.segments()
         seen: int | None = None             # the last seq given, in any segment
         for i, seg in enumerate(segs):
@@ -482,15 +522,14 @@ class Journal:
                     yield self._gap(seg, lo, hi, problems[0] if problems else str(doubt))
 
     def _gap(self, seg: Segment, lo: int | None, hi: int | None, problem: str) -> Gap:
-        g = Gap(seg.n, seg.path.name, lo, hi, problem)
-        self.gaps.append(g)
-        return g
+        return Gap(seg.n, seg.path.name, lo, hi, problem)
 
     def records(self, since_seq: int = 0) -> Iterator[dict[str, Any]]:
         """Records after ``since_seq`` in order, across segments (``entries`` without the gaps;
         ``gaps`` and ``read_errors`` say afterwards what could not be read)."""
         self.read_errors = []
         self.gaps = []
+        self.gaps_not_kept = 0
         for e in self.entries(since_seq):
             if isinstance(e, Gap):
                 self.read_errors.append(str(e))
@@ -538,7 +577,10 @@ class Journal:
             for b, h in rows:
                 rec = decode(b, h)
                 if rec is not None and rec.get("type") == type_:
-                    found.append(rec)
+                    if newest:
+                        found = [rec]          # only the newest is wanted: never a file's worth of them
+                    else:
+                        found.append(rec)
             if newest and found:
                 return found[-1:]
             out.extend(found)
