@@ -23,13 +23,20 @@ relies on is checked rather than assumed, and the work is bounded by the file's 
   page's size, and an overflow chain belongs to one cell and an overflow page to one chain
   (a second cell naming a chain, or a chain reaching a page already read, is refused).
 * **One scan per file version.** Results are kept (keyed by the file's and its WAL's
-  identity, size and times; at most ``CACHE_BYTES`` of rows, least recently used first out),
+  identity, size and times; at most ``CACHE_BYTES`` of them, least recently used first out),
   so the several read paths of one export or start share one scan.
+* **An index, not the rows.** A scan keeps where each row is (its seq and its cell's place in
+  the file or WAL: 16 bytes a row in two arrays, sorted by seq once), never the row; a reader
+  is given the rows in seq order one at a time (``Salvaged.between``), each read again from
+  its cell and overflow chain. So what a reader holds is one row, whatever the file's size.
 
 Budget (docs/journal.md, "Hostile files"): time linear in the segment's bytes plus its WAL's
 (each page read once for its cells, each overflow page at most once, each WAL frame's
-checksum once); memory: a page at a time (the file is read by position, never whole),
-plus the rows found.
+checksum once), and each row given read once more (its cell and its chain: at most the
+bytes the scan decoded for it); memory: a page and a row at a time (the file is read by
+position, never whole), plus the index: at most one row per ``MIN_CELL`` bytes read, so at
+most 12.8 MiB for a file at the read limits (twice that while a file whose rows are out of
+order is sorted), and ``CACHE_BYTES`` of indexes kept for the read paths to share.
 
 Only what SQLite could not read is taken from here: the journal reads with SQLite first and
 fills the rest from these rows (a freed page may keep an old copy of a row; SQLite's view of
