@@ -80,7 +80,7 @@ def test_the_check_and_the_readers_peak_the_same_whatever_the_damaged_segments_h
     assert (checked_large, given_large) == (large_records, large_records) >= (per_mib * large_mib,) * 2
     # 12 times the damaged bytes: the same peak, within the files' indexes (16 bytes a row, kept
     # in the shared cache, which is bounded on its own, below) and a little slack. Before the
-    # index, a reader held every row of a damaged file: about 1.7 MiB of memory a MiB of file.
+    # index, a reader held every row of a damaged file: about 1.4–1.7 MiB of memory a MiB of file.
     indexes = 16 * large_records
     assert large <= small + indexes + MIB // 2, (small, large)
     assert large < 2 * MIB + indexes, large
