@@ -590,7 +590,7 @@ class Rows(Mapping[int, tuple[str, str]]):
 
     @property
     def nbytes(self) -> int:
-        return (len(self.seqs) + len(self.locs)) * 8 + 64 * len(self.layout.from_wal) + 1000
+        return (len(self.seqs) + len(self.locs)) * 8 + 128 * len(self.layout.from_wal) + 1000
 
     def between(self, after: int, below: int | None = None, *, reverse: bool = False,
                 ) -> Iterator[tuple[int, str, str]]:
