@@ -284,6 +284,70 @@ def link_row(tmp: Path, segments: int = 31, steps: int = 12) -> tuple[str, str, 
             f"the hello named {costs[1][2]} files not read yet. Before (no "
             f"step budget): the first such step (the link's attach) {before:.1f} s (Zero 2 W ~{before * ZERO:.0f} s), "
             f"{before_read / MIB:.0f} MiB salvaged")
+# The readers of salvaged rows on a data directory of damaged segments, each in a child of its
+# own: the peak RSS (VmHWM) above the child's RSS once its modules are imported, and, in a second
+# run, the peak of tracemalloc (Python's own allocations, the figure the tests assert).
+MEM_CHILD = """
+import sys, tracemalloc
+from pathlib import Path
+from bedside.journal import salvage, verify
+from bedside.cli import journal as cli_journal
+mode, data, out, trace = sys.argv[1], Path(sys.argv[2]), sys.argv[3], sys.argv[4] == "1"
+def status(key):
+    return next(int(x.split()[1]) for x in open("/proc/self/status") if x.startswith(key)) * 1024
+base = status("VmRSS:")
+if trace:
+    tracemalloc.start()
+if mode == "check":          # the first pass of the whole-journal check (unit/journal_check.py)
+    with salvage.bounded(salvage.CHECK_BYTES, after=""):
+        v = verify.verify_data(data)
+elif mode == "verify":       # bedside log verify --data: every file, no pass budget
+    v = verify.verify_data(data)
+else:                        # bedside log export --data --out
+    cli_journal.export_jsonl(data, out)
+print(status("VmHWM:") - base, tracemalloc.get_traced_memory()[1] if trace else 0)
+"""
+
+
+def memory_child(mode: str, d: Path, tree: Path, trace: bool) -> tuple[int, int]:
+    out = subprocess.run([sys.executable, "-c", MEM_CHILD, mode, str(d), str(d.parent / "export.jsonl"),
+                          "1" if trace else "0"], capture_output=True, text=True, check=True, cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(tree)}).stdout.split()
+    return int(out[0]), int(out[1])
+
+
+def outside_rss(args: list[str], tree: Path) -> int:
+    """The whole command's max RSS, from outside (/usr/bin/time -v), interpreter included."""
+    got = subprocess.run(["/usr/bin/time", "-v", sys.executable, "-m", "bedside", *args], check=False,
+                         capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(tree)})
+    line = next(x for x in got.stderr.splitlines() if "Maximum resident set size" in x)
+    return int(line.split(":")[1]) * 1024
+
+
+def memory_rows(tmp: Path, tree: Path) -> list[tuple[str, str, str]]:
+    rows = []
+    for size, count in ((8, 1), (32, 1), (64, 1), (64, 4)):
+        d = tmp / f"mem-{size}-{count}"
+        records = hostile.damaged_journal(d, size * MIB, count)
+        for mode, what in (("check", "one pass of the whole-journal check"),
+                           ("verify", "`bedside log verify --data`"), ("export", "`bedside log export --data --out`")):
+            rss, _ = memory_child(mode, d, tree, False)
+            # (tracemalloc slows a child several times: one file of each size)
+            traced = memory_child(mode, d, tree, True)[1] if count == 1 else None
+            cmd = (["log", "verify", "--data", str(d)] if mode != "export" else
+                   ["log", "export", "--data", str(d), "--out", str(tmp / "export.jsonl")])
+            whole = outside_rss(cmd, tree) if mode != "check" else 0
+            rows.append((f"{what}: {count} damaged segment{'s' if count > 1 else ''} of {size} MiB "
+                         f"({records} records)",
+                         "salvage: the largest record + a constant" + ("" if mode != "export" else
+                                                                      "; the export: its own lines"),
+                         f"peak +{rss / MIB:.1f} MiB RSS"
+                         + (f", traced {traced / MIB:.1f} MiB" if traced is not None else "")
+                         + (f"; the command's max RSS {whole / MIB:.0f} MiB" if whole else "")))
+            print(" | ".join(rows[-1]), file=sys.stderr, flush=True)
+            (tmp / "export.jsonl").unlink(missing_ok=True)
+        shutil.rmtree(d)
+    return rows
 
 
 def stick_rows(tmp: Path) -> list[tuple[str, str, str]]:
@@ -364,6 +428,23 @@ def main() -> None:
     if "--link" in sys.argv[1:]:                # only the serial link's row, printed (about a minute)
         with tempfile.TemporaryDirectory() as td:
             print("\n".join(docs.table([link_row(Path(td))])))
+        return
+    if "--memory" in sys.argv[1:]:              # the memory of salvage's readers (a few minutes)
+        # --tree DIR: measure another tree's device/ (the figures before a change)
+        at = sys.argv.index("--tree") + 1 if "--tree" in sys.argv else 0
+        tree = Path(sys.argv[at]) if at else ROOT / "device"
+        with tempfile.TemporaryDirectory() as td:
+            rows = memory_rows(Path(td), tree)
+        note = ("Each reader in a child process of its own, on a data directory of closed segments of the "
+                "unit's own chained records (about 430 bytes each) whose headers are broken, so that "
+                "SQLite refuses them and salvage gives every row: the child's peak RSS (VmHWM) above its "
+                "RSS once its modules are imported, the peak of tracemalloc in a second run, and the whole "
+                "command's maximum RSS from outside (`/usr/bin/time -v`, the interpreter included).")
+        lines = [docs.measured_on("python benchmarks/hostile.py --memory", note), "", *docs.table(rows)]
+        if at:
+            print("\n".join(lines))
+        else:
+            print(docs.write_section("hostile-memory", "Hostile input", lines))
         return
     if "--keys" in sys.argv[1:]:                # only the key files' rows, printed (a few seconds)
         with tempfile.TemporaryDirectory() as td:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from bedside.core.errors import BedsideError
 
@@ -43,6 +44,26 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), mode)
     try:
         write_synced(fd, data)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    os.close(fd)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path, mode: int = 0o644) -> Iterator[IO[str]]:
+    """``write_atomic`` for text written a piece at a time (UTF-8, newlines as given): the file
+    is replaced when the block ends without an error, and left as it was otherwise."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), mode)
+    try:
+        with open(fd, "w", encoding="utf-8", newline="", closefd=False) as f:
+            yield f
+        os.fsync(fd)
     except BaseException:
         os.close(fd)
         with contextlib.suppress(OSError):

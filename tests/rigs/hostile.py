@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import os
 import random
+import sqlite3
 import struct
 from collections.abc import Callable
 from pathlib import Path
+
+from bedside.journal import chain
+from bedside.journal.segments import SCHEMA
 
 PAGE = 4096
 LEAF, INTERIOR = 0x0D, 0x05
@@ -280,3 +284,33 @@ def wal_flood(target: int, first_page: int = 2, salts: bytes = b"SALTSALT") -> b
         out += fh + salts + s0.to_bytes(4, "big") + s1.to_bytes(4, "big") + leaf
         n += 1
     return bytes(out)
+
+
+def damaged_journal(d: Path, size: int, count: int) -> int:
+    """``count`` closed segments of ``size`` bytes of the unit's own (chained) records each, their
+    headers broken so that SQLite refuses them and salvage gives every row. Returns the records."""
+    d.mkdir(parents=True, exist_ok=True)
+    seq, prev = 0, chain.GENESIS
+    for n in range(1, count + 1):
+        path = d / f"journal-{n:06d}.sqlite"
+        db = sqlite3.connect(path, isolation_level=None)
+        db.execute("PRAGMA page_size=4096")
+        db.executescript(SCHEMA)
+        db.execute("BEGIN")
+        db.executemany("INSERT INTO meta VALUES (?, ?)", [("segment", str(n)), ("first_seq", str(seq + 1)),
+                                                          ("prev", prev), ("reason", "size"), ("created", "")])
+        while seq * 430 < size * n:
+            rows = []
+            for _ in range(1000):
+                seq += 1
+                body = {"seq": seq, "prev": prev, "type": "press", "time": "2026-11-24T09:00:00.000+00:00",
+                        "boot": "0" * 36, "mono_ms": seq, "tq": "ntp", "pad": "p" * 170}
+                text, prev = chain.seal_body(body)
+                rows.append((seq, body["time"], "press", None, text, prev))
+            db.executemany("INSERT INTO records VALUES (?,?,?,?,?,?)", rows)
+        db.execute("COMMIT")
+        db.close()
+        with open(path, "r+b") as f:
+            f.write(b"not a database!!")
+        os.chmod(path, 0o444)
+    return seq

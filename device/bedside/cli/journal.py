@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import sys
 from datetime import UTC, datetime
@@ -88,24 +87,25 @@ def export_jsonl(data: Path, out_path: str | None) -> int:
     from bedside.journal import export, retention
     from bedside.journal.journal import Journal
 
+    # Written as it is read, one record at a time (export.stream): the export is never held whole.
     journal = Journal(data, ZoneInfo("UTC"), "export", readonly=True)
     try:
-        header, lines = export.collect(journal)
+        if out_path is None:
+            with contextlib.suppress(BrokenPipeError):
+                export.stream(journal, sys.stdout)
+            return 0
+        from bedside.durable import atomic_writer
+
+        out = Path(out_path)
+        try:
+            with atomic_writer(out) as f:
+                header = export.stream(journal, f)
+        except OSError as e:
+            raise UserError(f"cannot write {out}: {e.strerror or e}", 1) from None
+        except export.ExportChanged as e:
+            raise UserError(f"{e}", 1) from None
     finally:
         journal.close()
-    if out_path is None:
-        with contextlib.suppress(BrokenPipeError):
-            export.write(sys.stdout, header, lines)
-        return 0
-    from bedside.durable import write_atomic
-
-    buf = io.StringIO()
-    export.write(buf, header, lines)
-    out = Path(out_path)
-    try:
-        write_atomic(out, buf.getvalue().encode("utf-8"))
-    except OSError as e:
-        raise UserError(f"cannot write {out}: {e.strerror or e}", 1) from None
     head = header["head"]
     print(f"Exported {header['records']} records of unit {header['unit'] or '?'} to {out}; head "
           f"{head['seq']}/{head['hash'][:8]}.", file=sys.stderr)

@@ -54,38 +54,93 @@ def collect(journal: Journal, since_seq: int = 0, exported: datetime | None = No
     return header, [chain.canonical(rec) for rec in records]
 
 
+class _Summary:
+    """What the header says of the records, taken one record at a time."""
+
+    def __init__(self) -> None:
+        self.unit: str | None = None
+        self.first: dict[str, Any] | None = None
+        self.seals: dict[str, Any] = {}
+        self.last: Mapping[str, Any] | None = None
+        self.count = 0
+
+    def add(self, rec: Mapping[str, Any]) -> None:
+        if self.first is None:
+            self.first = {"seq": rec["seq"], "prev": rec["prev"]}
+        if rec["type"] == T.START and isinstance(rec.get("unit"), str):
+            self.unit = rec["unit"]
+        if rec["type"] == T.SEAL:
+            seals = self.seals
+            if not seals:
+                seals.update(key_id=rec.get("key_id"), count=0, first_epoch=rec.get("epoch"))
+            seals["count"] += 1
+            seals.update(last_epoch=rec.get("epoch"), last_sealed_seq=rec["seq"] - 1, key_id=rec.get("key_id"))
+        self.last = rec
+        self.count += 1
+
+    def header(self, *, since_seq: int, segments: list[dict[str, Any]], exported: datetime | None,
+               empty_head: tuple[int, str] | None) -> dict[str, Any]:
+        last = self.last
+        head_seq, head_hash = (last["seq"], last["hash"]) if last else (empty_head or (0, chain.GENESIS))
+        return {
+            "bedside_export": FORMAT,
+            "unit": self.unit,
+            "exported": (exported or datetime.now(UTC)).isoformat(timespec="seconds"),
+            "head": {"seq": head_seq, "hash": head_hash},
+            "first": self.first,
+            "records": self.count,
+            "since_seq": since_seq,
+            "segments": segments,
+            "seals": self.seals or None,
+            "version": __version__,
+        }
+
+
 def header_for(records: Sequence[Mapping[str, Any]], *, since_seq: int = 0, segments: list[dict[str, Any]],
                exported: datetime | None = None, empty_head: tuple[int, str] | None = None) -> dict[str, Any]:
     """The header line for these records (as exported), wherever they came from: the unit's own
     journal, or a copy downloaded over the serial link (``segments`` then as the unit reported them)."""
-    unit: str | None = None
-    first: dict[str, Any] | None = None
-    seals: dict[str, Any] = {}
-    last: Mapping[str, Any] | None = None
+    summary = _Summary()
     for rec in records:
-        if first is None:
-            first = {"seq": rec["seq"], "prev": rec["prev"]}
-        if rec["type"] == T.START and isinstance(rec.get("unit"), str):
-            unit = rec["unit"]
-        if rec["type"] == T.SEAL:
-            if not seals:
-                seals = {"key_id": rec.get("key_id"), "count": 0, "first_epoch": rec.get("epoch")}
-            seals["count"] += 1
-            seals.update(last_epoch=rec.get("epoch"), last_sealed_seq=rec["seq"] - 1, key_id=rec.get("key_id"))
-        last = rec
-    head_seq, head_hash = (last["seq"], last["hash"]) if last else (empty_head or (0, chain.GENESIS))
-    return {
-        "bedside_export": FORMAT,
-        "unit": unit,
-        "exported": (exported or datetime.now(UTC)).isoformat(timespec="seconds"),
-        "head": {"seq": head_seq, "hash": head_hash},
-        "first": first,
-        "records": len(records),
-        "since_seq": since_seq,
-        "segments": segments,
-        "seals": seals or None,
-        "version": __version__,
-    }
+        summary.add(rec)
+    return summary.header(since_seq=since_seq, segments=segments, exported=exported, empty_head=empty_head)
+
+
+class ExportChanged(BedsideError):
+    """The journal gave other records the second time it was read for one export."""
+
+
+def stream(journal: Journal, out: IO[str], since_seq: int = 0, exported: datetime | None = None,
+           ) -> dict[str, Any]:
+    """``collect`` and ``write`` holding one record at a time, not the export: a first pass over
+    the records makes the header (it comes first and counts them), a second writes them. The
+    same bytes as ``write(out, *collect(...))``; returns the header. Raises ExportChanged if the
+    second pass does not give the records the first did (a damaged file changed between)."""
+    head_seq, head_hash = journal.head()
+    summary = _Summary()
+    for rec in journal.records(since_seq):
+        if rec["seq"] > head_seq:
+            break       # written after we looked: the next export has it
+        summary.add(rec)
+    gaps = [g.header() for g in journal.gaps]
+    lo = summary.first["seq"] if summary.first else head_seq + 1
+    hi = summary.last["seq"] if summary.last else head_seq
+    header = summary.header(since_seq=since_seq, segments=_overlapping(journal, lo, hi), exported=exported,
+                            empty_head=(head_seq, head_hash))
+    if gaps:
+        header["unreadable"] = gaps
+    out.write(json.dumps(header, sort_keys=True, separators=(",", ":")) + "\n")
+    again = _Summary()
+    if summary.last is not None:
+        for rec in journal.records(since_seq):
+            if rec["seq"] > hi:
+                break
+            again.add(rec)
+            out.write(chain.canonical(rec) + "\n")
+    if (again.count, again.last and again.last["hash"]) != (summary.count, summary.last and summary.last["hash"]):
+        raise ExportChanged(f"the journal gave {again.count} records the second time it was read for this export, "
+                            f"{summary.count} the first: a damaged file changed while it was read; export again")
+    return header
 
 
 def _overlapping(journal: Journal, lo: int, hi: int) -> list[dict[str, Any]]:

@@ -9,9 +9,10 @@ their names, their metadata and how a stored row becomes a record are in ``segme
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,10 @@ class Journal:
         self._reopened = False
         self.read_errors: list[str] = []
         self.gaps: list[Gap] = []
+        # At most this many gaps kept in ``gaps`` (None: all), the rest counted: a reader that keeps
+        # no records (verify) sets it, so that a file of many unreadable rows costs it a count.
+        self.keep_gaps: int | None = None
+        self.gaps_not_kept = 0
         try:
             if readonly:
                 files = segment_files(self.data)
@@ -149,10 +154,17 @@ class Journal:
                         db.close()
                     if row is not None and decode(row[1], row[2]) is not None:
                         return int(row[0]), str(row[2])
-            for seq, body, digest in self._rows(seg, 0, None, []):
-                rec = decode(body, digest)
-                if rec is not None:
-                    last = (seq, digest)
+            if seg.problem is not None:
+                # SQLite refuses the file: its salvaged rows newest first, up to the first that decodes.
+                for seq, body, digest in salvage.scan(seg.path).between(0, reverse=True):
+                    if decode(body, digest) is not None:
+                        last = (seq, digest)
+                        break
+            else:
+                for seq, body, digest in self._rows(seg, 0, None, []):
+                    rec = decode(body, digest)
+                    if rec is not None:
+                        last = (seq, digest)
             if last is not None:
                 return last
             if seg.known and seg.problem is None:
@@ -423,15 +435,15 @@ class Journal:
                 problems.append(f"{e}")
         else:
             problems.append(seg.problem)
-        found = salvage.scan(seg.path)
-        for seq in sorted(found.rows):
-            if seq > last and (below is None or seq < below):
-                yield (seq, *found.rows[seq])
+        # One row in memory at a time: salvage keeps where each row is, and reads it when given.
+        yield from salvage.scan(seg.path).between(last, below)
 
     def entries(self, since_seq: int = 0, *, with_segments: bool = False, suspect: Mapping[int, str] | None = None,
                 ) -> Iterator[dict[str, Any] | Gap | Segment]:
         """Records after ``since_seq`` in order across segments, as exported (body plus hash), and
-        a ``Gap`` where records cannot be read (at the place they belong).
+        a ``Gap`` where records cannot be read (at the place they belong; adjacent unreadable
+        records of one segment for one reason are one gap, so that the gaps are never more than
+        the records given plus one a segment).
 
         Every readable record of every segment is given: a damaged file gives what SQLite can
         read of it and then what its raw pages still hold. Where a later segment restarted the
@@ -440,6 +452,33 @@ class Journal:
         failed SQLite's integrity check) whose missing rows are named as gaps even where SQLite
         reads on without an error.
         """
+        pending: Gap | None = None
+        for e in self._entries(since_seq, with_segments=with_segments, suspect=suspect):
+            if isinstance(e, Gap):
+                if (pending is not None and (pending.segment, pending.problem) == (e.segment, e.problem)
+                        and pending.last is not None and e.first == pending.last + 1 and e.last is not None):
+                    pending = Gap(e.segment, e.file, pending.first, e.last, e.problem)
+                    continue
+                if pending is not None:
+                    yield self._kept(pending)
+                pending = e
+                continue
+            if pending is not None:
+                yield self._kept(pending)
+                pending = None
+            yield e
+        if pending is not None:
+            yield self._kept(pending)
+
+    def _kept(self, g: Gap) -> Gap:
+        if self.keep_gaps is None or len(self.gaps) < self.keep_gaps:
+            self.gaps.append(g)
+        else:
+            self.gaps_not_kept += 1
+        return g
+
+    def _entries(self, since_seq: int, *, with_segments: bool, suspect: Mapping[int, str] | None,
+                 ) -> Iterator[dict[str, Any] | Gap | Segment]:
         segs = self.segments()
         seen: int | None = None             # the last seq given, in any segment
         for i, seg in enumerate(segs):
@@ -483,15 +522,14 @@ class Journal:
                     yield self._gap(seg, lo, hi, problems[0] if problems else str(doubt))
 
     def _gap(self, seg: Segment, lo: int | None, hi: int | None, problem: str) -> Gap:
-        g = Gap(seg.n, seg.path.name, lo, hi, problem)
-        self.gaps.append(g)
-        return g
+        return Gap(seg.n, seg.path.name, lo, hi, problem)
 
     def records(self, since_seq: int = 0) -> Iterator[dict[str, Any]]:
         """Records after ``since_seq`` in order, across segments (``entries`` without the gaps;
         ``gaps`` and ``read_errors`` say afterwards what could not be read)."""
         self.read_errors = []
         self.gaps = []
+        self.gaps_not_kept = 0
         for e in self.entries(since_seq):
             if isinstance(e, Gap):
                 self.read_errors.append(str(e))
@@ -509,9 +547,8 @@ class Journal:
             q = "SELECT body, hash FROM records WHERE seq < ? ORDER BY seq DESC LIMIT ?"
             rows = self._query(seg, q, (below if below is not None else 2**62, limit - len(out)))
             if rows is None:
-                found = salvage.scan(seg.path)
-                rows = [found.rows[k] for k in sorted(found.rows, reverse=True) if below is None or k < below]
-                rows = rows[:limit - len(out)]
+                newest = salvage.scan(seg.path).between(0, below, reverse=True)
+                rows = [(b, h) for _, b, h in itertools.islice(newest, limit - len(out))]
             for body, digest in rows:
                 rec = decode(body, digest)
                 if rec is None:
@@ -534,14 +571,16 @@ class Journal:
             if closed is not None and not closed.holds(type_):
                 continue            # a closed segment known to hold none: not opened
             found: list[dict[str, Any]] = []
-            rows = self._query(seg, "SELECT body, hash FROM records WHERE type = ? ORDER BY seq", (type_,))
-            if rows is None:
-                scanned = salvage.scan(seg.path)
-                rows = [scanned.rows[k] for k in sorted(scanned.rows)]
+            got = self._query(seg, "SELECT body, hash FROM records WHERE type = ? ORDER BY seq", (type_,))
+            rows: Iterable[tuple[Any, ...]] = (
+                got if got is not None else ((b, h) for _, b, h in salvage.scan(seg.path).between(0)))
             for b, h in rows:
                 rec = decode(b, h)
                 if rec is not None and rec.get("type") == type_:
-                    found.append(rec)
+                    if newest:
+                        found = [rec]          # only the newest is wanted: never a file's worth of them
+                    else:
+                        found.append(rec)
             if newest and found:
                 return found[-1:]
             out.extend(found)

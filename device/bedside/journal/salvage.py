@@ -23,13 +23,20 @@ relies on is checked rather than assumed, and the work is bounded by the file's 
   page's size, and an overflow chain belongs to one cell and an overflow page to one chain
   (a second cell naming a chain, or a chain reaching a page already read, is refused).
 * **One scan per file version.** Results are kept (keyed by the file's and its WAL's
-  identity, size and times; at most ``CACHE_BYTES`` of rows, least recently used first out),
+  identity, size and times; at most ``CACHE_BYTES`` of them, least recently used first out),
   so the several read paths of one export or start share one scan.
+* **An index, not the rows.** A scan keeps where each row is (its seq and its cell's place in
+  the file or WAL: 16 bytes a row in two arrays, sorted by seq once), never the row; a reader
+  is given the rows in seq order one at a time (``Salvaged.between``), each read again from
+  its cell and overflow chain. So what a reader holds is one row, whatever the file's size.
 
 Budget (docs/journal.md, "Hostile files"): time linear in the segment's bytes plus its WAL's
 (each page read once for its cells, each overflow page at most once, each WAL frame's
-checksum once); memory: a page at a time (the file is read by position, never whole),
-plus the rows found.
+checksum once), and each row given read once more (its cell and its chain: at most the
+bytes the scan decoded for it); memory: a page and a row at a time (the file is read by
+position, never whole), plus the index: at most one row per ``MIN_CELL`` bytes read, so at
+most 12.8 MiB for a file at the read limits (twice that while a file whose rows are out of
+order is sorted), and ``CACHE_BYTES`` of indexes kept for the read paths to share.
 
 Only what SQLite could not read is taken from here: the journal reads with SQLite first and
 fills the rest from these rows (a freed page may keep an old copy of a row; SQLite's view of
@@ -38,13 +45,16 @@ the tree comes first).
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import heapq
 import os
 import stat
 import struct
 import threading
+from array import array
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,7 +74,9 @@ PAGE_WORK = 4                      # payload bytes decoded on one page: at most 
 # has six short rows, alone on their page. A page with more cells is not the journal's.
 MIN_CELL = 100
 _SAMPLES = 64                      # pages looked at per candidate page size
-CACHE_BYTES = 32 * 1024 * 1024    # rows kept for the read paths to share, all files together
+CACHE_BYTES = 16 * 1024 * 1024    # row indexes kept for the read paths to share, all files together
+MAX_META = 64 * 1024               # a ``meta`` value longer than this is not one the unit writes
+_RUN = 4096                        # index entries sorted at a time when a file's rows are out of order
 # While the unit starts, salvage reads at most this many bytes of files SQLite refuses (about
 # 35 s on a Pi Zero 2 W at the worst rate measured, docs/performance.md), so that a data
 # directory full of crafted files cannot hold the first prompt past the service's 120 s start
@@ -89,7 +101,9 @@ STEP_BYTES = 4 * 1024 * 1024
 
 @dataclass
 class Salvaged:
-    rows: dict[int, tuple[str, str]] = field(default_factory=dict)   # seq -> (body, hash)
+    # seq -> (body, hash): a ``Rows`` index into the file (each row read from it when asked for),
+    # or, for ``head``, a plain dict of the lowest row.
+    rows: Mapping[int, tuple[str, str]] = field(default_factory=dict)
     meta: dict[str, str] = field(default_factory=dict)
     pages: int = 0
     leaf_pages: int = 0
@@ -102,6 +116,17 @@ class Salvaged:
     pages_read: int = 0            # page reads, overflow and WAL included: the work, counted
     deferred: bool = False         # not read: past the start's budget (``bounded``); read again later
     later: str = ""                # when a deferred file is read (for its description)
+
+    def between(self, after: int, below: int | None = None, *, reverse: bool = False,
+                ) -> Iterator[tuple[int, str, str]]:
+        """(seq, body, hash) of the rows with ``after`` < seq < ``below``, in seq order (newest
+        first with ``reverse``), one row in memory at a time."""
+        if isinstance(self.rows, Rows):
+            yield from self.rows.between(after, below, reverse=reverse)
+            return
+        for seq in sorted(self.rows, reverse=reverse):
+            if seq > after and (below is None or seq < below):
+                yield (seq, *self.rows[seq])
 
 
 def _varint(buf: bytes, i: int, end: int) -> tuple[int, int]:
@@ -176,6 +201,7 @@ class _File:
     def __init__(self, path: Path, limit: int) -> None:
         self.fd = -1
         self.size = 0
+        self.path = path
         try:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         except OSError:
@@ -321,8 +347,19 @@ class _Pages:
             self.out.pages_read += 1
         return total / looked
 
-    def numbers(self) -> list[int]:
-        return sorted({*range(1, self.db_pages + 1), *self.from_wal})
+    def numbers(self) -> Iterator[int]:
+        """Every page number in order, each once (not a list: a 64 MiB file of 512-byte pages has 131,072)."""
+        yield from range(1, self.db_pages + 1)
+        yield from sorted(n for n in self.from_wal if not 1 <= n <= self.db_pages)
+
+    def exists(self, n: int) -> bool:
+        return n in self.from_wal or 1 <= n <= self.db_pages
+
+    def locate(self, n: int) -> int:
+        """Where page ``n``'s newest copy starts, as a row location's high bits (``_loc``)."""
+        if n in self.from_wal:
+            return _WAL_LOC | self.from_wal[n] << _LEN_BITS
+        return ((n - 1) * self.size) << _LEN_BITS
 
     def page(self, n: int) -> bytes | None:
         self.out.pages_read += 1
@@ -333,6 +370,9 @@ class _Pages:
         else:
             return None
         return got if len(got) == self.size else None
+
+    def layout(self) -> _Layout:
+        return _Layout(self.db.path, self.wal.path, self.size, self.usable, self.db_pages, self.from_wal)
 
     def close(self) -> None:
         self.db.close()
@@ -402,10 +442,12 @@ class _Chains:
 
     def __init__(self, pages: _Pages) -> None:
         self.pages = pages
-        self.owner: dict[int, int] = {}           # overflow page -> first page of its chain
-        self.started: set[int] = set()
+        self.owner = _PageSet(pages.db_pages)     # overflow pages taken by a chain
+        self.started = _PageSet(pages.db_pages)   # first pages of chains taken
 
     def follow(self, first: int, want: int) -> bytes:
+        if not self.pages.exists(first):
+            raise BadOverflowChain("overflow chain broken")
         if first in self.started:
             raise BadOverflowChain("overflow chain named by a second cell")
         self.started.add(first)
@@ -420,10 +462,186 @@ class _Chains:
             over = self.pages.page(nxt)
             if over is None:
                 raise BadOverflowChain("overflow chain broken")
-            self.owner[nxt] = first
+            self.owner.add(nxt)
             nxt = int.from_bytes(over[:4], "big")
             out += over[4:u][:want - len(out)]
         return bytes(out)
+
+
+class _PageSet:
+    """A set of page numbers in a bit a page for the database file's pages (16 KiB for 64 MiB of
+    512-byte pages) and a set for the others, which are WAL pages (at most the WAL's frames)."""
+
+    def __init__(self, pages: int) -> None:
+        self.n = pages
+        self.bits = bytearray(pages // 8 + 1)
+        self.other: set[int] = set()
+
+    def __contains__(self, k: int) -> bool:
+        if 1 <= k <= self.n:
+            return bool(self.bits[k >> 3] & (1 << (k & 7)))
+        return k in self.other
+
+    def add(self, k: int) -> None:
+        if 1 <= k <= self.n:
+            self.bits[k >> 3] |= 1 << (k & 7)
+        else:
+            self.other.add(k)
+
+
+# A row's location in one int: whether it is in the WAL, the offset of its cell in that file, and
+# the cell's bytes on its page (at most a page: 17 bits).
+_LEN_BITS = 17
+_WAL_LOC = 1 << 63
+_OFFSET_MASK = (1 << (63 - _LEN_BITS)) - 1
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """What re-reading a row needs: the files and how their pages are laid out."""
+
+    db: Path
+    wal: Path
+    size: int
+    usable: int
+    db_pages: int
+    from_wal: dict[int, int]
+
+
+class _Reader:
+    """A salvaged row read again from its cell (and overflow chain), when it is given."""
+
+    def __init__(self, layout: _Layout) -> None:
+        self.layout = layout
+        self.db = _File(layout.db, MAX_BYTES)
+        self.wal = _File(layout.wal, MAX_WAL_BYTES)
+
+    def close(self) -> None:
+        self.db.close()
+        self.wal.close()
+
+    def _page(self, n: int) -> bytes | None:
+        lay = self.layout
+        if n in lay.from_wal:
+            got = self.wal.read(lay.from_wal[n], lay.size)
+        elif 1 <= n <= lay.db_pages:
+            got = self.db.read((n - 1) * lay.size, lay.size)
+        else:
+            return None
+        return got if len(got) == lay.size else None
+
+    def row(self, seq: int, loc: int) -> tuple[str, str] | None:
+        """The row the scan found at ``loc``, or None if the file no longer gives it there."""
+        f = self.wal if loc & _WAL_LOC else self.db
+        n = loc & ((1 << _LEN_BITS) - 1)
+        cell = f.read((loc >> _LEN_BITS) & _OFFSET_MASK, n)
+        u = self.layout.usable
+        try:
+            if len(cell) != n:
+                return None
+            total, i = _varint(cell, 0, n)
+            rowid, i = _varint(cell, i, n)
+            if rowid != seq or total > MAX_ROW:
+                return None
+            local, spill = _local(total, u)
+            payload = cell[i:i + local]
+            if spill:
+                # The scan took this chain (each of its pages once, for this cell alone); here it
+                # is only followed again, at most ``total`` bytes, a page's usable bytes a step.
+                out = bytearray(payload)
+                nxt = int.from_bytes(cell[i + local:i + local + 4], "big")
+                while len(out) < total:
+                    over = self._page(nxt)
+                    if over is None:
+                        return None
+                    nxt = int.from_bytes(over[:4], "big")
+                    out += over[4:u][:total - len(out)]
+                payload = bytes(out)
+            return _as_row(rowid, _record(payload))
+        except (ValueError, IndexError, UnicodeDecodeError):
+            return None
+
+
+class Rows(Mapping[int, tuple[str, str]]):
+    """A file's salvaged rows as an index: each seq (ascending, each once) and where its cell is,
+    16 bytes a row in two arrays, the row itself read from the file when asked for. A scan
+    takes at most one row per ``MIN_CELL`` bytes read, so a file within the read limits
+    (64 MiB and a 16 MiB WAL) has at most 838,860 rows: an index of at most 12.8 MiB."""
+
+    def __init__(self, seqs: array[int], locs: array[int], layout: _Layout) -> None:
+        self.seqs, self.locs, self.layout = seqs, locs, layout
+
+    def __len__(self) -> int:
+        return len(self.seqs)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.seqs)
+
+    def __contains__(self, seq: object) -> bool:
+        if not isinstance(seq, int):
+            return False
+        k = bisect.bisect_left(self.seqs, seq)
+        return k < len(self.seqs) and self.seqs[k] == seq
+
+    def __getitem__(self, seq: int) -> tuple[str, str]:
+        k = bisect.bisect_left(self.seqs, seq)
+        if k == len(self.seqs) or self.seqs[k] != seq:
+            raise KeyError(seq)
+        reader = _Reader(self.layout)
+        try:
+            got = reader.row(seq, self.locs[k])
+        finally:
+            reader.close()
+        if got is None:
+            raise KeyError(seq)        # the file changed since it was read
+        return got
+
+    @property
+    def nbytes(self) -> int:
+        return (len(self.seqs) + len(self.locs)) * 8 + 128 * len(self.layout.from_wal) + 1000
+
+    def between(self, after: int, below: int | None = None, *, reverse: bool = False,
+                ) -> Iterator[tuple[int, str, str]]:
+        lo = bisect.bisect_right(self.seqs, after)
+        hi = len(self.seqs) if below is None else bisect.bisect_left(self.seqs, below)
+        reader = _Reader(self.layout)
+        try:
+            for k in (range(hi - 1, lo - 1, -1) if reverse else range(lo, hi)):
+                seq = self.seqs[k]
+                got = reader.row(seq, self.locs[k])
+                if got is not None:        # (None: the file changed since it was read)
+                    yield seq, *got
+        finally:
+            reader.close()
+
+
+def _ordered(seqs: array[int], locs: array[int]) -> tuple[array[int], array[int]]:
+    """The index in seq order, each seq once (the last copy found wins, as SQLite's newest page
+    copy would). The usual file is in order already and costs one comparison a row; otherwise
+    runs of ``_RUN`` rows are sorted in place and merged into new arrays (twice the index at
+    the peak; n log n comparisons, n ≤ 838,860)."""
+    n = len(seqs)
+    if all(seqs[k] < seqs[k + 1] for k in range(n - 1)):
+        return seqs, locs
+    for lo in range(0, n, _RUN):
+        hi = min(n, lo + _RUN)
+        order = sorted(range(lo, hi), key=seqs.__getitem__)      # stable: a later copy stays later
+        seqs[lo:hi] = array("Q", [seqs[k] for k in order])
+        locs[lo:hi] = array("Q", [locs[k] for k in order])
+
+    def run(lo: int) -> Iterator[tuple[int, int]]:
+        for k in range(lo, min(n, lo + _RUN)):
+            yield seqs[k], locs[k]
+
+    out_s: array[int] = array("Q")
+    out_l: array[int] = array("Q")
+    for seq, loc in heapq.merge(*(run(lo) for lo in range(0, n, _RUN)), key=lambda e: e[0]):
+        if out_s and out_s[-1] == seq:
+            out_l[-1] = loc                  # (merge keeps equal seqs in the order found)
+        else:
+            out_s.append(seq)
+            out_l.append(loc)
+    return out_s, out_l
 
 
 _cache: OrderedDict[tuple[object, ...], tuple[int, Salvaged]] = OrderedDict()
@@ -491,8 +709,9 @@ def _identity(path: Path) -> tuple[object, ...] | None:
     return tuple(out) if out[1] is not None else None
 
 
-_heads: OrderedDict[tuple[object, ...], Salvaged] = OrderedDict()   # a file's meta and first row, by identity
+_heads: OrderedDict[tuple[object, ...], tuple[int, Salvaged]] = OrderedDict()   # a file's meta and first row
 _HEADS = 4096
+_HEADS_BYTES = 4 * 1024 * 1024     # all heads kept, together; a head larger than 1/64 of it is not kept
 
 
 def forget() -> None:
@@ -539,15 +758,18 @@ def head(path: Path) -> Salvaged:
     key = _identity(path)
     with _cache_lock:
         if key is not None and key in _heads:
-            return _heads[key]
+            return _heads[key][1]
     return _head_of(scan(path))
 
 
 def _head_of(found: Salvaged) -> Salvaged:
     if found.deferred or not found.rows:
-        return found
-    low = min(found.rows)
-    return Salvaged(rows={low: found.rows[low]}, meta=dict(found.meta), pages=found.pages,
+        return Salvaged(meta=dict(found.meta), pages=found.pages, leaf_pages=found.leaf_pages,
+                        page_size=found.page_size, page_size_from=found.page_size_from,
+                        deferred=found.deferred, later=found.later)
+    low = next(iter(found.between(0)), None)
+    rows = {low[0]: (low[1], low[2])} if low is not None else {}
+    return Salvaged(rows=rows, meta=dict(found.meta), pages=found.pages,
                     leaf_pages=found.leaf_pages, page_size=found.page_size, page_size_from=found.page_size_from)
 
 
@@ -580,12 +802,16 @@ def scan(path: Path) -> Salvaged:
         budget.bytes_read += _sizes(path)
         budget.pages_read += found.pages_read
         budget.rows += len(found.rows)
-    size = sum(len(b) + len(h) + 100 for b, h in found.rows.values()) + 1000
+    size = found.rows.nbytes if isinstance(found.rows, Rows) else 1000
     if key is not None and key == _identity(path):
-        with _cache_lock:
-            _heads[key] = _head_of(found)
-            while len(_heads) > _HEADS:
-                _heads.popitem(last=False)
+        top = _head_of(found)
+        cost = 1000 + sum(len(k) + len(v) for k, v in top.meta.items()) + sum(
+            len(b) + len(h) for b, h in top.rows.values())
+        if cost <= _HEADS_BYTES // 64:
+            with _cache_lock:
+                _heads[key] = (cost, top)
+                while len(_heads) > _HEADS or sum(n for n, _ in _heads.values()) > _HEADS_BYTES:
+                    _heads.popitem(last=False)
     if key is not None and size <= CACHE_BYTES and key == _identity(path):
         with _cache_lock:
             _cache[key] = (size, found)
@@ -594,26 +820,37 @@ def scan(path: Path) -> Salvaged:
     return found
 
 
+class _Index:
+    """The rows a scan found, in the order found: seq and location (``_loc``), 16 bytes a row."""
+
+    def __init__(self) -> None:
+        self.seqs: array[int] = array("Q")
+        self.locs: array[int] = array("Q")
+
+
 def _scan(path: Path) -> Salvaged:
     out = Salvaged()
     pages = _Pages(path, out)
+    found = _Index()
     try:
         chains = _Chains(pages)
-        numbers = pages.numbers()
-        out.pages = len(numbers)
-        for n in numbers:
+        for n in pages.numbers():
+            out.pages += 1
             page = pages.page(n)
             head = 100 if n == 1 else 0
             if page is None or len(page) < head + 8 or page[head] != _LEAF_TABLE:
                 continue
             out.leaf_pages += 1
-            _leaf(out, pages, chains, page, head)
+            _leaf(out, found, pages, chains, page, head, pages.locate(n))
     finally:
         pages.close()
+    seqs, locs = _ordered(found.seqs, found.locs)
+    del found
+    out.rows = Rows(seqs, locs, pages.layout())
     return out
 
 
-def _leaf(out: Salvaged, pages: _Pages, chains: _Chains, page: bytes, head: int) -> None:
+def _leaf(out: Salvaged, found: _Index, pages: _Pages, chains: _Chains, page: bytes, head: int, at: int) -> None:
     u = pages.usable
     cells = int.from_bytes(page[head + 3:head + 5], "big")
     cells = min(cells, (u - head - 8) // 2)
@@ -654,15 +891,23 @@ def _leaf(out: Salvaged, pages: _Pages, chains: _Chains, page: bytes, head: int)
             continue
         except (IndexError, UnicodeDecodeError):
             continue
-        _take(out, rowid, cols)
+        # The row itself is not kept: where its cell is (read again when the row is given).
+        if _as_row(rowid, cols) is not None:
+            found.seqs.append(rowid)
+            found.locs.append(at + (ptr << _LEN_BITS) + (i + local + (4 if spill else 0) - ptr))
+        elif len(cols) == 2 and isinstance(cols[0], str) and isinstance(cols[1], str) and cols[0] in (
+                "segment", "first_seq", "prev", "reason", "created", "detail"):
+            if len(cols[1]) > MAX_META:
+                out.refused["meta values longer than any the unit writes"] += 1
+            else:
+                out.meta[cols[0]] = cols[1]
 
 
-def _take(out: Salvaged, rowid: int, cols: list[object]) -> None:
+def _as_row(rowid: int, cols: list[object]) -> tuple[str, str] | None:
+    """(body, hash) if ``cols`` is a row of ``records`` as the journal writes one."""
     if len(cols) == 6 and cols[0] is None and all(isinstance(v, str) for v in (cols[1], cols[2], cols[4], cols[5])):
         body, digest = cols[4], cols[5]
         assert isinstance(body, str) and isinstance(digest, str)
-        if rowid >= 1 and len(digest) == 64 and body.startswith("{"):
-            out.rows[rowid] = (body, digest)
-    elif len(cols) == 2 and isinstance(cols[0], str) and isinstance(cols[1], str) and cols[0] in (
-            "segment", "first_seq", "prev", "reason", "created", "detail"):
-        out.meta[cols[0]] = cols[1]
+        if 1 <= rowid < 1 << 64 and len(digest) == 64 and body.startswith("{"):
+            return body, digest
+    return None

@@ -413,16 +413,25 @@ def _feed(c: Checker, j: Journal, since_seq: int, suspect: dict[int, str] | None
     records cannot be read (each named at its first seq)."""
     extra: list[Problem] = []
     before: Segment | None = None
-    for e in j.entries(since_seq, with_segments=True, suspect=suspect):
-        if isinstance(e, Segment):
-            if e.known and (before is not None or since_seq == 0):
-                extra += _segment_start(c, e, before)
-            before = e
-        elif isinstance(e, Gap):
-            extra.append(Problem(e.first, "file", str(e), e.segment))
-            c.gap(e.last)
-        else:
-            c.feed(e)
+    kept, j.keep_gaps = j.keep_gaps, 0      # (named here, at most MAX_KEPT of them; the rest counted)
+    gaps = 0
+    try:
+        for e in j.entries(since_seq, with_segments=True, suspect=suspect):
+            if isinstance(e, Segment):
+                if e.known and (before is not None or since_seq == 0):
+                    extra += _segment_start(c, e, before)
+                before = e
+            elif isinstance(e, Gap):
+                gaps += 1
+                if gaps <= MAX_KEPT:
+                    extra.append(Problem(e.first, "file", str(e), e.segment))
+                else:
+                    c.not_kept += 1
+                c.gap(e.last)
+            else:
+                c.feed(e)
+    finally:
+        j.keep_gaps = kept
     return extra
 
 
