@@ -370,6 +370,10 @@ class Journal:
         got = self._index.get(path)
         if got is not None or closed_index.stamp(path) is None:
             return got
+        if isinstance(salvage.described(path), Segment) or not salvage.admit(path):
+            # Described already in this budget (SQLite refused it: not opened again), or past the
+            # budget's count of files (``salvage.admit``): described by the caller without opening.
+            return None
         try:
             db = connect_reader(path)
             try:

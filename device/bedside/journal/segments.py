@@ -382,7 +382,26 @@ def read_meta(db: sqlite3.Connection, n: int, path: Path) -> Segment:
 
 
 def describe(n: int, path: Path) -> Segment:
-    """A segment's description, read defensively: from SQLite, else from the file's raw pages."""
+    """A segment's description, read defensively: from SQLite, else from the file's raw pages.
+
+    Under a salvage budget with a file count (the start's, a loop step's: ``salvage.admit``),
+    each unchanged file is described once, and a file past the count is not opened at all:
+    described as not examined yet, and named in the budget's ``deferred``."""
+    kept = salvage.described(path)
+    if isinstance(kept, Segment):
+        return kept
+    budget = salvage.current()
+    if not salvage.admit(path):
+        later = budget.later if budget is not None else "later"
+        return Segment(n, path, 0, "", "unreadable", "", {}, known=False,
+                       problem=f"not examined yet: past the {salvage.FILE_BYTES // 1024} KiB a file this read "
+                               f"allows for files not remembered; it is read {later}")
+    seg = _describe(n, path)
+    salvage.remember_description(path, seg)
+    return seg
+
+
+def _describe(n: int, path: Path) -> Segment:
     try:
         db = connect_reader(path)
         try:

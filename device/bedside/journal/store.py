@@ -139,8 +139,21 @@ class Store:
     def start(self, now: Instant, time_quality: str = "unverified") -> Opened:
         # Salvage of files SQLite refuses has a budget while the unit starts (salvage.START_BYTES),
         # unless the whole check runs first (check=True): then the start takes what the check takes.
-        with salvage.bounded(salvage.START_BYTES if self.check is not True else None):
-            return self._start(now, time_quality)
+        # Files not remembered are opened at most ``salvage.START_FILES`` (each charged
+        # ``salvage.FILE_BYTES``): a data directory of many small files named as segments
+        # cannot hold the start either. Those not examined are named in a fault record.
+        with salvage.bounded(salvage.START_BYTES if self.check is not True else None,
+                             files=salvage.START_FILES) as spent:
+            opened = self._start(now, time_quality)
+        if spent is not None and spent.not_examined:
+            first = min(n for n in spent.deferred)
+            opened.records.append(Record(T.FAULT, data={
+                "part": "journal", "not_examined": spent.not_examined,
+                "problem": f"{spent.not_examined} files named as segments (the first {first}) were not examined "
+                           f"while the unit started: at most {salvage.START_FILES} files not remembered are "
+                           f"opened at a start, so that the unit prompts within its start timeout; they are "
+                           f"read {LATER}"}))
+        return opened
 
     def _start(self, now: Instant, time_quality: str) -> Opened:
         records: list[Record] = []
@@ -555,7 +568,8 @@ class Store:
         if self._seal_uncertain and self.sealer is not None:
             caught = None
             # On the loop: the search back for the last seal salvages at most one step's budget.
-            with contextlib.suppress(JournalError), salvage.bounded(salvage.STEP_BYTES, later=LATER):
+            with contextlib.suppress(JournalError), salvage.bounded(salvage.STEP_BYTES, later=LATER,
+                                                                    files=salvage.STEP_FILES):
                 caught = self.sealer.catch_up(self.journal.last_of_type(T.SEAL))
             self._seal_uncertain = False
             if caught is not None:
@@ -643,7 +657,7 @@ class Store:
             with salvage.bounded(0, later=LATER):
                 prunable = retention.prunable(self.journal, self.keep_bytes)
             # What pruning them looks up (each one's last hash, earlier prunes): one step's budget.
-            with salvage.bounded(salvage.STEP_BYTES, later=LATER):
+            with salvage.bounded(salvage.STEP_BYTES, later=LATER, files=salvage.STEP_FILES):
                 for n, path, first, last in prunable:
                     assert marker is not None
                     last_hash = next((r["hash"] for r in self.journal.records(last - 1) if r["seq"] == last), "")

@@ -406,7 +406,7 @@ class LinkService:
     def _step(self) -> Iterator[salvage.Budget]:
         """This loop step's salvage budget (``salvage.STEP_BYTES``): whatever the data directory
         holds, one request's salvage reads at most that many bytes of files SQLite refuses."""
-        with salvage.bounded(salvage.STEP_BYTES, later=LATER) as spent:
+        with salvage.bounded(salvage.STEP_BYTES, later=LATER, files=salvage.STEP_FILES) as spent:
             assert spent is not None
             try:
                 yield spent
