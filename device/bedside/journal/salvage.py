@@ -108,6 +108,15 @@ STEP_BYTES = 4 * 1024 * 1024
 FILE_BYTES = 64 * 1024
 START_FILES = START_BYTES // FILE_BYTES      # 768
 STEP_FILES = STEP_BYTES // FILE_BYTES        # 64
+# Even a file not opened costs each of a start's reads of the file list a little (its path, a
+# look-up in the closed-segment index, its stub description): about 0.3 ms of a start here per
+# file, so 100,000 of them would be 5 minutes on a Pi Zero 2 W. Under a budget with a file count,
+# the list of segment files keeps at most this many: the oldest half and the newest half by
+# number (the unit's own segments are numbered on from 1, and its active one is the newest);
+# the rest are not looked at, counted in ``Budget.not_listed`` and named by that count (the
+# start's fault record, a hello's ``unread_more``). A unit's own data directory holds a few
+# hundred segments at most (8 MiB each).
+LIST_FILES = 2048
 
 
 @dataclass
@@ -679,6 +688,8 @@ class Budget:
     files: int | None = None       # files whose description needs opening, at most (None: no count)
     opened: int = 0                # such files admitted (each opened and described once in this budget)
     not_examined: int = 0          # such files past ``files``: never opened, in ``deferred`` too
+    not_listed: int = 0            # files named as segments left out of the file list (``LIST_FILES``)
+    not_listed_range: tuple[int, int] | None = None    # their lowest and highest numbers
     described: dict[str, tuple[object, object]] = field(default_factory=dict)   # name -> (identity, Segment)
     _deferred: set[str] = field(default_factory=set)
 
@@ -846,12 +857,16 @@ def scan(path: Path) -> Salvaged:
 
     The result is shared with later calls for the same unchanged file: callers must not change it."""
     path = Path(path)
+    budget: Budget | None = getattr(_per_thread, "budget", None)
+    if budget is not None and path.name in budget._deferred:
+        # Left by this budget already (past its bytes, or not examined: past its count of files):
+        # stays left, at the cost of a look-up, however many times the read paths ask.
+        return Salvaged(deferred=True, later=budget.later)
     key = _identity(path)
     with _cache_lock:
         if key is not None and key in _cache:
             _cache.move_to_end(key)
             return _cache[key][1]
-    budget: Budget | None = getattr(_per_thread, "budget", None)
     again = budget is not None and path.name in budget.read
     if budget is not None and not again:
         # (A file this pass already read is read again only when its rows did not stay in the

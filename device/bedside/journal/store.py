@@ -81,6 +81,22 @@ EPISODE_TYPES = (T.ADMIT, T.DISCHARGE, T.START, T.EXPORT)
 CHECKPOINT = T.VERIFIED
 
 
+def not_examined(spent: salvage.Budget, when: str) -> dict[str, Any]:
+    """A ``fault`` record's data naming the files named as segments that a budget with a file
+    count did not look at (salvage.START_FILES, LIST_FILES): how many, which, and why."""
+    parts = []
+    if spent.not_examined:
+        parts.append(f"{spent.not_examined} not opened (at most {spent.files} files not remembered are opened)")
+    if spent.not_listed and spent.not_listed_range is not None:
+        lo, hi = spent.not_listed_range
+        parts.append(f"{spent.not_listed} numbered {lo}–{hi} not listed (at most {salvage.LIST_FILES} are "
+                     "looked at)")
+    return {"part": "journal", "not_examined": spent.not_examined + spent.not_listed,
+            "problem": f"files named as segments were not examined {when}: {'; '.join(parts)}, so that the unit "
+                       f"prompts within its start timeout whatever the data directory holds; any records in "
+                       f"them are read {LATER}"}
+
+
 @dataclass
 class Opened:
     """What the daemon needs from the journal to start."""
@@ -145,14 +161,8 @@ class Store:
         with salvage.bounded(salvage.START_BYTES if self.check is not True else None,
                              files=salvage.START_FILES) as spent:
             opened = self._start(now, time_quality)
-        if spent is not None and spent.not_examined:
-            first = min(n for n in spent.deferred)
-            opened.records.append(Record(T.FAULT, data={
-                "part": "journal", "not_examined": spent.not_examined,
-                "problem": f"{spent.not_examined} files named as segments (the first {first}) were not examined "
-                           f"while the unit started: at most {salvage.START_FILES} files not remembered are "
-                           f"opened at a start, so that the unit prompts within its start timeout; they are "
-                           f"read {LATER}"}))
+        if spent is not None and (spent.not_examined or spent.not_listed):
+            opened.records.append(Record(T.FAULT, data=not_examined(spent, "while the unit started")))
         return opened
 
     def _start(self, now: Instant, time_quality: str) -> Opened:
