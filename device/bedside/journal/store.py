@@ -664,7 +664,7 @@ class Store:
             marker = retention.read_marker(self.data)
             # No salvage on the loop to decide what to prune: a damaged file not yet read (by the
             # check's passes, unit/journal_check.py) is not known, and pruning stops before it.
-            with salvage.bounded(0, later=LATER):
+            with salvage.bounded(0, later=LATER, files=salvage.STEP_FILES):
                 prunable = retention.prunable(self.journal, self.keep_bytes)
             # What pruning them looks up (each one's last hash, earlier prunes): one step's budget.
             with salvage.bounded(salvage.STEP_BYTES, later=LATER, files=salvage.STEP_FILES):
