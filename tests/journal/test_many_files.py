@@ -149,3 +149,31 @@ def test_the_shared_caches_do_constant_work_per_insertion(tmp_path: Path, monkey
     assert kept == salvage._totals["cache"] <= 50_000 and 0 < len(salvage._cache) < 200
     assert sum(n for n, _ in OrderedDict.values(salvage._heads)) == salvage._totals["heads"]
     salvage.forget()
+
+
+def test_retention_reads_a_foreign_files_size_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asked after each record: the files other than the active one are stat'ed once, not each time."""
+    import os
+
+    from bedside.journal import journal as journal_mod
+
+    unit_with_junk(tmp_path, 300)
+    sim = simulate.build(CFG, tmp_path, NOW)
+    sim.unit.start()
+    j = sim.unit.store.journal
+    assert j is not None
+    first = j.size_bytes()
+    stats: list[str] = []
+    real = os.stat
+
+    def counted(p: Any, *a: Any, **k: Any) -> os.stat_result:
+        stats.append(str(p))
+        return real(p, *a, **k)
+
+    monkeypatch.setattr(journal_mod.os, "stat", counted)
+    assert j.size_bytes() == first
+    monkeypatch.undo()
+    sim.close()
+    salvage.forget()
+    # The active file and its WAL, and the unit's first segment, which keeps a WAL: none of the 300.
+    assert len(stats) <= 4 and not any(10 <= int(Path(p).name[8:14]) < 310 for p in stats), stats

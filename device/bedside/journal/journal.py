@@ -27,6 +27,7 @@ from bedside.journal.segments import (
     DB_ERRORS,
     FILE_NAME,
     SCHEMA,
+    SEGMENT_NAME,
     CheckpointBusy,
     Gap,
     JournalDamaged,
@@ -42,7 +43,6 @@ from bedside.journal.segments import (
     enveloped,
     explain,
     is_closed,
-    is_segment_name,
     lenient_text,
     make_read_only,
     not_a_file,
@@ -630,9 +630,7 @@ class Journal:
         data = os.fspath(self.data)
         total = 0
         present = set()
-        for name in names:
-            if not is_segment_name(name):
-                continue
+        for name in filter(SEGMENT_NAME.match, names):
             present.add(name)
             size = known.get(name) if name != active else None
             if size is None:

@@ -45,7 +45,7 @@ from bedside.journal import index as closed_index
 
 CACHE_KIB = 256                       # SQLite page cache of the writing connection
 FILE_NAME = "journal.sqlite"          # the single file of units from before segments; migrated on open
-SEGMENT_NAME = re.compile(r"^journal-(\d{6})\.sqlite$")
+SEGMENT_NAME = re.compile(r"^journal-(\d{6})\.sqlite$", re.ASCII)   # ASCII: the names sort as their numbers
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -209,20 +209,14 @@ def segment_path(data_dir: Path, n: int) -> Path:
     return Path(data_dir) / f"journal-{n:06d}.sqlite"
 
 
-def is_segment_name(name: str) -> bool:
-    """``SEGMENT_NAME``'s test without a regular expression (a start asks it of every name in the
-    data directory several times): six ASCII digits, so the names sort as their numbers."""
-    return (len(name) == 21 and name.startswith("journal-") and name.endswith(".sqlite")
-            and name[8:14].isascii() and name[8:14].isdigit())
-
-
 def segment_files(data_dir: Path) -> list[tuple[int, Path]]:
     """(number, path) of every segment file in the directory, oldest first."""
     try:
         names = os.listdir(data_dir)
     except FileNotFoundError:
         return []
-    numbered = [(int(name[8:14]), name) for name in sorted(filter(is_segment_name, names))]
+    # (Filtered and sorted in C: a start lists the directory several times, whatever it holds.)
+    numbered = [(int(name[8:14]), name) for name in sorted(filter(SEGMENT_NAME.match, names))]
     budget = salvage.current()
     if budget is not None and budget.files is not None and len(numbered) > salvage.LIST_FILES:
         # A start or a loop step: the oldest and newest ``salvage.LIST_FILES`` / 2 each, the rest
