@@ -155,8 +155,6 @@ def test_retention_reads_a_foreign_files_size_once(tmp_path: Path, monkeypatch: 
     """Asked after each record: the files other than the active one are stat'ed once, not each time."""
     import os
 
-    from bedside.journal import journal as journal_mod
-
     unit_with_junk(tmp_path, 300)
     sim = simulate.build(CFG, tmp_path, NOW)
     sim.unit.start()
@@ -170,7 +168,7 @@ def test_retention_reads_a_foreign_files_size_once(tmp_path: Path, monkeypatch: 
         stats.append(str(p))
         return real(p, *a, **k)
 
-    monkeypatch.setattr(journal_mod.os, "stat", counted)
+    monkeypatch.setattr(os, "stat", counted)
     assert j.size_bytes() == first
     monkeypatch.undo()
     sim.close()
