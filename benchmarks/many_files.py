@@ -4,8 +4,8 @@ and the serial link's attach and ``hello`` (one loop step each), with traced pea
 Kinds: ``junk`` (files whose names are not a segment's: never opened), ``small`` (100-byte
 files named ``journal-NNNNNN.sqlite``: SQLite refuses each, salvage describes it). Each case
 runs twice, each time in a child process of its own, cold: once for CPU (``time.process_time``,
-nothing traced) and once for the traced peak (tracemalloc slows the allocations it traces two to
-three times, so its CPU is not the figure). Usage: ``python benchmarks/many_files.py`` (about
+nothing traced) and once for the traced peak (tracemalloc adds to the CPU, so a traced run's CPU
+is not the figure). Usage: ``python benchmarks/many_files.py`` (about
 three minutes, most of it making the files); prints one line a case, for docs/performance.md
 ("Hostile input") and docs/security.md ("Readers of outside bytes").
 """
