@@ -251,6 +251,7 @@ TYPES: Final[Mapping[str, RecordType]] = {r.name: r for r in (
        _f("problems:int", "how many problems were found"),
        _f("outage:bool", "`true`: a storage outage, written from the reserve after a restart"),
        _f("reserve_refused:list", "up to six reasons the outage reserve's values were refused"),
+       _f("not_examined:int", "files named as segments a start did not look at (read later)"),
        _f("key_id:str|null", "for a lost seal key: the key the journal was commissioned with"),
        _f("source:str", "for the clock: who set it"), _f("last_record:str", "for the clock: the last record's time"),
        _f("now:str", "for the clock: the clock's time")),

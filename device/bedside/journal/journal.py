@@ -370,6 +370,10 @@ class Journal:
         got = self._index.get(path)
         if got is not None or closed_index.stamp(path) is None:
             return got
+        if isinstance(salvage.described(path), Segment) or not salvage.admit(path):
+            # Described already in this budget (SQLite refused it: not opened again), or past the
+            # budget's count of files (``salvage.admit``): described by the caller without opening.
+            return None
         try:
             db = connect_reader(path)
             try:
@@ -481,9 +485,14 @@ class Journal:
                  ) -> Iterator[dict[str, Any] | Gap | Segment]:
         segs = self.segments()
         seen: int | None = None             # the last seq given, in any segment
+        # Each segment is bounded by the next one whose start is known (a file with none hides
+        # nothing): found in one walk back, not a walk forward per segment (quadratic in the files).
+        belows: list[int | None] = [None] * len(segs)
+        for i in range(len(segs) - 2, -1, -1):
+            nxt = segs[i + 1]
+            belows[i] = nxt.first_seq if nxt.known else belows[i + 1]
         for i, seg in enumerate(segs):
-            # Bounded by the next segment whose start is known (a file with none hides nothing).
-            below = next((s.first_seq for s in segs[i + 1:] if s.known), None)
+            below = belows[i]
             if below is not None and below - 1 <= since_seq:
                 continue
             # Where its records should start: its own description, else after the last record given
@@ -608,33 +617,33 @@ class Journal:
         return int(pages) * int(size)
 
     def size_bytes(self) -> int:
-        """Every segment's bytes (with its WAL). Asked after each record (retention): a closed
-        segment's size is read once and remembered (it never changes), so the cost of asking
-        does not grow with the journal's age; the active one is read each time."""
+        """Every segment's bytes (with its WAL). Asked after each record (retention): a file
+        other than the active one is read once and its size remembered (a closed segment's never
+        changes, and the unit writes no other), so the cost of asking does not grow with the
+        journal's age or with files the unit did not write; the active one is read each time."""
         try:
             names = os.listdir(self.data)
         except FileNotFoundError:
             return 0
         known = self._closed_sizes
         active = self.path.name
+        data = os.fspath(self.data)
         total = 0
         present = set()
-        for name in names:
-            if not SEGMENT_NAME.match(name):
-                continue
+        for name in filter(SEGMENT_NAME.match, names):
             present.add(name)
             size = known.get(name) if name != active else None
             if size is None:
                 size = 0
-                closed = name != active
+                keep = name != active
                 for suffix in ("", "-wal"):
                     try:
-                        st = os.stat(self.data / (name + suffix))
+                        st = os.stat(os.path.join(data, name + suffix))
                     except FileNotFoundError:
                         continue
                     size += st.st_size
-                    closed = closed and suffix == "" and st.st_mode & 0o222 == 0
-                if closed:
+                    keep = keep and suffix == ""           # (a WAL may still be checkpointed away)
+                if keep:
                     known[name] = size
             total += size
         for name in [n for n in known if n not in present]:

@@ -97,6 +97,26 @@ CHECK_BYTES = 32 * 1024 * 1024
 # A file past it is named as not read yet and left to the whole-journal check's passes
 # (``CHECK_BYTES``, a worker thread), whose rows salvage's cache then serves to the loop at no cost.
 STEP_BYTES = 4 * 1024 * 1024
+# Each file whose description needs opening (a segment not remembered by the closed-segment
+# index: one SQLite refuses, or one never read) has a fixed cost whatever its size: SQLite's
+# open attempt, salvage's setup, the description; about 0.5 ms of CPU here, 5 ms on a Pi Zero
+# 2 W. A budget with a file count (the start's, a loop step's) charges each such file this
+# share of its bytes, so that a data directory of thousands of 100-byte files named as segments
+# costs no more than the budget's bytes of real ones: ``START_FILES`` files at a start,
+# ``STEP_FILES`` in a loop step. The rest are not opened at all: described as not examined yet
+# (``Budget.deferred``, the same as a file past the bytes) and read by the journal check's passes.
+FILE_BYTES = 64 * 1024
+START_FILES = START_BYTES // FILE_BYTES      # 768
+STEP_FILES = STEP_BYTES // FILE_BYTES        # 64
+# Even a file not opened costs each of a start's reads of the file list a little (its path, a
+# look-up in the closed-segment index, its stub description): about 0.3 ms of a start here per
+# file, so 100,000 of them would be 5 minutes on a Pi Zero 2 W. Under a budget with a file count,
+# the list of segment files keeps at most this many: the oldest half and the newest half by
+# number (the unit's own segments are numbered on from 1, and its active one is the newest);
+# the rest are not looked at, counted in ``Budget.not_listed`` and named by that count (the
+# start's fault record, a hello's ``unread_more``). A unit's own data directory holds a few
+# hundred segments at most (8 MiB each).
+LIST_FILES = 2048
 
 
 @dataclass
@@ -646,6 +666,10 @@ def _ordered(seqs: array[int], locs: array[int]) -> tuple[array[int], array[int]
 
 _cache: OrderedDict[tuple[object, ...], tuple[int, Salvaged]] = OrderedDict()
 _cache_lock = threading.Lock()
+# The sizes of what ``_cache`` and ``_heads`` hold, kept as entries come and go: an insertion
+# costs O(1) plus one step per entry it evicts, never a walk of every entry (which made a data
+# directory of thousands of small files quadratic).
+_totals = {"cache": 0, "heads": 0}
 
 
 @dataclass
@@ -661,9 +685,21 @@ class Budget:
     bytes_read: int = 0            # their sizes (file and WAL, up to the read limits)
     pages_read: int = 0            # page reads of those scans (salvage's counted work)
     rows: int = 0                  # rows they gave
+    files: int | None = None       # files whose description needs opening, at most (None: no count)
+    opened: int = 0                # such files admitted (each opened and described once in this budget)
+    not_examined: int = 0          # such files past ``files``: never opened, in ``deferred`` too
+    not_listed: int = 0            # files named as segments left out of the file list (``LIST_FILES``)
+    not_listed_range: tuple[int, int] | None = None    # their lowest and highest numbers
+    described: dict[str, tuple[object, object]] = field(default_factory=dict)   # name -> (identity, Segment)
+    _deferred: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.left = self.limit
+
+    def defer(self, name: str) -> None:
+        if name not in self._deferred:
+            self._deferred.add(name)
+            self.deferred.append(name)
 
 
 _per_thread = threading.local()      # .budget: the Budget of this thread while ``bounded`` is in force
@@ -671,21 +707,63 @@ _per_thread = threading.local()      # .budget: the Budget of this thread while 
 
 @contextlib.contextmanager
 def bounded(limit: int | None, *, after: str | None = None, later: str = "once the unit has started",
-            ) -> Iterator[Budget | None]:
+            files: int | None = None) -> Iterator[Budget | None]:
     """Within this, scans on this thread that are not already cached read at most ``limit``
     bytes in all (None: no limit), and none of a file whose name sorts at or before ``after``.
     Files past it are ``deferred``. The first file of a pass with ``after`` is read whatever its
-    size (up to the read limits), so that each pass moves on. Other threads are not bounded."""
+    size (up to the read limits), so that each pass moves on. With ``files``, at most that many
+    files whose description needs opening are opened (``admit``). Other threads are not bounded."""
     if limit is None:
         yield None
         return
-    budget = Budget(limit, after, later)
+    budget = Budget(limit, after, later, files=files)
     outer = getattr(_per_thread, "budget", None)
     _per_thread.budget = budget
     try:
         yield budget
     finally:
         _per_thread.budget = outer
+
+
+def current() -> Budget | None:
+    """This thread's budget while ``bounded`` is in force."""
+    return getattr(_per_thread, "budget", None)
+
+
+def admit(path: Path) -> bool:
+    """Whether a file whose description needs opening may be opened under this thread's budget:
+    always without one or without a file count; otherwise the first ``files`` such files of the
+    budget (each counted once, charged ``FILE_BYTES``), and no other: those are ``deferred``."""
+    budget = current()
+    if budget is None or budget.files is None:
+        return True
+    name = Path(path).name
+    if name in budget.described or name in budget.read:
+        return True
+    if name in budget._deferred or budget.opened >= budget.files:
+        if name not in budget._deferred:
+            budget.not_examined += 1
+        budget.defer(name)
+        return False
+    budget.opened += 1
+    budget.left = max(0, budget.left - FILE_BYTES)
+    budget.described[name] = (None, None)
+    return True
+
+
+def described(path: Path) -> object | None:
+    """The description this budget already made of the unchanged file (segments.describe's)."""
+    budget = current()
+    if budget is None or budget.files is None:
+        return None
+    key, seg = budget.described.get(Path(path).name, (None, None))
+    return seg if seg is not None and key == _identity(Path(path)) else None
+
+
+def remember_description(path: Path, seg: object) -> None:
+    budget = current()
+    if budget is not None and budget.files is not None and Path(path).name in budget.described:
+        budget.described[Path(path).name] = (_identity(Path(path)), seg)
 
 
 def _sizes(path: Path) -> int:
@@ -719,6 +797,7 @@ def forget() -> None:
     with _cache_lock:
         _cache.clear()
         _heads.clear()
+        _totals.update(cache=0, heads=0)
         _wanted.clear()
 
 
@@ -778,12 +857,16 @@ def scan(path: Path) -> Salvaged:
 
     The result is shared with later calls for the same unchanged file: callers must not change it."""
     path = Path(path)
+    budget: Budget | None = getattr(_per_thread, "budget", None)
+    if budget is not None and path.name in budget._deferred:
+        # Left by this budget already (past its bytes, or not examined: past its count of files):
+        # stays left, at the cost of a look-up, however many times the read paths ask.
+        return Salvaged(deferred=True, later=budget.later)
     key = _identity(path)
     with _cache_lock:
         if key is not None and key in _cache:
             _cache.move_to_end(key)
             return _cache[key][1]
-    budget: Budget | None = getattr(_per_thread, "budget", None)
     again = budget is not None and path.name in budget.read
     if budget is not None and not again:
         # (A file this pass already read is read again only when its rows did not stay in the
@@ -791,8 +874,7 @@ def scan(path: Path) -> Salvaged:
         size = _sizes(path)
         first = budget.after is not None and not budget.read
         if (budget.after is not None and path.name <= budget.after) or (size > budget.left and not first):
-            if path.name not in budget.deferred:
-                budget.deferred.append(path.name)
+            budget.defer(path.name)
             return Salvaged(deferred=True, later=budget.later)
         budget.left -= size
     found = _scan(path)
@@ -809,15 +891,29 @@ def scan(path: Path) -> Salvaged:
             len(b) + len(h) for b, h in top.rows.values())
         if cost <= _HEADS_BYTES // 64:
             with _cache_lock:
-                _heads[key] = (cost, top)
-                while len(_heads) > _HEADS or sum(n for n, _ in _heads.values()) > _HEADS_BYTES:
-                    _heads.popitem(last=False)
+                _put(_heads, "heads", key, cost, top)
+                while len(_heads) > _HEADS or _totals["heads"] > _HEADS_BYTES:
+                    _drop(_heads, "heads")
     if key is not None and size <= CACHE_BYTES and key == _identity(path):
         with _cache_lock:
-            _cache[key] = (size, found)
-            while sum(n for n, _ in _cache.values()) > CACHE_BYTES:
-                _cache.popitem(last=False)
+            _put(_cache, "cache", key, size, found)
+            while _totals["cache"] > CACHE_BYTES:
+                _drop(_cache, "cache")
     return found
+
+
+def _put(kept: OrderedDict[tuple[object, ...], tuple[int, Salvaged]], total: str, key: tuple[object, ...],
+         size: int, value: Salvaged) -> None:
+    old = kept.pop(key, None)
+    if old is not None:
+        _totals[total] -= old[0]
+    kept[key] = (size, value)
+    _totals[total] += size
+
+
+def _drop(kept: OrderedDict[tuple[object, ...], tuple[int, Salvaged]], total: str) -> None:
+    """The least recently used entry out (the caller holds the lock)."""
+    _totals[total] -= kept.popitem(last=False)[1][0]
 
 
 class _Index:

@@ -45,7 +45,7 @@ from bedside.journal import index as closed_index
 
 CACHE_KIB = 256                       # SQLite page cache of the writing connection
 FILE_NAME = "journal.sqlite"          # the single file of units from before segments; migrated on open
-SEGMENT_NAME = re.compile(r"^journal-(\d{6})\.sqlite$")
+SEGMENT_NAME = re.compile(r"^journal-(\d{6})\.sqlite$", re.ASCII)   # ASCII: the names sort as their numbers
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -215,8 +215,19 @@ def segment_files(data_dir: Path) -> list[tuple[int, Path]]:
         names = os.listdir(data_dir)
     except FileNotFoundError:
         return []
-    found = [(int(m.group(1)), Path(data_dir) / name) for name in names if (m := SEGMENT_NAME.match(name))]
-    return sorted(found)
+    # (Filtered and sorted in C: a start lists the directory several times, whatever it holds.)
+    numbered = [(int(name[8:14]), name) for name in sorted(filter(SEGMENT_NAME.match, names))]
+    budget = salvage.current()
+    if budget is not None and budget.files is not None and len(numbered) > salvage.LIST_FILES:
+        # A start or a loop step: the oldest and newest ``salvage.LIST_FILES`` / 2 each, the rest
+        # counted (and named by that count) rather than looked at (salvage.py, LIST_FILES).
+        half = salvage.LIST_FILES // 2
+        left = numbered[half:len(numbered) - half]
+        budget.not_listed = len(left)
+        budget.not_listed_range = (left[0][0], left[-1][0])
+        numbered = numbered[:half] + numbered[len(numbered) - half:]
+    base = Path(data_dir)
+    return [(n, base / name) for n, name in numbered]
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,7 +393,26 @@ def read_meta(db: sqlite3.Connection, n: int, path: Path) -> Segment:
 
 
 def describe(n: int, path: Path) -> Segment:
-    """A segment's description, read defensively: from SQLite, else from the file's raw pages."""
+    """A segment's description, read defensively: from SQLite, else from the file's raw pages.
+
+    Under a salvage budget with a file count (the start's, a loop step's: ``salvage.admit``),
+    each unchanged file is described once, and a file past the count is not opened at all:
+    described as not examined yet, and named in the budget's ``deferred``."""
+    kept = salvage.described(path)
+    if isinstance(kept, Segment):
+        return kept
+    budget = salvage.current()
+    if not salvage.admit(path):
+        later = budget.later if budget is not None else "later"
+        return Segment(n, path, 0, "", "unreadable", "", {}, known=False,
+                       problem=f"not examined yet: past the {salvage.FILE_BYTES // 1024} KiB a file this read "
+                               f"allows for files not remembered; it is read {later}")
+    seg = _describe(n, path)
+    salvage.remember_description(path, seg)
+    return seg
+
+
+def _describe(n: int, path: Path) -> Segment:
     try:
         db = connect_reader(path)
         try:

@@ -81,6 +81,22 @@ EPISODE_TYPES = (T.ADMIT, T.DISCHARGE, T.START, T.EXPORT)
 CHECKPOINT = T.VERIFIED
 
 
+def not_examined(spent: salvage.Budget, when: str) -> dict[str, Any]:
+    """A ``fault`` record's data naming the files named as segments that a budget with a file
+    count did not look at (salvage.START_FILES, LIST_FILES): how many, which, and why."""
+    parts = []
+    if spent.not_examined:
+        parts.append(f"{spent.not_examined} not opened (at most {spent.files} files not remembered are opened)")
+    if spent.not_listed and spent.not_listed_range is not None:
+        lo, hi = spent.not_listed_range
+        parts.append(f"{spent.not_listed} numbered {lo}–{hi} not listed (at most {salvage.LIST_FILES} are "
+                     "looked at)")
+    return {"part": "journal", "not_examined": spent.not_examined + spent.not_listed,
+            "problem": f"files named as segments were not examined {when}: {'; '.join(parts)}, so that the unit "
+                       f"prompts within its start timeout whatever the data directory holds; any records in "
+                       f"them are read {LATER}"}
+
+
 @dataclass
 class Opened:
     """What the daemon needs from the journal to start."""
@@ -139,8 +155,15 @@ class Store:
     def start(self, now: Instant, time_quality: str = "unverified") -> Opened:
         # Salvage of files SQLite refuses has a budget while the unit starts (salvage.START_BYTES),
         # unless the whole check runs first (check=True): then the start takes what the check takes.
-        with salvage.bounded(salvage.START_BYTES if self.check is not True else None):
-            return self._start(now, time_quality)
+        # Files not remembered are opened at most ``salvage.START_FILES`` (each charged
+        # ``salvage.FILE_BYTES``): a data directory of many small files named as segments
+        # cannot hold the start either. Those not examined are named in a fault record.
+        with salvage.bounded(salvage.START_BYTES if self.check is not True else None,
+                             files=salvage.START_FILES) as spent:
+            opened = self._start(now, time_quality)
+        if spent is not None and (spent.not_examined or spent.not_listed):
+            opened.records.append(Record(T.FAULT, data=not_examined(spent, "while the unit started")))
+        return opened
 
     def _start(self, now: Instant, time_quality: str) -> Opened:
         records: list[Record] = []
@@ -555,7 +578,8 @@ class Store:
         if self._seal_uncertain and self.sealer is not None:
             caught = None
             # On the loop: the search back for the last seal salvages at most one step's budget.
-            with contextlib.suppress(JournalError), salvage.bounded(salvage.STEP_BYTES, later=LATER):
+            with contextlib.suppress(JournalError), salvage.bounded(salvage.STEP_BYTES, later=LATER,
+                                                                    files=salvage.STEP_FILES):
                 caught = self.sealer.catch_up(self.journal.last_of_type(T.SEAL))
             self._seal_uncertain = False
             if caught is not None:
@@ -640,10 +664,10 @@ class Store:
             marker = retention.read_marker(self.data)
             # No salvage on the loop to decide what to prune: a damaged file not yet read (by the
             # check's passes, unit/journal_check.py) is not known, and pruning stops before it.
-            with salvage.bounded(0, later=LATER):
+            with salvage.bounded(0, later=LATER, files=salvage.STEP_FILES):
                 prunable = retention.prunable(self.journal, self.keep_bytes)
             # What pruning them looks up (each one's last hash, earlier prunes): one step's budget.
-            with salvage.bounded(salvage.STEP_BYTES, later=LATER):
+            with salvage.bounded(salvage.STEP_BYTES, later=LATER, files=salvage.STEP_FILES):
                 for n, path, first, last in prunable:
                     assert marker is not None
                     last_hash = next((r["hash"] for r in self.journal.records(last - 1) if r["seq"] == last), "")

@@ -217,12 +217,14 @@ class LinkService:
             with contextlib.suppress(JournalError), self._step() as spent:
                 segs = journal.segments()
                 out["segments"] = [_listed(seg.header()) for seg in segs[-SEGMENTS_MAX:]]
-                if len(segs) > SEGMENTS_MAX:
-                    out["segments_more"] = len(segs) - SEGMENTS_MAX
-                if spent.deferred:
+                # (Files left out of a step's file list, salvage.LIST_FILES, are counted in both.)
+                more = max(0, len(segs) - SEGMENTS_MAX) + spent.not_listed
+                if more:
+                    out["segments_more"] = more
+                if spent.deferred or spent.not_listed:
                     out["unread"] = [self._unread(journal.data, name) for name in spent.deferred[:UNREAD_MAX]]
-                    if len(spent.deferred) > UNREAD_MAX:
-                        out["unread_more"] = len(spent.deferred) - UNREAD_MAX
+                    if len(spent.deferred) + spent.not_listed > UNREAD_MAX:
+                        out["unread_more"] = len(spent.deferred) + spent.not_listed - UNREAD_MAX
         if self.ward is not None:
             out["kdf"] = {"name": "scrypt", "salt": self.ward.salt.hex(), "n": self.ward.n, "r": self.ward.r,
                           "p": self.ward.p}
@@ -406,7 +408,7 @@ class LinkService:
     def _step(self) -> Iterator[salvage.Budget]:
         """This loop step's salvage budget (``salvage.STEP_BYTES``): whatever the data directory
         holds, one request's salvage reads at most that many bytes of files SQLite refuses."""
-        with salvage.bounded(salvage.STEP_BYTES, later=LATER) as spent:
+        with salvage.bounded(salvage.STEP_BYTES, later=LATER, files=salvage.STEP_FILES) as spent:
             assert spent is not None
             try:
                 yield spent

@@ -134,7 +134,7 @@ class JournalCheck:
         # The first pass checks the newest records too; later passes only carry the whole check on.
         # Looked up on the loop with no salvage at all: a file SQLite refuses is read by the
         # worker's passes, never here (266 MiB of crafted files once cost the loop 25 s here).
-        with salvage.bounded(0, later=LATER):
+        with salvage.bounded(0, later=LATER, files=salvage.STEP_FILES):
             checkpoint = u.store.checkpoint() if not self.passes else None
         if not self.in_thread:
             self._checks(checkpoint, lambda fn: fn(u.clock.now()))
@@ -194,7 +194,8 @@ class JournalCheck:
         """On the loop: record what the check found (and the checkpoint after a clean whole check);
         after a pass that left damaged files unread, the next pass ``CARRY_S`` later."""
         self.results.append((which, v, took))
-        with salvage.bounded(0, later=LATER):      # (the earlier faults looked up: no salvage on the loop)
+        # (The earlier faults looked up: no salvage on the loop, a step's count of files opened.)
+        with salvage.bounded(0, later=LATER, files=salvage.STEP_FILES):
             found = self.unit.store.checked(v, whole=which == "whole")
         for rec in found:
             self.unit.record(rec, now)
