@@ -175,3 +175,45 @@ def test_retention_reads_a_foreign_files_size_once(tmp_path: Path, monkeypatch: 
     salvage.forget()
     # The active file and its WAL, and the unit's first segment, which keeps a WAL: none of the 300.
     assert len(stats) <= 4 and not any(10 <= int(Path(p).name[8:14]) < 310 for p in stats), stats
+
+
+def _listing_peak(d: Path) -> tuple[list[tuple[int, Path]], int, tuple[int, int] | None, int]:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with salvage.bounded(salvage.STEP_BYTES, files=salvage.STEP_FILES) as budget:
+            assert budget is not None
+            got = segments.segment_files(d)
+        return got, budget.not_listed, budget.not_listed_range, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("count", [100, 4_000])
+def test_a_budgeted_listing_keeps_the_oldest_and_newest_and_holds_only_those(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, count: int) -> None:
+    """Under a start's or a step's budget the directory is read an entry at a time: the list is
+    the oldest and newest LIST_FILES / 2 segment files (what a sort of every name gives), the
+    rest counted with their lowest and highest numbers, and the memory is that of the kept names
+    (the same peak for 40 times as many names, foreign names among them)."""
+    monkeypatch.setattr(salvage, "LIST_FILES", 60)
+    d = tmp_path / "many"
+    d.mkdir()
+    numbers = list(range(1, count * 7, 7))          # not in creation order
+    for i, n in enumerate(reversed(numbers)):
+        (d / f"journal-{n:06d}.sqlite").touch()
+        (d / f"junk-{i:06d}").touch()
+    got, not_listed, span, peak = _listing_peak(d)
+    want = numbers if count <= 60 else numbers[:30] + numbers[-30:]
+    assert [n for n, _ in got] == want
+    assert all(p == d / f"journal-{n:06d}.sqlite" for n, p in got)
+    if count > 60:
+        assert not_listed == count - 60 and span == (numbers[30], numbers[-31])
+    else:
+        assert not_listed == 0 and span is None
+    small = tmp_path / "few"
+    small.mkdir()
+    for n in range(1, 101):
+        (small / f"journal-{n:06d}.sqlite").touch()
+    assert peak < 2 * _listing_peak(small)[3] + 64 * 1024

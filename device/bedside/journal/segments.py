@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import heapq
 import json
 import os
 import re
@@ -211,23 +212,58 @@ def segment_path(data_dir: Path, n: int) -> Path:
 
 def segment_files(data_dir: Path) -> list[tuple[int, Path]]:
     """(number, path) of every segment file in the directory, oldest first."""
+    budget = salvage.current()
+    if budget is not None and budget.files is not None:
+        return _segment_files_bounded(Path(data_dir), budget)
     try:
         names = os.listdir(data_dir)
     except FileNotFoundError:
         return []
     # (Filtered and sorted in C: a start lists the directory several times, whatever it holds.)
     numbered = [(int(name[8:14]), name) for name in sorted(filter(SEGMENT_NAME.match, names))]
-    budget = salvage.current()
-    if budget is not None and budget.files is not None and len(numbered) > salvage.LIST_FILES:
-        # A start or a loop step: the oldest and newest ``salvage.LIST_FILES`` / 2 each, the rest
-        # counted (and named by that count) rather than looked at (salvage.py, LIST_FILES).
-        half = salvage.LIST_FILES // 2
-        left = numbered[half:len(numbered) - half]
-        budget.not_listed = len(left)
-        budget.not_listed_range = (left[0][0], left[-1][0])
-        numbered = numbered[:half] + numbered[len(numbered) - half:]
     base = Path(data_dir)
     return [(n, base / name) for n, name in numbered]
+
+
+def _segment_files_bounded(data_dir: Path, budget: salvage.Budget) -> list[tuple[int, Path]]:
+    """A start's or a loop step's list: the oldest and newest ``salvage.LIST_FILES`` / 2 segment
+    files, the rest counted (and named by that count) rather than looked at (salvage.py,
+    LIST_FILES). The directory is read an entry at a time and only those kept are held, so a
+    directory of a million names costs this step time in proportion (each name matched once,
+    in C) but memory for ``LIST_FILES`` names only."""
+    half = salvage.LIST_FILES // 2
+    # Heaps of the half + 1 lowest (negated: a max-heap) and half + 1 highest numbers: the one
+    # past each half is the lowest or highest number left out.
+    low: list[tuple[int, str]] = []
+    high: list[tuple[int, str]] = []
+    count = 0
+    try:
+        with os.scandir(data_dir) as entries:
+            for entry in entries:
+                name = entry.name
+                if not SEGMENT_NAME.match(name):
+                    continue
+                count += 1
+                n = int(name[8:14])
+                if len(low) <= half:
+                    heapq.heappush(low, (-n, name))
+                elif -low[0][0] > n:
+                    heapq.heapreplace(low, (-n, name))
+                if len(high) <= half:
+                    heapq.heappush(high, (n, name))
+                elif high[0][0] < n:
+                    heapq.heapreplace(high, (n, name))
+    except FileNotFoundError:
+        return []
+    if count <= 2 * half:
+        kept = sorted({(-m, name) for m, name in low} | set(high))
+    else:
+        lows = sorted((-m, name) for m, name in low)
+        highs = sorted(high)
+        budget.not_listed = count - 2 * half
+        budget.not_listed_range = (lows[half][0], highs[0][0])
+        kept = lows[:half] + highs[1:]
+    return [(n, data_dir / name) for n, name in kept]
 
 
 @dataclass(frozen=True, slots=True)
