@@ -58,8 +58,9 @@ def row(what: str, data: Path) -> str:
 
 
 def main() -> None:
-    from benchmarks import journals
     from tests.rigs import hostile
+
+    from benchmarks import journals
 
     args = sys.argv[1:]
     days = int(args[0]) if args else 365
