@@ -6,9 +6,9 @@ row by row (``tests.rigs.hostile.damaged_journal``).
 Usage: ``python benchmarks/stick_memory.py [DAYS] [MIB:COUNT ...]`` (default: 365 days, then
 8 MiB and 32 MiB damaged segments). Each case runs in a child process of its own: its peak RSS
 beyond the interpreter and imports (VmHWM − VmRSS before), and in a second child its peak
-traced by tracemalloc (Python allocations only). The mount, the authorisation check and the
-writes to the stick are not included: they hold a file's bytes at most, which ``collect``
-already holds. Figures go to docs/performance.md ("Hostile input").
+traced by tracemalloc (Python allocations only). The three files are written as the stick
+export writes them (``stick.files.write_export``), into a folder on the local disk: the mount
+and the authorisation check are not included (they read a few KiB). Figures go to docs/performance.md ("Hostile input").
 """
 
 from __future__ import annotations
@@ -25,28 +25,31 @@ ROOT = Path(__file__).resolve().parent.parent
 MIB = 2**20
 
 CHILD = """
-import sys, tracemalloc
+import os, sys, tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
 from bedside.core import config
-from bedside.stick import export
-data, trace = Path(sys.argv[1]), sys.argv[2] == "1"
+from bedside.stick import export, files
+data, out, trace = Path(sys.argv[1]), sys.argv[2], sys.argv[3] == "1"
 def status(key):
     return next(int(x.split()[1]) for x in open("/proc/self/status") if x.startswith(key)) * 1024
 cfg = config.Config()
+root = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
 base = status("VmRSS:")
 if trace:
     tracemalloc.start()
-got = export.collect(data, cfg, datetime.now(UTC), "bench")
-size = sum(len(f.data) for f in got.files)
+with export.collect(data, cfg, datetime.now(UTC), "bench") as got:
+    written = files.write_export(root, "bench", got.files)
+size = written.bytes
 print(status("VmHWM:") - base, tracemalloc.get_traced_memory()[1] if trace else 0, got.header["records"], size)
 """
 
 
 def child(data: Path, trace: bool) -> list[int]:
-    out = subprocess.run([sys.executable, "-c", CHILD, str(data), "1" if trace else "0"], capture_output=True,
-                         text=True, check=True, cwd=ROOT,
-                         env={**os.environ, "PYTHONPATH": str(ROOT / "device")}).stdout.split()
+    with tempfile.TemporaryDirectory() as stick:
+        out = subprocess.run([sys.executable, "-c", CHILD, str(data), stick, "1" if trace else "0"],
+                             capture_output=True, text=True, check=True, cwd=ROOT,
+                             env={**os.environ, "PYTHONPATH": str(ROOT / "device")}).stdout.split()
     return [int(x) for x in out]
 
 

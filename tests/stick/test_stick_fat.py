@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -222,7 +222,11 @@ class Attempts:
         self.seen: dict[str, set[str]] = {}
         real = stick_files.write_file
 
-        def write_file(dir_fd: int, name: str, data: bytes) -> None:
+        def write_file(dir_fd: int, name: str, data: bytes | Callable[[IO[str]], None]) -> None:
+            if not isinstance(data, bytes):      # the raw export, written as it is read: its bytes, here
+                buf = io.StringIO(newline="")
+                data(buf)
+                data = buf.getvalue().encode("utf-8")
             self.seen.setdefault(name, set()).add(hashlib.sha256(data).hexdigest())
             real(dir_fd, name, data)
 

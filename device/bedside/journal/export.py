@@ -130,17 +130,29 @@ class Summarised:
         self.since_seq = since_seq
 
 
+def _drain(records: Iterator[Mapping[str, Any]]) -> None:
+    for _ in records:
+        pass
+
+
 def summarise(journal: Journal, since_seq: int = 0, exported: datetime | None = None,
-              each: Callable[[Mapping[str, Any]], None] = lambda rec: None) -> Summarised:
-    """The first pass of ``stream``: every record up to the head now, one at a time (each is
-    also given to ``each``), for the header."""
+              consume: Callable[[Iterator[Mapping[str, Any]]], object] = _drain) -> Summarised:
+    """The first pass of ``stream``: every record up to the head now, one at a time, for the
+    header. ``consume`` is given the records as they are read (an iterator: the stick export
+    makes its report from them in the same pass); whatever it leaves is read after it."""
     head_seq, head_hash = journal.head()
     summary = _Summary()
-    for rec in journal.records(since_seq):
-        if rec["seq"] > head_seq:
-            break       # written after we looked: the next export has it
-        summary.add(rec)
-        each(rec)
+
+    def records() -> Iterator[Mapping[str, Any]]:
+        for rec in journal.records(since_seq):
+            if rec["seq"] > head_seq:
+                break       # written after we looked: the next export has it
+            summary.add(rec)
+            yield rec
+
+    given = records()
+    consume(given)
+    _drain(given)
     gaps = [g.header() for g in journal.gaps]
     lo = summary.first["seq"] if summary.first else head_seq + 1
     hi = summary.last["seq"] if summary.last else head_seq

@@ -30,7 +30,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -325,22 +325,27 @@ class Collected:
     summary: str
 
 
-def collect(data: Path, cfg: Config, now: datetime, folder: str = "") -> Collected:
-    """The raw export of the journal (read-only) up to its head, and the report made from it."""
+@contextlib.contextmanager
+def collect(data: Path, cfg: Config, now: datetime, folder: str = "") -> Iterator[Collected]:
+    """The raw export of the journal (read-only) up to its head, and the report made from it.
+
+    One record at a time, never the export (``bundle.stream``): a first pass makes the report
+    and sizes the export, the raw export is written from a second pass as the stick takes it,
+    while the journal stays open (until the block ends)."""
     journal = Journal(data, ZoneInfo("UTC"), "export", readonly=True)
     try:
-        header, lines = export.collect(journal, exported=now)
+        source = f"{folder}/{JOURNAL_FILE}" if folder else JOURNAL_FILE
+        try:
+            made = bundle.stream(journal, exported=now, source=source, generated=now.astimezone(cfg.tz))
+        except report.ReportError as e:
+            raise JournalError(str(e)) from None
+        files = [stick_files.File(JOURNAL_FILE, writer=made.write, length=made.size),
+                 stick_files.File(CSV_FILE, made.csv),
+                 # Last: a folder with a report holds all three.
+                 stick_files.File(REPORT_FILE, made.html)]
+        yield Collected(files, made.header, report.summary(made.report))
     finally:
         journal.close()
-    source = f"{folder}/{JOURNAL_FILE}" if folder else JOURNAL_FILE
-    try:
-        made = bundle.make(header, lines, source=source, generated=now.astimezone(cfg.tz))
-    except report.ReportError as e:
-        raise JournalError(str(e)) from None
-    files = [stick_files.File(JOURNAL_FILE, made.export), stick_files.File(CSV_FILE, made.csv),
-             # Last: a folder with a report holds all three.
-             stick_files.File(REPORT_FILE, made.html)]
-    return Collected(files, header, report.summary(made.report))
 
 
 # --- the export -----------------------------------------------------------------------
@@ -447,8 +452,8 @@ def _export(cfg: Config, data: Path, mount: Mount, step: Callable[[str], None], 
         auth = _authorise(root, data, ring)
         now = datetime.now(UTC)
         name = stick_files.folder_name(cfg.unit_id, now.astimezone(cfg.tz))
-        got = collect(data, cfg, now, name)
-        out = stick_files.write_export(root, name, got.files, tracked)
+        with collect(data, cfg, now, name) as got:
+            out = stick_files.write_export(root, name, got.files, tracked)
         finished = True
         update_details: dict[str, Any] = {}
         staged = _stage_update(root, data, ring, prefix, update_details)
@@ -468,9 +473,9 @@ def _export(cfg: Config, data: Path, mount: Mount, step: Callable[[str], None], 
         stopped = StickProblem(stick_files.REMOVED, "the export was stopped before it finished (the stick was removed, "
                                "or the unit is shutting down)")
         return _not_done(stopped, mount, root, auth, whole())
-    except JournalError as e:
+    except (JournalError, export.ExportChanged) as e:
         unreadable = StickProblem("journal", f"the unit's journal could not be read ({e})")
-        return _not_done(unreadable, mount, root, auth, [])
+        return _not_done(unreadable, mount, root, auth, whole())
     head = got.header["head"]
     first = got.header.get("first") or {}
     details = {"stick": auth.stick, "folder": out.folder, "files": list(out.files), "bytes": out.bytes,
