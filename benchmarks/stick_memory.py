@@ -8,7 +8,9 @@ Usage: ``python benchmarks/stick_memory.py [DAYS] [MIB:COUNT ...]`` (default: 36
 beyond the interpreter and imports (VmHWM − VmRSS before), and in a second child its peak
 traced by tracemalloc (Python allocations only). The three files are written as the stick
 export writes them (``stick.files.write_export``), into a folder on the local disk: the mount
-and the authorisation check are not included (they read a few KiB). Figures go to docs/performance.md ("Hostile input").
+and the authorisation check are not included (they read a few KiB). Then the whole command,
+``bedside stick export`` onto a FAT stick (fusefat, as in the tests), its max RSS from outside
+(/usr/bin/time -v), interpreter and imports included. Figures go to docs/performance.md ("Hostile input").
 """
 
 from __future__ import annotations
@@ -53,11 +55,38 @@ def child(data: Path, trace: bool) -> list[int]:
     return [int(x) for x in out]
 
 
-def row(what: str, data: Path) -> str:
+def whole_command(data: Path, tmp: Path) -> int:
+    """The max RSS of the whole ``bedside stick export`` (interpreter included), from outside
+    (/usr/bin/time -v), onto a FAT stick (fusefat) prepared for the ward, no daemon running."""
+    from tests.rigs.stick_rig import SECRET, FatStick
+
+    from bedside import secret
+
+    secret.set_secret(data, SECRET)
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "secret.txt").write_text(SECRET)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "device")}
+    need = sum(f.stat().st_size for f in data.iterdir()) * 2 // MIB + 32
+    with FatStick(tmp / "stick", size_mb=need) as fat:
+        mnt = fat.mount()
+        subprocess.run([sys.executable, "-m", "bedside", "stick", "prepare", str(mnt), "--secret-file",
+                        str(tmp / "secret.txt")], check=True, capture_output=True, env=env, cwd=ROOT)
+        got = subprocess.run(["/usr/bin/time", "-v", sys.executable, "-m", "bedside", "stick", "export", str(mnt),
+                              "--data", str(data), "--socket", str(tmp / "none.sock")],
+                             capture_output=True, text=True, env=env, cwd=ROOT, check=False)
+        fat.unmount()
+    if got.returncode != 0:
+        raise SystemExit(f"bedside stick export failed:\n{got.stderr}")
+    line = next(x for x in got.stderr.splitlines() if "Maximum resident set size" in x)
+    return int(line.split(":")[1]) * 1024
+
+
+def row(what: str, data: Path, tmp: Path | None) -> str:
     rss, _, records, size = child(data, False)
     traced = child(data, True)[1]
+    whole = f"; `bedside stick export` whole, max RSS {whole_command(data, tmp) / MIB:.0f} MiB" if tmp else ""
     return (f"{what} ({records} records): the three files {size / MIB:.1f} MiB; peak +{rss / MIB:.0f} MiB RSS, "
-            f"traced {traced / MIB:.0f} MiB ({traced / max(records, 1):.0f} bytes a record)")
+            f"traced {traced / MIB:.0f} MiB ({traced / max(records, 1):.0f} bytes a record){whole}")
 
 
 def main() -> None:
@@ -73,11 +102,13 @@ def main() -> None:
         if days:
             data = tmp / "year"
             journals.build(data, days, tmp / "hospital-key.json")
-            print(row(f"a healthy journal of {days} days", data), flush=True)
+            print(row(f"a healthy journal of {days} days", data, tmp / "stick-year"), flush=True)
         for size, count in damaged:
             data = tmp / f"damaged-{size}-{count}"
             hostile.damaged_journal(data, size * MIB, count)
-            print(row(f"{count} damaged segment(s) of {size} MiB", data), flush=True)
+            # (no whole command: with no daemon running the export records itself, and a journal
+            # whose files are all damaged cannot be written; the daemon's record is a few KiB)
+            print(row(f"{count} damaged segment(s) of {size} MiB", data, None), flush=True)
 
 
 if __name__ == "__main__":
