@@ -8,9 +8,11 @@
    (``HandMount``).
 3. Check the stick's authorisation: signed by a pinned ward authority key and not revoked
    (``auth.check_signed``), or, on a unit not yet migrated, against its stick key (``auth.check``).
-4. Read the journal read-only (the daemon keeps writing meanwhile) up to its head: the raw
-   export, then the report and its CSV made from exactly those bytes.
-5. Write them onto the stick (``stick_files.write_export``). A software update on the stick
+4. Read the journal read-only (the daemon keeps writing meanwhile) up to its head, one record
+   at a time: a first pass makes the report and its CSV from the records as the raw export's
+   lines give them, and sizes the raw export.
+5. Write them onto the stick (``stick_files.write_export``), the raw export from a second pass
+   checked to give the same records. A software update on the stick
    is copied for the root updater only once its release signature holds, streamed, within
    the card's reserve (``update.stage``); a refused one is named in the export's record.
    Then flush and unmount the stick.
