@@ -65,7 +65,7 @@ JOURNAL_FILE, CSV_FILE, REPORT_FILE = "journal.jsonl", "sessions.csv", "report.h
 # The report's model keeps each session, day and notable event (not the records): a year of a
 # unit's records costs well under 1 MiB, but a crafted journal whose every record is an event of
 # its own up to about 0.9 KiB a record (docs/performance.md, "Hostile input"). Past this many
-# records (nearly five years of a unit's own, about 90 MiB at that worst), the stick gets the
+# records (nearly five years of a unit's own; 85 MiB traced at that worst), the stick gets the
 # raw export whole and a page saying the report was left out, within the service's MemoryMax.
 MAX_REPORT_RECORDS = 100_000
 MOUNT_FLAGS = os.ST_NOSUID | os.ST_NODEV | os.ST_NOEXEC
