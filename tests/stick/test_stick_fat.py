@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import os
 import random
 import signal
@@ -22,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -213,6 +214,30 @@ def test_a_folder_that_is_not_a_mounted_stick_is_refused_before_anything(tmp_pat
     assert list((tmp_path / "media" / "usb").iterdir()) == [] and journal_records(data) == before
 
 
+def test_past_the_report_limit_the_export_is_whole_and_the_report_says_it_was_left_out(
+        fat: FatStick, data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A journal of more records than the unit makes a report of (a crafted one whose every
+    record is an event): the raw export is written whole, the report's page says why it is not
+    there and how to make it, and the journal's record of the export says so."""
+    before = journal_records(data)
+    monkeypatch.setattr(stick_export, "MAX_REPORT_RECORDS", 50)
+    rec = stick_export.recorder(data, CFG, data.parent / "no-daemon.sock")
+    outcome = stick_export.run(CFG, data, stick_export.HandMount(fat.mnt), rec)
+    assert outcome.stage == "done", outcome.message
+    assert "The report and the sessions CSV were left out" in outcome.message
+    [done] = new_records(before, data)[-1:]
+    assert done["type"] == "export" and done["report_left_out"] == 50 and done["records"] > 50
+    fat.unmount()
+    files = fat.files()
+    [folder] = {p.rsplit("/", 1)[0] for p in files if p.count("/") == 2}
+    assert sorted(p.rsplit("/", 1)[1] for p in files if p.startswith(folder)) == ["journal.jsonl", "report.html"]
+    lines = files[f"{folder}/journal.jsonl"].decode().splitlines()
+    assert [json.loads(x)["seq"] for x in lines[1:]] == [r["seq"] for r in journal_records(data)[:len(lines) - 1]]
+    assert len(lines) - 1 == done["records"]
+    page = files[f"{folder}/report.html"].decode()
+    assert "report was left out" in page and "more than the 50" in page and "bedside report journal.jsonl" in page
+
+
 # --- pulled out, filled up, detached, stopped ------------------------------------------------
 
 class Attempts:
@@ -222,7 +247,11 @@ class Attempts:
         self.seen: dict[str, set[str]] = {}
         real = stick_files.write_file
 
-        def write_file(dir_fd: int, name: str, data: bytes) -> None:
+        def write_file(dir_fd: int, name: str, data: bytes | Callable[[IO[str]], None]) -> None:
+            if not isinstance(data, bytes):      # the raw export, written as it is read: its bytes, here
+                buf = io.StringIO(newline="")
+                data(buf)
+                data = buf.getvalue().encode("utf-8")
             self.seen.setdefault(name, set()).add(hashlib.sha256(data).hexdigest())
             real(dir_fd, name, data)
 

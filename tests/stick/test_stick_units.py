@@ -62,6 +62,17 @@ def test_the_export_service_may_mount_and_nothing_more() -> None:
     assert "bedside stick service %I" in settings["ExecStart"][0]
 
 
+def test_the_export_not_the_daemon_is_what_runs_out_of_memory() -> None:
+    """A backstop (the export holds a record at a time): a memory limit of its own, and under the
+    unit's memory pressure the kernel's OOM killer takes the export before the daemon."""
+    settings = dict(line.split("=", 1) for line in SERVICE.read_text().splitlines()
+                    if "=" in line and not line.startswith("#"))
+    daemon = dict(line.split("=", 1) for line in (ROOT / "systemd" / "bedside.service").read_text().splitlines()
+                  if "=" in line and not line.startswith("#"))
+    assert settings["MemoryMax"] == "192M" and settings["MemorySwapMax"] == "0"
+    assert int(settings["OOMScoreAdjust"]) > int(daemon.get("OOMScoreAdjust", "0"))
+
+
 @contextlib.contextmanager
 def loop_device(tmp_path: Path, fs: bool = True) -> Iterator[str]:
     image = tmp_path / f"{uuid.uuid4().hex}.img"

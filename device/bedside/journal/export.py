@@ -116,12 +116,43 @@ def stream(journal: Journal, out: IO[str], since_seq: int = 0, exported: datetim
     the records makes the header (it comes first and counts them), a second writes them. The
     same bytes as ``write(out, *collect(...))``; returns the header. Raises ExportChanged if the
     second pass does not give the records the first did (a damaged file changed between)."""
+    first = summarise(journal, since_seq, exported)
+    write_summarised(journal, out, first)
+    return first.header
+
+
+class Summarised:
+    """The first pass of a streamed export: its header, and what the second pass must give again."""
+
+    def __init__(self, header: dict[str, Any], summary: _Summary, since_seq: int) -> None:
+        self.header = header
+        self.summary = summary
+        self.since_seq = since_seq
+
+
+def _drain(records: Iterator[Mapping[str, Any]]) -> None:
+    for _ in records:
+        pass
+
+
+def summarise(journal: Journal, since_seq: int = 0, exported: datetime | None = None,
+              consume: Callable[[Iterator[Mapping[str, Any]]], object] = _drain) -> Summarised:
+    """The first pass of ``stream``: every record up to the head now, one at a time, for the
+    header. ``consume`` is given the records as they are read (an iterator: the stick export
+    makes its report from them in the same pass); whatever it leaves is read after it."""
     head_seq, head_hash = journal.head()
     summary = _Summary()
-    for rec in journal.records(since_seq):
-        if rec["seq"] > head_seq:
-            break       # written after we looked: the next export has it
-        summary.add(rec)
+
+    def records() -> Iterator[Mapping[str, Any]]:
+        for rec in journal.records(since_seq):
+            if rec["seq"] > head_seq:
+                break       # written after we looked: the next export has it
+            summary.add(rec)
+            yield rec
+
+    given = records()
+    consume(given)
+    _drain(given)
     gaps = [g.header() for g in journal.gaps]
     lo = summary.first["seq"] if summary.first else head_seq + 1
     hi = summary.last["seq"] if summary.last else head_seq
@@ -129,10 +160,17 @@ def stream(journal: Journal, out: IO[str], since_seq: int = 0, exported: datetim
                             empty_head=(head_seq, head_hash))
     if gaps:
         header["unreadable"] = gaps
-    out.write(json.dumps(header, sort_keys=True, separators=(",", ":")) + "\n")
+    return Summarised(header, summary, since_seq)
+
+
+def write_summarised(journal: Journal, out: IO[str], first: Summarised) -> None:
+    """The second pass of ``stream``: the header line, then the same records, one at a time."""
+    summary = first.summary
+    out.write(json.dumps(first.header, sort_keys=True, separators=(",", ":")) + "\n")
     again = _Summary()
     if summary.last is not None:
-        for rec in journal.records(since_seq):
+        hi = summary.last["seq"]
+        for rec in journal.records(first.since_seq):
             if rec["seq"] > hi:
                 break
             again.add(rec)
@@ -140,7 +178,6 @@ def stream(journal: Journal, out: IO[str], since_seq: int = 0, exported: datetim
     if (again.count, again.last and again.last["hash"]) != (summary.count, summary.last and summary.last["hash"]):
         raise ExportChanged(f"the journal gave {again.count} records the second time it was read for this export, "
                             f"{summary.count} the first: a damaged file changed while it was read; export again")
-    return header
 
 
 def _overlapping(journal: Journal, lo: int, hi: int) -> list[dict[str, Any]]:

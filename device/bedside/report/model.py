@@ -165,7 +165,11 @@ def verdict(records: Sequence[Mapping[str, Any]], header: Mapping[str, Any] | No
     checked from the header's note of the record before it. Seals are counted but cannot
     be checked without the hospital's key (``bedside log verify --key``).
     """
-    v = check(records, header, damaged)
+    return verification(check(records, header, damaged))
+
+
+def verification(v: Any) -> Verification:
+    """The report's verdict from the journal checker's (``check``)."""
     head_seq, head_hash = v.head if v.head is not None else (None, None)
     method = "each checked against its hash and the record before it"
     if v.seals_unchecked:
@@ -187,10 +191,18 @@ def check(records: Sequence[Mapping[str, Any]], header: Mapping[str, Any] | None
             c.link = (seq0 - 1, str(first.get("prev")))
     for rec in records:
         c.feed(rec)
+    return finish_check(c, header, damaged, bool(records), source)
+
+
+def finish_check(c: Any, header: Mapping[str, Any] | None, damaged: Sequence[str], any_records: bool,
+                 source: str = "report") -> Any:
+    """``check``'s verdict once the checker ``c`` (``verify.Checker``) has been fed every record."""
+    from bedside.journal import verify
+
     extra = [verify.Problem(None, "damage", d) for d in damaged]
     if header is not None:
         extra += verify.header_problems(header, c)
-    if not records:
+    if not any_records:
         extra.append(verify.Problem(None, "format", "there are no records"))
     return c.verdict(source, extra=extra)
 

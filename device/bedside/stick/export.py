@@ -8,9 +8,11 @@
    (``HandMount``).
 3. Check the stick's authorisation: signed by a pinned ward authority key and not revoked
    (``auth.check_signed``), or, on a unit not yet migrated, against its stick key (``auth.check``).
-4. Read the journal read-only (the daemon keeps writing meanwhile) up to its head: the raw
-   export, then the report and its CSV made from exactly those bytes.
-5. Write them onto the stick (``stick_files.write_export``). A software update on the stick
+4. Read the journal read-only (the daemon keeps writing meanwhile) up to its head, one record
+   at a time: a first pass makes the report and its CSV from the records as the raw export's
+   lines give them, and sizes the raw export.
+5. Write them onto the stick (``stick_files.write_export``), the raw export from a second pass
+   checked to give the same records. A software update on the stick
    is copied for the root updater only once its release signature holds, streamed, within
    the card's reserve (``update.stage``); a refused one is named in the export's record.
    Then flush and unmount the stick.
@@ -30,7 +32,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,6 +62,12 @@ from bedside.unit import host
 from bedside.unit.offline import OfflineWriter
 
 JOURNAL_FILE, CSV_FILE, REPORT_FILE = "journal.jsonl", "sessions.csv", "report.html"
+# The report's model keeps each session, day and notable event (not the records): a year of a
+# unit's records costs well under 1 MiB, but a crafted journal whose every record is an event of
+# its own up to about 0.9 KiB a record (docs/performance.md, "Hostile input"). Past this many
+# records (nearly five years of a unit's own; 85 MiB traced at that worst), the stick gets the
+# raw export whole and a page saying the report was left out, within the service's MemoryMax.
+MAX_REPORT_RECORDS = 100_000
 MOUNT_FLAGS = os.ST_NOSUID | os.ST_NODEV | os.ST_NOEXEC
 
 
@@ -323,24 +331,35 @@ class Collected:
     files: list[stick_files.File]
     header: dict[str, Any]
     summary: str
+    left_out: str = ""          # why there is no report ("" when there is one)
 
 
-def collect(data: Path, cfg: Config, now: datetime, folder: str = "") -> Collected:
-    """The raw export of the journal (read-only) up to its head, and the report made from it."""
+@contextlib.contextmanager
+def collect(data: Path, cfg: Config, now: datetime, folder: str = "") -> Iterator[Collected]:
+    """The raw export of the journal (read-only) up to its head, and the report made from it.
+
+    One record at a time, never the export (``bundle.stream``): a first pass makes the report
+    and sizes the export, the raw export is written from a second pass as the stick takes it,
+    while the journal stays open (until the block ends)."""
     journal = Journal(data, ZoneInfo("UTC"), "export", readonly=True)
     try:
-        header, lines = export.collect(journal, exported=now)
+        source = f"{folder}/{JOURNAL_FILE}" if folder else JOURNAL_FILE
+        try:
+            made = bundle.stream(journal, exported=now, source=source, generated=now.astimezone(cfg.tz),
+                                 report_records=MAX_REPORT_RECORDS)
+        except report.ReportError as e:
+            raise JournalError(str(e)) from None
+        files = [stick_files.File(JOURNAL_FILE, writer=made.write, length=made.size),
+                 *([stick_files.File(CSV_FILE, made.csv)] if made.csv is not None else []),
+                 # Last: a folder with a report holds all three.
+                 stick_files.File(REPORT_FILE, made.html)]
+        if made.report is None:
+            yield Collected(files, made.header, f"The report and the sessions CSV were left out: {made.left_out}",
+                            made.left_out)
+        else:
+            yield Collected(files, made.header, report.summary(made.report))
     finally:
         journal.close()
-    source = f"{folder}/{JOURNAL_FILE}" if folder else JOURNAL_FILE
-    try:
-        made = bundle.make(header, lines, source=source, generated=now.astimezone(cfg.tz))
-    except report.ReportError as e:
-        raise JournalError(str(e)) from None
-    files = [stick_files.File(JOURNAL_FILE, made.export), stick_files.File(CSV_FILE, made.csv),
-             # Last: a folder with a report holds all three.
-             stick_files.File(REPORT_FILE, made.html)]
-    return Collected(files, header, report.summary(made.report))
 
 
 # --- the export -----------------------------------------------------------------------
@@ -447,8 +466,8 @@ def _export(cfg: Config, data: Path, mount: Mount, step: Callable[[str], None], 
         auth = _authorise(root, data, ring)
         now = datetime.now(UTC)
         name = stick_files.folder_name(cfg.unit_id, now.astimezone(cfg.tz))
-        got = collect(data, cfg, now, name)
-        out = stick_files.write_export(root, name, got.files, tracked)
+        with collect(data, cfg, now, name) as got:
+            out = stick_files.write_export(root, name, got.files, tracked)
         finished = True
         update_details: dict[str, Any] = {}
         staged = _stage_update(root, data, ring, prefix, update_details)
@@ -468,15 +487,15 @@ def _export(cfg: Config, data: Path, mount: Mount, step: Callable[[str], None], 
         stopped = StickProblem(stick_files.REMOVED, "the export was stopped before it finished (the stick was removed, "
                                "or the unit is shutting down)")
         return _not_done(stopped, mount, root, auth, whole())
-    except JournalError as e:
+    except (JournalError, export.ExportChanged) as e:
         unreadable = StickProblem("journal", f"the unit's journal could not be read ({e})")
-        return _not_done(unreadable, mount, root, auth, [])
+        return _not_done(unreadable, mount, root, auth, whole())
     head = got.header["head"]
     first = got.header.get("first") or {}
     details = {"stick": auth.stick, "folder": out.folder, "files": list(out.files), "bytes": out.bytes,
                "records": got.header["records"], "from_seq": first.get("seq", head["seq"]),
                "to_seq": head["seq"], "to_hash": head["hash"], "seconds": round(time.monotonic() - t0, 1),
-               **update_details}
+               **({"report_left_out": MAX_REPORT_RECORDS} if got.left_out else {}), **update_details}
     where = f"{path}/{out.folder}"
     return Outcome("done", "", f"Exported {got.header['records']} records of unit {cfg.unit_id} to {where} "
                    f"({', '.join(out.files)}); head {head['seq']}/{chain.short(head['hash'])}. {got.summary}."

@@ -30,6 +30,7 @@ import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import IO
 
 from bedside import durable
 from bedside.core.errors import BedsideError
@@ -116,7 +117,15 @@ def read_small(dir_fd: int, name: str, limit: int) -> bytes | None:
 @dataclass(frozen=True, slots=True)
 class File:
     name: str
-    data: bytes
+    data: bytes = b""
+    # A file too large to hold whole (the raw export): what writes it, as UTF-8 text a piece at
+    # a time, and its size in bytes, known beforehand for the free-space check.
+    writer: Callable[[IO[str]], None] | None = None
+    length: int = 0
+
+    @property
+    def size(self) -> int:
+        return self.length if self.writer is not None else len(self.data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,14 +157,20 @@ def problem(e: OSError, doing: str) -> StickProblem:
     return StickProblem(IO_ERROR, f"the stick could not be written ({doing}: {what}); try another stick")
 
 
-def write_file(dir_fd: int, name: str, data: bytes) -> None:
-    """``name`` in the directory ``dir_fd`` holds ``data``, whole: tmp → fsync → rename → fsync(dir)."""
+def write_file(dir_fd: int, name: str, data: bytes | Callable[[IO[str]], None]) -> None:
+    """``name`` in the directory ``dir_fd`` holds ``data`` (or what the writer ``data`` writes),
+    whole: tmp → fsync → rename → fsync(dir)."""
     tmp = f".{name}.tmp"
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp, dir_fd=dir_fd)      # left by an export that was cut short
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=dir_fd)
     try:
-        durable.write_synced(fd, data)
+        if isinstance(data, bytes):
+            durable.write_synced(fd, data)
+        else:
+            with open(fd, "w", encoding="utf-8", newline="", closefd=False) as out:
+                data(out)
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         with contextlib.suppress(OSError):
@@ -204,7 +219,7 @@ def free_bytes(fd: int) -> tuple[int, int, bool]:
 
 
 def needed_bytes(files: Sequence[File], unit: int) -> int:
-    return sum(-(-len(f.data) // unit) * unit for f in files) + 2 * unit + MARGIN_BYTES
+    return sum(-(-f.size // unit) * unit for f in files) + 2 * unit + MARGIN_BYTES
 
 
 def write_export(root_fd: int, name: str, files: Sequence[File],
@@ -213,7 +228,7 @@ def write_export(root_fd: int, name: str, files: Sequence[File],
 
     Raises StickProblem (nothing at all is written when the stick is full or read-only).
     ``step`` is told what is about to happen (the tests cut the stick off there)."""
-    total = sum(len(f.data) for f in files)
+    total = sum(f.size for f in files)
     try:
         free, unit, read_only = free_bytes(root_fd)
         if read_only:
@@ -240,7 +255,7 @@ def write_export(root_fd: int, name: str, files: Sequence[File],
             for f in files:
                 step(f.name)
                 try:
-                    write_file(sub, f.name, f.data)
+                    write_file(sub, f.name, f.writer or f.data)
                 except OSError as e:
                     # A file system that fails a write for want of room without saying so.
                     with contextlib.suppress(OSError):
