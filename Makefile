@@ -27,7 +27,7 @@ help:
 	@echo "make golden     also rewrite the golden images the screen tests compare with (look before committing)"
 	@echo "make install    on a Raspberry Pi: install the unit (docs/install.md; ARGS=--rtc etc.)"
 	@echo "make arm64-smoke  install, smoke-test and run a simulated day on arm64 Debian Bookworm under qemu (slow, root)"
-	@echo "make vm-test    the unit as installed on Debian Bookworm under QEMU: install, systemd, gpio-sim, serial, power cuts (root; ~10 min cached, ~30 cold)"
+	@echo "make vm-test    the unit as installed on Debian Bookworm under QEMU: install, systemd, gpio-sim, serial, power cuts (root; ~10-11 min cached, ~18 cold, on 2 quiet cores)"
 	@echo "make torture    kill -9 the daemon 1000 times, every storage fault, 1000 damaged data directories, 1000 tamperings (about 45 min, root)"
 	@echo "make fhir-engine  install the FHIR engine the FHIR tests post to (npm ci; make test does it)"
 	@echo "make fuzz       every property test and hostile-file fuzzer with fresh random examples, twenty times as many (long)"
