@@ -37,13 +37,15 @@ def write_synced(fd: int, data: bytes) -> None:
     os.fsync(fd)
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``data``: after a crash it holds the old or the new bytes, never a mix."""
+@contextlib.contextmanager
+def _replacing(path: Path, mode: int) -> Iterator[int]:
+    """A descriptor on a temporary file beside ``path`` that replaces it when the block ends
+    without an error (the caller makes it durable first); removed otherwise."""
     tmp = path.with_name(f".{path.name}.tmp")
     # O_BINARY: on Windows os.write would otherwise turn every \n into \r\n.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), mode)
     try:
-        write_synced(fd, data)
+        yield fd
     except BaseException:
         os.close(fd)
         with contextlib.suppress(OSError):
@@ -52,26 +54,22 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     os.close(fd)
     os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data``: after a crash it holds the old or the new bytes, never a mix."""
+    with _replacing(path, mode) as fd:
+        write_synced(fd, data)
 
 
 @contextlib.contextmanager
 def atomic_writer(path: Path, mode: int = 0o644) -> Iterator[IO[str]]:
     """``write_atomic`` for text written a piece at a time (UTF-8, newlines as given): the file
     is replaced when the block ends without an error, and left as it was otherwise."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), mode)
-    try:
+    with _replacing(path, mode) as fd:
         with open(fd, "w", encoding="utf-8", newline="", closefd=False) as f:
             yield f
         os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
