@@ -57,6 +57,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bedside.core.errors import BedsideError
 
@@ -147,6 +148,18 @@ class Salvaged:
         for seq in sorted(self.rows, reverse=reverse):
             if seq > after and (below is None or seq < below):
                 yield (seq, *self.rows[seq])
+
+
+def _read_page(db: Any, wal: Any, from_wal: Mapping[int, int], db_pages: int, size: int, n: int) -> bytes | None:
+    """Page ``n`` as SQLite would see it: its newest committed WAL frame, else the file's own;
+    None past the file or cut short."""
+    if n in from_wal:
+        got = wal.read(from_wal[n], size)
+    elif 1 <= n <= db_pages:
+        got = db.read((n - 1) * size, size)
+    else:
+        return None
+    return got if len(got) == size else None
 
 
 def _varint(buf: bytes, i: int, end: int) -> tuple[int, int]:
@@ -383,13 +396,7 @@ class _Pages:
 
     def page(self, n: int) -> bytes | None:
         self.out.pages_read += 1
-        if n in self.from_wal:
-            got = self.wal.read(self.from_wal[n], self.size)
-        elif 1 <= n <= self.db_pages:
-            got = self.db.read((n - 1) * self.size, self.size)
-        else:
-            return None
-        return got if len(got) == self.size else None
+        return _read_page(self.db, self.wal, self.from_wal, self.db_pages, self.size, n)
 
     def layout(self) -> _Layout:
         return _Layout(self.db.path, self.wal.path, self.size, self.usable, self.db_pages, self.from_wal)
@@ -542,13 +549,7 @@ class _Reader:
 
     def _page(self, n: int) -> bytes | None:
         lay = self.layout
-        if n in lay.from_wal:
-            got = self.wal.read(lay.from_wal[n], lay.size)
-        elif 1 <= n <= lay.db_pages:
-            got = self.db.read((n - 1) * lay.size, lay.size)
-        else:
-            return None
-        return got if len(got) == lay.size else None
+        return _read_page(self.db, self.wal, lay.from_wal, lay.db_pages, lay.size, n)
 
     def row(self, seq: int, loc: int) -> tuple[str, str] | None:
         """The row the scan found at ``loc``, or None if the file no longer gives it there."""
