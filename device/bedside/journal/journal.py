@@ -44,6 +44,7 @@ from bedside.journal.segments import (
     explain,
     is_closed,
     lenient_text,
+    limited,
     make_read_only,
     not_a_file,
     read_meta,
@@ -176,7 +177,7 @@ class Journal:
     def _open(self, path: Path) -> sqlite3.Connection:
         if self.readonly:
             return connect_reader(path)
-        db = sqlite3.connect(path, isolation_level=None)
+        db = limited(sqlite3.connect(path, isolation_level=None))
         db.text_factory = lenient_text
         try:
             db.execute("PRAGMA journal_mode=WAL")

@@ -66,6 +66,23 @@ BEGIN SELECT RAISE(ABORT, 'journal records are append-only: record a correction 
 """
 
 
+# What SQLite is given to read, at most: what salvage would read of the file (a segment closes
+# at 8 MiB; past 64 MiB a file is not one of the unit's), of its WAL (the unit's checkpoints at
+# about 4 MiB) and of a rollback journal, and no stored value longer than the longest row salvage
+# takes (SQLite's length limit: reading a longer one is an error, not an allocation). A crafted
+# file past these is read from its raw pages instead, within salvage's limits: SQLite would read
+# a WAL whole before the first answer and copy it into the file at the first commit.
+MAX_FILE_BYTES = salvage.MAX_BYTES
+MAX_WAL_BYTES = salvage.MAX_WAL_BYTES
+MAX_VALUE_BYTES = salvage.MAX_ROW
+
+
+def limited(db: sqlite3.Connection) -> sqlite3.Connection:
+    """``db`` with SQLite's length limit at ``MAX_VALUE_BYTES``."""
+    db.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
+    return db
+
+
 # What reading a damaged file can raise: SQLite's errors, and a decoding error where SQLite's
 # own message quotes damaged bytes (Python decodes every message as UTF-8).
 DB_ERRORS = (sqlite3.Error, UnicodeDecodeError)
@@ -145,20 +162,29 @@ def chain_shown(data_dir: Path) -> tuple[int, str, str] | None:
 
 
 def companions(path: Path) -> str | None:
-    """Why SQLite could not use the file's WAL or shared-memory file (something else in its place)."""
-    for suffix in ("-wal", "-shm"):
+    """Why SQLite could not use the file's WAL, shared-memory file or rollback journal (something
+    else in its place, or larger than the unit ever leaves one: ``MAX_WAL_BYTES``, ``MAX_FILE_BYTES``)."""
+    for suffix, limit in (("-wal", MAX_WAL_BYTES), ("-shm", None), ("-journal", MAX_FILE_BYTES)):
         p = path.with_name(path.name + suffix)
+        name = "rollback journal" if suffix == "-journal" else f"{suffix[1:].upper()} file"
         try:
             st = os.stat(p)
         except FileNotFoundError:
             continue
         except OSError as e:
-            return f"its {suffix[1:].upper()} file cannot be examined ({e.strerror})"
+            return f"its {name} cannot be examined ({e.strerror})"
         if not stat.S_ISREG(st.st_mode):
-            return f"something other than a file is in place of its {suffix[1:].upper()} file"
-        if not os.access(p, os.R_OK | os.W_OK):
-            return f"its {suffix[1:].upper()} file cannot be read or written (permission denied)"
+            return f"something other than a file is in place of its {name}"
+        if limit is not None and st.st_size > limit:
+            return (f"its {name} is {_mib(st.st_size)}, more than the unit ever leaves beside a segment "
+                    f"({limit >> 20} MiB): read from its raw pages instead")
+        if suffix != "-journal" and not os.access(p, os.R_OK | os.W_OK):
+            return f"its {name} cannot be read or written (permission denied)"
     return None
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:,.0f} MiB" if size >= 2**20 else f"{size:,} bytes"
 
 
 def is_closed(path: Path) -> bool:
@@ -340,6 +366,9 @@ def unusable(path: Path) -> NotASegment | None:
         return NotASegment("something other than a file is in its place")
     if st.st_size == 0:
         return NotASegment("the file is empty")
+    if st.st_size > MAX_FILE_BYTES:
+        return NotASegment(f"the file is {_mib(st.st_size)}, more than any segment the unit writes (it closes "
+                           f"one at 8 MiB): read from its raw pages instead, the first {MAX_FILE_BYTES >> 20} MiB")
     if not os.access(path, os.R_OK):
         return NotASegment("the file cannot be read (permission denied)", errno.EACCES)
     return None
@@ -374,7 +403,10 @@ def connect_reader(path: Path) -> sqlite3.Connection:
     why = unusable(path)
     if why is not None:
         raise why
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    beside = companions(path)
+    if beside is not None:
+        raise NotASegment(beside)
+    db = limited(sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None))
     db.text_factory = lenient_text
     try:
         db.execute("PRAGMA schema_version").fetchone()       # the first read: where SQLite would undo
@@ -389,11 +421,13 @@ def connect_reader(path: Path) -> sqlite3.Connection:
 def _connect_copy(path: Path) -> sqlite3.Connection:
     scratch = tempfile.TemporaryDirectory(prefix="bedside-segment-")
     try:
-        for suffix in ("", "-journal", "-wal", "-shm"):
+        # At most the sizes ``connect_reader`` checked (the WAL-index is rebuilt from the WAL).
+        for suffix in ("", "-journal", "-wal"):
             src = path.with_name(path.name + suffix)
             if src.is_file():
                 shutil.copyfile(src, Path(scratch.name) / (path.name + suffix))
         db = sqlite3.connect(Path(scratch.name) / path.name, isolation_level=None, factory=_Copy)
+        limited(db)
         db.scratch = scratch
     except OSError as e:
         # Said as every reader already hears a file it cannot read (``DB_ERRORS``).
