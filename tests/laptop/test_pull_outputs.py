@@ -91,3 +91,21 @@ def test_the_memory_does_not_grow_with_the_copy(tmp_path: Path) -> None:
     p_small, p_large = _peak(tmp_path / "small", small), _peak(tmp_path / "large", large)
     assert p_large < p_small + 2**20, (p_small, p_large)
     assert p_large < size / 2, (p_large, size)     # held whole, the records took several times the copy
+
+
+def test_the_files_the_unit_counted_but_did_not_name_are_in_the_header(week: Path, tmp_path: Path) -> None:
+    """A ``hello``'s ``unread_more`` (files not read yet past the 32 it names) goes into the export
+    header beside ``unreadable``, and ``log verify`` and the report name it."""
+    records = journal_records(week)
+    got = _copy(tmp_path, "u1", records[:100])
+    got = pull.Outcome(got.unit, {**HELLO, "unread_more": 40}, 1, got.head, unread=got.unread)
+    files, _lines, verdict = pull.write_outputs(tmp_path, got, generated=GENERATED)
+    header = json.loads(files[0].read_bytes().split(b"\n", 1)[0])
+    assert header["unread_more"] == 40 and header["segments_more"] == 3
+    said = "and 40 more files the unit had not read yet when it was pulled"
+    assert any(said in p.text for p in verdict.problems)
+    assert said in files[2].read_text("utf-8")
+    # Nothing lacking: nothing to name, whatever the hello counted.
+    got = pull.Outcome(got.unit, {**HELLO, "unread_more": 40}, 1, got.head)
+    files, _lines, verdict = pull.write_outputs(tmp_path, got, generated=GENERATED)
+    assert "unread_more" not in json.loads(files[0].read_bytes().split(b"\n", 1)[0]) and verdict.ok

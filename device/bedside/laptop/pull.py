@@ -739,6 +739,9 @@ def export_header(records: Iterable[dict[str, Any]], got: Outcome, start: int) -
         # What the unit has not read yet, named as the unit's own export names what it cannot read.
         header["unreadable"] = [{"segment": u["segment"], "file": u["file"], "first_seq": u["first_seq"],
                                  "last_seq": u["last_seq"], "problem": u["problem"]} for u in got.unread]
+        more = got.hello.get("unread_more")
+        if isinstance(more, int) and not isinstance(more, bool) and more > 0:
+            header["unread_more"] = more    # files not read yet past those the unit named (counted)
     return header
 
 

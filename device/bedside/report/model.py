@@ -170,9 +170,11 @@ class Records:
     checks them as ``check`` does (``verdict``); what ``make_from`` and ``files.write_from``
     make of them is what ``make`` makes of ``load``'s list."""
 
-    def __init__(self, source: str, header: dict[str, Any] | None = None) -> None:
+    def __init__(self, source: str, header: dict[str, Any] | None = None, link: tuple[int, str] | None = None,
+                 ) -> None:
         self.source = source
         self.header = header
+        self.link = link                 # (seq, hash) the first record follows, when known but not from a header
         self.damaged: list[str] = []     # lines that are not records (the first MAX_DAMAGED)
         self.damaged_more = 0            # ... and how many more
         self.count = 0                   # records given by the first pass
@@ -184,13 +186,18 @@ class Records:
     def _given(self) -> Iterable[dict[str, Any]]:
         raise NotImplementedError
 
+    @property
+    def read_once(self) -> bool:
+        """Whether a pass has read them all (``count``, ``unit``, ``last`` and the verdict are its)."""
+        return self._done
+
     def __iter__(self) -> Iterator[dict[str, Any]]:
         if self._done:
             yield from self._given()
             return
         from bedside.journal import verify
 
-        c = verify.Checker()
+        c = verify.Checker(link=self.link)
         self.damaged, self.damaged_more, self.count, self.unit, self.last = [], 0, 0, None, None
         for rec in self._given():
             if self.count == 0 and self.header is not None:
@@ -233,8 +240,8 @@ class Records:
 class Given(Records):
     """Records already being read by someone else (a ward's merged exports), iterated once or more."""
 
-    def __init__(self, records: Iterable[dict[str, Any]], source: str) -> None:
-        super().__init__(source)
+    def __init__(self, records: Iterable[dict[str, Any]], source: str, link: tuple[int, str] | None = None) -> None:
+        super().__init__(source, link=link)
         self._records = records
 
     def _given(self) -> Iterable[dict[str, Any]]:
@@ -426,7 +433,8 @@ def finish_check(c: Any, header: Mapping[str, Any] | None, damaged: Sequence[str
 
     extra = [verify.Problem(None, "damage", d) for d in damaged]
     if header is not None:
-        extra += verify.header_problems(header, c)
+        # (and, as ``bedside log verify`` names them, the files the unit had not read or could not)
+        extra += verify.header_problems(header, c) + verify.unreadable(header)
     if not any_records:
         extra.append(verify.Problem(None, "format", "there are no records"))
     return c.verdict(source, extra=extra)
