@@ -92,7 +92,9 @@ def _same(top: Path) -> ward.UnitRecord:
     (u,) = ward.merge(ward.find([top], print))
     sources = ward.find([top], print)
     held = merged_held(sources[0].unit or "", sources)
-    names = lambda ss: sorted(str(s.path) for s in ss)     # noqa: E731
+    def names(ss: list[ward.Source]) -> list[str]:
+        return sorted(str(s.path) for s in ss)
+
     assert (names(u.exports), names(u.contradicting), names(u.apart)) == \
         (names(held.exports), names(held.contradicting), names(held.apart))
     assert [str(s.path) for s in u.exports] == [str(s.path) for s in held.exports]

@@ -13,10 +13,13 @@ Each unit's record is judged with the journal's own verifier (as ``bedside log v
 every export on its own with its header, and the merged chain as a whole.
 
 Exports are streamed, not held: an export file with its header is read a line at a time
-each time its records are needed (``ExportRecords``: once to verify it, once for its row),
-so a ward of 200 units, or one export of 400,000 records, costs the memory of one record and
-of the model of the unit being read, not of the files. Only a unit with several exports to
-merge holds that unit's records while it is merged.
+each time its records are needed (``ExportRecords``: once to verify it, once for its row; a
+bare file or a data directory, ``model.read``, likewise), so a ward of 200 units, or one export
+of 400,000 records, costs the memory of one record and of the model of the unit being read,
+not of the files. A unit's several exports are merged a record of each at a time: one pass
+over each (its first and last seq), one over them all merged by seq (``heapq.merge``: where
+they overlap, every record's hash compared), and the merged records are merged again from the
+files each time they are read.
 """
 
 from __future__ import annotations
