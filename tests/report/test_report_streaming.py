@@ -124,3 +124,37 @@ def test_a_line_past_the_limit_is_one_damaged_line_never_held(week: Path, tmp_pa
         tracemalloc.stop()
     assert peak < 12 * 2**20, peak          # the 32 MiB line is read in pieces of at most 4 MiB
     assert not made.verdict.ok and any("line 11 of the file is not a record" in p for p in made.verdict.problems)
+
+
+def _locks(path: Path, n: int) -> Path:
+    """An export of n records the report's model keeps nothing of, so that what is measured is
+    the reading, not the model (issue 22's bound on the model is its own)."""
+    from datetime import timedelta
+
+    from bedside.core.records import T
+    from tests.rigs import ward_rig as wr
+
+    t0 = wr.aware("2026-11-01T08:00")
+    bodies = [{"type": T.LOCK, "time": (t0 + timedelta(seconds=i)).isoformat(timespec="milliseconds"),
+               "via": "serial", "note": "x" * 200} for i in range(n)]
+    path.write_text(wr.export_text(wr.seal(bodies), t0), "utf-8")
+    return path
+
+
+def _peak(path: Path) -> int:
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        made = report.make_from(report.read(path))
+        assert made.verdict.ok, made.verdict.problems
+        return tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+
+
+def test_four_times_the_records_take_no_more_memory(tmp_path: Path) -> None:
+    small, large = _locks(tmp_path / "small.jsonl", 3_000), _locks(tmp_path / "large.jsonl", 12_000)
+    _peak(small)                      # imports and caches: not counted
+    p_small, p_large = _peak(small), _peak(large)
+    assert p_large < p_small + 2**20, (p_small, p_large)
+    assert p_large < large.stat().st_size / 4, (p_large, large.stat().st_size)   # held: several times the file
