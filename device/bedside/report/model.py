@@ -5,7 +5,8 @@ Callers (``bedside report``, the serial download tool, the stick export) use:
 * ``read(path)`` — a data directory (the journal, read-only) or an export file, its records
   read a record at a time each time they are iterated; ``make_from(records)`` — its verdict
   and adherence model in one pass;
-* ``load(path)`` and ``make(records, header=...)`` — the same, the records held in a list;
+* ``load(path)`` and ``make(records, header=...)`` — the same, the records held in a list (no
+  command reads a unit's record so now; kept as what the reading a record at a time is tested against);
 * ``files.write(records, html_path, csv_path, header=...)`` — both files, each written to a
   temporary name, synced and renamed, so a reader never sees half a report.
 
