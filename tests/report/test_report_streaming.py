@@ -170,8 +170,8 @@ def test_the_fhir_bundle_is_checked_a_part_at_a_time_and_still_whole() -> None:
         return {"fullUrl": f"urn:uuid:00000000-0000-0000-0000-{n:012d}", "request": request,
                 "resource": {"resourceType": "Basic", "code": {"text": "x"}}}
 
-    doc = {"resourceType": "Bundle", "type": "transaction",
-           "entry": [entry(n, {"method": "PUT", "url": f"Basic/{n}"}) for n in range(450)]}
+    doc: dict[str, Any] = {"resourceType": "Bundle", "type": "transaction",
+                           "entry": [entry(n, {"method": "PUT", "url": f"Basic/{n}"}) for n in range(450)]}
     assert fhir.validate(doc) == []
     doc["entry"][420] = entry(420, {"method": "PUT"})            # a request without its url
     problems = fhir.validate(doc)
