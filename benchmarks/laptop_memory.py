@@ -10,7 +10,8 @@ as the stick's benchmark makes it) exported with ``bedside log export``, and one
 Max RSS and CPU (user + system) of each process from GNU time (``/usr/bin/time``): the
 interpreter and imports included.
 
-Usage: ``python benchmarks/laptop_memory.py [--tree DIR] [--skip-long] [--skip-year]``;
+Usage: ``python benchmarks/laptop_memory.py [--tree DIR] [--skip-long] [--skip-year] [--only WORD]``
+(``--only fhir``: the commands whose name holds the word);
 ``--tree DIR`` runs another tree's ``device/`` (the figures before a change: ``git archive REF
 device | tar -x -C DIR``). Figures go to docs/performance.md ("Hostile input").
 """
@@ -132,7 +133,10 @@ def measure(what: str, path: Path, code: Path, tmp: Path) -> None:
         laptop_copy(path, copy, unit)
     cases.append(("bedside pull's three files (write_outputs)",
                   lambda: run(code, "-c", WRITE_OUTPUTS, str(copy), unit)))
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else ""
     for name, case in cases:
+        if only not in name:
+            continue
         try:
             cpu, mib = case()
             print(f"  {name}: max RSS {mib:.0f} MiB ({mib / size:.2f}x the export), {cpu:.1f} CPU-s", flush=True)
