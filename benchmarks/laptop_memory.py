@@ -111,7 +111,7 @@ def laptop_copy(path: Path, into: Path, unit: str) -> Path:
     return into
 
 
-def measure(what: str, path: Path, code: Path, tmp: Path) -> None:
+def measure(what: str, path: Path, code: Path, tmp: Path, data: Path | None = None) -> None:
     header, n = header_and_lines(path)
     unit = str(header.get("unit") or "unit")
     size = path.stat().st_size / MIB
@@ -122,6 +122,9 @@ def measure(what: str, path: Path, code: Path, tmp: Path) -> None:
         ("bedside report FILE", lambda: bedside(code, "report", str(path), "-o", str(out / "r.html"))),
         ("bedside fhir FILE -o (daily summaries)", lambda: bedside(code, "fhir", str(path), "-o", str(out / "f.json"))),
     ]
+    if data is not None:
+        cases.append(("bedside report DIR (the unit's data directory)",
+                      lambda: bedside(code, "report", str(data), "-o", str(out / "d.html"))))
     two = tmp / "two"
     if not two.exists():
         two_exports(path, two, unit)
@@ -161,7 +164,7 @@ def main() -> None:
                            check=True, capture_output=True, cwd=ROOT,
                            env={**os.environ, "PYTHONPATH": str(ROOT / "device")})
             (tmp / "y").mkdir()
-            measure("a healthy year", path, code, tmp / "y")
+            measure("a healthy year", path, code, tmp / "y", data)
         if "--skip-long" not in args:
             from benchmarks.ward import long_export
 
