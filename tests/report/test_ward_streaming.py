@@ -52,12 +52,13 @@ def test_a_units_row_takes_memory_for_its_model_not_for_its_export(tmp_path: Pat
 
 def test_a_streamed_export_is_judged_as_when_it_was_held(tmp_path: Path) -> None:
     """The streamed verdict and counts are those of the export read whole (``model.load``)."""
+    from bedside.journal import verify
     from bedside.report.model import load
 
     path = _export(tmp_path, 30)
     (u,) = ward.merge(ward.find([path], print))
     loaded = load(path)
-    held = ward._described(path, loaded, loaded.records, ward._judge(path, loaded))
+    held = ward._described(path, loaded, loaded.records, verify.verify_export(path))
     (whole,) = ward.merge([held])
     now = wr.aware("2026-11-30T16:00")
     assert ward.row(u, now) == ward.row(whole, now)

@@ -38,9 +38,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from bedside.journal.segments import JournalError
 
     try:
-        loaded = _one_unit([Path(i) for i in args.inputs], args.unit)
-        made = report_files.write(loaded.records, out, csv_path, header=loaded.header, damaged=loaded.damaged,
-                            episode=args.episode, source=loaded.source)
+        records = _one_unit([Path(i) for i in args.inputs], args.unit)
+        made = report_files.write_from(records, out, csv_path, episode=args.episode)
     except report.ReportError as e:
         raise UserError(str(e)) from None
     except JournalError as e:
@@ -57,15 +56,15 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _one_unit(inputs: list[Path], unit: str | None) -> Any:
-    """The records to report on: one export file or data directory exactly as given (its header and
-    damage kept), else every export found in the inputs (as ``bedside ward`` finds them), one unit's
-    merged."""
+    """The records to report on (read a record at a time, ``model.Records``): one export file or
+    data directory exactly as given (its header and damage kept), else every export found in the
+    inputs (as ``bedside ward`` finds them), one unit's merged."""
     from bedside.report import model as report
     from bedside.report import ward
 
     if len(inputs) == 1 and unit is None and (inputs[0].is_file() or not inputs[0].exists() or
                                               ward.is_data_dir(inputs[0])):
-        return report.load(inputs[0])
+        return report.read(inputs[0])
     problems: list[str] = []
     units = ward.merge(ward.find(inputs, problems.append))
     if not units:
@@ -83,7 +82,6 @@ def _one_unit(inputs: list[Path], unit: str | None) -> Any:
                                  "bedside ward for the whole ward")
     (u,) = units
     if len(u.exports) == 1 and not u.contradicting:
-        # One export: read whole as given (a ward streams an export file's records, and keeps
-        # no damaged lines; the report shows them).
-        return report.load(u.exports[0].path)
-    return report.Loaded(list(u.records), None, [], u.unit)
+        # One export: read as given (a ward's reading keeps no damaged lines; the report shows them).
+        return report.read(u.exports[0].path)
+    return report.Given(u.records, u.unit)

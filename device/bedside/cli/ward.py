@@ -112,7 +112,7 @@ def _fhir_settings(args: argparse.Namespace) -> tuple[Any, Any]:
 def cmd_fhir(args: argparse.Namespace) -> int:
     import json
 
-    from bedside.durable import write_text_atomic
+    from bedside.durable import atomic_writer
     from bedside.laptop import fhir_post
     from bedside.report import fhir, ward
 
@@ -135,9 +135,11 @@ def cmd_fhir(args: argparse.Namespace) -> int:
             print(f"bedside: {problem}", file=sys.stderr)
         raise UserError(f"the bundle does not pass the FHIR R4 models ({len(problems)} problem(s)); nothing was "
                         "written. Please report this with the messages above.", 70)
-    text = json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n"
     try:
-        write_text_atomic(out, text)
+        # Written as it is encoded (the same bytes as json.dumps), never held as one text as well.
+        with atomic_writer(out) as f:
+            json.dump(doc, f, ensure_ascii=False, separators=(",", ":"))
+            f.write("\n")
     except OSError as e:
         raise UserError(f"cannot write {out}: {e.strerror}", 1) from None
     kinds: dict[str, int] = {}
@@ -147,7 +149,7 @@ def cmd_fhir(args: argparse.Namespace) -> int:
     checked = ("checked against the FHIR R4 models" if checks is not None else
                "not checked against the FHIR models (install bedside's laptop extra to check)")
     print(f"Wrote {out}: {len(units)} unit(s), " + ", ".join(f"{n} {k}" for k, n in kinds.items()) +
-          f" ({len(text.encode()) / 1e3:.0f} kB), {checked}.")
+          f" ({out.stat().st_size / 1e3:.0f} kB), {checked}.")
     broken = [u.unit for u in units if u.broken or u.contradicting]
     if broken:
         print(f"bedside: {', '.join(broken)}: record FAILED verification; its resources are marked broken-record.",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -96,7 +96,7 @@ class _Summary:
         }
 
 
-def header_for(records: Sequence[Mapping[str, Any]], *, since_seq: int = 0, segments: list[dict[str, Any]],
+def header_for(records: Iterable[Mapping[str, Any]], *, since_seq: int = 0, segments: list[dict[str, Any]],
                exported: datetime | None = None, empty_head: tuple[int, str] | None = None) -> dict[str, Any]:
     """The header line for these records (as exported), wherever they came from: the unit's own
     journal, or a copy downloaded over the serial link (``segments`` then as the unit reported them)."""

@@ -561,7 +561,7 @@ def export_check(path: Path, key: seal.HospitalKey | None = None, *, link: tuple
         extra = header_problems(header, c)
         segs: list[Any] = header["segments"] if isinstance(header.get("segments"), list) else []
         extra += _export_segments(segs, c)
-        extra += _unreadable(header)
+        extra += unreadable(header)
         v = c.verdict(str(path), extra=extra, segments=segs)
         if v.unit is None and isinstance(header.get("unit"), str):
             v.unit = header["unit"]
@@ -593,7 +593,7 @@ def header_problems(header: Mapping[str, Any], c: Checker) -> list[Problem]:
     return out
 
 
-def _unreadable(header: Mapping[str, Any]) -> list[Problem]:
+def unreadable(header: Mapping[str, Any]) -> list[Problem]:
     """Records the unit could not read when it exported (a damaged segment), as its header lists them."""
     out = []
     for u in header.get("unreadable") or []:
@@ -608,6 +608,10 @@ def _unreadable(header: Mapping[str, Any]) -> list[Problem]:
                                f"({u.get('problem')})", n))
         else:
             out.append(Problem(None, "file", f"the unit could not read part of its journal: {u}"))
+    more = header.get("unread_more")
+    if isinstance(more, int) and not isinstance(more, bool) and more > 0:
+        out.append(Problem(None, "file", f"and {more} more files the unit had not read yet when it was pulled "
+                           "(counted, not named): pull again later"))
     return out
 
 

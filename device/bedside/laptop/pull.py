@@ -20,14 +20,14 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 from bedside.core.errors import BROKEN, FAILED, NOT_CONFIRMED, REFUSED, BedsideError
-from bedside.durable import MAX_LINE, SMALL_FILE, json_loads, read_bounded, write_atomic, write_text_atomic
+from bedside.durable import MAX_LINE, SMALL_FILE, atomic_writer, json_loads, read_bounded, write_text_atomic
 from bedside.journal import chain
 from bedside.laptop import client
 from bedside.laptop.client import Client, Disconnected, LinkError, Misbehaved, NoAnswer, Refused, TimedOut
@@ -689,22 +689,48 @@ def set_time(open_transport: Callable[[], client.Transport], secret: SecretSourc
 SUMMARY_DAYS = 14
 
 
-def write_outputs(out: Path, got: Outcome, key: Any = None) -> tuple[list[Path], list[str], Any]:
+def write_outputs(out: Path, got: Outcome, key: Any = None, generated: datetime | None = None,
+                  ) -> tuple[list[Path], list[str], Any]:
     """Write the export, the sessions CSV and the report for the whole copy, and verify the export as
     ``bedside log verify`` would (every seal too, given the hospital's ``key``); returns the files, a
-    summary and the verdict."""
-    from bedside.journal import export, verify
-    from bedside.report import bundle
+    summary and the verdict.
+
+    A record at a time, never the copy: a first pass over the copy makes the export's header, a
+    second writes the export (to a temporary name, renamed when whole), and the report is made
+    from the export's own bytes as ``bedside report`` reads them (``model.read``); the same files
+    as made whole in memory (``bundle.make``)."""
+    from bedside.journal import verify
+    from bedside.report import files, model
 
     store = JournalCopy(out, got.unit).open()
-    records = list(store.records())
     brk = store.after_break()
-    if brk is not None:
-        # Every record the unit could read: the verified copy, then what followed the break as given.
-        records += brk.records
+
+    def records() -> Iterator[dict[str, Any]]:
+        yield from store.records()
+        if brk is not None:
+            # Every record the unit could read: the verified copy, then what followed the break as given.
+            yield from brk.records
+
+    path = out / f"{got.unit}-journal.jsonl"
+    header = export_header(records(), got, store.start)
+    with atomic_writer(path) as f:
+        f.write(json.dumps(header, sort_keys=True, separators=(",", ":")) + "\n")
+        for rec in records():
+            f.write(batch.export_line(rec) + "\n")
+    verdict = verify.verify_export(path, key)
+    html, csv_path = out / f"{got.unit}-report.html", out / f"{got.unit}-sessions.csv"
+    made = files.write_from(model.read(path), html, csv_path, generated=generated or datetime.now().astimezone())
+    return [path, csv_path, html], summary_lines(got, store, made, verdict, brk), verdict
+
+
+def export_header(records: Iterable[dict[str, Any]], got: Outcome, start: int) -> dict[str, Any]:
+    """The export header for the copy's records (read once, a record at a time), with what the
+    unit said in its ``hello`` of the files it listed and those it has not read yet."""
+    from bedside.journal import export
+
     given = got.hello.get("segments")
     segments: list[dict[str, Any]] = [x for x in given if isinstance(x, dict)] if isinstance(given, list) else []
-    header = export.header_for(records, since_seq=store.start - 1, segments=segments)
+    header = export.header_for(records, since_seq=start - 1, segments=segments)
     header["via"] = "serial"
     more = got.hello.get("segments_more")
     if isinstance(more, int) and not isinstance(more, bool) and more > 0:
@@ -713,15 +739,10 @@ def write_outputs(out: Path, got: Outcome, key: Any = None) -> tuple[list[Path],
         # What the unit has not read yet, named as the unit's own export names what it cannot read.
         header["unreadable"] = [{"segment": u["segment"], "file": u["file"], "first_seq": u["first_seq"],
                                  "last_seq": u["last_seq"], "problem": u["problem"]} for u in got.unread]
-    path = out / f"{got.unit}-journal.jsonl"
-    made = bundle.make(header, [batch.export_line(r) for r in records], source=path.name,
-                       generated=datetime.now().astimezone())
-    write_atomic(path, made.export)
-    verdict = verify.verify_export(path, key)
-    html, csv_path = out / f"{got.unit}-report.html", out / f"{got.unit}-sessions.csv"
-    write_atomic(html, made.html)
-    write_atomic(csv_path, made.csv)
-    return [path, csv_path, html], summary_lines(got, store, made.report, verdict, brk), verdict
+        more = got.hello.get("unread_more")
+        if isinstance(more, int) and not isinstance(more, bool) and more > 0:
+            header["unread_more"] = more    # files not read yet past those the unit named (counted)
+    return header
 
 
 def summary_lines(got: Outcome, store: JournalCopy, made: Any, verdict: Any, brk: Break | None = None) -> list[str]:

@@ -722,6 +722,9 @@ def structure_definitions() -> list[dict[str, Any]]:
 
 # --- checking -------------------------------------------------------------------------------
 
+VALIDATE_ENTRIES = 200       # entries checked as one Bundle at a time
+
+
 def validate(doc: Mapping[str, Any]) -> list[str] | None:
     """Problems found checking the bundle and every resource in it against the FHIR R4 models of
     ``fhir.resources`` (the laptop extra: ``pip install 'bedside[laptop]'``); None without it."""
@@ -740,8 +743,17 @@ def validate(doc: Mapping[str, Any]) -> list[str] | None:
         except Exception as x:         # the library raises pydantic's errors, or LookupError
             problems.append(f"entry {n} ({res.get('resourceType')}): {x}".replace("\n", " "))
     if not problems:
-        try:
-            construct_fhir_element("Bundle", dict(doc))
-        except Exception as x:
-            problems.append(f"the Bundle: {x}".replace("\n", " "))
+        # The Bundle around its entries, VALIDATE_ENTRIES at a time: the same checks of each entry
+        # as a Bundle, without the models of every resource at once (about 60 KiB an entry).
+        shell = {k: v for k, v in doc.items() if k != "entry"}
+        entries = doc["entry"] if isinstance(doc.get("entry"), list) else None
+        parts = [shell] if entries is None else [{**shell, "entry": entries[i:i + VALIDATE_ENTRIES]}
+                                                 for i in range(0, max(len(entries), 1), VALIDATE_ENTRIES)]
+        for i, part in enumerate(parts):
+            try:
+                construct_fhir_element("Bundle", part)
+            except Exception as x:
+                where = f" (entries from {i * VALIDATE_ENTRIES + 1})" if len(parts) > 1 else ""
+                problems.append(f"the Bundle{where}: {x}".replace("\n", " "))
+                break
     return problems

@@ -2,8 +2,11 @@
 
 Callers (``bedside report``, the serial download tool, the stick export) use:
 
-* ``load(path)`` — read a data directory (the journal, read-only) or an export file;
-* ``make(records, header=...)`` — verdict and adherence model, pure;
+* ``read(path)`` — a data directory (the journal, read-only) or an export file, its records
+  read a record at a time each time they are iterated; ``make_from(records)`` — its verdict
+  and adherence model in one pass;
+* ``load(path)`` and ``make(records, header=...)`` — the same, the records held in a list (no
+  command reads a unit's record so now; kept as what the reading a record at a time is tested against);
 * ``files.write(records, html_path, csv_path, header=...)`` — both files, each written to a
   temporary name, synced and renamed, so a reader never sees half a report.
 
@@ -14,14 +17,16 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping, Sequence
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from bedside import sheet
 from bedside.core.errors import BedsideError
+from bedside.core.records import T
 from bedside.durable import MAX_LINE, TooLarge, json_loads, read_bounded
 from bedside.journal import chain
 from bedside.report import adherence
@@ -153,6 +158,234 @@ def _json_object(line: str) -> dict[str, Any] | None:
     return v if isinstance(v, dict) else None
 
 
+# --- reading a record at a time -------------------------------------------------------
+
+MAX_DAMAGED = 1_000        # lines that are not records named in a streamed read; the rest counted
+_CHUNK = 4 * MAX_LINE      # a line's bytes read at once: MAX_LINE characters are at most this many
+
+
+class Records:
+    """One unit's records, read again from where they are each time they are iterated, never
+    held: an export file a line at a time (``ExportFile``), a data directory's journal
+    (``DataDir``), or records given (``Given``). The first pass that reads them all also
+    checks them as ``check`` does (``verdict``); what ``make_from`` and ``files.write_from``
+    make of them is what ``make`` makes of ``load``'s list."""
+
+    def __init__(self, source: str, header: dict[str, Any] | None = None, link: tuple[int, str] | None = None,
+                 ) -> None:
+        self.source = source
+        self.header = header
+        self.link = link                 # (seq, hash) the first record follows, when known but not from a header
+        self.damaged: list[str] = []     # lines that are not records (the first MAX_DAMAGED)
+        self.damaged_more = 0            # ... and how many more
+        self.count = 0                   # records given by the first pass
+        self.unit: str | None = None     # the last ``start`` record's unit, as the first pass saw it
+        self.last: Mapping[str, Any] | None = None   # the last record the first pass gave
+        self._checker: Any = None
+        self._done = False
+
+    def _given(self) -> Iterable[dict[str, Any]]:
+        raise NotImplementedError
+
+    @property
+    def read_once(self) -> bool:
+        """Whether a pass has read them all (``count``, ``unit``, ``last`` and the verdict are its)."""
+        return self._done
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        if self._done:
+            yield from self._given()
+            return
+        from bedside.journal import verify
+
+        c = verify.Checker(link=self.link)
+        self.damaged, self.damaged_more, self.count, self.unit, self.last = [], 0, 0, None, None
+        for rec in self._given():
+            if self.count == 0 and self.header is not None:
+                # As ``check`` links an export's first record to the header's note of the one before.
+                first, seq0 = self.header.get("first"), rec.get("seq")
+                if isinstance(first, Mapping) and isinstance(seq0, int) and seq0 > 1 and first.get("seq") == seq0:
+                    c.link = (seq0 - 1, str(first.get("prev")))
+            c.feed(rec)
+            self.count += 1
+            if rec.get("type") == T.START and isinstance(rec.get("unit"), str):
+                self.unit = rec["unit"]
+            self.last = rec
+            yield rec
+        self._finished()
+        self._checker, self._done = c, True
+
+    def _finished(self) -> None:
+        """At the end of the first pass: what ``parse_export`` refuses once it has read every line."""
+
+    def _not_record(self, n: int) -> None:
+        if len(self.damaged) < MAX_DAMAGED:
+            self.damaged.append(f"line {n} of the file is not a record")
+        else:
+            self.damaged_more += 1
+
+    @property
+    def all_damaged(self) -> list[str]:
+        more = [f"and {self.damaged_more} more lines of the file are not records (counted, not listed)"] \
+            if self.damaged_more else []
+        return [*self.damaged, *more]
+
+    def verdict(self, source: str = "report") -> Any:
+        """The journal checker's verdict (``check``'s), from the first pass (made now if there was none)."""
+        if not self._done:
+            for _ in self:
+                pass
+        return finish_check(self._checker, self.header, self.all_damaged, self.count > 0, source)
+
+
+class Given(Records):
+    """Records already being read by someone else (a ward's merged exports), iterated once or more."""
+
+    def __init__(self, records: Iterable[dict[str, Any]], source: str, link: tuple[int, str] | None = None) -> None:
+        super().__init__(source, link=link)
+        self._records = records
+
+    def _given(self) -> Iterable[dict[str, Any]]:
+        return self._records
+
+
+class DataDir(Records):
+    """A unit's data directory: its journal opened (read-only) for each pass."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path.name or str(path))
+        self.path = path
+
+    def _given(self) -> Iterator[dict[str, Any]]:
+        from zoneinfo import ZoneInfo
+
+        from bedside.journal.journal import Journal
+
+        # Only reads: the time zone and boot id matter to writers alone.
+        journal = Journal(self.path, ZoneInfo("UTC"), "report", readonly=True)
+        try:
+            yield from journal.records()
+        finally:
+            journal.close()
+
+
+class ExportFile(Records):
+    """An export file (or bare JSON lines), read a line at a time: the records and damaged lines
+    ``parse_export`` gives for the whole file, split and parsed as it splits and parses them.
+    The file's first line is read (and refused, as ``load`` refuses it) when this is made; what
+    only the whole file shows (not UTF-8, larger than MAX_EXPORT, no record) ends the first pass
+    with the same ReportError. (A line of more than 4 MiB between newlines is one damaged line,
+    where ``parse_export`` would also split it at other line breaks.)"""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path.name)
+        self.path = path
+        self._skip = 0                 # lines before the first record (blank lines and the header)
+        with self._open() as f:
+            for n, raw in self._lines(f):
+                line = raw.strip()
+                if not line:
+                    continue
+                first = _json_object(line)
+                if first is None:
+                    if line.startswith("seq,time,type"):
+                        raise ReportError(f"{self.source} is the CSV export; the report needs the JSONL export "
+                                          "(bedside log export --data DIR > FILE.jsonl)")
+                    raise ReportError(f"{self.source} is not a bedside export (line {n} is not a JSON record)")
+                if "bedside_export" in first:
+                    version = first["bedside_export"]
+                    if version != EXPORT_FORMAT:
+                        raise ReportError(f"{self.source} is in export format {version!r}; this bedside reads "
+                                          f"format {EXPORT_FORMAT}: use a newer bedside to read it")
+                    self.header, self._skip = first, n
+                else:
+                    self._skip = n - 1
+                return
+        raise ReportError(f"{self.source} is empty: there are no records to report on")
+
+    def _open(self) -> IO[bytes]:
+        path = self.path
+        if not path.exists():
+            raise ReportError(f"{path} does not exist (give an export file or a unit's data directory)")
+        try:
+            # Without blocking: a fifo in the file's place gives nothing, never a wait.
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+            return open(fd, "rb")
+        except OSError as e:
+            raise ReportError(f"cannot read {path}: {e.strerror}") from None
+
+    def _lines(self, f: IO[bytes]) -> Iterator[tuple[int, str]]:
+        """(line number, text) as ``parse_export`` numbers the lines of the decoded file."""
+        n, size = 0, 0
+        while True:
+            try:
+                raw = f.readline(_CHUNK + 1)
+            except OSError as e:
+                raise ReportError(f"cannot read {self.path}: {e.strerror}") from None
+            if not raw:
+                return
+            size += len(raw)
+            if len(raw) > _CHUNK and not raw.endswith(b"\n"):
+                if n == 0:
+                    raise ReportError(f"{self.path} is not a bedside export: its first line is longer than "
+                                      f"{MAX_LINE // 1024} KiB, far beyond any record")
+                ended = False
+                while not ended:                         # the rest of the line, never held
+                    raw = b""
+                    raw = f.readline(MAX_LINE)
+                    size += len(raw)
+                    ended = not raw or raw.endswith(b"\n")
+                n += 1
+                yield n, "\x00"                            # one line that is not a record
+                raw = b""
+            if size > MAX_EXPORT:
+                raise ReportError(f"{self.path} is not a bedside export: it is larger than "
+                                  f"{MAX_EXPORT // 2**20} MiB, more than a unit records in decades")
+            if not raw:
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ReportError(f"{self.source} is not a bedside export (not UTF-8 text)") from None
+            # (a newline never falls inside a UTF-8 character: the file's lines are these lines' lines)
+            for piece in text.splitlines():
+                n += 1
+                if n == 1 and len(piece) > MAX_LINE:
+                    raise ReportError(f"{self.path} is not a bedside export: its first line is longer than "
+                                      f"{MAX_LINE // 1024} KiB, far beyond any record")
+                yield n, piece
+
+    def _given(self) -> Iterator[dict[str, Any]]:
+        with self._open() as f:
+            for n, raw in self._lines(f):
+                if n <= self._skip:
+                    continue
+                line = raw.strip()
+                if not line:
+                    continue
+                rec = _json_object(line)
+                if rec is None or "seq" not in rec or "type" not in rec:
+                    if not self._done:
+                        self._not_record(n)
+                    continue
+                yield rec
+
+    def _finished(self) -> None:
+        if not self.count and not self.damaged and self.header is None:
+            raise ReportError(f"{self.source} holds no records")
+        if not self.count and self.damaged:
+            raise ReportError(f"{self.source} is not a bedside export (no line is a record)")
+
+
+def read(path: Path) -> Records:
+    """``load`` a record at a time: a data directory or an export file, its records read again
+    from it each time they are iterated. Raises ReportError for a file that is not an export
+    (or JournalError for a data directory, when its records are first read)."""
+    if path.is_dir():
+        return DataDir(path)
+    return ExportFile(path)
+
+
 # --- judging the record --------------------------------------------------------------
 
 def verdict(records: Sequence[Mapping[str, Any]], header: Mapping[str, Any] | None = None,
@@ -201,7 +434,8 @@ def finish_check(c: Any, header: Mapping[str, Any] | None, damaged: Sequence[str
 
     extra = [verify.Problem(None, "damage", d) for d in damaged]
     if header is not None:
-        extra += verify.header_problems(header, c)
+        # (and, as ``bedside log verify`` names them, the files the unit had not read or could not)
+        extra += verify.header_problems(header, c) + verify.unreadable(header)
     if not any_records:
         extra.append(verify.Problem(None, "format", "there are no records"))
     return c.verdict(source, extra=extra)
@@ -217,6 +451,17 @@ def make(records: Sequence[Mapping[str, Any]], *, header: Mapping[str, Any] | No
         raise ReportError(f"episode {episode} is not in this record; " +
                           (f"it holds: {known}" if known else "no admission is recorded in it"))
     return Report(model, verdict(records, header, damaged), header, source)
+
+
+def make_from(records: Records, *, episode: str | None = None) -> Report:
+    """``make`` for records read a record at a time (``read``): one pass makes the model and
+    checks the records; the same Report as ``make`` of the whole list."""
+    model = adherence.build(records, episode=episode)
+    if episode is not None and all(e.id != episode for e in model.episodes):
+        known = ", ".join(e.id for e in model.episodes)
+        raise ReportError(f"episode {episode} is not in this record; " +
+                          (f"it holds: {known}" if known else "no admission is recorded in it"))
+    return Report(model, verification(records.verdict()), records.header, records.source)
 
 
 CSV_FIELDS = ["session", "day", "kind", "episode", "post_op_day", "due", "offered", "outcome", "missed_reason",

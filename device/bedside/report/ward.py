@@ -13,15 +13,19 @@ Each unit's record is judged with the journal's own verifier (as ``bedside log v
 every export on its own with its header, and the merged chain as a whole.
 
 Exports are streamed, not held: an export file with its header is read a line at a time
-each time its records are needed (``ExportRecords``: once to verify it, once for its row),
-so a ward of 200 units, or one export of 400,000 records, costs the memory of one record and
-of the model of the unit being read, not of the files. Only a unit with several exports to
-merge holds that unit's records while it is merged.
+each time its records are needed (``ExportRecords``: once to verify it, once for its row; a
+bare file or a data directory, ``model.read``, likewise), so a ward of 200 units, or one export
+of 400,000 records, costs the memory of one record and of the model of the unit being read,
+not of the files. A unit's several exports are merged a record of each at a time: one pass
+over each (its first and last seq), one over them all merged by seq (``heapq.merge``: where
+they overlap, every record's hash compared), and the merged records are merged again from the
+files each time they are read.
 """
 
 from __future__ import annotations
 
 import contextlib
+import heapq
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +35,7 @@ from typing import Any
 
 from bedside.core.records import T
 from bedside.report import adherence as ad
-from bedside.report.model import Loaded, ReportError, check, load
+from bedside.report.model import Given, Loaded, Records, ReportError, read
 
 STALE_AFTER = timedelta(hours=24)      # a record older than this no longer tells the ward how a bed is doing
 PARTIAL_AFTER = timedelta(hours=1)     # a record older than this speaks for part of the window only
@@ -78,16 +82,19 @@ def _records_of(lines: Iterable[tuple[int, Any]]) -> Iterator[dict[str, Any]]:
 
 
 class _Deferred:
-    """A streamed export's verdict, made when first asked for (by then, usually, by the pass
-    that read the records for the row)."""
+    """A streamed export's (or merged exports') verdict, made when first asked for (by then,
+    usually, by the pass that read the records for the row)."""
 
-    __slots__ = ("_records",)
+    __slots__ = ("_made", "_verdict")
 
-    def __init__(self, records: ExportRecords) -> None:
-        self._records = records
+    def __init__(self, made: Callable[[], Any]) -> None:
+        self._made = made
+        self._verdict: Any = None
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._records.verdict, name)
+        if self._verdict is None:
+            self._verdict = self._made()
+        return getattr(self._verdict, name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +132,10 @@ class UnitRecord:
         export's is asked after its row has read it, so it is verified in that same pass."""
         if self.failed is not None:
             return self.failed
-        return [(s, s.verdict) for s in self.exports if not s.verdict.ok]
+        out: list[tuple[Source | None, Any]] = [(s, s.verdict) for s in self.exports if not s.verdict.ok]
+        if not out and not self.verdict.ok:
+            out.append((None, self.verdict))       # each export sound, the exports together not
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,23 +263,32 @@ def _source(p: Path) -> Source:
     if streamed is not None:
         return streamed
     try:
-        loaded = load(p)
+        records = read(p)
+        for _ in records:      # the first pass: checks them, and refuses what only the whole file shows
+            pass
     except JournalError as e:
         raise ReportError(f"{p}: {e}") from None
-    return _described(p, loaded, loaded.records, _judge(p, loaded))
+    return _described(p, Loaded([], records.header, [], records.source), records, _judge(p, records))
 
 
 def _described(p: Path, loaded: Loaded, records: Iterable[dict[str, Any]], verdict: Any) -> Source:
     header = loaded.header or {}
+    read_once = records if isinstance(records, Records) and records.read_once else None
     unit = header.get("unit") if isinstance(header.get("unit"), str) else None
     if unit is None:
-        units = [r.get("unit") for r in records if r.get("type") == T.START and isinstance(r.get("unit"), str)]
-        unit = units[-1] if units else _unit_by_name(p)
+        if read_once is not None:
+            unit = read_once.unit or _unit_by_name(p)
+        else:
+            units = [r.get("unit") for r in records if r.get("type") == T.START and isinstance(r.get("unit"), str)]
+            unit = units[-1] if units else _unit_by_name(p)
     taken = ad.parse_time(header.get("exported")) if isinstance(header.get("exported"), str) else None
     if taken is None:
         last = None
-        for last in records:       # noqa: B007 - the last record is the one wanted
-            pass
+        if read_once is not None:
+            last = read_once.last
+        else:
+            for last in records:       # noqa: B007 - the last record is the one wanted
+                pass
         taken = ad.parse_time(last.get("time")) if last is not None else None
     return Source(p, loaded, unit, _report_beside(p, unit), taken, verdict, records)
 
@@ -294,19 +313,20 @@ def _streamed(p: Path) -> Source | None:
     if first is None:
         return None          # no record at all: load() says what the file is
     records = ExportRecords(p)
-    return _described(p, Loaded([], header, [], p.name), records, _Deferred(records))
+    return _described(p, Loaded([], header, [], p.name), records, _Deferred(lambda: records.verdict))
 
 
-def _judge(p: Path, loaded: Loaded) -> Any:
+def _judge(p: Path, records: Records) -> Any:
     """``bedside log verify``'s own verdict: the very function it runs on an export file or a data
-    directory; a bare JSON-lines file without a header is checked record by record."""
+    directory; a bare JSON-lines file without a header is checked record by record (by the pass
+    that has read it)."""
     from bedside.journal import export, verify
     from bedside.journal.segments import JournalError
 
     try:
         return verify.verify_data(p) if p.is_dir() else verify.verify_export(p)
     except (export.NotAnExport, JournalError):
-        return check(loaded.records, loaded.header, loaded.damaged, source=str(p))
+        return records.verdict(str(p))
 
 
 def _unit_by_name(p: Path) -> str | None:
@@ -342,8 +362,64 @@ def merge(sources: Iterable[Source]) -> list[UnitRecord]:
     return [_merge(unit, group) for unit, group in sorted(by_unit.items())]
 
 
-def _hashes(s: Source) -> dict[int, str]:
-    return {r["seq"]: str(r.get("hash")) for r in s.records if isinstance(r.get("seq"), int)}
+@dataclass(frozen=True, slots=True)
+class _Span:
+    """What one pass over an export's records says of it for the merge (records with a seq)."""
+
+    lo: int | None = None            # its first seq ...
+    lo_prev: Any = None              # ... and that record's prev
+    hi: int | None = None            # its last seq ...
+    hi_hash: Any = None              # ... and that record's hash
+    ordered: bool = True             # each seq above the one before (as every export writes them)
+
+
+def _span(s: Source) -> _Span:
+    lo = lo_prev = hi = hi_hash = None
+    ordered = True
+    for r in s.records:
+        seq = r.get("seq")
+        if not isinstance(seq, int):
+            continue
+        if lo is None:
+            lo, lo_prev = seq, r.get("prev")
+        elif hi is not None and seq <= hi:
+            ordered = False
+        hi, hi_hash = seq, r.get("hash")
+    return _Span(lo, lo_prev, hi, hi_hash, ordered)
+
+
+def _seqs(s: Source, i: int) -> Iterator[tuple[int, int, str]]:
+    return ((r["seq"], i, str(r.get("hash"))) for r in s.records if isinstance(r.get("seq"), int))
+
+
+def _relations(group: list[Source]) -> tuple[set[tuple[int, int]], set[tuple[int, int]]]:
+    """(pairs of exports holding a seq in common, pairs holding one with different hashes): one
+    pass over the exports' seq-ordered records merged (``heapq.merge``), a record of each at a time."""
+    common: set[tuple[int, int]] = set()
+    differ: set[tuple[int, int]] = set()
+    last: tuple[tuple[int, ...], bool] | None = None
+
+    def judge(at: list[tuple[int, str]]) -> None:
+        nonlocal last
+        key = (tuple(i for i, _ in at), len({h for _, h in at}) == 1)
+        if key == last and key[1]:
+            return               # the same exports agreeing again, as at the seq before: known
+        last = key
+        for a, (i, hi) in enumerate(at):
+            for j, hj in at[a + 1:]:
+                common.update({(i, j), (j, i)})
+                if hi != hj:
+                    differ.update({(i, j), (j, i)})
+
+    at: list[tuple[int, str]] = []
+    seq0 = None
+    for seq, i, h in heapq.merge(*(_seqs(s, i) for i, s in enumerate(group))):
+        if seq != seq0:
+            judge(at)
+            at, seq0 = [], seq
+        at.append((i, h))
+    judge(at)
+    return common, differ
 
 
 def _merge(unit: str, group: list[Source]) -> UnitRecord:
@@ -351,25 +427,29 @@ def _merge(unit: str, group: list[Source]) -> UnitRecord:
         # One export: its records as they are in the file, streamed (never all in memory).
         only = group[0]
         return UnitRecord(unit, only.records, [only], [], [], only.verdict, None)
+    # A record at a time: one pass over each export (its first and last seq: it is verified on
+    # the way), one over them all merged by seq (which overlap, which disagree), then the merged
+    # records are given by merging them again each time they are read.
+    spans = {id(s): _span(s) for s in group}
     # The newest export (most records, then latest taken) anchors the chain.
-    order = sorted(group, key=lambda s: (s.head, s.taken.timestamp() if s.taken else 0.0), reverse=True)
-    base = order[0]
-    merged: dict[int, dict[str, Any]] = {r["seq"]: r for r in base.records if isinstance(r.get("seq"), int)}
-    hashes = _hashes(base)
-    used, contradicting, apart = [base], [], []
-    pending = order[1:]
+    order = sorted(group, key=lambda s: (spans[id(s)].hi or 0, s.taken.timestamp() if s.taken else 0.0),
+                   reverse=True)
+    # An export whose seqs do not rise (no bedside writes one: its own verdict says where) cannot
+    # be merged by seq: it is kept apart, unless no export can be.
+    ordered = [s for s in order if spans[id(s)].ordered] or order[:1]
+    apart = [s for s in order if s not in ordered]
+    base = ordered[0]
+    index = {id(s): i for i, s in enumerate(ordered)}
+    common, differ = _relations(ordered)
+    used, contradicting = [base], []
+    pending = ordered[1:]
     while pending:
         progress = False
         for s in list(pending):
-            theirs = _hashes(s)
-            common = theirs.keys() & hashes.keys()
-            if any(theirs[k] != hashes[k] for k in common):
+            i = index[id(s)]
+            if any((i, index[id(u)]) in differ for u in used):
                 contradicting.append(s)
-            elif common or _joins(s, merged):
-                for r in s.records:
-                    if isinstance(r.get("seq"), int):
-                        merged.setdefault(r["seq"], r)
-                hashes.update(theirs)
+            elif any((i, index[id(u)]) in common for u in used) or _joins(spans[id(s)], [spans[id(u)] for u in used]):
                 used.append(s)
             else:
                 continue
@@ -378,38 +458,63 @@ def _merge(unit: str, group: list[Source]) -> UnitRecord:
         if not progress:
             apart += pending
             break
-    records = [merged[k] for k in sorted(merged)]
     if len(used) == 1:
+        records: Iterable[dict[str, Any]] = _Only(base)
         verdict = base.verdict           # the export alone, already checked with its header
-    else:
-        first = min(used, key=lambda s: min(_hashes(s), default=0))
-        verdict = check(records, source=unit, link=_link(first, records))
-    broken: list[tuple[Source | None, Any]] = [(s, s.verdict) for s in used if not s.verdict.ok]
-    if not verdict.ok and not broken:
-        broken.append((None, verdict))
-    return UnitRecord(unit, records, used, contradicting, apart, verdict, broken)
+        return UnitRecord(unit, records, used, contradicting, apart, verdict, None)
+    first = min(used, key=lambda s: spans[id(s)].lo or 0)
+    lo = min(spans[id(s)].lo or 0 for s in used)
+    merged = Given(_Merged(used), unit, link=_link(first, lo))
+    return UnitRecord(unit, merged, used, contradicting, apart, _Deferred(lambda: merged.verdict(unit)), None)
 
 
-def _joins(s: Source, merged: dict[int, dict[str, Any]]) -> bool:
+class _Only:
+    """One export's records with a seq, as merged alone."""
+
+    def __init__(self, s: Source) -> None:
+        self.s = s
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return (r for r in self.s.records if isinstance(r.get("seq"), int))
+
+
+class _Merged:
+    """The exports' records merged by seq, each seq once: from the export merged first (the newest)."""
+
+    def __init__(self, used: list[Source]) -> None:
+        self.used = used
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        streams = [((r["seq"], rank, r) for r in s.records if isinstance(r.get("seq"), int))
+                   for rank, s in enumerate(self.used)]
+        seq0 = None
+        for seq, _rank, r in heapq.merge(*streams, key=lambda t: (t[0], t[1])):
+            if seq != seq0:
+                seq0 = seq
+                yield r
+
+
+def _joins(s: _Span, used: list[_Span]) -> bool:
     """An export that ends just before the merged records begin, or begins just after they end."""
-    seqs = sorted(_hashes(s))
-    if not seqs or not merged:
+    if s.lo is None or s.hi is None:
         return False
-    lo, hi = min(merged), max(merged)
-    theirs_first = next(r for r in s.records if r.get("seq") == seqs[0])
-    theirs_last = next(r for r in s.records if r.get("seq") == seqs[-1])
-    return (seqs[-1] + 1 == lo and merged[lo].get("prev") == theirs_last.get("hash")) or \
-        (seqs[0] == hi + 1 and theirs_first.get("prev") == merged[hi].get("hash"))
+    held = [u for u in used if u.lo is not None and u.hi is not None]
+    if not held:
+        return False
+    lo = min(u.lo for u in held if u.lo is not None)
+    hi = max(u.hi for u in held if u.hi is not None)
+    lo_prev = next(u.lo_prev for u in held if u.lo == lo)     # the used agree where they overlap
+    hi_hash = next(u.hi_hash for u in held if u.hi == hi)
+    return (s.hi + 1 == lo and lo_prev == s.hi_hash) or (s.lo == hi + 1 and s.lo_prev == hi_hash)
 
 
-def _link(first: Source, records: list[dict[str, Any]]) -> tuple[int, str] | None:
+def _link(first: Source, lo: int) -> tuple[int, str] | None:
     """The first export's note of where a pruned journal began: the merged records have no header of their own."""
     h = first.loaded.header
     note = h.get("first") if h is not None else None
-    if not records or not isinstance(note, dict) or note.get("seq") != records[0].get("seq"):
+    if not isinstance(note, dict) or note.get("seq") != lo:
         return None
-    seq = records[0].get("seq")
-    return (seq - 1, str(note.get("prev"))) if isinstance(seq, int) and seq > 1 else None
+    return (lo - 1, str(note.get("prev"))) if lo > 1 else None
 
 
 # --- one row per unit -------------------------------------------------------------------------
