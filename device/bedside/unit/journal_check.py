@@ -57,7 +57,7 @@ from bedside.core.events import Instant
 from bedside.core.state import Guiding
 from bedside.journal import salvage, verify
 from bedside.journal.journal import Journal
-from bedside.journal.segments import JournalError
+from bedside.journal.segments import SEGMENT_NAME, JournalError
 from bedside.unit.loop import Unit
 
 DELAY_S = 5.0           # after the start: the first frame, the self-test's chirp
@@ -176,7 +176,7 @@ class JournalCheck:
         tz = self.unit.cfg.tz
         # One salvage budget for the pass, both checks together (describing the segments to find
         # the newest records would otherwise salvage every damaged file, unbounded).
-        with salvage.bounded(salvage.CHECK_BYTES, after=self.after, later=LATER) as spent:
+        with salvage.bounded(salvage.CHECK_BYTES, after=self.after, later=LATER, files=salvage.CHECK_FILES) as spent:
             for which in ("newest", "whole"):
                 t0 = time.monotonic()
                 try:
@@ -202,11 +202,26 @@ class JournalCheck:
         if spent is not None:
             self.passes.append(spent)
             salvage.unwant(self.data / name for name in spent.read)     # (read: in the cache for the link too)
-            left = [name for name in spent.deferred if name > self.after]
-            if left and spent.read:
-                self.after = spent.read[-1]
+            nxt = _carry_on(self.after, spent)
+            if nxt is not None:
+                self.after = nxt
                 self.due = now.mono + CARRY_S
             else:
                 self.after = ""      # every damaged file was read in this round of passes
         if not v.ok:        # a clean check speaks through its checkpoint record
             self.say(f"journal check ({which}): {v.verdict} ({v.records} records, {took:.2f} s)")
+
+
+def _carry_on(after: str, spent: salvage.Budget) -> str | None:
+    """Where the next pass of this round goes on (it examines the files named after it), or None
+    when this pass reached every file: just before the first file it left, past its bytes or its
+    count of files, or left out of its list of files (salvage.LIST_FILES)."""
+    left = [int(name[8:14]) for name in spent.deferred if name > after and SEGMENT_NAME.match(name)]
+    if spent.first_unlisted is not None:
+        left.append(spent.first_unlisted)
+    if not left:
+        return None
+    first = min(left)
+    before = f"journal-{first - 1:06d}.sqlite"
+    # (The first file of a pass is read whatever its size: a pass that left its first moves past it.)
+    return before if before > after else f"journal-{first:06d}.sqlite"
