@@ -68,13 +68,14 @@ def one(kind: str, n: int, base: Path, traced: bool, check_pass: bool = True) ->
     sim.close()
     fill(d, kind, n)
     counts = getattr(segments, "counts", None)
+    reads0 = counts["listings"] if counts is not None else 0
     t0 = time.process_time()
     if traced:
         tracemalloc.start()
     sim = simulate.build(cfg, d, now)
     sim.unit.start()
     start = time.process_time() - t0
-    reads = counts["listings"] if counts is not None else None
+    reads = counts["listings"] - reads0 if counts is not None else None
     svc = LinkService(sim.unit, None)
     svc.attach(sim.clock.now())
     hello = svc.hello(1, "n", sim.clock.now())
@@ -97,9 +98,11 @@ def one(kind: str, n: int, base: Path, traced: bool, check_pass: bool = True) ->
         budgets = [getattr(g, "args", (None,) * 4)[3] for g in given]
         b = next((x for x in budgets if x is not None), None)
         if b is not None:
-            opened = f", opened {b.opened} files not the unit's own, the next pass after {b.last_examined or '-'}"
+            from bedside.unit.journal_check import _carry_on
+            opened = (f", opened {b.opened} files not the unit's own ({len(b.described)} in all), listed "
+                      f"{len(b.listing[1]) if b.listing else '-'}, the next pass after {_carry_on('', b) or '-'}")
     return (f"{n:,} files ({kind}): start {start:.2f} s of CPU (Zero 2 W ~{start * 10:.0f} s)"
-            + (f", {reads} directory reads" if reads is not None else "")
+            + (f", {reads} directory reads (one of them before the start's budget)" if reads is not None else "")
             + f"; attach and hello {step:.2f} s (~{step * 10:.0f} s); hello lists {len(hello.get('segments', []))}, "
             f"counts {hello.get('segments_more', 0)} more, names {len(hello.get('unread', []))} not read yet and "
             f"counts {hello.get('unread_more', 0)} more"

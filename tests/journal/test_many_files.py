@@ -7,6 +7,7 @@ that the test stays quick: ``START_FILES`` 20, ``LIST_FILES`` 60)."""
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -224,7 +225,7 @@ def test_a_budgeted_listing_keeps_the_oldest_and_newest_and_holds_only_those(
 # --- a million files: every listing holds a bounded number of names, a start reads the
 # directory a bounded number of times, and the check's passes open a bounded number of files --
 
-def _linked(d: Path, numbers: range, junk: int = 0) -> None:
+def _linked(d: Path, numbers: Iterable[int], junk: int = 0) -> None:
     """Files named as segments (and ``junk`` others): hard links to one 100-byte file, quick to make."""
     import os
 
