@@ -31,6 +31,7 @@ import shutil
 import sqlite3
 import stat
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -212,11 +213,35 @@ def segment_path(data_dir: Path, n: int) -> Path:
 
 # Directory reads of the listing functions below (the tests count a start's), and the most
 # names one of them held at once.
-counts = {"listings": 0, "names_held": 0}
+counts = {"listings": 0, "names_held": 0, "reused": 0}
 # Bumped by the journal's own creates and deletes of segment files: a budget's cached listing
 # (``segment_files``) is read again after one. Files others add or remove meanwhile are not
 # seen until the next budget: a budget is one start or one step.
 _generation = [0]
+
+
+# A budget's list kept for later budgets while the directory is unchanged: (directory, after) ->
+# (the directory's stamp, the generation, the list, not_listed, not_listed_range, first_unlisted).
+# A listing of a million names costs about a second here (10 s on a Pi Zero 2 W); the unit's own
+# writes change the directory seldom (a new segment, the seal key, the index), so a loop step
+# reads it again only after one. At most ``KEEP_LISTS`` lists of at most LIST_FILES numbers.
+_kept: dict[tuple[str, str | None], tuple[Any, ...]] = {}
+KEEP_LISTS = 4
+# A directory's times are trusted to show a change only when it had been still this long before
+# it was read: a change within the same tick of the file system's clock as the one before it
+# would leave them as they were.
+QUIET_NS = 2_000_000_000
+
+
+def _dir_stamp(data_dir: Path) -> tuple[int, int, int, int] | None:
+    try:
+        st = os.stat(data_dir)
+    except OSError:
+        return None
+    now = time.time_ns()
+    if now - st.st_mtime_ns < QUIET_NS or now - st.st_ctime_ns < QUIET_NS:
+        return None
+    return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns
 
 
 def changed(data_dir: Path | None = None, *, added: int | None = None, removed: int | None = None) -> None:
@@ -245,7 +270,8 @@ def segment_files(data_dir: Path) -> list[tuple[int, Path]]:
     Under a salvage budget with a file count (a start, a loop step, a pass of the journal
     check) at most ``salvage.LIST_FILES`` of them (``_segment_files_bounded``), and the
     directory is read once per budget: the list is kept in the budget and read again only
-    after the journal's own creates and deletes (``changed``). Without one (a person's
+    after the journal's own creates and deletes (``changed``); a later budget takes it too
+    while the directory's times show no change (``_kept``). Without one (a person's
     ``log verify``, ``log export`` or report of a copied data directory), every one: a
     verification asked for by a person must not leave files out, and the laptop's memory is
     not the unit's (about 380 bytes a segment name held; other names are not held)."""
@@ -254,7 +280,20 @@ def segment_files(data_dir: Path) -> list[tuple[int, Path]]:
         key = (os.fspath(Path(data_dir)), _generation[0], budget.after)
         if budget.listing is not None and budget.listing[0] == key:
             return list(budget.listing[1])
-        files = _segment_files_bounded(Path(data_dir), budget)
+        stamp = _dir_stamp(Path(data_dir))
+        kept = _kept.get((key[0], budget.after))
+        if stamp is not None and kept is not None and kept[:2] == (stamp, key[1]):
+            files = kept[2]
+            budget.not_listed, budget.not_listed_range, budget.first_unlisted = kept[3:]
+            counts["reused"] += 1
+        else:
+            files = _segment_files_bounded(Path(data_dir), budget)
+            _kept.pop((key[0], budget.after), None)
+            if stamp is not None:
+                _kept[(key[0], budget.after)] = (stamp, key[1], files, budget.not_listed, budget.not_listed_range,
+                                                 budget.first_unlisted)
+                while len(_kept) > KEEP_LISTS:
+                    del _kept[next(iter(_kept))]
         budget.listing = (key, files)
         return list(files)
     counts["listings"] += 1
