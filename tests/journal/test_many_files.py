@@ -403,3 +403,29 @@ def test_the_checks_passes_open_a_bounded_number_of_files_and_reach_them_all(
         assert spent.opened <= 20
         # What the pass left out of its list is named in its verdict (and so in a fault record).
         assert any("were not listed" in p.text for p in v.problems) == (spent.not_listed > 0)
+
+
+@pytest.mark.parametrize("after", ["", "journal-000300.sqlite", "journal-000999.sqlite", "journal-005000.sqlite"])
+def test_a_check_pass_lists_the_oldest_where_it_goes_on_and_the_newest(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, after: str) -> None:
+    """A check pass's list against a sort of every name: the oldest quarter, the lowest quarter
+    after ``after``, the newest half, and the first number after ``after`` left out."""
+    import random
+
+    monkeypatch.setattr(salvage, "LIST_FILES", 40)
+    numbers = sorted(random.Random(after).sample(range(1, 3000), 400))
+    d = tmp_path / "d"
+    d.mkdir()
+    _linked(d, numbers, junk=50)
+    with salvage.bounded(0, after=after, files=salvage.STEP_FILES) as budget:
+        assert budget is not None
+        got = [n for n, _ in segments.segment_files(d)]
+    after_n = int(after[8:14]) if after else 0
+    beyond = [n for n in numbers if n > after_n]
+    want = sorted(set(numbers[:10]) | set(beyond[:10]) | set(numbers[-20:]))
+    assert got == want
+    assert budget.not_listed == len(numbers) - len(want)
+    left = [n for n in beyond if n not in want and n < numbers[-20]]
+    assert budget.first_unlisted == (left[0] if left else None)
+    lo, hi = budget.not_listed_range or (0, 0)
+    assert all(lo <= n <= hi for n in numbers if n not in want)

@@ -25,6 +25,7 @@ import contextlib
 import errno
 import heapq
 import json
+import operator
 import os
 import re
 import shutil
@@ -48,6 +49,7 @@ from bedside.journal import index as closed_index
 CACHE_KIB = 256                       # SQLite page cache of the writing connection
 FILE_NAME = "journal.sqlite"          # the single file of units from before segments; migrated on open
 SEGMENT_NAME = re.compile(r"^journal-(\d{6})\.sqlite$", re.ASCII)   # ASCII: the names sort as their numbers
+_NAME = operator.attrgetter("name")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -351,13 +353,16 @@ def _segment_files_bounded(data_dir: Path, budget: salvage.Budget) -> list[tuple
     high: list[int] = []
     count = 0
     push, replace = heapq.heappush, heapq.heapreplace
+    # Names of one format sort as their numbers: most names of a large directory are compared,
+    # as strings, with the three groups' bounds and passed over, without parsing their number.
+    last, lo_cut, hi_cut, win_cut = "\U0010ffff", "\U0010ffff", "", "\U0010ffff"
+    after_s = after if after is not None and SEGMENT_NAME.match(after) else ""
     try:
         with os.scandir(data_dir) as entries:
-            for entry in entries:
-                name = entry.name
-                if not SEGMENT_NAME.match(name):
-                    continue
+            for name in filter(SEGMENT_NAME.match, map(_NAME, entries)):
                 count += 1
+                if lo_cut < name < hi_cut and (after_n is None or name <= after_s or name > win_cut):
+                    continue
                 n = int(name[8:14])
                 if len(low) <= n_low:
                     push(low, -n)
@@ -372,6 +377,9 @@ def _segment_files_bounded(data_dir: Path, budget: salvage.Budget) -> list[tuple
                     push(high, n)
                 elif high[0] < n:
                     replace(high, n)
+                lo_cut = f"journal-{-low[0]:06d}.sqlite" if len(low) > n_low else last
+                hi_cut = f"journal-{high[0]:06d}.sqlite" if len(high) > half else ""
+                win_cut = f"journal-{-win[0]:06d}.sqlite" if len(win) > n_win else last
     except FileNotFoundError:
         return []
     lows = sorted(-m for m in low)
@@ -381,7 +389,7 @@ def _segment_files_bounded(data_dir: Path, budget: salvage.Budget) -> list[tuple
     counts["names_held"] = max(counts["names_held"], len(low) + len(win) + len(high))
     budget.not_listed = count - len(kept)
     budget.not_listed_range = None
-    # More files after ``after`` than the window holds, below the newest half: a later pass goes on.
+    # The lowest number after ``after`` left out (below the newest half kept): a later pass goes on there.
     top = highs[1:] if len(highs) > half else highs
     budget.first_unlisted = wins[n_win] if len(wins) > n_win and top and wins[n_win] < top[0] else None
     if budget.not_listed:
