@@ -22,7 +22,15 @@ the files after the last one read (the first of them whatever its size, up to sa
 limits, so each pass moves on). Every damaged file is thus read within one pass per damaged
 file at most, about ceil(damaged bytes / 32 MiB) passes when they are small (nine for 31
 crafted 8–10 MiB files); then the passes stop until the next start. Each pass also re-checks
-every healthy file: decay inside a closed file is found at every start. The loop itself
+every healthy file: decay inside a closed file is found at every start.
+
+A pass is bounded by files too (a data directory of a million 100-byte files named as
+segments): it lists at most ``salvage.LIST_FILES`` segment names (the oldest quarter, the
+quarter after where the last pass stopped, the newest half) and opens at most
+``salvage.CHECK_FILES`` files that are not the unit's own (its newest, and the closed segments
+its index remembers, which every pass checks whatever the count). The next pass goes on just
+before the first file this one left, past its bytes, its count or its list (``_carry_on``), so
+every file is examined once a round: ceil(files / 512) passes for many small ones. The loop itself
 salvages nothing for the check: its look-ups (the checkpoint, earlier faults) run with a
 salvage budget of nothing.
 
