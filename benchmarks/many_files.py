@@ -11,7 +11,7 @@ for the traced peak of the start and the attach and ``hello`` (tracemalloc adds 
 traced run's CPU is not the figure). The check's pass runs after them in the timed child, on
 the calling thread (the unit runs it on a worker thread).
 
-Usage: ``python benchmarks/many_files.py`` (every case, about ten minutes), or
+Usage: ``python benchmarks/many_files.py`` (every case, about fifteen minutes here), or
 ``python benchmarks/many_files.py KIND COUNT [--memory] [--no-check]`` for one (``--no-check``:
 without the check's pass, which took minutes for a million files before its count of files); prints one line a case, for
 docs/performance.md ("Hostile input") and docs/security.md ("Readers of outside bytes").
