@@ -335,15 +335,18 @@ def _segment_files_bounded(data_dir: Path, budget: salvage.Budget) -> list[tuple
     """A budget's list: at most ``salvage.LIST_FILES`` segment files, the oldest and the newest
     halves by number, the rest counted (and named by that count) rather than looked at
     (salvage.py, LIST_FILES). A pass of the journal check (a budget with ``after``) keeps the
-    oldest quarter, the lowest quarter numbered after ``after`` (where the pass goes on; the
-    first pass's ``after`` is "": from the start) and the newest half. The directory is read an entry at a time and
-    only the numbers kept are held, so a directory of a million names costs time in
-    proportion (each name matched once, in C: about 1 µs a name here) but memory for
+    oldest quarter, the lowest quarter numbered after ``after`` (where the pass goes on) and the
+    newest half; a first pass (``after`` "") the oldest and newest halves, as a start. The
+    directory is read an entry at a time and only the numbers kept are held, so a directory of
+    a million names costs time in proportion (each name matched once, in C, most passed over by
+    comparing it with the groups' bounds: about 0.85 µs a name here) but memory for
     ``LIST_FILES`` numbers only."""
     counts["listings"] += 1
     half = salvage.LIST_FILES // 2
     after = budget.after
     after_n = None if after is None else int(after[8:14]) if SEGMENT_NAME.match(after) else 0
+    if after_n == 0:
+        after_n = None          # (a first pass goes on from the start: its window is the oldest half)
     n_low = half if after_n is None else half // 2
     n_win = 0 if after_n is None else half - n_low
     # Heaps of numbers (negated for the lowest: a max-heap): one past each group's size, so
@@ -391,7 +394,11 @@ def _segment_files_bounded(data_dir: Path, budget: salvage.Budget) -> list[tuple
     budget.not_listed_range = None
     # The lowest number after ``after`` left out (below the newest half kept): a later pass goes on there.
     top = highs[1:] if len(highs) > half else highs
-    budget.first_unlisted = wins[n_win] if len(wins) > n_win and top and wins[n_win] < top[0] else None
+    # The lowest number left out after where this read goes on (a check pass goes on there).
+    ahead = wins if after_n is not None else lows
+    n_ahead = n_win if after_n is not None else n_low
+    nxt = ahead[n_ahead] if len(ahead) > n_ahead else None
+    budget.first_unlisted = nxt if nxt is not None and top and nxt < top[0] else None
     if budget.not_listed:
         left_out_low = lows[n_low] if len(lows) > n_low else min(kept)
         left_out_high = highs[0] if len(highs) > half else max(kept)
