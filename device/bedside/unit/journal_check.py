@@ -25,8 +25,9 @@ crafted 8–10 MiB files); then the passes stop until the next start. Each pass 
 every healthy file: decay inside a closed file is found at every start.
 
 A pass is bounded by files too (a data directory of a million 100-byte files named as
-segments): it lists at most ``salvage.LIST_FILES`` segment names (the oldest quarter, the
-quarter after where the last pass stopped, the newest half) and opens at most
+segments): it lists at most ``salvage.LIST_FILES`` segment names (a first pass the oldest and
+newest halves; a pass that goes on the oldest quarter, the quarter after where the last pass
+stopped, the newest half) and opens at most
 ``salvage.CHECK_FILES`` files that are not the unit's own (its newest, and the closed segments
 its index remembers, which every pass checks whatever the count). The next pass goes on just
 before the first file this one left, past its bytes, its count or its list (``_carry_on``), so
