@@ -27,13 +27,13 @@ from bedside.journal.segments import (
     DB_ERRORS,
     FILE_NAME,
     SCHEMA,
-    SEGMENT_NAME,
     CheckpointBusy,
     Gap,
     JournalDamaged,
     JournalError,
     Segment,
     chain_shown,
+    changed,
     companions,
     connect_reader,
     create_segment,
@@ -46,6 +46,7 @@ from bedside.journal.segments import (
     lenient_text,
     limited,
     make_read_only,
+    newest_file,
     not_a_file,
     read_meta,
     segment_files,
@@ -87,20 +88,23 @@ class Journal:
                 # Read-only, nothing is held open: every read opens what it needs, defensively.
                 self._files = files
                 self.path = files[-1][1]
-                self.active = describe(files[-1][0], self.path)
+                self.active = describe(files[-1][0], self.path, own=True)
                 self._seq, self._hash = self._find_head()
                 return
             self.data.mkdir(parents=True, exist_ok=True)
             self._migrate_single_file()
-            files = segment_files(self.data)
-            if not files:
+            # Only the newest file is needed to write: one read of the directory holding one name,
+            # whatever else it holds (a start's other reads list it under the start's budget).
+            newest = newest_file(self.data)
+            if newest is None:
                 shown = chain_shown(self.data)
                 if shown is not None:
                     raise JournalDamaged(f"the journal is damaged: no journal file in {self.data}, but {shown[2]} "
                                          "shows the unit had one")
                 create_segment(self.data, 1, 1, chain.GENESIS, "new")
-                files = segment_files(self.data)
-            n, path = files[-1]
+                newest = (1, segment_path(self.data, 1))
+            files = [newest]
+            n, path = newest
             why = not_a_file(path) or companions(path)
             if why is not None:
                 raise JournalDamaged(f"the journal file is damaged ({path}): {why}")
@@ -135,8 +139,8 @@ class Journal:
             seq, h = self._db_head(db, seg)
         finally:
             db.close()
-        create_segment(self.data, n + 1, seq + 1, h, "resumed", {"closed_segment": n})
-        return segment_files(self.data)
+        made = create_segment(self.data, n + 1, seq + 1, h, "resumed", {"closed_segment": n})
+        return [(n + 1, made)]
 
     def _find_head(self) -> tuple[int, str]:
         """The last readable record of the newest segment that has one (read-only journals)."""
@@ -202,7 +206,7 @@ class Journal:
     def _migrate_single_file(self) -> None:
         """A unit from before segments kept one ``journal.sqlite``: it becomes segment 1, unchanged."""
         old = self.data / FILE_NAME
-        if not old.exists() or segment_files(self.data):
+        if not old.exists() or newest_file(self.data) is not None:
             return
         db = sqlite3.connect(old, isolation_level=None)
         try:
@@ -219,6 +223,7 @@ class Journal:
         finally:
             db.close()
         os.replace(old, segment_path(self.data, 1))
+        changed(self.data)
         fsync_dir(self.data)
 
     def _connection(self) -> sqlite3.Connection:
@@ -332,7 +337,7 @@ class Journal:
                 self._index.save()
             n = self.active.n + 1
             path = create_segment(self.data, n, seq + 1, prev, reason, detail)
-            self._files = segment_files(self.data)
+            self._files = [(n, path)]          # (the fallback of ``segments``; never the whole directory)
             self.path = path
             self.db = self._open(path)
             self.active = read_meta(self.db, n, path)
@@ -350,19 +355,31 @@ class Journal:
         closed segment read before is described from memory (index.py): no file is opened."""
         out = []
         files = segment_files(self.data) or self._files
+        budget = salvage.current()
+        whole = budget is None or budget.files is None or not budget.not_listed
+        newest = files[-1][1] if files else None
         for n, path in files:
             if path == self.path and self.db is not None:
                 out.append(self.active)
                 continue
-            closed = self._closed_info(n, path)
-            out.append(described(n, path, closed) if closed is not None else describe(n, path))
-        if self._index is not None:
+            own = path in (newest, self.path)
+            closed = self._closed_info(n, path, own=own)
+            out.append(described(n, path, closed) if closed is not None
+                       else describe(n, path, own=own or self._own(path)))
+        if self._index is not None and whole:
+            # (A list that left files out says nothing of whether they are still there.)
             self._index.keep_only({path.name for _, path in files})
             if not self.readonly:
                 self._index.save()
         return out
 
-    def _closed_info(self, n: int, path: Path, *, closing: bool = False) -> closed_index.Closed | None:
+    def _own(self, path: Path) -> bool:
+        """A closed segment the unit's own index remembers (the whole check's private index does
+        not): opened by a pass of the journal check whatever its count of files (salvage.admit)."""
+        return self._index is not None and self._index.private and closed_index.for_dir(self.data).get(path) is not None
+
+    def _closed_info(self, n: int, path: Path, *, closing: bool = False,
+                     own: bool = False) -> closed_index.Closed | None:
         """What is remembered of a closed, healthy segment (read and remembered now if it was
         not); None for any other file (the active one, one SQLite cannot read). ``closing``:
         ``path`` is the segment just closed (still ``self.path``)."""
@@ -371,7 +388,7 @@ class Journal:
         got = self._index.get(path)
         if got is not None or closed_index.stamp(path) is None:
             return got
-        if isinstance(salvage.described(path), Segment) or not salvage.admit(path):
+        if isinstance(salvage.described(path), Segment) or not salvage.admit(path, own=own or self._own(path)):
             # Described already in this budget (SQLite refused it: not opened again), or past the
             # budget's count of files (``salvage.admit``): described by the caller without opening.
             return None
@@ -618,20 +635,26 @@ class Journal:
         return int(pages) * int(size)
 
     def size_bytes(self) -> int:
-        """Every segment's bytes (with its WAL). Asked after each record (retention): a file
-        other than the active one is read once and its size remembered (a closed segment's never
-        changes, and the unit writes no other), so the cost of asking does not grow with the
-        journal's age or with files the unit did not write; the active one is read each time."""
-        try:
-            names = os.listdir(self.data)
-        except FileNotFoundError:
-            return 0
+        """The listed segments' bytes (with their WAL). Asked after each record (retention): a
+        file other than the active one is read once and its size remembered (a closed segment's
+        never changes, and the unit writes no other), so the cost of asking does not grow with
+        the journal's age; the active one is read each time. The files are those of
+        ``segment_files`` under a budget with a file count (the caller's, else one of its own):
+        at most ``salvage.LIST_FILES``, the oldest and newest by number, where the unit's own
+        are. Files left out of that list are not the unit's and are not counted, so sizes are
+        remembered for at most that many names whatever the directory holds."""
+        budget = salvage.current()
+        if budget is not None and budget.files is not None:
+            files = segment_files(self.data)
+        else:
+            with salvage.bounded(0, files=salvage.STEP_FILES):
+                files = segment_files(self.data)
         known = self._closed_sizes
         active = self.path.name
-        data = os.fspath(self.data)
         total = 0
         present = set()
-        for name in filter(SEGMENT_NAME.match, names):
+        for _, path in files:
+            name = path.name
             present.add(name)
             size = known.get(name) if name != active else None
             if size is None:
@@ -639,7 +662,7 @@ class Journal:
                 keep = name != active
                 for suffix in ("", "-wal"):
                     try:
-                        st = os.stat(os.path.join(data, name + suffix))
+                        st = os.stat(path.with_name(name + suffix))
                     except FileNotFoundError:
                         continue
                     size += st.st_size

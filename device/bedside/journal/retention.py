@@ -29,6 +29,7 @@ from typing import Any
 from bedside.core.events import Record
 from bedside.core.records import T
 from bedside.durable import fsync_dir, json_loads, read_text, write_atomic
+from bedside.journal import segments
 from bedside.journal.journal import Journal
 
 MARKER = "exported.json"
@@ -99,7 +100,11 @@ def prunable(journal: Journal, keep: int = KEEP_BYTES) -> list[tuple[int, Path, 
         last = nxt.first_seq - 1
         if seg.path == journal.path or last > marker.seq or total <= keep:
             break
-        size = sum(p.stat().st_size for p in seg.path.parent.glob(seg.path.name + "*") if p.exists())
+        # (Its own files by name: a glob would read the whole directory once per segment.)
+        size = 0
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            with contextlib.suppress(OSError):
+                size += seg.path.with_name(seg.path.name + suffix).stat().st_size
         out.append((seg.n, seg.path, seg.first_seq, last))
         total -= size
     return out
@@ -119,6 +124,7 @@ def delete_segment(path: Path) -> None:
     for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         with contextlib.suppress(FileNotFoundError):
             p.unlink()
+    segments.changed(path.parent, removed=int(path.name[8:14]) if segments.SEGMENT_NAME.match(path.name) else None)
     fsync_dir(path.parent)
 
 

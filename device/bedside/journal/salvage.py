@@ -109,6 +109,11 @@ STEP_BYTES = 4 * 1024 * 1024
 FILE_BYTES = 64 * 1024
 START_FILES = START_BYTES // FILE_BYTES      # 768
 STEP_FILES = STEP_BYTES // FILE_BYTES        # 64
+# A pass of the journal check (unit/journal_check.py) likewise opens at most this many files
+# that are not the unit's own (its newest, and the closed segments its index remembers, which
+# every pass checks); the next pass goes on from the first file this one left (past its count
+# or its bytes, or left out of its list: ``Budget.first_unlisted``).
+CHECK_FILES = CHECK_BYTES // FILE_BYTES      # 512
 # Even a file not opened costs each of a start's reads of the file list a little (its path, a
 # look-up in the closed-segment index, its stub description): about 0.3 ms of a start here per
 # file, so 100,000 of them would be 5 minutes on a Pi Zero 2 W. Under a budget with a file count,
@@ -690,7 +695,10 @@ class Budget:
     opened: int = 0                # such files admitted (each opened and described once in this budget)
     not_examined: int = 0          # such files past ``files``: never opened, in ``deferred`` too
     not_listed: int = 0            # files named as segments left out of the file list (``LIST_FILES``)
-    not_listed_range: tuple[int, int] | None = None    # their lowest and highest numbers
+    not_listed_range: tuple[int, int] | None = None    # every number left out is between these
+    first_unlisted: int | None = None    # with ``after``: the lowest number after it left out of the list
+    # The list of segment files, read once: ((directory, generation, after), [(number, path)]) (segments.py)
+    listing: tuple[tuple[str, int, str | None], list[tuple[int, Path]]] | None = None
     described: dict[str, tuple[object, object]] = field(default_factory=dict)   # name -> (identity, Segment)
     _deferred: set[str] = field(default_factory=set)
 
@@ -731,16 +739,28 @@ def current() -> Budget | None:
     return getattr(_per_thread, "budget", None)
 
 
-def admit(path: Path) -> bool:
+def admit(path: Path, *, own: bool = False) -> bool:
     """Whether a file whose description needs opening may be opened under this thread's budget:
     always without one or without a file count; otherwise the first ``files`` such files of the
-    budget (each counted once, charged ``FILE_BYTES``), and no other: those are ``deferred``."""
+    budget (each counted once, charged ``FILE_BYTES``), and no other: those are ``deferred``.
+
+    ``own``: a file of the unit's own (its newest, or a closed segment its index remembers): a
+    pass of the journal check opens it whatever the count, so that every pass checks the
+    unit's own records (at most ``LIST_FILES`` files are listed in all). With ``after`` (a
+    later pass of the check), a file named up to it that is not the unit's own was examined by
+    an earlier pass of this round and is not opened again (deferred, not counted)."""
     budget = current()
     if budget is None or budget.files is None:
         return True
     name = Path(path).name
     if name in budget.described or name in budget.read:
         return True
+    if own:
+        budget.described[name] = (None, None)
+        return True
+    if budget.after and name <= budget.after:
+        budget.defer(name)
+        return False
     if name in budget._deferred or budget.opened >= budget.files:
         if name not in budget._deferred:
             budget.not_examined += 1

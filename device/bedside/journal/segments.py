@@ -25,12 +25,14 @@ import contextlib
 import errno
 import heapq
 import json
+import operator
 import os
 import re
 import shutil
 import sqlite3
 import stat
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,6 +49,7 @@ from bedside.journal import index as closed_index
 CACHE_KIB = 256                       # SQLite page cache of the writing connection
 FILE_NAME = "journal.sqlite"          # the single file of units from before segments; migrated on open
 SEGMENT_NAME = re.compile(r"^journal-(\d{6})\.sqlite$", re.ASCII)   # ASCII: the names sort as their numbers
+_NAME = operator.attrgetter("name")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -236,60 +239,197 @@ def segment_path(data_dir: Path, n: int) -> Path:
     return Path(data_dir) / f"journal-{n:06d}.sqlite"
 
 
+# Directory reads of the listing functions below (the tests count a start's), and the most
+# names one of them held at once.
+counts = {"listings": 0, "names_held": 0, "reused": 0}
+# Bumped by the journal's own creates and deletes of segment files: a budget's cached listing
+# (``segment_files``) is read again after one. Files others add or remove meanwhile are not
+# seen until the next budget: a budget is one start or one step.
+_generation = [0]
+
+
+# A budget's list kept for later budgets while the directory is unchanged: (directory, after) ->
+# (the directory's stamp, the generation, the list, not_listed, not_listed_range, first_unlisted).
+# A listing of a million names costs about a second here (10 s on a Pi Zero 2 W); the unit's own
+# writes change the directory seldom (a new segment, the seal key, the index), so a loop step
+# reads it again only after one. At most ``KEEP_LISTS`` lists of at most LIST_FILES numbers.
+_kept: dict[tuple[str, str | None], tuple[Any, ...]] = {}
+KEEP_LISTS = 4
+# A directory's times are trusted to show a change only when it had been still this long before
+# it was read: a change within the same tick of the file system's clock as the one before it
+# would leave them as they were.
+QUIET_NS = 2_000_000_000
+
+
+def _dir_stamp(data_dir: Path) -> tuple[int, int, int, int] | None:
+    try:
+        st = os.stat(data_dir)
+    except OSError:
+        return None
+    now = time.time_ns()
+    if now - st.st_mtime_ns < QUIET_NS or now - st.st_ctime_ns < QUIET_NS:
+        return None
+    return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns
+
+
+def changed(data_dir: Path | None = None, *, added: int | None = None, removed: int | None = None) -> None:
+    """The journal created (``added``), deleted (``removed``) or renamed a segment file: other
+    budgets' cached listings are stale; this thread's budget's is brought up to date in place
+    (so that a start that makes a segment does not read the directory again)."""
+    before = _generation[0]
+    _generation[0] += 1
+    budget = salvage.current()
+    if budget is None or budget.listing is None or data_dir is None:
+        return
+    (where, gen, after), files = budget.listing
+    if where != os.fspath(data_dir) or gen != before or (added is None and removed is None):
+        budget.listing = None
+        return
+    files = [f for f in files if f[0] not in (added, removed)]
+    if added is not None:
+        files.append((added, segment_path(data_dir, added)))
+        files.sort()
+    budget.listing = ((where, _generation[0], after), files)
+
+
 def segment_files(data_dir: Path) -> list[tuple[int, Path]]:
-    """(number, path) of every segment file in the directory, oldest first."""
+    """(number, path) of the segment files in the directory, oldest first.
+
+    Under a salvage budget with a file count (a start, a loop step, a pass of the journal
+    check) at most ``salvage.LIST_FILES`` of them (``_segment_files_bounded``), and the
+    directory is read once per budget: the list is kept in the budget and read again only
+    after the journal's own creates and deletes (``changed``); a later budget takes it too
+    while the directory's times show no change (``_kept``). Without one (a person's
+    ``log verify``, ``log export`` or report of a copied data directory), every one: a
+    verification asked for by a person must not leave files out, and the laptop's memory is
+    not the unit's (about 380 bytes a segment name held; other names are not held)."""
     budget = salvage.current()
     if budget is not None and budget.files is not None:
-        return _segment_files_bounded(Path(data_dir), budget)
+        key = (os.fspath(Path(data_dir)), _generation[0], budget.after)
+        if budget.listing is not None and budget.listing[0] == key:
+            return list(budget.listing[1])
+        stamp = _dir_stamp(Path(data_dir))
+        kept = _kept.get((key[0], budget.after))
+        if stamp is not None and kept is not None and kept[:2] == (stamp, key[1]):
+            files = kept[2]
+            budget.not_listed, budget.not_listed_range, budget.first_unlisted = kept[3:]
+            counts["reused"] += 1
+        else:
+            files = _segment_files_bounded(Path(data_dir), budget)
+            _kept.pop((key[0], budget.after), None)
+            if stamp is not None:
+                _kept[(key[0], budget.after)] = (stamp, key[1], files, budget.not_listed, budget.not_listed_range,
+                                                 budget.first_unlisted)
+                while len(_kept) > KEEP_LISTS:
+                    del _kept[next(iter(_kept))]
+        budget.listing = (key, files)
+        return list(files)
+    counts["listings"] += 1
     try:
-        names = os.listdir(data_dir)
+        with os.scandir(data_dir) as entries:
+            # (An entry at a time: names that are not a segment's are never held.)
+            numbers = sorted(int(name[8:14]) for name in (e.name for e in entries) if SEGMENT_NAME.match(name))
     except FileNotFoundError:
         return []
-    # (Filtered and sorted in C: a start lists the directory several times, whatever it holds.)
-    numbered = [(int(name[8:14]), name) for name in sorted(filter(SEGMENT_NAME.match, names))]
-    base = Path(data_dir)
-    return [(n, base / name) for n, name in numbered]
+    counts["names_held"] = max(counts["names_held"], len(numbers))
+    return [(n, segment_path(data_dir, n)) for n in numbers]
 
 
-def _segment_files_bounded(data_dir: Path, budget: salvage.Budget) -> list[tuple[int, Path]]:
-    """A start's or a loop step's list: the oldest and newest ``salvage.LIST_FILES`` / 2 segment
-    files, the rest counted (and named by that count) rather than looked at (salvage.py,
-    LIST_FILES). The directory is read an entry at a time and only those kept are held, so a
-    directory of a million names costs this step time in proportion (each name matched once,
-    in C) but memory for ``LIST_FILES`` names only."""
-    half = salvage.LIST_FILES // 2
-    # Heaps of the half + 1 lowest (negated: a max-heap) and half + 1 highest numbers: the one
-    # past each half is the lowest or highest number left out.
-    low: list[tuple[int, str]] = []
-    high: list[tuple[int, str]] = []
-    count = 0
+def newest_file(data_dir: Path) -> tuple[int, Path] | None:
+    """The segment file with the highest number (the unit's active one), or None: one read of
+    the directory an entry at a time, holding one name (the unit opening its journal needs no
+    more; ``Journal.__init__``). Under a budget with a file count, the newest of its list (which
+    keeps the newest half): read once for the budget."""
+    budget = salvage.current()
+    if budget is not None and budget.files is not None:
+        files = segment_files(data_dir)
+        return files[-1] if files else None
+    counts["listings"] += 1
+    best = -1
     try:
         with os.scandir(data_dir) as entries:
             for entry in entries:
                 name = entry.name
-                if not SEGMENT_NAME.match(name):
-                    continue
+                if SEGMENT_NAME.match(name):
+                    best = max(best, int(name[8:14]))
+    except FileNotFoundError:
+        return None
+    return None if best < 0 else (best, segment_path(data_dir, best))
+
+
+def _segment_files_bounded(data_dir: Path, budget: salvage.Budget) -> list[tuple[int, Path]]:
+    """A budget's list: at most ``salvage.LIST_FILES`` segment files, the oldest and the newest
+    halves by number, the rest counted (and named by that count) rather than looked at
+    (salvage.py, LIST_FILES). A pass of the journal check (a budget with ``after``) keeps the
+    oldest quarter, the lowest quarter numbered after ``after`` (where the pass goes on) and the
+    newest half; a first pass (``after`` "") the oldest and newest halves, as a start. The
+    directory is read an entry at a time and only the numbers kept are held, so a directory of
+    a million names costs time in proportion (each name matched once, in C, most passed over by
+    comparing it with the groups' bounds: about 0.85 µs a name here) but memory for
+    ``LIST_FILES`` numbers only."""
+    counts["listings"] += 1
+    half = salvage.LIST_FILES // 2
+    after = budget.after
+    after_n = None if after is None else int(after[8:14]) if SEGMENT_NAME.match(after) else 0
+    if after_n == 0:
+        after_n = None          # (a first pass goes on from the start: its window is the oldest half)
+    n_low = half if after_n is None else half // 2
+    n_win = 0 if after_n is None else half - n_low
+    # Heaps of numbers (negated for the lowest: a max-heap): one past each group's size, so
+    # that the one past is the lowest or highest number left out of it.
+    low: list[int] = []
+    win: list[int] = []
+    high: list[int] = []
+    count = 0
+    push, replace = heapq.heappush, heapq.heapreplace
+    # Names of one format sort as their numbers: most names of a large directory are compared,
+    # as strings, with the three groups' bounds and passed over, without parsing their number.
+    last, lo_cut, hi_cut, win_cut = "\U0010ffff", "\U0010ffff", "", "\U0010ffff"
+    after_s = after if after is not None and SEGMENT_NAME.match(after) else ""
+    try:
+        with os.scandir(data_dir) as entries:
+            for name in filter(SEGMENT_NAME.match, map(_NAME, entries)):
                 count += 1
+                if lo_cut < name < hi_cut and (after_n is None or name <= after_s or name > win_cut):
+                    continue
                 n = int(name[8:14])
-                if len(low) <= half:
-                    heapq.heappush(low, (-n, name))
-                elif -low[0][0] > n:
-                    heapq.heapreplace(low, (-n, name))
+                if len(low) <= n_low:
+                    push(low, -n)
+                elif -low[0] > n:
+                    replace(low, -n)
+                if after_n is not None and n > after_n:
+                    if len(win) <= n_win:
+                        push(win, -n)
+                    elif -win[0] > n:
+                        replace(win, -n)
                 if len(high) <= half:
-                    heapq.heappush(high, (n, name))
-                elif high[0][0] < n:
-                    heapq.heapreplace(high, (n, name))
+                    push(high, n)
+                elif high[0] < n:
+                    replace(high, n)
+                lo_cut = f"journal-{-low[0]:06d}.sqlite" if len(low) > n_low else last
+                hi_cut = f"journal-{high[0]:06d}.sqlite" if len(high) > half else ""
+                win_cut = f"journal-{-win[0]:06d}.sqlite" if len(win) > n_win else last
     except FileNotFoundError:
         return []
-    if count <= 2 * half:
-        kept = sorted({(-m, name) for m, name in low} | set(high))
-    else:
-        lows = sorted((-m, name) for m, name in low)
-        highs = sorted(high)
-        budget.not_listed = count - 2 * half
-        budget.not_listed_range = (lows[half][0], highs[0][0])
-        kept = lows[:half] + highs[1:]
-    return [(n, data_dir / name) for n, name in kept]
+    lows = sorted(-m for m in low)
+    wins = sorted(-m for m in win)
+    highs = sorted(high)
+    kept = set(lows[:n_low]) | set(wins[:n_win]) | set(highs[1:] if len(highs) > half else highs)
+    counts["names_held"] = max(counts["names_held"], len(low) + len(win) + len(high))
+    budget.not_listed = count - len(kept)
+    budget.not_listed_range = None
+    # The lowest number after ``after`` left out (below the newest half kept): a later pass goes on there.
+    top = highs[1:] if len(highs) > half else highs
+    # The lowest number left out after where this read goes on (a check pass goes on there).
+    ahead = wins if after_n is not None else lows
+    n_ahead = n_win if after_n is not None else n_low
+    nxt = ahead[n_ahead] if len(ahead) > n_ahead else None
+    budget.first_unlisted = nxt if nxt is not None and top and nxt < top[0] else None
+    if budget.not_listed:
+        left_out_low = lows[n_low] if len(lows) > n_low else min(kept)
+        left_out_high = highs[0] if len(highs) > half else max(kept)
+        budget.not_listed_range = (left_out_low, left_out_high)      # every number left out is between
+    return [(n, segment_path(data_dir, n)) for n in sorted(kept)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -462,18 +602,23 @@ def read_meta(db: sqlite3.Connection, n: int, path: Path) -> Segment:
     return Segment(n, path, int(first["seq"]), str(first.get("prev", "")), "new", "")
 
 
-def describe(n: int, path: Path) -> Segment:
+def describe(n: int, path: Path, *, own: bool = False) -> Segment:
     """A segment's description, read defensively: from SQLite, else from the file's raw pages.
 
-    Under a salvage budget with a file count (the start's, a loop step's: ``salvage.admit``),
-    each unchanged file is described once, and a file past the count is not opened at all:
-    described as not examined yet, and named in the budget's ``deferred``."""
+    Under a salvage budget with a file count (the start's, a loop step's, a check pass's:
+    ``salvage.admit``), each unchanged file is described once, and a file past the count is
+    not opened at all: described as not examined yet, and named in the budget's ``deferred``.
+    ``own``: the unit's own file (its newest, or one its index remembers), opened whatever the count."""
     kept = salvage.described(path)
     if isinstance(kept, Segment):
         return kept
     budget = salvage.current()
-    if not salvage.admit(path):
+    if not salvage.admit(path, own=own):
         later = budget.later if budget is not None else "later"
+        if budget is not None and budget.after and path.name <= budget.after:
+            why = "examined by an earlier pass of this round of the journal check, not opened again"
+            return Segment(n, path, 0, "", "unreadable", "", {}, known=False,
+                           problem=f"not examined in this pass: {why}; it is read at the next round")
         return Segment(n, path, 0, "", "unreadable", "", {}, known=False,
                        problem=f"not examined yet: past the {salvage.FILE_BYTES // 1024} KiB a file this read "
                                f"allows for files not remembered; it is read {later}")
@@ -579,6 +724,7 @@ def create_segment(data_dir: Path, n: int, first_seq: int, prev: str, reason: st
     finally:
         os.close(fd)
     os.replace(tmp, final)
+    changed(data_dir, added=n)
     fsync_dir(data_dir)
     return final
 

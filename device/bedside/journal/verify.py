@@ -32,7 +32,7 @@ from typing import Any
 from bedside.core import wall
 from bedside.core.digest import compare_digest, sha256
 from bedside.core.records import ENVELOPE, T
-from bedside.journal import chain, export, seal
+from bedside.journal import chain, export, salvage, seal
 from bedside.journal.journal import Journal
 from bedside.journal.segments import DB_ERRORS, Gap, Segment, connect_reader
 
@@ -390,6 +390,13 @@ def verify_data(data_dir: Path, key: seal.HospitalKey | None = None, *, integrit
         segs = j.segments()
         c = Checker(key)
         extra: list[Problem] = []
+        budget = salvage.current()
+        if budget is not None and budget.not_listed and budget.not_listed_range is not None:
+            # (Under a budget with a count of files: a pass of the unit's journal check.)
+            lo, hi = budget.not_listed_range
+            extra.append(Problem(None, "file", f"{budget.not_listed} files named as segments, numbered between "
+                                 f"{lo} and {hi}, were not listed by this read (at most {salvage.LIST_FILES} are); "
+                                 f"they are read {budget.later}"))
         suspect: dict[int, str] = {}
         for s in segs:
             if s.problem is not None:

@@ -22,7 +22,16 @@ the files after the last one read (the first of them whatever its size, up to sa
 limits, so each pass moves on). Every damaged file is thus read within one pass per damaged
 file at most, about ceil(damaged bytes / 32 MiB) passes when they are small (nine for 31
 crafted 8–10 MiB files); then the passes stop until the next start. Each pass also re-checks
-every healthy file: decay inside a closed file is found at every start. The loop itself
+every healthy file: decay inside a closed file is found at every start.
+
+A pass is bounded by files too (a data directory of a million 100-byte files named as
+segments): it lists at most ``salvage.LIST_FILES`` segment names (a first pass the oldest and
+newest halves; a pass that goes on the oldest quarter, the quarter after where the last pass
+stopped, the newest half) and opens at most
+``salvage.CHECK_FILES`` files that are not the unit's own (its newest, and the closed segments
+its index remembers, which every pass checks whatever the count). The next pass goes on just
+before the first file this one left, past its bytes, its count or its list (``_carry_on``), so
+every file is examined once a round: ceil(files / 512) passes for many small ones. The loop itself
 salvages nothing for the check: its look-ups (the checkpoint, earlier faults) run with a
 salvage budget of nothing.
 
@@ -57,7 +66,7 @@ from bedside.core.events import Instant
 from bedside.core.state import Guiding
 from bedside.journal import salvage, verify
 from bedside.journal.journal import Journal
-from bedside.journal.segments import JournalError
+from bedside.journal.segments import SEGMENT_NAME, JournalError
 from bedside.unit.loop import Unit
 
 DELAY_S = 5.0           # after the start: the first frame, the self-test's chirp
@@ -176,7 +185,7 @@ class JournalCheck:
         tz = self.unit.cfg.tz
         # One salvage budget for the pass, both checks together (describing the segments to find
         # the newest records would otherwise salvage every damaged file, unbounded).
-        with salvage.bounded(salvage.CHECK_BYTES, after=self.after, later=LATER) as spent:
+        with salvage.bounded(salvage.CHECK_BYTES, after=self.after, later=LATER, files=salvage.CHECK_FILES) as spent:
             for which in ("newest", "whole"):
                 t0 = time.monotonic()
                 try:
@@ -202,11 +211,26 @@ class JournalCheck:
         if spent is not None:
             self.passes.append(spent)
             salvage.unwant(self.data / name for name in spent.read)     # (read: in the cache for the link too)
-            left = [name for name in spent.deferred if name > self.after]
-            if left and spent.read:
-                self.after = spent.read[-1]
+            nxt = _carry_on(self.after, spent)
+            if nxt is not None:
+                self.after = nxt
                 self.due = now.mono + CARRY_S
             else:
                 self.after = ""      # every damaged file was read in this round of passes
         if not v.ok:        # a clean check speaks through its checkpoint record
             self.say(f"journal check ({which}): {v.verdict} ({v.records} records, {took:.2f} s)")
+
+
+def _carry_on(after: str, spent: salvage.Budget) -> str | None:
+    """Where the next pass of this round goes on (it examines the files named after it), or None
+    when this pass reached every file: just before the first file it left, past its bytes or its
+    count of files, or left out of its list of files (salvage.LIST_FILES)."""
+    left = [int(name[8:14]) for name in spent.deferred if name > after and SEGMENT_NAME.match(name)]
+    if spent.first_unlisted is not None:
+        left.append(spent.first_unlisted)
+    if not left:
+        return None
+    first = min(left)
+    before = f"journal-{first - 1:06d}.sqlite"
+    # (The first file of a pass is read whatever its size: a pass that left its first moves past it.)
+    return before if before > after else f"journal-{first:06d}.sqlite"
