@@ -132,3 +132,33 @@ def test_a_rollback_journal_larger_than_any_segment_is_not_copied(tmp_path: Path
     with pytest.raises(NotASegment, match="rollback journal is 64 MiB, more than the unit ever leaves"):
         connect_reader(path)
     assert list(scratch.iterdir()) == []                 # no private copy was made of it
+
+
+def test_a_file_numbered_last_is_refused_not_followed_by_a_name_no_reader_lists(tmp_path: Path) -> None:
+    """A crafted ``journal-999999.sqlite``: the segment after it would be ``journal-1000000.sqlite``,
+    which no listing matches, so every record written there was lost from sight and overwritten
+    at each start. The unit refuses instead, says so, and records again once the file is moved."""
+    from bedside.journal.segments import LAST_NUMBER, segment_path
+    from bedside.journal.store import NOTICE
+
+    seqs = a_unit(tmp_path)
+    crafted = segment_path(tmp_path, LAST_NUMBER)
+    crafted.write_bytes(b"x" * 100)
+    cfg = config.Config()
+    start = datetime(2026, 11, 24, 10, 0, tzinfo=cfg.tz)
+    sim = simulate.build(cfg, tmp_path, start)
+    sim.unit.run(until=start.replace(hour=12))
+    notice, error = sim.unit.store.notice, str(sim.unit.store.error)
+    sim.close()
+    assert not (tmp_path / f"journal-{LAST_NUMBER + 1}.sqlite").exists()
+    assert notice == NOTICE                                      # "Log not saved: tell nurse"
+    assert crafted.name in error and "move that file out of the data directory" in error
+    assert [r["seq"] for r in journal_records(tmp_path)] == seqs   # nothing written where no one reads
+
+    crafted.unlink()
+    sim = simulate.build(cfg, tmp_path, start.replace(hour=13))
+    sim.unit.run(until=start.replace(hour=14, minute=5))
+    sim.close()
+    after = journal_records(tmp_path)
+    assert [r["seq"] for r in after][:len(seqs)] == seqs and len(after) > len(seqs)
+    assert any(r["type"] == "power_loss" for r in after[len(seqs):])     # the time without a journal is named

@@ -48,6 +48,7 @@ from bedside.journal.segments import (
     make_read_only,
     newest_file,
     not_a_file,
+    past_last,
     read_meta,
     segment_files,
     segment_path,
@@ -107,7 +108,7 @@ class Journal:
             n, path = newest
             why = not_a_file(path) or companions(path)
             if why is not None:
-                raise JournalDamaged(f"the journal file is damaged ({path}): {why}")
+                raise JournalDamaged(f"the journal file is damaged ({path}): {why}{past_last(n)}")
             if is_closed(path):
                 files = self._resume_after_closed(n, path)
                 n, path = files[-1]
@@ -119,7 +120,7 @@ class Journal:
             except (sqlite3.DatabaseError, UnicodeDecodeError) as e:
                 if isinstance(e, sqlite3.OperationalError) and storage_trouble(e):
                     raise
-                raise JournalDamaged(f"the journal file is damaged ({path}): {e}") from None
+                raise JournalDamaged(f"the journal file is damaged ({path}): {e}{past_last(n)}") from None
             self._seq, self._hash = self._db_head(self.db, self.active)
         except DB_ERRORS as e:
             self._close_db()
@@ -133,7 +134,7 @@ class Journal:
         chain goes on in a new segment from its last record, and the closed file stays as it is."""
         seg = describe(n, path)
         if seg.problem is not None:
-            raise JournalDamaged(f"the journal file is damaged ({path}): {seg.problem}")
+            raise JournalDamaged(f"the journal file is damaged ({path}): {seg.problem}{past_last(n)}")
         db = connect_reader(path)
         try:
             seq, h = self._db_head(db, seg)

@@ -50,6 +50,10 @@ CACHE_KIB = 256                       # SQLite page cache of the writing connect
 FILE_NAME = "journal.sqlite"          # the single file of units from before segments; migrated on open
 SEGMENT_NAME = re.compile(r"^journal-(\d{6})\.sqlite$", re.ASCII)   # ASCII: the names sort as their numbers
 _NAME = operator.attrgetter("name")
+# The last number a segment's name holds. The unit numbers about 120 segments a year, so a file
+# numbered near it was put there: the unit never names a segment past it (the name would not be
+# listed, and every record written there would be lost from sight), it refuses instead.
+LAST_NUMBER = 999_999
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -233,6 +237,14 @@ def explain(e: Exception, path: Path) -> JournalError:
     if kind == IO:
         return JournalError(f"the journal's storage failed to read or write (I/O error, {path}); check the card")
     return JournalError(f"the journal could not be written ({path}): {e}")
+
+
+def past_last(n: int) -> str:
+    """What to say of segment ``n`` when it is the last a name holds (else nothing)."""
+    if n < LAST_NUMBER:
+        return ""
+    return ("; its number is the last a segment's name holds and the unit, which starts about 120 segments a "
+            "year, did not make it: an engineer must move that file out of the data directory")
 
 
 def segment_path(data_dir: Path, n: int) -> Path:
@@ -699,8 +711,12 @@ def _no_constant(text: str) -> float:
 
 def create_segment(data_dir: Path, n: int, first_seq: int, prev: str, reason: str,
                    detail: Mapping[str, Any] | None = None) -> Path:
-    """Write a new, empty segment file whole: built under a temporary name, synced, then renamed."""
+    """Write a new, empty segment file whole: built under a temporary name, synced, then renamed.
+
+    Raises JournalDamaged past ``LAST_NUMBER``: the file numbered before it is not the unit's."""
     data_dir = Path(data_dir)
+    if n > LAST_NUMBER:
+        raise JournalDamaged(f"no segment can follow {segment_path(data_dir, n - 1).name}{past_last(n - 1)}")
     final = segment_path(data_dir, n)
     tmp = final.with_name(f".{final.name}.new")
     for leftover in (tmp, tmp.with_name(tmp.name + "-journal")):
