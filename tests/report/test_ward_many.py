@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import tracemalloc
 from datetime import date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -103,12 +104,16 @@ def test_the_walk_finds_what_os_walk_found(tmp_path: Path) -> None:
     assert not capped
 
 
+def _missed(d: date, h: int, i: int) -> bool:
+    return (d.day + h + i) % 7 == 0
+
+
 def _normal_ward(folder: Path) -> None:
     first = date(2026, 11, 1)
     for i in range(6):
         admit = datetime.combine(first + timedelta(days=i), datetime.min.time()).replace(hour=9)
         bed = wr.Bed(f"ward7-bed{i:02d}", first, wr.local("2026-11-30T15:30"),
-                     admits=[(admit, f"E-{i}", admit.date())], missed=lambda d, h, i=i: (d.day + h + i) % 7 == 0)
+                     admits=[(admit, f"E-{i}", admit.date())], missed=partial(_missed, i=i))
         recs = wr.records(bed)
         cut = wr.aware("2026-11-20T12:00")
         wr.as_pull(folder / "pull-20", bed.unit, [r for r in recs if r["time"] <= cut.isoformat()], cut)

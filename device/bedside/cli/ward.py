@@ -17,9 +17,11 @@ def add_ward_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     w = sub.add_parser("ward", help="one overview page of a whole ward's units, the beds needing attention first",
                        description="Read every unit's record found in INPUT (pull folders, stick export folders or "
                        "a whole stick, export files, data directories), merge each unit's exports, check each as "
-                       "bedside log verify does, and write one page (and a CSV) with a row per unit. Exit codes: 0 "
-                       "written, 3 written but a record failed verification or contradicts another, 2 nothing "
-                       "could be read.")
+                       "bedside log verify does, and write one page (and a CSV) with a row per unit. A page holds "
+                       "at most 200 units and a folder's walk examines at most 250,000 files and folders: what is "
+                       "past either is named on the page and on standard error (docs/ward.md). Exit codes: 0 "
+                       "written, 3 written but a record failed verification or contradicts another, or the page "
+                       "leaves out units past its caps, 2 nothing could be read.")
     w.add_argument("inputs", nargs="+", metavar="INPUT", help="folders and export files to read")
     w.add_argument("-o", "--output", required=True, help="the page to write, e.g. ward.html")
     w.add_argument("--csv", help="also write one row per unit to this CSV")
@@ -43,7 +45,7 @@ def add_ward_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
                        "conditional update or create on a business identifier, so posting twice changes nothing "
                        "and a later export updates what changed. docs/fhir.md has a worked example. Exit codes: 0 "
                        "written (and posted), 3 a record failed verification (nothing written without "
-                       "--allow-broken), 4 the post failed, 2 nothing could be read or the settings are wrong.")
+                       "--allow-broken), or written but leaving out units past bedside ward's caps, 4 the post failed, 2 nothing could be read or the settings are wrong.")
     f.add_argument("inputs", nargs="+", metavar="INPUT", help="folders and export files to read")
     f.add_argument("-o", "--output", required=True, help="the bundle to write, e.g. bundle.json")
     f.add_argument("--settings", metavar="FILE", help="the laptop's settings (TOML: [hospital], [fhir], [auth], "
