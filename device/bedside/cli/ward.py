@@ -45,7 +45,8 @@ def add_ward_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
                        "conditional update or create on a business identifier, so posting twice changes nothing "
                        "and a later export updates what changed. docs/fhir.md has a worked example. Exit codes: 0 "
                        "written (and posted), 3 a record failed verification (nothing written without "
-                       "--allow-broken), or written but leaving out units past bedside ward's caps, 4 the post failed, 2 nothing could be read or the settings are wrong.")
+                       "--allow-broken), or written but leaving out units past bedside ward's caps, 4 the post "
+                       "failed, 2 nothing could be read or the settings are wrong.")
     f.add_argument("inputs", nargs="+", metavar="INPUT", help="folders and export files to read")
     f.add_argument("-o", "--output", required=True, help="the bundle to write, e.g. bundle.json")
     f.add_argument("--settings", metavar="FILE", help="the laptop's settings (TOML: [hospital], [fhir], [auth], "

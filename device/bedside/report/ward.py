@@ -20,6 +20,12 @@ not of the files. A unit's several exports are merged a record of each at a time
 over each (its first and last seq), one over them all merged by seq (``heapq.merge``: where
 they overlap, every record's hash compared), and the merged records are merged again from the
 files each time they are read.
+
+However many exports the inputs hold, the ward is read in two passes (``scan``, then ``units``):
+the first keeps only each export's path and unit id (its header's first line is read for it),
+the second reads, merges and lets go one unit at a time. A page holds at most ``MAX_UNITS``
+units and a walk examines at most ``MAX_ENTRIES`` files and folders; ``Plan.incomplete`` names
+what either leaves out (docs/ward.md, "A folder of many exports").
 """
 
 from __future__ import annotations
