@@ -130,3 +130,16 @@ def test_a_normal_wards_page_is_the_same_as_read_all_at_once(tmp_path: Path) -> 
     rows = ward.rows(ward.merge(ward.find([tmp_path / "in"], problems.append)), NOW)
     assert problems and "This page is incomplete" not in out.read_text()
     assert out.read_text() == ward_page.render(rows, NOW, out, problems)
+
+
+def test_a_huge_unit_id_in_a_header_is_kept_short(tmp_path: Path) -> None:
+    unit = "x" * 100_000
+    bed = wr.Bed(unit, date(2026, 11, 1), wr.local("2026-11-01T08:00"), admits=[], missed=lambda d, h: False)
+    (tmp_path / "a-journal.jsonl").write_text(wr.export_text(wr.records(bed)[:1], TAKEN))
+    (tmp_path / "b-journal.jsonl").write_text(wr.export_text(wr.records(bed)[:1], TAKEN))
+    plan = ward.scan([tmp_path], print)
+    (key,) = plan.groups
+    assert len(key) < 200 and key.startswith("x" * 64) and "100000 characters" in key
+    assert len(plan.groups[key]) == 2
+    (u,) = ward.units(plan, print)
+    assert u.unit == unit and len(u.exports) == 2

@@ -309,12 +309,27 @@ def _unit_of(p: Path) -> str:
         else:
             lines.close()           # type: ignore[attr-defined]  # a generator: closing it closes the file
         if isinstance(header.get("unit"), str):
-            return str(header["unit"])
-    return _key(_source(p))
+            return _short(str(header["unit"]))
+    return _short(_key(_source(p)))
 
 
 def _key(s: Source) -> str:
     return s.unit or f"(unknown: {s.path.name})"
+
+
+KEY_CHARS = 128            # a unit id longer than this (no bedside makes one) is kept by its start and a digest
+
+
+def _short(unit: str) -> str:
+    """The plan's key for a unit id: itself, or for an id a crafted header made huge, its first
+    64 characters and a digest of the rest, so that the plan keeps a few hundred bytes an export
+    whatever a header says (``units`` then groups by the id itself, as ``merge`` does)."""
+    if len(unit) <= KEY_CHARS:
+        return unit
+    import hashlib
+
+    digest = hashlib.sha256(unit.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{unit[:64]}...({len(unit)} characters, sha256 {digest})"
 
 
 def units(plan: Plan, on_problem: Callable[[str], None]) -> Iterator[UnitRecord]:
@@ -499,8 +514,11 @@ def _report_beside(p: Path, unit: str | None) -> Path | None:
     if unit:
         names.append(f"{unit}-report.html")
     for n in names:
-        if (p.parent / n).is_file():
-            return p.parent / n
+        try:
+            if (p.parent / n).is_file():
+                return p.parent / n
+        except OSError:          # a name a header made too long for the file system: no report there
+            continue
     return None
 
 
