@@ -5,7 +5,8 @@ as a hostile or merely huge stick holds them, and a normal ward: 30 units with t
 measured from outside with GNU time (its max RSS and CPU time), with the size of the page.
 
 Usage: ``python benchmarks/ward_many.py`` (a minute or so); ``BEDSIDE_BENCH_BASE=<git ref>``
-also runs that version's package on the same folders, for the figures before.
+also runs that version's package on the same folders, for the figures before; ``--only N``
+measures one folder of N crafted exports and prints it (the docs untouched).
 Results go between the ``bench:ward_many`` markers of docs/performance.md.
 """
 
@@ -120,6 +121,14 @@ def measure() -> list[tuple[str, str, str]]:
 
 
 def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--only":        # one crafted folder of N exports, printed only
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp) / "many"
+            crafted(folder, int(sys.argv[2]))
+            cpu, rss, code_, size = outside(folder, Path(tmp) / "page.html", None)
+            print(f"{sys.argv[2]} exports: {cpu:.1f} s CPU, {rss:.0f} MiB max RSS, page {size / 1e3:.0f} kB, "
+                  f"exit {code_}; {first_pass(folder)}")
+        return
     rows = measure()
     docs.write_section("ward_many", "Hostile input", [docs.measured_on(
         "python benchmarks/ward_many.py", "Each figure is one whole run of bedside ward over the folder, from "
