@@ -5,6 +5,7 @@ folders, and what a cap leaves out is named, never dropped silently."""
 
 from __future__ import annotations
 
+import os
 import tracemalloc
 from datetime import date, datetime, timedelta
 from functools import partial
@@ -143,3 +144,12 @@ def test_a_huge_unit_id_in_a_header_is_kept_short(tmp_path: Path) -> None:
     assert len(plan.groups[key]) == 2
     (u,) = ward.units(plan, print)
     assert u.unit == unit and len(u.exports) == 2
+
+
+def test_a_fifo_among_the_exports_is_named_not_opened(tmp_path: Path) -> None:
+    crafted(tmp_path, 1)
+    os.mkfifo(tmp_path / "u99999-journal.jsonl")      # opening it would wait for a writer for ever
+    told: list[str] = []
+    plan = ward.scan([tmp_path], told.append)
+    assert list(plan.groups) == ["u00000"]
+    assert told == [f"{tmp_path / 'u99999-journal.jsonl'} is not a regular file: not read"]

@@ -276,7 +276,7 @@ def scan(inputs: Sequence[Path], on_problem: Callable[[str], None]) -> Plan:
             on_problem(f"{top} does not exist")
             continue
         capped: list[bool] = []
-        paths = iter([top]) if top.is_file() or is_data_dir(top) else _walk(top, capped)
+        paths = iter([top]) if top.is_file() or is_data_dir(top) else _walk(top, capped, on_problem)
         any_path = False
         for p in paths:
             any_path = True
@@ -358,7 +358,7 @@ def find(inputs: Sequence[Path], on_problem: Callable[[str], None]) -> list[Sour
             on_problem(f"{top} does not exist")
             continue
         capped: list[bool] = []
-        paths = iter([top]) if top.is_file() or is_data_dir(top) else _walk(top, capped)
+        paths = iter([top]) if top.is_file() or is_data_dir(top) else _walk(top, capped, on_problem)
         any_path = False
         for p in paths:
             any_path = True
@@ -380,7 +380,7 @@ def is_data_dir(p: Path) -> bool:
     return p.is_dir() and any(p.glob("journal-*.sqlite"))
 
 
-def _walk(top: Path, capped: list[bool]) -> Iterator[Path]:
+def _walk(top: Path, capped: list[bool], on_problem: Callable[[str], None] | None = None) -> Iterator[Path]:
     """The exports under ``top``, depth first, each folder's in name order, yielded as found. At
     most ``MAX_ENTRIES`` directory entries are examined in all (a folder of millions of files is not
     listed whole: only its ``*.jsonl`` names and subfolders, up to the budget, are held to be
@@ -413,7 +413,10 @@ def _walk(top: Path, capped: list[bool]) -> Iterator[Path]:
                         if name not in _SKIP_DIRS and not link:      # a link to a folder is not followed
                             dirs.append(name)
                     elif name.endswith(".jsonl"):
-                        files.append(name)
+                        if entry.is_file():
+                            files.append(name)
+                        elif on_problem is not None:   # a FIFO would block the open; a device is no export
+                            on_problem(f"{here / name} is not a regular file: not read")
         except OSError:
             continue
         yield from (here / f for f in sorted(files))
