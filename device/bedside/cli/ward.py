@@ -17,9 +17,11 @@ def add_ward_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     w = sub.add_parser("ward", help="one overview page of a whole ward's units, the beds needing attention first",
                        description="Read every unit's record found in INPUT (pull folders, stick export folders or "
                        "a whole stick, export files, data directories), merge each unit's exports, check each as "
-                       "bedside log verify does, and write one page (and a CSV) with a row per unit. Exit codes: 0 "
-                       "written, 3 written but a record failed verification or contradicts another, 2 nothing "
-                       "could be read.")
+                       "bedside log verify does, and write one page (and a CSV) with a row per unit. A page holds "
+                       "at most 200 units and a folder's walk examines at most 250,000 files and folders: what is "
+                       "past either is named on the page and on standard error (docs/ward.md). Exit codes: 0 "
+                       "written, 3 written but a record failed verification or contradicts another, or the page "
+                       "leaves out units past its caps, 2 nothing could be read.")
     w.add_argument("inputs", nargs="+", metavar="INPUT", help="folders and export files to read")
     w.add_argument("-o", "--output", required=True, help="the page to write, e.g. ward.html")
     w.add_argument("--csv", help="also write one row per unit to this CSV")
@@ -43,7 +45,8 @@ def add_ward_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
                        "conditional update or create on a business identifier, so posting twice changes nothing "
                        "and a later export updates what changed. docs/fhir.md has a worked example. Exit codes: 0 "
                        "written (and posted), 3 a record failed verification (nothing written without "
-                       "--allow-broken), 4 the post failed, 2 nothing could be read or the settings are wrong.")
+                       "--allow-broken), or written but leaving out units past bedside ward's caps, 4 the post "
+                       "failed, 2 nothing could be read or the settings are wrong.")
     f.add_argument("inputs", nargs="+", metavar="INPUT", help="folders and export files to read")
     f.add_argument("-o", "--output", required=True, help="the bundle to write, e.g. bundle.json")
     f.add_argument("--settings", metavar="FILE", help="the laptop's settings (TOML: [hospital], [fhir], [auth], "
@@ -122,7 +125,13 @@ def cmd_fhir(args: argparse.Namespace) -> int:
     post_to = args.post if args.post else (laptop.base_url if args.post == "" else None)
     if args.post == "" and not post_to:
         raise UserError("--post without an address needs [fhir] base_url in the --settings file")
-    units = ward.merge(_read(args.inputs)[0])
+    plan, skipped = _scan(args.inputs)
+    units = list(ward.units(plan, skipped.append))     # at most ward.MAX_UNITS, their records in their files
+    if not units:
+        raise UserError("no unit's record was found in " + ", ".join(args.inputs))
+    incomplete = plan.incomplete
+    for line in incomplete:
+        print(f"bedside: {line}", file=sys.stderr)
     try:
         doc = fhir.bundle(units, settings=settings, allow_broken=args.allow_broken,
                           exported=datetime.now().astimezone())
@@ -166,7 +175,7 @@ def cmd_fhir(args: argparse.Namespace) -> int:
         split = f" in {got.transactions} transactions" if got.transactions > 1 else ""
         print(f"Posted to {post_to}{split}: {got.created} created, {got.updated} already there (updated where "
               f"changed){other}.")
-    return 0
+    return 3 if incomplete else 0
 
 
 def _write_hl7v2(path: Path, units: list[Any], settings: Any) -> None:
@@ -196,17 +205,37 @@ def as_of(text: str | None) -> datetime:
     return t if t.tzinfo is not None else t.astimezone()
 
 
-def _read(inputs: list[str]) -> tuple[list[Any], list[str]]:
-    """Every export found in the inputs, and what was passed over (told on standard error)."""
+MAX_PROBLEMS_SHOWN = 200           # files not read, named on the page; the rest counted (all are on stderr)
+
+
+class _Told(list[str]):
+    """What was not read: each told on standard error as it is found, the first
+    ``MAX_PROBLEMS_SHOWN`` kept for the page, the rest only counted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.more = 0
+
+    def append(self, problem: str) -> None:
+        print(f"bedside: skipped: {problem}", file=sys.stderr)
+        if len(self) < MAX_PROBLEMS_SHOWN:
+            super().append(problem)
+        else:
+            self.more += 1
+
+    def for_page(self) -> list[str]:
+        return [*self, *([f"... and {self.more} more files not read (named on standard error)"] if self.more else [])]
+
+
+def _scan(inputs: list[str]) -> tuple[Any, _Told]:
+    """The first pass over the inputs (``ward.scan``): each export's unit, nothing more."""
     from bedside.report import ward
 
-    problems: list[str] = []
-    sources = ward.find([Path(i) for i in inputs], problems.append)
-    for problem in problems:
-        print(f"bedside: skipped: {problem}", file=sys.stderr)
-    if not sources:
+    problems = _Told()
+    plan = ward.scan([Path(i) for i in inputs], problems.append)
+    if not plan.groups:
         raise UserError("no unit's record was found in " + ", ".join(inputs))
-    return sources, problems
+    return plan, problems
 
 
 def _ward_settings(path: str | None) -> Any:
@@ -256,20 +285,26 @@ def cmd_ward(args: argparse.Namespace) -> int:
         raise UserError("--stale-after must be a number of hours above 0")
     if not 0 < window_hours <= 24 * 14:
         raise UserError("--window must be a number of hours above 0 and at most two weeks (336)")
-    sources, problems = _read(args.inputs)
+    plan, problems = _scan(args.inputs)
     now = as_of(args.as_of)
     stale = timedelta(hours=stale_hours)
     window = ward.Window(window_hours, handovers)
-    rows = ward.rows(ward.merge(sources), now, stale, window)
+    # One unit at a time: its exports read, merged and made into its row, then let go.
+    rows = ward.rows(ward.units(plan, problems.append), now, stale, window)
+    if not rows:
+        raise UserError("no unit's record was found in " + ", ".join(args.inputs))
+    incomplete = plan.incomplete
+    for line in incomplete:
+        print(f"bedside: {line}", file=sys.stderr)
     try:
-        write_text_atomic(out, ward_page.render(rows, now, out, problems, stale, window))
+        write_text_atomic(out, ward_page.render(rows, now, out, problems.for_page(), stale, window, incomplete))
         if csv_path is not None:
             write_text_atomic(csv_path, ward_page.csv_text(rows))
     except OSError as e:
         raise UserError(f"cannot write the overview: {e.strerror} ({e.filename})", 1) from None
     need = [r for r in rows if r.flags]
     print(f"Wrote {out}" + (f" and {csv_path}" if csv_path else "") +
-          f": {len(rows)} unit(s) from {len(sources)} export(s), {len(need)} needing attention.")
+          f": {len(rows)} unit(s) from {plan.read} export(s), {len(need)} needing attention.")
     for r in need:
         print(f"  {r.unit}: " + "; ".join(r.reasons))
     broken = [r for r in rows if "broken" in r.flags]
@@ -277,4 +312,4 @@ def cmd_ward(args: argparse.Namespace) -> int:
         print("bedside: " + ", ".join(r.unit for r in broken) + ": record FAILED verification or contradicts "
               "another export; the page says where.", file=sys.stderr)
         return 3
-    return 0
+    return 3 if incomplete else 0

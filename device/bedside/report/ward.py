@@ -20,6 +20,12 @@ not of the files. A unit's several exports are merged a record of each at a time
 over each (its first and last seq), one over them all merged by seq (``heapq.merge``: where
 they overlap, every record's hash compared), and the merged records are merged again from the
 files each time they are read.
+
+However many exports the inputs hold, the ward is read in two passes (``scan``, then ``units``):
+the first keeps only each export's path and unit id (its header's first line is read for it),
+the second reads, merges and lets go one unit at a time. A page holds at most ``MAX_UNITS``
+units and a walk examines at most ``MAX_ENTRIES`` files and folders; ``Plan.incomplete`` names
+what either leaves out (docs/ward.md, "A folder of many exports").
 """
 
 from __future__ import annotations
@@ -219,23 +225,154 @@ CLOCK_JUMP_S = 300                 # a clock moved by more than this in the wind
 
 # --- finding the exports ---------------------------------------------------------------------
 
+MAX_UNITS = 200            # units on one page: a ward has about 30 beds, a laptop may hold several wards' pulls
+MAX_ENTRIES = 250_000      # files and folders the walk examines: ten years of daily pulls of 30 units (2 files each)
+NAMED_PAST_CAP = 10        # units past the cap named by id in the one line that counts them
+
+
+@dataclass(slots=True)
+class Plan:
+    """What the first pass found: each export's path grouped under its unit id, and nothing more
+    (no header, no verdict), so the first pass costs a path and a unit id per export (about
+    300 bytes) whatever the exports hold; ``units`` then reads one unit's exports at a time."""
+
+    groups: dict[str, list[str]] = field(default_factory=dict)   # unit id (or "(unknown: NAME)") -> paths
+    exports: int = 0               # found by the first pass
+    read: int = 0                  # read and described by ``units`` (the shown units' exports that could be)
+    walk_capped: list[str] = field(default_factory=list)          # the tops whose walk stopped at MAX_ENTRIES
+
+    @property
+    def shown(self) -> list[str]:
+        return sorted(self.groups)[:MAX_UNITS]
+
+    @property
+    def hidden(self) -> list[str]:
+        return sorted(self.groups)[MAX_UNITS:]
+
+    @property
+    def incomplete(self) -> list[str]:
+        """One line per cap reached (units past ``MAX_UNITS``, a walk stopped at ``MAX_ENTRIES``),
+        for the page and standard error; empty when the page holds everything found."""
+        out = []
+        hidden = self.hidden
+        if hidden:
+            names = ", ".join(hidden[:NAMED_PAST_CAP]) + (", ..." if len(hidden) > NAMED_PAST_CAP else "")
+            out.append(f"{len(hidden)} more units not shown (a page holds at most {MAX_UNITS}): {names}; "
+                       "give a narrower folder")
+        for top in self.walk_capped:
+            out.append(f"{top}: stopped after examining {MAX_ENTRIES} files and folders, the rest not read; "
+                       "give a narrower folder")
+        return out
+
+
+def scan(inputs: Sequence[Path], on_problem: Callable[[str], None]) -> Plan:
+    """The first pass: every export under the inputs, grouped by unit. An export with a header is
+    known by its first line alone (``export.read`` reads at most ``MAX_LINE`` of it); anything
+    else (a data directory, a bare JSON-lines file) is read through once, as ``find`` would, to
+    learn its unit, and dropped. An input or file that is not an export is told, not fatal."""
+    plan = Plan()
+    for top in inputs:
+        if not top.exists():
+            on_problem(f"{top} does not exist")
+            continue
+        capped: list[bool] = []
+        paths = iter([top]) if top.is_file() or is_data_dir(top) else _walk(top, capped, on_problem)
+        any_path = False
+        for p in paths:
+            any_path = True
+            try:
+                unit = _unit_of(p)
+            except ReportError as e:
+                on_problem(str(e))
+                continue
+            except OSError as e:
+                on_problem(f"cannot read {p}: {e.strerror}")
+                continue
+            plan.groups.setdefault(unit, []).append(str(p))
+            plan.exports += 1
+        if capped:
+            plan.walk_capped.append(str(top))
+        if not any_path:
+            on_problem(f"{top} holds no bedside exports (*.jsonl) or journal")
+    return plan
+
+
+def _unit_of(p: Path) -> str:
+    """The unit an export belongs to, as ``merge`` groups it: its header's, else what reading it says."""
+    from bedside.journal import export
+
+    if not p.is_dir():
+        try:
+            header, lines = export.read(p)
+        except export.NotAnExport:
+            header = {}
+        else:
+            lines.close()           # type: ignore[attr-defined]  # a generator: closing it closes the file
+        if isinstance(header.get("unit"), str):
+            return _short(str(header["unit"]))
+    return _short(_key(_source(p)))
+
+
+def _key(s: Source) -> str:
+    return s.unit or f"(unknown: {s.path.name})"
+
+
+KEY_CHARS = 128            # a unit id longer than this (no bedside makes one) is kept by its start and a digest
+
+
+def _short(unit: str) -> str:
+    """The plan's key for a unit id: itself, or for an id a crafted header made huge, its first
+    64 characters and a digest of the rest, so that the plan keeps a few hundred bytes an export
+    whatever a header says (``units`` then groups by the id itself, as ``merge`` does)."""
+    if len(unit) <= KEY_CHARS:
+        return unit
+    import hashlib
+
+    digest = hashlib.sha256(unit.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{unit[:64]}...({len(unit)} characters, sha256 {digest})"
+
+
+def units(plan: Plan, on_problem: Callable[[str], None]) -> Iterator[UnitRecord]:
+    """The second pass: the shown units, one at a time, in order of unit id, each unit's exports
+    read (``Source``) and merged only when it is its turn; nothing of a unit is kept by this
+    iterator once the next one is asked for."""
+    for unit in plan.shown:
+        found: list[Source] = []
+        for p in plan.groups[unit]:
+            try:
+                found.append(_source(Path(p)))
+            except ReportError as e:
+                on_problem(str(e))
+            except OSError as e:
+                on_problem(f"cannot read {p}: {e.strerror}")
+        plan.read += len(found)
+        yield from merge(found)
+
+
 def find(inputs: Sequence[Path], on_problem: Callable[[str], None]) -> list[Source]:
-    """Every export under the inputs; an input or file that is not one is told, not fatal."""
+    """Every export under the inputs (the walk capped at ``MAX_ENTRIES`` files and folders, which
+    is told); an input or file that is not one is told, not fatal."""
     found: list[Source] = []
     for top in inputs:
         if not top.exists():
             on_problem(f"{top} does not exist")
             continue
-        paths = [top] if top.is_file() or is_data_dir(top) else _walk(top)
-        if not paths:
-            on_problem(f"{top} holds no bedside exports (*.jsonl) or journal")
+        capped: list[bool] = []
+        paths = iter([top]) if top.is_file() or is_data_dir(top) else _walk(top, capped, on_problem)
+        any_path = False
         for p in paths:
+            any_path = True
             try:
                 found.append(_source(p))
             except ReportError as e:
                 on_problem(str(e))
             except OSError as e:
                 on_problem(f"cannot read {p}: {e.strerror}")
+        if capped:
+            on_problem(f"{top}: stopped after examining {MAX_ENTRIES} files and folders, the rest not read; "
+                       "give a narrower folder")
+        if not any_path:
+            on_problem(f"{top} holds no bedside exports (*.jsonl) or journal")
     return found
 
 
@@ -243,17 +380,49 @@ def is_data_dir(p: Path) -> bool:
     return p.is_dir() and any(p.glob("journal-*.sqlite"))
 
 
-def _walk(top: Path) -> list[Path]:
-    out: list[Path] = []
-    for here, dirs, files in os.walk(top):
-        dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith("."))
-        base = Path(here)
-        if is_data_dir(base):
-            out.append(base)
-            dirs[:] = []
+def _walk(top: Path, capped: list[bool], on_problem: Callable[[str], None] | None = None) -> Iterator[Path]:
+    """The exports under ``top``, depth first, each folder's in name order, yielded as found. At
+    most ``MAX_ENTRIES`` directory entries are examined in all (a folder of millions of files is not
+    listed whole: only its ``*.jsonl`` names and subfolders, up to the budget, are held to be
+    sorted); reaching it appends to ``capped``."""
+    left = MAX_ENTRIES
+    stack = [top]
+    while stack:
+        here = stack.pop()
+        if is_data_dir(here):
+            yield here
             continue
-        out += [base / f for f in sorted(files) if f.endswith(".jsonl") and not f.startswith(".")]
-    return out
+        files: list[str] = []
+        dirs: list[str] = []
+        try:
+            with os.scandir(here) as it:
+                for entry in it:
+                    if left <= 0:
+                        capped.append(True)
+                        break
+                    left -= 1
+                    name = entry.name
+                    if name.startswith("."):
+                        continue
+                    try:
+                        is_dir = entry.is_dir()
+                        link = entry.is_symlink()
+                    except OSError:
+                        continue
+                    if is_dir:
+                        if name not in _SKIP_DIRS and not link:      # a link to a folder is not followed
+                            dirs.append(name)
+                    elif name.endswith(".jsonl"):
+                        if entry.is_file():
+                            files.append(name)
+                        elif on_problem is not None:   # a FIFO would block the open; a device is no export
+                            on_problem(f"{here / name} is not a regular file: not read")
+        except OSError:
+            continue
+        yield from (here / f for f in sorted(files))
+        stack += [here / d for d in sorted(dirs, reverse=True)]
+        if capped:
+            return
 
 
 def _source(p: Path) -> Source:
@@ -348,8 +517,11 @@ def _report_beside(p: Path, unit: str | None) -> Path | None:
     if unit:
         names.append(f"{unit}-report.html")
     for n in names:
-        if (p.parent / n).is_file():
-            return p.parent / n
+        try:
+            if (p.parent / n).is_file():
+                return p.parent / n
+        except OSError:          # a name a header made too long for the file system: no report there
+            continue
     return None
 
 

@@ -70,7 +70,10 @@ ul.problems { font-size: 12px; color: var(--muted); }
 
 
 def render(rows: Sequence[Row], generated: datetime, out: Path, problems: Sequence[str] = (),
-           stale_after: timedelta = timedelta(hours=24), window: Window = DAY) -> str:
+           stale_after: timedelta = timedelta(hours=24), window: Window = DAY,
+           incomplete: Sequence[str] = ()) -> str:
+    """The page; ``incomplete`` names what a cap left out (``ward.Plan.incomplete``), said under the
+    headline so that a page of fewer beds than were found never passes for the whole ward."""
     counts = {f: sum(f in r.flags for r in rows) for f in FLAGS}
     need = sum(bool(r.flags) for r in rows)
     since = rows[0].window_start if rows and rows[0].window_start else window.start(generated)
@@ -100,6 +103,7 @@ def render(rows: Sequence[Row], generated: datetime, out: Path, problems: Sequen
         "check, then the most sessions missed, a clock or other fault, a record older than "
         f"{_age(stale_after)}.</p>",
         f'<p class="summary">{"; ".join(bits)}.</p>',
+        *(f'<p class="summary"><b class="bad">This page is incomplete:</b> {escape(line)}.</p>' for line in incomplete),
         f"<table><thead>{head}</thead><tbody>{body}</tbody></table>",
         (f'<p class="muted">Not read:</p><ul class="problems">{notes}</ul>' if notes else ""),
         "<footer>Made by bedside ward. Counts are the admitted patient's: sessions before the admission, after a "
