@@ -47,6 +47,9 @@ SESSIONS_A_DAY = 120       # sessions listed on one day (hourly every 15 minutes
 SESSIONS_LISTED = 10_000   # sessions listed in all (400 days of the default schedule is 6,400)
 EVENTS_A_DAY = 30          # events listed on one day
 EVENTS_LISTED = 2_000      # events listed in all
+GAPS_LISTED = 2_000        # power cuts and switch-offs listed in all (the rest counted on the day they began)
+EPISODES_LISTED = 1_000    # admissions kept apart (a bed of three-day stays has about 130 in 400 days)
+MORE_EPISODES = "(later admissions)"   # past them, the later admissions' sessions are counted together here
 TEXT_AT_MOST = 200         # characters of a record's text kept (an id, a reason, a problem)
 NAMES_AT_MOST = 64         # distinct record types, time qualities and units named; the rest counted together
 OTHER = "(other)"          # where the rest of those are counted
@@ -186,6 +189,7 @@ class Day:
     held: tuple[SessionOutcome, ...] = ()   # fell due this night, offered (and counted) on a later day
     more_sessions: int = 0         # counted in ``counts`` but not listed in ``sessions`` (the model's budget)
     more_events: int = 0           # recorded this day but not listed in ``events``
+    more_gaps: int = 0             # began this day, counted in ``counts`` but not listed in ``gaps``
 
 
 NO_PATIENT = "no patient admitted"
@@ -234,6 +238,8 @@ class Adherence:
     more_sessions: int = 0             # sessions counted on their days but not listed (SESSIONS_A_DAY, SESSIONS_LISTED)
     more_events: int = 0               # events counted on their days but not listed (EVENTS_A_DAY, EVENTS_LISTED)
     settled_open: int = 0              # sessions still open when OPEN_AT_MOST newer ones came: counted open
+    more_gaps: int = 0                 # gaps counted on the day they began but not listed (GAPS_LISTED)
+    more_episodes: int = 0             # admissions past EPISODES_LISTED, counted together as MORE_EPISODES
 
     def stays_on(self, d: date) -> list[tuple[Stay, Day]]:
         """Each stay's part of local date ``d``."""
@@ -478,6 +484,32 @@ class _Events:
             self.more[d] += 1
 
 
+class _Gaps:
+    """The gaps: listed up to ``GAPS_LISTED``; the rest counted on the day they began (a power
+    cut's minutes all on that day: a day's numbers stay near, the whole record's totals exact)."""
+
+    def __init__(self) -> None:
+        self.listed: list[Gap] = []
+        self.more: Counter[date] = Counter()            # unlisted gaps by the day they began
+        self.power: Counter[date] = Counter()           # of which power cuts
+        self.minutes: Counter[date] = Counter()         # their minutes
+
+    def append(self, g: Gap) -> None:
+        if len(self.listed) < GAPS_LISTED:
+            self.listed.append(g)
+            return
+        d = g.start.date()
+        self.more[d] += 1
+        if g.kind == "power_loss":
+            self.power[d] += 1
+            self.minutes[d] += g.minutes
+
+    def power_between(self, lo: date, hi: date) -> tuple[int, int]:
+        """Unlisted power cuts that began from ``lo`` to ``hi``, and their minutes."""
+        days = [d for d in self.power if lo <= d <= hi]
+        return sum(self.power[d] for d in days), sum(self.minutes[d] for d in days)
+
+
 # --- the whole record ----------------------------------------------------------------
 
 def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None,
@@ -496,7 +528,8 @@ def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None,
     watch: dict[str, _Acc] = {}                  # of those, prompted with no outcome since the last admission
     settled = _Sessions()
     settled_open = 0
-    gaps: list[Gap] = []
+    gap_store = _Gaps()
+    gaps = gap_store.listed
     events = _Events()
     episodes: dict[str, RecordedEpisode] = {}
     units: list[str] = []
@@ -507,6 +540,8 @@ def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None,
     skipped = impossible = 0
     impossible_example: str | None = None
     current: str | None = None                  # the episode open at this point of the record
+    current_name: str | None = None             # its id as recorded (MORE_EPISODES stands for those past the budget)
+    more_episodes = 0
     prev_type: str | None = None
     prev_time: datetime | None = None
     count = 0
@@ -554,10 +589,10 @@ def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None,
             if isinstance(unit, str) and _short(unit) not in units and len(units) < NAMES_AT_MOST:
                 units.append(_short(unit))
             if prev_type == T.STOP and prev_time is not None:
-                gaps.append(Gap("unit_off", prev_time, t))
+                gap_store.append(Gap("unit_off", prev_time, t))
         elif typ == T.POWER_LOSS:
             since = parse_time(rec.get("last_known")) or prev_time or t
-            gaps.append(Gap("power_loss", since, max(since, t)))
+            gap_store.append(Gap("power_loss", since, max(since, t)))
         elif typ == T.CLOCK_SET:
             events.append(Event(t, typ, _clock_text(rec)))
         elif typ in (T.FAULT, T.FAULT_CLEARED):
@@ -574,17 +609,29 @@ def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None,
             watch.clear()
         if typ == T.ADMIT:
             eid = _short(_text(rec.get("episode")) or f"#{rec.get('seq')}")
-            episodes[eid] = RecordedEpisode(eid, t, _date(rec.get("surgery")), _text(rec.get("regimen")))
-            current = eid
+            if eid in episodes or len(episodes) < EPISODES_LISTED:
+                regimen = _text(rec.get("regimen"))
+                episodes[eid] = RecordedEpisode(eid, t, _date(rec.get("surgery")),
+                                                _short(regimen) if regimen is not None else None)
+                current = eid
+            else:
+                more_episodes += 1
+                later = episodes.get(MORE_EPISODES)
+                episodes[MORE_EPISODES] = (replace(later, discharged=None) if later
+                                           else RecordedEpisode(MORE_EPISODES, t))
+                current = MORE_EPISODES
+            current_name = eid
             events.append(Event(t, typ, f"Admitted: episode {eid}"))
         elif typ == T.DISCHARGE:
             left = _text(rec.get("episode"))
-            left = _short(left) if left is not None else current
+            left = _short(left) if left is not None else current_name
             if left is not None and left in episodes:
                 e = episodes[left]
                 episodes[left] = replace(e, discharged=t)
-            if left == current:
-                current = None
+            elif left is not None and left == current_name and current == MORE_EPISODES:
+                episodes[MORE_EPISODES] = replace(episodes[MORE_EPISODES], discharged=t)
+            if left == current_name:
+                current = current_name = None
             events.append(Event(t, typ, f"Discharged: episode {left}"))
         elif typ == T.REFUSED:
             command = _text(rec.get("command")) or "a command"
@@ -637,7 +684,7 @@ def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None,
         # A bed that records admissions: with no patient admitted, nobody missed anything.
         sessions = [replace(s, outcome=NO_ONE) if s.outcome == MISSED and s.episode not in ids else s
                     for s in sessions]
-    listed = _Listed(events.listed, events.more, settled)
+    listed = _Listed(events.listed, events.more, settled, gap_store)
     if stay_now:
         stays = _stays(sessions, gaps, listed, (now_ep,) if now_ep is not None else (), first, last,
                        sparse=fault is not None, alone=not eps)
@@ -645,7 +692,7 @@ def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None,
                          dict(types), {k: v for k, v in types.items() if k not in KNOWN_TYPES}, dict(tq), skipped,
                          None, tuple(stays), impossible, impossible_example, fault,
                          sum(c["more"] for d in settled.tallies(wanted).values() for c, _ in d),
-                         sum(events.more.values()), settled_open)
+                         sum(events.more.values()), settled_open, sum(gap_store.more.values()), more_episodes)
     all_sessions = sorted(settled.listed, key=lambda s: (s.offer, s.due, s.id)) if episode is not None else sessions
     stays = _stays(all_sessions, gaps, listed, eps, first, last, sparse=fault is not None)
     if episode is not None:
@@ -653,17 +700,20 @@ def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None,
         more = settled.tallies(wanted)
     days = _days(sessions, gaps, listed, more, eps, first, last, episodes.get(episode) if episode else None,
                  sparse=fault is not None)
+    lo, hi = (days[0].day, days[-1].day) if days else (date.max, date.min)
     if episode is not None:
-        lo, hi = (days[0].day, days[-1].day) if days else (date.max, date.min)
         gaps = [g for g in gaps if _touches(g, lo, hi)]
+        cuts, minutes = gap_store.power_between(lo, hi)
+    else:
+        cuts, minutes = sum(gap_store.power.values()), sum(gap_store.minutes.values())
     totals = replace(sum((d.counts for d in days), Counts()),
-                     gaps=sum(1 for g in gaps if g.kind == "power_loss"),
-                     gap_minutes=sum(g.minutes for g in gaps if g.kind == "power_loss"))
+                     gaps=sum(1 for g in gaps if g.kind == "power_loss") + cuts,
+                     gap_minutes=sum(g.minutes for g in gaps if g.kind == "power_loss") + minutes)
     unknown = {k: v for k, v in types.items() if k not in KNOWN_TYPES}
     return Adherence(tuple(units), first, last, tuple(sessions), tuple(days), tuple(gaps), eps, totals, count,
                      dict(types), unknown, dict(tq), skipped, episode, tuple(stays), impossible, impossible_example,
                      fault, sum(c["more"] for d in more.values() for c, _ in d), sum(events.more.values()),
-                     settled_open)
+                     settled_open, sum(gap_store.more[d] for d in gap_store.more if lo <= d <= hi), more_episodes)
 
 
 def current_stay(episodes: Iterable[RecordedEpisode]) -> RecordedEpisode | None:
@@ -679,6 +729,7 @@ class _Listed:
     events: list[Event]
     events_more: Mapping[date, int]
     settled: _Sessions
+    gaps: _Gaps
 
 
 def _stays(sessions: list[SessionOutcome], gaps: list[Gap], listed: _Listed, eps: tuple[RecordedEpisode, ...],
@@ -693,7 +744,7 @@ def _stays(sessions: list[SessionOutcome], gaps: list[Gap], listed: _Listed, eps
     for e in eps:
         more = more_by.get(e.id, {})
         days = _days(mine_by.get(e.id, []), gaps, listed, more, (e,), first, last, e, sparse=sparse)
-        out.append(Stay(e, tuple(days), _totals(days, gaps)))
+        out.append(Stay(e, tuple(days), _totals(days, gaps, listed.gaps)))
     if not alone:
         return out
     ids = {e.id for e in eps}
@@ -703,18 +754,19 @@ def _stays(sessions: list[SessionOutcome], gaps: list[Gap], listed: _Listed, eps
         # Only the days that have such sessions: an empty bed's quiet days say nothing.
         days = [x for x in _days(alone_sessions, gaps, listed, more, (), None, None, None, sparse=sparse)
                 if x.sessions or x.more_sessions]
-        out.append(Stay(None, tuple(days), _totals(days, gaps)))
+        out.append(Stay(None, tuple(days), _totals(days, gaps, listed.gaps)))
     return out
 
 
-def _totals(days: list[Day], gaps: list[Gap]) -> Counts:
+def _totals(days: list[Day], gaps: list[Gap], store: _Gaps) -> Counts:
     totals = sum((d.counts for d in days), Counts())
     if not days:
         return totals
     lo, hi = days[0].day, days[-1].day
     power = [g for g in gaps if g.kind == "power_loss" and _touches(g, lo, hi)]
+    cuts, minutes = store.power_between(lo, hi)
     # A gap spanning midnight touches two days but is one gap.
-    return replace(totals, gaps=len(power), gap_minutes=sum(g.minutes for g in power))
+    return replace(totals, gaps=len(power) + cuts, gap_minutes=sum(g.minutes for g in power) + minutes)
 
 
 def _clock_text(rec: Mapping[str, Any]) -> str:
@@ -775,21 +827,37 @@ def _days(sessions: list[SessionOutcome], gaps: list[Gap], listed: _Listed, more
     for s in sessions:
         if s.deferred and s.due.date() != s.day:
             held_by_day.setdefault(s.due.date(), []).append(s)
+    # Each gap on the days it touches (walked from both ends: a gap a clock fault made decades long
+    # is on its first and last days, at most ``LONGEST_SPAN`` from each, not on every day between).
+    gaps_by_day: dict[date, list[Gap]] = {}
+    reach = wall.LONGEST_SPAN.days + 1
+    for g in gaps:
+        a, b = max(g.start.date(), lo), min(g.end.date(), hi)
+        n = (b - a).days + 1
+        if n <= 0 and lo <= g.start.date() <= hi:
+            gaps_by_day.setdefault(g.start.date(), []).append(g)    # ends before it began: its first day
+        for k in sorted({*range(min(n, reach)), *range(max(n - reach, 0), n)}) if n > 0 else ():
+            gaps_by_day.setdefault(a + timedelta(days=k), []).append(g)
     if sparse:
-        marks = {*dates, *by_day, *events_by_day, *listed.events_more, *(g.start.date() for g in gaps),
-                 *(g.end.date() for g in gaps)}
+        marks = {*dates, *by_day, *events_by_day, *listed.events_more, *listed.gaps.more,
+                 *(g.start.date() for g in gaps), *(g.end.date() for g in gaps)}
         wanted = sorted(x for x in marks if lo <= x <= hi)
     else:
         wanted = [lo + timedelta(days=k) for k in range((hi - lo).days + 1)]
     out = []
     for d in wanted:
         todays = tuple(by_day.get(d, ()))
-        dgaps = tuple(g for g in gaps if clip(g, d) is not None or (g.start.date() == d and g.minutes == 0))
+        dgaps = tuple(g for g in gaps_by_day.get(d, ()) if clip(g, d) is not None or
+                      (g.start.date() == d and g.minutes == 0))
         devents = tuple(events_by_day.get(d, ()))
         deps = tuple(e for e in episodes if _episode_on(e, d))
         dmore = more.get(d, [])
-        out.append(Day(d, todays, dgaps, devents, deps, _count(todays, dgaps, d, dmore), tuple(held_by_day.get(d, ())),
-                       sum(c["more"] for c, _ in dmore), listed.events_more.get(d, 0)))
+        counts = _count(todays, dgaps, d, dmore)
+        if d in listed.gaps.more:
+            counts = replace(counts, gaps=counts.gaps + listed.gaps.power[d],
+                             gap_minutes=counts.gap_minutes + listed.gaps.minutes[d])
+        out.append(Day(d, todays, dgaps, devents, deps, counts, tuple(held_by_day.get(d, ())),
+                       sum(c["more"] for c, _ in dmore), listed.events_more.get(d, 0), listed.gaps.more.get(d, 0)))
     return out
 
 
