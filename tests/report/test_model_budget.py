@@ -73,7 +73,7 @@ def peak(kind: str, n: int) -> tuple[int, ad.Adherence]:
 @pytest.mark.parametrize("kind", ["faults", "sessions", "power", "admissions", "days"])
 def test_the_model_is_the_same_size_for_four_times_the_records(small: None, kind: str) -> None:
     n = 3000
-    one, m1 = peak(kind, n)
+    one, _ = peak(kind, n)
     four, m4 = peak(kind, 4 * n)
     assert m4.record_count == 4 * n
     # Counts, not times: the model's peak for 4N records is within a fixed margin of N's.
