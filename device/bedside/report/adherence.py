@@ -30,6 +30,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 from bedside.core import wall
@@ -422,8 +423,41 @@ def _session(acc: _Acc) -> SessionOutcome | None:
 
 # --- what the model keeps ------------------------------------------------------------
 
-# A day's unlisted sessions of one episode: as ``_count`` counts them (and "more": how many), and missed reasons.
-_Tally = tuple[Counter[str], Counter[str]]
+_KEYS = (*DECIDED, MERGED, OPEN, WAITING, "late", "snoozed", "snoozes", "deferred", "more")
+_AT = {k: i for i, k in enumerate(_KEYS)}
+
+
+class _Tally:
+    """A day's unlisted sessions of one episode, as ``_count`` counts them ("more": how many),
+    in a list of numbers rather than a Counter (a crafted record can have one a day for 47,000 days)."""
+
+    __slots__ = ("n", "reasons")
+
+    def __init__(self) -> None:
+        self.n = [0] * len(_KEYS)
+        self.reasons: Counter[str] | None = None     # of the missed ones
+
+    def add(self, s: SessionOutcome) -> None:
+        n = self.n
+        n[_AT[s.outcome]] += 1
+        n[_AT["late"]] += s.late
+        n[_AT["snoozed"]] += s.snoozes > 0
+        n[_AT["snoozes"]] += s.snoozes
+        n[_AT["deferred"]] += s.deferred
+        n[_AT["more"]] += 1
+        if s.outcome == MISSED:
+            if self.reasons is None:
+                self.reasons = Counter()
+            _name(self.reasons, s.reason or "unknown")
+
+    @property
+    def more(self) -> int:
+        return self.n[_AT["more"]]
+
+    def counter(self) -> Counter[str]:
+        return Counter({k: v for k, v in zip(_KEYS, self.n, strict=True) if v})
+
+
 _Tallies = dict[date, list[_Tally]]
 
 
@@ -446,16 +480,18 @@ class _Sessions:
             self.listed.append(s)
             return
         self.more += 1
-        c, reasons = self.tally.setdefault((s.day, s.episode), (Counter(), Counter()))
-        c["more"] += 1
-        _tally(c, reasons, s)
+        t = self.tally.get((s.day, s.episode))
+        if t is None:
+            t = self.tally[s.day, s.episode] = _Tally()
+        t.add(s)
 
     def nobody(self, ids: set[str]) -> None:
         """At a bed that records admissions, what was missed with no patient admitted was nobody's."""
-        for (_, ep), (c, reasons) in self.tally.items():
+        for (_, ep), t in self.tally.items():
             if ep is None or ep not in ids:
-                c[NO_ONE] += c.pop(MISSED, 0)
-                reasons.clear()
+                t.n[_AT[NO_ONE]] += t.n[_AT[MISSED]]
+                t.n[_AT[MISSED]] = 0
+                t.reasons = None
 
     def tallies(self, wanted: Any = None) -> _Tallies:
         """The unlisted sessions by day, of the episodes ``wanted`` says yes to (all: None)."""
@@ -691,15 +727,23 @@ def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None,
         return Adherence(tuple(units), first, last, tuple(sessions), (), tuple(gaps), eps, Counts(), count,
                          dict(types), {k: v for k, v in types.items() if k not in KNOWN_TYPES}, dict(tq), skipped,
                          None, tuple(stays), impossible, impossible_example, fault,
-                         sum(c["more"] for d in settled.tallies(wanted).values() for c, _ in d),
+                         sum(t.more for d in settled.tallies(wanted).values() for t in d),
                          sum(events.more.values()), settled_open, sum(gap_store.more.values()), more_episodes)
-    all_sessions = sorted(settled.listed, key=lambda s: (s.offer, s.due, s.id)) if episode is not None else sessions
-    stays = _stays(all_sessions, gaps, listed, eps, first, last, sparse=fault is not None)
-    if episode is not None:
-        stays = [st for st in stays if st.episode is not None and st.episode.id == episode]
-        more = settled.tallies(wanted)
-    days = _days(sessions, gaps, listed, more, eps, first, last, episodes.get(episode) if episode else None,
-                 sparse=fault is not None)
+    if not eps and episode is None:
+        # A bed that never recorded an admission: its one stay's days are the record's days that
+        # have sessions (the same Day objects, not a second set: a clock fault can give 47,000).
+        days = _days(sessions, gaps, listed, more, eps, first, last, None, sparse=fault is not None)
+        mine = [x for x in days if x.sessions or x.more_sessions]
+        stays = [Stay(None, tuple(mine), _totals(mine, gaps, gap_store))] if mine else []
+    else:
+        all_sessions = sorted(settled.listed, key=lambda s: (s.offer, s.due, s.id)) if episode is not None \
+            else sessions
+        stays = _stays(all_sessions, gaps, listed, eps, first, last, sparse=fault is not None)
+        if episode is not None:
+            stays = [st for st in stays if st.episode is not None and st.episode.id == episode]
+            more = settled.tallies(wanted)
+        days = _days(sessions, gaps, listed, more, eps, first, last, episodes.get(episode) if episode else None,
+                     sparse=fault is not None)
     lo, hi = (days[0].day, days[-1].day) if days else (date.max, date.min)
     if episode is not None:
         gaps = [g for g in gaps if _touches(g, lo, hi)]
@@ -712,7 +756,7 @@ def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None,
     unknown = {k: v for k, v in types.items() if k not in KNOWN_TYPES}
     return Adherence(tuple(units), first, last, tuple(sessions), tuple(days), tuple(gaps), eps, totals, count,
                      dict(types), unknown, dict(tq), skipped, episode, tuple(stays), impossible, impossible_example,
-                     fault, sum(c["more"] for d in more.values() for c, _ in d), sum(events.more.values()),
+                     fault, sum(t.more for d in more.values() for t in d), sum(events.more.values()),
                      settled_open, sum(gap_store.more[d] for d in gap_store.more if lo <= d <= hi), more_episodes)
 
 
@@ -857,7 +901,7 @@ def _days(sessions: list[SessionOutcome], gaps: list[Gap], listed: _Listed, more
             counts = replace(counts, gaps=counts.gaps + listed.gaps.power[d],
                              gap_minutes=counts.gap_minutes + listed.gaps.minutes[d])
         out.append(Day(d, todays, dgaps, devents, deps, counts, tuple(held_by_day.get(d, ())),
-                       sum(c["more"] for c, _ in dmore), listed.events_more.get(d, 0), listed.gaps.more.get(d, 0)))
+                       sum(t.more for t in dmore), listed.events_more.get(d, 0), listed.gaps.more.get(d, 0)))
     return out
 
 
@@ -865,6 +909,9 @@ def _episode_on(e: RecordedEpisode, d: date) -> bool:
     if e.admitted is None or e.admitted.date() > d:
         return False
     return e.discharged is None or e.discharged.date() >= d
+
+
+_NO_REASONS: Mapping[str, int] = MappingProxyType({})     # shared: most days have none (47,000 can)
 
 
 def _tally(c: Counter[str], reasons: Counter[str], s: SessionOutcome) -> None:
@@ -882,9 +929,10 @@ def _count(sessions: Iterable[SessionOutcome], gaps: Iterable[Gap], d: date, mor
     reasons: Counter[str] = Counter()
     for s in sessions:
         _tally(c, reasons, s)
-    for mc, mr in more:
-        c.update(mc)
-        reasons.update(mr)
+    for t in more:
+        c.update(t.counter())
+        if t.reasons:
+            reasons.update(t.reasons)
     power = [g for g in gaps if g.kind == "power_loss"]
     minutes = 0
     for g in power:
@@ -895,5 +943,6 @@ def _count(sessions: Iterable[SessionOutcome], gaps: Iterable[Gap], d: date, mor
     return Counts(due=done + c[MISSED], done=done, partial=c[PARTIAL], interrupted=c[INTERRUPTED],
                   late=c["late"], snoozed=c["snoozed"],
                   snoozes=c["snoozes"], missed=c[MISSED], deferred=c["deferred"], merged=c[MERGED],
-                  open=c[OPEN] + c[WAITING], gaps=len(power), gap_minutes=minutes, missed_reasons=dict(reasons),
+                  open=c[OPEN] + c[WAITING], gaps=len(power), gap_minutes=minutes,
+                  missed_reasons=dict(reasons) if reasons else _NO_REASONS,
                   paused=c[PAUSED], extra=c[EXTRA], nobody=c[CHANGEOVER] + c[NO_ONE])
