@@ -1,7 +1,7 @@
 """Peak memory of the report's model (``report.adherence.build``) and of the stick export's
 stream, for crafted journals that make a model grow and for a healthy year.
 
-Usage: ``python benchmarks/report_model.py [--stick] [--device DIR] [N ...]`` (default: 40000
+Usage: ``python benchmarks/report_model.py [--stick | --stick-only] [--device DIR] [N ...]`` (default: 40000
 100000 400000 records of each crafted kind). Kinds:
 
 * ``faults``: every record a ``fault`` of its own (a notable event each), a second apart;
@@ -92,7 +92,7 @@ tracemalloc.start()
 cpu = time.process_time()
 with export.collect(data, config.Config(), datetime(2099, 12, 31, tzinfo=UTC), "bench") as got:
     written = files.write_export(root, "bench", got.files)
-print(got.header["records"], tracemalloc.get_traced_memory()[1], bool(got.left_out), time.process_time() - cpu)
+print(got.header["records"], tracemalloc.get_traced_memory()[1], len(got.files), time.process_time() - cpu)
 '''
 
 BUILD = RECORDS + r'''
@@ -130,23 +130,24 @@ def stick_row(kind: str, n: int, device: Path, tmp: Path) -> str:
     data = tmp / f"{kind}-{n}"
     run(BUILD, [kind, str(n), str(data)], device)
     with tempfile.TemporaryDirectory() as stick:
-        records, peak, left_out, cpu = run(STICK, [str(data), stick], device)
-    return (f"| stick export, {kind} | {int(records):,} | {int(peak) / MIB:.1f} MiB traced | "
-            f"report {'left out' if left_out == 'True' else 'made'} | {float(cpu):.1f} s |")
+        records, peak, made, cpu = run(STICK, [str(data), stick], device)
+    return (f"| stick export, {kind} | {int(records):,} | {int(peak) / MIB:.1f} MiB traced | {made} files | "
+            f"{float(cpu):.1f} s |")
 
 
 def main() -> None:
     args = sys.argv[1:]
-    stick = "--stick" in args
+    stick = "--stick" in args or "--stick-only" in args
+    only = "--stick-only" in args
     device = ROOT / "device"
     if "--device" in args:
         device = Path(args[args.index("--device") + 1]).resolve()
         del args[args.index("--device"):args.index("--device") + 2]
-    sizes = [int(a) for a in args if a != "--stick"] or [40_000, 100_000, 400_000]
+    sizes = [int(a) for a in args if not a.startswith("--")] or [40_000, 100_000, 400_000]
     print(f"device: {device}")
     print("| journal | records | model traced peak | with HTML and CSV | HTML + CSV size | days | CPU |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    for kind in KINDS:
+    for kind in KINDS if not only else ():
         for n in sizes:
             print(model_row(f"crafted {kind}", [kind, str(n)], device), flush=True)
     from benchmarks import journals
@@ -155,9 +156,10 @@ def main() -> None:
     # 400,000-record journal take half an hour to write); only reading them is measured.
     with tempfile.TemporaryDirectory(dir="/dev/shm" if Path("/dev/shm").is_dir() else None) as d:
         tmp = Path(d)
-        year = tmp / "year"
-        journals.build(year, 365, tmp / "hospital-key.json")
-        print(model_row("a healthy year", ["year", "0", str(year)], device), flush=True)
+        if not only:
+            year = tmp / "year"
+            journals.build(year, 365, tmp / "hospital-key.json")
+            print(model_row("a healthy year", ["year", "0", str(year)], device), flush=True)
         if stick:
             for kind in KINDS:
                 for n in sizes:
