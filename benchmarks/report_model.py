@@ -47,6 +47,18 @@ def crafted(kind, n):
         elif kind == "sessions":
             t = T0 + timedelta(seconds=i)
             yield "prompt", f"{t:%Y-%m-%dT%H:%M} hourly {i}", t, {"kind": "hourly", "due": t.isoformat()}
+        elif kind == "healthy":        # 16 sessions a day from 07:00, each prompted, started and done
+            day, slot, step = i // 48, (i % 48) // 3, i % 3
+            due = T0.replace(hour=7) + timedelta(days=day, hours=slot)
+            sid = f"{due:%Y-%m-%dT%H:%M} hourly"
+            t = due + timedelta(minutes=step)
+            if step == 0:
+                yield "prompt", sid, t, {"kind": "hourly", "due": due.isoformat()}
+            elif step == 1:
+                yield "press", sid, t, {"action": "start"}
+            else:
+                yield "done", sid, t, {"kind": "hourly", "due": due.isoformat(), "reps": 10, "planned": 10,
+                                       "late_min": 1, "duration_s": 60}
         else:
             t = D0 + timedelta(days=i % DAYS, seconds=i // DAYS)
             yield "done", f"{t:%Y-%m-%dT%H:%M} hourly {i}", t, {"kind": "hourly", "due": t.isoformat(),
@@ -159,7 +171,10 @@ def main() -> None:
         if not only:
             year = tmp / "year"
             journals.build(year, 365, tmp / "hospital-key.json")
-            print(model_row("a healthy year", ["year", "0", str(year)], device), flush=True)
+            print(model_row("a healthy year (`benchmarks/journals.py`: one day's 15 sessions again each day)",
+                            ["year", "0", str(year)], device), flush=True)
+            print(model_row("a year of 16 distinct sessions a day, each prompted, started and done",
+                            ["healthy", str(365 * 48)], device), flush=True)
         if stick:
             for kind in KINDS:
                 for n in sizes:
