@@ -133,3 +133,25 @@ def test_a_clock_fault_still_shows_every_day_with_records_and_draws_the_newest()
     page = render(model.Report(m, model.Verification(True, 1200, 1200, "0" * 64, (), "chain"), None, "x"), T0)
     assert page.count('<section class="day"') == 401
     assert "The newest 401 of 1000 days are drawn below" in page
+
+
+def test_sessions_over_more_days_and_admissions_than_counted_apart_go_with_the_later_admissions(
+        small: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ad, "TALLIES_AT_MOST", 50)
+
+    def records() -> Iterator[dict[str, Any]]:
+        seq = 0
+        for e in range(20):                   # 20 admissions, each with a session done on 20 days
+            seq += 1
+            yield {"seq": seq, "type": "admit", "episode": f"E{e}", "time": (D0 + timedelta(days=30 * e)).isoformat()}
+            for k in range(20):
+                seq += 1
+                t = D0 + timedelta(days=30 * e + k, hours=1)
+                yield {"seq": seq, "type": "done", "session": f"{t:%Y-%m-%dT%H:%M} hourly", "kind": "hourly",
+                       "due": t.isoformat(), "time": t.isoformat(), "reps": 10, "planned": 10, "late_min": 0}
+    m = ad.build(records())
+    assert m.folded > 0 and m.episodes[-1].id == ad.MORE_EPISODES
+    assert sum(d.counts.done for d in m.days) == 400 == m.totals.done
+    assert sum(st.totals.done for st in m.stays) == 400
+    page = render(model.Report(m, model.Verification(True, 1, 1, "0" * 64, (), "chain"), None, "x"), T0)
+    assert f"{m.folded} sessions spread over more days and admissions" in page

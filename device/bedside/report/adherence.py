@@ -51,6 +51,7 @@ EVENTS_LISTED = 2_000      # events listed in all
 GAPS_LISTED = 2_000        # power cuts and switch-offs listed in all (the rest counted on the day they began)
 EPISODES_LISTED = 1_000    # admissions kept apart (a bed of three-day stays has about 130 in 400 days)
 MORE_EPISODES = "(later admissions)"   # past them, the later admissions' sessions are counted together here
+TALLIES_AT_MOST = 50_000   # (day, admission) pairs counted apart; past them a day's others go with MORE_EPISODES
 TEXT_AT_MOST = 200         # characters of a record's text kept (an id, a reason, a problem)
 NAMES_AT_MOST = 64         # distinct record types, time qualities and units named; the rest counted together
 OTHER = "(other)"          # where the rest of those are counted
@@ -241,6 +242,7 @@ class Adherence:
     settled_open: int = 0              # sessions still open when OPEN_AT_MOST newer ones came: counted open
     more_gaps: int = 0                 # gaps counted on the day they began but not listed (GAPS_LISTED)
     more_episodes: int = 0             # admissions past EPISODES_LISTED, counted together as MORE_EPISODES
+    folded: int = 0                    # unlisted sessions counted with MORE_EPISODES (past TALLIES_AT_MOST)
 
     def stays_on(self, d: date) -> list[tuple[Stay, Day]]:
         """Each stay's part of local date ``d``."""
@@ -471,6 +473,7 @@ class _Sessions:
         self.per_day: Counter[date] = Counter()
         self.tally: dict[tuple[date, str | None], _Tally] = {}
         self.more = 0
+        self.folded = 0            # counted with MORE_EPISODES: past TALLIES_AT_MOST (day, admission) pairs
 
     def add(self, s: SessionOutcome | None) -> None:
         if s is None:
@@ -480,9 +483,16 @@ class _Sessions:
             self.listed.append(s)
             return
         self.more += 1
-        t = self.tally.get((s.day, s.episode))
+        key = (s.day, s.episode)
+        t = self.tally.get(key)
+        if t is None and len(self.tally) >= TALLIES_AT_MOST:
+            # Only a crafted record spreads its sessions over so many days and admissions: the day's
+            # numbers stay whole, the stay they count in is the later admissions'.
+            self.folded += 1
+            key = (s.day, MORE_EPISODES)
+            t = self.tally.get(key)
         if t is None:
-            t = self.tally[s.day, s.episode] = _Tally()
+            t = self.tally[key] = _Tally()
         t.add(s)
 
     def nobody(self, ids: set[str]) -> None:
@@ -697,6 +707,11 @@ def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None,
     now_ep = current_stay(eps) if stay_now else None
     for acc in accs.values():
         settled.add(_session(acc))
+    if settled.folded and MORE_EPISODES not in episodes:
+        episodes[MORE_EPISODES] = RecordedEpisode(MORE_EPISODES, None, discharged=last)
+        eps = tuple(episodes.values())
+        ids = set(episodes)
+        now_ep = current_stay(eps) if stay_now else None
     if eps:
         settled.nobody(ids)
     wanted = None
@@ -728,7 +743,8 @@ def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None,
                          dict(types), {k: v for k, v in types.items() if k not in KNOWN_TYPES}, dict(tq), skipped,
                          None, tuple(stays), impossible, impossible_example, fault,
                          sum(t.more for d in settled.tallies(wanted).values() for t in d),
-                         sum(events.more.values()), settled_open, sum(gap_store.more.values()), more_episodes)
+                         sum(events.more.values()), settled_open, sum(gap_store.more.values()), more_episodes,
+                         settled.folded)
     if not eps and episode is None:
         # A bed that never recorded an admission: its one stay's days are the record's days that
         # have sessions (the same Day objects, not a second set: a clock fault can give 47,000).
@@ -757,7 +773,8 @@ def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None,
     return Adherence(tuple(units), first, last, tuple(sessions), tuple(days), tuple(gaps), eps, totals, count,
                      dict(types), unknown, dict(tq), skipped, episode, tuple(stays), impossible, impossible_example,
                      fault, sum(t.more for d in more.values() for t in d), sum(events.more.values()),
-                     settled_open, sum(gap_store.more[d] for d in gap_store.more if lo <= d <= hi), more_episodes)
+                     settled_open, sum(gap_store.more[d] for d in gap_store.more if lo <= d <= hi), more_episodes,
+                     settled.folded)
 
 
 def current_stay(episodes: Iterable[RecordedEpisode]) -> RecordedEpisode | None:

@@ -249,6 +249,9 @@ def _notices(report: Report) -> Iterable[str]:
     if m.more_episodes:
         yield (f'<p class="notice">{m.more_episodes} admissions after the first {ad.EPISODES_LISTED} are counted '
                f'together as "{escape(ad.MORE_EPISODES)}"; {escape(WHERE)}.</p>')
+    if m.folded:
+        yield (f'<p class="notice">{m.folded} sessions spread over more days and admissions than a report counts '
+               f'apart are counted on their days with "{escape(ad.MORE_EPISODES)}"; {escape(WHERE)}.</p>')
     if m.settled_open:
         yield (f'<p class="notice">{m.settled_open} sessions were still open when {ad.OPEN_AT_MOST} newer sessions '
                "had begun: the unit never leaves a session open that long, so they are counted as open "
