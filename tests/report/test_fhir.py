@@ -480,3 +480,16 @@ def test_the_plan_steps_down_by_post_operative_day(tmp_path: Path) -> None:
                    ("hourly", {"start": "2026-11-25", "end": "2026-11-27"}, 13),           # 07:00-21:00 less 09 and 19
                    ("routine", {"start": "2026-11-28"}, 2)]                               # day 3 on
     assert fhir.validate(doc) == []
+
+
+def test_a_record_past_the_reports_budget_is_refused_not_sent_short(
+        discharge_unit: list[ward.UnitRecord], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The resources are made session by session: a record with more than a report lists (a
+    runaway or crafted unit) would send numbers short of what it holds, so nothing is made."""
+    from bedside.report import adherence
+
+    monkeypatch.setattr(adherence, "SESSIONS_A_DAY", 1)
+    with pytest.raises(fhir.BundleError, match="more sessions or admissions than a report lists"):
+        fhir.bundle(discharge_unit, exported=NOW)
+    with pytest.raises(fhir.BundleError, match="nothing was written"):
+        fhir.daily_summaries(discharge_unit)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import os
 import random
 import signal
@@ -31,6 +30,7 @@ from bedside.stick import export as stick_export
 from bedside.stick import files as stick_files
 from bedside.stick.export import Outcome
 from bedside.unit import host
+from bedside.unit.offline import OfflineWriter
 from tests.conftest import DATA, journal_records
 from tests.rigs.cli import run
 from tests.rigs.procs import child
@@ -214,28 +214,30 @@ def test_a_folder_that_is_not_a_mounted_stick_is_refused_before_anything(tmp_pat
     assert list((tmp_path / "media" / "usb").iterdir()) == [] and journal_records(data) == before
 
 
-def test_past_the_report_limit_the_export_is_whole_and_the_report_says_it_was_left_out(
+def test_a_journal_of_more_events_than_a_page_lists_still_gets_its_report_saying_how_many_more(
         fat: FatStick, data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A journal of more records than the unit makes a report of (a crafted one whose every
-    record is an event): the raw export is written whole, the report's page says why it is not
-    there and how to make it, and the journal's record of the export says so."""
+    """A journal past what the report lists (a crafted one whose records are events of their own):
+    the stick gets all three files; the report lists a stated number, says how many more there
+    are and where to see them, and the export's record says nothing was left out."""
+    from bedside.report import adherence
+
+    with OfflineWriter(data) as writer:
+        for i in range(12):
+            writer.append("fault", {"part": "sensor", "problem": f"crafted fault {i}"})
+    monkeypatch.setattr(adherence, "EVENTS_A_DAY", 3)
     before = journal_records(data)
-    monkeypatch.setattr(stick_export, "MAX_REPORT_RECORDS", 50)
     rec = stick_export.recorder(data, CFG, data.parent / "no-daemon.sock")
     outcome = stick_export.run(CFG, data, stick_export.HandMount(fat.mnt), rec)
     assert outcome.stage == "done", outcome.message
-    assert "The report and the sessions CSV were left out" in outcome.message
     [done] = new_records(before, data)[-1:]
-    assert done["type"] == "export" and done["report_left_out"] == 50 and done["records"] > 50
+    assert done["type"] == "export" and "report_left_out" not in done
     fat.unmount()
     files = fat.files()
     [folder] = {p.rsplit("/", 1)[0] for p in files if p.count("/") == 2}
-    assert sorted(p.rsplit("/", 1)[1] for p in files if p.startswith(folder)) == ["journal.jsonl", "report.html"]
-    lines = files[f"{folder}/journal.jsonl"].decode().splitlines()
-    assert [json.loads(x)["seq"] for x in lines[1:]] == [r["seq"] for r in journal_records(data)[:len(lines) - 1]]
-    assert len(lines) - 1 == done["records"]
+    assert sorted(p.rsplit("/", 1)[1] for p in files if p.startswith(folder)) == [
+        "journal.jsonl", "report.html", "sessions.csv"]
     page = files[f"{folder}/report.html"].decode()
-    assert "report was left out" in page and "more than the 50" in page and "bedside report journal.jsonl" in page
+    assert "more events this day are not listed" in page and "bedside log export" in page
 
 
 # --- pulled out, filled up, detached, stopped ------------------------------------------------

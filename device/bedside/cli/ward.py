@@ -180,13 +180,15 @@ def cmd_fhir(args: argparse.Namespace) -> int:
 
 def _write_hl7v2(path: Path, units: list[Any], settings: Any) -> None:
     from bedside.durable import write_text_atomic
-    from bedside.report import hl7v2
+    from bedside.report import fhir, hl7v2
 
     _writable(path)
     try:
         messages = hl7v2.messages(units, settings, exported=datetime.now().astimezone())
     except hl7v2.HL7Error as e:
         raise UserError(str(e), 70) from None
+    except fhir.BundleError as e:        # a record past the report's budget
+        raise UserError(str(e), 3) from None
     try:
         # Segments end with a carriage return, as HL7 says; a newline between messages for people.
         write_text_atomic(path, "".join(m + "\r\n" for m in messages))

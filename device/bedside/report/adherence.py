@@ -30,6 +30,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 from bedside.core import wall
@@ -37,6 +38,23 @@ from bedside.core.records import OUTCOMES, SESSION_TYPES, T
 
 LATE_AFTER_MIN = 15        # half the default missed window: the patient needed reminding
 _OPEN_AT_CHANGE = timedelta(hours=12)   # a prompt older than this with no outcome was lost, not open
+
+# The model's budget: what it holds is bounded by these, whatever the records say (a crafted or
+# runaway journal of events or sessions), not by the record count. Past them the report still
+# counts every session and event on its day; it lists a stated number and says how many more
+# there are (the records themselves are in the journal: ``bedside log export``).
+OPEN_AT_MOST = 2048        # sessions followed at once; past it the oldest is settled as it stands
+SESSIONS_A_DAY = 120       # sessions listed on one day (hourly every 15 minutes is 96, plus routines)
+SESSIONS_LISTED = 10_000   # sessions listed in all (400 days of the default schedule is 6,400)
+EVENTS_A_DAY = 30          # events listed on one day
+EVENTS_LISTED = 2_000      # events listed in all
+GAPS_LISTED = 2_000        # power cuts and switch-offs listed in all (the rest counted on the day they began)
+EPISODES_LISTED = 1_000    # admissions kept apart (a bed of three-day stays has about 130 in 400 days)
+MORE_EPISODES = "(later admissions)"   # past them, the later admissions' sessions are counted together here
+TALLIES_AT_MOST = 50_000   # (day, admission) pairs counted apart; past them a day's others go with MORE_EPISODES
+TEXT_AT_MOST = 200         # characters of a record's text kept (an id, a reason, a problem)
+NAMES_AT_MOST = 64         # distinct record types, time qualities and units named; the rest counted together
+OTHER = "(other)"          # where the rest of those are counted
 
 # A session's outcome here: the record that settled it (``records.OUTCOMES``, an extra session's
 # ``extra``), named as the record is, or what the report makes of the records.
@@ -171,6 +189,9 @@ class Day:
     episodes: tuple[RecordedEpisode, ...]
     counts: Counts
     held: tuple[SessionOutcome, ...] = ()   # fell due this night, offered (and counted) on a later day
+    more_sessions: int = 0         # counted in ``counts`` but not listed in ``sessions`` (the model's budget)
+    more_events: int = 0           # recorded this day but not listed in ``events``
+    more_gaps: int = 0             # began this day, counted in ``counts`` but not listed in ``gaps``
 
 
 NO_PATIENT = "no patient admitted"
@@ -216,6 +237,12 @@ class Adherence:
     impossible_times: int = 0          # records whose time no clock gives (not counted; core/wall.py)
     impossible_example: str | None = None   # why the first of them was refused
     clock_fault: str | None = None     # the record spans longer than any stay: what the report did about it
+    more_sessions: int = 0             # sessions counted on their days but not listed (SESSIONS_A_DAY, SESSIONS_LISTED)
+    more_events: int = 0               # events counted on their days but not listed (EVENTS_A_DAY, EVENTS_LISTED)
+    settled_open: int = 0              # sessions still open when OPEN_AT_MOST newer ones came: counted open
+    more_gaps: int = 0                 # gaps counted on the day they began but not listed (GAPS_LISTED)
+    more_episodes: int = 0             # admissions past EPISODES_LISTED, counted together as MORE_EPISODES
+    folded: int = 0                    # unlisted sessions counted with MORE_EPISODES (past TALLIES_AT_MOST)
 
     def stays_on(self, d: date) -> list[tuple[Stay, Day]]:
         """Each stay's part of local date ``d``."""
@@ -252,6 +279,19 @@ def _text(v: Any) -> str | None:
     if isinstance(v, list | tuple):
         return ", ".join(str(_text(x)) for x in v)
     return str(v)
+
+
+def _short(v: str) -> str:
+    """A record's text as the model keeps it: at most ``TEXT_AT_MOST`` characters."""
+    return v if len(v) <= TEXT_AT_MOST else v[:TEXT_AT_MOST - 1] + "…"
+
+
+def _name(counts: Counter[str], key: str, always: frozenset[str] = frozenset()) -> None:
+    """Count ``key``, or ``OTHER`` once ``NAMES_AT_MOST`` other names are counted."""
+    if key in always or key in counts or len(counts) < NAMES_AT_MOST + len(always):
+        counts[_short(key)] += 1
+    else:
+        counts[OTHER] += 1
 
 
 def _due_from_id(sid: str, like: datetime) -> datetime | None:
@@ -328,13 +368,16 @@ def _session(acc: _Acc) -> SessionOutcome | None:
         return None
     kind = acc.kind or (acc.id.split(" ", 1)[1] if " " in acc.id else "session")
     offer = acc.offer or due
-    common = {"deferred": acc.deferred, "merged_into": acc.merged_into, "prompted": acc.prompted,
+    merged = _short(acc.merged_into) if acc.merged_into is not None else None
+    common = {"deferred": acc.deferred, "merged_into": merged, "prompted": acc.prompted,
               "snoozes": acc.snoozes, "episode": acc.episode}
 
     def make(**fields: Any) -> SessionOutcome:
         # Built once with every field (a ward reads tens of thousands: dataclasses.replace
         # on a first draft cost a third of this function).
-        return SessionOutcome(acc.id, kind, due, offer, **{**common, **fields})
+        if isinstance(fields.get("reason"), str):
+            fields["reason"] = _short(fields["reason"])
+        return SessionOutcome(_short(acc.id), _short(kind), due, offer, **{**common, **fields})
     out = acc.outcome
     if acc.changeover or (out is not None and out.get("type") == T.MISSED and out.get("reason") == "discharged"):
         # Open across an admission or discharge: it belongs to neither patient's numbers.
@@ -380,6 +423,139 @@ def _session(acc: _Acc) -> SessionOutcome | None:
                     started=started, finished=finished, snoozes=snoozes)
 
 
+# --- what the model keeps ------------------------------------------------------------
+
+_KEYS = (*DECIDED, MERGED, OPEN, WAITING, "late", "snoozed", "snoozes", "deferred", "more")
+_AT = {k: i for i, k in enumerate(_KEYS)}
+
+
+class _Tally:
+    """A day's unlisted sessions of one episode, as ``_count`` counts them ("more": how many),
+    in a list of numbers rather than a Counter (a crafted record can have one a day for 47,000 days)."""
+
+    __slots__ = ("n", "reasons")
+
+    def __init__(self) -> None:
+        self.n = [0] * len(_KEYS)
+        self.reasons: Counter[str] | None = None     # of the missed ones
+
+    def add(self, s: SessionOutcome) -> None:
+        n = self.n
+        n[_AT[s.outcome]] += 1
+        n[_AT["late"]] += s.late
+        n[_AT["snoozed"]] += s.snoozes > 0
+        n[_AT["snoozes"]] += s.snoozes
+        n[_AT["deferred"]] += s.deferred
+        n[_AT["more"]] += 1
+        if s.outcome == MISSED:
+            if self.reasons is None:
+                self.reasons = Counter()
+            _name(self.reasons, s.reason or "unknown")
+
+    @property
+    def more(self) -> int:
+        return self.n[_AT["more"]]
+
+    def counter(self) -> Counter[str]:
+        return Counter({k: v for k, v in zip(_KEYS, self.n, strict=True) if v})
+
+
+_Tallies = dict[date, list[_Tally]]
+
+
+class _Sessions:
+    """The settled sessions: listed in full up to ``SESSIONS_A_DAY`` a day and ``SESSIONS_LISTED``
+    in all, in the order they were settled; the rest only counted, by offer day and episode, as
+    ``_count`` counts them (so each day's numbers and the totals are the whole record's)."""
+
+    def __init__(self) -> None:
+        self.listed: list[SessionOutcome] = []
+        self.per_day: Counter[date] = Counter()
+        self.tally: dict[tuple[date, str | None], _Tally] = {}
+        self.more = 0
+        self.folded = 0            # counted with MORE_EPISODES: past TALLIES_AT_MOST (day, admission) pairs
+
+    def add(self, s: SessionOutcome | None) -> None:
+        if s is None:
+            return
+        if len(self.listed) < SESSIONS_LISTED and self.per_day[s.day] < SESSIONS_A_DAY:
+            self.per_day[s.day] += 1
+            self.listed.append(s)
+            return
+        self.more += 1
+        key = (s.day, s.episode)
+        t = self.tally.get(key)
+        if t is None and len(self.tally) >= TALLIES_AT_MOST:
+            # Only a crafted record spreads its sessions over so many days and admissions: the day's
+            # numbers stay whole, the stay they count in is the later admissions'.
+            self.folded += 1
+            key = (s.day, MORE_EPISODES)
+            t = self.tally.get(key)
+        if t is None:
+            t = self.tally[key] = _Tally()
+        t.add(s)
+
+    def nobody(self, ids: set[str]) -> None:
+        """At a bed that records admissions, what was missed with no patient admitted was nobody's."""
+        for (_, ep), t in self.tally.items():
+            if ep is None or ep not in ids:
+                t.n[_AT[NO_ONE]] += t.n[_AT[MISSED]]
+                t.n[_AT[MISSED]] = 0
+                t.reasons = None
+
+    def tallies(self, wanted: Any = None) -> _Tallies:
+        """The unlisted sessions by day, of the episodes ``wanted`` says yes to (all: None)."""
+        out: _Tallies = {}
+        for (d, ep), t in self.tally.items():
+            if wanted is None or wanted(ep):
+                out.setdefault(d, []).append(t)
+        return out
+
+
+class _Events:
+    """The notable events: listed up to ``EVENTS_A_DAY`` a day and ``EVENTS_LISTED`` in all; the
+    rest counted on their day."""
+
+    def __init__(self) -> None:
+        self.listed: list[Event] = []
+        self.per_day: Counter[date] = Counter()
+        self.more: Counter[date] = Counter()
+
+    def append(self, e: Event) -> None:
+        d = e.at.date()
+        if len(self.listed) < EVENTS_LISTED and self.per_day[d] < EVENTS_A_DAY:
+            self.per_day[d] += 1
+            self.listed.append(Event(e.at, e.kind, _short(e.text)))
+        else:
+            self.more[d] += 1
+
+
+class _Gaps:
+    """The gaps: listed up to ``GAPS_LISTED``; the rest counted on the day they began (a power
+    cut's minutes all on that day: a day's numbers stay near, the whole record's totals exact)."""
+
+    def __init__(self) -> None:
+        self.listed: list[Gap] = []
+        self.more: Counter[date] = Counter()            # unlisted gaps by the day they began
+        self.power: Counter[date] = Counter()           # of which power cuts
+        self.minutes: Counter[date] = Counter()         # their minutes
+
+    def append(self, g: Gap) -> None:
+        if len(self.listed) < GAPS_LISTED:
+            self.listed.append(g)
+            return
+        d = g.start.date()
+        self.more[d] += 1
+        if g.kind == "power_loss":
+            self.power[d] += 1
+            self.minutes[d] += g.minutes
+
+    def power_between(self, lo: date, hi: date) -> tuple[int, int]:
+        """Unlisted power cuts that began from ``lo`` to ``hi``, and their minutes."""
+        days = [d for d in self.power if lo <= d <= hi]
+        return sum(self.power[d] for d in days), sum(self.minutes[d] for d in days)
+
+
 # --- the whole record ----------------------------------------------------------------
 
 def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None,
@@ -394,9 +570,13 @@ def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None,
     are the same (each stay's days are made from its own sessions); the whole record's days
     and the other stays, which it never reads, are not made.
     """
-    accs: dict[str, _Acc] = {}
-    gaps: list[Gap] = []
-    events: list[Event] = []
+    accs: dict[str, _Acc] = {}                   # the sessions followed now, oldest first (OPEN_AT_MOST)
+    watch: dict[str, _Acc] = {}                  # of those, prompted with no outcome since the last admission
+    settled = _Sessions()
+    settled_open = 0
+    gap_store = _Gaps()
+    gaps = gap_store.listed
+    events = _Events()
     episodes: dict[str, RecordedEpisode] = {}
     units: list[str] = []
     types: Counter[str] = Counter()
@@ -406,6 +586,8 @@ def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None,
     skipped = impossible = 0
     impossible_example: str | None = None
     current: str | None = None                  # the episode open at this point of the record
+    current_name: str | None = None             # its id as recorded (MORE_EPISODES stands for those past the budget)
+    more_episodes = 0
     prev_type: str | None = None
     prev_time: datetime | None = None
     count = 0
@@ -425,9 +607,9 @@ def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None,
             continue
         lowest = t if lowest is None or t < lowest else lowest
         highest = t if highest is None or t > highest else highest
-        types[typ] += 1
+        _name(types, typ, KNOWN_TYPES)
         if isinstance(rec.get("tq"), str):
-            tq[rec["tq"]] += 1
+            _name(tq, rec["tq"])
         first = first or t
         last = t
         sid = rec.get("session")
@@ -435,16 +617,28 @@ def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None,
             acc = accs.get(sid)
             if acc is None:
                 acc = accs[sid] = _Acc(sid, t, episode=current)
+                if len(accs) > OPEN_AT_MOST:
+                    # The oldest session followed can no longer be answered here (OPEN_AT_MOST newer
+                    # ones came since it began): settled as it stands, as at the end of the record.
+                    old = accs.pop(next(iter(accs)))
+                    watch.pop(old.id, None)
+                    gone = _session(old)
+                    settled_open += gone is not None and gone.outcome in (OPEN, WAITING)
+                    settled.add(gone)
             _feed(acc, rec, t)
+            if acc.outcome is None and acc.prompted is not None:
+                watch[sid] = acc
+            else:
+                watch.pop(sid, None)
         elif typ == T.START:
             unit = rec.get("unit")
-            if isinstance(unit, str) and unit not in units:
-                units.append(unit)
+            if isinstance(unit, str) and _short(unit) not in units and len(units) < NAMES_AT_MOST:
+                units.append(_short(unit))
             if prev_type == T.STOP and prev_time is not None:
-                gaps.append(Gap("unit_off", prev_time, t))
+                gap_store.append(Gap("unit_off", prev_time, t))
         elif typ == T.POWER_LOSS:
             since = parse_time(rec.get("last_known")) or prev_time or t
-            gaps.append(Gap("power_loss", since, max(since, t)))
+            gap_store.append(Gap("power_loss", since, max(since, t)))
         elif typ == T.CLOCK_SET:
             events.append(Event(t, typ, _clock_text(rec)))
         elif typ in (T.FAULT, T.FAULT_CLEARED):
@@ -453,23 +647,38 @@ def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None,
             events.append(Event(t, typ, f"{part}: {problem}" if typ == T.FAULT and problem
                                 else f"{part} recovered" if typ == T.FAULT_CLEARED else part))
         elif typ in (T.ADMIT, T.DISCHARGE):
-            for acc in accs.values():
-                if acc.outcome is None and acc.merged_into is None and acc.prompted is not None \
-                        and (t - acc.first_time) < _OPEN_AT_CHANGE:
+            # Each prompted session is judged once, at the first admission or discharge after it
+            # (its next record puts it back): linear, however many admissions there are.
+            for acc in watch.values():
+                if acc.merged_into is None and (t - acc.first_time) < _OPEN_AT_CHANGE:
                     acc.changeover = True
+            watch.clear()
         if typ == T.ADMIT:
-            eid = _text(rec.get("episode")) or f"#{rec.get('seq')}"
-            episodes[eid] = RecordedEpisode(eid, t, _date(rec.get("surgery")), _text(rec.get("regimen")))
-            current = eid
+            eid = _short(_text(rec.get("episode")) or f"#{rec.get('seq')}")
+            if eid in episodes or len(episodes) < EPISODES_LISTED:
+                regimen = _text(rec.get("regimen"))
+                episodes[eid] = RecordedEpisode(eid, t, _date(rec.get("surgery")),
+                                                _short(regimen) if regimen is not None else None)
+                current = eid
+            else:
+                more_episodes += 1
+                later = episodes.get(MORE_EPISODES)
+                episodes[MORE_EPISODES] = (replace(later, discharged=None) if later
+                                           else RecordedEpisode(MORE_EPISODES, t))
+                current = MORE_EPISODES
+            current_name = eid
             events.append(Event(t, typ, f"Admitted: episode {eid}"))
         elif typ == T.DISCHARGE:
-            gone = _text(rec.get("episode")) or current
-            if gone is not None and gone in episodes:
-                e = episodes[gone]
-                episodes[gone] = replace(e, discharged=t)
-            if gone == current:
-                current = None
-            events.append(Event(t, typ, f"Discharged: episode {gone}"))
+            left = _text(rec.get("episode"))
+            left = _short(left) if left is not None else current_name
+            if left is not None and left in episodes:
+                e = episodes[left]
+                episodes[left] = replace(e, discharged=t)
+            elif left is not None and left == current_name and current == MORE_EPISODES:
+                episodes[MORE_EPISODES] = replace(episodes[MORE_EPISODES], discharged=t)
+            if left == current_name:
+                current = current_name = None
+            events.append(Event(t, typ, f"Discharged: episode {left}"))
         elif typ == T.REFUSED:
             command = _text(rec.get("command")) or "a command"
             events.append(Event(t, typ, f"Not accepted ({command}): {_text(rec.get('problem')) or 'no reason given'}"))
@@ -496,13 +705,26 @@ def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None,
     eps = tuple(episodes.values())
     ids = set(episodes)
     now_ep = current_stay(eps) if stay_now else None
+    for acc in accs.values():
+        settled.add(_session(acc))
+    if settled.folded and MORE_EPISODES not in episodes:
+        episodes[MORE_EPISODES] = RecordedEpisode(MORE_EPISODES, None, discharged=last)
+        eps = tuple(episodes.values())
+        ids = set(episodes)
+        now_ep = current_stay(eps) if stay_now else None
+    if eps:
+        settled.nobody(ids)
+    wanted = None
     if stay_now:
         # The current stay's sessions alone: its episode's, or with no admission ever recorded
         # every session (no episode at all is open then: the bed's only stay).
-        wanted = (lambda a: a.episode == now_ep.id) if now_ep is not None else \
-            (lambda a: not eps and (a.episode is None or a.episode not in ids))
-        accs = {k: a for k, a in accs.items() if wanted(a)}
-    sessions = sorted((s for s in map(_session, accs.values()) if s is not None), key=lambda s: (s.offer, s.due, s.id))
+        wanted = (lambda ep: ep == now_ep.id) if now_ep is not None else \
+            (lambda ep: not eps and (ep is None or ep not in ids))
+    elif episode is not None:
+        wanted = lambda ep: ep == episode  # noqa: E731
+    sessions = sorted((s for s in settled.listed if wanted is None or wanted(s.episode)),
+                      key=lambda s: (s.offer, s.due, s.id))
+    more = settled.tallies()
     fault = None
     if lowest is not None and highest is not None and not wall.span_ok(lowest, highest):
         # No stay lasts this long: the unit's clock was wrong for part of the record. Only the
@@ -513,28 +735,46 @@ def build(records: Iterable[Mapping[str, Any]], *, episode: str | None = None,
         # A bed that records admissions: with no patient admitted, nobody missed anything.
         sessions = [replace(s, outcome=NO_ONE) if s.outcome == MISSED and s.episode not in ids else s
                     for s in sessions]
+    listed = _Listed(events.listed, events.more, settled, gap_store)
     if stay_now:
-        stays = _stays(sessions, gaps, events, (now_ep,) if now_ep is not None else (), first, last,
+        stays = _stays(sessions, gaps, listed, (now_ep,) if now_ep is not None else (), first, last,
                        sparse=fault is not None, alone=not eps)
         return Adherence(tuple(units), first, last, tuple(sessions), (), tuple(gaps), eps, Counts(), count,
                          dict(types), {k: v for k, v in types.items() if k not in KNOWN_TYPES}, dict(tq), skipped,
-                         None, tuple(stays), impossible, impossible_example, fault)
-    stays = _stays(sessions, gaps, events, eps, first, last, sparse=fault is not None)
+                         None, tuple(stays), impossible, impossible_example, fault,
+                         sum(t.more for d in settled.tallies(wanted).values() for t in d),
+                         sum(events.more.values()), settled_open, sum(gap_store.more.values()), more_episodes,
+                         settled.folded)
+    if not eps and episode is None:
+        # A bed that never recorded an admission: its one stay's days are the record's days that
+        # have sessions (the same Day objects, not a second set: a clock fault can give 47,000).
+        days = _days(sessions, gaps, listed, more, eps, first, last, None, sparse=fault is not None)
+        mine = [x for x in days if x.sessions or x.more_sessions]
+        stays = [Stay(None, tuple(mine), _totals(mine, gaps, gap_store))] if mine else []
+    else:
+        all_sessions = sorted(settled.listed, key=lambda s: (s.offer, s.due, s.id)) if episode is not None \
+            else sessions
+        stays = _stays(all_sessions, gaps, listed, eps, first, last, sparse=fault is not None)
+        if episode is not None:
+            stays = [st for st in stays if st.episode is not None and st.episode.id == episode]
+            more = settled.tallies(wanted)
+        days = _days(sessions, gaps, listed, more, eps, first, last, episodes.get(episode) if episode else None,
+                     sparse=fault is not None)
+    lo, hi = (days[0].day, days[-1].day) if days else (date.max, date.min)
     if episode is not None:
-        sessions = [s for s in sessions if s.episode == episode]
-        stays = [st for st in stays if st.episode is not None and st.episode.id == episode]
-    days = _days(sessions, gaps, events, eps, first, last, episodes.get(episode) if episode else None,
-                 sparse=fault is not None)
-    if episode is not None:
-        lo, hi = (days[0].day, days[-1].day) if days else (date.max, date.min)
         gaps = [g for g in gaps if _touches(g, lo, hi)]
+        cuts, minutes = gap_store.power_between(lo, hi)
+    else:
+        cuts, minutes = sum(gap_store.power.values()), sum(gap_store.minutes.values())
     totals = replace(sum((d.counts for d in days), Counts()),
-                     gaps=sum(1 for g in gaps if g.kind == "power_loss"),
-                     gap_minutes=sum(g.minutes for g in gaps if g.kind == "power_loss"))
+                     gaps=sum(1 for g in gaps if g.kind == "power_loss") + cuts,
+                     gap_minutes=sum(g.minutes for g in gaps if g.kind == "power_loss") + minutes)
     unknown = {k: v for k, v in types.items() if k not in KNOWN_TYPES}
     return Adherence(tuple(units), first, last, tuple(sessions), tuple(days), tuple(gaps), eps, totals, count,
                      dict(types), unknown, dict(tq), skipped, episode, tuple(stays), impossible, impossible_example,
-                     fault)
+                     fault, sum(t.more for d in more.values() for t in d), sum(events.more.values()),
+                     settled_open, sum(gap_store.more[d] for d in gap_store.more if lo <= d <= hi), more_episodes,
+                     settled.folded)
 
 
 def current_stay(episodes: Iterable[RecordedEpisode]) -> RecordedEpisode | None:
@@ -543,32 +783,51 @@ def current_stay(episodes: Iterable[RecordedEpisode]) -> RecordedEpisode | None:
     return next((e for e in reversed(tuple(episodes)) if e.discharged is None), None)
 
 
-def _stays(sessions: list[SessionOutcome], gaps: list[Gap], events: list[Event], eps: tuple[RecordedEpisode, ...],
+@dataclass(frozen=True, slots=True)
+class _Listed:
+    """The events listed, those counted only, and the settled sessions (for their tallies)."""
+
+    events: list[Event]
+    events_more: Mapping[date, int]
+    settled: _Sessions
+    gaps: _Gaps
+
+
+def _stays(sessions: list[SessionOutcome], gaps: list[Gap], listed: _Listed, eps: tuple[RecordedEpisode, ...],
            first: datetime | None, last: datetime | None, *, sparse: bool = False, alone: bool = True) -> list[Stay]:
     out = []
+    mine_by: dict[str | None, list[SessionOutcome]] = {}
+    for s in sessions:
+        mine_by.setdefault(s.episode, []).append(s)
+    more_by: dict[str | None, _Tallies] = {}
+    for (d, ep), t in listed.settled.tally.items():
+        more_by.setdefault(ep, {}).setdefault(d, []).append(t)
     for e in eps:
-        mine = [s for s in sessions if s.episode == e.id]
-        days = _days(mine, gaps, events, (e,), first, last, e, sparse=sparse)
-        out.append(Stay(e, tuple(days), _totals(days, gaps)))
+        more = more_by.get(e.id, {})
+        days = _days(mine_by.get(e.id, []), gaps, listed, more, (e,), first, last, e, sparse=sparse)
+        out.append(Stay(e, tuple(days), _totals(days, gaps, listed.gaps)))
     if not alone:
         return out
     ids = {e.id for e in eps}
     alone_sessions = [s for s in sessions if s.episode is None or s.episode not in ids]
-    if alone_sessions:
+    more = listed.settled.tallies(lambda ep: ep is None or ep not in ids)
+    if alone_sessions or more:
         # Only the days that have such sessions: an empty bed's quiet days say nothing.
-        days = [x for x in _days(alone_sessions, gaps, events, (), None, None, None, sparse=sparse) if x.sessions]
-        out.append(Stay(None, tuple(days), _totals(days, gaps)))
+        days = [x for x in _days(alone_sessions, gaps, listed, more, (), None, None, None, sparse=sparse)
+                if x.sessions or x.more_sessions]
+        out.append(Stay(None, tuple(days), _totals(days, gaps, listed.gaps)))
     return out
 
 
-def _totals(days: list[Day], gaps: list[Gap]) -> Counts:
+def _totals(days: list[Day], gaps: list[Gap], store: _Gaps) -> Counts:
     totals = sum((d.counts for d in days), Counts())
     if not days:
         return totals
     lo, hi = days[0].day, days[-1].day
     power = [g for g in gaps if g.kind == "power_loss" and _touches(g, lo, hi)]
+    cuts, minutes = store.power_between(lo, hi)
     # A gap spanning midnight touches two days but is one gap.
-    return replace(totals, gaps=len(power), gap_minutes=sum(g.minutes for g in power))
+    return replace(totals, gaps=len(power) + cuts, gap_minutes=sum(g.minutes for g in power) + minutes)
 
 
 def _clock_text(rec: Mapping[str, Any]) -> str:
@@ -596,12 +855,13 @@ def _touches(g: Gap, lo: date, hi: date) -> bool:
     return g.start.date() <= hi and g.end.date() >= lo
 
 
-def _days(sessions: list[SessionOutcome], gaps: list[Gap], events: list[Event], episodes: tuple[RecordedEpisode, ...],
-          first: datetime | None, last: datetime | None, only: RecordedEpisode | None, *,
-          sparse: bool = False) -> list[Day]:
+def _days(sessions: list[SessionOutcome], gaps: list[Gap], listed: _Listed, more: _Tallies,
+          episodes: tuple[RecordedEpisode, ...], first: datetime | None, last: datetime | None,
+          only: RecordedEpisode | None, *, sparse: bool = False) -> list[Day]:
     """Every local date from the first to the last, or with ``sparse`` (a clock fault made the
-    span longer than any stay) only the dates with sessions, events, gaps or an episode's ends."""
-    dates = {s.day for s in sessions}
+    span longer than any stay) only the dates with sessions, events, gaps or an episode's ends.
+    ``more``: the sessions counted but not listed, by day (``_Sessions.tallies``)."""
+    dates = {s.day for s in sessions} | set(more)
     if only is None:
         if first is not None and last is not None:
             dates |= {first.date(), last.date()}
@@ -618,26 +878,47 @@ def _days(sessions: list[SessionOutcome], gaps: list[Gap], events: list[Event], 
     if only is not None and only.admitted is not None:
         lo = max(lo, only.admitted.date())
     # Grouped once: a month of a ward's records would otherwise be walked once per day.
-    by_day: dict[date, tuple[SessionOutcome, ...]] = {}
+    by_day: dict[date, list[SessionOutcome]] = {}
     for s in sessions:
-        by_day[s.day] = (*by_day.get(s.day, ()), s)
-    events_by_day: dict[date, tuple[Event, ...]] = {}
-    for e in events:
-        events_by_day[e.at.date()] = (*events_by_day.get(e.at.date(), ()), e)
-    deferred = [s for s in sessions if s.deferred]
+        by_day.setdefault(s.day, []).append(s)
+    events_by_day: dict[date, list[Event]] = {}
+    for e in listed.events:
+        events_by_day.setdefault(e.at.date(), []).append(e)
+    held_by_day: dict[date, list[SessionOutcome]] = {}
+    for s in sessions:
+        if s.deferred and s.due.date() != s.day:
+            held_by_day.setdefault(s.due.date(), []).append(s)
+    # Each gap on the days it touches (walked from both ends: a gap a clock fault made decades long
+    # is on its first and last days, at most ``LONGEST_SPAN`` from each, not on every day between).
+    gaps_by_day: dict[date, list[Gap]] = {}
+    reach = wall.LONGEST_SPAN.days + 1
+    for g in gaps:
+        a, b = max(g.start.date(), lo), min(g.end.date(), hi)
+        n = (b - a).days + 1
+        if n <= 0 and lo <= g.start.date() <= hi:
+            gaps_by_day.setdefault(g.start.date(), []).append(g)    # ends before it began: its first day
+        for k in sorted({*range(min(n, reach)), *range(max(n - reach, 0), n)}) if n > 0 else ():
+            gaps_by_day.setdefault(a + timedelta(days=k), []).append(g)
     if sparse:
-        marks = {*dates, *by_day, *events_by_day, *(g.start.date() for g in gaps), *(g.end.date() for g in gaps)}
+        marks = {*dates, *by_day, *events_by_day, *listed.events_more, *listed.gaps.more,
+                 *(g.start.date() for g in gaps), *(g.end.date() for g in gaps)}
         wanted = sorted(x for x in marks if lo <= x <= hi)
     else:
         wanted = [lo + timedelta(days=k) for k in range((hi - lo).days + 1)]
     out = []
     for d in wanted:
-        todays = by_day.get(d, ())
-        dgaps = tuple(g for g in gaps if clip(g, d) is not None or (g.start.date() == d and g.minutes == 0))
-        devents = events_by_day.get(d, ())
+        todays = tuple(by_day.get(d, ()))
+        dgaps = tuple(g for g in gaps_by_day.get(d, ()) if clip(g, d) is not None or
+                      (g.start.date() == d and g.minutes == 0))
+        devents = tuple(events_by_day.get(d, ()))
         deps = tuple(e for e in episodes if _episode_on(e, d))
-        held = tuple(s for s in deferred if s.due.date() == d and s.day != d)
-        out.append(Day(d, todays, dgaps, devents, deps, _count(todays, dgaps, d), held))
+        dmore = more.get(d, [])
+        counts = _count(todays, dgaps, d, dmore)
+        if d in listed.gaps.more:
+            counts = replace(counts, gaps=counts.gaps + listed.gaps.power[d],
+                             gap_minutes=counts.gap_minutes + listed.gaps.minutes[d])
+        out.append(Day(d, todays, dgaps, devents, deps, counts, tuple(held_by_day.get(d, ())),
+                       sum(t.more for t in dmore), listed.events_more.get(d, 0), listed.gaps.more.get(d, 0)))
     return out
 
 
@@ -647,17 +928,28 @@ def _episode_on(e: RecordedEpisode, d: date) -> bool:
     return e.discharged is None or e.discharged.date() >= d
 
 
-def _count(sessions: Iterable[SessionOutcome], gaps: Iterable[Gap], d: date) -> Counts:
+_NO_REASONS: Mapping[str, int] = MappingProxyType({})     # shared: most days have none (47,000 can)
+
+
+def _tally(c: Counter[str], reasons: Counter[str], s: SessionOutcome) -> None:
+    c[s.outcome] += 1
+    c["late"] += s.late
+    c["snoozed"] += s.snoozes > 0
+    c["snoozes"] += s.snoozes
+    c["deferred"] += s.deferred
+    if s.outcome == MISSED:
+        _name(reasons, s.reason or "unknown")
+
+
+def _count(sessions: Iterable[SessionOutcome], gaps: Iterable[Gap], d: date, more: Iterable[_Tally] = ()) -> Counts:
     c: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     for s in sessions:
-        c[s.outcome] += 1
-        c["late"] += s.late
-        c["snoozed"] += s.snoozes > 0
-        c["snoozes"] += s.snoozes
-        c["deferred"] += s.deferred
-        if s.outcome == MISSED:
-            reasons[s.reason or "unknown"] += 1
+        _tally(c, reasons, s)
+    for t in more:
+        c.update(t.counter())
+        if t.reasons:
+            reasons.update(t.reasons)
     power = [g for g in gaps if g.kind == "power_loss"]
     minutes = 0
     for g in power:
@@ -668,5 +960,6 @@ def _count(sessions: Iterable[SessionOutcome], gaps: Iterable[Gap], d: date) -> 
     return Counts(due=done + c[MISSED], done=done, partial=c[PARTIAL], interrupted=c[INTERRUPTED],
                   late=c["late"], snoozed=c["snoozed"],
                   snoozes=c["snoozes"], missed=c[MISSED], deferred=c["deferred"], merged=c[MERGED],
-                  open=c[OPEN] + c[WAITING], gaps=len(power), gap_minutes=minutes, missed_reasons=dict(reasons),
+                  open=c[OPEN] + c[WAITING], gaps=len(power), gap_minutes=minutes,
+                  missed_reasons=dict(reasons) if reasons else _NO_REASONS,
                   paused=c[PAUSED], extra=c[EXTRA], nobody=c[CHANGEOVER] + c[NO_ONE])

@@ -254,7 +254,7 @@ def bundle(units: Iterable[UnitRecord], *, settings: Settings | None = None, sys
         raise BundleError(f"the record of {', '.join(broken)} FAILED verification (or contradicts another "
                           "export): nothing was written. Take a fresh download; to send it anyway, marked as "
                           "broken, give --allow-broken")
-    models = {u.unit: ad.build(u.records) for u in units}
+    models = {u.unit: _within_budget(u.unit, ad.build(u.records)) for u in units}
     by_unit = {u.unit: stays(u.unit, u.records, models[u.unit].sessions) for u in units}
     encounters = _encounters([st for sts in by_unit.values() for st in sts], s)
     entries: list[dict[str, Any]] = [e for e, _ in encounters.values() if e is not None]
@@ -424,13 +424,25 @@ def _stay_entries(st: Stay, s: Settings, device_ref: Mapping[str, Any],
     return out
 
 
+def _within_budget(unit: str, m: ad.Adherence) -> ad.Adherence:
+    """The model, if it lists every session and admission: the resources are made from the
+    sessions one by one, so a record past the report's budget (``adherence.SESSIONS_LISTED``
+    and the rest: a runaway or crafted unit) would send numbers short of what it holds."""
+    if m.more_sessions or m.more_episodes:
+        raise BundleError(f"the record of {unit} holds more sessions or admissions than a report lists "
+                          f"({m.more_sessions} sessions and {m.more_episodes} admissions not listed; a unit's own "
+                          "record never does): nothing was written. Read its report (`bedside report`) and the "
+                          "journal itself (`bedside log export`)")
+    return m
+
+
 def daily_summaries(units: Iterable[UnitRecord], settings: Settings | None = None) -> list[tuple[Stay, dict[str, Any]]]:
     """Every stay's daily summary Observations (as the bundle has them), with their stay: for other
     formats of the same numbers (``report.hl7v2``)."""
     s = settings or Settings()
     out = []
     for u in units:
-        m = ad.build(u.records)
+        m = _within_budget(u.unit, ad.build(u.records))
         for st in stays(u.unit, u.records, m.sessions):
             days: dict[date, list[ad.SessionOutcome]] = {}
             for x in st.sessions:

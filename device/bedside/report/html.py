@@ -8,12 +8,17 @@ Everything from the record is escaped: a file a person edited must not become ma
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from html import escape
 
 from bedside.report import adherence as ad
 from bedside.report.model import Report
 from bedside.report.svg import REASONS, day_name, hm, hm_of, legend, timeline, when
+
+# Day sections drawn at most (the newest): a record longer than any stay is a clock fault, and
+# its other days keep their row in the day table. 401 is every day of the longest stay.
+DAYS_DRAWN = 401
+WHERE = "the journal itself has every record (`bedside log export` on the unit, or the export beside this report)"
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 
@@ -103,8 +108,17 @@ def render(report: Report, generated: datetime) -> str:
     parts.append(_totals(m, v.ok))
     parts.append(_day_table(m))
     parts.append("<h2>Day by day</h2>")
+    drawn = m.days[-DAYS_DRAWN:]
+    if len(drawn) < len(m.days):
+        parts.append(f'<p class="notice">The newest {len(drawn)} of {len(m.days)} days are drawn below; the '
+                     f"{len(m.days) - len(drawn)} days before them have their numbers in the table above, and "
+                     f"{escape(WHERE)}.</p>")
     parts.append(legend())
-    parts.extend(_day(d, m) for d in m.days)
+    on: dict[date, list[tuple[ad.Stay, ad.Day]]] = {}
+    for st in m.stays:
+        for x in st.days:
+            on.setdefault(x.day, []).append((st, x))
+    parts.extend(_day(d, m, on.get(d.day, [])) for d in drawn)
     parts.append(_footer(report, generated))
     parts.append("</body></html>\n")
     return "\n".join(parts)
@@ -222,6 +236,26 @@ def _notices(report: Report) -> Iterable[str]:
                "The unit never writes such a time: the record was changed by something else.</p>")
     if m.clock_fault:
         yield f'<p class="notice"><strong>Clock fault.</strong> {escape(m.clock_fault)}</p>'
+    if m.more_sessions or m.more_events:
+        what = " and ".join(x for x in (f"{m.more_sessions} sessions" * bool(m.more_sessions),
+                                          f"{m.more_events} events" * bool(m.more_events)) if x)
+        yield (f'<p class="notice"><strong>More than a report can list.</strong> {what} are counted in the days '
+               f"and totals below but not listed one by one (a day lists at most {ad.SESSIONS_A_DAY} sessions and "
+               f"{ad.EVENTS_A_DAY} events, the report {ad.SESSIONS_LISTED} and {ad.EVENTS_LISTED}); "
+               f"{escape(WHERE)}.</p>")
+    if m.more_gaps:
+        yield (f'<p class="notice">{m.more_gaps} more power cuts and switch-offs are counted in the numbers but not '
+               f"listed (the report lists {ad.GAPS_LISTED}; each is counted on the day it began); {escape(WHERE)}.</p>")
+    if m.more_episodes:
+        yield (f'<p class="notice">{m.more_episodes} admissions after the first {ad.EPISODES_LISTED} are counted '
+               f'together as "{escape(ad.MORE_EPISODES)}"; {escape(WHERE)}.</p>')
+    if m.folded:
+        yield (f'<p class="notice">{m.folded} sessions spread over more days and admissions than a report counts '
+               f'apart are counted on their days with "{escape(ad.MORE_EPISODES)}"; {escape(WHERE)}.</p>')
+    if m.settled_open:
+        yield (f'<p class="notice">{m.settled_open} sessions were still open when {ad.OPEN_AT_MOST} newer sessions '
+               "had begun: the unit never leaves a session open that long, so they are counted as open "
+               "(not decided), as at the end of a record.</p>")
 
 
 # --- totals and table ----------------------------------------------------------------
@@ -325,9 +359,9 @@ def _day_table(m: ad.Adherence) -> str:
 
 # --- one day -------------------------------------------------------------------------
 
-def _day(d: ad.Day, m: ad.Adherence) -> str:
+def _day(d: ad.Day, m: ad.Adherence, on: list[tuple[ad.Stay, ad.Day]]) -> str:
     head = [f"<span>{day_name(d.day)}</span>"]
-    parts = m.stays_on(d.day) if m.stays else [(ad.Stay(None, (d,), d.counts), d)]
+    parts = on if m.stays else [(ad.Stay(None, (d,), d.counts), d)]
     for st, x in parts:
         c = x.counts
         pod = st.pod(d.day)
@@ -399,6 +433,13 @@ def _notes(d: ad.Day) -> list[str]:
         notes.append(f"{what}: no record from {when(g.start)} to {when(g.end)} ({_dur(g.minutes)})")
     for e in d.events:
         notes.append(f"{hm(e.at)} {escape(e.text)}")
+    if d.more_sessions:
+        notes.append(f"{d.more_sessions} more sessions this day are counted above but not listed; {escape(WHERE)}")
+    if d.more_gaps:
+        notes.append(f"{d.more_gaps} more power cuts or switch-offs began this day and are counted above but not "
+                     f"listed; {escape(WHERE)}")
+    if d.more_events:
+        notes.append(f"{d.more_events} more events this day are not listed; {escape(WHERE)}")
     return notes
 
 

@@ -487,6 +487,10 @@ def csv_text(report: Report) -> str:
                     _iso(s.offer), s.outcome, _cell(missed), "yes" if s.deferred else "no", _cell(s.merged_into),
                     _iso(s.prompted), _iso(s.started), _iso(s.finished), _num(s.late_min),
                     "yes" if s.late else "no", _reps(s), _num(s.planned), s.snoozes, _cell(cut), sheet.offset(s.due)])
+    if m.more_sessions:
+        # Past the model's budget (adherence.SESSIONS_A_DAY, SESSIONS_LISTED): said in the file itself.
+        w.writerow([f"{m.more_sessions} more sessions are counted in the report but not listed here; every record "
+                    "is in the journal itself (bedside log export)"] + [""] * (len(CSV_FIELDS) - 1))
     return out.getvalue()
 
 

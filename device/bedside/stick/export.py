@@ -62,12 +62,6 @@ from bedside.unit import host
 from bedside.unit.offline import OfflineWriter
 
 JOURNAL_FILE, CSV_FILE, REPORT_FILE = "journal.jsonl", "sessions.csv", "report.html"
-# The report's model keeps each session, day and notable event (not the records): a year of a
-# unit's records costs well under 1 MiB, but a crafted journal whose every record is an event of
-# its own up to about 0.9 KiB a record (docs/performance.md, "Hostile input"). Past this many
-# records (nearly five years of a unit's own; 85 MiB traced at that worst), the stick gets the
-# raw export whole and a page saying the report was left out, within the service's MemoryMax.
-MAX_REPORT_RECORDS = 100_000
 MOUNT_FLAGS = os.ST_NOSUID | os.ST_NODEV | os.ST_NOEXEC
 
 
@@ -331,7 +325,6 @@ class Collected:
     files: list[stick_files.File]
     header: dict[str, Any]
     summary: str
-    left_out: str = ""          # why there is no report ("" when there is one)
 
 
 @contextlib.contextmanager
@@ -340,24 +333,22 @@ def collect(data: Path, cfg: Config, now: datetime, folder: str = "") -> Iterato
 
     One record at a time, never the export (``bundle.stream``): a first pass makes the report
     and sizes the export, the raw export is written from a second pass as the stick takes it,
-    while the journal stays open (until the block ends)."""
+    while the journal stays open (until the block ends). The report's model has a budget of its
+    own whatever the records say (``report.adherence``: what it lists, the rest counted), so
+    every export gets its report."""
     journal = Journal(data, ZoneInfo("UTC"), "export", readonly=True)
     try:
         source = f"{folder}/{JOURNAL_FILE}" if folder else JOURNAL_FILE
         try:
-            made = bundle.stream(journal, exported=now, source=source, generated=now.astimezone(cfg.tz),
-                                 report_records=MAX_REPORT_RECORDS)
+            made = bundle.stream(journal, exported=now, source=source, generated=now.astimezone(cfg.tz))
         except report.ReportError as e:
             raise JournalError(str(e)) from None
+        assert made.report is not None and made.csv is not None     # made whenever no record limit is given
         files = [stick_files.File(JOURNAL_FILE, writer=made.write, length=made.size),
-                 *([stick_files.File(CSV_FILE, made.csv)] if made.csv is not None else []),
+                 stick_files.File(CSV_FILE, made.csv),
                  # Last: a folder with a report holds all three.
                  stick_files.File(REPORT_FILE, made.html)]
-        if made.report is None:
-            yield Collected(files, made.header, f"The report and the sessions CSV were left out: {made.left_out}",
-                            made.left_out)
-        else:
-            yield Collected(files, made.header, report.summary(made.report))
+        yield Collected(files, made.header, report.summary(made.report))
     finally:
         journal.close()
 
@@ -495,7 +486,7 @@ def _export(cfg: Config, data: Path, mount: Mount, step: Callable[[str], None], 
     details = {"stick": auth.stick, "folder": out.folder, "files": list(out.files), "bytes": out.bytes,
                "records": got.header["records"], "from_seq": first.get("seq", head["seq"]),
                "to_seq": head["seq"], "to_hash": head["hash"], "seconds": round(time.monotonic() - t0, 1),
-               **({"report_left_out": MAX_REPORT_RECORDS} if got.left_out else {}), **update_details}
+               **update_details}
     where = f"{path}/{out.folder}"
     return Outcome("done", "", f"Exported {got.header['records']} records of unit {cfg.unit_id} to {where} "
                    f"({', '.join(out.files)}); head {head['seq']}/{chain.short(head['hash'])}. {got.summary}."
