@@ -123,6 +123,9 @@ CHECK_FILES = CHECK_BYTES // FILE_BYTES      # 512
 # start's fault record, a hello's ``unread_more``). A unit's own data directory holds a few
 # hundred segments at most (8 MiB each).
 LIST_FILES = 2048
+# A byte or file count no reader reaches: a budget of it bounds only the listing (``LIST_FILES``),
+# for readers that read every file but must not hold every name (the stick export).
+UNBOUNDED = 1 << 62
 
 
 @dataclass

@@ -45,7 +45,7 @@ from bedside.core.config import Config
 from bedside.core.errors import BedsideError
 from bedside.core.records import T
 from bedside.durable import json_loads
-from bedside.journal import chain, export
+from bedside.journal import chain, export, salvage
 from bedside.journal.journal import Journal
 from bedside.journal.segments import JournalError
 from bedside.report import bundle
@@ -336,21 +336,32 @@ def collect(data: Path, cfg: Config, now: datetime, folder: str = "") -> Iterato
     while the journal stays open (until the block ends). The report's model has a budget of its
     own whatever the records say (``report.adherence``: what it lists, the rest counted), so
     every export gets its report."""
-    journal = Journal(data, ZoneInfo("UTC"), "export", readonly=True)
+    # Every record and every file is read, as no loop waits on this process, but the data
+    # directory's listing is a budget's: at most ``salvage.LIST_FILES`` segment names (the oldest
+    # and newest halves, which hold every segment the unit made), so that a card holding a
+    # million crafted names costs the export their count, not their memory (about 380 bytes a
+    # name listed whole: past the service's memory limit, and the export would never be made).
+    # The unit's start names those left out in a ``fault`` record (``not_listed``), which the
+    # export carries.
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(salvage.bounded(salvage.UNBOUNDED, files=salvage.UNBOUNDED))
+        journal = Journal(data, ZoneInfo("UTC"), "export", readonly=True)
+        stack.callback(journal.close)
+        yield from _collect(journal, cfg, now, folder)
+
+
+def _collect(journal: Journal, cfg: Config, now: datetime, folder: str) -> Iterator[Collected]:
+    source = f"{folder}/{JOURNAL_FILE}" if folder else JOURNAL_FILE
     try:
-        source = f"{folder}/{JOURNAL_FILE}" if folder else JOURNAL_FILE
-        try:
-            made = bundle.stream(journal, exported=now, source=source, generated=now.astimezone(cfg.tz))
-        except report.ReportError as e:
-            raise JournalError(str(e)) from None
-        assert made.report is not None and made.csv is not None     # made whenever no record limit is given
-        files = [stick_files.File(JOURNAL_FILE, writer=made.write, length=made.size),
-                 stick_files.File(CSV_FILE, made.csv),
-                 # Last: a folder with a report holds all three.
-                 stick_files.File(REPORT_FILE, made.html)]
-        yield Collected(files, made.header, report.summary(made.report))
-    finally:
-        journal.close()
+        made = bundle.stream(journal, exported=now, source=source, generated=now.astimezone(cfg.tz))
+    except report.ReportError as e:
+        raise JournalError(str(e)) from None
+    assert made.report is not None and made.csv is not None     # made whenever no record limit is given
+    files = [stick_files.File(JOURNAL_FILE, writer=made.write, length=made.size),
+             stick_files.File(CSV_FILE, made.csv),
+             # Last: a folder with a report holds all three.
+             stick_files.File(REPORT_FILE, made.html)]
+    yield Collected(files, made.header, report.summary(made.report))
 
 
 # --- the export -----------------------------------------------------------------------
