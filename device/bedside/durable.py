@@ -129,4 +129,4 @@ def json_loads(text: str | bytes) -> Any:
 
 
 def refuse_constant(name: str) -> Any:
-    raise ValueError(f"it holds {name}, which is not JSON and no bedside file holds")
+    raise ValueError(f"it is damaged: it holds {name}, which is not JSON and no bedside file holds")
