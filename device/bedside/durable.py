@@ -119,8 +119,14 @@ def read_text(path: Path, limit: int = SMALL_FILE) -> str | None:
 
 def json_loads(text: str | bytes) -> Any:
     """``json.loads`` whose every failure is a ValueError: nesting deep enough to exhaust the
-    parser's recursion (``[[[[...``) is a damaged file, not a crash."""
+    parser's recursion (``[[[[...``) is a damaged file, not a crash; ``NaN`` and ``Infinity``,
+    which Python's parser takes but no bedside file holds (every writer refuses them), are
+    refused here, at the boundary, rather than crash a report or a check further in."""
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=refuse_constant)
     except RecursionError:
         raise ValueError("it is nested too deeply to be a bedside file") from None
+
+
+def refuse_constant(name: str) -> Any:
+    raise ValueError(f"it is damaged: it holds {name}, which is not JSON and no bedside file holds")

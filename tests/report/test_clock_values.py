@@ -71,3 +71,28 @@ def test_the_boundary_values() -> None:
             raise AssertionError(f"{bad!r} was accepted")
     assert wall.parse("1970-01-01T00:00:05+00:00").year == 1970       # a clock that did not keep time: honest
     assert wall.parse("2026-11-24T09:00:00.000+01:00").utcoffset() == timedelta(hours=1)
+
+
+def test_numbers_no_unit_writes_are_refused_at_the_boundary_not_a_traceback(week: Path, tmp_path: Path) -> None:
+    """``Infinity`` and ``NaN`` (which Python's parser takes, and no bedside writer emits) make a
+    line that is not a record; a duration of 10**20 seconds is no duration. Before, each made
+    `bedside report`, `ward` and `fhir` end in a traceback."""
+    import subprocess
+    import sys
+
+    from bedside.report import adherence
+
+    recs = [json.loads(x) for x in export_lines(week)]
+    i = next(n for n, r in enumerate(recs) if r["type"] == "done")
+    recs[i]["duration_s"] = 10**20
+    made = adherence.build(json.loads(line) for line in rechained(recs))
+    assert made.days                                            # built: the duration was not used
+    lines = rechained(recs)
+    lines[i] = lines[i][:-1] + ',"jump_s":Infinity}'
+    path = tmp_path / "e.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    for args in (["report", str(path), "-o", str(tmp_path / "r.html")],
+                 ["ward", str(path), "-o", str(tmp_path / "w.html")]):
+        got = subprocess.run([sys.executable, "-m", "bedside", *args], capture_output=True, text=True)
+        assert got.returncode == 3 and "Traceback" not in got.stderr, got.stderr
+    assert f"line {i + 1} of the file is not a record" in (tmp_path / "r.html").read_text()

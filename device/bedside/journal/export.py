@@ -26,7 +26,7 @@ from bedside import __version__, sheet
 from bedside.core import wall
 from bedside.core.errors import BedsideError
 from bedside.core.records import ENVELOPE_KEYS, T
-from bedside.durable import MAX_LINE, json_loads
+from bedside.durable import MAX_LINE, json_loads, refuse_constant
 from bedside.journal import chain
 from bedside.journal.journal import Journal
 
@@ -200,7 +200,7 @@ def write(out: IO[str], header: dict[str, Any], lines: list[str]) -> None:
 # A line as ``json_loads`` reads it, without json.loads' wrappers for the usual line (JSON from
 # its first character to a newline): a ward reads hundreds of thousands. Anything else, and
 # every failure, is left to ``json_loads`` itself, which gives the same value or error.
-_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder(parse_constant=refuse_constant).scan_once  # type: ignore[attr-defined]
 
 
 def _line_json(text: str) -> Any:

@@ -26,6 +26,7 @@ whether the record can be trusted at all).
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -255,9 +256,16 @@ parse_time = wall.aware     # an aware datetime from an ISO string, keeping its 
 
 
 def _int(v: Any) -> int | None:
-    if isinstance(v, bool) or not isinstance(v, int | float):
+    if isinstance(v, bool) or not isinstance(v, int | float) or (isinstance(v, float) and not math.isfinite(v)):
         return None
     return round(v)
+
+
+def _seconds(v: Any) -> int | None:
+    """A duration in seconds no clock can contradict: a whole number of seconds from 0 to
+    ``wall.LONGEST_SPAN`` (a crafted one beyond it would overflow the times it is taken from)."""
+    n = _int(v)
+    return n if n is not None and 0 <= n <= wall.LONGEST_SPAN.total_seconds() else None
 
 
 def _date(v: Any) -> date | None:
@@ -407,7 +415,7 @@ def _session(acc: _Acc) -> SessionOutcome | None:
     reps, planned = _int(out.get("reps")), _int(out.get("planned"))
     partial = out.get("early") is True and reps is not None and planned is not None and reps < planned
     finished = acc.outcome_time
-    duration = _int(out.get("duration_s"))
+    duration = _seconds(out.get("duration_s"))
     started = finished - timedelta(seconds=duration) if finished and duration is not None else finished
     late = _int(out.get("late_min"))
     if late is None and started is not None:
