@@ -139,3 +139,26 @@ def test_a_card_of_many_crafted_names_costs_the_export_their_count_not_their_mem
         lines = raw.decode("utf-8").splitlines()[1:]
         assert [json.loads(line)["seq"] for line in lines] == seqs        # every record of the unit's
     assert peaks[1] - peaks[0] < MIB // 2, peaks        # listed whole: 7,500 more names, about 2.8 MiB
+
+
+def test_lines_that_are_not_records_are_named_up_to_the_readers_limit_and_counted(
+        week: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A record whose canonical line a line reader splits (U+2028) leaves pieces that are not
+    records: the stick's report names them as `bedside report` does, the first few and a count,
+    rather than holding a name for each (a crafted journal of them grew the list without end)."""
+    from bedside.report import model
+
+    monkeypatch.setattr(model, "MAX_DAMAGED", 3)
+    data = shutil.copytree(week, tmp_path / "data")
+    with OfflineWriter(data) as writer:
+        for _ in range(5):
+            writer.append(T.SETTINGS_REFUSED, {"reason": "not_confirmed", "problem": "one\u2028two"})
+    journal = Journal(data, ZoneInfo("UTC"), "export", readonly=True)
+    try:
+        made = bundle.stream(journal, exported=NOW, source="f/journal.jsonl", generated=NOW)
+    finally:
+        journal.close()
+    problems = [str(p) for p in made.report.verdict.problems]
+    assert sum("of the file is not a record" in p for p in problems) == 3
+    # Each such record is two pieces: the line before U+2028 and the one after.
+    assert "and 7 more lines of the file are not records (counted, not listed)" in problems
