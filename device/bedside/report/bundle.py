@@ -8,7 +8,6 @@ so what it says is what the export holds.
 
 from __future__ import annotations
 
-import html
 import io
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -54,15 +53,14 @@ class _Lines:
     reading the file), taken one at a time: each record's canonical line, split and parsed as
     that reader splits and parses the whole file, so the report says what the file holds."""
 
-    def __init__(self, limit: int | None = None) -> None:
+    def __init__(self) -> None:
         from bedside.journal import verify
 
-        self.limit = limit               # records given to the report at most (None: all)
-        self.left_out = False            # more were read: no report made of them
         self.n = 1                       # line 1 is the header
         self.size = 0                    # bytes of the record lines
         self.count = 0                   # lines that are records
-        self.damaged: list[str] = []
+        self.damaged: list[str] = []     # lines that are not records: the first model.MAX_DAMAGED named
+        self.damaged_more = 0            # ... and the rest counted, as ``bedside report`` reads the file
         self.checker = verify.Checker()
         self.first: tuple[int, str] | None = None     # the first record's (seq, prev), as the header says
 
@@ -72,9 +70,6 @@ class _Lines:
                 self.first = (rec["seq"], str(rec["prev"]))
             line = chain.canonical(rec)
             self.size += len(line.encode("utf-8")) + 1
-            if self.limit is not None and self.count >= self.limit:
-                self.left_out = True     # sized for the export, no longer given to the report
-                continue
             # (canonical JSON leaves U+2028, U+0085 … unescaped: the file's reader splits lines there)
             for raw in line.splitlines():
                 self.n += 1
@@ -83,7 +78,10 @@ class _Lines:
                     continue
                 parsed = model._json_object(piece)
                 if parsed is None or "seq" not in parsed or "type" not in parsed:
-                    self.damaged.append(f"line {self.n} of the file is not a record")
+                    if len(self.damaged) < model.MAX_DAMAGED:
+                        self.damaged.append(f"line {self.n} of the file is not a record")
+                    else:
+                        self.damaged_more += 1
                     continue
                 if self.count == 0:
                     seq0 = parsed.get("seq")
@@ -99,25 +97,21 @@ class _Lines:
 class Streamed:
     header: dict[str, Any]
     size: int                  # bytes of the export file, which ``write`` writes
-    csv: bytes | None          # None: left out, as the report (``left_out`` says why)
+    csv: bytes
     html: bytes
-    report: model.Report | None
+    report: model.Report
     write: Callable[[IO[str]], None]
-    left_out: str = ""         # why there is no report, for people ("" when there is one)
 
 
-def stream(journal: Journal, *, exported: datetime, source: str, generated: datetime,
-           report_records: int | None = None) -> Streamed:
+def stream(journal: Journal, *, exported: datetime, source: str, generated: datetime) -> Streamed:
     """``make`` for the unit's own journal, holding one record at a time rather than the export:
     the report is made in a first pass over the records (its model keeps what each day and
-    session came to, not the records), and ``write`` writes the export file in a second pass
-    (``export.stream``'s, checked to give the same records). The same three files as ``make``.
-    Raises ``model.ReportError`` when the records cannot be read back.
-
-    ``report_records``: past so many records no report and no sessions CSV are made (the model
-    grows with the sessions and events it holds); the export is written whole all the same,
-    and the HTML file says why the report was left out and how to make it."""
-    lines = _Lines(report_records)
+    session came to, within its own budget, not the records), and ``write`` writes the export
+    file in a second pass (``export.stream``'s, checked to give the same records). The same
+    three files as ``make`` (lines that are not records: the first ``model.MAX_DAMAGED`` named,
+    the rest counted, as ``bedside report`` names them). Raises ``model.ReportError`` when the
+    records cannot be read back."""
+    lines = _Lines()
     built: list[adherence.Adherence] = []
     first = export.summarise(journal, exported=exported,
                              consume=lambda given: built.append(adherence.build(lines.records(given))))
@@ -126,16 +120,10 @@ def stream(journal: Journal, *, exported: datetime, source: str, generated: date
         raise model.ReportError(f"{source} is not a bedside export (no line is a record)")
     write = lambda out: export.write_summarised(journal, out, first)  # noqa: E731
     size = len(header_line) + 1 + lines.size
-    if lines.left_out:
-        records = first.header["records"]
-        why = (f"this export holds {records} records, more than the {report_records} this unit makes a report "
-               f"of; every record is in the raw export beside this file: make the report on a laptop with "
-               f"`bedside report {source.rsplit('/', 1)[-1]}`")
-        page = ("<!doctype html><html lang=en><meta charset=utf-8><title>Bedside: report left out</title>"
-                f"<p>The adherence report was left out: {html.escape(why)}.</p></html>\n")
-        return Streamed(first.header, size, None, page.encode("utf-8"), None, write, why)
     header = json_loads(header_line)          # as the file's reader has it
-    v = model.finish_check(lines.checker, header, lines.damaged, lines.count > 0)
+    more = ([f"and {lines.damaged_more} more lines of the file are not records (counted, not listed)"]
+            if lines.damaged_more else [])
+    v = model.finish_check(lines.checker, header, [*lines.damaged, *more], lines.count > 0)
     made = model.Report(built[0], model.verification(v), header, source)
     return Streamed(first.header, size, model.csv_text(made).encode("utf-8"), render(made, generated).encode("utf-8"),
                     made, write)

@@ -356,7 +356,6 @@ def _collect(journal: Journal, cfg: Config, now: datetime, folder: str) -> Itera
         made = bundle.stream(journal, exported=now, source=source, generated=now.astimezone(cfg.tz))
     except report.ReportError as e:
         raise JournalError(str(e)) from None
-    assert made.report is not None and made.csv is not None     # made whenever no record limit is given
     files = [stick_files.File(JOURNAL_FILE, writer=made.write, length=made.size),
              stick_files.File(CSV_FILE, made.csv),
              # Last: a folder with a report holds all three.
