@@ -32,6 +32,7 @@ import shutil
 import sqlite3
 import stat
 import tempfile
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -266,6 +267,7 @@ _generation = [0]
 # writes change the directory seldom (a new segment, the seal key, the index), so a loop step
 # reads it again only after one. At most ``KEEP_LISTS`` lists of at most LIST_FILES numbers.
 _kept: dict[tuple[str, str | None], tuple[Any, ...]] = {}
+_kept_lock = threading.Lock()
 KEEP_LISTS = 4
 # A directory's times are trusted to show a change only when it had been still this long before
 # it was read: a change within the same tick of the file system's clock as the one before it
@@ -321,19 +323,21 @@ def segment_files(data_dir: Path) -> list[tuple[int, Path]]:
         if budget.listing is not None and budget.listing[0] == key:
             return list(budget.listing[1])
         stamp = _dir_stamp(Path(data_dir))
-        kept = _kept.get((key[0], budget.after))
+        with _kept_lock:            # (the loop's steps and the check's worker both list)
+            kept = _kept.get((key[0], budget.after))
         if stamp is not None and kept is not None and kept[:2] == (stamp, key[1]):
             files = kept[2]
             budget.not_listed, budget.not_listed_range, budget.first_unlisted = kept[3:]
             counts["reused"] += 1
         else:
             files = _segment_files_bounded(Path(data_dir), budget)
-            _kept.pop((key[0], budget.after), None)
-            if stamp is not None:
-                _kept[(key[0], budget.after)] = (stamp, key[1], files, budget.not_listed, budget.not_listed_range,
-                                                 budget.first_unlisted)
-                while len(_kept) > KEEP_LISTS:
-                    del _kept[next(iter(_kept))]
+            with _kept_lock:
+                _kept.pop((key[0], budget.after), None)
+                if stamp is not None:
+                    _kept[(key[0], budget.after)] = (stamp, key[1], files, budget.not_listed,
+                                                     budget.not_listed_range, budget.first_unlisted)
+                    while len(_kept) > KEEP_LISTS:
+                        del _kept[next(iter(_kept))]
         budget.listing = (key, files)
         return list(files)
     counts["listings"] += 1

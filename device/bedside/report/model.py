@@ -111,6 +111,14 @@ def _load_dir(path: Path) -> Loaded:
         journal.close()
 
 
+def _not_an_export(source: str, n: int, line: str) -> ReportError:
+    """Why a file whose first line ``n`` is not a JSON record is no export (the CSV export is named)."""
+    if line.startswith("seq,time,type"):
+        return ReportError(f"{source} is the CSV export; the report needs the JSONL export "
+                           "(bedside log export --data DIR > FILE.jsonl)")
+    return ReportError(f"{source} is not a bedside export (line {n} is not a JSON record)")
+
+
 def parse_export(data: bytes, source: str = "export") -> Loaded:
     """An export: JSONL records, optionally after a ``{"bedside_export": 1, ...}`` header line."""
     try:
@@ -124,10 +132,7 @@ def parse_export(data: bytes, source: str = "export") -> Loaded:
     n0, line0 = lines[0]
     first = _json_object(line0)
     if first is None:
-        if line0.startswith("seq,time,type"):
-            raise ReportError(f"{source} is the CSV export; the report needs the JSONL export "
-                              "(bedside log export --data DIR > FILE.jsonl)")
-        raise ReportError(f"{source} is not a bedside export (line {n0} is not a JSON record)")
+        raise _not_an_export(source, n0, line0)
     header: dict[str, Any] | None = None
     if "bedside_export" in first:
         version = first["bedside_export"]
@@ -288,10 +293,7 @@ class ExportFile(Records):
                     continue
                 first = _json_object(line)
                 if first is None:
-                    if line.startswith("seq,time,type"):
-                        raise ReportError(f"{self.source} is the CSV export; the report needs the JSONL export "
-                                          "(bedside log export --data DIR > FILE.jsonl)")
-                    raise ReportError(f"{self.source} is not a bedside export (line {n} is not a JSON record)")
+                    raise _not_an_export(self.source, n, line)
                 if "bedside_export" in first:
                     version = first["bedside_export"]
                     if version != EXPORT_FORMAT:

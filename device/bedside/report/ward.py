@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bedside.core.records import T
 from bedside.report import adherence as ad
@@ -46,6 +46,7 @@ from bedside.report.model import Given, Loaded, Records, ReportError, read
 STALE_AFTER = timedelta(hours=24)      # a record older than this no longer tells the ward how a bed is doing
 PARTIAL_AFTER = timedelta(hours=1)     # a record older than this speaks for part of the window only
 STRIP_DAYS = 3
+_T = TypeVar("_T")
 _SKIP_DIRS = {".bedside", "System Volume Information", "$RECYCLE.BIN", ".Trashes", ".Spotlight-V100"}
 
 
@@ -271,6 +272,17 @@ def scan(inputs: Sequence[Path], on_problem: Callable[[str], None]) -> Plan:
     else (a data directory, a bare JSON-lines file) is read through once, as ``find`` would, to
     learn its unit, and dropped. An input or file that is not an export is told, not fatal."""
     plan = Plan()
+    for p, unit in _each(inputs, on_problem, _unit_of, lambda top: plan.walk_capped.append(str(top))):
+        plan.groups.setdefault(unit, []).append(str(p))
+        plan.exports += 1
+    return plan
+
+
+def _each(inputs: Sequence[Path], on_problem: Callable[[str], None], read: Callable[[Path], _T],
+          capped_at: Callable[[Path], None]) -> Iterator[tuple[Path, _T]]:
+    """Each export under the inputs (a file, a data directory, or what ``_walk`` finds in a
+    folder) with what ``read`` makes of it. An input or file that cannot be read is told, not
+    fatal; an input whose walk stopped at ``MAX_ENTRIES`` is given to ``capped_at``."""
     for top in inputs:
         if not top.exists():
             on_problem(f"{top} does not exist")
@@ -281,20 +293,18 @@ def scan(inputs: Sequence[Path], on_problem: Callable[[str], None]) -> Plan:
         for p in paths:
             any_path = True
             try:
-                unit = _unit_of(p)
+                got = read(p)
             except ReportError as e:
                 on_problem(str(e))
                 continue
             except OSError as e:
                 on_problem(f"cannot read {p}: {e.strerror}")
                 continue
-            plan.groups.setdefault(unit, []).append(str(p))
-            plan.exports += 1
+            yield p, got
         if capped:
-            plan.walk_capped.append(str(top))
+            capped_at(top)
         if not any_path:
             on_problem(f"{top} holds no bedside exports (*.jsonl) or journal")
-    return plan
 
 
 def _unit_of(p: Path) -> str:
@@ -352,28 +362,11 @@ def units(plan: Plan, on_problem: Callable[[str], None]) -> Iterator[UnitRecord]
 def find(inputs: Sequence[Path], on_problem: Callable[[str], None]) -> list[Source]:
     """Every export under the inputs (the walk capped at ``MAX_ENTRIES`` files and folders, which
     is told); an input or file that is not one is told, not fatal."""
-    found: list[Source] = []
-    for top in inputs:
-        if not top.exists():
-            on_problem(f"{top} does not exist")
-            continue
-        capped: list[bool] = []
-        paths = iter([top]) if top.is_file() or is_data_dir(top) else _walk(top, capped, on_problem)
-        any_path = False
-        for p in paths:
-            any_path = True
-            try:
-                found.append(_source(p))
-            except ReportError as e:
-                on_problem(str(e))
-            except OSError as e:
-                on_problem(f"cannot read {p}: {e.strerror}")
-        if capped:
-            on_problem(f"{top}: stopped after examining {MAX_ENTRIES} files and folders, the rest not read; "
-                       "give a narrower folder")
-        if not any_path:
-            on_problem(f"{top} holds no bedside exports (*.jsonl) or journal")
-    return found
+    def capped_at(top: Path) -> None:
+        on_problem(f"{top}: stopped after examining {MAX_ENTRIES} files and folders, the rest not read; "
+                   "give a narrower folder")
+
+    return [source for _, source in _each(inputs, on_problem, _source, capped_at)]
 
 
 def is_data_dir(p: Path) -> bool:
