@@ -46,7 +46,7 @@ _OPEN_AT_CHANGE = timedelta(hours=12)   # a prompt older than this with no outco
 # there are (the records themselves are in the journal: ``bedside log export``).
 OPEN_AT_MOST = 2048        # sessions followed at once; past it the oldest is settled as it stands
 SESSIONS_A_DAY = 120       # sessions listed on one day (hourly every 15 minutes is 96, plus routines)
-SESSIONS_LISTED = 10_000   # sessions listed in all (400 days of the default schedule is 6,400)
+SESSIONS_LISTED = 60_000   # sessions listed in all: about ten years of the default schedule (16 a day)
 EVENTS_A_DAY = 30          # events listed on one day
 EVENTS_LISTED = 2_000      # events listed in all
 GAPS_LISTED = 2_000        # power cuts and switch-offs listed in all (the rest counted on the day they began)

@@ -426,13 +426,15 @@ def _stay_entries(st: Stay, s: Settings, device_ref: Mapping[str, Any],
 
 def _within_budget(unit: str, m: ad.Adherence) -> ad.Adherence:
     """The model, if it lists every session and admission: the resources are made from the
-    sessions one by one, so a record past the report's budget (``adherence.SESSIONS_LISTED``
-    and the rest: a runaway or crafted unit) would send numbers short of what it holds."""
+    sessions one by one, so a record past the report's budget (``adherence.SESSIONS_LISTED``,
+    about ten years of the default schedule, and the rest: a runaway or crafted unit, or one
+    never pruned for a decade) would send numbers short of what it holds."""
     if m.more_sessions or m.more_episodes:
         raise BundleError(f"the record of {unit} holds more sessions or admissions than a report lists "
                           f"({m.more_sessions} sessions and {m.more_episodes} admissions not listed; a unit's own "
-                          "record never does): nothing was written. Read its report (`bedside report`) and the "
-                          "journal itself (`bedside log export`)")
+                          f"record does only after {ad.SESSIONS_LISTED:,} sessions, about ten years of use, or "
+                          f"{ad.EPISODES_LISTED:,} admissions): nothing was written. Read its report "
+                          "(`bedside report`) and the journal itself (`bedside log export`)")
     return m
 
 
