@@ -343,24 +343,21 @@ def collect(data: Path, cfg: Config, now: datetime, folder: str = "") -> Iterato
     # name listed whole: past the service's memory limit, and the export would never be made).
     # The unit's start names those left out in a ``fault`` record (``not_listed``), which the
     # export carries.
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(salvage.bounded(salvage.UNBOUNDED, files=salvage.UNBOUNDED))
+    with salvage.bounded(salvage.UNBOUNDED, files=salvage.UNBOUNDED):
         journal = Journal(data, ZoneInfo("UTC"), "export", readonly=True)
-        stack.callback(journal.close)
-        yield from _collect(journal, cfg, now, folder)
-
-
-def _collect(journal: Journal, cfg: Config, now: datetime, folder: str) -> Iterator[Collected]:
-    source = f"{folder}/{JOURNAL_FILE}" if folder else JOURNAL_FILE
-    try:
-        made = bundle.stream(journal, exported=now, source=source, generated=now.astimezone(cfg.tz))
-    except report.ReportError as e:
-        raise JournalError(str(e)) from None
-    files = [stick_files.File(JOURNAL_FILE, writer=made.write, length=made.size),
-             stick_files.File(CSV_FILE, made.csv),
-             # Last: a folder with a report holds all three.
-             stick_files.File(REPORT_FILE, made.html)]
-    yield Collected(files, made.header, report.summary(made.report))
+        try:
+            source = f"{folder}/{JOURNAL_FILE}" if folder else JOURNAL_FILE
+            try:
+                made = bundle.stream(journal, exported=now, source=source, generated=now.astimezone(cfg.tz))
+            except report.ReportError as e:
+                raise JournalError(str(e)) from None
+            files = [stick_files.File(JOURNAL_FILE, writer=made.write, length=made.size),
+                     stick_files.File(CSV_FILE, made.csv),
+                     # Last: a folder with a report holds all three.
+                     stick_files.File(REPORT_FILE, made.html)]
+            yield Collected(files, made.header, report.summary(made.report))
+        finally:
+            journal.close()
 
 
 # --- the export -----------------------------------------------------------------------
