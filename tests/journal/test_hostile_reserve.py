@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bedside.core import config
 from bedside.core.digest import sha256
@@ -134,7 +136,7 @@ def test_slots_that_are_not_an_outage_are_refused_by_name(tmp_path: Path, payloa
 def test_the_reserve_the_unit_writes_reads_back_whole(tmp_path: Path) -> None:
     (tmp_path / outage.FILE_NAME).write_bytes(bytes(outage.SIZE))
     body = outage_body((7, "b" * 64), [kept("2026-11-24T07:12:00+00:00", "prompt")])
-    assert outage.write(tmp_path, body)
+    assert outage.write(tmp_path, body) is not None
     got = outage.read_checked(tmp_path, datetime.fromisoformat("2026-11-24T08:00:00+00:00"))
     assert got.refused == [] and got.head == (7, "b" * 64) and [r.type for r in got.records] == ["prompt"]
 
@@ -158,3 +160,29 @@ def test_a_kept_record_holding_nan_is_refused_and_the_records_after_it_written(d
     assert any("record 0" in p and "NaN" in p for p in refusals(recs))
     assert [r["time"][:16] for r in recs if r["type"] == "press" and r.get("n") == 1] == ["2026-11-24T07:16"]
     assert not any("could not all be written" in str(r.get("problem")) for r in recs)
+
+
+@given(sizes=st.lists(st.integers(0, 900), max_size=700), hint=st.none() | st.integers(-2, 700))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_the_reserve_holds_the_longest_prefix_that_fits_whatever_the_hint(tmp_path: Path, sizes: list[int],
+                                                                         hint: int | None) -> None:
+    """The records that go in are the longest first run of them that fits a slot (found by
+    halving, or at once with the store's hint); every record cut is counted by type."""
+    (tmp_path / outage.FILE_NAME).write_bytes(bytes(outage.SIZE))
+    records = [{**kept("2026-11-24T07:12:00+00:00", "press" if i % 3 else "prompt"), "data": {"pad": "x" * n}}
+               for i, n in enumerate(sizes)]
+    body = outage_body((7, "b" * 64), records)
+    k = outage.write(tmp_path, body, hint=hint)
+    looked = records[:outage.MOST_RECORDS]
+
+    def fits(n: int) -> bool:
+        cut: dict[str, int] = {}
+        for r in records[n:]:
+            cut[r["type"]] = cut.get(r["type"], 0) + 1
+        payload = json.dumps({**body, "records": records[:n], "more": cut}, sort_keys=True).encode()
+        return len(payload) <= outage._SLOT - outage._HEAD
+
+    assert k is not None and fits(k) and (k == len(looked) or not fits(k + 1))
+    got = outage.read_checked(tmp_path)
+    assert [r.data for r in got.records] == [r["data"] for r in records[:k]]
+    assert len(got.records) + sum(got.more.values()) == len(records)

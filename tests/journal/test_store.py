@@ -369,6 +369,49 @@ def test_an_outage_that_ends_in_a_power_cut_is_recorded_as_it_was(small_fs: Path
     assert not any(r.get("tq") != "simulated" for r in recs)
 
 
+@needs_root
+def test_a_long_outage_costs_the_same_for_every_record_kept(small_fs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every record kept on a full card rewrites the reserve. That rewrite looks at no more
+    records than a slot holds, so the 1,200th record kept costs what the 300th did (before, the
+    records were cut one at a time, serializing the whole outage after each cut, and a day on a
+    full card made each press slower than the last). The reserve still accounts for every record."""
+    import json as json_mod
+    import types
+
+    from bedside.journal import outage
+
+    data = small_fs / "data"
+    t0 = local("2026-11-24T08:00")
+    store = Store(data, CFG.tz, "b", journal=Journal(data, CFG.tz, "b"))
+    store.start(Instant(t0, 0.0))
+    fill(small_fs)
+    serialized: list[int] = []
+
+    def dumps(obj: Any, **kw: Any) -> str:
+        if isinstance(obj, dict) and "records" in obj:
+            serialized[-1] += len(obj["records"])
+        return json_mod.dumps(obj, **kw)
+
+    monkeypatch.setattr(outage, "json", types.SimpleNamespace(dumps=dumps, loads=json_mod.loads))
+    kept = 1200
+    for i in range(kept):
+        serialized.append(0)
+        at = Instant(t0 + timedelta(seconds=10 * (i + 1)), 10.0 * (i + 1))
+        store.write(Record("press", data={"kind": "short", "action": "start", "i": i}), at, "rtc")
+        assert serialized[-1] <= 12 * outage.MOST_RECORDS, f"record {i} kept"
+    assert store.error is not None and len(store.pending) == kept
+    fits = store._reserve_fit
+    assert fits is not None and 100 < fits < outage.MOST_RECORDS
+    # Once the slot is full, each record kept costs two serializations of what fits.
+    assert max(serialized[fits + 10:]) <= 2 * (fits + 1)
+    assert max(serialized) <= 12 * outage.MOST_RECORDS
+    got = outage.read_checked(data)
+    assert got.refused == [] and len(got.records) == fits
+    assert [r.data["i"] for r in got.records] == list(range(fits))           # the first ones, in order
+    assert len(got.records) + sum(got.more.values()) == len(store.pending)
+    store.close()
+
+
 def test_a_segment_whose_neighbour_cannot_be_described_is_not_pruned(tmp_path: Path) -> None:
     """Retention prunes a closed segment only up to where the next one starts. A next segment
     whose start cannot be read at all (a file of noise) gave -1 as that end, and the segment

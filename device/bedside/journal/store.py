@@ -131,6 +131,8 @@ class Store:
         self.key_problem: str | None = None
         self.key_lost = False                      # the journal was commissioned but its key is gone
         self.pending: list[tuple[Record, Instant, str]] = []
+        self._pending_types: Counter[str] = Counter()   # of ``pending`` but its journal faults (the reserve's)
+        self._reserve_fit: int | None = None           # how many kept records the reserve held last time
         self.error: str | None = None              # the storage problem now, for people
         self.damage: str | None = None             # damage found at start, for the nurse
         self.lost: Counter[str] = Counter()
@@ -299,14 +301,24 @@ class Store:
         if head is None:
             return
         first_at = self.failed_at[0] if self.failed_at is not None else self.pending[0][1]
-        recs = [{"type": r.type, "session": r.session, "due": r.due.isoformat() if r.due else None,
-                 "data": dict(r.data), "wall": at.wall.isoformat(), "mono": at.mono, "tq": tq}
-                for r, at, tq in self.pending if not (r.type == T.FAULT and r.data.get("part") == "journal")]
+        # This runs for every record kept, so it looks at no more records than a slot can hold;
+        # the rest of a long outage goes in as counts (kept in step with ``pending``).
+        recs: list[dict[str, Any]] = []
+        shown: Counter[str] = Counter()
+        for r, at, tq in self.pending:
+            if len(recs) == outage.MOST_RECORDS:
+                break
+            if _journal_fault(r):
+                continue
+            recs.append({"type": r.type, "session": r.session, "due": r.due.isoformat() if r.due else None,
+                         "data": dict(r.data), "wall": at.wall.isoformat(), "mono": at.mono, "tq": tq})
+            shown[r.type] += 1
         self._outage_gen += 1
-        outage.write(self.data, {
+        self._reserve_fit = outage.write(self.data, {
             "gen": self._outage_gen, "boot": self.boot, "head": [head[0], head[1]], "why": self.error,
             "since": first_at.wall.isoformat(), "since_mono": first_at.mono, "since_tq": self.pending[0][2],
-            "until": self.pending[-1][1].wall.isoformat(), "records": recs, "more": dict(self.lost)})
+            "until": self.pending[-1][1].wall.isoformat(), "records": recs,
+            "more": dict(self.lost + (self._pending_types - shown))}, hint=self._reserve_fit)
 
     def _inherited_unsealed(self) -> bool:
         if self.journal is None or self.sealer is None or not self.sealer.available:
@@ -506,6 +518,8 @@ class Store:
             self.lost[rec.type] += 1
         else:
             self.pending.append((rec, at, tq))
+            if not _journal_fault(rec):
+                self._pending_types[rec.type] += 1
         self._save_outage()
 
     def _failing(self, why: str, at: Instant | None, kept: Record | None = None) -> None:
@@ -562,6 +576,8 @@ class Store:
                 self._backoff(now)
                 return False
             self.pending.pop(0)
+            if not _journal_fault(rec):
+                self._pending_types[rec.type] -= 1
             self.written_late += 1
             self._committed(body, rec, at)
         if self.error is not None:
@@ -715,6 +731,11 @@ class Store:
         self.beats.close()
         if self.journal is not None:
             self.journal.close()
+
+
+def _journal_fault(rec: Record) -> bool:
+    """The record of the journal's own failure: the reserve says it in its own fields."""
+    return rec.type == T.FAULT and rec.data.get("part") == "journal"
 
 
 def _rebuild_past(reader: Journal) -> list[Past]:
