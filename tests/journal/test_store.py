@@ -412,6 +412,51 @@ def test_a_long_outage_costs_the_same_for_every_record_kept(small_fs: Path, monk
     store.close()
 
 
+@needs_root
+def test_a_long_outage_is_written_back_a_turn_at_a_time(small_fs: Path) -> None:
+    """When storage returns, the records kept are written back ``CATCH_UP_RECORDS`` a turn of
+    the loop, so a press is answered between turns and weeks of them never hold one turn past
+    the watchdog; after each turn the reserve follows the journal's head, so a power cut in the
+    middle still finds the rest there."""
+    from bedside.journal import outage
+    from bedside.journal.store import CATCH_UP_GAP_S, CATCH_UP_RECORDS
+
+    data = small_fs / "data"
+    t0 = local("2026-11-24T08:00")
+    store = Store(data, CFG.tz, "b", journal=Journal(data, CFG.tz, "b"))
+    store.start(Instant(t0, 0.0))
+    committed: list[dict[str, Any]] = []
+    store.on_commit.append(committed.append)
+    filler = fill(small_fs)
+    kept = 3 * CATCH_UP_RECORDS + 10
+    for i in range(kept):
+        at = Instant(t0 + timedelta(seconds=10 * (i + 1)), 10.0 * (i + 1))
+        store.write(Record("press", data={"kind": "short", "action": "start", "i": i}), at, "rtc")
+    assert len(store.pending) == kept and not committed
+    filler.unlink()
+    mono = 10.0 * kept + 100
+    turns: list[int] = []
+    while True:
+        now = Instant(t0 + timedelta(seconds=mono), mono)
+        done = store.retry(now, "rtc")
+        turns.append(len(committed) - sum(turns))
+        if done:
+            break
+        assert store.retry(now, "rtc") is False and len(committed) == sum(turns)   # not again at once
+        assert store.deadline() == pytest.approx(mono + CATCH_UP_GAP_S)
+        got = outage.read_checked(data)
+        assert got.head == store.head() and len(got.records) + sum(got.more.values()) == len(store.pending)
+        mono += CATCH_UP_GAP_S
+    # The record whose write failed, the fault, the next 62; 64 a turn; the rest and the clearing.
+    assert turns == [CATCH_UP_RECORDS, CATCH_UP_RECORDS, CATCH_UP_RECORDS, 11 + 1]
+    types = [r["type"] for r in committed]
+    assert types[:2] == ["press", "fault"] and types[-1] == "fault_cleared" and types.count("press") == kept
+    assert committed[-1]["written_late"] == kept
+    assert [r["i"] for r in committed if r["type"] == "press"] == list(range(kept))
+    store.close()
+    assert verify.verify_data(data).ok
+
+
 def test_a_segment_whose_neighbour_cannot_be_described_is_not_pruned(tmp_path: Path) -> None:
     """Retention prunes a closed segment only up to where the next one starts. A next segment
     whose start cannot be read at all (a file of noise) gave -1 as that end, and the segment

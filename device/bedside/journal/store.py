@@ -65,6 +65,12 @@ MAX_PENDING = 20000            # records kept in memory while storage is failing
 RETENTION_EVERY_S = 60.0      # how often segment sizes are looked at (after writes)
 RETRY_FIRST_S = 1.0
 RETRY_MAX_S = 60.0
+# Records written back per turn of the loop once storage returns, and the pause between turns.
+# Each is a commit (an fsync): on a slow card 64 take about a second, so a press is answered
+# between turns, and weeks of kept records (MAX_PENDING) never hold one turn past the watchdog.
+# The pause keeps the turns under the watchdog's spin limit (supervise.Watchdog).
+CATCH_UP_RECORDS = 64
+CATCH_UP_GAP_S = 0.1
 NOTICE = "Log not saved: tell nurse"
 DAMAGE_NOTICE = "Log damaged: tell engineer"
 KEY_NOTICE = "Seal key unreadable"
@@ -544,7 +550,8 @@ class Store:
             fn(body)
 
     def retry(self, now: Instant, tq: str) -> bool:
-        """Try again to write what is kept; True when nothing is left in memory."""
+        """Try again to write what is kept; True when nothing is left in memory. At most
+        ``CATCH_UP_RECORDS`` are written a call; the rest are due again ``CATCH_UP_GAP_S`` later."""
         if not self.pending and self.journal is not None and self.error is None:
             return True
         if self.retry_at is not None and now.mono < self.retry_at:
@@ -567,7 +574,12 @@ class Store:
             self.pending.insert(after, (Record(T.FAULT, data={"part": "journal", "problem": why}),
                                         at, self.pending[0][2] if self.pending else tq))
             self.failed_at, self._failed_record = None, None
+        written = 0
         while self.pending:
+            if written == CATCH_UP_RECORDS:
+                self.retry_at = now.mono + CATCH_UP_GAP_S
+                self._save_outage()          # the reserve follows the journal's new head
+                return False
             rec, at, tq = self.pending[0]
             try:
                 body = self.journal.append(rec, at, tq)
@@ -575,6 +587,7 @@ class Store:
                 self.error = str(e)
                 self._backoff(now)
                 return False
+            written += 1
             self.pending.pop(0)
             if not _journal_fault(rec):
                 self._pending_types[rec.type] -= 1
