@@ -28,20 +28,9 @@ DAYS = 6
 STOP_S = 120.0
 
 
-def fill(fs: Path) -> None:
-    fd = os.open(fs / "filler", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        for size in (1 << 20, 1 << 12, 1):
-            try:
-                while True:
-                    os.write(fd, b"\0" * size)
-            except OSError:
-                pass
-    finally:
-        os.close(fd)
-
-
 def run(data: Path, fs: Path) -> None:
+    from tools.torture import fill
+
     from bedside.core import config
     from bedside.unit import simulate
 

@@ -39,8 +39,8 @@ SIZE = 64 * 1024
 _SLOT = SIZE // 2
 _MAGIC = b"BEDSIDE-OUTAGE-1"
 _HEAD = len(_MAGIC) + 4 + 32
-# No record the unit keeps serializes shorter than about 100 bytes, so no more than this many
-# can fit in a slot: the rest of a long outage is only counted.
+# No record the unit keeps serializes shorter than 64 bytes (about 100 in practice), so no more
+# than this many can fit in a slot: the rest of a long outage is only counted.
 MOST_RECORDS = _SLOT // 64
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)      # a fifo in the file's place must not stop the unit
 
