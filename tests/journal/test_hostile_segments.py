@@ -377,3 +377,27 @@ def test_log_export_gives_the_healthy_segments_beside_a_crafted_one(tmp_path: Pa
     got = {json.loads(x)["seq"] for x in lines[1:]}
     assert {x["seq"] for x in before} <= got                       # its own pages still give their records too
     assert head.get("unreadable") or "journal-000002" in r.stdout + r.stderr
+
+
+def test_a_file_sqlite_refuses_is_closed_at_once(tmp_path: Path) -> None:
+    """A reader's connection to a file SQLite refuses is closed before the refusal is raised.
+    Left to the exception it stayed open until the collector ran (a connection is a reference
+    cycle), so a start that met hundreds of crafted files held their descriptors and memory."""
+    import gc
+    import os
+
+    from bedside.journal.segments import connect_reader
+
+    junk = tmp_path / "journal-000005.sqlite"
+    junk.write_bytes(b"not SQLite " * 400)
+    gc.collect()
+    gc.disable()
+    try:
+        before = len(os.listdir("/proc/self/fd"))
+        for _ in range(50):
+            with pytest.raises(sqlite3.DatabaseError):
+                connect_reader(junk)
+        after = len(os.listdir("/proc/self/fd"))
+    finally:
+        gc.enable()
+    assert after == before

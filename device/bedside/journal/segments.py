@@ -562,15 +562,19 @@ def connect_reader(path: Path) -> sqlite3.Connection:
     beside = companions(path)
     if beside is not None:
         raise NotASegment(beside)
-    db = limited(sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None))
-    db.text_factory = lenient_text
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
     try:
+        limited(db)
+        db.text_factory = lenient_text
         db.execute("PRAGMA schema_version").fetchone()       # the first read: where SQLite would undo
-    except sqlite3.OperationalError as e:
-        if e.sqlite_errorcode & 0xFF != sqlite3.SQLITE_READONLY:      # any SQLITE_READONLY_* (primary code)
-            raise
+    except BaseException as e:
+        # Closed here on every failure: a connection is a reference cycle (its statement cache
+        # refers back to it), so one left to the caller's exception would keep its file open
+        # until the collector ran (a start that meets hundreds of crafted files opens each).
         db.close()
-        return _connect_copy(path)
+        if isinstance(e, sqlite3.OperationalError) and e.sqlite_errorcode & 0xFF == sqlite3.SQLITE_READONLY:
+            return _connect_copy(path)                           # any SQLITE_READONLY_* (primary code)
+        raise
     return db
 
 
