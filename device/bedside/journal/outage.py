@@ -45,10 +45,10 @@ MOST_RECORDS = _SLOT // 64
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)      # a fifo in the file's place must not stop the unit
 
 
-def _counted(more: dict[str, int], cut: list[Any]) -> dict[str, int]:
+def _counted(more: dict[str, int], cut: list[dict[str, Any]]) -> dict[str, int]:
     """``more`` with the records of ``cut`` added to it, by type."""
     for r in cut:
-        t = str(r.get("type") if isinstance(r, dict) else r)
+        t = str(r.get("type"))
         more[t] = more.get(t, 0) + 1
     return more
 
